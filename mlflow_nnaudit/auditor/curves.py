@@ -1,0 +1,156 @@
+"""Curves and their roles.
+
+A run's metrics come in under whatever names the training code chose: the recorder's
+`nnaudit/train_loss`, Lightning's `train_loss_step`/`val_loss_epoch`, the HF Trainer's
+`loss`/`eval_loss`/`learning_rate`/`grad_norm`, Keras-style `val_loss`/`val_accuracy`.
+This module decides which metric plays which role (train loss, validation loss, ...), so
+that the rules can ask for "the validation loss" and not care how it was spelled.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mlflow_nnaudit.auditor.stats import normalize_nonfinite
+
+TRAIN_LOSS = "train_loss"
+VAL_LOSS = "val_loss"
+TRAIN_ACC = "train_acc"
+VAL_ACC = "val_acc"
+LEARNING_RATE = "lr"
+GRAD_NORM = "grad_norm"
+ROLES = (TRAIN_LOSS, VAL_LOSS, TRAIN_ACC, VAL_ACC, LEARNING_RATE, GRAD_NORM)
+
+#: fewest points a curve needs to be chosen for a role when a longer candidate exists
+MIN_POINTS = 3
+
+
+@dataclass
+class Curve:
+    """One metric history, sorted by step. Values are floats with MLflow's Inf stand-ins
+    (1.797e308) turned back into Inf and NaN kept as NaN."""
+
+    key: str
+    steps: np.ndarray
+    values: np.ndarray
+    timestamps: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        self.steps = np.asarray(self.steps, dtype=float)
+        self.values = normalize_nonfinite(np.asarray(self.values, dtype=float))
+        self.timestamps = np.asarray(self.timestamps, dtype=float)
+        if len(self.steps) > 1 and np.any(np.diff(self.steps) < 0):
+            order = np.argsort(self.steps, kind="stable")
+            self.steps = self.steps[order]
+            self.values = self.values[order]
+            if len(self.timestamps) == len(order):
+                self.timestamps = self.timestamps[order]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def finite(self) -> np.ndarray:
+        return np.isfinite(self.values)
+
+    def x(self) -> np.ndarray:
+        """The axis to test trends on: the logged steps when they advance, else the index
+        (some code logs every point at step 0)."""
+        if len(self.steps) > 1 and np.ptp(self.steps) > 0:
+            return self.steps
+        return np.arange(len(self.values), dtype=float)
+
+
+def _normalise(key: str) -> str:
+    k = key.lower()
+    k = re.sub(r"[/.\-\s:]+", "_", k)
+    return k
+
+
+# Each role: (pattern, priority). Lower priority wins; patterns match the normalised key
+# (lower case, separators turned into "_"). Lightning's _step/_epoch suffixes are matched
+# explicitly so that the per-step variant (more points) is preferred for training curves.
+_ROLE_PATTERNS: dict[str, list[tuple[str, int]]] = {
+    TRAIN_LOSS: [
+        (r"nnaudit_train_loss", 0),
+        (r"(train|training|trn)_loss(_step)?", 1),
+        (r"loss_(train|training)(_step)?", 1),
+        (r"train_(total_)?loss_epoch|(train|training)_loss_epoch", 3),
+        (r"loss(_step)?", 2),  # HF Trainer logs the running training loss as `loss`
+        (r"loss_epoch", 4),
+        (r"(train|training)_(ce|nll|mse|bce|total)_loss|(train|training)_loss_(total|mean|avg)", 5),
+    ],
+    VAL_LOSS: [
+        (r"nnaudit_val_loss", 0),
+        (r"(val|valid|validation|eval|dev)_loss(_epoch)?", 1),
+        (r"loss_(val|valid|validation|eval|dev)(_epoch)?", 1),
+        (r"(val|valid|validation|eval|dev)_loss_step", 3),
+        (r"test_loss(_epoch)?|loss_test", 4),
+    ],
+    TRAIN_ACC: [
+        (r"(train|training)_(acc|accuracy)(_step|_epoch)?", 1),
+        (r"(acc|accuracy)(_train|_training)?(_step|_epoch)?", 2),
+    ],
+    VAL_ACC: [
+        (r"(val|valid|validation|eval|dev)_(acc|accuracy)(_epoch|_step)?", 1),
+        (r"(acc|accuracy)_(val|valid|validation|eval|dev)", 1),
+        (r"test_(acc|accuracy)(_epoch)?", 3),
+    ],
+    LEARNING_RATE: [
+        (r"nnaudit_lr", 0),
+        (r"lr|learning_rate", 1),
+        (r"lr_.*|learning_rate_.*|.*_lr", 2),  # Lightning's LearningRateMonitor: lr-Adam, lr-SGD/pg1
+    ],
+    GRAD_NORM: [
+        (r"nnaudit_grad_norm", 0),
+        (r"grad_norm|gradient_norm|grad_norm_total|grad_2_0_norm_total", 1),
+    ],
+}
+_COMPILED = {role: [(re.compile(p + r"\Z"), prio) for p, prio in pats] for role, pats in _ROLE_PATTERNS.items()}
+
+
+def role_priority(key: str, role: str) -> int | None:
+    """How well a metric name fits a role (lower is better), None when it does not fit."""
+    norm = _normalise(key)
+    for pattern, prio in _COMPILED[role]:
+        if pattern.match(norm):
+            return prio
+    return None
+
+
+def assign_roles(
+    lengths: dict[str, int], overrides: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Pick one metric key per role from the run's metric keys and their point counts.
+
+    `overrides` maps a role to a key chosen by the user (CLI `--role` or the config file); it
+    always wins. Among matching names, a curve with too few points to test loses to one with
+    enough (the HF Trainer logs `train_loss` once, at the end), then the best pattern priority,
+    then the longest curve. A key plays at most one role.
+    """
+    chosen: dict[str, str] = {}
+    used: set[str] = set()
+    for role, key in (overrides or {}).items():
+        if role not in ROLES:
+            raise ValueError(f"unknown curve role {role!r}; roles are: {', '.join(ROLES)}")
+        if key in lengths:
+            chosen[role] = key
+            used.add(key)
+    for role in ROLES:
+        if role in chosen:
+            continue
+        candidates = []
+        for key, n in lengths.items():
+            if key in used:
+                continue
+            prio = role_priority(key, role)
+            if prio is not None:
+                candidates.append((n < MIN_POINTS, prio, -n, key))
+        if candidates:
+            key = min(candidates)[3]
+            chosen[role] = key
+            used.add(key)
+    return chosen

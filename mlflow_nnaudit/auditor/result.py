@@ -1,0 +1,62 @@
+"""The result of auditing one run: what the writer stores and `audit()` returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow_nnaudit.auditor.rules.base import Finding
+
+#: longest recommendation tag value (the contract's bound)
+MAX_RECOMMENDATION = 1000
+
+
+@dataclass
+class AuditResult:
+    """One audited run: its status, its findings (most likely first), and what was read."""
+
+    run_id: str
+    run_name: str
+    experiment_id: str
+    experiment_name: str
+    status: str
+    findings: list[Finding] = field(default_factory=list)
+    roles: dict[str, str] = field(default_factory=dict)  # role -> metric key
+    reason: str | None = None  # why the run is inconclusive, when it is
+    notes: list[str] = field(default_factory=list)  # rule errors and other remarks
+    audited_at: str = ""
+    skipped: bool = False  # already audited and unchanged: nothing was recomputed
+    tags: dict[str, str] = field(default_factory=dict)  # the run's tags as read (for reports)
+
+    @property
+    def causes(self) -> list[str]:
+        return [f.cause for f in self.findings]
+
+    @property
+    def recommendation(self) -> str:
+        if self.findings:
+            text = self.findings[0].recommendation
+        elif self.reason:
+            text = f"Not enough to judge: {self.reason}."
+        else:
+            text = ""
+        return text if len(text) <= MAX_RECOMMENDATION else text[: MAX_RECOMMENDATION - 3] + "..."
+
+    def to_dict(self) -> dict[str, Any]:
+        from mlflow_nnaudit._version import __version__
+
+        return {
+            "run_id": self.run_id,
+            "run_name": self.run_name,
+            "experiment_id": self.experiment_id,
+            "experiment_name": self.experiment_name,
+            "status": self.status,
+            "causes": self.causes,
+            "recommendation": self.recommendation,
+            "reason": self.reason,
+            "curves": self.roles,
+            "findings": [f.to_dict() for f in self.findings],
+            "notes": self.notes,
+            "audited_at": self.audited_at,
+            "nnaudit_version": __version__,
+        }

@@ -1,0 +1,287 @@
+"""What every rule shares: the run as rules see it, and the finding a rule returns.
+
+A rule is one small class: a cause id, a docstring that says how the cause is detected (it
+becomes the "How it is detected" part of docs/causes.md), and `evaluate(view)`, which
+returns a `Finding` or None. Rules never read the store and never compute a statistic by
+hand: they ask the `RunView`, which computes each analysis once (from
+`mlflow_nnaudit.auditor.stats`) and shares it between rules, so that two rules looking at
+the same divergence see the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mlflow_nnaudit.auditor import stats
+from mlflow_nnaudit.auditor.catalog import BY_ID
+from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS, Curve
+
+CONFIDENCES = ("high", "medium", "low")
+#: the recorder logs one update/weight-ratio curve per layer under this prefix
+UPDATE_RATIO_PREFIX = "nnaudit/update_ratio/"
+SEVERITIES = ("failed", "warning")
+
+
+@dataclass
+class Evidence:
+    """One observation behind a finding: which curve, which test, what it gave."""
+
+    test: str
+    curve: str | None = None  # the metric key the test ran on
+    values: dict[str, Any] = field(default_factory=dict)  # statistic, p_value, effect size, ...
+    steps: tuple[float, float] | None = None  # the step range it concerns
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["values"] = {k: _jsonable(v) for k, v in self.values.items()}
+        if self.steps is not None:
+            d["steps"] = [_jsonable(s) for s in self.steps]
+        return d
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        if math.isnan(f):
+            return "nan"
+        if math.isinf(f):
+            return "inf" if f > 0 else "-inf"
+        return round(f, 6) if abs(f) >= 1e-4 or f == 0 else float(f"{f:.4g}")
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+@dataclass
+class Finding:
+    """A cause found on a run, with how sure we are and what to do about it."""
+
+    cause: str
+    confidence: str  # "high" | "medium" | "low"
+    severity: str  # "failed": the run did not learn or ended broken; "warning": it learned, but worse
+    summary: str  # one sentence: what was seen
+    recommendation: str  # what to do, specific to what was seen
+    evidence: list[Evidence] = field(default_factory=list)
+    score: float = 0.5  # strength within its confidence level, 0..1, for ordering
+
+    def __post_init__(self) -> None:
+        if self.cause not in BY_ID:
+            raise ValueError(f"finding for unknown cause id {self.cause!r}")
+        if self.confidence not in CONFIDENCES:
+            raise ValueError(f"bad confidence {self.confidence!r}")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"bad severity {self.severity!r}")
+
+    @property
+    def title(self) -> str:
+        return BY_ID[self.cause].title
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cause": self.cause,
+            "title": self.title,
+            "confidence": self.confidence,
+            "severity": self.severity,
+            "score": round(float(self.score), 4),
+            "summary": self.summary,
+            "recommendation": self.recommendation,
+            "evidence": [e.to_dict() for e in self.evidence],
+        }
+
+
+class RunView:
+    """A run as the rules see it: its curves by role, the recorder's facts, its params,
+    and each curve analysis computed at most once."""
+
+    def __init__(
+        self,
+        curves: dict[str, Curve],
+        params: dict[str, str] | None = None,
+        extra_curves: dict[str, Curve] | None = None,
+        diagnostics: dict | None = None,
+    ) -> None:
+        self.curves = curves  # role -> Curve
+        self.params = params or {}
+        self.extra_curves = extra_curves or {}  # metric key -> Curve (recorder per-layer curves, ...)
+        self.diagnostics = diagnostics
+        self._memo: dict[tuple, Any] = {}
+
+    # --- curves -------------------------------------------------------------------------
+    def curve(self, role: str) -> Curve | None:
+        return self.curves.get(role)
+
+    def finite_curve(self, role: str, min_points: int = 8) -> Curve | None:
+        """The curve for a role with its non-finite points dropped, if enough remain to test."""
+        c = self.curves.get(role)
+        if c is None:
+            return None
+        ok = c.finite
+        if ok.sum() < min_points:
+            return None
+        return Curve(c.key, c.x()[ok], c.values[ok], c.timestamps[ok] if len(c.timestamps) == len(ok) else [])
+
+    def _cached(self, name: str, role: str, fn):
+        key = (name, role)
+        if key not in self._memo:
+            self._memo[key] = fn()
+        return self._memo[key]
+
+    def levels(self, role: str = TRAIN_LOSS) -> stats.Levels | None:
+        c = self.finite_curve(role)
+        return self._cached("levels", role, lambda: stats.curve_levels(c.steps, c.values) if c else None)
+
+    def nonfinite(self, role: str = TRAIN_LOSS) -> stats.NonFinite | None:
+        c = self.curve(role)
+        return self._cached("nonfinite", role, lambda: stats.find_nonfinite(c.values) if c is not None else None)
+
+    def divergence(self, role: str = TRAIN_LOSS) -> stats.Divergence | None:
+        c = self.finite_curve(role)
+        return self._cached("divergence", role, lambda: stats.detect_divergence(c.steps, c.values) if c else None)
+
+    def trend(self, role: str = TRAIN_LOSS, start: float = 0.0, end: float = 1.0) -> stats.Trend | None:
+        """Trend of the part of a curve between two shares of its length."""
+        c = self.finite_curve(role)
+
+        def compute():
+            if c is None:
+                return None
+            n = len(c.values)
+            a, b = int(round(start * n)), int(round(end * n))
+            if b - a < 4:
+                return None
+            return stats.mann_kendall(c.steps[a:b], c.values[a:b])
+
+        return self._cached(f"trend[{start}:{end}]", role, compute)
+
+    def drop(self, role: str, a: float, b: float) -> float | None:
+        c = self.finite_curve(role)
+        return self._cached(
+            f"drop[{a}:{b}]", role, lambda: stats.window_drop(c.steps, c.values, a, b) if c else None
+        )
+
+    def stall(self, role: str = TRAIN_LOSS) -> stats.Stall | None:
+        c = self.finite_curve(role)
+        lv = self.levels(role)
+
+        def compute():
+            if c is None or lv is None:
+                return None
+            return stats.find_stall(c.steps, c.values, tolerance=FLAT_TOLERANCE * max(abs(lv.start), 1e-12))
+
+        return self._cached("stall", role, compute)
+
+    def oscillation(self, role: str = TRAIN_LOSS, tail: float = 0.5) -> stats.Oscillation | None:
+        c = self.finite_curve(role, min_points=16)
+
+        def compute():
+            if c is None:
+                return None
+            n = len(c.values)
+            return stats.detect_oscillation(c.values[int((1 - tail) * n):])
+
+        return self._cached(f"oscillation[{tail}]", role, compute)
+
+    def overfit(self) -> stats.Overfit | None:
+        tr = self.finite_curve(TRAIN_LOSS)
+        va = self.finite_curve(VAL_LOSS, min_points=4)
+
+        def compute():
+            if tr is None or va is None:
+                return None
+            tx, vx = _shared_axis(tr, va)
+            return stats.detect_overfitting(tx, tr.values, vx, va.values)
+
+        return self._cached("overfit", VAL_LOSS, compute)
+
+    def extra_matching(self, prefix: str) -> dict[str, Curve]:
+        return {k: c for k, c in self.extra_curves.items() if k.startswith(prefix)}
+
+    def update_ratios(self) -> dict[str, float]:
+        """Per layer, the median update/weight ratio ||dW||/||W|| over the second half of the
+        run, from the recorder's `nnaudit/update_ratio/<layer>` curves (empty without them)."""
+
+        def compute():
+            out = {}
+            for key, c in self.extra_matching(UPDATE_RATIO_PREFIX).items():
+                v = c.values[len(c.values) // 2:]
+                v = v[np.isfinite(v)]
+                if len(v):
+                    out[key[len(UPDATE_RATIO_PREFIX):]] = float(np.median(v))
+            return out
+
+        return self._cached("update_ratios", "", compute)
+
+    # --- params -------------------------------------------------------------------------
+    def param_float(self, *names: str) -> tuple[str, float] | None:
+        """The first of the named params that parses as a number (case-insensitive names)."""
+        lowered = {k.lower(): (k, v) for k, v in self.params.items()}
+        for name in names:
+            hit = lowered.get(name.lower())
+            if hit is None:
+                continue
+            try:
+                return hit[0], float(hit[1])
+            except (TypeError, ValueError):
+                continue
+        return None
+
+    def learning_rate(self) -> tuple[str, float] | None:
+        """The run's learning rate as far as params tell (the recorder logs it; users often do)."""
+        return self.param_float(
+            "nnaudit.optimizer.lr", "lr", "learning_rate", "learning-rate", "optimizer.lr", "optimizer_lr", "base_lr"
+        )
+
+
+#: a stretch is "flat" when its whole 90% interval of change fits within this share of the
+#: curve's starting level (starting point from practice; see tests/test_stats.py)
+FLAT_TOLERANCE = 0.05
+
+
+def _shared_axis(train: Curve, val: Curve) -> tuple[np.ndarray, np.ndarray]:
+    """Put train and validation curves on one axis. Steps when both use the same step unit;
+    timestamps when the steps clearly disagree (per-step training loss, per-epoch validation
+    loss logged with step=epoch)."""
+    t_span = np.ptp(train.steps) if len(train.steps) else 0
+    v_span = np.ptp(val.steps) if len(val.steps) else 0
+    same_unit = t_span > 0 and v_span > 0 and 0.5 <= v_span / t_span <= 2.0
+    have_times = len(train.timestamps) == len(train.values) and len(val.timestamps) == len(val.values)
+    if same_unit or not have_times or np.ptp(train.timestamps) == 0:
+        return train.steps, val.steps
+    return train.timestamps, val.timestamps
+
+
+class Rule:
+    """Base class of a rule: decides one cause. Subclasses set `cause` and implement `evaluate`.
+
+    The subclass docstring says how the cause is detected, for docs/causes.md.
+    """
+
+    cause: ClassVar[str]
+
+    def evaluate(self, view: RunView) -> Finding | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def finding(self, **kwargs: Any) -> Finding:
+        return Finding(cause=self.cause, **kwargs)
+
+
+def fmt_step(x: float | None) -> str:
+    """A step for a sentence: 1,240."""
+    if x is None or not math.isfinite(x):
+        return "?"
+    return f"{int(round(x)):,}"
+
+
+def fmt_num(v: float | None) -> str:
+    """A value for a sentence: 3 significant digits."""
+    if v is None:
+        return "?"
+    if not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Inf" if v > 0 else "-Inf")
+    return f"{v:.3g}"

@@ -1,0 +1,83 @@
+"""Rules about the loss value itself."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlflow_nnaudit.auditor.curves import GRAD_NORM, TRAIN_LOSS, VAL_LOSS
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num, fmt_step
+
+
+class NonFiniteLoss(Rule):
+    """The training (or validation) loss curve holds NaN or Inf.
+
+    Read straight off the curve (MLflow stores NaN with its `is_nan` flag and Inf as
+    1.797e308, both recognised). The finding says at which step the loss stopped being a
+    number and, where a loss or gradient-norm curve shows it, how fast it grew just before:
+    a blow-up in the last few logged points points to the learning rate, a sudden NaN from a
+    calm curve points to the data or a numerically unsafe operation.
+    """
+
+    cause = "nonfinite_loss"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        for role in (TRAIN_LOSS, VAL_LOSS):
+            nf = view.nonfinite(role)
+            if nf is None or nf.first_index is None:
+                continue
+            curve = view.curve(role)
+            x = curve.x()
+            step = float(x[nf.first_index])
+            evidence = [
+                Evidence(
+                    "nonfinite",
+                    curve.key,
+                    {"first_nonfinite_step": step, "kind": nf.kind, "nonfinite_points": nf.count, "points": len(curve)},
+                    (step, float(x[-1])),
+                )
+            ]
+            before = curve.values[: nf.first_index]
+            before = before[np.isfinite(before)]
+            growth_text = ""
+            if len(before) >= 3:
+                low = float(np.min(before))
+                last = float(before[-1])
+                if low > 0 and last / low >= 3:
+                    growth_text = f" after rising {last / low:.0f}x from its lowest value {fmt_num(low)}"
+                    evidence.append(Evidence("growth_before_nonfinite", curve.key, {"min": low, "last_finite": last}))
+            gn = view.curve(GRAD_NORM)
+            if gn is not None:
+                gx = gn.x()
+                pre = gn.values[(gx <= step) & np.isfinite(gn.values)]
+                if len(pre) >= 3 and np.median(pre[: max(1, len(pre) // 2)]) > 0:
+                    ratio = float(pre[-1] / np.median(pre[: max(1, len(pre) // 2)]))
+                    if ratio >= 10:
+                        growth_text += f"; the gradient norm had grown {ratio:.0f}x before it"
+                        evidence.append(Evidence("grad_norm_growth", gn.key, {"ratio": ratio}))
+            where = "training" if role == TRAIN_LOSS else "validation"
+            lr = view.learning_rate()
+            lr_text = f" (it was {fmt_num(lr[1])})" if lr else ""
+            blew_up = bool(growth_text)
+            if blew_up:
+                advice = (
+                    f"lower the learning rate 3-10x{lr_text}, add gradient clipping "
+                    "(`torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)`), and check for log/exp/division "
+                    "on unbounded values"
+                )
+            else:
+                advice = (
+                    "look for NaN/Inf in the inputs and targets, and for log(0), division by zero or exp overflow "
+                    f"in the model and loss (`torch.autograd.set_detect_anomaly(True)` finds the op); if inputs are "
+                    f"clean, lower the learning rate{lr_text} and add gradient clipping"
+                )
+            return self.finding(
+                confidence="high",
+                severity="failed",
+                score=1.0,
+                summary=f"the {where} loss became {nf.kind.upper() if nf.kind == 'nan' else 'Inf'} at step "
+                f"{fmt_step(step)}{growth_text}",
+                recommendation=f"The {where} loss became {'NaN' if nf.kind == 'nan' else 'Inf'} at step "
+                f"{fmt_step(step)}{growth_text}: {advice}.",
+                evidence=evidence,
+            )
+        return None

@@ -1,0 +1,548 @@
+"""Curve statistics: pure numpy/scipy functions over 1-D arrays.
+
+No MLflow, no I/O, no rules. Every test here answers one question about one
+curve (or a pair of curves) and returns a small frozen dataclass that carries
+the statistic, its p-value where there is one, and an effect size: with
+10^4 points everything is "significant", so no decision is taken on a p-value
+alone.
+
+Long curves are reduced to block medians (`block_medians`) before any test:
+the tests then cost the same on 100 or 100,000 points, the medians shrug off
+single spikes, and the O(n^2) estimators (Theil-Sen) stay cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+from scipy import stats as sps
+
+#: MLflow stores +/-Inf as +/-1.797e308 (the largest double); anything this large is Inf.
+MLFLOW_INF = 1.7976931348623157e308
+_INF_THRESHOLD = 1e308
+
+# scipy.stats.norm is slow per call; the stdlib's is exact and cheap
+_STD_NORMAL = NormalDist()
+
+#: default number of blocks a long curve is reduced to before testing
+DEFAULT_BLOCKS = 100
+
+
+def normalize_nonfinite(values: np.ndarray) -> np.ndarray:
+    """Return a float copy in which MLflow's stand-ins for Inf (+/-1.797e308) are real Inf."""
+    out = np.asarray(values, dtype=float).copy()
+    out[out >= _INF_THRESHOLD] = np.inf
+    out[out <= -_INF_THRESHOLD] = -np.inf
+    return out
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """Where a curve stops being a number."""
+
+    first_index: int | None  # index of the first NaN/Inf, None when all finite
+    count: int  # how many points are NaN/Inf
+    kind: str | None  # "nan", "inf" or None
+
+
+def find_nonfinite(values: np.ndarray) -> NonFinite:
+    """Locate the first NaN or Inf (MLflow's 1.797e308 counts as Inf)."""
+    v = normalize_nonfinite(values)
+    bad = ~np.isfinite(v)
+    if not bad.any():
+        return NonFinite(None, 0, None)
+    first = int(np.argmax(bad))
+    kind = "nan" if math.isnan(v[first]) else "inf"
+    return NonFinite(first, int(bad.sum()), kind)
+
+
+def block_medians(x: np.ndarray, y: np.ndarray, max_blocks: int = DEFAULT_BLOCKS) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce a curve to at most `max_blocks` (x, median y) points of equal point count.
+
+    Non-finite values are dropped first. Curves no longer than `max_blocks` come back as they are.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    keep = np.isfinite(y) & np.isfinite(x)
+    x, y = x[keep], y[keep]
+    n = len(y)
+    if n <= max_blocks:
+        return x, y
+    # Blocks of equal size (k or k+1 points), laid out as rows of a NaN-padded matrix so
+    # that one vectorised nanmedian does the work.
+    edges = np.linspace(0, n, max_blocks + 1).astype(int)
+    sizes = np.diff(edges)
+    width = int(sizes.max())
+    rows = np.repeat(np.arange(max_blocks), sizes)
+    cols = np.arange(n) - np.repeat(edges[:-1], sizes)
+    grid_x = np.full((max_blocks, width), np.nan)
+    grid_y = np.full((max_blocks, width), np.nan)
+    grid_x[rows, cols] = x
+    grid_y[rows, cols] = y
+    xb = np.nanmedian(grid_x, axis=1)
+    yb = np.nanmedian(grid_y, axis=1)
+    return xb, yb
+
+
+def robust_noise(y: np.ndarray) -> float:
+    """Point-to-point noise scale: MAD of first differences / (0.6745 * sqrt 2).
+
+    Differencing removes the trend, the MAD ignores spikes. For a smooth curve it is ~0.
+    """
+    y = np.asarray(y, dtype=float)
+    y = y[np.isfinite(y)]
+    if len(y) < 3:
+        return 0.0
+    d = np.diff(y)
+    mad = np.median(np.abs(d - np.median(d)))
+    return float(mad / 0.6745 / math.sqrt(2.0))
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Mann-Kendall trend test with Hamed-Rao autocorrelation correction, plus Theil-Sen slope.
+
+    `change` is the effect size: the Theil-Sen slope times the span of x, i.e. how much the
+    fitted line rises (+) or falls (-) across the window, in the curve's own units.
+    """
+
+    n: int  # points tested (block medians)
+    tau: float
+    z: float
+    p_value: float  # two-sided, corrected for autocorrelation
+    variance_inflation: float  # Hamed-Rao n/n*, >= 1
+    slope: float  # Theil-Sen slope per unit of x
+    change: float  # slope * span of x
+    change_low: float  # confidence bounds of `change` (90% by default, i.e. two 5% one-sided tests)
+    change_high: float
+
+    @property
+    def direction(self) -> int:
+        """+1 rising, -1 falling, 0 no significant trend at the 5% level."""
+        if self.p_value < 0.05:
+            return 1 if self.z > 0 else -1
+        return 0
+
+
+_NO_TREND = Trend(0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, -math.inf, math.inf)
+
+
+def _mk_variance(y: np.ndarray) -> float:
+    """Var(S) of Mann-Kendall's S under H0, with the correction for tied values."""
+    n = len(y)
+    _, counts = np.unique(y, return_counts=True)
+    ties = counts[counts > 1].astype(float)
+    return (n * (n - 1) * (2 * n + 5) - np.sum(ties * (ties - 1) * (2 * ties + 5))) / 18.0
+
+
+def _hamed_rao_inflation(x: np.ndarray, y: np.ndarray, slope: float, alpha: float = 0.05) -> float:
+    """Hamed & Rao (1998) variance inflation n/n* from the significant rank autocorrelations
+    of the detrended series, using lags up to sqrt(n) (longer lags are too noisy to estimate
+    and made the plain estimator reject iid series far too often)."""
+    n = len(y)
+    if n < 10:
+        return 1.0
+    detrended = y - slope * x
+    ranks = sps.rankdata(detrended)
+    r = ranks - ranks.mean()
+    denom = float(np.dot(r, r))
+    if denom == 0:
+        return 1.0
+    max_lag = max(1, int(math.sqrt(n)))
+    bound = _STD_NORMAL.inv_cdf(1 - alpha / 2) / math.sqrt(n)
+    total = 0.0
+    for k in range(1, max_lag + 1):
+        rk = float(np.dot(r[:-k], r[k:])) / denom
+        if abs(rk) > bound:
+            total += (n - k) * (n - k - 1) * (n - k - 2) * rk
+    inflation = 1.0 + 2.0 / (n * (n - 1) * (n - 2)) * total
+    # Negative autocorrelation would shrink the variance; stay conservative instead.
+    return max(1.0, inflation)
+
+
+def mann_kendall(
+    x: np.ndarray,
+    y: np.ndarray,
+    max_blocks: int = DEFAULT_BLOCKS,
+    confidence: float = 0.90,
+) -> Trend:
+    """Test for a monotonic trend of y over x.
+
+    Long curves are first reduced to block medians. S comes from `scipy.stats.kendalltau`
+    (O(n log n)); its variance is inflated by the Hamed-Rao factor so that an autocorrelated
+    but trendless curve (AR(1) noise, a random walk of minibatch losses) is not called a trend.
+    The Theil-Sen slope and its confidence interval (widened by the same factor) give the
+    effect size.
+    """
+    xb, yb = block_medians(x, y, max_blocks)
+    n = len(yb)
+    if n < 4 or np.ptp(yb) == 0 or np.ptp(xb) == 0:
+        return _NO_TREND if n < 4 or np.ptp(xb) == 0 else Trend(n, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0)
+    tau_b = sps.kendalltau(xb, yb).statistic
+    n0 = n * (n - 1) / 2.0
+    _, counts = np.unique(yb, return_counts=True)
+    n_ties = float(np.sum(counts * (counts - 1) / 2.0))
+    s = float(tau_b) * math.sqrt(n0 * (n0 - n_ties))  # tau_b -> S (x has no ties)
+    slope = float(np.median(_pairwise_slopes(xb, yb)))
+    inflation = _hamed_rao_inflation(xb, yb, slope)
+    var_s = _mk_variance(yb) * inflation
+    if var_s <= 0:
+        return _NO_TREND
+    z = (s - math.copysign(1.0, s)) / math.sqrt(var_s) if s != 0 else 0.0
+    p = math.erfc(abs(z) / math.sqrt(2.0))  # two-sided normal p-value
+    lo, hi = _sen_interval(xb, yb, var_s, confidence)
+    span = float(xb[-1] - xb[0])
+    return Trend(
+        n=n,
+        tau=float(s / n0),
+        z=float(z),
+        p_value=p,
+        variance_inflation=float(inflation),
+        slope=slope,
+        change=slope * span,
+        change_low=lo * span,
+        change_high=hi * span,
+    )
+
+
+def _pairwise_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    i, j = np.triu_indices(len(x), k=1)
+    dx = x[j] - x[i]
+    ok = dx != 0
+    return (y[j] - y[i])[ok] / dx[ok]
+
+
+def _sen_interval(x: np.ndarray, y: np.ndarray, var_s: float, confidence: float) -> tuple[float, float]:
+    """Sen's (1968) distribution-free confidence interval for the slope, from the ranked
+    pairwise slopes, using Var(S) (already inflated for autocorrelation)."""
+    slopes = np.sort(_pairwise_slopes(x, y))
+    m = len(slopes)
+    if m == 0:
+        return -math.inf, math.inf
+    z = _STD_NORMAL.inv_cdf(0.5 + confidence / 2.0)
+    c = z * math.sqrt(var_s)
+    lower = int(math.floor((m - c) / 2.0)) - 1
+    upper = int(math.ceil((m + c) / 2.0))
+    if lower < 0 or upper >= m:
+        return -math.inf, math.inf
+    return float(slopes[lower]), float(slopes[upper])
+
+
+@dataclass(frozen=True)
+class Flatness:
+    """Equivalence test for "flat": the whole confidence interval of the change across the
+    window lies within +/- tolerance (two one-sided tests at 5% each)."""
+
+    is_flat: bool
+    change_low: float
+    change_high: float
+    tolerance: float
+
+
+def flatness(x: np.ndarray, y: np.ndarray, tolerance: float, max_blocks: int = DEFAULT_BLOCKS) -> Flatness:
+    """Is the curve flat to within `tolerance` (in the curve's units) over its whole span?
+
+    "Not significantly changing" is not "flat": a short, noisy window passes no trend test and
+    still may be moving. Here flatness must be shown: the 90% interval of the Theil-Sen change
+    must fit inside +/- tolerance.
+    """
+    t = mann_kendall(x, y, max_blocks=max_blocks, confidence=0.90)
+    if t.n < 4:
+        return Flatness(False, t.change_low, t.change_high, tolerance)
+    ok = (t.change_low > -tolerance) and (t.change_high < tolerance)
+    return Flatness(bool(ok), t.change_low, t.change_high, tolerance)
+
+
+@dataclass(frozen=True)
+class Stall:
+    """The earliest point after which a curve stays flat."""
+
+    start_fraction: float | None  # where the flat stretch starts, as a share of the curve; None: never flat
+    start_x: float | None
+    level: float | None  # median of the flat stretch
+
+
+def find_stall(
+    x: np.ndarray,
+    y: np.ndarray,
+    tolerance: float,
+    candidates: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
+    max_blocks: int = DEFAULT_BLOCKS,
+) -> Stall:
+    """Find the earliest candidate start (a share of the curve) whose suffix passes `flatness`.
+
+    A coarse grid of candidates keeps this a handful of cheap tests per curve; the answer is
+    stated to that grid's resolution ("flat since about 30% of training").
+    """
+    xb, yb = block_medians(x, y, max_blocks)
+    n = len(yb)
+    for frac in candidates:
+        start = int(round(frac * n))
+        if n - start < 6:
+            break
+        flat = flatness(xb[start:], yb[start:], tolerance, max_blocks)
+        if flat.is_flat:
+            return Stall(frac, float(xb[start]), float(np.median(yb[start:])))
+    return Stall(None, None, None)
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Robust levels of a curve: where it started, its best, where it ended, and its noise."""
+
+    start: float  # median of the first few points
+    end: float  # median of the last ~5%
+    best: float  # lowest block median
+    best_fraction: float  # where the best block lies, as a share of the curve
+    noise: float  # point-to-point noise scale of the raw finite values
+    n_finite: int
+
+
+def curve_levels(x: np.ndarray, y: np.ndarray, max_blocks: int = DEFAULT_BLOCKS) -> Levels | None:
+    """Start/end/best levels from block medians, so single spikes do not move them."""
+    y = np.asarray(y, dtype=float)
+    finite = np.isfinite(y)
+    if finite.sum() < 2:
+        return None
+    xb, yb = block_medians(x, y, max_blocks)
+    yf = y[finite]
+    head = max(1, min(len(yf) // 50, 20))
+    start = float(np.median(yf[:head]))
+    tail = max(1, len(yb) // 20)
+    end = float(np.median(yb[-tail:]))
+    i_best = int(np.argmin(yb))
+    best = float(yb[i_best])
+    return Levels(
+        start=start,
+        end=end,
+        best=best,
+        best_fraction=i_best / max(1, len(yb) - 1),
+        noise=robust_noise(yf),
+        n_finite=int(finite.sum()),
+    )
+
+
+def window_drop(x: np.ndarray, y: np.ndarray, a: float, b: float, max_blocks: int = DEFAULT_BLOCKS) -> float:
+    """How much the curve fell between fractions a and b of its length (positive = fell),
+    measured on block medians averaged over a small neighbourhood of each end."""
+    _, yb = block_medians(x, y, max_blocks)
+    n = len(yb)
+    if n < 3:
+        return 0.0
+    w = max(1, n // 20)
+
+    def level_at(frac: float) -> float:
+        i = int(round(frac * (n - 1)))
+        lo, hi = max(0, i - w), min(n, i + w + 1)
+        return float(np.median(yb[lo:hi]))
+
+    return level_at(a) - level_at(b)
+
+
+@dataclass(frozen=True)
+class Oscillation:
+    """A periodic component tested against a red-noise (AR(1), phi >= 0) spectrum."""
+
+    detected: bool
+    period: float | None  # in points of the tested series
+    power_ratio: float  # periodogram / AR(1) spectrum at the peak
+    p_value: float  # Bonferroni-corrected over the tested frequencies
+    amplitude: float  # peak amplitude of the component, in the curve's units
+    phi: float  # fitted AR(1) coefficient of the baseline
+
+
+def detect_oscillation(y: np.ndarray, alpha: float = 0.01, max_points: int = 4096) -> Oscillation:
+    """Test for a periodic swing in a (detrended) curve against a red-noise baseline.
+
+    Plain spectral peaks are everywhere in autocorrelated curves; an AR(1) spectrum with
+    phi clipped to [0, 0.99] explains them, so only a peak well above it counts. A negative
+    phi is not allowed into the baseline on purpose: a period-2 zig-zag is exactly the
+    oscillation a too-high learning rate produces, and a negative-phi AR(1) would explain it away.
+    """
+    y = np.asarray(y, dtype=float)
+    y = y[np.isfinite(y)]
+    if len(y) > max_points:
+        _, y = block_medians(np.arange(len(y)), y, max_points)
+    n = len(y)
+    if n < 16:
+        return Oscillation(False, None, 0.0, 1.0, 0.0, 0.0)
+    t = np.arange(n, dtype=float)
+    coef = np.polyfit(t, y, 1)
+    r = y - np.polyval(coef, t)
+    var = float(np.var(r))
+    if var <= 0:
+        return Oscillation(False, None, 0.0, 1.0, 0.0, 0.0)
+    phi = float(np.clip(np.dot(r[:-1], r[1:]) / np.dot(r, r), 0.0, 0.99))
+    spec = np.abs(np.fft.rfft(r)) ** 2 / n
+    freqs = np.fft.rfftfreq(n)
+    # skip f=0 and the two lowest frequencies: a residual curvature of the trend lives there
+    sel = slice(3, len(freqs))
+    f = freqs[sel]
+    if len(f) == 0:
+        return Oscillation(False, None, 0.0, 1.0, 0.0, phi)
+    sigma2 = var * (1 - phi**2)
+    baseline = sigma2 / (1 + phi**2 - 2 * phi * np.cos(2 * np.pi * f))
+    ratio = spec[sel] / baseline
+    k = int(np.argmax(ratio))
+    # periodogram/spectrum ~ Exp(1) (chi2_2 / 2) under the null at interior frequencies
+    p_single = math.exp(-float(ratio[k]))
+    p = min(1.0, p_single * len(f))
+    amplitude = 2.0 * math.sqrt(float(spec[sel][k]) / n)
+    period = 1.0 / float(f[k]) if f[k] > 0 else None
+    return Oscillation(p < alpha, period, float(ratio[k]), p, amplitude, phi)
+
+
+@dataclass(frozen=True)
+class Overfit:
+    """Train/validation divergence: Prechelt's criteria plus the trend of the gap."""
+
+    gl: float  # generalization loss at the end, % above the best validation loss
+    pq: float  # GL / training progress P_k (Prechelt's PQ)
+    up: int  # consecutive validation rises at the end (Prechelt's UP counter)
+    best_index: int  # index of the best validation point
+    evals_after_best: int
+    gap_trend: Trend  # trend of (val - train) from the best validation point on
+    val_trend_after_best: Trend
+    train_trend_after_best: Trend
+
+
+def generalization_loss(val: np.ndarray) -> tuple[float, int]:
+    """Prechelt's GL at the last point, and the index of the best point."""
+    v = np.asarray(val, dtype=float)
+    finite = np.isfinite(v)
+    if not finite.any():
+        return 0.0, 0
+    best_i = int(np.nanargmin(np.where(finite, v, np.nan)))
+    best = v[best_i]
+    last = v[finite][-1]
+    if best <= 0:
+        return (math.inf if last > best else 0.0), best_i
+    return float(100.0 * (last / best - 1.0)), best_i
+
+
+def training_progress(train: np.ndarray, k: int = 5) -> float:
+    """Prechelt's P_k: 1000 * (mean of the last k training errors / their min - 1)."""
+    t = np.asarray(train, dtype=float)
+    t = t[np.isfinite(t)][-k:]
+    if len(t) == 0 or t.min() <= 0:
+        return 0.0
+    return float(1000.0 * (t.mean() / t.min() - 1.0))
+
+
+def consecutive_rises(val: np.ndarray) -> int:
+    """How many of the last validation evaluations each rose over the one before (UP_s)."""
+    v = np.asarray(val, dtype=float)
+    v = v[np.isfinite(v)]
+    count = 0
+    for i in range(len(v) - 1, 0, -1):
+        if v[i] > v[i - 1]:
+            count += 1
+        else:
+            break
+    return count
+
+
+def detect_overfitting(
+    train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray
+) -> Overfit | None:
+    """Compare a validation curve with the training curve on a shared axis (x).
+
+    The training curve is block-median smoothed and interpolated at the validation points,
+    so a per-step training loss and a per-epoch validation loss can be compared.
+    """
+    vx = np.asarray(val_x, dtype=float)
+    vy = np.asarray(val_y, dtype=float)
+    ok = np.isfinite(vy)
+    vx, vy = vx[ok], vy[ok]
+    if len(vy) < 4:
+        return None
+    tx, ty = block_medians(train_x, train_y, max_blocks=max(DEFAULT_BLOCKS, len(vy)))
+    if len(ty) < 2:
+        return None
+    order = np.argsort(tx)
+    train_at_val = np.interp(vx, tx[order], ty[order])
+    gl, best_i = generalization_loss(vy)
+    # P_k over the smoothed training curve's last strip
+    pk = training_progress(train_at_val, k=min(5, len(train_at_val)))
+    pq = gl / pk if pk > 0 else (math.inf if gl > 0 else 0.0)
+    after = slice(best_i, len(vy))
+    gap = vy - train_at_val
+    tr_after = (tx >= vx[best_i])
+    return Overfit(
+        gl=gl,
+        pq=float(pq),
+        up=consecutive_rises(vy),
+        best_index=best_i,
+        evals_after_best=len(vy) - 1 - best_i,
+        gap_trend=mann_kendall(vx[after], gap[after]),
+        val_trend_after_best=mann_kendall(vx[after], vy[after]),
+        train_trend_after_best=mann_kendall(tx[tr_after], ty[tr_after]),
+    )
+
+
+def benjamini_hochberg(p_values: list[float], q: float = 0.05) -> list[bool]:
+    """Benjamini-Hochberg step-up: which hypotheses are discoveries at false-discovery rate q."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    if m == 0:
+        return []
+    order = np.argsort(p)
+    thresh = q * (np.arange(1, m + 1) / m)
+    passed = p[order] <= thresh
+    k = int(np.max(np.nonzero(passed)[0])) + 1 if passed.any() else 0
+    out = np.zeros(m, dtype=bool)
+    out[order[:k]] = True
+    return out.tolist()
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """A curve that climbs back after its best point, or blows up."""
+
+    detected: bool
+    regained: float  # (end - best) / (start - best): share of the progress that was lost again
+    growth: float  # end / start (for positive curves): > 10 is an explosion
+    onset_x: float | None  # x of the best point, where the climb starts
+    trend_after_best: Trend
+
+
+#: share of the earlier progress a curve must lose again to count as diverging (starting point,
+#: calibrated on healthy sample runs and simulated noisy healthy curves; see tests/test_stats.py)
+DIVERGENCE_REGAINED = 0.5
+#: end/start ratio that counts as an explosion whatever the trend test says
+EXPLOSION_GROWTH = 10.0
+
+
+def detect_divergence(x: np.ndarray, y: np.ndarray, max_blocks: int = DEFAULT_BLOCKS) -> Divergence:
+    """Does the curve rise significantly after its best point, losing at least half of what it
+    had gained (or exploding by an order of magnitude)?
+
+    The rise must be both significant (autocorrelation-corrected Mann-Kendall on the stretch
+    after the best block) and large (the regained share): noise around a converged value
+    is neither.
+    """
+    lv = curve_levels(x, y, max_blocks)
+    none = Divergence(False, 0.0, 1.0, None, _NO_TREND)
+    if lv is None:
+        return none
+    xb, yb = block_medians(x, y, max_blocks)
+    i_best = int(np.argmin(yb))
+    gained = lv.start - lv.best
+    rise = lv.end - lv.best
+    scale = max(abs(lv.start), abs(lv.best), 1e-12)
+    regained = rise / gained if gained > 1e-9 * scale else (math.inf if rise > 0.05 * scale else 0.0)
+    growth = lv.end / lv.start if lv.start > 0 and lv.end > 0 else 1.0
+    after = mann_kendall(xb[i_best:], yb[i_best:], max_blocks) if len(yb) - i_best >= 4 else _NO_TREND
+    big_enough = regained >= DIVERGENCE_REGAINED and rise > max(3.0 * lv.noise / math.sqrt(max(1, len(yb) // 20)), 0.02 * scale)
+    significant = after.direction > 0
+    exploded = growth >= EXPLOSION_GROWTH
+    return Divergence(
+        detected=bool((big_enough and significant) or exploded),
+        regained=float(regained),
+        growth=float(growth),
+        onset_x=float(xb[i_best]),
+        trend_after_best=after,
+    )

@@ -1,0 +1,179 @@
+"""Reading an MLflow tracking store: which runs to audit, their metric histories, and the
+recorder's artifacts. The first stage of the audit; knows nothing of statistics or rules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mlflow_nnaudit.auditor.curves import Curve
+
+#: run statuses worth auditing: finished, and the crashed or killed ones most of all
+AUDITABLE_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+class StoreError(Exception):
+    """The store cannot be used: unreachable, missing, unreadable, or an unknown experiment.
+    Its message is one line meant for the user."""
+
+
+@dataclass
+class RunRecord:
+    """What the audit needs to know about a run before reading its curves."""
+
+    run_id: str
+    run_name: str
+    experiment_id: str
+    experiment_name: str
+    status: str
+    start_time: int | None
+    end_time: int | None
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    metric_keys: list[str] = field(default_factory=list)
+    latest_metric_ms: int | None = None  # timestamp of the newest metric point
+
+
+def _check_uri(uri: str) -> None:
+    """Fail fast, with a one-line reason, on a store that does not exist or cannot be reached.
+
+    MLflow itself would create an empty sqlite file for a mistyped path (and a later audit
+    would find nothing), and retry an unreachable server for minutes.
+    """
+    parsed = urllib.parse.urlparse(uri)
+    scheme = parsed.scheme.split("+")[0]
+    if scheme == "sqlite":
+        path = uri.split(":///", 1)[1] if ":///" in uri else ""
+        if path and path != ":memory:" and not os.path.exists(path):
+            raise StoreError(f"no MLflow store at {uri}: the sqlite file {path!r} does not exist")
+    elif scheme in ("", "file"):
+        path = parsed.path if scheme == "file" else uri
+        if not os.path.isdir(path):
+            raise StoreError(f"no MLflow store at {uri}: {path!r} is not a directory")
+    elif scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
+                pass
+        except urllib.error.HTTPError:
+            pass  # the server answered (maybe behind auth); the API calls will tell the rest
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise StoreError(f"cannot reach the tracking server at {uri}: {reason}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+class Store:
+    """A read view of one tracking store, plus the client the writer uses."""
+
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self.uri = tracking_uri or mlflow.get_tracking_uri()
+        _check_uri(self.uri)
+        try:
+            self.client = MlflowClient(tracking_uri=self.uri)
+            self.client.search_experiments(max_results=1)
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure here means "cannot read the store"
+            raise StoreError(f"cannot read the MLflow store at {self.uri}: {_one_line(exc)}") from None
+
+    def experiments(self, names: list[str] | tuple[str, ...] = ()) -> list:
+        """The named experiments (every one must exist), or all active ones when none is named."""
+        if not names:
+            return list(self.client.search_experiments())
+        found = []
+        for name in names:
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None and name.isdigit():
+                try:
+                    exp = self.client.get_experiment(name)
+                except Exception:  # noqa: BLE001 - not an id either
+                    exp = None
+            if exp is None or exp.lifecycle_stage != "active":
+                raise StoreError(f"unknown experiment {name!r} in {self.uri}")
+            found.append(exp)
+        return found
+
+    def iter_runs(self, experiments: list, since_ms: int | None = None) -> Iterator[RunRecord]:
+        """Every active (not deleted) run of the experiments whose status is auditable,
+        newest first, page by page."""
+        names = {e.experiment_id: e.name for e in experiments}
+        if not names:
+            return
+        from mlflow.entities import ViewType
+
+        # MLflow's search grammar has no OR/IN for statuses: they are filtered here instead.
+        filt = f"attributes.end_time >= {since_ms}" if since_ms else ""
+        token = None
+        while True:
+            page = self.client.search_runs(
+                experiment_ids=list(names),
+                filter_string=filt,
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=1000,
+                order_by=["attributes.start_time DESC"],
+                page_token=token,
+            )
+            for run in page:
+                if run.info.status not in AUDITABLE_STATUSES:
+                    continue
+                yield RunRecord(
+                    run_id=run.info.run_id,
+                    run_name=run.info.run_name or "",
+                    experiment_id=run.info.experiment_id,
+                    experiment_name=names.get(run.info.experiment_id, ""),
+                    status=run.info.status,
+                    start_time=run.info.start_time,
+                    end_time=run.info.end_time,
+                    tags=dict(run.data.tags),
+                    params=dict(run.data.params),
+                    metric_keys=sorted(run.data.metrics),
+                    latest_metric_ms=max((m.timestamp for m in run.data._metric_objs), default=None),
+                )
+            token = page.token
+            if not token:
+                break
+
+    def load_curve(self, run_id: str, key: str) -> Curve:
+        """The full history of one metric (NaN and MLflow's Inf stand-ins preserved)."""
+        hist = self.client.get_metric_history(run_id, key)
+        steps = np.fromiter((m.step for m in hist), dtype=float, count=len(hist))
+        values = np.fromiter((m.value for m in hist), dtype=float, count=len(hist))
+        stamps = np.fromiter((m.timestamp for m in hist), dtype=float, count=len(hist))
+        return Curve(key, steps, values, stamps)
+
+    def load_curves(self, run: RunRecord, keys: list[str] | None = None) -> dict[str, Curve]:
+        """Histories for the given keys (all of the run's metrics when None)."""
+        out = {}
+        for key in keys if keys is not None else run.metric_keys:
+            out[key] = self.load_curve(run.run_id, key)
+        return out
+
+    def load_json_artifact(self, run_id: str, path: str) -> dict | None:
+        """A JSON artifact of the run (e.g. the recorder's `nnaudit/diagnostics.json`), or None."""
+        import mlflow.artifacts
+
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=path, dst_path=tmp, tracking_uri=self.uri
+                )
+                with open(local, encoding="utf-8") as fh:
+                    return json.load(fh)
+        except Exception:  # noqa: BLE001 - a missing or unreadable artifact is simply absent evidence
+            return None

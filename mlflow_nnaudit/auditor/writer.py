@@ -1,0 +1,59 @@
+"""Writing an audit back into the store: the `nnaudit.` tags users filter on and the
+`nnaudit/audit.json` artifact. The last stage of the audit, and the only one that writes.
+
+It writes only tags under `nnaudit.` and artifacts under `nnaudit/`, and of the `nnaudit.`
+tags it only ever replaces or removes its own (the recorder's live under `nnaudit.recorder.`).
+"""
+
+from __future__ import annotations
+
+import json
+
+from mlflow.entities import RunTag
+
+from mlflow_nnaudit._version import __version__
+from mlflow_nnaudit.auditor.result import AuditResult
+
+TAG_STATUS = "nnaudit.status"
+TAG_CAUSES = "nnaudit.causes"
+TAG_CAUSE_PREFIX = "nnaudit.cause."
+TAG_RECOMMENDATION = "nnaudit.recommendation"
+TAG_AUDITED_AT = "nnaudit.audited_at"
+TAG_VERSION = "nnaudit.version"
+AUDIT_ARTIFACT = "nnaudit/audit.json"
+_MAX_TAGS_PER_BATCH = 100  # MLflow's log_batch limit
+
+
+def audit_tags(result: AuditResult) -> dict[str, str]:
+    """The auditor's tags for a result, exactly as the contract names them."""
+    tags = {
+        TAG_STATUS: result.status,
+        TAG_CAUSES: ",".join(result.causes),
+        TAG_RECOMMENDATION: result.recommendation,
+        TAG_AUDITED_AT: result.audited_at,
+        TAG_VERSION: __version__,
+    }
+    for f in result.findings:
+        tags[TAG_CAUSE_PREFIX + f.cause] = f.confidence
+    return tags
+
+
+def is_audit_tag(key: str) -> bool:
+    """Tags this writer owns (and may replace or delete)."""
+    return key in (TAG_STATUS, TAG_CAUSES, TAG_RECOMMENDATION, TAG_AUDITED_AT, TAG_VERSION) or key.startswith(
+        TAG_CAUSE_PREFIX
+    )
+
+
+def write_result(client, result: AuditResult, existing_tags: dict[str, str]) -> None:
+    """Store one run's audit: the artifact first, then all tags in one batch (a single
+    transaction on SQL stores, so a reader never sees a half-written status), then remove the
+    cause tags of an earlier audit that no longer apply."""
+    client.log_text(result.run_id, json.dumps(result.to_dict(), indent=2, sort_keys=False), AUDIT_ARTIFACT)
+    tags = audit_tags(result)
+    items = [RunTag(k, v) for k, v in tags.items()]
+    for i in range(0, len(items), _MAX_TAGS_PER_BATCH):
+        client.log_batch(result.run_id, tags=items[i : i + _MAX_TAGS_PER_BATCH], synchronous=True)
+    for key in existing_tags:
+        if key.startswith(TAG_CAUSE_PREFIX) and key not in tags:
+            client.delete_tag(result.run_id, key)

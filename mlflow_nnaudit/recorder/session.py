@@ -1,0 +1,183 @@
+"""One recording session = one MLflow run being trained into.
+
+The session counts optimizer steps, keeps the loss of every step, decides which steps are
+sampled for the (costlier) probes, finds the model behind the optimizer, and hands
+everything to the sink. Every call into a probe is guarded: a probe that raises is switched
+off with one warning, and training never sees the exception.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import torch
+
+from mlflow_nnaudit._version import __version__
+from mlflow_nnaudit.recorder import RecorderConfig
+from mlflow_nnaudit.recorder.probes import ModelInfo, Probe, StepContext, default_probes
+from mlflow_nnaudit.recorder.sink import MlflowSink
+
+_log = logging.getLogger("mlflow_nnaudit")
+
+DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"
+TAG_RECORDER_VERSION = "nnaudit.recorder.version"
+TAG_STARTED_RUN = "nnaudit.recorder.started_run"
+
+
+def warn(config: RecorderConfig | None, message: str) -> None:
+    if config is None or not config.silent:
+        _log.warning("mlflow-nnaudit: %s", message)
+
+
+def _optimizer_facts(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    group = optimizer.param_groups[0] if optimizer.param_groups else {}
+    facts: dict[str, Any] = {"nnaudit.optimizer": type(optimizer).__name__}
+    for key in ("lr", "weight_decay", "momentum"):
+        v = group.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            facts[f"nnaudit.optimizer.{key}"] = v
+        elif isinstance(v, torch.Tensor) and v.numel() == 1:
+            facts[f"nnaudit.optimizer.{key}"] = float(v)
+    if "betas" in group:
+        facts["nnaudit.optimizer.betas"] = ",".join(str(float(b)) for b in group["betas"])
+    facts["nnaudit.optimizer.param_groups"] = len(optimizer.param_groups)
+    return facts
+
+
+class RunSession:
+    """Records one run's training."""
+
+    def __init__(self, run_id: str, config: RecorderConfig, started_run: bool = False) -> None:
+        self.run_id = run_id
+        self.config = config
+        self.sink = MlflowSink(run_id)
+        self.step = 0
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.params: list[torch.Tensor] = []
+        self.model: ModelInfo | None = None
+        self.probes: list[Probe] = default_probes()
+        self._sampling = False
+        self._discovery = None  # handle of the one-shot forward pre-hook that finds the model
+        self._first_loss: float | None = None
+        self.sink.set_tags({TAG_RECORDER_VERSION: __version__, **({TAG_STARTED_RUN: "true"} if started_run else {})})
+
+    # --- optimizer steps --------------------------------------------------------------------
+    def before_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.optimizer is None:
+            self._adopt(optimizer)
+        if optimizer is not self.optimizer:
+            return  # a second optimizer (a GAN's discriminator, say): the first one sets the clock
+        self._sampling = self.step % self.config.sample_every_n_steps == 0
+        if self._sampling:
+            self._run_probes("before_step", optimizer)
+
+    def after_step(self, optimizer: torch.optim.Optimizer, losses: list[torch.Tensor]) -> None:
+        if optimizer is not self.optimizer:
+            return
+        now = int(time.time() * 1000)
+        if losses:
+            loss = losses[0] if len(losses) == 1 else torch.stack([t.float() for t in losses]).mean()
+            self.sink.add("train_loss", loss, self.step, now)
+        if self._sampling:
+            self._run_probes("after_step", optimizer)
+            lr = optimizer.param_groups[0].get("lr") if optimizer.param_groups else None
+            if isinstance(lr, (int, float, torch.Tensor)):
+                self.sink.add("lr", float(lr), self.step, now)
+        self.step += 1
+        if self.sink.due(self.config.flush_every_seconds):
+            self.flush()
+
+    def _adopt(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+        self.params = [p for g in optimizer.param_groups for p in g["params"]]
+        facts = _optimizer_facts(optimizer)
+        facts["nnaudit.model.parameters"] = int(sum(p.numel() for p in self.params))
+        try:
+            self.sink.log_params(facts)
+        except Exception as exc:  # noqa: BLE001 - e.g. the run already has these params with other values
+            warn(self.config, f"could not log optimizer params: {exc}")
+        self._start_model_discovery()
+
+    def _run_probes(self, phase: str, optimizer: torch.optim.Optimizer) -> None:
+        ctx = StepContext(self.step, optimizer, self.params, self.model)
+        for probe in list(self.probes):
+            try:
+                metrics = getattr(probe, phase)(ctx)
+            except Exception as exc:  # noqa: BLE001 - never raise into training
+                self.probes.remove(probe)
+                warn(self.config, f"probe '{probe.name}' disabled after an error: {type(exc).__name__}: {exc}")
+                continue
+            for key, value in metrics.items():
+                self.sink.add(key, value, self.step)
+
+    # --- finding the model ------------------------------------------------------------------
+    def _start_model_discovery(self) -> None:
+        """Install a global forward pre-hook until the next forward pass shows which module owns
+        the optimizer's parameters. The outermost module is called first, so the first module
+        that owns any of them is the model. The hook lives for one forward pass only (a global
+        hook on every step would cost a few percent)."""
+        opt_ids = {id(p) for p in self.params}
+
+        def find_root(module, _args):
+            try:
+                if any(id(p) in opt_ids for p in module.parameters()):
+                    self._stop_model_discovery()
+                    self._attach_model(module, opt_ids)
+            except Exception as exc:  # noqa: BLE001
+                self._stop_model_discovery()
+                warn(self.config, f"could not inspect the model: {exc}")
+
+        self._discovery = torch.nn.modules.module.register_module_forward_pre_hook(find_root)
+
+    def _stop_model_discovery(self) -> None:
+        if self._discovery is not None:
+            self._discovery.remove()
+            self._discovery = None
+
+    def _attach_model(self, root: torch.nn.Module, opt_ids: set[int]) -> None:
+        layers: dict[str, list] = {}
+        for name, module in root.named_modules():
+            own = [p for p in module.parameters(recurse=False) if id(p) in opt_ids]
+            if own:
+                layers[name or type(root).__name__] = own
+        self.model = ModelInfo(root=root, layers=layers)
+        for probe in list(self.probes):
+            try:
+                probe.attach(self.model)
+            except Exception as exc:  # noqa: BLE001
+                self.probes.remove(probe)
+                warn(self.config, f"probe '{probe.name}' disabled: {exc}")
+
+    # --- output ------------------------------------------------------------------------------
+    def diagnostics(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"recorder_version": __version__, "steps": self.step}
+        if self.optimizer is not None:
+            out["optimizer"] = _optimizer_facts(self.optimizer)
+        if self.model is not None and self.model.root is not None:
+            out["model"] = {
+                "class": type(self.model.root).__name__,
+                "layers": {name: [list(p.shape) for p in ps] for name, ps in self.model.layers.items()},
+            }
+        for probe in self.probes:
+            facts = probe.summary()
+            if facts:
+                out[probe.name] = facts
+        return out
+
+    def flush(self) -> None:
+        try:
+            self.sink.flush()
+        except Exception as exc:  # noqa: BLE001 - a store hiccup must not stop training
+            warn(self.config, f"could not write metrics (will retry): {type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        """Write what is buffered and the diagnostics; release the model hook."""
+        self._stop_model_discovery()
+        self.flush()
+        try:
+            self.sink.client.log_text(self.run_id, json.dumps(self.diagnostics(), indent=2), DIAGNOSTICS_ARTIFACT)
+        except Exception as exc:  # noqa: BLE001
+            warn(self.config, f"could not write {DIAGNOSTICS_ARTIFACT}: {exc}")

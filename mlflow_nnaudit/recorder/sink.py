@@ -1,0 +1,84 @@
+"""The only part of the recorder that talks to MLflow: buffers metrics and writes them in
+batches, so that training pays for a database write every few seconds, not every step."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+
+METRIC_PREFIX = "nnaudit/"
+_BATCH = 1000  # MLflow's log_batch takes at most 1000 metrics per call
+#: buffered points kept at most while the store cannot be written (memory stays flat)
+MAX_BUFFERED = 200_000
+
+
+def _to_floats(values: list[Any]) -> list[float]:
+    """Turn buffered values (floats or 0-d tensors, possibly on an accelerator) into floats with
+    as few device synchronisations as possible: one stack-and-copy per device."""
+    out: list[float | None] = [None] * len(values)
+    by_device: dict[Any, list[int]] = {}
+    for i, v in enumerate(values):
+        if isinstance(v, (int, float)):
+            out[i] = float(v)
+        else:
+            by_device.setdefault(v.device, []).append(i)
+    if by_device:
+        import torch
+
+        for idx in by_device.values():
+            stacked = torch.stack([values[i].detach().reshape(()).double() for i in idx]).cpu().tolist()
+            for i, f in zip(idx, stacked):
+                out[i] = f
+    return out  # type: ignore[return-value]
+
+
+class MlflowSink:
+    """Buffered writes of `nnaudit/` metrics, params and tags into one run."""
+
+    def __init__(self, run_id: str, client=None) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.run_id = run_id
+        self.client = client or MlflowClient()
+        self._keys: list[str] = []
+        self._values: list[Any] = []
+        self._steps: list[int] = []
+        self._stamps: list[int] = []
+        self._last_flush = time.monotonic()
+        self.dropped = 0
+
+    def add(self, key: str, value: Any, step: int, timestamp_ms: int | None = None) -> None:
+        if len(self._keys) >= MAX_BUFFERED:
+            self.dropped += 1
+            return
+        self._keys.append(METRIC_PREFIX + key)
+        self._values.append(value)
+        self._steps.append(step)
+        self._stamps.append(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000))
+
+    def due(self, every_seconds: float) -> bool:
+        return bool(self._keys) and time.monotonic() - self._last_flush >= every_seconds
+
+    def flush(self) -> None:
+        """Write everything buffered. On failure the buffer is kept for the next try."""
+        self._last_flush = time.monotonic()
+        if not self._keys:
+            return
+        values = _to_floats(self._values)
+        metrics = [Metric(k, v, t, s) for k, v, t, s in zip(self._keys, values, self._stamps, self._steps)]
+        for i in range(0, len(metrics), _BATCH):
+            self.client.log_batch(self.run_id, metrics=metrics[i : i + _BATCH], synchronous=True)
+            # drop what was written, so that a failure half-way does not write it twice
+            del self._keys[:_BATCH], self._values[:_BATCH], self._steps[:_BATCH], self._stamps[:_BATCH]
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        if items:
+            self.client.log_batch(self.run_id, params=items, synchronous=True)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        if items:
+            self.client.log_batch(self.run_id, tags=items, synchronous=True)

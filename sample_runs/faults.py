@@ -1,0 +1,249 @@
+"""Small real training runs, each with one injected fault (or none), for the demo, the
+integration tests and the detection benchmark.
+
+Everything trains on synthetic data made here (nothing is downloaded) with tiny models on the
+CPU. Each run is tagged `sample.name` and `sample.expected_causes` (comma-separated cause ids;
+empty for a healthy run). Some runs use the recorder (`mlflow_nnaudit.autolog()`); others log
+their curves by hand under common names, the way runs without the recorder look.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import mlflow
+import torch
+from torch import nn
+
+import mlflow_nnaudit
+
+N_FEATURES = 20
+N_CLASSES = 4
+
+
+@dataclass
+class Sample:
+    """One sample run: its name, the causes it was built to show, and how to train it."""
+
+    name: str
+    expected: tuple[str, ...]
+    description: str
+    train: Callable[["Sample"], None]
+    recorder: bool = True  # False: curves logged by hand, no recorder
+    params: dict = field(default_factory=dict)
+
+
+# --- data ---------------------------------------------------------------------------------------
+def teacher_classification(n_train: int, n_val: int, seed: int, label_noise: float = 0.0):
+    """Inputs ~ N(0, 1); labels from a fixed random 'teacher' network, so a student can learn them."""
+    g = torch.Generator().manual_seed(1234)  # the task is the same for every run
+    w1 = torch.randn(N_FEATURES, 32, generator=g)
+    w2 = torch.randn(32, N_CLASSES, generator=g)
+    gd = torch.Generator().manual_seed(seed)
+
+    def make(n):
+        x = torch.randn(n, N_FEATURES, generator=gd)
+        y = (torch.tanh(x @ w1) @ w2).argmax(dim=1)
+        if label_noise > 0:
+            flip = torch.rand(n, generator=gd) < label_noise
+            y = torch.where(flip, torch.randint(0, N_CLASSES, (n,), generator=gd), y)
+        return x, y
+
+    return make(n_train), make(n_val)
+
+
+def teacher_regression(n_train: int, n_val: int, seed: int, target_scale: float = 1.0):
+    g = torch.Generator().manual_seed(4321)
+    w = torch.randn(N_FEATURES, 1, generator=g) / math.sqrt(N_FEATURES)
+    gd = torch.Generator().manual_seed(seed)
+
+    def make(n):
+        x = torch.randn(n, N_FEATURES, generator=gd)
+        y = (torch.sin(2 * x @ w) + 0.5 * (x @ w)) * target_scale + 0.05 * torch.randn(n, 1, generator=gd)
+        return x, y
+
+    return make(n_train), make(n_val)
+
+
+def mlp(widths: list[int], act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(widths) - 1):
+        layers.append(nn.Linear(widths[i], widths[i + 1]))
+        if i < len(widths) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+# --- one training loop, with hooks for the faults ----------------------------------------------
+def fit(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    data,
+    loss_fn: nn.Module,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    scheduler=None,
+    lr_growth: float | None = None,
+    log_by_hand: bool = False,
+    metric_names: tuple[str, str] = ("train_loss", "val_loss"),
+) -> None:
+    """A plain PyTorch loop. With the recorder on, only the validation loss is logged by hand
+    (the recorder captures the training loss); without it, both are logged per epoch under
+    `metric_names`, like a run that never had the recorder."""
+    (xt, yt), (xv, yv) = data
+    g = torch.Generator().manual_seed(seed)
+    step = 0
+    n = len(xt)
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(n, generator=g)
+        epoch_loss, batches = 0.0, 0
+        for i in range(0, n, batch_size):
+            idx = perm[i : i + batch_size]
+            opt.zero_grad()
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+            if lr_growth is not None:
+                for group in opt.param_groups:
+                    group["lr"] *= lr_growth
+            epoch_loss += float(loss.detach())
+            batches += 1
+            step += 1
+        if scheduler is not None:
+            scheduler.step()
+        model.eval()
+        with torch.no_grad():
+            val = float(loss_fn(model(xv), yv))
+        if log_by_hand:
+            mlflow.log_metrics({metric_names[0]: epoch_loss / batches, metric_names[1]: val}, step=epoch)
+        else:
+            mlflow.log_metric("val_loss", val, step=step)
+
+
+# --- the samples ---------------------------------------------------------------------------------
+def _classifier_run(
+    sample: Sample,
+    *,
+    lr: float,
+    opt: str = "adam",
+    epochs: int = 25,
+    n_train: int = 2000,
+    widths: list[int] | None = None,
+    label_noise: float = 0.0,
+    batch_size: int = 64,
+    init: Callable[[nn.Module], None] | None = None,
+    lr_growth: float | None = None,
+    momentum: float = 0.0,
+    log_by_hand: bool = False,
+    metric_names: tuple[str, str] = ("train_loss", "val_loss"),
+) -> None:
+    seed = 7
+    torch.manual_seed(seed)
+    data = teacher_classification(n_train, 1000, seed, label_noise)
+    model = mlp(widths or [N_FEATURES, 64, 64, N_CLASSES])
+    if init is not None:
+        model.apply(init)
+    if opt == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    mlflow.log_params({"lr": lr, "optimizer": opt, "epochs": epochs, "batch_size": batch_size, "n_train": n_train})
+    fit(model, optimizer, data, nn.CrossEntropyLoss(), epochs, batch_size, seed,
+        lr_growth=lr_growth, log_by_hand=log_by_hand, metric_names=metric_names)
+
+
+def _zero_init(m: nn.Module) -> None:
+    if isinstance(m, nn.Linear):
+        nn.init.zeros_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+def healthy_adam(s: Sample) -> None:
+    _classifier_run(s, lr=1e-3, epochs=12, n_train=8000)
+
+
+def healthy_sgd_steplr_regression(s: Sample) -> None:
+    seed = 11
+    torch.manual_seed(seed)
+    data = teacher_regression(2000, 1000, seed)
+    model = mlp([N_FEATURES, 64, 64, 1], act=nn.Tanh)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.3)
+    mlflow.log_params({"lr": 0.05, "optimizer": "sgd", "momentum": 0.9, "schedule": "StepLR(10, 0.3)"})
+    fit(model, opt, data, nn.MSELoss(), 30, 32, seed, scheduler=sched)
+
+
+def healthy_by_hand(s: Sample) -> None:
+    """A healthy run logged Keras-style (`loss`/`val_loss` per epoch), no recorder."""
+    _classifier_run(s, lr=2e-3, epochs=15, n_train=8000, log_by_hand=True, metric_names=("loss", "val_loss"))
+
+
+def nan_lr_huge(s: Sample) -> None:
+    """Plain SGD with lr=2 on a regression: the loss blows up within a few steps, then NaN."""
+    seed = 3
+    torch.manual_seed(seed)
+    data = teacher_regression(2000, 500, seed)
+    model = mlp([N_FEATURES, 64, 64, 1])
+    mlflow.log_params({"lr": 2.0, "optimizer": "sgd", "epochs": 3})
+    fit(model, torch.optim.SGD(model.parameters(), lr=2.0), data, nn.MSELoss(), 3, 64, seed)
+
+
+def diverging_lr_warmup_bug(s: Sample) -> None:
+    """A warm-up that never stops: the learning rate grows 2% every step."""
+    _classifier_run(s, lr=2e-4, epochs=12, lr_growth=1.02)
+
+
+def lr_too_low(s: Sample) -> None:
+    _classifier_run(s, lr=2e-4, opt="sgd", epochs=25)
+
+
+def not_converged(s: Sample) -> None:
+    """A sound setup (Adam 1e-3) stopped after 2 epochs, while the loss is still falling fast."""
+    _classifier_run(s, lr=1e-3, epochs=2, n_train=4000)
+
+
+def overfitting_small_data(s: Sample) -> None:
+    """64 noisy training samples, a wide network, many epochs; curves logged by hand."""
+    _classifier_run(s, lr=1e-3, epochs=150, n_train=64, widths=[N_FEATURES, 256, 256, N_CLASSES],
+                    label_noise=0.2, batch_size=16, log_by_hand=True)
+
+
+def plateau_zero_init(s: Sample) -> None:
+    """Every weight initialised to zero: ReLU units are all dead, nothing can learn."""
+    _classifier_run(s, lr=1e-2, opt="sgd", momentum=0.9, epochs=20, init=_zero_init)
+
+
+SAMPLES: tuple[Sample, ...] = (
+    Sample("healthy_adam_mlp", (), "Adam 1e-3 on a learnable classification task", healthy_adam),
+    Sample("healthy_sgd_steplr_regression", (), "SGD+momentum with a StepLR schedule, regression",
+           healthy_sgd_steplr_regression),
+    Sample("healthy_logged_by_hand", (), "healthy classifier, curves logged by hand (no recorder)",
+           healthy_by_hand, recorder=False),
+    Sample("nan_lr_huge", ("nonfinite_loss", "learning_rate_too_high"), "SGD with lr=2 on a regression: the loss turns NaN",
+           nan_lr_huge),
+    Sample("diverging_lr_warmup_bug", ("diverging", "learning_rate_too_high"),
+           "learning rate grows 2% per step: training diverges", diverging_lr_warmup_bug),
+    Sample("lr_too_low", ("learning_rate_too_low",), "plain SGD with lr=2e-4: slow, near-linear progress",
+           lr_too_low),
+    Sample("not_converged", ("not_converged",), "Adam 1e-3 stopped after 2 epochs", not_converged),
+    Sample("overfitting_small_data", ("overfitting",), "64 noisy samples, wide network, 150 epochs (no recorder)",
+           overfitting_small_data, recorder=False),
+    Sample("plateau_zero_init", ("plateau",), "all weights initialised to zero: flat at chance", plateau_zero_init),
+)
+
+SAMPLE_TAG = "sample.name"
+EXPECTED_TAG = "sample.expected_causes"
+
+
+def train_sample(sample: Sample, experiment_id: str) -> str:
+    """Train one sample into a new run of the experiment; returns the run id."""
+    mlflow_nnaudit.autolog(disable=not sample.recorder, silent=True)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=sample.name) as run:
+        mlflow.set_tags({SAMPLE_TAG: sample.name, EXPECTED_TAG: ",".join(sample.expected),
+                         "sample.description": sample.description})
+        sample.train(sample)
+    return run.info.run_id
