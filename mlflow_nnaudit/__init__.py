@@ -11,18 +11,20 @@ from __future__ import annotations
 from mlflow_nnaudit._version import __version__
 
 
-def autolog(*args, **kwargs):
-    """Turn the training-time recorder on (or off). See `mlflow_nnaudit.recorder.autolog`."""
-    from mlflow_nnaudit.recorder import autolog as _autolog
 
-    return _autolog(*args, **kwargs)
+# `import mlflow` imports this package (through the entry point in `_entrypoint.py`) while
+# MLflow itself is still half-imported, so nothing here may import MLflow or torch eagerly:
+# `autolog` and `audit` are resolved on first access (PEP 562).
+def __getattr__(name: str):
+    if name == "autolog":
+        from mlflow_nnaudit.recorder.api import autolog
 
+        return autolog
+    if name == "audit":
+        from mlflow_nnaudit.auditor.runner import audit
 
-def audit(*args, **kwargs):
-    """Audit a tracking store. See `mlflow_nnaudit.auditor.runner.audit`."""
-    from mlflow_nnaudit.auditor.runner import audit as _audit
-
-    return _audit(*args, **kwargs)
+        return audit
+    raise AttributeError(f"module 'mlflow_nnaudit' has no attribute {name!r}")
 
 
 __all__ = ["__version__", "audit", "autolog"]

@@ -5,6 +5,8 @@
 - a thin wrapper around `torch.Tensor.backward`, the one place every training loop's loss
   passes through (plain loops, Lightning, the HF Trainer, closures);
 - a wrapper around `mlflow.end_run`, so buffered metrics reach a run before it is closed.
+  (installed when the first session starts: this module can be imported from torch's
+  import hook while `import mlflow` is still half-way, so it touches MLflow only lazily).
 
 While the recorder is off (`current_config()` is None) each of them returns after one
 cached lookup. Nothing here ever raises into the user's program.
@@ -18,8 +20,7 @@ import threading
 
 import torch
 
-from mlflow_nnaudit.recorder import current_config
-from mlflow_nnaudit.recorder.session import RunSession, warn
+from mlflow_nnaudit.recorder.config import current_config, warn
 
 _lock = threading.Lock()
 _installed: dict[str, object] = {}
@@ -30,7 +31,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.pending: list[torch.Tensor] = []
-        self.session: RunSession | None = None
+        self.session = None  # RunSession
         self.failures = 0
 
     def on_backward(self, tensor: torch.Tensor) -> None:
@@ -54,9 +55,12 @@ class Recorder:
             return
         session.after_step(optimizer, losses)
 
-    def _session_for_active_run(self, config) -> RunSession:
+    def _session_for_active_run(self, config):
         import mlflow
 
+        from mlflow_nnaudit.recorder.session import RunSession
+
+        _install_mlflow_patches()
         run = mlflow.active_run()
         started = False
         if run is None:
@@ -148,6 +152,12 @@ def install_dormant_hooks() -> None:
         torch.Tensor.backward = backward
         _installed["backward"] = original_backward
 
+
+def _install_mlflow_patches() -> None:
+    """Wrap `mlflow.end_run` (flush before a run closes) and flush at exit. Once."""
+    with _lock:
+        if "end_run" in _installed or not _installed:
+            return
         import mlflow
         import mlflow.tracking.fluent as fluent
 
@@ -173,12 +183,13 @@ def uninstall_hooks() -> None:
         _installed.pop("pre").remove()
         _installed.pop("post").remove()
         torch.Tensor.backward = _installed.pop("backward")
-        import mlflow
-        import mlflow.tracking.fluent as fluent
+        original_end_run = _installed.pop("end_run", None)
+        if original_end_run is not None:
+            import mlflow
+            import mlflow.tracking.fluent as fluent
 
-        original_end_run = _installed.pop("end_run")
-        fluent.end_run = original_end_run
-        mlflow.end_run = original_end_run
-        atexit.unregister(_at_exit)
+            fluent.end_run = original_end_run
+            mlflow.end_run = original_end_run
+            atexit.unregister(_at_exit)
         RECORDER.pending.clear()
         RECORDER.failures = 0

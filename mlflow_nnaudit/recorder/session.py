@@ -9,27 +9,19 @@ off with one warning, and training never sees the exception.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from typing import Any
 
 import torch
 
 from mlflow_nnaudit._version import __version__
-from mlflow_nnaudit.recorder import RecorderConfig
+from mlflow_nnaudit.recorder.config import RecorderConfig, warn
 from mlflow_nnaudit.recorder.probes import ModelInfo, Probe, StepContext, default_probes
 from mlflow_nnaudit.recorder.sink import MlflowSink
-
-_log = logging.getLogger("mlflow_nnaudit")
 
 DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"
 TAG_RECORDER_VERSION = "nnaudit.recorder.version"
 TAG_STARTED_RUN = "nnaudit.recorder.started_run"
-
-
-def warn(config: RecorderConfig | None, message: str) -> None:
-    if config is None or not config.silent:
-        _log.warning("mlflow-nnaudit: %s", message)
 
 
 def _optimizer_facts(optimizer: torch.optim.Optimizer) -> dict[str, Any]:

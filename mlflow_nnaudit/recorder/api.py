@@ -1,0 +1,42 @@
+"""`mlflow_nnaudit.autolog()`: the user-facing switch, in MLflow's autolog conventions."""
+
+from __future__ import annotations
+
+from mlflow.utils.autologging_utils import autologging_integration
+
+from mlflow_nnaudit.recorder.config import _DEFAULTS, FLAVOR
+
+
+@autologging_integration(FLAVOR)
+def autolog(
+    disable: bool = False,
+    silent: bool = False,
+    sample_every_n_steps: int = _DEFAULTS.sample_every_n_steps,
+    flush_every_seconds: float = _DEFAULTS.flush_every_seconds,
+) -> None:
+    """Turn the training-time recorder on (or off with `disable=True`).
+
+    Once on, every PyTorch optimizer step is watched: the training loss of every step (taken
+    from `loss.backward()`, nothing to log by hand), and every `sample_every_n_steps` steps
+    the global and per-layer gradient norms, weight norms, update/weight ratios, the learning
+    rate and non-finite gradients. Metrics go under `nnaudit/` into the active MLflow run; if
+    no run is active at the first optimizer step, one is started.
+
+    Args:
+        disable: turn the recorder off and remove its hooks' effect.
+        silent: suppress the recorder's warnings (errors inside it are still never raised).
+        sample_every_n_steps: how often the per-layer statistics are taken.
+        flush_every_seconds: how often buffered metrics are written to MLflow.
+
+    Settings given here override those of `mlflow.autolog()`.
+    """
+    if sample_every_n_steps < 1:
+        raise ValueError("sample_every_n_steps must be >= 1")
+    from mlflow.utils.import_hooks import register_post_import_hook
+
+    def _install(_torch):
+        from mlflow_nnaudit.recorder.hooks import install_dormant_hooks
+
+        install_dormant_hooks()
+
+    register_post_import_hook(_install, "torch", overwrite=True)

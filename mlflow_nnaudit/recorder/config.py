@@ -1,0 +1,84 @@
+"""When is the recorder on, and with which settings.
+
+Imports nothing of MLflow at module level: this module is reached from torch's import hook,
+which can fire while `import mlflow` is still half-way (when torch was imported first), and
+MLflow's autolog configuration is looked up in `sys.modules` at call time instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+
+FLAVOR = "nnaudit"
+_DISABLE_ENV = "MLFLOW_NNAUDIT_DISABLE"
+_log = logging.getLogger("mlflow_nnaudit")
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """Effective recorder settings (from `mlflow_nnaudit.autolog()` or `mlflow.autolog()`)."""
+
+    silent: bool = False
+    sample_every_n_steps: int = 10
+    flush_every_seconds: float = 10.0
+
+
+_DEFAULTS = RecorderConfig()
+
+
+def auto_activation_disabled() -> bool:
+    return os.environ.get(_DISABLE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+# (own config dict, mlflow.autolog config dict, answer): holding the dicts themselves (not their
+# ids) so that a replaced dict can never be mistaken for a new one at the same address
+_cache: tuple[dict | None, dict | None, RecorderConfig | None] | None = None
+
+
+def current_config() -> RecorderConfig | None:
+    """The recorder's settings if it is on now, else None. Called on every step, so the
+    answer is cached until either autolog() is called again (each call stores a new dict).
+
+    `mlflow_nnaudit.autolog(...)` wins when it was called; otherwise a plain
+    `mlflow.autolog()` turns the recorder on unless it was called with `disable=True`,
+    with "nnaudit" in `exclude_flavors`, or `MLFLOW_NNAUDIT_DISABLE` is set.
+    """
+    global _cache
+    utils = sys.modules.get("mlflow.utils.autologging_utils")
+    integrations = getattr(utils, "AUTOLOGGING_INTEGRATIONS", None)
+    if not integrations:
+        return None  # nobody has called any autolog() yet
+    own = integrations.get(FLAVOR)
+    glob = integrations.get("mlflow")
+    if _cache is not None and _cache[0] is own and _cache[1] is glob:
+        return _cache[2]
+    config = _resolve(own, glob)
+    _cache = (own, glob, config)
+    return config
+
+
+def _resolve(own: dict | None, glob: dict | None) -> RecorderConfig | None:
+    if own:  # a non-empty dict: our autolog() was called
+        if own.get("disable", False):
+            return None
+        return RecorderConfig(
+            silent=bool(own.get("silent", False)),
+            sample_every_n_steps=int(own.get("sample_every_n_steps", _DEFAULTS.sample_every_n_steps)),
+            flush_every_seconds=float(own.get("flush_every_seconds", _DEFAULTS.flush_every_seconds)),
+        )
+    if not glob or glob.get("disable", False) or auto_activation_disabled():
+        return None
+    if FLAVOR in (glob.get("exclude_flavors") or ()):
+        return None
+    return RecorderConfig(silent=bool(glob.get("silent", False)))
+
+
+
+
+def warn(config: RecorderConfig | None, message: str) -> None:
+    """The recorder's only way to complain: a logged warning, unless silent."""
+    if config is None or not config.silent:
+        _log.warning("mlflow-nnaudit: %s", message)

@@ -1,0 +1,82 @@
+"""Shared fixtures: real sqlite MLflow stores in temporary directories, and a clean recorder
+state around every test (the recorder's hooks are process-wide)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # for `sample_runs`
+
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+
+def sqlite_uri(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def store_uri(tmp_path, monkeypatch) -> str:
+    """A fresh sqlite tracking store, made the default for the test."""
+    import mlflow
+
+    uri = sqlite_uri(tmp_path / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    # artifacts next to the database, not in the working directory
+    monkeypatch.chdir(tmp_path)
+    yield uri
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+@pytest.fixture(autouse=True)
+def _reset_autolog_config():
+    """Leave no autolog configuration behind for the next test."""
+    yield
+    try:
+        import mlflow
+
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+    except Exception:  # noqa: BLE001
+        pass
+    from mlflow.utils.autologging_utils import AUTOLOGGING_INTEGRATIONS
+
+    AUTOLOGGING_INTEGRATIONS.pop("mlflow", None)
+    AUTOLOGGING_INTEGRATIONS["nnaudit"] = {}
+    if "mlflow_nnaudit.recorder.hooks" in sys.modules:
+        from mlflow_nnaudit.recorder.hooks import RECORDER
+
+        RECORDER.close_session()
+        RECORDER.pending.clear()
+        RECORDER.failures = 0
+
+
+@pytest.fixture(scope="session")
+def sample_store(tmp_path_factory) -> str:
+    """Every sample run trained once into one sqlite store shared by the integration tests."""
+    import mlflow
+
+    from sample_runs.faults import SAMPLES, train_sample
+
+    root = tmp_path_factory.mktemp("samples")
+    uri = sqlite_uri(root / "mlflow.db")
+    old_cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        mlflow.set_tracking_uri(uri)
+        exp_id = mlflow.create_experiment("nnaudit-samples", artifact_location=str(root / "artifacts"))
+        for sample in SAMPLES:
+            train_sample(sample, exp_id)
+    finally:
+        os.chdir(old_cwd)
+        from mlflow.utils.autologging_utils import AUTOLOGGING_INTEGRATIONS
+
+        AUTOLOGGING_INTEGRATIONS["nnaudit"] = {}
+    return uri

@@ -1,0 +1,110 @@
+"""The whole chain on real runs: sample runs trained with real PyTorch into a real sqlite store,
+audited, then read back through MLflow's own search API the way a user filters in the UI."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+import mlflow_nnaudit
+from sample_runs.faults import EXPECTED_TAG, SAMPLE_TAG, SAMPLES
+
+EXPECTED = {s.name: set(s.expected) for s in SAMPLES}
+
+
+@pytest.fixture(scope="module")
+def audited(sample_store):
+    results = mlflow_nnaudit.audit(tracking_uri=sample_store, force=True)
+    return sample_store, results
+
+
+def _runs(uri, filter_string=""):
+    mlflow.set_tracking_uri(uri)
+    return mlflow.search_runs(search_all_experiments=True, filter_string=filter_string, output_format="list")
+
+
+def test_every_sample_run_is_audited(audited):
+    uri, results = audited
+    assert {r.run_name for r in results} == set(EXPECTED)
+    assert all(not r.skipped for r in results)
+
+
+def test_failed_filter_returns_exactly_the_failing_runs(audited):
+    uri, _ = audited
+    failed = _runs(uri, "tags.nnaudit.status = 'failed'")
+    names = {r.data.tags[SAMPLE_TAG] for r in failed}
+    healthy = {name for name, causes in EXPECTED.items() if not causes}
+    assert names, "no run was tagged failed"
+    assert not names & healthy, f"healthy runs tagged failed: {names & healthy}"
+    # every run whose injected fault breaks training outright must be among them
+    must_fail = {"nan_lr_huge", "diverging_lr_warmup_bug", "plateau_zero_init", "lr_too_low"}
+    assert must_fail <= names
+
+
+def test_each_faulty_run_lists_its_injected_causes(audited):
+    uri, _ = audited
+    for run in _runs(uri):
+        tags = run.data.tags
+        name = tags[SAMPLE_TAG]
+        expected = {c for c in tags[EXPECTED_TAG].split(",") if c}
+        found = [c for c in tags["nnaudit.causes"].split(",") if c]
+        if not expected:
+            assert tags["nnaudit.status"] == "healthy", f"{name}: {tags['nnaudit.status']} {found}"
+            assert found == []
+            continue
+        assert tags["nnaudit.status"] in ("failed", "warning"), name
+        assert expected <= set(found), f"{name}: expected {expected}, found {found}"
+        for cause in found:
+            assert tags[f"nnaudit.cause.{cause}"] in ("high", "medium", "low")
+        assert tags["nnaudit.recommendation"], name
+
+
+def test_cause_filter_with_backticks(audited):
+    uri, _ = audited
+    runs = _runs(uri, "tags.`nnaudit.cause.nonfinite_loss` = 'high'")
+    assert {r.data.tags[SAMPLE_TAG] for r in runs} == {"nan_lr_huge"}
+
+
+def test_audit_json_artifact_holds_the_evidence(audited):
+    uri, results = audited
+    client = MlflowClient(tracking_uri=uri)
+    nan_run = next(r for r in results if r.run_name == "nan_lr_huge")
+    path = client.download_artifacts(nan_run.run_id, "nnaudit/audit.json")
+    with open(path) as fh:
+        doc = json.load(fh)
+    assert doc["status"] == "failed"
+    finding = next(f for f in doc["findings"] if f["cause"] == "nonfinite_loss")
+    ev = finding["evidence"][0]
+    assert ev["test"] == "nonfinite" and ev["curve"] == "nnaudit/train_loss"
+    assert ev["values"]["first_nonfinite_step"] >= 0
+
+
+def test_reaudit_changes_nothing_but_the_time(audited):
+    uri, first = audited
+    before = {r.info.run_id: dict(r.data.tags) for r in _runs(uri)}
+    again = mlflow_nnaudit.audit(tracking_uri=uri, force=True)
+    after = {r.info.run_id: dict(r.data.tags) for r in _runs(uri)}
+    assert {r.run_id: r.status for r in again} == {r.run_id: r.status for r in first}
+    for run_id, tags in before.items():
+        a = {k: v for k, v in tags.items() if k != "nnaudit.audited_at"}
+        b = {k: v for k, v in after[run_id].items() if k != "nnaudit.audited_at"}
+        assert a == b
+
+
+def test_second_audit_without_force_skips_unchanged_runs(audited):
+    uri, first = audited
+    again = mlflow_nnaudit.audit(tracking_uri=uri)
+    assert again and all(r.skipped for r in again)
+    assert {r.run_id: r.status for r in again} == {r.run_id: r.status for r in first}
+
+
+def test_audit_touches_only_its_own_tags_and_nothing_else(audited):
+    uri, _ = audited
+    for run in _runs(uri):
+        assert run.info.status == "FINISHED"
+        own = [k for k in run.data.tags if k.startswith("nnaudit.")]
+        assert all(k.startswith(("nnaudit.status", "nnaudit.cause", "nnaudit.recommendation", "nnaudit.audited_at",
+                                 "nnaudit.version", "nnaudit.recorder.")) for k in own), own

@@ -1,0 +1,193 @@
+"""The recorder on real (tiny) PyTorch training into a real sqlite store."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import mlflow
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from torch import nn
+
+import mlflow_nnaudit
+from mlflow_nnaudit.recorder.probes.gradients import GradientProbe
+
+
+def train(steps: int = 40, lr: float = 0.05, seed: int = 0, manual_backward_only: bool = False) -> list[float]:
+    """A plain loop: zero_grad, forward, backward, step. Returns the losses it saw."""
+    torch.manual_seed(seed)
+    x = torch.randn(256, 8)
+    y = (x[:, :2].sum(dim=1) > 0).long()
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    losses = []
+    for i in range(steps):
+        idx = torch.arange(i * 16, i * 16 + 16) % 256
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def metrics_of(run_id: str) -> dict[str, list]:
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    return {k: client.get_metric_history(run_id, k) for k in run.data.metrics}
+
+
+def test_recorder_never_changes_the_numbers(store_uri):
+    mlflow_nnaudit.autolog(disable=True)
+    with mlflow.start_run():
+        without = train()
+    mlflow_nnaudit.autolog(sample_every_n_steps=1)
+    with mlflow.start_run():
+        with_recorder = train()
+    assert with_recorder == without  # bit-for-bit
+
+
+def test_records_every_step_loss_and_sampled_layer_statistics(store_uri):
+    mlflow_nnaudit.autolog(sample_every_n_steps=5)
+    with mlflow.start_run() as run:
+        losses = train(steps=40)
+    m = metrics_of(run.info.run_id)
+    hist = m["nnaudit/train_loss"]
+    assert [h.step for h in hist] == list(range(40))
+    assert [h.value for h in hist] == pytest.approx(losses, rel=1e-6)
+    assert len(m["nnaudit/grad_norm"]) == 8  # steps 0, 5, ..., 35
+    # per-layer statistics, named after the model's modules (0 and 2 are the Linear layers)
+    for key in ("grad_norm/0", "grad_norm/2", "weight_norm/0", "update_ratio/0", "update_ratio/2"):
+        assert f"nnaudit/{key}" in m, sorted(m)
+    ratios = [h.value for h in m["nnaudit/update_ratio/0"]]
+    assert all(0 < r < 1 for r in ratios)
+    assert m["nnaudit/lr"][0].value == pytest.approx(0.05)
+    run_data = MlflowClient().get_run(run.info.run_id).data
+    assert run_data.params["nnaudit.optimizer"] == "SGD"
+    assert float(run_data.params["nnaudit.optimizer.lr"]) == pytest.approx(0.05)
+    assert run_data.tags["nnaudit.recorder.version"] == mlflow_nnaudit.__version__
+    arts = [a.path for a in MlflowClient().list_artifacts(run.info.run_id, "nnaudit")]
+    assert "nnaudit/diagnostics.json" in arts
+
+
+def test_starts_a_run_when_none_is_active(store_uri):
+    mlflow_nnaudit.autolog()
+    assert mlflow.active_run() is None
+    train(steps=5)
+    run = mlflow.active_run()
+    assert run is not None
+    mlflow.end_run()
+    data = MlflowClient().get_run(run.info.run_id).data
+    assert data.tags["nnaudit.recorder.started_run"] == "true"
+    assert len(MlflowClient().get_metric_history(run.info.run_id, "nnaudit/train_loss")) == 5
+
+
+def test_each_run_gets_its_own_metrics(store_uri):
+    mlflow_nnaudit.autolog()
+    ids = []
+    for steps in (7, 12):
+        with mlflow.start_run() as run:
+            train(steps=steps)
+        ids.append(run.info.run_id)
+    counts = [len(MlflowClient().get_metric_history(r, "nnaudit/train_loss")) for r in ids]
+    assert counts == [7, 12]
+    assert [h.step for h in MlflowClient().get_metric_history(ids[1], "nnaudit/train_loss")] == list(range(12))
+
+
+def test_nan_loss_is_recorded_as_nan(store_uri):
+    mlflow_nnaudit.autolog()
+    with mlflow.start_run() as run:
+        losses = train(steps=30, lr=1e4)
+    assert any(math.isnan(v) for v in losses), "the fault did not happen"
+    hist = MlflowClient().get_metric_history(run.info.run_id, "nnaudit/train_loss")
+    assert any(math.isnan(h.value) for h in hist)
+
+
+def test_disable_records_nothing(store_uri):
+    mlflow_nnaudit.autolog(disable=True)
+    with mlflow.start_run() as run:
+        train(steps=5)
+    assert not [k for k in MlflowClient().get_run(run.info.run_id).data.metrics if k.startswith("nnaudit/")]
+
+
+def test_a_failing_probe_is_switched_off_and_training_goes_on(store_uri, monkeypatch, caplog):
+    def broken(self, ctx):
+        raise RuntimeError("odd model")
+
+    monkeypatch.setattr(GradientProbe, "before_step", broken)  # fault injection
+    mlflow_nnaudit.autolog(sample_every_n_steps=1)
+    with caplog.at_level(logging.WARNING, logger="mlflow_nnaudit"):
+        with mlflow.start_run() as run:
+            losses = train(steps=10)
+    warnings = [r for r in caplog.records if "gradients" in r.getMessage()]
+    assert len(warnings) == 1
+    mlflow_nnaudit.autolog(disable=True)
+    with mlflow.start_run():
+        assert train(steps=10) == losses
+    m = metrics_of(run.info.run_id)
+    assert "nnaudit/grad_norm" not in m
+    assert len(m["nnaudit/train_loss"]) == 10 and "nnaudit/update_ratio/0" in m
+
+
+def test_silent_suppresses_warnings(store_uri, monkeypatch, caplog):
+    monkeypatch.setattr(GradientProbe, "before_step", lambda self, ctx: 1 / 0)
+    mlflow_nnaudit.autolog(silent=True)
+    with caplog.at_level(logging.WARNING, logger="mlflow_nnaudit"), mlflow.start_run():
+        train(steps=3)
+    assert not [r for r in caplog.records if r.name == "mlflow_nnaudit"]
+
+
+# --- activation through a plain mlflow.autolog(), in fresh processes ----------------------------
+SCRIPT = """
+import os, sys
+{imports}
+mlflow.set_tracking_uri({uri!r})
+{autolog}
+import torch
+from torch import nn
+torch.manual_seed(0)
+model = nn.Linear(4, 2)
+opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+with mlflow.start_run() as run:
+    for _ in range(6):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(torch.randn(8, 4)), torch.randint(0, 2, (8,)))
+        loss.backward()
+        opt.step()
+keys = mlflow.tracking.MlflowClient().get_run(run.info.run_id).data.metrics
+print(sorted(k for k in keys if k.startswith("nnaudit/")))
+"""
+
+
+@pytest.mark.parametrize(
+    "name, imports, autolog, env, records",
+    [
+        ("mlflow.autolog, torch imported after", "import mlflow", "mlflow.autolog()", {}, True),
+        ("mlflow.autolog, torch imported before", "import torch\nimport mlflow", "mlflow.autolog()", {}, True),
+        ("mlflow.autolog(disable=True)", "import mlflow", "mlflow.autolog(disable=True)", {}, False),
+        ("exclude_flavors", "import mlflow", "mlflow.autolog(exclude_flavors=['nnaudit'])", {}, False),
+        ("env var off", "import mlflow", "mlflow.autolog()", {"MLFLOW_NNAUDIT_DISABLE": "true"}, False),
+        ("explicit call wins over env var", "import mlflow, mlflow_nnaudit",
+         "mlflow.autolog()\nmlflow_nnaudit.autolog()", {"MLFLOW_NNAUDIT_DISABLE": "true"}, True),
+        ("no autolog at all", "import mlflow", "", {}, False),
+    ],
+)
+def test_activation_in_a_fresh_process(tmp_path, name, imports, autolog, env, records):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = textwrap.dedent(SCRIPT).format(imports=imports, uri=uri, autolog=autolog)
+    full_env = {**os.environ, **env}
+    full_env.pop("MLFLOW_TRACKING_URI", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path, env=full_env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    keys = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own printed list
+    if records:
+        assert "nnaudit/train_loss" in keys and "nnaudit/grad_norm" in keys, (name, keys)
+    else:
+        assert keys == [], (name, keys)
