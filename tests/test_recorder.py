@@ -47,14 +47,14 @@ def test_recorder_never_changes_the_numbers(store_uri):
     mlflow_nnaudit.autolog(disable=True)
     with mlflow.start_run():
         without = train()
-    mlflow_nnaudit.autolog(sample_every_n_steps=1)
+    mlflow_nnaudit.autolog(sample_every_n_steps=1, max_probe_overhead=None)
     with mlflow.start_run():
         with_recorder = train()
     assert with_recorder == without  # bit-for-bit
 
 
 def test_records_every_step_loss_and_sampled_layer_statistics(store_uri):
-    mlflow_nnaudit.autolog(sample_every_n_steps=5)
+    mlflow_nnaudit.autolog(sample_every_n_steps=5, max_probe_overhead=None)
     with mlflow.start_run() as run:
         losses = train(steps=40)
     m = metrics_of(run.info.run_id)
@@ -121,7 +121,7 @@ def test_a_failing_probe_is_switched_off_and_training_goes_on(store_uri, monkeyp
         raise RuntimeError("odd model")
 
     monkeypatch.setattr(GradientProbe, "before_step", broken)  # fault injection
-    mlflow_nnaudit.autolog(sample_every_n_steps=1)
+    mlflow_nnaudit.autolog(sample_every_n_steps=1, max_probe_overhead=None)
     with caplog.at_level(logging.WARNING, logger="mlflow_nnaudit"):
         with mlflow.start_run() as run:
             losses = train(steps=10)
@@ -133,6 +133,17 @@ def test_a_failing_probe_is_switched_off_and_training_goes_on(store_uri, monkeyp
     m = metrics_of(run.info.run_id)
     assert "nnaudit/grad_norm" not in m
     assert len(m["nnaudit/train_loss"]) == 10 and "nnaudit/update_ratio/0" in m
+
+
+def test_sampling_thins_out_when_probes_cost_too_much(store_uri):
+    # a tiny model: one sample of the probes costs far more than 1/1000 of a step
+    mlflow_nnaudit.autolog(sample_every_n_steps=1, max_probe_overhead=0.001)
+    with mlflow.start_run() as run:
+        train(steps=120)
+    sampled = [h.step for h in MlflowClient().get_metric_history(run.info.run_id, "nnaudit/grad_norm")]
+    assert sampled[0] == 0
+    assert 2 <= len(sampled) < 60
+    assert len(MlflowClient().get_metric_history(run.info.run_id, "nnaudit/train_loss")) == 120
 
 
 def test_silent_suppresses_warnings(store_uri, monkeypatch, caplog):

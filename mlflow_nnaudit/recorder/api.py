@@ -13,6 +13,7 @@ def autolog(
     silent: bool = False,
     sample_every_n_steps: int = _DEFAULTS.sample_every_n_steps,
     flush_every_seconds: float = _DEFAULTS.flush_every_seconds,
+    max_probe_overhead: float | None = _DEFAULTS.max_probe_overhead,
 ) -> None:
     """Turn the training-time recorder on (or off with `disable=True`).
 
@@ -25,13 +26,18 @@ def autolog(
     Args:
         disable: turn the recorder off and remove its hooks' effect.
         silent: suppress the recorder's warnings (errors inside it are still never raised).
-        sample_every_n_steps: how often the per-layer statistics are taken.
+        sample_every_n_steps: the most often the per-layer statistics are taken.
         flush_every_seconds: how often buffered metrics are written to MLflow.
+        max_probe_overhead: the share of training time the sampled statistics may cost; when
+            one sample costs more (small models with cheap steps), samples are spaced further
+            apart (at most every 200 steps). None: sample exactly every `sample_every_n_steps`.
 
     Settings given here override those of `mlflow.autolog()`.
     """
     if sample_every_n_steps < 1:
         raise ValueError("sample_every_n_steps must be >= 1")
+    if max_probe_overhead is not None and not 0 < max_probe_overhead <= 1:
+        raise ValueError("max_probe_overhead must be in (0, 1], or None")
     from mlflow.utils.import_hooks import register_post_import_hook
 
     def _install(_torch):

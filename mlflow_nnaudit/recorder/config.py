@@ -24,6 +24,7 @@ class RecorderConfig:
     silent: bool = False
     sample_every_n_steps: int = 10
     flush_every_seconds: float = 10.0
+    max_probe_overhead: float | None = 0.01
 
 
 _DEFAULTS = RecorderConfig()
@@ -68,6 +69,7 @@ def _resolve(own: dict | None, glob: dict | None) -> RecorderConfig | None:
             silent=bool(own.get("silent", False)),
             sample_every_n_steps=int(own.get("sample_every_n_steps", _DEFAULTS.sample_every_n_steps)),
             flush_every_seconds=float(own.get("flush_every_seconds", _DEFAULTS.flush_every_seconds)),
+            max_probe_overhead=own.get("max_probe_overhead", _DEFAULTS.max_probe_overhead),
         )
     if not glob or glob.get("disable", False) or auto_activation_disabled():
         return None

@@ -23,6 +23,8 @@ import torch
 from mlflow_nnaudit.recorder.config import current_config, warn
 
 _lock = threading.Lock()
+#: how often (in optimizer steps) the recorder checks that the active MLflow run is still the same
+RUN_CHECK_EVERY = 50
 _installed: dict[str, object] = {}
 
 
@@ -45,7 +47,13 @@ class Recorder:
         if config is None:
             self.pending.clear()
             return
-        session = self._session_for_active_run(config)
+        session = self.session
+        # Which run to log into is re-checked when there is no session (the last one ended with
+        # its run) and every RUN_CHECK_EVERY steps, not on every step: a fluent run lookup per
+        # step would be a measurable share of a small model's step.
+        if session is None or session.step % RUN_CHECK_EVERY == 0:
+            session = self._session_for_active_run(config)
+        session.config = config
         session.before_step(optimizer)
 
     def on_step_post(self, optimizer) -> None:

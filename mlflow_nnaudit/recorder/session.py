@@ -20,6 +20,8 @@ from mlflow_nnaudit.recorder.probes import ModelInfo, Probe, StepContext, defaul
 from mlflow_nnaudit.recorder.sink import MlflowSink
 
 DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"
+#: sampling never gets rarer than this, so that every run still gets its layer statistics
+MAX_SAMPLE_INTERVAL = 200
 TAG_RECORDER_VERSION = "nnaudit.recorder.version"
 TAG_STARTED_RUN = "nnaudit.recorder.started_run"
 
@@ -52,6 +54,10 @@ class RunSession:
         self.model: ModelInfo | None = None
         self.probes: list[Probe] = default_probes()
         self._sampling = False
+        self._next_sample = 0
+        self._probe_seconds = 0.0  # cost of the probes on the last sampled step
+        self._step_seconds: float | None = None  # smoothed wall time of a step, probes excluded
+        self._last_step_end: float | None = None
         self._discovery = None  # handle of the one-shot forward pre-hook that finds the model
         self._first_loss: float | None = None
         self.sink.set_tags({TAG_RECORDER_VERSION: __version__, **({TAG_STARTED_RUN: "true"} if started_run else {})})
@@ -62,9 +68,11 @@ class RunSession:
             self._adopt(optimizer)
         if optimizer is not self.optimizer:
             return  # a second optimizer (a GAN's discriminator, say): the first one sets the clock
-        self._sampling = self.step % self.config.sample_every_n_steps == 0
+        self._sampling = self.step >= self._next_sample
         if self._sampling:
+            t0 = time.perf_counter()
             self._run_probes("before_step", optimizer)
+            self._probe_seconds = time.perf_counter() - t0
 
     def after_step(self, optimizer: torch.optim.Optimizer, losses: list[torch.Tensor]) -> None:
         if optimizer is not self.optimizer:
@@ -74,13 +82,36 @@ class RunSession:
             loss = losses[0] if len(losses) == 1 else torch.stack([t.float() for t in losses]).mean()
             self.sink.add("train_loss", loss, self.step, now)
         if self._sampling:
+            t0 = time.perf_counter()
             self._run_probes("after_step", optimizer)
             lr = optimizer.param_groups[0].get("lr") if optimizer.param_groups else None
             if isinstance(lr, (int, float, torch.Tensor)):
                 self.sink.add("lr", float(lr), self.step, now)
+            self._probe_seconds += time.perf_counter() - t0
+            self._next_sample = self.step + self._sample_interval()
+        self._time_step(self._probe_seconds if self._sampling else 0.0)
         self.step += 1
         if self.sink.due(self.config.flush_every_seconds):
             self.flush()
+
+    def _time_step(self, probe_seconds: float) -> None:
+        """Smoothed wall time of a step without the probes (between consecutive optimizer steps)."""
+        end = time.perf_counter()
+        if self._last_step_end is not None:
+            dt = max(end - self._last_step_end - probe_seconds, 1e-9)
+            self._step_seconds = dt if self._step_seconds is None else 0.9 * self._step_seconds + 0.1 * dt
+        self._last_step_end = end
+
+    def _sample_interval(self) -> int:
+        """Steps until the next sample: `sample_every_n_steps`, or more when a sample costs more
+        than `max_probe_overhead` of the training time (a tiny model's step is cheaper than its
+        probes)."""
+        interval = self.config.sample_every_n_steps
+        budget = self.config.max_probe_overhead
+        if budget and self._step_seconds:
+            needed = self._probe_seconds / (budget * self._step_seconds)
+            interval = max(interval, min(MAX_SAMPLE_INTERVAL, int(needed) + 1))
+        return interval
 
     def _adopt(self, optimizer: torch.optim.Optimizer) -> None:
         self.optimizer = optimizer
