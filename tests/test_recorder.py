@@ -202,3 +202,65 @@ def test_activation_in_a_fresh_process(tmp_path, name, imports, autolog, env, re
         assert "nnaudit/train_loss" in keys and "nnaudit/grad_norm" in keys, (name, keys)
     else:
         assert keys == [], (name, keys)
+
+
+def diagnostics_of(run_id: str) -> dict:
+    import json
+
+    path = MlflowClient().download_artifacts(run_id, "nnaudit/diagnostics.json")
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def train_with_validation(softmax_head: bool = False, eval_mode: bool = True, epochs: int = 4) -> None:
+    torch.manual_seed(0)
+    x, xv = torch.randn(256, 8), torch.randn(64, 8)
+    y, yv = (x[:, 0] > 0).long(), (xv[:, 0] > 0).long()
+    layers = [nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 3)]
+    if softmax_head:
+        layers.append(nn.Softmax(dim=1))
+    model = nn.Sequential(*layers)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(epochs):
+        model.train()
+        for i in range(0, 256, 32):
+            opt.zero_grad()
+            loss_fn(model(x[i : i + 32]), y[i : i + 32]).backward()
+            opt.step()
+        if eval_mode:
+            model.eval()
+        with torch.no_grad():
+            for j in range(0, 64, 32):  # two validation batches: averaged into one point
+                loss_fn(model(xv[j : j + 32]), yv[j : j + 32])
+
+
+def test_validation_loss_is_captured_without_logging_code(store_uri):
+    mlflow_nnaudit.autolog()
+    with mlflow.start_run() as run:
+        train_with_validation(epochs=4)
+    hist = MlflowClient().get_metric_history(run.info.run_id, "nnaudit/val_loss")
+    assert [h.step for h in hist] == [8, 16, 24, 32]  # one point per evaluation, at the step reached
+    assert all(0 < h.value < 5 for h in hist)
+    diag = diagnostics_of(run.info.run_id)
+    assert diag["loss"]["loss_function"] == "cross_entropy" and diag["loss"]["n_classes"] == 3
+    assert abs(diag["loss"]["first_loss"] - math.log(3)) < 0.5
+    assert sum(diag["loss"]["label_counts"]) > 0
+    assert "input_mismatch" not in diag["loss"]
+    assert "eval_in_train_mode" not in diag
+
+
+def test_softmax_before_cross_entropy_is_seen(store_uri):
+    mlflow_nnaudit.autolog()
+    with mlflow.start_run() as run:
+        train_with_validation(softmax_head=True, epochs=1)
+    diag = diagnostics_of(run.info.run_id)
+    assert diag["loss"]["input_mismatch"]["problem"] == "probabilities"
+
+
+def test_evaluation_in_training_mode_is_seen(store_uri):
+    mlflow_nnaudit.autolog()
+    with mlflow.start_run() as run:
+        train_with_validation(eval_mode=False, epochs=2)
+    diag = diagnostics_of(run.info.run_id)
+    assert diag["eval_in_train_mode"]["mode_dependent_layers"] == ["Dropout"]

@@ -4,6 +4,9 @@
   that override `step` included, without patching any class);
 - a thin wrapper around `torch.Tensor.backward`, the one place every training loop's loss
   passes through (plain loops, Lightning, the HF Trainer, closures);
+- thin wrappers around torch's functional losses (`torch.nn.functional.cross_entropy`, ...;
+  the `nn.*Loss` modules call them too), to see what the loss is fed and to catch the
+  evaluation losses computed without autograd;
 - a wrapper around `mlflow.end_run`, so buffered metrics reach a run before it is closed.
   (installed when the first session starts: this module can be imported from torch's
   import hook while `import mlflow` is still half-way, so it touches MLflow only lazily).
@@ -21,6 +24,7 @@ import threading
 import torch
 
 from mlflow_nnaudit.recorder.config import current_config, warn
+from mlflow_nnaudit.recorder.probes.loss import LossProbe
 
 _lock = threading.Lock()
 #: how often (in optimizer steps) the recorder checks that the active MLflow run is still the same
@@ -35,6 +39,19 @@ class Recorder:
         self.pending: list[torch.Tensor] = []
         self.session = None  # RunSession
         self.failures = 0
+        # loss calls seen before the first optimizer step of a session (the first loss, the
+        # first loss inputs) are kept here and handed to the session when it starts
+        self.early_loss_probe = LossProbe()
+
+    def on_loss(self, fn: str, inp, target, out) -> None:
+        if current_config() is None:
+            return
+        session = self.session
+        if session is not None:
+            session.observe_loss(fn, inp, target, out)
+        else:
+            evaluating = not torch.is_grad_enabled() or not getattr(out, "requires_grad", False)
+            self.early_loss_probe.observe(fn, inp, target, out, evaluating, sampled=True)
 
     def on_backward(self, tensor: torch.Tensor) -> None:
         if current_config() is None:
@@ -77,7 +94,8 @@ class Recorder:
             started = True
         if self.session is None or self.session.run_id != run.info.run_id:
             self.close_session()
-            self.session = RunSession(run.info.run_id, config, started_run=started)
+            self.session = RunSession(run.info.run_id, config, started_run=started, loss_probe=self.early_loss_probe)
+            self.early_loss_probe = LossProbe()
         return self.session
 
     def close_session(self, run_id: str | None = None) -> None:
@@ -126,6 +144,30 @@ def _before_backward(tensor):
 
 
 @_guarded
+def _after_loss(fn, args, kwargs, out):
+    inp = args[0] if args else kwargs.get("input")
+    target = args[1] if len(args) > 1 else kwargs.get("target")
+    RECORDER.on_loss(fn, inp, target, out)
+
+
+#: torch.nn.functional losses that are watched (the nn.*Loss modules call these as well)
+WATCHED_LOSSES = (
+    "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div",
+)
+
+
+def _wrap_loss(fn: str, original):
+    @functools.wraps(original)
+    def loss(*args, **kwargs):
+        out = original(*args, **kwargs)
+        _after_loss(fn, args, kwargs, out)
+        return out
+
+    return loss
+
+
+@_guarded
 def _before_end_run():
     import mlflow
 
@@ -160,6 +202,16 @@ def install_dormant_hooks() -> None:
         torch.Tensor.backward = backward
         _installed["backward"] = original_backward
 
+        import torch.nn.functional as F
+
+        originals = {}
+        for fn in WATCHED_LOSSES:
+            original = getattr(F, fn, None)
+            if original is not None:
+                originals[fn] = original
+                setattr(F, fn, _wrap_loss(fn, original))
+        _installed["losses"] = originals
+
 
 def _install_mlflow_patches() -> None:
     """Wrap `mlflow.end_run` (flush before a run closes) and flush at exit. Once."""
@@ -191,6 +243,10 @@ def uninstall_hooks() -> None:
         _installed.pop("pre").remove()
         _installed.pop("post").remove()
         torch.Tensor.backward = _installed.pop("backward")
+        import torch.nn.functional as F
+
+        for fn, original in _installed.pop("losses").items():
+            setattr(F, fn, original)
         original_end_run = _installed.pop("end_run", None)
         if original_end_run is not None:
             import mlflow
@@ -201,3 +257,4 @@ def uninstall_hooks() -> None:
             atexit.unregister(_at_exit)
         RECORDER.pending.clear()
         RECORDER.failures = 0
+        RECORDER.early_loss_probe = LossProbe()

@@ -17,6 +17,7 @@ import torch
 from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.recorder.config import RecorderConfig, warn
 from mlflow_nnaudit.recorder.probes import ModelInfo, Probe, StepContext, default_probes
+from mlflow_nnaudit.recorder.probes.loss import LossProbe
 from mlflow_nnaudit.recorder.sink import MlflowSink
 
 DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"
@@ -44,7 +45,8 @@ def _optimizer_facts(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
 class RunSession:
     """Records one run's training."""
 
-    def __init__(self, run_id: str, config: RecorderConfig, started_run: bool = False) -> None:
+    def __init__(self, run_id: str, config: RecorderConfig, started_run: bool = False,
+                 loss_probe: LossProbe | None = None) -> None:
         self.run_id = run_id
         self.config = config
         self.sink = MlflowSink(run_id)
@@ -53,13 +55,15 @@ class RunSession:
         self.params: list[torch.Tensor] = []
         self.model: ModelInfo | None = None
         self.probes: list[Probe] = default_probes()
+        self.loss_probe: LossProbe | None = loss_probe or LossProbe()
+        self.eval_in_train_mode: dict[str, Any] | None = None
         self._sampling = False
         self._next_sample = 0
         self._probe_seconds = 0.0  # cost of the probes on the last sampled step
         self._step_seconds: float | None = None  # smoothed wall time of a step, probes excluded
         self._last_step_end: float | None = None
         self._discovery = None  # handle of the one-shot forward pre-hook that finds the model
-        self._first_loss: float | None = None
+        self._diagnostics_written: str | None = None
         self.sink.set_tags({TAG_RECORDER_VERSION: __version__, **({TAG_STARTED_RUN: "true"} if started_run else {})})
 
     # --- optimizer steps --------------------------------------------------------------------
@@ -68,6 +72,7 @@ class RunSession:
             self._adopt(optimizer)
         if optimizer is not self.optimizer:
             return  # a second optimizer (a GAN's discriminator, say): the first one sets the clock
+        self._emit_val_loss()
         self._sampling = self.step >= self._next_sample
         if self._sampling:
             t0 = time.perf_counter()
@@ -93,6 +98,39 @@ class RunSession:
         self.step += 1
         if self.sink.due(self.config.flush_every_seconds):
             self.flush()
+
+    # --- loss calls ----------------------------------------------------------------------------
+    def observe_loss(self, fn: str, inp, target, out) -> None:
+        """A torch loss function was called: training loss or evaluation loss?"""
+        if self.loss_probe is None:
+            return
+        root = self.model.root if self.model is not None else None
+        no_grad = not torch.is_grad_enabled() or not getattr(out, "requires_grad", False)
+        evaluating = no_grad or (root is not None and not root.training)
+        if no_grad and root is not None and root.training and self.eval_in_train_mode is None:
+            self._note_eval_in_train_mode(root)
+        try:
+            metrics = self.loss_probe.observe(fn, inp, target, out, evaluating, sampled=self.step >= self._next_sample)
+        except Exception as exc:  # noqa: BLE001
+            self.loss_probe = None
+            warn(self.config, f"probe 'loss' disabled after an error: {type(exc).__name__}: {exc}")
+            return
+        for key, value in metrics.items():
+            self.sink.add(key, value, self.step)
+
+    def _note_eval_in_train_mode(self, root: torch.nn.Module) -> None:
+        """A loss computed under no_grad while the model is in training mode: an evaluation that
+        forgot `model.eval()`. It matters only if the model has layers that behave differently."""
+        mode_layers = sorted({type(m).__name__ for m in root.modules()
+                              if isinstance(m, (torch.nn.modules.dropout._DropoutNd,
+                                                torch.nn.modules.batchnorm._BatchNorm))})
+        self.eval_in_train_mode = {"step": self.step, "mode_dependent_layers": mode_layers}
+
+    def _emit_val_loss(self) -> None:
+        if self.loss_probe is not None:
+            val = self.loss_probe.take_val_loss()
+            if val is not None:
+                self.sink.add("val_loss", val, self.step)
 
     def _time_step(self, probe_seconds: float) -> None:
         """Smoothed wall time of a step without the probes (between consecutive optimizer steps)."""
@@ -184,23 +222,31 @@ class RunSession:
                 "class": type(self.model.root).__name__,
                 "layers": {name: [list(p.shape) for p in ps] for name, ps in self.model.layers.items()},
             }
-        for probe in self.probes:
+        for probe in [*self.probes, *([self.loss_probe] if self.loss_probe else [])]:
             facts = probe.summary()
             if facts:
                 out[probe.name] = facts
+        if self.eval_in_train_mode is not None:
+            out["eval_in_train_mode"] = self.eval_in_train_mode
         return out
 
     def flush(self) -> None:
+        """Write buffered metrics, and the diagnostics when they changed (so a run that
+        crashes later still has what was learned so far)."""
         try:
             self.sink.flush()
         except Exception as exc:  # noqa: BLE001 - a store hiccup must not stop training
             warn(self.config, f"could not write metrics (will retry): {type(exc).__name__}: {exc}")
+        try:
+            text = json.dumps(self.diagnostics(), indent=2)
+            if text != self._diagnostics_written:
+                self.sink.client.log_text(self.run_id, text, DIAGNOSTICS_ARTIFACT)
+                self._diagnostics_written = text
+        except Exception as exc:  # noqa: BLE001
+            warn(self.config, f"could not write {DIAGNOSTICS_ARTIFACT}: {type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         """Write what is buffered and the diagnostics; release the model hook."""
         self._stop_model_discovery()
+        self._emit_val_loss()
         self.flush()
-        try:
-            self.sink.client.log_text(self.run_id, json.dumps(self.diagnostics(), indent=2), DIAGNOSTICS_ARTIFACT)
-        except Exception as exc:  # noqa: BLE001
-            warn(self.config, f"could not write {DIAGNOSTICS_ARTIFACT}: {exc}")

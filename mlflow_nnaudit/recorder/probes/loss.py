@@ -1,0 +1,156 @@
+"""What the loss function is fed, and the evaluation losses nobody logged.
+
+Fed by the wrapper around torch's functional losses (`torch.nn.functional.cross_entropy`,
+`nll_loss`, `mse_loss`, ...; the loss modules call these too), not by optimizer steps:
+
+- a loss computed while autograd is off, or while the model is in eval mode, is an
+  evaluation loss: consecutive ones are averaged (weighted by batch size) into one
+  `val_loss` point at the current step;
+- on the first few training calls and on sampled steps, the loss input is checked against
+  what the loss expects: probabilities fed to `cross_entropy` (softmax applied twice), raw
+  logits fed to `nll_loss`, probabilities fed to `binary_cross_entropy_with_logits`;
+- the class count and the first training loss (an untrained classifier starts near ln C);
+- label histogram and distinct labels per batch (classification targets), target
+  statistics and the sign range of outputs vs targets (regression).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from mlflow_nnaudit.recorder.probes.base import Probe
+
+#: loss functions whose input should be class scores (logits) over dim 1
+_LOGIT_LOSSES = ("cross_entropy",)
+_LOG_PROB_LOSSES = ("nll_loss",)
+_BINARY_LOGIT_LOSSES = ("binary_cross_entropy_with_logits",)
+_REGRESSION_LOSSES = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
+#: how many training calls are always checked before checks fall back to sampled steps
+CHECK_FIRST_CALLS = 5
+
+
+def _batch_size(t: torch.Tensor) -> int:
+    return int(t.shape[0]) if t.dim() > 0 else 1
+
+
+class LossProbe(Probe):
+    """See the module docstring. All statistics stay tensors until the session flushes."""
+
+    name = "loss"
+
+    def __init__(self) -> None:
+        self.loss_fn: str | None = None
+        self.n_classes: int | None = None
+        self.first_loss: torch.Tensor | None = None
+        self.mismatch: dict[str, Any] | None = None
+        self.train_calls = 0
+        self.label_counts: torch.Tensor | None = None
+        self.target_stats: dict[str, Any] | None = None
+        self.output_stats: dict[str, Any] | None = None
+        self._val_sum: torch.Tensor | None = None
+        self._val_n = 0
+
+    # --- called for every loss function call --------------------------------------------------
+    def observe(self, fn: str, inp: torch.Tensor, target: Any, out: torch.Tensor, evaluating: bool,
+                sampled: bool) -> dict[str, Any]:
+        """Record one loss call; returns metrics to log now (e.g. labels per batch)."""
+        if not isinstance(inp, torch.Tensor) or not isinstance(out, torch.Tensor) or out.numel() != 1:
+            return {}
+        if evaluating:
+            n = _batch_size(inp)
+            v = out.detach().float() * n
+            self._val_sum = v if self._val_sum is None else self._val_sum + v.to(self._val_sum.device)
+            self._val_n += n
+            return {}
+        self.train_calls += 1
+        if self.loss_fn is None:
+            self.loss_fn = fn
+            self.first_loss = out.detach().float()
+            if fn in _LOGIT_LOSSES + _LOG_PROB_LOSSES and inp.dim() >= 2:
+                self.n_classes = int(inp.shape[1])
+        if self.train_calls > CHECK_FIRST_CALLS and not sampled:
+            return {}
+        with torch.no_grad():
+            self._check_input(fn, inp.detach())
+            return self._targets(fn, inp.detach(), target)
+
+    def take_val_loss(self) -> torch.Tensor | None:
+        """The average evaluation loss since the last call, or None when there was none."""
+        if self._val_sum is None or self._val_n == 0:
+            return None
+        value = self._val_sum / self._val_n
+        self._val_sum, self._val_n = None, 0
+        return value
+
+    # --- checks ------------------------------------------------------------------------------
+    def _check_input(self, fn: str, x: torch.Tensor) -> None:
+        if self.mismatch is not None or not x.is_floating_point() or x.numel() == 0:
+            return
+        if fn in _LOGIT_LOSSES and x.dim() >= 2 and x.shape[1] > 1:
+            sums = x.sum(dim=1)
+            if bool(((x >= 0) & (x <= 1)).all()) and bool(((sums - 1).abs() < 1e-3).all()):
+                self.mismatch = {"loss": fn, "problem": "probabilities",
+                                 "detail": "its input rows are probabilities (each in [0, 1], summing to 1): "
+                                           "softmax was applied before a loss that applies log-softmax itself"}
+        elif fn in _LOG_PROB_LOSSES and x.dim() >= 2 and x.shape[1] > 1:
+            lse = torch.logsumexp(x, dim=1)
+            if bool((x > 1e-6).any()) or bool(((lse).abs() > 1e-2).any()):
+                self.mismatch = {"loss": fn, "problem": "not_log_probabilities",
+                                 "detail": "its input is not log-probabilities (positive values, or rows whose "
+                                           "exp does not sum to 1): raw logits were fed to nll_loss without "
+                                           "log_softmax"}
+        elif fn in _BINARY_LOGIT_LOSSES:
+            if bool(((x >= 0) & (x <= 1)).all()) and x.numel() >= 16:
+                self.mismatch = {"loss": fn, "problem": "probabilities",
+                                 "detail": "its input lies entirely in [0, 1]: sigmoid was applied before a loss "
+                                           "that applies it itself"}
+
+    def _targets(self, fn: str, x: torch.Tensor, target: Any) -> dict[str, Any]:
+        if not isinstance(target, torch.Tensor):
+            return {}
+        metrics: dict[str, Any] = {}
+        if fn in _LOGIT_LOSSES + _LOG_PROB_LOSSES and not target.is_floating_point() and self.n_classes:
+            t = target.flatten()
+            t = t[(t >= 0) & (t < self.n_classes)]  # ignore_index and padding
+            counts = torch.bincount(t, minlength=self.n_classes)
+            self.label_counts = counts if self.label_counts is None else self.label_counts + counts
+            metrics["labels_per_batch"] = (counts > 0).sum()
+        elif fn in _REGRESSION_LOSSES and target.is_floating_point():
+            self.target_stats = _merge_stats(self.target_stats, target.detach())
+            self.output_stats = _merge_stats(self.output_stats, x)
+        return metrics
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"loss_function": self.loss_fn, "n_classes": self.n_classes}
+        if self.first_loss is not None:
+            first = float(self.first_loss)
+            out["first_loss"] = first
+            if self.n_classes and self.n_classes > 1:
+                out["chance_loss"] = math.log(self.n_classes)
+        if self.mismatch is not None:
+            out["input_mismatch"] = self.mismatch
+        if self.label_counts is not None:
+            out["label_counts"] = [int(c) for c in self.label_counts.tolist()]
+        for name, st in (("targets", self.target_stats), ("outputs", self.output_stats)):
+            if st is not None:
+                out[name] = {k: float(v) for k, v in st.items()}
+        return out
+
+
+def _merge_stats(acc: dict[str, Any] | None, t: torch.Tensor) -> dict[str, Any]:
+    """Running min/max/mean/sq-mean over everything seen (tensors, no device sync)."""
+    t = t.float()
+    cur = {"min": t.min(), "max": t.max(), "mean": t.mean(), "sqmean": (t * t).mean(), "n": torch.tensor(1.0)}
+    if acc is None:
+        return cur
+    n = acc["n"] + 1
+    return {
+        "min": torch.minimum(acc["min"], cur["min"]),
+        "max": torch.maximum(acc["max"], cur["max"]),
+        "mean": acc["mean"] + (cur["mean"] - acc["mean"]) / n,
+        "sqmean": acc["sqmean"] + (cur["sqmean"] - acc["sqmean"]) / n,
+        "n": n,
+    }
