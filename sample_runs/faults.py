@@ -67,12 +67,14 @@ def teacher_regression(n_train: int, n_val: int, seed: int, target_scale: float 
     return make(n_train), make(n_val)
 
 
-def mlp(widths: list[int], act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+def mlp(widths: list[int], act: type[nn.Module] = nn.ReLU, dropout: float = 0.0) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(len(widths) - 1):
         layers.append(nn.Linear(widths[i], widths[i + 1]))
         if i < len(widths) - 2:
             layers.append(act())
+            if dropout:
+                layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
 
 
@@ -89,17 +91,19 @@ def fit(
     lr_growth: float | None = None,
     log_by_hand: bool = False,
     metric_names: tuple[str, str] = ("train_loss", "val_loss"),
+    shuffle: bool = True,
+    eval_mode: bool = True,
 ) -> None:
-    """A plain PyTorch loop. With the recorder on, only the validation loss is logged by hand
-    (the recorder captures the training loss); without it, both are logged per epoch under
-    `metric_names`, like a run that never had the recorder."""
+    """A plain PyTorch loop. With the recorder on, nothing is logged by hand (the recorder
+    captures the training loss and the evaluation loss); without it, both are logged per
+    epoch under `metric_names`, like a run that never had the recorder."""
     (xt, yt), (xv, yv) = data
     g = torch.Generator().manual_seed(seed)
     step = 0
     n = len(xt)
     for epoch in range(epochs):
         model.train()
-        perm = torch.randperm(n, generator=g)
+        perm = torch.randperm(n, generator=g) if shuffle else torch.arange(n)
         epoch_loss, batches = 0.0, 0
         for i in range(0, n, batch_size):
             idx = perm[i : i + batch_size]
@@ -115,13 +119,12 @@ def fit(
             step += 1
         if scheduler is not None:
             scheduler.step()
-        model.eval()
+        if eval_mode:
+            model.eval()
         with torch.no_grad():
             val = float(loss_fn(model(xv), yv))
         if log_by_hand:
             mlflow.log_metrics({metric_names[0]: epoch_loss / batches, metric_names[1]: val}, step=epoch)
-        else:
-            mlflow.log_metric("val_loss", val, step=step)
 
 
 # --- the samples ---------------------------------------------------------------------------------
@@ -140,20 +143,46 @@ def _classifier_run(
     momentum: float = 0.0,
     log_by_hand: bool = False,
     metric_names: tuple[str, str] = ("train_loss", "val_loss"),
+    head: nn.Module | None = None,
+    sort_by_label: bool = False,
+    majority_share: float | None = None,
+    dropout: float = 0.0,
+    eval_mode: bool = True,
+    train_head: bool = True,
 ) -> None:
     seed = 7
     torch.manual_seed(seed)
     data = teacher_classification(n_train, 1000, seed, label_noise)
-    model = mlp(widths or [N_FEATURES, 64, 64, N_CLASSES])
+    if majority_share is not None:
+        data = (imbalance(*data[0], majority_share, seed), data[1])
+    if sort_by_label:
+        order = torch.argsort(data[0][1], stable=True)
+        data = ((data[0][0][order], data[0][1][order]), data[1])
+    model = mlp(widths or [N_FEATURES, 64, 64, N_CLASSES], dropout=dropout)
     if init is not None:
         model.apply(init)
+    if head is not None:
+        model.append(head)
+    params = model.parameters() if train_head else model[:-1].parameters()
     if opt == "adam":
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        optimizer = torch.optim.Adam(params, lr=lr)
     else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+        optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum)
     mlflow.log_params({"lr": lr, "optimizer": opt, "epochs": epochs, "batch_size": batch_size, "n_train": n_train})
-    fit(model, optimizer, data, nn.CrossEntropyLoss(), epochs, batch_size, seed,
-        lr_growth=lr_growth, log_by_hand=log_by_hand, metric_names=metric_names)
+    fit(model, optimizer, data, nn.CrossEntropyLoss(), epochs, batch_size, seed, lr_growth=lr_growth,
+        log_by_hand=log_by_hand, metric_names=metric_names, shuffle=not sort_by_label, eval_mode=eval_mode)
+
+
+def imbalance(x: torch.Tensor, y: torch.Tensor, majority_share: float, seed: int):
+    """Keep every sample of class 0 and just enough of the others for class 0 to make up
+    `majority_share` of the data."""
+    g = torch.Generator().manual_seed(seed)
+    major = torch.nonzero(y == 0).flatten()
+    minor = torch.nonzero(y != 0).flatten()
+    keep = int(len(major) * (1 - majority_share) / majority_share)
+    minor = minor[torch.randperm(len(minor), generator=g)[:keep]]
+    idx = torch.cat([major, minor])[torch.randperm(len(major) + keep, generator=g)]
+    return x[idx], y[idx]
 
 
 def _zero_init(m: nn.Module) -> None:
@@ -217,6 +246,45 @@ def plateau_zero_init(s: Sample) -> None:
     _classifier_run(s, lr=1e-2, opt="sgd", momentum=0.9, epochs=20, init=_zero_init)
 
 
+def _scale_last_layer(factor: float) -> Callable[[nn.Module], None]:
+    def init(model: nn.Module) -> None:
+        if isinstance(model, nn.Sequential):
+            with torch.no_grad():
+                model[-1].weight.mul_(factor)
+
+    return init
+
+
+def softmax_before_cross_entropy(s: Sample) -> None:
+    """The model ends in Softmax and its output goes into nn.CrossEntropyLoss."""
+    _classifier_run(s, lr=1e-3, epochs=10, n_train=4000, head=nn.Softmax(dim=1))
+
+
+def sorted_by_label(s: Sample) -> None:
+    """The training data is sorted by label and never shuffled."""
+    _classifier_run(s, lr=1e-3, epochs=10, n_train=4000, sort_by_label=True)
+
+
+def imbalanced_labels(s: Sample) -> None:
+    """Class 0 makes up 95% of the training data."""
+    _classifier_run(s, lr=1e-3, epochs=10, n_train=8000, majority_share=0.95)
+
+
+def eval_in_train_mode(s: Sample) -> None:
+    """Dropout 0.5, and the validation loop never calls model.eval()."""
+    _classifier_run(s, lr=1e-3, epochs=10, n_train=4000, dropout=0.5, eval_mode=False)
+
+
+def huge_init(s: Sample) -> None:
+    """The output layer's weights are scaled up 40x at init: logits start huge."""
+    _classifier_run(s, lr=1e-3, epochs=10, n_train=4000, init=_scale_last_layer(40.0))
+
+
+def head_not_in_optimizer(s: Sample) -> None:
+    """The optimizer is built from every layer but the output layer."""
+    _classifier_run(s, lr=1e-3, epochs=10, n_train=4000, train_head=False)
+
+
 SAMPLES: tuple[Sample, ...] = (
     Sample("healthy_adam_mlp", (), "Adam 1e-3 on a learnable classification task", healthy_adam),
     Sample("healthy_sgd_steplr_regression", (), "SGD+momentum with a StepLR schedule, regression",
@@ -233,6 +301,17 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("overfitting_small_data", ("overfitting",), "64 noisy samples, wide network, 150 epochs (no recorder)",
            overfitting_small_data, recorder=False),
     Sample("plateau_zero_init", ("plateau",), "all weights initialised to zero: flat at chance", plateau_zero_init),
+    Sample("softmax_before_cross_entropy", ("loss_input_mismatch",), "Softmax output fed to nn.CrossEntropyLoss",
+           softmax_before_cross_entropy),
+    Sample("sorted_by_label", ("data_not_shuffled",), "training data sorted by label, never shuffled",
+           sorted_by_label),
+    Sample("imbalanced_labels", ("class_imbalance",), "class 0 is 95% of the training data", imbalanced_labels),
+    Sample("eval_in_train_mode", ("eval_mode_not_set",), "dropout 0.5, validation without model.eval()",
+           eval_in_train_mode),
+    Sample("huge_init_output_layer", ("initial_loss_mismatch",), "output layer weights scaled 40x at init",
+           huge_init),
+    Sample("head_not_in_optimizer", ("frozen_parameters",), "optimizer built without the output layer",
+           head_not_in_optimizer),
 )
 
 SAMPLE_TAG = "sample.name"

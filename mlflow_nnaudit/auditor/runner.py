@@ -18,6 +18,12 @@ from mlflow_nnaudit.auditor.verdict import INCONCLUSIVE, decide_status, rank_fin
 
 _log = logging.getLogger(__name__)
 
+#: the recorder's curves that rules read besides the role curves (per-layer and per-batch evidence)
+RECORDER_EVIDENCE_CURVES = (UPDATE_RATIO_PREFIX, "nnaudit/labels_per_batch")
+#: the recorder marks the runs it recorded with this tag, and leaves its one-off facts here
+RECORDER_TAG = "nnaudit.recorder.version"
+DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"
+
 #: fewest finite loss points worth a verdict
 MIN_POINTS_TO_JUDGE = 8
 
@@ -70,9 +76,12 @@ def audit_run(
     loaded = store.load_curves(run, candidates)
     roles = assign_roles({k: len(c) for k, c in loaded.items()}, role_overrides)
     by_role = {role: loaded[key] for role, key in roles.items()}
-    extra_keys = [k for k in run.metric_keys if k.startswith(UPDATE_RATIO_PREFIX)]
+    extra_keys = [k for k in run.metric_keys if k.startswith(RECORDER_EVIDENCE_CURVES)]
     extra = store.load_curves(run, extra_keys)
-    view = RunView(by_role, params=run.params, extra_curves=extra)
+    diagnostics = None
+    if RECORDER_TAG in run.tags:
+        diagnostics = store.load_json_artifact(run.run_id, DIAGNOSTICS_ARTIFACT)
+    view = RunView(by_role, params=run.params, extra_curves=extra, diagnostics=diagnostics)
 
     result = AuditResult(
         run_id=run.run_id,

@@ -42,6 +42,35 @@ def _optimizer_facts(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     return facts
 
 
+_WEIGHT_LAYERS = (torch.nn.Linear, torch.nn.modules.conv._ConvNd)
+_ACTIVATIONS = (torch.nn.ReLU, torch.nn.LeakyReLU, torch.nn.ELU, torch.nn.GELU, torch.nn.SiLU, torch.nn.Tanh,
+                torch.nn.Sigmoid, torch.nn.Softmax, torch.nn.LogSoftmax, torch.nn.Softplus, torch.nn.ReLU6)
+_MAX_NAMES = 20
+
+
+def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
+    """The model's structure as the rules need it: depth, activations, the output layer,
+    regularisation and normalisation layers, bias-less layers, and parameters that can never
+    be trained (requires_grad on, but missing from every optimizer group)."""
+    leaves = [(n, m) for n, m in root.named_modules() if not list(m.children())]
+    weight_layers = [(n, m) for n, m in leaves if isinstance(m, _WEIGHT_LAYERS)]
+    params = list(root.named_parameters())
+    return {
+        "depth": len(weight_layers),
+        "widths": [int(m.weight.shape[0]) for _, m in weight_layers][:64],
+        "activations": sorted({type(m).__name__ for _, m in leaves if isinstance(m, _ACTIVATIONS)}),
+        "last_module": type(leaves[-1][1]).__name__ if leaves else None,
+        "dropout": [float(m.p) for _, m in leaves if isinstance(m, torch.nn.modules.dropout._DropoutNd)][:16],
+        "normalization": sorted({type(m).__name__ for _, m in leaves
+                                 if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm,
+                                                   torch.nn.GroupNorm))}),
+        "no_bias_layers": [n for n, m in weight_layers if getattr(m, "bias", None) is None][:_MAX_NAMES],
+        "parameters": int(sum(p.numel() for _, p in params)),
+        "trainable_not_in_optimizer": [n for n, p in params if p.requires_grad and id(p) not in opt_ids][:_MAX_NAMES],
+        "requires_grad_false": [n for n, p in params if not p.requires_grad][:_MAX_NAMES],
+    }
+
+
 class RunSession:
     """Records one run's training."""
 
@@ -57,6 +86,7 @@ class RunSession:
         self.probes: list[Probe] = default_probes()
         self.loss_probe: LossProbe | None = loss_probe or LossProbe()
         self.eval_in_train_mode: dict[str, Any] | None = None
+        self.structure: dict[str, Any] | None = None
         self._sampling = False
         self._next_sample = 0
         self._probe_seconds = 0.0  # cost of the probes on the last sampled step
@@ -205,6 +235,7 @@ class RunSession:
             if own:
                 layers[name or type(root).__name__] = own
         self.model = ModelInfo(root=root, layers=layers)
+        self.structure = describe_model(root, opt_ids)
         for probe in list(self.probes):
             try:
                 probe.attach(self.model)
@@ -221,6 +252,7 @@ class RunSession:
             out["model"] = {
                 "class": type(self.model.root).__name__,
                 "layers": {name: [list(p.shape) for p in ps] for name, ps in self.model.layers.items()},
+                **(self.structure or {}),
             }
         for probe in [*self.probes, *([self.loss_probe] if self.loss_probe else [])]:
             facts = probe.summary()

@@ -4,6 +4,14 @@ from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
 from mlflow_nnaudit.auditor.rules.dynamics import Diverging, NotConverged, OscillatingLoss, Overfitting, Plateau
 from mlflow_nnaudit.auditor.rules.loss import NonFiniteLoss
 from mlflow_nnaudit.auditor.rules.optimisation import LearningRateTooHigh, LearningRateTooLow
+from mlflow_nnaudit.auditor.rules.recorded import (
+    ClassImbalance,
+    DataNotShuffled,
+    EvalModeNotSet,
+    FrozenParameters,
+    InitialLossMismatch,
+    LossInputMismatch,
+)
 
 ALL_RULES: tuple[Rule, ...] = (
     NonFiniteLoss(),
@@ -14,6 +22,12 @@ ALL_RULES: tuple[Rule, ...] = (
     Overfitting(),
     Plateau(),
     OscillatingLoss(),
+    LossInputMismatch(),
+    InitialLossMismatch(),
+    DataNotShuffled(),
+    ClassImbalance(),
+    EvalModeNotSet(),
+    FrozenParameters(),
 )
 
 __all__ = ["ALL_RULES", "Evidence", "Finding", "Rule", "RunView"]

@@ -217,6 +217,15 @@ class RunView:
 
         return self._cached("update_ratios", "", compute)
 
+    def fact(self, *path: str) -> Any:
+        """A fact the recorder wrote into `nnaudit/diagnostics.json` (None when absent)."""
+        node: Any = self.diagnostics
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                return None
+            node = node[key]
+        return node
+
     # --- params -------------------------------------------------------------------------
     def param_float(self, *names: str) -> tuple[str, float] | None:
         """The first of the named params that parses as a number (case-insensitive names)."""
