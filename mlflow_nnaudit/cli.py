@@ -42,7 +42,7 @@ def format_table(results) -> str:
     order = {"failed": 0, "warning": 1, "inconclusive": 2, "healthy": 3}
     rows = [("RUN", "RUN ID", "EXPERIMENT", "STATUS", "CAUSES")]
     for r in sorted(results, key=lambda r: (order.get(r.status, 9), r.experiment_name, r.run_name)):
-        causes = ",".join(r.causes) if not r.skipped else r.tags.get("nnaudit.causes", "") + " (unchanged)"
+        causes = ",".join(r.causes) + (" (unchanged)" if r.skipped else "")
         rows.append((r.run_name or "-", r.run_id[:12], r.experiment_name, r.status, causes or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)) for row in rows]

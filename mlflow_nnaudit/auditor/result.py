@@ -30,10 +30,14 @@ class AuditResult:
 
     @property
     def causes(self) -> list[str]:
+        if self.skipped:  # not recomputed: what the earlier audit tagged
+            return [c for c in self.tags.get("nnaudit.causes", "").split(",") if c]
         return [f.cause for f in self.findings]
 
     @property
     def recommendation(self) -> str:
+        if self.skipped:
+            return self.tags.get("nnaudit.recommendation", "")
         if self.findings:
             text = self.findings[0].recommendation
         elif self.reason:

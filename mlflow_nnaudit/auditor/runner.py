@@ -128,7 +128,8 @@ def audit(
     Args:
         tracking_uri: the store; MLflow's usual resolution when None (`MLFLOW_TRACKING_URI`,
             then `sqlite:///mlflow.db`).
-        experiments: experiment names (or ids) to audit; all active experiments when empty.
+        experiments: experiment names (or ids) to audit, one name or several; all active
+            experiments when empty.
         since: only runs that ended within this duration ("24h", "7d").
         force: re-audit runs already audited by this version with no new data since.
         dry_run: compute and return results, write nothing.
@@ -141,6 +142,11 @@ def audit(
     Raises:
         StoreError: the store is missing or unreachable, or an experiment is unknown.
     """
+    if isinstance(experiments, str):
+        experiments = (experiments,)
+    unknown_roles = set(roles or {}) - set(ROLES)
+    if unknown_roles:
+        raise ValueError(f"unknown curve role(s) {', '.join(sorted(unknown_roles))}; roles are: {', '.join(ROLES)}")
     store = Store(tracking_uri)
     exps = store.experiments(tuple(experiments))
     cutoff = parse_since(since)

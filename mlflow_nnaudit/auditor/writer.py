@@ -29,7 +29,8 @@ def audit_tags(result: AuditResult) -> dict[str, str]:
     tags = {
         TAG_STATUS: result.status,
         TAG_CAUSES: ",".join(result.causes),
-        TAG_RECOMMENDATION: result.recommendation,
+        # the UI shows tags as plain text: drop the code-span backticks kept in audit.json
+        TAG_RECOMMENDATION: result.recommendation.replace("`", ""),
         TAG_AUDITED_AT: result.audited_at,
         TAG_VERSION: __version__,
     }

@@ -36,14 +36,16 @@ class Evidence:
     steps: tuple[float, float] | None = None  # the step range it concerns
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["values"] = {k: _jsonable(v) for k, v in self.values.items()}
-        if self.steps is not None:
-            d["steps"] = [_jsonable(s) for s in self.steps]
-        return d
+        return _jsonable(asdict(self))
 
 
 def _jsonable(v: Any) -> Any:
+    """Numbers rounded for reading, NaN/Inf as strings (strict JSON has neither), containers
+    converted all the way down."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
     if isinstance(v, (np.floating, float)):
         f = float(v)
         if math.isnan(f):

@@ -25,11 +25,13 @@ def _lr_text(view: RunView) -> str:
 
 
 class LearningRateTooHigh(Rule):
-    """Steps too large for the loss surface. The curves show it as a loss that blows up
-    before turning NaN, a divergence, or a loss oscillating without settling; the recorder
-    adds the direct measurement, update/weight ratios far above ~1e-3 (median > 1e-1).
-    Curve-only evidence is medium confidence at most (divergence can also come from bad
-    data); the recorder's ratios make it high."""
+    """Steps too large for the loss surface. The curves show it as a loss that grows at least
+    3x above its lowest value before turning NaN/Inf (or turns non-finite within the first
+    few points), as a divergence (see `diverging`), or as point-to-point swings of at least
+    half the loss level that exceed everything the run gained. The recorder adds the direct
+    measurement: update/weight ratios far above ~1e-3 (median > 1e-1). Curve-only evidence is
+    medium confidence at most (a divergence can also come from bad data), swings alone low;
+    the recorder's ratios together with a curve sign make it high."""
 
     cause = "learning_rate_too_high"
 

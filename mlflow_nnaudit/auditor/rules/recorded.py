@@ -83,8 +83,8 @@ class InitialLossMismatch(Rule):
 
 class ClassImbalance(Rule):
     """The recorder counts the class labels fed to the classification loss on sampled
-    batches. Reported when the most common class outnumbers the rarest one seen at least
-    10 to 1. Not decided when the batches arrive sorted by label (see `data_not_shuffled`):
+    batches. Reported when the most common class outnumbers the rarest class that occurs at
+    least 10 to 1 (classes that never occur are not counted). Not decided when the batches arrive sorted by label (see `data_not_shuffled`):
     batches sampled at regular steps from a sorted stream give a biased histogram."""
 
     cause = "class_imbalance"
