@@ -18,7 +18,7 @@ import numpy as np
 
 from mlflow_nnaudit.auditor import stats
 from mlflow_nnaudit.auditor.catalog import BY_ID
-from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS, Curve
+from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_LOSS, VAL_LOSS, Curve
 
 CONFIDENCES = ("high", "medium", "low")
 #: the recorder logs one update/weight-ratio curve per layer under this prefix
@@ -242,6 +242,15 @@ class RunView:
                 continue
         return None
 
+    def lr_at(self, x: float | None) -> tuple[float, float] | None:
+        """(first logged learning rate, learning rate at step x) from the lr curve, if logged."""
+        c = self.curve(LEARNING_RATE)
+        if c is None or x is None or not c.finite.any():
+            return None
+        cx, cv = c.x()[c.finite], c.values[c.finite]
+        before = cv[cx <= x]
+        return float(cv[0]), float(before[-1] if len(before) else cv[0])
+
     def learning_rate(self) -> tuple[str, float] | None:
         """The run's learning rate as far as params tell (the recorder logs it; users often do)."""
         return self.param_float(
@@ -287,6 +296,15 @@ def fmt_step(x: float | None) -> str:
     if x is None or not math.isfinite(x):
         return "?"
     return f"{int(round(x)):,}"
+
+
+def fmt_factor(f: float) -> str:
+    """A growth factor for a sentence: 12x, 4,000x, 3.2e+17x."""
+    if not math.isfinite(f):
+        return "inf-fold"
+    if f < 1e6:
+        return f"{f:,.0f}x"
+    return f"{f:.1e}x"
 
 
 def fmt_num(v: float | None) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
+from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num, fmt_step
 
 #: a tail that still brings this share of the whole run's progress is "still improving"
@@ -54,7 +54,13 @@ class Diverging(Rule):
         if both:
             ev.append(Evidence("divergence", view.curve(VAL_LOSS).key, {"regained_share": vd.regained}))
         lr = view.learning_rate()
-        lr_text = f" from {fmt_num(lr[1])}" if lr else ""
+        advice = f"lower the learning rate{f' from {fmt_num(lr[1])}' if lr else ''} 3-10x or add a warm-up"
+        schedule = view.lr_at(d.onset_x)
+        if schedule is not None and schedule[1] >= 3 * schedule[0] > 0:
+            advice = (f"the learning-rate schedule had raised it from {fmt_num(schedule[0])} to "
+                      f"{fmt_num(schedule[1])} by then: cap the schedule 3-10x below that")
+            ev.append(Evidence("lr_schedule", view.curve(LEARNING_RATE).key,
+                               {"lr_start": schedule[0], "lr_at_onset": schedule[1]}))
         return self.finding(
             confidence="high" if (both or d.growth >= 10) else "medium",
             severity="failed",
@@ -62,8 +68,8 @@ class Diverging(Rule):
             summary=f"the training loss fell to {fmt_num(lv.best)} by step {fmt_step(d.onset_x)}, then climbed to "
             f"{fmt_num(lv.end)} (started at {fmt_num(lv.start)})" + (" and the validation loss rose too" if both else ""),
             recommendation=f"Training diverged after step {fmt_step(d.onset_x)} (loss {fmt_num(lv.best)} -> "
-            f"{fmt_num(lv.end)}): lower the learning rate{lr_text} 3-10x or add a warm-up, clip gradients "
-            "(`torch.nn.utils.clip_grad_norm_`), and keep the checkpoint from the best step.",
+            f"{fmt_num(lv.end)}): {advice}, clip gradients (`torch.nn.utils.clip_grad_norm_`), and keep the "
+            "checkpoint from the best step.",
             evidence=ev,
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlflow_nnaudit.auditor.curves import GRAD_NORM, TRAIN_LOSS, VAL_LOSS
-from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num, fmt_step
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num, fmt_step
 
 
 class NonFiniteLoss(Rule):
@@ -43,7 +43,7 @@ class NonFiniteLoss(Rule):
                 low = float(np.min(before))
                 last = float(before[-1])
                 if low > 0 and last / low >= 3:
-                    growth_text = f" after rising {last / low:.0f}x from its lowest value {fmt_num(low)}"
+                    growth_text = f" after rising {fmt_factor(last / low)} from its lowest value {fmt_num(low)}"
                     evidence.append(Evidence("growth_before_nonfinite", curve.key, {"min": low, "last_finite": last}))
             gn = view.curve(GRAD_NORM)
             if gn is not None:
@@ -52,7 +52,7 @@ class NonFiniteLoss(Rule):
                 if len(pre) >= 3 and np.median(pre[: max(1, len(pre) // 2)]) > 0:
                     ratio = float(pre[-1] / np.median(pre[: max(1, len(pre) // 2)]))
                     if ratio >= 10:
-                        growth_text += f"; the gradient norm had grown {ratio:.0f}x before it"
+                        growth_text += f"; the gradient norm had grown {fmt_factor(ratio)} before it"
                         evidence.append(Evidence("grad_norm_growth", gn.key, {"ratio": ratio}))
             where = "training" if role == TRAIN_LOSS else "validation"
             lr = view.learning_rate()

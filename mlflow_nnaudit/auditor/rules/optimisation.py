@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
-from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num
 from mlflow_nnaudit.auditor.rules.dynamics import NO_LEARNING, TAIL_START, trend_evidence
 
 #: update/weight ratios per step well above/below ~1e-3 (Karpathy's rule of thumb; DeepDiagnosis
@@ -45,7 +45,7 @@ class LearningRateTooHigh(Rule):
             before = curve.values[: nf.first_index]
             before = before[np.isfinite(before)]
             if len(before) >= 3 and before.min() > 0 and before[-1] / before.min() >= 3:
-                signs.append(f"the loss grew {before[-1] / before.min():.0f}x before turning non-finite")
+                signs.append(f"the loss grew {fmt_factor(before[-1] / before.min())} before turning non-finite")
                 evidence.append(Evidence("growth_before_nonfinite", curve.key, {"ratio": before[-1] / before.min()}))
                 severity = "failed"
             elif len(before) < 3:
