@@ -93,6 +93,7 @@ def fit(
     metric_names: tuple[str, str] = ("train_loss", "val_loss"),
     shuffle: bool = True,
     eval_mode: bool = True,
+    zero_grad: bool = True,
 ) -> None:
     """A plain PyTorch loop. With the recorder on, nothing is logged by hand (the recorder
     captures the training loss and the evaluation loss); without it, both are logged per
@@ -107,7 +108,8 @@ def fit(
         epoch_loss, batches = 0.0, 0
         for i in range(0, n, batch_size):
             idx = perm[i : i + batch_size]
-            opt.zero_grad()
+            if zero_grad:
+                opt.zero_grad()
             loss = loss_fn(model(xt[idx]), yt[idx])
             loss.backward()
             opt.step()
@@ -149,16 +151,25 @@ def _classifier_run(
     dropout: float = 0.0,
     eval_mode: bool = True,
     train_head: bool = True,
+    x_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    val_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    model: nn.Module | None = None,
+    zero_grad: bool = True,
 ) -> None:
     seed = 7
     torch.manual_seed(seed)
     data = teacher_classification(n_train, 1000, seed, label_noise)
+    if x_transform is not None or val_transform is not None:
+        (xt, yt), (xv, yv) = data
+        xt = x_transform(xt) if x_transform else xt
+        xv = (val_transform or x_transform)(xv)
+        data = ((xt, yt), (xv, yv))
     if majority_share is not None:
         data = (imbalance(*data[0], majority_share, seed), data[1])
     if sort_by_label:
         order = torch.argsort(data[0][1], stable=True)
         data = ((data[0][0][order], data[0][1][order]), data[1])
-    model = mlp(widths or [N_FEATURES, 64, 64, N_CLASSES], dropout=dropout)
+    model = model if model is not None else mlp(widths or [N_FEATURES, 64, 64, N_CLASSES], dropout=dropout)
     if init is not None:
         model.apply(init)
     if head is not None:
@@ -170,7 +181,8 @@ def _classifier_run(
         optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum)
     mlflow.log_params({"lr": lr, "optimizer": opt, "epochs": epochs, "batch_size": batch_size, "n_train": n_train})
     fit(model, optimizer, data, nn.CrossEntropyLoss(), epochs, batch_size, seed, lr_growth=lr_growth,
-        log_by_hand=log_by_hand, metric_names=metric_names, shuffle=not sort_by_label, eval_mode=eval_mode)
+        log_by_hand=log_by_hand, metric_names=metric_names, shuffle=not sort_by_label, eval_mode=eval_mode,
+        zero_grad=zero_grad)
 
 
 def imbalance(x: torch.Tensor, y: torch.Tensor, majority_share: float, seed: int):
@@ -285,6 +297,77 @@ def head_not_in_optimizer(s: Sample) -> None:
     _classifier_run(s, lr=1e-3, epochs=10, n_train=4000, train_head=False)
 
 
+def raw_scale_inputs(s: Sample) -> None:
+    """Inputs on a raw 0..255-like scale (x * 60 + 120), never standardised."""
+    _classifier_run(s, lr=1e-3, epochs=6, n_train=4000, x_transform=lambda x: x * 60 + 120)
+
+
+def nan_in_inputs(s: Sample) -> None:
+    """A few input values are NaN (a broken preprocessing step)."""
+
+    def poison(x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        x[::50, 3] = float("nan")
+        return x
+
+    _classifier_run(s, lr=1e-3, epochs=3, n_train=4000, x_transform=poison)
+
+
+def constant_feature_columns(s: Sample) -> None:
+    """Four input columns hold the same value in every sample."""
+
+    def flatten(x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        x[:, -4:] = 1.0
+        return x
+
+    _classifier_run(s, lr=1e-3, epochs=8, n_train=4000, x_transform=flatten)
+
+
+def val_not_normalized(s: Sample) -> None:
+    """Training inputs standardised; validation inputs left on their raw scale (x * 5 + 3)."""
+    _classifier_run(s, lr=1e-3, epochs=8, n_train=4000, val_transform=lambda x: x * 5 + 3)
+
+
+def _negative_bias(model: nn.Module) -> None:
+    if isinstance(model, nn.Linear) and model.out_features != N_CLASSES:
+        nn.init.constant_(model.bias, -6.0)
+
+
+def dead_relu_negative_bias(s: Sample) -> None:
+    """Hidden biases initialised to -6: most ReLU units never fire."""
+    _classifier_run(s, lr=1e-3, epochs=8, n_train=4000, init=_negative_bias)
+
+
+def saturated_tanh(s: Sample) -> None:
+    """A tanh network whose weights start 20x too large: most of its units sit on the rails."""
+    model = mlp([N_FEATURES, 64, 64, N_CLASSES], act=nn.Tanh)
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(20.0)
+    _classifier_run(s, lr=1e-3, epochs=8, n_train=4000, model=model)
+
+
+def batchnorm_tiny_batches(s: Sample) -> None:
+    """BatchNorm after each hidden layer, trained with batches of 2."""
+    model = nn.Sequential(nn.Linear(N_FEATURES, 64), nn.BatchNorm1d(64), nn.ReLU(),
+                          nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, N_CLASSES))
+    _classifier_run(s, lr=1e-3, epochs=2, n_train=600, batch_size=2, model=model)
+
+
+def gradients_never_zeroed(s: Sample) -> None:
+    """The loop never calls optimizer.zero_grad(): gradients pile up."""
+    _classifier_run(s, lr=0.01, opt="sgd", epochs=8, n_train=4000, zero_grad=False)
+
+
+def no_bias_layers(s: Sample) -> None:
+    """Every Linear layer created with bias=False, no normalisation."""
+    model = nn.Sequential(nn.Linear(N_FEATURES, 64, bias=False), nn.ReLU(), nn.Linear(64, 64, bias=False),
+                          nn.ReLU(), nn.Linear(64, N_CLASSES, bias=False))
+    _classifier_run(s, lr=1e-3, epochs=8, n_train=4000, model=model)
+
+
 SAMPLES: tuple[Sample, ...] = (
     Sample("healthy_adam_mlp", (), "Adam 1e-3 on a learnable classification task", healthy_adam),
     Sample("healthy_sgd_steplr_regression", (), "SGD+momentum with a StepLR schedule, regression",
@@ -300,7 +383,8 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("not_converged", ("not_converged",), "Adam 1e-3 stopped after 2 epochs", not_converged),
     Sample("overfitting_small_data", ("overfitting",), "64 noisy samples, wide network, 150 epochs (no recorder)",
            overfitting_small_data, recorder=False),
-    Sample("plateau_zero_init", ("plateau",), "all weights initialised to zero: flat at chance", plateau_zero_init),
+    Sample("plateau_zero_init", ("bad_weight_init", "plateau"), "all weights initialised to zero: flat at chance",
+           plateau_zero_init),
     Sample("softmax_before_cross_entropy", ("loss_input_mismatch",), "Softmax output fed to nn.CrossEntropyLoss",
            softmax_before_cross_entropy),
     Sample("sorted_by_label", ("data_not_shuffled",), "training data sorted by label, never shuffled",
@@ -308,10 +392,23 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("imbalanced_labels", ("class_imbalance",), "class 0 is 95% of the training data", imbalanced_labels),
     Sample("eval_in_train_mode", ("eval_mode_not_set",), "dropout 0.5, validation without model.eval()",
            eval_in_train_mode),
-    Sample("huge_init_output_layer", ("initial_loss_mismatch",), "output layer weights scaled 40x at init",
-           huge_init),
+    Sample("huge_init_output_layer", ("initial_loss_mismatch", "bad_weight_init"),
+           "output layer weights scaled 40x at init", huge_init),
     Sample("head_not_in_optimizer", ("frozen_parameters",), "optimizer built without the output layer",
            head_not_in_optimizer),
+    Sample("raw_scale_inputs", ("inputs_not_normalized",), "inputs on a raw 0..255-like scale", raw_scale_inputs),
+    Sample("nan_in_inputs", ("nonfinite_inputs", "nonfinite_loss"), "2% of rows have a NaN input value",
+           nan_in_inputs),
+    Sample("constant_feature_columns", ("constant_features",), "4 input columns constant", constant_feature_columns),
+    Sample("val_not_normalized", ("train_val_preprocessing_mismatch",), "validation inputs left unnormalised",
+           val_not_normalized),
+    Sample("dead_relu_negative_bias", ("dead_relu",), "hidden biases initialised to -6", dead_relu_negative_bias),
+    Sample("saturated_tanh", ("saturated_activations",), "tanh network with 20x too large weights", saturated_tanh),
+    Sample("batchnorm_tiny_batches", ("batchnorm_small_batch",), "BatchNorm with batches of 2",
+           batchnorm_tiny_batches),
+    Sample("gradients_never_zeroed", ("gradients_not_zeroed",), "optimizer.zero_grad() never called",
+           gradients_never_zeroed),
+    Sample("no_bias_layers", ("missing_bias",), "Linear layers without bias, no normalisation", no_bias_layers),
 )
 
 SAMPLE_TAG = "sample.name"

@@ -19,7 +19,8 @@ from mlflow_nnaudit.auditor.verdict import INCONCLUSIVE, decide_status, rank_fin
 _log = logging.getLogger(__name__)
 
 #: the recorder's curves that rules read besides the role curves (per-layer and per-batch evidence)
-RECORDER_EVIDENCE_CURVES = (UPDATE_RATIO_PREFIX, "nnaudit/labels_per_batch")
+RECORDER_EVIDENCE_CURVES = (UPDATE_RATIO_PREFIX, "nnaudit/labels_per_batch", "nnaudit/dead_relu/", "nnaudit/saturated/",
+                            "nnaudit/grad_present_before_backward")
 #: the recorder marks the runs it recorded with this tag, and leaves its one-off facts here
 RECORDER_TAG = "nnaudit.recorder.version"
 DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"

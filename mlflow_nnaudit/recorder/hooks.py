@@ -57,6 +57,8 @@ class Recorder:
         if current_config() is None:
             return
         if tensor.numel() == 1 and len(self.pending) < 10_000:
+            if not self.pending and self.session is not None:
+                self.session.before_backward()
             self.pending.append(tensor.detach())
 
     def on_step_pre(self, optimizer) -> None:

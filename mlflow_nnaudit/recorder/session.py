@@ -9,6 +9,7 @@ off with one warning, and training never sees the exception.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 
 from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.recorder.config import RecorderConfig, warn
-from mlflow_nnaudit.recorder.probes import ModelInfo, Probe, StepContext, default_probes
+from mlflow_nnaudit.recorder.probes import ActivationProbe, DataProbe, ModelInfo, Probe, StepContext, default_probes
 from mlflow_nnaudit.recorder.probes.loss import LossProbe
 from mlflow_nnaudit.recorder.sink import MlflowSink
 
@@ -48,6 +49,22 @@ _ACTIVATIONS = (torch.nn.ReLU, torch.nn.LeakyReLU, torch.nn.ELU, torch.nn.GELU, 
 _MAX_NAMES = 20
 
 
+_NORMS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm,
+          torch.nn.modules.instancenorm._InstanceNorm)
+
+
+def _no_bias_without_norm(leaves: list[tuple[str, torch.nn.Module]]) -> list[str]:
+    """Weight layers without a bias whose next layer is not a normalisation layer (a bias
+    before BatchNorm/LayerNorm is redundant, so leaving it out there is normal)."""
+    out = []
+    for i, (name, m) in enumerate(leaves):
+        if isinstance(m, _WEIGHT_LAYERS) and getattr(m, "bias", None) is None:
+            nxt = leaves[i + 1][1] if i + 1 < len(leaves) else None
+            if not isinstance(nxt, _NORMS):
+                out.append(name)
+    return out
+
+
 def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
     """The model's structure as the rules need it: depth, activations, the output layer,
     regularisation and normalisation layers, bias-less layers, and parameters that can never
@@ -65,10 +82,34 @@ def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
                                  if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm,
                                                    torch.nn.GroupNorm))}),
         "no_bias_layers": [n for n, m in weight_layers if getattr(m, "bias", None) is None][:_MAX_NAMES],
+        "no_bias_without_norm": _no_bias_without_norm(leaves)[:_MAX_NAMES],
         "parameters": int(sum(p.numel() for _, p in params)),
         "trainable_not_in_optimizer": [n for n, p in params if p.requires_grad and id(p) not in opt_ids][:_MAX_NAMES],
         "requires_grad_false": [n for n, p in params if not p.requires_grad][:_MAX_NAMES],
     }
+
+
+def initial_weight_stats(params: list[torch.Tensor]) -> dict[int, dict[str, Any]]:
+    """Scale and symmetry of each weight matrix/kernel before the first update, against
+    LeCun's 1/sqrt(fan_in) (PyTorch's default init gives ~0.58 of it, He ~1.41)."""
+    out: dict[int, dict[str, Any]] = {}
+    with torch.no_grad():
+        for p in params:
+            if p.dim() < 2 or p.numel() < 4:
+                continue
+            w = p.detach().float().reshape(p.shape[0], -1)
+            fan_in = w.shape[1]
+            std = float(w.std())
+            rows_same = float((w == w[0]).all(dim=1).float().mean()) if w.shape[0] > 1 else 0.0
+            out[id(p)] = {
+                "shape": list(p.shape),
+                "std": std,
+                "lecun_std": 1 / math.sqrt(fan_in),
+                "scale_vs_lecun": std * math.sqrt(fan_in),
+                "constant": bool(float(w.max()) == float(w.min())),
+                "identical_rows_share": rows_same,
+            }
+    return out
 
 
 class RunSession:
@@ -93,6 +134,9 @@ class RunSession:
         self._step_seconds: float | None = None  # smoothed wall time of a step, probes excluded
         self._last_step_end: float | None = None
         self._discovery = None  # handle of the one-shot forward pre-hook that finds the model
+        self._root_hook = None  # the model's own forward pre-hook (inputs, arming activation hooks)
+        self.data_probe: DataProbe | None = DataProbe()
+        self._init_stats: dict[int, dict[str, Any]] = {}
         self._diagnostics_written: str | None = None
         self.sink.set_tags({TAG_RECORDER_VERSION: __version__, **({TAG_STARTED_RUN: "true"} if started_run else {})})
 
@@ -184,6 +228,7 @@ class RunSession:
     def _adopt(self, optimizer: torch.optim.Optimizer) -> None:
         self.optimizer = optimizer
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
+        self._init_stats = initial_weight_stats(self.params)
         facts = _optimizer_facts(optimizer)
         facts["nnaudit.model.parameters"] = int(sum(p.numel() for p in self.params))
         try:
@@ -212,16 +257,42 @@ class RunSession:
         hook on every step would cost a few percent)."""
         opt_ids = {id(p) for p in self.params}
 
-        def find_root(module, _args):
+        def find_root(module, args):
             try:
                 if any(id(p) in opt_ids for p in module.parameters()):
                     self._stop_model_discovery()
                     self._attach_model(module, opt_ids)
+                    self._on_root_forward(module, args)  # hooks added now fire from the next call on
             except Exception as exc:  # noqa: BLE001
                 self._stop_model_discovery()
                 warn(self.config, f"could not inspect the model: {exc}")
 
         self._discovery = torch.nn.modules.module.register_module_forward_pre_hook(find_root)
+
+    def _on_root_forward(self, module: torch.nn.Module, args: tuple) -> None:
+        """The model is about to run: note its inputs, and hook its activations when this is the
+        forward pass of a sampled training step."""
+        try:
+            evaluating = not torch.is_grad_enabled() or not module.training
+            sampled = self.step >= self._next_sample
+            if self.data_probe is not None:
+                self.data_probe.observe_input(args, evaluating, sampled)
+            if sampled and not evaluating:
+                for probe in self.probes:
+                    if isinstance(probe, ActivationProbe):
+                        probe.arm()
+        except Exception as exc:  # noqa: BLE001 - odd inputs: give up on this probe, not on training
+            self.data_probe = None
+            warn(self.config, f"probe 'inputs' disabled after an error: {type(exc).__name__}: {exc}")
+
+    def before_backward(self) -> None:
+        """The first backward since the last optimizer step is about to run. On sampled steps:
+        are gradients still there from the last step (never zeroed)?"""
+        if self.step < 1 or self.step < self._next_sample or not self.params:
+            return
+        grad = next((p.grad for p in self.params if p.grad is not None), None)
+        present = torch.zeros(()) if grad is None else (grad.detach() != 0).any().float()
+        self.sink.add("grad_present_before_backward", present, self.step)
 
     def _stop_model_discovery(self) -> None:
         if self._discovery is not None:
@@ -236,6 +307,9 @@ class RunSession:
                 layers[name or type(root).__name__] = own
         self.model = ModelInfo(root=root, layers=layers)
         self.structure = describe_model(root, opt_ids)
+        names = {id(p): n for n, p in root.named_parameters()}
+        self.structure["init"] = [{"param": names[i], **st} for i, st in self._init_stats.items() if i in names]
+        self._root_hook = root.register_forward_pre_hook(self._on_root_forward)
         for probe in list(self.probes):
             try:
                 probe.attach(self.model)
@@ -254,7 +328,8 @@ class RunSession:
                 "layers": {name: [list(p.shape) for p in ps] for name, ps in self.model.layers.items()},
                 **(self.structure or {}),
             }
-        for probe in [*self.probes, *([self.loss_probe] if self.loss_probe else [])]:
+        extra = [p for p in (self.loss_probe, self.data_probe) if p is not None]
+        for probe in [*self.probes, *extra]:
             facts = probe.summary()
             if facts:
                 out[probe.name] = facts
@@ -278,7 +353,13 @@ class RunSession:
             warn(self.config, f"could not write {DIAGNOSTICS_ARTIFACT}: {type(exc).__name__}: {exc}")
 
     def close(self) -> None:
-        """Write what is buffered and the diagnostics; release the model hook."""
+        """Write what is buffered and the diagnostics; release the model hooks."""
         self._stop_model_discovery()
+        if self._root_hook is not None:
+            self._root_hook.remove()
+            self._root_hook = None
+        for probe in self.probes:
+            if isinstance(probe, ActivationProbe):
+                probe.disarm()
         self._emit_val_loss()
         self.flush()

@@ -5,12 +5,22 @@ from mlflow_nnaudit.auditor.rules.dynamics import Diverging, NotConverged, Oscil
 from mlflow_nnaudit.auditor.rules.loss import NonFiniteLoss
 from mlflow_nnaudit.auditor.rules.optimisation import LearningRateTooHigh, LearningRateTooLow
 from mlflow_nnaudit.auditor.rules.recorded import (
+    BadWeightInit,
+    BatchnormSmallBatch,
     ClassImbalance,
+    ConstantFeatures,
     DataNotShuffled,
+    DeadRelu,
     EvalModeNotSet,
     FrozenParameters,
+    GradientsNotZeroed,
     InitialLossMismatch,
+    InputsNotNormalized,
     LossInputMismatch,
+    MissingBias,
+    NonfiniteInputs,
+    SaturatedActivations,
+    TrainValPreprocessingMismatch,
 )
 
 ALL_RULES: tuple[Rule, ...] = (
@@ -28,6 +38,16 @@ ALL_RULES: tuple[Rule, ...] = (
     ClassImbalance(),
     EvalModeNotSet(),
     FrozenParameters(),
+    InputsNotNormalized(),
+    NonfiniteInputs(),
+    ConstantFeatures(),
+    TrainValPreprocessingMismatch(),
+    BadWeightInit(),
+    DeadRelu(),
+    SaturatedActivations(),
+    BatchnormSmallBatch(),
+    MissingBias(),
+    GradientsNotZeroed(),
 )
 
 __all__ = ["ALL_RULES", "Evidence", "Finding", "Rule", "RunView"]

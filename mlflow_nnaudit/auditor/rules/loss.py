@@ -73,7 +73,7 @@ class NonFiniteLoss(Rule):
             return self.finding(
                 confidence="high",
                 severity="failed",
-                score=1.0,
+                score=0.95,  # below nonfinite_inputs: NaN inputs are the cause, a NaN loss the symptom
                 summary=f"the {where} loss became {nf.kind.upper() if nf.kind == 'nan' else 'Inf'} at step "
                 f"{fmt_step(step)}{growth_text}",
                 recommendation=f"The {where} loss became {'NaN' if nf.kind == 'nan' else 'Inf'} at step "

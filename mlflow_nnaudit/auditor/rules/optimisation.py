@@ -48,7 +48,8 @@ class LearningRateTooHigh(Rule):
                 signs.append(f"the loss grew {fmt_factor(before[-1] / before.min())} before turning non-finite")
                 evidence.append(Evidence("growth_before_nonfinite", curve.key, {"ratio": before[-1] / before.min()}))
                 severity = "failed"
-            elif len(before) < 3:
+            elif len(before) < 3 and not view.fact("inputs", "train", "nonfinite_share"):
+                # (with NaN in the inputs themselves, an early NaN loss says nothing about the lr)
                 signs.append("the loss turned non-finite within the first few steps")
                 evidence.append(Evidence("early_nonfinite", curve.key, {"first_index": nf.first_index}))
                 severity = "failed"

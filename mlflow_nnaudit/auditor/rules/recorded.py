@@ -192,3 +192,329 @@ class FrozenParameters(Rule):
             "optimizer after the model is complete, from `model.parameters()` (or list every sub-module you train).",
             evidence=[Evidence("parameters_vs_optimizer", DIAGNOSTICS, {"not_in_optimizer": missing})],
         )
+
+
+# --- inputs ------------------------------------------------------------------------------------
+#: feature scale far from unit: median per-feature std above/below, |mean| above (in raw units),
+#: or features whose scales differ by this factor (starting points, see docs/causes.md)
+INPUT_STD_HIGH = 10.0
+INPUT_STD_LOW = 0.01
+INPUT_MEAN_HIGH = 5.0
+INPUT_SCALE_SPREAD = 100.0
+
+
+class InputsNotNormalized(Rule):
+    """The recorder keeps per-feature statistics of sampled training input batches (features =
+    dimension 1: columns of a table, channels of an image). Reported when the typical feature
+    is far from zero mean and unit scale (median per-feature std above 10 or below 0.01, or
+    median |mean| above 5, as with raw 0..255 pixels or features in the thousands), or when
+    feature scales differ by more than 100x."""
+
+    cause = "inputs_not_normalized"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        st = view.fact("inputs", "train")
+        if not isinstance(st, dict):
+            return None
+        problems = []
+        if st["median_std"] > INPUT_STD_HIGH or 0 < st["median_std"] < INPUT_STD_LOW:
+            problems.append(f"the typical feature has standard deviation {fmt_num(st['median_std'])}")
+        if st["median_abs_mean"] > INPUT_MEAN_HIGH:
+            problems.append(f"the typical feature has mean {fmt_num(st['median_abs_mean'])}")
+        if st["std_ratio"] > INPUT_SCALE_SPREAD:
+            problems.append(f"feature scales differ by {fmt_num(st['std_ratio'])}x")
+        if not problems:
+            return None
+        seen = "; ".join(problems)
+        return self.finding(
+            confidence="high",
+            severity="warning",
+            score=0.8,
+            summary=f"inputs are not normalised: {seen} (largest |value| {fmt_num(st['max_abs'])})",
+            recommendation=f"The inputs are not normalised ({seen}): standardise each feature with the training "
+            "set's mean and std (e.g. `transforms.Normalize(mean, std)` for images, or (x - mean) / std per column), "
+            "and apply the same statistics to validation and test data.",
+            evidence=[Evidence("input_statistics", DIAGNOSTICS, {k: st[k] for k in (
+                "median_std", "median_abs_mean", "std_ratio", "max_abs", "features", "batches")})],
+        )
+
+
+class NonfiniteInputs(Rule):
+    """The recorder counts NaN and Inf values in the sampled training and evaluation input
+    batches; any at all is reported."""
+
+    cause = "nonfinite_inputs"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        shares = {phase: view.fact("inputs", phase, "nonfinite_share") for phase in ("train", "eval")}
+        bad = {k: v for k, v in shares.items() if isinstance(v, (int, float)) and v > 0}
+        if not bad:
+            return None
+        where = " and ".join(f"{v:.2%} of the {k} input values" for k, v in bad.items())
+        return self.finding(
+            confidence="high",
+            severity="failed",
+            score=1.0,
+            summary=f"NaN/Inf in the inputs: {where}",
+            recommendation=f"The inputs contain NaN or Inf ({where}): find them with `torch.isfinite(x).all()` on "
+            "the dataset, then impute or drop them (and check divisions and logs in the preprocessing).",
+            evidence=[Evidence("input_nonfinite", DIAGNOSTICS, bad)],
+        )
+
+
+class ConstantFeatures(Rule):
+    """Input features whose minimum equals their maximum over every sampled training batch
+    (at least 3 batches): they carry no information and break standardisation (division by a
+    zero std gives NaN)."""
+
+    cause = "constant_features"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        st = view.fact("inputs", "train")
+        if not isinstance(st, dict) or st.get("constant_features", 0) < 1 or st.get("batches", 0) < 3:
+            return None
+        k, n = st["constant_features"], st["features"]
+        return self.finding(
+            confidence="medium",
+            severity="warning",
+            score=k / max(n, 1),
+            summary=f"{k} of {n} input features never changed in {st['batches']} sampled batches",
+            recommendation=f"{k} of the {n} input features are constant: drop them (or make sure standardisation "
+            "divides by max(std, eps)), and check the feature pipeline for a column filled by mistake.",
+            evidence=[Evidence("constant_features", DIAGNOSTICS, {"constant": k, "features": n,
+                                                                    "batches": st["batches"]})],
+        )
+
+
+#: standardised difference of feature means (median over features) between train and eval inputs
+PREPROCESSING_SHIFT = 1.0
+#: ... or ratio of their scales
+PREPROCESSING_SCALE = 3.0
+
+
+class TrainValPreprocessingMismatch(Rule):
+    """The recorder keeps input statistics separately for training batches and for
+    evaluation batches (forward passes without autograd or in eval mode). Reported when the
+    evaluation inputs sit far from the training inputs: the median over features of
+    |mean_eval - mean_train| / std_train above 1, or the median ratio of their standard
+    deviations beyond 3x either way, as when only one split was normalised."""
+
+    cause = "train_val_preprocessing_mismatch"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        tr, ev = view.fact("inputs", "train"), view.fact("inputs", "eval")
+        if not isinstance(tr, dict) or not isinstance(ev, dict):
+            return None
+        mt, st = np.asarray(tr["feature_mean"]), np.asarray(tr["feature_std"])
+        me, se = np.asarray(ev["feature_mean"]), np.asarray(ev["feature_std"])
+        if len(mt) != len(me) or len(mt) == 0:
+            return None
+        ok = st > 1e-12
+        if not ok.any():
+            return None
+        shift = float(np.median(np.abs(me[ok] - mt[ok]) / st[ok]))
+        scale = float(np.median(np.maximum(se[ok], 1e-12) / st[ok]))
+        if shift <= PREPROCESSING_SHIFT and 1 / PREPROCESSING_SCALE <= scale <= PREPROCESSING_SCALE:
+            return None
+        return self.finding(
+            confidence="high",
+            severity="warning",
+            score=min(1.0, shift / 5 + abs(math.log(max(scale, 1e-12))) / 5),
+            summary=f"evaluation inputs differ from training inputs: feature means shifted by {shift:.1f} training "
+            f"std, scales {scale:.2g}x",
+            recommendation=f"Evaluation inputs are preprocessed differently from training inputs (means shifted by "
+            f"{shift:.1f} std, scale {scale:.2g}x): compute normalisation statistics on the training split once and "
+            "apply the same transform to every split.",
+            evidence=[Evidence("train_vs_eval_inputs", DIAGNOSTICS, {"median_mean_shift_in_train_std": shift,
+                                                                       "median_std_ratio": scale})],
+        )
+
+
+# --- model -------------------------------------------------------------------------------------
+#: weight std vs LeCun's 1/sqrt(fan_in) outside this band is badly scaled (PyTorch's default ~0.58,
+#: He ~1.41: both well inside)
+INIT_SCALE_BAND = (0.1, 10.0)
+
+
+class BadWeightInit(Rule):
+    """The recorder measures every weight matrix/kernel before the first update: constant
+    weights (all zero, all equal), most rows identical (symmetric: the units stay copies of
+    each other), or a standard deviation more than 10x away from LeCun's 1/sqrt(fan_in)."""
+
+    cause = "bad_weight_init"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        init = view.fact("model", "init")
+        if not isinstance(init, list) or not init:
+            return None
+        constant = [w["param"] for w in init if w["constant"]]
+        symmetric = [w["param"] for w in init if not w["constant"] and w["identical_rows_share"] >= 0.5
+                     and w["shape"][0] > 1]
+        lo, hi = INIT_SCALE_BAND
+        scaled = [f"{w['param']} ({w['scale_vs_lecun']:.2g}x)" for w in init
+                  if not w["constant"] and not lo <= w["scale_vs_lecun"] <= hi]
+        if not (constant or symmetric or scaled):
+            return None
+        parts = []
+        if constant:
+            parts.append(f"constant weights in {', '.join(constant[:4])}")
+        if symmetric:
+            parts.append(f"identical rows in {', '.join(symmetric[:4])}")
+        if scaled:
+            parts.append(f"weights scaled far from 1/sqrt(fan_in) in {', '.join(scaled[:4])}")
+        seen = "; ".join(parts)
+        return self.finding(
+            confidence="high" if (constant or symmetric) else "medium",
+            severity="warning",
+            score=0.9 if constant else 0.7,
+            summary=f"bad initial weights: {seen}",
+            recommendation=f"The initial weights are bad ({seen}): use PyTorch's default initialisation or "
+            "`nn.init.kaiming_normal_` (ReLU) / `nn.init.xavier_uniform_` (tanh, sigmoid) with zero biases; never "
+            "initialise weights to a constant.",
+            evidence=[Evidence("initial_weights", DIAGNOSTICS, {"constant": constant, "symmetric": symmetric,
+                                                                  "badly_scaled": scaled})],
+        )
+
+
+def _layer_shares(view: RunView, prefix: str) -> dict[str, float]:
+    """Per layer, the median over the second half of the run of a recorder share curve."""
+    out = {}
+    for key, c in view.extra_matching(prefix).items():
+        v = c.values[len(c.values) // 2:]
+        v = v[np.isfinite(v)]
+        if len(v):
+            out[key[len(prefix):]] = float(np.median(v))
+    return out
+
+
+#: share of a layer's units that must be dead / saturated (AutoTrainer 70%, DeepDiagnosis 50%)
+DEAD_SHARE = 0.5
+SATURATED_SHARE = 0.5
+
+
+class DeadRelu(Rule):
+    """On sampled steps the recorder hooks every ReLU module and measures the share of its
+    units (features, or channels) that output zero for every sample of the batch. Reported
+    when, over the second half of the run, the median share is at least 50% in some layer."""
+
+    cause = "dead_relu"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        shares = _layer_shares(view, "nnaudit/dead_relu/")
+        bad = {k: v for k, v in shares.items() if v >= DEAD_SHARE}
+        if not bad:
+            return None
+        worst = max(bad, key=bad.get)
+        return self.finding(
+            confidence="high",
+            severity="failed" if bad[worst] >= 0.9 else "warning",
+            score=bad[worst],
+            summary=f"{bad[worst]:.0%} of the units after ReLU layer {worst} never activate"
+            + (f" (and {len(bad) - 1} more layers)" if len(bad) > 1 else ""),
+            recommendation=f"{bad[worst]:.0%} of the ReLU units of layer {worst} are dead (always 0): lower the "
+            "learning rate, use He initialisation (`nn.init.kaiming_normal_`) with zero biases, or switch to "
+            "`nn.LeakyReLU`/`nn.GELU`; normalised inputs help too.",
+            evidence=[Evidence("dead_units", "nnaudit/dead_relu/", {"per_layer": shares})],
+        )
+
+
+class SaturatedActivations(Rule):
+    """On sampled steps the recorder hooks every Sigmoid and Tanh module and measures the share
+    of outputs on the rails (pre-activation beyond +/-5, where the gradient vanishes).
+    Reported when, over the second half of the run, the median share is at least 50% in some
+    layer."""
+
+    cause = "saturated_activations"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        shares = _layer_shares(view, "nnaudit/saturated/")
+        bad = {k: v for k, v in shares.items() if v >= SATURATED_SHARE}
+        if not bad:
+            return None
+        worst = max(bad, key=bad.get)
+        return self.finding(
+            confidence="high",
+            severity="warning",
+            score=bad[worst],
+            summary=f"{bad[worst]:.0%} of the outputs of {worst} sit on the sigmoid/tanh rails",
+            recommendation=f"{bad[worst]:.0%} of the activations of layer {worst} are saturated, so their gradients "
+            "vanish: scale the initial weights down (`nn.init.xavier_uniform_`), normalise the inputs, add "
+            "normalisation layers, or use ReLU-family activations in hidden layers.",
+            evidence=[Evidence("saturated_units", "nnaudit/saturated/", {"per_layer": shares})],
+        )
+
+
+class BatchnormSmallBatch(Rule):
+    """The model has batch-normalisation layers and the recorder saw training batches of at
+    most 4 samples (median over sampled steps): batch statistics from so few samples are
+    noise, and training and evaluation behaviour drift apart."""
+
+    cause = "batchnorm_small_batch"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        norms = view.fact("model", "normalization") or []
+        size = view.fact("inputs", "train", "median_batch_size")
+        if not any("BatchNorm" in n for n in norms) or not isinstance(size, int) or size > 4:
+            return None
+        return self.finding(
+            confidence="high",
+            severity="warning",
+            score=0.7,
+            summary=f"batch normalisation with training batches of {size}",
+            recommendation=f"Batch normalisation sees batches of only {size} samples: use larger batches, or replace "
+            "BatchNorm with `nn.GroupNorm`/`nn.LayerNorm`, which do not depend on the batch.",
+            evidence=[Evidence("batchnorm_batch_size", DIAGNOSTICS, {"median_batch_size": size,
+                                                                       "normalization": norms})],
+        )
+
+
+class MissingBias(Rule):
+    """Linear or convolution layers created with `bias=False` whose next layer is not a
+    normalisation layer (which would make a bias redundant). Low confidence: some
+    architectures leave biases out on purpose."""
+
+    cause = "missing_bias"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        layers = view.fact("model", "no_bias_without_norm")
+        if not layers:
+            return None
+        names = ", ".join(layers[:5])
+        return self.finding(
+            confidence="low",
+            severity="warning",
+            score=0.3,
+            summary=f"layers without bias and without a following normalisation layer: {names}",
+            recommendation=f"Layers {names} have no bias term and no normalisation after them: unless this is "
+            "deliberate, create them with `bias=True` (the default).",
+            evidence=[Evidence("no_bias_layers", DIAGNOSTICS, {"layers": layers})],
+        )
+
+
+# --- optimisation ----------------------------------------------------------------------------------
+class GradientsNotZeroed(Rule):
+    """On sampled steps the recorder looks at the gradients just before the first backward
+    pass after an optimizer step: after `optimizer.zero_grad()` they are None or zero. When
+    they are still non-zero on at least 90% of the sampled steps (at least 3), gradients are
+    accumulating across steps because they are never reset."""
+
+    cause = "gradients_not_zeroed"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        c = view.extra_curves.get("nnaudit/grad_present_before_backward")
+        if c is None:
+            return None
+        v = c.values[np.isfinite(c.values)]
+        if len(v) < 3 or float(np.mean(v)) < 0.9:
+            return None
+        return self.finding(
+            confidence="high",
+            severity="failed",
+            score=1.0,
+            summary=f"gradients from the previous step were still there before backward on {np.mean(v):.0%} of "
+            f"{len(v)} sampled steps",
+            recommendation="Gradients are never reset, so every step adds the new gradient to all earlier ones: call "
+            "`optimizer.zero_grad()` once per step, before `loss.backward()` (or after `optimizer.step()`).",
+            evidence=[Evidence("grad_present_before_backward", c.key, {"share": float(np.mean(v)),
+                                                                        "sampled_steps": len(v)})],
+        )

@@ -1,12 +1,17 @@
 """Recorder probes: one kind of evidence each, none knowing about MLflow."""
 
+from mlflow_nnaudit.recorder.probes.activations import ActivationProbe
 from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe, StepContext
+from mlflow_nnaudit.recorder.probes.data import DataProbe
 from mlflow_nnaudit.recorder.probes.gradients import GradientProbe
 from mlflow_nnaudit.recorder.probes.updates import UpdateProbe
 
 
 def default_probes() -> list[Probe]:
-    return [GradientProbe(), UpdateProbe()]
+    """The probes run around sampled optimizer steps (the loss and data probes are fed
+    differently: from loss calls and the model's forward pre-hook)."""
+    return [GradientProbe(), UpdateProbe(), ActivationProbe()]
 
 
-__all__ = ["ModelInfo", "Probe", "StepContext", "GradientProbe", "UpdateProbe", "default_probes"]
+__all__ = ["ActivationProbe", "DataProbe", "GradientProbe", "ModelInfo", "Probe", "StepContext", "UpdateProbe",
+           "default_probes"]

@@ -1,0 +1,90 @@
+"""Dead ReLUs and saturated sigmoid/tanh units, per activation layer, on sampled steps.
+
+Forward hooks are put on the activation modules only for the forward pass of a sampled
+training step (armed by the session from the model's forward pre-hook, disarmed at the
+optimizer step): a hook on every module on every step would cost a few percent. Activations
+applied as functions (`torch.relu(x)` inside `forward`) are not seen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe, StepContext
+
+_RELUS = (nn.ReLU, nn.ReLU6)
+_SIGMOIDS = (nn.Sigmoid,)
+_TANHS = (nn.Tanh,)
+#: |pre-activation| >= 5 is saturated (DeepDiagnosis); in output terms:
+SIGMOID_RAIL = 0.0067  # sigmoid(-5); sigmoid(5) = 1 - this
+TANH_RAIL = 0.9999  # tanh(5) = 0.99991
+
+
+def dead_share(out: torch.Tensor) -> torch.Tensor:
+    """Share of units (features, or channels of a feature map) that are zero for every sample."""
+    if out.dim() == 0:
+        return torch.zeros(())
+    units = out.shape[1] if out.dim() > 1 else 1
+    per_unit = out.detach().transpose(0, 1).reshape(units, -1) if out.dim() > 1 else out.detach().reshape(1, -1)
+    return (per_unit <= 0).all(dim=1).float().mean()
+
+
+def saturated_share(out: torch.Tensor, kind: str) -> torch.Tensor:
+    o = out.detach()
+    if kind == "sigmoid":
+        return ((o < SIGMOID_RAIL) | (o > 1 - SIGMOID_RAIL)).float().mean()
+    return (o.abs() > TANH_RAIL).float().mean()
+
+
+class ActivationProbe(Probe):
+    name = "activations"
+
+    def __init__(self) -> None:
+        self.layers: list[tuple[str, nn.Module, str]] = []
+        self._handles: list = []
+        self._seen: dict[str, list[torch.Tensor]] = {}
+
+    def attach(self, model: ModelInfo) -> None:
+        if model.root is None:
+            return
+        for name, m in model.root.named_modules():
+            kind = "relu" if isinstance(m, _RELUS) else "sigmoid" if isinstance(m, _SIGMOIDS) else (
+                "tanh" if isinstance(m, _TANHS) else None)
+            if kind:
+                self.layers.append((name, m, kind))
+
+    @property
+    def armed(self) -> bool:
+        return bool(self._handles)
+
+    def arm(self) -> None:
+        """Hook the activation modules for the coming forward pass."""
+        if self._handles or not self.layers:
+            return
+        for name, module, kind in self.layers:
+            self._handles.append(module.register_forward_hook(self._hook(name, kind)))
+
+    def _hook(self, name: str, kind: str):
+        def hook(_module, _inputs, out):
+            if isinstance(out, torch.Tensor) and out.is_floating_point():
+                key = f"dead_relu/{name}" if kind == "relu" else f"saturated/{name}"
+                share = dead_share(out) if kind == "relu" else saturated_share(out, kind)
+                self._seen.setdefault(key, []).append(share)
+
+        return hook
+
+    def disarm(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def before_step(self, ctx: StepContext) -> dict[str, Any]:
+        self.disarm()
+        seen, self._seen = self._seen, {}
+        return {k: torch.stack(v).mean() if len(v) > 1 else v[0] for k, v in seen.items()}
+
+    def summary(self) -> dict[str, Any]:
+        return {"layers": {name: kind for name, _, kind in self.layers}} if self.layers else {}

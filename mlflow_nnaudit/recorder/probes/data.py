@@ -1,0 +1,115 @@
+"""What the model is fed: per-feature statistics of its input batches, in training and in
+evaluation, and the batch size.
+
+Fed by a forward pre-hook on the model's root module (one Python call per forward pass);
+statistics are taken only on sampled training steps and on the first batches of each
+evaluation, and stay tensors until the summary is asked for. Features are the input's
+dimension 1 (columns of a [N, F] table, channels of a [N, C, H, W] image); integer inputs
+(token ids, categorical codes) are skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from mlflow_nnaudit.recorder.probes.base import Probe
+
+#: at most this many features are tracked (the rest of a very wide input is ignored)
+MAX_FEATURES = 4096
+#: evaluation batches summarised per evaluation
+EVAL_BATCHES = 2
+
+
+class _RunningStats:
+    """Per-feature running min/max/mean/mean-of-squares and the non-finite count, as tensors."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.min: torch.Tensor | None = None
+        self.max: torch.Tensor | None = None
+        self.sum: torch.Tensor | None = None
+        self.sqsum: torch.Tensor | None = None
+        self.nonfinite: torch.Tensor | None = None
+        self.values = 0
+        self.batch_sizes: list[int] = []
+
+    def add(self, x: torch.Tensor) -> None:
+        x = x.detach()
+        if x.dim() < 2:
+            x = x.reshape(-1, 1)
+        feats = min(int(x.shape[1]), MAX_FEATURES)
+        flat = x[:, :feats].transpose(0, 1).reshape(feats, -1).float()  # [F, samples]
+        finite = torch.isfinite(flat)
+        clean = torch.where(finite, flat, torch.zeros((), device=flat.device))
+        big = torch.finfo(torch.float32).max
+        bmin = torch.where(finite, flat, torch.full((), big, device=flat.device)).amin(dim=1)
+        bmax = torch.where(finite, flat, torch.full((), -big, device=flat.device)).amax(dim=1)
+        count = flat.shape[1]
+        s, sq, bad = clean.sum(dim=1), (clean * clean).sum(dim=1), (~finite).sum()
+        if self.sum is None or self.sum.shape != s.shape:
+            self.min, self.max, self.sum, self.sqsum, self.nonfinite = bmin, bmax, s, sq, bad
+            self.values = count
+        else:
+            self.min = torch.minimum(self.min, bmin)
+            self.max = torch.maximum(self.max, bmax)
+            self.sum, self.sqsum, self.nonfinite = self.sum + s, self.sqsum + sq, self.nonfinite + bad
+            self.values += count
+        self.n += 1
+        self.batch_sizes.append(int(x.shape[0]))
+
+    def summary(self) -> dict[str, Any] | None:
+        if self.sum is None or self.values == 0:
+            return None
+        mean = self.sum / self.values
+        std = (self.sqsum / self.values - mean * mean).clamp_min(0).sqrt()
+        constant = (self.max <= self.min)
+        nonconst_std = std[~constant]
+        sizes = sorted(self.batch_sizes)
+        return {
+            "batches": self.n,
+            "features": int(mean.numel()),
+            "median_batch_size": sizes[len(sizes) // 2],
+            "nonfinite_share": float(self.nonfinite) / float(self.values * mean.numel()),
+            "constant_features": int(constant.sum()),
+            "median_abs_mean": float(mean.abs().median()),
+            "median_std": float(std.median()),
+            "max_abs": float(torch.maximum(self.max.abs(), self.min.abs()).max()),
+            "std_ratio": float(nonconst_std.max() / nonconst_std.min().clamp_min(1e-12)) if len(nonconst_std) else 1.0,
+            "feature_mean": [round(float(v), 6) for v in mean[:64]],
+            "feature_std": [round(float(v), 6) for v in std[:64]],
+        }
+
+
+class DataProbe(Probe):
+    """Input statistics of training batches (sampled steps) and evaluation batches."""
+
+    name = "inputs"
+
+    def __init__(self) -> None:
+        self.train = _RunningStats()
+        self.eval = _RunningStats()
+        self._eval_batches_this_phase = 0
+
+    def observe_input(self, args: tuple, evaluating: bool, sampled: bool) -> None:
+        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if x is None or not x.is_floating_point() or x.dim() == 0 or x.numel() == 0:
+            return
+        with torch.no_grad():
+            if evaluating:
+                if self._eval_batches_this_phase < EVAL_BATCHES:
+                    self.eval.add(x)
+                    self._eval_batches_this_phase += 1
+            else:
+                self._eval_batches_this_phase = 0
+                if sampled:
+                    self.train.add(x)
+
+    def summary(self) -> dict[str, Any]:
+        out = {}
+        for name, stats in (("train", self.train), ("eval", self.eval)):
+            s = stats.summary()
+            if s is not None:
+                out[name] = s
+        return out
