@@ -18,7 +18,7 @@ import torch
 from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.recorder.config import RecorderConfig, warn
 from mlflow_nnaudit.recorder.probes import ActivationProbe, DataProbe, ModelInfo, Probe, StepContext, default_probes
-from mlflow_nnaudit.recorder.probes.loss import LossProbe
+from mlflow_nnaudit.recorder.probes.loss import CHECK_FIRST_CALLS, LossProbe
 from mlflow_nnaudit.recorder.sink import MlflowSink
 
 DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"
@@ -176,15 +176,19 @@ class RunSession:
     # --- loss calls ----------------------------------------------------------------------------
     def observe_loss(self, fn: str, inp, target, out) -> None:
         """A torch loss function was called: training loss or evaluation loss?"""
-        if self.loss_probe is None:
+        probe = self.loss_probe
+        if probe is None:
             return
         root = self.model.root if self.model is not None else None
         no_grad = not torch.is_grad_enabled() or not getattr(out, "requires_grad", False)
         evaluating = no_grad or (root is not None and not root.training)
+        sampled = self.step >= self._next_sample
+        if not evaluating and not sampled and probe.train_calls >= CHECK_FIRST_CALLS:
+            return  # the common case, kept cheap: an ordinary training loss on an unsampled step
         if no_grad and root is not None and root.training and self.eval_in_train_mode is None:
             self._note_eval_in_train_mode(root)
         try:
-            metrics = self.loss_probe.observe(fn, inp, target, out, evaluating, sampled=self.step >= self._next_sample)
+            metrics = probe.observe(fn, inp, target, out, evaluating, sampled=sampled)
         except Exception as exc:  # noqa: BLE001
             self.loss_probe = None
             warn(self.config, f"probe 'loss' disabled after an error: {type(exc).__name__}: {exc}")

@@ -93,6 +93,9 @@ class DataProbe(Probe):
         self._eval_batches_this_phase = 0
 
     def observe_input(self, args: tuple, evaluating: bool, sampled: bool) -> None:
+        if not evaluating and not sampled:  # the common case, kept cheap: a training forward not sampled
+            self._eval_batches_this_phase = 0
+            return
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
         if x is None or not x.is_floating_point() or x.dim() == 0 or x.numel() == 0:
             return
