@@ -297,6 +297,39 @@ def head_not_in_optimizer(s: Sample) -> None:
     _classifier_run(s, lr=1e-3, epochs=10, n_train=4000, train_head=False)
 
 
+def _regression_run(s: Sample, *, target_scale: float = 1.0, head: nn.Module | None = None,
+                    lr: float = 1e-3, epochs: int = 10) -> None:
+    seed = 5
+    torch.manual_seed(seed)
+    data = teacher_regression(2000, 500, seed, target_scale=target_scale)
+    model = mlp([N_FEATURES, 64, 64, 1])
+    if head is not None:
+        model.append(head)
+    mlflow.log_params({"lr": lr, "optimizer": "adam", "epochs": epochs})
+    fit(model, torch.optim.Adam(model.parameters(), lr=lr), data, nn.MSELoss(), epochs, 32, seed)
+
+
+def unscaled_targets(s: Sample) -> None:
+    """Regression targets in the thousands, never standardised."""
+    _regression_run(s, target_scale=1000.0)
+
+
+def relu_output_regression(s: Sample) -> None:
+    """A regression model ending in ReLU while half of the targets are negative."""
+    _regression_run(s, head=nn.ReLU())
+
+
+def heavy_dropout(s: Sample) -> None:
+    """Dropout 0.9 after every hidden layer: the network can barely fit anything."""
+    _classifier_run(s, lr=1e-3, epochs=8, n_train=4000, dropout=0.9)
+
+
+def shuffled_labels(s: Sample) -> None:
+    """Training labels shuffled against their inputs (a broken join): nothing to learn but noise."""
+    _classifier_run(s, lr=1e-3, epochs=40, n_train=256, widths=[N_FEATURES, 256, 256, N_CLASSES], batch_size=32,
+                    label_noise=1.0)
+
+
 def raw_scale_inputs(s: Sample) -> None:
     """Inputs on a raw 0..255-like scale (x * 60 + 120), never standardised."""
     _classifier_run(s, lr=1e-3, epochs=6, n_train=4000, x_transform=lambda x: x * 60 + 120)
@@ -396,6 +429,13 @@ SAMPLES: tuple[Sample, ...] = (
            "output layer weights scaled 40x at init", huge_init),
     Sample("head_not_in_optimizer", ("frozen_parameters",), "optimizer built without the output layer",
            head_not_in_optimizer),
+    Sample("unscaled_targets", ("targets_not_normalized",), "regression targets in the thousands",
+           unscaled_targets),
+    Sample("relu_output_regression", ("final_layer_activation",), "ReLU on the output of a signed regression",
+           relu_output_regression),
+    Sample("heavy_dropout", ("too_much_regularization",), "dropout 0.9 after every hidden layer", heavy_dropout),
+    Sample("shuffled_labels", ("labels_unrelated",), "training labels shuffled against their inputs",
+           shuffled_labels),
     Sample("raw_scale_inputs", ("inputs_not_normalized",), "inputs on a raw 0..255-like scale", raw_scale_inputs),
     Sample("nan_in_inputs", ("nonfinite_inputs", "nonfinite_loss"), "2% of rows have a NaN input value",
            nan_in_inputs),

@@ -10,6 +10,20 @@ _CONF_RANK = {"high": 0, "medium": 1, "low": 2}
 _SEV_RANK = {"failed": 0, "warning": 1}
 
 
+def drop_explained(findings: list[Finding], explained_by: dict[str, tuple[str, ...]]) -> tuple[list[Finding], list[str]]:
+    """Leave out the findings that another finding on the run explains better (each rule names
+    those causes in `explained_by`). Returns what is kept and a note for each left out."""
+    present = {f.cause for f in findings}
+    kept, notes = [], []
+    for f in findings:
+        by = [c for c in explained_by.get(f.cause, ()) if c in present]
+        if by:
+            notes.append(f"{f.cause} not reported: explained by {', '.join(by)}")
+        else:
+            kept.append(f)
+    return kept, notes
+
+
 def rank_findings(findings: list[Finding]) -> list[Finding]:
     """Most likely first: by confidence, then severity, then the rule's own strength score.
     Ties keep the rules' registry order, so the result is deterministic."""

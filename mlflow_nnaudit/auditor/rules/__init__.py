@@ -1,9 +1,18 @@
 """The rules: one class per failure cause. `ALL_RULES` is the registry the auditor runs."""
 
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
-from mlflow_nnaudit.auditor.rules.dynamics import Diverging, NotConverged, OscillatingLoss, Overfitting, Plateau
+from mlflow_nnaudit.auditor.rules.dynamics import (
+    DatasetSuspect,
+    Diverging,
+    LabelsUnrelated,
+    LossMetricDisagreement,
+    NotConverged,
+    OscillatingLoss,
+    Overfitting,
+    Plateau,
+)
 from mlflow_nnaudit.auditor.rules.loss import NonFiniteLoss
-from mlflow_nnaudit.auditor.rules.optimisation import LearningRateTooHigh, LearningRateTooLow
+from mlflow_nnaudit.auditor.rules.optimisation import ExplodingGradients, LearningRateTooHigh, LearningRateTooLow
 from mlflow_nnaudit.auditor.rules.recorded import (
     BadWeightInit,
     BatchnormSmallBatch,
@@ -12,15 +21,21 @@ from mlflow_nnaudit.auditor.rules.recorded import (
     DataNotShuffled,
     DeadRelu,
     EvalModeNotSet,
+    FinalLayerActivation,
     FrozenParameters,
     GradientsNotZeroed,
     InitialLossMismatch,
     InputsNotNormalized,
     LossInputMismatch,
     MissingBias,
+    NoRegularization,
     NonfiniteInputs,
     SaturatedActivations,
+    TargetsNotNormalized,
+    TooMuchRegularization,
     TrainValPreprocessingMismatch,
+    UpdateRatioAbnormal,
+    VanishingGradients,
 )
 
 ALL_RULES: tuple[Rule, ...] = (
@@ -28,6 +43,7 @@ ALL_RULES: tuple[Rule, ...] = (
     Diverging(),
     LearningRateTooHigh(),
     LearningRateTooLow(),
+    ExplodingGradients(),
     NotConverged(),
     Overfitting(),
     Plateau(),
@@ -48,6 +64,15 @@ ALL_RULES: tuple[Rule, ...] = (
     BatchnormSmallBatch(),
     MissingBias(),
     GradientsNotZeroed(),
+    VanishingGradients(),
+    UpdateRatioAbnormal(),
+    TargetsNotNormalized(),
+    FinalLayerActivation(),
+    NoRegularization(),
+    TooMuchRegularization(),
+    LabelsUnrelated(),
+    DatasetSuspect(),
+    LossMetricDisagreement(),
 )
 
 __all__ = ["ALL_RULES", "Evidence", "Finding", "Rule", "RunView"]

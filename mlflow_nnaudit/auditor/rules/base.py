@@ -204,20 +204,24 @@ class RunView:
     def extra_matching(self, prefix: str) -> dict[str, Curve]:
         return {k: c for k, c in self.extra_curves.items() if k.startswith(prefix)}
 
-    def update_ratios(self) -> dict[str, float]:
-        """Per layer, the median update/weight ratio ||dW||/||W|| over the second half of the
-        run, from the recorder's `nnaudit/update_ratio/<layer>` curves (empty without them)."""
+    def layer_medians(self, prefix: str) -> dict[str, float]:
+        """Per layer, the median over the second half of the run of the recorder's per-layer
+        curves `<prefix><layer>` (e.g. `nnaudit/update_ratio/fc1`); empty without them."""
 
         def compute():
             out = {}
-            for key, c in self.extra_matching(UPDATE_RATIO_PREFIX).items():
+            for key, c in self.extra_matching(prefix).items():
                 v = c.values[len(c.values) // 2:]
                 v = v[np.isfinite(v)]
                 if len(v):
-                    out[key[len(UPDATE_RATIO_PREFIX):]] = float(np.median(v))
+                    out[key[len(prefix):]] = float(np.median(v))
             return out
 
-        return self._cached("update_ratios", "", compute)
+        return self._cached("layer_medians", prefix, compute)
+
+    def update_ratios(self) -> dict[str, float]:
+        """Per layer, the median update/weight ratio ||dW||/||W|| over the second half of the run."""
+        return self.layer_medians(UPDATE_RATIO_PREFIX)
 
     def fact(self, *path: str) -> Any:
         """A fact the recorder wrote into `nnaudit/diagnostics.json` (None when absent)."""
@@ -283,6 +287,10 @@ class Rule:
     """
 
     cause: ClassVar[str]
+    #: causes that, when also found on the run, explain this rule's evidence better; the
+    #: finding is then left out (e.g. a loss that climbs when the data arrives sorted by label
+    #: says nothing about the learning rate)
+    explained_by: ClassVar[tuple[str, ...]] = ()
 
     def evaluate(self, view: RunView) -> Finding | None:  # pragma: no cover - interface
         raise NotImplementedError

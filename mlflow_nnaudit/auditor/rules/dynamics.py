@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_LOSS, VAL_LOSS
+from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num, fmt_step
 
 #: a tail that still brings this share of the whole run's progress is "still improving"
@@ -13,6 +13,8 @@ TAIL_START = 0.7
 NO_LEARNING = 0.05
 #: ... and less than this, with an early stall, is stuck on a plateau
 PLATEAU_MAX_IMPROVEMENT = 0.30
+#: a validation loss whose best is within this share of its start never learned anything
+UNRELATED_VAL_GAIN = 0.02
 #: Prechelt's generalization loss (%) that makes overfitting worth reporting
 OVERFIT_GL = 10.0
 #: validation rises shorter than this many evaluations look like early stopping at work
@@ -236,3 +238,97 @@ class OscillatingLoss(Rule):
                                 "amplitude": osc.amplitude, "ar1_phi": osc.phi}),
                       Evidence("noise_vs_level", curve.key, {"noise": lv.noise, "level": lv.end, "gained": gained})],
         )
+
+
+class LabelsUnrelated(Rule):
+    """The training loss falls a long way (at least 50% of its start) while the validation loss
+    never gets meaningfully better than where it started (its best is within 2% of its first
+    value): the model memorises the training set and learns nothing that carries over, as
+    happens with shuffled, noisy or mispaired labels."""
+
+    cause = "labels_unrelated"
+    explained_by = ("class_imbalance", "train_val_preprocessing_mismatch")
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        tr, va = view.levels(TRAIN_LOSS), view.levels(VAL_LOSS)
+        if tr is None or va is None or tr.start <= 0 or va.start <= 0:
+            return None
+        train_gain = (tr.start - tr.end) / tr.start
+        val_gain = (va.start - va.best) / va.start
+        if train_gain < 0.5 or val_gain > UNRELATED_VAL_GAIN:
+            return None
+        return self.finding(
+            confidence="medium",
+            severity="failed",
+            score=min(1.0, train_gain),
+            summary=f"the training loss fell {train_gain:.0%} while the validation loss never improved on its start "
+            f"(best {val_gain:.0%} below it)",
+            recommendation="The model memorises the training set but learns nothing that generalises: check that "
+            "labels match their inputs (shuffle inputs and labels together, check the join/pairing code), look at a "
+            "few labelled samples by hand, and check that validation uses the same label mapping.",
+            evidence=[Evidence("train_vs_val_progress", view.curve(VAL_LOSS).key,
+                               {"train_gain": train_gain, "val_best_gain": val_gain})],
+        )
+
+
+class DatasetSuspect(Rule):
+    """The validation loss falls significantly (at least 20%) while the training loss stays
+    flat (within 5% of its start, no significant downward trend): the two splits do not come
+    from the same data, or the curves were logged under swapped names."""
+
+    cause = "dataset_suspect"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        tr, va = view.levels(TRAIN_LOSS), view.levels(VAL_LOSS)
+        trend = view.trend(TRAIN_LOSS)
+        if tr is None or va is None or tr.start <= 0 or va.start <= 0 or trend is None:
+            return None
+        train_gain = (tr.start - tr.end) / tr.start
+        val_gain = (va.start - va.end) / va.start
+        if abs(train_gain) > 0.05 or trend.direction < 0 or val_gain < 0.2:
+            return None
+        return self.finding(
+            confidence="medium",
+            severity="failed",
+            score=val_gain,
+            summary=f"the validation loss fell {val_gain:.0%} while the training loss stayed flat",
+            recommendation="The validation loss improves while the training loss does not: check that the curves are "
+            "not logged under swapped names, that the training data is not corrupted (labels, augmentation), and "
+            "that training and validation come from the same source.",
+            evidence=[Evidence("train_vs_val_progress", view.curve(VAL_LOSS).key,
+                               {"train_gain": train_gain, "val_gain": val_gain})],
+        )
+
+
+class LossMetricDisagreement(Rule):
+    """The loss improves significantly while the task metric does not: accuracy (validation,
+    else training) shows no significant upward trend (autocorrelation-corrected Mann-Kendall)
+    and changes by less than 1 percentage point, while the matching loss falls by at least
+    10%."""
+
+    cause = "loss_metric_disagreement"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        for acc_role, loss_role in ((VAL_ACC, VAL_LOSS), (TRAIN_ACC, TRAIN_LOSS)):
+            acc, loss = view.levels(acc_role), view.levels(loss_role)
+            acc_trend = view.trend(acc_role)
+            if acc is None or loss is None or acc_trend is None or loss.start <= 0:
+                continue
+            loss_gain = (loss.start - loss.end) / loss.start
+            scale = 100.0 if max(acc.start, acc.end) > 1.5 else 1.0  # percent or fraction
+            acc_change = (acc.end - acc.start) / scale
+            if loss_gain < 0.1 or acc_trend.direction > 0 or acc_change > 0.01:
+                return None
+            return self.finding(
+                confidence="medium",
+                severity="warning",
+                score=loss_gain,
+                summary=f"the loss fell {loss_gain:.0%} while {view.curve(acc_role).key} did not improve "
+                f"({fmt_num(acc.start)} -> {fmt_num(acc.end)})",
+                recommendation="The loss improves but the accuracy does not: check that the metric is computed on "
+                "the same outputs and labels as the loss (argmax over the right dimension, same label mapping), "
+                "and that the loss measures what you care about (class weights, label smoothing, thresholds).",
+                evidence=[Evidence("loss_vs_metric", view.curve(acc_role).key,
+                                   {"loss_gain": loss_gain, "metric_start": acc.start, "metric_end": acc.end})],
+            )
+        return None

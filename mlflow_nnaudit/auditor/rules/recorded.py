@@ -88,12 +88,11 @@ class ClassImbalance(Rule):
     batches sampled at regular steps from a sorted stream give a biased histogram."""
 
     cause = "class_imbalance"
+    explained_by = ("data_not_shuffled",)
 
     def evaluate(self, view: RunView) -> Finding | None:
         counts = view.fact("loss", "label_counts")
         if not isinstance(counts, list) or len(counts) < 2 or sum(counts) < 50:
-            return None
-        if DataNotShuffled().evaluate(view) is not None:
             return None
         c = np.asarray(counts, dtype=float)
         present = c[c > 0]
@@ -376,17 +375,6 @@ class BadWeightInit(Rule):
         )
 
 
-def _layer_shares(view: RunView, prefix: str) -> dict[str, float]:
-    """Per layer, the median over the second half of the run of a recorder share curve."""
-    out = {}
-    for key, c in view.extra_matching(prefix).items():
-        v = c.values[len(c.values) // 2:]
-        v = v[np.isfinite(v)]
-        if len(v):
-            out[key[len(prefix):]] = float(np.median(v))
-    return out
-
-
 #: share of a layer's units that must be dead / saturated (AutoTrainer 70%, DeepDiagnosis 50%)
 DEAD_SHARE = 0.5
 SATURATED_SHARE = 0.5
@@ -400,7 +388,7 @@ class DeadRelu(Rule):
     cause = "dead_relu"
 
     def evaluate(self, view: RunView) -> Finding | None:
-        shares = _layer_shares(view, "nnaudit/dead_relu/")
+        shares = view.layer_medians("nnaudit/dead_relu/")
         bad = {k: v for k, v in shares.items() if v >= DEAD_SHARE}
         if not bad:
             return None
@@ -427,7 +415,7 @@ class SaturatedActivations(Rule):
     cause = "saturated_activations"
 
     def evaluate(self, view: RunView) -> Finding | None:
-        shares = _layer_shares(view, "nnaudit/saturated/")
+        shares = view.layer_medians("nnaudit/saturated/")
         bad = {k: v for k, v in shares.items() if v >= SATURATED_SHARE}
         if not bad:
             return None
@@ -517,4 +505,209 @@ class GradientsNotZeroed(Rule):
             "`optimizer.zero_grad()` once per step, before `loss.backward()` (or after `optimizer.step()`).",
             evidence=[Evidence("grad_present_before_backward", c.key, {"share": float(np.mean(v)),
                                                                         "sampled_steps": len(v)})],
+        )
+
+
+#: gradient norm of the first layer vs the last below this: vanishing (AutoTrainer uses 1e-3
+#: with |g_first| < 1e-4; we use the ratio alone, on per-layer medians)
+VANISHING_RATIO = 1e-3
+
+
+class VanishingGradients(Rule):
+    """The recorder logs per-layer gradient norms on sampled steps (`nnaudit/grad_norm/<layer>`).
+    Reported when, over the second half of the run, the first layer's median gradient norm is
+    more than 1000x smaller than the last layer's: the early layers barely learn."""
+
+    cause = "vanishing_gradients"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        norms = view.layer_medians("nnaudit/grad_norm/")
+        order = [name for name in (view.fact("model", "layers") or {}) if name in norms]
+        if len(order) < 2:
+            return None
+        first, last = norms[order[0]], norms[order[-1]]
+        if last <= 0 or first / last >= VANISHING_RATIO:
+            return None
+        ratio = first / last
+        return self.finding(
+            confidence="high",
+            severity="warning",
+            score=min(1.0, -math.log10(max(ratio, 1e-12)) / 6),
+            summary=f"the first layer's gradients are {ratio:.1e} of the last layer's ({order[0]}: {fmt_num(first)}, "
+            f"{order[-1]}: {fmt_num(last)})",
+            recommendation=f"Gradients vanish towards the input (first layer {ratio:.1e} of the last): use ReLU-family "
+            "activations instead of sigmoid/tanh in hidden layers, He initialisation, normalisation layers, or "
+            "residual connections; or make the network shallower.",
+            evidence=[Evidence("per_layer_grad_norm", "nnaudit/grad_norm/", {"per_layer": norms,
+                                                                              "first_to_last": ratio})],
+        )
+
+
+class UpdateRatioAbnormal(Rule):
+    """Per layer, the median update/weight ratio ||dW||/||W|| over the second half of the run
+    (recorder, sampled steps). ~1e-3 is the usual healthy order; reported when some layer is
+    above 1e-1 or below 1e-5 while others are not (when all layers are off together, the
+    learning-rate rules say so instead). Exact zeros are left to `frozen_parameters`."""
+
+    cause = "update_ratio_abnormal"
+    explained_by = ("learning_rate_too_low", "learning_rate_too_high", "frozen_parameters")
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        ratios = {k: v for k, v in view.update_ratios().items() if v > 0}
+        if len(ratios) < 2:
+            return None
+        high = {k: v for k, v in ratios.items() if v > 1e-1}
+        low = {k: v for k, v in ratios.items() if v < 1e-5}
+        off = {**high, **low}
+        if not off or len(off) == len(ratios):
+            return None
+        names = ", ".join(f"{k} ({v:.0e})" for k, v in list(off.items())[:4])
+        return self.finding(
+            confidence="medium",
+            severity="warning",
+            score=0.5,
+            summary=f"update/weight ratio far from ~1e-3 in {names}",
+            recommendation=f"Some layers move far too {'much' if high else 'little'} per step (update/weight ratio "
+            f"{names}; healthy is ~1e-3): give those layers their own learning rate (optimizer parameter groups), "
+            "or check their initialisation and normalisation.",
+            evidence=[Evidence("update_ratio", "nnaudit/update_ratio/", {"per_layer": ratios})],
+        )
+
+
+#: regression targets whose typical magnitude exceeds this are on the wrong scale
+TARGET_SCALE = 10.0
+
+
+def _target_std(t: dict) -> float:
+    return math.sqrt(max(t["sqmean"] - t["mean"] ** 2, 0.0))
+
+
+class TargetsNotNormalized(Rule):
+    """For regression losses (`mse_loss`, `l1_loss`, `smooth_l1_loss`, `huber_loss`) the
+    recorder keeps the targets' mean, mean square, min and max. Reported when their standard
+    deviation or mean magnitude exceeds 10: the network's outputs start near zero with unit
+    scale, so the loss and its gradients start huge."""
+
+    cause = "targets_not_normalized"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        t = view.fact("loss", "targets")
+        if not isinstance(t, dict):
+            return None
+        std, mean = _target_std(t), abs(t["mean"])
+        if std <= TARGET_SCALE and mean <= TARGET_SCALE:
+            return None
+        return self.finding(
+            confidence="high",
+            severity="warning",
+            score=0.7,
+            summary=f"regression targets have mean {fmt_num(t['mean'])} and std {fmt_num(std)}",
+            recommendation=f"The regression targets are far from unit scale (mean {fmt_num(t['mean'])}, std "
+            f"{fmt_num(std)}): standardise them with the training set's mean and std (and invert that for "
+            "predictions), or scale them into a range near [-1, 1].",
+            evidence=[Evidence("target_statistics", DIAGNOSTICS, {"mean": t["mean"], "std": std,
+                                                                    "min": t["min"], "max": t["max"]})],
+        )
+
+
+_OUTPUT_RANGES = {"ReLU": (0.0, math.inf), "ReLU6": (0.0, 6.0), "Sigmoid": (0.0, 1.0), "Tanh": (-1.0, 1.0),
+                  "Softplus": (0.0, math.inf)}
+
+
+class FinalLayerActivation(Rule):
+    """The model's last module is an activation (ReLU, Sigmoid, Tanh, ...) and the regression
+    targets the recorder saw fall outside what it can output (negative targets behind a ReLU,
+    targets beyond [0, 1] behind a sigmoid, ...): part of the target range is unreachable."""
+
+    cause = "final_layer_activation"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        last = view.fact("model", "last_module")
+        t = view.fact("loss", "targets")
+        if last not in _OUTPUT_RANGES or not isinstance(t, dict):
+            return None
+        lo, hi = _OUTPUT_RANGES[last]
+        span = max(t["max"] - t["min"], 1e-12)
+        below = max(0.0, lo - t["min"]) / span
+        above = max(0.0, t["max"] - hi) / span
+        if below + above < 0.05:
+            return None
+        return self.finding(
+            confidence="high",
+            severity="failed" if below + above >= 0.25 else "warning",
+            score=min(1.0, below + above),
+            summary=f"the model ends in {last} (outputs in [{fmt_num(lo)}, {fmt_num(hi)}]) but the targets span "
+            f"[{fmt_num(t['min'])}, {fmt_num(t['max'])}]",
+            recommendation=f"The output layer ends in {last}, which cannot produce targets in "
+            f"[{fmt_num(t['min'])}, {fmt_num(t['max'])}]: remove the final activation for regression (a plain "
+            "Linear output), or rescale the targets into its range.",
+            evidence=[Evidence("output_activation_vs_targets", DIAGNOSTICS, {
+                "last_module": last, "target_min": t["min"], "target_max": t["max"],
+                "share_of_range_unreachable": below + above})],
+        )
+
+
+#: overfitting with no weight decay and no dropout
+class NoRegularization(Rule):
+    """The model overfits (see `overfitting`) and the recorder saw no regularisation at all:
+    optimizer weight decay 0 and no dropout layer."""
+
+    cause = "no_regularization"
+    explained_by = ("train_val_preprocessing_mismatch", "gradients_not_zeroed")
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        from mlflow_nnaudit.auditor.rules.dynamics import Overfitting
+
+        wd = view.fact("optimizer", "nnaudit.optimizer.weight_decay")
+        dropout = view.fact("model", "dropout")
+        if wd is None or dropout is None or wd > 0 or dropout:
+            return None
+        if Overfitting().evaluate(view) is None:
+            return None
+        return self.finding(
+            confidence="medium",
+            severity="warning",
+            score=0.6,
+            summary="the model overfits and has no weight decay and no dropout",
+            recommendation="The model overfits with no regularisation at all: add weight decay (e.g. AdamW with "
+            "weight_decay=0.01), dropout (p=0.1-0.5) between hidden layers, data augmentation, or early stopping.",
+            evidence=[Evidence("regularisation", DIAGNOSTICS, {"weight_decay": wd, "dropout": dropout})],
+        )
+
+
+#: dropout rate / weight decay that count as strong regularisation
+STRONG_DROPOUT = 0.5
+STRONG_WEIGHT_DECAY = 0.01
+
+
+class TooMuchRegularization(Rule):
+    """The training loss stalls well above a good loss (see `plateau`, or a training loss that
+    ends above 60% of where it started) while the recorder saw strong regularisation: dropout
+    of 0.5 or more, or weight decay of 0.01 or more with a non-decoupled optimizer."""
+
+    cause = "too_much_regularization"
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        dropout = view.fact("model", "dropout") or []
+        wd = view.fact("optimizer", "nnaudit.optimizer.weight_decay") or 0
+        opt = view.fact("optimizer", "nnaudit.optimizer") or ""
+        strong_wd = wd >= STRONG_WEIGHT_DECAY and opt != "AdamW"
+        strong_dropout = any(p >= STRONG_DROPOUT for p in dropout)
+        if not (strong_wd or strong_dropout):
+            return None
+        lv = view.levels()
+        if lv is None or lv.start <= 0 or lv.end < 0.6 * lv.start:
+            return None
+        what = ", ".join(filter(None, [f"dropout {max(dropout)}" if strong_dropout else "",
+                                       f"weight decay {wd}" if strong_wd else ""]))
+        return self.finding(
+            confidence="medium",
+            severity="warning",
+            score=0.5,
+            summary=f"the training loss stays at {lv.end / lv.start:.0%} of its start under strong regularisation "
+            f"({what})",
+            recommendation=f"Training underfits under strong regularisation ({what}): reduce it (dropout 0.1-0.3, "
+            "weight decay 1e-4..1e-2 with AdamW) until the training loss falls, then add it back as needed.",
+            evidence=[Evidence("regularisation", DIAGNOSTICS, {"dropout": dropout, "weight_decay": wd,
+                                                                 "train_end_vs_start": lv.end / lv.start})],
         )
