@@ -32,6 +32,10 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+# detection quality on the sample runs, with and without the recorder's evidence
+eval: setup
+	$(PY) benchmarks/detection.py
+
 docs: setup
 	$(PY) -m mlflow_nnaudit.auditor.docgen docs/causes.md
 
