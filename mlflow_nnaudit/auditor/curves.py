@@ -109,7 +109,11 @@ _ROLE_PATTERNS: dict[str, list[tuple[str, int]]] = {
         (r"grad_norm|gradient_norm|grad_norm_total|grad_2_0_norm_total", 1),
     ],
 }
-_COMPILED = {role: [(re.compile(p + r"\Z"), prio) for p, prio in pats] for role, pats in _ROLE_PATTERNS.items()}
+# The group matters: several patterns are alternations, and a bare `a|b\Z` anchors only `b`
+# (`grad_norm|...` then matched the per-layer `grad_norm/fc1` as the global gradient norm).
+_COMPILED = {
+    role: [(re.compile(r"(?:" + p + r")\Z"), prio) for p, prio in pats] for role, pats in _ROLE_PATTERNS.items()
+}
 
 
 def role_priority(key: str, role: str) -> int | None:

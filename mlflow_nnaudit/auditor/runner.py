@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable
+from itertools import islice
 from datetime import datetime, timedelta, timezone
 
 from mlflow_nnaudit._version import __version__
@@ -14,16 +15,19 @@ from mlflow_nnaudit.auditor.result import AuditResult
 from mlflow_nnaudit.auditor.rules import ALL_RULES, Rule, RunView
 from mlflow_nnaudit.auditor.rules.base import UPDATE_RATIO_PREFIX
 from mlflow_nnaudit.auditor.store import RunRecord, Store, StoreError
-from mlflow_nnaudit.auditor.verdict import INCONCLUSIVE, decide_status, rank_findings
+from mlflow_nnaudit.auditor.verdict import INCONCLUSIVE, decide_status, drop_explained, rank_findings
 
 _log = logging.getLogger(__name__)
 
 #: the recorder's curves that rules read besides the role curves (per-layer and per-batch evidence)
 RECORDER_EVIDENCE_CURVES = (UPDATE_RATIO_PREFIX, "nnaudit/labels_per_batch", "nnaudit/dead_relu/", "nnaudit/saturated/",
-                            "nnaudit/grad_present_before_backward")
+                            "nnaudit/grad_present_before_backward", "nnaudit/grad_norm/")
 #: the recorder marks the runs it recorded with this tag, and leaves its one-off facts here
 RECORDER_TAG = "nnaudit.recorder.version"
 DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"
+
+#: runs whose curves audit() reads in one go (bulk SQL reading); bounds the memory of an audit
+AUDIT_CHUNK_RUNS = 200
 
 #: fewest finite loss points worth a verdict
 MIN_POINTS_TO_JUDGE = 8
@@ -110,6 +114,8 @@ def audit_run(
                 continue
             if f is not None:
                 findings.append(f)
+    findings, dropped = drop_explained(findings, {r.cause: r.explained_by for r in rules})
+    result.notes.extend(dropped)
     result.findings = rank_findings(findings)
     result.status = decide_status(result.findings, result.reason)
     return result
@@ -149,23 +155,41 @@ def audit(
     if unknown_roles:
         raise ValueError(f"unknown curve role(s) {', '.join(sorted(unknown_roles))}; roles are: {', '.join(ROLES)}")
     store = Store(tracking_uri)
-    exps = store.experiments(tuple(experiments))
-    cutoff = parse_since(since)
-    results: list[AuditResult] = []
-    for run in store.iter_runs(exps, cutoff):
-        if not force and is_up_to_date(run, run.latest_metric_ms):
-            result = AuditResult(
-                run.run_id, run.run_name, run.experiment_id, run.experiment_name,
-                status=run.tags.get(writer.TAG_STATUS, INCONCLUSIVE), skipped=True,
-                audited_at=run.tags.get(writer.TAG_AUDITED_AT, ""), tags=run.tags,
-            )
-        else:
-            result = audit_run(store, run, roles)
-            if not dry_run:
-                writer.write_result(store.client, result, run.tags)
-        results.append(result)
-        if on_progress is not None:
-            on_progress(result)
+    try:
+        exps = store.experiments(tuple(experiments))
+        cutoff = parse_since(since)
+        results: list[AuditResult] = []
+        override_keys = set((roles or {}).values())
+        runs = store.iter_runs(exps, cutoff)
+        # Chunks of runs: one bulk read of the curves the chunk's audits will ask for (SQL stores;
+        # see Store.prefetch), then the runs one by one. The keys mirror those audit_run reads;
+        # one missed here is simply read through the client. Memory holds one chunk of curves.
+        while chunk := list(islice(runs, AUDIT_CHUNK_RUNS)):
+            todo = [run for run in chunk if force or not is_up_to_date(run, run.latest_metric_ms)]
+            store.prefetch(todo, {
+                run.run_id: [
+                    k for k in run.metric_keys
+                    if k in override_keys or k.startswith(RECORDER_EVIDENCE_CURVES)
+                    or any(role_priority(k, r) is not None for r in ROLES)
+                ]
+                for run in todo
+            })
+            for run in chunk:
+                if not force and is_up_to_date(run, run.latest_metric_ms):
+                    result = AuditResult(
+                        run.run_id, run.run_name, run.experiment_id, run.experiment_name,
+                        status=run.tags.get(writer.TAG_STATUS, INCONCLUSIVE), skipped=True,
+                        audited_at=run.tags.get(writer.TAG_AUDITED_AT, ""), tags=run.tags,
+                    )
+                else:
+                    result = audit_run(store, run, roles)
+                    if not dry_run:
+                        writer.write_result(store.client, result, run.tags)
+                results.append(result)
+                if on_progress is not None:
+                    on_progress(result)
+    finally:
+        store.close()
     return results
 
 

@@ -65,7 +65,7 @@ def block_medians(x: np.ndarray, y: np.ndarray, max_blocks: int = DEFAULT_BLOCKS
     Non-finite values are dropped first. Curves no longer than `max_blocks` come back as they are.
     """
     x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
+    y = normalize_nonfinite(y)
     keep = np.isfinite(y) & np.isfinite(x)
     x, y = x[keep], y[keep]
     n = len(y)
@@ -92,7 +92,7 @@ def robust_noise(y: np.ndarray) -> float:
 
     Differencing removes the trend, the MAD ignores spikes. For a smooth curve it is ~0.
     """
-    y = np.asarray(y, dtype=float)
+    y = normalize_nonfinite(y)
     y = y[np.isfinite(y)]
     if len(y) < 3:
         return 0.0
@@ -253,6 +253,11 @@ def flatness(x: np.ndarray, y: np.ndarray, tolerance: float, max_blocks: int = D
     if t.n < 4:
         return Flatness(False, t.change_low, t.change_high, tolerance)
     ok = (t.change_low > -tolerance) and (t.change_high < tolerance)
+    # Theil-Sen's change is that of a straight line: on a window that falls steeply at its start
+    # and is flat after (a "decay then flat" curve seen from before the knee) the median pairwise
+    # slope is ~0 although the curve still drops by several tolerances. So the robust levels at
+    # the two ends of the window must also agree to within the tolerance.
+    ok = ok and abs(window_drop(x, y, 0.0, 1.0, max_blocks)) < tolerance
     return Flatness(bool(ok), t.change_low, t.change_high, tolerance)
 
 
@@ -303,7 +308,7 @@ class Levels:
 
 def curve_levels(x: np.ndarray, y: np.ndarray, max_blocks: int = DEFAULT_BLOCKS) -> Levels | None:
     """Start/end/best levels from block medians, so single spikes do not move them."""
-    y = np.asarray(y, dtype=float)
+    y = normalize_nonfinite(y)
     finite = np.isfinite(y)
     if finite.sum() < 2:
         return None
@@ -362,8 +367,9 @@ def detect_oscillation(y: np.ndarray, alpha: float = 0.01, max_points: int = 409
     phi is not allowed into the baseline on purpose: a period-2 zig-zag is exactly the
     oscillation a too-high learning rate produces, and a negative-phi AR(1) would explain it away.
     """
-    y = np.asarray(y, dtype=float)
+    y = normalize_nonfinite(y)
     y = y[np.isfinite(y)]
+    n_given = len(y)
     if len(y) > max_points:
         _, y = block_medians(np.arange(len(y)), y, max_points)
     n = len(y)
@@ -390,8 +396,11 @@ def detect_oscillation(y: np.ndarray, alpha: float = 0.01, max_points: int = 409
     # periodogram/spectrum ~ Exp(1) (chi2_2 / 2) under the null at interior frequencies
     p_single = math.exp(-float(ratio[k]))
     p = min(1.0, p_single * len(f))
-    amplitude = 2.0 * math.sqrt(float(spec[sel][k]) / n)
-    period = 1.0 / float(f[k]) if f[k] > 0 else None
+    # a sinusoid of amplitude A gives |rfft|^2 = (n A / 2)^2 at an interior frequency, (n A)^2 at Nyquist
+    nyquist = n % 2 == 0 and k == len(f) - 1
+    amplitude = (1.0 if nyquist else 2.0) * math.sqrt(float(spec[sel][k]) / n)
+    # in points of the curve as given, not of its block-median reduction
+    period = float(n_given) / n / float(f[k]) if f[k] > 0 else None
     return Oscillation(p < alpha, period, float(ratio[k]), p, amplitude, phi)
 
 
@@ -411,7 +420,7 @@ class Overfit:
 
 def generalization_loss(val: np.ndarray) -> tuple[float, int]:
     """Prechelt's GL at the last point, and the index of the best point."""
-    v = np.asarray(val, dtype=float)
+    v = normalize_nonfinite(val)
     finite = np.isfinite(v)
     if not finite.any():
         return 0.0, 0
@@ -425,7 +434,7 @@ def generalization_loss(val: np.ndarray) -> tuple[float, int]:
 
 def training_progress(train: np.ndarray, k: int = 5) -> float:
     """Prechelt's P_k: 1000 * (mean of the last k training errors / their min - 1)."""
-    t = np.asarray(train, dtype=float)
+    t = normalize_nonfinite(train)
     t = t[np.isfinite(t)][-k:]
     if len(t) == 0 or t.min() <= 0:
         return 0.0
@@ -434,7 +443,7 @@ def training_progress(train: np.ndarray, k: int = 5) -> float:
 
 def consecutive_rises(val: np.ndarray) -> int:
     """How many of the last validation evaluations each rose over the one before (UP_s)."""
-    v = np.asarray(val, dtype=float)
+    v = normalize_nonfinite(val)
     v = v[np.isfinite(v)]
     count = 0
     for i in range(len(v) - 1, 0, -1):
@@ -454,7 +463,7 @@ def detect_overfitting(
     so a per-step training loss and a per-epoch validation loss can be compared.
     """
     vx = np.asarray(val_x, dtype=float)
-    vy = np.asarray(val_y, dtype=float)
+    vy = normalize_nonfinite(val_y)
     ok = np.isfinite(vy)
     vx, vy = vx[ok], vy[ok]
     if len(vy) < 4:

@@ -5,6 +5,7 @@ recorder's artifacts. The first stage of the audit; knows nothing of statistics 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import urllib.error
@@ -15,7 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mlflow_nnaudit.auditor import bulk
 from mlflow_nnaudit.auditor.curves import Curve
+
+_log = logging.getLogger(__name__)
 
 #: run statuses worth auditing: finished, and the crashed or killed ones most of all
 AUDITABLE_STATUSES = ("FINISHED", "FAILED", "KILLED")
@@ -91,6 +95,60 @@ class Store:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure here means "cannot read the store"
             raise StoreError(f"cannot read the MLflow store at {self.uri}: {_one_line(exc)}") from None
+        # Bulk reading: one SELECT per chunk of runs on SQL stores; None keeps the client path
+        # (file: stores, http(s) servers, MySQL; REST bulk reading for servers is a later step).
+        self._bulk: bulk.SqlBulkReader | None = bulk.SqlBulkReader(self.uri) if bulk.supports(self.uri) else None
+        self._cache: dict[tuple[str, str], Curve] = {}
+
+    @property
+    def bulk_enabled(self) -> bool:
+        """Whether `prefetch` reads through bulk SQL (False once it has fallen back)."""
+        return self._bulk is not None
+
+    def prefetch(self, runs: list[RunRecord], keys_by_run: dict[str, list[str]] | None = None) -> None:
+        """Read the histories `load_curves` will be asked for next, for a chunk of runs at once.
+
+        `keys_by_run` maps run ids to metric keys (each run's `metric_keys` when None). Replaces
+        whatever an earlier prefetch left, so memory holds one chunk. On stores without bulk
+        reading this does nothing; on a database error or an unverified schema version it logs
+        one warning and the store reads through the MLflow client from then on. Either way
+        `load_curves` returns the same curves, only slower.
+        """
+        self._cache = {}
+        if self._bulk is None or not runs:
+            return
+        if keys_by_run is None:
+            keys_by_run = {run.run_id: list(run.metric_keys) for run in runs}
+        wanted = {run.run_id: keys_by_run.get(run.run_id, []) for run in runs}
+        try:
+            self._cache = self._bulk.read(wanted)
+        except Exception as exc:  # noqa: BLE001 - any failure means: use the client API instead
+            _log.warning(
+                "bulk reading of metric histories from %s is off (%s); reading them through the "
+                "MLflow client instead (slower, same results)", self.uri, _one_line(exc),
+            )
+            self._disable_bulk()
+
+    def _disable_bulk(self) -> None:
+        if self._bulk is not None:
+            try:
+                self._bulk.close()
+            except Exception:  # noqa: BLE001 - closing a broken engine must not hide the fallback
+                pass
+            self._bulk = None
+        self._cache = {}
+
+    def close(self) -> None:
+        """Release the bulk reader's engine and the prefetched curves (the client needs nothing)."""
+        if self._bulk is not None:
+            self._bulk.close()
+        self._cache = {}
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def experiments(self, names: list[str] | tuple[str, ...] = ()) -> list:
         """The named experiments (every one must exist), or all active ones when none is named."""
@@ -158,10 +216,12 @@ class Store:
         return Curve(key, steps, values, stamps)
 
     def load_curves(self, run: RunRecord, keys: list[str] | None = None) -> dict[str, Curve]:
-        """Histories for the given keys (all of the run's metrics when None)."""
+        """Histories for the given keys (all of the run's metrics when None): the prefetched ones
+        from the cache (each served once), the others through the client."""
         out = {}
         for key in keys if keys is not None else run.metric_keys:
-            out[key] = self.load_curve(run.run_id, key)
+            curve = self._cache.pop((run.run_id, key), None)
+            out[key] = curve if curve is not None else self.load_curve(run.run_id, key)
         return out
 
     def load_json_artifact(self, run_id: str, path: str) -> dict | None:
