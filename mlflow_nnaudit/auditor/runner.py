@@ -72,16 +72,23 @@ def is_up_to_date(run: RunRecord, latest_metric_ms: int | None = None) -> bool:
     )
 
 
+def curve_keys(run: RunRecord, role_overrides: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """The metric keys an audit of the run reads: candidates for a curve role (plus the user's
+    overrides), and the recorder's evidence curves."""
+    candidates = [k for k in run.metric_keys if any(role_priority(k, r) is not None for r in ROLES)]
+    candidates += [k for k in (role_overrides or {}).values() if k in run.metric_keys and k not in candidates]
+    extra = [k for k in run.metric_keys if k.startswith(RECORDER_EVIDENCE_CURVES) and k not in candidates]
+    return candidates, extra
+
+
 def audit_run(
     store: Store, run: RunRecord, role_overrides: dict[str, str] | None = None, rules: Iterable[Rule] = ALL_RULES
 ) -> AuditResult:
     """Read one run's curves, run every rule on them and decide its status. Writes nothing."""
-    candidates = [k for k in run.metric_keys if any(role_priority(k, r) is not None for r in ROLES)]
-    candidates += [k for k in (role_overrides or {}).values() if k in run.metric_keys and k not in candidates]
+    candidates, extra_keys = curve_keys(run, role_overrides)
     loaded = store.load_curves(run, candidates)
     roles = assign_roles({k: len(c) for k, c in loaded.items()}, role_overrides)
     by_role = {role: loaded[key] for role, key in roles.items()}
-    extra_keys = [k for k in run.metric_keys if k.startswith(RECORDER_EVIDENCE_CURVES)]
     extra = store.load_curves(run, extra_keys)
     diagnostics = None
     if RECORDER_TAG in run.tags:
@@ -159,21 +166,12 @@ def audit(
         exps = store.experiments(tuple(experiments))
         cutoff = parse_since(since)
         results: list[AuditResult] = []
-        override_keys = set((roles or {}).values())
         runs = store.iter_runs(exps, cutoff)
         # Chunks of runs: one bulk read of the curves the chunk's audits will ask for (SQL stores;
-        # see Store.prefetch), then the runs one by one. The keys mirror those audit_run reads;
-        # one missed here is simply read through the client. Memory holds one chunk of curves.
+        # see Store.prefetch), then the runs one by one. Memory holds one chunk of curves.
         while chunk := list(islice(runs, AUDIT_CHUNK_RUNS)):
             todo = [run for run in chunk if force or not is_up_to_date(run, run.latest_metric_ms)]
-            store.prefetch(todo, {
-                run.run_id: [
-                    k for k in run.metric_keys
-                    if k in override_keys or k.startswith(RECORDER_EVIDENCE_CURVES)
-                    or any(role_priority(k, r) is not None for r in ROLES)
-                ]
-                for run in todo
-            })
+            store.prefetch(todo, {run.run_id: [k for keys in curve_keys(run, roles) for k in keys] for run in todo})
             for run in chunk:
                 if not force and is_up_to_date(run, run.latest_metric_ms):
                     result = AuditResult(
