@@ -708,13 +708,14 @@ def flat_divergence_rate(n: int, phi: float, reps: int) -> float:
 
 
 # A run that never learns (stationary noise around its start), measured with exactly this
-# simulation (reps=300):
-#   iid      n=200: 0.023   n=2000: 0.000
-#   phi=0.5  n=200: 0.113   n=2000: 0.053
-#   phi=0.9  n=200: 0.293   n=2000: 0.103
-#   phi=0.99 n=200: 0.507   n=2000: 0.263
-# With no gain, `regained` is rise / ~0 and the Mann-Kendall test after the minimum is biased
-# upwards (the start is chosen at the lowest point); only the iid case is acceptable today.
+# simulation (reps=300), before -> after the "no real progress" branch of detect_divergence:
+#   iid      n=200: 0.023          n=2000: 0.000
+#   phi=0.5  n=200: 0.113 -> 0.057 n=2000: 0.053 -> 0.017
+#   phi=0.9  n=200: 0.293 -> 0.267 n=2000: 0.103 -> 0.060
+#   phi=0.99 n=200: 0.507 -> 0.493 n=2000: 0.263 -> 0.230
+# With persistent noise the start level (a few points) can sit far above the deepest dip, so the
+# curve looks like it gained and lost again; at phi >= 0.9 and a few hundred points that is not
+# separable from a real slow divergence by these tests. Only the iid case is acceptable today.
 @pytest.mark.parametrize("n,bound", [(200, 0.10), (2000, 0.03)])
 def test_divergence_false_positive_rate_on_flat_white_noise(n, bound):
     assert flat_divergence_rate(n, 0.0, reps=300) <= bound

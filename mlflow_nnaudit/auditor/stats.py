@@ -545,9 +545,18 @@ def detect_divergence(x: np.ndarray, y: np.ndarray, max_blocks: int = DEFAULT_BL
     regained = rise / gained if gained > 1e-9 * scale else (math.inf if rise > 0.05 * scale else 0.0)
     growth = lv.end / lv.start if lv.start > 0 and lv.end > 0 else 1.0
     after = mann_kendall(xb[i_best:], yb[i_best:], max_blocks) if len(yb) - i_best >= 4 else _NO_TREND
+    exploded = growth >= EXPLOSION_GROWTH
+    # Progress smaller than the block medians' own wander is no progress: then "regained" is a
+    # ratio of two noises, and the lowest block is just the deepest dip of the noise, after which
+    # any trend test leans upward. Such a curve diverges only if it ends clearly above its start,
+    # with the whole curve trending up.
+    wander = robust_noise(yb) * math.sqrt(2.0)
+    if gained <= max(2.0 * wander, 0.05 * scale):
+        whole = mann_kendall(xb, yb, max_blocks)
+        detected = exploded or (whole.direction > 0 and lv.end - lv.start > max(2.0 * wander, 0.05 * scale))
+        return Divergence(bool(detected), float(regained), float(growth), float(xb[0]), whole)
     big_enough = regained >= DIVERGENCE_REGAINED and rise > max(3.0 * lv.noise / math.sqrt(max(1, len(yb) // 20)), 0.02 * scale)
     significant = after.direction > 0
-    exploded = growth >= EXPLOSION_GROWTH
     return Divergence(
         detected=bool((big_enough and significant) or exploded),
         regained=float(regained),
