@@ -380,6 +380,12 @@ DEAD_SHARE = 0.5
 SATURATED_SHARE = 0.5
 
 
+def _worst_layer(shares: dict[str, float], threshold: float) -> tuple[dict[str, float], str | None]:
+    """The layers whose share reaches the threshold, and the worst of them (None: no layer)."""
+    bad = {k: v for k, v in shares.items() if v >= threshold}
+    return bad, (max(bad, key=bad.get) if bad else None)
+
+
 class DeadRelu(Rule):
     """On sampled steps the recorder hooks every ReLU module and measures the share of its
     units (features, or channels) that output zero for every sample of the batch. Reported
@@ -389,10 +395,9 @@ class DeadRelu(Rule):
 
     def evaluate(self, view: RunView) -> Finding | None:
         shares = view.layer_medians("nnaudit/dead_relu/")
-        bad = {k: v for k, v in shares.items() if v >= DEAD_SHARE}
-        if not bad:
+        bad, worst = _worst_layer(shares, DEAD_SHARE)
+        if worst is None:
             return None
-        worst = max(bad, key=bad.get)
         return self.finding(
             confidence="high",
             severity="failed" if bad[worst] >= 0.9 else "warning",
@@ -416,10 +421,9 @@ class SaturatedActivations(Rule):
 
     def evaluate(self, view: RunView) -> Finding | None:
         shares = view.layer_medians("nnaudit/saturated/")
-        bad = {k: v for k, v in shares.items() if v >= SATURATED_SHARE}
-        if not bad:
+        bad, worst = _worst_layer(shares, SATURATED_SHARE)
+        if worst is None:
             return None
-        worst = max(bad, key=bad.get)
         return self.finding(
             confidence="high",
             severity="warning",
