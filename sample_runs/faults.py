@@ -94,6 +94,7 @@ def fit(
     shuffle: bool = True,
     eval_mode: bool = True,
     zero_grad: bool = True,
+    step_scheduler=None,
 ) -> None:
     """A plain PyTorch loop. With the recorder on, nothing is logged by hand (the recorder
     captures the training loss and the evaluation loss); without it, both are logged per
@@ -113,6 +114,8 @@ def fit(
             loss = loss_fn(model(xt[idx]), yt[idx])
             loss.backward()
             opt.step()
+            if step_scheduler is not None:
+                step_scheduler.step()
             if lr_growth is not None:
                 for group in opt.param_groups:
                     group["lr"] *= lr_growth
@@ -221,6 +224,32 @@ def healthy_sgd_steplr_regression(s: Sample) -> None:
 def healthy_by_hand(s: Sample) -> None:
     """A healthy run logged Keras-style (`loss`/`val_loss` per epoch), no recorder."""
     _classifier_run(s, lr=2e-3, epochs=15, n_train=8000, log_by_hand=True, metric_names=("loss", "val_loss"))
+
+
+def healthy_adamw_warmup_cosine(s: Sample) -> None:
+    """AdamW with weight decay, a linear warm-up then cosine decay, dropout 0.1."""
+    seed = 13
+    torch.manual_seed(seed)
+    data = teacher_classification(8000, 1000, seed)
+    model = mlp([N_FEATURES, 128, 128, N_CLASSES], dropout=0.1)
+    epochs, batch = 10, 64
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
+    total = epochs * (8000 // batch + 1)
+    warm = total // 10
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: (i + 1) / warm if i < warm else 0.5 * (1 + math.cos(math.pi * (i - warm) / (total - warm))))
+    mlflow.log_params({"lr": 2e-3, "optimizer": "adamw", "schedule": "warmup+cosine"})
+    fit(model, opt, data, nn.CrossEntropyLoss(), epochs, batch, seed, step_scheduler=sched)
+
+
+def healthy_noisy_small_batch_regression(s: Sample) -> None:
+    """Regression with batches of 8: a very noisy per-step loss that still converges."""
+    seed = 17
+    torch.manual_seed(seed)
+    data = teacher_regression(2000, 500, seed)
+    model = mlp([N_FEATURES, 32, 1])
+    mlflow.log_params({"lr": 3e-3, "optimizer": "adam", "batch_size": 8})
+    fit(model, torch.optim.Adam(model.parameters(), lr=3e-3), data, nn.MSELoss(), 20, 8, seed)
 
 
 def nan_lr_huge(s: Sample) -> None:
@@ -407,6 +436,10 @@ SAMPLES: tuple[Sample, ...] = (
            healthy_sgd_steplr_regression),
     Sample("healthy_logged_by_hand", (), "healthy classifier, curves logged by hand (no recorder)",
            healthy_by_hand, recorder=False),
+    Sample("healthy_adamw_warmup_cosine", (), "AdamW, weight decay, warm-up then cosine decay, dropout 0.1",
+           healthy_adamw_warmup_cosine),
+    Sample("healthy_noisy_small_batch_regression", (), "regression with batches of 8: noisy per-step loss",
+           healthy_noisy_small_batch_regression),
     Sample("nan_lr_huge", ("nonfinite_loss", "learning_rate_too_high"), "SGD with lr=2 on a regression: the loss turns NaN",
            nan_lr_huge),
     Sample("diverging_lr_warmup_bug", ("diverging", "learning_rate_too_high"),
