@@ -57,7 +57,8 @@ class _RunningStats:
             self.sum, self.sqsum, self.nonfinite = self.sum + s, self.sqsum + sq, self.nonfinite + bad
             self.values += count
         self.n += 1
-        self.batch_sizes.append(int(x.shape[0]))
+        if len(self.batch_sizes) < 1000:  # enough for a median; memory stays flat on long runs
+            self.batch_sizes.append(int(x.shape[0]))
 
     def summary(self) -> dict[str, Any] | None:
         if self.sum is None or self.values == 0:
