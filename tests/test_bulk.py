@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
+import uuid
 
 import numpy as np
 import pytest
@@ -34,8 +36,11 @@ def _log(client: MlflowClient, exp_id: str, name: str, points: list[tuple[str, f
 @pytest.fixture
 def tricky_store(store_uri):
     """Runs whose histories have everything the readers must agree on."""
-    client = MlflowClient()
-    exp_id = client.create_experiment("bulk")
+    return store_uri, _tricky_runs(MlflowClient(), "bulk")
+
+
+def _tricky_runs(client: MlflowClient, experiment: str) -> dict[str, str]:
+    exp_id = client.create_experiment(experiment)
     rng = np.random.default_rng(0)
     runs = {}
     loss = [("train_loss", float(v), i * 10, i) for i, v in enumerate(1 + rng.random(40))]
@@ -61,7 +66,7 @@ def tricky_store(store_uri):
         many += [(key, float(v), i * 7 + j, i) for i, v in enumerate(rng.random(30 + 5 * j))]
     runs["many"] = _log(client, exp_id, "many", many)
     runs["empty"] = _log(client, exp_id, "empty", [])
-    return store_uri, runs
+    return runs
 
 
 def _client_curves(store: Store, run, keys):
@@ -78,12 +83,24 @@ def _assert_same(a, b, where=""):
 
 
 def test_bulk_reader_gives_the_client_curves(tricky_store, monkeypatch):
-    uri, runs = tricky_store
+    _check_same_curves(*tricky_store, "bulk", monkeypatch)
+
+
+@pytest.mark.skipif(not os.environ.get("NNAUDIT_TEST_POSTGRES_URI"),
+                    reason="set NNAUDIT_TEST_POSTGRES_URI=postgresql+psycopg2://... (a scratch database) to run")
+def test_bulk_reader_gives_the_client_curves_on_postgresql(monkeypatch):
+    uri = os.environ["NNAUDIT_TEST_POSTGRES_URI"]
+    experiment = f"bulk-{uuid.uuid4().hex[:8]}"
+    runs = _tricky_runs(MlflowClient(uri), experiment)
+    _check_same_curves(uri, runs, experiment, monkeypatch)
+
+
+def _check_same_curves(uri, runs, experiment, monkeypatch):
     # small batches and IN lists: curves split across fetches and queries must come out whole
     monkeypatch.setattr(bulk, "FETCH_ROWS", 7)
     monkeypatch.setattr(bulk, "MAX_RUNS_PER_QUERY", 2)
     with Store(uri) as store:
-        records = list(store.iter_runs(store.experiments(["bulk"])))
+        records = list(store.iter_runs(store.experiments([experiment])))
         assert {r.run_name for r in records} == set(runs)
         keys = {r.run_id: list(r.metric_keys) + ["never_logged"] for r in records}
         store.prefetch(records, keys)

@@ -74,13 +74,27 @@ def _check_uri(uri: str) -> None:
             raise StoreError(f"cannot reach the tracking server at {uri}: {reason}") from None
 
 
+def _redacted(uri: str) -> str:
+    """The URI without its password, for logs."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.password is None:
+        return uri
+    netloc = parsed.netloc.replace(":" + parsed.password + "@", ":***@", 1)
+    return urllib.parse.urlunparse(parsed._replace(netloc=netloc))
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
 
 
 class Store:
-    """A read view of one tracking store, plus the client the writer uses."""
+    """A read view of one tracking store, plus the client the writer uses.
+
+    Metric histories are read through the MLflow client, run by run and key by key, except on
+    sqlite and PostgreSQL stores, where `prefetch` reads a whole chunk of runs with one SQL
+    query (auditor/bulk.py) and `load_curves` serves those. `close()` releases that reader.
+    """
 
     def __init__(self, tracking_uri: str | None = None) -> None:
         import mlflow
@@ -125,7 +139,7 @@ class Store:
         except Exception as exc:  # noqa: BLE001 - any failure means: use the client API instead
             _log.warning(
                 "bulk reading of metric histories from %s is off (%s); reading them through the "
-                "MLflow client instead (slower, same results)", self.uri, _one_line(exc),
+                "MLflow client instead (slower, same results)", _redacted(self.uri), _one_line(exc),
             )
             self._disable_bulk()
 
