@@ -102,7 +102,8 @@ def audit_run(
         experiment_name=run.experiment_name,
         status=INCONCLUSIVE,
         roles=roles,
-        audited_at=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        # milliseconds: a run that ended in the same second as its audit must still compare as audited
+        audited_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         tags=run.tags,
     )
     loss = by_role.get(TRAIN_LOSS) or by_role.get(VAL_LOSS)
