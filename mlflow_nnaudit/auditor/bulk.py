@@ -159,6 +159,23 @@ class SqlBulkReader:
 
     # -- reading ------------------------------------------------------------------------------
 
+    def count_runs(self, experiment_ids: list[str], statuses: Iterable[str], since_ms: int | None = None) -> int:
+        """Active runs of these experiments in these statuses (ended since `since_ms`)."""
+        import sqlalchemy as sa
+
+        sql = ("SELECT count(*) FROM runs WHERE lifecycle_stage = 'active' AND experiment_id IN :exps "
+               "AND status IN :statuses" + (" AND end_time >= :since" if since_ms else ""))
+        stmt = sa.text(sql).bindparams(sa.bindparam("exps", expanding=True), sa.bindparam("statuses", expanding=True))
+        params = {"exps": [int(e) for e in experiment_ids], "statuses": list(statuses)}
+        if since_ms:
+            params["since"] = since_ms
+        with self._get_engine().connect() as conn:
+            self._begin_read_only(conn)
+            self.check_schema(conn)
+            n = conn.execute(stmt, params).scalar_one()
+            conn.rollback()
+        return int(n)
+
     def read(self, keys_by_run: Mapping[str, Iterable[str]]) -> dict[tuple[str, str], Curve]:
         """The histories of the given (run id -> metric keys), as {(run_id, key): Curve}.
 

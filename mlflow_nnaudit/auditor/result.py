@@ -27,6 +27,11 @@ class AuditResult:
     audited_at: str = ""
     skipped: bool = False  # already audited and unchanged: nothing was recomputed
     tags: dict[str, str] = field(default_factory=dict)  # the run's tags as read (for reports)
+    # for the reports only (never in audit.json): the loss in a few points, the run's page until
+    # it is written, and the curves by role when asked for (`explain`)
+    sparkline: list[float] = field(default_factory=list, repr=False)
+    report_html: str | None = field(default=None, repr=False)
+    curves: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def causes(self) -> list[str]:

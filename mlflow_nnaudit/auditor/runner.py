@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import multiprocessing
 import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from collections.abc import Callable, Iterable
 from itertools import islice
 from datetime import datetime, timedelta, timezone
 
 from mlflow_nnaudit._version import __version__
-from mlflow_nnaudit.auditor import writer
-from mlflow_nnaudit.auditor.curves import ROLES, TRAIN_LOSS, VAL_LOSS, assign_roles, role_priority
+from mlflow_nnaudit.auditor import report, writer
+from mlflow_nnaudit.auditor.curves import ROLES, Curve, TRAIN_LOSS, VAL_LOSS, assign_roles, role_priority
 from mlflow_nnaudit.auditor.result import AuditResult
 from mlflow_nnaudit.auditor.rules import ALL_RULES, Rule, RunView
 from mlflow_nnaudit.auditor.rules.base import UPDATE_RATIO_PREFIX
@@ -81,19 +85,38 @@ def curve_keys(run: RunRecord, role_overrides: dict[str, str] | None = None) -> 
     return candidates, extra
 
 
-def audit_run(
-    store: Store, run: RunRecord, role_overrides: dict[str, str] | None = None, rules: Iterable[Rule] = ALL_RULES
-) -> AuditResult:
-    """Read one run's curves, run every rule on them and decide its status. Writes nothing."""
+@dataclass
+class AuditInput:
+    """Everything an analysis of one run needs, read from the store: picklable, so that
+    analyses can run in worker processes while the main process reads and writes."""
+
+    run: RunRecord
+    loaded: dict[str, Curve]  # role candidates, by metric key
+    extra: dict[str, Curve]  # the recorder's evidence curves, by metric key
+    diagnostics: dict | None
+    role_overrides: dict[str, str] | None = None
+
+
+def gather(store: Store, run: RunRecord, role_overrides: dict[str, str] | None = None) -> AuditInput:
+    """Read what the audit of one run needs (prefetched curves come from the store's cache)."""
     candidates, extra_keys = curve_keys(run, role_overrides)
     loaded = store.load_curves(run, candidates)
-    roles = assign_roles({k: len(c) for k, c in loaded.items()}, role_overrides)
-    by_role = {role: loaded[key] for role, key in roles.items()}
     extra = store.load_curves(run, extra_keys)
-    diagnostics = None
-    if RECORDER_TAG in run.tags:
-        diagnostics = store.load_json_artifact(run.run_id, DIAGNOSTICS_ARTIFACT)
-    view = RunView(by_role, params=run.params, extra_curves=extra, diagnostics=diagnostics)
+    diagnostics = store.load_json_artifact(run.run_id, DIAGNOSTICS_ARTIFACT) if RECORDER_TAG in run.tags else None
+    return AuditInput(run, loaded, extra, diagnostics, role_overrides)
+
+
+def analyse(
+    inp: AuditInput, rules: Iterable[Rule] = ALL_RULES, with_report: bool = True, keep_curves: bool = False
+) -> AuditResult:
+    """Run every rule on one run's curves and decide its status; pure computation, no I/O.
+    With `with_report`, the result carries its `nnaudit/report.html` page and a sparkline; with
+    `keep_curves`, the curves it read by role (for `nnaudit explain`; an audit of many runs
+    drops them, so that its memory holds one chunk of curves at a time)."""
+    run = inp.run
+    roles = assign_roles({k: len(c) for k, c in inp.loaded.items()}, inp.role_overrides)
+    by_role = {role: inp.loaded[key] for role, key in roles.items()}
+    view = RunView(by_role, params=run.params, extra_curves=inp.extra, diagnostics=inp.diagnostics)
 
     result = AuditResult(
         run_id=run.run_id,
@@ -112,6 +135,7 @@ def audit_run(
     elif int(loss.finite.sum()) < MIN_POINTS_TO_JUDGE and loss.finite.all():
         result.reason = f"the loss curve {loss.key!r} has only {len(loss)} points"
     findings = []
+    rules = tuple(rules)
     if loss is not None:
         for rule in rules:
             try:
@@ -126,7 +150,55 @@ def audit_run(
     result.notes.extend(dropped)
     result.findings = rank_findings(findings)
     result.status = decide_status(result.findings, result.reason)
+    if with_report:
+        result.sparkline = report.sparkline(loss)
+        try:
+            result.report_html = report.run_report_html(result, by_role)
+        except Exception as exc:  # noqa: BLE001 - a page that cannot be drawn must not lose the verdict
+            _log.warning("report of run %s not drawn: %s", run.run_id, exc)
+            result.notes.append(f"report not drawn: {type(exc).__name__}: {exc}")
+    if keep_curves:
+        result.curves = by_role
     return result
+
+
+def audit_run(
+    store: Store, run: RunRecord, role_overrides: dict[str, str] | None = None, rules: Iterable[Rule] = ALL_RULES
+) -> AuditResult:
+    """Read one run's curves, run every rule on them and decide its status. Writes nothing."""
+    return analyse(gather(store, run, role_overrides), rules)
+
+
+def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """'2/4' -> (2, 4): this process audits the second of four disjoint parts of the store."""
+    if shard is None:
+        return None
+    if isinstance(shard, str):
+        m = re.match(r"^\s*(\d+)\s*/\s*(\d+)\s*$", shard)
+        if not m:
+            raise ValueError(f"cannot read shard {shard!r}: use K/N, e.g. 1/4 for the first of four parts")
+        shard = (int(m.group(1)), int(m.group(2)))
+    k, n = shard
+    if not (n >= 1 and 1 <= k <= n):
+        raise ValueError(f"shard {k}/{n} does not exist: K must be between 1 and N")
+    return k, n
+
+
+def in_shard(run_id: str, shard: tuple[int, int] | None) -> bool:
+    """Whether a run belongs to shard K of N: a stable hash of its id (the same on every machine
+    and every night), so that N processes split a store with no overlap and no gap."""
+    if shard is None:
+        return True
+    k, n = shard
+    return int(hashlib.blake2b(run_id.encode(), digest_size=8).hexdigest(), 16) % n == k - 1
+
+
+def _skipped(run: RunRecord) -> AuditResult:
+    return AuditResult(
+        run.run_id, run.run_name, run.experiment_id, run.experiment_name,
+        status=run.tags.get(writer.TAG_STATUS, INCONCLUSIVE), skipped=True,
+        audited_at=run.tags.get(writer.TAG_AUDITED_AT, ""), tags=run.tags,
+    )
 
 
 def audit(
@@ -137,6 +209,9 @@ def audit(
     dry_run: bool = False,
     roles: dict[str, str] | None = None,
     on_progress: Callable[[AuditResult], None] | None = None,
+    workers: int = 1,
+    shard: str | tuple[int, int] | None = None,
+    on_start: Callable[[int | None], None] | None = None,
 ) -> list[AuditResult]:
     """Audit the runs of a tracking store and tag each with its status and causes.
 
@@ -150,46 +225,78 @@ def audit(
         dry_run: compute and return results, write nothing.
         roles: override which metric plays which role, e.g. {"train_loss": "my_loss"}.
         on_progress: called with each result as soon as it is ready.
+        workers: processes that analyse runs in parallel (reading and writing stay in this one).
+        shard: "K/N" (or (K, N)): audit only the K-th of N disjoint parts of the store, so that
+            N machines or CronJob pods can split one store between them.
+        on_start: called once, before the first result, with the number of runs to look at
+            when the store can count them cheaply (SQL stores without a shard), else None.
 
     Returns:
         One `AuditResult` per finished, failed or killed run (skipped ones have `skipped=True`).
 
     Raises:
         StoreError: the store is missing or unreachable, or an experiment is unknown.
+        ValueError: a bad duration, shard, role or worker count.
     """
     if isinstance(experiments, str):
         experiments = (experiments,)
-    unknown_roles = set(roles or {}) - set(ROLES)
-    if unknown_roles:
-        raise ValueError(f"unknown curve role(s) {', '.join(sorted(unknown_roles))}; roles are: {', '.join(ROLES)}")
+    _check_roles(roles)
+    if workers < 1:
+        raise ValueError(f"workers must be 1 or more, not {workers}")
+    part = parse_shard(shard)
+    cutoff = parse_since(since)
     store = Store(tracking_uri)
+    pool = None
     try:
         exps = store.experiments(tuple(experiments))
-        cutoff = parse_since(since)
+        if on_start is not None:
+            on_start(store.count_runs(exps, cutoff) if part is None else None)
+        if workers > 1:
+            # spawn, not fork: the parent holds database connections and MLflow's threads
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         results: list[AuditResult] = []
-        runs = store.iter_runs(exps, cutoff)
+        runs = (run for run in store.iter_runs(exps, cutoff) if in_shard(run.run_id, part))
         # Chunks of runs: one bulk read of the curves the chunk's audits will ask for (SQL stores;
-        # see Store.prefetch), then the runs one by one. Memory holds one chunk of curves.
+        # see Store.prefetch), the analyses (in parallel with workers), then the writes, in the
+        # chunk's order. Memory holds one chunk of curves and pages.
         while chunk := list(islice(runs, AUDIT_CHUNK_RUNS)):
             todo = [run for run in chunk if force or not is_up_to_date(run, run.latest_metric_ms)]
             store.prefetch(todo, {run.run_id: [k for keys in curve_keys(run, roles) for k in keys] for run in todo})
+            inputs = [gather(store, run, roles) for run in todo]
+            analysed = pool.map(analyse, inputs, chunksize=8) if pool is not None else map(analyse, inputs)
+            fresh = dict(zip((run.run_id for run in todo), analysed))
+            del inputs
             for run in chunk:
-                if not force and is_up_to_date(run, run.latest_metric_ms):
-                    result = AuditResult(
-                        run.run_id, run.run_name, run.experiment_id, run.experiment_name,
-                        status=run.tags.get(writer.TAG_STATUS, INCONCLUSIVE), skipped=True,
-                        audited_at=run.tags.get(writer.TAG_AUDITED_AT, ""), tags=run.tags,
-                    )
-                else:
-                    result = audit_run(store, run, roles)
-                    if not dry_run:
-                        writer.write_result(store.client, result, run.tags)
+                result = fresh.pop(run.run_id, None) or _skipped(run)
+                if not result.skipped and not dry_run:
+                    writer.write_result(store.client, result, run.tags)
+                result.report_html = None  # written (or not wanted): the page is not kept in memory
                 results.append(result)
                 if on_progress is not None:
                     on_progress(result)
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         store.close()
     return results
 
 
-__all__ = ["audit", "audit_run", "parse_since", "StoreError"]
+def _check_roles(roles: dict[str, str] | None) -> None:
+    unknown_roles = set(roles or {}) - set(ROLES)
+    if unknown_roles:
+        raise ValueError(f"unknown curve role(s) {', '.join(sorted(unknown_roles))}; roles are: {', '.join(ROLES)}")
+
+
+def explain(run_id: str, tracking_uri: str | None = None, roles: dict[str, str] | None = None) -> AuditResult:
+    """Audit one run (any status) without writing anything; the result keeps its curves by
+    role in `result.curves` for display."""
+    _check_roles(roles)
+    store = Store(tracking_uri)
+    try:
+        run = store.get_run(run_id)
+        return analyse(gather(store, run, roles), keep_curves=True)
+    finally:
+        store.close()
+
+
+__all__ = ["audit", "audit_run", "explain", "parse_since", "parse_shard", "StoreError"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 import urllib.error
 import urllib.parse
@@ -86,6 +87,22 @@ def _redacted(uri: str) -> str:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
+
+
+def _record(run, experiment_name: str) -> RunRecord:
+    return RunRecord(
+        run_id=run.info.run_id,
+        run_name=run.info.run_name or "",
+        experiment_id=run.info.experiment_id,
+        experiment_name=experiment_name,
+        status=run.info.status,
+        start_time=run.info.start_time,
+        end_time=run.info.end_time,
+        tags=dict(run.data.tags),
+        params=dict(run.data.params),
+        metric_keys=sorted(run.data.metrics),
+        latest_metric_ms=max((m.timestamp for m in run.data._metric_objs), default=None),
+    )
 
 
 class Store:
@@ -181,6 +198,39 @@ class Store:
             found.append(exp)
         return found
 
+    def count_runs(self, experiments: list, since_ms: int | None = None) -> int | None:
+        """How many runs `iter_runs` will yield, when the store can say cheaply (SQL stores);
+        None otherwise. For progress display only."""
+        if self._bulk is None or not experiments:
+            return None
+        try:
+            return self._bulk.count_runs([e.experiment_id for e in experiments], AUDITABLE_STATUSES, since_ms)
+        except Exception:  # noqa: BLE001 - a count is a nicety: without it progress shows no total
+            return None
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run by id, or by a unique prefix of its id as the audit's table prints it,
+        whatever its status (for `nnaudit explain`)."""
+        run_id = run_id.strip()
+        try:
+            run = self.client.get_run(run_id)
+        except Exception as exc:  # noqa: BLE001 - unknown id, or a prefix of one
+            run = self._run_by_prefix(run_id, exc)
+        exp = self.client.get_experiment(run.info.experiment_id)
+        return _record(run, exp.name if exp else "")
+
+    def _run_by_prefix(self, prefix: str, error: Exception):
+        from mlflow.entities import ViewType
+
+        if not re.fullmatch(r"[0-9a-f]{4,31}", prefix):
+            raise StoreError(f"no run {prefix!r} in {_redacted(self.uri)}: {_one_line(error)}") from None
+        exp_ids = [e.experiment_id for e in self.client.search_experiments(view_type=ViewType.ALL)]
+        found = self.client.search_runs(exp_ids, f"attributes.run_id LIKE '{prefix}%'", ViewType.ALL, max_results=2)
+        if len(found) != 1:
+            what = "no run" if not found else "more than one run"
+            raise StoreError(f"{what} whose id starts with {prefix!r} in {_redacted(self.uri)}") from None
+        return found[0]
+
     def iter_runs(self, experiments: list, since_ms: int | None = None) -> Iterator[RunRecord]:
         """Every active (not deleted) run of the experiments whose status is auditable,
         newest first, page by page."""
@@ -204,19 +254,7 @@ class Store:
             for run in page:
                 if run.info.status not in AUDITABLE_STATUSES:
                     continue
-                yield RunRecord(
-                    run_id=run.info.run_id,
-                    run_name=run.info.run_name or "",
-                    experiment_id=run.info.experiment_id,
-                    experiment_name=names.get(run.info.experiment_id, ""),
-                    status=run.info.status,
-                    start_time=run.info.start_time,
-                    end_time=run.info.end_time,
-                    tags=dict(run.data.tags),
-                    params=dict(run.data.params),
-                    metric_keys=sorted(run.data.metrics),
-                    latest_metric_ms=max((m.timestamp for m in run.data._metric_objs), default=None),
-                )
+                yield _record(run, names.get(run.info.experiment_id, ""))
             token = page.token
             if not token:
                 break

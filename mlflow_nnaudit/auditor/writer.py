@@ -8,6 +8,8 @@ tags it only ever replaces or removes its own (the recorder's live under `nnaudi
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 
 from mlflow.entities import RunTag
 
@@ -21,6 +23,7 @@ TAG_RECOMMENDATION = "nnaudit.recommendation"
 TAG_AUDITED_AT = "nnaudit.audited_at"
 TAG_VERSION = "nnaudit.version"
 AUDIT_ARTIFACT = "nnaudit/audit.json"
+REPORT_ARTIFACT = "nnaudit/report.html"
 _MAX_TAGS_PER_BATCH = 100  # MLflow's log_batch limit
 
 
@@ -47,10 +50,17 @@ def is_audit_tag(key: str) -> bool:
 
 
 def write_result(client, result: AuditResult, existing_tags: dict[str, str]) -> None:
-    """Store one run's audit: the artifact first, then all tags in one batch (a single
-    transaction on SQL stores, so a reader never sees a half-written status), then remove the
-    cause tags of an earlier audit that no longer apply."""
-    client.log_text(result.run_id, json.dumps(result.to_dict(), indent=2, sort_keys=False), AUDIT_ARTIFACT)
+    """Store one run's audit: the artifacts first (`audit.json`, and `report.html` when the
+    result carries its page; one upload), then all tags in one batch (a single transaction on
+    SQL stores, so a reader never sees a half-written status), then remove the cause tags of an
+    earlier audit that no longer apply."""
+    with tempfile.TemporaryDirectory(prefix="nnaudit-") as tmp:
+        with open(os.path.join(tmp, os.path.basename(AUDIT_ARTIFACT)), "w", encoding="utf-8") as fh:
+            json.dump(result.to_dict(), fh, indent=2, sort_keys=False)
+        if result.report_html is not None:
+            with open(os.path.join(tmp, os.path.basename(REPORT_ARTIFACT)), "w", encoding="utf-8") as fh:
+                fh.write(result.report_html)
+        client.log_artifacts(result.run_id, tmp, os.path.dirname(AUDIT_ARTIFACT))
     tags = audit_tags(result)
     items = [RunTag(k, v) for k, v in tags.items()]
     for i in range(0, len(items), _MAX_TAGS_PER_BATCH):
