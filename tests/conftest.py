@@ -80,3 +80,17 @@ def sample_store(tmp_path_factory) -> str:
 
         AUTOLOGGING_INTEGRATIONS["nnaudit"] = {}
     return uri
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL cluster for the session (skips, saying how to install it, where it
+    cannot start)."""
+    from tests.services import Postgres
+
+    try:
+        pg = Postgres()
+    except (FileNotFoundError, RuntimeError) as exc:
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    yield pg
+    pg.stop()

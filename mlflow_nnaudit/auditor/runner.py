@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import re
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from collections.abc import Callable, Iterable
 from itertools import islice
@@ -226,6 +227,9 @@ def audit(
         roles: override which metric plays which role, e.g. {"train_loss": "my_loss"}.
         on_progress: called with each result as soon as it is ready.
         workers: processes that analyse runs in parallel (reading and writing stay in this one).
+            They are spawned: a script that calls this with workers > 1 needs the usual
+            `if __name__ == "__main__":` guard (without it, the audit warns and analyses in
+            this process).
         shard: "K/N" (or (K, N)): audit only the K-th of N disjoint parts of the store, so that
             N machines or CronJob pods can split one store between them.
         on_start: called once, before the first result, with the number of runs to look at
@@ -256,17 +260,21 @@ def audit(
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         results: list[AuditResult] = []
         runs = (run for run in store.iter_runs(exps, cutoff) if in_shard(run.run_id, part))
-        # Chunks of runs: one bulk read of the curves the chunk's audits will ask for (SQL stores;
-        # see Store.prefetch), the analyses (in parallel with workers), then the writes, in the
-        # chunk's order. Memory holds one chunk of curves and pages.
-        while chunk := list(islice(runs, AUDIT_CHUNK_RUNS)):
-            todo = [run for run in chunk if force or not is_up_to_date(run, run.latest_metric_ms)]
-            store.prefetch(todo, {run.run_id: [k for keys in curve_keys(run, roles) for k in keys] for run in todo})
-            inputs = [gather(store, run, roles) for run in todo]
-            analysed = pool.map(analyse, inputs, chunksize=8) if pool is not None else map(analyse, inputs)
-            fresh = dict(zip((run.run_id for run in todo), analysed))
-            del inputs
-            for run in chunk:
+
+        def finish(chunk: list[RunRecord], todo: list[RunRecord], inputs: list[AuditInput], analysed) -> None:
+            nonlocal pool
+            try:
+                done = list(analysed)
+            except BrokenProcessPool:
+                # Workers that could not start: most often a script calling audit(workers=N)
+                # without the `if __name__ == "__main__":` guard that spawned processes need.
+                _log.warning("analysis workers stopped (a script that calls audit(workers=N) needs an "
+                             "`if __name__ == '__main__':` guard); analysing in this process instead")
+                pool.shutdown(cancel_futures=True)
+                pool = None
+                done = [analyse(inp) for inp in inputs]
+            fresh = dict(zip((run.run_id for run in todo), done))
+            for run in chunk:  # in the store's order, whatever order the workers finished in
                 result = fresh.pop(run.run_id, None) or _skipped(run)
                 if not result.skipped and not dry_run:
                     writer.write_result(store.client, result, run.tags)
@@ -274,6 +282,23 @@ def audit(
                 results.append(result)
                 if on_progress is not None:
                     on_progress(result)
+
+        # Chunks of runs: one bulk read of the curves the chunk's audits will ask for (SQL stores;
+        # see Store.prefetch), the analyses, then the writes in the chunk's order. With workers,
+        # the next chunk is read while the workers analyse this one; memory holds at most two
+        # chunks of curves.
+        pending = None
+        while chunk := list(islice(runs, AUDIT_CHUNK_RUNS)):
+            todo = [run for run in chunk if force or not is_up_to_date(run, run.latest_metric_ms)]
+            store.prefetch(todo, {run.run_id: [k for keys in curve_keys(run, roles) for k in keys] for run in todo})
+            inputs = [gather(store, run, roles) for run in todo]
+            # Executor.map submits every task at once; plain map analyses when finish() asks
+            analysed = pool.map(analyse, inputs, chunksize=8) if pool is not None else map(analyse, inputs)
+            if pending is not None:
+                finish(*pending)
+            pending = (chunk, todo, inputs, analysed)
+        if pending is not None:
+            finish(*pending)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

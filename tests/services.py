@@ -1,0 +1,146 @@
+"""Real servers for the tests: a PostgreSQL cluster and `mlflow server`, started on loopback in
+temporary directories and stopped afterwards. Nothing here is a stand-in: where a server cannot
+be started (PostgreSQL or Chromium not installed), the tests that need it skip and say how to
+install it (`.ci/run` installs both on a fresh Debian machine)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+INSTALL_HINT = "install it with `apt-get install postgresql chromium` (.ci/run does this on a fresh machine)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, log: str | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {_tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s: {_tail(log)}")
+
+
+def _tail(path: str | None, n: int = 2000) -> str:
+    if not path or not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return fh.read()[-n:]
+
+
+class MlflowServer:
+    """`mlflow server` on a free loopback port, artifacts served by the server itself."""
+
+    def __init__(self, backend_uri: str, root: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = os.path.join(root, f"mlflow-server-{self.port}.log")
+        env = dict(os.environ)
+        env.pop("MLFLOW_TRACKING_URI", None)
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen(
+                [os.path.join(os.path.dirname(sys.executable), "mlflow"), "server",
+                 "--backend-store-uri", backend_uri,
+                 "--artifacts-destination", os.path.join(root, "served-artifacts"),
+                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True,
+            )
+        try:
+            wait_http(self.url + "/health", 180, self.proc, self.log)
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+class Postgres:
+    """A throw-away PostgreSQL cluster on a free loopback port (trust auth, loopback only).
+    PostgreSQL refuses to run as root: as root, it runs as the `postgres` system user."""
+
+    def __init__(self) -> None:
+        initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+        if not (initdb and pg_ctl):
+            raise FileNotFoundError(f"PostgreSQL is not installed: {INSTALL_HINT}")
+        self.pg_ctl = pg_ctl
+        self.root = tempfile.mkdtemp(prefix="nnaudit-pg-")
+        self.data = os.path.join(self.root, "data")
+        self.port = free_port()
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                user = pwd.getpwnam("postgres")
+            except KeyError:
+                raise FileNotFoundError("running as root and there is no `postgres` user to run PostgreSQL as") from None
+            os.chmod(self.root, 0o755)
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        self._run([initdb, "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+        log = os.path.join(self.root, "pg.log")
+        self._run([pg_ctl, "-D", self.data, "-l", log, "-w", "-t", "60", "-o",
+                   f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+        self.started = True
+
+    def _run(self, cmd: list[str]) -> None:
+        res = subprocess.run(self.prefix + cmd, capture_output=True, text=True, cwd=self.root)
+        if res.returncode != 0:
+            raise RuntimeError(f"{os.path.basename(cmd[0])} failed: {(res.stderr or res.stdout)[-1500:]}")
+
+    def create_database(self, name: str) -> str:
+        """A new empty database; returns its SQLAlchemy URI (psycopg2 driver)."""
+        import psycopg2
+
+        con = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres")
+        con.autocommit = True
+        with con.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        con.close()
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        if getattr(self, "started", False):
+            subprocess.run(self.prefix + [self.pg_ctl, "-D", self.data, "-m", "fast", "-w", "stop"],
+                           capture_output=True, cwd=self.root)
+            self.started = False
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
