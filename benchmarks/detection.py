@@ -5,7 +5,7 @@ Trains the sample runs into a sqlite store (or reuses one given with --tracking-
 
 - with the recorder's evidence (its curves, per-layer metrics and diagnostics.json);
 - curves only, as if the recorder had not been installed: the recorder's tag, its
-  diagnostics and every `nnaudit/` metric are hidden, except the training and validation
+  diagnostics, its `nnaudit.*` params and every `nnaudit/` metric are hidden, except the training and validation
   loss curves (a run without the recorder would have logged its losses by hand; this keeps
   the two audits comparable, and is an approximation: such a run's curves would be logged
   per epoch, not per step).
@@ -41,6 +41,7 @@ def curves_only(run: RunRecord) -> RunRecord:
     return dataclasses.replace(
         run,
         tags={k: v for k, v in run.tags.items() if not k.startswith("nnaudit.recorder")},
+        params={k: v for k, v in run.params.items() if not k.startswith("nnaudit.")},
         metric_keys=[k for k in run.metric_keys if not k.startswith("nnaudit/") or k in KEEP_IN_CURVES_ONLY],
     )
 

@@ -22,6 +22,9 @@ _log = logging.getLogger(__name__)
 #: the recorder's curves that rules read besides the role curves (per-layer and per-batch evidence)
 RECORDER_EVIDENCE_CURVES = (UPDATE_RATIO_PREFIX, "nnaudit/labels_per_batch", "nnaudit/dead_relu/", "nnaudit/saturated/",
                             "nnaudit/grad_present_before_backward", "nnaudit/grad_norm/")
+#: curves read by their exact name: the epoch counter Lightning and the HF Trainer log against the step
+#: (gives the epoch length in steps)
+EPOCH_CURVES = ("epoch", "train/epoch")
 #: the recorder marks the runs it recorded with this tag, and leaves its one-off facts here
 RECORDER_TAG = "nnaudit.recorder.version"
 DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"
@@ -78,6 +81,9 @@ def curve_keys(run: RunRecord, role_overrides: dict[str, str] | None = None) -> 
     candidates = [k for k in run.metric_keys if any(role_priority(k, r) is not None for r in ROLES)]
     candidates += [k for k in (role_overrides or {}).values() if k in run.metric_keys and k not in candidates]
     extra = [k for k in run.metric_keys if k.startswith(RECORDER_EVIDENCE_CURVES) and k not in candidates]
+    epoch = next((k for k in EPOCH_CURVES if k in run.metric_keys), None)
+    if epoch is not None:
+        extra.append(epoch)
     return candidates, extra
 
 
@@ -90,6 +96,9 @@ def audit_run(
     roles = assign_roles({k: len(c) for k, c in loaded.items()}, role_overrides)
     by_role = {role: loaded[key] for role, key in roles.items()}
     extra = store.load_curves(run, extra_keys)
+    for key in EPOCH_CURVES:  # one name for the rules, however it was logged
+        if key in extra:
+            extra["epoch"] = extra.pop(key)
     diagnostics = None
     if RECORDER_TAG in run.tags:
         diagnostics = store.load_json_artifact(run.run_id, DIAGNOSTICS_ARTIFACT)
