@@ -71,7 +71,9 @@ def main() -> None:
 @click.option("--role", "roles", multiple=True, metavar="ROLE=KEY",
               help="Say which metric plays a role, e.g. --role train_loss=my_loss (roles: train_loss, val_loss, "
                    "train_acc, val_acc, lr, grad_norm).")
-def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles) -> None:
+@click.option("--config", metavar="FILE", help="TOML file with a [roles] table (default: nnaudit.toml, then "
+                                               "[tool.nnaudit.roles] in pyproject.toml, if present).")
+def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, config) -> None:
     """Audit finished runs and tag each with nnaudit.status, nnaudit.causes, ..."""
     from mlflow_nnaudit.auditor.runner import audit as run_audit
     from mlflow_nnaudit.auditor.store import StoreError
@@ -81,7 +83,7 @@ def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles) -> None:
     try:
         results = run_audit(
             tracking_uri=tracking_uri, experiments=experiments, since=since, force=force,
-            dry_run=dry_run, roles=role_map, on_progress=progress,
+            dry_run=dry_run, roles=role_map, on_progress=progress, config=config,
         )
     except (StoreError, ValueError) as exc:
         progress.close()

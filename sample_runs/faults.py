@@ -549,8 +549,8 @@ def deep_plain_mlp(s: Sample) -> None:
 
 
 def bottleneck_mlp(s: Sample) -> None:
-    """A hidden layer of 2 units for 4 classes: the model cannot fit the task."""
-    _loader_classifier(s, lr=3e-3, epochs=10, widths=[N_FEATURES, 2, N_CLASSES])
+    """A hidden layer of 1 unit for 4 classes: the model cannot fit the task."""
+    _loader_classifier(s, lr=3e-3, epochs=10, widths=[N_FEATURES, 1, N_CLASSES])
 
 
 SAMPLES: tuple[Sample, ...] = (
@@ -616,7 +616,7 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("lr_decays_in_two_epochs", ("lr_decay_too_fast",), "ExponentialLR(0.3) per epoch over 12 epochs",
            lr_decays_in_two_epochs),
     Sample("deep_plain_mlp", ("network_too_deep",), "plain 14-layer ReLU MLP, no normalisation", deep_plain_mlp),
-    Sample("bottleneck_mlp", ("insufficient_capacity",), "2 hidden units for 4 classes", bottleneck_mlp),
+    Sample("bottleneck_mlp", ("insufficient_capacity",), "1 hidden unit for 4 classes", bottleneck_mlp),
 )
 
 SAMPLE_TAG = "sample.name"

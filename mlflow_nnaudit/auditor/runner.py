@@ -10,12 +10,19 @@ from datetime import datetime, timedelta, timezone
 
 from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.auditor import writer
+from mlflow_nnaudit.auditor.config import load_roles
 from mlflow_nnaudit.auditor.curves import ROLES, TRAIN_LOSS, VAL_LOSS, assign_roles, role_priority
 from mlflow_nnaudit.auditor.result import AuditResult
 from mlflow_nnaudit.auditor.rules import ALL_RULES, Rule, RunView
 from mlflow_nnaudit.auditor.rules.base import UPDATE_RATIO_PREFIX
 from mlflow_nnaudit.auditor.store import RunRecord, Store, StoreError
-from mlflow_nnaudit.auditor.verdict import INCONCLUSIVE, decide_status, drop_explained, rank_findings
+from mlflow_nnaudit.auditor.verdict import (
+    INCONCLUSIVE,
+    control_false_discoveries,
+    decide_status,
+    drop_explained,
+    rank_findings,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -79,7 +86,8 @@ def curve_keys(run: RunRecord, role_overrides: dict[str, str] | None = None) -> 
     """The metric keys an audit of the run reads: candidates for a curve role (plus the user's
     overrides), and the recorder's evidence curves."""
     candidates = [k for k in run.metric_keys if any(role_priority(k, r) is not None for r in ROLES)]
-    candidates += [k for k in (role_overrides or {}).values() if k in run.metric_keys and k not in candidates]
+    wanted = [k for v in (role_overrides or {}).values() for k in ([v] if isinstance(v, str) else v)]
+    candidates += [k for k in wanted if k in run.metric_keys and k not in candidates]
     extra = [k for k in run.metric_keys if k.startswith(RECORDER_EVIDENCE_CURVES) and k not in candidates]
     epoch = next((k for k in EPOCH_CURVES if k in run.metric_keys), None)
     if epoch is not None:
@@ -146,6 +154,7 @@ def audit(
     dry_run: bool = False,
     roles: dict[str, str] | None = None,
     on_progress: Callable[[AuditResult], None] | None = None,
+    config: str | None = None,
 ) -> list[AuditResult]:
     """Audit the runs of a tracking store and tag each with its status and causes.
 
@@ -157,8 +166,12 @@ def audit(
         since: only runs that ended within this duration ("24h", "7d").
         force: re-audit runs already audited by this version with no new data since.
         dry_run: compute and return results, write nothing.
-        roles: override which metric plays which role, e.g. {"train_loss": "my_loss"}.
-        on_progress: called with each result as soon as it is ready.
+        roles: override which metric plays which role, e.g. {"train_loss": "my_loss"}; wins
+            over the config file, role by role.
+        config: a TOML file with a `[roles]` (or `[tool.nnaudit.roles]`) table; when None,
+            `nnaudit.toml` then `pyproject.toml` in the working directory, if present.
+        on_progress: called with each result once it is final (after the false-discovery control
+            across the whole audit, see `verdict.control_false_discoveries`), as it is written.
 
     Returns:
         One `AuditResult` per finished, failed or killed run (skipped ones have `skipped=True`).
@@ -168,6 +181,7 @@ def audit(
     """
     if isinstance(experiments, str):
         experiments = (experiments,)
+    roles = {**load_roles(config), **(roles or {})}
     unknown_roles = set(roles or {}) - set(ROLES)
     if unknown_roles:
         raise ValueError(f"unknown curve role(s) {', '.join(sorted(unknown_roles))}; roles are: {', '.join(ROLES)}")
@@ -191,11 +205,15 @@ def audit(
                     )
                 else:
                     result = audit_run(store, run, roles)
-                    if not dry_run:
-                        writer.write_result(store.client, result, run.tags)
                 results.append(result)
-                if on_progress is not None:
-                    on_progress(result)
+        # One family for false-discovery control: every curve test of this audit. So results are
+        # final, and written, only once all runs are audited (they hold findings, not curves).
+        control_false_discoveries(results)
+        for result in results:
+            if not result.skipped and not dry_run:
+                writer.write_result(store.client, result, result.tags)
+            if on_progress is not None:
+                on_progress(result)
     finally:
         store.close()
     return results

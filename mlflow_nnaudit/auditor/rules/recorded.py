@@ -398,6 +398,13 @@ class TrainValPreprocessingMismatch(Rule):
 INIT_SCALE_BAND = (0.1, 10.0)
 
 
+def _copies_of_first_row(w: dict) -> float:
+    """Share of the rows other than the first that equal it. (The recorder's
+    `identical_rows_share` counts the first row itself: 1/2 for any 2-row matrix.)"""
+    rows = int(w["shape"][0])
+    return max(0.0, (w["identical_rows_share"] * rows - 1) / (rows - 1))
+
+
 class BadWeightInit(Rule):
     """The recorder measures every weight matrix/kernel before the first update: constant
     weights (all zero, all equal), most rows identical (symmetric: the units stay copies of
@@ -410,8 +417,8 @@ class BadWeightInit(Rule):
         if not isinstance(init, list) or not init:
             return None
         constant = [w["param"] for w in init if w["constant"]]
-        symmetric = [w["param"] for w in init if not w["constant"] and w["identical_rows_share"] >= 0.5
-                     and w["shape"][0] > 1]
+        symmetric = [w["param"] for w in init if not w["constant"] and w["shape"][0] > 1
+                     and _copies_of_first_row(w) >= 0.5]
         lo, hi = INIT_SCALE_BAND
         scaled = [f"{w['param']} ({w['scale_vs_lecun']:.2g}x)" for w in init
                   if not w["constant"] and not lo <= w["scale_vs_lecun"] <= hi]

@@ -396,9 +396,9 @@ class InsufficientCapacity(Rule):
             confidence=confidence,
             severity="warning",
             score=1.0 - uf.improvement,
-            summary=f"the training loss went flat early at {fmt_num(uf.train_end)} ({uf.improvement:.0%} below its start"
-            f"{gap}); {what}",
-            recommendation=f"The model underfits: the training loss stalled at {fmt_num(uf.train_end)}, only "
+            summary=f"the training loss ended at {fmt_num(uf.train_end)}, only {uf.improvement:.0%} below its start"
+            f"{gap}; {what}",
+            recommendation=f"The model underfits: the training loss ended at {fmt_num(uf.train_end)}, only "
             f"{uf.improvement:.0%} below its start, with no gap to validation{'' if evidence_src == 'curves' else ', and ' + what}. "
             "Make the model bigger (wider hidden layers, at least as wide as the number of classes, or one or two "
             "more layers) and check that the training loss then goes lower.",
