@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mlflow_nnaudit.auditor.catalog import BY_ID  # noqa: E402
 from mlflow_nnaudit.auditor.runner import RECORDER_TAG, audit_run  # noqa: E402
 from mlflow_nnaudit.auditor.store import RunRecord, Store  # noqa: E402
+from mlflow_nnaudit.auditor.verdict import control_false_discoveries  # noqa: E402
 
 KEEP_IN_CURVES_ONLY = ("nnaudit/train_loss", "nnaudit/val_loss")
 EXPECTED_TAG = "sample.expected_causes"
@@ -51,12 +52,15 @@ def evaluate(store: Store, experiment: str, mode: str):
     per_cause = defaultdict(lambda: [0, 0])  # cause -> [found in top 3, expected]
     healthy = {"healthy": 0, "warning": 0, "failed": 0, "inconclusive": 0}
     misses = []
+    audited = []
     for run in store.iter_runs(exps):
         if EXPECTED_TAG not in run.tags:
             continue
-        expected = [c for c in run.tags[EXPECTED_TAG].split(",") if c]
         view = curves_only(run) if mode == "curves" else run
-        result = audit_run(store, view)
+        audited.append((run, audit_run(store, view)))
+    control_false_discoveries([result for _, result in audited])  # as audit() does across its runs
+    for run, result in audited:
+        expected = [c for c in run.tags[EXPECTED_TAG].split(",") if c]
         top3 = result.causes[:3]
         if not expected:
             healthy[result.status] += 1
