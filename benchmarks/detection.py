@@ -5,7 +5,7 @@ Trains the sample runs into a sqlite store (or reuses one given with --tracking-
 
 - with the recorder's evidence (its curves, per-layer metrics and diagnostics.json);
 - curves only, as if the recorder had not been installed: the recorder's tag, its
-  diagnostics and every `nnaudit/` metric are hidden, except the training and validation
+  diagnostics, its `nnaudit.*` params and every `nnaudit/` metric are hidden, except the training and validation
   loss curves (a run without the recorder would have logged its losses by hand; this keeps
   the two audits comparable, and is an approximation: such a run's curves would be logged
   per epoch, not per step).
@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mlflow_nnaudit.auditor.catalog import BY_ID  # noqa: E402
 from mlflow_nnaudit.auditor.runner import RECORDER_TAG, audit_run  # noqa: E402
 from mlflow_nnaudit.auditor.store import RunRecord, Store  # noqa: E402
+from mlflow_nnaudit.auditor.verdict import control_false_discoveries  # noqa: E402
 
 KEEP_IN_CURVES_ONLY = ("nnaudit/train_loss", "nnaudit/val_loss")
 EXPECTED_TAG = "sample.expected_causes"
@@ -41,6 +42,7 @@ def curves_only(run: RunRecord) -> RunRecord:
     return dataclasses.replace(
         run,
         tags={k: v for k, v in run.tags.items() if not k.startswith("nnaudit.recorder")},
+        params={k: v for k, v in run.params.items() if not k.startswith("nnaudit.")},
         metric_keys=[k for k in run.metric_keys if not k.startswith("nnaudit/") or k in KEEP_IN_CURVES_ONLY],
     )
 
@@ -50,12 +52,15 @@ def evaluate(store: Store, experiment: str, mode: str):
     per_cause = defaultdict(lambda: [0, 0])  # cause -> [found in top 3, expected]
     healthy = {"healthy": 0, "warning": 0, "failed": 0, "inconclusive": 0}
     misses = []
+    audited = []
     for run in store.iter_runs(exps):
         if EXPECTED_TAG not in run.tags:
             continue
-        expected = [c for c in run.tags[EXPECTED_TAG].split(",") if c]
         view = curves_only(run) if mode == "curves" else run
-        result = audit_run(store, view)
+        audited.append((run, audit_run(store, view)))
+    control_false_discoveries([result for _, result in audited])  # as audit() does across its runs
+    for run, result in audited:
+        expected = [c for c in run.tags[EXPECTED_TAG].split(",") if c]
         top3 = result.causes[:3]
         if not expected:
             healthy[result.status] += 1

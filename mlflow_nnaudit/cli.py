@@ -121,6 +121,8 @@ _role_option = click.option(
 @click.option("--dry-run", is_flag=True, help="Print what would be tagged; write nothing.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @_role_option
+@click.option("--config", metavar="FILE", help="TOML file with a [roles] table (default: nnaudit.toml, then "
+                                               "[tool.nnaudit.roles] in pyproject.toml, if present).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes analysing runs in parallel.")
 @click.option("--shard", metavar="K/N", callback=_parse_shard,
@@ -129,7 +131,8 @@ _role_option = click.option(
               help="Also write the summary as an HTML page with plots to FILE.")
 @click.option("--fail-on", type=click.Choice(list(_FAIL_ON)), default=None,
               help=f"Exit with status {EXIT_FOUND} if a run audited now is this bad or worse (for pipelines).")
-def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, workers, shard, report_path, fail_on) -> None:
+def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, config, workers, shard, report_path,
+          fail_on) -> None:
     """Audit finished runs and tag each with nnaudit.status, nnaudit.causes, ..."""
     from mlflow_nnaudit.auditor.runner import audit as run_audit
     from mlflow_nnaudit.auditor.store import StoreError
@@ -140,7 +143,7 @@ def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, workers,
         results = run_audit(
             tracking_uri=tracking_uri, experiments=experiments, since=since, force=force,
             dry_run=dry_run, roles=role_map, on_progress=progress, workers=workers, shard=shard,
-            on_start=progress.start,
+            on_start=progress.start, config=config,
         )
     except (StoreError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -180,8 +183,9 @@ def _redacted(uri: str) -> str:
 @click.argument("run_id")
 @_tracking_uri_option
 @_role_option
+@click.option("--config", metavar="FILE", help="TOML file with a [roles] table (as for audit).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def explain(run_id, tracking_uri, roles, fmt) -> None:
+def explain(run_id, tracking_uri, roles, config, fmt) -> None:
     """Audit one run and print why it is healthy or not, with its curves, evidence and fixes.
     Writes nothing."""
     from mlflow_nnaudit.auditor.report import explain_text
@@ -189,7 +193,7 @@ def explain(run_id, tracking_uri, roles, fmt) -> None:
     from mlflow_nnaudit.auditor.store import StoreError
 
     try:
-        result = run_explain(run_id, tracking_uri=tracking_uri, roles=_parse_roles(roles))
+        result = run_explain(run_id, tracking_uri=tracking_uri, roles=_parse_roles(roles), config=config)
     except (StoreError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "json":

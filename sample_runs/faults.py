@@ -10,6 +10,7 @@ their curves by hand under common names, the way runs without the recorder look.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -95,14 +96,17 @@ def fit(
     eval_mode: bool = True,
     zero_grad: bool = True,
     step_scheduler=None,
+    log_grad_norm: bool = False,
 ) -> None:
     """A plain PyTorch loop. With the recorder on, nothing is logged by hand (the recorder
     captures the training loss and the evaluation loss); without it, both are logged per
-    epoch under `metric_names`, like a run that never had the recorder."""
+    epoch under `metric_names`, like a run that never had the recorder. `log_grad_norm` logs
+    the gradient norm of every step as `grad_norm`, the way the HF Trainer does."""
     (xt, yt), (xv, yv) = data
     g = torch.Generator().manual_seed(seed)
     step = 0
     n = len(xt)
+    grad_norms = []
     for epoch in range(epochs):
         model.train()
         perm = torch.randperm(n, generator=g) if shuffle else torch.arange(n)
@@ -113,6 +117,10 @@ def fit(
                 opt.zero_grad()
             loss = loss_fn(model(xt[idx]), yt[idx])
             loss.backward()
+            if log_grad_norm:
+                with torch.no_grad():
+                    grad_norms.append(float(torch.linalg.vector_norm(
+                        torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]))))
             opt.step()
             if step_scheduler is not None:
                 step_scheduler.step()
@@ -130,6 +138,65 @@ def fit(
             val = float(loss_fn(model(xv), yv))
         if log_by_hand:
             mlflow.log_metrics({metric_names[0]: epoch_loss / batches, metric_names[1]: val}, step=epoch)
+    if grad_norms:
+        log_series("grad_norm", grad_norms)
+
+
+def log_series(key: str, values: list[float], steps: list[int] | None = None) -> None:
+    """Log a whole curve in one call (a per-step log_metric would dominate these tiny runs)."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    now = int(time.time() * 1000)
+    steps = steps if steps is not None else list(range(len(values)))
+    metrics = [Metric(key, float(v), now, int(s)) for s, v in zip(steps, values)]
+    run_id = mlflow.active_run().info.run_id
+    for i in range(0, len(metrics), 1000):
+        MlflowClient().log_batch(run_id, metrics=metrics[i : i + 1000])
+
+
+def fit_loader(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    data,
+    loss_fn: nn.Module,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    scheduler=None,
+    clip_norm: float | None = None,
+    same_batch: bool = False,
+    log_lr: bool = False,
+) -> None:
+    """The same loop over `torch.utils.data.DataLoader`s, for the faults that live in how data is
+    loaded or steps are taken. `same_batch`: the bug of taking `next(iter(loader))` every step
+    (an unshuffled loader restarts, so it is always the first batch). `log_lr`: log the learning
+    rate per epoch as `lr`, as Lightning's LearningRateMonitor does."""
+    (xt, yt), (xv, yv) = data
+    g = torch.Generator().manual_seed(seed)
+    train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xt, yt), batch_size=batch_size,
+                                        shuffle=not same_batch, generator=g)
+    val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xv, yv), batch_size=500)
+    lrs = []
+    for _ in range(epochs):
+        model.train()
+        lrs.append(opt.param_groups[0]["lr"])
+        for x, y in train:
+            if same_batch:
+                x, y = next(iter(train))
+            opt.zero_grad()
+            loss_fn(model(x), y).backward()
+            if clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+            opt.step()
+        if scheduler is not None:
+            scheduler.step()
+        model.eval()
+        with torch.no_grad():
+            for x, y in val:
+                loss_fn(model(x), y)
+    if log_lr:  # at the optimizer step each epoch starts, as Lightning's LearningRateMonitor does
+        log_series("lr", lrs, [i * len(train) for i in range(len(lrs))])
 
 
 # --- the samples ---------------------------------------------------------------------------------
@@ -158,6 +225,7 @@ def _classifier_run(
     val_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     model: nn.Module | None = None,
     zero_grad: bool = True,
+    log_grad_norm: bool = False,
 ) -> None:
     seed = 7
     torch.manual_seed(seed)
@@ -182,10 +250,11 @@ def _classifier_run(
         optimizer = torch.optim.Adam(params, lr=lr)
     else:
         optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum)
-    mlflow.log_params({"lr": lr, "optimizer": opt, "epochs": epochs, "batch_size": batch_size, "n_train": n_train})
+    mlflow.log_params({"lr": lr, "optimizer": opt, "epochs": epochs, "batch_size": batch_size, "n_train": n_train,
+                       "n_classes": N_CLASSES, **({"dropout": dropout} if dropout else {})})
     fit(model, optimizer, data, nn.CrossEntropyLoss(), epochs, batch_size, seed, lr_growth=lr_growth,
         log_by_hand=log_by_hand, metric_names=metric_names, shuffle=not sort_by_label, eval_mode=eval_mode,
-        zero_grad=zero_grad)
+        zero_grad=zero_grad, log_grad_norm=log_grad_norm)
 
 
 def imbalance(x: torch.Tensor, y: torch.Tensor, majority_share: float, seed: int):
@@ -420,7 +489,7 @@ def batchnorm_tiny_batches(s: Sample) -> None:
 
 def gradients_never_zeroed(s: Sample) -> None:
     """The loop never calls optimizer.zero_grad(): gradients pile up."""
-    _classifier_run(s, lr=0.01, opt="sgd", epochs=8, n_train=4000, zero_grad=False)
+    _classifier_run(s, lr=0.01, opt="sgd", epochs=8, n_train=4000, zero_grad=False, log_grad_norm=True)
 
 
 def no_bias_layers(s: Sample) -> None:
@@ -428,6 +497,60 @@ def no_bias_layers(s: Sample) -> None:
     model = nn.Sequential(nn.Linear(N_FEATURES, 64, bias=False), nn.ReLU(), nn.Linear(64, 64, bias=False),
                           nn.ReLU(), nn.Linear(64, N_CLASSES, bias=False))
     _classifier_run(s, lr=1e-3, epochs=8, n_train=4000, model=model)
+
+
+def _loader_classifier(s: Sample, *, lr: float = 1e-3, epochs: int = 8, n_train: int = 4000, batch_size: int = 64,
+                       widths: list[int] | None = None, opt: str = "adam", momentum: float = 0.0,
+                       label_noise: float = 0.0, gamma: float | None = None, log_lr: bool = False, **kw) -> None:
+    """A classifier trained through DataLoaders (see `fit_loader`)."""
+    seed = 19
+    torch.manual_seed(seed)
+    data = teacher_classification(n_train, 1000, seed, label_noise)
+    model = mlp(widths or [N_FEATURES, 64, 64, N_CLASSES])
+    optimizer = (torch.optim.Adam(model.parameters(), lr=lr) if opt == "adam"
+                 else torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum))
+    sched = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma) if gamma else None
+    mlflow.log_params({"lr": lr, "optimizer": opt, "epochs": epochs, "batch_size": batch_size, "n_train": n_train,
+                       "n_classes": N_CLASSES, **({"lr_gamma_per_epoch": gamma} if gamma else {})})
+    fit_loader(model, optimizer, data, nn.CrossEntropyLoss(), epochs, batch_size, seed, scheduler=sched,
+               log_lr=log_lr, **kw)
+
+
+def same_batch_every_step(s: Sample) -> None:
+    """The loop calls `next(iter(loader))` every step on an unshuffled loader: always the first batch."""
+    _loader_classifier(s, epochs=4, n_train=2000, same_batch=True)
+
+
+def huge_batches(s: Sample) -> None:
+    """Batches of 1,000 out of 4,000 samples: 4 updates per epoch."""
+    _loader_classifier(s, epochs=10, batch_size=1000)
+
+
+def tiny_dataset(s: Sample) -> None:
+    """96 training samples (10% label noise) for a 70k-parameter network, 60 epochs."""
+    _loader_classifier(s, epochs=60, n_train=96, batch_size=16, widths=[N_FEATURES, 256, 256, N_CLASSES],
+                       label_noise=0.1)
+
+
+def clipping_hides_high_lr(s: Sample) -> None:
+    """SGD with lr=1 (far too high), kept from diverging by clip_grad_norm_(max_norm=0.05) on every step."""
+    _loader_classifier(s, lr=1.0, opt="sgd", epochs=5, clip_norm=0.05)
+
+
+def lr_decays_in_two_epochs(s: Sample) -> None:
+    """Adam 1e-3 with ExponentialLR(gamma=0.3) per epoch: the rate is ~10x lower after 2 of 12 epochs."""
+    _loader_classifier(s, epochs=12, gamma=0.3, log_lr=True)
+
+
+def deep_plain_mlp(s: Sample) -> None:
+    """A plain 14-layer ReLU MLP (no normalisation, no residuals, default init)."""
+    _loader_classifier(s, lr=0.05, opt="sgd", momentum=0.9, epochs=6, n_train=2000,
+                       widths=[N_FEATURES] + [32] * 13 + [N_CLASSES])
+
+
+def bottleneck_mlp(s: Sample) -> None:
+    """A hidden layer of 1 unit for 4 classes: the model cannot fit the task."""
+    _loader_classifier(s, lr=3e-3, epochs=10, widths=[N_FEATURES, 1, N_CLASSES])
 
 
 SAMPLES: tuple[Sample, ...] = (
@@ -447,7 +570,8 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("lr_too_low", ("learning_rate_too_low",), "plain SGD with lr=2e-4: slow, near-linear progress",
            lr_too_low),
     Sample("not_converged", ("not_converged",), "Adam 1e-3 stopped after 2 epochs", not_converged),
-    Sample("overfitting_small_data", ("overfitting",), "64 noisy samples, wide network, 150 epochs (no recorder)",
+    Sample("overfitting_small_data", ("overfitting", "dataset_too_small"),
+           "64 noisy samples, wide network, 150 epochs (no recorder)",
            overfitting_small_data, recorder=False),
     Sample("plateau_zero_init", ("bad_weight_init", "plateau"), "all weights initialised to zero: flat at chance",
            plateau_zero_init),
@@ -482,6 +606,17 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("gradients_never_zeroed", ("gradients_not_zeroed",), "optimizer.zero_grad() never called",
            gradients_never_zeroed),
     Sample("no_bias_layers", ("missing_bias",), "Linear layers without bias, no normalisation", no_bias_layers),
+    Sample("same_batch_every_step", ("repeated_batch",), "next(iter(loader)) every step: always the first batch",
+           same_batch_every_step),
+    Sample("huge_batches", ("batch_size_too_large",), "batches of 1,000 out of 4,000 samples", huge_batches),
+    Sample("tiny_dataset", ("dataset_too_small", "overfitting"), "96 noisy samples for a 70k-parameter network",
+           tiny_dataset),
+    Sample("clipping_hides_high_lr", ("gradient_clipping_masks_lr",), "SGD lr=1 held back by clipping at 0.05",
+           clipping_hides_high_lr),
+    Sample("lr_decays_in_two_epochs", ("lr_decay_too_fast",), "ExponentialLR(0.3) per epoch over 12 epochs",
+           lr_decays_in_two_epochs),
+    Sample("deep_plain_mlp", ("network_too_deep",), "plain 14-layer ReLU MLP, no normalisation", deep_plain_mlp),
+    Sample("bottleneck_mlp", ("insufficient_capacity",), "1 hidden unit for 4 classes", bottleneck_mlp),
 )
 
 SAMPLE_TAG = "sample.name"

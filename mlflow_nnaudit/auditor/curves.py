@@ -102,11 +102,13 @@ _ROLE_PATTERNS: dict[str, list[tuple[str, int]]] = {
     LEARNING_RATE: [
         (r"nnaudit_lr", 0),
         (r"lr|learning_rate", 1),
+        (r"(train|training|optim|optimizer|trainer)_(lr|learning_rate)", 1),  # train/learning_rate (W&B, HF)
         (r"lr_.*|learning_rate_.*|.*_lr", 2),  # Lightning's LearningRateMonitor: lr-Adam, lr-SGD/pg1
     ],
     GRAD_NORM: [
         (r"nnaudit_grad_norm", 0),
         (r"grad_norm|gradient_norm|grad_norm_total|grad_2_0_norm_total", 1),
+        (r"(train|training)_(grad_norm|gradient_norm)", 1),  # train/grad_norm (the HF Trainer under W&B)
     ],
 }
 # The group matters: several patterns are alternations, and a bare `a|b\Z` anchors only `b`
@@ -126,21 +128,22 @@ def role_priority(key: str, role: str) -> int | None:
 
 
 def assign_roles(
-    lengths: dict[str, int], overrides: dict[str, str] | None = None
+    lengths: dict[str, int], overrides: dict[str, str | list[str]] | None = None
 ) -> dict[str, str]:
     """Pick one metric key per role from the run's metric keys and their point counts.
 
-    `overrides` maps a role to a key chosen by the user (CLI `--role` or the config file); it
-    always wins. Among matching names, a curve with too few points to test loses to one with
+    `overrides` maps a role to a key chosen by the user (CLI `--role` or the config file), or
+    to a list of keys of which the first present is taken; it always wins. Among matching names, a curve with too few points to test loses to one with
     enough (the HF Trainer logs `train_loss` once, at the end), then the best pattern priority,
     then the longest curve. A key plays at most one role.
     """
     chosen: dict[str, str] = {}
     used: set[str] = set()
-    for role, key in (overrides or {}).items():
+    for role, keys in (overrides or {}).items():
         if role not in ROLES:
             raise ValueError(f"unknown curve role {role!r}; roles are: {', '.join(ROLES)}")
-        if key in lengths:
+        key = next((k for k in ([keys] if isinstance(keys, str) else keys) if k in lengths), None)
+        if key is not None:
             chosen[role] = key
             used.add(key)
     for role in ROLES:

@@ -8,25 +8,35 @@ import multiprocessing
 import re
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable
 from itertools import islice
 from datetime import datetime, timedelta, timezone
 
 from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.auditor import report, writer
+from mlflow_nnaudit.auditor.config import load_roles
 from mlflow_nnaudit.auditor.curves import ROLES, Curve, TRAIN_LOSS, VAL_LOSS, assign_roles, role_priority
 from mlflow_nnaudit.auditor.result import AuditResult
 from mlflow_nnaudit.auditor.rules import ALL_RULES, Rule, RunView
 from mlflow_nnaudit.auditor.rules.base import UPDATE_RATIO_PREFIX
 from mlflow_nnaudit.auditor.store import RunRecord, Store, StoreError
-from mlflow_nnaudit.auditor.verdict import INCONCLUSIVE, decide_status, drop_explained, rank_findings
+from mlflow_nnaudit.auditor.verdict import (
+    INCONCLUSIVE,
+    control_false_discoveries,
+    decide_status,
+    drop_explained,
+    rank_findings,
+)
 
 _log = logging.getLogger(__name__)
 
 #: the recorder's curves that rules read besides the role curves (per-layer and per-batch evidence)
 RECORDER_EVIDENCE_CURVES = (UPDATE_RATIO_PREFIX, "nnaudit/labels_per_batch", "nnaudit/dead_relu/", "nnaudit/saturated/",
                             "nnaudit/grad_present_before_backward", "nnaudit/grad_norm/")
+#: curves read by their exact name: the epoch counter Lightning and the HF Trainer log against the step
+#: (gives the epoch length in steps)
+EPOCH_CURVES = ("epoch", "train/epoch")
 #: the recorder marks the runs it recorded with this tag, and leaves its one-off facts here
 RECORDER_TAG = "nnaudit.recorder.version"
 DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"
@@ -81,8 +91,12 @@ def curve_keys(run: RunRecord, role_overrides: dict[str, str] | None = None) -> 
     """The metric keys an audit of the run reads: candidates for a curve role (plus the user's
     overrides), and the recorder's evidence curves."""
     candidates = [k for k in run.metric_keys if any(role_priority(k, r) is not None for r in ROLES)]
-    candidates += [k for k in (role_overrides or {}).values() if k in run.metric_keys and k not in candidates]
+    wanted = [k for v in (role_overrides or {}).values() for k in ([v] if isinstance(v, str) else v)]
+    candidates += [k for k in wanted if k in run.metric_keys and k not in candidates]
     extra = [k for k in run.metric_keys if k.startswith(RECORDER_EVIDENCE_CURVES) and k not in candidates]
+    epoch = next((k for k in EPOCH_CURVES if k in run.metric_keys), None)
+    if epoch is not None:
+        extra.append(epoch)
     return candidates, extra
 
 
@@ -96,6 +110,7 @@ class AuditInput:
     extra: dict[str, Curve]  # the recorder's evidence curves, by metric key
     diagnostics: dict | None
     role_overrides: dict[str, str] | None = None
+    notes: list[str] = field(default_factory=list)  # what could not be read
 
 
 def gather(store: Store, run: RunRecord, role_overrides: dict[str, str] | None = None) -> AuditInput:
@@ -103,8 +118,17 @@ def gather(store: Store, run: RunRecord, role_overrides: dict[str, str] | None =
     candidates, extra_keys = curve_keys(run, role_overrides)
     loaded = store.load_curves(run, candidates)
     extra = store.load_curves(run, extra_keys)
-    diagnostics = store.load_json_artifact(run.run_id, DIAGNOSTICS_ARTIFACT) if RECORDER_TAG in run.tags else None
-    return AuditInput(run, loaded, extra, diagnostics, role_overrides)
+    for key in EPOCH_CURVES:  # one name for the rules, however it was logged
+        if key in extra:
+            extra["epoch"] = extra.pop(key)
+    notes = []
+    diagnostics = None
+    if RECORDER_TAG in run.tags:
+        diagnostics = store.load_json_artifact(run.run_id, DIAGNOSTICS_ARTIFACT)
+        if diagnostics is None:
+            notes.append(f"the recorder's {DIAGNOSTICS_ARTIFACT} could not be read (artifacts unreachable from "
+                         "here?): its one-off facts were not used")
+    return AuditInput(run, loaded, extra, diagnostics, role_overrides, notes)
 
 
 def analyse(
@@ -148,6 +172,7 @@ def analyse(
             if f is not None:
                 findings.append(f)
     findings, dropped = drop_explained(findings, {r.cause: r.explained_by for r in rules})
+    result.notes.extend(inp.notes)
     result.notes.extend(dropped)
     result.findings = rank_findings(findings)
     result.status = decide_status(result.findings, result.reason)
@@ -213,6 +238,7 @@ def audit(
     workers: int = 1,
     shard: str | tuple[int, int] | None = None,
     on_start: Callable[[int | None], None] | None = None,
+    config: str | None = None,
 ) -> list[AuditResult]:
     """Audit the runs of a tracking store and tag each with its status and causes.
 
@@ -224,8 +250,10 @@ def audit(
         since: only runs that ended within this duration ("24h", "7d").
         force: re-audit runs already audited by this version with no new data since.
         dry_run: compute and return results, write nothing.
-        roles: override which metric plays which role, e.g. {"train_loss": "my_loss"}.
-        on_progress: called with each result as soon as it is ready.
+        roles: override which metric plays which role, e.g. {"train_loss": "my_loss"}; wins
+            over the config file, role by role.
+        on_progress: called with each result once it is final (after the false-discovery control
+            of its chunk of runs, see below), as it is written.
         workers: processes that analyse runs in parallel (reading and writing stay in this one).
             They are spawned: a script that calls this with workers > 1 needs the usual
             `if __name__ == "__main__":` guard (without it, the audit warns and analyses in
@@ -234,6 +262,14 @@ def audit(
             N machines or CronJob pods can split one store between them.
         on_start: called once, before the first result, with the number of runs to look at
             when the store can count them cheaply (SQL stores without a shard), else None.
+        config: a TOML file with a `[roles]` (or `[tool.nnaudit.roles]`) table; when None,
+            `nnaudit.toml` then `pyproject.toml` in the working directory, if present.
+
+    False discoveries: the findings that rest on a curve-only statistical test form one
+    Benjamini-Hochberg family per chunk of `AUDIT_CHUNK_RUNS` runs audited together (all of
+    them when fewer), see `verdict.control_false_discoveries`. A chunk, not the whole store, so
+    that results are written as the audit goes (an interrupted audit keeps what it finished,
+    and memory stays bounded on any store).
 
     Returns:
         One `AuditResult` per finished, failed or killed run (skipped ones have `skipped=True`).
@@ -244,6 +280,7 @@ def audit(
     """
     if isinstance(experiments, str):
         experiments = (experiments,)
+    roles = {**load_roles(config), **(roles or {})}
     _check_roles(roles)
     if workers < 1:
         raise ValueError(f"workers must be 1 or more, not {workers}")
@@ -273,6 +310,13 @@ def audit(
                 pool.shutdown(cancel_futures=True)
                 pool = None
                 done = [analyse(inp) for inp in inputs]
+            # one false-discovery family per chunk; a run that lost a finding gets its page again
+            before = {id(r): len(r.findings) for r in done}
+            if control_false_discoveries(done):
+                by_id = {inp.run.run_id: inp for inp in inputs}
+                for r in done:
+                    if len(r.findings) != before[id(r)] and r.report_html is not None:
+                        r.report_html = _report_page(r, by_id[r.run_id])
             fresh = dict(zip((run.run_id for run in todo), done))
             for run in chunk:  # in the store's order, whatever order the workers finished in
                 result = fresh.pop(run.run_id, None) or _skipped(run)
@@ -306,15 +350,23 @@ def audit(
     return results
 
 
+def _report_page(result: AuditResult, inp: AuditInput) -> str:
+    return report.run_report_html(result, {role: inp.loaded[key] for role, key in result.roles.items()
+                                           if key in inp.loaded})
+
+
 def _check_roles(roles: dict[str, str] | None) -> None:
     unknown_roles = set(roles or {}) - set(ROLES)
     if unknown_roles:
         raise ValueError(f"unknown curve role(s) {', '.join(sorted(unknown_roles))}; roles are: {', '.join(ROLES)}")
 
 
-def explain(run_id: str, tracking_uri: str | None = None, roles: dict[str, str] | None = None) -> AuditResult:
+def explain(
+    run_id: str, tracking_uri: str | None = None, roles: dict[str, str] | None = None, config: str | None = None
+) -> AuditResult:
     """Audit one run (any status) without writing anything; the result keeps its curves by
-    role in `result.curves` for display."""
+    role in `result.curves` for display. Roles as for `audit`."""
+    roles = {**load_roles(config), **(roles or {})}
     _check_roles(roles)
     store = Store(tracking_uri)
     try:

@@ -602,3 +602,77 @@ def detect_divergence(x: np.ndarray, y: np.ndarray, max_blocks: int = DEFAULT_BL
         onset_x=float(xb[i_best]),
         trend_after_best=after,
     )
+
+
+@dataclass(frozen=True)
+class EpochPeriodicity:
+    """A pattern in a per-step curve that repeats with the epoch (e.g. the saw-tooth of data
+    that arrives in the same order every epoch)."""
+
+    detected: bool
+    p_value: float  # Friedman test: epochs as blocks, position-in-epoch bins as treatments
+    amplitude: float  # range of the mean phase profile, in the curve's units
+    level: float  # median of the curve over the epochs tested
+    epochs: int  # full epochs used
+    bins: int
+
+
+_NO_PERIODICITY = EpochPeriodicity(False, 1.0, 0.0, 0.0, 0, 0)
+#: position-in-epoch bins (fewer when an epoch has fewer logged points)
+PHASE_BINS = 12
+#: fewest full epochs the test needs: fewer blocks give no power and unreliable chi-square p-values
+MIN_EPOCHS = 4
+#: the phase profile must swing at least this share of the curve's level to matter (starting
+#: point; a shuffled run has no profile at all, see tests/test_stats.py)
+PERIODIC_AMPLITUDE = 0.10
+
+
+def epoch_periodicity(x: np.ndarray, y: np.ndarray, period: float, alpha: float = 1e-3) -> EpochPeriodicity:
+    """Does the curve repeat a pattern every `period` steps (one epoch)?
+
+    The curve is detrended by a centred moving mean over exactly one epoch (which removes the
+    trend and leaves a pattern of that period untouched), each full epoch is cut into bins by
+    position within the epoch, and a Friedman test asks whether the bins rank the same way in
+    every epoch. Epochs are the blocks, so a slow trend or autocorrelated noise, which differ
+    from epoch to epoch, do not make a pattern; the profile's range must also be at least 10%
+    of the curve's level. Approximate: the chi-square null assumes independent points within
+    an epoch; the false-positive rate on AR(1) noise is pinned in tests/test_stats.py.
+    """
+    y = normalize_nonfinite(np.asarray(y, dtype=float))
+    x = np.asarray(x, dtype=float)
+    ok = np.isfinite(y) & np.isfinite(x)
+    x, y = x[ok], y[ok]
+    if period <= 0 or len(y) < 16 or not np.isfinite(period):
+        return _NO_PERIODICITY
+    per_epoch = len(y) / max((x[-1] - x[0]) / period, 1e-12)  # logged points per epoch
+    if per_epoch < 4:
+        return _NO_PERIODICITY
+    w = int(round(per_epoch))
+    kernel = np.ones(w) / w
+    trend = np.convolve(y, kernel, mode="valid")  # trend[i] = mean(y[i:i+w])
+    half = w // 2
+    resid = y[half : half + len(trend)] - trend
+    xr = x[half : half + len(trend)]
+    epoch = np.floor((xr - x[0]) / period).astype(int)
+    phase = ((xr - x[0]) / period) - epoch
+    bins = int(min(PHASE_BINS, w))
+    b = np.minimum((phase * bins).astype(int), bins - 1)
+    table = []
+    for e in np.unique(epoch):
+        sel = epoch == e
+        if len(np.unique(b[sel])) < bins:
+            continue  # a partial epoch (at the ends)
+        table.append([float(np.mean(resid[sel & (b == k)])) for k in range(bins)])
+    if len(table) < MIN_EPOCHS:
+        return _NO_PERIODICITY
+    m = np.asarray(table)
+    ranks = np.apply_along_axis(sps.rankdata, 1, m)
+    n_blocks, k = m.shape
+    rank_sums = ranks.sum(axis=0)
+    chi2 = 12.0 / (n_blocks * k * (k + 1)) * float(np.sum(rank_sums**2)) - 3.0 * n_blocks * (k + 1)
+    p = float(sps.chi2.sf(chi2, k - 1))
+    profile = m.mean(axis=0)
+    amplitude = float(np.ptp(profile))
+    level = float(np.median(np.abs(y)))
+    detected = p < alpha and amplitude >= PERIODIC_AMPLITUDE * max(level, 1e-12)
+    return EpochPeriodicity(bool(detected), p, amplitude, level, int(n_blocks), int(k))

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from mlflow_nnaudit.auditor import stats
 from mlflow_nnaudit.auditor.rules.base import Finding
+
+if TYPE_CHECKING:
+    from mlflow_nnaudit.auditor.result import AuditResult
 
 HEALTHY, WARNING, FAILED, INCONCLUSIVE = "healthy", "warning", "failed", "inconclusive"
 STATUSES = (HEALTHY, WARNING, FAILED, INCONCLUSIVE)
@@ -50,3 +56,32 @@ def decide_status(findings: list[Finding], inconclusive_reason: str | None = Non
     if WARNING in severities:
         return WARNING
     return HEALTHY
+
+
+#: false-discovery rate for the curve-only statistical findings of one audit
+FDR_Q = 0.05
+
+
+def control_false_discoveries(results: list[AuditResult], q: float = FDR_Q) -> int:
+    """Benjamini-Hochberg across one audit: the findings that rest on a curve-only statistical
+    test (those with a `p_value`) of all the audited runs form one family; the ones that are
+    not discoveries at false-discovery rate q are left out (with a note) and the run's status is
+    decided again. Findings on recorder facts or on deterministic readings (NaN, a recorded
+    fact) carry no p-value and are untouched. Each rule already demands an effect size as well
+    as significance, so this only removes findings whose p-value is weak among many tests.
+    Returns how many findings were left out."""
+    family = [(r, f) for r in results if not r.skipped for f in r.findings if f.p_value is not None]
+    if not family:
+        return 0
+    keep = stats.benjamini_hochberg([f.p_value for _, f in family], q)
+    dropped = 0
+    for (result, finding), ok in zip(family, keep):
+        if ok:
+            continue
+        result.findings = [f for f in result.findings if f is not finding]
+        result.notes.append(f"{finding.cause} not reported: p = {finding.p_value:.3g} is not a discovery at a "
+                            f"false-discovery rate of {q:g} across the {len(family)} curve tests of this audit "
+                            "(Benjamini-Hochberg)")
+        result.status = decide_status(result.findings, result.reason)
+        dropped += 1
+    return dropped

@@ -213,6 +213,17 @@ def install_dormant_hooks() -> None:
                 originals[fn] = original
                 setattr(F, fn, _wrap_loss(fn, original))
         _installed["losses"] = originals
+        _install_probe_wrappers()
+
+
+def _install_probe_wrappers() -> None:
+    """Wrappers that feed single probes (gradient clipping calls, DataLoader epochs); each
+    lives in its probe's module."""
+    from mlflow_nnaudit.recorder.probes.clipping import install_clipping_hooks
+    from mlflow_nnaudit.recorder.probes.loader import install_loader_hooks
+
+    install_clipping_hooks()
+    install_loader_hooks()
 
 
 def _install_mlflow_patches() -> None:
@@ -249,6 +260,11 @@ def uninstall_hooks() -> None:
 
         for fn, original in _installed.pop("losses").items():
             setattr(F, fn, original)
+        from mlflow_nnaudit.recorder.probes.clipping import uninstall_clipping_hooks
+        from mlflow_nnaudit.recorder.probes.loader import uninstall_loader_hooks
+
+        uninstall_clipping_hooks()
+        uninstall_loader_hooks()
         original_end_run = _installed.pop("end_run", None)
         if original_end_run is not None:
             import mlflow

@@ -37,6 +37,15 @@ from mlflow_nnaudit.auditor.rules.recorded import (
     UpdateRatioAbnormal,
     VanishingGradients,
 )
+from mlflow_nnaudit.auditor.rules.setup import (
+    BatchSizeTooLarge,
+    DatasetTooSmall,
+    GradientClippingMasksLr,
+    InsufficientCapacity,
+    LrDecayTooFast,
+    NetworkTooDeep,
+    RepeatedBatch,
+)
 
 ALL_RULES: tuple[Rule, ...] = (
     NonFiniteLoss(),
@@ -73,6 +82,13 @@ ALL_RULES: tuple[Rule, ...] = (
     LabelsUnrelated(),
     DatasetSuspect(),
     LossMetricDisagreement(),
+    RepeatedBatch(),
+    DatasetTooSmall(),
+    BatchSizeTooLarge(),
+    GradientClippingMasksLr(),
+    LrDecayTooFast(),
+    NetworkTooDeep(),
+    InsufficientCapacity(),
 )
 
 __all__ = ["ALL_RULES", "Evidence", "Finding", "Rule", "RunView"]

@@ -71,6 +71,9 @@ class Finding:
     recommendation: str  # what to do, specific to what was seen
     evidence: list[Evidence] = field(default_factory=list)
     score: float = 0.5  # strength within its confidence level, 0..1, for ordering
+    #: p-value of the statistical test the finding rests on, for findings decided on curves alone
+    #: by a test (None otherwise); the audit adjusts these across all runs (false-discovery control)
+    p_value: float | None = None
 
     def __post_init__(self) -> None:
         if self.cause not in BY_ID:
@@ -94,6 +97,7 @@ class Finding:
             "summary": self.summary,
             "recommendation": self.recommendation,
             "evidence": [e.to_dict() for e in self.evidence],
+            **({"p_value": _jsonable(self.p_value)} if self.p_value is not None else {}),
         }
 
 
@@ -232,6 +236,77 @@ class RunView:
             node = node[key]
         return node
 
+    def underfit(self) -> Underfit | None:
+        """The training loss's progress and end level next to the validation loss's (the shared
+        reading of the underfitting rules)."""
+
+        def compute():
+            tr = self.levels(TRAIN_LOSS)
+            if tr is None or tr.start <= 0:
+                return None
+            st = self.stall(TRAIN_LOSS)
+            va = self.levels(VAL_LOSS)
+            return Underfit(improvement=(tr.start - tr.end) / tr.start, train_end=tr.end,
+                            val_end=va.end if va is not None else None,
+                            flat_from=st.start_fraction if st is not None else None)
+
+        return self._cached("underfit", TRAIN_LOSS, compute)
+
+    def recorded(self) -> bool:
+        """Whether the recorder's facts about the run are there (then curve-only guesses about
+        what the recorder measures directly are not needed)."""
+        return isinstance(self.diagnostics, dict)
+
+    def epoch_length(self) -> tuple[float, str] | None:
+        """Optimizer steps per epoch and where that came from: the recorder's training
+        DataLoader, params (`steps_per_epoch`, or a dataset size and a batch size), or an
+        `epoch` curve logged against the step (Lightning, the HF Trainer)."""
+        bpe = self.fact("data_loader", "train", "batches_per_epoch")
+        if isinstance(bpe, int) and bpe > 0:
+            return float(bpe), "the training DataLoader"
+        steps = self.param_float(*STEPS_PER_EPOCH_PARAMS)
+        if steps is not None and steps[1] > 0:
+            return steps[1], f"param {steps[0]}"
+        n, bs = self.dataset_size(), self.batch_size()
+        if n is not None and bs is not None and bs[0] > 0 and not bs[1].startswith("the recorder"):
+            return float(math.ceil(n[0] / bs[0])), f"{n[1]} / {bs[1]}"
+        ep = self.extra_curves.get("epoch")
+        if ep is not None and ep.finite.sum() >= 3:
+            x, v = ep.steps[ep.finite], ep.values[ep.finite]
+            if np.ptp(v) > 0 and np.ptp(x) > 0:
+                slope = np.polyfit(x, v, 1)[0]  # epochs per step
+                if slope > 0:
+                    return float(1.0 / slope), f"the `{ep.key}` curve"
+        return None
+
+    def dataset_size(self) -> tuple[float, str] | None:
+        """Training samples: the recorder's training DataLoader, else a param."""
+        n = self.fact("data_loader", "train", "dataset_size")
+        if isinstance(n, int) and n > 0:
+            return float(n), "the training DataLoader"
+        p = self.param_float(*DATASET_SIZE_PARAMS)
+        return (p[1], f"param {p[0]}") if p is not None and p[1] > 0 else None
+
+    def batch_size(self) -> tuple[float, str] | None:
+        """Training batch size: the recorder's training DataLoader, a param, or the recorder's
+        median input batch."""
+        b = self.fact("data_loader", "train", "batch_size")
+        if isinstance(b, int) and b > 0:
+            return float(b), "the training DataLoader"
+        p = self.param_float(*BATCH_SIZE_PARAMS)
+        if p is not None and p[1] > 0:
+            return p[1], f"param {p[0]}"
+        b = self.fact("inputs", "train", "median_batch_size")
+        return (float(b), "the recorder's input batches") if isinstance(b, int) and b > 0 else None
+
+    def n_classes(self) -> tuple[int, str] | None:
+        """Class count: the recorder's (width of the logits), else a param."""
+        n = self.fact("loss", "n_classes")
+        if isinstance(n, int) and n > 1:
+            return n, "the recorder"
+        p = self.param_float(*N_CLASSES_PARAMS)
+        return (int(p[1]), f"param {p[0]}") if p is not None and p[1] > 1 else None
+
     # --- params -------------------------------------------------------------------------
     def param_float(self, *names: str) -> tuple[str, float] | None:
         """The first of the named params that parses as a number (case-insensitive names)."""
@@ -260,6 +335,32 @@ class RunView:
         return self.param_float(
             "nnaudit.optimizer.lr", "lr", "learning_rate", "learning-rate", "optimizer.lr", "optimizer_lr", "base_lr"
         )
+
+
+#: params that name the same thing in different codebases (Lightning hparams, HF TrainingArguments, ...)
+STEPS_PER_EPOCH_PARAMS = ("steps_per_epoch", "num_update_steps_per_epoch", "batches_per_epoch")
+DATASET_SIZE_PARAMS = ("n_train", "train_size", "num_train_samples", "num_train_examples", "train_samples",
+                       "dataset_size", "n_samples", "num_samples")
+BATCH_SIZE_PARAMS = ("batch_size", "train_batch_size", "per_device_train_batch_size", "batch-size", "bs")
+N_CLASSES_PARAMS = ("n_classes", "num_classes", "num_labels", "classes", "n_labels")
+
+
+@dataclass(frozen=True)
+class Underfit:
+    """How far the training loss got, and where it and the validation loss ended."""
+
+    improvement: float  # (start - end) / start of the training loss
+    train_end: float
+    val_end: float | None
+    flat_from: float | None  # share of the run from which the training loss is flat; None: never
+
+    def signature(self, max_improvement: float, need_flat: bool = True) -> bool:
+        """The underfitting shape: little progress, flat from the first half on (unless
+        `need_flat` is off), and no generalisation gap (validation within 10% of training, or
+        no validation curve)."""
+        no_gap = self.val_end is None or self.val_end <= 1.1 * self.train_end
+        flat = self.flat_from is not None and self.flat_from <= 0.5
+        return self.improvement < max_improvement and (flat or not need_flat) and no_gap
 
 
 #: a stretch is "flat" when its whole 90% interval of change fits within this share of the

@@ -64,6 +64,8 @@ class Diverging(Rule):
             ev.append(Evidence("lr_schedule", view.curve(LEARNING_RATE).key,
                                {"lr_start": schedule[0], "lr_at_onset": schedule[1]}))
         return self.finding(
+            # the test behind it, unless an explosion decided it on its own
+            p_value=d.trend_after_best.p_value if d.growth < 10 else None,
             confidence="high" if (both or d.growth >= 10) else "medium",
             severity="failed",
             score=min(1.0, 0.5 + 0.1 * min(d.regained, 5)),
@@ -108,6 +110,7 @@ class Overfitting(Rule):
             trend_evidence("mann_kendall_gap_after_best", val.key, of.gap_trend),
         ]
         return self.finding(
+            p_value=of.val_trend_after_best.p_value if of.val_trend_after_best.direction > 0 else None,
             confidence="high" if of.gl >= 50 else "medium",
             severity="warning",
             score=min(1.0, of.gl / 100.0),
@@ -147,6 +150,7 @@ class NotConverged(Rule):
         name = "validation" if role == VAL_LOSS else "training"
         steps = (float(curve.steps[int(TAIL_START * len(curve.steps))]), float(curve.steps[-1]))
         return self.finding(
+            p_value=t.p_value,
             confidence="high" if t.p_value < 1e-3 and share >= 0.2 else "medium",
             severity="warning",
             score=min(1.0, share),
@@ -227,6 +231,7 @@ class OscillatingLoss(Rule):
         lr = view.learning_rate()
         lr_text = f" (now {fmt_num(lr[1])})" if lr else ""
         return self.finding(
+            p_value=osc.p_value if periodic else None,
             confidence="medium" if periodic and erratic else "low",
             severity="warning",
             score=min(1.0, lv.noise / level) if erratic else min(1.0, osc.amplitude / level),

@@ -137,6 +137,7 @@ class LearningRateTooLow(Rule):
         else:
             seen = f"each step changed the weights by only {med:.1e} of their size (healthy is ~1e-3)"
         return self.finding(
+            p_value=whole.p_value if curve_slow and not recorded_low else None,
             confidence="high" if (curve_slow and recorded_low) else "medium",
             severity="failed" if improvement is not None and improvement < NO_LEARNING else "warning",
             score=0.6 + 0.2 * int(curve_slow) + 0.2 * int(recorded_low),

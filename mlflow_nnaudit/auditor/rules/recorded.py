@@ -1,6 +1,8 @@
-"""Rules that need the recorder: facts seen inside the running program, which no loss curve
-shows. Each reads `nnaudit/diagnostics.json` (through `RunView.fact`) or one of the
-recorder's per-batch curves; without the recorder they stay silent."""
+"""Rules that read the recorder's evidence: facts seen inside the running program. Each reads
+`nnaudit/diagnostics.json` (through `RunView.fact`) or one of the recorder's per-batch
+curves. Where the catalog says a cause also shows in the curves (C), the rule has a second,
+curve-only branch that is used only when the recorder's facts are absent and is reported
+with lower confidence; the others stay silent without the recorder."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ import math
 
 import numpy as np
 
-from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
+from mlflow_nnaudit.auditor import stats
+from mlflow_nnaudit.auditor.curves import GRAD_NORM, TRAIN_LOSS, VAL_LOSS
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num
 
 #: an untrained classifier's first loss is ~ln C; this far off (as a factor) is a mismatch
 INITIAL_LOSS_FACTOR = 3.0
@@ -51,12 +55,22 @@ class InitialLossMismatch(Rule):
     """An untrained classifier with C balanced classes should start near ln C (Karpathy's
     check). The recorder notes the loss function, the class count (the width of the
     logits) and the first training loss; a first loss more than 3x above (or below) ln C
-    means the output layer's initial scale or the loss setup is off."""
+    means the output layer's initial scale or the loss setup is off.
+
+    Curves only (no recorder): the class count from a param (`n_classes`, `num_classes`,
+    `num_labels`, ...) and the median of the first three points of the training loss curve,
+    same 3x test, low confidence (the curve's first point may be logged after some steps, and
+    the loss need not be cross-entropy)."""
 
     cause = "initial_loss_mismatch"
+    explained_by = ("loss_input_mismatch",)
 
     def evaluate(self, view: RunView) -> Finding | None:
         first, chance = view.fact("loss", "first_loss"), view.fact("loss", "chance_loss")
+        confidence, source = "medium", DIAGNOSTICS
+        if not view.recorded():
+            first, chance, source = _first_loss_from_curve(view)
+            confidence = "low"
         if not isinstance(first, (int, float)) or not isinstance(chance, (int, float)) or chance <= 0:
             return None
         if not math.isfinite(first) or first <= 0:
@@ -64,10 +78,10 @@ class InitialLossMismatch(Rule):
         factor = first / chance
         if 1 / INITIAL_LOSS_FACTOR <= factor <= INITIAL_LOSS_FACTOR:
             return None
-        n = view.fact("loss", "n_classes")
+        n = view.fact("loss", "n_classes") if source == DIAGNOSTICS else view.n_classes()[0]
         direction = "above" if factor > 1 else "below"
         return self.finding(
-            confidence="medium",
+            confidence=confidence,
             severity="warning",
             score=min(1.0, abs(math.log(factor)) / 3),
             summary=f"the first training loss was {fmt_num(first)}, {factor:.1f}x the {fmt_num(chance)} (ln {n}) an "
@@ -76,9 +90,18 @@ class InitialLossMismatch(Rule):
             "the initialisation scale of the last layer (its logits should start near zero; e.g. scale its weights "
             "down or initialise them with `nn.init.xavier_uniform_`), and that the loss and the class count match "
             "the labels.",
-            evidence=[Evidence("first_loss_vs_chance", DIAGNOSTICS, {"first_loss": first, "chance_loss": chance,
-                                                                       "factor": factor, "n_classes": n})],
+            evidence=[Evidence("first_loss_vs_chance", source, {"first_loss": first, "chance_loss": chance,
+                                                                  "factor": factor, "n_classes": n})],
         )
+
+
+def _first_loss_from_curve(view: RunView) -> tuple[float | None, float | None, str | None]:
+    """(median of the first 3 finite training-loss points, ln C from the class-count param, curve key)."""
+    c = view.finite_curve(TRAIN_LOSS, min_points=3)
+    n = view.n_classes()
+    if c is None or n is None:
+        return None, None, None
+    return float(np.median(c.values[:3])), math.log(n[0]), c.key
 
 
 class ClassImbalance(Rule):
@@ -118,13 +141,24 @@ class DataNotShuffled(Rule):
     """The recorder counts the distinct labels in each sampled classification batch
     (`nnaudit/labels_per_batch`). When the median batch holds a single class although the
     run has several, the data arrives sorted by label: each stretch of training pulls the
-    model towards one class."""
+    model towards one class.
+
+    Curves only (no recorder): the per-step training loss repeats a saw-tooth every epoch (see
+    `stats.epoch_periodicity`: a Friedman test of position-in-epoch bins across at least 4
+    epochs, p < 0.001, with a profile swinging at least 10% of the loss level). The epoch
+    length comes from params (`steps_per_epoch`, or a dataset size and a batch size) or an
+    `epoch` curve. Not reported while the model memorises (training loss below half the
+    validation loss): reshuffled epochs then show a mild per-epoch ramp of their own, as each
+    sample's last visit recedes. Low confidence, medium when the swing is a quarter of the
+    level or more."""
 
     cause = "data_not_shuffled"
 
     def evaluate(self, view: RunView) -> Finding | None:
         curve = view.extra_curves.get("nnaudit/labels_per_batch")
         counts = view.fact("loss", "label_counts")
+        if curve is None and not view.recorded():
+            return self._from_curve(view)
         if curve is None or len(curve) < 5 or not isinstance(counts, list):
             return None
         n_classes_seen = sum(1 for c in counts if c > 0)
@@ -141,6 +175,35 @@ class DataNotShuffled(Rule):
             "(`DataLoader(dataset, shuffle=True)`), and shuffle inputs and labels together.",
             evidence=[Evidence("labels_per_batch", curve.key, {"median": med, "batches": len(curve),
                                                                 "classes_seen": n_classes_seen})],
+        )
+
+    def _from_curve(self, view: RunView) -> Finding | None:
+        loss = view.finite_curve(TRAIN_LOSS, min_points=16)
+        epoch = view.epoch_length()
+        if loss is None or epoch is None:
+            return None
+        uf = view.underfit()
+        if uf is not None and uf.val_end is not None and uf.train_end < 0.5 * uf.val_end:
+            return None  # memorising: see the docstring
+        per = stats.epoch_periodicity(loss.steps, loss.values, epoch[0])
+        if not per.detected:
+            return None
+        rel = per.amplitude / max(per.level, 1e-12)
+        return self.finding(
+            confidence="medium" if rel >= 0.25 else "low",
+            severity="warning",
+            score=min(1.0, rel),
+            p_value=per.p_value,
+            summary=f"the training loss repeats a swing of {fmt_num(per.amplitude)} ({rel:.0%} of its level) every "
+            f"epoch of {epoch[0]:.0f} steps, the same way in all {per.epochs} epochs",
+            recommendation=f"The training loss repeats the same saw-tooth every epoch ({rel:.0%} of its level, over "
+            f"{per.epochs} epochs of {epoch[0]:.0f} steps): the batches come in the same order each epoch, probably "
+            "sorted by label or source. Shuffle every epoch (`DataLoader(dataset, shuffle=True)`), inputs and labels "
+            "together.",
+            evidence=[Evidence("epoch_periodicity", loss.key, {"p_value": per.p_value, "amplitude": per.amplitude,
+                                                              "level": per.level, "epochs": per.epochs,
+                                                              "bins": per.bins, "steps_per_epoch": epoch[0],
+                                                              "epoch_length_from": epoch[1]})],
         )
 
 
@@ -335,6 +398,13 @@ class TrainValPreprocessingMismatch(Rule):
 INIT_SCALE_BAND = (0.1, 10.0)
 
 
+def _copies_of_first_row(w: dict) -> float:
+    """Share of the rows other than the first that equal it. (The recorder's
+    `identical_rows_share` counts the first row itself: 1/2 for any 2-row matrix.)"""
+    rows = int(w["shape"][0])
+    return max(0.0, (w["identical_rows_share"] * rows - 1) / (rows - 1))
+
+
 class BadWeightInit(Rule):
     """The recorder measures every weight matrix/kernel before the first update: constant
     weights (all zero, all equal), most rows identical (symmetric: the units stay copies of
@@ -347,8 +417,8 @@ class BadWeightInit(Rule):
         if not isinstance(init, list) or not init:
             return None
         constant = [w["param"] for w in init if w["constant"]]
-        symmetric = [w["param"] for w in init if not w["constant"] and w["identical_rows_share"] >= 0.5
-                     and w["shape"][0] > 1]
+        symmetric = [w["param"] for w in init if not w["constant"] and w["shape"][0] > 1
+                     and _copies_of_first_row(w) >= 0.5]
         lo, hi = INIT_SCALE_BAND
         scaled = [f"{w['param']} ({w['scale_vs_lecun']:.2g}x)" for w in init
                   if not w["constant"] and not lo <= w["scale_vs_lecun"] <= hi]
@@ -488,12 +558,21 @@ class GradientsNotZeroed(Rule):
     """On sampled steps the recorder looks at the gradients just before the first backward
     pass after an optimizer step: after `optimizer.zero_grad()` they are None or zero. When
     they are still non-zero on at least 90% of the sampled steps (at least 3), gradients are
-    accumulating across steps because they are never reset."""
+    accumulating across steps because they are never reset.
+
+    Curves only (no recorder): a logged gradient-norm curve (`grad_norm`, as the HF Trainer
+    logs it) that rises steadily over the whole run: at least 10x from start to end with a
+    strong monotone upward trend (Mann-Kendall tau >= 0.6, autocorrelation-corrected
+    p < 0.05). Healthy runs' gradient norms stay within a factor of a few (they often rise
+    2-3x as the loss sharpens); accumulated gradients grow with every step. Low confidence:
+    a slowly exploding gradient looks the same."""
 
     cause = "gradients_not_zeroed"
 
     def evaluate(self, view: RunView) -> Finding | None:
         c = view.extra_curves.get("nnaudit/grad_present_before_backward")
+        if c is None and not view.recorded():
+            return self._from_curve(view)
         if c is None:
             return None
         v = c.values[np.isfinite(c.values)]
@@ -510,6 +589,33 @@ class GradientsNotZeroed(Rule):
             evidence=[Evidence("grad_present_before_backward", c.key, {"share": float(np.mean(v)),
                                                                         "sampled_steps": len(v)})],
         )
+
+    def _from_curve(self, view: RunView) -> Finding | None:
+        gn = view.finite_curve(GRAD_NORM, min_points=6)
+        lv = view.levels(GRAD_NORM)
+        trend = view.trend(GRAD_NORM)
+        if gn is None or lv is None or trend is None or lv.start <= 0:
+            return None
+        growth = lv.end / lv.start
+        if growth < GRAD_GROWTH_NOT_ZEROED or trend.tau < 0.6 or trend.direction <= 0:
+            return None
+        return self.finding(
+            confidence="low",
+            severity="warning",
+            score=min(1.0, math.log10(growth) / 2),
+            p_value=trend.p_value,
+            summary=f"the gradient norm rose steadily {fmt_factor(growth)} over the run ({fmt_num(lv.start)} -> "
+            f"{fmt_num(lv.end)}, Mann-Kendall tau {trend.tau:.2f})",
+            recommendation=f"The gradient norm grows steadily ({fmt_factor(growth)} over the run), as it does when "
+            "gradients are never reset and each step adds to the last: check that `optimizer.zero_grad()` is called "
+            "once per step, before `loss.backward()`.",
+            evidence=[Evidence("grad_norm_steady_growth", gn.key, {"growth": growth, "tau": trend.tau,
+                                                                    "p_value": trend.p_value})],
+        )
+
+
+#: steady gradient-norm growth over a run that points to accumulation (curve-only reading)
+GRAD_GROWTH_NOT_ZEROED = 10.0
 
 
 #: gradient norm of the first layer vs the last below this: vanishing (AutoTrainer uses 1e-3
@@ -590,12 +696,20 @@ class TargetsNotNormalized(Rule):
     """For regression losses (`mse_loss`, `l1_loss`, `smooth_l1_loss`, `huber_loss`) the
     recorder keeps the targets' mean, mean square, min and max. Reported when their standard
     deviation or mean magnitude exceeds 10: the network's outputs start near zero with unit
-    scale, so the loss and its gradients start huge."""
+    scale, so the loss and its gradients start huge.
+
+    Curves only (no recorder): the training loss starts at 100 or more (median of its first
+    three points). An untrained network on standardised targets starts near an MSE of 1, and
+    a cross-entropy starts near ln C, under 12 even for 100,000 classes; a start 100x above
+    the first is what targets in the tens or more give. Low confidence (a badly initialised
+    classifier can start high too; then `initial_loss_mismatch` says so)."""
 
     cause = "targets_not_normalized"
 
     def evaluate(self, view: RunView) -> Finding | None:
         t = view.fact("loss", "targets")
+        if not view.recorded():
+            return self._from_curve(view)
         if not isinstance(t, dict):
             return None
         std, mean = _target_std(t), abs(t["mean"])
@@ -612,6 +726,29 @@ class TargetsNotNormalized(Rule):
             evidence=[Evidence("target_statistics", DIAGNOSTICS, {"mean": t["mean"], "std": std,
                                                                     "min": t["min"], "max": t["max"]})],
         )
+
+    def _from_curve(self, view: RunView) -> Finding | None:
+        c = view.finite_curve(TRAIN_LOSS, min_points=3)
+        if c is None or view.n_classes() is not None:
+            return None  # a classifier's huge start is initial_loss_mismatch's business
+        first = float(np.median(c.values[:3]))
+        if first < HUGE_INITIAL_LOSS:
+            return None
+        return self.finding(
+            confidence="low",
+            severity="warning",
+            score=min(1.0, math.log10(first) / 6),
+            summary=f"the training loss starts at {fmt_num(first)}, far above the ~1 an untrained network gives on "
+            "standardised targets",
+            recommendation=f"The training loss starts at {fmt_num(first)}: if this is a regression, the targets are "
+            "far from unit scale. Standardise them with the training set's mean and std (and invert that for "
+            "predictions).",
+            evidence=[Evidence("huge_initial_loss", c.key, {"first_loss": first, "threshold": HUGE_INITIAL_LOSS})],
+        )
+
+
+#: a first training loss this large is off any sane scale (see TargetsNotNormalized)
+HUGE_INITIAL_LOSS = 100.0
 
 
 _OUTPUT_RANGES = {"ReLU": (0.0, math.inf), "ReLU6": (0.0, 6.0), "Sigmoid": (0.0, 1.0), "Tanh": (-1.0, 1.0),
@@ -687,11 +824,19 @@ STRONG_WEIGHT_DECAY = 0.01
 class TooMuchRegularization(Rule):
     """The training loss stalls well above a good loss (see `plateau`, or a training loss that
     ends above 60% of where it started) while the recorder saw strong regularisation: dropout
-    of 0.5 or more, or weight decay of 0.01 or more with a non-decoupled optimizer."""
+    of 0.5 or more, or weight decay of 0.01 or more with a non-decoupled optimizer.
+
+    Curves only (no recorder): the underfitting shape (training loss less than 30% below its
+    start and flat from the first half on, validation no more than 10% above it) with
+    either params that say the regularisation is strong (`dropout` >= 0.5, `weight_decay`
+    >= 0.01), or a validation loss that ends below the training loss, the mark of
+    regularisation that is active only in training (dropout). Low confidence."""
 
     cause = "too_much_regularization"
 
     def evaluate(self, view: RunView) -> Finding | None:
+        if not view.recorded():
+            return self._from_curve(view)
         dropout = view.fact("model", "dropout") or []
         wd = view.fact("optimizer", "nnaudit.optimizer.weight_decay") or 0
         opt = view.fact("optimizer", "nnaudit.optimizer") or ""
@@ -714,4 +859,32 @@ class TooMuchRegularization(Rule):
             "weight decay 1e-4..1e-2 with AdamW) until the training loss falls, then add it back as needed.",
             evidence=[Evidence("regularisation", DIAGNOSTICS, {"dropout": dropout, "weight_decay": wd,
                                                                  "train_end_vs_start": lv.end / lv.start})],
+        )
+
+    def _from_curve(self, view: RunView) -> Finding | None:
+        from mlflow_nnaudit.auditor.rules.dynamics import PLATEAU_MAX_IMPROVEMENT
+
+        uf = view.underfit()
+        if uf is None or not uf.signature(PLATEAU_MAX_IMPROVEMENT):
+            return None
+        dropout = view.param_float("dropout", "dropout_rate", "drop_rate", "hidden_dropout_prob", "p_dropout")
+        wd = view.param_float("weight_decay", "wd", "l2", "weight-decay")
+        strong = [f"{name} {fmt_num(v)}" for (name, v), limit in ((dropout or ("", -1.0), STRONG_DROPOUT),
+                                                                  (wd or ("", -1.0), STRONG_WEIGHT_DECAY)) if v >= limit]
+        val_below = uf.val_end is not None and uf.val_end < uf.train_end
+        if not (strong or val_below):
+            return None
+        what = ", ".join(strong) if strong else (
+            f"validation loss {fmt_num(uf.val_end)} below the training loss {fmt_num(uf.train_end)}")
+        return self.finding(
+            confidence="low",
+            severity="warning",
+            score=0.4,
+            summary=f"the training loss stalled {uf.improvement:.0%} below its start with {what}",
+            recommendation=f"Training underfits (the loss stalled only {uf.improvement:.0%} below its start) and "
+            f"{what}: the regularisation may be too strong. Reduce dropout to 0.1-0.3 and weight decay to "
+            "1e-4..1e-2 and check that the training loss then falls.",
+            evidence=[Evidence("underfit_with_regularisation", view.curve(TRAIN_LOSS).key,
+                               {"improvement": uf.improvement, "train_end": uf.train_end, "val_end": uf.val_end,
+                                "params": strong})],
         )

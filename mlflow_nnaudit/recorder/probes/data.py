@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from mlflow_nnaudit.recorder.probes.base import Probe
+from mlflow_nnaudit.recorder.probes.fingerprints import BatchFingerprints
 
 #: at most this many features are tracked (the rest of a very wide input is ignored)
 MAX_FEATURES = 4096
@@ -92,10 +93,15 @@ class DataProbe(Probe):
         self.train = _RunningStats()
         self.eval = _RunningStats()
         self._eval_batches_this_phase = 0
+        self.fingerprints = BatchFingerprints()  # repeated batches (sampled training steps)
 
     def observe_input(self, args: tuple, evaluating: bool, sampled: bool) -> None:
         if not evaluating and not sampled:  # the common case, kept cheap: a training forward not sampled
             self._eval_batches_this_phase = 0
+            if self.fingerprints.wants_early():
+                x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+                if x is not None and x.dim() > 0:
+                    self.fingerprints.add(x)
             return
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
         if x is None or not x.is_floating_point() or x.dim() == 0 or x.numel() == 0:
@@ -109,6 +115,7 @@ class DataProbe(Probe):
                 self._eval_batches_this_phase = 0
                 if sampled:
                     self.train.add(x)
+                    self.fingerprints.add(x)
 
     def summary(self) -> dict[str, Any]:
         out = {}
@@ -116,4 +123,7 @@ class DataProbe(Probe):
             s = stats.summary()
             if s is not None:
                 out[name] = s
+        prints = self.fingerprints.summary()
+        if prints:
+            out["fingerprints"] = prints
         return out

@@ -1,0 +1,98 @@
+"""The recorder's evidence for the set-up rules, from real tiny training loops: batch
+fingerprints, gradient-clipping activity and DataLoader facts, and that none of it changes a
+number."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import torch
+from mlflow.tracking import MlflowClient
+from torch import nn
+
+import mlflow_nnaudit
+
+
+def _loop(same_batch=False, clip=None, epochs=3, seed=0):
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    ds = torch.utils.data.TensorDataset(torch.randn(320, 8), torch.randint(0, 3, (320,)))
+    train = torch.utils.data.DataLoader(ds, batch_size=32, shuffle=not same_batch, generator=g)
+    val = torch.utils.data.DataLoader(ds, batch_size=160)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    norms = []
+    for _ in range(epochs):
+        model.train()
+        for x, y in train:
+            if same_batch:
+                x, y = next(iter(train))
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            if clip is not None:
+                norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip)))
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            for x, y in val:
+                model(x)
+    return [p.detach().clone() for p in model.parameters()], norms
+
+
+def _diagnostics(run_id):
+    with open(MlflowClient().download_artifacts(run_id, "nnaudit/diagnostics.json")) as fh:
+        return json.load(fh)
+
+
+def test_fingerprints_clipping_and_loaders_are_recorded_without_changing_numbers(store_uri):
+    plain, plain_norms = _loop(same_batch=True, clip=0.01)
+    mlflow_nnaudit.autolog(silent=True)
+    with mlflow.start_run() as run:
+        recorded, norms = _loop(same_batch=True, clip=0.01)
+    assert all(torch.equal(a, b) for a, b in zip(plain, recorded)) and norms == plain_norms
+    d = _diagnostics(run.info.run_id)
+    fp = d["inputs"]["fingerprints"]
+    assert fp["sampled_batches"] >= 8 and fp["distinct"] == 1 and fp["most_common_share"] == 1.0
+    clip = d["clipping"]
+    assert clip["kind"] == "norm" and clip["limit"] == 0.01 and clip["calls"] == len(norms) - 1  # step 0: no session yet
+    assert clip["bite_share"] == 1.0 and clip["median_pre_clip_ratio"] > 1
+    train = d["data_loader"]["train"]
+    assert train["dataset_size"] == 320 and train["batch_size"] == 32 and train["batches_per_epoch"] == 10
+    assert train["shuffle"] is False
+    evals = [entry for entry in d["data_loader"]["loaders"] if not entry["training_iterations"]]
+    assert evals and evals[0]["batch_size"] == 160 and evals[0]["iterations"] == 3
+
+
+def test_a_healthy_loop_has_distinct_batches_and_no_clipping_facts(store_uri):
+    mlflow_nnaudit.autolog(silent=True)
+    with mlflow.start_run() as run:
+        _loop()
+    d = _diagnostics(run.info.run_id)
+    fp = d["inputs"]["fingerprints"]
+    assert fp["distinct"] == fp["sampled_batches"] >= 8
+    assert "clipping" not in d
+    assert d["data_loader"]["train"]["shuffle"] is True
+
+
+def test_clip_grad_value_is_measured_and_the_wrappers_go_away(store_uri):
+    mlflow_nnaudit.autolog(silent=True)
+    model = nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with mlflow.start_run() as run:
+        for _ in range(30):
+            opt.zero_grad()
+            (model(torch.randn(16, 4) * 100).pow(2).mean()).backward()
+            torch.nn.utils.clip_grad_value_(model.parameters(), clip_value=1e-3)
+            assert max(float(p.grad.abs().max()) for p in model.parameters()) <= 1e-3 + 1e-9
+            opt.step()
+    clip = _diagnostics(run.info.run_id)["clipping"]
+    assert clip["kind"] == "value" and clip["bite_share"] == 1.0 and clip["measured_calls"] >= 5
+    from mlflow_nnaudit.recorder.hooks import install_dormant_hooks, uninstall_hooks
+
+    uninstall_hooks()
+    try:
+        assert not hasattr(torch.nn.utils.clip_grad_norm_, "__nnaudit_original__")
+        assert not hasattr(torch.utils.data.DataLoader.__iter__, "__nnaudit_original__")
+    finally:
+        install_dormant_hooks()  # as the rest of the session had them
