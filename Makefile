@@ -11,7 +11,7 @@ SAMPLES := nnaudit-samples
 # this machine's pip config names local indexes that may be absent: hide only those warnings
 PIP_QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: setup demo test eval docs clean
+.PHONY: setup demo test eval docs services screenshots clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,21 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# System packages the server and UI tests use (PostgreSQL, Chromium); root and apt-get needed.
+# `make test` runs without them: those tests skip with a message.
+services:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "PostgreSQL and Chromium present"; fi
+
+# the screenshots in docs/img, taken by the UI test from a real MLflow server
+screenshots: setup
+	NNAUDIT_UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/test_server.py -k ui
 
 # detection quality on the sample runs, with and without the recorder's evidence
 eval: setup

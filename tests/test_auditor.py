@@ -169,7 +169,9 @@ def test_cli_table_and_json(store_uri):
     out = runner.invoke(cli, ["audit", "--tracking-uri", store_uri, "--format", "json"])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.output)
-    assert doc[0]["status"] == "healthy" and doc[0]["curves"]["train_loss"] == "train_loss"
+    assert doc["summary"]["by_status"] == {"healthy": 1}
+    run = doc["runs"][0]
+    assert run["status"] == "healthy" and run["curves"]["train_loss"] == "train_loss"
 
 
 @pytest.mark.parametrize(

@@ -86,10 +86,17 @@ def test_bulk_reader_gives_the_client_curves(tricky_store, monkeypatch):
     _check_same_curves(*tricky_store, "bulk", monkeypatch)
 
 
-@pytest.mark.skipif(not os.environ.get("NNAUDIT_TEST_POSTGRES_URI"),
-                    reason="set NNAUDIT_TEST_POSTGRES_URI=postgresql+psycopg2://... (a scratch database) to run")
-def test_bulk_reader_gives_the_client_curves_on_postgresql(monkeypatch):
-    uri = os.environ["NNAUDIT_TEST_POSTGRES_URI"]
+@pytest.fixture
+def postgres_uri(request):
+    """NNAUDIT_TEST_POSTGRES_URI (a scratch database) when set, else a database of the
+    session's own PostgreSQL cluster (tests/services.py)."""
+    if os.environ.get("NNAUDIT_TEST_POSTGRES_URI"):
+        return os.environ["NNAUDIT_TEST_POSTGRES_URI"]
+    return request.getfixturevalue("postgres").create_database(f"bulk_{uuid.uuid4().hex[:8]}")
+
+
+def test_bulk_reader_gives_the_client_curves_on_postgresql(monkeypatch, postgres_uri):
+    uri = postgres_uri
     experiment = f"bulk-{uuid.uuid4().hex[:8]}"
     runs = _tricky_runs(MlflowClient(uri), experiment)
     _check_same_curves(uri, runs, experiment, monkeypatch)

@@ -95,13 +95,16 @@ def test_audit_through_a_real_server_over_postgresql(postgres, tmp_path):
         exp_id = _train_through(server.url, "pg-samples")
         _audit_through(server.url)
         _check_audited(server.url, exp_id)
-        # the same store read directly (bulk SQL on PostgreSQL) gives the same verdicts
+        # The same store read directly (bulk SQL on PostgreSQL): the same curves, so the same
+        # verdicts on curve evidence. The recorder's diagnostics.json sits behind the server's
+        # artifact proxy (mlflow-artifacts:/), which a direct reader cannot reach: it says so.
         import mlflow_nnaudit
 
-        direct = mlflow_nnaudit.audit(tracking_uri=backend, force=True, dry_run=True)
-        via_server = {r.data.tags[SAMPLE_TAG]: (r.data.tags["nnaudit.status"], r.data.tags["nnaudit.causes"])
-                      for r in MlflowClient(server.url).search_runs([exp_id])}
-        assert {r.tags[SAMPLE_TAG]: (r.status, ",".join(r.causes)) for r in direct} == via_server
+        direct = {r.tags[SAMPLE_TAG]: r for r in mlflow_nnaudit.audit(tracking_uri=backend, force=True, dry_run=True)}
+        via_server = {r.data.tags[SAMPLE_TAG]: r.data.tags for r in MlflowClient(server.url).search_runs([exp_id])}
+        for name in ("healthy_logged_by_hand", "nan_lr_huge", "healthy_adam_mlp"):
+            assert direct[name].status == via_server[name]["nnaudit.status"], name
+        assert any("could not be read" in n for n in direct["sorted_by_label"].notes)
     finally:
         server.stop()
 

@@ -72,7 +72,7 @@ def _check_uri(uri: str) -> None:
             pass  # the server answered (maybe behind auth); the API calls will tell the rest
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise StoreError(f"cannot reach the tracking server at {uri}: {reason}") from None
+            raise StoreError(f"cannot reach the tracking server at {_redacted(uri)}: {reason}") from None
 
 
 def _redacted(uri: str) -> str:
@@ -125,7 +125,7 @@ class Store:
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure here means "cannot read the store"
-            raise StoreError(f"cannot read the MLflow store at {self.uri}: {_one_line(exc)}") from None
+            raise StoreError(f"cannot read the MLflow store at {_redacted(self.uri)}: {_one_line(exc)}") from None
         # Bulk reading: one SELECT per chunk of runs on SQL stores; None keeps the client path
         # (file: stores, http(s) servers, MySQL; REST bulk reading for servers is a later step).
         self._bulk: bulk.SqlBulkReader | None = bulk.SqlBulkReader(self.uri) if bulk.supports(self.uri) else None
@@ -194,7 +194,7 @@ class Store:
                 except Exception:  # noqa: BLE001 - not an id either
                     exp = None
             if exp is None or exp.lifecycle_stage != "active":
-                raise StoreError(f"unknown experiment {name!r} in {self.uri}")
+                raise StoreError(f"unknown experiment {name!r} in {_redacted(self.uri)}")
             found.append(exp)
         return found
 
