@@ -163,3 +163,47 @@ def test_failed_filter_and_report_in_the_mlflow_ui(sqlite_server, tmp_path):
             browser.close()
     assert (tmp_path / "ui-failed-filter.png").stat().st_size > 10_000
     assert (tmp_path / "ui-run-report.png").stat().st_size > 10_000
+
+
+def test_rest_bulk_reading_gives_the_client_curves(sqlite_server, monkeypatch):
+    """Through the server's bulk endpoint: the same curves as the client's per-run calls,
+    NaN and +/-Inf included, also when requests are cut at the server's point limit (the
+    limit is lowered here so that groups must be split, and single runs fall back to the
+    client's paginated call)."""
+    import math
+
+    import numpy as np
+    from mlflow.entities import Metric
+
+    from mlflow_nnaudit.auditor import rest_bulk
+    from mlflow_nnaudit.auditor.store import Store
+
+    server, _, _ = sqlite_server
+    client = MlflowClient(server.url)
+    exp_id = client.create_experiment("rest-bulk")
+    for i, n in enumerate((30, 7, 45)):
+        run = client.create_run(exp_id, run_name=f"r{i}")
+        vals = [1.0 / (s + 1) for s in range(n)]
+        if i == 0:
+            vals[3], vals[4], vals[5] = math.nan, math.inf, -math.inf
+        client.log_batch(run.info.run_id, metrics=[Metric("loss", v, 1_700_000_000_000 + s, s) for s, v in enumerate(vals)])
+        client.log_batch(run.info.run_id, metrics=[Metric("lr", 0.1, 1_700_000_000_000, 0)])
+        client.set_terminated(run.info.run_id)
+    monkeypatch.setattr(rest_bulk, "MAX_POINTS_PER_REQUEST", 40)
+    with Store(server.url) as store:
+        assert isinstance(store._bulk, rest_bulk.RestBulkReader)
+        records = list(store.iter_runs(store.experiments(["rest-bulk"])))
+        keys = {r.run_id: ["loss", "lr", "never_logged"] for r in records}
+        store.prefetch(records, keys)
+        assert store.bulk_enabled and len(store._cache) == 9
+        for r in records:
+            got = store.load_curves(r, keys[r.run_id])
+            for k in keys[r.run_id]:
+                want = store.load_curve(r.run_id, k)
+                np.testing.assert_array_equal(got[k].steps, want.steps)
+                np.testing.assert_array_equal(got[k].values, want.values)
+                np.testing.assert_array_equal(got[k].timestamps, want.timestamps)
+        r0 = next(r for r in records if r.run_name == "r0")
+        store.prefetch([r0], {r0.run_id: ["loss"]})
+        v = store.load_curves(r0, ["loss"])["loss"].values
+        assert math.isnan(v[3]) and v[4] == math.inf and v[5] == -math.inf and len(v) == 30

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlflow_nnaudit.auditor import bulk
+from mlflow_nnaudit.auditor import bulk, rest_bulk
 from mlflow_nnaudit.auditor.curves import Curve
 
 _log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class RunRecord:
     params: dict[str, str] = field(default_factory=dict)
     metric_keys: list[str] = field(default_factory=list)
     latest_metric_ms: int | None = None  # timestamp of the newest metric point
+    metric_steps: dict[str, int] = field(default_factory=dict, repr=False)  # latest step per metric key
 
 
 def _check_uri(uri: str) -> None:
@@ -102,6 +103,7 @@ def _record(run, experiment_name: str) -> RunRecord:
         params=dict(run.data.params),
         metric_keys=sorted(run.data.metrics),
         latest_metric_ms=max((m.timestamp for m in run.data._metric_objs), default=None),
+        metric_steps={m.key: int(m.step) for m in run.data._metric_objs},
     )
 
 
@@ -110,7 +112,9 @@ class Store:
 
     Metric histories are read through the MLflow client, run by run and key by key, except on
     sqlite and PostgreSQL stores, where `prefetch` reads a whole chunk of runs with one SQL
-    query (auditor/bulk.py) and `load_curves` serves those. `close()` releases that reader.
+    query (auditor/bulk.py), and on tracking servers, where it asks the server's bulk history
+    endpoint for groups of runs in parallel (auditor/rest_bulk.py); `load_curves` serves those.
+    `close()` releases the reader.
     """
 
     def __init__(self, tracking_uri: str | None = None) -> None:
@@ -126,9 +130,13 @@ class Store:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure here means "cannot read the store"
             raise StoreError(f"cannot read the MLflow store at {_redacted(self.uri)}: {_one_line(exc)}") from None
-        # Bulk reading: one SELECT per chunk of runs on SQL stores; None keeps the client path
-        # (file: stores, http(s) servers, MySQL; REST bulk reading for servers is a later step).
-        self._bulk: bulk.SqlBulkReader | None = bulk.SqlBulkReader(self.uri) if bulk.supports(self.uri) else None
+        # Bulk reading: one SELECT per chunk of runs on SQL stores, the server's bulk endpoint on
+        # http(s) servers; None keeps the client path (file: stores, MySQL).
+        self._bulk: bulk.SqlBulkReader | rest_bulk.RestBulkReader | None = None
+        if bulk.supports(self.uri):
+            self._bulk = bulk.SqlBulkReader(self.uri)
+        elif rest_bulk.supports(self.uri):
+            self._bulk = rest_bulk.RestBulkReader(self.client)
         self._cache: dict[tuple[str, str], Curve] = {}
 
     @property
@@ -152,7 +160,12 @@ class Store:
             keys_by_run = {run.run_id: list(run.metric_keys) for run in runs}
         wanted = {run.run_id: keys_by_run.get(run.run_id, []) for run in runs}
         try:
-            self._cache = self._bulk.read(wanted)
+            if isinstance(self._bulk, rest_bulk.RestBulkReader):
+                # points per curve, estimated from the latest step, to fill each request
+                sizes = {(run.run_id, k): run.metric_steps.get(k, 0) + 1 for run in runs for k in wanted[run.run_id]}
+                self._cache = self._bulk.read(wanted, sizes)
+            else:
+                self._cache = self._bulk.read(wanted)
         except Exception as exc:  # noqa: BLE001 - any failure means: use the client API instead
             _log.warning(
                 "bulk reading of metric histories from %s is off (%s); reading them through the "
@@ -201,7 +214,7 @@ class Store:
     def count_runs(self, experiments: list, since_ms: int | None = None) -> int | None:
         """How many runs `iter_runs` will yield, when the store can say cheaply (SQL stores);
         None otherwise. For progress display only."""
-        if self._bulk is None or not experiments:
+        if not isinstance(self._bulk, bulk.SqlBulkReader) or not experiments:
             return None
         try:
             return self._bulk.count_runs([e.experiment_id for e in experiments], AUDITABLE_STATUSES, since_ms)
