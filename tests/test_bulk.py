@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 import mlflow_nnaudit
 from mlflow_nnaudit.auditor import bulk
-from mlflow_nnaudit.auditor.store import Store
+from mlflow_nnaudit.auditor.store import Store, StoreError
 
 T0 = 1_700_000_000_000
 
@@ -129,6 +129,8 @@ def _check_same_curves(uri, runs, experiment, monkeypatch):
         tl = store.load_curves(nf, ["train_loss"])["train_loss"]
         assert math.isnan(tl.values[10]) and tl.values[11] == math.inf and tl.values[12] == -math.inf
         assert tl.values[13] == 1e300
+        if uri.startswith("file:"):
+            return  # a file store keeps exact duplicates (SQL stores' primary key drops them)
         dup = next(r for r in records if r.run_name == "duplicates")
         store.prefetch([dup], None)
         d = store.load_curves(dup, ["loss"])["loss"]
@@ -262,3 +264,19 @@ def test_audit_in_chunks_writes_like_before(tricky_store, monkeypatch):
         assert "nnaudit.status" in client.get_run(rid).data.tags
     again = mlflow_nnaudit.audit(tracking_uri=uri, experiments="bulk")
     assert all(r.skipped for r in again)
+
+
+def test_file_store_reader_gives_the_client_curves(tmp_path, monkeypatch):
+    """A `./mlruns` file store: metric files read directly give the client's curves. (MLflow 3
+    opens file stores only with MLFLOW_ALLOW_FILE_STORE=true; without it the audit says so.)"""
+    uri = (tmp_path / "mlruns").as_uri()
+    (tmp_path / "mlruns").mkdir()
+    with pytest.raises(StoreError, match="MLFLOW_ALLOW_FILE_STORE=true"):
+        Store(uri)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    runs = _tricky_runs(MlflowClient(uri), "bulk-file")
+    with Store(uri) as store:
+        from mlflow_nnaudit.auditor.rest_bulk import FileBulkReader
+
+        assert isinstance(store._bulk, FileBulkReader)
+    _check_same_curves(uri, runs, "bulk-file", monkeypatch)

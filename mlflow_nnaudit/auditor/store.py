@@ -113,7 +113,8 @@ class Store:
     Metric histories are read through the MLflow client, run by run and key by key, except on
     sqlite and PostgreSQL stores, where `prefetch` reads a whole chunk of runs with one SQL
     query (auditor/bulk.py), and on tracking servers, where it asks the server's bulk history
-    endpoint for groups of runs in parallel (auditor/rest_bulk.py); `load_curves` serves those.
+    endpoint for groups of runs in parallel, and on `./mlruns` file stores, where it reads the
+    metric files directly (auditor/rest_bulk.py); `load_curves` serves those.
     `close()` releases the reader.
     """
 
@@ -129,14 +130,19 @@ class Store:
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure here means "cannot read the store"
+            if "MLFLOW_ALLOW_FILE_STORE" in str(exc):
+                raise StoreError(f"{self.uri} is a file store, which this MLflow version reads only with "
+                                 "MLFLOW_ALLOW_FILE_STORE=true set (or migrate it: `mlflow migrate-filestore`)") from None
             raise StoreError(f"cannot read the MLflow store at {_redacted(self.uri)}: {_one_line(exc)}") from None
         # Bulk reading: one SELECT per chunk of runs on SQL stores, the server's bulk endpoint on
-        # http(s) servers; None keeps the client path (file: stores, MySQL).
+        # http(s) servers, the metric files of file: stores; None keeps the client path (MySQL).
         self._bulk: bulk.SqlBulkReader | rest_bulk.RestBulkReader | None = None
         if bulk.supports(self.uri):
             self._bulk = bulk.SqlBulkReader(self.uri)
         elif rest_bulk.supports(self.uri):
             self._bulk = rest_bulk.RestBulkReader(self.client)
+        elif rest_bulk.file_store_root(self.uri) is not None:
+            self._bulk = rest_bulk.FileBulkReader(rest_bulk.file_store_root(self.uri))
         self._cache: dict[tuple[str, str], Curve] = {}
 
     @property
@@ -164,6 +170,8 @@ class Store:
                 # points per curve, estimated from the latest step, to fill each request
                 sizes = {(run.run_id, k): run.metric_steps.get(k, 0) + 1 for run in runs for k in wanted[run.run_id]}
                 self._cache = self._bulk.read(wanted, sizes)
+            elif isinstance(self._bulk, rest_bulk.FileBulkReader):
+                self._cache = self._bulk.read(wanted, {run.run_id: run.experiment_id for run in runs})
             else:
                 self._cache = self._bulk.read(wanted)
         except Exception as exc:  # noqa: BLE001 - any failure means: use the client API instead
