@@ -180,6 +180,10 @@ class Recorder:
             session.config = config
             losses, self.pending = self.pending, []
             session.manual_step(losses, clock.params)
+            if session.step % RUN_CHECK_EVERY == 0:
+                # now and then, look again which parameters the loss reaches (a new model)
+                self.clock = ManualClock(tensor)
+                return
         clock.mark()
 
     # --- optimizer steps ---------------------------------------------------------------------
@@ -302,6 +306,8 @@ class Recorder:
             losses, self.pending = self.pending, []
             session.manual_step(losses, self.clock.params)  # the last hand-written step
         self.session = None
+        self.clock = None  # the next run may train another model, maybe without an optimizer
+        self.optimizer_seen = False
         self._last_closed = (session.run_id, session.step)
         session.close()
 
