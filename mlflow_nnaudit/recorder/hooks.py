@@ -90,7 +90,7 @@ class Recorder:
         self.failures = 0
         # loss calls seen before the first optimizer step of a session (the first loss, the
         # first loss inputs) are kept here and handed to the session when it starts
-        self.early_loss_probe = LossProbe()
+        self.early_loss_probe: LossProbe | None = LossProbe()
         self.target: RunTarget | None = None
         self.was_on = False  # the recorder has been on in this process (for switching off)
         self.optimizer_seen = False  # an optimizer step was seen: the manual clock is off for good
@@ -136,9 +136,13 @@ class Recorder:
         session = self.session
         if session is not None:
             session.observe_loss(fn, inp, target, out)
-        else:
+        elif self.early_loss_probe is not None:
             evaluating = not torch.is_grad_enabled() or not getattr(out, "requires_grad", False)
-            self.early_loss_probe.observe(fn, inp, target, out, evaluating, sampled=True)
+            try:
+                self.early_loss_probe.observe(fn, inp, target, out, evaluating, sampled=True)
+            except Exception as exc:  # noqa: BLE001 - the probe goes, the recorder stays
+                self.early_loss_probe = None  # the session starts without a loss probe
+                warn(current_config(), f"probe 'loss' disabled after an error: {type(exc).__name__}: {exc}")
 
     def on_backward(self, tensor: torch.Tensor) -> None:
         config = self.recording()
@@ -507,6 +511,7 @@ def _install_mlflow_patches() -> None:
             _before_end_run()
             return original_end_run(*args, **kwargs)
 
+        end_run.__nnaudit_original__ = original_end_run
         fluent.end_run = end_run
         mlflow.end_run = end_run
         _installed["end_run"] = original_end_run

@@ -126,7 +126,8 @@ class RunSession:
         self.params: list[torch.Tensor] = []
         self.model: ModelInfo | None = None
         self.probes: list[Probe] = default_probes()
-        self.loss_probe: LossProbe | None = loss_probe or LossProbe()
+        # None: the loss probe already failed before the session began (see Recorder.on_loss)
+        self.loss_probe: LossProbe | None = loss_probe
         self.eval_in_train_mode: dict[str, Any] | None = None
         self.structure: dict[str, Any] | None = None
         self._sampling = False
@@ -288,6 +289,14 @@ class RunSession:
             warn(self.config, f"could not log optimizer params: {exc}")
         self._start_model_discovery()
 
+    def _drop_probe(self, probe: Probe) -> None:
+        """Switch a failed probe off, and release what it holds on the model (its hooks)."""
+        self.probes.remove(probe)
+        try:
+            probe.close()
+        except Exception:  # noqa: BLE001
+            pass
+
     def _refresh_params(self, optimizer: torch.optim.Optimizer) -> None:
         """Parameters added to the optimizer during training (`add_param_group`) are followed."""
         count = sum(len(g["params"]) for g in optimizer.param_groups)
@@ -301,7 +310,7 @@ class RunSession:
             try:
                 metrics = getattr(probe, phase)(ctx)
             except Exception as exc:  # noqa: BLE001 - never raise into training
-                self.probes.remove(probe)
+                self._drop_probe(probe)
                 warn(self.config, f"probe '{probe.name}' disabled after an error: {type(exc).__name__}: {exc}")
                 continue
             for key, value in metrics.items():
@@ -388,7 +397,7 @@ class RunSession:
             try:
                 probe.attach(self.model)
             except Exception as exc:  # noqa: BLE001
-                self.probes.remove(probe)
+                self._drop_probe(probe)
                 warn(self.config, f"probe '{probe.name}' disabled: {exc}")
 
     # --- output ------------------------------------------------------------------------------
@@ -435,8 +444,10 @@ class RunSession:
             self._root_hook.remove()
             self._root_hook = None
         for probe in self.probes:
-            if isinstance(probe, ActivationProbe):
-                probe.disarm()
+            try:
+                probe.close()
+            except Exception:  # noqa: BLE001
+                pass
         self._emit_val_loss()
         self.flush()
         self.model_hint = None
