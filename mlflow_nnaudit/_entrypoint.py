@@ -36,11 +36,32 @@ def _arrange_torch_hook() -> None:
         pass
 
 
+def _reconcile_hooks() -> None:
+    """At each run start: hooks removed because the recorder was switched off come back when a
+    later `mlflow.autolog()` switched it on again, and go when `mlflow.autolog(disable=True)`
+    switched it off (nothing else in our code runs when MLflow's own autolog() is called)."""
+    try:
+        import sys
+
+        hooks = sys.modules.get("mlflow_nnaudit.recorder.hooks")
+        if hooks is None:
+            return  # torch not imported yet, or never with the recorder: nothing to reconcile
+        from mlflow_nnaudit.recorder.config import current_config
+
+        if hooks.hooks_installed():
+            hooks.uninstall_if_switched_off()
+        elif current_config() is not None:
+            hooks.install_dormant_hooks()
+    except Exception:  # noqa: BLE001 - never break mlflow.start_run()
+        pass
+
+
 class NnauditRunContextProvider:
     """A run-context provider that provides nothing: it exists so that MLflow imports this
     module. (MLflow instantiates it once and asks `in_context()` at every run start.)"""
 
     def in_context(self) -> bool:
+        _reconcile_hooks()
         return False
 
     def tags(self) -> dict:

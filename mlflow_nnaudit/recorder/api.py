@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 from mlflow.utils.autologging_utils import autologging_integration
 
 from mlflow_nnaudit.recorder.config import _DEFAULTS, FLAVOR
 
 
-@autologging_integration(FLAVOR)
 def autolog(
     disable: bool = False,
     silent: bool = False,
@@ -32,12 +33,31 @@ def autolog(
             one sample costs more (small models with cheap steps), samples are spaced further
             apart (at most every 200 steps). None: sample exactly every `sample_every_n_steps`.
 
-    Settings given here override those of `mlflow.autolog()`.
+    Settings given here override those of `mlflow.autolog()`. `disable=True` also removes the
+    recorder's hooks from torch at once (they come back with the next `autolog()`).
     """
     if sample_every_n_steps < 1:
         raise ValueError("sample_every_n_steps must be >= 1")
     if max_probe_overhead is not None and not 0 < max_probe_overhead <= 1:
         raise ValueError("max_probe_overhead must be in (0, 1], or None")
+    _autolog(disable=disable, silent=silent, sample_every_n_steps=sample_every_n_steps,
+             flush_every_seconds=flush_every_seconds, max_probe_overhead=max_probe_overhead)
+    if disable:
+        hooks = sys.modules.get("mlflow_nnaudit.recorder.hooks")
+        if hooks is not None:
+            hooks.uninstall_hooks()
+
+
+@autologging_integration(FLAVOR)
+def _autolog(
+    disable: bool = False,
+    silent: bool = False,
+    sample_every_n_steps: int = _DEFAULTS.sample_every_n_steps,
+    flush_every_seconds: float = _DEFAULTS.flush_every_seconds,
+    max_probe_overhead: float | None = _DEFAULTS.max_probe_overhead,
+) -> None:
+    """MLflow's autologging integration: stores the settings (MLflow's config handling), and
+    when enabled arranges for the hooks to be installed once torch is imported."""
     from mlflow.utils.import_hooks import register_post_import_hook
 
     def _install(_torch):

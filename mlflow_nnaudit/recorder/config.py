@@ -34,9 +34,11 @@ def auto_activation_disabled() -> bool:
     return os.environ.get(_DISABLE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-# (own config dict, mlflow.autolog config dict, answer): holding the dicts themselves (not their
-# ids) so that a replaced dict can never be mistaken for a new one at the same address
-_cache: tuple[dict | None, dict | None, RecorderConfig | None] | None = None
+#: MLflow's PyTorch flavor: `mlflow.pytorch.autolog()` switches the recorder on as well
+PYTORCH_FLAVOR = "pytorch"
+# (own, mlflow.autolog, mlflow.pytorch.autolog config dicts, answer): holding the dicts themselves
+# (not their ids) so that a replaced dict can never be mistaken for a new one at the same address
+_cache: tuple[dict | None, dict | None, dict | None, RecorderConfig | None] | None = None
 
 
 def current_config() -> RecorderConfig | None:
@@ -44,8 +46,9 @@ def current_config() -> RecorderConfig | None:
     answer is cached until either autolog() is called again (each call stores a new dict).
 
     `mlflow_nnaudit.autolog(...)` wins when it was called; otherwise a plain
-    `mlflow.autolog()` turns the recorder on unless it was called with `disable=True`,
-    with "nnaudit" in `exclude_flavors`, or `MLFLOW_NNAUDIT_DISABLE` is set.
+    `mlflow.autolog()` or `mlflow.pytorch.autolog()` turns the recorder on unless
+    `mlflow.autolog()` was called with `disable=True` or with "nnaudit" in `exclude_flavors`,
+    or `MLFLOW_NNAUDIT_DISABLE` is set.
     """
     global _cache
     utils = sys.modules.get("mlflow.utils.autologging_utils")
@@ -54,14 +57,15 @@ def current_config() -> RecorderConfig | None:
         return None  # nobody has called any autolog() yet
     own = integrations.get(FLAVOR)
     glob = integrations.get("mlflow")
-    if _cache is not None and _cache[0] is own and _cache[1] is glob:
-        return _cache[2]
-    config = _resolve(own, glob)
-    _cache = (own, glob, config)
+    flavor = integrations.get(PYTORCH_FLAVOR)
+    if _cache is not None and _cache[0] is own and _cache[1] is glob and _cache[2] is flavor:
+        return _cache[3]
+    config = _resolve(own, glob, flavor)
+    _cache = (own, glob, flavor, config)
     return config
 
 
-def _resolve(own: dict | None, glob: dict | None) -> RecorderConfig | None:
+def _resolve(own: dict | None, glob: dict | None, flavor: dict | None = None) -> RecorderConfig | None:
     if own:  # a non-empty dict: our autolog() was called
         if own.get("disable", False):
             return None
@@ -71,11 +75,16 @@ def _resolve(own: dict | None, glob: dict | None) -> RecorderConfig | None:
             flush_every_seconds=float(own.get("flush_every_seconds", _DEFAULTS.flush_every_seconds)),
             max_probe_overhead=own.get("max_probe_overhead", _DEFAULTS.max_probe_overhead),
         )
-    if not glob or glob.get("disable", False) or auto_activation_disabled():
+    if auto_activation_disabled():
         return None
-    if FLAVOR in (glob.get("exclude_flavors") or ()):
-        return None
-    return RecorderConfig(silent=bool(glob.get("silent", False)))
+    if glob:
+        # mlflow.autolog() also calls mlflow.pytorch.autolog(): its switches decide
+        if glob.get("disable", False) or FLAVOR in (glob.get("exclude_flavors") or ()):
+            return None
+        return RecorderConfig(silent=bool(glob.get("silent", False)))
+    if flavor and not flavor.get("disable", False):
+        return RecorderConfig(silent=bool(flavor.get("silent", False)))
+    return None
 
 
 

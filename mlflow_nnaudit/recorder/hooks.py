@@ -1,35 +1,84 @@
 """The recorder's entry points into a running program, installed once per process.
 
 - torch's global optimizer step pre/post hooks (they fire for every optimizer, subclasses
-  that override `step` included, without patching any class);
+  that override `step` included, without patching any class). A step called with a closure
+  (LBFGS, Lightning) gets its closure wrapped so that the gradient statistics are taken right
+  after the closure's first call, when the gradients of this step exist;
 - a thin wrapper around `torch.Tensor.backward`, the one place every training loop's loss
-  passes through (plain loops, Lightning, the HF Trainer, closures);
+  passes through (plain loops, Lightning, the HF Trainer, closures). While no optimizer step
+  has been seen it also keeps the step count of loops that update parameters by hand
+  (`clock.py`);
 - thin wrappers around torch's functional losses (`torch.nn.functional.cross_entropy`, ...;
   the `nn.*Loss` modules call them too), to see what the loss is fed and to catch the
   evaluation losses computed without autograd;
+- thin wrappers around `torch.amp.GradScaler.scale`/`.step`: the loss is recorded unscaled,
+  and a step the scaler skips (inf/NaN gradients) is counted as skipped, not as a step;
 - a wrapper around `mlflow.end_run`, so buffered metrics reach a run before it is closed.
   (installed when the first session starts: this module can be imported from torch's
   import hook while `import mlflow` is still half-way, so it touches MLflow only lazily).
 
 While the recorder is off (`current_config()` is None) each of them returns after one
-cached lookup. Nothing here ever raises into the user's program.
+cached lookup; once it has been on and is switched off again, they are removed at the next
+safe point (`uninstall_if_switched_off`). Only rank 0 of a distributed job records. Nothing
+here ever raises into the user's program.
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
+import os
 import threading
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from mlflow_nnaudit.recorder.clock import ManualClock
 from mlflow_nnaudit.recorder.config import current_config, warn
 from mlflow_nnaudit.recorder.probes.loss import LossProbe
 
 _lock = threading.Lock()
 #: how often (in optimizer steps) the recorder checks that the active MLflow run is still the same
 RUN_CHECK_EVERY = 50
+#: scalar losses kept at most between two steps (a loop that never steps must not grow memory)
+MAX_PENDING_LOSSES = 10_000
 _installed: dict[str, object] = {}
+
+
+def process_rank() -> int:
+    """This process's rank in a distributed job (0 when not distributed): torch.distributed's
+    rank once the process group exists, else the launcher's RANK (torchrun, SLURM wrappers)
+    or LOCAL_RANK environment variable."""
+    dist = getattr(torch, "distributed", None)
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return int(dist.get_rank())
+    for var in ("RANK", "LOCAL_RANK"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
+def _unwrap(optimizer):
+    """The torch optimizer inside wrappers such as accelerate's AcceleratedOptimizer."""
+    for _ in range(5):
+        inner = getattr(optimizer, "optimizer", None)
+        if not isinstance(inner, torch.optim.Optimizer):
+            break
+        optimizer = inner
+    return optimizer
+
+
+@dataclass
+class RunTarget:
+    """Set by a framework integration (the Lightning callback) for the length of a fit: the run
+    to write into (its MLFlowLogger's, with that logger's client) and the model being trained."""
+
+    owner: int  # id() of the object that set it (the Trainer)
+    run_id: str | None
+    client: Any = None
+    model: Any = None
 
 
 class Recorder:
@@ -41,63 +90,215 @@ class Recorder:
         self.failures = 0
         # loss calls seen before the first optimizer step of a session (the first loss, the
         # first loss inputs) are kept here and handed to the session when it starts
-        self.early_loss_probe = LossProbe()
+        self.early_loss_probe: LossProbe | None = LossProbe()
+        self.target: RunTarget | None = None
+        self.was_on = False  # the recorder has been on in this process (for switching off)
+        self.optimizer_seen = False  # an optimizer step was seen: the manual clock is off for good
+        self.clock: ManualClock | None = None
+        self.steps_started = 0  # outermost optimizer steps entered (to see GradScaler skips)
+        self._outer = None  # the optimizer whose step is running now (wrappers call inner ones)
+        self._step_losses: list[torch.Tensor] | None = None  # a closure step's losses, once taken
+        self._scaled: tuple[torch.Tensor, torch.Tensor] | None = None  # (scaled loss, unscaled loss)
+        self._recheck_run = False
+        self._rank: int | None = None
+        self._last_closed: tuple[str, int] | None = None  # (run id, steps) of the last closed session
 
+    # --- who records -------------------------------------------------------------------------
+    def recording(self):
+        """The config when this process records now (recorder on, rank 0), else None."""
+        config = current_config()
+        if config is None:
+            return None
+        if self._rank is None:
+            self._rank = process_rank()  # looked up again at every run check (on_step_pre)
+        if self._rank != 0:
+            return None
+        self.was_on = True
+        return config
+
+    def bind(self, target: RunTarget) -> None:
+        self.target = target
+        self._recheck_run = True
+
+    def unbind(self, owner: int) -> None:
+        target = self.target
+        if target is None or target.owner != owner:
+            return
+        self.target = None
+        self._recheck_run = True
+        self.close_session()
+
+    # --- losses ------------------------------------------------------------------------------
     def on_loss(self, fn: str, inp, target, out) -> None:
-        if current_config() is None:
+        if self.recording() is None:
+            uninstall_if_switched_off()
             return
         session = self.session
         if session is not None:
             session.observe_loss(fn, inp, target, out)
-        else:
+        elif self.early_loss_probe is not None:
             evaluating = not torch.is_grad_enabled() or not getattr(out, "requires_grad", False)
-            self.early_loss_probe.observe(fn, inp, target, out, evaluating, sampled=True)
+            try:
+                self.early_loss_probe.observe(fn, inp, target, out, evaluating, sampled=True)
+            except Exception as exc:  # noqa: BLE001 - the probe goes, the recorder stays
+                self.early_loss_probe = None  # the session starts without a loss probe
+                warn(current_config(), f"probe 'loss' disabled after an error: {type(exc).__name__}: {exc}")
 
     def on_backward(self, tensor: torch.Tensor) -> None:
-        if current_config() is None:
+        config = self.recording()
+        if config is None:
+            self._scaled = None
+            uninstall_if_switched_off()
             return
-        if tensor.numel() == 1 and len(self.pending) < 10_000:
+        if tensor.numel() != 1 or not tensor.requires_grad:
+            return
+        loss = tensor.detach()
+        scaled, self._scaled = self._scaled, None
+        if scaled is not None and tensor is scaled[0]:
+            loss = scaled[1]  # recorded unscaled (GradScaler)
+        if self._step_losses is not None:
+            return  # later closure calls of a step (LBFGS line search): the first one counts
+        if not self.optimizer_seen:
+            self._manual_clock_tick(config, tensor)
+        if len(self.pending) < MAX_PENDING_LOSSES:
             if not self.pending and self.session is not None:
                 self.session.before_backward()
-            self.pending.append(tensor.detach())
+            self.pending.append(loss)
 
-    def on_step_pre(self, optimizer) -> None:
-        config = current_config()
+    def after_backward(self) -> None:
+        """A backward call returned. With hand-written updates, this is when gradients are ready."""
+        if self.clock is not None and not self.optimizer_seen and self.session is not None:
+            if self.recording() is not None:
+                self.session.grads_ready()
+
+    def _manual_clock_tick(self, config, tensor: torch.Tensor) -> None:
+        """No optimizer step so far: did the previous backward end a hand-written step?"""
+        clock = self.clock
+        if clock is None:
+            self.clock = ManualClock(tensor)
+            return
+        if clock.step_ended():
+            session = self.session
+            if session is None or self._recheck_run or session.step % RUN_CHECK_EVERY == 0:
+                session = self._session_for_active_run(config)
+            session.config = config
+            losses, self.pending = self.pending, []
+            session.manual_step(losses, clock.params)
+            if session.step % RUN_CHECK_EVERY == 0:
+                # now and then, look again which parameters the loss reaches (a new model)
+                self.clock = ManualClock(tensor)
+                return
+        clock.mark()
+
+    # --- optimizer steps ---------------------------------------------------------------------
+    def on_step_pre(self, optimizer, args: tuple, kwargs: dict):
+        session = self.session
+        if session is None or self._recheck_run or session.step % RUN_CHECK_EVERY == 0:
+            self._rank = None  # a process group may have been set up since the last look
+        config = self.recording()
         if config is None:
             self.pending.clear()
-            return
+            return None
+        outer = self._outer
+        if outer is not None and outer is not optimizer and _unwrap(outer) is _unwrap(optimizer):
+            return None  # the inner optimizer of a wrapper being stepped: the outer step counts
+        self._outer = optimizer
+        self._step_losses = None
+        self.steps_started += 1
+        if not self.optimizer_seen:
+            self.optimizer_seen = True
+            self.clock = None
         session = self.session
         # Which run to log into is re-checked when there is no session (the last one ended with
         # its run) and every RUN_CHECK_EVERY steps, not on every step: a fluent run lookup per
         # step would be a measurable share of a small model's step.
-        if session is None or session.step % RUN_CHECK_EVERY == 0:
+        if session is None or self._recheck_run or session.step % RUN_CHECK_EVERY == 0:
             session = self._session_for_active_run(config)
         session.config = config
-        session.before_step(optimizer)
+        inner = _unwrap(optimizer)
+        closure = args[1] if len(args) > 1 else kwargs.get("closure")
+        if not callable(closure):
+            session.before_step(inner)
+            return None
+        # The closure computes this step's loss and gradients inside step(): gradient statistics
+        # are taken after its first call, and only that call's loss counts (LBFGS calls it again).
+        session.before_step(inner, defer_probes=True)
+        wrapped = self._wrap_closure(closure, session, inner)
+        if len(args) > 1:
+            return (args[0], wrapped, *args[2:]), kwargs
+        return args, {**kwargs, "closure": wrapped}
+
+    def _wrap_closure(self, closure, session, optimizer):
+        state = {"first": True}
+
+        @functools.wraps(closure)
+        def closure_with_probes(*a, **k):
+            out = closure(*a, **k)
+            if state["first"]:
+                state["first"] = False
+                _after_first_closure(self, session, optimizer)
+            return out
+
+        return closure_with_probes
+
+    def first_closure_done(self, session, optimizer) -> None:
+        self._step_losses, self.pending = self.pending, []
+        session.run_deferred_probes(optimizer)
 
     def on_step_post(self, optimizer) -> None:
+        outer = self._outer
+        if outer is not None and outer is not optimizer:
+            return  # inner optimizer of a wrapper
+        self._outer = None
+        losses = self._step_losses if self._step_losses is not None else self.pending
+        self._step_losses, self.pending = None, []
         session = self.session
-        losses, self.pending = self.pending, []
-        if session is None or current_config() is None:
+        if session is None or self.recording() is None:
             return
-        session.after_step(optimizer, losses)
+        session.after_step(_unwrap(optimizer), losses)
 
+    def on_scaled(self, unscaled, scaled) -> None:
+        if isinstance(unscaled, torch.Tensor) and isinstance(scaled, torch.Tensor) and scaled.numel() == 1:
+            if self.recording() is not None:
+                self._scaled = (scaled, unscaled.detach())
+
+    def on_scaler_step_done(self, steps_before: int) -> None:
+        """GradScaler.step returned: if no optimizer step ran inside it, the scaler skipped it."""
+        if self.steps_started != steps_before or self.recording() is None:
+            return
+        self._outer, self._step_losses = None, None
+        self.pending = []  # the skipped iteration's loss is not a step's loss
+        if self.session is not None:
+            self.session.note_skipped_step()
+
+    # --- sessions ------------------------------------------------------------------------------
     def _session_for_active_run(self, config):
         import mlflow
 
         from mlflow_nnaudit.recorder.session import RunSession
 
         _install_mlflow_patches()
-        run = mlflow.active_run()
+        self._recheck_run = False
+        target = self.target
         started = False
-        if run is None:
-            # as MLflow's own autologgers do: no active run at the first step -> start one
-            run = mlflow.start_run()
-            started = True
-        if self.session is None or self.session.run_id != run.info.run_id:
+        client = None
+        if target is not None and target.run_id:
+            run_id, client = target.run_id, target.client
+        else:
+            run = mlflow.active_run()
+            if run is None:
+                # as MLflow's own autologgers do: no active run at the first step -> start one
+                run = mlflow.start_run()
+                started = True
+            run_id = run.info.run_id
+        if self.session is None or self.session.run_id != run_id:
             self.close_session()
-            self.session = RunSession(run.info.run_id, config, started_run=started, loss_probe=self.early_loss_probe)
+            self.session = RunSession(run_id, config, started_run=started, loss_probe=self.early_loss_probe,
+                                      client=client, model_hint=target.model if target is not None else None)
             self.early_loss_probe = LossProbe()
+            last = self._last_closed
+            if last is not None and last[0] == run_id:
+                self.session.step = last[1]  # a second fit into the same run continues its steps
         return self.session
 
     def close_session(self, run_id: str | None = None) -> None:
@@ -105,8 +306,29 @@ class Recorder:
         session = self.session
         if session is None or (run_id is not None and session.run_id != run_id):
             return
+        if self.clock is not None and not self.optimizer_seen and self.pending:
+            losses, self.pending = self.pending, []
+            session.manual_step(losses, self.clock.params)  # the last hand-written step
         self.session = None
+        self.clock = None  # the next run may train another model, maybe without an optimizer
+        self.optimizer_seen = False
+        self._last_closed = (session.run_id, session.step)
         session.close()
+
+    def reset(self) -> None:
+        """Forget the per-process state (after the hooks are removed)."""
+        self.pending = []
+        self.failures = 0
+        self.early_loss_probe = LossProbe()
+        self.target = None
+        self.was_on = False
+        self.optimizer_seen = False
+        self.clock = None
+        self._outer = None
+        self._step_losses = None
+        self._scaled = None
+        self._last_closed = None
+        self._rank = None
 
 
 RECORDER = Recorder()
@@ -131,8 +353,11 @@ def _guarded(fn):
 
 
 @_guarded
-def _step_pre_hook(optimizer, _args, _kwargs):
-    RECORDER.on_step_pre(optimizer)
+def _step_pre_hook(optimizer, args, kwargs):
+    result = RECORDER.on_step_pre(optimizer, args, kwargs)
+    if result is not None and not (isinstance(result, tuple) and len(result) == 2):
+        return None  # never hand torch something it would reject
+    return result
 
 
 @_guarded
@@ -141,8 +366,18 @@ def _step_post_hook(optimizer, _args, _kwargs):
 
 
 @_guarded
+def _after_first_closure(recorder, session, optimizer):
+    recorder.first_closure_done(session, optimizer)
+
+
+@_guarded
 def _before_backward(tensor):
     RECORDER.on_backward(tensor)
+
+
+@_guarded
+def _after_backward():
+    RECORDER.after_backward()
 
 
 @_guarded
@@ -150,6 +385,16 @@ def _after_loss(fn, args, kwargs, out):
     inp = args[0] if args else kwargs.get("input")
     target = args[1] if len(args) > 1 else kwargs.get("target")
     RECORDER.on_loss(fn, inp, target, out)
+
+
+@_guarded
+def _after_scale(unscaled, scaled):
+    RECORDER.on_scaled(unscaled, scaled)
+
+
+@_guarded
+def _after_scaler_step(steps_before):
+    RECORDER.on_scaler_step_done(steps_before)
 
 
 #: torch.nn.functional losses that are watched (the nn.*Loss modules call these as well)
@@ -166,6 +411,7 @@ def _wrap_loss(fn: str, original):
         _after_loss(fn, args, kwargs, out)
         return out
 
+    loss.__nnaudit_original__ = original
     return loss
 
 
@@ -183,6 +429,10 @@ def _at_exit():
     RECORDER.close_session()
 
 
+def hooks_installed() -> bool:
+    return bool(_installed)
+
+
 def install_dormant_hooks() -> None:
     """Install the hooks once per process. Safe to call again (and from import hooks)."""
     with _lock:
@@ -198,7 +448,10 @@ def install_dormant_hooks() -> None:
         @functools.wraps(original_backward)
         def backward(self, *args, **kwargs):
             _before_backward(self)
-            return original_backward(self, *args, **kwargs)
+            out = original_backward(self, *args, **kwargs)
+            if RECORDER.clock is not None:
+                _after_backward()
+            return out
 
         backward.__nnaudit_original__ = original_backward
         torch.Tensor.backward = backward
@@ -213,6 +466,7 @@ def install_dormant_hooks() -> None:
                 originals[fn] = original
                 setattr(F, fn, _wrap_loss(fn, original))
         _installed["losses"] = originals
+        _installed["scaler"] = _patch_grad_scaler()
         _install_probe_wrappers()
 
 
@@ -224,6 +478,33 @@ def _install_probe_wrappers() -> None:
 
     install_clipping_hooks()
     install_loader_hooks()
+
+
+def _patch_grad_scaler() -> dict[str, Any]:
+    """Wrap GradScaler.scale (remember the unscaled loss) and GradScaler.step (see skips)."""
+    try:
+        from torch.amp.grad_scaler import GradScaler
+    except Exception:  # noqa: BLE001 - an old torch without torch.amp.GradScaler
+        return {}
+    original_scale, original_step = GradScaler.scale, GradScaler.step
+
+    @functools.wraps(original_scale)
+    def scale(self, outputs):
+        out = original_scale(self, outputs)
+        _after_scale(outputs, out)
+        return out
+
+    @functools.wraps(original_step)
+    def step(self, optimizer, *args, **kwargs):
+        before = RECORDER.steps_started
+        out = original_step(self, optimizer, *args, **kwargs)
+        _after_scaler_step(before)
+        return out
+
+    scale.__nnaudit_original__ = original_scale
+    step.__nnaudit_original__ = original_step
+    GradScaler.scale, GradScaler.step = scale, step
+    return {"cls": GradScaler, "scale": original_scale, "step": original_step}
 
 
 def _install_mlflow_patches() -> None:
@@ -241,10 +522,21 @@ def _install_mlflow_patches() -> None:
             _before_end_run()
             return original_end_run(*args, **kwargs)
 
+        end_run.__nnaudit_original__ = original_end_run
         fluent.end_run = end_run
         mlflow.end_run = end_run
         _installed["end_run"] = original_end_run
         atexit.register(_at_exit)
+
+
+def uninstall_if_switched_off() -> bool:
+    """Remove the hooks when the recorder was on in this process and is off now. Called only
+    from safe points (a backward or loss call, a run start), never from inside an optimizer
+    hook, whose dict torch is iterating over."""
+    if _installed and RECORDER.was_on and current_config() is None:
+        uninstall_hooks()
+        return True
+    return False
 
 
 def uninstall_hooks() -> None:
@@ -265,6 +557,9 @@ def uninstall_hooks() -> None:
 
         uninstall_clipping_hooks()
         uninstall_loader_hooks()
+        scaler = _installed.pop("scaler", None) or {}
+        if scaler:
+            scaler["cls"].scale, scaler["cls"].step = scaler["scale"], scaler["step"]
         original_end_run = _installed.pop("end_run", None)
         if original_end_run is not None:
             import mlflow
@@ -273,6 +568,5 @@ def uninstall_hooks() -> None:
             fluent.end_run = original_end_run
             mlflow.end_run = original_end_run
             atexit.unregister(_at_exit)
-        RECORDER.pending.clear()
-        RECORDER.failures = 0
-        RECORDER.early_loss_probe = LossProbe()
+        _installed.clear()
+        RECORDER.reset()

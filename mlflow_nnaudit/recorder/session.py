@@ -116,16 +116,18 @@ class RunSession:
     """Records one run's training."""
 
     def __init__(self, run_id: str, config: RecorderConfig, started_run: bool = False,
-                 loss_probe: LossProbe | None = None) -> None:
+                 loss_probe: LossProbe | None = None, client=None, model_hint: torch.nn.Module | None = None) -> None:
         self.run_id = run_id
         self.config = config
-        self.sink = MlflowSink(run_id)
+        self.sink = MlflowSink(run_id, client)
+        self.model_hint = model_hint  # the model a framework says it trains (used if discovery fails)
         self.step = 0
         self.optimizer: torch.optim.Optimizer | None = None
         self.params: list[torch.Tensor] = []
         self.model: ModelInfo | None = None
         self.probes: list[Probe] = default_probes()
-        self.loss_probe: LossProbe | None = loss_probe or LossProbe()
+        # None: the loss probe already failed before the session began (see Recorder.on_loss)
+        self.loss_probe: LossProbe | None = loss_probe
         self.eval_in_train_mode: dict[str, Any] | None = None
         self.structure: dict[str, Any] | None = None
         self._sampling = False
@@ -134,6 +136,9 @@ class RunSession:
         self._step_seconds: float | None = None  # smoothed wall time of a step, probes excluded
         self._last_step_end: float | None = None
         self._discovery = None  # handle of the one-shot forward pre-hook that finds the model
+        self._discovery_until: int | None = None  # the step after which discovery gives up
+        self._param_count = 0  # parameters in the optimizer's groups when last read
+        self.skipped_steps = 0  # steps a GradScaler skipped (inf/NaN gradients)
         self._root_hook = None  # the model's own forward pre-hook (inputs, arming activation hooks)
         self.data_probe: DataProbe | None = DataProbe()
         self._init_stats: dict[int, dict[str, Any]] = {}
@@ -141,21 +146,33 @@ class RunSession:
         self.sink.set_tags({TAG_RECORDER_VERSION: __version__, **({TAG_STARTED_RUN: "true"} if started_run else {})})
 
     # --- optimizer steps --------------------------------------------------------------------
-    def before_step(self, optimizer: torch.optim.Optimizer) -> None:
+    def before_step(self, optimizer: torch.optim.Optimizer, defer_probes: bool = False) -> None:
+        """An optimizer step begins. With `defer_probes` (a step with a closure) the gradients
+        do not exist yet: `run_deferred_probes` is called once the closure has made them."""
         if self.optimizer is None:
             self._adopt(optimizer)
         if optimizer is not self.optimizer:
             return  # a second optimizer (a GAN's discriminator, say): the first one sets the clock
+        self._refresh_params(optimizer)
         self._emit_val_loss()
         self._sampling = self.step >= self._next_sample
-        if self._sampling:
-            t0 = time.perf_counter()
-            self._run_probes("before_step", optimizer)
-            self._probe_seconds = time.perf_counter() - t0
+        if self._sampling and not defer_probes:
+            self.run_deferred_probes(optimizer)
+
+    def run_deferred_probes(self, optimizer: torch.optim.Optimizer | None) -> None:
+        """Gradients are ready and the weights not yet updated: the probes' first half."""
+        if optimizer is not self.optimizer or not self._sampling:
+            return
+        t0 = time.perf_counter()
+        self._run_probes("before_step", optimizer)
+        self._probe_seconds = time.perf_counter() - t0
 
     def after_step(self, optimizer: torch.optim.Optimizer, losses: list[torch.Tensor]) -> None:
         if optimizer is not self.optimizer:
             return
+        self._finish_step(optimizer, losses)
+
+    def _finish_step(self, optimizer: torch.optim.Optimizer | None, losses: list[torch.Tensor]) -> None:
         now = int(time.time() * 1000)
         if losses:
             loss = losses[0] if len(losses) == 1 else torch.stack([t.float() for t in losses]).mean()
@@ -163,15 +180,40 @@ class RunSession:
         if self._sampling:
             t0 = time.perf_counter()
             self._run_probes("after_step", optimizer)
-            lr = optimizer.param_groups[0].get("lr") if optimizer.param_groups else None
+            lr = optimizer.param_groups[0].get("lr") if optimizer is not None and optimizer.param_groups else None
             if isinstance(lr, (int, float, torch.Tensor)):
                 self.sink.add("lr", float(lr), self.step, now)
             self._probe_seconds += time.perf_counter() - t0
             self._next_sample = self.step + self._sample_interval()
         self._time_step(self._probe_seconds if self._sampling else 0.0)
+        self._sampling = False
         self.step += 1
+        if self._discovery_until is not None and self.step > self._discovery_until:
+            self._give_up_discovery()
         if self.sink.due(self.config.flush_every_seconds):
             self.flush()
+
+    # --- loops without optimizer.step() (parameters updated by hand) --------------------------
+    def manual_step(self, losses: list[torch.Tensor], params: list[torch.Tensor]) -> None:
+        """A hand-written update ended a step (seen at the next backward call, see clock.py)."""
+        if self.optimizer is None and not self.params:
+            self._adopt(None, params)
+        self._emit_val_loss()
+        self._finish_step(None, losses)
+
+    def grads_ready(self) -> None:
+        """A backward call returned in a loop without optimizer: on a sampled step, take the
+        gradient statistics and the weight snapshot now, before the hand-written update."""
+        if self.optimizer is not None or not self.params or self._sampling or self.step < self._next_sample:
+            return
+        self._sampling = True
+        self.run_deferred_probes(None)
+
+    def note_skipped_step(self) -> None:
+        """A GradScaler skipped the optimizer step (inf/NaN gradients in the scaled backward): no
+        update happened, so it is counted apart, not as a step nor as non-finite evidence."""
+        self.skipped_steps += 1
+        self.sink.add("amp_skipped_steps", float(self.skipped_steps), self.step)
 
     # --- loss calls ----------------------------------------------------------------------------
     def observe_loss(self, fn: str, inp, target, out) -> None:
@@ -229,11 +271,17 @@ class RunSession:
             interval = max(interval, min(MAX_SAMPLE_INTERVAL, int(needed) + 1))
         return interval
 
-    def _adopt(self, optimizer: torch.optim.Optimizer) -> None:
+    def _adopt(self, optimizer: torch.optim.Optimizer | None, params: list[torch.Tensor] | None = None) -> None:
+        """Follow this optimizer (or, in a loop without one, these parameters)."""
         self.optimizer = optimizer
-        self.params = [p for g in optimizer.param_groups for p in g["params"]]
+        if optimizer is not None:
+            self.params = [p for g in optimizer.param_groups for p in g["params"]]
+            self._param_count = len(self.params)
+            facts = _optimizer_facts(optimizer)
+        else:
+            self.params = list(params or [])
+            facts = {"nnaudit.optimizer": "none"}
         self._init_stats = initial_weight_stats(self.params)
-        facts = _optimizer_facts(optimizer)
         facts["nnaudit.model.parameters"] = int(sum(p.numel() for p in self.params))
         try:
             self.sink.log_params(facts)
@@ -241,13 +289,28 @@ class RunSession:
             warn(self.config, f"could not log optimizer params: {exc}")
         self._start_model_discovery()
 
-    def _run_probes(self, phase: str, optimizer: torch.optim.Optimizer) -> None:
+    def _drop_probe(self, probe: Probe) -> None:
+        """Switch a failed probe off, and release what it holds on the model (its hooks)."""
+        self.probes.remove(probe)
+        try:
+            probe.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _refresh_params(self, optimizer: torch.optim.Optimizer) -> None:
+        """Parameters added to the optimizer during training (`add_param_group`) are followed."""
+        count = sum(len(g["params"]) for g in optimizer.param_groups)
+        if count != self._param_count:
+            self._param_count = count
+            self.params = [p for g in optimizer.param_groups for p in g["params"]]
+
+    def _run_probes(self, phase: str, optimizer: torch.optim.Optimizer | None) -> None:
         ctx = StepContext(self.step, optimizer, self.params, self.model)
         for probe in list(self.probes):
             try:
                 metrics = getattr(probe, phase)(ctx)
             except Exception as exc:  # noqa: BLE001 - never raise into training
-                self.probes.remove(probe)
+                self._drop_probe(probe)
                 warn(self.config, f"probe '{probe.name}' disabled after an error: {type(exc).__name__}: {exc}")
                 continue
             for key, value in metrics.items():
@@ -272,6 +335,21 @@ class RunSession:
                 warn(self.config, f"could not inspect the model: {exc}")
 
         self._discovery = torch.nn.modules.module.register_module_forward_pre_hook(find_root)
+        # a model whose parameters no module owns (plain tensors) would keep the global hook forever
+        self._discovery_until = self.step + 2
+
+    def _give_up_discovery(self) -> None:
+        """No module owning the parameters ran a forward pass in two steps: stop looking, and
+        fall back on the model a framework named, if any."""
+        self._stop_model_discovery()
+        hint = self.model_hint
+        if self.model is None and isinstance(hint, torch.nn.Module):
+            opt_ids = {id(p) for p in self.params}
+            try:
+                if any(id(p) in opt_ids for p in hint.parameters()):
+                    self._attach_model(hint, opt_ids)
+            except Exception as exc:  # noqa: BLE001
+                warn(self.config, f"could not inspect the model: {exc}")
 
     def _on_root_forward(self, module: torch.nn.Module, args: tuple) -> None:
         """The model is about to run: note its inputs, and hook its activations when this is the
@@ -299,6 +377,7 @@ class RunSession:
         self.sink.add("grad_present_before_backward", present, self.step)
 
     def _stop_model_discovery(self) -> None:
+        self._discovery_until = None
         if self._discovery is not None:
             self._discovery.remove()
             self._discovery = None
@@ -318,7 +397,7 @@ class RunSession:
             try:
                 probe.attach(self.model)
             except Exception as exc:  # noqa: BLE001
-                self.probes.remove(probe)
+                self._drop_probe(probe)
                 warn(self.config, f"probe '{probe.name}' disabled: {exc}")
 
     # --- output ------------------------------------------------------------------------------
@@ -339,6 +418,8 @@ class RunSession:
                 out[probe.name] = facts
         if self.eval_in_train_mode is not None:
             out["eval_in_train_mode"] = self.eval_in_train_mode
+        if self.skipped_steps:
+            out["amp"] = {"skipped_steps": self.skipped_steps}
         return out
 
     def flush(self) -> None:
@@ -363,7 +444,10 @@ class RunSession:
             self._root_hook.remove()
             self._root_hook = None
         for probe in self.probes:
-            if isinstance(probe, ActivationProbe):
-                probe.disarm()
+            try:
+                probe.close()
+            except Exception:  # noqa: BLE001
+                pass
         self._emit_val_loss()
         self.flush()
+        self.model_hint = None

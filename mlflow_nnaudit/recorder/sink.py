@@ -12,6 +12,8 @@ METRIC_PREFIX = "nnaudit/"
 _BATCH = 1000  # MLflow's log_batch takes at most 1000 metrics per call
 #: buffered points kept at most while the store cannot be written (memory stays flat)
 MAX_BUFFERED = 200_000
+#: a flush is due at this many buffered points, however long `flush_every_seconds` is
+FLUSH_AT_POINTS = 20_000
 
 
 def _to_floats(values: list[Any]) -> list[float]:
@@ -47,6 +49,7 @@ class MlflowSink:
         self._steps: list[int] = []
         self._stamps: list[int] = []
         self._last_flush = time.monotonic()
+        self._backlog = 0  # points a failed flush left behind (the count trigger waits for new ones)
         self.dropped = 0
 
     def add(self, key: str, value: Any, step: int, timestamp_ms: int | None = None) -> None:
@@ -59,19 +62,29 @@ class MlflowSink:
         self._stamps.append(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000))
 
     def due(self, every_seconds: float) -> bool:
-        return bool(self._keys) and time.monotonic() - self._last_flush >= every_seconds
+        if not self._keys:
+            return False
+        return len(self._keys) >= FLUSH_AT_POINTS + self._backlog or time.monotonic() - self._last_flush >= every_seconds
+
+    @property
+    def buffered(self) -> int:
+        """Points waiting for the next flush."""
+        return len(self._keys)
 
     def flush(self) -> None:
         """Write everything buffered. On failure the buffer is kept for the next try."""
         self._last_flush = time.monotonic()
         if not self._keys:
             return
-        values = _to_floats(self._values)
-        metrics = [Metric(k, v, t, s) for k, v, t, s in zip(self._keys, values, self._stamps, self._steps)]
-        for i in range(0, len(metrics), _BATCH):
-            self.client.log_batch(self.run_id, metrics=metrics[i : i + _BATCH], synchronous=True)
-            # drop what was written, so that a failure half-way does not write it twice
-            del self._keys[:_BATCH], self._values[:_BATCH], self._steps[:_BATCH], self._stamps[:_BATCH]
+        try:
+            values = _to_floats(self._values)
+            metrics = [Metric(k, v, t, s) for k, v, t, s in zip(self._keys, values, self._stamps, self._steps)]
+            for i in range(0, len(metrics), _BATCH):
+                self.client.log_batch(self.run_id, metrics=metrics[i : i + _BATCH], synchronous=True)
+                # drop what was written, so that a failure half-way does not write it twice
+                del self._keys[:_BATCH], self._values[:_BATCH], self._steps[:_BATCH], self._stamps[:_BATCH]
+        finally:
+            self._backlog = len(self._keys)
 
     def log_params(self, params: dict[str, Any]) -> None:
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]

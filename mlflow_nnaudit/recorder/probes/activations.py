@@ -81,6 +81,10 @@ class ActivationProbe(Probe):
             h.remove()
         self._handles = []
 
+    def close(self) -> None:
+        self.disarm()
+        self._seen = {}
+
     def before_step(self, ctx: StepContext) -> dict[str, Any]:
         self.disarm()
         seen, self._seen = self._seen, {}

@@ -51,3 +51,6 @@ class Probe:
     def summary(self) -> dict[str, Any]:
         """One-off facts for `nnaudit/diagnostics.json`."""
         return {}
+
+    def close(self) -> None:
+        """The session ends or dropped this probe: remove any hook it put on the model."""

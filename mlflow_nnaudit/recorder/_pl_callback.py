@@ -1,0 +1,9 @@
+"""The recorder's Lightning callback for `pytorch_lightning` (see `lightning.py`)."""
+
+from pytorch_lightning.callbacks import Callback
+
+from mlflow_nnaudit.recorder.lightning import RecorderCallbackHooks
+
+
+class NnauditRecorderCallback(RecorderCallbackHooks, Callback):
+    """Points the mlflow-nnaudit recorder at this fit's MLflow run."""

@@ -1,0 +1,372 @@
+"""The recorder on loops other than zero_grad/backward/step, on odd models, and its own hygiene
+(hooks removed when switched off, bounded state on long runs). Real tiny models, real sqlite."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import mlflow
+import pytest
+import torch
+import torch.nn.functional as F
+from mlflow.tracking import MlflowClient
+from torch import nn
+
+import mlflow_nnaudit
+from mlflow_nnaudit.recorder import hooks, sink
+from mlflow_nnaudit.recorder.probes import ActivationProbe, DataProbe, UpdateProbe
+from mlflow_nnaudit.recorder.probes.loss import LossProbe
+
+
+def history(run_id: str, key: str) -> list[tuple[int, float]]:
+    return [(m.step, m.value) for m in MlflowClient().get_metric_history(run_id, key)]
+
+
+def recorded_both_ways(train, **autolog) -> tuple[list, list, str]:
+    """Train once with the recorder off and once on: (losses off, losses on, run id on)."""
+    mlflow_nnaudit.autolog(disable=True)
+    with mlflow.start_run():
+        without = train()
+    mlflow_nnaudit.autolog(**autolog)
+    with mlflow.start_run() as run:
+        with_recorder = train()
+    return without, with_recorder, run.info.run_id
+
+
+def recorder_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "mlflow_nnaudit"]
+
+
+# --- loops without optimizer.step() hooks ---------------------------------------------------
+def train_by_hand(steps: int = 20, accumulate: int = 1) -> list[float]:
+    """As in PyTorch's own examples: parameters updated under no_grad, gradients set to None."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+    losses = []
+    for _ in range(steps):
+        total = 0.0
+        for _ in range(accumulate):
+            loss = F.mse_loss(model(x).squeeze(1), y)
+            loss.backward()
+            total += loss.item()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= 0.05 * p.grad
+                p.grad = None
+        losses.append(total / accumulate)
+    return losses
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_loop_without_optimizer_is_counted_from_backward(store_uri, accumulate, caplog):
+    with caplog.at_level(logging.WARNING, logger="mlflow_nnaudit"):
+        without, with_recorder, run_id = recorded_both_ways(
+            lambda: train_by_hand(20, accumulate), sample_every_n_steps=5, max_probe_overhead=None)
+    assert with_recorder == without
+    assert recorder_warnings(caplog) == []
+    loss = history(run_id, "nnaudit/train_loss")
+    assert [s for s, _ in loss] == list(range(20))  # one step per update, not per backward call
+    assert [v for _, v in loss] == pytest.approx(with_recorder, rel=1e-5)
+    grads = history(run_id, "nnaudit/grad_norm")
+    assert len(grads) >= 3 and all(math.isfinite(v) and v > 0 for _, v in grads)
+    ratios = history(run_id, "nnaudit/update_ratio/0")  # the update by hand is measured too
+    assert ratios and all(0 < v < 1 for _, v in ratios)
+    assert MlflowClient().get_run(run_id).data.params["nnaudit.optimizer"] == "none"
+
+
+def train_lbfgs(steps: int = 6) -> list[float]:
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0])
+    model = nn.Linear(4, 1)
+    opt = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=5)
+    losses = []
+    for _ in range(steps):
+        def closure():
+            opt.zero_grad()
+            loss = F.mse_loss(model(x).squeeze(1), y)
+            loss.backward()
+            return loss
+
+        losses.append(opt.step(closure).item())  # LBFGS returns the closure's first loss
+    return losses
+
+
+def test_lbfgs_closure_steps(store_uri, caplog):
+    with caplog.at_level(logging.WARNING, logger="mlflow_nnaudit"):
+        without, with_recorder, run_id = recorded_both_ways(train_lbfgs, sample_every_n_steps=1,
+                                                            max_probe_overhead=None)
+    assert with_recorder == without
+    assert recorder_warnings(caplog) == []
+    loss = history(run_id, "nnaudit/train_loss")
+    # one point per optimizer step (not per closure call), the loss at the step's start
+    assert [s for s, _ in loss] == list(range(6))
+    assert [v for _, v in loss] == pytest.approx(with_recorder, rel=1e-6)
+    grads = history(run_id, "nnaudit/grad_norm")
+    # taken after the closure's first call: the gradients at the step's start, not the last step's
+    assert grads[0][0] == 0 and grads[0][1] > 1
+    assert history(run_id, "nnaudit/update_ratio/Linear")[0][1] > 0
+
+
+# --- AMP ------------------------------------------------------------------------------------
+def train_amp(steps: int = 12, overflow_at: tuple[int, ...] = (3,)) -> list[tuple[float, float]]:
+    """bf16 autocast with a GradScaler on CPU; at `overflow_at` a gradient is made infinite (as an
+    fp16 overflow would), so the scaler skips that step and halves its scale."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = (x[:, 0] > 0).long()
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    out = []
+    for i in range(steps):
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = F.cross_entropy(model(x), y)
+        handle = model[0].weight.register_hook(lambda g: torch.full_like(g, math.inf)) if i in overflow_at else None
+        scaler.scale(loss).backward()
+        if handle is not None:
+            handle.remove()
+        scaler.step(opt)
+        scaler.update()
+        out.append((loss.item(), scaler.get_scale()))
+    return out
+
+
+def test_amp_skipped_step_is_no_divergence_evidence(store_uri):
+    without, with_recorder, run_id = recorded_both_ways(train_amp, sample_every_n_steps=1, max_probe_overhead=None)
+    assert with_recorder == without
+    assert with_recorder[2][1] == 1024 and with_recorder[3][1] == 512, "the scaler did not skip"
+    loss = history(run_id, "nnaudit/train_loss")
+    # 11 optimizer steps for 12 iterations; losses unscaled (not x1024) and all finite
+    stepped = [v for i, (v, _) in enumerate(with_recorder) if i != 3]
+    assert [s for s, _ in loss] == list(range(11))
+    assert [v for _, v in loss] == pytest.approx(stepped, rel=1e-6)
+    assert all(math.isfinite(v) for _, v in history(run_id, "nnaudit/grad_norm"))
+    assert all(v == 0 for _, v in history(run_id, "nnaudit/nonfinite_grads"))
+    assert history(run_id, "nnaudit/amp_skipped_steps") == [(3, 1.0)]
+    result = mlflow_nnaudit.audit(tracking_uri=store_uri, force=True, dry_run=True)
+    causes = {f.cause for r in result if r.run_id == run_id for f in r.findings}
+    assert not causes & {"nonfinite_loss", "exploding_gradients", "learning_rate_too_high"}, causes
+
+
+# --- odd models -----------------------------------------------------------------------------
+class TupleOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return h, h.detach().abs()
+
+
+class DictOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, batch):  # a dict batch in, a dict out
+        return {"logits": self.fc(batch["x"]), "aux": batch["x"].mean()}
+
+
+class Embedder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 4)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, tokens):
+        return self.fc(self.emb(tokens).mean(dim=1))
+
+
+class NoParams(nn.Module):
+    """A functional model: its weights are plain tensors handed to it, it owns none."""
+
+    def forward(self, x, w):
+        return torch.relu(x @ w)
+
+
+class Tied(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(6, 6)
+        self.b = nn.Linear(6, 6)
+        self.b.weight = self.a.weight  # shared between the layers
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.b(torch.relu(self.a(x)))))
+
+
+class Growing(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(6, 3))
+
+    def grow(self):
+        self.body.append(nn.ReLU())
+        self.body.append(nn.Linear(3, 3))
+
+
+GLOBAL_FORWARD_HOOKS_AT_END: list[int] = []
+
+
+def train_odd(kind: str, steps: int = 12) -> list[float]:
+    torch.manual_seed(0)
+    x = torch.randn(48, 6)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    tokens = torch.randint(0, 20, (48, 5))
+    w = torch.randn(6, 3, requires_grad=True) if kind == "no_params" else None
+    model = {"tuple": TupleOut, "dict": DictOut, "embedding": Embedder, "no_params": NoParams,
+             "tied": Tied, "growing": Growing}[kind]()
+    opt = torch.optim.Adam([w] if w is not None else model.parameters(), lr=1e-2)
+    losses = []
+    for i in range(steps):
+        idx = torch.arange(i * 8, i * 8 + 8) % 48
+        if kind == "growing" and i == steps // 2:
+            model.grow()  # a layer added mid-run, its parameters handed to the optimizer
+            opt.add_param_group({"params": list(model.body[-1].parameters())})
+        opt.zero_grad()
+        if kind == "tuple":
+            logits, _ = model(x[idx])
+        elif kind == "dict":
+            logits = model({"x": x[idx], "y": y[idx]})["logits"]
+        elif kind == "embedding":
+            logits = model(tokens[idx])
+        elif kind == "no_params":
+            logits = model(x[idx], w)
+        else:
+            logits = model.body(x[idx]) if kind == "growing" else model(x[idx])
+        loss = F.cross_entropy(logits, y[idx])
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    GLOBAL_FORWARD_HOOKS_AT_END.append(len(torch.nn.modules.module._global_forward_pre_hooks))
+    return losses
+
+
+@pytest.mark.parametrize("kind", ["tuple", "dict", "embedding", "no_params", "tied", "growing"])
+def test_odd_models_train_identically_without_complaint(store_uri, kind, caplog):
+    with caplog.at_level(logging.WARNING, logger="mlflow_nnaudit"):
+        without, with_recorder, run_id = recorded_both_ways(lambda: train_odd(kind), sample_every_n_steps=1,
+                                                            max_probe_overhead=None)
+    assert with_recorder == without
+    assert recorder_warnings(caplog) == []
+    assert [s for s, _ in history(run_id, "nnaudit/train_loss")] == list(range(12))
+    assert len(history(run_id, "nnaudit/grad_norm")) == 12
+    # no module owns the weights of a functional model: the global forward hook that looks
+    # for the model must not stay on for the rest of training (checked before the run ends)
+    assert GLOBAL_FORWARD_HOOKS_AT_END[-1] == 0
+
+
+# --- a probe that fails ---------------------------------------------------------------------
+@pytest.mark.parametrize("cls, method, name", [
+    (UpdateProbe, "after_step", "updates"),
+    (ActivationProbe, "before_step", "activations"),
+    (DataProbe, "observe_input", "inputs"),
+    (LossProbe, "observe", "loss"),
+])
+def test_each_failing_probe_is_switched_off_with_one_warning(store_uri, monkeypatch, caplog, cls, method, name):
+    def broken(*args, **kwargs):
+        raise RuntimeError("odd model")
+
+    from tests.test_recorder import train
+
+    monkeypatch.setattr(cls, method, broken)  # fault injection
+    mlflow_nnaudit.autolog(sample_every_n_steps=1, max_probe_overhead=None)
+    with caplog.at_level(logging.WARNING, logger="mlflow_nnaudit"):
+        with mlflow.start_run() as run:
+            losses = train(steps=10)
+    messages = recorder_warnings(caplog)
+    assert len(messages) == 1 and f"'{name}'" in messages[0], messages
+    assert len(history(run.info.run_id, "nnaudit/train_loss")) == 10
+    assert len(history(run.info.run_id, "nnaudit/grad_norm")) == 10  # the other probes go on
+    monkeypatch.undo()
+    mlflow_nnaudit.autolog(disable=True)
+    with mlflow.start_run():
+        assert train(steps=10) == losses
+
+
+# --- hooks removed when switched off ----------------------------------------------------------
+def our_hooks() -> dict[str, bool]:
+    from torch.amp.grad_scaler import GradScaler
+    from torch.optim import optimizer
+
+    return {
+        "optimizer_pre": any(h is hooks._step_pre_hook for h in optimizer._global_optimizer_pre_hooks.values()),
+        "optimizer_post": any(h is hooks._step_post_hook for h in optimizer._global_optimizer_post_hooks.values()),
+        "backward": hasattr(torch.Tensor.backward, "__nnaudit_original__"),
+        "losses": hasattr(F.cross_entropy, "__nnaudit_original__"),
+        "grad_scaler": hasattr(GradScaler.step, "__nnaudit_original__"),
+        "end_run": hasattr(mlflow.end_run, "__wrapped__"),
+        "forward": bool(torch.nn.modules.module._global_forward_pre_hooks),
+    }
+
+
+def test_own_autolog_disable_removes_every_hook_at_once(store_uri):
+    from tests.test_recorder import train
+
+    mlflow_nnaudit.autolog()
+    with mlflow.start_run():
+        train(steps=3)
+    assert our_hooks()["optimizer_pre"] and our_hooks()["backward"]
+    mlflow_nnaudit.autolog(disable=True)
+    assert not any(our_hooks().values()), our_hooks()
+    mlflow_nnaudit.autolog()  # and back
+    with mlflow.start_run() as run:
+        train(steps=3)
+    assert len(history(run.info.run_id, "nnaudit/train_loss")) == 3
+
+
+def test_mlflow_autolog_disable_removes_the_hooks_by_the_next_run(store_uri):
+    from tests.test_recorder import train
+
+    mlflow.autolog()
+    with mlflow.start_run():
+        train(steps=3)
+    mlflow.autolog(disable=True)
+    with mlflow.start_run() as run:  # MLflow asks our run-context provider at every run start
+        assert not any(our_hooks().values()), our_hooks()
+        train(steps=3)
+    assert not [k for k in MlflowClient().get_run(run.info.run_id).data.metrics if k.startswith("nnaudit/")]
+    mlflow.autolog()
+    with mlflow.start_run() as run:
+        train(steps=3)
+    assert len(history(run.info.run_id, "nnaudit/train_loss")) == 3
+
+
+# --- bounded state on long runs ----------------------------------------------------------------
+def test_recorder_state_stays_bounded_over_many_steps(store_uri, monkeypatch):
+    monkeypatch.setattr(sink, "FLUSH_AT_POINTS", 500)
+    mlflow_nnaudit.autolog(flush_every_seconds=3600)  # only the point count triggers flushes
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(3000, 4), torch.randint(0, 3, (3000,))
+    buffered, pending, seen = [], [], []
+    with mlflow.start_run() as run:
+        for i in range(3000):
+            opt.zero_grad()
+            F.cross_entropy(model(x[i : i + 1].expand(8, 4)), y[i : i + 1].expand(8)).backward()
+            opt.step()
+            session = hooks.RECORDER.session
+            buffered.append(session.sink.buffered)
+            pending.append(len(hooks.RECORDER.pending))
+            act = next(p for p in session.probes if isinstance(p, ActivationProbe))
+            seen.append(sum(len(v) for v in act._seen.values()) + len(act._handles))
+            if i % 10 == 0:
+                with torch.no_grad():
+                    F.cross_entropy(model(x[:8]), y[:8])  # an evaluation loss now and then
+        data_probe, loss_probe = session.data_probe, session.loss_probe
+        assert max(buffered) <= 500 + 20  # a flush at 500 points, whatever flush_every_seconds says
+        assert max(pending) == 0  # the losses are taken at each step
+        assert max(seen) <= 2  # activation hooks and outputs held for one sampled forward at most
+        assert len(data_probe.train.batch_sizes) <= 1000 and len(data_probe.eval.batch_sizes) <= 1000
+        assert loss_probe.label_counts.numel() == 3
+        assert session.sink.dropped == 0
+    assert len(history(run.info.run_id, "nnaudit/train_loss")) == 3000
+    assert len(history(run.info.run_id, "nnaudit/val_loss")) == 300
