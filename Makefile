@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(PY) -m sample_runs train --tracking-uri $(STORE) --experiment $(SAMPLES)
-	$(VENV)/bin/nnaudit audit --tracking-uri $(STORE) --experiment $(SAMPLES)
+	mkdir -p reports
+	$(VENV)/bin/nnaudit audit --tracking-uri $(STORE) --experiment $(SAMPLES) --report reports/summary.html
 	@echo
 	$(PY) -m sample_runs report --tracking-uri $(STORE) --experiment $(SAMPLES)
 

@@ -67,6 +67,8 @@ def report(tracking_uri: str, experiment: str) -> None:
     click.echo("See them in the MLflow UI:")
     click.echo(f"  .venv/bin/mlflow ui --backend-store-uri {tracking_uri}   # then open http://127.0.0.1:5000")
     click.echo("  and type in the run search box:  tags.nnaudit.status = 'failed'")
+    click.echo("  (each audited run has its report under Artifacts: nnaudit/report.html)")
+    click.echo("Or in the terminal:  .venv/bin/nnaudit explain RUN_ID   (a RUN ID from the table above)")
 
 
 if __name__ == "__main__":

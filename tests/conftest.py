@@ -48,7 +48,10 @@ def _reset_autolog_config():
         pass
     from mlflow.utils.autologging_utils import AUTOLOGGING_INTEGRATIONS
 
-    AUTOLOGGING_INTEGRATIONS.pop("mlflow", None)
+    # every flavor's switches, not only ours and mlflow.autolog()'s: an in-process
+    # mlflow.autolog() also leaves "pytorch" on, which switches the recorder on for later tests
+    for flavor in list(AUTOLOGGING_INTEGRATIONS):
+        AUTOLOGGING_INTEGRATIONS.pop(flavor, None)
     AUTOLOGGING_INTEGRATIONS["nnaudit"] = {}
     if "mlflow_nnaudit.recorder.hooks" in sys.modules:
         from mlflow_nnaudit.recorder.hooks import RECORDER
