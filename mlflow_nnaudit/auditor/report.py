@@ -160,9 +160,10 @@ def svg_chart(
     if log:
         out.append(f'<text x="2" y="{top - 4}" class="ax">log scale</text>')
     for m in marks:  # shaded ranges and lines under the curves
-        a, b = sorted((max(m.x0, x_lo), min(m.x1, x_hi)))
-        if b < x_lo or a > x_hi:
+        a, b = sorted((m.x0, m.x1))
+        if b < x_lo or a > x_hi:  # outside this chart's steps
             continue
+        a, b = max(a, x_lo), min(b, x_hi)
         xa, xb = float(px(a)), float(px(b))
         if xb - xa >= 2:
             out.append(f'<rect x="{xa:.1f}" y="{top}" width="{xb - xa:.1f}" height="{ph}" fill="{m.colour}" '

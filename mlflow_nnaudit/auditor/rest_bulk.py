@@ -64,6 +64,9 @@ class RestBulkReader:
             group, total = [], 0
             for rid in rids:
                 n = max(1, int(sizes.get((rid, key), 1)))
+                if n >= MAX_POINTS_PER_REQUEST:  # more than one answer can hold: the client pages it
+                    jobs.append((key, [rid], True))
+                    continue
                 if group and (len(group) >= MAX_RUNS_PER_REQUEST or total + n >= MAX_POINTS_PER_REQUEST):
                     jobs.append((key, group))
                     group, total = [], 0
@@ -73,14 +76,14 @@ class RestBulkReader:
                 jobs.append((key, group))
         out: dict[tuple[str, str], Curve] = {}
         with ThreadPoolExecutor(PARALLEL_REQUESTS, thread_name_prefix="nnaudit-rest") as pool:
-            for part in pool.map(lambda job: self._read_group(*job), jobs):
+            for part in pool.map(lambda job: self._read_group(*job), jobs):  # (key, runs[, big])
                 out.update(part)
         return out
 
-    def _read_group(self, key: str, run_ids: list[str]) -> dict[tuple[str, str], Curve]:
+    def _read_group(self, key: str, run_ids: list[str], big: bool = False) -> dict[tuple[str, str], Curve]:
         if len(run_ids) == 1:
-            points = self._request(key, run_ids)
-            if len(points) < MAX_POINTS_PER_REQUEST:
+            points = [] if big else self._request(key, run_ids)
+            if not big and len(points) < MAX_POINTS_PER_REQUEST:
                 return {(run_ids[0], key): _curve(key, points)}
             # one run with the limit or more: the client's own call pages through all of it
             hist = self.client.get_metric_history(run_ids[0], key)

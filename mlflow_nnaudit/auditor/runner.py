@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import multiprocessing
@@ -78,12 +79,17 @@ def _audited_ms(tags: dict[str, str]) -> int | None:
 
 
 def is_up_to_date(run: RunRecord, latest_metric_ms: int | None = None) -> bool:
-    """Audited by this version, after the run's last data arrived: nothing new to look at."""
+    """Audited by this version, after the run's last data arrived, and its tags consistent
+    (one `nnaudit.cause.<id>` per cause listed, as a completed write leaves them): nothing new
+    to look at."""
     audited = _audited_ms(run.tags)
+    listed = {c for c in run.tags.get(writer.TAG_CAUSES, "").split(",") if c}
+    tagged = {k[len(writer.TAG_CAUSE_PREFIX):] for k in run.tags if k.startswith(writer.TAG_CAUSE_PREFIX)}
     return (
         audited is not None
         and run.tags.get(writer.TAG_VERSION) == __version__
         and audited >= _last_data_ms(run, latest_metric_ms)
+        and listed == tagged
     )
 
 
@@ -135,7 +141,7 @@ def analyse(
     inp: AuditInput, rules: Iterable[Rule] = ALL_RULES, with_report: bool = True, keep_curves: bool = False
 ) -> AuditResult:
     """Run every rule on one run's curves and decide its status; pure computation, no I/O.
-    With `with_report`, the result carries its `nnaudit/report.html` page and a sparkline; with
+    The result carries a sparkline of its loss; with `with_report`, its `nnaudit/report.html` page; with
     `keep_curves`, the curves it read by role (for `nnaudit explain`; an audit of many runs
     drops them, so that its memory holds one chunk of curves at a time)."""
     run = inp.run
@@ -176,8 +182,8 @@ def analyse(
     result.notes.extend(dropped)
     result.findings = rank_findings(findings)
     result.status = decide_status(result.findings, result.reason)
+    result.sparkline = report.sparkline(loss)  # for the summary page, written or not
     if with_report:
-        result.sparkline = report.sparkline(loss)
         try:
             result.report_html = report.run_report_html(result, by_role)
         except Exception as exc:  # noqa: BLE001 - a page that cannot be drawn must not lose the verdict
@@ -293,23 +299,22 @@ def audit(
         if on_start is not None:
             on_start(store.count_runs(exps, cutoff) if part is None else None)
         if workers > 1:
-            # spawn, not fork: the parent holds database connections and MLflow's threads
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            pool = _start_pool(workers)
         results: list[AuditResult] = []
         runs = (run for run in store.iter_runs(exps, cutoff) if in_shard(run.run_id, part))
+        # a dry run writes no report pages, so it draws none (picklable for the workers)
+        work = functools.partial(analyse, with_report=not dry_run)
 
         def finish(chunk: list[RunRecord], todo: list[RunRecord], inputs: list[AuditInput], analysed) -> None:
             nonlocal pool
             try:
                 done = list(analysed)
-            except BrokenProcessPool:
-                # Workers that could not start: most often a script calling audit(workers=N)
-                # without the `if __name__ == "__main__":` guard that spawned processes need.
-                _log.warning("analysis workers stopped (a script that calls audit(workers=N) needs an "
-                             "`if __name__ == '__main__':` guard); analysing in this process instead")
-                pool.shutdown(cancel_futures=True)
-                pool = None
-                done = [analyse(inp) for inp in inputs]
+            except BrokenProcessPool:  # a worker died (killed for memory, ...): go on without them
+                _log.warning("analysis workers stopped; analysing in this process instead")
+                if pool is not None:
+                    pool.shutdown(cancel_futures=True)
+                    pool = None
+                done = [work(inp) for inp in inputs]
             # one false-discovery family per chunk; a run that lost a finding gets its page again
             before = {id(r): len(r.findings) for r in done}
             if control_false_discoveries(done):
@@ -327,17 +332,23 @@ def audit(
                 if on_progress is not None:
                     on_progress(result)
 
-        # Chunks of runs: one bulk read of the curves the chunk's audits will ask for (SQL stores;
-        # see Store.prefetch), the analyses, then the writes in the chunk's order. With workers,
-        # the next chunk is read while the workers analyse this one; memory holds at most two
-        # chunks of curves.
+        # Chunks of runs: one bulk read of the curves the chunk's audits will ask for (see
+        # Store.prefetch), the analyses, then the writes in the chunk's order. Without workers a
+        # chunk is written before the next is read; with workers, the next chunk is read while
+        # the workers analyse this one (memory holds at most two chunks of curves, and an
+        # interruption loses at most the chunk in flight, which the next audit redoes).
         pending = None
         while chunk := list(islice(runs, AUDIT_CHUNK_RUNS)):
             todo = [run for run in chunk if force or not is_up_to_date(run, run.latest_metric_ms)]
             store.prefetch(todo, {run.run_id: [k for keys in curve_keys(run, roles) for k in keys] for run in todo})
             inputs = [gather(store, run, roles) for run in todo]
-            # Executor.map submits every task at once; plain map analyses when finish() asks
-            analysed = pool.map(analyse, inputs, chunksize=8) if pool is not None else map(analyse, inputs)
+            if pool is None:  # no workers: nothing to overlap, so the chunk is finished (written) now
+                finish(chunk, todo, inputs, [work(inp) for inp in inputs])
+                continue
+            try:  # Executor.map submits every task at once; the results are collected by finish()
+                analysed = pool.map(work, inputs, chunksize=8)
+            except BrokenProcessPool:
+                analysed = _broken()  # finish() then analyses this chunk itself
             if pending is not None:
                 finish(*pending)
             pending = (chunk, todo, inputs, analysed)
@@ -350,9 +361,38 @@ def audit(
     return results
 
 
-def _report_page(result: AuditResult, inp: AuditInput) -> str:
-    return report.run_report_html(result, {role: inp.loaded[key] for role, key in result.roles.items()
-                                           if key in inp.loaded})
+def _report_page(result: AuditResult, inp: AuditInput) -> str | None:
+    try:
+        return report.run_report_html(result, {role: inp.loaded[key] for role, key in result.roles.items()
+                                               if key in inp.loaded})
+    except Exception as exc:  # noqa: BLE001 - as in analyse(): the verdict matters more than its page
+        result.notes.append(f"report not drawn: {type(exc).__name__}: {exc}")
+        return None
+
+
+def _ping() -> int:
+    return 0
+
+
+def _start_pool(workers: int) -> ProcessPoolExecutor | None:
+    """Worker processes, started and checked before any chunk is given to them. Spawned, not
+    forked: the parent holds database connections and MLflow's threads. Returns None (the
+    audit then analyses in this process) when they cannot start, e.g. in a script that calls
+    audit(workers=N) without the `if __name__ == "__main__":` guard spawned processes need."""
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        pool.submit(_ping).result(timeout=120)
+        return pool
+    except Exception as exc:  # noqa: BLE001 - BrokenProcessPool, a timeout, ...
+        pool.shutdown(wait=False, cancel_futures=True)
+        _log.warning("analysis workers could not start (%s; a script that calls audit(workers=N) needs an "
+                     "`if __name__ == '__main__':` guard); analysing in this process instead", type(exc).__name__)
+        return None
+
+
+def _broken():
+    raise BrokenProcessPool("the worker pool broke while taking a chunk")
+    yield  # pragma: no cover - makes this a generator: the error is raised when finish() reads it
 
 
 def _check_roles(roles: dict[str, str] | None) -> None:

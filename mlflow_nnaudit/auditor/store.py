@@ -245,8 +245,19 @@ class Store:
 
         if not re.fullmatch(r"[0-9a-f]{4,31}", prefix):
             raise StoreError(f"no run {prefix!r} in {_redacted(self.uri)}: {_one_line(error)}") from None
-        exp_ids = [e.experiment_id for e in self.client.search_experiments(view_type=ViewType.ALL)]
-        found = self.client.search_runs(exp_ids, f"attributes.run_id LIKE '{prefix}%'", ViewType.ALL, max_results=2)
+        exp_ids, token = [], None
+        while True:  # every page of experiments (search_runs takes at most 100 ids a call, see below)
+            page = self.client.search_experiments(view_type=ViewType.ALL, page_token=token)
+            exp_ids += [e.experiment_id for e in page]
+            token = page.token
+            if not token:
+                break
+        found = []
+        for lo in range(0, len(exp_ids), 100):
+            found += self.client.search_runs(exp_ids[lo : lo + 100], f"attributes.run_id LIKE '{prefix}%'",
+                                             ViewType.ALL, max_results=2)
+            if len(found) > 1:
+                break
         if len(found) != 1:
             what = "no run" if not found else "more than one run"
             raise StoreError(f"{what} whose id starts with {prefix!r} in {_redacted(self.uri)}") from None

@@ -51,9 +51,9 @@ def is_audit_tag(key: str) -> bool:
 
 def write_result(client, result: AuditResult, existing_tags: dict[str, str]) -> None:
     """Store one run's audit: the artifacts first (`audit.json`, and `report.html` when the
-    result carries its page; one upload), then all tags in one batch (a single transaction on
-    SQL stores, so a reader never sees a half-written status), then remove the cause tags of an
-    earlier audit that no longer apply."""
+    result carries its page; one upload), then remove the cause tags of an earlier audit that
+    no longer apply, then all tags in one batch (a single transaction on SQL stores, so a reader
+    never sees a half-written status)."""
     with tempfile.TemporaryDirectory(prefix="nnaudit-") as tmp:
         with open(os.path.join(tmp, os.path.basename(AUDIT_ARTIFACT)), "w", encoding="utf-8") as fh:
             json.dump(result.to_dict(), fh, indent=2, sort_keys=False)
@@ -62,9 +62,11 @@ def write_result(client, result: AuditResult, existing_tags: dict[str, str]) -> 
                 fh.write(result.report_html)
         client.log_artifacts(result.run_id, tmp, os.path.dirname(AUDIT_ARTIFACT))
     tags = audit_tags(result)
-    items = [RunTag(k, v) for k, v in tags.items()]
-    for i in range(0, len(items), _MAX_TAGS_PER_BATCH):
-        client.log_batch(result.run_id, tags=items[i : i + _MAX_TAGS_PER_BATCH], synchronous=True)
+    # stale cause tags go before the new status and time arrive: an audit interrupted in
+    # between leaves a run that the next audit sees as not yet audited (see runner.is_up_to_date)
     for key in existing_tags:
         if key.startswith(TAG_CAUSE_PREFIX) and key not in tags:
             client.delete_tag(result.run_id, key)
+    items = [RunTag(k, v) for k, v in tags.items()]
+    for i in range(0, len(items), _MAX_TAGS_PER_BATCH):
+        client.log_batch(result.run_id, tags=items[i : i + _MAX_TAGS_PER_BATCH], synchronous=True)
