@@ -213,3 +213,24 @@ def test_progress_bar_on_a_terminal_and_quiet_otherwise():
     with open(os.devnull, "w") as devnull:
         quiet = _Progress(devnull)
         assert not quiet.enabled
+
+
+def test_workers_in_a_script_without_main_guard_fall_back(sample_store, tmp_path):
+    """A script that calls audit(workers=2) at top level, as users write them: the spawned
+    workers cannot start (they re-run the script), and the audit says so and finishes alone."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "nightly.py"
+    script.write_text(
+        "import mlflow_nnaudit\n"
+        f"res = mlflow_nnaudit.audit(tracking_uri={sample_store!r}, dry_run=True, force=True, workers=2)\n"
+        "print('AUDITED', len(res), sorted({r.status for r in res}))\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600,
+                          cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("AUDITED") == 1  # the workers did not each run an audit of their own
+    n = int(proc.stdout.split("AUDITED", 1)[1].split()[0])
+    assert n == len(mlflow_nnaudit.audit(tracking_uri=sample_store, dry_run=True, force=True))
+    assert "analysis workers could not start" in proc.stderr

@@ -725,3 +725,43 @@ def test_divergence_false_positive_rate_on_flat_white_noise(n, bound):
 @pytest.mark.parametrize("n,phi", [(200, 0.9), (2000, 0.9)])
 def test_divergence_false_positive_rate_on_flat_red_noise(n, phi):
     assert flat_divergence_rate(n, phi, reps=300) <= 0.05
+
+
+def test_mann_kendall_s_equals_scipy_kendalltau():
+    """S counted over block pairs is exactly what scipy's tau-b gives times its normaliser,
+    ties in y included (the statistic the issue names; counting it directly is cheaper)."""
+    import math
+
+    import scipy.stats as sps
+
+    from mlflow_nnaudit.auditor import stats
+
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        n = int(rng.integers(5, 100))
+        x = np.sort(rng.choice(np.arange(1000.0), size=n, replace=False))
+        y = rng.normal(size=n) + 0.02 * trial * x / 1000
+        if trial % 3 == 0:
+            y = np.round(y, 1)  # ties
+        t = stats.mann_kendall(x, y, max_blocks=100)
+        tau_b = sps.kendalltau(x, y).statistic
+        n0 = n * (n - 1) / 2
+        _, counts = np.unique(y, return_counts=True)
+        n_ties = float(np.sum(counts * (counts - 1) / 2))
+        s_scipy = tau_b * math.sqrt(n0 * (n0 - n_ties))
+        assert t.tau * n0 == pytest.approx(s_scipy, abs=1e-6)
+
+
+def test_row_medians_and_ranks_match_numpy_and_scipy():
+    import scipy.stats as sps
+
+    from mlflow_nnaudit.auditor import stats
+
+    rng = np.random.default_rng(3)
+    for q in (1, 2, 3, 4, 7, 8):
+        a = rng.normal(size=(5, q))
+        np.testing.assert_array_equal(stats._row_medians(a), np.median(a, axis=1))
+        s = np.sort(a, axis=1)
+        np.testing.assert_array_equal(stats._row_medians(s, rows_sorted=True), np.median(s, axis=1))
+    for v in (rng.normal(size=50), np.round(rng.normal(size=50), 1)):
+        np.testing.assert_array_equal(stats._ranks(v), sps.rankdata(v))

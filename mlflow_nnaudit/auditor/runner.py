@@ -381,9 +381,11 @@ def _start_pool(workers: int) -> ProcessPoolExecutor | None:
     audit(workers=N) without the `if __name__ == "__main__":` guard spawned processes need."""
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
+        # In an unguarded script's worker (re-running the script as it starts), this raises
+        # RuntimeError, which must end that worker rather than start an audit inside it.
         pool.submit(_ping).result(timeout=120)
         return pool
-    except Exception as exc:  # noqa: BLE001 - BrokenProcessPool, a timeout, ...
+    except (BrokenProcessPool, TimeoutError, OSError) as exc:
         pool.shutdown(wait=False, cancel_futures=True)
         _log.warning("analysis workers could not start (%s; a script that calls audit(workers=N) needs an "
                      "`if __name__ == '__main__':` guard); analysing in this process instead", type(exc).__name__)
