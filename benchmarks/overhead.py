@@ -11,7 +11,12 @@ flushes to the store). Two comparisons, each in its own alternation:
 2. `dormant` vs `absent`: hooks installed but off vs no hooks at all. This is what merely
    having the package installed costs a program that imports mlflow and torch.
 
-    python benchmarks/overhead.py [--blocks 40] [--steps 25]
+Each block starts with `--warm` untimed steps: switching the recorder on starts a new
+recording session, whose first steps do one-off work (model discovery, structure and initial
+weight statistics, the first diagnostics.json) that a real run pays once, not every 25 steps.
+That one-off cost is printed separately.
+
+    python benchmarks/overhead.py [--blocks 40] [--steps 25] [--warm 5]
 """
 
 import argparse
@@ -43,8 +48,13 @@ def make_cnn():
     return model, data
 
 
-def run_block(model, opt, data, steps: int) -> float:
+def run_block(model, opt, data, steps: int, warm: int = 0) -> float:
+    """Mean step time over `steps` steps, after `warm` untimed ones."""
     x, y = data
+    for _ in range(warm):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
     t0 = time.perf_counter()
     for _ in range(steps):
         opt.zero_grad()
@@ -62,7 +72,7 @@ def set_mode(mode: str) -> None:
     mlflow_nnaudit.autolog(disable=(mode == "dormant"), silent=True)
 
 
-def alternate(factory, modes: tuple[str, str], blocks: int, steps: int) -> dict[str, list[float]]:
+def alternate(factory, modes: tuple[str, str], blocks: int, steps: int, warm: int = 0) -> dict[str, list[float]]:
     """Median-friendly paired timing: blocks of `steps` steps, modes alternating (ABBA order)."""
     setups = {}
     for mode in modes:
@@ -76,7 +86,7 @@ def alternate(factory, modes: tuple[str, str], blocks: int, steps: int) -> dict[
     for b in range(blocks):
         for mode in (modes if b % 2 == 0 else modes[::-1]):
             set_mode(mode)
-            times[mode].append(run_block(*setups[mode], steps))
+            times[mode].append(run_block(*setups[mode], steps, warm))
     return times
 
 
@@ -90,6 +100,9 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=40)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 keeps the noise down)")
+    parser.add_argument("--warm", type=int, default=5,
+                        help="untimed steps at the start of each block (switching the recorder on starts a "
+                             "new recording session, whose one-off first-step work a real run pays once)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,14 +113,17 @@ def main() -> None:
         print(f"{'model':<5} {'comparison':<19} {'ms/step':>16} {'ratio (median)':>15} {'ratio (total)':>14}")
         for name, factory in (("mlp", make_mlp), ("cnn", make_cnn)):
             with mlflow.start_run(run_name=f"overhead-{name}"):
-                on = alternate(factory, ("on", "dormant"), args.blocks, args.steps)
+                on = alternate(factory, ("on", "dormant"), args.blocks, args.steps, args.warm)
+                start = alternate(factory, ("on", "dormant"), 8, args.warm, 0)  # the session's first steps
             hooks.uninstall_hooks()
-            installed = alternate(factory, ("dormant", "absent"), args.blocks, args.steps)
+            installed = alternate(factory, ("dormant", "absent"), args.blocks, args.steps, args.warm)
             hooks.uninstall_hooks()
             for label, t, a, b in (("on vs dormant", on, "on", "dormant"),
                                    ("dormant vs absent", installed, "dormant", "absent")):
                 ta, tb, rm, rt = ratios(t, a, b)
                 print(f"{name:<5} {label:<19} {ta:7.3f} / {tb:6.3f} {rm:15.3f} {rt:14.3f}")
+            extra = (statistics.median(start["on"]) - statistics.median(start["dormant"])) * args.warm * 1e3
+            print(f"{name:<5} one-off cost of a recording session's first {args.warm} steps: {extra:.1f} ms")
 
 
 if __name__ == "__main__":
