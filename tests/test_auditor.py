@@ -211,3 +211,20 @@ def test_auditor_never_imports_torch(store_uri):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_an_ambiguous_finding_explains_nothing_away():
+    """From curves alone an underfit run whose validation loss ends below its training loss
+    fits too much regularisation and too small a model alike: both stay listed. With params
+    that say the regularisation is strong, that reading explains the underfitting."""
+    from mlflow_nnaudit.auditor.rules import ALL_RULES
+    from mlflow_nnaudit.auditor.rules.base import Finding
+    from mlflow_nnaudit.auditor.verdict import drop_explained
+
+    explained_by = {r.cause: r.explained_by for r in ALL_RULES}
+    capacity = Finding("insufficient_capacity", "low", "warning", "s", "r")
+    for explains, kept_causes in ((False, {"too_much_regularization", "insufficient_capacity"}),
+                                  (True, {"too_much_regularization"})):
+        reg = Finding("too_much_regularization", "low", "warning", "s", "r", explains=explains)
+        kept, _ = drop_explained([reg, capacity], explained_by)
+        assert {f.cause for f in kept} == kept_causes

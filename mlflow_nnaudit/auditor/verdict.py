@@ -18,8 +18,9 @@ _SEV_RANK = {"failed": 0, "warning": 1}
 
 def drop_explained(findings: list[Finding], explained_by: dict[str, tuple[str, ...]]) -> tuple[list[Finding], list[str]]:
     """Leave out the findings that another finding on the run explains better (each rule names
-    those causes in `explained_by`). Returns what is kept and a note for each left out."""
-    present = {f.cause for f in findings}
+    those causes in `explained_by`; a finding marked `explains=False` explains nothing away).
+    Returns what is kept and a note for each left out."""
+    present = {f.cause for f in findings if f.explains}
     kept, notes = [], []
     for f in findings:
         by = [c for c in explained_by.get(f.cause, ()) if c in present]

@@ -74,6 +74,9 @@ class Finding:
     #: p-value of the statistical test the finding rests on, for findings decided on curves alone
     #: by a test (None otherwise); the audit adjusts these across all runs (false-discovery control)
     p_value: float | None = None
+    # whether this finding may stand in for the causes that name it in their `explained_by`:
+    # False when it is one reading of an ambiguous shape, so that the others stay listed too
+    explains: bool = True
 
     def __post_init__(self) -> None:
         if self.cause not in BY_ID:

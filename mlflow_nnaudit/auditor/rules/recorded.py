@@ -880,6 +880,8 @@ class TooMuchRegularization(Rule):
             confidence="low",
             severity="warning",
             score=0.4,
+            # validation below training alone fits too small a model just as well: list both then
+            explains=bool(strong),
             summary=f"the training loss stalled {uf.improvement:.0%} below its start with {what}",
             recommendation=f"Training underfits (the loss stalled only {uf.improvement:.0%} below its start) and "
             f"{what}: the regularisation may be too strong. Reduce dropout to 0.1-0.3 and weight decay to "
