@@ -8,14 +8,13 @@ that the client path builds (same steps, values with NaN and Inf, timestamps, sa
 
 Scope and safety:
 
-* Only `sqlite:///FILE` and `postgresql[+driver]://` stores. Others (`mysql...`, `mssql...`,
-  `file:` stores, `http(s)://` tracking servers) keep the client path: MySQL's default
-  collations compare keys case- and trailing-space-insensitively, which would change which
-  rows match. For servers, MLflow's REST bulk endpoints (`get-history-bulk-interval`,
-  `get-history-bulk`) downsample or silently truncate; using them is a later step.
-* Only SELECTs, on a separate engine: sqlite files are opened with `mode=ro`, PostgreSQL
-  transactions are `SET TRANSACTION READ ONLY`. No connection is kept between reads
-  (`NullPool`); `close()` disposes the engine.
+* Only `sqlite:///FILE` and `postgresql[+driver]://` stores. `http(s)://` tracking servers
+  and `file:` stores have their own bulk readers (auditor/rest_bulk.py); others (`mysql...`,
+  `mssql...`) keep the client path: MySQL's default collations compare keys case- and
+  trailing-space-insensitively, which would change which rows match.
+* Only SELECTs, on a separate engine: sqlite files are opened with `mode=ro` and read in one
+  transaction; PostgreSQL transactions are `REPEATABLE READ, READ ONLY`. No connection is kept
+  between reads (`NullPool`); `close()` disposes the engine.
 * The schema version (`alembic_version`) must be one verified against the client API (see
   `VERIFIED_SCHEMA_VERSIONS`, checked by tests/test_bulk.py). On any other version, or any
   error, the caller (`Store.prefetch`) falls back to the client API.
