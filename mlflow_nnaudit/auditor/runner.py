@@ -342,7 +342,10 @@ def audit(
             todo = [run for run in chunk if force or not is_up_to_date(run, run.latest_metric_ms)]
             store.prefetch(todo, {run.run_id: [k for keys in curve_keys(run, roles) for k in keys] for run in todo})
             inputs = [gather(store, run, roles) for run in todo]
-            if pool is None:  # no workers: nothing to overlap, so the chunk is finished (written) now
+            if pool is None:  # no workers (or no longer): the chunk is finished (written) now
+                if pending is not None:  # the chunk handed to workers that then stopped goes first
+                    finish(*pending)
+                    pending = None
                 finish(chunk, todo, inputs, [work(inp) for inp in inputs])
                 continue
             try:  # Executor.map submits every task at once; the results are collected by finish()
