@@ -107,8 +107,15 @@ def _check_same_curves(uri, runs, experiment, monkeypatch):
     monkeypatch.setattr(bulk, "FETCH_ROWS", 7)
     monkeypatch.setattr(bulk, "MAX_RUNS_PER_QUERY", 2)
     with Store(uri) as store:
-        records = list(store.iter_runs(store.experiments([experiment])))
+        exps = store.experiments([experiment])
+        records = list(store.iter_runs(exps))
         assert {r.run_name for r in records} == set(runs)
+        # the bulk listing of runs (SQL stores) gives exactly the client's records, in its order
+        assert records == list(store._iter_runs_client({e.experiment_id: e.name for e in exps}, None))
+        ended = sorted(r.end_time for r in records)
+        cutoff = ended[len(ended) // 2]
+        assert (list(store.iter_runs(exps, cutoff))
+                == list(store._iter_runs_client({e.experiment_id: e.name for e in exps}, cutoff)))
         keys = {r.run_id: list(r.metric_keys) + ["never_logged"] for r in records}
         store.prefetch(records, keys)
         assert store.bulk_enabled
