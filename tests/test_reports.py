@@ -166,6 +166,7 @@ def test_table_counts_causes(sample_store, dry):
     n_failed = sum(r.status == "failed" for r in dry.values())
     assert f"{n_failed} failed" in res.output
     assert "causes: " in res.output
+    assert "Downloading artifacts" not in res.output  # no MLflow progress bar per recorder run
 
 
 def test_shards_split_the_store_without_overlap_or_gap(sample_store, dry):

@@ -4,6 +4,7 @@ recorder's artifacts. The first stage of the audit; knows nothing of statistics 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -89,6 +90,22 @@ def _redacted(uri: str) -> str:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _no_download_bar():
+    """MLflow draws a progress bar per artifact download: one line per run in an audit's output
+    (and in cron logs). Off while the audit downloads, restored after."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def _record(run, experiment_name: str) -> RunRecord:
@@ -337,7 +354,7 @@ class Store:
         import mlflow.artifacts
 
         try:
-            with tempfile.TemporaryDirectory() as tmp:
+            with tempfile.TemporaryDirectory() as tmp, _no_download_bar():
                 local = mlflow.artifacts.download_artifacts(
                     run_id=run_id, artifact_path=path, dst_path=tmp, tracking_uri=self.uri
                 )
