@@ -119,9 +119,13 @@ class AuditInput:
     notes: list[str] = field(default_factory=list)  # what could not be read
 
 
-def gather(store: Store, run: RunRecord, role_overrides: dict[str, str] | None = None) -> AuditInput:
-    """Read what the audit of one run needs (prefetched curves come from the store's cache)."""
-    candidates, extra_keys = curve_keys(run, role_overrides)
+def gather(
+    store: Store, run: RunRecord, role_overrides: dict[str, str] | None = None,
+    keys: tuple[list[str], list[str]] | None = None,
+) -> AuditInput:
+    """Read what the audit of one run needs (prefetched curves come from the store's cache).
+    `keys`: the run's `curve_keys`, when the caller has them already."""
+    candidates, extra_keys = keys if keys is not None else curve_keys(run, role_overrides)
     loaded = store.load_curves(run, candidates)
     extra = store.load_curves(run, extra_keys)
     for key in EPOCH_CURVES:  # one name for the rules, however it was logged
@@ -305,15 +309,18 @@ def audit(
         # a dry run writes no report pages, so it draws none (picklable for the workers)
         work = functools.partial(analyse, with_report=not dry_run)
 
-        def finish(chunk: list[RunRecord], todo: list[RunRecord], inputs: list[AuditInput], analysed) -> None:
+        def stop_workers() -> None:
             nonlocal pool
+            if pool is not None:  # a worker died (killed for memory, ...): go on without them
+                _log.warning("analysis workers stopped; analysing in this process instead")
+                pool.shutdown(cancel_futures=True)
+                pool = None
+
+        def finish(chunk: list[RunRecord], todo: list[RunRecord], inputs: list[AuditInput], analysed) -> None:
             try:
                 done = list(analysed)
-            except BrokenProcessPool:  # a worker died (killed for memory, ...): go on without them
-                _log.warning("analysis workers stopped; analysing in this process instead")
-                if pool is not None:
-                    pool.shutdown(cancel_futures=True)
-                    pool = None
+            except BrokenProcessPool:
+                stop_workers()
                 done = [work(inp) for inp in inputs]
             # one false-discovery family per chunk; a run that lost a finding gets its page again
             before = {id(r): len(r.findings) for r in done}
@@ -340,21 +347,25 @@ def audit(
         pending = None
         while chunk := list(islice(runs, AUDIT_CHUNK_RUNS)):
             todo = [run for run in chunk if force or not is_up_to_date(run, run.latest_metric_ms)]
-            store.prefetch(todo, {run.run_id: [k for keys in curve_keys(run, roles) for k in keys] for run in todo})
-            inputs = [gather(store, run, roles) for run in todo]
-            if pool is None:  # no workers (or no longer): the chunk is finished (written) now
-                if pending is not None:  # the chunk handed to workers that then stopped goes first
-                    finish(*pending)
-                    pending = None
-                finish(chunk, todo, inputs, [work(inp) for inp in inputs])
-                continue
-            try:  # Executor.map submits every task at once; the results are collected by finish()
-                analysed = pool.map(work, inputs, chunksize=8)
-            except BrokenProcessPool:
-                analysed = _broken()  # finish() then analyses this chunk itself
+            keys = {run.run_id: curve_keys(run, roles) for run in todo}
+            store.prefetch(todo, {rid: candidates + extra for rid, (candidates, extra) in keys.items()})
+            inputs = [gather(store, run, roles, keys[run.run_id]) for run in todo]
+            if pool is not None:
+                try:  # Executor.map submits every task at once; the results are collected by finish()
+                    analysed = pool.map(work, inputs, chunksize=8)
+                except BrokenProcessPool:
+                    stop_workers()  # this chunk is analysed here, below
+                else:
+                    if pending is not None:
+                        finish(*pending)
+                    pending = (chunk, todo, inputs, analysed)
+                    continue
+            # no workers (or no longer): the chunk is finished (written) now, after any chunk
+            # still held by workers that then stopped
             if pending is not None:
                 finish(*pending)
-            pending = (chunk, todo, inputs, analysed)
+                pending = None
+            finish(chunk, todo, inputs, [work(inp) for inp in inputs])
         if pending is not None:
             finish(*pending)
     finally:
@@ -394,10 +405,6 @@ def _start_pool(workers: int) -> ProcessPoolExecutor | None:
                      "`if __name__ == '__main__':` guard); analysing in this process instead", type(exc).__name__)
         return None
 
-
-def _broken():
-    raise BrokenProcessPool("the worker pool broke while taking a chunk")
-    yield  # pragma: no cover - makes this a generator: the error is raised when finish() reads it
 
 
 def _check_roles(roles: dict[str, str] | None) -> None:
