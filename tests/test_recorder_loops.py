@@ -15,6 +15,7 @@ from torch import nn
 
 import mlflow_nnaudit
 from mlflow_nnaudit.recorder import hooks, sink
+from mlflow_nnaudit.recorder import session as session_module
 from mlflow_nnaudit.recorder.probes import ActivationProbe, DataProbe, UpdateProbe
 from mlflow_nnaudit.recorder.probes.loss import LossProbe
 
@@ -347,14 +348,16 @@ def test_recorder_state_stays_bounded_over_many_steps(store_uri, monkeypatch):
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = torch.randn(3000, 4), torch.randint(0, 3, (3000,))
-    buffered, pending, seen = [], [], []
+    buffered, pending, seen, losses = [], [], [], []
     with mlflow.start_run() as run:
         for i in range(3000):
             opt.zero_grad()
-            F.cross_entropy(model(x[i : i + 1].expand(8, 4)), y[i : i + 1].expand(8)).backward()
+            loss = F.cross_entropy(model(x[i : i + 1].expand(8, 4)), y[i : i + 1].expand(8))
+            loss.backward()
             opt.step()
+            losses.append(loss.item())
             session = hooks.RECORDER.session
-            buffered.append(session.sink.buffered)
+            buffered.append(session.buffered)
             pending.append(len(hooks.RECORDER.pending))
             act = next(p for p in session.probes if isinstance(p, ActivationProbe))
             seen.append(sum(len(v) for v in act._seen.values()) + len(act._handles))
@@ -368,5 +371,46 @@ def test_recorder_state_stays_bounded_over_many_steps(store_uri, monkeypatch):
         assert len(data_probe.train.batch_sizes) <= 1000 and len(data_probe.eval.batch_sizes) <= 1000
         assert loss_probe.label_counts.numel() == 3
         assert session.sink.dropped == 0
-    assert len(history(run.info.run_id, "nnaudit/train_loss")) == 3000
     assert len(history(run.info.run_id, "nnaudit/val_loss")) == 300
+    assert_loss_windows(history(run.info.run_id, "nnaudit/train_loss"), losses)
+
+
+def assert_loss_windows(points: list[tuple[int, float]], losses: list[float]) -> None:
+    """`nnaudit/train_loss` holds every step's loss up to FULL_RESOLUTION_STEPS, then each point
+    is the mean of the losses since the previous point (windows no longer than 200 steps)."""
+    full = session_module.FULL_RESOLUTION_STEPS
+    steps = [s for s, _ in points]
+    assert steps[:full] == list(range(full)) and steps[-1] == len(losses) - 1
+    previous = -1
+    for step, value in points:
+        window = losses[previous + 1 : step + 1]
+        assert 1 <= len(window) <= session_module.MAX_SAMPLE_INTERVAL
+        assert value == pytest.approx(sum(window) / len(window), rel=1e-5, nan_ok=True)
+        previous = step
+
+
+def test_train_loss_is_averaged_over_windows_when_steps_outrun_the_store(store_uri, monkeypatch):
+    """Past FULL_RESOLUTION_STEPS, a step far cheaper than writing a point gets one point per
+    window of steps (here the budget is tiny, so windows are as long as allowed); a NaN loss
+    inside a window makes that window's point NaN, and only that one."""
+    monkeypatch.setattr(session_module, "FULL_RESOLUTION_STEPS", 20)
+    mlflow_nnaudit.autolog(max_probe_overhead=1e-6, flush_every_seconds=0.0)  # a flush after every step
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    losses = []
+    with mlflow.start_run() as run:
+        for i in range(620):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            if i == 300:
+                loss = loss + torch.tensor(float("nan"))  # a NaN loss whose gradients are still finite
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    points = history(run.info.run_id, "nnaudit/train_loss")
+    assert_loss_windows(points, losses)
+    assert len(points) <= 20 + 600 // 100  # windows of ~200 steps after the first 20
+    bad = [s for s, v in points if not math.isfinite(v)]
+    assert len(bad) == 1 and bad[0] >= 300 and bad[0] - 300 < session_module.MAX_SAMPLE_INTERVAL

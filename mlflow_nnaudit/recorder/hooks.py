@@ -64,7 +64,7 @@ def _unwrap(optimizer):
     """The torch optimizer inside wrappers such as accelerate's AcceleratedOptimizer."""
     for _ in range(5):
         inner = getattr(optimizer, "optimizer", None)
-        if not isinstance(inner, torch.optim.Optimizer):
+        if inner is None or not isinstance(inner, torch.optim.Optimizer):
             break
         optimizer = inner
     return optimizer
@@ -97,11 +97,21 @@ class Recorder:
         self.clock: ManualClock | None = None
         self.steps_started = 0  # outermost optimizer steps entered (to see GradScaler skips)
         self._outer = None  # the optimizer whose step is running now (wrappers call inner ones)
+        self._inner = None  # the torch optimizer inside `_outer`
         self._step_losses: list[torch.Tensor] | None = None  # a closure step's losses, once taken
         self._scaled: tuple[torch.Tensor, torch.Tensor] | None = None  # (scaled loss, unscaled loss)
         self._recheck_run = False
         self._rank: int | None = None
         self._last_closed: tuple[str, int] | None = None  # (run id, steps) of the last closed session
+        # Set at the end of an optimizer step when the next one is ordinary for the recorder (not
+        # sampled, no run check, past the first loss checks): its training loss and backward
+        # calls then take the wrappers' fast paths, which do exactly what the full hooks would
+        # do for such a step (keep the loss) in a few attribute reads instead of a dozen calls.
+        # Cleared when the next step begins, and by anything that changes the session.
+        self.quiet = False
+        self.quiet_root = None  # the model: a loss computed in eval mode is never a quiet one
+        self.quiet_optimizer = None  # the optimizer whose next step is the ordinary one
+        self.quiet_config = None  # the settings it was decided under (a switch-off ends it)
 
     # --- who records -------------------------------------------------------------------------
     def recording(self):
@@ -119,6 +129,7 @@ class Recorder:
     def bind(self, target: RunTarget) -> None:
         self.target = target
         self._recheck_run = True
+        self.quiet = False
 
     def unbind(self, owner: int) -> None:
         target = self.target
@@ -126,6 +137,7 @@ class Recorder:
             return
         self.target = None
         self._recheck_run = True
+        self.quiet = False
         self.close_session()
 
     # --- losses ------------------------------------------------------------------------------
@@ -192,6 +204,7 @@ class Recorder:
 
     # --- optimizer steps ---------------------------------------------------------------------
     def on_step_pre(self, optimizer, args: tuple, kwargs: dict):
+        self.quiet = False
         session = self.session
         if session is None or self._recheck_run or session.step % RUN_CHECK_EVERY == 0:
             self._rank = None  # a process group may have been set up since the last look
@@ -200,7 +213,7 @@ class Recorder:
             self.pending.clear()
             return None
         outer = self._outer
-        if outer is not None and outer is not optimizer and _unwrap(outer) is _unwrap(optimizer):
+        if outer is not None and outer is not optimizer and self._inner is _unwrap(optimizer):
             return None  # the inner optimizer of a wrapper being stepped: the outer step counts
         self._outer = optimizer
         self._step_losses = None
@@ -215,7 +228,7 @@ class Recorder:
         if session is None or self._recheck_run or session.step % RUN_CHECK_EVERY == 0:
             session = self._session_for_active_run(config)
         session.config = config
-        inner = _unwrap(optimizer)
+        inner = self._inner = _unwrap(optimizer)
         closure = args[1] if len(args) > 1 else kwargs.get("closure")
         if not callable(closure):
             session.before_step(inner)
@@ -253,9 +266,28 @@ class Recorder:
         losses = self._step_losses if self._step_losses is not None else self.pending
         self._step_losses, self.pending = None, []
         session = self.session
-        if session is None or self.recording() is None:
+        # the pre-hook set `_outer` only when it found the recorder on: no need to ask again
+        if session is None or (outer is None and self.recording() is None):
             return
-        session.after_step(_unwrap(optimizer), losses)
+        inner = self._inner if outer is not None else _unwrap(optimizer)
+        session.after_step(inner, losses)
+        if (inner is session.optimizer and self.session is session and session.step % RUN_CHECK_EVERY
+                and session.next_step_is_ordinary()):
+            self.quiet_config = current_config()
+            if self.quiet_config is session.config:
+                self.quiet_root, self.quiet_optimizer, self.quiet = session.model.root, optimizer, True
+
+    def on_ordinary_step_pre(self, optimizer, args: tuple, kwargs: dict) -> bool:
+        """The pre-hook's fast path: True when this is the ordinary step announced by `quiet`
+        (same optimizer, no closure, settings unchanged), after doing what `on_step_pre` would
+        do for it (mark the step begun; the session has nothing to do before it)."""
+        if not (self.quiet and optimizer is self.quiet_optimizer and self._outer is None and len(args) < 2
+                and kwargs.get("closure") is None and current_config() is self.quiet_config):
+            return False
+        self.quiet = False
+        self._outer, self._inner, self._step_losses = optimizer, self.session.optimizer, None  # see on_step_post
+        self.steps_started += 1
+        return True
 
     def on_scaled(self, unscaled, scaled) -> None:
         if isinstance(unscaled, torch.Tensor) and isinstance(scaled, torch.Tensor) and scaled.numel() == 1:
@@ -266,7 +298,7 @@ class Recorder:
         """GradScaler.step returned: if no optimizer step ran inside it, the scaler skipped it."""
         if self.steps_started != steps_before or self.recording() is None:
             return
-        self._outer, self._step_losses = None, None
+        self._outer, self._inner, self._step_losses = None, None, None
         self.pending = []  # the skipped iteration's loss is not a step's loss
         if self.session is not None:
             self.session.note_skipped_step()
@@ -310,6 +342,8 @@ class Recorder:
             losses, self.pending = self.pending, []
             session.manual_step(losses, self.clock.params)  # the last hand-written step
         self.session = None
+        self.quiet = False
+        self.quiet_root = self.quiet_optimizer = self.quiet_config = None
         self.clock = None  # the next run may train another model, maybe without an optimizer
         self.optimizer_seen = False
         self._last_closed = (session.run_id, session.step)
@@ -325,10 +359,13 @@ class Recorder:
         self.optimizer_seen = False
         self.clock = None
         self._outer = None
+        self._inner = None
         self._step_losses = None
         self._scaled = None
         self._last_closed = None
         self._rank = None
+        self.quiet = False
+        self.quiet_root = self.quiet_optimizer = self.quiet_config = None
 
 
 RECORDER = Recorder()
@@ -352,8 +389,17 @@ def _guarded(fn):
     return wrapper
 
 
-@_guarded
 def _step_pre_hook(optimizer, args, kwargs):
+    try:
+        if RECORDER.on_ordinary_step_pre(optimizer, args, kwargs):
+            return None
+    except Exception:  # noqa: BLE001 - the full hook below decides (and reports errors)
+        RECORDER.quiet = False
+    return _step_pre(optimizer, args, kwargs)
+
+
+@_guarded
+def _step_pre(optimizer, args, kwargs):
     result = RECORDER.on_step_pre(optimizer, args, kwargs)
     if result is not None and not (isinstance(result, tuple) and len(result) == 2):
         return None  # never hand torch something it would reject
@@ -408,6 +454,9 @@ def _wrap_loss(fn: str, original):
     @functools.wraps(original)
     def loss(*args, **kwargs):
         out = original(*args, **kwargs)
+        recorder = RECORDER
+        if recorder.quiet and getattr(out, "requires_grad", False) and recorder.quiet_root.training:
+            return out  # fast path: a training loss on an ordinary step (nothing to look at)
         _after_loss(fn, args, kwargs, out)
         return out
 
@@ -447,9 +496,15 @@ def install_dormant_hooks() -> None:
 
         @functools.wraps(original_backward)
         def backward(self, *args, **kwargs):
-            _before_backward(self)
+            recorder = RECORDER
+            pending = recorder.pending
+            if (recorder.quiet and recorder._scaled is None and self.requires_grad and self.numel() == 1
+                    and len(pending) < MAX_PENDING_LOSSES):
+                pending.append(self.detach())  # fast path: what on_backward does on an ordinary step
+            else:
+                _before_backward(self)
             out = original_backward(self, *args, **kwargs)
-            if RECORDER.clock is not None:
+            if recorder.clock is not None:
                 _after_backward()
             return out
 

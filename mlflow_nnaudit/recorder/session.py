@@ -19,11 +19,18 @@ from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.recorder.config import RecorderConfig, warn
 from mlflow_nnaudit.recorder.probes import ActivationProbe, DataProbe, ModelInfo, Probe, StepContext, default_probes
 from mlflow_nnaudit.recorder.probes.loss import CHECK_FIRST_CALLS, LossProbe
-from mlflow_nnaudit.recorder.sink import MlflowSink
+from mlflow_nnaudit.recorder.sink import MAX_BUFFERED, MlflowSink, to_floats
 
 DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"
 #: sampling never gets rarer than this, so that every run still gets its layer statistics
 MAX_SAMPLE_INTERVAL = 200
+#: the training loss is logged at every step for this many steps (short runs and the start of
+#: every run keep full resolution); after that, on steps too fast for the store, it is the mean
+#: over windows of steps just long enough that writing it costs at most its share of
+#: `max_probe_overhead` (see `_budget`; a window never spans more than MAX_SAMPLE_INTERVAL steps)
+FULL_RESOLUTION_STEPS = 1000
+#: whether a flush is due is asked every this many steps (not on every step: it reads the clock)
+FLUSH_CHECK_EVERY = 8
 TAG_RECORDER_VERSION = "nnaudit.recorder.version"
 TAG_STARTED_RUN = "nnaudit.recorder.started_run"
 
@@ -133,11 +140,16 @@ class RunSession:
         self._sampling = False
         self._next_sample = 0
         self._probe_seconds = 0.0  # cost of the probes on the last sampled step
+        self._sample_points = 0  # metric points the last sampled step produced (each costs a write)
+        self._hook_seconds = 0.0  # sampled work done in the session's own hooks since the last sample
+        # training losses not yet written: (step, loss as a 0-d tensor or float, timestamp in ms)
+        self._losses: list[tuple[int, Any, int]] = []
         self._step_seconds: float | None = None  # smoothed wall time of a step, probes excluded
         self._last_step_end: float | None = None
         self._discovery = None  # handle of the one-shot forward pre-hook that finds the model
         self._discovery_until: int | None = None  # the step after which discovery gives up
         self._param_count = 0  # parameters in the optimizer's groups when last read
+        self._group_count = 0  # the optimizer's parameter groups when last read
         self.skipped_steps = 0  # steps a GradScaler skipped (inf/NaN gradients)
         self._root_hook = None  # the model's own forward pre-hook (inputs, arming activation hooks)
         self.data_probe: DataProbe | None = DataProbe()
@@ -153,9 +165,10 @@ class RunSession:
             self._adopt(optimizer)
         if optimizer is not self.optimizer:
             return  # a second optimizer (a GAN's discriminator, say): the first one sets the clock
-        self._refresh_params(optimizer)
-        self._emit_val_loss()
         self._sampling = self.step >= self._next_sample
+        if self._sampling or len(optimizer.param_groups) != self._group_count:
+            self._refresh_params(optimizer)
+        self._emit_val_loss()
         if self._sampling and not defer_probes:
             self.run_deferred_probes(optimizer)
 
@@ -164,8 +177,13 @@ class RunSession:
         if optimizer is not self.optimizer or not self._sampling:
             return
         t0 = time.perf_counter()
+        self._sample_points = 0
         self._run_probes("before_step", optimizer)
-        self._probe_seconds = time.perf_counter() - t0
+        # what this sample cost so far: the probes now, plus their work in the forward and
+        # backward passes (input statistics, activation hooks, the stale-gradient check)
+        spent = sum(probe.take_seconds() for probe in self.probes)
+        self._probe_seconds = time.perf_counter() - t0 + spent + self._hook_seconds
+        self._hook_seconds = 0.0
 
     def after_step(self, optimizer: torch.optim.Optimizer, losses: list[torch.Tensor]) -> None:
         if optimizer is not self.optimizer:
@@ -173,16 +191,19 @@ class RunSession:
         self._finish_step(optimizer, losses)
 
     def _finish_step(self, optimizer: torch.optim.Optimizer | None, losses: list[torch.Tensor]) -> None:
-        now = int(time.time() * 1000)
+        if self.loss_probe is not None and self.loss_probe.has_val_loss:
+            self._emit_val_loss()  # evaluated since `before_step`, or an ordinary step had no `before_step`
         if losses:
             loss = losses[0] if len(losses) == 1 else torch.stack([t.float() for t in losses]).mean()
-            self.sink.add("train_loss", loss, self.step, now)
+            if len(self._losses) < MAX_BUFFERED:
+                self._losses.append((self.step, loss, int(time.time() * 1000)))
         if self._sampling:
             t0 = time.perf_counter()
             self._run_probes("after_step", optimizer)
             lr = optimizer.param_groups[0].get("lr") if optimizer is not None and optimizer.param_groups else None
             if isinstance(lr, (int, float, torch.Tensor)):
-                self.sink.add("lr", float(lr), self.step, now)
+                self.sink.add("lr", float(lr), self.step)
+                self._sample_points += 1
             self._probe_seconds += time.perf_counter() - t0
             self._next_sample = self.step + self._sample_interval()
         self._time_step(self._probe_seconds if self._sampling else 0.0)
@@ -190,8 +211,19 @@ class RunSession:
         self.step += 1
         if self._discovery_until is not None and self.step > self._discovery_until:
             self._give_up_discovery()
-        if self.sink.due(self.config.flush_every_seconds):
+        if not self.step % FLUSH_CHECK_EVERY and self.sink.due(self.config.flush_every_seconds,
+                                                                also_waiting=len(self._losses)):
+            t0 = time.perf_counter()
             self.flush()
+            if self._last_step_end is not None:  # the write is not part of the next step's time
+                self._last_step_end += time.perf_counter() - t0
+
+    def next_step_is_ordinary(self) -> bool:
+        """The next step needs nothing but its loss kept: not sampled, model known, the first
+        loss checks done (see Recorder.quiet)."""
+        probe = self.loss_probe
+        return (self.step < self._next_sample and self.model is not None and self.model.root is not None
+                and (probe is None or probe.train_calls >= CHECK_FIRST_CALLS))
 
     # --- loops without optimizer.step() (parameters updated by hand) --------------------------
     def manual_step(self, losses: list[torch.Tensor], params: list[torch.Tensor]) -> None:
@@ -229,12 +261,15 @@ class RunSession:
             return  # the common case, kept cheap: an ordinary training loss on an unsampled step
         if no_grad and root is not None and root.training and self.eval_in_train_mode is None:
             self._note_eval_in_train_mode(root)
+        t0 = time.perf_counter()
         try:
             metrics = probe.observe(fn, inp, target, out, evaluating, sampled=sampled)
         except Exception as exc:  # noqa: BLE001
             self.loss_probe = None
             warn(self.config, f"probe 'loss' disabled after an error: {type(exc).__name__}: {exc}")
             return
+        if sampled and not evaluating:
+            self._hook_seconds += time.perf_counter() - t0
         for key, value in metrics.items():
             self.sink.add(key, value, self.step)
 
@@ -260,16 +295,63 @@ class RunSession:
             self._step_seconds = dt if self._step_seconds is None else 0.9 * self._step_seconds + 0.1 * dt
         self._last_step_end = end
 
-    def _sample_interval(self) -> int:
-        """Steps until the next sample: `sample_every_n_steps`, or more when a sample costs more
-        than `max_probe_overhead` of the training time (a tiny model's step is cheaper than its
-        probes)."""
-        interval = self.config.sample_every_n_steps
+    def _budget(self) -> float | None:
+        """Share of the training time each of the two variable costs may take: the sampled
+        statistics (with their writes), and writing the training loss. `max_probe_overhead`
+        is split evenly between them, so that together they stay within it."""
         budget = self.config.max_probe_overhead
+        return budget / 2 if budget else None
+
+    def _sample_interval(self) -> int:
+        """Steps until the next sample: `sample_every_n_steps`, or more when a sample (its
+        statistics, and writing its points to the store) costs more than its share of
+        `max_probe_overhead` (a tiny model's step is cheaper than its probes)."""
+        interval = self.config.sample_every_n_steps
+        budget = self._budget()
         if budget and self._step_seconds:
-            needed = self._probe_seconds / (budget * self._step_seconds)
+            cost = self._probe_seconds + self._sample_points * self.sink.seconds_per_point
+            needed = cost / (budget * self._step_seconds)
             interval = max(interval, min(MAX_SAMPLE_INTERVAL, int(needed) + 1))
         return interval
+
+    def loss_window(self) -> int:
+        """Steps averaged into one `train_loss` point once past FULL_RESOLUTION_STEPS: 1 unless
+        writing a point per step would cost more than its share of `max_probe_overhead`."""
+        budget = self._budget()
+        if not budget or not self._step_seconds:
+            return 1
+        needed = self.sink.seconds_per_point / (budget * self._step_seconds)
+        return max(1, min(MAX_SAMPLE_INTERVAL, math.ceil(needed)))
+
+    def _move_losses(self, final: bool) -> None:
+        """Hand the buffered training losses to the sink: one point per step up to
+        FULL_RESOLUTION_STEPS, then one per window of `loss_window()` steps, at the window's last
+        step, holding the mean (a NaN or Inf in a window makes its point non-finite). The last
+        window stays buffered, as it may not be complete, unless this is the final flush."""
+        if not self._losses:
+            return
+        values = to_floats([v for _, v, _ in self._losses])
+        k = self.loss_window()
+
+        def window(step: int) -> int:
+            return step if step < FULL_RESOLUTION_STEPS else FULL_RESOLUTION_STEPS + (step - FULL_RESOLUTION_STEPS) // k
+
+        groups: list[list[int]] = []
+        for i, (step, _, _) in enumerate(self._losses):
+            if groups and window(self._losses[groups[-1][0]][0]) == window(step):
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        keep = [] if final else groups.pop()
+        for group in groups:
+            step, _, stamp = self._losses[group[-1]]
+            self.sink.add("train_loss", sum(values[i] for i in group) / len(group), step, stamp)
+        self._losses = [(self._losses[i][0], values[i], self._losses[i][2]) for i in keep]
+
+    @property
+    def buffered(self) -> int:
+        """Points (and training losses) waiting for the next write."""
+        return self.sink.buffered + len(self._losses)
 
     def _adopt(self, optimizer: torch.optim.Optimizer | None, params: list[torch.Tensor] | None = None) -> None:
         """Follow this optimizer (or, in a loop without one, these parameters)."""
@@ -277,6 +359,7 @@ class RunSession:
         if optimizer is not None:
             self.params = [p for g in optimizer.param_groups for p in g["params"]]
             self._param_count = len(self.params)
+            self._group_count = len(optimizer.param_groups)
             facts = _optimizer_facts(optimizer)
         else:
             self.params = list(params or [])
@@ -298,7 +381,9 @@ class RunSession:
             pass
 
     def _refresh_params(self, optimizer: torch.optim.Optimizer) -> None:
-        """Parameters added to the optimizer during training (`add_param_group`) are followed."""
+        """Parameters added to the optimizer during training are followed (looked at when the
+        number of groups changes, as `add_param_group` does, and on sampled steps)."""
+        self._group_count = len(optimizer.param_groups)
         count = sum(len(g["params"]) for g in optimizer.param_groups)
         if count != self._param_count:
             self._param_count = count
@@ -315,6 +400,7 @@ class RunSession:
                 continue
             for key, value in metrics.items():
                 self.sink.add(key, value, self.step)
+            self._sample_points += len(metrics)
 
     # --- finding the model ------------------------------------------------------------------
     def _start_model_discovery(self) -> None:
@@ -358,7 +444,12 @@ class RunSession:
             evaluating = not torch.is_grad_enabled() or not module.training
             sampled = self.step >= self._next_sample
             if self.data_probe is not None:
-                self.data_probe.observe_input(args, evaluating, sampled)
+                if sampled and not evaluating:
+                    t0 = time.perf_counter()
+                    self.data_probe.observe_input(args, evaluating, sampled)
+                    self._hook_seconds += time.perf_counter() - t0
+                else:
+                    self.data_probe.observe_input(args, evaluating, sampled)
             if sampled and not evaluating:
                 for probe in self.probes:
                     if isinstance(probe, ActivationProbe):
@@ -372,9 +463,11 @@ class RunSession:
         are gradients still there from the last step (never zeroed)?"""
         if self.step < 1 or self.step < self._next_sample or not self.params:
             return
+        t0 = time.perf_counter()
         grad = next((p.grad for p in self.params if p.grad is not None), None)
         present = torch.zeros(()) if grad is None else (grad.detach() != 0).any().float()
         self.sink.add("grad_present_before_backward", present, self.step)
+        self._hook_seconds += time.perf_counter() - t0
 
     def _stop_model_discovery(self) -> None:
         self._discovery_until = None
@@ -422,10 +515,11 @@ class RunSession:
             out["amp"] = {"skipped_steps": self.skipped_steps}
         return out
 
-    def flush(self) -> None:
+    def flush(self, final: bool = False) -> None:
         """Write buffered metrics, and the diagnostics when they changed (so a run that
         crashes later still has what was learned so far)."""
         try:
+            self._move_losses(final)
             self.sink.flush()
         except Exception as exc:  # noqa: BLE001 - a store hiccup must not stop training
             warn(self.config, f"could not write metrics (will retry): {type(exc).__name__}: {exc}")
@@ -449,5 +543,5 @@ class RunSession:
             except Exception:  # noqa: BLE001
                 pass
         self._emit_val_loss()
-        self.flush()
+        self.flush(final=True)
         self.model_hint = None

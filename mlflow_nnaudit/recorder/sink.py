@@ -14,9 +14,14 @@ _BATCH = 1000  # MLflow's log_batch takes at most 1000 metrics per call
 MAX_BUFFERED = 200_000
 #: a flush is due at this many buffered points, however long `flush_every_seconds` is
 FLUSH_AT_POINTS = 20_000
+#: what writing one metric point is assumed to cost before a flush has measured it (MLflow's
+#: sqlite store takes ~70-100 us a point in `log_batch`; a tracking server less per point)
+PRIOR_SECONDS_PER_POINT = 1e-4
+#: flushes smaller than this do not update the measured cost (the per-call cost dominates them)
+MEASURE_FROM_POINTS = 200
 
 
-def _to_floats(values: list[Any]) -> list[float]:
+def to_floats(values: list[Any]) -> list[float]:
     """Turn buffered values (floats or 0-d tensors, possibly on an accelerator) into floats with
     as few device synchronisations as possible: one stack-and-copy per device."""
     out: list[float | None] = [None] * len(values)
@@ -51,6 +56,9 @@ class MlflowSink:
         self._last_flush = time.monotonic()
         self._backlog = 0  # points a failed flush left behind (the count trigger waits for new ones)
         self.dropped = 0
+        #: measured wall time of writing one point (smoothed over flushes): the recorder spends
+        #: its write budget by this figure (how many losses go into one point, how often to sample)
+        self.seconds_per_point = PRIOR_SECONDS_PER_POINT
 
     def add(self, key: str, value: Any, step: int, timestamp_ms: int | None = None) -> None:
         if len(self._keys) >= MAX_BUFFERED:
@@ -61,10 +69,13 @@ class MlflowSink:
         self._steps.append(step)
         self._stamps.append(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000))
 
-    def due(self, every_seconds: float) -> bool:
-        if not self._keys:
+    def due(self, every_seconds: float, also_waiting: int = 0) -> bool:
+        """Is a flush due: `every_seconds` passed, or too many points wait (counting
+        `also_waiting` points the caller holds for this sink)?"""
+        waiting = len(self._keys) + also_waiting
+        if not waiting:
             return False
-        return len(self._keys) >= FLUSH_AT_POINTS + self._backlog or time.monotonic() - self._last_flush >= every_seconds
+        return waiting >= FLUSH_AT_POINTS + self._backlog or time.monotonic() - self._last_flush >= every_seconds
 
     @property
     def buffered(self) -> int:
@@ -77,12 +88,16 @@ class MlflowSink:
         if not self._keys:
             return
         try:
-            values = _to_floats(self._values)
+            t0 = time.perf_counter()
+            values = to_floats(self._values)
             metrics = [Metric(k, v, t, s) for k, v, t, s in zip(self._keys, values, self._stamps, self._steps)]
             for i in range(0, len(metrics), _BATCH):
                 self.client.log_batch(self.run_id, metrics=metrics[i : i + _BATCH], synchronous=True)
                 # drop what was written, so that a failure half-way does not write it twice
                 del self._keys[:_BATCH], self._values[:_BATCH], self._steps[:_BATCH], self._stamps[:_BATCH]
+            if len(metrics) >= MEASURE_FROM_POINTS:
+                measured = (time.perf_counter() - t0) / len(metrics)
+                self.seconds_per_point = 0.5 * self.seconds_per_point + 0.5 * measured
         finally:
             self._backlog = len(self._keys)
 

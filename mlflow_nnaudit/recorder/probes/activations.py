@@ -8,6 +8,7 @@ applied as functions (`torch.relu(x)` inside `forward`) are not seen.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -24,12 +25,15 @@ TANH_RAIL = 0.9999  # tanh(5) = 0.99991
 
 
 def dead_share(out: torch.Tensor) -> torch.Tensor:
-    """Share of units (features, or channels of a feature map) that are zero for every sample."""
+    """Share of units (features, or channels of a feature map) that are zero for every sample.
+    Reduced over the batch first and then over the positions of each channel, so that no
+    transposed copy of a large feature map is made."""
     if out.dim() == 0:
         return torch.zeros(())
-    units = out.shape[1] if out.dim() > 1 else 1
-    per_unit = out.detach().transpose(0, 1).reshape(units, -1) if out.dim() > 1 else out.detach().reshape(1, -1)
-    return (per_unit <= 0).all(dim=1).float().mean()
+    dead = out.detach().le(0).all(dim=0)  # per feature, or per (channel, position)
+    if dead.dim() > 1:
+        dead = dead.reshape(dead.shape[0], -1).all(dim=1)
+    return dead.float().mean()
 
 
 def saturated_share(out: torch.Tensor, kind: str) -> torch.Tensor:
@@ -46,6 +50,7 @@ class ActivationProbe(Probe):
         self.layers: list[tuple[str, nn.Module, str]] = []
         self._handles: list = []
         self._seen: dict[str, list[torch.Tensor]] = {}
+        self._seconds = 0.0  # time spent in the hooks since `take_seconds` was last asked
 
     def attach(self, model: ModelInfo) -> None:
         if model.root is None:
@@ -70,9 +75,11 @@ class ActivationProbe(Probe):
     def _hook(self, name: str, kind: str):
         def hook(_module, _inputs, out):
             if isinstance(out, torch.Tensor) and out.is_floating_point():
+                t0 = time.perf_counter()
                 key = f"dead_relu/{name}" if kind == "relu" else f"saturated/{name}"
                 share = dead_share(out) if kind == "relu" else saturated_share(out, kind)
                 self._seen.setdefault(key, []).append(share)
+                self._seconds += time.perf_counter() - t0
 
         return hook
 
@@ -89,6 +96,10 @@ class ActivationProbe(Probe):
         self.disarm()
         seen, self._seen = self._seen, {}
         return {k: torch.stack(v).mean() if len(v) > 1 else v[0] for k, v in seen.items()}
+
+    def take_seconds(self) -> float:
+        spent, self._seconds = self._seconds, 0.0
+        return spent
 
     def summary(self) -> dict[str, Any]:
         return {"layers": {name: kind for name, _, kind in self.layers}} if self.layers else {}

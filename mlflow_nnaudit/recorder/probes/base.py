@@ -48,6 +48,11 @@ class Probe:
         """Weights were just updated. Return metrics."""
         return {}
 
+    def take_seconds(self) -> float:
+        """Time spent outside `before_step`/`after_step` (in hooks of the forward pass, say)
+        since last asked: it counts against the sampling budget like the rest."""
+        return 0.0
+
     def summary(self) -> dict[str, Any]:
         """One-off facts for `nnaudit/diagnostics.json`."""
         return {}

@@ -77,6 +77,11 @@ class LossProbe(Probe):
             self._check_input(fn, inp.detach())
             return self._targets(fn, inp.detach(), target)
 
+    @property
+    def has_val_loss(self) -> bool:
+        """Evaluation losses are waiting to be taken."""
+        return self._val_n > 0
+
     def take_val_loss(self) -> torch.Tensor | None:
         """The average evaluation loss since the last call, or None when there was none."""
         if self._val_sum is None or self._val_n == 0:
