@@ -414,3 +414,36 @@ def test_train_loss_is_averaged_over_windows_when_steps_outrun_the_store(store_u
     assert len(points) <= 20 + 600 // 100  # windows of ~200 steps after the first 20
     bad = [s for s, v in points if not math.isfinite(v)]
     assert len(bad) == 1 and bad[0] >= 300 and bad[0] - 300 < session_module.MAX_SAMPLE_INTERVAL
+
+
+# --- the fast paths of ordinary steps ----------------------------------------------------------
+def test_ordinary_steps_take_the_fast_paths_and_miss_nothing(store_uri):
+    """Between sampled steps the loss, backward and pre-step hooks take their fast paths
+    (`Recorder.quiet`). They must keep every training loss, still see an evaluation done in
+    eval mode with autograd on (a validation loss, not a training one), and stop recording at
+    the first step after the recorder is switched off."""
+    mlflow_nnaudit.autolog(sample_every_n_steps=7, max_probe_overhead=None)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    losses, quiet = [], []
+    with mlflow.start_run() as run:
+        for i in range(60):
+            if i == 45:
+                mlflow_nnaudit.autolog(disable=True)  # switched off between two ordinary steps
+            quiet.append(hooks.RECORDER.quiet)
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x[:32]), y[:32])
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if i % 15 == 14 and i < 45:
+                model.eval()  # evaluation with autograd on: only the eval mode tells
+                F.cross_entropy(model(x[32:]), y[32:])
+                model.train()
+    assert sum(quiet[:45]) >= 30  # most steps before the switch-off were ordinary ones
+    train_points = history(run.info.run_id, "nnaudit/train_loss")
+    assert [s for s, _ in train_points] == list(range(45))
+    assert [v for _, v in train_points] == pytest.approx(losses[:45], rel=1e-6)
+    assert [s for s, _ in history(run.info.run_id, "nnaudit/val_loss")] == [15, 30, 45]
