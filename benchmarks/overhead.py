@@ -18,7 +18,7 @@ that machine noise (these machines are shared) hits both alike. Three measuremen
 Figures: the median over block pairs of (mean step time on) / (mean step time off), each
 block's mean covering its sampled steps and flushes; and the ratio of total times.
 
-    python benchmarks/overhead.py [--blocks 60] [--steps 100] [--warm 5] [--threads 1]
+    python benchmarks/overhead.py [--blocks 60] [--steps 100] [--warm 5] [--threads 1] [--breakdown]
 """
 
 import argparse
@@ -138,12 +138,65 @@ def paired(times: dict[str, list[float]], a: str, b: str) -> tuple[float, float,
             sum(times[a]) / sum(times[b]))
 
 
+def breakdown(steps: int = 5000) -> None:
+    """Time each hook in place over `steps` ordinary MLP steps (sampling pushed out of reach):
+    where the fixed per-step cost goes. Each hook is wrapped in a timer before the hooks are
+    installed; the timer's own cost is measured and taken off."""
+    import collections
+
+    from mlflow_nnaudit.recorder import session as session_module
+
+    spent: collections.Counter = collections.Counter()
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[name] += time.perf_counter() - t0
+
+        return wrapper
+
+    probe = timed("timer", lambda: None)
+    for _ in range(100_000):
+        probe()
+    timer = spent.pop("timer") / 100_000
+    hooks.uninstall_hooks()
+    saved = {n: getattr(hooks, n) for n in ("_step_pre_hook", "_step_post_hook", "_before_backward", "_after_loss")}
+    saved_root = session_module.RunSession._on_root_forward
+    try:
+        for name, fn in saved.items():
+            setattr(hooks, name, timed(name, fn))
+        session_module.RunSession._on_root_forward = timed("_on_root_forward", saved_root)
+        torch.manual_seed(0)
+        model, data = make_mlp()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        hooks.install_dormant_hooks()
+        mlflow_nnaudit.autolog(silent=True, flush_every_seconds=3600)
+        with mlflow.start_run(run_name="overhead-breakdown"):
+            run_block(model, opt, data, 50)
+            hooks.RECORDER.session._next_sample = 10**9  # no sampled steps: the fixed cost only
+            spent.clear()
+            run_block(model, opt, data, steps)
+        mlflow_nnaudit.autolog(disable=True, silent=True)
+    finally:
+        hooks.uninstall_hooks()
+        for name, fn in saved.items():
+            setattr(hooks, name, fn)
+        session_module.RunSession._on_root_forward = saved_root
+    print(f"per-step time in each hook over {steps} ordinary MLP steps (timer cost {timer * 1e6:.2f} us taken off):")
+    for name in ("_step_pre_hook", "_step_post_hook", "_on_root_forward", "_after_loss", "_before_backward"):
+        print(f"  {name:<18} {max(spent[name] / steps - timer, 0.0) * 1e6:6.2f} us")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--blocks", type=int, default=60, help="block pairs per comparison")
     parser.add_argument("--steps", type=int, default=100, help="steps per block (MLP; the CNN uses a fifth)")
     parser.add_argument("--warm", type=int, default=5, help="steps of a new session timed for its one-off start")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 keeps the noise down)")
+    parser.add_argument("--breakdown", action="store_true", help="also time each hook in place (MLP)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,6 +215,8 @@ def main() -> None:
                 print(f"{name:<5} {label:<18} {ta:7.3f} / {tb:6.3f} {rm:15.3f} {rt:14.3f}", flush=True)
             extra = (statistics.median(start["on"]) - statistics.median(start["dormant"])) * args.warm * 1e3
             print(f"{name:<5} one-off start of a recording session (its first {args.warm} steps): {extra:.1f} ms")
+        if args.breakdown:
+            breakdown()
 
 
 if __name__ == "__main__":

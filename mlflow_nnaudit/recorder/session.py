@@ -197,6 +197,8 @@ class RunSession:
             loss = losses[0] if len(losses) == 1 else torch.stack([t.float() for t in losses]).mean()
             if len(self._losses) < MAX_BUFFERED:
                 self._losses.append((self.step, loss, int(time.time() * 1000)))
+            else:  # the store has been unreachable for a long while: memory stays flat
+                self.sink.dropped += 1
         if self._sampling:
             t0 = time.perf_counter()
             self._run_probes("after_step", optimizer)
