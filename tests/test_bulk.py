@@ -283,7 +283,7 @@ def test_file_store_reader_gives_the_client_curves(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     runs = _tricky_runs(MlflowClient(uri), "bulk-file")
     with Store(uri) as store:
-        from mlflow_nnaudit.auditor.rest_bulk import FileBulkReader
+        from mlflow_nnaudit.auditor.file_bulk import FileBulkReader
 
         assert isinstance(store._bulk, FileBulkReader)
     _check_same_curves(uri, runs, "bulk-file", monkeypatch)

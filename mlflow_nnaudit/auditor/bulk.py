@@ -9,7 +9,7 @@ that the client path builds (same steps, values with NaN and Inf, timestamps, sa
 Scope and safety:
 
 * Only `sqlite:///FILE` and `postgresql[+driver]://` stores. `http(s)://` tracking servers
-  and `file:` stores have their own bulk readers (auditor/rest_bulk.py); others (`mysql...`,
+  and `file:` stores have their own bulk readers (auditor/rest_bulk.py, auditor/file_bulk.py); others (`mysql...`,
   `mssql...`) keep the client path: MySQL's default collations compare keys case- and
   trailing-space-insensitively, which would change which rows match.
 * Only SELECTs, on a separate engine: sqlite files are opened with `mode=ro` and read in one

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlflow_nnaudit.auditor import bulk, rest_bulk
+from mlflow_nnaudit.auditor import bulk, file_bulk, rest_bulk
 from mlflow_nnaudit.auditor.curves import Curve
 
 _log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class Store:
     sqlite and PostgreSQL stores, where `prefetch` reads a whole chunk of runs with one SQL
     query (auditor/bulk.py), and on tracking servers, where it asks the server's bulk history
     endpoint for groups of runs in parallel, and on `./mlruns` file stores, where it reads the
-    metric files directly (auditor/rest_bulk.py); `load_curves` serves those.
+    metric files directly (auditor/file_bulk.py); `load_curves` serves those.
     `close()` releases the reader.
     """
 
@@ -154,13 +154,13 @@ class Store:
             raise StoreError(f"cannot read the MLflow store at {_redacted(self.uri)}: {_one_line(exc)}") from None
         # Bulk reading: one SELECT per chunk of runs on SQL stores, the server's bulk endpoint on
         # http(s) servers, the metric files of file: stores; None keeps the client path (MySQL).
-        self._bulk: bulk.SqlBulkReader | rest_bulk.RestBulkReader | None = None
+        self._bulk: bulk.SqlBulkReader | rest_bulk.RestBulkReader | file_bulk.FileBulkReader | None = None
         if bulk.supports(self.uri):
             self._bulk = bulk.SqlBulkReader(self.uri)
         elif rest_bulk.supports(self.uri):
             self._bulk = rest_bulk.RestBulkReader(self.client)
-        elif rest_bulk.file_store_root(self.uri) is not None:
-            self._bulk = rest_bulk.FileBulkReader(rest_bulk.file_store_root(self.uri))
+        elif file_bulk.file_store_root(self.uri) is not None:
+            self._bulk = file_bulk.FileBulkReader(file_bulk.file_store_root(self.uri))
         self._cache: dict[tuple[str, str], Curve] = {}
 
     @property
@@ -188,7 +188,7 @@ class Store:
                 # points per curve, estimated from the latest step, to fill each request
                 sizes = {(run.run_id, k): run.metric_steps.get(k, 0) + 1 for run in runs for k in wanted[run.run_id]}
                 self._cache = self._bulk.read(wanted, sizes)
-            elif isinstance(self._bulk, rest_bulk.FileBulkReader):
+            elif isinstance(self._bulk, file_bulk.FileBulkReader):
                 self._cache = self._bulk.read(wanted, {run.run_id: run.experiment_id for run in runs})
             else:
                 self._cache = self._bulk.read(wanted)

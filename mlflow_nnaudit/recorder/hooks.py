@@ -112,6 +112,7 @@ class Recorder:
         self.quiet_root = None  # the model: a loss computed in eval mode is never a quiet one
         self.quiet_optimizer = None  # the optimizer whose next step is the ordinary one
         self.quiet_config = None  # the settings it was decided under (a switch-off ends it)
+        self._ordinary = None  # the optimizer whose ordinary step is running (pre-hook fast path taken)
 
     # --- who records -------------------------------------------------------------------------
     def recording(self):
@@ -205,6 +206,7 @@ class Recorder:
     # --- optimizer steps ---------------------------------------------------------------------
     def on_step_pre(self, optimizer, args: tuple, kwargs: dict):
         self.quiet = False
+        self._ordinary = None
         session = self.session
         if session is None or self._recheck_run or session.step % RUN_CHECK_EVERY == 0:
             self._rank = None  # a process group may have been set up since the last look
@@ -286,7 +288,21 @@ class Recorder:
             return False
         self.quiet = False
         self._outer, self._inner, self._step_losses = optimizer, self.session.optimizer, None  # see on_step_post
+        self._ordinary = optimizer
         self.steps_started += 1
+        return True
+
+    def on_ordinary_step_post(self, optimizer) -> bool:
+        """The post-hook's fast path, for a step whose pre-hook took its fast path: what
+        `on_step_post` does for it, and whether the next step is ordinary as well."""
+        if self._ordinary is not optimizer or self._outer is not optimizer:
+            return False
+        self._ordinary = self._outer = None
+        losses, self.pending = self.pending, []
+        session = self.session
+        session.finish_ordinary_step(losses)
+        if session.step % RUN_CHECK_EVERY and session.step < session.next_sample:
+            self.quiet = current_config() is self.quiet_config
         return True
 
     def on_scaled(self, unscaled, scaled) -> None:
@@ -298,7 +314,7 @@ class Recorder:
         """GradScaler.step returned: if no optimizer step ran inside it, the scaler skipped it."""
         if self.steps_started != steps_before or self.recording() is None:
             return
-        self._outer, self._inner, self._step_losses = None, None, None
+        self._outer, self._inner, self._step_losses, self._ordinary = None, None, None, None
         self.pending = []  # the skipped iteration's loss is not a step's loss
         if self.session is not None:
             self.session.note_skipped_step()
@@ -343,7 +359,7 @@ class Recorder:
             session.manual_step(losses, self.clock.params)  # the last hand-written step
         self.session = None
         self.quiet = False
-        self.quiet_root = self.quiet_optimizer = self.quiet_config = None
+        self.quiet_root = self.quiet_optimizer = self.quiet_config = self._ordinary = None
         self.clock = None  # the next run may train another model, maybe without an optimizer
         self.optimizer_seen = False
         self._last_closed = (session.run_id, session.step)
@@ -365,7 +381,7 @@ class Recorder:
         self._last_closed = None
         self._rank = None
         self.quiet = False
-        self.quiet_root = self.quiet_optimizer = self.quiet_config = None
+        self.quiet_root = self.quiet_optimizer = self.quiet_config = self._ordinary = None
 
 
 RECORDER = Recorder()
@@ -406,8 +422,18 @@ def _step_pre(optimizer, args, kwargs):
     return result
 
 
-@_guarded
 def _step_post_hook(optimizer, _args, _kwargs):
+    if RECORDER._ordinary is optimizer:
+        try:
+            if RECORDER.on_ordinary_step_post(optimizer):
+                return
+        except Exception:  # noqa: BLE001 - state is left as it was; the full hook below decides
+            pass
+    _step_post(optimizer)
+
+
+@_guarded
+def _step_post(optimizer):
     RECORDER.on_step_post(optimizer)
 
 

@@ -190,7 +190,21 @@ class RunSession:
             return
         self._finish_step(optimizer, losses)
 
-    def _finish_step(self, optimizer: torch.optim.Optimizer | None, losses: list[torch.Tensor]) -> None:
+    @property
+    def next_sample(self) -> int:
+        """The step at which the next sample is taken."""
+        return self._next_sample
+
+    def finish_ordinary_step(self, losses: list[torch.Tensor]) -> None:
+        """`after_step` for an ordinary step (see `next_step_is_ordinary`), without the checks
+        that cannot apply to it."""
+        self._keep_loss(losses)
+        self._time_step(0.0)
+        self.step += 1
+        if not self.step % FLUSH_CHECK_EVERY:
+            self._flush_if_due()
+
+    def _keep_loss(self, losses: list[torch.Tensor]) -> None:
         if self.loss_probe is not None and self.loss_probe.has_val_loss:
             self._emit_val_loss()  # evaluated since `before_step`, or an ordinary step had no `before_step`
         if losses:
@@ -199,6 +213,9 @@ class RunSession:
                 self._losses.append((self.step, loss, int(time.time() * 1000)))
             else:  # the store has been unreachable for a long while: memory stays flat
                 self.sink.dropped += 1
+
+    def _finish_step(self, optimizer: torch.optim.Optimizer | None, losses: list[torch.Tensor]) -> None:
+        self._keep_loss(losses)
         if self._sampling:
             t0 = time.perf_counter()
             self._run_probes("after_step", optimizer)
@@ -213,8 +230,11 @@ class RunSession:
         self.step += 1
         if self._discovery_until is not None and self.step > self._discovery_until:
             self._give_up_discovery()
-        if not self.step % FLUSH_CHECK_EVERY and self.sink.due(self.config.flush_every_seconds,
-                                                                also_waiting=len(self._losses)):
+        if not self.step % FLUSH_CHECK_EVERY:
+            self._flush_if_due()
+
+    def _flush_if_due(self) -> None:
+        if self.sink.due(self.config.flush_every_seconds, also_waiting=len(self._losses)):
             t0 = time.perf_counter()
             self.flush()
             if self._last_step_end is not None:  # the write is not part of the next step's time
