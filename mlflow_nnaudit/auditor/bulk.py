@@ -37,6 +37,7 @@ import os
 import sqlite3
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -152,6 +153,17 @@ class SqlBulkReader:
         else:  # sqlite: an explicit (deferred) transaction; its first SELECT takes the snapshot
             conn.exec_driver_sql("BEGIN")
 
+    @contextlib.contextmanager
+    def _snapshot(self, check_schema: bool = True) -> Iterator[Any]:
+        """A connection inside one read-only snapshot, after the schema check; the snapshot
+        ends (rolled back, nothing was written) when the block does. No connection outlives it."""
+        with self._get_engine().connect() as conn:
+            self._begin_read_only(conn)
+            if check_schema:
+                self.check_schema(conn)
+            yield conn
+            conn.rollback()
+
     def check_schema(self, conn) -> str:
         """The store's schema version; raises BulkUnavailable when it is not a verified one."""
         if self._schema_version is None:
@@ -182,11 +194,8 @@ class SqlBulkReader:
         params = {"exps": [int(e) for e in experiment_ids], "statuses": list(statuses)}
         if since_ms:
             params["since"] = since_ms
-        with self._get_engine().connect() as conn:
-            self._begin_read_only(conn)
-            self.check_schema(conn)
+        with self._snapshot() as conn:
             n = conn.execute(stmt, params).scalar_one()
-            conn.rollback()
         return int(n)
 
     def list_runs(self, experiment_ids: list[str], statuses: Iterable[str], since_ms: int | None = None,
@@ -212,21 +221,16 @@ class SqlBulkReader:
         }
         # No connection stays open while the caller works on a page: on sqlite an open read
         # transaction would block every writer, the audit's own tag writes included.
-        with self._get_engine().connect() as conn:
-            self._begin_read_only(conn)
-            self.check_schema(conn)
+        with self._snapshot() as conn:
             rows = [tuple(r) for r in conn.execute(stmt, params)]
-            conn.rollback()
         for lo in range(0, len(rows), page):
             chunk = rows[lo : lo + page]
             ids = [r[0] for r in chunk]
             found: dict[str, dict[str, dict]] = {rid: {"tags": {}, "params": {}, "metrics": {}} for rid in ids}
-            with self._get_engine().connect() as conn:
-                self._begin_read_only(conn)
+            with self._snapshot(check_schema=False) as conn:
                 for name, q in per_run.items():
                     for r in conn.execute(q, {"ids": ids}):
                         found[r[0]][name][r[1]] = r[2] if name != "metrics" else (int(r[2]), int(r[3]))
-                conn.rollback()
             for run_uuid, name, exp_id, status, start, end in chunk:
                 yield {"run_id": run_uuid, "run_name": name or "", "experiment_id": str(exp_id),
                        "status": status, "start_time": start, "end_time": end, **found[run_uuid]}
@@ -242,10 +246,7 @@ class SqlBulkReader:
         if not wanted:
             return {}
         pieces: dict[tuple[str, str], list[tuple[np.ndarray, ...]]] = {}
-        engine = self._get_engine()
-        with _gc_paused(), engine.connect() as conn:
-            self._begin_read_only(conn)
-            self.check_schema(conn)
+        with _gc_paused(), self._snapshot() as conn:
             run_ids = list(wanted)
             for lo in range(0, len(run_ids), MAX_RUNS_PER_QUERY):
                 ids = run_ids[lo : lo + MAX_RUNS_PER_QUERY]
@@ -261,7 +262,6 @@ class SqlBulkReader:
                     flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=float, count=4 * len(rows))
                     columns.append(flat.reshape(len(rows), 4))
                 _split(groups, np.concatenate(columns) if columns else np.zeros((0, 4)), pieces)
-            conn.rollback()
         out: dict[tuple[str, str], Curve] = {}
         for rid, keys in wanted.items():
             for key in keys:
