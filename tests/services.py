@@ -47,18 +47,32 @@ def _tail(path: str | None, n: int = 2000) -> str:
 class MlflowServer:
     """`mlflow server` on a free loopback port, artifacts served by the server itself."""
 
-    def __init__(self, backend_uri: str, root: str) -> None:
+    #: the admin account of a server started with `basic_auth=True`
+    ADMIN = ("admin", "nnaudit-test-password")
+
+    def __init__(self, backend_uri: str, root: str, basic_auth: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = os.path.join(root, f"mlflow-server-{self.port}.log")
         env = dict(os.environ)
-        env.pop("MLFLOW_TRACKING_URI", None)
+        for var in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            env.pop(var, None)
+        extra = []
+        if basic_auth:  # MLflow's own basic-auth app; users in their own sqlite file, nobody may read anonymously
+            config = os.path.join(root, f"basic-auth-{self.port}.ini")
+            with open(config, "w") as fh:
+                fh.write("[mlflow]\ndefault_permission = READ\n"
+                         f"database_uri = sqlite:///{os.path.join(root, f'auth-{self.port}.db')}\n"
+                         f"admin_username = {self.ADMIN[0]}\nadmin_password = {self.ADMIN[1]}\n")
+            env["MLFLOW_AUTH_CONFIG_PATH"] = config
+            env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = "nnaudit-test-secret"
+            extra = ["--app-name", "basic-auth"]
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(
                 [os.path.join(os.path.dirname(sys.executable), "mlflow"), "server",
                  "--backend-store-uri", backend_uri,
                  "--artifacts-destination", os.path.join(root, "served-artifacts"),
-                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1", *extra],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True,
             )
         try:

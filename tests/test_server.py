@@ -207,3 +207,34 @@ def test_rest_bulk_reading_gives_the_client_curves(sqlite_server, monkeypatch):
         store.prefetch([r0], {r0.run_id: ["loss"]})
         v = store.load_curves(r0, ["loss"])["loss"].values
         assert math.isnan(v[3]) and v[4] == math.inf and v[5] == -math.inf and len(v) == 30
+
+
+def test_audit_through_a_server_that_asks_for_credentials(tmp_path, monkeypatch):
+    """MLflow's basic-auth server: the audit reads and tags with the credentials MLflow's own
+    variables give it (bulk reads included), and without them stops with a clear message and
+    writes nothing."""
+    server = MlflowServer(f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path), basic_auth=True)
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", MlflowServer.ADMIN[0])
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", MlflowServer.ADMIN[1])
+        mlflow.set_tracking_uri(server.url)
+        exp_id = mlflow.create_experiment("auth-samples")
+        by_name = {s.name: s for s in SAMPLES}
+        for name in ("healthy_logged_by_hand", "nan_lr_huge"):
+            train_sample(by_name[name], exp_id)
+
+        monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
+        res = CliRunner().invoke(main, ["audit", "--tracking-uri", server.url])
+        assert res.exit_code != 0
+        assert "401" in res.output and "MLFLOW_TRACKING_USERNAME" in res.output, res.output
+        assert "Traceback" not in res.output
+
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", MlflowServer.ADMIN[1])
+        client = MlflowClient(server.url)
+        assert not any(k.startswith("nnaudit.status") for r in client.search_runs([exp_id]) for k in r.data.tags)
+        res = CliRunner().invoke(main, ["audit", "--tracking-uri", server.url])
+        assert res.exit_code == 0, res.output
+        status = {r.data.tags[SAMPLE_TAG]: r.data.tags.get("nnaudit.status") for r in client.search_runs([exp_id])}
+        assert status == {"healthy_logged_by_hand": "healthy", "nan_lr_huge": "failed"}
+    finally:
+        server.stop()

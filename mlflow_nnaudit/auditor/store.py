@@ -151,7 +151,11 @@ class Store:
             if "MLFLOW_ALLOW_FILE_STORE" in str(exc):
                 raise StoreError(f"{self.uri} is a file store, which this MLflow version reads only with "
                                  "MLFLOW_ALLOW_FILE_STORE=true set (or migrate it: `mlflow migrate-filestore`)") from None
-            raise StoreError(f"cannot read the MLflow store at {_redacted(self.uri)}: {_one_line(exc)}") from None
+            hint = ""
+            if "error code 401" in str(exc) or "error code 403" in str(exc):
+                hint = (" (the server wants credentials: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD,"
+                        " or MLFLOW_TRACKING_TOKEN, for a user allowed to read and tag these runs)")
+            raise StoreError(f"cannot read the MLflow store at {_redacted(self.uri)}: {_one_line(exc)}{hint}") from None
         # Bulk reading: one SELECT per chunk of runs on SQL stores, the server's bulk endpoint on
         # http(s) servers, the metric files of file: stores; None keeps the client path (MySQL).
         self._bulk: bulk.SqlBulkReader | rest_bulk.RestBulkReader | file_bulk.FileBulkReader | None = None
