@@ -7,7 +7,7 @@ well under one), and what was recorded is read back through MLflow: the metric h
 and `nnaudit/diagnostics.json`. Each assertion compares the faulty run and the healthy run on
 the same quantity, against a threshold with a wide margin on both sides (stated next to it),
 so that it does not hang on one seed (all pass on seeds 0-11) and fails if the evidence goes
-missing. Where a probe gets it wrong, the test says how and is a strict xfail.
+missing. Three tests are regressions for probe bugs these tests found (their docstrings say which).
 
 Covered elsewhere, healthy and faulty, and not repeated here: batch fingerprints and
 gradient clipping (`test_setup_evidence.py`), evaluation losses as `nnaudit/val_loss`
@@ -299,21 +299,12 @@ def test_loss_input_mismatch_is_recorded(store, case):
     assert fault.diag["loss"]["input_mismatch"]["problem"] == LOSS_CASES[case][4]
 
 
-BCE_FALSE_POSITIVE = (
-    "LossProbe._check_input flags binary_cross_entropy_with_logits as soon as ONE checked batch of "
-    "raw logits lies inside [0, 1] (>= 16 values), and the flag is never cleared: a binary "
-    "classifier's logits often do early on, all the more with the output bias at the base rate's "
-    "log-odds (ln 2 = 0.69 for 2:1). This healthy run is flagged, and so are 16 of 20 seeds of it "
-    "(every step sampled, and at the recorder's default sampling alike); with PyTorch's default "
-    "bias 9 of 20 (4 of 20 at default sampling), with balanced labels 4 of 20")
-
-
-@pytest.mark.parametrize("case", [
-    "softmax into cross_entropy",
-    "logits into nll_loss",
-    pytest.param("sigmoid into bce_with_logits", marks=pytest.mark.xfail(strict=True, reason=BCE_FALSE_POSITIVE)),
-])
+@pytest.mark.parametrize("case", list(LOSS_CASES))
 def test_loss_input_of_a_healthy_run_is_not_flagged(store, case):
+    """Regression: binary_cross_entropy_with_logits used to be flagged as soon as ONE checked
+    batch of raw logits lay inside [0, 1]. A binary classifier's logits often do early on, all
+    the more with the output bias at the base rate's log-odds (ln 2 = 0.69 for 2:1): 16 of 20
+    seeds of this healthy run were flagged. It is now decided over the run (LossProbe)."""
     ok = record(store, lambda: _train_with_head(case, healthy=True))  # logits, log_softmax, logits
     assert ok.diag["loss"]["loss_function"] == _loss_name(case)
     assert "input_mismatch" not in ok.diag["loss"], ok.diag["loss"]["input_mismatch"]
@@ -488,16 +479,9 @@ def test_update_ratio_with_a_too_high_learning_rate(lr_too_high, healthy):
         assert f >= 0.1 and h <= 0.03, (layer, f, h)
 
 
-STALE_CHECK_READS_ONE_GRADIENT = (
-    "RunSession.before_backward looks at the gradient of the first parameter that has one only: "
-    "when that gradient is all zero (here the first layer sits behind dead ReLUs), gradients "
-    "never zeroed elsewhere in the model are not seen and 0 is logged on every step")
-
-
-@pytest.mark.parametrize("first_layer_dead", [
-    False,
-    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=STALE_CHECK_READS_ONE_GRADIENT)),
-])
+# first_layer_dead, a regression: the check used to read the first parameter's gradient only;
+# behind dead ReLUs that gradient is all zero, and gradients never zeroed elsewhere went unseen
+@pytest.mark.parametrize("first_layer_dead", [False, True])
 def test_gradients_present_before_backward_without_zero_grad(store, healthy, first_layer_dead):
     def train() -> None:
         model = mlp()
@@ -542,14 +526,10 @@ def test_evaluation_in_training_mode(store, healthy):
     assert len(healthy.series("val_loss")) == 2  # the healthy run did evaluate (after each epoch)
 
 
-VAL_LOSS_LEAKS = (
-    "Recorder.on_loss feeds loss calls made while no session exists into `early_loss_probe`, "
-    "which _session_for_active_run hands to the NEXT run's session: a loss computed after one "
-    "run ended (a test-set loss in a sweep, say) becomes the next run's val_loss at step 0")
-
-
-@pytest.mark.xfail(strict=True, reason=VAL_LOSS_LEAKS)
 def test_a_loss_computed_between_runs_is_not_the_next_runs_val_loss(store):
+    """Regression: loss calls made while no session exists feed the early loss probe, which is
+    handed to the next session; a test-set loss computed after one run ended used to become the
+    next run's val_loss at step 0."""
     x, y = blobs()
     model = mlp()
     first = record(store, lambda: fit(model, x, y))  # no evaluation inside the run

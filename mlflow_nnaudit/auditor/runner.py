@@ -7,7 +7,7 @@ import hashlib
 import logging
 import multiprocessing
 import re
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable
@@ -298,12 +298,18 @@ def audit(
     cutoff = parse_since(since)
     store = Store(tracking_uri)
     pool = None
+    writers = None
     try:
         exps = store.experiments(tuple(experiments))
         if on_start is not None:
             on_start(store.count_runs(exps, cutoff) if part is None else None)
         if workers > 1:
             pool = _start_pool(workers)
+        # Writes: several at once through a tracking server or into PostgreSQL (each run's tags
+        # are one request/transaction; most of a write's time is waiting); one at a time into
+        # sqlite, whose single writer lock would only make threads queue.
+        writers = ThreadPoolExecutor(WRITE_THREADS) if _concurrent_writes(store.uri) else None
+        write = writers.submit if writers is not None else _run_now
         results: list[AuditResult] = []
         runs = (run for run in store.iter_runs(exps, cutoff) if in_shard(run.run_id, part))
         # a dry run writes no report pages, so it draws none (picklable for the workers)
@@ -330,10 +336,14 @@ def audit(
                     if len(r.findings) != before[id(r)] and r.report_html is not None:
                         r.report_html = _report_page(r, by_id[r.run_id])
             fresh = dict(zip((run.run_id for run in todo), done))
-            for run in chunk:  # in the store's order, whatever order the workers finished in
-                result = fresh.pop(run.run_id, None) or _skipped(run)
-                if not result.skipped and not dry_run:
-                    writer.write_result(store.client, result, run.tags)
+            ordered = [(run, fresh.pop(run.run_id, None) or _skipped(run)) for run in chunk]
+            writes = {} if dry_run else {
+                run.run_id: write(writer.write_result, store.client, result, run.tags)
+                for run, result in ordered if not result.skipped
+            }
+            for run, result in ordered:  # in the store's order, whatever order the workers finished in
+                if run.run_id in writes:
+                    writes[run.run_id].result()  # a failed write stops the audit, as it always did
                 result.report_html = None  # written (or not wanted): the page is not kept in memory
                 results.append(result)
                 if on_progress is not None:
@@ -371,8 +381,33 @@ def audit(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        if writers is not None:
+            writers.shutdown(wait=True)  # writes already started finish; none is left half-done
         store.close()
     return results
+
+
+#: runs written at once through a tracking server or into PostgreSQL
+WRITE_THREADS = 8
+
+
+def _concurrent_writes(uri: str) -> bool:
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
+    return scheme in ("http", "https", "postgresql", "postgres", "databricks")
+
+
+class _Done:
+    """The result of a write done at once (the sequential twin of a Future)."""
+
+    def __init__(self, value) -> None:
+        self._value = value
+
+    def result(self):
+        return self._value
+
+
+def _run_now(fn, *args) -> _Done:
+    return _Done(fn(*args))
 
 
 def _report_page(result: AuditResult, inp: AuditInput) -> str | None:

@@ -60,6 +60,13 @@ def process_rank() -> int:
     return 0
 
 
+def _active_run_id() -> str | None:
+    import mlflow
+
+    run = mlflow.active_run()
+    return run.info.run_id if run is not None else None
+
+
 def _unwrap(optimizer):
     """The torch optimizer inside wrappers such as accelerate's AcceleratedOptimizer."""
     for _ in range(5):
@@ -91,6 +98,10 @@ class Recorder:
         # loss calls seen before the first optimizer step of a session (the first loss, the
         # first loss inputs) are kept here and handed to the session when it starts
         self.early_loss_probe: LossProbe | None = LossProbe()
+        # the MLflow run that was active when the early probe last saw an evaluation loss: those
+        # losses go to a session only if it records into that run (a test-set loss computed
+        # after one run ended is not the next run's validation loss)
+        self.early_eval_run: str | None = None
         self.target: RunTarget | None = None
         self.was_on = False  # the recorder has been on in this process (for switching off)
         self.optimizer_seen = False  # an optimizer step was seen: the manual clock is off for good
@@ -151,6 +162,8 @@ class Recorder:
             session.observe_loss(fn, inp, target, out)
         elif self.early_loss_probe is not None:
             evaluating = not torch.is_grad_enabled() or not getattr(out, "requires_grad", False)
+            if evaluating:
+                self.early_eval_run = _active_run_id()
             try:
                 self.early_loss_probe.observe(fn, inp, target, out, evaluating, sampled=True)
             except Exception as exc:  # noqa: BLE001 - the probe goes, the recorder stays
@@ -341,7 +354,11 @@ class Recorder:
             run_id = run.info.run_id
         if self.session is None or self.session.run_id != run_id:
             self.close_session()
-            self.session = RunSession(run_id, config, started_run=started, loss_probe=self.early_loss_probe,
+            early = self.early_loss_probe
+            if early is not None and early.has_val_loss and self.early_eval_run != run_id:
+                early.take_val_loss()  # evaluated outside this run (before it began, or in another)
+            self.early_eval_run = None
+            self.session = RunSession(run_id, config, started_run=started, loss_probe=early,
                                       client=client, model_hint=target.model if target is not None else None)
             self.early_loss_probe = LossProbe()
             last = self._last_closed
@@ -370,6 +387,7 @@ class Recorder:
         self.pending = []
         self.failures = 0
         self.early_loss_probe = LossProbe()
+        self.early_eval_run = None
         self.target = None
         self.was_on = False
         self.optimizer_seen = False

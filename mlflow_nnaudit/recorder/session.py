@@ -18,6 +18,7 @@ import torch
 from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.recorder.config import RecorderConfig, warn
 from mlflow_nnaudit.recorder.probes import ActivationProbe, DataProbe, ModelInfo, Probe, StepContext, default_probes
+from mlflow_nnaudit.recorder.probes.gradients import foreach_norms
 from mlflow_nnaudit.recorder.probes.loss import CHECK_FIRST_CALLS, LossProbe
 from mlflow_nnaudit.recorder.sink import MAX_BUFFERED, MlflowSink, to_floats
 
@@ -85,9 +86,7 @@ def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
         "activations": sorted({type(m).__name__ for _, m in leaves if isinstance(m, _ACTIVATIONS)}),
         "last_module": type(leaves[-1][1]).__name__ if leaves else None,
         "dropout": [float(m.p) for _, m in leaves if isinstance(m, torch.nn.modules.dropout._DropoutNd)][:16],
-        "normalization": sorted({type(m).__name__ for _, m in leaves
-                                 if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm,
-                                                   torch.nn.GroupNorm))}),
+        "normalization": sorted({type(m).__name__ for _, m in leaves if isinstance(m, _NORMS)}),
         "no_bias_layers": [n for n, m in weight_layers if getattr(m, "bias", None) is None][:_MAX_NAMES],
         "no_bias_without_norm": _no_bias_without_norm(leaves)[:_MAX_NAMES],
         "parameters": int(sum(p.numel() for _, p in params)),
@@ -486,8 +485,12 @@ class RunSession:
         if self.step < 1 or self.step < self._next_sample or not self.params:
             return
         t0 = time.perf_counter()
-        grad = next((p.grad for p in self.params if p.grad is not None), None)
-        present = torch.zeros(()) if grad is None else (grad.detach() != 0).any().float()
+        grads = [p.grad.detach() for p in self.params if p.grad is not None]
+        if grads:  # any parameter's: the first ones may sit behind dead units, with zero gradients
+            norms = foreach_norms(grads)
+            present = (torch.stack([n.float().to(norms[0].device) for n in norms]) != 0).any().float()
+        else:
+            present = torch.zeros(())
         self.sink.add("grad_present_before_backward", present, self.step)
         self._hook_seconds += time.perf_counter() - t0
 

@@ -8,7 +8,8 @@ Fed by the wrapper around torch's functional losses (`torch.nn.functional.cross_
   `val_loss` point at the current step;
 - on the first few training calls and on sampled steps, the loss input is checked against
   what the loss expects: probabilities fed to `cross_entropy` (softmax applied twice), raw
-  logits fed to `nll_loss`, probabilities fed to `binary_cross_entropy_with_logits`;
+  logits fed to `nll_loss`, a sigmoid's output fed to `binary_cross_entropy_with_logits`
+  (read from the input's autograd graph);
 - the class count and the first training loss (an untrained classifier starts near ln C);
 - label histogram and distinct labels per batch (classification targets), target
   statistics and the sign range of outputs vs targets (regression).
@@ -30,6 +31,31 @@ _BINARY_LOGIT_LOSSES = ("binary_cross_entropy_with_logits",)
 _REGRESSION_LOSSES = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
 #: how many training calls are always checked before checks fall back to sampled steps
 CHECK_FIRST_CALLS = 5
+#: checked calls that must all lie in [0, 1] before binary_cross_entropy_with_logits is said to
+#: be fed probabilities, when the input carries no autograd graph to tell
+BINARY_CHECKS_NEEDED = 5
+#: autograd nodes that only reshape or copy a tensor: looked through to the op that made it
+_PASS_THROUGH = ("Squeeze", "Unsqueeze", "View", "Reshape", "Expand", "Permute", "Transpose", "Clone",
+                 "ToCopy", "Select", "Slice", "Flatten", "Contiguous", "Alias")
+
+
+def made_by_sigmoid(x: Any) -> bool | None:
+    """Was `x` computed by a sigmoid (torch.sigmoid, nn.Sigmoid, F.sigmoid), possibly followed
+    by reshapes? Read from its autograd graph: None when it has none (no grad, or a leaf)."""
+    fn = getattr(x, "grad_fn", None)
+    if fn is None:
+        return None
+    for _ in range(8):
+        name = type(fn).__name__
+        if name.startswith("Sigmoid"):
+            return True
+        if not name.startswith(_PASS_THROUGH):
+            return False
+        inputs = [f for f, _ in fn.next_functions if f is not None]
+        if len(inputs) != 1:
+            return False
+        fn = inputs[0]
+    return False
 
 
 def _batch_size(t: torch.Tensor) -> int:
@@ -46,6 +72,10 @@ class LossProbe(Probe):
         self.n_classes: int | None = None
         self.first_loss: torch.Tensor | None = None
         self.mismatch: dict[str, Any] | None = None
+        # binary_cross_entropy_with_logits inputs without a graph: checked calls that lay entirely
+        # in [0, 1], and whether any lay outside (or a graph showed no sigmoid): that settles it
+        self._unit_interval_calls = 0
+        self._outside_unit_interval = False
         self.train_calls = 0
         self.label_counts: torch.Tensor | None = None
         self.target_stats: dict[str, Any] | None = None
@@ -74,7 +104,7 @@ class LossProbe(Probe):
         if self.train_calls > CHECK_FIRST_CALLS and not sampled:
             return {}
         with torch.no_grad():
-            self._check_input(fn, inp.detach())
+            self._check_input(fn, inp.detach(), made_by_sigmoid(inp))
             return self._targets(fn, inp.detach(), target)
 
     @property
@@ -91,7 +121,7 @@ class LossProbe(Probe):
         return value
 
     # --- checks ------------------------------------------------------------------------------
-    def _check_input(self, fn: str, x: torch.Tensor) -> None:
+    def _check_input(self, fn: str, x: torch.Tensor, sigmoid: bool | None = None) -> None:
         if self.mismatch is not None or not x.is_floating_point() or x.numel() == 0:
             return
         if fn in _LOGIT_LOSSES and x.dim() >= 2 and x.shape[1] > 1:
@@ -108,10 +138,30 @@ class LossProbe(Probe):
                                            "exp does not sum to 1): raw logits were fed to nll_loss without "
                                            "log_softmax"}
         elif fn in _BINARY_LOGIT_LOSSES:
-            if bool(((x >= 0) & (x <= 1)).all()) and x.numel() >= 16:
+            # The autograd graph tells directly whether a sigmoid made the input. The values
+            # cannot tell on one batch: a binary classifier's logits often start inside [0, 1].
+            if sigmoid:
                 self.mismatch = {"loss": fn, "problem": "probabilities",
-                                 "detail": "its input lies entirely in [0, 1]: sigmoid was applied before a loss "
-                                           "that applies it itself"}
+                                 "detail": "its input is the output of a sigmoid: sigmoid was applied before a "
+                                           "loss that applies it itself"}
+            elif sigmoid is False:
+                self._outside_unit_interval = True  # the graph shows no sigmoid: the values are not asked
+            elif not self._outside_unit_interval and x.numel() >= 16:
+                if bool(((x >= 0) & (x <= 1)).all()):
+                    self._unit_interval_calls += 1
+                else:
+                    self._outside_unit_interval = True
+
+    def _binary_mismatch(self) -> dict[str, Any] | None:
+        """For inputs without an autograd graph only, decided over the run, not on one batch:
+        every checked input of binary_cross_entropy_with_logits lay in [0, 1], over at least
+        BINARY_CHECKS_NEEDED calls (logits leave [0, 1] as the model learns; sigmoid outputs
+        never can). Approximate: a model that learns little may keep its logits inside."""
+        if self._outside_unit_interval or self._unit_interval_calls < BINARY_CHECKS_NEEDED:
+            return None
+        return {"loss": "binary_cross_entropy_with_logits", "problem": "probabilities",
+                "detail": f"its input lay entirely in [0, 1] in all {self._unit_interval_calls} checked calls: "
+                          "sigmoid was applied before a loss that applies it itself"}
 
     def _targets(self, fn: str, x: torch.Tensor, target: Any) -> dict[str, Any]:
         if not isinstance(target, torch.Tensor):
@@ -135,8 +185,9 @@ class LossProbe(Probe):
             out["first_loss"] = first
             if self.n_classes and self.n_classes > 1:
                 out["chance_loss"] = math.log(self.n_classes)
-        if self.mismatch is not None:
-            out["input_mismatch"] = self.mismatch
+        mismatch = self.mismatch or self._binary_mismatch()
+        if mismatch is not None:
+            out["input_mismatch"] = mismatch
         if self.label_counts is not None:
             out["label_counts"] = [int(c) for c in self.label_counts.tolist()]
         for name, st in (("targets", self.target_stats), ("outputs", self.output_stats)):
