@@ -309,7 +309,7 @@ def audit(
         # are one request/transaction; most of a write's time is waiting); one at a time into
         # sqlite, whose single writer lock would only make threads queue.
         writers = ThreadPoolExecutor(WRITE_THREADS) if _concurrent_writes(store.uri) else None
-        write = writers.submit if writers is not None else _run_now
+        write = writers.submit if writers is not None else _Deferred
         results: list[AuditResult] = []
         runs = (run for run in store.iter_runs(exps, cutoff) if in_shard(run.run_id, part))
         # a dry run writes no report pages, so it draws none (picklable for the workers)
@@ -396,18 +396,15 @@ def _concurrent_writes(uri: str) -> bool:
     return scheme in ("http", "https", "postgresql", "postgres", "databricks")
 
 
-class _Done:
-    """The result of a write done at once (the sequential twin of a Future)."""
+class _Deferred:
+    """A write done when its result is asked for (the sequential twin of a Future): one run at
+    a time, each just before its progress is reported."""
 
-    def __init__(self, value) -> None:
-        self._value = value
+    def __init__(self, fn, *args) -> None:
+        self._fn, self._args = fn, args
 
     def result(self):
-        return self._value
-
-
-def _run_now(fn, *args) -> _Done:
-    return _Done(fn(*args))
+        return self._fn(*self._args)
 
 
 def _report_page(result: AuditResult, inp: AuditInput) -> str | None:
