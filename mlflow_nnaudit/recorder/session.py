@@ -13,6 +13,7 @@ import math
 import time
 from typing import Any
 
+import numpy as np
 import torch
 
 from mlflow_nnaudit._version import __version__
@@ -349,25 +350,26 @@ class RunSession:
         FULL_RESOLUTION_STEPS, then one per window of `loss_window()` steps, at the window's last
         step, holding the mean (a NaN or Inf in a window makes its point non-finite). The last
         window stays buffered, as it may not be complete, unless this is the final flush."""
-        if not self._losses:
+        losses = self._losses
+        if not losses:
             return
-        values = to_floats([v for _, v, _ in self._losses])
+        values = np.asarray(to_floats([v for _, v, _ in losses]), dtype=float)
+        steps = np.fromiter((step for step, _, _ in losses), dtype=np.int64, count=len(losses))
         k = self.loss_window()
-
-        def window(step: int) -> int:
-            return step if step < FULL_RESOLUTION_STEPS else FULL_RESOLUTION_STEPS + (step - FULL_RESOLUTION_STEPS) // k
-
-        groups: list[list[int]] = []
-        for i, (step, _, _) in enumerate(self._losses):
-            if groups and window(self._losses[groups[-1][0]][0]) == window(step):
-                groups[-1].append(i)
-            else:
-                groups.append([i])
-        keep = [] if final else groups.pop()
-        for group in groups:
-            step, _, stamp = self._losses[group[-1]]
-            self.sink.add("train_loss", sum(values[i] for i in group) / len(group), step, stamp)
-        self._losses = [(self._losses[i][0], values[i], self._losses[i][2]) for i in keep]
+        windows = np.where(steps < FULL_RESOLUTION_STEPS, steps,
+                           FULL_RESOLUTION_STEPS + (steps - FULL_RESOLUTION_STEPS) // k)
+        starts = np.flatnonzero(np.r_[True, windows[1:] != windows[:-1]])  # runs of one window
+        ends = np.r_[starts[1:], len(losses)]
+        keep = 0 if final else int(ends[-1] - starts[-1])
+        if keep:
+            starts, ends = starts[:-1], ends[:-1]
+        if len(starts):
+            means = np.add.reduceat(values[: len(losses) - keep], starts) / (ends - starts)  # NaN/Inf carry through
+            for end, mean in zip(ends.tolist(), means.tolist()):
+                step, _, stamp = losses[end - 1]
+                self.sink.add("train_loss", mean, step, stamp)
+        self._losses = [(step, value, stamp) for (step, _, stamp), value
+                        in zip(losses[len(losses) - keep:], values[len(losses) - keep:].tolist())] if keep else []
 
     @property
     def buffered(self) -> int:
