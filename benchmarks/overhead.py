@@ -188,6 +188,52 @@ def breakdown(steps: int = 5000) -> None:
     print(f"per-step time in each hook over {steps} ordinary MLP steps (timer cost {timer * 1e6:.2f} us taken off):")
     for name in ("_step_pre_hook", "_step_post_hook", "_on_root_forward", "_after_loss", "_before_backward"):
         print(f"  {name:<18} {max(spent[name] / steps - timer, 0.0) * 1e6:6.2f} us")
+    variable_costs(3 * steps)
+
+
+def variable_costs(steps: int) -> None:
+    """The costs that grow with what is recorded, on a steady MLP session at the defaults:
+    the flushes (writing to the store) and the sampled steps, as shares of the training time."""
+    from mlflow_nnaudit.recorder import session as session_module
+
+    flushes = {"seconds": 0.0, "count": 0}
+    original = session_module.RunSession.flush
+
+    def timed_flush(self, final: bool = False) -> None:
+        t0 = time.perf_counter()
+        try:
+            original(self, final)
+        finally:
+            flushes["seconds"] += time.perf_counter() - t0
+            flushes["count"] += 1
+
+    torch.manual_seed(0)
+    model, data = make_mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    hooks.install_dormant_hooks()
+    mlflow_nnaudit.autolog(silent=True)
+    session_module.RunSession.flush = timed_flush
+    try:
+        with mlflow.start_run(run_name="overhead-variable-costs"):
+            run_block(model, opt, data, FULL_RESOLUTION_STEPS + 200)  # past the full-resolution start
+            session = hooks.RECORDER.session
+            flushes.update(seconds=0.0, count=0)
+            samples, last, sample_cost = 0, session.next_sample, 0.0
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                run_block(model, opt, data, 1)
+                if session.next_sample != last:
+                    samples, last, sample_cost = samples + 1, session.next_sample, sample_cost + session._probe_seconds
+            elapsed = time.perf_counter() - t0
+            print(f"variable costs over {steps} steady MLP steps ({elapsed:.1f} s, the recorder at its defaults):")
+            print(f"  flushes: {flushes['count']}, {flushes['seconds']:.3f} s = {100 * flushes['seconds'] / elapsed:.2f}% "
+                  f"(~{session.sink.seconds_per_point * 1e6:.0f} us a point; a loss point per {session.loss_window()} steps)")
+            print(f"  samples: {samples} (one per ~{steps // max(samples, 1)} steps), statistics "
+                  f"{sample_cost:.3f} s = {100 * sample_cost / elapsed:.2f}% (their points are in the flushes)")
+    finally:
+        session_module.RunSession.flush = original
+        mlflow_nnaudit.autolog(disable=True, silent=True)
+        hooks.uninstall_hooks()
 
 
 def main() -> None:
@@ -201,7 +247,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
-        mlflow.set_experiment("overhead")
+        # artifacts (the recorder's diagnostics.json) in the temporary directory, not ./mlruns
+        mlflow.set_experiment(experiment_id=mlflow.create_experiment("overhead", artifact_location=f"{tmp}/artifacts"))
         print(f"recorder defaults; {args.blocks} block pairs per comparison; torch threads={args.threads}")
         print(f"{'model':<5} {'comparison':<18} {'ms/step':>16} {'ratio (median)':>15} {'ratio (total)':>14}")
         for name, factory, steps in (("mlp", make_mlp, args.steps), ("cnn", make_cnn, max(args.steps // 5, 1))):
