@@ -440,18 +440,12 @@ def _step_pre(optimizer, args, kwargs):
     return result
 
 
-def _step_post_hook(optimizer, _args, _kwargs):
-    if RECORDER._ordinary is optimizer:
-        try:
-            if RECORDER.on_ordinary_step_post(optimizer):
-                return
-        except Exception:  # noqa: BLE001 - state is left as it was; the full hook below decides
-            pass
-    _step_post(optimizer)
-
-
 @_guarded
-def _step_post(optimizer):
+def _step_post_hook(optimizer, _args, _kwargs):
+    # an error half-way through the fast path is reported like any other, and the full hook is
+    # not run after it (that could count the step twice)
+    if RECORDER._ordinary is optimizer and RECORDER.on_ordinary_step_post(optimizer):
+        return
     RECORDER.on_step_post(optimizer)
 
 
