@@ -22,6 +22,7 @@ block's mean covering its sampled steps and flushes; and the ratio of total time
 """
 
 import argparse
+import collections
 import contextlib
 import statistics
 import tempfile
@@ -138,25 +139,29 @@ def paired(times: dict[str, list[float]], a: str, b: str) -> tuple[float, float,
             sum(times[a]) / sum(times[b]))
 
 
+def _timed(spent: collections.Counter, name: str, fn):
+    """`fn`, adding its wall time to `spent[name]` and its calls to `spent[name + " calls"]`."""
+    def wrapper(*a, **k):
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            spent[name] += time.perf_counter() - t0
+            spent[name + " calls"] += 1
+
+    return wrapper
+
+
 def breakdown(steps: int = 5000) -> None:
     """Time each hook in place over `steps` ordinary MLP steps (sampling pushed out of reach):
     where the fixed per-step cost goes. Each hook is wrapped in a timer before the hooks are
     installed; the timer's own cost is measured and taken off."""
-    import collections
-
     from mlflow_nnaudit.recorder import session as session_module
 
     spent: collections.Counter = collections.Counter()
 
     def timed(name, fn):
-        def wrapper(*a, **k):
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                spent[name] += time.perf_counter() - t0
-
-        return wrapper
+        return _timed(spent, name, fn)
 
     probe = timed("timer", lambda: None)
     for _ in range(100_000):
@@ -196,16 +201,9 @@ def variable_costs(steps: int) -> None:
     the flushes (writing to the store) and the sampled steps, as shares of the training time."""
     from mlflow_nnaudit.recorder import session as session_module
 
-    flushes = {"seconds": 0.0, "count": 0}
+    flushes: collections.Counter = collections.Counter()
     original = session_module.RunSession.flush
-
-    def timed_flush(self, final: bool = False) -> None:
-        t0 = time.perf_counter()
-        try:
-            original(self, final)
-        finally:
-            flushes["seconds"] += time.perf_counter() - t0
-            flushes["count"] += 1
+    timed_flush = _timed(flushes, "flush", original)
 
     torch.manual_seed(0)
     model, data = make_mlp()
@@ -217,7 +215,7 @@ def variable_costs(steps: int) -> None:
         with mlflow.start_run(run_name="overhead-variable-costs"):
             run_block(model, opt, data, FULL_RESOLUTION_STEPS + 200)  # past the full-resolution start
             session = hooks.RECORDER.session
-            flushes.update(seconds=0.0, count=0)
+            flushes.clear()
             samples, last, sample_cost = 0, session.next_sample, 0.0
             t0 = time.perf_counter()
             for _ in range(steps):
@@ -226,7 +224,7 @@ def variable_costs(steps: int) -> None:
                     samples, last, sample_cost = samples + 1, session.next_sample, sample_cost + session._probe_seconds
             elapsed = time.perf_counter() - t0
             print(f"variable costs over {steps} steady MLP steps ({elapsed:.1f} s, the recorder at its defaults):")
-            print(f"  flushes: {flushes['count']}, {flushes['seconds']:.3f} s = {100 * flushes['seconds'] / elapsed:.2f}% "
+            print(f"  flushes: {flushes['flush calls']}, {flushes['flush']:.3f} s = {100 * flushes['flush'] / elapsed:.2f}% "
                   f"(~{session.sink.seconds_per_point * 1e6:.0f} us a point; a loss point per {session.loss_window()} steps)")
             print(f"  samples: {samples} (one per ~{steps // max(samples, 1)} steps), statistics "
                   f"{sample_cost:.3f} s = {100 * sample_cost / elapsed:.2f}% (their points are in the flushes)")

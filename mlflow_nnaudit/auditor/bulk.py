@@ -89,18 +89,19 @@ class BulkUnavailable(Exception):
     """Bulk reading cannot be used on this store; the client path must be used."""
 
 
-def _scheme(uri: str) -> str:
+def scheme(uri: str) -> str:
+    """A store URI's scheme without its driver: `postgresql+psycopg2://` -> `postgresql`."""
     return urllib.parse.urlparse(uri).scheme.split("+")[0].lower()
 
 
 def supports(uri: str) -> bool:
     """Whether `uri` is a store this module can read (sqlite file or PostgreSQL)."""
-    scheme = _scheme(uri)
-    if scheme == "sqlite":
+    kind = scheme(uri)
+    if kind == "sqlite":
         path = uri.split(":///", 1)[1] if ":///" in uri else ""
         path = path.split("?", 1)[0]
         return bool(path) and path != ":memory:"
-    return scheme in ("postgresql", "postgres")
+    return kind in ("postgresql", "postgres")
 
 
 class SqlBulkReader:
@@ -108,9 +109,9 @@ class SqlBulkReader:
 
     def __init__(self, uri: str) -> None:
         if not supports(uri):
-            raise BulkUnavailable(f"bulk reading supports sqlite and PostgreSQL stores, not {_scheme(uri)!r}")
+            raise BulkUnavailable(f"bulk reading supports sqlite and PostgreSQL stores, not {scheme(uri)!r}")
         self.uri = uri
-        self.dialect = _scheme(uri)
+        self.dialect = scheme(uri)
         self._engine = None
         self._schema_version: str | None = None
         self._stmt = None

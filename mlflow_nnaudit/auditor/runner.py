@@ -15,7 +15,7 @@ from itertools import islice
 from datetime import datetime, timedelta, timezone
 
 from mlflow_nnaudit._version import __version__
-from mlflow_nnaudit.auditor import report, writer
+from mlflow_nnaudit.auditor import bulk, report, writer
 from mlflow_nnaudit.auditor.config import load_roles
 from mlflow_nnaudit.auditor.curves import ROLES, Curve, TRAIN_LOSS, VAL_LOSS, assign_roles, role_priority
 from mlflow_nnaudit.auditor.result import AuditResult
@@ -392,8 +392,8 @@ WRITE_THREADS = 8
 
 
 def _concurrent_writes(uri: str) -> bool:
-    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
-    return scheme in ("http", "https", "postgresql", "postgres", "databricks")
+    kind = bulk.scheme(uri) or uri.strip().lower()  # a bare "databricks" has no "://"
+    return kind in ("http", "https", "postgresql", "postgres", "databricks")
 
 
 class _Deferred:

@@ -168,7 +168,6 @@ class RunSession:
         self._sampling = self.step >= self._next_sample
         if self._sampling or len(optimizer.param_groups) != self._group_count:
             self._refresh_params(optimizer)
-        self._emit_val_loss()
         if self._sampling and not defer_probes:
             self.run_deferred_probes(optimizer)
 
@@ -206,7 +205,7 @@ class RunSession:
 
     def _keep_loss(self, losses: list[torch.Tensor]) -> None:
         if self.loss_probe is not None and self.loss_probe.has_val_loss:
-            self._emit_val_loss()  # evaluated since `before_step`, or an ordinary step had no `before_step`
+            self._emit_val_loss()  # the evaluations since the last step, at the step count reached
         if losses:
             loss = losses[0] if len(losses) == 1 else torch.stack([t.float() for t in losses]).mean()
             if len(self._losses) < MAX_BUFFERED:
@@ -252,7 +251,6 @@ class RunSession:
         """A hand-written update ended a step (seen at the next backward call, see clock.py)."""
         if self.optimizer is None and not self.params:
             self._adopt(None, params)
-        self._emit_val_loss()
         self._finish_step(None, losses)
 
     def grads_ready(self) -> None:
