@@ -1,12 +1,15 @@
 """data_not_shuffled: the data arrives sorted by label."""
 
 import numpy as np
+import pytest
 
 from tests.rules.conftest import (
     classification_loss,
+    data_loader_section,
     fires,
     healthy_diagnostics,
     healthy_loss,
+    loader,
     make_view,
     quiet,
     rng,
@@ -39,4 +42,13 @@ def test_quiet_on_small_shuffled_batches_of_many_classes():
 def test_quiet_on_a_single_class_task():
     # one class occurs: one label per batch is all there is
     d = healthy_diagnostics(loss=classification_loss(3, label_counts=[6000, 0, 0]))
+    quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=sampled_curve(KEY, np.ones(60))))
+
+
+@pytest.mark.xfail(strict=True, reason="suspected rule bug: with batches of one sample every batch holds one "
+                   "class, so plain per-sample SGD is reported as sorted data (high, failed)")
+def test_quiet_on_batches_of_one_sample():
+    d = healthy_diagnostics(loss=classification_loss(10, label_counts=[60] * 10),
+                            data_loader=data_loader_section(loader(600, 1)))
+    d["inputs"]["train"]["median_batch_size"] = 1
     quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=sampled_curve(KEY, np.ones(60))))
