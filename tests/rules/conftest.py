@@ -392,3 +392,10 @@ def healthy_diagnostics(**sections: Any) -> dict[str, Any]:
         else:
             diag[name] = value
     return diag
+
+
+@pytest.fixture(autouse=True)
+def _reset_autolog_config():
+    """Overrides tests/conftest.py's fixture of this name: rule tests never switch the recorder
+    on, and need not import MLflow (~4 s) to switch it off again."""
+    yield
