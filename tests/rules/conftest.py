@@ -81,8 +81,15 @@ def ar1(n: int = N, phi: float = 0.5, sd: float = 0.05, seed: int = 0) -> np.nda
     return ar1_noise(rng(1, seed), n, phi, sd)
 
 
-def falling(n: int = N, start: float = 1.4, end: float = 0.3, knee: float = 0.15, noise: float = 0.0,
-            phi: float = 0.5, seed: int = 0) -> np.ndarray:
+def falling(
+    n: int = N,
+    start: float = 1.4,
+    end: float = 0.3,
+    knee: float = 0.15,
+    noise: float = 0.0,
+    phi: float = 0.5,
+    seed: int = 0,
+) -> np.ndarray:
     """Exponential decay from `start` towards `end`, e-folding every `knee` share of the run
     (0.15: converged well before the end; 1.0 and more: still falling at the end), plus AR(1)
     noise of standard deviation `noise`."""
@@ -91,8 +98,9 @@ def falling(n: int = N, start: float = 1.4, end: float = 0.3, knee: float = 0.15
     return y + (ar1(n, phi, noise, seed) if noise else 0.0)
 
 
-def linear(n: int = N, start: float = 1.0, end: float = 1.0, noise: float = 0.0, phi: float = 0.5,
-           seed: int = 0) -> np.ndarray:
+def linear(
+    n: int = N, start: float = 1.0, end: float = 1.0, noise: float = 0.0, phi: float = 0.5, seed: int = 0
+) -> np.ndarray:
     """A straight line from `start` to `end` (flat when they are equal), plus AR(1) noise."""
     y = np.linspace(start, end, n)
     return y + (ar1(n, phi, noise, seed) if noise else 0.0)
@@ -130,8 +138,7 @@ def per_epoch(values_at_epochs: np.ndarray, n_steps: int = N) -> np.ndarray:
 # --- curves and views ---------------------------------------------------------------------------
 def curve(key: str, values: Any, steps: Any = None) -> Curve:
     values = np.asarray(values, dtype=float)
-    return Curve(key, np.arange(len(values), dtype=float) if steps is None else np.asarray(steps, dtype=float),
-                 values)
+    return Curve(key, np.arange(len(values), dtype=float) if steps is None else np.asarray(steps, dtype=float), values)
 
 
 def _as_curve(key: str, values: Any, n_steps: int | None) -> Curve:
@@ -162,18 +169,32 @@ def sampled_curve(key: str, values: Any, every: int = SAMPLE_EVERY) -> dict[str,
     return {key: curve(key, v, np.arange(len(v)) * every)}
 
 
-def make_view(train: Any = None, val: Any = None, *, lr: Any = None, grad_norm: Any = None, train_acc: Any = None,
-              val_acc: Any = None, params: dict[str, str] | None = None, extra: dict[str, Curve] | None = None,
-              diagnostics: dict | None = None) -> RunView:
+def make_view(
+    train: Any = None,
+    val: Any = None,
+    *,
+    lr: Any = None,
+    grad_norm: Any = None,
+    train_acc: Any = None,
+    val_acc: Any = None,
+    params: dict[str, str] | None = None,
+    extra: dict[str, Curve] | None = None,
+    diagnostics: dict | None = None,
+) -> RunView:
     """A run as the auditor hands it to the rules. Arrays become curves under the names the
     recorder logs when `diagnostics` is given (`nnaudit/train_loss`, ...) and the plain names
     a user logs otherwise; arrays shorter than the training curve are per-epoch points."""
     pre = "nnaudit/" if diagnostics is not None else ""
     n = None if train is None else len(train)
     curves: dict[str, Curve] = {}
-    for role, values, key in ((TRAIN_LOSS, train, f"{pre}train_loss"), (VAL_LOSS, val, f"{pre}val_loss"),
-                              (LEARNING_RATE, lr, f"{pre}lr"), (GRAD_NORM, grad_norm, f"{pre}grad_norm"),
-                              (TRAIN_ACC, train_acc, "train_acc"), (VAL_ACC, val_acc, "val_acc")):
+    for role, values, key in (
+        (TRAIN_LOSS, train, f"{pre}train_loss"),
+        (VAL_LOSS, val, f"{pre}val_loss"),
+        (LEARNING_RATE, lr, f"{pre}lr"),
+        (GRAD_NORM, grad_norm, f"{pre}grad_norm"),
+        (TRAIN_ACC, train_acc, "train_acc"),
+        (VAL_ACC, val_acc, "val_acc"),
+    ):
         if values is not None:
             curves[role] = _as_curve(key, values, None if role == TRAIN_LOSS else n)
     return RunView(curves, params=params or {}, extra_curves=extra or {}, diagnostics=diagnostics)
@@ -186,11 +207,15 @@ def view():
 
 
 # --- the recorder's diagnostics, section by section ---------------------------------------------
-def optimizer_facts(name: str = "SGD", lr: float = 0.1, weight_decay: float = 0, momentum: float | None = 0.9,
-                    param_groups: int = 1) -> dict[str, Any]:
+def optimizer_facts(
+    name: str = "SGD", lr: float = 0.1, weight_decay: float = 0, momentum: float | None = 0.9, param_groups: int = 1
+) -> dict[str, Any]:
     """`session._optimizer_facts` (also logged as the run's params)."""
-    out: dict[str, Any] = {"nnaudit.optimizer": name, "nnaudit.optimizer.lr": lr,
-                           "nnaudit.optimizer.weight_decay": weight_decay}
+    out: dict[str, Any] = {
+        "nnaudit.optimizer": name,
+        "nnaudit.optimizer.lr": lr,
+        "nnaudit.optimizer.weight_decay": weight_decay,
+    }
     if momentum is not None:
         out["nnaudit.optimizer.momentum"] = momentum
     if name.startswith("Adam"):
@@ -207,9 +232,19 @@ def recorder_params(diag: dict) -> dict[str, str]:
     return params
 
 
-def mlp_model(widths: list[int], *, act: str = "ReLU", dropout: float = 0.0, norm: str | None = None,
-              bias: bool = True, head_bias: bool | None = None, last: str | None = None, init_scale: float = 0.58,
-              not_in_optimizer: tuple[str, ...] = (), frozen: tuple[str, ...] = ()) -> dict[str, Any]:
+def mlp_model(
+    widths: list[int],
+    *,
+    act: str = "ReLU",
+    dropout: float = 0.0,
+    norm: str | None = None,
+    bias: bool = True,
+    head_bias: bool | None = None,
+    last: str | None = None,
+    init_scale: float = 0.58,
+    not_in_optimizer: tuple[str, ...] = (),
+    frozen: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """The `model` section for `nn.Sequential(Linear, [norm], act, [Dropout], ..., Linear, [last])`
     over `widths` (inputs first); `head_bias` (default: `bias`) for the output layer. Weights at
     `init_scale` x LeCun's 1/sqrt(fan_in) (PyTorch's default gives ~0.58)."""
@@ -241,9 +276,17 @@ def mlp_model(widths: list[int], *, act: str = "ReLU", dropout: float = 0.0, nor
     init = []
     for n, s in weight:
         rows, fan_in = s[0][0], s[0][1]
-        init.append({"param": f"{n}.weight", "shape": s[0], "std": init_scale / math.sqrt(fan_in),
-                     "lecun_std": 1 / math.sqrt(fan_in), "scale_vs_lecun": init_scale, "constant": False,
-                     "identical_rows_share": 1 / rows})
+        init.append(
+            {
+                "param": f"{n}.weight",
+                "shape": s[0],
+                "std": init_scale / math.sqrt(fan_in),
+                "lecun_std": 1 / math.sqrt(fan_in),
+                "scale_vs_lecun": init_scale,
+                "constant": False,
+                "identical_rows_share": 1 / rows,
+            }
+        )
     return {
         "class": "Sequential",
         "layers": {n: s for n, _, s in leaves if s and any(f"{n}.{p}" in in_opt for p in ("weight", "bias"))},
@@ -273,8 +316,15 @@ def _lower_median(v: np.ndarray) -> float:
     return float(s[(len(s) - 1) // 2])
 
 
-def input_stats(mean: Any, std: Any, *, batches: int = 10, batch_size: int = 32, nonfinite_share: float = 0.0,
-                max_abs: float | None = None) -> dict[str, Any]:
+def input_stats(
+    mean: Any,
+    std: Any,
+    *,
+    batches: int = 10,
+    batch_size: int = 32,
+    nonfinite_share: float = 0.0,
+    max_abs: float | None = None,
+) -> dict[str, Any]:
     """`inputs.train` / `inputs.eval`: per-feature statistics as `_RunningStats.summary` gives
     them. A feature with std 0 is constant."""
     mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
@@ -295,8 +345,9 @@ def input_stats(mean: Any, std: Any, *, batches: int = 10, batch_size: int = 32,
     }
 
 
-def standardised_features(features: int = 8, seed: int = 0, batches: int = 10, batch_size: int = 32,
-                          samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def standardised_features(
+    features: int = 8, seed: int = 0, batches: int = 10, batch_size: int = 32, samples: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature means and stds of batches drawn from standardised data: near 0 and 1, with
     the sampling error of `samples` values (batches x batch_size by default)."""
     r = rng(2, seed)
@@ -307,16 +358,30 @@ def standardised_features(features: int = 8, seed: int = 0, batches: int = 10, b
 def target_stats(values: Any, batches: int = 20) -> dict[str, float]:
     """`loss.targets` (or `loss.outputs`) as `_merge_stats` keeps them over the batches seen."""
     v = np.asarray(values, dtype=float)
-    return {"min": float(v.min()), "max": float(v.max()), "mean": float(v.mean()), "sqmean": float(np.mean(v * v)),
-            "n": float(batches)}
+    return {
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "mean": float(v.mean()),
+        "sqmean": float(np.mean(v * v)),
+        "n": float(batches),
+    }
 
 
-def classification_loss(n_classes: int = 3, *, first_loss: float | None = None, label_counts: Any = None,
-                        mismatch: dict | None = None, fn: str = "cross_entropy") -> dict[str, Any]:
+def classification_loss(
+    n_classes: int = 3,
+    *,
+    first_loss: float | None = None,
+    label_counts: Any = None,
+    mismatch: dict | None = None,
+    fn: str = "cross_entropy",
+) -> dict[str, Any]:
     """The `loss` section of a classifier: an untrained one starts a little under ln C."""
-    out: dict[str, Any] = {"loss_function": fn, "n_classes": n_classes,
-                           "first_loss": first_loss if first_loss is not None else 0.97 * math.log(n_classes),
-                           "chance_loss": math.log(n_classes)}
+    out: dict[str, Any] = {
+        "loss_function": fn,
+        "n_classes": n_classes,
+        "first_loss": first_loss if first_loss is not None else 0.97 * math.log(n_classes),
+        "chance_loss": math.log(n_classes),
+    }
     if mismatch is not None:
         out["input_mismatch"] = mismatch
     counts = label_counts if label_counts is not None else [150 + 10 * i for i in range(n_classes)]
@@ -324,26 +389,44 @@ def classification_loss(n_classes: int = 3, *, first_loss: float | None = None, 
     return out
 
 
-def regression_loss(targets: Any, outputs: Any = None, *, fn: str = "mse_loss",
-                    first_loss: float | None = None) -> dict[str, Any]:
+def regression_loss(
+    targets: Any, outputs: Any = None, *, fn: str = "mse_loss", first_loss: float | None = None
+) -> dict[str, Any]:
     """The `loss` section of a regression: no class count, target (and output) statistics."""
     t = np.asarray(targets, dtype=float)
-    out: dict[str, Any] = {"loss_function": fn, "n_classes": None,
-                           "first_loss": first_loss if first_loss is not None else float(np.mean(t * t)),
-                           "targets": target_stats(t)}
+    out: dict[str, Any] = {
+        "loss_function": fn,
+        "n_classes": None,
+        "first_loss": first_loss if first_loss is not None else float(np.mean(t * t)),
+        "targets": target_stats(t),
+    }
     if outputs is not None:
         out["outputs"] = target_stats(outputs)
     return out
 
 
-def loader(dataset_size: int, batch_size: int, *, shuffle: bool = True, training: bool = True, epochs: int = 3,
-           drop_last: bool = False) -> dict[str, Any]:
+def loader(
+    dataset_size: int,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    training: bool = True,
+    epochs: int = 3,
+    drop_last: bool = False,
+) -> dict[str, Any]:
     """One DataLoader as `loader_facts` describes it, iterated `epochs` times."""
     batches = dataset_size // batch_size if drop_last else math.ceil(dataset_size / batch_size)
-    return {"dataset": "TensorDataset", "dataset_size": dataset_size, "batch_size": batch_size,
-            "batches_per_epoch": batches, "sampler": "RandomSampler" if shuffle else "SequentialSampler",
-            "shuffle": shuffle, "drop_last": drop_last, "iterations": epochs,
-            "training_iterations": epochs if training else 0}
+    return {
+        "dataset": "TensorDataset",
+        "dataset_size": dataset_size,
+        "batch_size": batch_size,
+        "batches_per_epoch": batches,
+        "sampler": "RandomSampler" if shuffle else "SequentialSampler",
+        "shuffle": shuffle,
+        "drop_last": drop_last,
+        "iterations": epochs,
+        "training_iterations": epochs if training else 0,
+    }
 
 
 def data_loader_section(train: dict, *others: dict) -> dict[str, Any]:
@@ -353,17 +436,26 @@ def data_loader_section(train: dict, *others: dict) -> dict[str, Any]:
 def clip_summary(ratios: Any, limit: float = 1.0, kind: str = "norm") -> dict[str, Any]:
     """`clipping` from the pre-clip gradient size / limit of each measured call."""
     r = np.asarray(ratios, dtype=float)
-    return {"calls": len(r), "kind": kind, "limit": limit, "measured_calls": len(r),
-            "bite_share": float(np.mean(r > 1.0)), "median_pre_clip_ratio": _lower_median(r),
-            "p90_pre_clip_ratio": float(np.quantile(r, 0.9))}
+    return {
+        "calls": len(r),
+        "kind": kind,
+        "limit": limit,
+        "measured_calls": len(r),
+        "bite_share": float(np.mean(r > 1.0)),
+        "median_pre_clip_ratio": _lower_median(r),
+        "p90_pre_clip_ratio": float(np.quantile(r, 0.9)),
+    }
 
 
 def fingerprint_summary(batch_ids: Any) -> dict[str, Any]:
     """`inputs.fingerprints` from the identity of each fingerprinted batch (equal ids: the
     same batch fed again)."""
     ids = list(batch_ids)
-    return {"sampled_batches": len(ids), "distinct": len(set(ids)),
-            "most_common_share": max(Counter(ids).values()) / len(ids)}
+    return {
+        "sampled_batches": len(ids),
+        "distinct": len(set(ids)),
+        "most_common_share": max(Counter(ids).values()) / len(ids),
+    }
 
 
 def healthy_diagnostics(**sections: Any) -> dict[str, Any]:
@@ -382,9 +474,11 @@ def healthy_diagnostics(**sections: Any) -> dict[str, Any]:
         "activations": {"layers": {"1": "relu", "4": "relu"}},
         "data_loader": data_loader_section(loader(512, 32), loader(128, 64, shuffle=False, training=False)),
         "loss": classification_loss(3, label_counts=[1930, 2110, 1960]),
-        "inputs": {"train": input_stats(mean, std, batches=60),
-                   "eval": input_stats(emean, estd, batches=6, batch_size=64),
-                   "fingerprints": fingerprint_summary(range(68))},
+        "inputs": {
+            "train": input_stats(mean, std, batches=60),
+            "eval": input_stats(emean, estd, batches=6, batch_size=64),
+            "fingerprints": fingerprint_summary(range(68)),
+        },
     }
     for name, value in sections.items():
         if value is None:

@@ -45,12 +45,25 @@ def test_quiet_on_a_two_row_output_layer():
     quiet(CAUSE, run(model))
 
 
-@pytest.mark.xfail(strict=True, reason="suspected rule bug: the recorder measures every 2-d parameter, so an "
-                   "nn.Embedding at PyTorch's default N(0, 1) init is 'scaled far from 1/sqrt(fan_in)' once its "
-                   "dimension passes 100 (e.g. 23x for 512)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="suspected rule bug: the recorder measures every 2-d parameter, so an "
+    "nn.Embedding at PyTorch's default N(0, 1) init is 'scaled far from 1/sqrt(fan_in)' once its "
+    "dimension passes 100 (e.g. 23x for 512)",
+)
 def test_quiet_on_a_default_embedding():
     model = mlp_model([512, 64, 3])
     dim = 512
-    model["init"].insert(0, {"param": "emb.weight", "shape": [30000, dim], "std": 1.0, "lecun_std": 1 / math.sqrt(dim),
-                             "scale_vs_lecun": math.sqrt(dim), "constant": False, "identical_rows_share": 1 / 30000})
+    model["init"].insert(
+        0,
+        {
+            "param": "emb.weight",
+            "shape": [30000, dim],
+            "std": 1.0,
+            "lecun_std": 1 / math.sqrt(dim),
+            "scale_vs_lecun": math.sqrt(dim),
+            "constant": False,
+            "identical_rows_share": 1 / 30000,
+        },
+    )
     quiet(CAUSE, run(model))

@@ -9,8 +9,9 @@ KEY = "nnaudit/grad_present_before_backward"
 
 
 def recorded(present_on_sampled_steps):
-    return make_view(healthy_loss(), diagnostics=healthy_diagnostics(),
-                     extra=sampled_curve(KEY, present_on_sampled_steps))
+    return make_view(
+        healthy_loss(), diagnostics=healthy_diagnostics(), extra=sampled_curve(KEY, present_on_sampled_steps)
+    )
 
 
 def test_fires_when_gradients_are_never_reset():

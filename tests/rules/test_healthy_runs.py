@@ -33,12 +33,22 @@ def test_no_rule_fires_on_the_healthy_recorded_run():
         **sampled_curve("nnaudit/grad_present_before_backward", np.zeros(60)),
     }
     grad_norm = falling(600, 1.0, 0.6, knee=0.3) * np.exp(0.2 * r.standard_normal(600))
-    view = make_view(healthy_loss(), falling(10, 1.3, 0.36, knee=0.15), lr=np.full(60, 0.1), grad_norm=grad_norm,
-                     params=recorder_params(d), extra=extra, diagnostics=d)
+    view = make_view(
+        healthy_loss(),
+        falling(10, 1.3, 0.36, knee=0.15),
+        lr=np.full(60, 0.1),
+        grad_norm=grad_norm,
+        params=recorder_params(d),
+        extra=extra,
+        diagnostics=d,
+    )
     assert findings(view) == []
 
 
 def test_no_rule_fires_on_the_healthy_curves_alone():
-    view = make_view(healthy_loss(), falling(10, 1.3, 0.36, knee=0.15),
-                     params={"lr": "0.1", "batch_size": "32", "n_train": "512", "num_classes": "3"})
+    view = make_view(
+        healthy_loss(),
+        falling(10, 1.3, 0.36, knee=0.15),
+        params={"lr": "0.1", "batch_size": "32", "n_train": "512", "num_classes": "3"},
+    )
     assert findings(view) == []

@@ -9,8 +9,9 @@ CHANCE = math.log(3)
 
 
 def run(first_loss):
-    return make_view(healthy_loss(), diagnostics=healthy_diagnostics(
-        loss=classification_loss(3, first_loss=first_loss)))
+    return make_view(
+        healthy_loss(), diagnostics=healthy_diagnostics(loss=classification_loss(3, first_loss=first_loss))
+    )
 
 
 def test_fires_on_logits_that_start_huge():

@@ -22,8 +22,9 @@ HEALTHY_RATIO, HUGE_RATIO = 1e-3, 0.4
 
 def blow_up_then_nan():
     """Falls for a while, then grows ~20x in 100 steps and turns NaN."""
-    y = np.concatenate([falling(300, 1.4, 0.3, knee=0.1, noise=0.02), 0.3 * np.exp(np.linspace(0, 3, 100)),
-                        np.zeros(50)])
+    y = np.concatenate(
+        [falling(300, 1.4, 0.3, knee=0.1, noise=0.02), 0.3 * np.exp(np.linspace(0, 3, 100)), np.zeros(50)]
+    )
     return nan_from(y, 400)
 
 

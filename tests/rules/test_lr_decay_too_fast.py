@@ -9,7 +9,7 @@ from tests.rules.conftest import SEED, fires, make_view, quiet
 def lr_schedule_run(decay_epoch_gamma: float, epochs=12, per_epoch=60, seed=1):
     """Per-step loss of a model whose progress is proportional to the learning rate."""
     rng = np.random.default_rng([SEED, seed])
-    lrs = np.array([1e-3 * decay_epoch_gamma ** e for e in range(epochs)])
+    lrs = np.array([1e-3 * decay_epoch_gamma**e for e in range(epochs)])
     step_lr = np.repeat(lrs, per_epoch)
     progress = np.cumsum(step_lr) / 1e-3 / per_epoch  # epochs' worth of full-rate training
     loss = 0.4 + 1.0 * np.exp(-progress / 3.0) + 0.04 * rng.standard_normal(len(step_lr))

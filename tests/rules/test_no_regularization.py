@@ -25,8 +25,9 @@ def overfitting_curves():
 
 
 def run(curves, dropout=0.0, weight_decay=0):
-    d = healthy_diagnostics(model=mlp_model([8, 256, 256, 3], dropout=dropout),
-                            optimizer=optimizer_facts(weight_decay=weight_decay))
+    d = healthy_diagnostics(
+        model=mlp_model([8, 256, 256, 3], dropout=dropout), optimizer=optimizer_facts(weight_decay=weight_decay)
+    )
     return make_view(*curves, diagnostics=d)
 
 

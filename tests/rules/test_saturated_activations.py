@@ -18,11 +18,14 @@ CAUSE = "saturated_activations"
 
 def run(share_1, share_3):
     # Linear 0, Tanh 1, Linear 2, Tanh 3, Linear 4
-    d = healthy_diagnostics(model=mlp_model([8, 32, 16, 3], act="Tanh"),
-                            activations={"layers": {"1": "tanh", "3": "tanh"}})
+    d = healthy_diagnostics(
+        model=mlp_model([8, 32, 16, 3], act="Tanh"), activations={"layers": {"1": "tanh", "3": "tanh"}}
+    )
     r = rng(0)
-    per_layer = {"1": np.clip(share_1 + 0.02 * r.standard_normal(60), 0, 1),
-                 "3": np.clip(share_3 + 0.02 * r.standard_normal(60), 0, 1)}
+    per_layer = {
+        "1": np.clip(share_1 + 0.02 * r.standard_normal(60), 0, 1),
+        "3": np.clip(share_3 + 0.02 * r.standard_normal(60), 0, 1),
+    }
     return make_view(healthy_loss(), diagnostics=d, extra=layer_curves("saturated", per_layer))
 
 
