@@ -12,6 +12,7 @@ from tests.rules.conftest import (
     make_view,
     quiet,
     rng,
+    rule_for,
 )
 
 CAUSE = "dataset_too_small"
@@ -39,3 +40,20 @@ def test_quiet_on_early_overfitting_with_plenty_of_data():
 
 def test_quiet_when_overfitting_starts_late():
     quiet(CAUSE, make_view(*early_overfit(best_eval=20), diagnostics=with_loader(96)))
+
+
+# --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
+def test_dataset_too_small_is_early_overfitting():
+    n = 60
+    t = np.arange(n)
+    train = 0.01 + 1.4 * np.exp(-t / 6)
+    val = 1.2 - 0.1 * np.minimum(t, 8) / 8 + 0.02 * np.maximum(0, t - 8)
+    rule = rule_for(CAUSE)
+    f = rule.evaluate(make_view(train, val, params={"n_train": "96"}))
+    assert f and f.confidence == "medium" and "96 training samples" in f.summary
+    f = rule.evaluate(make_view(train, val))
+    assert f and f.confidence == "low"
+    assert rule.evaluate(make_view(train, val, params={"n_train": "500000"})) is None
+    # overfitting that starts late is not a lack of data
+    late = 1.2 - 0.5 * np.minimum(t, 40) / 40 + 0.03 * np.maximum(0, t - 40)
+    assert rule.evaluate(make_view(train, late)) is None

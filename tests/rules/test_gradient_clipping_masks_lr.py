@@ -2,7 +2,17 @@
 
 import numpy as np
 
-from tests.rules.conftest import clip_summary, fires, healthy_diagnostics, healthy_loss, make_view, quiet, rng
+from tests.rules.conftest import (
+    clip_summary,
+    fires,
+    healthy_diagnostics,
+    healthy_loss,
+    healthy_train,
+    make_view,
+    quiet,
+    rng,
+    rule_for,
+)
 
 CAUSE = "gradient_clipping_masks_lr"
 
@@ -40,3 +50,22 @@ def test_quiet_when_the_clip_only_catches_rare_spikes():
 
 def test_quiet_on_too_few_measured_calls():
     quiet(CAUSE, run(ratios(5.0, calls=3)))
+
+
+# --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
+def test_clipping_that_bites_on_every_step():
+    clip = {
+        "calls": 300,
+        "kind": "norm",
+        "limit": 0.05,
+        "measured_calls": 300,
+        "bite_share": 1.0,
+        "median_pre_clip_ratio": 25.0,
+        "p90_pre_clip_ratio": 30.0,
+    }
+    rule = rule_for(CAUSE)
+    f = rule.evaluate(make_view(healthy_train(), diagnostics={"clipping": clip}, params={"lr": "1.0"}))
+    assert f and f.confidence == "high"
+    assert "25.0x" in f.recommendation and "to about 0.04" in f.recommendation
+    rare = dict(clip, bite_share=0.05, median_pre_clip_ratio=0.3)
+    assert rule.evaluate(make_view(healthy_train(), diagnostics={"clipping": rare})) is None

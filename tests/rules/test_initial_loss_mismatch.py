@@ -2,7 +2,16 @@
 
 import math
 
-from tests.rules.conftest import classification_loss, fires, healthy_diagnostics, healthy_loss, make_view, quiet
+from tests.rules.conftest import (
+    classification_loss,
+    fires,
+    healthy_diagnostics,
+    healthy_loss,
+    healthy_train,
+    make_view,
+    quiet,
+    rule_for,
+)
 
 CAUSE = "initial_loss_mismatch"
 CHANCE = math.log(3)
@@ -36,3 +45,14 @@ def test_quiet_on_a_first_loss_somewhat_above_ln_c():
 def test_quiet_on_a_regression():
     d = healthy_diagnostics(loss={"loss_function": "mse_loss", "n_classes": None, "first_loss": 1.1})
     quiet(CAUSE, make_view(healthy_loss(), diagnostics=d))
+
+
+# --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
+def test_initial_loss_from_curves():
+    big = healthy_train()
+    big[:3] = [6.0, 5.9, 5.5]
+    rule = rule_for(CAUSE)
+    f = rule.evaluate(make_view(big, params={"num_classes": "4"}))
+    assert f and f.confidence == "low" and "ln 4" in f.summary
+    assert rule.evaluate(make_view(healthy_train() + 1.1, params={"num_classes": "4"})) is None
+    assert rule.evaluate(make_view(big)) is None  # no class count: no ln C to compare with

@@ -2,7 +2,18 @@
 
 import numpy as np
 
-from tests.rules.conftest import falling, fires, healthy_diagnostics, healthy_loss, make_view, mlp_model, quiet
+from tests.rules.conftest import (
+    SEED,
+    falling,
+    fires,
+    healthy_diagnostics,
+    healthy_loss,
+    healthy_train,
+    make_view,
+    mlp_model,
+    quiet,
+    rule_for,
+)
 
 CAUSE = "insufficient_capacity"
 
@@ -46,3 +57,18 @@ def test_quiet_with_a_generalisation_gap():
     train, _ = underfitting()
     d = healthy_diagnostics(model=mlp_model([8, 2, 4]))
     quiet(CAUSE, make_view(train, np.full(10, 1.3), diagnostics=d))
+
+
+# --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
+def test_insufficient_capacity_bottleneck_vs_wide_model():
+    rng = np.random.default_rng(SEED)
+    t = np.arange(600)
+    train = 0.95 + 0.42 * np.exp(-t / 60) + 0.05 * rng.standard_normal(600)
+    val = 0.95 + 0.4 * np.exp(-np.arange(10) / 1.0)
+    diag = {"model": {"widths": [1, 4], "depth": 2}}
+    rule = rule_for(CAUSE)
+    f = rule.evaluate(make_view(train, val, diagnostics=diag))
+    assert f and f.confidence == "medium" and "1 units for 4 outputs" in f.summary
+    assert rule.evaluate(make_view(train, val, diagnostics={"model": {"widths": [64, 64, 4]}})) is None
+    # a healthy run with a bottleneck-free model: nothing
+    assert rule.evaluate(make_view(healthy_train(), diagnostics=diag)) is None

@@ -5,16 +5,20 @@ import math
 import numpy as np
 
 from tests.rules.conftest import (
+    SEED,
+    curve,
     falling,
     fires,
     flat,
     healthy_diagnostics,
     healthy_loss,
+    healthy_train,
     layer_curves,
     layer_names,
     make_view,
     mlp_model,
     quiet,
+    rule_for,
 )
 
 CAUSE = "network_too_deep"
@@ -54,3 +58,27 @@ def test_quiet_on_a_deep_stack_that_trains_with_even_gradients():
     model = deep()
     d = healthy_diagnostics(model=model)
     quiet(CAUSE, make_view(falling(600, CHANCE, 0.3, knee=0.15, noise=0.02), diagnostics=d, extra=grads(model, 0.5)))
+
+
+# --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
+def test_network_too_deep_needs_depth_and_a_sign():
+    layers = {str(i): [[32, 32]] for i in range(14)}
+    grads = {
+        f"nnaudit/grad_norm/{i}": curve(f"nnaudit/grad_norm/{i}", np.full(10, 10.0 ** (i - 14))) for i in range(14)
+    }
+    flat_ = 1.386 + 0.02 * np.random.default_rng(SEED).standard_normal(300)
+    diag = {"model": {"depth": 14, "normalization": [], "layers": layers}}
+    rule = rule_for(CAUSE)
+    f = rule.evaluate(make_view(flat_, diagnostics=diag, extra=grads))
+    assert f and f.confidence == "high" and "14 weight layers" in f.summary
+    # the same depth with normalisation, or a shallow net, is not reported
+    assert (
+        rule.evaluate(
+            make_view(flat_, diagnostics={"model": dict(diag["model"], normalization=["LayerNorm"])}, extra=grads)
+        )
+        is None
+    )
+    assert rule.evaluate(make_view(flat_, diagnostics={"model": dict(diag["model"], depth=3)})) is None
+    # deep but training fine, gradients even: not reported
+    even = {k: curve(k, np.ones(10)) for k in grads}
+    assert rule.evaluate(make_view(healthy_train(), diagnostics=diag, extra=even)) is None

@@ -6,9 +6,11 @@ from tests.rules.conftest import (
     fires,
     healthy_diagnostics,
     healthy_loss,
+    healthy_train,
     loader,
     make_view,
     quiet,
+    rule_for,
 )
 
 CAUSE = "repeated_batch"
@@ -46,3 +48,20 @@ def test_quiet_on_full_batch_training():
 def test_quiet_on_an_unshuffled_epoch_sampled_at_a_multiple_of_its_length():
     # 16 batches per epoch sampled every 10 steps: batches come back now and then, never most of the time
     quiet(CAUSE, run([(10 * i) % 16 for i in range(68)], loader(512, 32, shuffle=False)))
+
+
+# --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
+def test_repeated_batch_from_fingerprints():
+    diag = {
+        "inputs": {"fingerprints": {"sampled_batches": 10, "distinct": 1, "most_common_share": 1.0}},
+        "data_loader": {"train": {"batches_per_epoch": 32}},
+    }
+    rule = rule_for(CAUSE)
+    f = rule.evaluate(make_view(healthy_train(), diagnostics=diag))
+    assert f and f.confidence == "high" and f.severity == "failed" and "32 batches" in f.recommendation
+    # full-batch training (the loader has no more batches than were seen) is not a repeat
+    diag["data_loader"]["train"]["batches_per_epoch"] = 1
+    assert rule.evaluate(make_view(healthy_train(), diagnostics=diag)) is None
+    # distinct batches, as any shuffled loader gives
+    diag = {"inputs": {"fingerprints": {"sampled_batches": 10, "distinct": 10, "most_common_share": 0.1}}}
+    assert rule.evaluate(make_view(healthy_train(), diagnostics=diag)) is None

@@ -1,7 +1,17 @@
 """targets_not_normalized: regression targets far from unit scale."""
 
-from tests.rules.conftest import fires, healthy_diagnostics, healthy_loss, make_view, quiet, regression_loss, rng
-from tests.rules.conftest import mlp_model
+from tests.rules.conftest import (
+    fires,
+    healthy_diagnostics,
+    healthy_loss,
+    healthy_train,
+    make_view,
+    mlp_model,
+    quiet,
+    regression_loss,
+    rng,
+    rule_for,
+)
 
 CAUSE = "targets_not_normalized"
 
@@ -26,3 +36,13 @@ def test_quiet_on_targets_of_a_few_units():
 
 def test_quiet_on_a_classifier():
     quiet(CAUSE, make_view(healthy_loss(), diagnostics=healthy_diagnostics()))
+
+
+# --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
+def test_target_scale_from_curves():
+    mse = 1e5 * healthy_train()
+    rule = rule_for(CAUSE)
+    f = rule.evaluate(make_view(mse))
+    assert f and f.confidence == "low"
+    assert rule.evaluate(make_view(healthy_train())) is None
+    assert rule.evaluate(make_view(mse, params={"n_classes": "10"})) is None

@@ -2,14 +2,19 @@
 
 import math
 
+import numpy as np
+
 from tests.rules.conftest import (
+    SEED,
     falling,
     fires,
     healthy_diagnostics,
+    healthy_train,
     make_view,
     mlp_model,
     optimizer_facts,
     quiet,
+    rule_for,
 )
 
 CAUSE = "too_much_regularization"
@@ -50,3 +55,16 @@ def test_quiet_on_a_stuck_loss_with_mild_regularisation():
 def test_quiet_on_decoupled_weight_decay():
     # AdamW's decoupled decay of 0.01 is its default, not strong regularisation
     quiet(CAUSE, run(stuck(), optimizer=optimizer_facts("AdamW", lr=1e-3, weight_decay=0.01, momentum=None)))
+
+
+# --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
+def test_too_much_regularization_from_curves():
+    rng = np.random.default_rng(SEED)
+    stuck_ = 1.40 - 0.05 * (1 - np.exp(-np.arange(500) / 30)) + 0.03 * rng.standard_normal(500)
+    val_below = 1.30 + 0.001 * rng.standard_normal(8)
+    rule = rule_for(CAUSE)
+    f = rule.evaluate(make_view(stuck_, val_below))
+    assert f and f.confidence == "low"
+    assert rule.evaluate(make_view(stuck_, params={"dropout": "0.9"})) is not None
+    assert rule.evaluate(make_view(stuck_, val_below + 0.1)) is None  # val above train, no params
+    assert rule.evaluate(make_view(healthy_train(), params={"dropout": "0.9"})) is None
