@@ -382,11 +382,12 @@ def train_hf(spec: RunSpec) -> dict:
 
     model.register_forward_hook(keep_loss)
     k = spec.knobs
+    total_steps = epochs_of(spec) * math.ceil(len(xt) / batch_of(spec, len(xt)))
     args = TrainingArguments(
         output_dir="hf_out", report_to=["mlflow"], use_cpu=True, num_train_epochs=epochs_of(spec),
         learning_rate=spec.lr, per_device_train_batch_size=batch_of(spec, len(xt)), per_device_eval_batch_size=256,
         eval_strategy="epoch", logging_steps=5, save_strategy="no", disable_tqdm=True, dataloader_num_workers=0,
-        optim="adamw_torch", seed=spec.seed, warmup_ratio=k.get("warmup", 0.0),
+        optim="adamw_torch", seed=spec.seed, warmup_steps=int(total_steps * k.get("warmup", 0.0)),
         lr_scheduler_type="cosine" if k.get("cosine") else "constant", weight_decay=k.get("weight_decay", 0.0))
     trainer = Trainer(model=model, args=args, train_dataset=Data(xt, yt), eval_dataset=Data(xv, yv))
     trainer.train()
