@@ -59,7 +59,7 @@ def _init_worker(shard_dir: str, artifact_root: str) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     uri = f"sqlite:///{shard_dir}/w{os.getpid()}.db"
     os.environ["MLFLOW_TRACKING_URI"] = uri  # the HF Trainer's MLflow callback reads it
-    work = tempfile.mkdtemp(prefix="corpus-worker-")
+    work = tempfile.mkdtemp(prefix="work-", dir=shard_dir)  # removed with the shards
     os.chdir(work)  # the Trainer's output_dir, Lightning's lightning_logs
     import lightning.pytorch  # noqa: F401 - imported before autolog(), so that it is patched
     import mlflow

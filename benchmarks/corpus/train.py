@@ -337,7 +337,7 @@ def train_lightning(spec: RunSpec) -> dict:
 
 
 def train_hf(spec: RunSpec) -> dict:
-    from transformers import Trainer, TrainingArguments
+    from transformers import PrinterCallback, Trainer, TrainingArguments
 
     (xt, yt), (xv, yv) = prepared_data(spec)
     losses: list[float] = []
@@ -390,6 +390,7 @@ def train_hf(spec: RunSpec) -> dict:
         optim="adamw_torch", seed=spec.seed, warmup_steps=int(total_steps * k.get("warmup", 0.0)),
         lr_scheduler_type="cosine" if k.get("cosine") else "constant", weight_decay=k.get("weight_decay", 0.0))
     trainer = Trainer(model=model, args=args, train_dataset=Data(xt, yt), eval_dataset=Data(xv, yv))
+    trainer.remove_callback(PrinterCallback)  # the logs go to MLflow, not to the terminal
     trainer.train()
     vals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
     return {"losses": losses, "val": vals}
