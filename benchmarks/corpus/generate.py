@@ -64,7 +64,7 @@ def _init_worker(shard_dir: str, artifact_root: str) -> None:
     import lightning.pytorch  # noqa: F401 - imported before autolog(), so that it is patched
     import mlflow
     import torch
-    import transformers  # noqa: F401
+    import transformers
 
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(1)
@@ -232,25 +232,32 @@ def label_and_split(tracking_uri: str) -> list[str]:
         ranges.append(f"  {group:<28} best lr {best_lr:g} (val {best:.3f}); healthy "
                       + (f"{min(healthy):g}..{max(healthy):g}" if healthy else "none") + "; "
                       + " ".join(f"{lr:g}:{_short(labels[lr][0])}" for lr in sorted(labels)))
-    # the split: within each truth, runs in the order of their key's hash, alternately tune and heldout
-    # (stratified by truth; deterministic: the same runs always get the same split)
-    by_truth = defaultdict(list)
-    for run in runs:
-        by_truth[truth[run.info.run_id][0]].append(run)
+    splits = assign_splits({run.data.tags[TAG + "key"]: truth[run.info.run_id][0] for run in runs})
     counts = defaultdict(lambda: [0, 0])
-    for t, members in by_truth.items():
-        members.sort(key=lambda r: key_hash(r.data.tags[TAG + "key"]))
-        offset = key_hash(t) % 2  # a truth with an odd count does not always give its extra run to tune
-        for i, run in enumerate(members):
-            side = (i + offset) % 2
-            split = "tune" if side == 0 else "heldout"
-            counts[t][side] += 1
-            why = truth[run.info.run_id][1]
-            client.log_batch(run.info.run_id, tags=[RunTag(TAG + "truth", t), RunTag(TAG + "split", split),
-                                                    RunTag(TAG + "why", why[:500])])
+    for run in runs:
+        t, why = truth[run.info.run_id]
+        split = splits[run.data.tags[TAG + "key"]]
+        counts[t][split == "heldout"] += 1
+        client.log_batch(run.info.run_id, tags=[RunTag(TAG + "truth", t), RunTag(TAG + "split", split),
+                                                RunTag(TAG + "why", why[:500])])
     lines = ["sweeps (lr:label, H healthy, hi too high, lo too low, ? borderline):", *ranges,
              "truth: " + ", ".join(f"{t} {a}+{b}" for t, (a, b) in sorted(counts.items())) + " (tune+heldout)"]
     return lines
+
+
+def assign_splits(truth_by_key: dict[str, str]) -> dict[str, str]:
+    """key -> 'tune' | 'heldout'. Stratified by truth and deterministic: within each truth, runs in
+    the order of their key's hash, alternately tune and heldout, starting on the side a hash of the
+    truth picks (so that the truths with an odd count do not all give their extra run to tune)."""
+    by_truth = defaultdict(list)
+    for key, t in truth_by_key.items():
+        by_truth[t].append(key)
+    out = {}
+    for t, keys in by_truth.items():
+        offset = key_hash(t) % 2
+        for i, key in enumerate(sorted(keys, key=key_hash)):
+            out[key] = "tune" if (i + offset) % 2 == 0 else "heldout"
+    return out
 
 
 def _short(t: str) -> str:

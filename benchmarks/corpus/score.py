@@ -59,7 +59,7 @@ def run_audit(tracking_uri: str, jobs: int, echo=print) -> None:
     cmd = [sys.executable, "-c", "from mlflow_nnaudit.cli import main; main()", "audit", "--tracking-uri",
            tracking_uri, "--experiment", EXPERIMENT, "--force", "--workers", str(jobs)]
     echo("$ nnaudit audit --tracking-uri " + tracking_uri + f" --experiment {EXPERIMENT} --force --workers {jobs}")
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"nnaudit audit failed ({out.returncode}):\n{out.stderr[-3000:]}")
     tail = [line for line in out.stdout.splitlines() if line.strip()][-2:]
@@ -100,7 +100,12 @@ def curves_only_rows(tracking_uri: str, jobs: int) -> list[Row]:
     from concurrent.futures import ProcessPoolExecutor
     from itertools import islice
 
-    from mlflow_nnaudit.auditor.runner import AUDIT_CHUNK_RUNS, analyse, curve_keys, gather
+    from mlflow_nnaudit.auditor.runner import (
+        AUDIT_CHUNK_RUNS,
+        analyse,
+        curve_keys,
+        gather,
+    )
     from mlflow_nnaudit.auditor.store import Store
     from mlflow_nnaudit.auditor.verdict import control_false_discoveries
 

@@ -248,7 +248,7 @@ def train_plain(spec: RunSpec) -> dict:
             idx = perm[:batch] if k.get("same_batch") else perm[i:i + batch]
             x, y = xt[idx], yt[idx]
             if spec.optimizer == "lbfgs":
-                def closure():
+                def closure(x=x, y=y):  # bound now: LBFGS calls it within this step
                     opt.zero_grad()
                     out = loss_fn(model(x), y)
                     out.backward()
