@@ -391,6 +391,7 @@ def train_hf(spec: RunSpec) -> dict:
         lr_scheduler_type="cosine" if k.get("cosine") else "constant", weight_decay=k.get("weight_decay", 0.0))
     trainer = Trainer(model=model, args=args, train_dataset=Data(xt, yt), eval_dataset=Data(xv, yv))
     trainer.remove_callback(PrinterCallback)  # the logs go to MLflow, not to the terminal
+    mlflow.log_params({"optimizer": spec.optimizer})  # the Trainer logs learning_rate and optim itself
     trainer.train()
     vals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
     return {"losses": losses, "val": vals}
