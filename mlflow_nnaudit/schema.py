@@ -17,8 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlflow_nnaudit._version import __version__
+
 #: version of this contract: bump it when a name below changes meaning or disappears
 SCHEMA_VERSION = 1
+#: the version both sides write (TAG_RECORDER_VERSION, TAG_VERSION, the diagnostics' `recorder_version`):
+#: the package's own
+PACKAGE_VERSION = __version__
 
 # --- metrics -----------------------------------------------------------------------------------
 #: every metric the recorder logs starts with this (the recorder's sink adds it; the names
@@ -90,7 +95,9 @@ def optimizer_param(setting: str) -> str:
 
 PARAM_OPTIMIZER_LR = optimizer_param("lr")
 PARAM_OPTIMIZER_WEIGHT_DECAY = optimizer_param("weight_decay")
-PARAMS = (PARAM_OPTIMIZER, *(optimizer_param(s) for s in OPTIMIZER_SETTINGS), PARAM_MODEL_PARAMETERS)
+#: the optimizer's params (its class, then its settings), also the keys of the diagnostics' `optimizer` section
+OPTIMIZER_PARAMS = (PARAM_OPTIMIZER, *(optimizer_param(s) for s in OPTIMIZER_SETTINGS))
+PARAMS = (*OPTIMIZER_PARAMS, PARAM_MODEL_PARAMETERS)
 
 # --- tags ----------------------------------------------------------------------------------------
 #: the recorder marks the runs it recorded (value: the package version) ...
@@ -125,7 +132,7 @@ _RUNNING_STATS: dict[str, Any] = dict.fromkeys(("min", "max", "mean", "sqmean", 
 DIAGNOSTICS_FIELDS: dict[str, Any] = {
     "recorder_version": None,
     "steps": None,  # optimizer steps recorded
-    "optimizer": dict.fromkeys(PARAMS[:-1]),  # the optimizer params above, by their param names
+    "optimizer": dict.fromkeys(OPTIMIZER_PARAMS),  # the optimizer params above, by their param names
     "model": {
         **dict.fromkeys(("class", "layers", "depth", "widths", "activations", "last_module", "dropout",
                          "normalization", "no_bias_layers", "no_bias_without_norm", "parameters",
