@@ -32,7 +32,8 @@ def _mlflow_logger_run(trainer) -> tuple[str | None, Any]:
 def _bind(trainer, pl_module) -> None:
     try:
         from mlflow_nnaudit.recorder.config import current_config
-        from mlflow_nnaudit.recorder.hooks import RECORDER, RunTarget, install_dormant_hooks
+        from mlflow_nnaudit.recorder.patches import install_dormant_hooks
+        from mlflow_nnaudit.recorder.recorder import RECORDER, RunTarget
 
         if current_config() is None or not getattr(trainer, "is_global_zero", True):
             return
@@ -45,7 +46,7 @@ def _bind(trainer, pl_module) -> None:
 
 def _unbind(trainer) -> None:
     try:
-        from mlflow_nnaudit.recorder.hooks import RECORDER
+        from mlflow_nnaudit.recorder.recorder import RECORDER
 
         RECORDER.unbind(id(trainer))
     except Exception as exc:  # noqa: BLE001

@@ -1,8 +1,8 @@
 """Dead ReLUs and saturated sigmoid/tanh units, per activation layer, on sampled steps.
 
 Forward hooks are put on the activation modules only for the forward pass of a sampled
-training step (armed by the session from the model's forward pre-hook, disarmed at the
-optimizer step): a hook on every module on every step would cost a few percent. Activations
+training step (armed in `on_input`, called from the model's forward pre-hook; disarmed at
+the optimizer step): a hook on every module on every step would cost a few percent. Activations
 applied as functions (`torch.relu(x)` inside `forward`) are not seen.
 """
 
@@ -71,6 +71,10 @@ class ActivationProbe(Probe):
             return
         for name, module, kind in self.layers:
             self._handles.append(module.register_forward_hook(self._hook(name, kind)))
+
+    def on_input(self, args: tuple, evaluating: bool, sampled: bool) -> None:
+        if sampled and not evaluating:
+            self.arm()
 
     def _hook(self, name: str, kind: str):
         def hook(_module, _inputs, out):

@@ -1,6 +1,6 @@
 """What the loss function is fed, and the evaluation losses nobody logged.
 
-Fed by the wrapper around torch's functional losses (`torch.nn.functional.cross_entropy`,
+Fed through the probe interface (`on_loss`) from the wrapper around torch's functional losses (`torch.nn.functional.cross_entropy`,
 `nll_loss`, `mse_loss`, ...; the loss modules call these too), not by optimizer steps:
 
 - a loss computed while autograd is off, or while the model is in eval mode, is an
@@ -84,6 +84,10 @@ class LossProbe(Probe):
         self._val_n = 0
 
     # --- called for every loss function call --------------------------------------------------
+    def on_loss(self, fn: str, inp: Any, target: Any, out: Any, evaluating: bool, sampled: bool,
+                step: int) -> dict[str, Any]:
+        return self.observe(fn, inp, target, out, evaluating, sampled)
+
     def observe(self, fn: str, inp: torch.Tensor, target: Any, out: torch.Tensor, evaluating: bool,
                 sampled: bool) -> dict[str, Any]:
         """Record one loss call; returns metrics to log now (e.g. labels per batch)."""
