@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.recorder.config import RecorderConfig, warn
 from mlflow_nnaudit.recorder.probes import DataProbe, ModelInfo, Probe, StepContext, default_probes
@@ -29,7 +30,6 @@ from mlflow_nnaudit.recorder.probes.loss import CHECK_FIRST_CALLS, LossProbe
 from mlflow_nnaudit.recorder.probes.model import optimizer_facts
 from mlflow_nnaudit.recorder.sink import MAX_BUFFERED, MlflowSink, to_floats
 
-DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"
 #: sampling never gets rarer than this, so that every run still gets its layer statistics
 MAX_SAMPLE_INTERVAL = 200
 #: the training loss is logged at every step for this many steps (short runs and the start of
@@ -39,8 +39,6 @@ MAX_SAMPLE_INTERVAL = 200
 FULL_RESOLUTION_STEPS = 1000
 #: whether a flush is due is asked every this many steps (not on every step: it reads the clock)
 FLUSH_CHECK_EVERY = 8
-TAG_RECORDER_VERSION = "nnaudit.recorder.version"
-TAG_STARTED_RUN = "nnaudit.recorder.started_run"
 #: the probe methods the session calls only on the probes that override them
 _HOOKS = ("before_step", "after_step", "take_seconds", "on_parameters", "on_loss", "on_input", "on_before_backward",
           "on_before_clip", "on_clip", "on_loader_iter")
@@ -90,7 +88,8 @@ class RunSession:
         self.skipped_steps = 0  # steps a GradScaler skipped (inf/NaN gradients)
         self._root_hook = None  # the model's own forward pre-hook (inputs, arming activation hooks)
         self._diagnostics_written: str | None = None
-        self.sink.set_tags({TAG_RECORDER_VERSION: __version__, **({TAG_STARTED_RUN: "true"} if started_run else {})})
+        self.sink.set_tags({schema.TAG_RECORDER_VERSION: __version__,
+                            **({schema.TAG_RECORDER_STARTED_RUN: "true"} if started_run else {})})
 
     # --- optimizer steps --------------------------------------------------------------------
     def before_step(self, optimizer: torch.optim.Optimizer, defer_probes: bool = False) -> None:
@@ -155,7 +154,7 @@ class RunSession:
             self._run_probes("after_step", optimizer)
             lr = optimizer.param_groups[0].get("lr") if optimizer is not None and optimizer.param_groups else None
             if isinstance(lr, (int, float, torch.Tensor)):
-                self.sink.add("lr", float(lr), self.step)
+                self.sink.add(schema.LR, float(lr), self.step)
                 self._sample_points += 1
             self._probe_seconds += time.perf_counter() - t0
             self._next_sample = self.step + self._sample_interval()
@@ -200,7 +199,7 @@ class RunSession:
         """A GradScaler skipped the optimizer step (inf/NaN gradients in the scaled backward): no
         update happened, so it is counted apart, not as a step nor as non-finite evidence."""
         self.skipped_steps += 1
-        self.sink.add("amp_skipped_steps", float(self.skipped_steps), self.step)
+        self.sink.add(schema.AMP_SKIPPED_STEPS, float(self.skipped_steps), self.step)
 
     # --- calls fed to the probes ----------------------------------------------------------------
     def _index_probes(self) -> None:
@@ -268,7 +267,7 @@ class RunSession:
         if self.loss_probe is not None:
             val = self.loss_probe.take_val_loss()
             if val is not None:
-                self.sink.add("val_loss", val, self.step)
+                self.sink.add(schema.VAL_LOSS, val, self.step)
 
     def _time_step(self, probe_seconds: float) -> None:
         """Smoothed wall time of a step without the probes (between consecutive optimizer steps)."""
@@ -328,7 +327,7 @@ class RunSession:
             means = np.add.reduceat(values[: len(losses) - keep], starts) / (ends - starts)  # NaN/Inf carry through
             for end, mean in zip(ends.tolist(), means.tolist()):
                 step, _, stamp = losses[end - 1]
-                self.sink.add("train_loss", mean, step, stamp)
+                self.sink.add(schema.TRAIN_LOSS, mean, step, stamp)
         self._losses = [(step, value, stamp) for (step, _, stamp), value
                         in zip(losses[len(losses) - keep:], values[len(losses) - keep:].tolist())] if keep else []
 
@@ -347,13 +346,13 @@ class RunSession:
             facts = optimizer_facts(optimizer)
         else:
             self.params = list(params or [])
-            facts = {"nnaudit.optimizer": "none"}
+            facts = {schema.PARAM_OPTIMIZER: "none"}
         for probe in self._hooked["on_parameters"]:
             try:
                 probe.on_parameters(optimizer, self.params)
             except Exception as exc:  # noqa: BLE001
                 self._probe_failed(probe, exc)
-        facts["nnaudit.model.parameters"] = int(sum(p.numel() for p in self.params))
+        facts[schema.PARAM_MODEL_PARAMETERS] = int(sum(p.numel() for p in self.params))
         try:
             self.sink.log_params(facts)
         except Exception as exc:  # noqa: BLE001 - e.g. the run already has these params with other values
@@ -504,10 +503,10 @@ class RunSession:
         try:
             text = json.dumps(self.diagnostics(), indent=2)
             if text != self._diagnostics_written:
-                self.sink.client.log_text(self.run_id, text, DIAGNOSTICS_ARTIFACT)
+                self.sink.client.log_text(self.run_id, text, schema.DIAGNOSTICS_ARTIFACT)
                 self._diagnostics_written = text
         except Exception as exc:  # noqa: BLE001
-            warn(self.config, f"could not write {DIAGNOSTICS_ARTIFACT}: {type(exc).__name__}: {exc}")
+            warn(self.config, f"could not write {schema.DIAGNOSTICS_ARTIFACT}: {type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         """Write what is buffered and the diagnostics; release the model hooks."""

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe, StepContext
 
 _RELUS = (nn.ReLU, nn.ReLU6)
@@ -77,10 +78,11 @@ class ActivationProbe(Probe):
             self.arm()
 
     def _hook(self, name: str, kind: str):
+        key = schema.layer_key(schema.LAYER_DEAD_RELU if kind == "relu" else schema.LAYER_SATURATED, name)
+
         def hook(_module, _inputs, out):
             if isinstance(out, torch.Tensor) and out.is_floating_point():
                 t0 = time.perf_counter()
-                key = f"dead_relu/{name}" if kind == "relu" else f"saturated/{name}"
                 share = dead_share(out) if kind == "relu" else saturated_share(out, kind)
                 self._seen.setdefault(key, []).append(share)
                 self._seconds += time.perf_counter() - t0

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.probes.base import Probe
 
 #: loss functions whose input should be class scores (logits) over dim 1
@@ -176,7 +177,7 @@ class LossProbe(Probe):
             t = t[(t >= 0) & (t < self.n_classes)]  # ignore_index and padding
             counts = torch.bincount(t, minlength=self.n_classes)
             self.label_counts = counts if self.label_counts is None else self.label_counts + counts
-            metrics["labels_per_batch"] = (counts > 0).sum()
+            metrics[schema.LABELS_PER_BATCH] = (counts > 0).sum()
         elif fn in _REGRESSION_LOSSES and target.is_floating_point():
             self.target_stats = _merge_stats(self.target_stats, target.detach())
             self.output_stats = _merge_stats(self.output_stats, x)

@@ -14,20 +14,21 @@ from typing import Any
 
 import torch
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe
 
 def optimizer_facts(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     group = optimizer.param_groups[0] if optimizer.param_groups else {}
-    facts: dict[str, Any] = {"nnaudit.optimizer": type(optimizer).__name__}
+    facts: dict[str, Any] = {schema.PARAM_OPTIMIZER: type(optimizer).__name__}
     for key in ("lr", "weight_decay", "momentum"):
         v = group.get(key)
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            facts[f"nnaudit.optimizer.{key}"] = v
+            facts[schema.optimizer_param(key)] = v
         elif isinstance(v, torch.Tensor) and v.numel() == 1:
-            facts[f"nnaudit.optimizer.{key}"] = float(v)
+            facts[schema.optimizer_param(key)] = float(v)
     if "betas" in group:
-        facts["nnaudit.optimizer.betas"] = ",".join(str(float(b)) for b in group["betas"])
-    facts["nnaudit.optimizer.param_groups"] = len(optimizer.param_groups)
+        facts[schema.optimizer_param("betas")] = ",".join(str(float(b)) for b in group["betas"])
+    facts[schema.optimizer_param("param_groups")] = len(optimizer.param_groups)
     return facts
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.probes.base import Probe, StepContext
 from mlflow_nnaudit.recorder.probes.gradients import foreach_norms
 
@@ -26,4 +27,4 @@ class StaleGradientProbe(Probe):
             present = (torch.stack([n.float().to(norms[0].device) for n in norms]) != 0).any().float()
         else:
             present = torch.zeros(())
-        return {"grad_present_before_backward": present}
+        return {schema.GRAD_PRESENT_BEFORE_BACKWARD: present}
