@@ -49,7 +49,8 @@ from __future__ import annotations
 import atexit
 import functools
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

@@ -17,6 +17,7 @@ import torch
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe
 
+
 def optimizer_facts(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     group = optimizer.param_groups[0] if optimizer.param_groups else {}
     facts: dict[str, Any] = {schema.PARAM_OPTIMIZER: type(optimizer).__name__}
