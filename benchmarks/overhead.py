@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 import mlflow_nnaudit
-from mlflow_nnaudit.recorder import hooks
+from mlflow_nnaudit.recorder import patches
 from mlflow_nnaudit.recorder.session import FULL_RESOLUTION_STEPS
 
 
@@ -70,7 +70,7 @@ def recorder_off_session_kept():
     """The recorder's hooks see "not recording" (as when it is switched off) and the session's
     model hook is off, while the session itself stays open (benchmark-only: reaches into the
     recorder's internals)."""
-    recorder = hooks.RECORDER
+    recorder = patches.RECORDER
     session = recorder.session
     recorder.recording = lambda: None
     handle, session._root_hook = session._root_hook, None
@@ -90,7 +90,7 @@ def steady_state(factory, blocks: int, steps: int) -> dict[str, list[float]]:
     torch.manual_seed(0)
     model, data = factory()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    hooks.install_dormant_hooks()
+    patches.install_dormant_hooks()
     mlflow_nnaudit.autolog(silent=True)
     times: dict[str, list[float]] = {"on": [], "off": []}
     # session start, model discovery, the sampling rhythm settles, and the first
@@ -109,9 +109,9 @@ def steady_state(factory, blocks: int, steps: int) -> dict[str, list[float]]:
 
 def set_mode(mode: str) -> None:
     if mode == "absent":
-        hooks.uninstall_hooks()
+        patches.uninstall_hooks()
         return
-    hooks.install_dormant_hooks()
+    patches.install_dormant_hooks()
     mlflow_nnaudit.autolog(disable=(mode != "on"), silent=True)
 
 
@@ -128,7 +128,7 @@ def switching(factory, modes: tuple[str, str], blocks: int, steps: int) -> dict[
         for mode in (modes if b % 2 == 0 else modes[::-1]):
             set_mode(mode)
             times[mode].append(run_block(model, opt, data, steps))
-    hooks.uninstall_hooks()
+    patches.uninstall_hooks()
     return times
 
 
@@ -167,28 +167,28 @@ def breakdown(steps: int = 5000) -> None:
     for _ in range(100_000):
         probe()
     timer = spent.pop("timer") / 100_000
-    hooks.uninstall_hooks()
-    saved = {n: getattr(hooks, n) for n in ("_step_pre_hook", "_step_post_hook", "_before_backward", "_after_loss")}
+    patches.uninstall_hooks()
+    saved = {n: getattr(patches, n) for n in ("_step_pre_hook", "_step_post_hook", "_before_backward", "_after_loss")}
     saved_root = session_module.RunSession._on_root_forward
     try:
         for name, fn in saved.items():
-            setattr(hooks, name, timed(name, fn))
+            setattr(patches, name, timed(name, fn))
         session_module.RunSession._on_root_forward = timed("_on_root_forward", saved_root)
         torch.manual_seed(0)
         model, data = make_mlp()
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        hooks.install_dormant_hooks()
+        patches.install_dormant_hooks()
         mlflow_nnaudit.autolog(silent=True, flush_every_seconds=3600)
         with mlflow.start_run(run_name="overhead-breakdown"):
             run_block(model, opt, data, 50)
-            hooks.RECORDER.session._next_sample = 10**9  # no sampled steps: the fixed cost only
+            patches.RECORDER.session._next_sample = 10**9  # no sampled steps: the fixed cost only
             spent.clear()
             run_block(model, opt, data, steps)
         mlflow_nnaudit.autolog(disable=True, silent=True)
     finally:
-        hooks.uninstall_hooks()
+        patches.uninstall_hooks()
         for name, fn in saved.items():
-            setattr(hooks, name, fn)
+            setattr(patches, name, fn)
         session_module.RunSession._on_root_forward = saved_root
     print(f"per-step time in each hook over {steps} ordinary MLP steps (timer cost {timer * 1e6:.2f} us taken off):")
     for name in ("_step_pre_hook", "_step_post_hook", "_on_root_forward", "_after_loss", "_before_backward"):
@@ -208,13 +208,13 @@ def variable_costs(steps: int) -> None:
     torch.manual_seed(0)
     model, data = make_mlp()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    hooks.install_dormant_hooks()
+    patches.install_dormant_hooks()
     mlflow_nnaudit.autolog(silent=True)
     session_module.RunSession.flush = timed_flush
     try:
         with mlflow.start_run(run_name="overhead-variable-costs"):
             run_block(model, opt, data, FULL_RESOLUTION_STEPS + 200)  # past the full-resolution start
-            session = hooks.RECORDER.session
+            session = patches.RECORDER.session
             flushes.clear()
             samples, last, sample_cost = 0, session.next_sample, 0.0
             t0 = time.perf_counter()
@@ -231,7 +231,7 @@ def variable_costs(steps: int) -> None:
     finally:
         session_module.RunSession.flush = original
         mlflow_nnaudit.autolog(disable=True, silent=True)
-        hooks.uninstall_hooks()
+        patches.uninstall_hooks()
 
 
 def main() -> None:

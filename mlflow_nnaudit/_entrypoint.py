@@ -18,7 +18,7 @@ def _auto_activation_disabled() -> bool:
 
 def _on_torch_import(_torch_module) -> None:
     try:
-        from mlflow_nnaudit.recorder.hooks import install_dormant_hooks
+        from mlflow_nnaudit.recorder.patches import install_dormant_hooks
 
         install_dormant_hooks()
     except Exception:  # noqa: BLE001 - never break the user's `import torch`
@@ -43,15 +43,15 @@ def _reconcile_hooks() -> None:
     try:
         import sys
 
-        hooks = sys.modules.get("mlflow_nnaudit.recorder.hooks")
-        if hooks is None:
+        patches = sys.modules.get("mlflow_nnaudit.recorder.patches")
+        if patches is None:
             return  # torch not imported yet, or never with the recorder: nothing to reconcile
         from mlflow_nnaudit.recorder.config import current_config
 
-        if hooks.hooks_installed():
-            hooks.uninstall_if_switched_off()
+        if patches.hooks_installed():
+            patches.uninstall_if_switched_off()
         elif current_config() is not None:
-            hooks.install_dormant_hooks()
+            patches.install_dormant_hooks()
     except Exception:  # noqa: BLE001 - never break mlflow.start_run()
         pass
 

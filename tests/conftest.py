@@ -53,8 +53,8 @@ def _reset_autolog_config():
     for flavor in list(AUTOLOGGING_INTEGRATIONS):
         AUTOLOGGING_INTEGRATIONS.pop(flavor, None)
     AUTOLOGGING_INTEGRATIONS["nnaudit"] = {}
-    if "mlflow_nnaudit.recorder.hooks" in sys.modules:
-        from mlflow_nnaudit.recorder.hooks import RECORDER
+    if "mlflow_nnaudit.recorder.recorder" in sys.modules:
+        from mlflow_nnaudit.recorder.recorder import RECORDER
 
         RECORDER.close_session()
         RECORDER.pending.clear()

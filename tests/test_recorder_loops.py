@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 import mlflow_nnaudit
-from mlflow_nnaudit.recorder import hooks, sink
+from mlflow_nnaudit.recorder import patches, sink
 from mlflow_nnaudit.recorder import session as session_module
 from mlflow_nnaudit.recorder.probes import ActivationProbe, DataProbe, UpdateProbe
 from mlflow_nnaudit.recorder.probes.loss import LossProbe
@@ -268,8 +268,8 @@ def test_odd_models_train_identically_without_complaint(store_uri, kind, caplog)
 @pytest.mark.parametrize("cls, method, name", [
     (UpdateProbe, "after_step", "updates"),
     (ActivationProbe, "before_step", "activations"),
-    (DataProbe, "observe_input", "inputs"),
-    (LossProbe, "observe", "loss"),
+    (DataProbe, "on_input", "inputs"),
+    (LossProbe, "on_loss", "loss"),
 ])
 def test_each_failing_probe_is_switched_off_with_one_warning(store_uri, monkeypatch, caplog, cls, method, name):
     def broken(*args, **kwargs):
@@ -298,8 +298,8 @@ def our_hooks() -> dict[str, bool]:
     from torch.optim import optimizer
 
     return {
-        "optimizer_pre": any(h is hooks._step_pre_hook for h in optimizer._global_optimizer_pre_hooks.values()),
-        "optimizer_post": any(h is hooks._step_post_hook for h in optimizer._global_optimizer_post_hooks.values()),
+        "optimizer_pre": any(h is patches._step_pre_hook for h in optimizer._global_optimizer_pre_hooks.values()),
+        "optimizer_post": any(h is patches._step_post_hook for h in optimizer._global_optimizer_post_hooks.values()),
         "backward": hasattr(torch.Tensor.backward, "__nnaudit_original__"),
         "losses": hasattr(F.cross_entropy, "__nnaudit_original__"),
         "grad_scaler": hasattr(GradScaler.step, "__nnaudit_original__"),
@@ -356,9 +356,9 @@ def test_recorder_state_stays_bounded_over_many_steps(store_uri, monkeypatch):
             loss.backward()
             opt.step()
             losses.append(loss.item())
-            session = hooks.RECORDER.session
+            session = patches.RECORDER.session
             buffered.append(session.buffered)
-            pending.append(len(hooks.RECORDER.pending))
+            pending.append(len(patches.RECORDER.pending))
             act = next(p for p in session.probes if isinstance(p, ActivationProbe))
             seen.append(sum(len(v) for v in act._seen.values()) + len(act._handles))
             if i % 10 == 0:
@@ -432,7 +432,7 @@ def test_ordinary_steps_take_the_fast_paths_and_miss_nothing(store_uri):
         for i in range(60):
             if i == 45:
                 mlflow_nnaudit.autolog(disable=True)  # switched off between two ordinary steps
-            quiet.append(hooks.RECORDER.quiet)
+            quiet.append(patches.RECORDER.quiet)
             opt.zero_grad()
             loss = F.cross_entropy(model(x[:32]), y[:32])
             loss.backward()

@@ -89,7 +89,7 @@ def test_clip_grad_value_is_measured_and_the_wrappers_go_away(store_uri):
             opt.step()
     clip = _diagnostics(run.info.run_id)["clipping"]
     assert clip["kind"] == "value" and clip["bite_share"] == 1.0 and clip["measured_calls"] >= 5
-    from mlflow_nnaudit.recorder.hooks import install_dormant_hooks, uninstall_hooks
+    from mlflow_nnaudit.recorder.patches import install_dormant_hooks, uninstall_hooks
 
     uninstall_hooks()
     try:

@@ -2,7 +2,7 @@
 
 from pytorch_lightning.callbacks import Callback
 
-from mlflow_nnaudit.recorder.lightning import RecorderCallbackHooks
+from mlflow_nnaudit.recorder._lightning_hooks import RecorderCallbackHooks
 
 
 class NnauditRecorderCallback(RecorderCallbackHooks, Callback):

@@ -43,9 +43,9 @@ def autolog(
     _autolog(disable=disable, silent=silent, sample_every_n_steps=sample_every_n_steps,
              flush_every_seconds=flush_every_seconds, max_probe_overhead=max_probe_overhead)
     if disable:
-        hooks = sys.modules.get("mlflow_nnaudit.recorder.hooks")
-        if hooks is not None:
-            hooks.uninstall_hooks()
+        patches = sys.modules.get("mlflow_nnaudit.recorder.patches")
+        if patches is not None:
+            patches.uninstall_hooks()
 
 
 @autologging_integration(FLAVOR)
@@ -61,7 +61,7 @@ def _autolog(
     from mlflow.utils.import_hooks import register_post_import_hook
 
     def _install(_torch):
-        from mlflow_nnaudit.recorder.hooks import install_dormant_hooks
+        from mlflow_nnaudit.recorder.patches import install_dormant_hooks
 
         install_dormant_hooks()
 

@@ -1,9 +1,13 @@
 """One recording session = one MLflow run being trained into.
 
-The session counts optimizer steps, keeps the loss of every step, decides which steps are
-sampled for the (costlier) probes, finds the model behind the optimizer, and hands
-everything to the sink. Every call into a probe is guarded: a probe that raises is switched
-off with one warning, and training never sees the exception.
+The session is the step clock (it counts optimizer steps, or hand-written ones), the sampling
+budget (which steps are sampled for the costlier probes, so that they stay within
+`max_probe_overhead`) and the buffers (the training loss of every step, averaged over windows
+once past FULL_RESOLUTION_STEPS, and the probes' metrics) that it hands to the sink. It finds
+the model behind the optimizer and feeds every probe through the probe interface
+(`probes/base.py`); what is learned about the run is the probes' business. Every call into a
+probe is guarded: a probe that raises is switched off with one warning, and training never
+sees the exception.
 """
 
 from __future__ import annotations
@@ -16,14 +20,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.recorder.config import RecorderConfig, warn
-from mlflow_nnaudit.recorder.probes import ActivationProbe, DataProbe, ModelInfo, Probe, StepContext, default_probes
-from mlflow_nnaudit.recorder.probes.gradients import foreach_norms
+from mlflow_nnaudit.recorder.probes import DataProbe, ModelInfo, Probe, StepContext, default_probes
+from mlflow_nnaudit.recorder.probes.base import overrides
+from mlflow_nnaudit.recorder.probes.loader import LoaderProbe
 from mlflow_nnaudit.recorder.probes.loss import CHECK_FIRST_CALLS, LossProbe
+from mlflow_nnaudit.recorder.probes.model import optimizer_facts
 from mlflow_nnaudit.recorder.sink import MAX_BUFFERED, MlflowSink, to_floats
 
-DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"
 #: sampling never gets rarer than this, so that every run still gets its layer statistics
 MAX_SAMPLE_INTERVAL = 200
 #: the training loss is logged at every step for this many steps (short runs and the start of
@@ -33,97 +39,17 @@ MAX_SAMPLE_INTERVAL = 200
 FULL_RESOLUTION_STEPS = 1000
 #: whether a flush is due is asked every this many steps (not on every step: it reads the clock)
 FLUSH_CHECK_EVERY = 8
-TAG_RECORDER_VERSION = "nnaudit.recorder.version"
-TAG_STARTED_RUN = "nnaudit.recorder.started_run"
-
-
-def _optimizer_facts(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    group = optimizer.param_groups[0] if optimizer.param_groups else {}
-    facts: dict[str, Any] = {"nnaudit.optimizer": type(optimizer).__name__}
-    for key in ("lr", "weight_decay", "momentum"):
-        v = group.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            facts[f"nnaudit.optimizer.{key}"] = v
-        elif isinstance(v, torch.Tensor) and v.numel() == 1:
-            facts[f"nnaudit.optimizer.{key}"] = float(v)
-    if "betas" in group:
-        facts["nnaudit.optimizer.betas"] = ",".join(str(float(b)) for b in group["betas"])
-    facts["nnaudit.optimizer.param_groups"] = len(optimizer.param_groups)
-    return facts
-
-
-_WEIGHT_LAYERS = (torch.nn.Linear, torch.nn.modules.conv._ConvNd)
-_ACTIVATIONS = (torch.nn.ReLU, torch.nn.LeakyReLU, torch.nn.ELU, torch.nn.GELU, torch.nn.SiLU, torch.nn.Tanh,
-                torch.nn.Sigmoid, torch.nn.Softmax, torch.nn.LogSoftmax, torch.nn.Softplus, torch.nn.ReLU6)
-_MAX_NAMES = 20
-
-
-_NORMS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm,
-          torch.nn.modules.instancenorm._InstanceNorm)
-
-
-def _no_bias_without_norm(leaves: list[tuple[str, torch.nn.Module]]) -> list[str]:
-    """Weight layers without a bias whose next layer is not a normalisation layer (a bias
-    before BatchNorm/LayerNorm is redundant, so leaving it out there is normal)."""
-    out = []
-    for i, (name, m) in enumerate(leaves):
-        if isinstance(m, _WEIGHT_LAYERS) and getattr(m, "bias", None) is None:
-            nxt = leaves[i + 1][1] if i + 1 < len(leaves) else None
-            if not isinstance(nxt, _NORMS):
-                out.append(name)
-    return out
-
-
-def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
-    """The model's structure as the rules need it: depth, activations, the output layer,
-    regularisation and normalisation layers, bias-less layers, and parameters that can never
-    be trained (requires_grad on, but missing from every optimizer group)."""
-    leaves = [(n, m) for n, m in root.named_modules() if not list(m.children())]
-    weight_layers = [(n, m) for n, m in leaves if isinstance(m, _WEIGHT_LAYERS)]
-    params = list(root.named_parameters())
-    return {
-        "depth": len(weight_layers),
-        "widths": [int(m.weight.shape[0]) for _, m in weight_layers][:64],
-        "activations": sorted({type(m).__name__ for _, m in leaves if isinstance(m, _ACTIVATIONS)}),
-        "last_module": type(leaves[-1][1]).__name__ if leaves else None,
-        "dropout": [float(m.p) for _, m in leaves if isinstance(m, torch.nn.modules.dropout._DropoutNd)][:16],
-        "normalization": sorted({type(m).__name__ for _, m in leaves if isinstance(m, _NORMS)}),
-        "no_bias_layers": [n for n, m in weight_layers if getattr(m, "bias", None) is None][:_MAX_NAMES],
-        "no_bias_without_norm": _no_bias_without_norm(leaves)[:_MAX_NAMES],
-        "parameters": int(sum(p.numel() for _, p in params)),
-        "trainable_not_in_optimizer": [n for n, p in params if p.requires_grad and id(p) not in opt_ids][:_MAX_NAMES],
-        "requires_grad_false": [n for n, p in params if not p.requires_grad][:_MAX_NAMES],
-    }
-
-
-def initial_weight_stats(params: list[torch.Tensor]) -> dict[int, dict[str, Any]]:
-    """Scale and symmetry of each weight matrix/kernel before the first update, against
-    LeCun's 1/sqrt(fan_in) (PyTorch's default init gives ~0.58 of it, He ~1.41)."""
-    out: dict[int, dict[str, Any]] = {}
-    with torch.no_grad():
-        for p in params:
-            if p.dim() < 2 or p.numel() < 4:
-                continue
-            w = p.detach().float().reshape(p.shape[0], -1)
-            fan_in = w.shape[1]
-            std = float(w.std())
-            rows_same = float((w == w[0]).all(dim=1).float().mean()) if w.shape[0] > 1 else 0.0
-            out[id(p)] = {
-                "shape": list(p.shape),
-                "std": std,
-                "lecun_std": 1 / math.sqrt(fan_in),
-                "scale_vs_lecun": std * math.sqrt(fan_in),
-                "constant": bool(float(w.max()) == float(w.min())),
-                "identical_rows_share": rows_same,
-            }
-    return out
+#: the probe methods the session calls only on the probes that override them
+_HOOKS = ("before_step", "after_step", "take_seconds", "on_parameters", "on_loss", "on_input", "on_before_backward",
+          "on_before_clip", "on_clip", "on_loader_iter")
 
 
 class RunSession:
     """Records one run's training."""
 
     def __init__(self, run_id: str, config: RecorderConfig, started_run: bool = False,
-                 loss_probe: LossProbe | None = None, client=None, model_hint: torch.nn.Module | None = None) -> None:
+                 loss_probe: LossProbe | None = None, client=None, model_hint: torch.nn.Module | None = None,
+                 loader_probe: LoaderProbe | None = None) -> None:
         self.run_id = run_id
         self.config = config
         self.sink = MlflowSink(run_id, client)
@@ -132,11 +58,20 @@ class RunSession:
         self.optimizer: torch.optim.Optimizer | None = None
         self.params: list[torch.Tensor] = []
         self.model: ModelInfo | None = None
-        self.probes: list[Probe] = default_probes()
-        # None: the loss probe already failed before the session began (see Recorder.on_loss)
-        self.loss_probe: LossProbe | None = loss_probe
-        self.eval_in_train_mode: dict[str, Any] | None = None
-        self.structure: dict[str, Any] | None = None
+        # the probes that watched the calls made before the session began (the first loss calls,
+        # the first epoch's DataLoaders) go on in it; a loss probe of None already failed then
+        # (see Recorder.on_loss)
+        self.probes: list[Probe] = []
+        for probe in default_probes():
+            if isinstance(probe, LossProbe):
+                probe = loss_probe
+            elif isinstance(probe, LoaderProbe) and loader_probe is not None:
+                probe = loader_probe
+            if probe is not None:
+                self.probes.append(probe)
+        self.loss_probe: LossProbe | None = next((p for p in self.probes if isinstance(p, LossProbe)), None)
+        self._hooked: dict[str, list[Probe]] = {}
+        self._index_probes()
         self._sampling = False
         self._next_sample = 0
         self._probe_seconds = 0.0  # cost of the probes on the last sampled step
@@ -152,10 +87,9 @@ class RunSession:
         self._group_count = 0  # the optimizer's parameter groups when last read
         self.skipped_steps = 0  # steps a GradScaler skipped (inf/NaN gradients)
         self._root_hook = None  # the model's own forward pre-hook (inputs, arming activation hooks)
-        self.data_probe: DataProbe | None = DataProbe()
-        self._init_stats: dict[int, dict[str, Any]] = {}
         self._diagnostics_written: str | None = None
-        self.sink.set_tags({TAG_RECORDER_VERSION: __version__, **({TAG_STARTED_RUN: "true"} if started_run else {})})
+        self.sink.set_tags({schema.TAG_RECORDER_VERSION: __version__,
+                            **({schema.TAG_RECORDER_STARTED_RUN: "true"} if started_run else {})})
 
     # --- optimizer steps --------------------------------------------------------------------
     def before_step(self, optimizer: torch.optim.Optimizer, defer_probes: bool = False) -> None:
@@ -180,7 +114,7 @@ class RunSession:
         self._run_probes("before_step", optimizer)
         # what this sample cost so far: the probes now, plus their work in the forward and
         # backward passes (input statistics, activation hooks, the stale-gradient check)
-        spent = sum(probe.take_seconds() for probe in self.probes)
+        spent = sum(probe.take_seconds() for probe in self._hooked["take_seconds"])
         self._probe_seconds = time.perf_counter() - t0 + spent + self._hook_seconds
         self._hook_seconds = 0.0
 
@@ -220,7 +154,7 @@ class RunSession:
             self._run_probes("after_step", optimizer)
             lr = optimizer.param_groups[0].get("lr") if optimizer is not None and optimizer.param_groups else None
             if isinstance(lr, (int, float, torch.Tensor)):
-                self.sink.add("lr", float(lr), self.step)
+                self.sink.add(schema.LR, float(lr), self.step)
                 self._sample_points += 1
             self._probe_seconds += time.perf_counter() - t0
             self._next_sample = self.step + self._sample_interval()
@@ -265,47 +199,75 @@ class RunSession:
         """A GradScaler skipped the optimizer step (inf/NaN gradients in the scaled backward): no
         update happened, so it is counted apart, not as a step nor as non-finite evidence."""
         self.skipped_steps += 1
-        self.sink.add("amp_skipped_steps", float(self.skipped_steps), self.step)
+        self.sink.add(schema.AMP_SKIPPED_STEPS, float(self.skipped_steps), self.step)
 
-    # --- loss calls ----------------------------------------------------------------------------
+    # --- calls fed to the probes ----------------------------------------------------------------
+    def _index_probes(self) -> None:
+        """Which probes each hook calls (those that override it: see `probes.base.overrides`)."""
+        self._hooked = {hook: [p for p in self.probes if overrides(p, hook)] for hook in _HOOKS}
+
+    def _probe_failed(self, probe: Probe, exc: Exception) -> None:
+        self._drop_probe(probe)
+        warn(self.config, f"probe '{probe.name}' disabled after an error: {type(exc).__name__}: {exc}")
+
     def observe_loss(self, fn: str, inp, target, out) -> None:
         """A torch loss function was called: training loss or evaluation loss?"""
         probe = self.loss_probe
-        if probe is None:
-            return
         root = self.model.root if self.model is not None else None
         no_grad = not torch.is_grad_enabled() or not getattr(out, "requires_grad", False)
         evaluating = no_grad or (root is not None and not root.training)
         sampled = self.step >= self._next_sample
-        if not evaluating and not sampled and probe.train_calls >= CHECK_FIRST_CALLS:
+        if not evaluating and not sampled and (probe is None or probe.train_calls >= CHECK_FIRST_CALLS):
             return  # the common case, kept cheap: an ordinary training loss on an unsampled step
-        if no_grad and root is not None and root.training and self.eval_in_train_mode is None:
-            self._note_eval_in_train_mode(root)
         t0 = time.perf_counter()
-        try:
-            metrics = probe.observe(fn, inp, target, out, evaluating, sampled=sampled)
-        except Exception as exc:  # noqa: BLE001
-            self.loss_probe = None
-            warn(self.config, f"probe 'loss' disabled after an error: {type(exc).__name__}: {exc}")
-            return
+        step = self.step
+        for probe in self._hooked["on_loss"]:
+            try:
+                metrics = probe.on_loss(fn, inp, target, out, evaluating, sampled, step)
+            except Exception as exc:  # noqa: BLE001 - never raise into training
+                self._probe_failed(probe, exc)
+                continue
+            for key, value in metrics.items():
+                self.sink.add(key, value, step)
         if sampled and not evaluating:
             self._hook_seconds += time.perf_counter() - t0
-        for key, value in metrics.items():
-            self.sink.add(key, value, self.step)
 
-    def _note_eval_in_train_mode(self, root: torch.nn.Module) -> None:
-        """A loss computed under no_grad while the model is in training mode: an evaluation that
-        forgot `model.eval()`. It matters only if the model has layers that behave differently."""
-        mode_layers = sorted({type(m).__name__ for m in root.modules()
-                              if isinstance(m, (torch.nn.modules.dropout._DropoutNd,
-                                                torch.nn.modules.batchnorm._BatchNorm))})
-        self.eval_in_train_mode = {"step": self.step, "mode_dependent_layers": mode_layers}
+    def on_clip(self, kind: str, pre_clip: torch.Tensor | None, limit: float) -> None:
+        """A gradient clipping call returned (see `Probe.on_clip`)."""
+        for probe in self._hooked["on_clip"]:
+            try:
+                probe.on_clip(kind, pre_clip, limit)
+            except Exception as exc:  # noqa: BLE001
+                self._probe_failed(probe, exc)
+
+    def wants_pre_clip_size(self, kind: str) -> bool:
+        """Whether a probe asks for the gradient size before the coming clipping call."""
+        wanted = False
+        for probe in self._hooked["on_before_clip"]:
+            try:
+                wanted = probe.on_before_clip(kind) or wanted
+            except Exception as exc:  # noqa: BLE001
+                self._probe_failed(probe, exc)
+        return wanted
+
+    def on_loader_iter(self, loader) -> None:
+        """A DataLoader's iteration (an epoch) begins."""
+        for probe in self._hooked["on_loader_iter"]:
+            try:
+                probe.on_loader_iter(loader)
+            except Exception as exc:  # noqa: BLE001
+                self._probe_failed(probe, exc)
+
+    @property
+    def data_probe(self) -> DataProbe | None:
+        """The input statistics probe (None once it failed)."""
+        return next((p for p in self.probes if isinstance(p, DataProbe)), None)
 
     def _emit_val_loss(self) -> None:
         if self.loss_probe is not None:
             val = self.loss_probe.take_val_loss()
             if val is not None:
-                self.sink.add("val_loss", val, self.step)
+                self.sink.add(schema.VAL_LOSS, val, self.step)
 
     def _time_step(self, probe_seconds: float) -> None:
         """Smoothed wall time of a step without the probes (between consecutive optimizer steps)."""
@@ -365,7 +327,7 @@ class RunSession:
             means = np.add.reduceat(values[: len(losses) - keep], starts) / (ends - starts)  # NaN/Inf carry through
             for end, mean in zip(ends.tolist(), means.tolist()):
                 step, _, stamp = losses[end - 1]
-                self.sink.add("train_loss", mean, step, stamp)
+                self.sink.add(schema.TRAIN_LOSS, mean, step, stamp)
         self._losses = [(step, value, stamp) for (step, _, stamp), value
                         in zip(losses[len(losses) - keep:], values[len(losses) - keep:].tolist())] if keep else []
 
@@ -381,12 +343,16 @@ class RunSession:
             self.params = [p for g in optimizer.param_groups for p in g["params"]]
             self._param_count = len(self.params)
             self._group_count = len(optimizer.param_groups)
-            facts = _optimizer_facts(optimizer)
+            facts = optimizer_facts(optimizer)
         else:
             self.params = list(params or [])
-            facts = {"nnaudit.optimizer": "none"}
-        self._init_stats = initial_weight_stats(self.params)
-        facts["nnaudit.model.parameters"] = int(sum(p.numel() for p in self.params))
+            facts = {schema.PARAM_OPTIMIZER: "none"}
+        for probe in self._hooked["on_parameters"]:
+            try:
+                probe.on_parameters(optimizer, self.params)
+            except Exception as exc:  # noqa: BLE001
+                self._probe_failed(probe, exc)
+        facts[schema.PARAM_MODEL_PARAMETERS] = int(sum(p.numel() for p in self.params))
         try:
             self.sink.log_params(facts)
         except Exception as exc:  # noqa: BLE001 - e.g. the run already has these params with other values
@@ -396,6 +362,9 @@ class RunSession:
     def _drop_probe(self, probe: Probe) -> None:
         """Switch a failed probe off, and release what it holds on the model (its hooks)."""
         self.probes.remove(probe)
+        if probe is self.loss_probe:
+            self.loss_probe = None
+        self._index_probes()
         try:
             probe.close()
         except Exception:  # noqa: BLE001
@@ -412,12 +381,11 @@ class RunSession:
 
     def _run_probes(self, phase: str, optimizer: torch.optim.Optimizer | None) -> None:
         ctx = StepContext(self.step, optimizer, self.params, self.model)
-        for probe in list(self.probes):
+        for probe in self._hooked[phase]:
             try:
                 metrics = getattr(probe, phase)(ctx)
             except Exception as exc:  # noqa: BLE001 - never raise into training
-                self._drop_probe(probe)
-                warn(self.config, f"probe '{probe.name}' disabled after an error: {type(exc).__name__}: {exc}")
+                self._probe_failed(probe, exc)
                 continue
             for key, value in metrics.items():
                 self.sink.add(key, value, self.step)
@@ -459,39 +427,35 @@ class RunSession:
                 warn(self.config, f"could not inspect the model: {exc}")
 
     def _on_root_forward(self, module: torch.nn.Module, args: tuple) -> None:
-        """The model is about to run: note its inputs, and hook its activations when this is the
-        forward pass of a sampled training step."""
-        try:
-            evaluating = not torch.is_grad_enabled() or not module.training
-            sampled = self.step >= self._next_sample
-            if self.data_probe is not None:
-                if sampled and not evaluating:
-                    t0 = time.perf_counter()
-                    self.data_probe.observe_input(args, evaluating, sampled)
-                    self._hook_seconds += time.perf_counter() - t0
-                else:
-                    self.data_probe.observe_input(args, evaluating, sampled)
-            if sampled and not evaluating:
-                for probe in self.probes:
-                    if isinstance(probe, ActivationProbe):
-                        probe.arm()
-        except Exception as exc:  # noqa: BLE001 - odd inputs: give up on this probe, not on training
-            self.data_probe = None
-            warn(self.config, f"probe 'inputs' disabled after an error: {type(exc).__name__}: {exc}")
+        """The model is about to run: the probes see its inputs (and the activation probe arms
+        its hooks when this is the forward pass of a sampled training step)."""
+        evaluating = not torch.is_grad_enabled() or not module.training
+        sampled = self.step >= self._next_sample
+        timed = sampled and not evaluating
+        t0 = time.perf_counter() if timed else 0.0
+        for probe in self._hooked["on_input"]:
+            try:
+                probe.on_input(args, evaluating, sampled)
+            except Exception as exc:  # noqa: BLE001 - odd inputs: give up on this probe, not on training
+                self._probe_failed(probe, exc)
+        if timed:
+            self._hook_seconds += time.perf_counter() - t0
 
     def before_backward(self) -> None:
-        """The first backward since the last optimizer step is about to run. On sampled steps:
-        are gradients still there from the last step (never zeroed)?"""
+        """The first backward since the last optimizer step is about to run: on sampled steps,
+        the probes that look at the gradients left from the last step."""
         if self.step < 1 or self.step < self._next_sample or not self.params:
             return
         t0 = time.perf_counter()
-        grads = [p.grad.detach() for p in self.params if p.grad is not None]
-        if grads:  # any parameter's: the first ones may sit behind dead units, with zero gradients
-            norms = foreach_norms(grads)
-            present = (torch.stack([n.float().to(norms[0].device) for n in norms]) != 0).any().float()
-        else:
-            present = torch.zeros(())
-        self.sink.add("grad_present_before_backward", present, self.step)
+        ctx = StepContext(self.step, self.optimizer, self.params, self.model)
+        for probe in self._hooked["on_before_backward"]:
+            try:
+                metrics = probe.on_before_backward(ctx)
+            except Exception as exc:  # noqa: BLE001
+                self._probe_failed(probe, exc)
+                continue
+            for key, value in metrics.items():
+                self.sink.add(key, value, self.step)
         self._hook_seconds += time.perf_counter() - t0
 
     def _stop_model_discovery(self) -> None:
@@ -507,9 +471,6 @@ class RunSession:
             if own:
                 layers[name or type(root).__name__] = own
         self.model = ModelInfo(root=root, layers=layers)
-        self.structure = describe_model(root, opt_ids)
-        names = {id(p): n for n, p in root.named_parameters()}
-        self.structure["init"] = [{"param": names[i], **st} for i, st in self._init_stats.items() if i in names]
         self._root_hook = root.register_forward_pre_hook(self._on_root_forward)
         for probe in list(self.probes):
             try:
@@ -522,20 +483,11 @@ class RunSession:
     def diagnostics(self) -> dict[str, Any]:
         out: dict[str, Any] = {"recorder_version": __version__, "steps": self.step}
         if self.optimizer is not None:
-            out["optimizer"] = _optimizer_facts(self.optimizer)
-        if self.model is not None and self.model.root is not None:
-            out["model"] = {
-                "class": type(self.model.root).__name__,
-                "layers": {name: [list(p.shape) for p in ps] for name, ps in self.model.layers.items()},
-                **(self.structure or {}),
-            }
-        extra = [p for p in (self.loss_probe, self.data_probe) if p is not None]
-        for probe in [*self.probes, *extra]:
+            out["optimizer"] = optimizer_facts(self.optimizer)
+        for probe in self.probes:
             facts = probe.summary()
             if facts:
                 out[probe.name] = facts
-        if self.eval_in_train_mode is not None:
-            out["eval_in_train_mode"] = self.eval_in_train_mode
         if self.skipped_steps:
             out["amp"] = {"skipped_steps": self.skipped_steps}
         return out
@@ -551,10 +503,10 @@ class RunSession:
         try:
             text = json.dumps(self.diagnostics(), indent=2)
             if text != self._diagnostics_written:
-                self.sink.client.log_text(self.run_id, text, DIAGNOSTICS_ARTIFACT)
+                self.sink.client.log_text(self.run_id, text, schema.DIAGNOSTICS_ARTIFACT)
                 self._diagnostics_written = text
         except Exception as exc:  # noqa: BLE001
-            warn(self.config, f"could not write {DIAGNOSTICS_ARTIFACT}: {type(exc).__name__}: {exc}")
+            warn(self.config, f"could not write {schema.DIAGNOSTICS_ARTIFACT}: {type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         """Write what is buffered and the diagnostics; release the model hooks."""

@@ -8,7 +8,8 @@ from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
 
-METRIC_PREFIX = "nnaudit/"
+from mlflow_nnaudit.schema import METRIC_PREFIX  # the sink adds it to every key
+
 _BATCH = 1000  # MLflow's log_batch takes at most 1000 metrics per call
 #: buffered points kept at most while the store cannot be written (memory stays flat)
 MAX_BUFFERED = 200_000

@@ -1,20 +1,28 @@
-"""Recorder probes: one kind of evidence each, none knowing about MLflow."""
+"""Recorder probes: one kind of evidence each, none knowing about MLflow or the recorder.
+
+Every probe is fed only through the probe interface (`base.Probe`): the session calls each
+of its methods on the probes that override it.
+"""
 
 from mlflow_nnaudit.recorder.probes.activations import ActivationProbe
 from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe, StepContext
 from mlflow_nnaudit.recorder.probes.clipping import ClipProbe
 from mlflow_nnaudit.recorder.probes.data import DataProbe
+from mlflow_nnaudit.recorder.probes.eval_mode import EvalModeProbe
 from mlflow_nnaudit.recorder.probes.gradients import GradientProbe
 from mlflow_nnaudit.recorder.probes.loader import LoaderProbe
+from mlflow_nnaudit.recorder.probes.loss import LossProbe
+from mlflow_nnaudit.recorder.probes.model import ModelFactsProbe
+from mlflow_nnaudit.recorder.probes.stale_grads import StaleGradientProbe
 from mlflow_nnaudit.recorder.probes.updates import UpdateProbe
 
 
 def default_probes() -> list[Probe]:
-    """The probes run around sampled optimizer steps (the loss and data probes are fed
-    differently: from loss calls and the model's forward pre-hook; the clipping and loader
-    probes are fed by their own wrappers and only report a summary)."""
-    return [GradientProbe(), UpdateProbe(), ActivationProbe(), ClipProbe(), LoaderProbe()]
+    """A session's probes, in the order their facts appear in `nnaudit/diagnostics.json`."""
+    return [ModelFactsProbe(), GradientProbe(), UpdateProbe(), ActivationProbe(), ClipProbe(), LoaderProbe(),
+            LossProbe(), DataProbe(), EvalModeProbe(), StaleGradientProbe()]
 
 
-__all__ = ["ActivationProbe", "ClipProbe", "LoaderProbe", "DataProbe", "GradientProbe", "ModelInfo", "Probe", "StepContext", "UpdateProbe",
+__all__ = ["ActivationProbe", "ClipProbe", "DataProbe", "EvalModeProbe", "GradientProbe", "LoaderProbe", "LossProbe",
+           "ModelFactsProbe", "ModelInfo", "Probe", "StaleGradientProbe", "StepContext", "UpdateProbe",
            "default_probes"]

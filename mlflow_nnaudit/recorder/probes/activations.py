@@ -1,8 +1,8 @@
 """Dead ReLUs and saturated sigmoid/tanh units, per activation layer, on sampled steps.
 
 Forward hooks are put on the activation modules only for the forward pass of a sampled
-training step (armed by the session from the model's forward pre-hook, disarmed at the
-optimizer step): a hook on every module on every step would cost a few percent. Activations
+training step (armed in `on_input`, called from the model's forward pre-hook; disarmed at
+the optimizer step): a hook on every module on every step would cost a few percent. Activations
 applied as functions (`torch.relu(x)` inside `forward`) are not seen.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe, StepContext
 
 _RELUS = (nn.ReLU, nn.ReLU6)
@@ -72,11 +73,16 @@ class ActivationProbe(Probe):
         for name, module, kind in self.layers:
             self._handles.append(module.register_forward_hook(self._hook(name, kind)))
 
+    def on_input(self, args: tuple, evaluating: bool, sampled: bool) -> None:
+        if sampled and not evaluating:
+            self.arm()
+
     def _hook(self, name: str, kind: str):
+        key = schema.layer_key(schema.LAYER_DEAD_RELU if kind == "relu" else schema.LAYER_SATURATED, name)
+
         def hook(_module, _inputs, out):
             if isinstance(out, torch.Tensor) and out.is_floating_point():
                 t0 = time.perf_counter()
-                key = f"dead_relu/{name}" if kind == "relu" else f"saturated/{name}"
                 share = dead_share(out) if kind == "relu" else saturated_share(out, kind)
                 self._seen.setdefault(key, []).append(share)
                 self._seconds += time.perf_counter() - t0

@@ -1,10 +1,18 @@
 """What a probe is: one kind of evidence, observed through a narrow interface.
 
-A probe knows nothing of MLflow. The session calls `attach(model_info)` once the model is
-known, `before_step(ctx)`/`after_step(ctx)` around optimizer steps it chose to sample, and
-asks `summary()` for one-off facts. Metrics come back as {name: value} where a value may be
-a 0-d tensor: the session turns tensors into numbers in one batch at flush time, so the
-device is not synchronised on every step.
+A probe knows nothing of MLflow, nor of the recorder: everything it sees comes through the
+methods below, called by the session (Lightning-style: each is a no-op by default, and a
+probe overrides the ones it needs). The session calls `on_parameters` once it knows which
+parameters are trained, `attach(model_info)` once the model is known,
+`before_step(ctx)`/`after_step(ctx)` around optimizer steps it chose to sample, the `on_*`
+methods as the training program calls a loss function, the model, `backward()`, a gradient
+clipping function or a DataLoader, and asks `summary()` for one-off facts. Only the probes
+that override an `on_*` method are called for it (`overrides`), so a hook that fires on
+every step costs nothing for the probes that do not want it.
+
+Metrics come back as {name: value} where a value may be a 0-d tensor: the session turns
+tensors into numbers in one batch at flush time, so the device is not synchronised on every
+step.
 """
 
 from __future__ import annotations
@@ -37,6 +45,10 @@ class Probe:
 
     name = "probe"
 
+    def on_parameters(self, optimizer: Any, params: list) -> None:
+        """The parameters to follow became known (the optimizer's, before its first update; in a
+        loop without optimizer, those the loss reaches, once the first hand-written step ended)."""
+
     def attach(self, model: ModelInfo) -> None:
         """The model became known (its layers and parameters)."""
 
@@ -47,6 +59,35 @@ class Probe:
     def after_step(self, ctx: StepContext) -> dict[str, Any]:
         """Weights were just updated. Return metrics."""
         return {}
+
+    def on_loss(self, fn: str, inp: Any, target: Any, out: Any, evaluating: bool, sampled: bool,
+                step: int) -> dict[str, Any]:
+        """A watched torch loss function (`fn`, e.g. "cross_entropy") returned `out` for `inp` and
+        `target`. `evaluating`: an evaluation loss (autograd off, or the model in eval mode);
+        `sampled`: the step is a sampled one. Only training losses of the first calls and of
+        sampled steps, and evaluation losses, reach the probes. Return metrics."""
+        return {}
+
+    def on_input(self, args: tuple, evaluating: bool, sampled: bool) -> None:
+        """The model's forward pass is about to run on `args` (called on every forward pass of the
+        model: keep the common case cheap)."""
+
+    def on_before_backward(self, ctx: StepContext) -> dict[str, Any]:
+        """The first backward call of a sampled step is about to run. Return metrics."""
+        return {}
+
+    def on_before_clip(self, kind: str) -> bool:
+        """A gradient clipping call of `kind` ("norm" or "value") is about to run: True asks for
+        the gradient size before it to be measured (`clip_grad_value_` returns nothing, so that
+        costs one batched max; `clip_grad_norm_` returns the norm, so it is never measured)."""
+        return False
+
+    def on_clip(self, kind: str, pre_clip: Any, limit: float) -> None:
+        """A gradient clipping call returned: the gradient size before it (a 0-d tensor, or None
+        when not measured) and the limit asked for."""
+
+    def on_loader_iter(self, loader: Any) -> None:
+        """A DataLoader's iteration (an epoch) begins."""
 
     def take_seconds(self) -> float:
         """Time spent outside `before_step`/`after_step` (in hooks of the forward pass, say)
@@ -59,3 +100,8 @@ class Probe:
 
     def close(self) -> None:
         """The session ends or dropped this probe: remove any hook it put on the model."""
+
+
+def overrides(probe: Probe, method: str) -> bool:
+    """Whether `probe` does something in `method` (its class overrides the no-op default)."""
+    return getattr(type(probe), method, None) is not getattr(Probe, method)

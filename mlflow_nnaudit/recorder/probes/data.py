@@ -1,7 +1,8 @@
 """What the model is fed: per-feature statistics of its input batches, in training and in
 evaluation, and the batch size.
 
-Fed by a forward pre-hook on the model's root module (one Python call per forward pass);
+Fed through the probe interface (`on_input`) from a forward pre-hook on the model's root
+module (one Python call per forward pass);
 statistics are taken only on sampled training steps and on the first batches of each
 evaluation, and stay tensors until the summary is asked for. Features are the input's
 dimension 1 (columns of a [N, F] table, channels of a [N, C, H, W] image); integer inputs
@@ -95,7 +96,7 @@ class DataProbe(Probe):
         self._eval_batches_this_phase = 0
         self.fingerprints = BatchFingerprints()  # repeated batches (sampled training steps)
 
-    def observe_input(self, args: tuple, evaluating: bool, sampled: bool) -> None:
+    def on_input(self, args: tuple, evaluating: bool, sampled: bool) -> None:
         if not evaluating and not sampled:  # the common case, kept cheap: a training forward not sampled
             self._eval_batches_this_phase = 0
             if self.fingerprints.wants_early():

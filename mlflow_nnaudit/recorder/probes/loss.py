@@ -1,6 +1,6 @@
 """What the loss function is fed, and the evaluation losses nobody logged.
 
-Fed by the wrapper around torch's functional losses (`torch.nn.functional.cross_entropy`,
+Fed through the probe interface (`on_loss`) from the wrapper around torch's functional losses (`torch.nn.functional.cross_entropy`,
 `nll_loss`, `mse_loss`, ...; the loss modules call these too), not by optimizer steps:
 
 - a loss computed while autograd is off, or while the model is in eval mode, is an
@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.probes.base import Probe
 
 #: loss functions whose input should be class scores (logits) over dim 1
@@ -84,6 +85,10 @@ class LossProbe(Probe):
         self._val_n = 0
 
     # --- called for every loss function call --------------------------------------------------
+    def on_loss(self, fn: str, inp: Any, target: Any, out: Any, evaluating: bool, sampled: bool,
+                step: int) -> dict[str, Any]:
+        return self.observe(fn, inp, target, out, evaluating, sampled)
+
     def observe(self, fn: str, inp: torch.Tensor, target: Any, out: torch.Tensor, evaluating: bool,
                 sampled: bool) -> dict[str, Any]:
         """Record one loss call; returns metrics to log now (e.g. labels per batch)."""
@@ -172,7 +177,7 @@ class LossProbe(Probe):
             t = t[(t >= 0) & (t < self.n_classes)]  # ignore_index and padding
             counts = torch.bincount(t, minlength=self.n_classes)
             self.label_counts = counts if self.label_counts is None else self.label_counts + counts
-            metrics["labels_per_batch"] = (counts > 0).sum()
+            metrics[schema.LABELS_PER_BATCH] = (counts > 0).sum()
         elif fn in _REGRESSION_LOSSES and target.is_floating_point():
             self.target_stats = _merge_stats(self.target_stats, target.detach())
             self.output_stats = _merge_stats(self.output_stats, x)

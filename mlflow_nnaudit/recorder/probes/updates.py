@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe, StepContext
 from mlflow_nnaudit.recorder.probes.gradients import foreach_norms, layer_norms
 
@@ -49,7 +50,7 @@ class UpdateProbe(Probe):
         metrics: dict[str, Any] = {}
         d_layer = layer_norms(d_by_id, self.layers)
         for layer, w in layer_norms(w_by_id, self.layers).items():
-            metrics[f"weight_norm/{layer}"] = w
+            metrics[schema.layer_key(schema.LAYER_WEIGHT_NORM, layer)] = w
             if layer in d_layer:
-                metrics[f"update_ratio/{layer}"] = d_layer[layer] / w.clamp_min(1e-12)
+                metrics[schema.layer_key(schema.LAYER_UPDATE_RATIO, layer)] = d_layer[layer] / w.clamp_min(1e-12)
         return metrics

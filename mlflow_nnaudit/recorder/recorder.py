@@ -1,34 +1,20 @@
-"""The recorder's entry points into a running program, installed once per process.
+"""The recorder's state machine: which optimizer step is running, the losses seen since the
+last one, which run is recorded into (the session), and the early probes that watch the
+calls made before a session exists.
 
-- torch's global optimizer step pre/post hooks (they fire for every optimizer, subclasses
-  that override `step` included, without patching any class). A step called with a closure
-  (LBFGS, Lightning) gets its closure wrapped so that the gradient statistics are taken right
-  after the closure's first call, when the gradients of this step exist;
-- a thin wrapper around `torch.Tensor.backward`, the one place every training loop's loss
-  passes through (plain loops, Lightning, the HF Trainer, closures). While no optimizer step
-  has been seen it also keeps the step count of loops that update parameters by hand
-  (`clock.py`);
-- thin wrappers around torch's functional losses (`torch.nn.functional.cross_entropy`, ...;
-  the `nn.*Loss` modules call them too), to see what the loss is fed and to catch the
-  evaluation losses computed without autograd;
-- thin wrappers around `torch.amp.GradScaler.scale`/`.step`: the loss is recorded unscaled,
-  and a step the scaler skips (inf/NaN gradients) is counted as skipped, not as a step;
-- a wrapper around `mlflow.end_run`, so buffered metrics reach a run before it is closed.
-  (installed when the first session starts: this module can be imported from torch's
-  import hook while `import mlflow` is still half-way, so it touches MLflow only lazily).
-
-While the recorder is off (`current_config()` is None) each of them returns after one
-cached lookup; once it has been on and is switched off again, they are removed at the next
-safe point (`uninstall_if_switched_off`). Only rank 0 of a distributed job records. Nothing
-here ever raises into the user's program.
+It is fed by the entry points that `patches.py` puts into torch and MLflow, and by nothing
+else; it never patches anything itself. What must happen at a safe point (removing the
+patches once the recorder is switched off, wrapping `mlflow.end_run` when the first session
+starts) it asks of `Recorder.patches`, which `patches.py` sets when it is imported (so that
+this module does not import it: no import cycle). While the recorder is off
+(`current_config()` is None) every entry returns after one cached lookup. Only rank 0 of a
+distributed job records. Nothing here ever raises into the user's program (see `guarded`).
 """
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,14 +22,13 @@ import torch
 
 from mlflow_nnaudit.recorder.clock import ManualClock
 from mlflow_nnaudit.recorder.config import current_config, warn
+from mlflow_nnaudit.recorder.probes.loader import LoaderProbe
 from mlflow_nnaudit.recorder.probes.loss import LossProbe
 
-_lock = threading.Lock()
 #: how often (in optimizer steps) the recorder checks that the active MLflow run is still the same
 RUN_CHECK_EVERY = 50
 #: scalar losses kept at most between two steps (a loop that never steps must not grow memory)
 MAX_PENDING_LOSSES = 10_000
-_installed: dict[str, object] = {}
 
 
 def process_rank() -> int:
@@ -89,9 +74,18 @@ class RunTarget:
 
 
 class Recorder:
-    """Process-wide state: the losses seen since the last optimizer step, and the session."""
+    """Process-wide state: the losses seen since the last optimizer step, and the session.
+
+    Its state has one definition, `_initial_state`, used both when it is made and by `reset`
+    (after the patches are removed), so that nothing survives a reset by being forgotten.
+    """
 
     def __init__(self) -> None:
+        # the patch ledger (`patches.PATCHES`), set when patches.py is imported: wiring, not state
+        self.patches: Any = None
+        self._initial_state()
+
+    def _initial_state(self) -> None:
         self.pending: list[torch.Tensor] = []
         self.session = None  # RunSession
         self.failures = 0
@@ -102,6 +96,9 @@ class Recorder:
         # losses go to a session only if it records into that run (a test-set loss computed
         # after one run ended is not the next run's validation loss)
         self.early_eval_run: str | None = None
+        # DataLoaders iterated while no session exists (the first epoch always starts before the
+        # first optimizer step): the next session adopts them
+        self.early_loader_probe = LoaderProbe()
         self.target: RunTarget | None = None
         self.was_on = False  # the recorder has been on in this process (for switching off)
         self.optimizer_seen = False  # an optimizer step was seen: the manual clock is off for good
@@ -124,6 +121,11 @@ class Recorder:
         self.quiet_optimizer = None  # the optimizer whose next step is the ordinary one
         self.quiet_config = None  # the settings it was decided under (a switch-off ends it)
         self._ordinary = None  # the optimizer whose ordinary step is running (pre-hook fast path taken)
+
+    def _switched_off(self) -> None:
+        """A safe point while not recording: the patches go if the recorder was switched off."""
+        if self.patches is not None:
+            self.patches.uninstall_if_switched_off()
 
     # --- who records -------------------------------------------------------------------------
     def recording(self):
@@ -155,7 +157,7 @@ class Recorder:
     # --- losses ------------------------------------------------------------------------------
     def on_loss(self, fn: str, inp, target, out) -> None:
         if self.recording() is None:
-            uninstall_if_switched_off()
+            self._switched_off()
             return
         session = self.session
         if session is not None:
@@ -165,7 +167,7 @@ class Recorder:
             if evaluating:
                 self.early_eval_run = _active_run_id()
             try:
-                self.early_loss_probe.observe(fn, inp, target, out, evaluating, sampled=True)
+                self.early_loss_probe.on_loss(fn, inp, target, out, evaluating, True, 0)
             except Exception as exc:  # noqa: BLE001 - the probe goes, the recorder stays
                 self.early_loss_probe = None  # the session starts without a loss probe
                 warn(current_config(), f"probe 'loss' disabled after an error: {type(exc).__name__}: {exc}")
@@ -174,7 +176,7 @@ class Recorder:
         config = self.recording()
         if config is None:
             self._scaled = None
-            uninstall_if_switched_off()
+            self._switched_off()
             return
         if tensor.numel() != 1 or not tensor.requires_grad:
             return
@@ -338,7 +340,8 @@ class Recorder:
 
         from mlflow_nnaudit.recorder.session import RunSession
 
-        _install_mlflow_patches()
+        if self.patches is not None:
+            self.patches.install_run_patches()  # mlflow.end_run flushes first, from now on
         self._recheck_run = False
         target = self.target
         started = False
@@ -359,8 +362,9 @@ class Recorder:
                 early.take_val_loss()  # evaluated outside this run (before it began, or in another)
             self.early_eval_run = None
             self.session = RunSession(run_id, config, started_run=started, loss_probe=early,
-                                      client=client, model_hint=target.model if target is not None else None)
-            self.early_loss_probe = LossProbe()
+                                      loader_probe=self.early_loader_probe, client=client,
+                                      model_hint=target.model if target is not None else None)
+            self.early_loss_probe, self.early_loader_probe = LossProbe(), LoaderProbe()
             last = self._last_closed
             if last is not None and last[0] == run_id:
                 self.session.step = last[1]  # a second fit into the same run continues its steps
@@ -383,29 +387,32 @@ class Recorder:
         session.close()
 
     def reset(self) -> None:
-        """Forget the per-process state (after the hooks are removed)."""
-        self.pending = []
-        self.failures = 0
-        self.early_loss_probe = LossProbe()
-        self.early_eval_run = None
-        self.target = None
-        self.was_on = False
-        self.optimizer_seen = False
-        self.clock = None
-        self._outer = None
-        self._inner = None
-        self._step_losses = None
-        self._scaled = None
-        self._last_closed = None
-        self._rank = None
-        self.quiet = False
-        self.quiet_root = self.quiet_optimizer = self.quiet_config = self._ordinary = None
+        """Forget the per-process state (after the patches are removed and the session closed)."""
+        self._initial_state()
+
+    # --- calls fed to single probes (gradient clipping, DataLoader epochs) ----------------------
+    def clip_session(self):
+        """The session that clipping calls are reported to now, or None (recorder off, or no
+        session yet: calls made before the first step of a run are not counted)."""
+        if current_config() is None:
+            return None
+        return self.session
+
+    def on_loader_iter(self, loader) -> None:
+        """A DataLoader's iteration (an epoch) begins."""
+        if current_config() is None:
+            return
+        session = self.session
+        if session is not None:
+            session.on_loader_iter(loader)
+        else:
+            self.early_loader_probe.on_loader_iter(loader)
 
 
 RECORDER = Recorder()
 
 
-def _guarded(fn):
+def guarded(fn):
     """Run a hook body; turn any exception into a warning (and give up after repeated ones)."""
 
     @functools.wraps(fn)
@@ -423,243 +430,6 @@ def _guarded(fn):
     return wrapper
 
 
-def _step_pre_hook(optimizer, args, kwargs):
-    try:
-        if RECORDER.on_ordinary_step_pre(optimizer, args, kwargs):
-            return None
-    except Exception:  # noqa: BLE001 - the full hook below decides (and reports errors)
-        RECORDER.quiet = False
-    return _step_pre(optimizer, args, kwargs)
-
-
-@_guarded
-def _step_pre(optimizer, args, kwargs):
-    result = RECORDER.on_step_pre(optimizer, args, kwargs)
-    if result is not None and not (isinstance(result, tuple) and len(result) == 2):
-        return None  # never hand torch something it would reject
-    return result
-
-
-@_guarded
-def _step_post_hook(optimizer, _args, _kwargs):
-    # an error half-way through the fast path is reported like any other, and the full hook is
-    # not run after it (that could count the step twice)
-    if RECORDER._ordinary is optimizer and RECORDER.on_ordinary_step_post(optimizer):
-        return
-    RECORDER.on_step_post(optimizer)
-
-
-@_guarded
-def _after_first_closure(recorder, session, optimizer):
+@guarded
+def _after_first_closure(recorder: Recorder, session, optimizer) -> None:
     recorder.first_closure_done(session, optimizer)
-
-
-@_guarded
-def _before_backward(tensor):
-    RECORDER.on_backward(tensor)
-
-
-@_guarded
-def _after_backward():
-    RECORDER.after_backward()
-
-
-@_guarded
-def _after_loss(fn, args, kwargs, out):
-    inp = args[0] if args else kwargs.get("input")
-    target = args[1] if len(args) > 1 else kwargs.get("target")
-    RECORDER.on_loss(fn, inp, target, out)
-
-
-@_guarded
-def _after_scale(unscaled, scaled):
-    RECORDER.on_scaled(unscaled, scaled)
-
-
-@_guarded
-def _after_scaler_step(steps_before):
-    RECORDER.on_scaler_step_done(steps_before)
-
-
-#: torch.nn.functional losses that are watched (the nn.*Loss modules call these as well)
-WATCHED_LOSSES = (
-    "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-    "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div",
-)
-
-
-def _wrap_loss(fn: str, original):
-    @functools.wraps(original)
-    def loss(*args, **kwargs):
-        out = original(*args, **kwargs)
-        recorder = RECORDER
-        if recorder.quiet and getattr(out, "requires_grad", False) and recorder.quiet_root.training:
-            return out  # fast path: a training loss on an ordinary step (nothing to look at)
-        _after_loss(fn, args, kwargs, out)
-        return out
-
-    loss.__nnaudit_original__ = original
-    return loss
-
-
-@_guarded
-def _before_end_run():
-    import mlflow
-
-    run = mlflow.active_run()
-    if run is not None:
-        RECORDER.close_session(run.info.run_id)
-
-
-@_guarded
-def _at_exit():
-    RECORDER.close_session()
-
-
-def hooks_installed() -> bool:
-    return bool(_installed)
-
-
-def install_dormant_hooks() -> None:
-    """Install the hooks once per process. Safe to call again (and from import hooks)."""
-    with _lock:
-        if _installed:
-            return
-        from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
-
-        _installed["pre"] = register_optimizer_step_pre_hook(_step_pre_hook)
-        _installed["post"] = register_optimizer_step_post_hook(_step_post_hook)
-
-        original_backward = torch.Tensor.backward
-
-        @functools.wraps(original_backward)
-        def backward(self, *args, **kwargs):
-            recorder = RECORDER
-            pending = recorder.pending
-            if (recorder.quiet and recorder._scaled is None and self.requires_grad and self.numel() == 1
-                    and len(pending) < MAX_PENDING_LOSSES):
-                pending.append(self.detach())  # fast path: what on_backward does on an ordinary step
-            else:
-                _before_backward(self)
-            out = original_backward(self, *args, **kwargs)
-            if recorder.clock is not None:
-                _after_backward()
-            return out
-
-        backward.__nnaudit_original__ = original_backward
-        torch.Tensor.backward = backward
-        _installed["backward"] = original_backward
-
-        import torch.nn.functional as F
-
-        originals = {}
-        for fn in WATCHED_LOSSES:
-            original = getattr(F, fn, None)
-            if original is not None:
-                originals[fn] = original
-                setattr(F, fn, _wrap_loss(fn, original))
-        _installed["losses"] = originals
-        _installed["scaler"] = _patch_grad_scaler()
-        _install_probe_wrappers()
-
-
-def _install_probe_wrappers() -> None:
-    """Wrappers that feed single probes (gradient clipping calls, DataLoader epochs); each
-    lives in its probe's module."""
-    from mlflow_nnaudit.recorder.probes.clipping import install_clipping_hooks
-    from mlflow_nnaudit.recorder.probes.loader import install_loader_hooks
-
-    install_clipping_hooks()
-    install_loader_hooks()
-
-
-def _patch_grad_scaler() -> dict[str, Any]:
-    """Wrap GradScaler.scale (remember the unscaled loss) and GradScaler.step (see skips)."""
-    try:
-        from torch.amp.grad_scaler import GradScaler
-    except Exception:  # noqa: BLE001 - an old torch without torch.amp.GradScaler
-        return {}
-    original_scale, original_step = GradScaler.scale, GradScaler.step
-
-    @functools.wraps(original_scale)
-    def scale(self, outputs):
-        out = original_scale(self, outputs)
-        _after_scale(outputs, out)
-        return out
-
-    @functools.wraps(original_step)
-    def step(self, optimizer, *args, **kwargs):
-        before = RECORDER.steps_started
-        out = original_step(self, optimizer, *args, **kwargs)
-        _after_scaler_step(before)
-        return out
-
-    scale.__nnaudit_original__ = original_scale
-    step.__nnaudit_original__ = original_step
-    GradScaler.scale, GradScaler.step = scale, step
-    return {"cls": GradScaler, "scale": original_scale, "step": original_step}
-
-
-def _install_mlflow_patches() -> None:
-    """Wrap `mlflow.end_run` (flush before a run closes) and flush at exit. Once."""
-    with _lock:
-        if "end_run" in _installed or not _installed:
-            return
-        import mlflow
-        import mlflow.tracking.fluent as fluent
-
-        original_end_run = fluent.end_run
-
-        @functools.wraps(original_end_run)
-        def end_run(*args, **kwargs):
-            _before_end_run()
-            return original_end_run(*args, **kwargs)
-
-        end_run.__nnaudit_original__ = original_end_run
-        fluent.end_run = end_run
-        mlflow.end_run = end_run
-        _installed["end_run"] = original_end_run
-        atexit.register(_at_exit)
-
-
-def uninstall_if_switched_off() -> bool:
-    """Remove the hooks when the recorder was on in this process and is off now. Called only
-    from safe points (a backward or loss call, a run start), never from inside an optimizer
-    hook, whose dict torch is iterating over."""
-    if _installed and RECORDER.was_on and current_config() is None:
-        uninstall_hooks()
-        return True
-    return False
-
-
-def uninstall_hooks() -> None:
-    """Remove every hook and patch (the recorder's buffers are flushed first)."""
-    with _lock:
-        if not _installed:
-            return
-        RECORDER.close_session()
-        _installed.pop("pre").remove()
-        _installed.pop("post").remove()
-        torch.Tensor.backward = _installed.pop("backward")
-        import torch.nn.functional as F
-
-        for fn, original in _installed.pop("losses").items():
-            setattr(F, fn, original)
-        from mlflow_nnaudit.recorder.probes.clipping import uninstall_clipping_hooks
-        from mlflow_nnaudit.recorder.probes.loader import uninstall_loader_hooks
-
-        uninstall_clipping_hooks()
-        uninstall_loader_hooks()
-        scaler = _installed.pop("scaler", None) or {}
-        if scaler:
-            scaler["cls"].scale, scaler["cls"].step = scaler["scale"], scaler["step"]
-        original_end_run = _installed.pop("end_run", None)
-        if original_end_run is not None:
-            import mlflow
-            import mlflow.tracking.fluent as fluent
-
-            fluent.end_run = original_end_run
-            mlflow.end_run = original_end_run
-            atexit.unregister(_at_exit)
-        _installed.clear()
-        RECORDER.reset()

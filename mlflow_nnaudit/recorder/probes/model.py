@@ -1,0 +1,131 @@
+"""What the model is: its structure (depth, activations, output layer, normalisation and
+dropout layers, bias-less layers, parameters no optimizer trains) and the scale and symmetry
+of its weights before the first update, for `nnaudit/diagnostics.json` ("model").
+
+Fed through the probe interface: `on_parameters` when the session learns which parameters
+are trained (the initial weights are read then, before the optimizer's first update), and
+`attach` once the model is known. Costs nothing per step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from mlflow_nnaudit import schema
+from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe
+
+
+def optimizer_facts(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    group = optimizer.param_groups[0] if optimizer.param_groups else {}
+    facts: dict[str, Any] = {schema.PARAM_OPTIMIZER: type(optimizer).__name__}
+    for key in ("lr", "weight_decay", "momentum"):
+        v = group.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            facts[schema.optimizer_param(key)] = v
+        elif isinstance(v, torch.Tensor) and v.numel() == 1:
+            facts[schema.optimizer_param(key)] = float(v)
+    if "betas" in group:
+        facts[schema.optimizer_param("betas")] = ",".join(str(float(b)) for b in group["betas"])
+    facts[schema.optimizer_param("param_groups")] = len(optimizer.param_groups)
+    return facts
+
+
+_WEIGHT_LAYERS = (torch.nn.Linear, torch.nn.modules.conv._ConvNd)
+_ACTIVATIONS = (torch.nn.ReLU, torch.nn.LeakyReLU, torch.nn.ELU, torch.nn.GELU, torch.nn.SiLU, torch.nn.Tanh,
+                torch.nn.Sigmoid, torch.nn.Softmax, torch.nn.LogSoftmax, torch.nn.Softplus, torch.nn.ReLU6)
+_MAX_NAMES = 20
+
+
+_NORMS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm,
+          torch.nn.modules.instancenorm._InstanceNorm)
+
+
+def _no_bias_without_norm(leaves: list[tuple[str, torch.nn.Module]]) -> list[str]:
+    """Weight layers without a bias whose next layer is not a normalisation layer (a bias
+    before BatchNorm/LayerNorm is redundant, so leaving it out there is normal)."""
+    out = []
+    for i, (name, m) in enumerate(leaves):
+        if isinstance(m, _WEIGHT_LAYERS) and getattr(m, "bias", None) is None:
+            nxt = leaves[i + 1][1] if i + 1 < len(leaves) else None
+            if not isinstance(nxt, _NORMS):
+                out.append(name)
+    return out
+
+
+def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
+    """The model's structure as the rules need it: depth, activations, the output layer,
+    regularisation and normalisation layers, bias-less layers, and parameters that can never
+    be trained (requires_grad on, but missing from every optimizer group)."""
+    leaves = [(n, m) for n, m in root.named_modules() if not list(m.children())]
+    weight_layers = [(n, m) for n, m in leaves if isinstance(m, _WEIGHT_LAYERS)]
+    params = list(root.named_parameters())
+    return {
+        "depth": len(weight_layers),
+        "widths": [int(m.weight.shape[0]) for _, m in weight_layers][:64],
+        "activations": sorted({type(m).__name__ for _, m in leaves if isinstance(m, _ACTIVATIONS)}),
+        "last_module": type(leaves[-1][1]).__name__ if leaves else None,
+        "dropout": [float(m.p) for _, m in leaves if isinstance(m, torch.nn.modules.dropout._DropoutNd)][:16],
+        "normalization": sorted({type(m).__name__ for _, m in leaves if isinstance(m, _NORMS)}),
+        "no_bias_layers": [n for n, m in weight_layers if getattr(m, "bias", None) is None][:_MAX_NAMES],
+        "no_bias_without_norm": _no_bias_without_norm(leaves)[:_MAX_NAMES],
+        "parameters": int(sum(p.numel() for _, p in params)),
+        "trainable_not_in_optimizer": [n for n, p in params if p.requires_grad and id(p) not in opt_ids][:_MAX_NAMES],
+        "requires_grad_false": [n for n, p in params if not p.requires_grad][:_MAX_NAMES],
+    }
+
+
+def initial_weight_stats(params: list[torch.Tensor]) -> dict[int, dict[str, Any]]:
+    """Scale and symmetry of each weight matrix/kernel before the first update, against
+    LeCun's 1/sqrt(fan_in) (PyTorch's default init gives ~0.58 of it, He ~1.41)."""
+    out: dict[int, dict[str, Any]] = {}
+    with torch.no_grad():
+        for p in params:
+            if p.dim() < 2 or p.numel() < 4:
+                continue
+            w = p.detach().float().reshape(p.shape[0], -1)
+            fan_in = w.shape[1]
+            std = float(w.std())
+            rows_same = float((w == w[0]).all(dim=1).float().mean()) if w.shape[0] > 1 else 0.0
+            out[id(p)] = {
+                "shape": list(p.shape),
+                "std": std,
+                "lecun_std": 1 / math.sqrt(fan_in),
+                "scale_vs_lecun": std * math.sqrt(fan_in),
+                "constant": bool(float(w.max()) == float(w.min())),
+                "identical_rows_share": rows_same,
+            }
+    return out
+
+
+class ModelFactsProbe(Probe):
+    """The model's structure and initial weights (one-off facts, no metrics)."""
+
+    name = "model"
+
+    def __init__(self) -> None:
+        self._init_stats: dict[int, dict[str, Any]] = {}
+        self._opt_ids: set[int] = set()
+        self.facts: dict[str, Any] | None = None
+
+    def on_parameters(self, optimizer: Any, params: list) -> None:
+        self._opt_ids = {id(p) for p in params}
+        self._init_stats = initial_weight_stats(params)
+
+    def attach(self, model: ModelInfo) -> None:
+        root = model.root
+        if root is None:
+            return
+        structure = describe_model(root, self._opt_ids)
+        names = {id(p): n for n, p in root.named_parameters()}
+        structure["init"] = [{"param": names[i], **st} for i, st in self._init_stats.items() if i in names]
+        self.facts = {
+            "class": type(root).__name__,
+            "layers": {name: [list(p.shape) for p in ps] for name, ps in model.layers.items()},
+            **structure,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return self.facts or {}
