@@ -5,7 +5,7 @@ Report: PyTorch Forums "Cross Entropy loss is not decreasing" (solution 1: you p
 Setup: Embedding(500, 32) -> LSTM(32, 64) -> Linear(64, 3) -> Softmax(dim=1), CrossEntropyLoss,
 Adam(lr=1e-3), per-epoch train_loss / val_loss / val_acc, 3 sentiment classes.
 Expected first: loss_input_mismatch
-Acceptable in top 3: plateau
+Acceptable in top 3: -
 Symptom: plateau, not_converged
 Fixed (--fix, no Softmax): val_acc ~0.95 (buggy: loss stays close to ln 3 = 1.10 for most of the run).
 """

@@ -6,7 +6,7 @@ Report: a Stack Overflow-style binary-classification mistake: log_softmax over a
 Setup: MLP 10-32-1, F.log_softmax(out, dim=1), nn.BCELoss, SGD(lr=0.01, momentum=0.9),
 per-epoch loss and val_acc.
 Expected first: loss_input_mismatch
-Acceptable in top 3: plateau
+Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, torch.sigmoid): val_acc ~0.95 (buggy: loss exactly constant at 100 * share of positives).
 """

@@ -6,7 +6,7 @@ Report: "Loss is not changing. Its remaining constant" (Q&A on a loss that never
 Setup: nn.Linear(8, 1), MSELoss, optimizer = torch.optim.SGD([x_train, y_train], lr=0.01) with
 requires_grad set on the data "so that it works", per-epoch train_loss / val_loss.
 Expected first: frozen_parameters
-Acceptable in top 3: plateau
+Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, SGD(model.parameters())): val_loss ~0.01 (buggy: the weights never move; the data drift).
 """

@@ -6,7 +6,7 @@ Setup: y = a * tanh(x @ W) with W and a as tensors, Adam([W, a]); inside the loo
 a = torch.tensor(a.detach().item(), requires_grad=True) "to keep it a float", so the optimiser
 holds a tensor that is no longer used; per-step `loss`.
 Expected first: frozen_parameters
-Acceptable in top 3: plateau
+Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, a kept as the same leaf tensor): loss ~0.01 (buggy: loss stalls around 4).
 """

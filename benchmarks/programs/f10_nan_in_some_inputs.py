@@ -6,7 +6,7 @@ Report: Q&A "Why loss become nan while training" (missing values in the data not
 Setup: pandas-like table with NaN in 1% of the rows of one column, MLP 12-64-1, Adam(lr=1e-3),
 MSELoss, shuffled mini-batches of 32, per-epoch train_loss / val_loss.
 Expected first: nonfinite_inputs
-Acceptable in top 3: nonfinite_loss
+Acceptable in top 3: -
 Symptom: nonfinite_loss
 Fixed (--fix, NaN filled with the column mean): val_loss ~0.05 (buggy: NaN from the first batch with a NaN row).
 """

@@ -5,7 +5,7 @@ Report: "The Complete Guide to PyTorch's NLLLoss" (common gotcha: NLLLoss does n
 Setup: MLP 20-64-5, last layer Linear, nn.NLLLoss on its output, SGD(lr=0.01), per-epoch
 train_loss / val_loss / val_acc.
 Expected first: loss_input_mismatch
-Acceptable in top 3: diverging
+Acceptable in top 3: -
 Symptom: diverging, not_converged, nonfinite_loss
 Fixed (--fix, log_softmax before NLLLoss): val_acc ~0.9, val_loss ~0.3 (buggy: loss -> large negative numbers).
 """

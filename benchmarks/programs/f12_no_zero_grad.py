@@ -7,7 +7,7 @@ Report: "PyTorch Training Loop — Missing zero_grad Causes Nonsense" (the most 
 Setup: MLP 10-50-3, CrossEntropyLoss, Adam(lr=0.01), full-batch-per-epoch style loop from the
 report (one forward over X_train per "epoch"... here mini-batches of 64), per-epoch train_loss / val_acc.
 Expected first: gradients_not_zeroed
-Acceptable in top 3: oscillating_loss, learning_rate_too_high
+Acceptable in top 3: learning_rate_too_high
 Symptom: oscillating_loss, diverging, plateau
 Fixed (--fix, zero_grad each step): val_acc ~0.93 (buggy: val_acc far lower, loss noisy).
 """

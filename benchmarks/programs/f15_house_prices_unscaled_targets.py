@@ -6,7 +6,7 @@ Report: Stack Exchange "Why normalize..." answers and the common house-price que
 Setup: 8 standardised features, MLP 8-64-64-1, MSELoss, Adam(lr=1e-3), targets = price in dollars,
 per-epoch train_loss / val_loss.
 Expected first: targets_not_normalized
-Acceptable in top 3: not_converged, learning_rate_too_low, plateau
+Acceptable in top 3: learning_rate_too_low
 Symptom: plateau, not_converged
 Fixed (--fix, targets standardised): val_loss ~0.05 in standard units (buggy: val_loss ~1e10, still ~ the variance of the prices).
 """

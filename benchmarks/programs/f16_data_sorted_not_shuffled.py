@@ -7,7 +7,7 @@ Report: Q&A on a validation accuracy that never rises while the training loss sa
 Setup: ImageFolder-like data (read class by class), DataLoader(batch_size=32, shuffle=False),
 small CNN on 1x16x16 images, SGD(lr=0.05, momentum=0.9), per-step `loss` every 5 batches, per-epoch val_acc.
 Expected first: data_not_shuffled
-Acceptable in top 3: oscillating_loss
+Acceptable in top 3: -
 Symptom: oscillating_loss, plateau
 Fixed (--fix, shuffle=True): val_acc ~0.95 (buggy: val_acc near 0.25, the last class seen).
 """

@@ -6,7 +6,7 @@ Report: Stack Overflow-style "training accuracy goes up, validation stays at cha
 Setup: MLP 20-256-256-4, Adam(lr=1e-3), CrossEntropyLoss, 30 epochs, per-epoch train_loss /
 val_loss / train_acc / val_acc.
 Expected first: labels_unrelated
-Acceptable in top 3: overfitting, dataset_too_small
+Acceptable in top 3: -
 Symptom: overfitting, plateau
 Fixed (--fix, one permutation for both): val_acc ~0.9 (buggy: train loss falls by memorising, val at chance).
 """

@@ -8,7 +8,7 @@ then runs `for p in model.parameters(): p.requires_grad = False`, so the head is
 backward then raises "element 0 of tensors does not require grad and does not have a grad_fn", which
 the user silences with `loss.requires_grad = True`; Adam(lr=1e-3); per-epoch train_loss / val_loss / val_acc.
 Expected first: frozen_parameters
-Acceptable in top 3: plateau
+Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, freeze first, then replace the head): val_acc ~0.95 (buggy: loss flat at its initial value).
 """

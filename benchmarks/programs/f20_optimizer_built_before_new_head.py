@@ -6,7 +6,7 @@ Report: Q&A "weights not updating": every optimiser constructor takes the parame
 Setup: MLP backbone + head, optimizer = SGD(model.parameters(), lr=0.05, momentum=0.9) built first,
 then model.head = nn.Linear(64, 6) for the new task; per-epoch train_loss / val_loss / val_acc.
 Expected first: frozen_parameters
-Acceptable in top 3: plateau, insufficient_capacity
+Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, optimiser built after the new head): val_acc ~0.9 (buggy: stuck well below, the head stays random).
 """

@@ -7,7 +7,7 @@ Report: PyTorch Forums "Cross Entropy loss is not decreasing" answer (negative p
 Setup: nn.Sequential(Linear(10, 64), ReLU, Linear(64, 1), ReLU), MSELoss, SGD(lr=0.01, momentum=0.9),
 targets zero-mean, per-epoch train_loss / val_loss.
 Expected first: final_layer_activation
-Acceptable in top 3: dead_relu, plateau
+Acceptable in top 3: dead_relu
 Symptom: plateau
 Fixed (--fix, no final ReLU): val_loss ~0.02 (buggy: val_loss stalls near half the target variance).
 """

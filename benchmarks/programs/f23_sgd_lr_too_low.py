@@ -5,7 +5,7 @@ Report: Q&A "Loss is not changing. Its remaining constant" (SGD with lr=0.0001: 
 Setup: MLP 10-64-64-3, CrossEntropyLoss, SGD(lr=1e-5), mini-batches of 32, 20 epochs,
 per-epoch train_loss / val_loss / val_acc.
 Expected first: learning_rate_too_low
-Acceptable in top 3: not_converged, plateau
+Acceptable in top 3: -
 Symptom: not_converged, plateau
 Fixed (--fix, lr=0.05): val_acc ~0.95 (buggy: loss still ~1.1, val_acc ~0.35).
 """

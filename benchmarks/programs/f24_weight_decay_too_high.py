@@ -6,7 +6,7 @@ Report: "Overfitting" notes on regularisation that is too strong (both losses st
 Setup: MLP 20-128-128-5, CrossEntropyLoss, Adam(lr=1e-3, weight_decay=0.5), per-epoch
 train_loss / val_loss / val_acc.
 Expected first: too_much_regularization
-Acceptable in top 3: plateau, insufficient_capacity
+Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, weight_decay=5e-4): val_acc ~0.9 (buggy: loss stays near ln 5 = 1.61).
 """

@@ -6,7 +6,7 @@ Report: "Overfitting" notes (regularisation so strong that training loss stays h
 Setup: MLP 20-64-64-4 with nn.Dropout(0.9) after the input and each hidden layer, Adam(lr=1e-3),
 CrossEntropyLoss, per-epoch train_loss / val_loss / val_acc (evaluated in eval mode).
 Expected first: too_much_regularization
-Acceptable in top 3: plateau, insufficient_capacity
+Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, Dropout(0.1)): val_acc ~0.9 (buggy: train_loss stays near ln 4 = 1.39).
 """

@@ -5,7 +5,7 @@ Report: "My test loss is increasing but train loss is decreasing for Neural Netw
 Setup: 60 training samples of 30 noisy features, MLP 30-512-512-3, Adam(lr=1e-3), no dropout or
 weight decay, 150 epochs, per-epoch train_loss / val_loss / val_acc.
 Expected first: dataset_too_small
-Acceptable in top 3: overfitting, no_regularization
+Acceptable in top 3: no_regularization
 Symptom: overfitting
 Fixed (--fix, 1500 samples, dropout 0.3, weight decay 1e-3, 30 epochs): val_loss keeps falling
 with train_loss (buggy: val_loss rises after epoch ~10 while train_loss -> 0).

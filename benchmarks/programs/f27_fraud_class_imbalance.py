@@ -6,7 +6,7 @@ Report: "performance does not change but loss decrease" (huggingface/transformer
 Setup: 30 standardised features, 1% positive class, MLP 30-32-2, CrossEntropyLoss without class
 weights, SGD(lr=0.01), per-epoch train_loss / val_loss / val_acc / val_recall.
 Expected first: class_imbalance
-Acceptable in top 3: loss_metric_disagreement, plateau
+Acceptable in top 3: -
 Symptom: plateau, loss_metric_disagreement
 Fixed (--fix, class weights [1, 99] in the loss): val_recall ~0.8 (buggy: val_recall 0.0, val_acc 0.99).
 """

@@ -6,7 +6,7 @@ Report: "Validation loss doesn't decrease when training with Lightning" (validat
 Setup: Conv-BN-ReLU x2 -> Linear on 1x16x16 images, BatchNorm2d, batch_size=2, SGD(lr=0.05,
 momentum=0.9), per-epoch train_loss / val_loss / val_acc (model.eval() for validation).
 Expected first: batchnorm_small_batch
-Acceptable in top 3: oscillating_loss
+Acceptable in top 3: -
 Symptom: oscillating_loss, plateau
 Fixed (--fix, batch_size=32): val_acc ~0.95 with a steady val_loss (buggy: val_loss jumps epoch to epoch).
 """

@@ -7,7 +7,7 @@ Report: huggingface/transformers issue #23986 "learn_rate behavior is not expect
 Setup: MLP 20-64-64-4, SGD(lr=0.05, momentum=0.9), StepLR(step_size=1, gamma=0.1) stepped every
 epoch, per-epoch train_loss / val_loss / val_acc / lr.
 Expected first: lr_decay_too_fast
-Acceptable in top 3: plateau, learning_rate_too_low
+Acceptable in top 3: learning_rate_too_low
 Symptom: plateau
 Fixed (--fix, StepLR(step_size=10, gamma=0.5)): val_acc ~0.95 (buggy: stalls at the level of epoch 2).
 """

@@ -5,7 +5,7 @@ Report: Q&A "When implementing an RNN the loss is the same after each epoch" (th
 Setup: DataLoader(batch_size=64, shuffle=False); the loop does `x, y = next(iter(train_loader))`
 each step; MLP 20-128-4, Adam(lr=1e-3), per-step `train_loss` every 10 steps and per-"epoch" val_loss / val_acc.
 Expected first: repeated_batch
-Acceptable in top 3: overfitting, dataset_too_small
+Acceptable in top 3: -
 Symptom: overfitting
 Fixed (--fix, iterate over the loader): val_acc ~0.9 (buggy: train loss -> 0, val_loss rises, val_acc ~0.5).
 """

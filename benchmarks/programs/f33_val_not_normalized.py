@@ -6,7 +6,7 @@ Report: "Понять, почему CNN сходится к одному зна�
 Setup: tabular features with means ~50 and stds ~10; x_train = (x_train - mean) / std, x_val unchanged;
 MLP 8-64-3, Adam(lr=1e-3), per-epoch train_loss / val_loss / val_acc.
 Expected first: train_val_preprocessing_mismatch
-Acceptable in top 3: overfitting, dataset_suspect
+Acceptable in top 3: dataset_suspect
 Symptom: overfitting, plateau, diverging
 Fixed (--fix, val normalised with the training statistics): val_loss ~ train_loss ~0.2 (buggy: val_loss in the tens).
 """
