@@ -1,8 +1,9 @@
 """Word-level LSTM language model switched from SGD to AdamW, keeping the example's lr=20 and clip 0.25.
 
-Report: pytorch/examples word_language_model: users swapping the example's plain SGD (lr 20,
-  clip 0.25) for Adam keep lr=20 and training blows up ("Loss doesn't decrease with Adam",
-  word_language_model); the example: https://github.com/pytorch/examples/tree/main/word_language_model
+Report: salesforce/awd-lstm-lm issue #50 "How can i use Adam optimizer instead of SGD?" (switching
+  the LSTM language model's optimiser to Adam while keeping the SGD learning rate of 30: loss nan)
+  https://github.com/salesforce/awd-lstm-lm/issues/50 ; likewise OpenNMT/OpenNMT-py #805 "Adam
+  seems to be broken" (Adam at the SGD default lr 1: ppl stays high) https://github.com/OpenNMT/OpenNMT-py/issues/805
 Setup as in issue 11: Embedding-LSTM-Linear LM, token-id labels, AdamW(lr=20),
 clip_grad_norm_(0.25), per-batch `loss` every 10 batches, per-epoch val_loss / val_ppl.
 Expected first: learning_rate_too_high

@@ -1,8 +1,8 @@
 """Transfer-learning freeze loop that also freezes the new head: nothing trains.
 
-Report: Q&A "Optimizing a parameter that doesn't require gradients" (requires_grad=False
-  parameters are never updated by the optimiser)
-  https://www.codegenes.net/blog/optimizing-a-parameter-that-doesnt-require-gradients-pytorch
+Report: ronghuaiyang/arcface-pytorch issue #56 "RuntimeError: element 0 of tensors does not require
+  grad and does not have a grad_fn" (the user adds `loss.requires_grad = True`; then the loss does not
+  decline and the accuracy stays zero) https://github.com/ronghuaiyang/arcface-pytorch/issues/56
 Setup: a "pretrained" CNN backbone plus a new Linear head; the user replaces the head first and
 then runs `for p in model.parameters(): p.requires_grad = False`, so the head is frozen too; the
 backward then raises "element 0 of tensors does not require grad and does not have a grad_fn", which
