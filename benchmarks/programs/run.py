@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 NAME_TAG = "programs.name"
 TRUTH_TAG = "programs.truth"
-TIMEOUT_S = 240
+TIMEOUT_S = 600  # a loaded machine can make a 20 s program take minutes
 
 
 @dataclass
