@@ -8,7 +8,7 @@ MSELoss, shuffled mini-batches of 32, per-epoch train_loss / val_loss.
 Expected first: nonfinite_inputs
 Acceptable in top 3: -
 Symptom: nonfinite_loss
-Fixed (--fix, NaN filled with the column mean): val_loss ~0.05 (buggy: NaN from the first batch with a NaN row).
+Fixed (--fix, NaN filled with the column mean): val_loss 0.017 (checked; buggy: NaN from the first batch with a NaN row).
 """
 import sys
 

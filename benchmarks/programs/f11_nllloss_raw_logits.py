@@ -7,7 +7,7 @@ train_loss / val_loss / val_acc.
 Expected first: loss_input_mismatch
 Acceptable in top 3: -
 Symptom: diverging, not_converged, nonfinite_loss
-Fixed (--fix, log_softmax before NLLLoss): val_acc ~0.9, val_loss ~0.3 (buggy: loss -> large negative numbers).
+Fixed (--fix, log_softmax before NLLLoss): val_acc 0.67, val_loss 1.11 after 15 epochs, still improving (checked; buggy: loss negative and falling).
 """
 import sys
 

@@ -8,7 +8,7 @@ batches of 64, per-epoch loss / val_accuracy.
 Expected first: inputs_not_normalized
 Acceptable in top 3: learning_rate_too_high, dead_relu
 Symptom: plateau, diverging, oscillating_loss, nonfinite_loss
-Fixed (--fix, x / 255): val_accuracy ~0.95 (buggy: near chance).
+Fixed (--fix, x / 255): val_accuracy 1.0, loss 0.33 after 8 epochs (checked).
 """
 import sys
 

