@@ -7,7 +7,7 @@ a closure, MSELoss, per-step `loss` and `test_loss` (as in the example, which pr
 Expected first: healthy
 Acceptable in top 3: -
 Symptom: -
-Reached: loss falls from ~0.5 to ~1e-4 in 10 LBFGS steps.
+Reached: loss falls from ~0.5 to ~1e-4 in 8 LBFGS steps (sequences of 100 points; the example uses 1000).
 """
 import mlflow
 import numpy as np
@@ -18,7 +18,7 @@ mlflow.autolog()
 np.random.seed(2)
 torch.manual_seed(0)
 
-T, L, N = 20, 300, 60
+T, L, N = 20, 100, 40
 x = np.empty((N, L), np.float32)
 x[:] = np.arange(L) + np.random.randint(-4 * T, 4 * T, N).reshape(N, 1)
 data = torch.from_numpy(np.sin(x / T).astype(np.float32))
@@ -48,7 +48,7 @@ seq = Sequence()
 criterion = nn.MSELoss()
 optimizer = torch.optim.LBFGS(seq.parameters(), lr=0.8)
 with mlflow.start_run():
-    for i in range(10):
+    for i in range(8):
         def closure():
             optimizer.zero_grad()
             loss = criterion(seq(inp), target)
