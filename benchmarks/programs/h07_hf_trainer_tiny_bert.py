@@ -1,4 +1,4 @@
-"""HF Trainer fine-tuning a tiny BERT built from a BertConfig, at a sane learning rate (1e-3, warm-up ratio 0.1).
+"""HF Trainer fine-tuning a tiny BERT built from a BertConfig, at a sane learning rate (1e-3, 10 warm-up steps).
 
 Report: healthy, in the style of the HF text-classification examples
   https://github.com/huggingface/transformers/tree/main/examples/pytorch/text-classification
@@ -43,7 +43,7 @@ def accuracy(p):
 config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                     intermediate_size=64, max_position_embeddings=32, num_labels=2)
 model = BertForSequenceClassification(config)
-args = TrainingArguments(output_dir="out", learning_rate=1e-3, num_train_epochs=4, warmup_ratio=0.1,
+args = TrainingArguments(output_dir="out", learning_rate=1e-3, num_train_epochs=4, warmup_steps=10,
                          per_device_train_batch_size=32, eval_strategy="epoch", logging_steps=5,
                          save_strategy="no", report_to=["mlflow"], use_cpu=True, disable_tqdm=True, seed=0)
 trainer = Trainer(model=model, args=args, train_dataset=ToyDataset(800), eval_dataset=ToyDataset(200),
