@@ -6,7 +6,7 @@ Report: Stack Exchange "Why normalize when all features are on the same scale?" 
 Setup: Flatten -> Linear(784, 128) -> ReLU -> Linear(128, 10), SGD(lr=0.01), CrossEntropyLoss,
 batches of 64, per-epoch loss / val_accuracy.
 Expected first: inputs_not_normalized
-Acceptable in top 3: learning_rate_too_high, dead_relu
+Acceptable in top 3: learning_rate_too_high
 Symptom: plateau, diverging, oscillating_loss, nonfinite_loss
 Fixed (--fix, x / 255): val_accuracy 1.0, loss 0.33 after 8 epochs (checked).
 """

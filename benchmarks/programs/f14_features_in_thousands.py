@@ -6,7 +6,7 @@ Report: James McCaffrey, "Explaining why PyTorch multi-class classification netw
 Setup: 3 features (age ~ 40, income ~ 60000, weight ~ 170), 3 classes (city), MLP 3-10-3 with
 tanh, CrossEntropyLoss, SGD(lr=0.01), per-epoch train_loss / val_loss / val_acc.
 Expected first: inputs_not_normalized
-Acceptable in top 3: saturated_activations, learning_rate_too_high
+Acceptable in top 3: -
 Symptom: plateau, oscillating_loss
 Fixed (--fix, standardised features): val_acc 0.967, val_loss 0.24 (checked).
 """

@@ -6,7 +6,7 @@ Report: Stack Exchange answer on sigmoid outputs only covering 0..1 (targets out
 Setup: MLP 6-32-32-1 with nn.Sigmoid() as the last layer, MSELoss, Adam(lr=1e-3), signed targets,
 per-epoch train_loss / val_loss.
 Expected first: final_layer_activation
-Acceptable in top 3: saturated_activations
+Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, no sigmoid on the output): val_loss 0.021 (checked).
 """

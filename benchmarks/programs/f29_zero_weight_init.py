@@ -5,7 +5,7 @@ Report: Q&A "Loss is not changing" (improper weight initialization is a common c
 Setup: MLP 20-64-64-4 with tanh, model.apply(init) setting every Linear weight and bias to 0,
 SGD(lr=0.1), CrossEntropyLoss, per-epoch train_loss / val_loss / val_acc.
 Expected first: bad_weight_init
-Acceptable in top 3: vanishing_gradients
+Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, PyTorch's default init): val_acc ~0.9 (buggy: loss stays at ln 4 = 1.386).
 """

@@ -5,7 +5,7 @@ Report: Q&A "Loss is not changing. Its remaining constant" (a deeper sigmoid net
 Setup: 12 x (Linear(32, 32) + Sigmoid), Linear(32, 4), CrossEntropyLoss, SGD(lr=0.05),
 per-epoch train_loss / val_loss / val_acc.
 Expected first: vanishing_gradients
-Acceptable in top 3: network_too_deep, saturated_activations
+Acceptable in top 3: network_too_deep
 Symptom: plateau
 Fixed (--fix, ReLU and 3 layers): val_acc ~0.9 (buggy: loss flat at ln 4).
 """

@@ -205,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="programs run in parallel (default 1)")
     ap.add_argument("--no-recorder", action="store_true", help="curves only: MLFLOW_NNAUDIT_DISABLE=true")
     ap.add_argument("--json", metavar="FILE", help="also write the rows and scores as JSON to FILE")
+    ap.add_argument("--report", action="store_true",
+                    help="train nothing: audit the programs' runs already in the store and print the table")
     args = ap.parse_args(argv)
 
     import logging
@@ -223,6 +225,18 @@ def main(argv: list[str] | None = None) -> int:
     client = MlflowClient(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
+    if args.report:
+        if exp is None:
+            raise SystemExit(f"no experiment {experiment!r} in {tracking_uri}")
+        by_name = {p.name: p for p in progs}
+        rows = []
+        for run in client.search_runs([exp.experiment_id], max_results=10000, order_by=["attributes.start_time ASC"]):
+            p = by_name.get(run.data.tags.get(NAME_TAG, ""))
+            if p is not None:
+                seconds = ((run.info.end_time or run.info.start_time) - run.info.start_time) / 1000
+                rows.append(Outcome(p, run.info.run_id, 0 if run.info.status == "FINISHED" else 1, seconds))
+        rows.sort(key=lambda r: r.program.name)
+        return _finish(rows, client, tracking_uri, experiment, args)
     experiment_id = exp.experiment_id if exp else client.create_experiment(experiment)
     for old in client.search_runs([experiment_id], max_results=10000):  # a rerun replaces earlier runs
         if old.data.tags.get(NAME_TAG) in {p.name for p in progs}:
@@ -239,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         rows = list(pool.map(job, progs))
     print(f"trained in {time.time() - t0:.0f}s; auditing ...", flush=True)
+    return _finish(rows, client, tracking_uri, experiment, args)
+
+
+def _finish(rows: list[Outcome], client, tracking_uri: str, experiment: str, args) -> int:
     audit(tracking_uri, experiment)
     for r in rows:
         tags = client.get_run(r.run_id).data.tags
