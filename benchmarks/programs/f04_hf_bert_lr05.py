@@ -8,7 +8,7 @@ HF Trainer, learning_rate=0.5, two classes; eval each epoch.
 Expected first: learning_rate_too_high
 Acceptable in top 3: -
 Symptom: plateau, diverging
-Fixed (--fix, learning_rate=1e-3): eval_loss ~0.05, accuracy ~0.99 (buggy: eval_loss ~0.69 = ln 2).
+Fixed (--fix, learning_rate=1e-3): not rerun; h07 is this program at lr 1e-3 with 10 warm-up steps: training loss 0.69 -> 0.22 in 4 epochs (measured; buggy: stays near ln 2 = 0.69).
 """
 import sys
 

@@ -7,7 +7,7 @@ per-epoch train_loss / val_loss / val_acc.
 Expected first: learning_rate_too_low
 Acceptable in top 3: -
 Symptom: not_converged, plateau
-Fixed (--fix, lr=0.05): val_acc ~0.95 (buggy: loss still ~1.1, val_acc ~0.35).
+Fixed (--fix, lr=0.05): val_acc ~0.95 (buggy: loss still ~1.1, val_acc ~0.35) [expected; --fix not rerun in the final check]
 """
 import sys
 

@@ -8,7 +8,7 @@ train_loss / val_loss / val_acc.
 Expected first: too_much_regularization
 Acceptable in top 3: -
 Symptom: plateau
-Fixed (--fix, weight_decay=5e-4): val_acc ~0.9 (buggy: loss stays near ln 5 = 1.61).
+Fixed (--fix, weight_decay=5e-4): val_acc ~0.9 (buggy: loss stays near ln 5 = 1.61) [expected; --fix not rerun in the final check]
 """
 import sys
 

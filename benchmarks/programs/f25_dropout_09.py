@@ -8,7 +8,7 @@ CrossEntropyLoss, per-epoch train_loss / val_loss / val_acc (evaluated in eval m
 Expected first: too_much_regularization
 Acceptable in top 3: -
 Symptom: plateau
-Fixed (--fix, Dropout(0.1)): val_acc ~0.9 (buggy: train_loss stays near ln 4 = 1.39).
+Fixed (--fix, Dropout(0.1)): val_acc ~0.9 (buggy: train_loss stays near ln 4 = 1.39) [expected; --fix not rerun in the final check]
 """
 import sys
 

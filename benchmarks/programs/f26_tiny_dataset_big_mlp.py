@@ -7,7 +7,7 @@ weight decay, 150 epochs, per-epoch train_loss / val_loss / val_acc.
 Expected first: dataset_too_small
 Acceptable in top 3: no_regularization
 Symptom: overfitting
-Fixed (--fix, 1500 samples, dropout 0.3, weight decay 1e-3, 30 epochs): val_loss keeps falling
+Fixed (--fix, 1500 samples, dropout 0.3, weight decay 1e-3, 30 epochs): val_loss keeps falling [expected; --fix not rerun in the final check]
 with train_loss (buggy: val_loss rises after epoch ~10 while train_loss -> 0).
 """
 import sys

@@ -8,7 +8,7 @@ weights, SGD(lr=0.01), per-epoch train_loss / val_loss / val_acc / val_recall.
 Expected first: class_imbalance
 Acceptable in top 3: -
 Symptom: plateau, loss_metric_disagreement
-Fixed (--fix, class weights [1, 99] in the loss): val_recall ~0.8 (buggy: val_recall 0.0, val_acc 0.99).
+Fixed (--fix, class weights [1, 99] in the loss): val_recall ~0.8 (buggy: val_recall 0.0, val_acc 0.99) [expected; --fix not rerun in the final check]
 """
 import sys
 

@@ -8,7 +8,7 @@ momentum=0.9), per-epoch train_loss / val_loss / val_acc (model.eval() for valid
 Expected first: batchnorm_small_batch
 Acceptable in top 3: -
 Symptom: oscillating_loss, plateau
-Fixed (--fix, batch_size=32): val_acc ~0.95 with a steady val_loss (buggy: val_loss jumps epoch to epoch).
+Fixed (--fix, batch_size=32): val_acc ~0.95 with a steady val_loss (buggy: val_loss jumps epoch to epoch) [expected; --fix not rerun in the final check]
 """
 import sys
 

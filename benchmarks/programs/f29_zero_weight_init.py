@@ -7,7 +7,7 @@ SGD(lr=0.1), CrossEntropyLoss, per-epoch train_loss / val_loss / val_acc.
 Expected first: bad_weight_init
 Acceptable in top 3: -
 Symptom: plateau
-Fixed (--fix, PyTorch's default init): val_acc ~0.9 (buggy: loss stays at ln 4 = 1.386).
+Fixed (--fix, PyTorch's default init): val_acc ~0.9 (buggy: loss stays at ln 4 = 1.386) [expected; --fix not rerun in the final check]
 """
 import sys
 

@@ -7,7 +7,7 @@ per-epoch train_loss / val_loss / val_acc.
 Expected first: vanishing_gradients
 Acceptable in top 3: network_too_deep
 Symptom: plateau
-Fixed (--fix, ReLU and 3 layers): val_acc ~0.9 (buggy: loss flat at ln 4).
+Fixed (--fix, ReLU and 3 layers): val_acc ~0.9 (buggy: loss flat at ln 4) [expected; --fix not rerun in the final check]
 """
 import sys
 

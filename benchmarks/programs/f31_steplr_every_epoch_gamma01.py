@@ -9,7 +9,7 @@ epoch, per-epoch train_loss / val_loss / val_acc / lr.
 Expected first: lr_decay_too_fast
 Acceptable in top 3: learning_rate_too_low
 Symptom: plateau
-Fixed (--fix, StepLR(step_size=10, gamma=0.5)): val_acc ~0.95 (buggy: stalls at the level of epoch 2).
+Fixed (--fix, StepLR(step_size=10, gamma=0.5)): val_acc ~0.95 (buggy: stalls at the level of epoch 2) [expected; --fix not rerun in the final check]
 """
 import sys
 

@@ -7,7 +7,7 @@ each step; MLP 20-128-4, Adam(lr=1e-3), per-step `train_loss` every 10 steps and
 Expected first: repeated_batch
 Acceptable in top 3: -
 Symptom: overfitting
-Fixed (--fix, iterate over the loader): val_acc ~0.9 (buggy: train loss -> 0, val_loss rises, val_acc ~0.5).
+Fixed (--fix, iterate over the loader): val_acc ~0.9 (buggy: train loss -> 0, val_loss rises, val_acc ~0.5) [expected; --fix not rerun in the final check]
 """
 import sys
 

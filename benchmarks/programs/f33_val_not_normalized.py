@@ -8,7 +8,7 @@ MLP 8-64-3, Adam(lr=1e-3), per-epoch train_loss / val_loss / val_acc.
 Expected first: train_val_preprocessing_mismatch
 Acceptable in top 3: dataset_suspect
 Symptom: overfitting, plateau, diverging
-Fixed (--fix, val normalised with the training statistics): val_loss ~ train_loss ~0.2 (buggy: val_loss in the tens).
+Fixed (--fix, val normalised with the training statistics): val_loss ~ train_loss ~0.2 (buggy: val_loss in the tens) [expected; --fix not rerun in the final check]
 """
 import sys
 
