@@ -12,13 +12,36 @@ from mlflow_nnaudit._version import __version__
 
 
 def _parse_roles(values: tuple[str, ...]) -> dict[str, str]:
+    from mlflow_nnaudit.auditor.curves import ROLES
+
     roles = {}
     for v in values:
         role, sep, key = v.partition("=")
-        if not sep or not role or not key:
+        if not sep or not role.strip() or not key.strip():
             raise click.BadParameter(f"{v!r}: expected ROLE=METRIC_KEY, e.g. train_loss=my_loss", param_hint="--role")
+        if role.strip() not in ROLES:
+            raise click.BadParameter(f"{v!r}: unknown role {role.strip()!r}; roles are: {', '.join(ROLES)}",
+                                     param_hint="--role")
         roles[role.strip()] = key.strip()
     return roles
+
+
+def _roles_option(ctx, param, value) -> dict[str, str]:
+    """--role, checked while click parses the command line: a bad one is a usage error (exit 2)."""
+    return _parse_roles(value or ())
+
+
+def _since_option(ctx, param, value):
+    """--since, checked while click parses the command line (the audit reads the string again)."""
+    if value is None:
+        return None
+    from mlflow_nnaudit.auditor.runner import parse_since
+
+    try:
+        parse_since(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
 
 
 class _Progress:
@@ -108,15 +131,24 @@ def main() -> None:
 _tracking_uri_option = click.option(
     "--tracking-uri", metavar="URI", help="MLflow store; default: MLFLOW_TRACKING_URI, then sqlite:///mlflow.db.")
 _role_option = click.option(
-    "--role", "roles", multiple=True, metavar="ROLE=KEY",
+    "--role", "roles", multiple=True, metavar="ROLE=KEY", callback=_roles_option,
     help="Say which metric plays a role, e.g. --role train_loss=my_loss (roles: train_loss, val_loss, "
          "train_acc, val_acc, lr, grad_norm).")
 
 
-@main.command()
+_EXIT_CODES = f"""\b
+Exit status:
+  0  the audit ran (whatever it found, unless --fail-on)
+  1  error, one line: the store is missing, unreachable, locked or not
+     MLflow's; or the audit stopped half-way (run it again to finish)
+  2  usage error (an option's value cannot be read)
+  {EXIT_FOUND}  --fail-on found a run at its level"""
+
+
+@main.command(epilog=_EXIT_CODES)
 @_tracking_uri_option
 @click.option("--experiment", "experiments", multiple=True, metavar="NAME", help="Experiment to audit (repeatable); default: all.")
-@click.option("--since", metavar="DURATION", help="Only runs that ended within this time, e.g. 24h, 7d.")
+@click.option("--since", metavar="DURATION", callback=_since_option, help="Only runs that ended within this time, e.g. 24h, 7d.")
 @click.option("--force", is_flag=True, help="Re-audit runs already audited with no new data since.")
 @click.option("--dry-run", is_flag=True, help="Print what would be tagged; write nothing.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -137,7 +169,7 @@ def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, config, 
     from mlflow_nnaudit.auditor.runner import audit as run_audit
     from mlflow_nnaudit.auditor.store import StoreError
 
-    role_map = _parse_roles(roles)
+    role_map = roles
     progress = _Progress()
     try:
         results = run_audit(
@@ -193,7 +225,7 @@ def explain(run_id, tracking_uri, roles, config, fmt) -> None:
     from mlflow_nnaudit.auditor.store import StoreError
 
     try:
-        result = run_explain(run_id, tracking_uri=tracking_uri, roles=_parse_roles(roles), config=config)
+        result = run_explain(run_id, tracking_uri=tracking_uri, roles=roles, config=config)
     except (StoreError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "json":

@@ -61,7 +61,10 @@ def parse_since(since: str | None, now: datetime | None = None) -> int | None:
         raise ValueError(f"cannot read duration {since!r}: use a number and a unit, e.g. 30m, 24h, 7d")
     seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     now = now or datetime.now(timezone.utc)
-    return int((now - timedelta(seconds=seconds)).timestamp() * 1000)
+    try:
+        return int((now - timedelta(seconds=seconds)).timestamp() * 1000)
+    except (OverflowError, ValueError):  # reaches before year 1: a one-line error, not a traceback
+        raise ValueError(f"duration {since!r} is too long: it reaches back before the year 1") from None
 
 
 def _last_data_ms(run: RunRecord, latest_metric_ms: int | None) -> int:

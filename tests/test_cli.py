@@ -1,0 +1,42 @@
+"""The command line as a user meets it, against real sqlite stores (and real servers where the
+point is a server): exit codes, one-line errors, what it refuses to touch, and what it prints."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from mlflow_nnaudit.cli import main as cli
+from tests.test_auditor import healthy_curve, log_curves
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+# --- exit codes ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["audit", "--since", "soon"], "cannot read duration"),
+        (["audit", "--since", "200000w"], "too long"),
+        (["audit", "--since", "9" * 40 + "w"], "too long"),
+        (["audit", "--role", "train_loss"], "ROLE=METRIC_KEY"),
+        (["audit", "--role", "no_such_role=loss"], "unknown role"),
+        (["audit", "--shard", "5/4"], "does not exist"),
+        (["explain", "abcdef", "--role", "no_such_role=loss"], "unknown role"),
+    ],
+)
+def test_usage_errors_exit_2_with_the_usage_message(store_uri, args, message):
+    log_curves("x", {"train_loss": healthy_curve(50, 11)})
+    res = _invoke(*args)
+    assert res.exit_code == 2, res.output
+    assert "Usage:" in res.output and message in res.output
+    assert "Traceback" not in res.output
+
+
+def test_exit_codes_are_documented():
+    res = _invoke("audit", "--help")
+    assert res.exit_code == 0
+    for line in ("0  the audit ran", "1  error", "2  usage error", "3  --fail-on"):
+        assert line in res.output
