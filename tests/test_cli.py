@@ -40,3 +40,23 @@ def test_exit_codes_are_documented():
     assert res.exit_code == 0
     for line in ("0  the audit ran", "1  error", "2  usage error", "3  --fail-on"):
         assert line in res.output
+
+
+# --- explain ------------------------------------------------------------------------------------
+def test_explain_with_an_ambiguous_prefix_lists_the_matches(store_uri):
+    from collections import defaultdict
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store_uri)
+    exp = client.create_experiment("ambiguous")
+    ids = [client.create_run(exp, run_name=f"r{i}").info.run_id for i in range(17)]  # 17 > 16: two share a digit
+    by_first = defaultdict(list)
+    for rid in ids:
+        by_first[rid[0]].append(rid)
+    prefix, shared = max(by_first.items(), key=lambda kv: len(kv[1]))
+    res = _invoke("explain", prefix, "--tracking-uri", store_uri)
+    assert res.exit_code == 1, res.output
+    assert "ambiguous" in res.output and "Traceback" not in res.output
+    assert all(rid in res.output for rid in shared)
+    assert len(res.output.strip().splitlines()) == 1

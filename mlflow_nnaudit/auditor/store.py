@@ -24,6 +24,9 @@ from mlflow_nnaudit.auditor.curves import Curve
 
 _log = logging.getLogger(__name__)
 
+#: runs an ambiguous id prefix lists (`nnaudit explain`)
+MAX_LISTED_MATCHES = 10
+
 #: run statuses worth auditing: finished, and the crashed or killed ones most of all
 AUDITABLE_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
@@ -265,7 +268,7 @@ class Store:
     def _run_by_prefix(self, prefix: str, error: Exception):
         from mlflow.entities import ViewType
 
-        if not re.fullmatch(r"[0-9a-f]{4,31}", prefix):
+        if not re.fullmatch(r"[0-9a-f]{1,31}", prefix):
             raise StoreError(f"no run {prefix!r} in {_redacted(self.uri)}: {_one_line(error)}") from None
         exp_ids, token = [], None
         while True:  # every page of experiments (search_runs takes at most 100 ids a call, see below)
@@ -277,12 +280,16 @@ class Store:
         found = []
         for lo in range(0, len(exp_ids), 100):
             found += self.client.search_runs(exp_ids[lo : lo + 100], f"attributes.run_id LIKE '{prefix}%'",
-                                             ViewType.ALL, max_results=2)
-            if len(found) > 1:
+                                             ViewType.ALL, max_results=MAX_LISTED_MATCHES + 1)
+            if len(found) > MAX_LISTED_MATCHES:
                 break
-        if len(found) != 1:
-            what = "no run" if not found else "more than one run"
-            raise StoreError(f"{what} whose id starts with {prefix!r} in {_redacted(self.uri)}") from None
+        if not found:
+            raise StoreError(f"no run whose id starts with {prefix!r} in {_redacted(self.uri)}") from None
+        if len(found) > 1:
+            listed = ", ".join(f"{r.info.run_id} ({r.info.run_name or '-'})" for r in found[:MAX_LISTED_MATCHES])
+            more = " and more" if len(found) > MAX_LISTED_MATCHES else ""
+            raise StoreError(f"{prefix!r} is ambiguous: it starts the ids of {len(found[:MAX_LISTED_MATCHES])}"
+                             f"{more} runs in {_redacted(self.uri)}: {listed}{more}; give more of the id") from None
         return found[0]
 
     def iter_runs(self, experiments: list, since_ms: int | None = None) -> Iterator[RunRecord]:
