@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+import tempfile
 import time
 
 import click
@@ -170,6 +173,10 @@ def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, config, 
     from mlflow_nnaudit.auditor.store import StoreError
 
     role_map = roles
+    if report_path:
+        import mlflow
+
+        _check_report_path(report_path, tracking_uri or mlflow.get_tracking_uri())
     progress = _Progress()
     try:
         results = run_audit(
@@ -195,14 +202,58 @@ def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, config, 
 
         from mlflow_nnaudit.auditor.report import summary_html
 
-        with open(report_path, "w", encoding="utf-8") as fh:
-            fh.write(summary_html(results, _redacted(tracking_uri or mlflow.get_tracking_uri())))
+        _write_report(report_path, summary_html(results, _redacted(tracking_uri or mlflow.get_tracking_uri())))
         click.echo(f"summary page: {report_path}", err=True)
     if fail_on:
         bad = [r for r in results if not r.skipped and r.status in _FAIL_ON[fail_on]]
         if bad:
             click.echo(f"{len(bad)} run(s) audited now are {' or '.join(_FAIL_ON[fail_on])}", err=True)
             sys.exit(EXIT_FOUND)
+
+
+def _check_report_path(path: str, tracking_uri: str) -> None:
+    """Refuse, before the audit starts, a --report path that cannot or must not be written: in a
+    missing or read-only directory, the store itself, or an existing file that is not a page of
+    ours (the summary is rewritten every night; nothing else may be overwritten by mistake)."""
+    from mlflow_nnaudit.auditor.report import PAGE_START, is_our_page
+    from mlflow_nnaudit.auditor.store import sqlite_path
+
+    def refuse(why: str):
+        raise click.BadParameter(f"{path!r}: {why}", param_hint="--report")
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        refuse(f"the directory {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        refuse(f"the directory {folder!r} is not writable")
+    if not os.path.exists(path):
+        return
+    if os.path.isdir(path):
+        refuse("it is a directory")
+    store_file = sqlite_path(tracking_uri)
+    if store_file and os.path.exists(store_file) and os.path.samefile(path, store_file):
+        refuse("it is the tracking store's database file")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(len(PAGE_START))
+    except OSError as exc:
+        refuse(f"it cannot be read ({exc.strerror})")
+    if head and not is_our_page(head):
+        refuse("it exists and is not a summary page written by nnaudit: give a new file name, or remove it first")
+
+
+def _write_report(path: str, text: str) -> None:
+    """Write the page next to its final name, then rename: never a half-written page."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".nnaudit-report-", suffix=".html", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _redacted(uri: str) -> str:

@@ -60,3 +60,35 @@ def test_explain_with_an_ambiguous_prefix_lists_the_matches(store_uri):
     assert "ambiguous" in res.output and "Traceback" not in res.output
     assert all(rid in res.output for rid in shared)
     assert len(res.output.strip().splitlines()) == 1
+
+
+# --- --report -----------------------------------------------------------------------------------
+def _tags(uri):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    return [r.data.tags.get("nnaudit.status") for r in client.search_runs(
+        [e.experiment_id for e in client.search_experiments()])]
+
+
+def test_report_refuses_the_store_and_foreign_files_before_auditing(store_uri, tmp_path):
+    log_curves("a", {"train_loss": healthy_curve(100, 3)})
+    db = store_uri.split(":///", 1)[1]
+    before = open(db, "rb").read()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    for path, why in ((db, "tracking store's database"), (str(notes), "not a summary page"),
+                      (str(tmp_path / "no" / "such" / "dir" / "s.html"), "does not exist")):
+        res = _invoke("audit", "--tracking-uri", store_uri, "--report", path)
+        assert res.exit_code == 2, res.output
+        assert why in res.output and "Traceback" not in res.output
+        assert _tags(store_uri) == [None]  # checked before the audit: nothing was tagged
+    assert open(db, "rb").read() == before
+    assert notes.read_text() == "my notes\n"
+    # a page of ours is rewritten, night after night
+    page = tmp_path / "summary.html"
+    for _ in range(2):
+        res = _invoke("audit", "--tracking-uri", store_uri, "--report", str(page), "--force")
+        assert res.exit_code == 0, res.output
+        assert page.read_text().startswith("<!DOCTYPE html>")
+    assert _tags(store_uri) == ["healthy"]

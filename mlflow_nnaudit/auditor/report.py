@@ -242,6 +242,15 @@ svg .pa{fill:#fff;stroke:#bdbdbd}svg .gr{stroke:#eeeeee}
 """
 
 
+#: how a page of ours begins (`nnaudit audit --report` overwrites only a file that begins so)
+PAGE_START = '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>nnaudit'
+
+
+def is_our_page(head: str) -> bool:
+    """Whether a file's first characters are those of a page this module wrote."""
+    return head.startswith(PAGE_START)
+
+
 def _page(title: str, body: str) -> str:
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
             f"<style>{_CSS}</style></head><body>{body}"

@@ -54,6 +54,14 @@ class RunRecord:
     metric_steps: dict[str, int] = field(default_factory=dict, repr=False)  # latest step per metric key
 
 
+def sqlite_path(uri: str) -> str | None:
+    """The database file of a `sqlite:///` URI (None for other stores and in-memory databases)."""
+    if urllib.parse.urlparse(uri).scheme.split("+")[0] != "sqlite" or ":///" not in uri:
+        return None
+    path = uri.split(":///", 1)[1].split("?", 1)[0]
+    return path if path and path != ":memory:" else None
+
+
 def _check_uri(uri: str) -> None:
     """Fail fast, with a one-line reason, on a store that does not exist or cannot be reached.
 
