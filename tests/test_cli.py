@@ -92,3 +92,43 @@ def test_report_refuses_the_store_and_foreign_files_before_auditing(store_uri, t
         assert res.exit_code == 0, res.output
         assert page.read_text().startswith("<!DOCTYPE html>")
     assert _tags(store_uri) == ["healthy"]
+
+
+# --- files that are not MLflow stores -----------------------------------------------------------
+def _foreign_db(path):
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE contacts (name TEXT, phone TEXT)")
+    con.execute("INSERT INTO contacts VALUES ('ada', '555')")
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize("kind", ["empty", "foreign", "text"])
+@pytest.mark.parametrize("command", [["audit", "--dry-run"], ["audit"], ["explain", "abcdef12"]])
+def test_a_sqlite_file_that_is_not_an_mlflow_store_is_refused_and_left_alone(tmp_path, monkeypatch, kind, command):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "app.db"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "foreign":
+        _foreign_db(path)
+    else:
+        path.write_text("not a database at all\n")
+    before = path.read_bytes()
+    res = _invoke(*command, "--tracking-uri", f"sqlite:///{path}")
+    assert res.exit_code == 1, res.output
+    assert "no MLflow store" in res.output or "cannot read the sqlite file" in res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]  # no journal, no mlruns, nothing
+
+
+def test_a_dry_run_leaves_a_real_store_byte_identical(store_uri, tmp_path):
+    log_curves("a", {"train_loss": healthy_curve(100, 5)})
+    db = store_uri.split(":///", 1)[1]
+    before = open(db, "rb").read()
+    res = _invoke("audit", "--tracking-uri", store_uri, "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert open(db, "rb").read() == before

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import tempfile
 import urllib.error
 import urllib.parse
@@ -71,9 +72,11 @@ def _check_uri(uri: str) -> None:
     parsed = urllib.parse.urlparse(uri)
     scheme = parsed.scheme.split("+")[0]
     if scheme == "sqlite":
-        path = uri.split(":///", 1)[1] if ":///" in uri else ""
-        if path and path != ":memory:" and not os.path.exists(path):
+        path = sqlite_path(uri)
+        if path and not os.path.exists(path):
             raise StoreError(f"no MLflow store at {uri}: the sqlite file {path!r} does not exist")
+        if path:
+            _check_sqlite_tables(uri, path)
     elif scheme in ("", "file"):
         path = parsed.path if scheme == "file" else uri
         if not os.path.isdir(path):
@@ -87,6 +90,29 @@ def _check_uri(uri: str) -> None:
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise StoreError(f"cannot reach the tracking server at {_redacted(uri)}: {reason}") from None
+
+
+#: tables every MLflow tracking database has (since MLflow 1.x); a file without them is not a store
+MLFLOW_TABLES = ("experiments", "runs", "metrics", "tags", "alembic_version")
+
+
+def _check_sqlite_tables(uri: str, path: str) -> None:
+    """Refuse a sqlite file that is not an MLflow store (an empty file, another application's
+    database) before MLflow sees it: MLflow would create its schema in it, even for a dry run.
+    Looked at through a read-only connection, so the file stays byte-identical."""
+    try:
+        con = sqlite3.connect("file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro", uri=True, timeout=5)
+        try:
+            names = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        what = "locked by another process (try again when it is done)" if "locked" in str(exc) else str(exc)
+        raise StoreError(f"cannot read the sqlite file {path!r} of {_redacted(uri)}: {what}") from None
+    missing = [t for t in MLFLOW_TABLES if t not in names]
+    if missing:
+        kind = "an empty sqlite file" if not names else f"a sqlite database without MLflow's tables ({', '.join(missing)})"
+        raise StoreError(f"no MLflow store at {_redacted(uri)}: {path!r} is {kind}; nothing was written to it")
 
 
 def _redacted(uri: str) -> str:
