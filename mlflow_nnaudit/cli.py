@@ -92,12 +92,13 @@ class _Progress:
 
 def format_table(results) -> str:
     """Results as a plain-text table, worst first, then the counts by status and by cause."""
-    from mlflow_nnaudit.auditor.report import summarize, worst_first
+    from mlflow_nnaudit.auditor.report import printable, summarize, worst_first
 
     rows = [("RUN", "RUN ID", "EXPERIMENT", "STATUS", "CAUSES")]
     for r in worst_first(results):
         causes = ",".join(r.causes) + (" (unchanged)" if r.skipped else "")
-        rows.append((r.run_name or "-", r.run_id[:12], r.experiment_name, r.status, causes or "-"))
+        rows.append(tuple(printable(cell) for cell in (r.run_name or "-", r.run_id[:12], r.experiment_name, r.status,
+                                                        causes or "-")))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)) for row in rows]
     s = summarize(results)
@@ -164,28 +165,39 @@ Exit status:
               help="Audit only part K of N of the store (stable split by run id), e.g. 1/4 on the first of four pods.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Also write the summary as an HTML page with plots to FILE.")
+@click.option("--ui-url", metavar="URL", help="MLflow UI the summary page links runs to; default: the tracking "
+                                               "server, or http://127.0.0.1:5000 (`mlflow ui`) for other stores.")
 @click.option("--fail-on", type=click.Choice(list(_FAIL_ON)), default=None,
               help=f"Exit with status {EXIT_FOUND} if a run audited now is this bad or worse (for pipelines).")
 def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, config, workers, shard, report_path,
-          fail_on) -> None:
+          ui_url, fail_on) -> None:
     """Audit finished runs and tag each with nnaudit.status, nnaudit.causes, ..."""
+    from mlflow_nnaudit.auditor.report import printable
     from mlflow_nnaudit.auditor.runner import audit as run_audit
     from mlflow_nnaudit.auditor.store import StoreError
 
+    import mlflow
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
     role_map = roles
     if report_path:
-        import mlflow
-
-        _check_report_path(report_path, tracking_uri or mlflow.get_tracking_uri())
+        _check_report_path(report_path, uri)
+    _bound_and_quiet()
     progress = _Progress()
     try:
         results = run_audit(
             tracking_uri=tracking_uri, experiments=experiments, since=since, force=force,
             dry_run=dry_run, roles=role_map, on_progress=progress, workers=workers, shard=shard,
-            on_start=progress.start, config=config,
+            on_start=progress.start, config=config, sparklines=bool(report_path),
         )
     except (StoreError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise _error(str(exc), uri) from None
+    except Exception as exc:  # noqa: BLE001 - the server went away, the store refused a write, ...
+        if os.environ.get("NNAUDIT_DEBUG"):
+            raise
+        raise _error(f"the audit stopped after {progress.n:,} runs: {_one_line(exc)} ({type(exc).__name__}). "
+                     "The runs written before it keep their tags; run the same command again to finish "
+                     "(NNAUDIT_DEBUG=1 shows the traceback)", uri) from None
     finally:
         progress.close()
     if fmt == "json":
@@ -198,17 +210,31 @@ def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, config, 
         if dry_run:
             click.echo("(dry run: nothing was written)")
     if report_path:
-        import mlflow
-
         from mlflow_nnaudit.auditor.report import summary_html
 
-        _write_report(report_path, summary_html(results, _redacted(tracking_uri or mlflow.get_tracking_uri())))
-        click.echo(f"summary page: {report_path}", err=True)
+        _write_report(report_path, summary_html(results, _redacted(uri), ui_url=ui_url or default_ui_url(uri)))
+        click.echo(f"summary page: {printable(report_path)}", err=True)
     if fail_on:
         bad = [r for r in results if not r.skipped and r.status in _FAIL_ON[fail_on]]
         if bad:
             click.echo(f"{len(bad)} run(s) audited now are {' or '.join(_FAIL_ON[fail_on])}", err=True)
             sys.exit(EXIT_FOUND)
+
+
+#: where `mlflow ui` serves a local store
+LOCAL_UI = "http://127.0.0.1:5000"
+
+
+def default_ui_url(tracking_uri: str) -> str:
+    """The MLflow UI of a store: a tracking server serves its own (its URL without credentials),
+    other stores are seen through `mlflow ui` on its default address."""
+    import urllib.parse
+
+    parsed = urllib.parse.urlparse(tracking_uri)
+    if parsed.scheme in ("http", "https"):
+        return urllib.parse.urlunparse(parsed._replace(netloc=parsed.netloc.rpartition("@")[2], query="",
+                                                       fragment="")).rstrip("/")
+    return LOCAL_UI
 
 
 def _check_report_path(path: str, tracking_uri: str) -> None:
@@ -256,6 +282,38 @@ def _write_report(path: str, text: str) -> None:
         raise
 
 
+#: MLflow retries a failed HTTP request for minutes by default (7 times, backoff factor 2, 120 s per
+#: request): an audit whose server died would hang silently. The command's bounds, unless set already.
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+               "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+
+
+def _bound_and_quiet() -> None:
+    import logging
+
+    for name, value in HTTP_LIMITS.items():
+        os.environ.setdefault(name, value)
+    # urllib3 says "Retrying (...)" once per retry on stderr, and MLflow's SQL store prints a traceback
+    # for a database error (a locked sqlite file) before raising it: the error line says what happened
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+
+def _one_line(exc: BaseException) -> str:
+    from mlflow_nnaudit.auditor.store import _one_line as one_line
+
+    return one_line(exc)
+
+
+def _error(message: str, uri: str | None) -> click.ClickException:
+    """A one-line error for the user: no password of the URI (MLflow's own messages quote it),
+    no control characters (names come from whoever can log to the store)."""
+    from mlflow_nnaudit.auditor.report import printable
+    from mlflow_nnaudit.auditor.store import redact_secrets
+
+    return click.ClickException(printable(redact_secrets(message, uri)))
+
+
 def _redacted(uri: str) -> str:
     from mlflow_nnaudit.auditor.store import _redacted as redact
 
@@ -275,10 +333,18 @@ def explain(run_id, tracking_uri, roles, config, fmt) -> None:
     from mlflow_nnaudit.auditor.runner import explain as run_explain
     from mlflow_nnaudit.auditor.store import StoreError
 
+    import mlflow
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    _bound_and_quiet()
     try:
         result = run_explain(run_id, tracking_uri=tracking_uri, roles=roles, config=config)
     except (StoreError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise _error(str(exc), uri) from None
+    except Exception as exc:  # noqa: BLE001 - as for audit: one line, not a traceback
+        if os.environ.get("NNAUDIT_DEBUG"):
+            raise
+        raise _error(f"{_one_line(exc)} ({type(exc).__name__}; NNAUDIT_DEBUG=1 shows the traceback)", uri) from None
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -132,3 +132,209 @@ def test_a_dry_run_leaves_a_real_store_byte_identical(store_uri, tmp_path):
     res = _invoke("audit", "--tracking-uri", store_uri, "--dry-run")
     assert res.exit_code == 0, res.output
     assert open(db, "rb").read() == before
+
+
+# --- one-line errors ----------------------------------------------------------------------------
+@pytest.mark.parametrize("lock", ["EXCLUSIVE", "IMMEDIATE"])
+def test_a_locked_sqlite_store_is_a_one_line_error(store_uri, lock):
+    """EXCLUSIVE: nobody may read; IMMEDIATE: reads go on, writes wait for the lock, then fail."""
+    import sqlite3
+
+    rid = log_curves("a", {"train_loss": healthy_curve(100, 7)})
+    holder = sqlite3.connect(store_uri.split(":///", 1)[1], timeout=1)
+    holder.execute(f"BEGIN {lock}")
+    try:
+        res = _invoke("audit", "--tracking-uri", store_uri)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output and "locked" in res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output
+    # nothing half-done: a second audit finishes the job
+    assert _invoke("audit", "--tracking-uri", store_uri).exit_code == 0
+    assert _tags(store_uri) == ["healthy"] and rid
+
+
+@pytest.mark.parametrize("uri", ["foo://bar", "foo://user:s3cret-pw@bar", "sqlitex:///x.db"])
+def test_an_unknown_uri_scheme_is_one_line_without_secrets(tmp_path, monkeypatch, uri):
+    monkeypatch.chdir(tmp_path)
+    for command in (["audit"], ["explain", "abcdef12"]):
+        res = _invoke(*command, "--tracking-uri", uri)
+        assert res.exit_code == 1, res.output
+        assert "unknown URI scheme" in res.output and "Traceback" not in res.output
+        assert "s3cret-pw" not in res.output
+        assert len(res.output.strip().splitlines()) == 1
+
+
+def test_no_password_is_printed_for_an_unreachable_server():
+    from tests.services import free_port
+
+    res = _invoke("audit", "--tracking-uri", f"http://user:s3cret-pw@127.0.0.1:{free_port()}")
+    assert res.exit_code == 1 and "cannot reach" in res.output
+    assert "s3cret-pw" not in res.output and "user:***@" in res.output
+
+
+# --- what is printed: control characters --------------------------------------------------------
+def test_control_characters_in_names_are_never_printed_raw(store_uri, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    evil = "evil\nfake-row  0000  x  healthy  -\x1b]0;pwned\x07\x1b[2J\r\u202e"
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", MlflowClient(store_uri).create_experiment("exp\x1b[31m\nred"))
+    rid = log_curves(evil, {"train_loss": healthy_curve(100, 8)})  # (MLflow refuses such metric names)
+    for args in (["audit", "--dry-run"], ["explain", rid]):
+        res = _invoke(*args, "--tracking-uri", store_uri)
+        assert res.exit_code == 0, res.output
+        assert not any(c in res.output for c in "\x1b\x07\r\u202e"), repr(res.output)
+        assert "fake-row" in res.output and "\\x1b]0;pwned\\x07" in res.output  # shown, escaped
+        assert not any(line.startswith("fake-row") for line in res.output.splitlines())
+    res = _invoke("audit", "--tracking-uri", store_uri, "--experiment", "no\x1b[2Jsuch")
+    assert res.exit_code == 1 and "\x1b" not in res.output and "\\x1b[2J" in res.output
+
+
+# --- the summary page ---------------------------------------------------------------------------
+def test_summary_page_draws_unchanged_runs_and_links_them_to_the_ui(store_uri, tmp_path):
+    import re
+
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    from mlflow_nnaudit.auditor.report import ui_runs_url
+
+    ok = log_curves("fine", {"train_loss": healthy_curve(120, 1)})
+    bad = log_curves("blew-up", {"train_loss": np.r_[healthy_curve(60, 2), [np.nan] * 20]})
+    exp_id = MlflowClient(store_uri).get_run(ok).info.experiment_id
+    assert _invoke("audit", "--tracking-uri", store_uri).exit_code == 0
+    page = tmp_path / "summary.html"
+    res = _invoke("audit", "--tracking-uri", store_uri, "--report", str(page))  # both unchanged now
+    assert res.exit_code == 0, res.output
+    assert res.output.count("(unchanged)") == 2
+    text = page.read_text()
+    assert text.count("<polyline") == 2  # one sparkline per run, though neither was re-audited
+    for rid in (ok, bad):
+        assert f'href="http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{rid}"' in text
+    failed_list = ui_runs_url("http://127.0.0.1:5000", exp_id)
+    assert failed_list == (f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs"
+                           "?searchFilter=tags.nnaudit.status%20%3D%20%27failed%27")
+    assert f'href="{failed_list}"' in text.replace("&amp;", "&")
+    # a server serves its own UI; its credentials never reach the page
+    res = _invoke("audit", "--tracking-uri", store_uri, "--report", str(page), "--ui-url", "https://mlflow.example/")
+    assert re.search(r'href="https://mlflow.example/#/experiments/\d+/runs/', page.read_text())
+
+
+# --- runs with next to nothing to judge ---------------------------------------------------------
+def test_one_point_and_evaluation_only_runs_say_what_they_are(store_uri):
+    import mlflow_nnaudit
+
+    one = log_curves("one-point", {"train_loss": [1.0]})
+    ev = log_curves("evaluate-after-train", {"eval_loss": [0.4], "eval_accuracy": [0.9]})
+    results = {r.run_id: r for r in mlflow_nnaudit.audit(dry_run=True)}
+    assert results[one].status == results[ev].status == "inconclusive"
+    assert results[one].reason == "the loss curve 'train_loss' has only 1 point"
+    assert "evaluation-only run" in results[ev].reason and "1 point " in results[ev].reason
+    assert "points" not in results[ev].reason
+
+
+# --- tracking servers ---------------------------------------------------------------------------
+def _fill_store(db_uri: str, n_runs: int) -> list[str]:
+    """Runs with a short loss curve each, written straight into a server's backend store (fast)."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(db_uri)
+    exp = client.create_experiment("served")
+    ids = []
+    for i in range(n_runs):
+        rid = client.create_run(exp, run_name=f"run-{i}").info.run_id
+        loss = healthy_curve(40, i)
+        client.log_batch(rid, metrics=[Metric("train_loss", float(v), 1_700_000_000_000 + s, s)
+                                       for s, v in enumerate(loss)])
+        client.set_terminated(rid)
+        ids.append(rid)
+    return ids
+
+
+def _statuses(db_path) -> int:
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    try:
+        return con.execute("SELECT COUNT(*) FROM tags WHERE key = 'nnaudit.status'").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_a_server_that_dies_mid_audit_ends_it_in_bounded_time_and_a_rerun_finishes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.services import MlflowServer
+
+    db = tmp_path / "backend.db"
+    ids = _fill_store(f"sqlite:///{db}", 240)
+    server = MlflowServer(f"sqlite:///{db}", str(tmp_path))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
+    cmd = [sys.executable, "-m", "mlflow_nnaudit.cli", "audit", "--tracking-uri", server.url]
+    try:
+        t0 = time.monotonic()
+        audit = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        while _statuses(db) == 0 and audit.poll() is None:  # the first runs are tagged: kill the server
+            time.sleep(0.02)
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+        out, err = audit.communicate(timeout=180)
+        took = time.monotonic() - t0
+    finally:
+        server.stop()
+    written = _statuses(db)
+    assert 0 < written < len(ids), "the server died before or after the audit, not during it"
+    assert audit.returncode == 1, out + err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("Error: the audit stopped after"), err
+    assert "run the same command again" in err
+    assert took < 150
+    # resumable: a rerun through a new server on the same store finishes the job
+    server = MlflowServer(f"sqlite:///{db}", str(tmp_path))
+    try:
+        done = subprocess.run([*cmd[:-1], server.url], capture_output=True, text=True, env=env, timeout=600)
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr
+    assert _statuses(db) == len(ids)
+
+
+def test_user_and_password_in_a_server_uri_are_used_and_never_printed(tmp_path, monkeypatch):
+    from tests.services import MlflowServer
+
+    server = MlflowServer(f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path), basic_auth=True)
+    try:
+        user, password = MlflowServer.ADMIN
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(server.url)
+        exp = client.create_experiment("auth")
+        rid = client.create_run(exp, run_name="r").info.run_id
+        from mlflow.entities import Metric
+
+        client.log_batch(rid, metrics=[Metric("train_loss", float(v), 1_700_000_000_000 + s, s)
+                                       for s, v in enumerate(healthy_curve(60, 4))])
+        client.set_terminated(rid)
+        monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
+        monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
+        uri = server.url.replace("http://", f"http://{user}:{password}@")
+        res = _invoke("audit", "--tracking-uri", uri, "--report", str(tmp_path / "s.html"))
+        assert res.exit_code == 0, res.output
+        assert password not in res.output and password not in (tmp_path / "s.html").read_text()
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+        assert client.get_run(rid).data.tags.get("nnaudit.status") == "healthy"
+        wrong = server.url.replace("http://", f"http://{user}:not-{password}@")
+        res = _invoke("audit", "--tracking-uri", wrong)
+        assert res.exit_code == 1 and password not in res.output and "Traceback" not in res.output
+    finally:
+        server.stop()

@@ -4,6 +4,7 @@ recorder's artifacts. The first stage of the audit; knows nothing of statistics 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
@@ -63,6 +64,11 @@ def sqlite_path(uri: str) -> str | None:
     return path if path and path != ":memory:" else None
 
 
+#: URI schemes of the stores MLflow's client can read (a `+driver` suffix aside)
+KNOWN_SCHEMES = ("", "file", "sqlite", "postgresql", "postgres", "mysql", "mssql", "http", "https", "databricks",
+                 "databricks-uc", "uc")
+
+
 def _check_uri(uri: str) -> None:
     """Fail fast, with a one-line reason, on a store that does not exist or cannot be reached.
 
@@ -71,6 +77,10 @@ def _check_uri(uri: str) -> None:
     """
     parsed = urllib.parse.urlparse(uri)
     scheme = parsed.scheme.split("+")[0]
+    if scheme not in KNOWN_SCHEMES and not (len(scheme) == 1 and os.name == "nt"):  # C:\... on Windows
+        raise StoreError(f"cannot read a store at {_redacted(uri)}: unknown URI scheme {scheme + '://'!r} (a "
+                         "store is a directory, sqlite:///FILE, postgresql://..., mysql://..., http(s)://SERVER "
+                         "or databricks)")
     if scheme == "sqlite":
         path = sqlite_path(uri)
         if path and not os.path.exists(path):
@@ -82,8 +92,15 @@ def _check_uri(uri: str) -> None:
         if not os.path.isdir(path):
             raise StoreError(f"no MLflow store at {uri}: {path!r} is not a directory")
     elif scheme in ("http", "https"):
+        # urllib takes no user:password@ in a URL (MLflow's client does): send them as Basic auth
+        request = urllib.request.Request(urllib.parse.urlunparse(parsed._replace(
+            netloc=parsed.netloc.rpartition("@")[2],
+            path=parsed.path.rstrip("/") + "/health", params="", query="", fragment="")))
+        if parsed.username is not None:
+            creds = f"{urllib.parse.unquote(parsed.username)}:{urllib.parse.unquote(parsed.password or '')}"
+            request.add_header("Authorization", "Basic " + base64.b64encode(creds.encode()).decode())
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
+            with urllib.request.urlopen(request, timeout=10):
                 pass
         except urllib.error.HTTPError:
             pass  # the server answered (maybe behind auth); the API calls will tell the rest
@@ -122,6 +139,23 @@ def _redacted(uri: str) -> str:
         return uri
     netloc = parsed.netloc.replace(":" + parsed.password + "@", ":***@", 1)
     return urllib.parse.urlunparse(parsed._replace(netloc=netloc))
+
+
+def redact_secrets(text: str, uri: str | None) -> str:
+    """`text` with the password of `uri` (as written, and URL-decoded) replaced by ***: MLflow's
+    messages quote the URI they were given, password and all."""
+    if not uri:
+        return text
+    try:
+        password = urllib.parse.urlparse(uri).password
+    except ValueError:
+        return text
+    for secret in {password or "", urllib.parse.unquote(password or "")}:
+        if len(secret) >= 1:
+            text = text.replace(":" + secret + "@", ":***@")
+            if len(secret) >= 4:
+                text = text.replace(secret, "***")
+    return text
 
 
 def _one_line(exc: BaseException) -> str:
