@@ -236,13 +236,13 @@ def test_one_point_and_evaluation_only_runs_say_what_they_are(store_uri):
 
 
 # --- tracking servers ---------------------------------------------------------------------------
-def _fill_store(db_uri: str, n_runs: int) -> list[str]:
+def _fill_store(db_uri: str, n_runs: int, artifacts: str) -> list[str]:
     """Runs with a short loss curve each, written straight into a server's backend store (fast)."""
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(db_uri)
-    exp = client.create_experiment("served")
+    exp = client.create_experiment("served", artifact_location=artifacts)
     ids = []
     for i in range(n_runs):
         rid = client.create_run(exp, run_name=f"run-{i}").info.run_id
@@ -274,7 +274,7 @@ def test_a_server_that_dies_mid_audit_ends_it_in_bounded_time_and_a_rerun_finish
     from tests.services import MlflowServer
 
     db = tmp_path / "backend.db"
-    ids = _fill_store(f"sqlite:///{db}", 240)
+    ids = _fill_store(f"sqlite:///{db}", 240, str(tmp_path / "artifacts"))
     server = MlflowServer(f"sqlite:///{db}", str(tmp_path))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
     cmd = [sys.executable, "-m", "mlflow_nnaudit.cli", "audit", "--tracking-uri", server.url]
