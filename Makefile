@@ -40,9 +40,9 @@ COMPAT_DIR ?= /tmp/nnaudit-compat
 compat:
 	@for which in floors newest; do \
 		venv=$(COMPAT_DIR)/$$which; rm -rf $$venv; $(PYTHON) -m venv $$venv || exit 1; \
-		$$venv/bin/python -m pip install -q "torch==2.13.0" 2>&1 | { $(PIP_QUIET); }; \
+		$$venv/bin/python -m pip install -q "torch==2.13.0" 2>&1 | { $(PIP_QUIET); } || exit 1; \
 		if [ $$which = floors ]; then pins="-c tests/compat-floors.txt"; else pins="--upgrade --upgrade-strategy eager"; fi; \
-		$$venv/bin/python -m pip install -q $$pins . 2>&1 | { $(PIP_QUIET); }; \
+		$$venv/bin/python -m pip install -q $$pins . 2>&1 | { $(PIP_QUIET); } || exit 1; \
 		echo "== $$which"; \
 		(cd $(COMPAT_DIR) && $$venv/bin/python $(CURDIR)/tests/compat_smoke.py 2>&1 | grep -v "alembic.runtime") || exit 1; \
 	done
