@@ -3,6 +3,8 @@ point is a server): exit codes, one-line errors, what it refuses to touch, and w
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -73,8 +75,8 @@ def _tags(uri):
 
 def test_report_refuses_the_store_and_foreign_files_before_auditing(store_uri, tmp_path):
     log_curves("a", {"train_loss": healthy_curve(100, 3)})
-    db = store_uri.split(":///", 1)[1]
-    before = open(db, "rb").read()
+    db = Path(store_uri.split(":///", 1)[1])
+    before = db.read_bytes()
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\n")
     for path, why in ((db, "tracking store's database"), (str(notes), "not a summary page"),
@@ -83,7 +85,7 @@ def test_report_refuses_the_store_and_foreign_files_before_auditing(store_uri, t
         assert res.exit_code == 2, res.output
         assert why in res.output and "Traceback" not in res.output
         assert _tags(store_uri) == [None]  # checked before the audit: nothing was tagged
-    assert open(db, "rb").read() == before
+    assert db.read_bytes() == before
     assert notes.read_text() == "my notes\n"
     # a page of ours is rewritten, night after night
     page = tmp_path / "summary.html"
@@ -127,11 +129,11 @@ def test_a_sqlite_file_that_is_not_an_mlflow_store_is_refused_and_left_alone(tmp
 
 def test_a_dry_run_leaves_a_real_store_byte_identical(store_uri, tmp_path):
     log_curves("a", {"train_loss": healthy_curve(100, 5)})
-    db = store_uri.split(":///", 1)[1]
-    before = open(db, "rb").read()
+    db = Path(store_uri.split(":///", 1)[1])
+    before = db.read_bytes()
     res = _invoke("audit", "--tracking-uri", store_uri, "--dry-run")
     assert res.exit_code == 0, res.output
-    assert open(db, "rb").read() == before
+    assert db.read_bytes() == before
 
 
 # --- one-line errors ----------------------------------------------------------------------------
@@ -299,7 +301,7 @@ def test_a_server_that_dies_mid_audit_ends_it_in_bounded_time_and_a_rerun_finish
     # resumable: a rerun through a new server on the same store finishes the job
     server = MlflowServer(f"sqlite:///{db}", str(tmp_path))
     try:
-        done = subprocess.run([*cmd[:-1], server.url], capture_output=True, text=True, env=env, timeout=600)
+        done = subprocess.run([*cmd[:-1], server.url], check=False, capture_output=True, text=True, env=env, timeout=600)
     finally:
         server.stop()
     assert done.returncode == 0, done.stderr
