@@ -11,7 +11,7 @@ SAMPLES := nnaudit-samples
 # this machine's pip config names local indexes that may be absent: hide only those warnings
 PIP_QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: setup demo test compat eval docs services screenshots clean
+.PHONY: setup demo test test-fast lint compat eval docs services screenshots clean
 
 setup: $(STAMP)
 
@@ -30,7 +30,7 @@ demo: setup
 	@echo
 	$(PY) -m sample_runs report --tracking-uri $(STORE) --experiment $(SAMPLES)
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q
 
 # The dependency floors of pyproject.toml (tests/compat-floors.txt) and the newest versions the registry
@@ -46,6 +46,14 @@ compat:
 		echo "== $$which"; \
 		(cd $(COMPAT_DIR) && $$venv/bin/python $(CURDIR)/tests/compat_smoke.py 2>&1 | grep -v "alembic.runtime") || exit 1; \
 	done
+
+# the quick loop while working: no PostgreSQL, browser, server, framework or sample-run tests
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not postgres and not browser"
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # System packages the server and UI tests use (PostgreSQL, Chromium); root and apt-get needed.
 # `make test` runs without them: those tests skip with a message.

@@ -97,3 +97,27 @@ def postgres():
         pytest.skip(f"PostgreSQL unavailable: {exc}")
     yield pg
     pg.stop()
+
+
+#: fixtures that make a test slow (servers, trained sample runs, frameworks), and the marker each gives
+_MARKING_FIXTURES = {
+    "postgres": ("postgres", "slow"),
+    "sample_store": ("slow",),
+    "sqlite_server": ("slow",),
+}
+#: test files whose every test trains a framework or several processes
+_SLOW_FILES = {"test_frameworks.py", "test_server.py", "test_programs.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark tests by what they use, so `make test-fast` can leave the slow ones out and nobody has
+    to remember to mark a new test; `make test` runs them all."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        marks = {m for fixture, given in _MARKING_FIXTURES.items() if fixture in names for m in given}
+        if item.path.name in _SLOW_FILES:
+            marks.add("slow")
+        if "ui" in item.name.split("_") or "browser" in item.name:
+            marks.update({"browser", "slow"})
+        for mark in sorted(marks):
+            item.add_marker(getattr(pytest.mark, mark))

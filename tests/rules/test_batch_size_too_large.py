@@ -1,0 +1,53 @@
+"""batch_size_too_large: each batch is a large share of the data, and the run pays for it."""
+
+import math
+
+import numpy as np
+
+from tests.rules.conftest import (
+    SEED,
+    data_loader_section,
+    fires,
+    healthy_diagnostics,
+    healthy_train,
+    linear,
+    loader,
+    make_view,
+    quiet,
+    rng,
+    rule_for,
+)
+
+CAUSE = "batch_size_too_large"
+CHANCE = math.log(3)
+
+
+def slow(n=40):
+    """40 updates (20 epochs of 2 batches), still falling at the end."""
+    return linear(n, CHANCE, 0.6 * CHANCE) + 0.005 * rng(0).standard_normal(n)
+
+
+def with_loader(dataset_size, batch_size):
+    return healthy_diagnostics(data_loader=data_loader_section(loader(dataset_size, batch_size, epochs=20)))
+
+
+def test_fires_on_half_the_data_per_batch_from_the_loader():
+    f = fires(CAUSE, make_view(slow(), diagnostics=with_loader(512, 256)))
+    assert f.confidence == "medium" and f.severity == "warning"
+    assert "2 updates per epoch, 40 in the whole run" in f.summary
+
+
+def test_quiet_on_small_batches_from_the_loader():
+    quiet(CAUSE, make_view(slow(), diagnostics=with_loader(512, 32)))
+
+
+# --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
+def test_batch_size_too_large_from_params_is_low_confidence():
+    t = np.arange(40)
+    slow_ = 1.39 - 0.01 * t + 0.005 * np.random.default_rng(SEED).standard_normal(40)
+    rule = rule_for(CAUSE)
+    f = rule.evaluate(make_view(slow_, params={"batch_size": "1000", "n_train": "4000"}))
+    assert f and f.confidence == "low" and "only 4 updates" in f.recommendation
+    assert rule.evaluate(make_view(slow_, params={"batch_size": "64", "n_train": "4000"})) is None
+    # a large batch on a run that converged is fine
+    assert rule.evaluate(make_view(healthy_train(), params={"batch_size": "1000", "n_train": "4000"})) is None

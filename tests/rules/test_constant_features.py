@@ -1,0 +1,39 @@
+"""constant_features: input features that never change."""
+
+import numpy as np
+
+from tests.rules.conftest import (
+    fires,
+    healthy_diagnostics,
+    healthy_loss,
+    input_stats,
+    make_view,
+    quiet,
+    standardised_features,
+)
+
+CAUSE = "constant_features"
+
+
+def run(constant, features=12, batches=60):
+    mean, std = standardised_features(features)
+    std[:constant] = 0.0
+    mean[:constant] = 1.0  # a column filled with one value
+    d = healthy_diagnostics()
+    d["inputs"]["train"] = input_stats(mean, std, batches=batches)
+    return make_view(healthy_loss(), diagnostics=d)
+
+
+def test_fires_on_four_constant_columns():
+    f = fires(CAUSE, run(4))
+    assert f.confidence == "medium" and f.severity == "warning"
+    assert "4 of 12" in f.summary and np.isclose(f.score, 4 / 12)
+
+
+def test_quiet_when_every_feature_varies():
+    quiet(CAUSE, run(0))
+
+
+def test_quiet_on_too_few_batches_to_tell():
+    # two sampled batches of a sparse feature can both hold the same value
+    quiet(CAUSE, run(4, batches=2))

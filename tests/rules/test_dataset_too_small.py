@@ -1,0 +1,59 @@
+"""dataset_too_small: the model overfits early, on a small training set."""
+
+import numpy as np
+
+from tests.rules.conftest import (
+    data_loader_section,
+    falling,
+    fires,
+    healthy_diagnostics,
+    linear,
+    loader,
+    make_view,
+    quiet,
+    rng,
+    rule_for,
+)
+
+CAUSE = "dataset_too_small"
+
+
+def early_overfit(best_eval=5, evals=30):
+    """Training memorises; validation is best a sixth into the run, then rises 60%."""
+    train = falling(600, 1.4, 0.01, knee=0.1, noise=0.005)
+    val = np.r_[falling(best_eval + 1, 1.3, 0.6, knee=0.2), linear(evals - best_eval - 1, 0.62, 0.96)]
+    return train, val + 0.003 * rng(0).standard_normal(evals)
+
+
+def with_loader(n):
+    return healthy_diagnostics(data_loader=data_loader_section(loader(n, 32)))
+
+
+def test_fires_on_early_overfitting_with_a_small_loader_dataset():
+    f = fires(CAUSE, make_view(*early_overfit(), diagnostics=with_loader(96)))
+    assert f.confidence == "medium" and f.severity == "warning" and "96 training samples" in f.summary
+
+
+def test_quiet_on_early_overfitting_with_plenty_of_data():
+    quiet(CAUSE, make_view(*early_overfit(), diagnostics=with_loader(200_000)))
+
+
+def test_quiet_when_overfitting_starts_late():
+    quiet(CAUSE, make_view(*early_overfit(best_eval=20), diagnostics=with_loader(96)))
+
+
+# --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
+def test_dataset_too_small_is_early_overfitting():
+    n = 60
+    t = np.arange(n)
+    train = 0.01 + 1.4 * np.exp(-t / 6)
+    val = 1.2 - 0.1 * np.minimum(t, 8) / 8 + 0.02 * np.maximum(0, t - 8)
+    rule = rule_for(CAUSE)
+    f = rule.evaluate(make_view(train, val, params={"n_train": "96"}))
+    assert f and f.confidence == "medium" and "96 training samples" in f.summary
+    f = rule.evaluate(make_view(train, val))
+    assert f and f.confidence == "low"
+    assert rule.evaluate(make_view(train, val, params={"n_train": "500000"})) is None
+    # overfitting that starts late is not a lack of data
+    late = 1.2 - 0.5 * np.minimum(t, 40) / 40 + 0.03 * np.maximum(0, t - 40)
+    assert rule.evaluate(make_view(train, late)) is None

@@ -1,0 +1,57 @@
+"""gradients_not_zeroed: gradients from the previous step are still there before backward."""
+
+import numpy as np
+
+from tests.rules.conftest import (
+    SEED,
+    curve,
+    fires,
+    healthy_diagnostics,
+    healthy_loss,
+    healthy_train,
+    make_view,
+    quiet,
+    rule_for,
+    sampled_curve,
+)
+
+CAUSE = "gradients_not_zeroed"
+KEY = "nnaudit/grad_present_before_backward"
+
+
+def recorded(present_on_sampled_steps):
+    return make_view(
+        healthy_loss(), diagnostics=healthy_diagnostics(), extra=sampled_curve(KEY, present_on_sampled_steps)
+    )
+
+
+def test_fires_when_gradients_are_never_reset():
+    f = fires(CAUSE, recorded(np.ones(60)))
+    assert f.confidence == "high" and f.severity == "failed" and "100% of 60" in f.summary
+
+
+def test_quiet_when_zero_grad_is_called_every_step():
+    quiet(CAUSE, recorded(np.zeros(60)))
+
+
+def test_quiet_on_deliberate_accumulation_over_two_steps():
+    # zero_grad every other step (gradient accumulation on purpose): present on half the samples
+    quiet(CAUSE, recorded(np.tile([1.0, 0.0], 30)))
+
+
+def test_quiet_on_a_recorded_run_without_the_curve():
+    # the recorder wrote its facts but sampled no step with a backward after it: nothing to judge,
+    # and the curve-only reading is not used on recorded runs
+    quiet(CAUSE, make_view(healthy_loss(), diagnostics=healthy_diagnostics(), grad_norm=np.geomspace(0.3, 30, 600)))
+
+
+# --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
+def test_gradients_not_zeroed_from_a_steadily_growing_grad_norm():
+    rng = np.random.default_rng(SEED)
+    t = np.arange(400)
+    growing = 0.3 * (1 + t / 6.0) * np.exp(0.05 * rng.standard_normal(400))
+    rule = rule_for(CAUSE)
+    f = rule.evaluate(make_view(healthy_train(400), grad_norm=curve("grad_norm", growing)))
+    assert f and f.confidence == "low" and f.p_value is not None
+    healthy = 0.4 * (1 + 1.5 * (1 - np.exp(-t / 80))) * np.exp(0.2 * rng.standard_normal(400))
+    assert rule.evaluate(make_view(healthy_train(400), grad_norm=curve("grad_norm", healthy))) is None

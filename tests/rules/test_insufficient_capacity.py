@@ -1,0 +1,74 @@
+"""insufficient_capacity: too small a model for the task."""
+
+import numpy as np
+
+from tests.rules.conftest import (
+    SEED,
+    falling,
+    fires,
+    healthy_diagnostics,
+    healthy_loss,
+    healthy_train,
+    make_view,
+    mlp_model,
+    quiet,
+    rule_for,
+)
+
+CAUSE = "insufficient_capacity"
+
+
+def underfitting():
+    """1.386 -> 0.95, flat by a fifth of the run; validation right on it (no gap)."""
+    train = falling(600, 1.386, 0.95, knee=0.05, noise=0.02)
+    val = falling(10, 1.3, 0.96, knee=0.1)
+    return train, val
+
+
+def test_fires_on_a_bottleneck_narrower_than_the_output():
+    d = healthy_diagnostics(model=mlp_model([8, 2, 4]))
+    f = fires(CAUSE, make_view(*underfitting(), diagnostics=d))
+    assert f.confidence == "medium" and f.severity == "warning" and "2 units for 4 outputs" in f.summary
+
+
+def test_fires_on_a_model_without_a_hidden_layer():
+    d = healthy_diagnostics(model=mlp_model([8, 4]))
+    f = fires(CAUSE, make_view(*underfitting(), diagnostics=d))
+    assert "no hidden layer" in f.summary
+
+
+def test_from_the_curves_alone_it_is_low_confidence():
+    f = fires(CAUSE, make_view(*underfitting()))
+    assert f.confidence == "low"
+
+
+def test_quiet_on_a_wide_model():
+    d = healthy_diagnostics(model=mlp_model([8, 64, 64, 4]))
+    quiet(CAUSE, make_view(*underfitting(), diagnostics=d))
+
+
+def test_quiet_on_a_bottleneck_that_still_fits():
+    d = healthy_diagnostics(model=mlp_model([8, 2, 4]))
+    quiet(CAUSE, make_view(healthy_loss(), falling(10, 1.3, 0.35, knee=0.2), diagnostics=d))
+
+
+def test_quiet_with_a_generalisation_gap():
+    # validation well above training: more capacity would not help
+    train, _ = underfitting()
+    d = healthy_diagnostics(model=mlp_model([8, 2, 4]))
+    quiet(CAUSE, make_view(train, np.full(10, 1.3), diagnostics=d))
+
+
+# --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
+def test_insufficient_capacity_bottleneck_vs_wide_model():
+    rng = np.random.default_rng(SEED)
+    t = np.arange(600)
+    train = 0.95 + 0.42 * np.exp(-t / 60) + 0.05 * rng.standard_normal(600)
+    val = 0.95 + 0.4 * np.exp(-np.arange(10) / 1.0)
+    diag = {"model": {"widths": [1, 4], "depth": 2}}
+    rule = rule_for(CAUSE)
+    f = rule.evaluate(make_view(train, val, diagnostics=diag))
+    assert f and f.confidence == "medium" and "1 units for 4 outputs" in f.summary
+    assert rule.evaluate(make_view(train, val, diagnostics={"model": {"widths": [64, 64, 4]}})) is None
+    # a healthy run with a bottleneck-free model: nothing
+    assert rule.evaluate(make_view(healthy_train(), diagnostics=diag)) is None

@@ -1,0 +1,57 @@
+"""learning_rate_too_low: the loss falls steadily but far too slowly."""
+
+import math
+
+from tests.rules.conftest import (
+    fires,
+    healthy_diagnostics,
+    healthy_loss,
+    layer_curves,
+    layer_names,
+    linear,
+    make_view,
+    quiet,
+)
+
+CAUSE = "learning_rate_too_low"
+CHANCE = math.log(4)
+#: ||dW||/||W|| per step: ~1e-3 is healthy; the rule's documented limit is 1e-5
+HEALTHY_RATIO, TINY_RATIO = 1e-3, 1e-7
+
+
+def slow_loss():
+    """10% down over the whole run, at a steady rate."""
+    return linear(600, CHANCE, 0.9 * CHANCE, noise=0.005)
+
+
+def recorded(ratio):
+    d = healthy_diagnostics()
+    return d, layer_curves("update_ratio", {n: ratio for n in layer_names(d["model"])})
+
+
+def test_fires_on_a_slow_steady_decline():
+    f = fires(CAUSE, make_view(slow_loss()))
+    assert f.confidence == "medium" and f.severity == "warning"
+    assert f.p_value is not None and f.p_value < 0.05
+
+
+def test_tiny_update_ratios_with_the_slow_curve_are_high_confidence():
+    d, ratios = recorded(TINY_RATIO)
+    f = fires(CAUSE, make_view(slow_loss(), diagnostics=d, extra=ratios))
+    assert f.confidence == "high" and f.p_value is None  # decided on the recorder's measurement
+
+
+def test_tiny_update_ratios_on_a_loss_that_does_not_move_fail_the_run():
+    d, ratios = recorded(TINY_RATIO)
+    f = fires(CAUSE, make_view(linear(600, CHANCE, CHANCE, noise=0.005), diagnostics=d, extra=ratios))
+    assert f.confidence == "medium" and f.severity == "failed"
+
+
+def test_quiet_on_a_healthy_recorded_run():
+    d, ratios = recorded(HEALTHY_RATIO)
+    quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=ratios))
+
+
+def test_quiet_on_a_steady_decline_that_makes_real_progress():
+    # still falling steadily, but 50% down: not converged (another cause), not too slow
+    quiet(CAUSE, make_view(linear(600, CHANCE, 0.5 * CHANCE, noise=0.005)))

@@ -1,0 +1,49 @@
+"""overfitting: the validation loss rises after its best evaluation while training keeps falling."""
+
+import numpy as np
+
+from tests.rules.conftest import falling, fires, flat, healthy_loss, linear, make_view, quiet, rng
+
+CAUSE = "overfitting"
+
+
+def train_to_zero():
+    return falling(600, 1.4, 0.02, knee=0.2, noise=0.01)
+
+
+def val_rising_after(best_eval, end_factor, evals=30, best=0.5, seed=0):
+    """Per-epoch validation loss: falls to `best` at eval `best_eval`, then rises steadily to
+    `end_factor` x best."""
+    down = falling(best_eval + 1, 1.3, best, knee=0.25)
+    down[-1] = best
+    up = linear(evals - best_eval - 1, best * 1.02, best * end_factor)
+    return np.concatenate([down, up]) + 0.004 * rng(seed).standard_normal(evals)
+
+
+def test_fires_with_a_large_generalization_loss():
+    f = fires(CAUSE, make_view(train_to_zero(), val_rising_after(8, 1.8)))  # ends 80% above its best
+    assert f.confidence == "high" and f.severity == "warning"
+    assert f.p_value is not None and f.p_value < 0.05
+
+
+def test_a_moderate_rise_is_medium_confidence():
+    f = fires(CAUSE, make_view(train_to_zero(), val_rising_after(8, 1.25)))  # 25% above its best
+    assert f.confidence == "medium"
+
+
+def test_quiet_when_validation_converges_with_training():
+    val = falling(30, 1.3, 0.45, knee=0.2) + 0.004 * rng(1).standard_normal(30)
+    quiet(CAUSE, make_view(healthy_loss(), val))
+
+
+def test_quiet_on_a_small_rise_over_the_last_evaluations():
+    # flat at its best, then 12% up over the last two evaluations: early stopping's business
+    val = np.concatenate([falling(28, 1.3, 0.5, knee=0.15), [0.53, 0.56]])
+    quiet(CAUSE, make_view(train_to_zero(), val))
+
+
+def test_quiet_when_training_rises_with_validation():
+    # both climb back together: divergence, not overfitting
+    train = np.concatenate([falling(240, 1.4, 0.3, knee=0.1), linear(360, 0.3, 1.2)])
+    val = np.concatenate([falling(12, 1.3, 0.4, knee=0.2), linear(18, 0.42, 1.25)])
+    quiet(CAUSE, make_view(train + flat(600, 0, noise=0.01), val))

@@ -1,0 +1,67 @@
+"""repeated_batch: the same batch is fed again and again."""
+
+from tests.rules.conftest import (
+    data_loader_section,
+    fingerprint_summary,
+    fires,
+    healthy_diagnostics,
+    healthy_loss,
+    healthy_train,
+    loader,
+    make_view,
+    quiet,
+    rule_for,
+)
+
+CAUSE = "repeated_batch"
+
+
+def run(batch_ids, train_loader=None):
+    d = healthy_diagnostics()
+    d["inputs"]["fingerprints"] = fingerprint_summary(batch_ids)
+    if train_loader is None:
+        del d["data_loader"]
+    else:
+        d["data_loader"] = data_loader_section(train_loader)
+    return make_view(healthy_loss(), diagnostics=d)
+
+
+def test_fires_on_next_iter_loader_every_step():
+    f = fires(CAUSE, run([0] * 68, loader(512, 32, shuffle=False)))  # always the loader's first batch
+    assert f.confidence == "high" and f.severity == "failed" and "16 batches per epoch" in f.summary
+
+
+def test_without_a_loader_to_tell_it_is_medium_confidence():
+    f = fires(CAUSE, run([0] * 40 + list(range(1, 29))))  # the same batch on 40 of 68 samples
+    assert f.confidence == "medium" and f.severity == "warning"
+
+
+def test_quiet_on_distinct_batches():
+    quiet(CAUSE, run(range(68), loader(512, 32)))
+
+
+def test_quiet_on_full_batch_training():
+    # the loader has a single batch: seeing it every step is the point
+    quiet(CAUSE, run([0] * 68, loader(512, 512)))
+
+
+def test_quiet_on_an_unshuffled_epoch_sampled_at_a_multiple_of_its_length():
+    # 16 batches per epoch sampled every 10 steps: batches come back now and then, never most of the time
+    quiet(CAUSE, run([(10 * i) % 16 for i in range(68)], loader(512, 32, shuffle=False)))
+
+
+# --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
+def test_repeated_batch_from_fingerprints():
+    diag = {
+        "inputs": {"fingerprints": {"sampled_batches": 10, "distinct": 1, "most_common_share": 1.0}},
+        "data_loader": {"train": {"batches_per_epoch": 32}},
+    }
+    rule = rule_for(CAUSE)
+    f = rule.evaluate(make_view(healthy_train(), diagnostics=diag))
+    assert f and f.confidence == "high" and f.severity == "failed" and "32 batches" in f.recommendation
+    # full-batch training (the loader has no more batches than were seen) is not a repeat
+    diag["data_loader"]["train"]["batches_per_epoch"] = 1
+    assert rule.evaluate(make_view(healthy_train(), diagnostics=diag)) is None
+    # distinct batches, as any shuffled loader gives
+    diag = {"inputs": {"fingerprints": {"sampled_batches": 10, "distinct": 10, "most_common_share": 0.1}}}
+    assert rule.evaluate(make_view(healthy_train(), diagnostics=diag)) is None

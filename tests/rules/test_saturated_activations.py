@@ -1,0 +1,42 @@
+"""saturated_activations: sigmoid/tanh outputs sit on the rails."""
+
+import numpy as np
+
+from tests.rules.conftest import (
+    fires,
+    healthy_diagnostics,
+    healthy_loss,
+    layer_curves,
+    make_view,
+    mlp_model,
+    quiet,
+    rng,
+)
+
+CAUSE = "saturated_activations"
+
+
+def run(share_1, share_3):
+    # Linear 0, Tanh 1, Linear 2, Tanh 3, Linear 4
+    d = healthy_diagnostics(
+        model=mlp_model([8, 32, 16, 3], act="Tanh"), activations={"layers": {"1": "tanh", "3": "tanh"}}
+    )
+    r = rng(0)
+    per_layer = {
+        "1": np.clip(share_1 + 0.02 * r.standard_normal(60), 0, 1),
+        "3": np.clip(share_3 + 0.02 * r.standard_normal(60), 0, 1),
+    }
+    return make_view(healthy_loss(), diagnostics=d, extra=layer_curves("saturated", per_layer))
+
+
+def test_fires_on_a_tanh_layer_on_its_rails():
+    f = fires(CAUSE, run(0.85, 0.2))
+    assert f.confidence == "high" and f.severity == "warning" and " 1 " in f.summary
+
+
+def test_quiet_on_activations_in_their_working_range():
+    quiet(CAUSE, run(0.05, 0.1))
+
+
+def test_quiet_on_a_minority_of_saturated_outputs():
+    quiet(CAUSE, run(0.25, 0.2))  # a quarter on the rails: some, not most

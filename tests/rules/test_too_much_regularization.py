@@ -1,0 +1,70 @@
+"""too_much_regularization: the training loss stalls under strong regularisation."""
+
+import math
+
+import numpy as np
+
+from tests.rules.conftest import (
+    SEED,
+    falling,
+    fires,
+    healthy_diagnostics,
+    healthy_train,
+    make_view,
+    mlp_model,
+    optimizer_facts,
+    quiet,
+    rule_for,
+)
+
+CAUSE = "too_much_regularization"
+CHANCE = math.log(3)
+
+
+def stuck():
+    return falling(600, CHANCE, 0.9 * CHANCE, knee=0.1, noise=0.02)  # ends at 90% of its start
+
+
+def learning():
+    return falling(600, CHANCE, 0.3 * CHANCE, knee=0.15, noise=0.02)
+
+
+def run(loss, dropout=0.0, optimizer=None):
+    d = healthy_diagnostics(model=mlp_model([8, 64, 64, 3], dropout=dropout), optimizer=optimizer or optimizer_facts())
+    return make_view(loss, diagnostics=d)
+
+
+def test_fires_on_heavy_dropout_and_a_stuck_loss():
+    f = fires(CAUSE, run(stuck(), dropout=0.9))
+    assert f.confidence == "medium" and f.severity == "warning" and "dropout 0.9" in f.summary
+
+
+def test_fires_on_strong_coupled_weight_decay():
+    f = fires(CAUSE, run(stuck(), optimizer=optimizer_facts("SGD", weight_decay=0.1)))
+    assert "weight decay 0.1" in f.summary
+
+
+def test_quiet_when_the_loss_falls_despite_heavy_dropout():
+    quiet(CAUSE, run(learning(), dropout=0.9))
+
+
+def test_quiet_on_a_stuck_loss_with_mild_regularisation():
+    quiet(CAUSE, run(stuck(), dropout=0.1))
+
+
+def test_quiet_on_decoupled_weight_decay():
+    # AdamW's decoupled decay of 0.01 is its default, not strong regularisation
+    quiet(CAUSE, run(stuck(), optimizer=optimizer_facts("AdamW", lr=1e-3, weight_decay=0.01, momentum=None)))
+
+
+# --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
+def test_too_much_regularization_from_curves():
+    rng = np.random.default_rng(SEED)
+    stuck_ = 1.40 - 0.05 * (1 - np.exp(-np.arange(500) / 30)) + 0.03 * rng.standard_normal(500)
+    val_below = 1.30 + 0.001 * rng.standard_normal(8)
+    rule = rule_for(CAUSE)
+    f = rule.evaluate(make_view(stuck_, val_below))
+    assert f and f.confidence == "low"
+    assert rule.evaluate(make_view(stuck_, params={"dropout": "0.9"})) is not None
+    assert rule.evaluate(make_view(stuck_, val_below + 0.1)) is None  # val above train, no params
+    assert rule.evaluate(make_view(healthy_train(), params={"dropout": "0.9"})) is None

@@ -1,0 +1,38 @@
+"""update_ratio_abnormal: some layers move far more, or far less, than the others per step."""
+
+from tests.rules.conftest import fires, healthy_diagnostics, healthy_loss, layer_curves, make_view, quiet, rule_for
+
+CAUSE = "update_ratio_abnormal"
+HEALTHY = 1e-3  # ||dW||/||W|| per step; the rule's documented band is [1e-5, 1e-1]
+
+
+def run(ratios):
+    d = healthy_diagnostics()  # layers 0, 3, 6
+    return make_view(healthy_loss(), diagnostics=d, extra=layer_curves("update_ratio", ratios))
+
+
+def test_fires_on_one_layer_moving_far_too_much():
+    f = fires(CAUSE, run({"0": HEALTHY, "3": 2 * HEALTHY, "6": 400 * HEALTHY}))
+    assert f.confidence == "medium" and f.severity == "warning" and "6 (" in f.summary
+    assert "too much" in f.recommendation
+
+
+def test_fires_on_one_layer_barely_moving():
+    f = fires(CAUSE, run({"0": HEALTHY / 1e4, "3": HEALTHY, "6": HEALTHY}))
+    assert "too little" in f.recommendation
+
+
+def test_quiet_when_layers_differ_within_the_healthy_band():
+    quiet(CAUSE, run({"0": HEALTHY / 3, "3": HEALTHY, "6": 3 * HEALTHY}))
+
+
+def test_quiet_when_all_layers_are_off_together():
+    # every layer 400x too fast: the learning rate as a whole, which learning_rate_too_high reports
+    v = run({"0": 400 * HEALTHY, "3": 400 * HEALTHY, "6": 400 * HEALTHY})
+    quiet(CAUSE, v)
+    assert rule_for("learning_rate_too_high").evaluate(v) is not None
+
+
+def test_quiet_on_exact_zeros():
+    # a frozen layer's update is exactly 0: frozen_parameters' business
+    quiet(CAUSE, run({"0": 0.0, "3": HEALTHY, "6": HEALTHY}))

@@ -1,0 +1,65 @@
+"""The rule-set fingerprint moves when the deciding code does, and only then."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import mlflow_nnaudit.auditor as auditor_pkg
+
+AUDITOR = Path(auditor_pkg.__file__).resolve().parent
+
+
+def _fingerprint_of(tree: Path) -> str:
+    """The fingerprint computed by a copy of the ruleset module placed in `tree`."""
+    spec = importlib.util.spec_from_file_location(f"ruleset_copy_{abs(hash(tree))}", tree / "ruleset.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.fingerprint()
+
+
+def _copy(tmp_path: Path, name: str) -> Path:
+    dest = tmp_path / name
+    shutil.copytree(AUDITOR, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def _a_threshold(tree: Path) -> tuple[Path, str, str]:
+    """A file under rules/ and one numeric literal in it."""
+    import re
+
+    for path in sorted((tree / "rules").rglob("*.py")):
+        text = path.read_text()
+        m = re.search(r"= (\d+\.\d+)\b", text)
+        if m:
+            return path, m.group(0), f"= {float(m.group(1)) * 2 + 1}"
+    raise AssertionError("no numeric threshold found under rules/")
+
+
+def test_same_code_same_fingerprint(tmp_path):
+    assert _fingerprint_of(_copy(tmp_path, "a")) == _fingerprint_of(_copy(tmp_path, "b"))
+
+
+def test_comments_and_formatting_do_not_move_it(tmp_path):
+    base = _fingerprint_of(_copy(tmp_path, "a"))
+    tree = _copy(tmp_path, "b")
+    path, _, _ = _a_threshold(tree)
+    path.write_text("# a new comment\n\n" + path.read_text().replace("\n\n\n", "\n\n\n\n") + "\n# the end\n")
+    assert _fingerprint_of(tree) == base
+
+
+def test_a_changed_threshold_moves_it(tmp_path):
+    base = _fingerprint_of(_copy(tmp_path, "a"))
+    tree = _copy(tmp_path, "b")
+    path, old, new = _a_threshold(tree)
+    path.write_text(path.read_text().replace(old, new, 1))
+    assert _fingerprint_of(tree) != base
+
+
+def test_a_changed_statistic_moves_it(tmp_path):
+    base = _fingerprint_of(_copy(tmp_path, "a"))
+    tree = _copy(tmp_path, "b")
+    stats = tree / "stats.py"
+    stats.write_text(stats.read_text() + "\n\ndef an_added_statistic(y):\n    return y\n")
+    assert _fingerprint_of(tree) != base
