@@ -172,11 +172,11 @@ Exit status:
 def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, config, workers, shard, report_path,
           ui_url, fail_on) -> None:
     """Audit finished runs and tag each with nnaudit.status, nnaudit.causes, ..."""
+    import mlflow
+
     from mlflow_nnaudit.auditor.report import printable
     from mlflow_nnaudit.auditor.runner import audit as run_audit
     from mlflow_nnaudit.auditor.store import StoreError
-
-    import mlflow
 
     uri = tracking_uri or mlflow.get_tracking_uri()
     role_map = roles
@@ -192,7 +192,7 @@ def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, config, 
         )
     except (StoreError, ValueError) as exc:
         raise _error(str(exc), uri) from None
-    except Exception as exc:  # noqa: BLE001 - the server went away, the store refused a write, ...
+    except Exception as exc:
         if os.environ.get("NNAUDIT_DEBUG"):
             raise
         raise _error(f"the audit stopped after {progress.n:,} runs: {_one_line(exc)} ({type(exc).__name__}). "
@@ -329,11 +329,11 @@ def _redacted(uri: str) -> str:
 def explain(run_id, tracking_uri, roles, config, fmt) -> None:
     """Audit one run and print why it is healthy or not, with its curves, evidence and fixes.
     Writes nothing."""
+    import mlflow
+
     from mlflow_nnaudit.auditor.report import explain_text
     from mlflow_nnaudit.auditor.runner import explain as run_explain
     from mlflow_nnaudit.auditor.store import StoreError
-
-    import mlflow
 
     uri = tracking_uri or mlflow.get_tracking_uri()
     _bound_and_quiet()
@@ -341,7 +341,7 @@ def explain(run_id, tracking_uri, roles, config, fmt) -> None:
         result = run_explain(run_id, tracking_uri=tracking_uri, roles=roles, config=config)
     except (StoreError, ValueError) as exc:
         raise _error(str(exc), uri) from None
-    except Exception as exc:  # noqa: BLE001 - as for audit: one line, not a traceback
+    except Exception as exc:
         if os.environ.get("NNAUDIT_DEBUG"):
             raise
         raise _error(f"{_one_line(exc)} ({type(exc).__name__}; NNAUDIT_DEBUG=1 shows the traceback)", uri) from None

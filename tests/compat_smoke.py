@@ -22,8 +22,10 @@ os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 
 def main() -> int:
-    print("versions: " + ", ".join(f"{p} {version(p)}" for p in
-                                   ("mlflow", "sqlalchemy", "numpy", "scipy", "pandas", "click", "torch")))
+    print(
+        "versions: "
+        + ", ".join(f"{p} {version(p)}" for p in ("mlflow", "sqlalchemy", "numpy", "scipy", "pandas", "click", "torch"))
+    )
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -51,8 +53,10 @@ def main() -> int:
             got = (tags.get("nnaudit.status"), tags.get("nnaudit.causes", ""))
             ok = got[0] == status and all(c in got[1].split(",") for c in causes)
             recorded = "nnaudit.recorder.version" in tags
-            print(f"{'ok  ' if ok and recorded else 'FAIL'} {name}: status {got[0]}, causes {got[1] or '-'}, "
-                  f"recorder tag {'present' if recorded else 'missing'}")
+            print(
+                f"{'ok  ' if ok and recorded else 'FAIL'} {name}: status {got[0]}, causes {got[1] or '-'}, "
+                f"recorder tag {'present' if recorded else 'missing'}"
+            )
             bad += not (ok and recorded)
         return 1 if bad else 0
 

@@ -69,8 +69,10 @@ def _tags(uri):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
-    return [r.data.tags.get("nnaudit.status") for r in client.search_runs(
-        [e.experiment_id for e in client.search_experiments()])]
+    return [
+        r.data.tags.get("nnaudit.status")
+        for r in client.search_runs([e.experiment_id for e in client.search_experiments()])
+    ]
 
 
 def test_report_refuses_the_store_and_foreign_files_before_auditing(store_uri, tmp_path):
@@ -79,8 +81,11 @@ def test_report_refuses_the_store_and_foreign_files_before_auditing(store_uri, t
     before = db.read_bytes()
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\n")
-    for path, why in ((db, "tracking store's database"), (str(notes), "not a summary page"),
-                      (str(tmp_path / "no" / "such" / "dir" / "s.html"), "does not exist")):
+    for path, why in (
+        (db, "tracking store's database"),
+        (str(notes), "not a summary page"),
+        (str(tmp_path / "no" / "such" / "dir" / "s.html"), "does not exist"),
+    ):
         res = _invoke("audit", "--tracking-uri", store_uri, "--report", path)
         assert res.exit_code == 2, res.output
         assert why in res.output and "Traceback" not in res.output
@@ -216,8 +221,9 @@ def test_summary_page_draws_unchanged_runs_and_links_them_to_the_ui(store_uri, t
     for rid in (ok, bad):
         assert f'href="http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{rid}"' in text
     failed_list = ui_runs_url("http://127.0.0.1:5000", exp_id)
-    assert failed_list == (f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs"
-                           "?searchFilter=tags.nnaudit.status%20%3D%20%27failed%27")
+    assert failed_list == (
+        f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs?searchFilter=tags.nnaudit.status%20%3D%20%27failed%27"
+    )
     assert f'href="{failed_list}"' in text.replace("&amp;", "&")
     # a server serves its own UI; its credentials never reach the page
     res = _invoke("audit", "--tracking-uri", store_uri, "--report", str(page), "--ui-url", "https://mlflow.example/")
@@ -249,8 +255,9 @@ def _fill_store(db_uri: str, n_runs: int, artifacts: str) -> list[str]:
     for i in range(n_runs):
         rid = client.create_run(exp, run_name=f"run-{i}").info.run_id
         loss = healthy_curve(40, i)
-        client.log_batch(rid, metrics=[Metric("train_loss", float(v), 1_700_000_000_000 + s, s)
-                                       for s, v in enumerate(loss)])
+        client.log_batch(
+            rid, metrics=[Metric("train_loss", float(v), 1_700_000_000_000 + s, s) for s, v in enumerate(loss)]
+        )
         client.set_terminated(rid)
         ids.append(rid)
     return ids
@@ -266,6 +273,7 @@ def _statuses(db_path) -> int:
         con.close()
 
 
+@pytest.mark.slow
 def test_a_server_that_dies_mid_audit_ends_it_in_bounded_time_and_a_rerun_finishes(tmp_path):
     import os
     import signal
@@ -301,13 +309,15 @@ def test_a_server_that_dies_mid_audit_ends_it_in_bounded_time_and_a_rerun_finish
     # resumable: a rerun through a new server on the same store finishes the job
     server = MlflowServer(f"sqlite:///{db}", str(tmp_path))
     try:
-        done = subprocess.run([*cmd[:-1], server.url], check=False, capture_output=True, text=True, env=env, timeout=600)
+        rerun = [*cmd[:-1], server.url]
+        done = subprocess.run(rerun, check=False, capture_output=True, text=True, env=env, timeout=600)
     finally:
         server.stop()
     assert done.returncode == 0, done.stderr
     assert _statuses(db) == len(ids)
 
 
+@pytest.mark.slow
 def test_user_and_password_in_a_server_uri_are_used_and_never_printed(tmp_path, monkeypatch):
     from tests.services import MlflowServer
 
@@ -323,8 +333,12 @@ def test_user_and_password_in_a_server_uri_are_used_and_never_printed(tmp_path, 
         rid = client.create_run(exp, run_name="r").info.run_id
         from mlflow.entities import Metric
 
-        client.log_batch(rid, metrics=[Metric("train_loss", float(v), 1_700_000_000_000 + s, s)
-                                       for s, v in enumerate(healthy_curve(60, 4))])
+        client.log_batch(
+            rid,
+            metrics=[
+                Metric("train_loss", float(v), 1_700_000_000_000 + s, s) for s, v in enumerate(healthy_curve(60, 4))
+            ],
+        )
         client.set_terminated(rid)
         monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
         monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")

@@ -128,7 +128,8 @@ def _check_sqlite_tables(uri: str, path: str) -> None:
         raise StoreError(f"cannot read the sqlite file {path!r} of {_redacted(uri)}: {what}") from None
     missing = [t for t in MLFLOW_TABLES if t not in names]
     if missing:
-        kind = "an empty sqlite file" if not names else f"a sqlite database without MLflow's tables ({', '.join(missing)})"
+        kind = (f"a sqlite database without MLflow's tables ({', '.join(missing)})" if names
+                else "an empty sqlite file")
         raise StoreError(f"no MLflow store at {_redacted(uri)}: {path!r} is {kind}; nothing was written to it")
 
 
