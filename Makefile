@@ -11,7 +11,7 @@ SAMPLES := nnaudit-samples
 # this machine's pip config names local indexes that may be absent: hide only those warnings
 PIP_QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: setup demo test test-fast lint eval docs services screenshots clean
+.PHONY: setup demo test test-fast lint compat eval docs services screenshots clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,20 @@ demo: setup
 
 test: setup lint
 	$(PY) -m pytest -q
+
+# The dependency floors of pyproject.toml (tests/compat-floors.txt) and the newest versions the registry
+# serves, each in a throwaway venv under $(COMPAT_DIR): train two sample runs with the recorder, audit
+# them with the command, read the tags back (tests/compat_smoke.py). Minutes (two installs); not part of `make test`.
+COMPAT_DIR ?= /tmp/nnaudit-compat
+compat:
+	@for which in floors newest; do \
+		venv=$(COMPAT_DIR)/$$which; rm -rf $$venv; $(PYTHON) -m venv $$venv || exit 1; \
+		$$venv/bin/python -m pip install -q "torch==2.13.0" 2>&1 | { $(PIP_QUIET); } || exit 1; \
+		if [ $$which = floors ]; then pins="-c tests/compat-floors.txt"; else pins="--upgrade --upgrade-strategy eager"; fi; \
+		$$venv/bin/python -m pip install -q $$pins . 2>&1 | { $(PIP_QUIET); } || exit 1; \
+		echo "== $$which"; \
+		(cd $(COMPAT_DIR) && $$venv/bin/python $(CURDIR)/tests/compat_smoke.py 2>&1 | grep -v "alembic.runtime") || exit 1; \
+	done
 
 # the quick loop while working: no PostgreSQL, browser, server, framework or sample-run tests
 test-fast: setup

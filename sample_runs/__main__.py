@@ -65,8 +65,19 @@ def report(tracking_uri: str, experiment: str) -> None:
     click.echo(f"{ok.passed}/{ok.total} sample runs as expected" + (f"; unexpected: {', '.join(ok.misses)}" if ok.misses else ""))
     click.echo("")
     click.echo("See them in the MLflow UI:")
-    click.echo(f"  .venv/bin/mlflow ui --backend-store-uri {tracking_uri}   # then open http://127.0.0.1:5000")
-    click.echo("  and type in the run search box:  tags.nnaudit.status = 'failed'")
+    from mlflow.tracking import MlflowClient
+
+    from mlflow_nnaudit.auditor.report import FAILED_FILTER, ui_runs_url
+    from mlflow_nnaudit.cli import default_ui_url
+
+    exp = MlflowClient(tracking_uri).get_experiment_by_name(experiment)
+    ui = default_ui_url(tracking_uri)
+    if ui == tracking_uri.rstrip("/"):  # a tracking server serves its own UI
+        click.echo(f"  open {ui_runs_url(ui, exp.experiment_id) if exp else ui}")
+    else:
+        click.echo(f"  .venv/bin/mlflow ui --backend-store-uri {tracking_uri}")
+        click.echo(f"  then open {ui_runs_url(ui, exp.experiment_id) if exp else ui}")
+    click.echo(f"  (the failed runs: the search box holds  {FAILED_FILTER})")
     click.echo("  (each audited run has its report under Artifacts: nnaudit/report.html)")
     click.echo("Or in the terminal:  .venv/bin/nnaudit explain RUN_ID   (a RUN ID from the table above)")
 

@@ -146,6 +146,15 @@ def test_failed_filter_and_report_in_the_mlflow_ui(sqlite_server, tmp_path):
             assert listed == failed  # exactly the failed runs (run names are the sample names)
             _shot(page, tmp_path, "ui-failed-filter.png")
 
+            # the address the demo prints and the summary page links to: the same list, filter applied
+            from mlflow_nnaudit.auditor.report import ui_runs_url
+
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(ui_runs_url(server.url, exp_id), wait_until="load")
+            page.get_by_text(f"{len(failed)} matching run{'s' if len(failed) != 1 else ''}", exact=True).wait_for()
+            assert page.get_by_test_id("search-box").input_value() == "tags.nnaudit.status = 'failed'"
+
             run = MlflowClient(server.url).search_runs([exp_id], f"tags.`{SAMPLE_TAG}` = 'nan_lr_huge'")[0]
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(60_000)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import html
 import math
+import re
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -242,6 +244,15 @@ svg .pa{fill:#fff;stroke:#bdbdbd}svg .gr{stroke:#eeeeee}
 """
 
 
+#: how a page of ours begins (`nnaudit audit --report` overwrites only a file that begins so)
+PAGE_START = '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>nnaudit'
+
+
+def is_our_page(head: str) -> bool:
+    """Whether a file's first characters are those of a page this module wrote."""
+    return head.startswith(PAGE_START)
+
+
 def _page(title: str, body: str) -> str:
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
             f"<style>{_CSS}</style></head><body>{body}"
@@ -367,15 +378,41 @@ def worst_first(results) -> list:
     return sorted(results, key=lambda r: (STATUS_ORDER.get(r.status, 9), r.experiment_name, r.run_name, r.run_id))
 
 
-def summary_html(results, tracking_uri: str = "", max_rows: int = 2000) -> str:
+#: what to type in the MLflow UI's run search box to see the failed runs
+FAILED_FILTER = "tags.nnaudit.status = 'failed'"
+
+
+def ui_runs_url(ui_url: str, experiment_id: str, search_filter: str = FAILED_FILTER) -> str:
+    """The MLflow UI's runs list of an experiment with a search filter applied (the routes of
+    MLflow 3.x's UI: `#/experiments/<id>/runs?searchFilter=...`; the bare `#/experiments/<id>`
+    can open a GenAI overview instead of the runs)."""
+    return (f"{ui_url.rstrip('/')}/#/experiments/{urllib.parse.quote(str(experiment_id), safe='')}/runs"
+            f"?searchFilter={urllib.parse.quote(search_filter, safe='')}")
+
+
+def ui_run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
+    """The MLflow UI's page of one run."""
+    q = urllib.parse.quote
+    return f"{ui_url.rstrip('/')}/#/experiments/{q(str(experiment_id), safe='')}/runs/{q(run_id, safe='')}"
+
+
+def summary_html(results, tracking_uri: str = "", max_rows: int = 2000, ui_url: str | None = None) -> str:
     """The audit's summary page: counts by status and by cause, then the runs worst first, each
-    with a sparkline of its loss, its causes and its main recommendation."""
+    with a sparkline of its loss, its causes and its main recommendation. With `ui_url` (the
+    MLflow UI's address), run names link to their pages and each experiment with failed runs
+    links to its runs list filtered on them."""
     s = summarize(results)
     status_counts = [(k, v) for k, v in s["by_status"].items()]
     parts = [f"<h1>nnaudit: {s['runs']} runs</h1>",
              f'<div class="meta">store {_esc(tracking_uri)} · {s["audited"]} audited now, '
-             f'{s["skipped_unchanged"]} unchanged since their last audit</div>',
-             "<h2>By status</h2>", _bars(status_counts, STATUS_COLOURS)]
+             f'{s["skipped_unchanged"]} unchanged since their last audit</div>']
+    if ui_url:
+        failed_in = Counter((r.experiment_id, r.experiment_name) for r in results if r.status == "failed")
+        if failed_in:
+            parts.append("<p>Failed runs in the MLflow UI: " + ", ".join(
+                f'<a href="{_esc(ui_runs_url(ui_url, eid))}">{_esc(name or eid)} ({n})</a>'
+                for (eid, name), n in sorted(failed_in.items(), key=lambda kv: str(kv[0][1]))) + "</p>")
+    parts += ["<h2>By status</h2>", _bars(status_counts, STATUS_COLOURS)]
     if s["by_cause"]:
         parts += ["<h2>Causes of failed and warning runs</h2>", _bars(list(s["by_cause"].items())[:30])]
     rows = []
@@ -383,7 +420,10 @@ def summary_html(results, tracking_uri: str = "", max_rows: int = 2000) -> str:
     for r in ordered[:max_rows]:
         chips = "".join(f'<span class="chip">{_esc(c)}</span>' for c in r.causes)
         spark = svg_sparkline(getattr(r, "sparkline", None) or [], colour=STATUS_COLOURS.get(r.status, "#1565c0"))
-        rows.append(f"<tr><td>{_badge(r.status)}</td><td>{_esc(r.run_name or '-')}<div class='meta'>"
+        name = _esc(r.run_name or "-")
+        if ui_url:
+            name = f'<a href="{_esc(ui_run_url(ui_url, r.experiment_id, r.run_id))}">{name}</a>'
+        rows.append(f"<tr><td>{_badge(r.status)}</td><td>{name}<div class='meta'>"
                     f"{_esc(r.run_id)}</div></td><td>{_esc(r.experiment_name)}</td><td>{spark}</td>"
                     f"<td>{chips}</td><td>{_code_spans(r.recommendation[:300])}</td></tr>")
     parts.append("<h2>Runs, worst first</h2><table><tr><th>status</th><th>run</th><th>experiment</th>"
@@ -396,6 +436,21 @@ def summary_html(results, tracking_uri: str = "", max_rows: int = 2000) -> str:
 
 # --- the terminal ---------------------------------------------------------------------------
 _BLOCKS = "▁▂▃▄▅▆▇█"
+#: characters a terminal acts on instead of showing: C0 and C1 controls (newline, ESC, ...), and the
+#: Unicode line separators and direction overrides that reorder or split what is shown
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object) -> str:
+    """`text` safe to print on a terminal: every control character shown as an escape (`\\x1b`,
+    `\\n`, ...), so that a run named with a newline cannot forge a table row, nor an ESC sequence
+    clear the screen or set the window title. Run and experiment names, metric keys and error
+    messages come from whoever can log to the store."""
+    def escape(m: re.Match) -> str:
+        c = ord(m.group())
+        return {9: "\\t", 10: "\\n", 13: "\\r"}.get(c) or (f"\\x{c:02x}" if c < 256 else f"\\u{c:04x}")
+
+    return _CONTROL.sub(escape, str(text))
 
 
 def text_sparkline(values: Sequence[float], width: int = 48) -> str:
@@ -425,7 +480,7 @@ def explain_text(result, curves: dict[str, Curve]) -> str:
         bad = "" if c.finite.all() else f"  non-finite from step {_step(float(c.x()[np.argmax(~c.finite)]))}"
         lines.append(f"  {role:<10} {text_sparkline(sparkline(c, 48))}  {c.key}: {rng} ({len(c)} points){bad}")
     if not result.findings:
-        lines.append("" if result.reason else "\nNothing wrong was found.")
+        lines += [""] if result.reason else ["", "Nothing wrong was found."]
     for i, f in enumerate(result.findings, 1):
         lines += ["", f"{i}. {f.title} ({f.cause}, {f.confidence} confidence, {f.severity})",
                   f"   Seen: {f.summary}", f"   Fix:  {f.recommendation.replace('`', '')}"]
@@ -436,4 +491,4 @@ def explain_text(result, curves: dict[str, Curve]) -> str:
             lines.append(f"   - {d['test']}{' on ' + d['curve'] if d['curve'] else ''}{where}: {values}")
     if result.notes:
         lines += ["", "Notes: " + "; ".join(result.notes)]
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # each is one line: names cannot add any

@@ -61,7 +61,10 @@ def parse_since(since: str | None, now: datetime | None = None) -> int | None:
         raise ValueError(f"cannot read duration {since!r}: use a number and a unit, e.g. 30m, 24h, 7d")
     seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     now = now or datetime.now(timezone.utc)
-    return int((now - timedelta(seconds=seconds)).timestamp() * 1000)
+    try:
+        return int((now - timedelta(seconds=seconds)).timestamp() * 1000)
+    except (OverflowError, ValueError):  # reaches before year 1: a one-line error, not a traceback
+        raise ValueError(f"duration {since!r} is too long: it reaches back before the year 1") from None
 
 
 def _last_data_ms(run: RunRecord, latest_metric_ms: int | None) -> int:
@@ -168,7 +171,12 @@ def analyse(
     if loss is None:
         result.reason = "no loss curve found (log the training loss, or name it with --role train_loss=KEY)"
     elif int(loss.finite.sum()) < MIN_POINTS_TO_JUDGE and loss.finite.all():
-        result.reason = f"the loss curve {loss.key!r} has only {len(loss)} points"
+        points = "1 point" if len(loss) == 1 else f"{len(loss)} points"
+        if TRAIN_LOSS not in by_role:  # e.g. the HF Trainer's evaluate() after train() logs a run of its own
+            result.reason = (f"an evaluation-only run: no training loss, and {loss.key!r} has only {points} (such as "
+                             "a run that trainer.evaluate() opens after train())")
+        else:
+            result.reason = f"the loss curve {loss.key!r} has only {points}"
     findings = []
     rules = tuple(rules)
     if loss is not None:
@@ -229,12 +237,19 @@ def in_shard(run_id: str, shard: tuple[int, int] | None) -> bool:
     return int(hashlib.blake2b(run_id.encode(), digest_size=8).hexdigest(), 16) % n == k - 1
 
 
-def _skipped(run: RunRecord) -> AuditResult:
+def _skipped(run: RunRecord, sparkline: list[float] | None = None) -> AuditResult:
     return AuditResult(
         run.run_id, run.run_name, run.experiment_id, run.experiment_name,
         status=run.tags.get(writer.TAG_STATUS, INCONCLUSIVE), skipped=True,
-        audited_at=run.tags.get(writer.TAG_AUDITED_AT, ""), tags=run.tags,
+        audited_at=run.tags.get(writer.TAG_AUDITED_AT, ""), tags=run.tags, sparkline=sparkline or [],
     )
+
+
+def _loss_key(run: RunRecord, role_overrides: dict[str, str] | None) -> str | None:
+    """The metric an audit of the run would take for its loss (its sparkline), from the keys alone."""
+    candidates, _ = curve_keys(run, role_overrides)
+    roles = assign_roles({k: run.metric_steps.get(k, 0) + 1 for k in candidates}, role_overrides)
+    return roles.get(TRAIN_LOSS) or roles.get(VAL_LOSS)
 
 
 def audit(
@@ -249,6 +264,7 @@ def audit(
     shard: str | tuple[int, int] | None = None,
     on_start: Callable[[int | None], None] | None = None,
     config: str | None = None,
+    sparklines: bool = False,
 ) -> list[AuditResult]:
     """Audit the runs of a tracking store and tag each with its status and causes.
 
@@ -274,6 +290,8 @@ def audit(
             when the store can count them cheaply (SQL stores without a shard), else None.
         config: a TOML file with a `[roles]` (or `[tool.nnaudit.roles]`) table; when None,
             `nnaudit.toml` then `pyproject.toml` in the working directory, if present.
+        sparklines: also read the loss of runs skipped as unchanged, so that every result carries
+            its `sparkline` (for the summary page; audited runs always do).
 
     False discoveries: the findings that rest on a curve-only statistical test form one
     Benjamini-Hochberg family per chunk of `AUDIT_CHUNK_RUNS` runs audited together (all of
@@ -311,6 +329,7 @@ def audit(
         writers = ThreadPoolExecutor(WRITE_THREADS) if _concurrent_writes(store.uri) else None
         write = writers.submit if writers is not None else _Deferred
         results: list[AuditResult] = []
+        sparks: dict[str, list[float]] = {}  # run id -> sparkline of a run skipped as unchanged
         runs = (run for run in store.iter_runs(exps, cutoff) if in_shard(run.run_id, part))
         # a dry run writes no report pages, so it draws none (picklable for the workers)
         work = functools.partial(analyse, with_report=not dry_run)
@@ -336,7 +355,8 @@ def audit(
                     if len(r.findings) != before[id(r)] and r.report_html is not None:
                         r.report_html = _report_page(r, by_id[r.run_id])
             fresh = dict(zip((run.run_id for run in todo), done))
-            ordered = [(run, fresh.pop(run.run_id, None) or _skipped(run)) for run in chunk]
+            ordered = [(run, fresh.pop(run.run_id, None) or _skipped(run, sparks.pop(run.run_id, None)))
+                       for run in chunk]
             writes = {} if dry_run else {
                 run.run_id: write(writer.write_result, store.client, result, run.tags)
                 for run, result in ordered if not result.skipped
@@ -358,8 +378,18 @@ def audit(
         while chunk := list(islice(runs, AUDIT_CHUNK_RUNS)):
             todo = [run for run in chunk if force or not is_up_to_date(run, run.latest_metric_ms)]
             keys = {run.run_id: curve_keys(run, roles) for run in todo}
-            store.prefetch(todo, {rid: candidates + extra for rid, (candidates, extra) in keys.items()})
+            wanted = {rid: candidates + extra for rid, (candidates, extra) in keys.items()}
+            unchanged = [run for run in chunk if run.run_id not in wanted] if sparklines else []
+            losses = {run.run_id: key for run in unchanged if (key := _loss_key(run, roles)) is not None}
+            store.prefetch(todo + unchanged, wanted | {rid: [key] for rid, key in losses.items()})
             inputs = [gather(store, run, roles, keys[run.run_id]) for run in todo]
+            for run in unchanged:  # their sparklines, from the same bulk read
+                if run.run_id in losses:
+                    key = losses[run.run_id]
+                    try:
+                        sparks[run.run_id] = report.sparkline(store.load_curves(run, [key])[key])
+                    except Exception as exc:  # noqa: BLE001 - a picture is not worth stopping the audit for
+                        _log.warning("loss of run %s not read for its sparkline: %s", run.run_id, exc)
             if pool is not None:
                 try:  # Executor.map submits every task at once; the results are collected by finish()
                     analysed = pool.map(work, inputs, chunksize=8)
@@ -382,7 +412,9 @@ def audit(
         if pool is not None:
             pool.shutdown(cancel_futures=True)
         if writers is not None:
-            writers.shutdown(wait=True)  # writes already started finish; none is left half-done
+            # writes already started finish (none is left half-done); queued ones are dropped: after a
+            # failed write (the server went away) they would each wait out their retries in turn
+            writers.shutdown(wait=True, cancel_futures=True)
         store.close()
     return results
 

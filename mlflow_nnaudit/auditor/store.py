@@ -4,12 +4,14 @@ recorder's artifacts. The first stage of the audit; knows nothing of statistics 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
 import logging
 import os
 import re
+import sqlite3
 import tempfile
 import urllib.error
 import urllib.parse
@@ -23,6 +25,9 @@ from mlflow_nnaudit.auditor import bulk, file_bulk, rest_bulk
 from mlflow_nnaudit.auditor.curves import Curve
 
 _log = logging.getLogger(__name__)
+
+#: runs an ambiguous id prefix lists (`nnaudit explain`)
+MAX_LISTED_MATCHES = 10
 
 #: run statuses worth auditing: finished, and the crashed or killed ones most of all
 AUDITABLE_STATUSES = ("FINISHED", "FAILED", "KILLED")
@@ -51,6 +56,19 @@ class RunRecord:
     metric_steps: dict[str, int] = field(default_factory=dict, repr=False)  # latest step per metric key
 
 
+def sqlite_path(uri: str) -> str | None:
+    """The database file of a `sqlite:///` URI (None for other stores and in-memory databases)."""
+    if urllib.parse.urlparse(uri).scheme.split("+")[0] != "sqlite" or ":///" not in uri:
+        return None
+    path = uri.split(":///", 1)[1].split("?", 1)[0]
+    return path if path and path != ":memory:" else None
+
+
+#: URI schemes of the stores MLflow's client can read (a `+driver` suffix aside)
+KNOWN_SCHEMES = ("", "file", "sqlite", "postgresql", "postgres", "mysql", "mssql", "http", "https", "databricks",
+                 "databricks-uc", "uc")
+
+
 def _check_uri(uri: str) -> None:
     """Fail fast, with a one-line reason, on a store that does not exist or cannot be reached.
 
@@ -59,23 +77,60 @@ def _check_uri(uri: str) -> None:
     """
     parsed = urllib.parse.urlparse(uri)
     scheme = parsed.scheme.split("+")[0]
+    if scheme not in KNOWN_SCHEMES and not (len(scheme) == 1 and os.name == "nt"):  # C:\... on Windows
+        raise StoreError(f"cannot read a store at {_redacted(uri)}: unknown URI scheme {scheme + '://'!r} (a "
+                         "store is a directory, sqlite:///FILE, postgresql://..., mysql://..., http(s)://SERVER "
+                         "or databricks)")
     if scheme == "sqlite":
-        path = uri.split(":///", 1)[1] if ":///" in uri else ""
-        if path and path != ":memory:" and not os.path.exists(path):
+        path = sqlite_path(uri)
+        if path and not os.path.exists(path):
             raise StoreError(f"no MLflow store at {uri}: the sqlite file {path!r} does not exist")
+        if path:
+            _check_sqlite_tables(uri, path)
     elif scheme in ("", "file"):
         path = parsed.path if scheme == "file" else uri
         if not os.path.isdir(path):
             raise StoreError(f"no MLflow store at {uri}: {path!r} is not a directory")
     elif scheme in ("http", "https"):
+        # urllib takes no user:password@ in a URL (MLflow's client does): send them as Basic auth
+        request = urllib.request.Request(urllib.parse.urlunparse(parsed._replace(
+            netloc=parsed.netloc.rpartition("@")[2],
+            path=parsed.path.rstrip("/") + "/health", params="", query="", fragment="")))
+        if parsed.username is not None:
+            creds = f"{urllib.parse.unquote(parsed.username)}:{urllib.parse.unquote(parsed.password or '')}"
+            request.add_header("Authorization", "Basic " + base64.b64encode(creds.encode()).decode())
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
+            with urllib.request.urlopen(request, timeout=10):
                 pass
         except urllib.error.HTTPError:
             pass  # the server answered (maybe behind auth); the API calls will tell the rest
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise StoreError(f"cannot reach the tracking server at {_redacted(uri)}: {reason}") from None
+
+
+#: tables every MLflow tracking database has (since MLflow 1.x); a file without them is not a store
+MLFLOW_TABLES = ("experiments", "runs", "metrics", "tags", "alembic_version")
+
+
+def _check_sqlite_tables(uri: str, path: str) -> None:
+    """Refuse a sqlite file that is not an MLflow store (an empty file, another application's
+    database) before MLflow sees it: MLflow would create its schema in it, even for a dry run.
+    Looked at through a read-only connection, so the file stays byte-identical."""
+    try:
+        con = sqlite3.connect("file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro", uri=True, timeout=5)
+        try:
+            names = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        what = "locked by another process (try again when it is done)" if "locked" in str(exc) else str(exc)
+        raise StoreError(f"cannot read the sqlite file {path!r} of {_redacted(uri)}: {what}") from None
+    missing = [t for t in MLFLOW_TABLES if t not in names]
+    if missing:
+        kind = (f"a sqlite database without MLflow's tables ({', '.join(missing)})" if names
+                else "an empty sqlite file")
+        raise StoreError(f"no MLflow store at {_redacted(uri)}: {path!r} is {kind}; nothing was written to it")
 
 
 def _redacted(uri: str) -> str:
@@ -85,6 +140,23 @@ def _redacted(uri: str) -> str:
         return uri
     netloc = parsed.netloc.replace(":" + parsed.password + "@", ":***@", 1)
     return urllib.parse.urlunparse(parsed._replace(netloc=netloc))
+
+
+def redact_secrets(text: str, uri: str | None) -> str:
+    """`text` with the password of `uri` (as written, and URL-decoded) replaced by ***: MLflow's
+    messages quote the URI they were given, password and all."""
+    if not uri:
+        return text
+    try:
+        password = urllib.parse.urlparse(uri).password
+    except ValueError:
+        return text
+    for secret in {password or "", urllib.parse.unquote(password or "")}:
+        if len(secret) >= 1:
+            text = text.replace(":" + secret + "@", ":***@")
+            if len(secret) >= 4:
+                text = text.replace(secret, "***")
+    return text
 
 
 def _one_line(exc: BaseException) -> str:
@@ -265,7 +337,7 @@ class Store:
     def _run_by_prefix(self, prefix: str, error: Exception):
         from mlflow.entities import ViewType
 
-        if not re.fullmatch(r"[0-9a-f]{4,31}", prefix):
+        if not re.fullmatch(r"[0-9a-f]{1,31}", prefix):
             raise StoreError(f"no run {prefix!r} in {_redacted(self.uri)}: {_one_line(error)}") from None
         exp_ids, token = [], None
         while True:  # every page of experiments (search_runs takes at most 100 ids a call, see below)
@@ -277,12 +349,16 @@ class Store:
         found = []
         for lo in range(0, len(exp_ids), 100):
             found += self.client.search_runs(exp_ids[lo : lo + 100], f"attributes.run_id LIKE '{prefix}%'",
-                                             ViewType.ALL, max_results=2)
-            if len(found) > 1:
+                                             ViewType.ALL, max_results=MAX_LISTED_MATCHES + 1)
+            if len(found) > MAX_LISTED_MATCHES:
                 break
-        if len(found) != 1:
-            what = "no run" if not found else "more than one run"
-            raise StoreError(f"{what} whose id starts with {prefix!r} in {_redacted(self.uri)}") from None
+        if not found:
+            raise StoreError(f"no run whose id starts with {prefix!r} in {_redacted(self.uri)}") from None
+        if len(found) > 1:
+            listed = ", ".join(f"{r.info.run_id} ({r.info.run_name or '-'})" for r in found[:MAX_LISTED_MATCHES])
+            more = " and more" if len(found) > MAX_LISTED_MATCHES else ""
+            raise StoreError(f"{prefix!r} is ambiguous: it starts the ids of {len(found[:MAX_LISTED_MATCHES])}"
+                             f"{more} runs in {_redacted(self.uri)}: {listed}{more}; give more of the id") from None
         return found[0]
 
     def iter_runs(self, experiments: list, since_ms: int | None = None) -> Iterator[RunRecord]:
