@@ -360,6 +360,8 @@ def summarize(results) -> dict:
         "skipped_unchanged": sum(r.skipped for r in results),
         "by_status": {s: by_status[s] for s in STATUS_ORDER if by_status[s]},
         "by_cause": dict(by_cause.most_common()),
+        # runs whose verdict is in their tags but whose nnaudit/ artifacts could not be written
+        "artifacts_not_written": [r.run_id for r in results if getattr(r, "artifacts_error", None)],
     }
 
 
@@ -374,7 +376,9 @@ def summary_html(results, tracking_uri: str = "", max_rows: int = 2000) -> str:
     status_counts = [(k, v) for k, v in s["by_status"].items()]
     parts = [f"<h1>nnaudit: {s['runs']} runs</h1>",
              f'<div class="meta">store {_esc(tracking_uri)} · {s["audited"]} audited now, '
-             f'{s["skipped_unchanged"]} unchanged since their last audit</div>',
+             f'{s["skipped_unchanged"]} unchanged since their last audit'
+             + (f' · artifacts not written for {len(s["artifacts_not_written"])} run(s) (their tags were)'
+                if s["artifacts_not_written"] else "") + '</div>',
              "<h2>By status</h2>", _bars(status_counts, STATUS_COLOURS)]
     if s["by_cause"]:
         parts += ["<h2>Causes of failed and warning runs</h2>", _bars(list(s["by_cause"].items())[:30])]

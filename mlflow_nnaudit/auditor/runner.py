@@ -79,11 +79,16 @@ def _audited_ms(tags: dict[str, str]) -> int | None:
         return None
 
 
-def is_up_to_date(run: RunRecord, latest_metric_ms: int | None = None) -> bool:
+def is_up_to_date(run: RunRecord, latest_metric_ms: int | None = None, now_ms: int | None = None) -> bool:
     """Audited by this version, after the run's last data arrived, and its tags consistent
     (one `nnaudit.cause.<id>` per cause listed, as a completed write leaves them): nothing new
-    to look at."""
+    to look at. An audit time later than now (a clock that ran ahead, or a forged tag) proves
+    nothing: such a run is audited again (else it would be skipped until that time, whatever
+    data arrived)."""
     audited = _audited_ms(run.tags)
+    now_ms = now_ms if now_ms is not None else int(datetime.now(timezone.utc).timestamp() * 1000)
+    if audited is not None and audited > now_ms:
+        return False
     listed = {c for c in run.tags.get(writer.TAG_CAUSES, "").split(",") if c}
     tagged = {k[len(writer.TAG_CAUSE_PREFIX):] for k in run.tags if k.startswith(writer.TAG_CAUSE_PREFIX)}
     return (
@@ -307,9 +312,8 @@ def audit(
             on_start(store.count_runs(exps, cutoff) if part is None else None)
         with _Chunks(store, plan, workers) as pipeline:
             for chunk, done in pipeline.run(select_runs(store, exps, cutoff, part, force)):
-                pipeline.write(chunk, done)
+                pipeline.write_tags(chunk, done)
                 for result in done:  # in the store's order, whatever order the workers finished in
-                    result.report_html = None  # written (or not wanted): the page is not kept in memory
                     results.append(result)
                     if on_progress is not None:
                         on_progress(result)
@@ -376,14 +380,26 @@ def draw_chunk(results: list[AuditResult], inputs: list[AuditInput]) -> None:
         result.report_html = _report_page(result, inp)
 
 
+def write_artifacts_chunk(store: Store, chunk: Chunk, results: list[AuditResult], plan: ChunkPlan) -> None:
+    """Stage 5, first half: each audited run's `nnaudit/` artifacts, before any of its tags (a
+    run whose location cannot be written keeps its verdict, with a note; see
+    writer.write_artifacts_noted). The page is not kept in memory once written."""
+    where = {run.run_id: run.artifact_uri for run in chunk.todo}
+    for result in results:
+        writer.write_artifacts_noted(result, where.get(result.run_id, ""), plan.uri, store.client)
+        result.report_html = None
+
+
 def audit_chunk(store: Store, chunk: Chunk, plan: ChunkPlan) -> list[AuditResult]:
-    """Stages 1-4 for one chunk; returns a result for every run of the chunk in its order
-    (unchanged runs as skipped results). Writes nothing: stage 5 (`_Chunks.write`) does."""
+    """Stages 1-5 for one chunk up to its tags: read, analyse, control, draw, write the
+    artifacts. Returns a result for every run of the chunk in its order (unchanged runs as
+    skipped results); the tags are written by `_Chunks.write_tags`, after the artifacts."""
     inputs = read_chunk(store, chunk, plan.roles)
     results = analyse_chunk(inputs)
     control_chunk(results)
     if not plan.dry_run:  # a dry run writes no report pages, so it draws none
         draw_chunk(results, inputs)
+        write_artifacts_chunk(store, chunk, results, plan)
     fresh = {r.run_id: r for r in results}
     return [fresh.get(run.run_id) or _skipped(run) for run in chunk.runs]
 
@@ -411,9 +427,9 @@ class _Done:
 
 
 class _Chunks:
-    """Runs the chunk pipeline: stages 1-4 in worker processes when there are any (several
-    chunks in flight; without workers one chunk at a time, written before the next is read),
-    stage 5 here, chunk after chunk in the store's order. An interruption loses at most the
+    """Runs the chunk pipeline: everything up to the tags in worker processes when there are
+    any (several chunks in flight; without workers one chunk at a time, written before the next
+    is read), the tags here, chunk after chunk in the store's order. An interruption loses at most the
     chunks in flight, which the next audit redoes."""
 
     def __init__(self, store: Store, plan: ChunkPlan, workers: int) -> None:
@@ -424,6 +440,8 @@ class _Chunks:
         # are one request/transaction; most of a write's time is waiting); one at a time into
         # sqlite, whose single writer lock would only make threads queue.
         self.writers = ThreadPoolExecutor(WRITE_THREADS) if _concurrent_writes(store.uri) else None
+        # sqlite and PostgreSQL: a chunk's tags in one transaction instead
+        self.sql = writer.SqlTagWriter(store.uri) if bulk.supports(store.uri) and not plan.dry_run else None
 
     def __enter__(self) -> _Chunks:
         return self
@@ -433,6 +451,8 @@ class _Chunks:
             self.pool.shutdown(cancel_futures=True)
         if self.writers is not None:
             self.writers.shutdown(wait=True)  # writes already started finish; none is left half-done
+        if self.sql is not None:
+            self.sql.close()
 
     def _submit(self, chunk: Chunk):
         if not chunk.todo:  # nothing to read: no need to bother a worker
@@ -458,7 +478,7 @@ class _Chunks:
             self.pool = None
 
     def run(self, chunks: Iterable[Chunk]) -> Iterator[tuple[Chunk, list[AuditResult]]]:
-        """Each chunk with its results (stages 1-4 done), in the order of `chunks`."""
+        """Each chunk with its results (all stages but the tags done), in the order of `chunks`."""
         pending: deque = deque()
         for chunk in chunks:
             pending.append((chunk, self._submit(chunk)))
@@ -469,20 +489,32 @@ class _Chunks:
             chunk_, future = pending.popleft()
             yield chunk_, self._collect(chunk_, future)
 
-    def write(self, chunk: Chunk, results: list[AuditResult]) -> None:
-        """Stage 5: each audited run's artifacts and tags (nothing on a dry run); a failed write
-        stops the audit."""
+    def write_tags(self, chunk: Chunk, results: list[AuditResult]) -> None:
+        """Stage 5, second half: the tags of every audited run of the chunk (nothing on a dry
+        run). On sqlite and PostgreSQL stores, one transaction for the whole chunk; elsewhere
+        one batch per run, several runs at once through servers. A failed write stops the audit."""
         if self.plan.dry_run:
             return
         tags = {run.run_id: run.tags for run in chunk.runs}
         todo = [r for r in results if not r.skipped]
+        if not todo:
+            return
+        if self.sql is not None:
+            try:
+                self.sql.write([(r, tags[r.run_id]) for r in todo])
+                return
+            except bulk.BulkUnavailable as exc:  # a schema this was not verified on: MLflow's client then
+                _log.warning("writing tags straight into %s is off (%s); writing them through the MLflow client "
+                             "instead (slower, same tags)", self.store.uri, exc)
+                self.sql.close()
+                self.sql = None
         if self.writers is not None:
-            futures = [self.writers.submit(writer.write_result, self.store.client, r, tags[r.run_id]) for r in todo]
+            futures = [self.writers.submit(writer.write_tags, self.store.client, r, tags[r.run_id]) for r in todo]
             for f in futures:
                 f.result()
         else:
             for r in todo:
-                writer.write_result(self.store.client, r, tags[r.run_id])
+                writer.write_tags(self.store.client, r, tags[r.run_id])
 
 
 #: runs written at once through a tracking server or into PostgreSQL

@@ -49,6 +49,7 @@ class RunRecord:
     metric_keys: list[str] = field(default_factory=list)
     latest_metric_ms: int | None = None  # timestamp of the newest metric point
     metric_steps: dict[str, int] = field(default_factory=dict, repr=False)  # latest step per metric key
+    artifact_uri: str = ""  # where the run's artifacts go ("" when unknown: the writer asks the store)
 
 
 def _check_uri(uri: str) -> None:
@@ -122,6 +123,7 @@ def _record(run, experiment_name: str) -> RunRecord:
         metric_keys=sorted(run.data.metrics),
         latest_metric_ms=max((m.timestamp for m in run.data._metric_objs), default=None),
         metric_steps={m.key: int(m.step) for m in run.data._metric_objs},
+        artifact_uri=run.info.artifact_uri or "",
     )
 
 
@@ -309,6 +311,7 @@ class Store:
                         metric_keys=sorted(d["metrics"]),
                         latest_metric_ms=max((t for _, t in d["metrics"].values()), default=None),
                         metric_steps={k: step for k, (step, _) in d["metrics"].items()},
+                        artifact_uri=d["artifact_uri"],
                     )
                 return
         yield from self._iter_runs_client(names, since_ms)
