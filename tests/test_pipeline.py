@@ -49,8 +49,10 @@ def _written(uri: str) -> dict[str, tuple[dict, dict, str]]:
         folder = Path(run.info.artifact_uri.replace("file://", "")) / "nnaudit"
         doc = json.loads((folder / "audit.json").read_text())
         doc.pop("audited_at")
+        doc.pop("run_id")  # two stores: the same runs under other ids
         page = (folder / "report.html").read_text()
-        out[run.info.run_name] = (tags, doc, page.replace(run.data.tags["nnaudit.audited_at"], "T"))
+        page = page.replace(run.data.tags["nnaudit.audited_at"], "T").replace(run.info.run_id, "RID")
+        out[run.info.run_name] = (tags, doc, page)
     return out
 
 
@@ -93,9 +95,12 @@ def test_interrupted_audits_never_half_write_a_run(tmp_path):
     assert all(consistent(t) and audit_tags(t) != EARLIER for t in read_tags(str(db)).values())
 
 
-def test_two_audits_at_once_stay_correct_and_quiet(store_uri):
+def test_two_audits_at_once_stay_correct_and_quiet(store_uri, monkeypatch):
     """Audit A lists the runs (each with a stale cause tag); audit B audits them all before A
     writes its second run: A must not fail on the tag B already removed."""
+    from mlflow_nnaudit.auditor import runner
+
+    monkeypatch.setattr(runner, "AUDIT_CHUNK_RUNS", 1)  # A writes run 1 before it audits run 2
     ids = [log_curves(f"s{i}", {"train_loss": healthy_curve(300, i)},
                       tags={"nnaudit.cause.stale_a": "high", "nnaudit.causes": "stale_a"}) for i in range(3)]
     inner = []
@@ -159,3 +164,32 @@ def test_fail_on_counts_the_window_including_unchanged_failed_runs(store_uri):
     later = CliRunner().invoke(cli, ["audit", "--tracking-uri", store_uri, "--workers", "1", "--fail-on", "failed",
                                      "--since", "1s"])
     assert later.exit_code == 0, later.output
+
+
+def test_two_audits_at_once_through_a_server(tmp_path, monkeypatch):
+    """The same race through a real `mlflow server` (tags written by the client: a batch, then
+    the removal of stale cause tags): no error, consistent tags."""
+    from mlflow_nnaudit.auditor import runner
+    from tests.services import MlflowServer
+
+    monkeypatch.setattr(runner, "AUDIT_CHUNK_RUNS", 1)  # A writes run 1 before it audits run 2
+    server = MlflowServer(f"sqlite:///{tmp_path / 'served.db'}", str(tmp_path))
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+        mlflow.set_tracking_uri(server.url)
+        ids = [log_curves(f"s{i}", {"train_loss": healthy_curve(300, i)},
+                          tags={"nnaudit.cause.stale_a": "high", "nnaudit.causes": "stale_a"}) for i in range(3)]
+        inner = []
+
+        def on_progress(result):
+            if not inner:
+                inner.append(mlflow_nnaudit.audit(tracking_uri=server.url, force=True))
+
+        first = mlflow_nnaudit.audit(tracking_uri=server.url, on_progress=on_progress)
+        assert len(first) == 3 and len(inner[0]) == 3
+        for rid in ids:
+            tags = MlflowClient(server.url).get_run(rid).data.tags
+            assert "nnaudit.cause.stale_a" not in tags and tags["nnaudit.status"] == "healthy"
+            assert consistent(tags)
+    finally:
+        server.stop()

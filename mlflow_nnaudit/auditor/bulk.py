@@ -131,7 +131,8 @@ class SqlBulkReader:
                 raise BulkUnavailable(f"no sqlite file at {path!r}")
 
             def connect():
-                return sqlite3.connect(target, uri=True, check_same_thread=False)
+                # the audit's own tag writes (another process) hold the lock for a moment: wait, as they do
+                return sqlite3.connect(target, uri=True, check_same_thread=False, timeout=60)
 
             self._engine = sa.create_engine("sqlite://", creator=connect, poolclass=NullPool)
         else:

@@ -434,7 +434,10 @@ class _Chunks:
 
     def __init__(self, store: Store, plan: ChunkPlan, workers: int) -> None:
         self.store, self.plan = store, plan
-        self.pool = _start_pool(workers) if workers > 1 else None
+        # started on the first chunk with runs to audit: an audit that skips every run (the
+        # second audit of an unchanged store) spends nothing on starting processes
+        self.pool: ProcessPoolExecutor | None = None
+        self._workers = self._workers_wanted = workers
         self.in_flight = max(2, 2 * workers)  # chunks given to the workers ahead of the writing
         # Writes: several at once through a tracking server or into PostgreSQL (each run's tags
         # are one request/transaction; most of a write's time is waiting); one at a time into
@@ -457,6 +460,9 @@ class _Chunks:
     def _submit(self, chunk: Chunk):
         if not chunk.todo:  # nothing to read: no need to bother a worker
             return _Done(audit_chunk(self.store, chunk, self.plan))
+        if self._workers > 1:
+            self._workers = 1  # one try
+            self.pool = _start_pool(self._workers_wanted)
         if self.pool is not None:
             try:
                 return self.pool.submit(_audit_chunk_in_worker, chunk, self.plan)
