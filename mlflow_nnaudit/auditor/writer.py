@@ -31,19 +31,21 @@ from collections.abc import Iterable
 
 from mlflow.entities import RunTag
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.auditor.result import AuditResult
 
 _log = logging.getLogger(__name__)
 
-TAG_STATUS = "nnaudit.status"
-TAG_CAUSES = "nnaudit.causes"
-TAG_CAUSE_PREFIX = "nnaudit.cause."
-TAG_RECOMMENDATION = "nnaudit.recommendation"
-TAG_AUDITED_AT = "nnaudit.audited_at"
-TAG_VERSION = "nnaudit.version"
-AUDIT_ARTIFACT = "nnaudit/audit.json"
-REPORT_ARTIFACT = "nnaudit/report.html"
+# the contract's names (see mlflow_nnaudit/schema.py), kept here under the names the auditor uses
+TAG_STATUS = schema.TAG_STATUS
+TAG_CAUSES = schema.TAG_CAUSES
+TAG_CAUSE_PREFIX = schema.TAG_CAUSE_PREFIX
+TAG_RECOMMENDATION = schema.TAG_RECOMMENDATION
+TAG_AUDITED_AT = schema.TAG_AUDITED_AT
+TAG_VERSION = schema.TAG_VERSION
+AUDIT_ARTIFACT = schema.AUDIT_ARTIFACT
+REPORT_ARTIFACT = schema.REPORT_ARTIFACT
 _MAX_TAGS_PER_BATCH = 100  # MLflow's log_batch limit
 #: seconds a write waits for sqlite's lock (a training job or another audit writing) before failing
 SQLITE_LOCK_TIMEOUT = 60
@@ -231,7 +233,8 @@ class SqlTagWriter:
                 marks = ",".join("?" * len(run_ids))
                 active = {r[0] for r in con.execute(
                     f"SELECT run_uuid FROM runs WHERE lifecycle_stage = 'active' AND run_uuid IN ({marks})", run_ids)}
-                con.execute(f"DELETE FROM tags WHERE run_uuid IN ({marks}) AND substr(key, 1, 14) = 'nnaudit.cause.'", run_ids)
+                con.execute(f"DELETE FROM tags WHERE run_uuid IN ({marks}) AND substr(key, 1, ?) = ?",
+                            [*run_ids, len(TAG_CAUSE_PREFIX), TAG_CAUSE_PREFIX])
                 con.executemany(
                     "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?) "
                     "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value",
@@ -256,8 +259,8 @@ class SqlTagWriter:
             active = {r[0] for r in conn.execute(sa.text(
                 "SELECT run_uuid FROM runs WHERE lifecycle_stage = 'active' AND run_uuid IN :ids "
                 "ORDER BY run_uuid FOR UPDATE").bindparams(ids), {"ids": run_ids})}
-            conn.execute(sa.text("DELETE FROM tags WHERE run_uuid IN :ids AND substr(key, 1, 14) = 'nnaudit.cause.'")
-                         .bindparams(ids), {"ids": run_ids})
+            conn.execute(sa.text("DELETE FROM tags WHERE run_uuid IN :ids AND substr(key, 1, :n) = :prefix")
+                         .bindparams(ids), {"ids": run_ids, "n": len(TAG_CAUSE_PREFIX), "prefix": TAG_CAUSE_PREFIX})
             conn.execute(sa.text("INSERT INTO tags (key, value, run_uuid) VALUES (:k, :v, :r) "
                                  "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value"),
                          [{"k": k, "v": v, "r": r} for k, v, r in rows if r in active])
