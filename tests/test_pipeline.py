@@ -193,3 +193,25 @@ def test_two_audits_at_once_through_a_server(tmp_path, monkeypatch):
             assert consistent(tags)
     finally:
         server.stop()
+
+
+@pytest.mark.postgres
+def test_postgresql_tags_written_in_one_transaction_and_the_same_as_sqlite(postgres, tmp_path, monkeypatch):
+    """Tags written straight into PostgreSQL (one transaction per chunk) equal those the same
+    runs get on sqlite; stale cause tags go, other tags stay; a second audit skips every run."""
+    written = []
+    for kind in ("pg", "sqlite"):
+        folder = tmp_path / kind
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        uri = postgres.create_database(f"tags_{kind}") if kind == "pg" else f"sqlite:///{folder / 'mlflow.db'}"
+        mlflow.set_tracking_uri(uri)
+        ids = _mixed_runs(6)
+        MlflowClient(uri).set_tag(ids["r0"], "nnaudit.cause.stale_a", "high")
+        MlflowClient(uri).set_tag(ids["r0"], "team", "vision")
+        mlflow_nnaudit.audit(tracking_uri=uri)
+        assert all(r.skipped for r in mlflow_nnaudit.audit(tracking_uri=uri))
+        assert MlflowClient(uri).get_run(ids["r0"]).data.tags["team"] == "vision"
+        written.append(_written(uri))
+    assert written[0] == written[1]
+    assert all(consistent(t) for t, _, _ in written[0].values())

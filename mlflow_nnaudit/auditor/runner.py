@@ -271,7 +271,8 @@ def audit(
         on_progress: called with each result once it is final (after the false-discovery control
             of its chunk of runs, see below), as it is written.
         workers: processes that audit chunks of runs in parallel (each reads, analyses and draws
-            its own chunk; listing the runs and writing the tags stay in this one).
+            its own chunk and writes its artifacts; listing the runs and writing the tags stay in
+            this one). Same results and tags whatever the number.
             They are spawned: a script that calls this with workers > 1 needs the usual
             `if __name__ == "__main__":` guard (without it, the audit warns and works in
             this process).
