@@ -214,4 +214,4 @@ def test_postgresql_tags_written_in_one_transaction_and_the_same_as_sqlite(postg
         assert MlflowClient(uri).get_run(ids["r0"]).data.tags["team"] == "vision"
         written.append(_written(uri))
     assert written[0] == written[1]
-    assert all(consistent(t) for t, _, _ in written[0].values())
+    assert not any("nnaudit.cause.stale_a" in t for t, _, _ in written[0].values())
