@@ -413,7 +413,7 @@ _WORKER_STORE: Store | None = None
 def _audit_chunk_in_worker(chunk: Chunk, plan: ChunkPlan) -> list[AuditResult]:
     global _WORKER_STORE
     if _WORKER_STORE is None or _WORKER_STORE.uri != plan.uri:
-        _WORKER_STORE = Store(plan.uri)
+        _WORKER_STORE = Store.sql_reader(plan.uri) if bulk.supports(plan.uri) else Store(plan.uri)
     return audit_chunk(_WORKER_STORE, chunk, plan)
 
 

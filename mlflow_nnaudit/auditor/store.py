@@ -169,6 +169,32 @@ class Store:
             self._bulk = file_bulk.FileBulkReader(file_bulk.file_store_root(self.uri))
         self._cache: dict[tuple[str, str], Curve] = {}
 
+    @classmethod
+    def sql_reader(cls, uri: str) -> Store:
+        """A Store for an audit's worker process on a sqlite or PostgreSQL store the main process
+        has already opened and checked: its bulk reader only, with MLflow's client made (and
+        MLflow imported, ~170 MB a process) only if something asks for it (a fallback read, a
+        recorder's diagnostics artifact, an artifact location that is not local)."""
+        self = cls.__new__(cls)
+        self.uri = uri
+        self._client = None
+        self._bulk = bulk.SqlBulkReader(uri)
+        self._cache = {}
+        return self
+
+    @property
+    def client(self):
+        """MLflow's client for this store (made on first use by a `sql_reader` Store)."""
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    @client.setter
+    def client(self, value) -> None:
+        self._client = value
+
     @property
     def bulk_enabled(self) -> bool:
         """Whether `prefetch` reads through bulk SQL (False once it has fallen back)."""

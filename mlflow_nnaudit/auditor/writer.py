@@ -29,8 +29,6 @@ import tempfile
 import urllib.parse
 from collections.abc import Iterable
 
-from mlflow.entities import RunTag
-
 from mlflow_nnaudit import schema
 from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.auditor.result import AuditResult
@@ -153,6 +151,8 @@ def write_tags(client, result: AuditResult, existing_tags: dict[str, str]) -> No
     """One run's tags through the MLflow client: every new tag in one batch (one transaction on
     the store's side), then the cause tags of an earlier audit that no longer apply. A tag
     already gone (another audit at the same time removed it) is not an error."""
+    from mlflow.entities import RunTag
+
     tags = audit_tags(result)
     items = [RunTag(k, v) for k, v in tags.items()]
     for i in range(0, len(items), _MAX_TAGS_PER_BATCH):
