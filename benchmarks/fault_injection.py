@@ -7,11 +7,12 @@ Builds a sqlite store (benchmarks/audit_scale.py's builder) in which every run a
 the tags of an *earlier, different* audit (status `failed`, two stale `nnaudit.cause.*` tags), so
 that every write has something to replace and something to remove. Then, `--interrupts` times:
 starts `nnaudit audit` as a user does (a subprocess, default options), waits a random time,
-sends SIGINT or SIGKILL (alternating), and checks every run's tags:
+sends SIGINT or SIGKILL (alternating), and checks every run's tags (each interrupt starts from
+the earlier audit's tags again, so that every one lands in an audit with all runs to write):
 
 * consistent: either the earlier audit's tags untouched, or a complete new audit (status,
   causes, time and version present, one `nnaudit.cause.<id>` tag per cause listed and no other);
-* finally, after one more uninterrupted audit, the tags of every run equal (except the audit
+* finally, after the last interrupted audit is resumed (one more audit), the tags of every run equal (except the audit
   time) those of an uninterrupted audit of a fresh copy of the same store.
 
 With `--server`, the same through a real `mlflow server` (tests/services.py) over the same kind
@@ -79,9 +80,17 @@ def build(path: str, runs: int, points: int) -> None:
     from benchmarks.audit_scale import build_store
 
     build_store(path, runs, points)
-    con = sqlite3.connect(path)
+    reset(path)
+
+
+def reset(path: str) -> None:
+    """Every run back to the earlier audit's tags (in one transaction; a server over the same
+    file sees it as any other write)."""
+    con = sqlite3.connect(path, timeout=60)
     with con:
         ids = [r[0] for r in con.execute("SELECT run_uuid FROM runs")]
+        con.execute("DELETE FROM tags WHERE key IN (%s) OR substr(key, 1, 14) = 'nnaudit.cause.'"
+                    % ",".join("?" * len(OWN)), OWN)
         con.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
                         [(k, v, rid) for rid in ids for k, v in EARLIER.items()])
     con.close()
@@ -159,12 +168,14 @@ def main(argv: list[str] | None = None) -> int:
                 n = args.interrupts // len(kinds) if len(kinds) > 1 else args.interrupts
                 bad_here = 0
                 for i in range(n):
+                    reset(db)  # each interrupt lands in an audit with every run to write
                     sig = signal.SIGINT if i % 2 == 0 else signal.SIGKILL
                     delay = rng.uniform(0.05, 1.0) * max_delay
                     bad, new, total = run_trial(uri, db, delay, sig, env)
                     bad_here += bad
                     print(f"{kind:6s} #{i + 1:2d} {signal.Signals(sig).name:7s} after {delay:5.1f} s: "
                           f"{new:4d}/{total} runs audited so far, {bad} inconsistent", flush=True)
+                # the last interrupted audit, resumed: the same end as an audit never interrupted
                 subprocess.run(audit_cmd(uri), env=env, check=True, stdout=subprocess.DEVNULL)
                 final = by_name(read_tags(db))
                 same = final == reference
