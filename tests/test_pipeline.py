@@ -215,3 +215,29 @@ def test_postgresql_tags_written_in_one_transaction_and_the_same_as_sqlite(postg
         written.append(_written(uri))
     assert written[0] == written[1]
     assert not any("nnaudit.cause.stale_a" in t for t, _, _ in written[0].values())
+
+
+def test_a_write_that_fails_half_way_leaves_no_run_half_written(tmp_path):
+    """The store refuses the status tag (a trigger in the real database: a full disk or a lost
+    connection at that very point). Each run must keep the earlier audit's tags whole, not lose
+    its stale cause tags while it keeps the earlier status and causes (the old writer deleted
+    them one call at a time before the batch)."""
+    import sqlite3
+
+    db = tmp_path / "mlflow.db"
+    build(str(db), 5, 60)
+    con = sqlite3.connect(db)
+    for event in ("INSERT", "UPDATE"):
+        con.execute(f"CREATE TRIGGER refuse_{event.lower()} BEFORE {event} ON tags WHEN NEW.key = 'nnaudit.status' "
+                    "BEGIN SELECT RAISE(ABORT, 'injected fault'); END")
+    con.commit()
+    with pytest.raises(Exception):  # a failed tag write stops the audit, as it always did
+        mlflow_nnaudit.audit(tracking_uri=f"sqlite:///{db}")
+    tags = read_tags(str(db))
+    assert all(audit_tags(t) == EARLIER for t in tags.values()), [audit_tags(t) for t in tags.values()][:1]
+    for event in ("insert", "update"):
+        con.execute(f"DROP TRIGGER refuse_{event}")
+    con.commit()
+    con.close()
+    mlflow_nnaudit.audit(tracking_uri=f"sqlite:///{db}")
+    assert all(consistent(t) and audit_tags(t) != EARLIER for t in read_tags(str(db)).values())
