@@ -2,6 +2,7 @@
 the audit must end in the same state as an audit that was never interrupted.
 
     python benchmarks/fault_injection.py [--interrupts 24] [--runs 600] [--points 200] [--server]
+        [--while-writing] [--max-delay S]
 
 Builds a sqlite store (benchmarks/audit_scale.py's builder) in which every run already carries
 the tags of an *earlier, different* audit (status `failed`, two stale `nnaudit.cause.*` tags), so
@@ -112,10 +113,23 @@ def audit_cmd(uri: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "mlflow_nnaudit.cli", "audit", "--tracking-uri", uri, "--format", "json", *extra]
 
 
-def run_trial(uri: str, db: str, delay: float, sig: int, env: dict) -> tuple[int, int, int]:
-    """One interrupted audit; returns (runs inconsistent, runs newly audited, runs total)."""
+def _written_so_far(db: str) -> int:
+    try:
+        return sum(audit_tags(t) != EARLIER for t in read_tags(db).values())
+    except sqlite3.Error:  # locked for longer than the timeout: nothing to say yet
+        return 0
+
+
+def run_trial(uri: str, db: str, delay: float, sig: int, env: dict, after_first_write: bool = False
+              ) -> tuple[int, int, int]:
+    """One interrupted audit; returns (runs inconsistent, runs newly audited, runs total).
+    With `after_first_write`, `delay` counts from the moment the first run's tags changed (so
+    that the interrupt lands while the audit is writing)."""
     proc = subprocess.Popen(audit_cmd(uri), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                             start_new_session=True)
+    if after_first_write:
+        while proc.poll() is None and _written_so_far(db) == 0:
+            time.sleep(0.1)
     time.sleep(delay)
     if proc.poll() is None:
         os.killpg(proc.pid, sig)  # the audit and its workers, as a terminal's Ctrl-C or the OOM killer would
@@ -139,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-delay", type=float, default=0.0, help="latest interrupt, s (default: a full audit's time)")
     ap.add_argument("--server", action="store_true", help="also through a real mlflow server over sqlite")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--while-writing", action="store_true",
+                    help="half the interrupts a random 0-2 s after the audit's first tag write")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
@@ -170,10 +186,13 @@ def main(argv: list[str] | None = None) -> int:
                 for i in range(n):
                     reset(db)  # each interrupt lands in an audit with every run to write
                     sig = signal.SIGINT if i % 2 == 0 else signal.SIGKILL
-                    delay = rng.uniform(0.05, 1.0) * max_delay
-                    bad, new, total = run_trial(uri, db, delay, sig, env)
+                    # half the interrupts anywhere in the audit, half while it writes
+                    writing = args.while_writing and i % 4 >= 2
+                    delay = rng.uniform(0.0, 2.0) if writing else rng.uniform(0.05, 1.0) * max_delay
+                    bad, new, total = run_trial(uri, db, delay, sig, env, after_first_write=writing)
                     bad_here += bad
-                    print(f"{kind:6s} #{i + 1:2d} {signal.Signals(sig).name:7s} after {delay:5.1f} s: "
+                    when = f"{delay:4.1f} s after its first write" if writing else f"after {delay:5.1f} s"
+                    print(f"{kind:6s} #{i + 1:2d} {signal.Signals(sig).name:7s} {when:28s}: "
                           f"{new:4d}/{total} runs audited so far, {bad} inconsistent", flush=True)
                 # the last interrupted audit, resumed: the same end as an audit never interrupted
                 subprocess.run(audit_cmd(uri), env=env, check=True, stdout=subprocess.DEVNULL)
