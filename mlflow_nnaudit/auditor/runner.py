@@ -451,12 +451,15 @@ class _Chunks:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
+        # writes already started finish first (through a server a run's tags are two requests:
+        # an interrupt must not leave a run between them), then the workers are let go without
+        # waiting for their chunks (an interrupted audit redoes those)
         if self.writers is not None:
-            self.writers.shutdown(wait=True)  # writes already started finish; none is left half-done
+            self.writers.shutdown(wait=True)
         if self.sql is not None:
             self.sql.close()
+        if self.pool is not None:
+            self.pool.shutdown(wait=exc[0] is None, cancel_futures=True)
 
     def _submit(self, chunk: Chunk):
         if not chunk.todo:  # nothing to read: no need to bother a worker
