@@ -1,35 +1,33 @@
-"""Auditing a big store: the full audit (bulk SQL reading) vs the naive per-run client loop.
+"""Auditing a big store as users run it: `nnaudit audit` with its writes and default options,
+on sqlite, on PostgreSQL and through a tracking server, against the naive client loop.
 
-    python benchmarks/audit_scale.py [--runs 10000] [--points 500] [--sample 200] [--db PATH]
+    python benchmarks/audit_scale.py [--runs 10000] [--points 500] [--new-runs 500]
+        [--server-runs 2000] [--sample 100] [--only sqlite,postgres,server] [--keep DIR]
 
-1. Builds a sqlite MLflow store of `--runs` FINISHED runs, each with 4 metrics
-   (`train_loss`, `val_loss`, `lr`, `grad_norm`) of `--points` points. The schema is made by
-   MLflow itself (`MlflowClient` on a fresh sqlite URI runs MLflow's own migrations); the
-   rows go in through MLflow's own SQLAlchemy store models (`SqlRun`, `SqlTag`, `SqlMetric`,
-   `SqlLatestMetric` from `mlflow.store.tracking.dbmodels.models`) as bulk INSERTs in one
-   session of `SqlAlchemyStore.ManagedSessionMaker`, with the same column values that
-   `create_run` / `log_batch` / `set_terminated` write (NaN as value 0 with is_nan=1, the
-   latest-metric row per key). `log_batch` took ~0.26 s per run here, i.e. ~45 min for 10,000
-   runs; the bulk INSERTs take a few minutes. Building is NOT part of any figure (it runs in a
-   child process, so its memory is not in the peak either). With
-   `--db PATH` an existing store of the right size is reused.
-   Curves are a mix: healthy decays (70%), NaN blow-ups (10%), overfitting (10%) and
-   plateaus (10%), so that the rules walk their real paths.
-2. Times, in this process:
-   (a) a full `mlflow_nnaudit.audit(tracking_uri=..., dry_run=True)` over every run
-       (listing runs, bulk reading, statistics, rules; nothing written);
-   (b) the naive loop: `MlflowClient.get_metric_history` for each metric of each run, over
-       a random sample of `--sample` runs, extrapolated linearly to all runs (reading only).
-       Its cost per run grows with the store: on sqlite, MLflow's query (filter on run and
-       key, ORDER BY timestamp, step, value) is planned on the primary-key index, which starts
-       with `key`, so each call scans that key's points in every run (~0.13 s a run at 500
-       runs, ~1.8 s a run at 10,000 runs here);
-   (c) for reference, bulk reading alone (`Store.prefetch` over every run, chunk by chunk);
-   (d) on a separate store of `--incremental-runs` runs: an audit that writes (tags and the
-       two artifacts per run), then a second audit of the unchanged store, which skips every
-       run;
-   and prints the times, the ratio naive / full audit, runs per second and the process's
-   peak memory (`resource.getrusage(RUSAGE_SELF).ru_maxrss` of the measuring process).
+Stores: `--runs` FINISHED runs, each with 4 metrics (`train_loss`, `val_loss`, `lr`,
+`grad_norm`) of `--points` points; curves a mix of healthy decays (70%), NaN blow-ups (10%),
+overfitting (10%) and plateaus (10%), so that rules walk their real paths. The schema is made
+by MLflow itself (its migrations); rows go in through MLflow's own SQLAlchemy models
+(`SqlRun`, `SqlTag`, `SqlMetric`, `SqlLatestMetric`) as bulk INSERTs with the column values
+`create_run` / `log_batch` / `set_terminated` write (`log_batch` would take ~45 min for 10,000
+runs). Building is never part of a figure (a child process). PostgreSQL and the server come
+from tests/services.py (a throw-away cluster, a real `mlflow server` with proxied artifacts).
+
+Measured, each a separate `nnaudit audit` process started as a user starts it (so wall time
+includes Python's start and MLflow's import; CPU is user+system of the process and its
+workers; peak memory is the largest sum of RSS over the process tree, sampled every 50 ms):
+
+  (a) the real command, writing every tag and both artifacts of every run, default options;
+  (b) the same with `--dry-run --force` (reading and analysis only);
+  (c) a second audit of the unchanged store (every run skipped);
+  (d) a night's increment: `--new-runs` new runs added to the store, audited;
+  (e) the naive client loop a user would write: per run, `get_metric_history` per metric,
+      one `log_batch` of the tags and one `log_artifact` of audit.json, timed on `--sample`
+      random runs and extrapolated to the store (its per-run cost grows with the store);
+  (f) through a local `mlflow server` over PostgreSQL, `--server-runs` runs: (a) and (e).
+
+Targets (issue 13): (a) <= 60 s for 10,000 x 4 x 500 on 2 cores, <= 1 GB; (c) <= 5% of (a);
+(d) <= 10 s; (f) >= 20x faster than the naive loop through the same server.
 """
 
 from __future__ import annotations
@@ -71,25 +69,33 @@ def _curves(rng: np.random.Generator, kind: str, n: int) -> dict[str, np.ndarray
     return {"train_loss": train, "val_loss": val, "lr": lr, "grad_norm": gn}
 
 
-def build_store(path: str, n_runs: int, n_points: int, seed: int = 0) -> str:
-    """A sqlite store of `n_runs` finished runs; returns its URI."""
+def build_store(path_or_uri: str, n_runs: int, n_points: int, seed: int = 0, offset: int = 0,
+                artifact_root: str | None = None) -> str:
+    """A store of `n_runs` finished runs in experiment `scale` (made when missing; with `offset`,
+    runs numbered from there, started after the ones before); returns its URI. `path_or_uri`:
+    a sqlite file path or a database URI. `artifact_root`: the experiment's artifact location
+    (default: `artifacts/` next to a sqlite file), e.g. `mlflow-artifacts:/` behind a server."""
     from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlRun, SqlTag
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
     from mlflow.tracking import MlflowClient
     from sqlalchemy import insert, text
 
-    uri = f"sqlite:///{path}"
+    uri = path_or_uri if "://" in path_or_uri else f"sqlite:///{path_or_uri}"
+    sqlite = uri.startswith("sqlite")
+    root = artifact_root or os.path.join(os.path.dirname(uri.split(":///", 1)[1]), "artifacts")
     client = MlflowClient(tracking_uri=uri)  # creates the schema through MLflow's migrations
-    exp_id = client.create_experiment("scale", artifact_location=os.path.join(os.path.dirname(path), "artifacts"))
-    store = SqlAlchemyStore(uri, os.path.join(os.path.dirname(path), "artifacts"))
-    rng = np.random.default_rng(seed)
+    exp = client.get_experiment_by_name("scale")
+    exp_id = exp.experiment_id if exp else client.create_experiment("scale", artifact_location=root)
+    store = SqlAlchemyStore(uri, root)
+    rng = np.random.default_rng(seed + offset)
     kinds = rng.choice(["healthy", "nan", "overfit", "plateau"], size=n_runs, p=[0.7, 0.1, 0.1, 0.1])
     steps = np.arange(n_points)
     stamps = T0 + steps * 1000
     batch = 100
     for lo in range(0, n_runs, batch):
         runs, tags, metrics, latest = [], [], [], []
-        for i in range(lo, min(n_runs, lo + batch)):
+        for j in range(lo, min(n_runs, lo + batch)):
+            i = offset + j
             run_id = uuid.uuid4().hex
             start = T0 + i * 10_000_000
             name = f"run-{i:06d}"
@@ -97,11 +103,12 @@ def build_store(path: str, n_runs: int, n_points: int, seed: int = 0) -> str:
                 run_uuid=run_id, name=name, source_type="UNKNOWN", source_name="", entry_point_name="",
                 user_id="bench", status="FINISHED", start_time=start, end_time=start + n_points * 1000 + 1,
                 deleted_time=None, source_version="", lifecycle_stage="active",
-                artifact_uri=f"{os.path.dirname(path)}/artifacts/{run_id}/artifacts", experiment_id=int(exp_id),
+                artifact_uri=f"{root.rstrip('/')}/{exp_id}/{run_id}/artifacts" if root.startswith("mlflow-artifacts:")
+                else f"{root}/{run_id}/artifacts", experiment_id=int(exp_id),
             ))
             tags.append(dict(key="mlflow.runName", value=name, run_uuid=run_id))
             tags.append(dict(key="mlflow.user", value="bench", run_uuid=run_id))
-            for key, values in _curves(rng, kinds[i], n_points).items():
+            for key, values in _curves(rng, kinds[j], n_points).items():
                 ts = (stamps + start - T0).tolist()
                 is_nan = np.isnan(values)
                 vals = np.where(is_nan, 0.0, values).tolist()
@@ -113,9 +120,9 @@ def build_store(path: str, n_runs: int, n_points: int, seed: int = 0) -> str:
                 latest.append(dict(key=key, value=vals[-1], timestamp=ts[-1], step=n_points - 1,
                                    is_nan=nan_list[-1], run_uuid=run_id))
         with store.ManagedSessionMaker(read_only=False) as session:
-            # building speed only (a crash mid-build just means building again)
-            session.execute(text("PRAGMA synchronous=OFF"))
-            session.execute(text("PRAGMA cache_size=-500000"))
+            if sqlite:  # building speed only (a crash mid-build just means building again)
+                session.execute(text("PRAGMA synchronous=OFF"))
+                session.execute(text("PRAGMA cache_size=-500000"))
             session.execute(insert(SqlRun), runs)
             session.execute(insert(SqlTag), tags)
             session.execute(insert(SqlMetric), metrics)
@@ -126,126 +133,205 @@ def build_store(path: str, n_runs: int, n_points: int, seed: int = 0) -> str:
     return uri
 
 
-def _count_runs(path: str) -> int:
-    import sqlite3
+def _build(uri: str, runs: int, points: int, offset: int = 0, artifact_root: str | None = None) -> None:
+    """build_store in a child process (its time and memory are in no figure)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--build-only", uri, "--runs", str(runs), "--points", str(points),
+           "--offset", str(offset)] + (["--artifact-root", artifact_root] if artifact_root else [])
+    subprocess.run(cmd, check=True)
 
-    con = sqlite3.connect(path)
-    try:
-        return con.execute("SELECT count(*) FROM runs").fetchone()[0]
-    except sqlite3.Error:
-        return -1
-    finally:
-        con.close()
+
+def _tree_rss(pid: int) -> int:
+    """RSS (bytes) of a process and all its descendants, from /proc."""
+    kids: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                parts = fh.read().rsplit(")", 1)[1].split()
+            kids.setdefault(int(parts[1]), []).append(int(d))
+            rss[int(d)] = int(parts[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo += kids.get(p, [])
+    return total
+
+
+def timed_cli(uri: str, *args: str) -> dict:
+    """`nnaudit audit --tracking-uri URI ARGS` as a user runs it: wall, CPU (process and its
+    workers), peak RSS of the process tree, and its JSON output's summary."""
+    import threading
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow_nnaudit.cli", "audit", "--tracking-uri", uri,
+                             "--format", "json", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t
+    done.set()
+    th.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"nnaudit audit {' '.join(args)} exited {proc.returncode}: {err.decode()[-2000:]}")
+    import json
+
+    summary = json.loads(out)["summary"]
+    return {"wall": wall, "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+            "peak_mb": peak[0] / 2**20, "summary": summary}
+
+
+def naive_loop(uri: str, sample: int) -> dict:
+    """What a user's own loop costs per run: each metric's history, one tag batch, one artifact
+    (timed on `sample` random runs, extrapolated to all); split into its three parts."""
+    import json
+
+    from mlflow.entities import RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("scale")
+    runs, token = [], None
+    while True:
+        page = client.search_runs([exp.experiment_id], max_results=1000, page_token=token)
+        runs += [(r.info.run_id, list(r.data.metrics)) for r in page]
+        token = page.token
+        if not token:
+            break
+    picked = random.Random(1).sample(runs, min(sample, len(runs)))
+    parts = {"read": 0.0, "tags": 0.0, "artifact": 0.0}
+    t0 = time.process_time()
+    with tempfile.TemporaryDirectory() as tmp:
+        for run_id, keys in picked:
+            t = time.perf_counter()
+            for key in keys:
+                client.get_metric_history(run_id, key)
+            t2 = time.perf_counter()
+            client.log_batch(run_id, tags=[RunTag("naive.status", "healthy"), RunTag("naive.causes", "")],
+                             synchronous=True)
+            t3 = time.perf_counter()
+            path = os.path.join(tmp, "audit.json")
+            with open(path, "w") as fh:
+                json.dump({"run_id": run_id}, fh)
+            client.log_artifact(run_id, path, "naive")
+            t4 = time.perf_counter()
+            parts["read"] += t2 - t
+            parts["tags"] += t3 - t2
+            parts["artifact"] += t4 - t3
+    n = len(picked)
+    per_run = {k: v / n for k, v in parts.items()}
+    return {"wall": sum(per_run.values()) * len(runs), "cpu": (time.process_time() - t0) / n * len(runs),
+            "per_run_ms": {k: 1000 * v for k, v in per_run.items()}, "sampled": n, "runs": len(runs)}
+
+
+def scenario(name: str, uri: str, args, add_runs) -> list[tuple]:
+    """(b), (a), (c), (d), (e) on one store; returns table rows."""
+    rows = []
+    b = timed_cli(uri, "--dry-run", "--force")
+    a = timed_cli(uri)
+    c = timed_cli(uri)
+    add_runs()
+    d = timed_cli(uri)
+    e = naive_loop(uri, args.sample)
+    n = a["summary"]["runs"]
+    rows.append((name, "(a) audit, writes, defaults", n, a, None))
+    rows.append((name, "(b) dry run", n, b, None))
+    rows.append((name, "(c) second audit, unchanged", n, c, f"{c['wall'] / a['wall']:.1%} of (a)"))
+    rows.append((name, f"(d) +{args.new_runs} new runs", d["summary"]["audited"], d,
+                 f"{d['summary']['audited']} audited, {d['summary']['skipped_unchanged']} skipped"))
+    rows.append((name, "(e) naive client loop", e["runs"], e,
+                 f"{e['wall'] / a['wall']:.0f}x (a); per run ms: " +
+                 ", ".join(f"{k} {v:.0f}" for k, v in e["per_run_ms"].items()) + f" ({e['sampled']} sampled)"))
+    return rows
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--points", type=int, default=500)
-    ap.add_argument("--sample", type=int, default=200, help="runs read by the naive loop (extrapolated)")
-    ap.add_argument("--db", help="sqlite file to build, or to reuse when it already holds --runs runs")
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                    help="analysis processes for the full audit (default: the machine's cores)")
-    ap.add_argument("--incremental-runs", type=int, default=1000,
-                    help="runs of the separate store on which a writing audit and a second audit are timed (0: skip)")
-    ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--new-runs", type=int, default=500)
+    ap.add_argument("--server-runs", type=int, default=2000)
+    ap.add_argument("--sample", type=int, default=100, help="runs timed in the naive loop (extrapolated)")
+    ap.add_argument("--only", default="sqlite,postgres,server")
+    ap.add_argument("--keep", help="build the stores in this folder and leave them there")
+    ap.add_argument("--build-only", metavar="URI", help=argparse.SUPPRESS)
+    ap.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--artifact-root", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.build_only:  # the child process that builds, so that its memory is not in the figure
-        build_store(args.db, args.runs, args.points)
+    if args.build_only:  # the child process that builds, so that its memory is not in the figures
+        build_store(args.build_only, args.runs, args.points, offset=args.offset, artifact_root=args.artifact_root)
         return
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-
-    tmp = None
-    if args.db:
-        path = os.path.abspath(args.db)
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="nnaudit-scale-")
-        path = os.path.join(tmp.name, "mlflow.db")
-    if os.path.exists(path) and _count_runs(path) == args.runs:
-        uri = f"sqlite:///{path}"
-        print(f"reusing {uri} ({args.runs} runs)")
-    else:
-        if os.path.exists(path):
-            sys.exit(f"{path} exists and does not hold {args.runs} runs: remove it or pick another --db")
-        t = time.perf_counter()
-        subprocess.run([sys.executable, os.path.abspath(__file__), "--build-only", "--db", path,
-                        "--runs", str(args.runs), "--points", str(args.points)], check=True)
-        uri = f"sqlite:///{path}"
-        print(f"built {uri}: {args.runs} runs x {len(KEYS)} metrics x {args.points} points "
-              f"in {time.perf_counter() - t:.0f} s (not measured below)")
-
-    import mlflow_nnaudit
-    from mlflow.tracking import MlflowClient
-    from mlflow_nnaudit.auditor.store import Store
-
-    # (a) the full audit
-    t = time.perf_counter()
-    results = mlflow_nnaudit.audit(tracking_uri=uri, dry_run=True, workers=args.workers)
-    t_audit = time.perf_counter() - t
-    statuses: dict[str, int] = {}
-    for r in results:
-        statuses[r.status] = statuses.get(r.status, 0) + 1
-    n = len(results)
-
-    # (c) bulk reading alone, chunk by chunk as audit() does
-    store = Store(uri)
-    runs = list(store.iter_runs(store.experiments()))
-    t = time.perf_counter()
-    points = 0
-    for lo in range(0, len(runs), 200):
-        chunk = runs[lo : lo + 200]
-        store.prefetch(chunk, {r.run_id: list(r.metric_keys) for r in chunk})
-        for r in chunk:
-            points += sum(len(c) for c in store.load_curves(r, r.metric_keys).values())
-    t_bulk = time.perf_counter() - t
-    bulk_used = store.bulk_enabled
-    store.close()
-
-    # (b) the naive loop over a sample, extrapolated
-    client = MlflowClient(tracking_uri=uri)
-    sample = random.Random(1).sample(runs, min(args.sample, len(runs)))
-    t = time.perf_counter()
-    for r in sample:
-        for key in r.metric_keys:
-            client.get_metric_history(r.run_id, key)
-    t_sample = time.perf_counter() - t
-    t_naive = t_sample / len(sample) * len(runs)
-
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-    # (d) incremental: on a separate, smaller store, an audit that writes its tags and
-    # artifacts, then a second audit of the unchanged store (which must skip every run)
-    incremental = None
-    if args.incremental_runs:
-        with tempfile.TemporaryDirectory(prefix="nnaudit-incr-") as itmp:
-            ipath = os.path.join(itmp, "mlflow.db")
-            subprocess.run([sys.executable, os.path.abspath(__file__), "--build-only", "--db", ipath,
-                            "--runs", str(args.incremental_runs), "--points", str(args.points)], check=True)
-            iuri = f"sqlite:///{ipath}"
+    sys.path.insert(0, REPO)
+    only = set(args.only.split(","))
+    tmp = args.keep or tempfile.mkdtemp(prefix="nnaudit-scale-")
+    os.makedirs(tmp, exist_ok=True)
+    rows: list[tuple] = []
+    pg = None
+    try:
+        if "sqlite" in only:
+            db = os.path.join(tmp, "sqlite", "mlflow.db")
+            os.makedirs(os.path.dirname(db), exist_ok=True)
             t = time.perf_counter()
-            first = mlflow_nnaudit.audit(tracking_uri=iuri, workers=args.workers)
-            t_first = time.perf_counter() - t
-            t = time.perf_counter()
-            second = mlflow_nnaudit.audit(tracking_uri=iuri, workers=args.workers)
-            t_second = time.perf_counter() - t
-            skipped = sum(r.skipped for r in second)
-            incremental = (len(first), t_first, t_second, skipped, len(second))
-    print(f"store: {len(runs)} runs x {len(KEYS)} metrics x {args.points} points ({points:,} points read)")
-    print(f"(a) full audit, dry run:   {t_audit:8.1f} s  {n / t_audit:8.0f} runs/s  statuses {statuses} "
-          f"({args.workers} worker{'s' if args.workers > 1 else ''} on {os.cpu_count()} cores)")
-    print(f"(b) naive client loop:     {t_naive:8.1f} s  {len(runs) / t_naive:8.0f} runs/s  "
-          f"(reading only; {len(sample)} random runs timed, {t_sample:.1f} s, extrapolated to {len(runs)})")
-    print(f"(c) bulk reading alone:    {t_bulk:8.1f} s  {len(runs) / t_bulk:8.0f} runs/s  (bulk SQL used: {bulk_used})")
-    print(f"naive loop / full audit:   {t_naive / t_audit:8.1f} x")
-    print(f"naive loop / bulk reading: {t_naive / t_bulk:8.1f} x")
-    print(f"peak memory (ru_maxrss):   {peak_mb:8.0f} MB  (main process, before (d))")
-    if incremental:
-        n_i, t_first, t_second, skipped, n_second = incremental
-        print(f"(d) {n_i:,} runs, audit writing tags + artifacts: {t_first:6.1f} s ({n_i / t_first:.0f} runs/s); "
-              f"second audit of the unchanged store: {t_second:5.1f} s, {skipped}/{n_second} skipped "
-              f"({t_second / t_first:.1%} of the first)")
-    if tmp is not None:
-        tmp.cleanup()
+            _build(db, args.runs, args.points)
+            print(f"built sqlite store in {time.perf_counter() - t:.0f} s (not measured)", flush=True)
+            uri = f"sqlite:///{db}"
+            rows += scenario("sqlite", uri, args, lambda: _build(db, args.new_runs, args.points, offset=args.runs))
+        if only & {"postgres", "server"}:
+            from tests.services import MlflowServer, Postgres
+
+            pg = Postgres()
+        if "postgres" in only:
+            uri = pg.create_database("scale")
+            root = os.path.join(tmp, "pg-artifacts")
+            _build(uri, args.runs, args.points, artifact_root=root)
+            rows += scenario("postgres", uri, args,
+                             lambda: _build(uri, args.new_runs, args.points, offset=args.runs, artifact_root=root))
+        if "server" in only:
+            uri = pg.create_database("served")
+            _build(uri, args.server_runs, args.points, artifact_root="mlflow-artifacts:/")
+            server = MlflowServer(uri, os.path.join(tmp, "server"))
+            try:
+                a = timed_cli(server.url)
+                e = naive_loop(server.url, args.sample)
+                rows.append(("server/pg", "(f) audit, writes, defaults", a["summary"]["runs"], a, None))
+                rows.append(("server/pg", "(f) naive client loop", e["runs"], e,
+                             f"{e['wall'] / a['wall']:.1f}x (f); per run ms: " +
+                             ", ".join(f"{k} {v:.0f}" for k, v in e["per_run_ms"].items()) +
+                             f" ({e['sampled']} sampled)"))
+            finally:
+                server.stop()
+    finally:
+        if pg is not None:
+            pg.stop()
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\n{args.runs:,} runs x {len(KEYS)} metrics x {args.points} points ({args.server_runs:,} through the "
+          f"server); {os.cpu_count()} cores; nnaudit audit with default options (--workers {os.cpu_count()})")
+    print(f"{'store':10s} {'measure':32s} {'runs':>7s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>8s} {'runs/s':>8s}  note")
+    for store, what, n, m, note in rows:
+        peak = f"{m['peak_mb']:8.0f}" if "peak_mb" in m else f"{'-':>8s}"
+        print(f"{store:10s} {what:32s} {n:7d} {m['wall']:8.1f} {m['cpu']:8.1f} {peak} {n / m['wall']:8.0f}  "
+              f"{note or ''}")
 
 
 if __name__ == "__main__":

@@ -107,6 +107,9 @@ def format_table(results) -> str:
                  + (f" ({s['skipped_unchanged']} unchanged since their last audit)" if s["skipped_unchanged"] else ""))
     if s["by_cause"]:
         lines.append("causes: " + ", ".join(f"{c} {n}" for c, n in s["by_cause"].items()))
+    if s["artifacts_not_written"]:
+        lines.append(f"artifacts not written for {len(s['artifacts_not_written'])} run(s) (tags written; see each "
+                     "run's notes in --format json): " + ", ".join(rid[:12] for rid in s["artifacts_not_written"][:10]))
     return "\n".join(lines)
 
 
@@ -159,8 +162,9 @@ Exit status:
 @_role_option
 @click.option("--config", metavar="FILE", help="TOML file with a [roles] table (default: nnaudit.toml, then "
                                                "[tool.nnaudit.roles] in pyproject.toml, if present).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes analysing runs in parallel.")
+@click.option("--workers", type=click.IntRange(min=1), default=lambda: os.cpu_count() or 1,
+              show_default="the machine's cores",
+              help="Processes auditing chunks of runs in parallel (1: all in this process).")
 @click.option("--shard", metavar="K/N", callback=_parse_shard,
               help="Audit only part K of N of the store (stable split by run id), e.g. 1/4 on the first of four pods.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
@@ -168,7 +172,8 @@ Exit status:
 @click.option("--ui-url", metavar="URL", help="MLflow UI the summary page links runs to; default: the tracking "
                                                "server, or http://127.0.0.1:5000 (`mlflow ui`) for other stores.")
 @click.option("--fail-on", type=click.Choice(list(_FAIL_ON)), default=None,
-              help=f"Exit with status {EXIT_FOUND} if a run audited now is this bad or worse (for pipelines).")
+              help=f"Exit with status {EXIT_FOUND} if a run of this audit's window (audited now, or unchanged since "
+                   "its last audit) is this bad or worse (for pipelines).")
 def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, config, workers, shard, report_path,
           ui_url, fail_on) -> None:
     """Audit finished runs and tag each with nnaudit.status, nnaudit.causes, ..."""
@@ -215,9 +220,12 @@ def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, config, 
         _write_report(report_path, summary_html(results, _redacted(uri), ui_url=ui_url or default_ui_url(uri)))
         click.echo(f"summary page: {printable(report_path)}", err=True)
     if fail_on:
-        bad = [r for r in results if not r.skipped and r.status in _FAIL_ON[fail_on]]
+        # every run of the window counts: a failed run left unchanged since last night is still failed
+        bad = [r for r in results if r.status in _FAIL_ON[fail_on]]
         if bad:
-            click.echo(f"{len(bad)} run(s) audited now are {' or '.join(_FAIL_ON[fail_on])}", err=True)
+            kept = sum(r.skipped for r in bad)
+            click.echo(f"{len(bad)} run(s) of this audit are {' or '.join(_FAIL_ON[fail_on])} ({len(bad) - kept} "
+                       f"audited now, {kept} unchanged since their last audit)", err=True)
             sys.exit(EXIT_FOUND)
 
 

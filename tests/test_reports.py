@@ -115,18 +115,18 @@ def test_fail_on_exit_status(sample_store):
     args = ["audit", "--tracking-uri", sample_store, "--dry-run", "--force"]
     res = CliRunner().invoke(main, args + ["--fail-on", "failed"])
     assert res.exit_code == EXIT_FOUND, res.output
-    assert re.search(r"\d+ run\(s\) audited now are failed", res.output)
+    assert re.search(r"\d+ run\(s\) of this audit are failed \(\d+ audited now, 0 unchanged", res.output)
     assert CliRunner().invoke(main, args).exit_code == 0  # without the option, findings are not errors
     # only the healthy runs: nothing at or above 'warning'
     healthy_only = CliRunner().invoke(main, args + ["--fail-on", "warning", "--experiment", "no-such-exp"])
     assert healthy_only.exit_code == 1  # an unknown experiment is an error, not a finding
 
 
-def test_fail_on_ignores_runs_not_audited_now(sample_store):
+def test_fail_on_counts_unchanged_failed_runs_of_the_window(sample_store):
     mlflow_nnaudit.audit(tracking_uri=sample_store)  # everything audited and unchanged
     res = CliRunner().invoke(main, ["audit", "--tracking-uri", sample_store, "--fail-on", "failed"])
-    assert res.exit_code == 0, res.output
-    assert "unchanged since their last audit" in res.output
+    assert res.exit_code == EXIT_FOUND, res.output  # a failed run stays failed the next night
+    assert re.search(r"\(0 audited now, \d+ unchanged since their last audit\)", res.output)
 
 
 def test_json_has_summary_and_every_run(sample_store, dry):

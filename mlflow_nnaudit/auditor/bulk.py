@@ -131,7 +131,8 @@ class SqlBulkReader:
                 raise BulkUnavailable(f"no sqlite file at {path!r}")
 
             def connect():
-                return sqlite3.connect(target, uri=True, check_same_thread=False)
+                # the audit's own tag writes (another process) hold the lock for a moment: wait, as they do
+                return sqlite3.connect(target, uri=True, check_same_thread=False, timeout=60)
 
             self._engine = sa.create_engine("sqlite://", creator=connect, poolclass=NullPool)
         else:
@@ -207,7 +208,7 @@ class SqlBulkReader:
         runs instead of MLflow's ORM search, which builds an entity per tag, param and metric."""
         import sqlalchemy as sa
 
-        sql = ("SELECT run_uuid, name, experiment_id, status, start_time, end_time FROM runs "
+        sql = ("SELECT run_uuid, name, experiment_id, status, start_time, end_time, artifact_uri FROM runs "
                "WHERE lifecycle_stage = 'active' AND experiment_id IN :exps AND status IN :statuses"
                + (" AND end_time >= :since" if since_ms else "") + " ORDER BY start_time DESC, run_uuid")
         stmt = sa.text(sql).bindparams(sa.bindparam("exps", expanding=True), sa.bindparam("statuses", expanding=True))
@@ -232,9 +233,10 @@ class SqlBulkReader:
                 for name, q in per_run.items():
                     for r in conn.execute(q, {"ids": ids}):
                         found[r[0]][name][r[1]] = r[2] if name != "metrics" else (int(r[2]), int(r[3]))
-            for run_uuid, name, exp_id, status, start, end in chunk:
+            for run_uuid, name, exp_id, status, start, end, artifact_uri in chunk:
                 yield {"run_id": run_uuid, "run_name": name or "", "experiment_id": str(exp_id),
-                       "status": status, "start_time": start, "end_time": end, **found[run_uuid]}
+                       "status": status, "start_time": start, "end_time": end,
+                       "artifact_uri": artifact_uri or "", **found[run_uuid]}
 
     def read(self, keys_by_run: Mapping[str, Iterable[str]]) -> dict[tuple[str, str], Curve]:
         """The histories of the given (run id -> metric keys), as {(run_id, key): Curve}.

@@ -201,14 +201,24 @@ def sparkline(curve: Curve | None, n: int = SPARK_POINTS) -> list[float]:
     summary page. Small enough to keep for every run of an audit."""
     if curve is None or len(curve) == 0:
         return []
-    v = curve.values
+    v = np.asarray(curve.values, dtype=float)
     edges = np.linspace(0, len(v), min(n, len(v)) + 1).astype(int)
-    out = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        seg = v[lo:hi]
-        seg = seg[np.isfinite(seg)]
-        out.append(round(float(np.median(seg)), 6) if len(seg) else float("nan"))
-    return out
+    # all blocks at once (one median per row of a NaN-padded table), not one np.median call per
+    # block: ~2 ms a run otherwise, 20 s of CPU in an audit of 10,000 runs
+    sizes = np.diff(edges)
+    table = np.full((len(sizes), int(sizes.max())), np.nan)
+    rows = np.repeat(np.arange(len(sizes)), sizes)
+    cols = np.arange(len(v)) - np.repeat(edges[:-1], sizes)
+    finite = np.isfinite(v)
+    table[rows, cols] = np.where(finite, v, np.nan)
+    table.sort(axis=1)  # NaN last: each row's finite values first, in order
+    count = np.bincount(rows, weights=finite, minlength=len(sizes)).astype(int)
+    r = np.arange(len(sizes))
+    hi = table[r, np.maximum(count // 2, 0)]
+    lo = table[r, np.maximum(count // 2 - 1, 0)]
+    with np.errstate(all="ignore"):
+        medians = np.where(count % 2 == 1, hi, (lo + hi) / 2)  # as np.median: the mean of the middle two
+    return [round(float(m), 6) if c else float("nan") for m, c in zip(medians, count)]
 
 
 def svg_sparkline(values: Sequence[float], width: int = 120, height: int = 28, colour: str = "#1565c0") -> str:
@@ -371,6 +381,8 @@ def summarize(results) -> dict:
         "skipped_unchanged": sum(r.skipped for r in results),
         "by_status": {s: by_status[s] for s in STATUS_ORDER if by_status[s]},
         "by_cause": dict(by_cause.most_common()),
+        # runs whose verdict is in their tags but whose nnaudit/ artifacts could not be written
+        "artifacts_not_written": [r.run_id for r in results if getattr(r, "artifacts_error", None)],
     }
 
 
@@ -405,7 +417,9 @@ def summary_html(results, tracking_uri: str = "", max_rows: int = 2000, ui_url: 
     status_counts = [(k, v) for k, v in s["by_status"].items()]
     parts = [f"<h1>nnaudit: {s['runs']} runs</h1>",
              f'<div class="meta">store {_esc(tracking_uri)} · {s["audited"]} audited now, '
-             f'{s["skipped_unchanged"]} unchanged since their last audit</div>']
+             f'{s["skipped_unchanged"]} unchanged since their last audit'
+             + (f' · artifacts not written for {len(s["artifacts_not_written"])} run(s) (their tags were)'
+                if s["artifacts_not_written"] else "") + '</div>']
     if ui_url:
         failed_in = Counter((r.experiment_id, r.experiment_name) for r in results if r.status == "failed")
         if failed_in:

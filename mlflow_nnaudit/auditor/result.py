@@ -28,6 +28,7 @@ class AuditResult:
     audited_at: str = ""
     skipped: bool = False  # already audited and unchanged: nothing was recomputed
     tags: dict[str, str] = field(default_factory=dict)  # the run's tags as read (for reports)
+    artifacts_error: str | None = None  # why its nnaudit/ artifacts could not be written, when they could not
     # for the reports only (never in audit.json): the loss in a few points, the run's page until
     # it is written, and the curves by role when asked for (`explain`)
     sparkline: list[float] = field(default_factory=list, repr=False)

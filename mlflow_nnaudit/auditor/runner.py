@@ -1,8 +1,8 @@
-"""The audit: store -> curves -> statistics -> rules -> verdict -> writer, for every run."""
+"""The audit: which runs to look at (run selection), then a pipeline over chunks of them whose
+stages run in this order: read -> analyse -> control false discoveries -> draw -> write."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import multiprocessing
@@ -10,7 +10,8 @@ import re
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from datetime import datetime, timedelta, timezone
 
@@ -81,11 +82,16 @@ def _audited_ms(tags: dict[str, str]) -> int | None:
         return None
 
 
-def is_up_to_date(run: RunRecord, latest_metric_ms: int | None = None) -> bool:
+def is_up_to_date(run: RunRecord, latest_metric_ms: int | None = None, now_ms: int | None = None) -> bool:
     """Audited by this version, after the run's last data arrived, and its tags consistent
     (one `nnaudit.cause.<id>` per cause listed, as a completed write leaves them): nothing new
-    to look at."""
+    to look at. An audit time later than now (a clock that ran ahead, or a forged tag) proves
+    nothing: such a run is audited again (else it would be skipped until that time, whatever
+    data arrived)."""
     audited = _audited_ms(run.tags)
+    now_ms = now_ms if now_ms is not None else int(datetime.now(timezone.utc).timestamp() * 1000)
+    if audited is not None and audited > now_ms:
+        return False
     listed = {c for c in run.tags.get(writer.TAG_CAUSES, "").split(",") if c}
     tagged = {k[len(writer.TAG_CAUSE_PREFIX):] for k in run.tags if k.startswith(writer.TAG_CAUSE_PREFIX)}
     return (
@@ -280,9 +286,11 @@ def audit(
             over the config file, role by role.
         on_progress: called with each result once it is final (after the false-discovery control
             of its chunk of runs, see below), as it is written.
-        workers: processes that analyse runs in parallel (reading and writing stay in this one).
+        workers: processes that audit chunks of runs in parallel (each reads, analyses and draws
+            its own chunk and writes its artifacts; listing the runs and writing the tags stay in
+            this one). Same results and tags whatever the number.
             They are spawned: a script that calls this with workers > 1 needs the usual
-            `if __name__ == "__main__":` guard (without it, the audit warns and analyses in
+            `if __name__ == "__main__":` guard (without it, the audit warns and works in
             this process).
         shard: "K/N" (or (K, N)): audit only the K-th of N disjoint parts of the store, so that
             N machines or CronJob pods can split one store between them.
@@ -315,108 +323,244 @@ def audit(
     part = parse_shard(shard)
     cutoff = parse_since(since)
     store = Store(tracking_uri)
-    pool = None
-    writers = None
+    plan = ChunkPlan(store.uri, roles, dry_run, sparklines)
+    results: list[AuditResult] = []
     try:
         exps = store.experiments(tuple(experiments))
         if on_start is not None:
             on_start(store.count_runs(exps, cutoff) if part is None else None)
-        if workers > 1:
-            pool = _start_pool(workers)
+        with _Chunks(store, plan, workers) as pipeline:
+            for chunk, done in pipeline.run(select_runs(store, exps, cutoff, part, force)):
+                pipeline.write_tags(chunk, done)
+                for result in done:  # in the store's order, whatever order the workers finished in
+                    results.append(result)
+                    if on_progress is not None:
+                        on_progress(result)
+    finally:
+        store.close()
+    return results
+
+
+# -- run selection -------------------------------------------------------------------------------
+
+
+@dataclass
+class Chunk:
+    """Up to `AUDIT_CHUNK_RUNS` runs in the store's order, and those of them to audit now
+    (the others are unchanged since their last audit)."""
+
+    runs: list[RunRecord]
+    todo: list[RunRecord]
+
+
+def select_runs(
+    store: Store, experiments: list, cutoff: int | None, part: tuple[int, int] | None, force: bool
+) -> Iterator[Chunk]:
+    """The runs to look at, newest first, chunk by chunk: active, auditable, in the window and
+    in the shard; each chunk says which of its runs need an audit."""
+    runs = (run for run in store.iter_runs(experiments, cutoff) if in_shard(run.run_id, part))
+    while chunk := list(islice(runs, AUDIT_CHUNK_RUNS)):
+        yield Chunk(chunk, [run for run in chunk if force or not is_up_to_date(run, run.latest_metric_ms)])
+
+
+# -- the chunk pipeline: read -> analyse -> control false discoveries -> draw -> write -----------
+
+
+@dataclass
+class ChunkPlan:
+    """What every chunk of one audit shares (picklable: it goes to the workers with each chunk)."""
+
+    uri: str
+    roles: dict[str, str]
+    dry_run: bool
+    #: also read the loss of the runs skipped as unchanged, for their sparklines (the summary page)
+    sparklines: bool = False
+
+
+def read_chunk(
+    store: Store, chunk: Chunk, roles: dict[str, str], sparklines: bool = False
+) -> tuple[list[AuditInput], dict[str, list[float]]]:
+    """Stage 1: one bulk read of the curves the chunk's audits ask for (see Store.prefetch),
+    then each run's input, in the chunk's order; with `sparklines`, the same read also takes the
+    loss of each run left unchanged, and returns its sparkline by run id."""
+    keys = {run.run_id: curve_keys(run, roles) for run in chunk.todo}
+    wanted = {rid: candidates + extra for rid, (candidates, extra) in keys.items()}
+    unchanged = [run for run in chunk.runs if run.run_id not in wanted] if sparklines else []
+    losses = {run.run_id: key for run in unchanged if (key := _loss_key(run, roles)) is not None}
+    store.prefetch(chunk.todo + unchanged, wanted | {rid: [key] for rid, key in losses.items()})
+    sparks: dict[str, list[float]] = {}
+    for run in unchanged:
+        if run.run_id in losses:
+            key = losses[run.run_id]
+            try:
+                sparks[run.run_id] = report.sparkline(store.load_curves(run, [key])[key])
+            except Exception as exc:  # noqa: BLE001 - a picture is not worth stopping the audit for
+                _log.warning("loss of run %s not read for its sparkline: %s", run.run_id, exc)
+    return [gather(store, run, roles, keys[run.run_id]) for run in chunk.todo], sparks
+
+
+def analyse_chunk(inputs: list[AuditInput]) -> list[AuditResult]:
+    """Stage 2: every rule on every run (pure computation); no page drawn yet."""
+    return [analyse(inp, with_report=False) for inp in inputs]
+
+
+def control_chunk(results: list[AuditResult]) -> None:
+    """Stage 3: one false-discovery family per chunk (verdict.control_false_discoveries)."""
+    control_false_discoveries(results)
+
+
+def draw_chunk(results: list[AuditResult], inputs: list[AuditInput]) -> None:
+    """Stage 4: each run's `nnaudit/report.html`, once, from its final findings."""
+    for result, inp in zip(results, inputs):
+        result.report_html = _report_page(result, inp)
+
+
+def write_artifacts_chunk(store: Store, chunk: Chunk, results: list[AuditResult], plan: ChunkPlan) -> None:
+    """Stage 5, first half: each audited run's `nnaudit/` artifacts, before any of its tags (a
+    run whose location cannot be written keeps its verdict, with a note; see
+    writer.write_artifacts_noted). The page is not kept in memory once written."""
+    where = {run.run_id: run.artifact_uri for run in chunk.todo}
+    for result in results:
+        writer.write_artifacts_noted(result, where.get(result.run_id, ""), plan.uri, store.client)
+        result.report_html = None
+
+
+def audit_chunk(store: Store, chunk: Chunk, plan: ChunkPlan) -> list[AuditResult]:
+    """Stages 1-5 for one chunk up to its tags: read, analyse, control, draw, write the
+    artifacts. Returns a result for every run of the chunk in its order (unchanged runs as
+    skipped results); the tags are written by `_Chunks.write_tags`, after the artifacts."""
+    inputs, sparks = read_chunk(store, chunk, plan.roles, plan.sparklines)
+    results = analyse_chunk(inputs)
+    control_chunk(results)
+    if not plan.dry_run:  # a dry run writes no report pages, so it draws none
+        draw_chunk(results, inputs)
+        write_artifacts_chunk(store, chunk, results, plan)
+    fresh = {r.run_id: r for r in results}
+    return [fresh.get(run.run_id) or _skipped(run, sparks.get(run.run_id)) for run in chunk.runs]
+
+
+#: a worker process's own view of the store (each worker reads its chunks itself, in its own
+#: read-only snapshots); opened on its first chunk
+_WORKER_STORE: Store | None = None
+
+
+def _audit_chunk_in_worker(chunk: Chunk, plan: ChunkPlan) -> list[AuditResult]:
+    global _WORKER_STORE
+    if _WORKER_STORE is None or _WORKER_STORE.uri != plan.uri:
+        _WORKER_STORE = Store.sql_reader(plan.uri) if bulk.supports(plan.uri) else Store(plan.uri)
+    return audit_chunk(_WORKER_STORE, chunk, plan)
+
+
+class _Done:
+    """A chunk audited in this process (the sequential twin of a Future)."""
+
+    def __init__(self, value) -> None:
+        self._value = value
+
+    def result(self):
+        return self._value
+
+
+class _Chunks:
+    """Runs the chunk pipeline: everything up to the tags in worker processes when there are
+    any (several chunks in flight; without workers one chunk at a time, written before the next
+    is read), the tags here, chunk after chunk in the store's order. An interruption loses at most the
+    chunks in flight, which the next audit redoes."""
+
+    def __init__(self, store: Store, plan: ChunkPlan, workers: int) -> None:
+        self.store, self.plan = store, plan
+        # started on the first chunk with runs to audit: an audit that skips every run (the
+        # second audit of an unchanged store) spends nothing on starting processes
+        self.pool: ProcessPoolExecutor | None = None
+        self._workers = self._workers_wanted = workers
+        self.in_flight = max(2, 2 * workers)  # chunks given to the workers ahead of the writing
         # Writes: several at once through a tracking server or into PostgreSQL (each run's tags
         # are one request/transaction; most of a write's time is waiting); one at a time into
         # sqlite, whose single writer lock would only make threads queue.
-        writers = ThreadPoolExecutor(WRITE_THREADS) if _concurrent_writes(store.uri) else None
-        write = writers.submit if writers is not None else _Deferred
-        results: list[AuditResult] = []
-        sparks: dict[str, list[float]] = {}  # run id -> sparkline of a run skipped as unchanged
-        runs = (run for run in store.iter_runs(exps, cutoff) if in_shard(run.run_id, part))
-        # a dry run writes no report pages, so it draws none (picklable for the workers)
-        work = functools.partial(analyse, with_report=not dry_run)
+        self.writers = ThreadPoolExecutor(WRITE_THREADS) if _concurrent_writes(store.uri) else None
+        # sqlite and PostgreSQL: a chunk's tags in one transaction instead
+        self.sql = writer.SqlTagWriter(store.uri) if bulk.supports(store.uri) and not plan.dry_run else None
 
-        def stop_workers() -> None:
-            nonlocal pool
-            if pool is not None:  # a worker died (killed for memory, ...): go on without them
-                _log.warning("analysis workers stopped; analysing in this process instead")
-                pool.shutdown(cancel_futures=True)
-                pool = None
+    def __enter__(self) -> _Chunks:
+        return self
 
-        def finish(chunk: list[RunRecord], todo: list[RunRecord], inputs: list[AuditInput], analysed) -> None:
+    def __exit__(self, *exc) -> None:
+        # writes already started finish first (through a server a run's tags are two requests:
+        # an interrupt must not leave a run between them), then the workers are let go without
+        # waiting for their chunks (an interrupted audit redoes those)
+        if self.writers is not None:
+            # (queued ones are dropped: after a failed write, the server gone, each would wait out its
+            # retries in turn)
+            self.writers.shutdown(wait=True, cancel_futures=True)
+        if self.sql is not None:
+            self.sql.close()
+        if self.pool is not None:
+            self.pool.shutdown(wait=exc[0] is None, cancel_futures=True)
+
+    def _submit(self, chunk: Chunk):
+        if not chunk.todo:  # nothing to read: no need to bother a worker
+            return _Done(audit_chunk(self.store, chunk, self.plan))
+        if self._workers > 1:
+            self._workers = 1  # one try
+            self.pool = _start_pool(self._workers_wanted)
+        if self.pool is not None:
             try:
-                done = list(analysed)
+                return self.pool.submit(_audit_chunk_in_worker, chunk, self.plan)
             except BrokenProcessPool:
-                stop_workers()
-                done = [work(inp) for inp in inputs]
-            # one false-discovery family per chunk; a run that lost a finding gets its page again
-            before = {id(r): len(r.findings) for r in done}
-            if control_false_discoveries(done):
-                by_id = {inp.run.run_id: inp for inp in inputs}
-                for r in done:
-                    if len(r.findings) != before[id(r)] and r.report_html is not None:
-                        r.report_html = _report_page(r, by_id[r.run_id])
-            fresh = dict(zip((run.run_id for run in todo), done))
-            ordered = [(run, fresh.pop(run.run_id, None) or _skipped(run, sparks.pop(run.run_id, None)))
-                       for run in chunk]
-            writes = {} if dry_run else {
-                run.run_id: write(writer.write_result, store.client, result, run.tags)
-                for run, result in ordered if not result.skipped
-            }
-            for run, result in ordered:  # in the store's order, whatever order the workers finished in
-                if run.run_id in writes:
-                    writes[run.run_id].result()  # a failed write stops the audit, as it always did
-                result.report_html = None  # written (or not wanted): the page is not kept in memory
-                results.append(result)
-                if on_progress is not None:
-                    on_progress(result)
+                self._stop_workers()
+        return _Done(audit_chunk(self.store, chunk, self.plan))
 
-        # Chunks of runs: one bulk read of the curves the chunk's audits will ask for (see
-        # Store.prefetch), the analyses, then the writes in the chunk's order. Without workers a
-        # chunk is written before the next is read; with workers, the next chunk is read while
-        # the workers analyse this one (memory holds at most two chunks of curves, and an
-        # interruption loses at most the chunk in flight, which the next audit redoes).
-        pending = None
-        while chunk := list(islice(runs, AUDIT_CHUNK_RUNS)):
-            todo = [run for run in chunk if force or not is_up_to_date(run, run.latest_metric_ms)]
-            keys = {run.run_id: curve_keys(run, roles) for run in todo}
-            wanted = {rid: candidates + extra for rid, (candidates, extra) in keys.items()}
-            unchanged = [run for run in chunk if run.run_id not in wanted] if sparklines else []
-            losses = {run.run_id: key for run in unchanged if (key := _loss_key(run, roles)) is not None}
-            store.prefetch(todo + unchanged, wanted | {rid: [key] for rid, key in losses.items()})
-            inputs = [gather(store, run, roles, keys[run.run_id]) for run in todo]
-            for run in unchanged:  # their sparklines, from the same bulk read
-                if run.run_id in losses:
-                    key = losses[run.run_id]
-                    try:
-                        sparks[run.run_id] = report.sparkline(store.load_curves(run, [key])[key])
-                    except Exception as exc:  # noqa: BLE001 - a picture is not worth stopping the audit for
-                        _log.warning("loss of run %s not read for its sparkline: %s", run.run_id, exc)
-            if pool is not None:
-                try:  # Executor.map submits every task at once; the results are collected by finish()
-                    analysed = pool.map(work, inputs, chunksize=8)
-                except BrokenProcessPool:
-                    stop_workers()  # this chunk is analysed here, below
-                else:
-                    if pending is not None:
-                        finish(*pending)
-                    pending = (chunk, todo, inputs, analysed)
-                    continue
-            # no workers (or no longer): the chunk is finished (written) now, after any chunk
-            # still held by workers that then stopped
-            if pending is not None:
-                finish(*pending)
-                pending = None
-            finish(chunk, todo, inputs, [work(inp) for inp in inputs])
-        if pending is not None:
-            finish(*pending)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-        if writers is not None:
-            # writes already started finish (none is left half-done); queued ones are dropped: after a
-            # failed write (the server went away) they would each wait out their retries in turn
-            writers.shutdown(wait=True, cancel_futures=True)
-        store.close()
-    return results
+    def _collect(self, chunk: Chunk, future) -> list[AuditResult]:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self._stop_workers()
+            return audit_chunk(self.store, chunk, self.plan)
+
+    def _stop_workers(self) -> None:
+        if self.pool is not None:  # a worker died (killed for memory, ...): go on without them
+            _log.warning("analysis workers stopped; auditing in this process instead")
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+
+    def run(self, chunks: Iterable[Chunk]) -> Iterator[tuple[Chunk, list[AuditResult]]]:
+        """Each chunk with its results (all stages but the tags done), in the order of `chunks`."""
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append((chunk, self._submit(chunk)))
+            while len(pending) > (self.in_flight if self.pool is not None else 0):
+                chunk_, future = pending.popleft()
+                yield chunk_, self._collect(chunk_, future)
+        while pending:
+            chunk_, future = pending.popleft()
+            yield chunk_, self._collect(chunk_, future)
+
+    def write_tags(self, chunk: Chunk, results: list[AuditResult]) -> None:
+        """Stage 5, second half: the tags of every audited run of the chunk (nothing on a dry
+        run). On sqlite and PostgreSQL stores, one transaction for the whole chunk; elsewhere
+        one batch per run, several runs at once through servers. A failed write stops the audit."""
+        if self.plan.dry_run:
+            return
+        tags = {run.run_id: run.tags for run in chunk.runs}
+        todo = [r for r in results if not r.skipped]
+        if not todo:
+            return
+        if self.sql is not None:
+            try:
+                self.sql.write([(r, tags[r.run_id]) for r in todo])
+                return
+            except bulk.BulkUnavailable as exc:  # a schema this was not verified on: MLflow's client then
+                _log.warning("writing tags straight into %s is off (%s); writing them through the MLflow client "
+                             "instead (slower, same tags)", self.store.uri, exc)
+                self.sql.close()
+                self.sql = None
+        if self.writers is not None:
+            futures = [self.writers.submit(writer.write_tags, self.store.client, r, tags[r.run_id]) for r in todo]
+            for f in futures:
+                f.result()
+        else:
+            for r in todo:
+                writer.write_tags(self.store.client, r, tags[r.run_id])
 
 
 #: runs written at once through a tracking server or into PostgreSQL
@@ -428,22 +572,12 @@ def _concurrent_writes(uri: str) -> bool:
     return kind in ("http", "https", "postgresql", "postgres", "databricks")
 
 
-class _Deferred:
-    """A write done when its result is asked for (the sequential twin of a Future): one run at
-    a time, each just before its progress is reported."""
-
-    def __init__(self, fn, *args) -> None:
-        self._fn, self._args = fn, args
-
-    def result(self):
-        return self._fn(*self._args)
-
-
 def _report_page(result: AuditResult, inp: AuditInput) -> str | None:
     try:
         return report.run_report_html(result, {role: inp.loaded[key] for role, key in result.roles.items()
                                                if key in inp.loaded})
-    except Exception as exc:  # noqa: BLE001 - as in analyse(): the verdict matters more than its page
+    except Exception as exc:  # noqa: BLE001 - a page that cannot be drawn must not lose the verdict
+        _log.warning("report of run %s not drawn: %s", result.run_id, exc)
         result.notes.append(f"report not drawn: {type(exc).__name__}: {exc}")
         return None
 
@@ -455,7 +589,7 @@ def _ping() -> int:
 def _start_pool(workers: int) -> ProcessPoolExecutor | None:
     """Worker processes, started and checked before any chunk is given to them. Spawned, not
     forked: the parent holds database connections and MLflow's threads. Returns None (the
-    audit then analyses in this process) when they cannot start, e.g. in a script that calls
+    audit then works in this process) when they cannot start, e.g. in a script that calls
     audit(workers=N) without the `if __name__ == "__main__":` guard spawned processes need."""
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
@@ -468,7 +602,6 @@ def _start_pool(workers: int) -> ProcessPoolExecutor | None:
         _log.warning("analysis workers could not start (%s; a script that calls audit(workers=N) needs an "
                      "`if __name__ == '__main__':` guard); analysing in this process instead", type(exc).__name__)
         return None
-
 
 
 def _check_roles(roles: dict[str, str] | None) -> None:

@@ -54,6 +54,7 @@ class RunRecord:
     metric_keys: list[str] = field(default_factory=list)
     latest_metric_ms: int | None = None  # timestamp of the newest metric point
     metric_steps: dict[str, int] = field(default_factory=dict, repr=False)  # latest step per metric key
+    artifact_uri: str = ""  # where the run's artifacts go ("" when unknown: the writer asks the store)
 
 
 def sqlite_path(uri: str) -> str | None:
@@ -194,6 +195,7 @@ def _record(run, experiment_name: str) -> RunRecord:
         metric_keys=sorted(run.data.metrics),
         latest_metric_ms=max((m.timestamp for m in run.data._metric_objs), default=None),
         metric_steps={m.key: int(m.step) for m in run.data._metric_objs},
+        artifact_uri=run.info.artifact_uri or "",
     )
 
 
@@ -238,6 +240,32 @@ class Store:
         elif file_bulk.file_store_root(self.uri) is not None:
             self._bulk = file_bulk.FileBulkReader(file_bulk.file_store_root(self.uri))
         self._cache: dict[tuple[str, str], Curve] = {}
+
+    @classmethod
+    def sql_reader(cls, uri: str) -> Store:
+        """A Store for an audit's worker process on a sqlite or PostgreSQL store the main process
+        has already opened and checked: its bulk reader only, with MLflow's client made (and
+        MLflow imported, ~170 MB a process) only if something asks for it (a fallback read, a
+        recorder's diagnostics artifact, an artifact location that is not local)."""
+        self = cls.__new__(cls)
+        self.uri = uri
+        self._client = None
+        self._bulk = bulk.SqlBulkReader(uri)
+        self._cache = {}
+        return self
+
+    @property
+    def client(self):
+        """MLflow's client for this store (made on first use by a `sql_reader` Store)."""
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    @client.setter
+    def client(self, value) -> None:
+        self._client = value
 
     @property
     def bulk_enabled(self) -> bool:
@@ -385,6 +413,7 @@ class Store:
                         metric_keys=sorted(d["metrics"]),
                         latest_metric_ms=max((t for _, t in d["metrics"].values()), default=None),
                         metric_steps={k: step for k, (step, _) in d["metrics"].items()},
+                        artifact_uri=d["artifact_uri"],
                     )
                 return
         yield from self._iter_runs_client(names, since_ms)
