@@ -74,7 +74,8 @@ class ActivationProbe(Probe):
 
     def _hook(self, name: str, kind: str):
         def hook(_module, _inputs, out):
-            if isinstance(out, torch.Tensor) and out.is_floating_point():
+            # not while torch.compile traces the model: its statistics stay out of compiled graphs
+            if isinstance(out, torch.Tensor) and out.is_floating_point() and not torch.compiler.is_compiling():
                 t0 = time.perf_counter()
                 key = f"dead_relu/{name}" if kind == "relu" else f"saturated/{name}"
                 share = dead_share(out) if kind == "relu" else saturated_share(out, kind)
