@@ -21,7 +21,8 @@ from tests.services import MlflowServer, free_port
 #: a tiny training loop as a user writes it: no start_run, mlflow.autolog(), then (optionally)
 #: the user's own metric after training; prints one line per phase so a test can see how far it got
 SCRIPT = """
-import os, signal, sys, time
+import faulthandler, os, signal, sys, time
+faulthandler.dump_traceback_later({dump_after}, exit=True)  # a hang shows every thread's stack
 import mlflow, torch
 from torch import nn
 import mlflow_nnaudit
@@ -53,7 +54,7 @@ if os.environ.get("USER_METRIC"):
 
 def run_script(cwd, uri: str, steps: int, sleep: float = 0.0, timeout: float = 120, **env) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "MLFLOW_TRACKING_URI": uri, **{k: str(v) for k, v in env.items()}}
-    code = textwrap.dedent(SCRIPT).format(steps=steps, sleep=sleep)
+    code = textwrap.dedent(SCRIPT).format(steps=steps, sleep=sleep, dump_after=max(timeout - 15, 5))
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
                           cwd=cwd, env=full_env)
 

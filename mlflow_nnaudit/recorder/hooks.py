@@ -350,9 +350,10 @@ class Recorder:
         else:
             run = mlflow.active_run()
             session = self.session
-            if run is None and session is not None and session.sink.start is not None and session.run_id is None:
+            starting = session.sink.start if session is not None else None
+            if run is None and starting is not None and not starting.activated:
                 # the run this recorder starts is being created (or was given up): no new one
-                run = session.sink.start.activate(config)
+                run = starting.activate(config)
                 if run is None:
                     return session
             if run is None:
