@@ -17,22 +17,18 @@ from mlflow_nnaudit.auditor.curves import GRAD_NORM, LEARNING_RATE, TRAIN_LOSS, 
 from mlflow_nnaudit.auditor.result import AuditResult
 from mlflow_nnaudit.auditor.rules import RunView
 from mlflow_nnaudit.auditor.rules.base import Finding
-from mlflow_nnaudit.auditor.rules.recorded import (
-    DataNotShuffled,
-    GradientsNotZeroed,
-    InitialLossMismatch,
-    TargetsNotNormalized,
-    TooMuchRegularization,
-)
-from mlflow_nnaudit.auditor.rules.setup import (
-    BatchSizeTooLarge,
-    DatasetTooSmall,
-    GradientClippingMasksLr,
-    InsufficientCapacity,
-    LrDecayTooFast,
-    NetworkTooDeep,
-    RepeatedBatch,
-)
+from mlflow_nnaudit.auditor.rules.data.data_not_shuffled import DataNotShuffled
+from mlflow_nnaudit.auditor.rules.data.dataset_too_small import DatasetTooSmall
+from mlflow_nnaudit.auditor.rules.data.repeated_batch import RepeatedBatch
+from mlflow_nnaudit.auditor.rules.data.targets_not_normalized import TargetsNotNormalized
+from mlflow_nnaudit.auditor.rules.loss.initial_loss_mismatch import InitialLossMismatch
+from mlflow_nnaudit.auditor.rules.model.insufficient_capacity import InsufficientCapacity
+from mlflow_nnaudit.auditor.rules.model.network_too_deep import NetworkTooDeep
+from mlflow_nnaudit.auditor.rules.model.too_much_regularization import TooMuchRegularization
+from mlflow_nnaudit.auditor.rules.optimisation.batch_size_too_large import BatchSizeTooLarge
+from mlflow_nnaudit.auditor.rules.optimisation.gradient_clipping_masks_lr import GradientClippingMasksLr
+from mlflow_nnaudit.auditor.rules.optimisation.gradients_not_zeroed import GradientsNotZeroed
+from mlflow_nnaudit.auditor.rules.optimisation.lr_decay_too_fast import LrDecayTooFast
 from mlflow_nnaudit.auditor.verdict import control_false_discoveries, decide_status
 
 SEED = 424242

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.rules.base import Finding
 
 #: longest recommendation tag value (the contract's bound)
@@ -36,13 +37,13 @@ class AuditResult:
     @property
     def causes(self) -> list[str]:
         if self.skipped:  # not recomputed: what the earlier audit tagged
-            return [c for c in self.tags.get("nnaudit.causes", "").split(",") if c]
+            return [c for c in self.tags.get(schema.TAG_CAUSES, "").split(",") if c]
         return [f.cause for f in self.findings]
 
     @property
     def recommendation(self) -> str:
         if self.skipped:
-            return self.tags.get("nnaudit.recommendation", "")
+            return self.tags.get(schema.TAG_RECOMMENDATION, "")
         if self.findings:
             text = self.findings[0].recommendation
         elif self.reason:
