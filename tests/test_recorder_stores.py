@@ -58,6 +58,18 @@ def _check_read_back(uri: str, run_id: str) -> None:
     assert len(curves[schema.stored_key(schema.TRAIN_LOSS)].steps) == STEPS
 
 
+def test_no_recorded_name_nests_in_another():
+    """Every name the recorder writes, and every per-layer kind (with any layer), is never a
+    prefix-with-slash of another: the file store keeps `a` as a file, `a/b` as a file in a
+    directory `a`. Per-layer keys are the only ones with a slash."""
+    layered = [schema.layer_key(kind, "fc1") for kind in schema.LAYER_KINDS]
+    names = [*schema.METRICS, *layered]
+    assert not [(a, b) for a in names for b in names if schema.keys_nest(a, b)]
+    assert not set(schema.METRICS) & set(schema.LAYER_KINDS)
+    assert schema.keys_nest("grad_norm", "grad_norm/fc1")  # what 0.1 wrote
+    assert all(schema.recorder_writes(schema.stored_key(n)) for n in names)
+
+
 def test_sqlite_store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

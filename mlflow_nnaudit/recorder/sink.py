@@ -18,9 +18,10 @@ from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.config import RecorderConfig, warn
 
-METRIC_PREFIX = "nnaudit/"
+METRIC_PREFIX = schema.METRIC_PREFIX
 _BATCH = 1000  # MLflow's log_batch takes at most 1000 metrics per call
 #: buffered points kept at most while the store cannot be written (memory stays flat)
 MAX_BUFFERED = 200_000
@@ -40,7 +41,7 @@ CLOSE_STALL_SECONDS = 5.0
 RUN_START_SECONDS = 20.0
 #: a write that failed is tried this many times in all before its points are counted as lost
 MAX_ATTEMPTS = 3
-TAG_LOST_POINTS = "nnaudit.recorder.lost_points"
+TAG_LOST_POINTS = schema.TAG_RECORDER_LOST_POINTS
 #: stores on this machine's disk: the recorder starts its run on them as `mlflow.start_run()` does
 #: (nothing there waits on a network); anywhere else the run is created on the writer thread
 LOCAL_SCHEMES = ("sqlite", "file", "")

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe, StepContext
 
 
@@ -48,10 +49,10 @@ class GradientProbe(Probe):
         norms = foreach_norms([p.grad.detach() for p in with_grad])
         stacked = torch.stack([n.float().to(norms[0].device) for n in norms])
         metrics: dict[str, Any] = {
-            "grad_norm": torch.linalg.vector_norm(stacked),
+            schema.GRAD_NORM: torch.linalg.vector_norm(stacked),
             "nonfinite_grads": (~torch.isfinite(stacked)).sum(),
         }
         per_param = {id(p): n for p, n in zip(with_grad, norms)}
         for layer, norm in layer_norms(per_param, self.layers).items():
-            metrics[f"grad_norm/{layer}"] = norm
+            metrics[schema.layer_key(schema.LAYER_GRAD_NORM, layer)] = norm
         return metrics
