@@ -98,7 +98,7 @@ def test_the_run_started_on_a_server_is_the_users_active_run(tmp_path, server):
     out = run_script(tmp_path, server.url, steps=60, sleep=0.01, timeout=120, USER_METRIC=1)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "points could not be written" not in out.stderr, out.stderr[-3000:]
-    run_id = out.stdout.split("run ")[-1].strip()
+    run_id = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("run "))
     client = MlflowClient(server.url)
     run = client.get_run(run_id)
     assert run.data.tags["nnaudit.recorder.started_run"] == "true"
