@@ -181,6 +181,7 @@ class MlflowSink:
         self._queued_points = 0
         self._busy_since: float | None = None  # when the job being written began (None: idle)
         self._busy_points = 0
+        self._last_progress = 0.0  # when the writer last finished a job
         self._closed = False  # no more jobs; the writer ends once the queue is done
         self._abandoned = False  # the writer drops what is left instead of writing it
         self._thread: threading.Thread | None = None
@@ -260,14 +261,19 @@ class MlflowSink:
         after one warning saying how many (and a tag on the run, when the store takes it)."""
         self.flush()
         start = self.start
-        if start is not None and self.run_id is not None and not start.activated:
-            self._put("end", "FINISHED")  # created, never made active: nobody else would end it
         if self._thread is None and not self._jobs:
             return self._report_lost()
         answered = self._wait_idle(wait_seconds)
-        if answered and self.dropped and not self.failing and self.run_id is not None:
-            self._put("tags", [RunTag(TAG_LOST_POINTS, str(self.dropped))])
-            answered = self._wait_idle(wait_seconds)
+        if answered and self.run_id is not None:
+            last = False
+            if self.dropped and not self.failing:
+                self._put("tags", [RunTag(TAG_LOST_POINTS, str(self.dropped))])
+                last = True
+            if start is not None and not start.activated:
+                self._put("end", "FINISHED")  # created, never made active: nobody else would end it
+                last = True
+            if last:
+                answered = self._wait_idle(wait_seconds)
         if not answered:
             self.failing = True
             if start is not None:
@@ -292,12 +298,14 @@ class MlflowSink:
 
     def _wait_idle(self, stall_seconds: float) -> bool:
         """Wait until the writer has nothing left; False when a write stalls past `stall_seconds`."""
+        entered = time.monotonic()
         with self._cond:
             while self._jobs or self._busy_since is not None:
                 if self.start is not None and not self.start.activated and self.run_id is None:
                     if self.start.given_up or self.start.error is not None:
                         return False  # the run was never created: nothing can be written
-                since = self._busy_since if self._busy_since is not None else time.monotonic()
+                # stalled since the write in progress began, or since the last one ended
+                since = self._busy_since if self._busy_since is not None else max(self._last_progress, entered)
                 left = since + stall_seconds - time.monotonic()
                 if left <= 0:
                     return False
@@ -361,6 +369,7 @@ class MlflowSink:
                     self._warn_once(exc)
             with self._cond:
                 self._busy_since, self._busy_points = None, 0
+                self._last_progress = time.monotonic()
                 if retry and not self._abandoned:
                     self._jobs.appendleft((kind, payload, points, attempts + 1))
                     self._queued_points += points
