@@ -33,7 +33,11 @@ METRIC_PREFIX = "nnaudit/"
 TRAIN_LOSS = "train_loss"  # the training loss, every step at first, then window means
 VAL_LOSS = "val_loss"  # mean of the evaluation losses since the last optimizer step
 LR = "lr"  # the first parameter group's learning rate, on sampled steps
-GRAD_NORM = "grad_norm"  # global gradient L2 norm before the step, on sampled steps
+#: global gradient L2 norm before the step, on sampled steps. Not `grad_norm`: per-layer norms are
+#: `grad_norm/<layer>`, and MLflow's file store keeps a key as a file whose path is the key, so
+#: `nnaudit/grad_norm` (a file) and `nnaudit/grad_norm/fc1` (a file in a directory of the same
+#: name) cannot both exist there; version 0.1 wrote `grad_norm` (see LEGACY_METRICS)
+GRAD_NORM = "grad_norm_total"
 NONFINITE_GRADS = "nonfinite_grads"  # parameters with a NaN/Inf gradient norm, on sampled steps
 LABELS_PER_BATCH = "labels_per_batch"  # distinct class labels in a sampled classification batch
 GRAD_PRESENT_BEFORE_BACKWARD = "grad_present_before_backward"  # 1 when gradients were not reset
@@ -42,6 +46,10 @@ AMP_SKIPPED_STEPS = "amp_skipped_steps"  # running count of steps a GradScaler s
 #: metrics with one fixed name
 METRICS = (TRAIN_LOSS, VAL_LOSS, LR, GRAD_NORM, NONFINITE_GRADS, LABELS_PER_BATCH, GRAD_PRESENT_BEFORE_BACKWARD,
            AMP_SKIPPED_STEPS)
+
+#: names earlier recorders wrote, by the name that replaced them: the auditor reads both (runs
+#: recorded by 0.1 stay auditable); the recorder writes only the new ones
+LEGACY_METRICS: dict[str, tuple[str, ...]] = {GRAD_NORM: ("grad_norm",)}
 
 # per-layer metrics: `<kind>/<layer>`, the layer being the module's name in the model
 LAYER_GRAD_NORM = "grad_norm"  # gradient norm of the layer's parameters
@@ -52,6 +60,12 @@ LAYER_SATURATED = "saturated"  # share of a sigmoid/tanh layer's outputs on the 
 
 #: kinds of per-layer metrics
 LAYER_KINDS = (LAYER_GRAD_NORM, LAYER_WEIGHT_NORM, LAYER_UPDATE_RATIO, LAYER_DEAD_RELU, LAYER_SATURATED)
+
+
+def keys_nest(a: str, b: str) -> bool:
+    """Is one of two metric names a prefix-with-slash of the other (`x` and `x/y`)? No store may
+    be asked to hold both: MLflow's file store cannot (a file and a directory of one name)."""
+    return b.startswith(a + "/") or a.startswith(b + "/")
 
 
 def layer_key(kind: str, layer: str) -> str:
@@ -104,6 +118,8 @@ PARAMS = (*OPTIMIZER_PARAMS, PARAM_MODEL_PARAMETERS)
 TAG_RECORDER_VERSION = "nnaudit.recorder.version"
 #: ... and the runs it started itself ("true"), when no run was active
 TAG_RECORDER_STARTED_RUN = "nnaudit.recorder.started_run"
+#: ... and, when the store did not take all of a run's metric points in time, how many were lost
+TAG_RECORDER_LOST_POINTS = "nnaudit.recorder.lost_points"
 
 # the auditor's tags (see the contract: users filter runs on them in the MLflow UI)
 TAG_STATUS = "nnaudit.status"  # healthy | warning | failed | inconclusive

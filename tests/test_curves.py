@@ -42,6 +42,15 @@ def test_recorder_names():
     assert "nnaudit/labels_per_batch" not in roles.values()
 
 
+@pytest.mark.parametrize("key", ["nnaudit/grad_norm_total", "nnaudit/grad_norm"], ids=["current", "recorded-by-0.1"])
+def test_the_recorders_global_grad_norm_current_and_legacy(key):
+    """0.1 wrote the global norm as `nnaudit/grad_norm` (which MLflow's file store cannot hold next
+    to `nnaudit/grad_norm/<layer>`); later recorders write `nnaudit/grad_norm_total`: both are read,
+    and a user's `grad_norm` never beats either."""
+    roles = assign_roles({key: 50, "nnaudit/grad_norm/fc1": 50, "grad_norm": 500, "nnaudit/train_loss": 500})
+    assert roles[GRAD_NORM] == key
+
+
 def test_hf_trainer_names():
     lengths = {
         "loss": 100,  # running training loss, every `logging_steps`

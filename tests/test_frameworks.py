@@ -110,7 +110,7 @@ def test_lightning_records_into_the_trainers_run(tmp_path, autolog, logger):
     assert [v for _, v in loss] == pytest.approx(out["losses"], rel=1e-6)
     # the gradients of a closure step (Lightning's) exist only inside optimizer.step(): the first
     # sampled step must have them
-    assert history(client, run_id, "nnaudit/grad_norm")[0][0] == 0
+    assert history(client, run_id, "nnaudit/grad_norm_total")[0][0] == 0
     # training_step calls self.net: that is the module found running the parameters, layers 0 and 2
     assert {"nnaudit/grad_norm/0", "nnaudit/update_ratio/2"} <= set(run["keys"])
     val = history(client, run_id, "nnaudit/val_loss")
@@ -180,7 +180,7 @@ def test_hf_trainer_records_into_its_mlflow_run(tmp_path, autolog, records):
     assert ours == pytest.approx(theirs, abs=1e-4)
     assert [v for _, v in history(client, run_id, "nnaudit/val_loss")] == pytest.approx(
         [v for _, v in history(client, run_id, "eval_loss")], abs=1e-4)
-    assert {"nnaudit/grad_norm", "nnaudit/grad_norm/net.0", "nnaudit/update_ratio/net.2"} <= set(keys)
+    assert {"nnaudit/grad_norm_total", "nnaudit/grad_norm/net.0", "nnaudit/update_ratio/net.2"} <= set(keys)
 
 
 DDP = """

@@ -62,7 +62,7 @@ def test_records_every_step_loss_and_sampled_layer_statistics(store_uri):
     hist = m["nnaudit/train_loss"]
     assert [h.step for h in hist] == list(range(40))
     assert [h.value for h in hist] == pytest.approx(losses, rel=1e-6)
-    assert len(m["nnaudit/grad_norm"]) == 8  # steps 0, 5, ..., 35
+    assert len(m["nnaudit/grad_norm_total"]) == 8  # steps 0, 5, ..., 35
     # per-layer statistics, named after the model's modules (0 and 2 are the Linear layers)
     for key in ("grad_norm/0", "grad_norm/2", "weight_norm/0", "update_ratio/0", "update_ratio/2"):
         assert f"nnaudit/{key}" in m, sorted(m)
@@ -132,7 +132,7 @@ def test_a_failing_probe_is_switched_off_and_training_goes_on(store_uri, monkeyp
     with mlflow.start_run():
         assert train(steps=10) == losses
     m = metrics_of(run.info.run_id)
-    assert "nnaudit/grad_norm" not in m
+    assert "nnaudit/grad_norm_total" not in m
     assert len(m["nnaudit/train_loss"]) == 10 and "nnaudit/update_ratio/0" in m
 
 
@@ -141,7 +141,7 @@ def test_sampling_thins_out_when_probes_cost_too_much(store_uri):
     mlflow_nnaudit.autolog(sample_every_n_steps=1, max_probe_overhead=0.001)
     with mlflow.start_run() as run:
         train(steps=120)
-    sampled = [h.step for h in MlflowClient().get_metric_history(run.info.run_id, "nnaudit/grad_norm")]
+    sampled = [h.step for h in MlflowClient().get_metric_history(run.info.run_id, "nnaudit/grad_norm_total")]
     assert sampled[0] == 0
     assert 2 <= len(sampled) < 60
     assert len(MlflowClient().get_metric_history(run.info.run_id, "nnaudit/train_loss")) == 120
@@ -200,7 +200,7 @@ def test_activation_in_a_fresh_process(tmp_path, name, imports, autolog, env, re
     assert out.returncode == 0, out.stderr[-2000:]
     keys = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own printed list
     if records:
-        assert "nnaudit/train_loss" in keys and "nnaudit/grad_norm" in keys, (name, keys)
+        assert "nnaudit/train_loss" in keys and "nnaudit/grad_norm_total" in keys, (name, keys)
     else:
         assert keys == [], (name, keys)
 

@@ -71,7 +71,7 @@ def test_loop_without_optimizer_is_counted_from_backward(store_uri, accumulate, 
     loss = history(run_id, "nnaudit/train_loss")
     assert [s for s, _ in loss] == list(range(20))  # one step per update, not per backward call
     assert [v for _, v in loss] == pytest.approx(with_recorder, rel=1e-5)
-    grads = history(run_id, "nnaudit/grad_norm")
+    grads = history(run_id, "nnaudit/grad_norm_total")
     assert len(grads) >= 3 and all(math.isfinite(v) and v > 0 for _, v in grads)
     ratios = history(run_id, "nnaudit/update_ratio/0")  # the update by hand is measured too
     assert ratios and all(0 < v < 1 for _, v in ratios)
@@ -106,7 +106,7 @@ def test_lbfgs_closure_steps(store_uri, caplog):
     # one point per optimizer step (not per closure call), the loss at the step's start
     assert [s for s, _ in loss] == list(range(6))
     assert [v for _, v in loss] == pytest.approx(with_recorder, rel=1e-6)
-    grads = history(run_id, "nnaudit/grad_norm")
+    grads = history(run_id, "nnaudit/grad_norm_total")
     # taken after the closure's first call: the gradients at the step's start, not the last step's
     assert grads[0][0] == 0 and grads[0][1] > 1
     assert history(run_id, "nnaudit/update_ratio/Linear")[0][1] > 0
@@ -146,7 +146,7 @@ def test_amp_skipped_step_is_no_divergence_evidence(store_uri):
     stepped = [v for i, (v, _) in enumerate(with_recorder) if i != 3]
     assert [s for s, _ in loss] == list(range(11))
     assert [v for _, v in loss] == pytest.approx(stepped, rel=1e-6)
-    assert all(math.isfinite(v) for _, v in history(run_id, "nnaudit/grad_norm"))
+    assert all(math.isfinite(v) for _, v in history(run_id, "nnaudit/grad_norm_total"))
     assert all(v == 0 for _, v in history(run_id, "nnaudit/nonfinite_grads"))
     assert history(run_id, "nnaudit/amp_skipped_steps") == [(3, 1.0)]
     result = mlflow_nnaudit.audit(tracking_uri=store_uri, force=True, dry_run=True)
@@ -258,7 +258,7 @@ def test_odd_models_train_identically_without_complaint(store_uri, kind, caplog)
     assert with_recorder == without
     assert recorder_warnings(caplog) == []
     assert [s for s, _ in history(run_id, "nnaudit/train_loss")] == list(range(12))
-    assert len(history(run_id, "nnaudit/grad_norm")) == 12
+    assert len(history(run_id, "nnaudit/grad_norm_total")) == 12
     # no module owns the weights of a functional model: the global forward hook that looks
     # for the model must not stay on for the rest of training (checked before the run ends)
     assert GLOBAL_FORWARD_HOOKS_AT_END[-1] == 0
@@ -285,7 +285,7 @@ def test_each_failing_probe_is_switched_off_with_one_warning(store_uri, monkeypa
     messages = recorder_warnings(caplog)
     assert len(messages) == 1 and f"'{name}'" in messages[0], messages
     assert len(history(run.info.run_id, "nnaudit/train_loss")) == 10
-    assert len(history(run.info.run_id, "nnaudit/grad_norm")) == 10  # the other probes go on
+    assert len(history(run.info.run_id, "nnaudit/grad_norm_total")) == 10  # the other probes go on
     monkeypatch.undo()
     mlflow_nnaudit.autolog(disable=True)
     with mlflow.start_run():

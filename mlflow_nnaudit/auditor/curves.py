@@ -113,6 +113,7 @@ _ROLE_PATTERNS: dict[str, list[tuple[str, int]]] = {
     ],
     GRAD_NORM: [
         (_recorder(schema.GRAD_NORM), 0),
+        *((_recorder(old), 0) for old in schema.LEGACY_METRICS[schema.GRAD_NORM]),  # runs recorded by 0.1
         (r"grad_norm|gradient_norm|grad_norm_total|grad_2_0_norm_total", 1),
         (r"(train|training)_(grad_norm|gradient_norm)", 1),  # train/grad_norm (the HF Trainer under W&B)
     ],

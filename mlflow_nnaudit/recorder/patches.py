@@ -30,6 +30,12 @@ been on and is switched off again, they are all removed at the next safe point
 application. A patch is only reverted while it is still ours (a later wrapper around it is
 left alone). Nothing here ever raises into the user's program.
 
+One short-lived patch lives elsewhere: while a session looks for the model (one forward pass),
+`session._see_compiled_modules_first` wraps `torch._dynamo`'s `OptimizedModule.__call__` so that
+a `torch.compile`d model does not make torch warn about the global discovery hook; the session
+removes it with that hook (same rule: only while it is still ours). It sits in session.py
+because this module imports the state machine, which imports the session.
+
 Why not MLflow's own `safe_patch`/`revert_patches`: the ledger is in their spirit (every
 patch recorded, all reverted at once), but `safe_patch` wraps each call of the patched
 function in MLflow's autologging machinery: an autologging session context manager, a
@@ -200,6 +206,8 @@ def _wrap_loss(fn: str, original):
     @functools.wraps(original)
     def loss(*args, **kwargs):
         out = original(*args, **kwargs)
+        if torch.compiler.is_compiling():
+            return out  # a loss inside a function torch.compile traces: nothing of ours in its graph
         recorder = RECORDER
         if recorder.quiet and getattr(out, "requires_grad", False) and recorder.quiet_root.training:
             return out  # fast path: a training loss on an ordinary step (nothing to look at)

@@ -207,7 +207,7 @@ class Recorder:
             return
         if clock.step_ended():
             session = self.session
-            if session is None or self._recheck_run or session.step % RUN_CHECK_EVERY == 0:
+            if session is None or self._recheck_run or session.step % RUN_CHECK_EVERY == 0 or session.starting:
                 session = self._session_for_active_run(config)
             session.config = config
             losses, self.pending = self.pending, []
@@ -242,7 +242,7 @@ class Recorder:
         # Which run to log into is re-checked when there is no session (the last one ended with
         # its run) and every RUN_CHECK_EVERY steps, not on every step: a fluent run lookup per
         # step would be a measurable share of a small model's step.
-        if session is None or self._recheck_run or session.step % RUN_CHECK_EVERY == 0:
+        if session is None or self._recheck_run or session.step % RUN_CHECK_EVERY == 0 or session.starting:
             session = self._session_for_active_run(config)
         session.config = config
         inner = self._inner = _unwrap(optimizer)
@@ -289,7 +289,7 @@ class Recorder:
         inner = self._inner if outer is not None else _unwrap(optimizer)
         session.after_step(inner, losses)
         if (inner is session.optimizer and self.session is session and session.step % RUN_CHECK_EVERY
-                and session.next_step_is_ordinary()):
+                and not session.starting and session.next_step_is_ordinary()):
             self.quiet_config = current_config()
             if self.quiet_config is session.config:
                 self.quiet_root, self.quiet_optimizer, self.quiet = session.model.root, optimizer, True
@@ -339,6 +339,7 @@ class Recorder:
         import mlflow
 
         from mlflow_nnaudit.recorder.session import RunSession
+        from mlflow_nnaudit.recorder.sink import RunStart, store_is_local
 
         if self.patches is not None:
             self.patches.install_run_patches()  # mlflow.end_run flushes first, from now on
@@ -346,16 +347,28 @@ class Recorder:
         target = self.target
         started = False
         client = None
+        start = None
         if target is not None and target.run_id:
             run_id, client = target.run_id, target.client
         else:
             run = mlflow.active_run()
+            session = self.session
+            starting = session.sink.start if session is not None else None
+            if run is None and starting is not None and not starting.activated:
+                # the run this recorder starts is being created (or was given up): no new one
+                run = starting.activate(config)
+                if run is None:
+                    return session
             if run is None:
-                # as MLflow's own autologgers do: no active run at the first step -> start one
-                run = mlflow.start_run()
+                # as MLflow's own autologgers do: no active run at the first step -> start one; on a
+                # remote store it is created on the writer thread, and made active once it exists
                 started = True
-            run_id = run.info.run_id
-        if self.session is None or self.session.run_id != run_id:
+                if store_is_local(mlflow.get_tracking_uri()) or os.environ.get("MLFLOW_RUN_ID"):
+                    run = mlflow.start_run()
+                else:
+                    start = RunStart()
+            run_id = run.info.run_id if run is not None else None
+        if self.session is None or self.session.run_id != run_id or start is not None:
             self.close_session()
             early = self.early_loss_probe
             if early is not None and early.has_val_loss and self.early_eval_run != run_id:
@@ -363,10 +376,10 @@ class Recorder:
             self.early_eval_run = None
             self.session = RunSession(run_id, config, started_run=started, loss_probe=early,
                                       loader_probe=self.early_loader_probe, client=client,
-                                      model_hint=target.model if target is not None else None)
+                                      model_hint=target.model if target is not None else None, start=start)
             self.early_loss_probe, self.early_loader_probe = LossProbe(), LoaderProbe()
             last = self._last_closed
-            if last is not None and last[0] == run_id:
+            if last is not None and last[0] is not None and last[0] == run_id:
                 self.session.step = last[1]  # a second fit into the same run continues its steps
         return self.session
 

@@ -12,8 +12,10 @@ sees the exception.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import sys
 import time
 from typing import Any
 
@@ -28,7 +30,7 @@ from mlflow_nnaudit.recorder.probes.base import overrides
 from mlflow_nnaudit.recorder.probes.loader import LoaderProbe
 from mlflow_nnaudit.recorder.probes.loss import CHECK_FIRST_CALLS, LossProbe
 from mlflow_nnaudit.recorder.probes.model import optimizer_facts
-from mlflow_nnaudit.recorder.sink import MAX_BUFFERED, MlflowSink, to_floats
+from mlflow_nnaudit.recorder.sink import MAX_BUFFERED, MlflowSink, RunStart, to_floats
 
 #: sampling never gets rarer than this, so that every run still gets its layer statistics
 MAX_SAMPLE_INTERVAL = 200
@@ -44,15 +46,46 @@ _HOOKS = ("before_step", "after_step", "take_seconds", "on_parameters", "on_loss
           "on_before_clip", "on_clip", "on_loader_iter")
 
 
+def _see_compiled_modules_first(find_root):
+    """While the model is looked for with a global forward pre-hook, a module compiled with
+    `torch.compile` (an `OptimizedModule`) would warn, in the user's run, that global hooks fire
+    an extra time for it. So its call shows the compiled module's original to `find_root` first
+    (which removes the global hook) and only then runs. Returns the undo, or None when torch's
+    compiler was never imported (no compiled module exists yet)."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    cls = getattr(eval_frame, "OptimizedModule", None)
+    if cls is None:
+        return None
+    original = cls.__dict__.get("__call__")
+    if original is None:
+        return None
+
+    @functools.wraps(original)
+    def __call__(self, *args, **kwargs):
+        inner = getattr(self, "_orig_mod", None)
+        if inner is not None:
+            find_root(inner, args)
+        return original(self, *args, **kwargs)
+
+    __call__.__nnaudit_original__ = original
+    cls.__call__ = __call__
+
+    def undo() -> None:
+        if cls.__dict__.get("__call__") is __call__:
+            cls.__call__ = original
+
+    return undo
+
+
 class RunSession:
     """Records one run's training."""
 
-    def __init__(self, run_id: str, config: RecorderConfig, started_run: bool = False,
+    def __init__(self, run_id: str | None, config: RecorderConfig, started_run: bool = False,
                  loss_probe: LossProbe | None = None, client=None, model_hint: torch.nn.Module | None = None,
-                 loader_probe: LoaderProbe | None = None) -> None:
-        self.run_id = run_id
+                 loader_probe: LoaderProbe | None = None, start: RunStart | None = None) -> None:
         self.config = config
-        self.sink = MlflowSink(run_id, client)
+        # run_id is None while `start` (a run the recorder starts) is being created by the writer
+        self.sink = MlflowSink(run_id, client, start=start, config=config)
         self.model_hint = model_hint  # the model a framework says it trains (used if discovery fails)
         self.step = 0
         self.optimizer: torch.optim.Optimizer | None = None
@@ -90,6 +123,18 @@ class RunSession:
         self._diagnostics_written: str | None = None
         self.sink.set_tags({schema.TAG_RECORDER_VERSION: __version__,
                             **({schema.TAG_RECORDER_STARTED_RUN: "true"} if started_run else {})})
+
+    @property
+    def run_id(self) -> str | None:
+        """The run recorded into (None while the run the recorder starts is not created yet)."""
+        return self.sink.run_id
+
+    @property
+    def starting(self) -> bool:
+        """The run this session records into is being started (on the writer thread): which run
+        is active is checked at every step until it is made active or given up."""
+        start = self.sink.start
+        return start is not None and start.pending
 
     # --- optimizer steps --------------------------------------------------------------------
     def before_step(self, optimizer: torch.optim.Optimizer, defer_probes: bool = False) -> None:
@@ -400,6 +445,8 @@ class RunSession:
         opt_ids = {id(p) for p in self.params}
 
         def find_root(module, args):
+            if torch.compiler.is_compiling():
+                return  # traced by torch.compile: nothing of ours goes into a compiled graph
             try:
                 if any(id(p) in opt_ids for p in module.parameters()):
                     self._stop_model_discovery()
@@ -410,6 +457,7 @@ class RunSession:
                 warn(self.config, f"could not inspect the model: {exc}")
 
         self._discovery = torch.nn.modules.module.register_module_forward_pre_hook(find_root)
+        self._compiled_patch = _see_compiled_modules_first(find_root)
         # a model whose parameters no module owns (plain tensors) would keep the global hook forever
         self._discovery_until = self.step + 2
 
@@ -429,6 +477,8 @@ class RunSession:
     def _on_root_forward(self, module: torch.nn.Module, args: tuple) -> None:
         """The model is about to run: the probes see its inputs (and the activation probe arms
         its hooks when this is the forward pass of a sampled training step)."""
+        if torch.compiler.is_compiling():
+            return  # traced by torch.compile (a compiled model's own hooks): step aside
         evaluating = not torch.is_grad_enabled() or not module.training
         sampled = self.step >= self._next_sample
         timed = sampled and not evaluating
@@ -463,6 +513,9 @@ class RunSession:
         if self._discovery is not None:
             self._discovery.remove()
             self._discovery = None
+        undo, self._compiled_patch = getattr(self, "_compiled_patch", None), None
+        if undo is not None:
+            undo()
 
     def _attach_model(self, root: torch.nn.Module, opt_ids: set[int]) -> None:
         layers: dict[str, list] = {}
@@ -497,13 +550,13 @@ class RunSession:
         crashes later still has what was learned so far)."""
         try:
             self._move_losses(final)
-            self.sink.flush()
-        except Exception as exc:  # noqa: BLE001 - a store hiccup must not stop training
-            warn(self.config, f"could not write metrics (will retry): {type(exc).__name__}: {exc}")
+            self.sink.flush()  # hands the points to the writer thread: never waits for the store
+        except Exception as exc:  # noqa: BLE001 - never raise into training
+            warn(self.config, f"could not write metrics: {type(exc).__name__}: {exc}")
         try:
             text = json.dumps(self.diagnostics(), indent=2)
             if text != self._diagnostics_written:
-                self.sink.client.log_text(self.run_id, text, schema.DIAGNOSTICS_ARTIFACT)
+                self.sink.log_text(text, schema.DIAGNOSTICS_ARTIFACT)
                 self._diagnostics_written = text
         except Exception as exc:  # noqa: BLE001
             warn(self.config, f"could not write {schema.DIAGNOSTICS_ARTIFACT}: {type(exc).__name__}: {exc}")
@@ -521,4 +574,5 @@ class RunSession:
                 pass
         self._emit_val_loss()
         self.flush(final=True)
+        self.sink.close()  # waits while the writer makes progress, never on a store that does not answer
         self.model_hint = None

@@ -81,7 +81,8 @@ class ActivationProbe(Probe):
         key = schema.layer_key(schema.LAYER_DEAD_RELU if kind == "relu" else schema.LAYER_SATURATED, name)
 
         def hook(_module, _inputs, out):
-            if isinstance(out, torch.Tensor) and out.is_floating_point():
+            # not while torch.compile traces the model: its statistics stay out of compiled graphs
+            if isinstance(out, torch.Tensor) and out.is_floating_point() and not torch.compiler.is_compiling():
                 t0 = time.perf_counter()
                 share = dead_share(out) if kind == "relu" else saturated_share(out, kind)
                 self._seen.setdefault(key, []).append(share)

@@ -39,6 +39,13 @@ class StepContext:
     model: ModelInfo | None
 
 
+def as_real(t):
+    """A tensor the probes' statistics can take: a complex tensor is described by its magnitude
+    (|z|: norms, scales and ranges are those of the values' sizes), as torch's norms do; casting
+    it to a real dtype would drop the imaginary part, and torch warns about that in the user's run."""
+    return t.abs() if t.is_complex() else t
+
+
 class Probe:
     """Base class: override what you need. Raising is allowed; the session disables a probe
     that raises (with one warning) and training goes on untouched."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from mlflow_nnaudit.recorder.probes.base import Probe
+from mlflow_nnaudit.recorder.probes.base import Probe, as_real
 from mlflow_nnaudit.recorder.probes.fingerprints import BatchFingerprints
 
 #: at most this many features are tracked (the rest of a very wide input is ignored)
@@ -38,7 +38,7 @@ class _RunningStats:
         self.batch_sizes: list[int] = []
 
     def add(self, x: torch.Tensor) -> None:
-        x = x.detach()
+        x = as_real(x.detach())
         if x.dim() < 2:
             x = x.reshape(-1, 1)
         feats = min(int(x.shape[1]), MAX_FEATURES)

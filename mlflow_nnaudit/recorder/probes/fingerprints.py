@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from mlflow_nnaudit.recorder.probes.base import as_real
+
 #: values read per batch
 POINTS = 16
 #: sampled batches fingerprinted per run (memory stays flat on long runs)
@@ -35,7 +37,7 @@ class BatchFingerprints:
     def add(self, x: torch.Tensor) -> None:
         if len(self._prints) >= MAX_BATCHES or x.numel() == 0:
             return
-        flat = x.detach().reshape(-1)
+        flat = as_real(x.detach()).reshape(-1)
         idx = torch.linspace(0, flat.numel() - 1, POINTS, device=flat.device).long()
         self._prints.append((tuple(x.shape), flat[idx].float().clone()))
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from mlflow_nnaudit import schema
-from mlflow_nnaudit.recorder.probes.base import Probe
+from mlflow_nnaudit.recorder.probes.base import Probe, as_real
 
 #: loss functions whose input should be class scores (logits) over dim 1
 _LOGIT_LOSSES = ("cross_entropy",)
@@ -203,7 +203,7 @@ class LossProbe(Probe):
 
 def _merge_stats(acc: dict[str, Any] | None, t: torch.Tensor) -> dict[str, Any]:
     """Running min/max/mean/sq-mean over everything seen (tensors, no device sync)."""
-    t = t.float()
+    t = as_real(t).float()
     cur = {"min": t.min(), "max": t.max(), "mean": t.mean(), "sqmean": (t * t).mean(), "n": torch.tensor(1.0)}
     if acc is None:
         return cur

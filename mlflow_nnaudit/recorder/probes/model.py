@@ -85,7 +85,10 @@ def initial_weight_stats(params: list[torch.Tensor]) -> dict[int, dict[str, Any]
         for p in params:
             if p.dim() < 2 or p.numel() < 4:
                 continue
-            w = p.detach().float().reshape(p.shape[0], -1)
+            w = p.detach().reshape(p.shape[0], -1)
+            # complex weights keep their dtype: std is then sqrt(mean |w - mean|^2), the scale
+            # that matters, and nothing casts them to real (torch warns in the user's run)
+            w = w.to(torch.complex64) if w.is_complex() else w.float()
             fan_in = w.shape[1]
             std = float(w.std())
             rows_same = float((w == w[0]).all(dim=1).float().mean()) if w.shape[0] > 1 else 0.0
@@ -94,7 +97,7 @@ def initial_weight_stats(params: list[torch.Tensor]) -> dict[int, dict[str, Any]
                 "std": std,
                 "lecun_std": 1 / math.sqrt(fan_in),
                 "scale_vs_lecun": std * math.sqrt(fan_in),
-                "constant": bool(float(w.max()) == float(w.min())),
+                "constant": bool((w == w.reshape(-1)[0]).all()),
                 "identical_rows_share": rows_same,
             }
     return out

@@ -7,7 +7,7 @@ from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, 
 
 
 class ExplodingGradients(Rule):
-    """The gradient-norm curve (the recorder's `nnaudit/grad_norm`, or `grad_norm` as the HF
+    """The gradient-norm curve (the recorder's `nnaudit/grad_norm_total`, or `grad_norm` as the HF
     Trainer logs it) grows by orders of magnitude: its level at the end is at least 100x its
     level at the start with a significant upward trend (autocorrelation-corrected
     Mann-Kendall), or it becomes NaN/Inf."""

@@ -1,0 +1,109 @@
+"""The recorder never makes training wait on the tracking store: a server that is not there, a
+server killed mid-training, and the run the recorder starts on a remote store (created on the
+writer thread, then made the active run so the user's own `mlflow.log_metric` calls land in it).
+
+Real processes on real ports: each script runs in its own Python process, and each is bounded
+by a timeout that only a hang can reach (timings themselves are in benchmarks/dead_server.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.services import MlflowServer, free_port
+
+#: a tiny training loop as a user writes it: no start_run, mlflow.autolog(), then (optionally)
+#: the user's own metric after training; prints one line per phase so a test can see how far it got
+SCRIPT = """
+import faulthandler, os, signal, sys, time
+faulthandler.dump_traceback_later({dump_after}, exit=True)  # a hang shows every thread's stack
+import mlflow, torch
+from torch import nn
+import mlflow_nnaudit
+
+mlflow.autolog()
+mlflow_nnaudit.autolog(flush_every_seconds=0.2, sample_every_n_steps=5)
+torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.05)
+x, y = torch.randn(64, 8), torch.randint(0, 2, (64,))
+kill_at = int(os.environ.get("KILL_AT", "-1"))
+for i in range({steps}):
+    if i == kill_at:
+        run = mlflow.active_run()
+        print("active", run.info.run_id if run else None, flush=True)
+        os.killpg(int(os.environ["SERVER_PGID"]), signal.SIGKILL)
+        print("killed", flush=True)
+    opt.zero_grad()
+    loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    time.sleep({sleep})
+print("trained", flush=True)
+if os.environ.get("USER_METRIC"):
+    mlflow.log_metric("user_metric", 1.5)
+    print("run", mlflow.active_run().info.run_id, flush=True)
+"""
+
+
+def run_script(cwd, uri: str, steps: int, sleep: float = 0.0, timeout: float = 120, **env) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "MLFLOW_TRACKING_URI": uri, **{k: str(v) for k, v in env.items()}}
+    code = textwrap.dedent(SCRIPT).format(steps=steps, sleep=sleep, dump_after=max(timeout - 15, 5))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd, env=full_env)
+
+
+def test_a_dead_server_never_blocks_training(tmp_path):
+    """Nothing listens on the port: MLflow's client would retry for minutes. Training and the
+    process end within the recorder's bounded waits, with one warning saying what was lost."""
+    port = free_port()  # bound and released: nothing listens there
+    out = run_script(tmp_path, f"http://127.0.0.1:{port}", steps=200, timeout=90)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "trained" in out.stdout
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert "points could not be written" in out.stderr, out.stderr[-3000:]
+    assert out.stderr.count("mlflow-nnaudit: could not write to the MLflow store") <= 1
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = MlflowServer(f"sqlite:///{tmp_path / 'server.db'}", str(tmp_path))
+    yield srv
+    srv.stop()
+
+
+def test_a_server_killed_mid_training_never_blocks_training(tmp_path, server):
+    """The server answers at first (the run is created and made active), then is SIGKILLed
+    half-way: training goes on, and the process ends in bounded time (the run the recorder
+    started is not left to MLflow's own end_run, which would retry for minutes)."""
+    out = run_script(tmp_path, server.url, steps=300, sleep=0.01, timeout=120,
+                     KILL_AT=150, SERVER_PGID=os.getpgid(server.proc.pid))
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.split("\n")
+    assert lines[0].startswith("active ") and lines[0] != "active None", out.stdout  # the run was made active
+    assert "killed" in lines and "trained" in lines, out.stdout
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert "points could not be written" in out.stderr, out.stderr[-3000:]
+
+
+def test_the_run_started_on_a_server_is_the_users_active_run(tmp_path, server):
+    """On a remote store the recorder creates its run on the writer thread; the training thread
+    makes it the active run once it exists, so the user's later mlflow.log_metric lands there."""
+    out = run_script(tmp_path, server.url, steps=60, sleep=0.01, timeout=120, USER_METRIC=1)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "points could not be written" not in out.stderr, out.stderr[-3000:]
+    run_id = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("run "))
+    client = MlflowClient(server.url)
+    run = client.get_run(run_id)
+    assert run.data.tags["nnaudit.recorder.started_run"] == "true"
+    assert run.data.metrics["user_metric"] == 1.5
+    assert run.info.status == "FINISHED"
+    steps = [m.step for m in client.get_metric_history(run_id, "nnaudit/train_loss")]
+    assert steps == list(range(60))
+    assert len(client.search_runs([run.info.experiment_id])) == 1  # no second run for the user's metric
