@@ -19,6 +19,7 @@ from mlflow_nnaudit.auditor.result import AuditResult
 TAG_STATUS = "nnaudit.status"
 TAG_CAUSES = "nnaudit.causes"
 TAG_CAUSE_PREFIX = "nnaudit.cause."
+TAG_ADVISORIES = "nnaudit.advisories"
 TAG_RECOMMENDATION = "nnaudit.recommendation"
 TAG_AUDITED_AT = "nnaudit.audited_at"
 TAG_VERSION = "nnaudit.version"
@@ -32,6 +33,8 @@ def audit_tags(result: AuditResult) -> dict[str, str]:
     tags = {
         TAG_STATUS: result.status,
         TAG_CAUSES: ",".join(result.causes),
+        # set-up risks on a run that showed no harm; each also has its nnaudit.cause.<id> tag
+        TAG_ADVISORIES: ",".join(result.advisories),
         # the UI shows tags as plain text: drop the code-span backticks kept in audit.json
         TAG_RECOMMENDATION: result.recommendation.replace("`", ""),
         TAG_AUDITED_AT: result.audited_at,
@@ -44,7 +47,7 @@ def audit_tags(result: AuditResult) -> dict[str, str]:
 
 def is_audit_tag(key: str) -> bool:
     """Tags this writer owns (and may replace or delete)."""
-    return key in (TAG_STATUS, TAG_CAUSES, TAG_RECOMMENDATION, TAG_AUDITED_AT, TAG_VERSION) or key.startswith(
+    return key in (TAG_STATUS, TAG_CAUSES, TAG_ADVISORIES, TAG_RECOMMENDATION, TAG_AUDITED_AT, TAG_VERSION) or key.startswith(
         TAG_CAUSE_PREFIX
     )
 
