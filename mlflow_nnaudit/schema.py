@@ -109,6 +109,7 @@ TAG_RECORDER_STARTED_RUN = "nnaudit.recorder.started_run"
 TAG_STATUS = "nnaudit.status"  # healthy | warning | failed | inconclusive
 TAG_CAUSES = "nnaudit.causes"  # cause ids, comma-separated, most likely first
 TAG_CAUSE_PREFIX = "nnaudit.cause."  # `nnaudit.cause.<id>`: high | medium | low
+TAG_ADVISORIES = "nnaudit.advisories"  # set-up risks on a run that showed no harm (status stays healthy)
 TAG_RECOMMENDATION = "nnaudit.recommendation"  # the most important recommendation, plain text
 TAG_AUDITED_AT = "nnaudit.audited_at"  # ISO-8601 UTC time of the audit
 TAG_VERSION = "nnaudit.version"  # version of the package that wrote the audit tags

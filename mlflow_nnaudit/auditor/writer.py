@@ -21,6 +21,7 @@ from mlflow_nnaudit.auditor.result import AuditResult
 TAG_STATUS = schema.TAG_STATUS
 TAG_CAUSES = schema.TAG_CAUSES
 TAG_CAUSE_PREFIX = schema.TAG_CAUSE_PREFIX
+TAG_ADVISORIES = schema.TAG_ADVISORIES
 TAG_RECOMMENDATION = schema.TAG_RECOMMENDATION
 TAG_AUDITED_AT = schema.TAG_AUDITED_AT
 TAG_VERSION = schema.TAG_VERSION
@@ -34,6 +35,8 @@ def audit_tags(result: AuditResult) -> dict[str, str]:
     tags = {
         TAG_STATUS: result.status,
         TAG_CAUSES: ",".join(result.causes),
+        # set-up risks on a run that showed no harm; each also has its nnaudit.cause.<id> tag
+        TAG_ADVISORIES: ",".join(result.advisories),
         # the UI shows tags as plain text: drop the code-span backticks kept in audit.json
         TAG_RECOMMENDATION: result.recommendation.replace("`", ""),
         TAG_AUDITED_AT: result.audited_at,
@@ -46,7 +49,7 @@ def audit_tags(result: AuditResult) -> dict[str, str]:
 
 def is_audit_tag(key: str) -> bool:
     """Tags this writer owns (and may replace or delete)."""
-    return key in (TAG_STATUS, TAG_CAUSES, TAG_RECOMMENDATION, TAG_AUDITED_AT, TAG_VERSION) or key.startswith(
+    return key in (TAG_STATUS, TAG_CAUSES, TAG_ADVISORIES, TAG_RECOMMENDATION, TAG_AUDITED_AT, TAG_VERSION) or key.startswith(
         TAG_CAUSE_PREFIX
     )
 
