@@ -15,6 +15,8 @@ class Diverging(Rule):
 
     cause = "diverging"
     reads = LEARNING_RATE_READS
+    #: a divergence is the symptom; a too-high learning rate found on the run is its cause
+    consequence_of = ("learning_rate_too_high", "data_not_shuffled", "gradients_not_zeroed", "nonfinite_inputs")
 
     #: a growth this large decides the finding on its own (no trend test needed), with high confidence
     EXPLOSION_GROWTH = 10

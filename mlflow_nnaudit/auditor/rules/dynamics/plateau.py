@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num, fmt_step
-from mlflow_nnaudit.auditor.rules.helpers import NO_LEARNING, PLATEAU_MAX_IMPROVEMENT
+from mlflow_nnaudit.auditor.rules.helpers import BLOWUP_READS, NO_LEARNING, PLATEAU_MAX_IMPROVEMENT, start_level, stuck
 
 
 class Plateau(Rule):
@@ -13,9 +13,19 @@ class Plateau(Rule):
     interval of the Theil-Sen change over the rest of the run lies within +/-5% of the
     starting loss, and no significant downward trend remains there), and the loss lost less
     than 30% of its starting value before that. A converged run also ends flat, but after a
-    large drop, so it is not a plateau."""
+    large drop, so it is not a plateau.
+
+    Progress is measured from where the loss stood before an early blow-up, if there was one
+    (`stats.detect_blowup`), not from the explosion's peak. A loss stuck exactly (a constant
+    tail, or a tail at ln C, the loss of a uniform guess: `stats.stuck_loss`) after no progress
+    is no learning at all: high confidence, and the recommendation says it is a bug or a run
+    destroyed early, not a slow optimiser. Listed after the cause found upstream of it."""
 
     cause = "plateau"
+    reads = BLOWUP_READS
+    consequence_of = ("learning_rate_too_high", "learning_rate_too_low", "loss_input_mismatch", "frozen_parameters",
+                      "gradients_not_zeroed", "dead_relu", "vanishing_gradients", "saturated_activations",
+                      "bad_weight_init", "too_much_regularization", "labels_unrelated", "lr_decay_too_fast")
 
     #: the flat stretch must start within this share of the run ("early")
     FLAT_FROM_BY = 0.5
@@ -30,7 +40,8 @@ class Plateau(Rule):
         if (st is None or lv is None or st.start_fraction is None or st.start_fraction > self.FLAT_FROM_BY
                 or lv.start <= 0):
             return None
-        improvement = (lv.start - st.level) / abs(lv.start)
+        start = start_level(view) or lv.start
+        improvement = (start - st.level) / abs(start)
         if improvement >= self.MAX_IMPROVEMENT:
             return None
         tail = view.trend(TRAIN_LOSS, st.start_fraction, 1.0)
@@ -42,6 +53,27 @@ class Plateau(Rule):
             return None  # validation still moving: not a plateau of both
         curve = view.curve(TRAIN_LOSS)
         no_learning = improvement < self.NO_LEARNING
+        sk = stuck(view)
+        exact = sk is not None and sk.stuck and improvement < self.NO_LEARNING
+        if exact:
+            at = (f"at chance (ln {sk.chance_k} = {fmt_num(sk.level)}: the loss of a uniform guess over "
+                  f"{sk.chance_k} classes)" if sk.chance_k is not None else f"exactly constant at {fmt_num(sk.level)}")
+            return self.finding(
+                confidence="high",
+                severity="failed",
+                kind="outcome",
+                score=1.0,
+                summary=f"the training loss is stuck {at} and never improved on its start",
+                recommendation=f"The loss is stuck {at}: the model learned nothing at all, which is a bug or a run "
+                "destroyed early, not a slow optimiser. Check that the optimiser holds the model's parameters "
+                "(`torch.optim.X(model.parameters())`), that every parameter gets a gradient (no `.detach()`, "
+                "`.item()` or `torch.tensor(...)` rebuilding it), that the loss gets raw logits (no softmax "
+                "before `CrossEntropyLoss`, no `log_softmax` over one unit), and that the loss did not explode "
+                "in the first steps.",
+                evidence=[Evidence("stuck_loss", curve.key, {"level": sk.level, "chance_k": sk.chance_k,
+                                                             "constant": sk.constant, "spread": sk.spread,
+                                                             "start": start})],
+            )
         return self.finding(
             confidence="medium" if no_learning else "low",
             severity="failed" if no_learning else "warning",
@@ -52,6 +84,6 @@ class Plateau(Rule):
             f"only {improvement:.0%} below its start: check that inputs are normalised and labels match inputs, "
             "try a learning rate 10x higher and 10x lower, and check the initialisation and the output layer.",
             evidence=[Evidence("stall", curve.key, {"flat_from_share": st.start_fraction, "level": st.level,
-                                                    "start": lv.start, "improvement_share": improvement},
+                                                    "start": start, "improvement_share": improvement},
                                (st.start_x, float(curve.x()[-1])))],
         )

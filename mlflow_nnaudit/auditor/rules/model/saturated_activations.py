@@ -14,6 +14,7 @@ class SaturatedActivations(LayerShareRule):
     layer."""
 
     cause = "saturated_activations"
+    consequence_of = ("learning_rate_too_high",)
     KIND = schema.LAYER_SATURATED
     reads = (schema.layer_prefix(KIND),)
     EVIDENCE_TEST = "saturated_units"

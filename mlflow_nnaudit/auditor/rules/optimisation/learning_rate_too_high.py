@@ -5,15 +5,22 @@ from __future__ import annotations
 import numpy as np
 
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
-from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num, fmt_step
 from mlflow_nnaudit.auditor.rules.helpers import (
+    BLOWUP_READS,
     LEARNING_RATE_READS,
+    PLATEAU_MAX_IMPROVEMENT,
     UPDATE_RATIO_HIGH,
     UPDATE_RATIO_READS,
     finite_before,
+    blowup,
     growth_before_nonfinite,
     lr_text,
+    stuck,
 )
+
+#: adaptive optimisers whose steps are about the learning rate per weight, whatever the gradient
+ADAPTIVE = ("adam", "adamw", "nadam", "radam", "adamax", "rmsprop", "adagrad", "adafactor", "lamb")
 
 
 class LearningRateTooHigh(Rule):
@@ -23,11 +30,23 @@ class LearningRateTooHigh(Rule):
     half the loss level that exceed everything the run gained. The recorder adds the direct
     measurement: update/weight ratios far above ~1e-3 (median > 1e-1). Curve-only evidence is
     medium confidence at most (a divergence can also come from bad data), swings alone low;
-    the recorder's ratios together with a curve sign make it high."""
+    the recorder's ratios together with a curve sign make it high.
+
+    The most common picture of all is an early blow-up (`stats.detect_blowup`): the loss rises
+    at least 10x above where it started (the recorder's first-step loss, or ln C), or past 1e3
+    for a classifier, or turns non-finite, within the first 30% of the run. That decides the
+    finding with high confidence, and the run failed unless it recovered to well below where it
+    started; what it destroyed on the way (dead ReLUs, vanishing gradients, a loss stuck at ln C)
+    is listed as its consequence. A loss that sits at chance (ln C) or is exactly constant while
+    the steps are far too large (recorded update ratios, or an adaptive optimiser at a learning
+    rate of 0.1 or more, 100x its usual range) is the same destruction seen after the fact."""
 
     cause = "learning_rate_too_high"
     explained_by = ("data_not_shuffled", "nonfinite_inputs", "gradients_not_zeroed")
-    reads = (("inputs", "train", "nonfinite_share"), *UPDATE_RATIO_READS, *LEARNING_RATE_READS)
+    reads = (("inputs", "train", "nonfinite_share"), *UPDATE_RATIO_READS, *LEARNING_RATE_READS, *BLOWUP_READS)
+    #: an adaptive optimiser (Adam, RMSprop, ...) at this learning rate or more takes steps of about
+    #: this size on every weight: 100x above its usual 1e-4..1e-3 (a sign, never decisive alone)
+    ADAPTIVE_LR_HIGH = 0.1
 
     #: median update/weight ratio above this is steps far too large (shared with update_ratio_abnormal)
     RATIO_HIGH = UPDATE_RATIO_HIGH
@@ -53,6 +72,23 @@ class LearningRateTooHigh(Rule):
                 signs.append("the loss turned non-finite within the first few steps")
                 evidence.append(Evidence("early_nonfinite", curve.key, {"first_index": nf.first_index}))
                 severity = "failed"
+        b = blowup(view)
+        blew_up = b is not None and b.detected and not signs
+        if blew_up:
+            what = "turned non-finite" if b.nonfinite else f"reached {fmt_num(b.peak)} ({fmt_factor(b.growth)} its start)"
+            signs.append(f"the loss blew up at step {fmt_step(b.x)}: it started at {fmt_num(b.start)} and {what}")
+            evidence.append(Evidence("early_blowup", curve.key, {"step": b.x, "start": b.start, "peak": b.peak,
+                                                                 "growth": b.growth, "end": b.end}))
+            recovered = (b.end is not None and b.start > 0
+                         and (b.start - b.end) / b.start >= PLATEAU_MAX_IMPROVEMENT)
+            severity = "warning" if recovered else "failed"
+        st = stuck(view)
+        if st is not None and st.stuck:
+            at = (f"at chance, ln {st.chance_k} = {fmt_num(st.level)}" if st.chance_k is not None
+                  else f"exactly constant at {fmt_num(st.level)}")
+            stuck_sign = f"the loss ended stuck {at}"
+        else:
+            stuck_sign = None
         div = view.divergence(TRAIN_LOSS)
         if div is not None and div.detected:
             signs.append(f"the loss diverged (lost {min(div.regained, 99):.0%} of its progress)")
@@ -73,19 +109,34 @@ class LearningRateTooHigh(Rule):
                 signs.append(f"each step changed the weights by {med:.0%} of their size (median update/weight "
                              "ratio; healthy is ~0.1%)")
                 evidence.append(Evidence("update_ratio", None, {"median": med, "per_layer": ratios}))
+        lr = view.learning_rate()
+        opt = (view.optimizer_name() or "").lower()
+        adaptive_high = lr is not None and opt in ADAPTIVE and lr[1] >= self.ADAPTIVE_LR_HIGH
+        if stuck_sign and (recorded_high or adaptive_high or blew_up):
+            # no learning at all, with steps known to be far too large: the run was destroyed
+            signs.append(stuck_sign)
+            evidence.append(Evidence("stuck_loss", curve.key if curve else None,
+                                     {"level": st.level, "chance_k": st.chance_k, "constant": st.constant}))
+            severity = "failed"
+            if adaptive_high:
+                signs.append(f"{view.optimizer_name()} at a learning rate of {fmt_num(lr[1])} moves every weight by "
+                             "about that much on every step")
         if not signs:
             return None
         curve_signs = len(signs) - int(recorded_high)
         confidence = "high" if recorded_high and curve_signs else ("medium" if curve_signs or recorded_high else "low")
         if curve_signs == 1 and evidence[0].test == "erratic_loss" and not recorded_high:
             confidence = "low"
+        if blew_up or (stuck_sign in signs and (recorded_high or adaptive_high)):
+            confidence = "high"
         return self.finding(
             confidence=confidence,
             severity=severity,
-            score=min(1.0, 0.4 + 0.2 * len(signs)),
+            score=1.0 if blew_up else min(1.0, 0.4 + 0.2 * len(signs)),
             summary="; ".join(signs),
-            recommendation=f"The learning rate looks too high{lr_text(view)}: {signs[0]}. Divide it by 10 and "
-            "retry (then search upward by 2-3x), add a warm-up for the first few hundred steps, and clip gradients "
-            "with `torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)`.",
+            recommendation=f"The learning rate looks too high{lr_text(view)}: {signs[0]}. Divide it by 10"
+            + (f" (to {fmt_num(lr[1] / 10)})" if lr else "") + " and retry (then search upward by 2-3x), add a "
+            "warm-up for the first few hundred steps, and clip gradients with "
+            "`torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)`.",
             evidence=evidence,
         )

@@ -8,11 +8,13 @@ from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
 from mlflow_nnaudit.auditor.rules.helpers import (
     LEARNING_RATE_READS,
+    BLOWUP_READS,
     NO_LEARNING,
     TAIL_START,
     UPDATE_RATIO_LOW,
     UPDATE_RATIO_READS,
     lr_text,
+    exploded,
     trend_evidence,
 )
 
@@ -24,10 +26,15 @@ class LearningRateTooLow(Rule):
     validation loss where it has enough points (it is measured on the full validation set,
     so a slow trend is not drowned in minibatch noise), else on the training loss; both
     trend tests are autocorrelation-corrected Mann-Kendall. The recorder adds the direct
-    measurement: update/weight ratios far below ~1e-3 (median < 1e-5)."""
+    measurement: update/weight ratios far below ~1e-3 (median < 1e-5).
+
+    Never on a run whose loss blew up early (`stats.detect_blowup`): tiny updates after an
+    explosion are dead units, not a small learning rate, and a finding of `learning_rate_too_high`
+    on the run contradicts this one (the verdict drops it)."""
 
     cause = "learning_rate_too_low"
-    reads = (*UPDATE_RATIO_READS, *LEARNING_RATE_READS)
+    reads = (*UPDATE_RATIO_READS, *LEARNING_RATE_READS, *BLOWUP_READS)
+    contradicted_by = ("learning_rate_too_high",)
 
     #: median update/weight ratio below this is steps far too small (shared with update_ratio_abnormal)
     RATIO_LOW = UPDATE_RATIO_LOW
@@ -42,6 +49,8 @@ class LearningRateTooLow(Rule):
     NO_LEARNING = NO_LEARNING
 
     def evaluate(self, view: RunView) -> Finding | None:
+        if exploded(view):
+            return None
         role = VAL_LOSS if view.finite_curve(VAL_LOSS) is not None else TRAIN_LOSS
         lv = view.levels(role)
         whole = view.trend(role)
