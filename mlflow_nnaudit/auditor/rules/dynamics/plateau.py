@@ -33,8 +33,15 @@ class Plateau(Rule):
     MAX_IMPROVEMENT = PLATEAU_MAX_IMPROVEMENT
     #: less progress than this is no learning at all: a failed run, medium confidence (shared)
     NO_LEARNING = NO_LEARNING
+    #: a validation loss exactly constant over this many evaluations means the weights never changed
+    FROZEN_VAL_POINTS = 5
 
     def evaluate(self, view: RunView) -> Finding | None:
+        vsk = stuck(view, VAL_LOSS)
+        if vsk is not None and vsk.constant and view.finite_curve(VAL_LOSS, min_points=self.FROZEN_VAL_POINTS):
+            # the validation loss never moved at all over many evaluations: the weights never changed,
+            # whatever the training curve does (an optimiser handed the data instead of the weights)
+            return self._stuck_finding(view, vsk, VAL_LOSS, None)
         st = view.stall(TRAIN_LOSS)
         lv = view.levels(TRAIN_LOSS)
         if (st is None or lv is None or st.start_fraction is None or st.start_fraction > self.FLAT_FROM_BY
@@ -54,26 +61,8 @@ class Plateau(Rule):
         curve = view.curve(TRAIN_LOSS)
         no_learning = improvement < self.NO_LEARNING
         sk = stuck(view)
-        exact = sk is not None and sk.stuck and improvement < self.NO_LEARNING
-        if exact:
-            at = (f"at chance (ln {sk.chance_k} = {fmt_num(sk.level)}: the loss of a uniform guess over "
-                  f"{sk.chance_k} classes)" if sk.chance_k is not None else f"exactly constant at {fmt_num(sk.level)}")
-            return self.finding(
-                confidence="high",
-                severity="failed",
-                kind="outcome",
-                score=1.0,
-                summary=f"the training loss is stuck {at} and never improved on its start",
-                recommendation=f"The loss is stuck {at}: the model learned nothing at all, which is a bug or a run "
-                "destroyed early, not a slow optimiser. Check that the optimiser holds the model's parameters "
-                "(`torch.optim.X(model.parameters())`), that every parameter gets a gradient (no `.detach()`, "
-                "`.item()` or `torch.tensor(...)` rebuilding it), that the loss gets raw logits (no softmax "
-                "before `CrossEntropyLoss`, no `log_softmax` over one unit), and that the loss did not explode "
-                "in the first steps.",
-                evidence=[Evidence("stuck_loss", curve.key, {"level": sk.level, "chance_k": sk.chance_k,
-                                                             "constant": sk.constant, "spread": sk.spread,
-                                                             "start": start})],
-            )
+        if sk is not None and sk.stuck and no_learning:
+            return self._stuck_finding(view, sk, TRAIN_LOSS, start)
         return self.finding(
             confidence="medium" if no_learning else "low",
             severity="failed" if no_learning else "warning",
@@ -86,4 +75,26 @@ class Plateau(Rule):
             evidence=[Evidence("stall", curve.key, {"flat_from_share": st.start_fraction, "level": st.level,
                                                     "start": start, "improvement_share": improvement},
                                (st.start_x, float(curve.x()[-1])))],
+        )
+
+    def _stuck_finding(self, view: RunView, sk, role: str, start: float | None) -> Finding:
+        """No learning at all: a loss stuck exactly (constant, or at ln C)."""
+        at = (f"at chance (ln {sk.chance_k} = {fmt_num(sk.level)}: the loss of a uniform guess over "
+              f"{sk.chance_k} classes)" if sk.chance_k is not None else f"exactly constant at {fmt_num(sk.level)}")
+        name = "validation" if role == VAL_LOSS else "training"
+        return self.finding(
+            confidence="high",
+            severity="failed",
+            kind="outcome",
+            score=1.0,
+            summary=f"the {name} loss is stuck {at}: the model learned nothing at all",
+            recommendation=f"The {name} loss is stuck {at}: the model learned nothing at all, which is a bug or a "
+            "run destroyed early, not a slow optimiser. Check that the optimiser holds the model's parameters "
+            "(`torch.optim.X(model.parameters())`), that every parameter gets a gradient (no `.detach()`, "
+            "`.item()` or `torch.tensor(...)` rebuilding it), that the loss gets raw logits (no softmax "
+            "before `CrossEntropyLoss`, no `log_softmax` over one unit), and that the loss did not explode "
+            "in the first steps.",
+            evidence=[Evidence("stuck_loss", view.curve(role).key, {"level": sk.level, "chance_k": sk.chance_k,
+                                                                   "constant": sk.constant, "spread": sk.spread,
+                                                                   "start": start})],
         )

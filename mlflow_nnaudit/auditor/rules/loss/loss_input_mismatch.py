@@ -7,6 +7,7 @@ import numpy as np
 
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
+from mlflow_nnaudit.auditor.rules.helpers import N_CLASSES_READS, stuck
 
 
 class LossInputMismatch(Rule):
@@ -20,7 +21,7 @@ class LossInputMismatch(Rule):
     bound) was fed the wrong input, whatever the probe saw on its sampled calls."""
 
     cause = "loss_input_mismatch"
-    reads = (("loss", "input_mismatch"), ("loss", "loss_function"))
+    reads = (("loss", "input_mismatch"), ("loss", "loss_function"), *N_CLASSES_READS)
     #: losses that are never negative on valid input (torch.nn.functional names, as the recorder logs them)
     NON_NEGATIVE = ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
                     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div")
@@ -31,6 +32,9 @@ class LossInputMismatch(Rule):
     FIXES = {
         "probabilities": "remove the softmax/sigmoid at the end of the model and feed raw logits to the loss "
                          "(apply softmax only when you need probabilities, e.g. at inference)",
+        "constant_input": "make the model's single output a logit: `torch.sigmoid(out)` into `nn.BCELoss`, or better "
+                          "the raw output into `nn.BCEWithLogitsLoss` (softmax and log_softmax need at least two "
+                          "classes along their dimension)",
         "not_log_probabilities": "apply `torch.log_softmax(logits, dim=1)` before `nll_loss`, or use "
                                  "`nn.CrossEntropyLoss` on the raw logits",
     }
@@ -44,13 +48,20 @@ class LossInputMismatch(Rule):
         fix = self.FIXES.get(mismatch.get("problem"), "feed the loss the kind of input its documentation asks for")
         return self.finding(
             confidence="high",
-            severity="failed" if mismatch.get("problem") in ("not_log_probabilities", "negative_loss") else "warning",
+            severity="failed" if (mismatch.get("problem") in ("not_log_probabilities", "negative_loss", "constant_input")
+                                  or self._stuck(view)) else "warning",
             score=0.9,
             summary=f"{mismatch['loss']} was fed the wrong kind of input: {mismatch['detail']}",
             recommendation=f"The loss function {mismatch['loss']} gets the wrong input: {mismatch['detail']}. "
             f"Fix: {fix}.",
             evidence=[Evidence("loss_input_check", schema.DIAGNOSTICS_ARTIFACT, dict(mismatch))],
         )
+
+    @staticmethod
+    def _stuck(view: RunView) -> bool:
+        """The loss learned nothing at all (stuck exactly, or at ln C): the mismatch failed the run."""
+        sk = stuck(view)
+        return sk is not None and sk.stuck
 
     def _negative_loss(self, view: RunView) -> dict | None:
         """A mismatch read from the curve: a non-negative loss function whose loss went negative."""

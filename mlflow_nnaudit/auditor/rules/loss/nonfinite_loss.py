@@ -20,6 +20,8 @@ class NonFiniteLoss(Rule):
     """
 
     cause = "nonfinite_loss"
+    #: a loss that blew up into NaN: the too-high learning rate is the cause, the NaN its consequence
+    consequence_of = ("learning_rate_too_high", "nonfinite_inputs")
     reads = LEARNING_RATE_READS
 
     #: the gradient norm's last value before the NaN vs its early median: this much growth is a blow-up

@@ -100,7 +100,8 @@ class LearningRateTooHigh(Rule):
                 and lv.noise >= lv.start - lv.end):
             signs.append("the loss swings by more than it ever improved")
             evidence.append(Evidence("erratic_loss", curve.key, {"noise": lv.noise, "level": lv.end}))
-        ratios = view.update_ratios()
+        # L-BFGS steps come from its line search and curvature estimate, not from the learning rate
+        ratios = {} if view.lbfgs() else view.update_ratios()
         recorded_high = False
         if ratios:
             med = float(np.median(list(ratios.values())))
@@ -129,6 +130,10 @@ class LearningRateTooHigh(Rule):
             confidence = "low"
         if blew_up or (stuck_sign in signs and (recorded_high or adaptive_high)):
             confidence = "high"
+        # the harm itself was seen in the loss (it exploded, diverged, turned NaN or was destroyed):
+        # an outcome, not a set-up risk (the catalog's kind for a finding on update ratios alone)
+        harm_seen = any(e.test in ("growth_before_nonfinite", "early_nonfinite", "early_blowup", "divergence",
+                                   "stuck_loss") for e in evidence)
         return self.finding(
             confidence=confidence,
             severity=severity,
@@ -139,4 +144,5 @@ class LearningRateTooHigh(Rule):
             "warm-up for the first few hundred steps, and clip gradients with "
             "`torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)`.",
             evidence=evidence,
+            kind="outcome" if harm_seen else None,
         )
