@@ -61,7 +61,9 @@ class Plateau(Rule):
         curve = view.curve(TRAIN_LOSS)
         no_learning = improvement < self.NO_LEARNING
         sk = stuck(view)
-        if sk is not None and sk.stuck and no_learning:
+        # at chance (ln C) is no learning beyond a uniform guess even after a drop from a worse start;
+        # a constant elsewhere counts only when the loss never improved on its start
+        if sk is not None and (sk.chance_k is not None or (sk.constant and no_learning)):
             return self._stuck_finding(view, sk, TRAIN_LOSS, start)
         return self.finding(
             confidence="medium" if no_learning else "low",
