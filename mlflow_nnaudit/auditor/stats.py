@@ -762,6 +762,10 @@ class Stuck:
     known_classes: bool  # k is the run's known class count (not a guess among small k)
     level: float  # the tail's median
     spread: float  # the tail's relative spread (max - min) / |median|
+    #: the tail never got below the loss of a uniform guess over the known class count (its lowest
+    #: point is above ln C less CHANCE_TOLERANCE): the model learned nothing (or was destroyed),
+    #: even when the tail is noisy or sits above chance; False when the class count is unknown
+    no_better_than_chance: bool = False
 
     @property
     def stuck(self) -> bool:
@@ -807,4 +811,5 @@ def stuck_loss(y: np.ndarray, n_classes: int | None = None, tail: float = STUCK_
                 if abs(level - math.log(k)) <= CHANCE_TOLERANCE_GUESS * math.log(k):
                     chance_k = k
                     break
-    return Stuck(bool(constant), chance_k, known, level, spread)
+    above = bool(n_classes is not None and n_classes > 1 and float(np.min(t)) >= (1 - CHANCE_TOLERANCE) * math.log(n_classes))
+    return Stuck(bool(constant), chance_k, known, level, spread, above)

@@ -163,6 +163,17 @@ def start_level(view: RunView, role: str = TRAIN_LOSS) -> float | None:
     return lv.start if lv is not None else None
 
 
+def early_update_ratios(view: RunView) -> dict[str, float]:
+    """Per layer, the first sampled update/weight ratio ||dW||/||W|| (the run's first steps: an
+    explosion that killed the units shows there, then the ratios collapse to ~0)."""
+    prefix = schema.layer_prefix(schema.LAYER_UPDATE_RATIO)
+    out = {}
+    for key, c in view.extra_curves.items():
+        if key.startswith(prefix) and c.finite.any():
+            out[key[len(prefix):]] = float(c.values[c.finite][0])
+    return out
+
+
 def exploded(view: RunView) -> bool:
     """The training loss blew up early (see `blowup`)."""
     b = blowup(view)

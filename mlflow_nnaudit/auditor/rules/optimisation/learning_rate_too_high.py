@@ -14,6 +14,7 @@ from mlflow_nnaudit.auditor.rules.helpers import (
     UPDATE_RATIO_READS,
     finite_before,
     blowup,
+    early_update_ratios,
     growth_before_nonfinite,
     lr_text,
     stuck,
@@ -83,9 +84,10 @@ class LearningRateTooHigh(Rule):
                          and (b.start - b.end) / b.start >= PLATEAU_MAX_IMPROVEMENT)
             severity = "warning" if recovered else "failed"
         st = stuck(view)
-        if st is not None and st.stuck:
+        if st is not None and (st.stuck or st.no_better_than_chance):
             at = (f"at chance, ln {st.chance_k} = {fmt_num(st.level)}" if st.chance_k is not None
-                  else f"exactly constant at {fmt_num(st.level)}")
+                  else f"exactly constant at {fmt_num(st.level)}" if st.constant
+                  else f"no better than chance (around {fmt_num(st.level)})")
             stuck_sign = f"the loss ended stuck {at}"
         else:
             stuck_sign = None
@@ -103,9 +105,18 @@ class LearningRateTooHigh(Rule):
         # L-BFGS steps come from its line search and curvature estimate, not from the learning rate
         ratios = {} if view.lbfgs() else view.update_ratios()
         recorded_high = False
+        early = {} if view.lbfgs() else early_update_ratios(view)
+        early_med = float(np.median(list(early.values()))) if early else 0.0
         if ratios:
             med = float(np.median(list(ratios.values())))
-            if med > self.RATIO_HIGH:
+            if med <= self.RATIO_HIGH and early_med > self.RATIO_HIGH:
+                # the first steps were far too large, and then the updates collapsed (dead units)
+                recorded_high = True
+                signs.append(f"the first measured steps changed the weights by {early_med:.0%} of their size "
+                             f"(median over layers; healthy is ~0.1%), later ones by {med:.1e}")
+                evidence.append(Evidence("early_update_ratio", None, {"first": early_med, "later": med,
+                                                                      "per_layer": early}))
+            elif med > self.RATIO_HIGH:
                 recorded_high = True
                 signs.append(f"each step changed the weights by {med:.0%} of their size (median update/weight "
                              "ratio; healthy is ~0.1%)")
