@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
+from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num, fmt_step
 from mlflow_nnaudit.auditor.rules.helpers import (
     BLOWUP_READS,
@@ -17,6 +17,7 @@ from mlflow_nnaudit.auditor.rules.helpers import (
     early_update_ratios,
     growth_before_nonfinite,
     lr_text,
+    start_level,
     stuck,
 )
 
@@ -48,6 +49,10 @@ class LearningRateTooHigh(Rule):
     #: an adaptive optimiser (Adam, RMSprop, ...) at this learning rate or more takes steps of about
     #: this size on every weight: 100x above its usual 1e-4..1e-3 (a sign, never decisive alone)
     ADAPTIVE_LR_HIGH = 0.1
+    #: first steps above RATIO_HIGH count only when the later updates then collapsed by this factor
+    #: (units destroyed: 0.23 then ~1e-11 on the tune split's SGD+momentum at lr 1; a healthy
+    #: AdamW CNN at lr 0.01 goes 0.14 -> 0.04, fast early steps that settle, not a collapse)
+    RATIO_COLLAPSE = 1e-3
 
     #: median update/weight ratio above this is steps far too large (shared with update_ratio_abnormal)
     RATIO_HIGH = UPDATE_RATIO_HIGH
@@ -83,8 +88,15 @@ class LearningRateTooHigh(Rule):
             recovered = (b.end is not None and b.start > 0
                          and (b.start - b.end) / b.start >= PLATEAU_MAX_IMPROVEMENT)
             severity = "warning" if recovered else "failed"
-        st = stuck(view)
-        if st is not None and (st.stuck or st.no_better_than_chance):
+        # per-batch training losses dip below chance by noise alone: the validation loss (on the whole
+        # validation set) says as well whether the run learned anything, unless the training loss fell a
+        # long way (then a validation loss above chance is overfitting, not a destroyed run)
+        lv_train, start = view.levels(TRAIN_LOSS), start_level(view)
+        train_learned = (lv_train is not None and start is not None and start > 0
+                         and (start - lv_train.end) / start >= PLATEAU_MAX_IMPROVEMENT)
+        readings = (stuck(view),) if train_learned else (stuck(view), stuck(view, VAL_LOSS))
+        st = next((s for s in readings if s is not None and (s.stuck or s.no_better_than_chance)), None)
+        if st is not None:
             at = (f"at chance, ln {st.chance_k} = {fmt_num(st.level)}" if st.chance_k is not None
                   else f"exactly constant at {fmt_num(st.level)}" if st.constant
                   else f"no better than chance (around {fmt_num(st.level)})")
@@ -109,7 +121,7 @@ class LearningRateTooHigh(Rule):
         early_med = float(np.median(list(early.values()))) if early else 0.0
         if ratios:
             med = float(np.median(list(ratios.values())))
-            if med <= self.RATIO_HIGH and early_med > self.RATIO_HIGH:
+            if med <= self.RATIO_HIGH and early_med > self.RATIO_HIGH and med < early_med * self.RATIO_COLLAPSE:
                 # the first steps were far too large, and then the updates collapsed (dead units)
                 recorded_high = True
                 signs.append(f"the first measured steps changed the weights by {early_med:.0%} of their size "
