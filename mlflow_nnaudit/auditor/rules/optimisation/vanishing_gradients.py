@@ -28,18 +28,24 @@ class VanishingGradients(Rule):
 
     @staticmethod
     def _uses_relu(view: RunView) -> bool:
-        """The model already uses ReLU-family activations (the recorder's activation facts, or
-        its per-layer dead-ReLU curves)."""
-        names = ""
-        for acts in (view.fact("model", "activations"), view.fact("activations", "layers")):
-            if isinstance(acts, dict):
-                names += " " + " ".join(f"{k} {v}" for k, v in acts.items())
-            elif isinstance(acts, list):
-                names += " " + " ".join(map(str, acts))
-        names = names.lower()
-        if any(a in names for a in ("relu", "gelu", "silu", "elu")):
+        """Whether ReLU-family advice would be wrong or pointless: the model already uses ReLU-family
+        activations (the recorder's activation facts, or its per-layer dead-ReLU curves), or the
+        recorder names no sigmoid/tanh hidden layer to replace (a pooler's tanh is an architecture's
+        design, BERT's, not a hidden layer)."""
+        acts: dict = {}
+        for found in (view.fact("model", "activations"), view.fact("activations", "layers")):
+            if isinstance(found, dict):
+                acts.update({str(k): str(v) for k, v in found.items()})
+            elif isinstance(found, list):
+                acts.update({str(v): str(v) for v in found})
+        text = " ".join(f"{k} {v}" for k, v in acts.items()).lower()
+        if any(a in text for a in ("relu", "gelu", "silu", "elu")):
             return True
-        return bool(view.layer_medians(schema.layer_prefix(schema.LAYER_DEAD_RELU)))
+        if view.layer_medians(schema.layer_prefix(schema.LAYER_DEAD_RELU)):
+            return True
+        squashing = [k for k, v in acts.items() if any(a in f"{k} {v}".lower() for a in ("sigmoid", "tanh"))
+                     and "pooler" not in k.lower()]
+        return not squashing
 
     def evaluate(self, view: RunView) -> Finding | None:
         norms = view.layer_medians(self.PREFIX)
