@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlflow_nnaudit.auditor import stats
-from mlflow_nnaudit.auditor.rules.base import Finding
+from mlflow_nnaudit.auditor.rules.base import Finding, OutcomeHarm
 
 if TYPE_CHECKING:
     from mlflow_nnaudit.auditor.result import AuditResult
@@ -151,14 +151,18 @@ def effective_severity(f: Finding) -> str:
     return f.severity
 
 
-def decide_status(findings: list[Finding], inconclusive_reason: str | None = None) -> str:
+def decide_status(findings: list[Finding], inconclusive_reason: str | None = None,
+                  harm: OutcomeHarm | None = None) -> str:
     """`causes.md`'s status, which follows harm: only findings that show harm in the outcome or
-    a definite bug (`Finding.harmful`) move a run off `healthy`; a run whose findings are all
-    set-up risks is `healthy` (they are its advisories, see `settle`). Failed if a harmful finding
-    says the run did not learn or broke, warning if it learned but something hurt, inconclusive
-    when there was too little to judge. With too little to judge, only a high-confidence finding
-    can fail the run: a short curve makes every reading weak."""
+    a definite bug (`Finding.harmful`) move a run off `healthy`, or harm seen in the outcome itself
+    (`harm`, `RunView.outcome_harm`) when some finding explains it; a run whose findings are all
+    set-up risks on an outcome that looks fine is `healthy` (they are its advisories, see
+    `settle`). Failed if the harm says the run did not learn or broke, warning if it learned but
+    something hurt, inconclusive when there was too little to judge. With too little to judge,
+    only a high-confidence finding can fail the run: a short curve makes every reading weak."""
     harmful = [f for f in findings if f.harmful]
+    if harm is not None and findings:
+        harmful += [Finding(findings[0].cause, "high", harm.severity, harm.summary, "")]
     severities = {effective_severity(f) for f in harmful}
     if FAILED in severities and (not inconclusive_reason or any(
             f.confidence == "high" and f.severity == FAILED for f in harmful)):
@@ -170,19 +174,19 @@ def decide_status(findings: list[Finding], inconclusive_reason: str | None = Non
     return HEALTHY
 
 
-def settle(findings: list[Finding], inconclusive_reason: str | None = None) -> str:
-    """Mark the advisories and decide the status. When no finding shows harm, every finding is
-    an advisory: kept in the result (and tagged, so filtering by cause works), not a cause of
-    anything. When one does, the set-up risks found with it are listed among its causes: they
-    may explain it."""
-    harm = any(f.harmful for f in findings)
+def settle(findings: list[Finding], inconclusive_reason: str | None = None, harm: OutcomeHarm | None = None) -> str:
+    """Mark the advisories and decide the status. When no finding shows harm and the outcome
+    looks fine, every finding is an advisory: kept in the result (and tagged, so filtering by
+    cause works), not a cause of anything. When harm is seen, the set-up risks found with it are
+    listed among its causes: they may explain it."""
+    harmed = harm is not None or any(f.harmful for f in findings)
     for f in findings:
-        f.advisory = not harm
-    return decide_status(findings, inconclusive_reason)
+        f.advisory = not harmed
+    return decide_status(findings, inconclusive_reason, harm)
 
 
-def judge(findings: list[Finding], links: Links | None = None,
-          inconclusive_reason: str | None = None) -> tuple[list[Finding], str, list[str]]:
+def judge(findings: list[Finding], links: Links | None = None, inconclusive_reason: str | None = None,
+          harm: OutcomeHarm | None = None) -> tuple[list[Finding], str, list[str]]:
     """From the rules' findings on one run to its verdict: drop the contradicted and the
     explained findings, put the rest in causal order, mark the advisories and decide the
     status. Returns the findings in order, the status, and a note for each finding left out."""
@@ -190,7 +194,7 @@ def judge(findings: list[Finding], links: Links | None = None,
     findings, contradicted = drop_contradicted(findings, links.contradicted_by)
     findings, explained = drop_explained(findings, links.explained_by)
     ordered = rank_findings(findings, links.consequence_of)
-    return ordered, settle(ordered, inconclusive_reason), contradicted + explained
+    return ordered, settle(ordered, inconclusive_reason, harm), contradicted + explained
 
 
 #: false-discovery rate for the curve-only statistical findings of one audit
@@ -218,6 +222,6 @@ def control_false_discoveries(results: list[AuditResult], q: float = FDR_Q, link
                             f"false-discovery rate of {q:g} across the {len(family)} curve tests of this audit "
                             "(Benjamini-Hochberg)")
         result.findings = rank_findings(result.findings, (links or default_links()).consequence_of)
-        result.status = settle(result.findings, result.reason)
+        result.status = settle(result.findings, result.reason, result.harm)
         dropped += 1
     return dropped
