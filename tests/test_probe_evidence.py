@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import mlflow_nnaudit
+from mlflow_nnaudit import schema
 from tests.conftest import sqlite_uri
 
 FEATURES = 8
@@ -81,7 +82,7 @@ def record(store: Store, train: Callable[[], object]) -> Recorded:
         train()
     client = MlflowClient(tracking_uri=store.uri)
     run_id = run.info.run_id
-    with open(client.download_artifacts(run_id, "nnaudit/diagnostics.json")) as fh:
+    with open(client.download_artifacts(run_id, schema.DIAGNOSTICS_ARTIFACT)) as fh:
         diag = json.load(fh)
     return Recorded(run_id, client, diag, client.get_run(run_id).data.params)
 

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 import mlflow_nnaudit
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.probes.gradients import GradientProbe
 
 
@@ -73,7 +74,7 @@ def test_records_every_step_loss_and_sampled_layer_statistics(store_uri):
     assert float(run_data.params["nnaudit.optimizer.lr"]) == pytest.approx(0.05)
     assert run_data.tags["nnaudit.recorder.version"] == mlflow_nnaudit.__version__
     arts = [a.path for a in MlflowClient().list_artifacts(run.info.run_id, "nnaudit")]
-    assert "nnaudit/diagnostics.json" in arts
+    assert schema.DIAGNOSTICS_ARTIFACT in arts
 
 
 def test_starts_a_run_when_none_is_active(store_uri):
@@ -207,7 +208,7 @@ def test_activation_in_a_fresh_process(tmp_path, name, imports, autolog, env, re
 def diagnostics_of(run_id: str) -> dict:
     import json
 
-    path = MlflowClient().download_artifacts(run_id, "nnaudit/diagnostics.json")
+    path = MlflowClient().download_artifacts(run_id, schema.DIAGNOSTICS_ARTIFACT)
     with open(path) as fh:
         return json.load(fh)
 

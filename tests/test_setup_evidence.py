@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 import mlflow_nnaudit
+from mlflow_nnaudit import schema
 
 
 def _loop(same_batch=False, clip=None, epochs=3, seed=0):
@@ -41,7 +42,7 @@ def _loop(same_batch=False, clip=None, epochs=3, seed=0):
 
 
 def _diagnostics(run_id):
-    with open(MlflowClient().download_artifacts(run_id, "nnaudit/diagnostics.json")) as fh:
+    with open(MlflowClient().download_artifacts(run_id, schema.DIAGNOSTICS_ARTIFACT)) as fh:
         return json.load(fh)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.stats import normalize_nonfinite
 
 TRAIN_LOSS = "train_loss"
@@ -70,12 +71,17 @@ def _normalise(key: str) -> str:
     return k
 
 
+def _recorder(name: str) -> str:
+    """The pattern of the recorder's own metric `name` (`nnaudit_train_loss`): preferred over all others."""
+    return re.escape(_normalise(schema.stored_key(name)))
+
+
 # Each role: (pattern, priority). Lower priority wins; patterns match the normalised key
 # (lower case, separators turned into "_"). Lightning's _step/_epoch suffixes are matched
 # explicitly so that the per-step variant (more points) is preferred for training curves.
 _ROLE_PATTERNS: dict[str, list[tuple[str, int]]] = {
     TRAIN_LOSS: [
-        (r"nnaudit_train_loss", 0),
+        (_recorder(schema.TRAIN_LOSS), 0),
         (r"(train|training|trn)_loss(_step)?", 1),
         (r"loss_(train|training)(_step)?", 1),
         (r"train_(total_)?loss_epoch|(train|training)_loss_epoch", 3),
@@ -84,7 +90,7 @@ _ROLE_PATTERNS: dict[str, list[tuple[str, int]]] = {
         (r"(train|training)_(ce|nll|mse|bce|total)_loss|(train|training)_loss_(total|mean|avg)", 5),
     ],
     VAL_LOSS: [
-        (r"nnaudit_val_loss", 0),
+        (_recorder(schema.VAL_LOSS), 0),
         (r"(val|valid|validation|eval|dev)_loss(_epoch)?", 1),
         (r"loss_(val|valid|validation|eval|dev)(_epoch)?", 1),
         (r"(val|valid|validation|eval|dev)_loss_step", 3),
@@ -100,13 +106,13 @@ _ROLE_PATTERNS: dict[str, list[tuple[str, int]]] = {
         (r"test_(acc|accuracy)(_epoch)?", 3),
     ],
     LEARNING_RATE: [
-        (r"nnaudit_lr", 0),
+        (_recorder(schema.LR), 0),
         (r"lr|learning_rate", 1),
         (r"(train|training|optim|optimizer|trainer)_(lr|learning_rate)", 1),  # train/learning_rate (W&B, HF)
         (r"lr_.*|learning_rate_.*|.*_lr", 2),  # Lightning's LearningRateMonitor: lr-Adam, lr-SGD/pg1
     ],
     GRAD_NORM: [
-        (r"nnaudit_grad_norm", 0),
+        (_recorder(schema.GRAD_NORM), 0),
         (r"grad_norm|gradient_norm|grad_norm_total|grad_2_0_norm_total", 1),
         (r"(train|training)_(grad_norm|gradient_norm)", 1),  # train/grad_norm (the HF Trainer under W&B)
     ],

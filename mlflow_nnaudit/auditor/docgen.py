@@ -14,6 +14,7 @@ import inspect
 import sys
 from pathlib import Path
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.catalog import CAUSES, Cause
 from mlflow_nnaudit.auditor.rules import ALL_RULES, Rule
 
@@ -96,7 +97,25 @@ def detection_text(cause_id: str, rules: tuple[Rule, ...] = ALL_RULES) -> str:
             if causes:
                 parts.append(f"{label}: " + ", ".join(f"`{c}`" for c in causes) + ".")
         parts.append(f"Rule: `{cls.__name__}` in {where}.")
+        if rule.reads:
+            parts.append(f"What it reads from the recorder (besides curves by role): {reads_text(rule.reads)}.")
     return "\n\n".join(parts)
+
+
+def reads_text(reads: tuple) -> str:
+    """A rule's `reads`, for a reader: its metrics, its facts, its params."""
+    metrics = [f"`{r}<layer>`" if r.endswith("/") else f"`{r}`" for r in reads
+               if isinstance(r, str) and r.startswith(schema.METRIC_PREFIX)]
+    facts = [f"`{'.'.join(r)}`" for r in reads if isinstance(r, tuple)]
+    params = [f"`{r}`" for r in reads if isinstance(r, str) and not r.startswith(schema.METRIC_PREFIX)]
+    parts = []
+    if metrics:
+        parts.append(("metric " if len(metrics) == 1 else "metrics ") + ", ".join(metrics))
+    if facts:
+        parts.append(("fact " if len(facts) == 1 else "facts ") + ", ".join(facts) + f" of `{schema.DIAGNOSTICS_ARTIFACT}`")
+    if params:
+        parts.append(("param " if len(params) == 1 else "params ") + ", ".join(params))
+    return "; ".join(parts)
 
 
 def _evidence(code: str) -> str:
@@ -140,7 +159,7 @@ def _section(c: Cause, rules: tuple[Rule, ...]) -> list[str]:
         "",
         detection_text(c.id, rules),
         "",
-        f"Filter on it: `` tags.`nnaudit.cause.{c.id}` = 'high' `` (or `'medium'`, `'low'`).",
+        f"Filter on it: `` tags.`{schema.TAG_CAUSE_PREFIX}{c.id}` = 'high' `` (or `'medium'`, `'low'`).",
         "",
     ]
 

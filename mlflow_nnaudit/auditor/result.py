@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.rules.base import Finding, OutcomeHarm
 
 #: longest recommendation tag value (the contract's bound)
@@ -38,20 +39,20 @@ class AuditResult:
     def causes(self) -> list[str]:
         """The causes of the run's status, most likely (upstream) first; advisories are not among them."""
         if self.skipped:  # not recomputed: what the earlier audit tagged
-            return [c for c in self.tags.get("nnaudit.causes", "").split(",") if c]
+            return [c for c in self.tags.get(schema.TAG_CAUSES, "").split(",") if c]
         return [f.cause for f in self.findings if not f.advisory]
 
     @property
     def advisories(self) -> list[str]:
         """Set-up risks found on a run that showed no harm: advice that leaves the status `healthy`."""
         if self.skipped:
-            return [c for c in self.tags.get("nnaudit.advisories", "").split(",") if c]
+            return [c for c in self.tags.get(schema.TAG_ADVISORIES, "").split(",") if c]
         return [f.cause for f in self.findings if f.advisory]
 
     @property
     def recommendation(self) -> str:
         if self.skipped:
-            return self.tags.get("nnaudit.recommendation", "")
+            return self.tags.get(schema.TAG_RECOMMENDATION, "")
         causes = [f for f in self.findings if not f.advisory]
         if causes:
             text = causes[0].advice

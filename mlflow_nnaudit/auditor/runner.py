@@ -19,22 +19,22 @@ from mlflow_nnaudit.auditor import bulk, report, writer
 from mlflow_nnaudit.auditor.config import load_roles
 from mlflow_nnaudit.auditor.curves import ROLES, Curve, TRAIN_LOSS, VAL_LOSS, assign_roles, role_priority
 from mlflow_nnaudit.auditor.result import AuditResult
-from mlflow_nnaudit.auditor.rules import ALL_RULES, Rule, RunView
-from mlflow_nnaudit.auditor.rules.base import UPDATE_RATIO_PREFIX
+from mlflow_nnaudit import schema
+from mlflow_nnaudit.auditor.rules import ALL_RULES, Rule, RunView, curves_read_by
 from mlflow_nnaudit.auditor.store import RunRecord, Store, StoreError
 from mlflow_nnaudit.auditor.verdict import INCONCLUSIVE, Links, control_false_discoveries, judge
 
 _log = logging.getLogger(__name__)
 
-#: the recorder's curves that rules read besides the role curves (per-layer and per-batch evidence)
-RECORDER_EVIDENCE_CURVES = (UPDATE_RATIO_PREFIX, "nnaudit/labels_per_batch", "nnaudit/dead_relu/", "nnaudit/saturated/",
-                            "nnaudit/grad_present_before_backward", "nnaudit/grad_norm/")
+#: the recorder's curves that rules read besides the role curves (per-layer and per-batch evidence):
+#: what the registered rules declare in their `reads`
+RECORDER_EVIDENCE_CURVES = curves_read_by(ALL_RULES)
 #: curves read by their exact name: the epoch counter Lightning and the HF Trainer log against the step
 #: (gives the epoch length in steps)
 EPOCH_CURVES = ("epoch", "train/epoch")
 #: the recorder marks the runs it recorded with this tag, and leaves its one-off facts here
-RECORDER_TAG = "nnaudit.recorder.version"
-DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"
+RECORDER_TAG = schema.TAG_RECORDER_VERSION
+DIAGNOSTICS_ARTIFACT = schema.DIAGNOSTICS_ARTIFACT
 
 #: runs whose curves audit() reads in one go (bulk SQL reading); bounds the memory of an audit
 AUDIT_CHUNK_RUNS = 200

@@ -13,18 +13,20 @@ import tempfile
 
 from mlflow.entities import RunTag
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.auditor.result import AuditResult
 
-TAG_STATUS = "nnaudit.status"
-TAG_CAUSES = "nnaudit.causes"
-TAG_CAUSE_PREFIX = "nnaudit.cause."
-TAG_ADVISORIES = "nnaudit.advisories"
-TAG_RECOMMENDATION = "nnaudit.recommendation"
-TAG_AUDITED_AT = "nnaudit.audited_at"
-TAG_VERSION = "nnaudit.version"
-AUDIT_ARTIFACT = "nnaudit/audit.json"
-REPORT_ARTIFACT = "nnaudit/report.html"
+# the contract's names (see mlflow_nnaudit/schema.py), kept here under the names the auditor uses
+TAG_STATUS = schema.TAG_STATUS
+TAG_CAUSES = schema.TAG_CAUSES
+TAG_CAUSE_PREFIX = schema.TAG_CAUSE_PREFIX
+TAG_ADVISORIES = schema.TAG_ADVISORIES
+TAG_RECOMMENDATION = schema.TAG_RECOMMENDATION
+TAG_AUDITED_AT = schema.TAG_AUDITED_AT
+TAG_VERSION = schema.TAG_VERSION
+AUDIT_ARTIFACT = schema.AUDIT_ARTIFACT
+REPORT_ARTIFACT = schema.REPORT_ARTIFACT
 _MAX_TAGS_PER_BATCH = 100  # MLflow's log_batch limit
 
 

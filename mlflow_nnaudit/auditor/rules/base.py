@@ -1,11 +1,14 @@
 """What every rule shares: the run as rules see it, and the finding a rule returns.
 
-A rule is one small class: a cause id, a docstring that says how the cause is detected (it
-becomes the "How it is detected" part of docs/causes.md), and `evaluate(view)`, which
-returns a `Finding` or None. Rules never read the store and never compute a statistic by
-hand: they ask the `RunView`, which computes each analysis once (from
-`mlflow_nnaudit.auditor.stats`) and shares it between rules, so that two rules looking at
-the same divergence see the same numbers.
+A rule is one small class in its own module (`rules/<category>/<cause_id>.py`): a cause id,
+a docstring that says how the cause is detected (it becomes the "How it is detected" part of
+docs/causes.md), its thresholds as class attributes, what it reads from the recorder
+(`reads`), and `evaluate(view)`, which returns a `Finding` or None. Rules never read the
+store: they ask the `RunView`. The view computes each curve analysis (levels, trends,
+divergence, stalls, oscillation, overfitting, from `mlflow_nnaudit.auditor.stats`) once and
+shares it between rules, so that two rules looking at the same divergence see the same
+numbers; a rule does only simple arithmetic of its own (ratios, shares, medians of facts),
+and the few that test a stretch no other rule needs call `stats` directly.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor import stats
 from mlflow_nnaudit.auditor.catalog import BY_ID, BUG, KINDS, OUTCOME
 from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_LOSS, VAL_LOSS, Curve
 
 CONFIDENCES = ("high", "medium", "low")
 #: the recorder logs one update/weight-ratio curve per layer under this prefix
-UPDATE_RATIO_PREFIX = "nnaudit/update_ratio/"
+UPDATE_RATIO_PREFIX = schema.layer_prefix(schema.LAYER_UPDATE_RATIO)
 SEVERITIES = ("failed", "warning")
 
 
@@ -268,7 +272,8 @@ class RunView:
         return self.layer_medians(UPDATE_RATIO_PREFIX)
 
     def fact(self, *path: str) -> Any:
-        """A fact the recorder wrote into `nnaudit/diagnostics.json` (None when absent)."""
+        """A fact the recorder wrote into its diagnostics artifact (None when absent); the paths
+        are listed in `schema.DIAGNOSTICS_FIELDS`."""
         node: Any = self.diagnostics
         for key in path:
             if not isinstance(node, dict) or key not in node:
@@ -469,7 +474,7 @@ class RunView:
     def learning_rate(self) -> tuple[str, float] | None:
         """The run's learning rate as far as params tell (the recorder logs it; users often do)."""
         return self.param_float(
-            "nnaudit.optimizer.lr", "lr", "learning_rate", "learning-rate", "optimizer.lr", "optimizer_lr", "base_lr"
+            schema.PARAM_OPTIMIZER_LR, "lr", "learning_rate", "learning-rate", "optimizer.lr", "optimizer_lr", "base_lr"
         )
 
 
@@ -540,6 +545,13 @@ class Rule:
     """
 
     cause: ClassVar[str]
+    #: what the rule reads from the recorder besides the curves it reads by role (training and
+    #: validation loss, accuracy, learning rate, gradient norm, whoever logged them): stored metric
+    #: keys, or key prefixes ending in "/" (`schema.layer_prefix`), fact paths into the diagnostics
+    #: artifact as tuples (`("model", "depth")`), and `nnaudit.` params. The audit fetches the
+    #: curves named here (`rules.curves_read_by`); tests/test_schema.py checks that the recorder
+    #: can write every one of them.
+    reads: ClassVar[tuple[str | tuple[str, ...], ...]] = ()
     #: causes that, when also found on the run, explain this rule's evidence better; the
     #: finding is then left out (e.g. a loss that climbs when the data arrives sorted by label
     #: says nothing about the learning rate)

@@ -1,4 +1,4 @@
-"""Rules about the loss value itself."""
+"""`nonfinite_loss`: the loss curve holds NaN or Inf."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 
 from mlflow_nnaudit.auditor.curves import GRAD_NORM, TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num, fmt_step
+from mlflow_nnaudit.auditor.rules.helpers import LEARNING_RATE_READS, finite_before, growth_before_nonfinite
 
 
 class NonFiniteLoss(Rule):
@@ -19,6 +20,10 @@ class NonFiniteLoss(Rule):
     """
 
     cause = "nonfinite_loss"
+    reads = LEARNING_RATE_READS
+
+    #: the gradient norm's last value before the NaN vs its early median: this much growth is a blow-up
+    GRAD_GROWTH = 10
 
     def evaluate(self, view: RunView) -> Finding | None:
         for role in (TRAIN_LOSS, VAL_LOSS):
@@ -36,22 +41,19 @@ class NonFiniteLoss(Rule):
                     (step, float(x[-1])),
                 )
             ]
-            before = curve.values[: nf.first_index]
-            before = before[np.isfinite(before)]
             growth_text = ""
-            if len(before) >= 3:
-                low = float(np.min(before))
-                last = float(before[-1])
-                if low > 0 and last / low >= 3:
-                    growth_text = f" after rising {fmt_factor(last / low)} from its lowest value {fmt_num(low)}"
-                    evidence.append(Evidence("growth_before_nonfinite", curve.key, {"min": low, "last_finite": last}))
+            growth = growth_before_nonfinite(finite_before(curve, nf.first_index))
+            if growth is not None:
+                low, last = growth
+                growth_text = f" after rising {fmt_factor(last / low)} from its lowest value {fmt_num(low)}"
+                evidence.append(Evidence("growth_before_nonfinite", curve.key, {"min": low, "last_finite": last}))
             gn = view.curve(GRAD_NORM)
             if gn is not None:
                 gx = gn.x()
                 pre = gn.values[(gx <= step) & np.isfinite(gn.values)]
                 if len(pre) >= 3 and np.median(pre[: max(1, len(pre) // 2)]) > 0:
                     ratio = float(pre[-1] / np.median(pre[: max(1, len(pre) // 2)]))
-                    if ratio >= 10:
+                    if ratio >= self.GRAD_GROWTH:
                         growth_text += f"; the gradient norm had grown {fmt_factor(ratio)} before it"
                         evidence.append(Evidence("grad_norm_growth", gn.key, {"ratio": ratio}))
             where = "training" if role == TRAIN_LOSS else "validation"

@@ -1,0 +1,44 @@
+"""`python -m benchmarks.corpus generate|score`: the generated corpus of training runs and its scores.
+See benchmarks/corpus/README.md."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+@click.group()
+def main() -> None:
+    """A generated corpus of small real training runs, labelled, and the auditor's scores on it."""
+
+
+@main.command()
+@click.option("--tracking-uri", required=True, help="sqlite:///DIR/mlflow.db (a fresh folder; artifacts go to DIR/artifacts)")
+@click.option("--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
+              help="Worker processes training runs in parallel (one CPU thread each).")
+@click.option("--size", type=click.Choice(["small", "full"]), default="small", show_default=True)
+@click.option("--only", multiple=True, metavar="TEXT", help="Only the runs whose key contains TEXT (repeatable; "
+                                                            "for development: the labels need whole sweeps).")
+def generate(tracking_uri: str, jobs: int, size: str, only: tuple[str, ...]) -> None:
+    """Train the corpus into a fresh sqlite store, label it and split it."""
+    from benchmarks.corpus.generate import generate as run
+
+    run(tracking_uri, jobs, size, echo=click.echo, only=only)
+
+
+@main.command()
+@click.option("--tracking-uri", required=True)
+@click.option("--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
+              help="Workers for the audits.")
+@click.option("--no-audit", is_flag=True, help="Score the store's nnaudit tags as they are (no `nnaudit audit` first).")
+@click.option("--no-curves-only", is_flag=True, help="Skip the curves-only audit.")
+def score(tracking_uri: str, jobs: int, no_audit: bool, no_curves_only: bool) -> None:
+    """Audit the corpus (`nnaudit audit`), then print its scores per split, with and without the recorder."""
+    from benchmarks.corpus.score import main as run
+
+    run(tracking_uri, jobs, audit_first=not no_audit, curves_only=not no_curves_only, echo=click.echo)
+
+
+if __name__ == "__main__":
+    main()

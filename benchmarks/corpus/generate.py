@@ -1,0 +1,264 @@
+"""Generate the corpus: train every `RunSpec` in worker processes, merge their stores into one,
+then label the sweeps by outcome and split tune/held-out.
+
+Parallel writers and sqlite do not mix (one writer lock), so each worker process trains into a
+sqlite file of its own (`<dir>/shards/`), with artifacts written straight into the shared
+`<dir>/artifacts/`; at the end the shards' rows are copied into the one store in a single SQL
+pass (same MLflow, same schema, run ids are unique) and the shards are deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from benchmarks.corpus.specs import RunSpec, enumerate_specs, key_hash
+
+EXPERIMENT = "corpus"
+CHANCE = math.log(4)
+#: a sweep run "exploded" when a training loss went non-finite or above this multiple of chance
+EXPLODED_FACTOR = 3.0
+#: share of the best run's improvement over chance a sweep run must reach to be `healthy` ...
+HEALTHY_PROGRESS = 0.6
+#: ... and below which it "barely moved" (too low below the best learning rate, too high above it)
+STALLED_PROGRESS = 0.3
+#: a sweep whose best run improved on chance by less than this has no stable range: all borderline
+MIN_SWEEP_GAIN = 0.1
+
+TAG = "corpus."
+
+
+def store_dir(tracking_uri: str) -> Path:
+    if not tracking_uri.startswith("sqlite:///"):
+        raise SystemExit("the corpus is written into a sqlite store: --tracking-uri sqlite:///DIR/mlflow.db")
+    return Path(tracking_uri[len("sqlite:///"):]).resolve().parent
+
+
+# --- the worker process -------------------------------------------------------------------------
+_W: dict = {}
+
+
+def _init_worker(shard_dir: str, artifact_root: str) -> None:
+    import logging
+    import warnings
+
+    os.environ["MLFLOW_ENABLE_ASYNC_LOGGING"] = "false"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    warnings.filterwarnings("ignore")
+    for name in ("mlflow", "lightning", "lightning.pytorch", "transformers", "torch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    uri = f"sqlite:///{shard_dir}/w{os.getpid()}.db"
+    os.environ["MLFLOW_TRACKING_URI"] = uri  # the HF Trainer's MLflow callback reads it
+    work = tempfile.mkdtemp(prefix="work-", dir=shard_dir)  # removed with the shards
+    os.chdir(work)  # the Trainer's output_dir, Lightning's lightning_logs
+    import lightning.pytorch  # noqa: F401 - imported before autolog(), so that it is patched
+    import mlflow
+    import torch
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    torch.set_num_threads(1)
+    mlflow.set_tracking_uri(uri)
+    exp_id = mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_root)
+    mlflow.autolog(log_models=False, log_datasets=False, silent=True)  # the recorder comes on with it
+    # Lightning runs still saved their model (a pickle and a pip-requirements subprocess, ~30 s each on
+    # a busy machine) with mlflow.autolog(log_models=False) alone: say it to the PyTorch flavor too
+    mlflow.pytorch.autolog(log_models=False, log_datasets=False, silent=True)
+    _W.update(exp_id=exp_id, work=work)
+
+
+def _train_one(spec_json: str) -> dict:
+    import mlflow
+
+    from benchmarks.corpus.train import train_spec
+
+    spec = RunSpec(**json.loads(spec_json))
+    t0 = time.time()
+    error = ""
+    with mlflow.start_run(experiment_id=_W["exp_id"], run_name=spec.key) as run:
+        mlflow.set_tags({TAG + "key": spec.key, TAG + "kind": spec.kind, TAG + "group": spec.group,
+                         TAG + "fault": spec.fault, TAG + "severity": str(spec.severity),
+                         TAG + "injected": spec.truth, TAG + "spec": spec_json})
+        mlflow.log_params({"family": spec.family, "style": spec.style, "seed": spec.seed})
+        try:
+            out = train_spec(spec)
+        except Exception as exc:  # noqa: BLE001 - a run that crashes is recorded as such, the corpus goes on
+            out = {"losses": [], "val": []}
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        losses, vals = out["losses"], out["val"]
+        finite = [v for v in losses if math.isfinite(v)]
+        facts = {
+            "first_loss": losses[0] if losses else float("nan"),
+            "max_loss": max(finite) if finite else float("nan"),
+            "final_val": vals[-1] if vals else float("nan"),
+            "nonfinite": int(len(finite) < len(losses) or any(not math.isfinite(v) for v in vals)),
+            "steps": len(losses),
+        }
+        mlflow.set_tags({TAG + "outcome." + k: f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in facts.items()})
+        if error:
+            mlflow.set_tag(TAG + "error", error)
+    return {"key": spec.key, "run_id": run.info.run_id, "seconds": time.time() - t0, "error": error}
+
+
+# --- the parent ---------------------------------------------------------------------------------
+def generate(tracking_uri: str, jobs: int, size: str, echo=print, only: tuple[str, ...] = ()) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    root = store_dir(tracking_uri)
+    root.mkdir(parents=True, exist_ok=True)
+    db = root / "mlflow.db" if tracking_uri.endswith("/mlflow.db") else Path(tracking_uri[len("sqlite:///"):]).resolve()
+    if db.exists():
+        raise SystemExit(f"{db} exists: generate into a fresh folder")
+    artifacts = root / "artifacts"
+    shards = root / "shards"
+    shutil.rmtree(shards, ignore_errors=True)
+    shards.mkdir()
+    specs = [s for s in enumerate_specs(size) if not only or any(o in s.key for o in only)]
+    echo(f"{len(specs)} runs ({size}) with {jobs} worker(s) into {tracking_uri}")
+    t0 = time.time()
+    ctx = multiprocessing.get_context("spawn")
+    done = []
+    with ctx.Pool(jobs, initializer=_init_worker, initargs=(str(shards), str(artifacts))) as pool:
+        for i, res in enumerate(pool.imap_unordered(_train_one, [s.to_json() for s in specs]), 1):
+            done.append(res)
+            if i % 10 == 0 or i == len(specs) or res["error"]:
+                echo(f"[{i}/{len(specs)}] {time.time() - t0:5.0f}s  {res['key']} ({res['seconds']:.1f}s)"
+                     + (f"  ERROR {res['error']}" if res["error"] else ""))
+    echo(f"trained {len(done)} runs in {time.time() - t0:.0f}s; merging the shards")
+    client = MlflowClient(tracking_uri)
+    exp_id = client.create_experiment(EXPERIMENT, artifact_location=str(artifacts))
+    merge_shards(db, sorted(shards.glob("*.db")), exp_id)
+    shutil.rmtree(shards)
+    echo("labelling the sweeps and splitting tune/heldout")
+    summary = label_and_split(tracking_uri)
+    for line in summary:
+        echo(line)
+    echo(f"done in {time.time() - t0:.0f}s: {tracking_uri} (artifacts in {artifacts})")
+    del mlflow
+
+
+def merge_shards(db: Path, shard_files: list[Path], exp_id: str) -> None:
+    """Copy every run row of the shard stores into the store (experiment rows excepted; the
+    shards' experiment id is rewritten to the store's)."""
+    con = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        skip = {"alembic_version", "experiments", "experiment_tags", "sqlite_sequence", "workspaces"}
+        for i, shard in enumerate(shard_files):
+            con.execute(f"ATTACH DATABASE ? AS s{i}", (str(shard),))
+            shard_exp = con.execute(f"SELECT experiment_id FROM s{i}.experiments WHERE name=?",
+                                    (EXPERIMENT,)).fetchone()[0]
+            for table in tables:
+                if table in skip:
+                    continue
+                cols = [r[1] for r in con.execute(f"PRAGMA s{i}.table_info({table})")]
+                if not cols or not con.execute(f"SELECT 1 FROM s{i}.{table} LIMIT 1").fetchone():
+                    continue
+                sel = ", ".join(f"CASE WHEN {c} = {shard_exp} THEN {exp_id} ELSE {c} END" if c == "experiment_id"
+                                else c for c in cols)
+                con.execute(f"INSERT INTO main.{table} ({', '.join(cols)}) SELECT {sel} FROM s{i}.{table}")
+            con.commit()
+            con.execute(f"DETACH DATABASE s{i}")
+    finally:
+        con.close()
+
+
+def _f(tags: dict, key: str) -> float:
+    try:
+        return float(tags.get(TAG + "outcome." + key, "nan"))
+    except ValueError:
+        return float("nan")
+
+
+def sweep_label(lr: float, tags: dict, best: float, best_lr: float) -> tuple[str, str]:
+    """(truth, why) of one sweep run, from its outcome against its sweep's best run (its fix)."""
+    final, peak = _f(tags, "final_val"), _f(tags, "max_loss")
+    gain = CHANCE - best
+    if not math.isfinite(best) or gain < MIN_SWEEP_GAIN:
+        return "borderline", "no run of its sweep learned: no stable range"
+    exploded = tags.get(TAG + "outcome.nonfinite") == "1" or not math.isfinite(final) or peak > EXPLODED_FACTOR * CHANCE
+    progress = (CHANCE - final) / gain if math.isfinite(final) else float("-inf")
+    if exploded:
+        if progress < HEALTHY_PROGRESS:
+            return "learning_rate_too_high", f"exploded (peak loss {peak:.3g}), progress {progress:.2f}"
+        return "borderline", f"spiked (peak loss {peak:.3g}) but trained, progress {progress:.2f}"
+    if progress >= HEALTHY_PROGRESS:
+        return "healthy", f"progress {progress:.2f}"
+    if progress < STALLED_PROGRESS:
+        cause = "learning_rate_too_high" if lr > best_lr else "learning_rate_too_low"
+        return cause, f"barely moved (progress {progress:.2f}) at lr {lr:g}, best lr {best_lr:g}"
+    return "borderline", f"progress {progress:.2f}, between stalled and healthy"
+
+
+def label_and_split(tracking_uri: str) -> list[str]:
+    from mlflow.entities import RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([exp.experiment_id], max_results=50000)
+    truth: dict[str, tuple[str, str]] = {}
+    sweeps = defaultdict(list)
+    for run in runs:
+        tags = run.data.tags
+        spec = json.loads(tags[TAG + "spec"])
+        if tags.get(TAG + "error"):
+            truth[run.info.run_id] = ("borderline", "the run crashed: " + tags[TAG + "error"])
+        elif spec["kind"] == "sweep":
+            sweeps[tags[TAG + "group"]].append((spec["lr"], run))
+        else:
+            truth[run.info.run_id] = (spec["truth"], "injected" if spec["kind"] == "fault" else "imperfect healthy")
+    ranges = []
+    for group, members in sorted(sweeps.items()):
+        finals = [(_f(r.data.tags, "final_val"), lr) for lr, r in members
+                  if math.isfinite(_f(r.data.tags, "final_val")) and r.data.tags.get(TAG + "outcome.nonfinite") != "1"]
+        best, best_lr = min(finals) if finals else (float("nan"), float("nan"))
+        labels = {}
+        for lr, run in sorted(members, key=lambda m: m[0]):
+            labels[lr] = sweep_label(lr, run.data.tags, best, best_lr)
+            truth[run.info.run_id] = labels[lr]
+        healthy = [lr for lr, (t, _) in labels.items() if t == "healthy"]
+        ranges.append(f"  {group:<28} best lr {best_lr:g} (val {best:.3f}); healthy "
+                      + (f"{min(healthy):g}..{max(healthy):g}" if healthy else "none") + "; "
+                      + " ".join(f"{lr:g}:{_short(labels[lr][0])}" for lr in sorted(labels)))
+    splits = assign_splits({run.data.tags[TAG + "key"]: truth[run.info.run_id][0] for run in runs})
+    counts = defaultdict(lambda: [0, 0])
+    for run in runs:
+        t, why = truth[run.info.run_id]
+        split = splits[run.data.tags[TAG + "key"]]
+        counts[t][split == "heldout"] += 1
+        client.log_batch(run.info.run_id, tags=[RunTag(TAG + "truth", t), RunTag(TAG + "split", split),
+                                                RunTag(TAG + "why", why[:500])])
+    lines = ["sweeps (lr:label, H healthy, hi too high, lo too low, ? borderline):", *ranges,
+             "truth: " + ", ".join(f"{t} {a}+{b}" for t, (a, b) in sorted(counts.items())) + " (tune+heldout)"]
+    return lines
+
+
+def assign_splits(truth_by_key: dict[str, str]) -> dict[str, str]:
+    """key -> 'tune' | 'heldout'. Stratified by truth and deterministic: within each truth, runs in
+    the order of their key's hash, alternately tune and heldout, starting on the side a hash of the
+    truth picks (so that the truths with an odd count do not all give their extra run to tune)."""
+    by_truth = defaultdict(list)
+    for key, t in truth_by_key.items():
+        by_truth[t].append(key)
+    out = {}
+    for t, keys in by_truth.items():
+        offset = key_hash(t) % 2
+        for i, key in enumerate(sorted(keys, key=key_hash)):
+            out[key] = "tune" if (i + offset) % 2 == 0 else "heldout"
+    return out
+
+
+def _short(t: str) -> str:
+    return {"healthy": "H", "learning_rate_too_high": "hi", "learning_rate_too_low": "lo"}.get(t, "?")

@@ -1,0 +1,70 @@
+"""`dataset_too_small`: the model runs out of data early."""
+
+from __future__ import annotations
+
+from mlflow_nnaudit import schema
+from mlflow_nnaudit.auditor.curves import VAL_LOSS
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_step
+from mlflow_nnaudit.auditor.rules.helpers import DATASET_SIZE_READS, OVERFIT_GL
+
+
+class DatasetTooSmall(Rule):
+    """The model overfits early: the validation loss is best within the first 30% of the run
+    and ends at least 10% above that best (Prechelt's generalisation loss) while the
+    training loss keeps falling. With the training set's size known (the recorder's
+    DataLoader, or a param such as `n_train`) and small (under 1,000 samples, or at least 100
+    model parameters per sample) the confidence is medium; from the curves alone it is low."""
+
+    cause = "dataset_too_small"
+    explained_by = ("labels_unrelated", "train_val_preprocessing_mismatch", "repeated_batch")
+    reads = (*DATASET_SIZE_READS, ("model", "parameters"), schema.PARAM_MODEL_PARAMETERS)
+
+    #: Prechelt's generalisation loss (%) that counts as overfitting (shared with overfitting)
+    GL = OVERFIT_GL
+    #: validation loss best in this early share of the run, then overfitting: the data ran out early
+    EARLY_OVERFIT_SHARE = 0.3
+    #: fewer training samples than this, or more than this many parameters per sample, is small data
+    #: for a neural network (starting points: the classical 10-samples-per-parameter rule is far
+    #: stricter; these flag only the clearly small cases)
+    SMALL_DATASET = 1000
+    PARAMS_PER_SAMPLE = 100.0
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        of = view.overfit()
+        if of is None or of.gl < self.GL:
+            return None
+        va = view.finite_curve(VAL_LOSS, min_points=4)
+        n_val = len(va.values)
+        best_share = of.best_index / max(n_val - 1, 1)
+        if best_share > self.EARLY_OVERFIT_SHARE or of.train_trend_after_best.direction > 0:
+            return None
+        n = view.dataset_size()
+        params = view.fact("model", "parameters")
+        if not isinstance(params, int):
+            p = view.param_float(schema.PARAM_MODEL_PARAMETERS, "parameters", "n_parameters", "num_parameters")
+            params = int(p[1]) if p else None
+        small = n is not None and (n[0] < self.SMALL_DATASET
+                                   or (params is not None and params / n[0] >= self.PARAMS_PER_SAMPLE))
+        if n is not None and not small:
+            return None  # plenty of data: the overfitting rules say what to do
+        best_step = float(va.x()[of.best_index])
+        size_text = ""
+        if n is not None:
+            size_text = f" with only {n[0]:,.0f} training samples" + (
+                f" for {params:,} parameters ({params / n[0]:,.0f} per sample)" if params else "")
+        return self.finding(
+            confidence="medium" if small else "low",
+            severity="warning",
+            score=min(1.0, of.gl / 100.0),
+            summary=f"the validation loss was best {best_share:.0%} into the run (step {fmt_step(best_step)}) and "
+            f"ended {of.gl:.0f}% above it{size_text}",
+            recommendation=f"The model runs out of data early: validation loss best at step {fmt_step(best_step)} "
+            f"({best_share:.0%} into the run), {of.gl:.0f}% worse by the end{size_text}. Get more data or augment "
+            "it, use a smaller model or a pre-trained one, add weight decay/dropout, and stop at the best "
+            "validation point.",
+            evidence=[Evidence("early_overfitting", va.key, {"best_share_of_run": best_share, "GL_percent": of.gl}),
+                      Evidence("dataset_size",
+                               schema.DIAGNOSTICS_ARTIFACT if n and n[1].startswith("the training") else None,
+                               {"samples": n[0] if n else None, "source": n[1] if n else None,
+                                "parameters": params})],
+        )

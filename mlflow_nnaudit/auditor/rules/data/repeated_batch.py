@@ -1,0 +1,53 @@
+"""`repeated_batch`: the same batch is fed again and again."""
+
+from __future__ import annotations
+
+from mlflow_nnaudit import schema
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
+
+
+class RepeatedBatch(Rule):
+    """On sampled training steps the recorder fingerprints the model's input batch (its shape
+    and 16 values at evenly spaced positions). Reported when at least 4 batches were sampled
+    and one fingerprint makes up at least half of them: the same batch is fed again and
+    again. Full-batch training (the training DataLoader has a single batch per epoch) is not
+    reported; without a DataLoader to tell, the confidence is medium."""
+
+    cause = "repeated_batch"
+    reads = (("inputs", "fingerprints"), ("data_loader", "train", "batches_per_epoch"))
+
+    #: sampled training batches needed before a repeat means anything
+    MIN_BATCHES = 4
+    #: the most common fingerprint's share of the sampled batches that makes a repeat (two
+    #: different batches of real data agree on 16 spread-out values essentially never, so any
+    #: repeat is suspicious; half of all batches is a margin against the loops that legitimately
+    #: revisit a batch now and then, e.g. an unshuffled epoch sampled at a multiple of its length)
+    SHARE = 0.5
+    #: a repeat this common means nothing else was fed: a failed run
+    FAILED_SHARE = 0.9
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        fp = view.fact("inputs", "fingerprints")
+        if not isinstance(fp, dict) or fp.get("sampled_batches", 0) < self.MIN_BATCHES:
+            return None
+        share, distinct, n = fp["most_common_share"], fp["distinct"], fp["sampled_batches"]
+        if share < self.SHARE:
+            return None
+        bpe = view.fact("data_loader", "train", "batches_per_epoch")
+        known = isinstance(bpe, int)
+        if known and bpe <= distinct:
+            return None  # the loader has no more batches than were seen: full-batch or tiny data
+        loader_text = f" although the training DataLoader has {bpe} batches per epoch" if known else ""
+        return self.finding(
+            confidence="high" if known else "medium",
+            severity="failed" if share >= self.FAILED_SHARE else "warning",
+            score=share,
+            summary=f"{share:.0%} of {n} sampled training batches were the same batch ({distinct} distinct)"
+            + loader_text,
+            recommendation=f"The model was fed the same batch on {share:.0%} of the {n} sampled steps{loader_text}: "
+            "iterate the loader (`for x, y in loader:`) instead of calling `next(iter(loader))` every step, and "
+            "check that the batch variables are reassigned inside the loop (not taken once before it). "
+            "If you train full-batch on purpose, ignore this.",
+            evidence=[Evidence("batch_fingerprints", schema.DIAGNOSTICS_ARTIFACT,
+                               {**fp, "loader_batches_per_epoch": bpe})],
+        )

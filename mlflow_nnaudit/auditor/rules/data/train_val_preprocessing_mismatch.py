@@ -1,0 +1,54 @@
+"""`train_val_preprocessing_mismatch`: evaluation inputs are preprocessed differently from training inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mlflow_nnaudit import schema
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
+
+
+class TrainValPreprocessingMismatch(Rule):
+    """The recorder keeps input statistics separately for training batches and for
+    evaluation batches (forward passes without autograd or in eval mode). Reported when the
+    evaluation inputs sit far from the training inputs: the median over features of
+    |mean_eval - mean_train| / std_train above 1, or the median ratio of their standard
+    deviations beyond 3x either way, as when only one split was normalised."""
+
+    cause = "train_val_preprocessing_mismatch"
+    reads = (("inputs", "train"), ("inputs", "eval"))
+
+    #: standardised difference of feature means (median over features) between train and eval inputs
+    SHIFT = 1.0
+    #: ... or ratio of their scales
+    SCALE = 3.0
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        tr, ev = view.fact("inputs", "train"), view.fact("inputs", "eval")
+        if not isinstance(tr, dict) or not isinstance(ev, dict):
+            return None
+        mt, st = np.asarray(tr["feature_mean"]), np.asarray(tr["feature_std"])
+        me, se = np.asarray(ev["feature_mean"]), np.asarray(ev["feature_std"])
+        if len(mt) != len(me) or len(mt) == 0:
+            return None
+        ok = st > 1e-12
+        if not ok.any():
+            return None
+        shift = float(np.median(np.abs(me[ok] - mt[ok]) / st[ok]))
+        scale = float(np.median(np.maximum(se[ok], 1e-12) / st[ok]))
+        if shift <= self.SHIFT and 1 / self.SCALE <= scale <= self.SCALE:
+            return None
+        return self.finding(
+            confidence="high",
+            severity="warning",
+            score=min(1.0, shift / 5 + abs(math.log(max(scale, 1e-12))) / 5),
+            summary=f"evaluation inputs differ from training inputs: feature means shifted by {shift:.1f} training "
+            f"std, scales {scale:.2g}x",
+            recommendation=f"Evaluation inputs are preprocessed differently from training inputs (means shifted by "
+            f"{shift:.1f} std, scale {scale:.2g}x): compute normalisation statistics on the training split once and "
+            "apply the same transform to every split.",
+            evidence=[Evidence("train_vs_eval_inputs", schema.DIAGNOSTICS_ARTIFACT,
+                               {"median_mean_shift_in_train_std": shift, "median_std_ratio": scale})],
+        )

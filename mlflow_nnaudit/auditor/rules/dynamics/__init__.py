@@ -1,0 +1,1 @@
+"""Rules for the catalog's "dynamics" causes (training dynamics): one module per cause id."""

@@ -1,0 +1,53 @@
+"""`oscillating_loss`: the loss swings up and down without settling."""
+
+from __future__ import annotations
+
+from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
+from mlflow_nnaudit.auditor.rules.helpers import LEARNING_RATE_READS
+
+
+class OscillatingLoss(Rule):
+    """The loss swings up and down without settling. Two ways to see it in the second half
+    of the training curve: a periodic swing whose spectral peak stands far above a red-noise
+    (AR(1), phi >= 0) baseline (Bonferroni-corrected p < 0.01) with an amplitude of at least
+    10% of the loss level; or swings so large (point-to-point noise at least half the loss
+    level) that they exceed everything the run gained."""
+
+    cause = "oscillating_loss"
+    reads = LEARNING_RATE_READS
+
+    #: a periodic swing smaller than this share of the loss level is noise, not oscillation
+    MIN_AMPLITUDE = 0.10
+    #: point-to-point noise of at least this share of the level (and more than all progress) is erratic
+    ERRATIC_NOISE = 0.5
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        osc = view.oscillation(TRAIN_LOSS)
+        lv = view.levels(TRAIN_LOSS)
+        if osc is None or lv is None:
+            return None
+        level = max(abs(lv.end), 1e-12)
+        periodic = osc.detected and osc.amplitude >= self.MIN_AMPLITUDE * level
+        gained = lv.start - lv.end
+        erratic = lv.noise >= self.ERRATIC_NOISE * level and lv.noise >= gained
+        if not (periodic or erratic):
+            return None
+        curve = view.curve(TRAIN_LOSS)
+        what = (f"a periodic swing of +/-{fmt_num(osc.amplitude)} every ~{osc.period:.0f} points"
+                if periodic else f"point-to-point swings of {fmt_num(lv.noise)} around a level of {fmt_num(lv.end)}")
+        lr = view.learning_rate()
+        lr_text = f" (now {fmt_num(lr[1])})" if lr else ""
+        return self.finding(
+            p_value=osc.p_value if periodic else None,
+            confidence="medium" if periodic and erratic else "low",
+            severity="warning",
+            score=min(1.0, lv.noise / level) if erratic else min(1.0, osc.amplitude / level),
+            summary=f"the training loss oscillates: {what}",
+            recommendation=f"The loss oscillates ({what}): lower the learning rate{lr_text} 2-5x or use a decaying "
+            "schedule, increase the batch size, and make sure the data is shuffled every epoch.",
+            evidence=[Evidence("oscillation_vs_red_noise", curve.key,
+                               {"period_points": osc.period, "power_ratio": osc.power_ratio, "p_value": osc.p_value,
+                                "amplitude": osc.amplitude, "ar1_phi": osc.phi}),
+                      Evidence("noise_vs_level", curve.key, {"noise": lv.noise, "level": lv.end, "gained": gained})],
+        )

@@ -1,0 +1,61 @@
+"""`overfitting`: the validation loss rises after its best while the training loss keeps falling."""
+
+from __future__ import annotations
+
+from mlflow_nnaudit.auditor.curves import VAL_LOSS
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_step
+from mlflow_nnaudit.auditor.rules.helpers import OVERFIT_GL, trend_evidence
+
+
+class Overfitting(Rule):
+    """The validation loss rises after its best evaluation while the training loss keeps
+    falling. Decided with Prechelt's criteria: the generalization loss GL (validation loss
+    now vs its best, in %) must exceed 10%, the validation loss must trend upward after its
+    best point (autocorrelation-corrected Mann-Kendall) or rise at 3 consecutive evaluations
+    (UP_3), and the train/validation gap must grow. A rise of only a few evaluations at the
+    end, small in size, is what early stopping produces and is not reported."""
+
+    cause = "overfitting"
+
+    #: Prechelt's generalization loss (%) that makes overfitting worth reporting (shared with dataset_too_small)
+    GL = OVERFIT_GL
+    #: validation rises shorter than this many evaluations look like early stopping at work
+    EARLY_STOP_EVALS = 3
+    #: consecutive rising evaluations that count as a rise (Prechelt's UP_3)
+    UP_EVALS = 3
+    #: GL (%) from which the finding is high confidence
+    HIGH_GL = 50
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        of = view.overfit()
+        if of is None or of.gl < self.GL:
+            return None
+        rising = of.val_trend_after_best.direction > 0 or of.up >= self.UP_EVALS
+        gap_growing = of.gap_trend.direction > 0 or of.gap_trend.change > 0
+        train_falling = of.train_trend_after_best.direction <= 0
+        if not (rising and gap_growing and train_falling):
+            return None
+        if of.evals_after_best <= self.EARLY_STOP_EVALS and of.gl < 2 * self.GL:
+            return None  # a small rise over the last few evaluations: early stopping's business
+        val = view.curve(VAL_LOSS)
+        vx = val.x()[val.finite]
+        best_step = float(vx[of.best_index])
+        ev = [
+            Evidence("prechelt", val.key, {"GL_percent": of.gl, "PQ": of.pq, "UP": of.up,
+                                           "evals_after_best": of.evals_after_best},
+                     (best_step, float(vx[-1]))),
+            trend_evidence("mann_kendall_val_after_best", val.key, of.val_trend_after_best),
+            trend_evidence("mann_kendall_gap_after_best", val.key, of.gap_trend),
+        ]
+        return self.finding(
+            p_value=of.val_trend_after_best.p_value if of.val_trend_after_best.direction > 0 else None,
+            confidence="high" if of.gl >= self.HIGH_GL else "medium",
+            severity="warning",
+            score=min(1.0, of.gl / 100.0),
+            summary=f"validation loss was best at step {fmt_step(best_step)} and ended {of.gl:.0f}% above it while "
+            "the training loss kept falling",
+            recommendation=f"The model overfits from step {fmt_step(best_step)} on (validation loss ends {of.gl:.0f}% "
+            "above its best): keep the best checkpoint or stop early there, and add regularisation (weight decay, "
+            "dropout, data augmentation) or more data.",
+            evidence=ev,
+        )

@@ -1,0 +1,119 @@
+"""What several rules share: the thresholds more than one rule decides by, the evidence of a
+trend test, the reading of a per-layer share, a loss's growth before it turned non-finite.
+
+A threshold used by one rule only is a class attribute of that rule, next to its reason; the
+ones here are shared, so that two rules that mean the same thing by "did not learn" or "the
+tail of the run" agree on the number.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+
+from mlflow_nnaudit import schema
+from mlflow_nnaudit.auditor.curves import Curve, TRAIN_LOSS
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
+
+#: a run that lost less than this share of its starting loss did not learn
+NO_LEARNING = 0.05
+#: ... and less than this, with an early stall, is stuck on a plateau
+PLATEAU_MAX_IMPROVEMENT = 0.30
+#: tail window for "still improving": the last 30% of the curve
+TAIL_START = 0.7
+#: Prechelt's generalization loss (%) that makes overfitting worth reporting
+OVERFIT_GL = 10.0
+#: update/weight ratios per step well above/below ~1e-3 (Karpathy's rule of thumb; DeepDiagnosis
+#: flags lr*|dW|/|W| outside [1e-5, 1e-1]); starting points, not laws
+UPDATE_RATIO_HIGH = 1e-1
+UPDATE_RATIO_LOW = 1e-5
+#: a loss that rose this many times above its lowest value before turning NaN/Inf blew up
+#: (rather than meeting one bad batch or operation)
+GROWTH_BEFORE_NONFINITE = 3
+
+#: what `RunView.learning_rate()` reads from the recorder (besides params users log)
+LEARNING_RATE_READS = (schema.PARAM_OPTIMIZER_LR,)
+#: what `RunView.update_ratios()` reads
+UPDATE_RATIO_READS = (schema.layer_prefix(schema.LAYER_UPDATE_RATIO),)
+#: what `RunView.n_classes()` reads from the recorder
+N_CLASSES_READS = (("loss", "n_classes"),)
+#: what `RunView.epoch_length()` reads from the recorder
+EPOCH_LENGTH_READS = (("data_loader", "train", "batches_per_epoch"),)
+#: what `RunView.dataset_size()` reads from the recorder
+DATASET_SIZE_READS = (("data_loader", "train", "dataset_size"),)
+#: what `RunView.batch_size()` reads from the recorder
+BATCH_SIZE_READS = (("data_loader", "train", "batch_size"), ("inputs", "train", "median_batch_size"))
+
+
+def trend_evidence(name: str, curve_key: str, t, steps=None) -> Evidence:
+    """The evidence of a Mann-Kendall trend test (`stats.Trend`) on a curve."""
+    return Evidence(
+        name,
+        curve_key,
+        {"tau": t.tau, "z": t.z, "p_value": t.p_value, "change": t.change,
+         "change_ci90": [t.change_low, t.change_high], "variance_inflation": t.variance_inflation, "n_blocks": t.n},
+        steps,
+    )
+
+
+def worst_layer(shares: dict[str, float], threshold: float) -> tuple[dict[str, float], str | None]:
+    """The layers whose share reaches the threshold, and the worst of them (None: no layer)."""
+    bad = {k: v for k, v in shares.items() if v >= threshold}
+    return bad, (max(bad, key=bad.get) if bad else None)
+
+
+def lr_text(view: RunView) -> str:
+    """" (it is 0.1)" when the run's learning rate is known, for a recommendation."""
+    lr = view.learning_rate()
+    return f" (it is {fmt_num(lr[1])})" if lr else ""
+
+
+def finite_before(curve: Curve, first_nonfinite: int) -> np.ndarray:
+    """The finite values of a curve before its first non-finite point."""
+    before = curve.values[:first_nonfinite]
+    return before[np.isfinite(before)]
+
+
+def growth_before_nonfinite(before: np.ndarray) -> tuple[float, float] | None:
+    """(lowest, last) of the finite values before a NaN/Inf when the last is at least
+    GROWTH_BEFORE_NONFINITE times the lowest (a blow-up), else None (too few points to tell: 3)."""
+    if len(before) < 3:
+        return None
+    low, last = float(np.min(before)), float(before[-1])
+    if low > 0 and last / low >= GROWTH_BEFORE_NONFINITE:
+        return low, last
+    return None
+
+
+def first_loss_from_curve(view: RunView) -> tuple[float | None, float | None, str | None]:
+    """(median of the first 3 finite training-loss points, ln C from the class-count param, curve key)."""
+    c = view.finite_curve(TRAIN_LOSS, min_points=3)
+    n = view.n_classes()
+    if c is None or n is None:
+        return None, None, None
+    return float(np.median(c.values[:3])), math.log(n[0]), c.key
+
+
+class LayerShareRule(Rule):
+    """A rule on one of the recorder's per-layer shares (`<kind>/<layer>`, a share of a layer's
+    units in some bad state): reported when the median share over the second half of the run
+    reaches THRESHOLD in some layer; the worst layer is named. Subclasses set `KIND`,
+    `THRESHOLD` and `describe`."""
+
+    KIND: ClassVar[str]  # the per-layer metric kind (schema.LAYER_*)
+    THRESHOLD: ClassVar[float]  # the share of a layer's units that makes the finding
+    EVIDENCE_TEST: ClassVar[str]  # the evidence's test name
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        prefix = schema.layer_prefix(self.KIND)
+        shares = view.layer_medians(prefix)
+        bad, worst = worst_layer(shares, self.THRESHOLD)
+        if worst is None:
+            return None
+        return self.describe(bad, worst, [Evidence(self.EVIDENCE_TEST, prefix, {"per_layer": shares})])
+
+    def describe(self, bad: dict[str, float], worst: str, evidence: list[Evidence]) -> Finding:
+        """The finding, given the layers at or over the threshold and the worst one."""
+        raise NotImplementedError  # pragma: no cover - interface

@@ -1,0 +1,1 @@
+"""Rules for the catalog's "loss" causes: one module per cause id."""

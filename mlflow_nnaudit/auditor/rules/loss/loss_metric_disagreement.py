@@ -1,0 +1,47 @@
+"""`loss_metric_disagreement`: the loss improves while the task metric does not."""
+
+from __future__ import annotations
+
+from mlflow_nnaudit.auditor.curves import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
+
+
+class LossMetricDisagreement(Rule):
+    """The loss improves significantly while the task metric does not: accuracy (validation,
+    else training) shows no significant upward trend (autocorrelation-corrected Mann-Kendall)
+    and changes by less than 1 percentage point, while the matching loss falls by at least
+    10%."""
+
+    cause = "loss_metric_disagreement"
+
+    #: the loss must fall by at least this share of its start to count as improving
+    MIN_LOSS_GAIN = 0.1
+    #: an accuracy that changed by this much (as a fraction) or less did not improve
+    MAX_METRIC_CHANGE = 0.01
+    #: accuracies above this are logged in percent, not as a fraction
+    PERCENT_ABOVE = 1.5
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        for acc_role, loss_role in ((VAL_ACC, VAL_LOSS), (TRAIN_ACC, TRAIN_LOSS)):
+            acc, loss = view.levels(acc_role), view.levels(loss_role)
+            acc_trend = view.trend(acc_role)
+            if acc is None or loss is None or acc_trend is None or loss.start <= 0:
+                continue
+            loss_gain = (loss.start - loss.end) / loss.start
+            scale = 100.0 if max(acc.start, acc.end) > self.PERCENT_ABOVE else 1.0  # percent or fraction
+            acc_change = (acc.end - acc.start) / scale
+            if loss_gain < self.MIN_LOSS_GAIN or acc_trend.direction > 0 or acc_change > self.MAX_METRIC_CHANGE:
+                return None
+            return self.finding(
+                confidence="medium",
+                severity="warning",
+                score=loss_gain,
+                summary=f"the loss fell {loss_gain:.0%} while {view.curve(acc_role).key} did not improve "
+                f"({fmt_num(acc.start)} -> {fmt_num(acc.end)})",
+                recommendation="The loss improves but the accuracy does not: check that the metric is computed on "
+                "the same outputs and labels as the loss (argmax over the right dimension, same label mapping), "
+                "and that the loss measures what you care about (class weights, label smoothing, thresholds).",
+                evidence=[Evidence("loss_vs_metric", view.curve(acc_role).key,
+                                   {"loss_gain": loss_gain, "metric_start": acc.start, "metric_end": acc.end})],
+            )
+        return None

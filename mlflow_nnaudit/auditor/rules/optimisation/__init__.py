@@ -1,0 +1,1 @@
+"""Rules for the catalog's "optimisation" causes: one module per cause id."""

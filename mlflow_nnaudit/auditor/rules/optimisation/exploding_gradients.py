@@ -1,0 +1,43 @@
+"""`exploding_gradients`: the gradient norm grows by orders of magnitude."""
+
+from __future__ import annotations
+
+from mlflow_nnaudit.auditor.curves import GRAD_NORM
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num
+
+
+class ExplodingGradients(Rule):
+    """The gradient-norm curve (the recorder's `nnaudit/grad_norm`, or `grad_norm` as the HF
+    Trainer logs it) grows by orders of magnitude: its level at the end is at least 100x its
+    level at the start with a significant upward trend (autocorrelation-corrected
+    Mann-Kendall), or it becomes NaN/Inf."""
+
+    cause = "exploding_gradients"
+    explained_by = ("nonfinite_inputs",)
+
+    #: gradient norm growth (late vs early level) that counts as exploding (AutoTrainer uses 70x)
+    GROWTH = 100.0
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        curve = view.curve(GRAD_NORM)
+        if curve is None:
+            return None
+        nf = view.nonfinite(GRAD_NORM)
+        lv = view.levels(GRAD_NORM)
+        trend = view.trend(GRAD_NORM)
+        growth = lv.end / lv.start if lv is not None and lv.start > 0 else None
+        grew = growth is not None and growth >= self.GROWTH and trend is not None and trend.direction > 0
+        nonfinite = nf is not None and nf.first_index is not None
+        if not (grew or nonfinite):
+            return None
+        seen = (f"the gradient norm grew {fmt_factor(growth)} ({fmt_num(lv.start)} -> {fmt_num(lv.end)})" if grew
+                else f"the gradient norm became {nf.kind.upper() if nf.kind == 'nan' else 'Inf'}")
+        return self.finding(
+            confidence="high",
+            severity="failed",
+            score=0.9,
+            summary=seen,
+            recommendation=f"Gradients explode ({seen}): clip them (`torch.nn.utils.clip_grad_norm_(model.parameters(), "
+            "1.0)`), lower the learning rate, and check the initialisation and normalisation of deep stacks.",
+            evidence=[Evidence("grad_norm_growth", curve.key, {"growth": growth, "nonfinite": nonfinite})],
+        )

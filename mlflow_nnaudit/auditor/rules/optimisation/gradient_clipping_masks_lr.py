@@ -1,0 +1,54 @@
+"""`gradient_clipping_masks_lr`: the clip is active on most steps and hides a too-high learning rate."""
+
+from __future__ import annotations
+
+from mlflow_nnaudit import schema
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
+from mlflow_nnaudit.auditor.rules.helpers import LEARNING_RATE_READS
+
+
+class GradientClippingMasksLr(Rule):
+    """The recorder wraps `torch.nn.utils.clip_grad_norm_` and `clip_grad_value_` and compares
+    the gradient before each call (the total norm the function returns; for value clipping
+    the largest |gradient|, on a sample of calls) with the limit. Reported when the clip bites
+    on at least half of at least 10 measured calls: every such step has the length the limit
+    sets, not the one the learning rate sets, so the clip hides a learning rate that is too
+    high. High confidence when it bites on 90% of the calls with the typical gradient at least
+    twice the limit."""
+
+    cause = "gradient_clipping_masks_lr"
+    reads = (("clipping",), *LEARNING_RATE_READS)
+
+    #: share of clipping calls where the clip bites that makes it "active on most steps" (the
+    #: catalog's wording; clipping is meant to catch rare spikes, Pascanu et al. 2013)
+    BITES_SHARE = 0.5
+    #: measured calls needed before the share means anything
+    MIN_CALLS = 10
+    #: high confidence: bites this often, with the typical gradient this many times the limit
+    HIGH_SHARE = 0.9
+    HIGH_RATIO = 2
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        clip = view.fact("clipping")
+        if not isinstance(clip, dict) or clip.get("measured_calls", 0) < self.MIN_CALLS:
+            return None
+        share, ratio, limit = clip["bite_share"], clip["median_pre_clip_ratio"], clip["limit"]
+        if share < self.BITES_SHARE:
+            return None
+        what = "norm" if clip.get("kind") == "norm" else "largest |value|"
+        fn = "clip_grad_norm_" if clip.get("kind") == "norm" else "clip_grad_value_"
+        lr = view.learning_rate()
+        lr_text = (f" from {fmt_num(lr[1])} to about {fmt_num(lr[1] / max(ratio, 1.0))}" if lr and ratio > 1 else
+                   f" about {ratio:.0f}x" if ratio > 1 else "")
+        return self.finding(
+            confidence="high" if share >= self.HIGH_SHARE and ratio >= self.HIGH_RATIO else "medium",
+            severity="warning",
+            score=min(1.0, share),
+            summary=f"`{fn}` (limit {fmt_num(limit)}) cut the gradient on {share:.0%} of {clip['measured_calls']} "
+            f"measured calls; the gradient {what} was typically {ratio:.1f}x the limit",
+            recommendation=f"Gradient clipping is active on {share:.0%} of the steps (the gradient {what} is typically "
+            f"{ratio:.1f}x the limit {fmt_num(limit)}), so the step size is set by the clip, not by the learning rate: "
+            f"lower the learning rate{lr_text} and set the limit near the gradient {what} of a healthy step (e.g. its "
+            "90th percentile), so that clipping only catches the rare spikes.",
+            evidence=[Evidence("clipping_activity", schema.DIAGNOSTICS_ARTIFACT, dict(clip))],
+        )

@@ -1,0 +1,84 @@
+"""`gradients_not_zeroed`: gradients accumulate across steps because they are never reset."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mlflow_nnaudit import schema
+from mlflow_nnaudit.auditor.curves import GRAD_NORM
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num
+
+
+class GradientsNotZeroed(Rule):
+    """On sampled steps the recorder looks at the gradients just before the first backward
+    pass after an optimizer step: after `optimizer.zero_grad()` they are None or zero. When
+    they are still non-zero on at least 90% of the sampled steps (at least 3), gradients are
+    accumulating across steps because they are never reset.
+
+    Curves only (no recorder): a logged gradient-norm curve (`grad_norm`, as the HF Trainer
+    logs it) that rises steadily over the whole run: at least 10x from start to end with a
+    strong monotone upward trend (Mann-Kendall tau >= 0.6, autocorrelation-corrected
+    p < 0.05). Healthy runs' gradient norms stay within a factor of a few (they often rise
+    2-3x as the loss sharpens); accumulated gradients grow with every step. Low confidence:
+    a slowly exploding gradient looks the same."""
+
+    cause = "gradients_not_zeroed"
+    #: the recorder's 0/1 per sampled step: were the last step's gradients still there?
+    CURVE = schema.stored_key(schema.GRAD_PRESENT_BEFORE_BACKWARD)
+    reads = (CURVE,)
+
+    #: share of sampled steps with stale gradients that makes the finding (a loop that accumulates
+    #: on purpose over k steps still resets on one step in k)
+    PRESENT_SHARE = 0.9
+    #: sampled steps needed before the share means anything
+    MIN_STEPS = 3
+    #: steady gradient-norm growth over a run that points to accumulation (curve-only reading)
+    GROWTH = 10.0
+    #: Mann-Kendall tau of a strong, nearly monotone rise (curve-only reading)
+    MIN_TAU = 0.6
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        c = view.extra_curves.get(self.CURVE)
+        if c is None and not view.recorded():
+            return self._from_curve(view)
+        if c is None:
+            return None
+        v = c.values[np.isfinite(c.values)]
+        if len(v) < self.MIN_STEPS or float(np.mean(v)) < self.PRESENT_SHARE:
+            return None
+        return self.finding(
+            confidence="high",
+            severity="failed",
+            score=1.0,
+            summary=f"gradients from the previous step were still there before backward on {np.mean(v):.0%} of "
+            f"{len(v)} sampled steps",
+            recommendation="Gradients are never reset, so every step adds the new gradient to all earlier ones: call "
+            "`optimizer.zero_grad()` once per step, before `loss.backward()` (or after `optimizer.step()`).",
+            evidence=[Evidence("grad_present_before_backward", c.key, {"share": float(np.mean(v)),
+                                                                        "sampled_steps": len(v)})],
+        )
+
+    def _from_curve(self, view: RunView) -> Finding | None:
+        gn = view.finite_curve(GRAD_NORM, min_points=6)
+        lv = view.levels(GRAD_NORM)
+        trend = view.trend(GRAD_NORM)
+        if gn is None or lv is None or trend is None or lv.start <= 0:
+            return None
+        growth = lv.end / lv.start
+        if growth < self.GROWTH or trend.tau < self.MIN_TAU or trend.direction <= 0:
+            return None
+        return self.finding(
+            confidence="low",
+            severity="warning",
+            score=min(1.0, math.log10(growth) / 2),
+            p_value=trend.p_value,
+            summary=f"the gradient norm rose steadily {fmt_factor(growth)} over the run ({fmt_num(lv.start)} -> "
+            f"{fmt_num(lv.end)}, Mann-Kendall tau {trend.tau:.2f})",
+            recommendation=f"The gradient norm grows steadily ({fmt_factor(growth)} over the run), as it does when "
+            "gradients are never reset and each step adds to the last: check that `optimizer.zero_grad()` is called "
+            "once per step, before `loss.backward()`.",
+            evidence=[Evidence("grad_norm_steady_growth", gn.key, {"growth": growth, "tau": trend.tau,
+                                                                    "p_value": trend.p_value})],
+        )

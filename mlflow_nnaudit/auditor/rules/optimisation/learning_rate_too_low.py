@@ -1,0 +1,88 @@
+"""`learning_rate_too_low`: steps too small, a slow steady decline that never gets far."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
+from mlflow_nnaudit.auditor.rules.helpers import (
+    LEARNING_RATE_READS,
+    NO_LEARNING,
+    TAIL_START,
+    UPDATE_RATIO_LOW,
+    UPDATE_RATIO_READS,
+    lr_text,
+    trend_evidence,
+)
+
+
+class LearningRateTooLow(Rule):
+    """Steps too small: the loss keeps falling, significantly, through the whole run and at
+    its end, at a steady rate (the last 30% of the run still brings at least 20% of the
+    progress), yet by the end it has lost less than 20% of its starting value. Read on the
+    validation loss where it has enough points (it is measured on the full validation set,
+    so a slow trend is not drowned in minibatch noise), else on the training loss; both
+    trend tests are autocorrelation-corrected Mann-Kendall. The recorder adds the direct
+    measurement: update/weight ratios far below ~1e-3 (median < 1e-5)."""
+
+    cause = "learning_rate_too_low"
+    reads = (*UPDATE_RATIO_READS, *LEARNING_RATE_READS)
+
+    #: median update/weight ratio below this is steps far too small (shared with update_ratio_abnormal)
+    RATIO_LOW = UPDATE_RATIO_LOW
+    #: a run still falling steadily that gained less than this share of its starting loss is too slow
+    SLOW_MAX_IMPROVEMENT = 0.2
+    #: ... and whose last 30% still brought this share of the progress (a steady, undecelerated decline;
+    #: a linear one gives 30%, a healthy decelerating curve a few percent)
+    TAIL_SHARE_STEADY = 0.2
+    #: the tail window (shared)
+    TAIL_START = TAIL_START
+    #: less progress than this is no learning at all: a failed run (shared)
+    NO_LEARNING = NO_LEARNING
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        role = VAL_LOSS if view.finite_curve(VAL_LOSS) is not None else TRAIN_LOSS
+        lv = view.levels(role)
+        whole = view.trend(role)
+        tail = view.trend(role, self.TAIL_START, 1.0)
+        # exact zeros are frozen or dead layers (another cause), not small steps
+        ratios = {k: v for k, v in view.update_ratios().items() if v > 0}
+        med = float(np.median(list(ratios.values()))) if ratios else None
+        recorded_low = med is not None and med < self.RATIO_LOW
+        curve_slow = False
+        evidence: list[Evidence] = []
+        improvement = None
+        if lv is not None and whole is not None and tail is not None and lv.start > 0:
+            improvement = (lv.start - lv.end) / abs(lv.start)
+            total, tail_drop = view.drop(role, 0.0, 1.0), view.drop(role, self.TAIL_START, 1.0)
+            steady = bool(total and total > 0 and tail_drop / total >= self.TAIL_SHARE_STEADY)
+            curve_slow = (whole.direction < 0 and tail.direction < 0 and steady
+                          and 0 < improvement < self.SLOW_MAX_IMPROVEMENT)
+            if curve_slow:
+                key = view.curve(role).key
+                evidence += [Evidence("slow_decline", key, {"improvement_share": improvement, "start": lv.start,
+                                                            "end": lv.end}),
+                             trend_evidence("mann_kendall_whole", key, whole),
+                             trend_evidence("mann_kendall_tail", key, tail)]
+        if recorded_low:
+            evidence.append(Evidence("update_ratio", None, {"median": med, "per_layer": ratios}))
+        if not (curve_slow or recorded_low):
+            return None
+        name = "validation" if role == VAL_LOSS else "training"
+        if curve_slow:
+            seen = (f"the {name} loss fell only {improvement:.0%} over the whole run and was still falling steadily "
+                    "at the end")
+        else:
+            seen = f"each step changed the weights by only {med:.1e} of their size (healthy is ~1e-3)"
+        return self.finding(
+            p_value=whole.p_value if curve_slow and not recorded_low else None,
+            confidence="high" if (curve_slow and recorded_low) else "medium",
+            severity="failed" if improvement is not None and improvement < self.NO_LEARNING else "warning",
+            score=0.6 + 0.2 * int(curve_slow) + 0.2 * int(recorded_low),
+            summary=seen,
+            recommendation=f"The learning rate looks too low{lr_text(view)}: {seen}. Multiply it by 10 and "
+            "compare the first few hundred steps (a learning-rate range test finds the largest rate that still "
+            "trains smoothly).",
+            evidence=evidence,
+        )

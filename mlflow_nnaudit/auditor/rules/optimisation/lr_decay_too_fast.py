@@ -1,0 +1,81 @@
+"""`lr_decay_too_fast`: the schedule takes the learning rate away while the loss still falls."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlflow_nnaudit.auditor import stats
+from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_LOSS
+from mlflow_nnaudit.auditor.rules.base import FLAT_TOLERANCE, Evidence, Finding, Rule, RunView, fmt_num, fmt_step
+from mlflow_nnaudit.auditor.rules.helpers import trend_evidence
+
+
+class LrDecayTooFast(Rule):
+    """A logged learning-rate curve falls to 10% of its peak or less within the first half of
+    the run, the training loss was still falling significantly just before (Mann-Kendall on
+    the stretch before the drop, autocorrelation-corrected), and after the drop it is flat (the
+    equivalence test of `plateau`: its change lies within +/-5% of the starting loss) for the
+    rest of the run: progress stopped when the learning rate went, not because the model had
+    learned. Needs the learning rate as a curve (`lr`, `learning_rate`, Lightning's `lr-Adam`,
+    the recorder's `nnaudit/lr`)."""
+
+    cause = "lr_decay_too_fast"
+
+    #: the learning rate counts as decayed when it is this share of its peak or less ...
+    DECAYED = 0.1
+    #: ... and it must get there within this share of the run to be "too fast" (a cosine or step
+    #: schedule over the whole run gets there in its last third)
+    DECAY_EARLY = 0.5
+    #: loss points needed on each side of the drop for the two tests
+    MIN_POINTS_EACH_SIDE = 8
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        lr = view.finite_curve(LEARNING_RATE, min_points=4)
+        loss = view.finite_curve(TRAIN_LOSS)
+        lv = view.levels(TRAIN_LOSS)
+        if lr is None or loss is None or lv is None or lv.start <= 0:
+            return None
+        i_peak = int(np.argmax(lr.values))
+        peak = float(lr.values[i_peak])
+        if peak <= 0:
+            return None
+        below = np.nonzero(lr.values[i_peak:] <= self.DECAYED * peak)[0]
+        if not len(below):
+            return None
+        x_drop = float(lr.steps[i_peak + below[0]])
+        lx = loss.steps
+        if lx[-1] <= lx[0]:
+            return None
+        share = (x_drop - lx[0]) / (lx[-1] - lx[0])
+        if not 0 < share <= self.DECAY_EARLY:
+            return None
+        before, after = lx <= x_drop, lx > x_drop
+        if before.sum() < self.MIN_POINTS_EACH_SIDE or after.sum() < self.MIN_POINTS_EACH_SIDE:
+            return None
+        xb, yb = lx[before], loss.values[before]
+        k = len(xb)
+        pre = stats.mann_kendall(xb[k // 2:], yb[k // 2:])  # the half of the pre-drop stretch nearest the drop
+        if pre.direction >= 0:
+            return None
+        flat = stats.flatness(lx[after], loss.values[after], FLAT_TOLERANCE * abs(lv.start))
+        if not flat.is_flat:
+            return None
+        level = float(np.median(loss.values[after]))
+        return self.finding(
+            confidence="medium",
+            severity="warning",
+            score=min(1.0, 1.0 - share),
+            p_value=pre.p_value,
+            summary=f"the learning rate fell from {fmt_num(peak)} to {fmt_num(self.DECAYED * peak)} or less by step "
+            f"{fmt_step(x_drop)} ({share:.0%} into the run); the loss, still falling until then, stayed at "
+            f"{fmt_num(level)} after it",
+            recommendation=f"The learning-rate schedule shrinks the rate 10x by step {fmt_step(x_drop)}, {share:.0%} into "
+            f"the run, and the loss stops improving there (flat at {fmt_num(level)}) although it was still falling: "
+            "decay later or more gently (e.g. cosine or step decay over the whole run, a larger gamma / step_size), "
+            "or train the remaining epochs at a higher rate.",
+            evidence=[Evidence("lr_drop", lr.key, {"peak": peak, "drop_step": x_drop, "share_of_run": share}),
+                      trend_evidence("mann_kendall_before_drop", loss.key, pre),
+                      Evidence("flat_after_drop", loss.key, {"change_ci90": [flat.change_low, flat.change_high],
+                                                             "tolerance": flat.tolerance, "level": level},
+                               (x_drop, float(lx[-1])))],
+        )

@@ -1,0 +1,45 @@
+"""`update_ratio_abnormal`: some layers move far too much or too little per step."""
+
+from __future__ import annotations
+
+from mlflow_nnaudit import schema
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
+from mlflow_nnaudit.auditor.rules.helpers import UPDATE_RATIO_HIGH, UPDATE_RATIO_LOW, UPDATE_RATIO_READS
+
+
+class UpdateRatioAbnormal(Rule):
+    """Per layer, the median update/weight ratio ||dW||/||W|| over the second half of the run
+    (recorder, sampled steps). ~1e-3 is the usual healthy order; reported when some layer is
+    above 1e-1 or below 1e-5 while others are not (when all layers are off together, the
+    learning-rate rules say so instead). Exact zeros are left to `frozen_parameters`."""
+
+    cause = "update_ratio_abnormal"
+    explained_by = ("learning_rate_too_low", "learning_rate_too_high", "frozen_parameters")
+    reads = UPDATE_RATIO_READS
+
+    #: a layer's median ratio above / below these is far from ~1e-3 (shared with the learning-rate rules)
+    RATIO_HIGH = UPDATE_RATIO_HIGH
+    RATIO_LOW = UPDATE_RATIO_LOW
+    #: layers named in the summary at most
+    NAMED_LAYERS = 4
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        ratios = {k: v for k, v in view.update_ratios().items() if v > 0}
+        if len(ratios) < 2:
+            return None
+        high = {k: v for k, v in ratios.items() if v > self.RATIO_HIGH}
+        low = {k: v for k, v in ratios.items() if v < self.RATIO_LOW}
+        off = {**high, **low}
+        if not off or len(off) == len(ratios):
+            return None
+        names = ", ".join(f"{k} ({v:.0e})" for k, v in list(off.items())[: self.NAMED_LAYERS])
+        return self.finding(
+            confidence="medium",
+            severity="warning",
+            score=0.5,
+            summary=f"update/weight ratio far from ~1e-3 in {names}",
+            recommendation=f"Some layers move far too {'much' if high else 'little'} per step (update/weight ratio "
+            f"{names}; healthy is ~1e-3): give those layers their own learning rate (optimizer parameter groups), "
+            "or check their initialisation and normalisation.",
+            evidence=[Evidence("update_ratio", schema.layer_prefix(schema.LAYER_UPDATE_RATIO), {"per_layer": ratios})],
+        )

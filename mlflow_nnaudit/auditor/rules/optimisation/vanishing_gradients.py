@@ -1,0 +1,43 @@
+"""`vanishing_gradients`: the first layers' gradients are orders of magnitude below the last's."""
+
+from __future__ import annotations
+
+import math
+
+from mlflow_nnaudit import schema
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
+
+
+class VanishingGradients(Rule):
+    """The recorder logs per-layer gradient norms on sampled steps (`nnaudit/grad_norm/<layer>`).
+    Reported when, over the second half of the run, the first layer's median gradient norm is
+    more than 1000x smaller than the last layer's: the early layers barely learn."""
+
+    cause = "vanishing_gradients"
+    PREFIX = schema.layer_prefix(schema.LAYER_GRAD_NORM)
+    reads = (PREFIX, ("model", "layers"))
+
+    #: gradient norm of the first layer vs the last below this: vanishing (AutoTrainer uses 1e-3
+    #: with |g_first| < 1e-4; we use the ratio alone, on per-layer medians)
+    RATIO = 1e-3
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        norms = view.layer_medians(self.PREFIX)
+        order = [name for name in (view.fact("model", "layers") or {}) if name in norms]
+        if len(order) < 2:
+            return None
+        first, last = norms[order[0]], norms[order[-1]]
+        if last <= 0 or first / last >= self.RATIO:
+            return None
+        ratio = first / last
+        return self.finding(
+            confidence="high",
+            severity="warning",
+            score=min(1.0, -math.log10(max(ratio, 1e-12)) / 6),
+            summary=f"the first layer's gradients are {ratio:.1e} of the last layer's ({order[0]}: {fmt_num(first)}, "
+            f"{order[-1]}: {fmt_num(last)})",
+            recommendation=f"Gradients vanish towards the input (first layer {ratio:.1e} of the last): use ReLU-family "
+            "activations instead of sigmoid/tanh in hidden layers, He initialisation, normalisation layers, or "
+            "residual connections; or make the network shallower.",
+            evidence=[Evidence("per_layer_grad_norm", self.PREFIX, {"per_layer": norms, "first_to_last": ratio})],
+        )

@@ -1,0 +1,169 @@
+"""The recorder-auditor contract, written once: what the recorder leaves in a run and the
+auditor reads back.
+
+The recorder (`mlflow_nnaudit.recorder`) and the auditor (`mlflow_nnaudit.auditor`) never
+import each other; they meet only in an MLflow run. This module names everything that
+crosses that boundary: the metric keys (all under `METRIC_PREFIX`), the per-layer key
+patterns, the params, the tags of both sides, and the diagnostics artifact with the facts
+in it. Both sides spell these names through this module, so that a key renamed on one side
+cannot leave the other silently reading nothing (tests/test_schema.py checks that every key
+and fact a rule reads is one the recorder can write).
+
+It imports neither torch nor MLflow (the auditor may run where neither the recorder nor
+torch is installed); tests/test_schema.py checks that too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow_nnaudit._version import __version__
+
+#: version of this contract: bump it when a name below changes meaning or disappears
+SCHEMA_VERSION = 1
+#: the version both sides write (TAG_RECORDER_VERSION, TAG_VERSION, the diagnostics' `recorder_version`):
+#: the package's own
+PACKAGE_VERSION = __version__
+
+# --- metrics -----------------------------------------------------------------------------------
+#: every metric the recorder logs starts with this (the recorder's sink adds it; the names
+#: below are without it, as the recorder's probes hand them to the sink)
+METRIC_PREFIX = "nnaudit/"
+
+TRAIN_LOSS = "train_loss"  # the training loss, every step at first, then window means
+VAL_LOSS = "val_loss"  # mean of the evaluation losses since the last optimizer step
+LR = "lr"  # the first parameter group's learning rate, on sampled steps
+GRAD_NORM = "grad_norm"  # global gradient L2 norm before the step, on sampled steps
+NONFINITE_GRADS = "nonfinite_grads"  # parameters with a NaN/Inf gradient norm, on sampled steps
+LABELS_PER_BATCH = "labels_per_batch"  # distinct class labels in a sampled classification batch
+GRAD_PRESENT_BEFORE_BACKWARD = "grad_present_before_backward"  # 1 when gradients were not reset
+AMP_SKIPPED_STEPS = "amp_skipped_steps"  # running count of steps a GradScaler skipped
+
+#: metrics with one fixed name
+METRICS = (TRAIN_LOSS, VAL_LOSS, LR, GRAD_NORM, NONFINITE_GRADS, LABELS_PER_BATCH, GRAD_PRESENT_BEFORE_BACKWARD,
+           AMP_SKIPPED_STEPS)
+
+# per-layer metrics: `<kind>/<layer>`, the layer being the module's name in the model
+LAYER_GRAD_NORM = "grad_norm"  # gradient norm of the layer's parameters
+LAYER_WEIGHT_NORM = "weight_norm"  # weight norm of the layer's parameters after the step
+LAYER_UPDATE_RATIO = "update_ratio"  # ||dW|| / ||W|| of the step
+LAYER_DEAD_RELU = "dead_relu"  # share of a ReLU layer's units that are zero for the whole batch
+LAYER_SATURATED = "saturated"  # share of a sigmoid/tanh layer's outputs on the rails
+
+#: kinds of per-layer metrics
+LAYER_KINDS = (LAYER_GRAD_NORM, LAYER_WEIGHT_NORM, LAYER_UPDATE_RATIO, LAYER_DEAD_RELU, LAYER_SATURATED)
+
+
+def layer_key(kind: str, layer: str) -> str:
+    """The name of a per-layer metric as the recorder's probes give it (no prefix): `grad_norm/fc1`."""
+    return f"{kind}/{layer}"
+
+
+def stored_key(name: str) -> str:
+    """A metric name as MLflow stores it: `nnaudit/grad_norm`."""
+    return METRIC_PREFIX + name
+
+
+def layer_prefix(kind: str) -> str:
+    """The stored keys of one kind of per-layer metric start with this: `nnaudit/grad_norm/`."""
+    return stored_key(kind + "/")
+
+
+def recorder_writes(key: str) -> bool:
+    """Whether the recorder can write this stored metric key, or (ending in "/") key prefix."""
+    if not key.startswith(METRIC_PREFIX):
+        return False
+    name = key[len(METRIC_PREFIX):]
+    if name in METRICS:
+        return True
+    kind, sep, _ = name.partition("/")
+    return bool(sep) and kind in LAYER_KINDS
+
+
+# --- params (logged once, when the recorder adopts an optimizer) --------------------------------
+PARAM_OPTIMIZER = "nnaudit.optimizer"  # the optimizer's class name ("none" in a loop without one)
+PARAM_OPTIMIZER_PREFIX = "nnaudit.optimizer."
+#: settings of the optimizer's first parameter group: `nnaudit.optimizer.<setting>`
+OPTIMIZER_SETTINGS = ("lr", "weight_decay", "momentum", "betas", "param_groups")
+PARAM_MODEL_PARAMETERS = "nnaudit.model.parameters"  # parameters the optimizer trains
+
+
+def optimizer_param(setting: str) -> str:
+    """`nnaudit.optimizer.lr` and the like."""
+    return PARAM_OPTIMIZER_PREFIX + setting
+
+
+PARAM_OPTIMIZER_LR = optimizer_param("lr")
+PARAM_OPTIMIZER_WEIGHT_DECAY = optimizer_param("weight_decay")
+#: the optimizer's params (its class, then its settings), also the keys of the diagnostics' `optimizer` section
+OPTIMIZER_PARAMS = (PARAM_OPTIMIZER, *(optimizer_param(s) for s in OPTIMIZER_SETTINGS))
+PARAMS = (*OPTIMIZER_PARAMS, PARAM_MODEL_PARAMETERS)
+
+# --- tags ----------------------------------------------------------------------------------------
+#: the recorder marks the runs it recorded (value: the package version) ...
+TAG_RECORDER_VERSION = "nnaudit.recorder.version"
+#: ... and the runs it started itself ("true"), when no run was active
+TAG_RECORDER_STARTED_RUN = "nnaudit.recorder.started_run"
+
+# the auditor's tags (see the contract: users filter runs on them in the MLflow UI)
+TAG_STATUS = "nnaudit.status"  # healthy | warning | failed | inconclusive
+TAG_CAUSES = "nnaudit.causes"  # cause ids, comma-separated, most likely first
+TAG_CAUSE_PREFIX = "nnaudit.cause."  # `nnaudit.cause.<id>`: high | medium | low
+TAG_ADVISORIES = "nnaudit.advisories"  # set-up risks on a run that showed no harm, comma-separated
+TAG_RECOMMENDATION = "nnaudit.recommendation"  # the most important recommendation, plain text
+TAG_AUDITED_AT = "nnaudit.audited_at"  # ISO-8601 UTC time of the audit
+TAG_VERSION = "nnaudit.version"  # version of the package that wrote the audit tags
+
+# --- artifacts -----------------------------------------------------------------------------------
+#: the recorder's one-off facts, rewritten while training whenever they change
+DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"
+AUDIT_ARTIFACT = "nnaudit/audit.json"  # the auditor's findings with their evidence, per run
+REPORT_ARTIFACT = "nnaudit/report.html"  # the auditor's page per run
+
+#: the fields of DIAGNOSTICS_ARTIFACT: top-level sections (one per probe that has something to
+#: say, keyed by the probe's name) and the facts in them; None marks a value (a number, a list,
+#: a dict not described further). Rules read these through `RunView.fact(*path)`.
+_INPUT_STATS: dict[str, Any] = dict.fromkeys((
+    "batches", "features", "median_batch_size", "nonfinite_share", "constant_features", "median_abs_mean",
+    "median_std", "max_abs", "std_ratio", "feature_mean", "feature_std"))
+_LOADER: dict[str, Any] = dict.fromkeys((
+    "dataset", "dataset_size", "batch_size", "batches_per_epoch", "sampler", "shuffle", "drop_last", "iterations",
+    "training_iterations"))
+_RUNNING_STATS: dict[str, Any] = dict.fromkeys(("min", "max", "mean", "sqmean", "n"))
+DIAGNOSTICS_FIELDS: dict[str, Any] = {
+    "recorder_version": None,
+    "steps": None,  # optimizer steps recorded
+    "optimizer": dict.fromkeys(OPTIMIZER_PARAMS),  # the optimizer params above, by their param names
+    "model": {
+        **dict.fromkeys(("class", "layers", "depth", "widths", "activations", "last_module", "dropout",
+                         "normalization", "no_bias_layers", "no_bias_without_norm", "parameters",
+                         "trainable_not_in_optimizer", "requires_grad_false")),
+        # per weight tensor before the first update: param, shape, std, lecun_std, scale_vs_lecun,
+        # constant, identical_rows_share
+        "init": None,
+    },
+    "activations": {"layers": None},  # activation layer name -> "relu" | "sigmoid" | "tanh"
+    "clipping": dict.fromkeys(("calls", "kind", "limit", "measured_calls", "bite_share", "median_pre_clip_ratio",
+                               "p90_pre_clip_ratio")),
+    "data_loader": {"loaders": None, "train": _LOADER},
+    "loss": {
+        **dict.fromkeys(("loss_function", "n_classes", "first_loss", "chance_loss", "label_counts")),
+        "input_mismatch": dict.fromkeys(("loss", "problem", "detail")),
+        "targets": _RUNNING_STATS,
+        "outputs": _RUNNING_STATS,
+    },
+    "inputs": {"train": _INPUT_STATS, "eval": _INPUT_STATS,
+               "fingerprints": dict.fromkeys(("sampled_batches", "distinct", "most_common_share"))},
+    "eval_in_train_mode": dict.fromkeys(("step", "mode_dependent_layers")),
+    "amp": {"skipped_steps": None},
+}
+
+
+def is_fact(path: tuple[str, ...]) -> bool:
+    """Whether `path` names a fact (or a section of facts) DIAGNOSTICS_FIELDS describes."""
+    node: Any = DIAGNOSTICS_FIELDS
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return bool(path)
