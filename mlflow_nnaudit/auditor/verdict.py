@@ -96,16 +96,29 @@ def drop_explained(findings: list[Finding], explained_by: dict[str, tuple[str, .
 def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, ...]] | None = None) -> list[Finding]:
     """Most likely first: by confidence, then severity, then the rule's own strength score (ties
     keep the rules' registry order, so the result is deterministic). Then the causal order: a
-    finding that is a consequence of another finding on the run (`Rule.consequence_of`) is listed
-    right after its upstream cause, and the upstream cause moves up to where the best-ranked
-    finding of its group stood: the first cause named is the upstream one. Each finding's
-    `upstream` and `consequences` say so (its `advice` then mentions them)."""
+    finding that is a consequence of other findings on the run (`Rule.consequence_of`) hangs under
+    the most upstream of them (one that none of the others leads to) and is listed after it, direct
+    consequences first; the upstream cause moves up to where the best-ranked finding of its group
+    stood, so the first cause named is the upstream one. Each finding's `upstream` and
+    `consequences` say so (its `advice` then mentions them)."""
     ranked = sorted(findings, key=lambda f: (_CONF_RANK[f.confidence], _SEV_RANK[f.severity], -f.score))
     for f in ranked:
         f.upstream, f.consequences = None, []
     if not consequence_of:
         return ranked
-    by_cause = {f.cause: f for f in ranked}
+    position = {f.cause: i for i, f in enumerate(ranked)}
+    present_up = {f.cause: [c for c in consequence_of.get(f.cause, ()) if c in position and c != f.cause]
+                  for f in ranked}
+
+    def ancestors(cause: str) -> set[str]:
+        seen, todo = set(), list(present_up.get(cause, ()))
+        while todo:
+            c = todo.pop()
+            if c not in seen:
+                seen.add(c)
+                todo += present_up.get(c, ())
+        return seen
+
     parent: dict[str, str] = {}
 
     def root_of(cause: str) -> str:
@@ -113,10 +126,12 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
             cause = parent[cause]
         return cause
 
-    for f in ranked:  # best-ranked first, so each finding hangs under the best-ranked upstream it has
-        for up in sorted((c for c in consequence_of.get(f.cause, ()) if c in by_cause and c != f.cause),
-                         key=lambda c: ranked.index(by_cause[c])):
-            if root_of(up) != f.cause:  # never a cycle: the first link found wins
+    for f in ranked:  # best-ranked first: where two findings name each other, the first one read holds
+        ups = present_up[f.cause]
+        # the most upstream of its upstream causes (one no other candidate leads to), best-ranked first
+        ups = sorted(ups, key=lambda c: (any(c in ancestors(o) for o in ups if o != c), position[c]))
+        for up in ups:
+            if root_of(up) != f.cause:  # never a cycle
                 parent[f.cause] = up
                 break
     children: dict[str, list[Finding]] = {}
@@ -125,12 +140,14 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
             children.setdefault(parent[f.cause], []).append(f)
 
     def group(f: Finding) -> list[Finding]:
-        out = [f]
-        for child in children.get(f.cause, []):
-            out += group(child)
+        """The finding, then its consequences level by level (direct ones first), each level by rank."""
+        out, level = [f], [f]
+        while level:
+            level = sorted((c for x in level for c in children.get(x.cause, [])), key=lambda c: position[c.cause])
+            out += level
         return out
 
-    best = {}
+    best: dict[str, int] = {}
     for i, f in enumerate(ranked):
         best.setdefault(root_of(f.cause), i)
     ordered: list[Finding] = []
@@ -139,7 +156,7 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
     for f in ordered:
         if f.cause in parent:
             f.upstream = parent[f.cause]
-            by_cause[parent[f.cause]].consequences.append(f.cause)
+            ranked[position[parent[f.cause]]].consequences.append(f.cause)
     return ordered
 
 

@@ -268,7 +268,11 @@ class RunView:
         return self._cached("layer_medians", prefix, compute)
 
     def update_ratios(self) -> dict[str, float]:
-        """Per layer, the median update/weight ratio ||dW||/||W|| over the second half of the run."""
+        """Per layer, the median update/weight ratio ||dW||/||W|| over the second half of the run.
+        Empty on L-BFGS runs: a line search, not a learning rate, sets their step, so the ratio
+        says nothing about a learning-rate setting (the learning-rate rules then read the curves)."""
+        if self.lbfgs():
+            return {}
         return self.layer_medians(UPDATE_RATIO_PREFIX)
 
     def fact(self, *path: str) -> Any:

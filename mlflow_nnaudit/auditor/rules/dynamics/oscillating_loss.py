@@ -15,6 +15,8 @@ class OscillatingLoss(Rule):
     level) that they exceed everything the run gained."""
 
     cause = "oscillating_loss"
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("learning_rate_too_high", "data_not_shuffled", "batchnorm_small_batch", "gradients_not_zeroed")
     reads = LEARNING_RATE_READS
 
     #: a periodic swing smaller than this share of the loss level is noise, not oscillation

@@ -16,6 +16,11 @@ class Plateau(Rule):
     large drop, so it is not a plateau."""
 
     cause = "plateau"
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("loss_input_mismatch", "frozen_parameters", "final_layer_activation", "learning_rate_too_high",
+                      "bad_weight_init", "dead_relu", "saturated_activations", "network_too_deep",
+                      "too_much_regularization", "lr_decay_too_fast", "learning_rate_too_low", "labels_unrelated",
+                      "repeated_batch", "data_not_shuffled", "insufficient_capacity")
 
     #: the flat stretch must start within this share of the run ("early")
     FLAT_FROM_BY = 0.5

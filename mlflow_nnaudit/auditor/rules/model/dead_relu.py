@@ -13,6 +13,8 @@ class DeadRelu(LayerShareRule):
     when, over the second half of the run, the median share is at least 50% in some layer."""
 
     cause = "dead_relu"
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("learning_rate_too_high", "bad_weight_init")
     KIND = schema.LAYER_DEAD_RELU
     reads = (schema.layer_prefix(KIND),)
     EVIDENCE_TEST = "dead_units"

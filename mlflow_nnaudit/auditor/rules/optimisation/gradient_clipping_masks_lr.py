@@ -17,6 +17,8 @@ class GradientClippingMasksLr(Rule):
     twice the limit."""
 
     cause = "gradient_clipping_masks_lr"
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("learning_rate_too_high",)
     reads = (("clipping",), *LEARNING_RATE_READS)
 
     #: share of clipping calls where the clip bites that makes it "active on most steps" (the

@@ -27,6 +27,8 @@ class LearningRateTooLow(Rule):
     measurement: update/weight ratios far below ~1e-3 (median < 1e-5)."""
 
     cause = "learning_rate_too_low"
+    #: a finding of these says the opposite: this one is dropped
+    contradicted_by = ("learning_rate_too_high", "nonfinite_loss", "diverging", "exploding_gradients")
     reads = (*UPDATE_RATIO_READS, *LEARNING_RATE_READS)
 
     #: median update/weight ratio below this is steps far too small (shared with update_ratio_abnormal)

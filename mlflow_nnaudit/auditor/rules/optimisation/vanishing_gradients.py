@@ -14,6 +14,9 @@ class VanishingGradients(Rule):
     more than 1000x smaller than the last layer's: the early layers barely learn."""
 
     cause = "vanishing_gradients"
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("learning_rate_too_high", "dead_relu", "saturated_activations", "bad_weight_init",
+                      "network_too_deep")
     PREFIX = schema.layer_prefix(schema.LAYER_GRAD_NORM)
     reads = (PREFIX, ("model", "layers"))
 
