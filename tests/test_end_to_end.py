@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import mlflow_nnaudit
-from sample_runs.faults import EXPECTED_TAG, SAMPLE_TAG, SAMPLES
+from sample_runs.faults import ADVISORIES_TAG, EXPECTED_TAG, SAMPLE_TAG, SAMPLES
 
 EXPECTED = {s.name: set(s.expected) for s in SAMPLES}
 
@@ -54,6 +54,10 @@ def test_each_faulty_run_lists_its_injected_causes(audited):
         if not expected:
             assert tags["nnaudit.status"] == "healthy", f"{name}: {tags['nnaudit.status']} {found}"
             assert found == []
+            # a set-up risk injected into a run that trained well is an advisory, tagged for filtering
+            advisories = set(tags["nnaudit.advisories"].split(",")) - {""}
+            for cause in (c for c in tags.get(ADVISORIES_TAG, "").split(",") if c):
+                assert cause in advisories and tags[f"nnaudit.cause.{cause}"], f"{name}: {cause} not an advisory"
             continue
         assert tags["nnaudit.status"] in ("failed", "warning"), name
         assert expected <= set(found), f"{name}: expected {expected}, found {found}"
