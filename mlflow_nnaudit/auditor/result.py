@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow_nnaudit import schema
-from mlflow_nnaudit.auditor.rules.base import Finding
+from mlflow_nnaudit.auditor.rules.base import Finding, OutcomeHarm
 
 #: longest recommendation tag value (the contract's bound)
 MAX_RECOMMENDATION = 1000
@@ -24,6 +24,7 @@ class AuditResult:
     findings: list[Finding] = field(default_factory=list)  # causes first, then advisories (`Finding.advisory`)
     roles: dict[str, str] = field(default_factory=dict)  # role -> metric key
     reason: str | None = None  # why the run is inconclusive, when it is
+    harm: OutcomeHarm | None = None  # harm seen in the outcome itself (`RunView.outcome_harm`), if any
     notes: list[str] = field(default_factory=list)  # rule errors and other remarks
     audited_at: str = ""
     skipped: bool = False  # already audited and unchanged: nothing was recomputed
@@ -76,6 +77,7 @@ class AuditResult:
             "advisories": self.advisories,
             "recommendation": self.recommendation,
             "reason": self.reason,
+            "outcome_harm": self.harm.summary if self.harm else None,
             "curves": self.roles,
             "findings": [f.to_dict() for f in self.findings],
             "notes": self.notes,

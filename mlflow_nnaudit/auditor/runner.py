@@ -175,7 +175,8 @@ def analyse(
                 continue
             if f is not None:
                 findings.append(f)
-    result.findings, result.status, dropped = judge(findings, Links.of(rules), result.reason)
+    result.harm = view.outcome_harm() if loss is not None else None
+    result.findings, result.status, dropped = judge(findings, Links.of(rules), result.reason, result.harm)
     result.notes.extend(inp.notes)
     result.notes.extend(dropped)
     result.sparkline = report.sparkline(loss)  # for the summary page, written or not

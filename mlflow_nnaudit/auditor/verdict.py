@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlflow_nnaudit.auditor import stats
-from mlflow_nnaudit.auditor.rules.base import Finding
+from mlflow_nnaudit.auditor.rules.base import Finding, OutcomeHarm
 
 if TYPE_CHECKING:
     from mlflow_nnaudit.auditor.result import AuditResult
@@ -96,16 +96,29 @@ def drop_explained(findings: list[Finding], explained_by: dict[str, tuple[str, .
 def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, ...]] | None = None) -> list[Finding]:
     """Most likely first: by confidence, then severity, then the rule's own strength score (ties
     keep the rules' registry order, so the result is deterministic). Then the causal order: a
-    finding that is a consequence of another finding on the run (`Rule.consequence_of`) is listed
-    right after its upstream cause, and the upstream cause moves up to where the best-ranked
-    finding of its group stood: the first cause named is the upstream one. Each finding's
-    `upstream` and `consequences` say so (its `advice` then mentions them)."""
+    finding that is a consequence of other findings on the run (`Rule.consequence_of`) hangs under
+    the most upstream of them (one that none of the others leads to) and is listed after it, direct
+    consequences first; the upstream cause moves up to where the best-ranked finding of its group
+    stood, so the first cause named is the upstream one. Each finding's `upstream` and
+    `consequences` say so (its `advice` then mentions them)."""
     ranked = sorted(findings, key=lambda f: (_CONF_RANK[f.confidence], _SEV_RANK[f.severity], -f.score))
     for f in ranked:
         f.upstream, f.consequences = None, []
     if not consequence_of:
         return ranked
-    by_cause = {f.cause: f for f in ranked}
+    position = {f.cause: i for i, f in enumerate(ranked)}
+    present_up = {f.cause: [c for c in consequence_of.get(f.cause, ()) if c in position and c != f.cause]
+                  for f in ranked}
+
+    def ancestors(cause: str) -> set[str]:
+        seen, todo = set(), list(present_up.get(cause, ()))
+        while todo:
+            c = todo.pop()
+            if c not in seen:
+                seen.add(c)
+                todo += present_up.get(c, ())
+        return seen
+
     parent: dict[str, str] = {}
 
     def root_of(cause: str) -> str:
@@ -113,10 +126,12 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
             cause = parent[cause]
         return cause
 
-    for f in ranked:  # best-ranked first, so each finding hangs under the best-ranked upstream it has
-        for up in sorted((c for c in consequence_of.get(f.cause, ()) if c in by_cause and c != f.cause),
-                         key=lambda c: ranked.index(by_cause[c])):
-            if root_of(up) != f.cause:  # never a cycle: the first link found wins
+    for f in ranked:  # best-ranked first: where two findings name each other, the first one read holds
+        ups = present_up[f.cause]
+        # the most upstream of its upstream causes (one no other candidate leads to), best-ranked first
+        ups = sorted(ups, key=lambda c: (any(c in ancestors(o) for o in ups if o != c), position[c]))
+        for up in ups:
+            if root_of(up) != f.cause:  # never a cycle
                 parent[f.cause] = up
                 break
     children: dict[str, list[Finding]] = {}
@@ -125,12 +140,14 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
             children.setdefault(parent[f.cause], []).append(f)
 
     def group(f: Finding) -> list[Finding]:
-        out = [f]
-        for child in children.get(f.cause, []):
-            out += group(child)
+        """The finding, then its consequences level by level (direct ones first), each level by rank."""
+        out, level = [f], [f]
+        while level:
+            level = sorted((c for x in level for c in children.get(x.cause, [])), key=lambda c: position[c.cause])
+            out += level
         return out
 
-    best = {}
+    best: dict[str, int] = {}
     for i, f in enumerate(ranked):
         best.setdefault(root_of(f.cause), i)
     ordered: list[Finding] = []
@@ -139,7 +156,7 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
     for f in ordered:
         if f.cause in parent:
             f.upstream = parent[f.cause]
-            by_cause[parent[f.cause]].consequences.append(f.cause)
+            ranked[position[parent[f.cause]]].consequences.append(f.cause)
     return ordered
 
 
@@ -151,14 +168,18 @@ def effective_severity(f: Finding) -> str:
     return f.severity
 
 
-def decide_status(findings: list[Finding], inconclusive_reason: str | None = None) -> str:
+def decide_status(findings: list[Finding], inconclusive_reason: str | None = None,
+                  harm: OutcomeHarm | None = None) -> str:
     """`causes.md`'s status, which follows harm: only findings that show harm in the outcome or
-    a definite bug (`Finding.harmful`) move a run off `healthy`; a run whose findings are all
-    set-up risks is `healthy` (they are its advisories, see `settle`). Failed if a harmful finding
-    says the run did not learn or broke, warning if it learned but something hurt, inconclusive
-    when there was too little to judge. With too little to judge, only a high-confidence finding
-    can fail the run: a short curve makes every reading weak."""
+    a definite bug (`Finding.harmful`) move a run off `healthy`, or harm seen in the outcome itself
+    (`harm`, `RunView.outcome_harm`) when some finding explains it; a run whose findings are all
+    set-up risks on an outcome that looks fine is `healthy` (they are its advisories, see
+    `settle`). Failed if the harm says the run did not learn or broke, warning if it learned but
+    something hurt, inconclusive when there was too little to judge. With too little to judge,
+    only a high-confidence finding can fail the run: a short curve makes every reading weak."""
     harmful = [f for f in findings if f.harmful]
+    if harm is not None and findings:
+        harmful += [Finding(findings[0].cause, "high", harm.severity, harm.summary, "")]
     severities = {effective_severity(f) for f in harmful}
     if FAILED in severities and (not inconclusive_reason or any(
             f.confidence == "high" and f.severity == FAILED for f in harmful)):
@@ -170,19 +191,19 @@ def decide_status(findings: list[Finding], inconclusive_reason: str | None = Non
     return HEALTHY
 
 
-def settle(findings: list[Finding], inconclusive_reason: str | None = None) -> str:
-    """Mark the advisories and decide the status. When no finding shows harm, every finding is
-    an advisory: kept in the result (and tagged, so filtering by cause works), not a cause of
-    anything. When one does, the set-up risks found with it are listed among its causes: they
-    may explain it."""
-    harm = any(f.harmful for f in findings)
+def settle(findings: list[Finding], inconclusive_reason: str | None = None, harm: OutcomeHarm | None = None) -> str:
+    """Mark the advisories and decide the status. When no finding shows harm and the outcome
+    looks fine, every finding is an advisory: kept in the result (and tagged, so filtering by
+    cause works), not a cause of anything. When harm is seen, the set-up risks found with it are
+    listed among its causes: they may explain it."""
+    harmed = harm is not None or any(f.harmful for f in findings)
     for f in findings:
-        f.advisory = not harm
-    return decide_status(findings, inconclusive_reason)
+        f.advisory = not harmed
+    return decide_status(findings, inconclusive_reason, harm)
 
 
-def judge(findings: list[Finding], links: Links | None = None,
-          inconclusive_reason: str | None = None) -> tuple[list[Finding], str, list[str]]:
+def judge(findings: list[Finding], links: Links | None = None, inconclusive_reason: str | None = None,
+          harm: OutcomeHarm | None = None) -> tuple[list[Finding], str, list[str]]:
     """From the rules' findings on one run to its verdict: drop the contradicted and the
     explained findings, put the rest in causal order, mark the advisories and decide the
     status. Returns the findings in order, the status, and a note for each finding left out."""
@@ -190,7 +211,7 @@ def judge(findings: list[Finding], links: Links | None = None,
     findings, contradicted = drop_contradicted(findings, links.contradicted_by)
     findings, explained = drop_explained(findings, links.explained_by)
     ordered = rank_findings(findings, links.consequence_of)
-    return ordered, settle(ordered, inconclusive_reason), contradicted + explained
+    return ordered, settle(ordered, inconclusive_reason, harm), contradicted + explained
 
 
 #: false-discovery rate for the curve-only statistical findings of one audit
@@ -218,6 +239,6 @@ def control_false_discoveries(results: list[AuditResult], q: float = FDR_Q, link
                             f"false-discovery rate of {q:g} across the {len(family)} curve tests of this audit "
                             "(Benjamini-Hochberg)")
         result.findings = rank_findings(result.findings, (links or default_links()).consequence_of)
-        result.status = settle(result.findings, result.reason)
+        result.status = settle(result.findings, result.reason, result.harm)
         dropped += 1
     return dropped

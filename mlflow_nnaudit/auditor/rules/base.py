@@ -268,7 +268,11 @@ class RunView:
         return self._cached("layer_medians", prefix, compute)
 
     def update_ratios(self) -> dict[str, float]:
-        """Per layer, the median update/weight ratio ||dW||/||W|| over the second half of the run."""
+        """Per layer, the median update/weight ratio ||dW||/||W|| over the second half of the run.
+        Empty on L-BFGS runs: a line search, not a learning rate, sets their step, so the ratio
+        says nothing about a learning-rate setting (the learning-rate rules then read the curves)."""
+        if self.lbfgs():
+            return {}
         return self.layer_medians(UPDATE_RATIO_PREFIX)
 
     def fact(self, *path: str) -> Any:
@@ -351,6 +355,50 @@ class RunView:
             return n, "the recorder"
         p = self.param_float(*N_CLASSES_PARAMS)
         return (int(p[1]), f"param {p[0]}") if p is not None and p[1] > 1 else None
+
+    # --- the outcome ------------------------------------------------------------------------
+    def outcome_harm(self) -> OutcomeHarm | None:
+        """Harm in the run's outcome that needs no rule to name it, read against what an
+        untrained model gives. The level read is the validation loss at its best (overfitting
+        is judged by its own rule), else where the training loss ended. A classifier (chance =
+        ln C, from the recorder or a class-count param) at 95% of chance or more did not learn
+        (`failed`); at 80% or more it learned little (`warning`). A regression (`mse_loss`, with the
+        recorder's target statistics) whose loss is a quarter of its targets' variance or more
+        explains less than 75% of it (`warning`). A set-up risk found on such a run is a cause of
+        it, not an advisory (see verdict.py). None when the outcome is fine or cannot be judged
+        this way."""
+
+        def compute():
+            val = self.curve(VAL_LOSS)
+            vals = val.values[val.finite] if val is not None else np.array([])
+            if len(vals):
+                level, which = float(vals.min()), "validation loss at its best was"
+            else:
+                lv = self.levels(TRAIN_LOSS)
+                if lv is None:
+                    return None
+                level, which = lv.end, "training loss ended at"
+            if not math.isfinite(level):
+                return None
+            chance = self.fact("loss", "chance_loss")
+            if not isinstance(chance, (int, float)):
+                nc = self.n_classes() if not self.recorded() else None
+                chance = math.log(nc[0]) if nc else None
+            if chance:
+                for share, severity, what in CHANCE_LEVELS:
+                    if level >= share * chance:
+                        return OutcomeHarm(severity, f"the {which} {fmt_num(level)}, {what} chance "
+                                                     f"(ln C = {fmt_num(chance)})")
+                return None
+            t = self.fact("loss", "targets")
+            if self.fact("loss", "loss_function") == "mse_loss" and isinstance(t, dict):
+                var = max(t.get("sqmean", 0.0) - t.get("mean", 0.0) ** 2, 0.0)
+                if var > 0 and level >= UNEXPLAINED_VARIANCE * var:
+                    return OutcomeHarm("warning", f"the {which} {fmt_num(level)}, {level / var:.0%} of the "
+                                                  f"targets' variance ({fmt_num(var)})")
+            return None
+
+        return self._cached("outcome_harm", "", compute)
 
     # --- what kind of run this is (for `Rule.applies`) -------------------------------------
     def optimizer_name(self) -> str | None:
@@ -442,6 +490,20 @@ BATCH_SIZE_PARAMS = ("batch_size", "train_batch_size", "per_device_train_batch_s
 N_CLASSES_PARAMS = ("n_classes", "num_classes", "num_labels", "classes", "n_labels")
 #: a class count this large is a vocabulary: the labels are token ids
 TOKEN_VOCABULARY = 1000
+
+
+#: a classifier's loss at these shares of ln C or above: no better than chance, little better
+CHANCE_LEVELS = ((0.95, "failed", "no better than"), (0.8, "warning", "little better than"))
+#: a regression whose MSE ends above this share of its targets' variance explains too little of it
+UNEXPLAINED_VARIANCE = 0.25
+
+
+@dataclass(frozen=True)
+class OutcomeHarm:
+    """Harm seen in a run's outcome without a rule (see `RunView.outcome_harm`)."""
+
+    severity: str  # "failed" | "warning"
+    summary: str
 
 
 @dataclass(frozen=True)

@@ -109,11 +109,15 @@ class LayerShareRule(Rule):
 
     def evaluate(self, view: RunView) -> Finding | None:
         prefix = schema.layer_prefix(self.KIND)
-        shares = view.layer_medians(prefix)
+        shares = {k: v for k, v in view.layer_medians(prefix).items() if self.considered(k)}
         bad, worst = worst_layer(shares, self.THRESHOLD)
         if worst is None:
             return None
         return self.describe(bad, worst, [Evidence(self.EVIDENCE_TEST, prefix, {"per_layer": shares})])
+
+    def considered(self, layer: str) -> bool:
+        """Whether a layer's share counts (all do, unless a subclass knows a layer is so by design)."""
+        return True
 
     def describe(self, bad: dict[str, float], worst: str, evidence: list[Evidence]) -> Finding:
         """The finding, given the layers at or over the threshold and the worst one."""

@@ -19,6 +19,8 @@ class LabelsUnrelated(Rule):
     explained_by = ("class_imbalance", "train_val_preprocessing_mismatch")
     contradicted_by = ("learning_rate_too_high",)
     reads = BLOWUP_READS
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("repeated_batch", "nonfinite_inputs")
 
     #: the training loss must fall at least this share of its start ("a long way")
     MIN_TRAIN_GAIN = 0.5

@@ -23,9 +23,12 @@ class Plateau(Rule):
 
     cause = "plateau"
     reads = BLOWUP_READS
-    consequence_of = ("learning_rate_too_high", "learning_rate_too_low", "loss_input_mismatch", "frozen_parameters",
-                      "gradients_not_zeroed", "dead_relu", "vanishing_gradients", "saturated_activations",
-                      "bad_weight_init", "too_much_regularization", "labels_unrelated", "lr_decay_too_fast")
+    #: upstream causes it follows from, when found too (listed after them). Not insufficient_capacity:
+    #: from the curves alone that is a guess, and a guess must not outrank the symptom (issue 11)
+    consequence_of = ("loss_input_mismatch", "frozen_parameters", "final_layer_activation", "learning_rate_too_high",
+                      "bad_weight_init", "dead_relu", "saturated_activations", "vanishing_gradients", "network_too_deep",
+                      "too_much_regularization", "lr_decay_too_fast", "learning_rate_too_low", "labels_unrelated",
+                      "repeated_batch", "data_not_shuffled", "gradients_not_zeroed")
 
     #: the flat stretch must start within this share of the run ("early")
     FLAT_FROM_BY = 0.5

@@ -13,7 +13,8 @@ class DeadRelu(LayerShareRule):
     when, over the second half of the run, the median share is at least 50% in some layer."""
 
     cause = "dead_relu"
-    #: units killed by an explosion: the learning rate is the cause, the dead units its consequence
+    #: upstream causes it follows from, when found too (listed after them): units killed by an
+    #: explosion are the learning rate's consequence
     consequence_of = ("learning_rate_too_high", "bad_weight_init", "inputs_not_normalized")
     KIND = schema.LAYER_DEAD_RELU
     reads = (schema.layer_prefix(KIND),)

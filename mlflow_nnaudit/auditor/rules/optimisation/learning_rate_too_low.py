@@ -38,8 +38,9 @@ class LearningRateTooLow(Rule):
 
     cause = "learning_rate_too_low"
     reads = (*UPDATE_RATIO_READS, *LEARNING_RATE_READS, *BLOWUP_READS)
-    #: dead units make tiny updates whatever the learning rate: not a sign of small steps
-    contradicted_by = ("learning_rate_too_high", "dead_relu")
+    #: a finding of these says the opposite: this one is dropped (dead units make tiny updates
+    #: whatever the learning rate: not a sign of small steps)
+    contradicted_by = ("learning_rate_too_high", "nonfinite_loss", "diverging", "exploding_gradients", "dead_relu")
     #: a creep: every one of at least this many evaluations lower than the one before (noise alone
     #: does that with probability 2^-(n-1): 1/32 for 6), while the loss gained less than NO_LEARNING...
     CREEP_POINTS = 6

@@ -17,6 +17,9 @@ class VanishingGradients(Rule):
     does not already use them."""
 
     cause = "vanishing_gradients"
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("learning_rate_too_high", "dead_relu", "saturated_activations", "bad_weight_init",
+                      "network_too_deep")
     PREFIX = schema.layer_prefix(schema.LAYER_GRAD_NORM)
     reads = (PREFIX, ("model", "layers"), ("model", "activations"), ("activations", "layers"),
              schema.layer_prefix(schema.LAYER_DEAD_RELU))
