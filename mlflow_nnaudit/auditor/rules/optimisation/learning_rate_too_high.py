@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlflow_nnaudit.auditor import stats
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num, fmt_step
 from mlflow_nnaudit.auditor.rules.helpers import (
@@ -79,7 +80,11 @@ class LearningRateTooHigh(Rule):
                 evidence.append(Evidence("early_nonfinite", curve.key, {"first_index": nf.first_index}))
                 severity = "failed"
         b = blowup(view)
-        blew_up = b is not None and b.detected and not signs
+        # a NaN with no growth before it is the NaN-input or bad-operation picture, left to the
+        # early_nonfinite reading above (which steps aside when the inputs hold NaN)
+        grew = b is not None and b.detected and (not b.nonfinite or b.index is None or any(
+            np.isfinite(v) and v >= stats.BLOWUP_GROWTH * b.start for v in curve.values[:b.index]))
+        blew_up = b is not None and b.detected and not signs and grew
         if blew_up:
             what = "turned non-finite" if b.nonfinite else f"reached {fmt_num(b.peak)} ({fmt_factor(b.growth)} its start)"
             signs.append(f"the loss blew up at step {fmt_step(b.x)}: it started at {fmt_num(b.start)} and {what}")
