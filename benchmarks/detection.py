@@ -11,7 +11,9 @@ Trains the sample runs into a sqlite store (or reuses one given with --tracking-
   per epoch, not per step).
 
 Prints, per injected cause, how often it is among the top 3 causes of its run, and how
-healthy runs fared (failed / warning). A cause's catalog evidence (R, C) says whether the
+healthy runs fared (failed / warning). Runs with a set-up risk injected that still train well
+(`sample.expected_advisories`) count as healthy runs, and their risks must be found as advisories
+(status follows harm). A cause's catalog evidence (R, C) says whether the
 curves alone can be expected to show it.
 
     python benchmarks/detection.py [--tracking-uri URI --reuse]
@@ -35,6 +37,7 @@ from mlflow_nnaudit.auditor.verdict import control_false_discoveries  # noqa: E4
 
 KEEP_IN_CURVES_ONLY = ("nnaudit/train_loss", "nnaudit/val_loss")
 EXPECTED_TAG = "sample.expected_causes"
+ADVISORIES_TAG = "sample.expected_advisories"
 
 
 def curves_only(run: RunRecord) -> RunRecord:
@@ -50,6 +53,7 @@ def curves_only(run: RunRecord) -> RunRecord:
 def evaluate(store: Store, experiment: str, mode: str):
     exps = store.experiments([experiment])
     per_cause = defaultdict(lambda: [0, 0])  # cause -> [found in top 3, expected]
+    per_advisory = defaultdict(lambda: [0, 0])  # cause -> [found as an advisory, expected]
     healthy = {"healthy": 0, "warning": 0, "failed": 0, "inconclusive": 0}
     misses = []
     audited = []
@@ -66,13 +70,23 @@ def evaluate(store: Store, experiment: str, mode: str):
             healthy[result.status] += 1
             if result.status != "healthy":
                 misses.append(f"{run.run_name}: healthy run came out {result.status} ({','.join(result.causes)})")
+            # set-up risks injected into a run that trained well: found as advisories (the recorder's
+            # evidence is needed for the R causes, so curves-only counts only the C ones)
+            for cause in (c for c in run.tags.get(ADVISORIES_TAG, "").split(",") if c):
+                if mode == "curves" and "C" not in BY_ID[cause].evidence:
+                    continue
+                per_advisory[cause][1] += 1
+                if cause in result.advisories:
+                    per_advisory[cause][0] += 1
+                else:
+                    misses.append(f"{run.run_name}: {cause} not among the advisories ({','.join(result.advisories) or '-'})")
         for cause in expected:
             per_cause[cause][1] += 1
             if cause in top3:
                 per_cause[cause][0] += 1
             else:
                 misses.append(f"{run.run_name}: {cause} not in top 3 ({','.join(result.causes) or '-'})")
-    return per_cause, healthy, misses
+    return per_cause, healthy, misses, per_advisory
 
 
 def main() -> None:
@@ -105,14 +119,14 @@ def main() -> None:
     store = Store(uri)
     results = {mode: evaluate(store, args.experiment, mode) for mode in ("recorder", "curves")}
 
-    causes = sorted({c for per_cause, _, _ in results.values() for c in per_cause})
+    causes = sorted({c for per_cause, _, _, _ in results.values() for c in per_cause})
     print(f"\n{'cause':<34} {'evidence':>8} {'with recorder':>14} {'curves only':>12}")
     totals = {m: [0, 0] for m in results}
     c_totals = {m: [0, 0] for m in results}
     for cause in causes:
         ev = BY_ID[cause].evidence
         cells = []
-        for mode, (per_cause, _, _) in results.items():
+        for mode, (per_cause, _, _, _) in results.items():
             hit, n = per_cause.get(cause, [0, 0])
             totals[mode][0] += hit
             totals[mode][1] += n
@@ -121,14 +135,21 @@ def main() -> None:
                 c_totals[mode][1] += n
             cells.append(f"{hit}/{n}")
         print(f"{cause:<34} {ev:>8} {cells[0]:>14} {cells[1]:>12}")
+    advisories = sorted({c for *_, per_adv in results.values() for c in per_adv})
+    if advisories:
+        print(f"\n{'advisory on a run that trained well':<34} {'evidence':>8} {'with recorder':>14} {'curves only':>12}")
+        for cause in advisories:
+            cells = ["{}/{}".format(*per_adv.get(cause, [0, 0])) for *_, per_adv in results.values()]
+            print(f"{cause:<34} {BY_ID[cause].evidence:>8} {cells[0]:>14} {cells[1]:>12}")
     print()
-    for mode, (_, healthy, misses) in results.items():
+    for mode, (_, healthy, misses, per_adv) in results.items():
         hit, n = totals[mode]
         chit, cn = c_totals[mode]
         n_healthy = sum(healthy.values())
         print(f"{mode:>9}: injected causes in top 3: {hit}/{n} ({hit / max(n, 1):.0%}); curve-visible (C) causes: "
               f"{chit}/{cn} ({chit / max(cn, 1):.0%}); healthy runs: {healthy['healthy']}/{n_healthy} healthy, "
-              f"{healthy['warning']} warning, {healthy['failed']} failed")
+              f"{healthy['warning']} warning, {healthy['failed']} failed; advisories found: "
+              f"{sum(h for h, _ in per_adv.values())}/{sum(n for _, n in per_adv.values())}")
         for line in misses:
             print(f"           miss: {line}")
 

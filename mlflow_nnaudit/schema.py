@@ -125,9 +125,13 @@ TAG_RECORDER_LOST_POINTS = "nnaudit.recorder.lost_points"
 TAG_STATUS = "nnaudit.status"  # healthy | warning | failed | inconclusive
 TAG_CAUSES = "nnaudit.causes"  # cause ids, comma-separated, most likely first
 TAG_CAUSE_PREFIX = "nnaudit.cause."  # `nnaudit.cause.<id>`: high | medium | low
+TAG_ADVISORIES = "nnaudit.advisories"  # set-up risks on a run that showed no harm, comma-separated
 TAG_RECOMMENDATION = "nnaudit.recommendation"  # the most important recommendation, plain text
 TAG_AUDITED_AT = "nnaudit.audited_at"  # ISO-8601 UTC time of the audit
 TAG_VERSION = "nnaudit.version"  # version of the package that wrote the audit tags
+#: fingerprint of the rule set that judged the run (auditor/ruleset.py): a changed rule or threshold
+#: re-audits runs judged by the old one, whether or not the package version moved
+TAG_RULESET = "nnaudit.ruleset"
 
 # --- artifacts -----------------------------------------------------------------------------------
 #: the recorder's one-off facts, rewritten while training whenever they change

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sample_runs.faults import EXPECTED_TAG, SAMPLE_TAG
+from sample_runs.faults import ADVISORIES_TAG, EXPECTED_TAG, SAMPLE_TAG
 
 
 @dataclass
@@ -14,13 +14,15 @@ class SampleOutcome:
     expected: list[str]
     status: str
     found: list[str]
+    advisories: list[str] = field(default_factory=list)  # expected advisories
+    found_advisories: list[str] = field(default_factory=list)
 
     @property
     def as_expected(self) -> bool:
-        """Healthy samples must come out healthy; faulty ones failed or warning with every injected
-        cause listed."""
+        """Healthy samples must come out healthy (with their injected set-up risks as advisories);
+        faulty ones failed or warning with every injected cause listed."""
         if not self.expected:
-            return self.status == "healthy"
+            return self.status == "healthy" and all(c in self.found_advisories for c in self.advisories)
         return self.status in ("failed", "warning") and all(c in self.found for c in self.expected)
 
 
@@ -49,6 +51,8 @@ def load_sample_results(tracking_uri: str, experiment: str) -> list[SampleOutcom
             expected=[c for c in tags.get(EXPECTED_TAG, "").split(",") if c],
             status=tags.get("nnaudit.status", "(not audited)"),
             found=[c for c in tags.get("nnaudit.causes", "").split(",") if c],
+            advisories=[c for c in tags.get(ADVISORIES_TAG, "").split(",") if c],
+            found_advisories=[c for c in tags.get("nnaudit.advisories", "").split(",") if c],
         ))
     return out
 
@@ -61,7 +65,9 @@ def compare(rows: list[SampleOutcome]) -> Comparison:
 def format_comparison(rows: list[SampleOutcome]) -> str:
     table = [("RUN", "EXPECTED CAUSES", "STATUS", "CAUSES FOUND", "")]
     for r in rows:
-        table.append((r.name, ",".join(r.expected) or "(healthy)", r.status, ",".join(r.found) or "-",
-                      "ok" if r.as_expected else "MISS"))
+        expected = ",".join(r.expected) or ("(healthy; advisory " + ",".join(r.advisories) + ")" if r.advisories
+                                            else "(healthy)")
+        found = ",".join(r.found) or ("advisory " + ",".join(r.found_advisories) if r.found_advisories else "-")
+        table.append((r.name, expected, r.status, found, "ok" if r.as_expected else "MISS"))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in table)

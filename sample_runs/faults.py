@@ -3,7 +3,8 @@ integration tests and the detection benchmark.
 
 Everything trains on synthetic data made here (nothing is downloaded) with tiny models on the
 CPU. Each run is tagged `sample.name` and `sample.expected_causes` (comma-separated cause ids;
-empty for a healthy run). Some runs use the recorder (`mlflow_nnaudit.autolog()`); others log
+empty for a healthy run), and `sample.expected_advisories` (set-up risks injected into a run that
+still trains well: the audit should list them as advisories and call the run healthy). Some runs use the recorder (`mlflow_nnaudit.autolog()`); others log
 their curves by hand under common names, the way runs without the recorder look.
 """
 
@@ -34,6 +35,9 @@ class Sample:
     train: Callable[["Sample"], None]
     recorder: bool = True  # False: curves logged by hand, no recorder
     params: dict = field(default_factory=dict)
+    #: set-up risks injected into a run that still trains well: the audit should report them as
+    #: advisories and leave the run `healthy` (status follows harm); `expected` is then empty
+    advisories: tuple[str, ...] = ()
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -569,7 +573,8 @@ SAMPLES: tuple[Sample, ...] = (
            "learning rate grows 2% per step: training diverges", diverging_lr_warmup_bug),
     Sample("lr_too_low", ("learning_rate_too_low",), "plain SGD with lr=2e-4: slow, near-linear progress",
            lr_too_low),
-    Sample("not_converged", ("not_converged",), "Adam 1e-3 stopped after 2 epochs", not_converged),
+    Sample("not_converged", (), "Adam 1e-3 stopped after 2 epochs: still improving, but it learned", not_converged,
+           advisories=("not_converged",)),
     Sample("overfitting_small_data", ("overfitting", "dataset_too_small"),
            "64 noisy samples, wide network, 150 epochs (no recorder)",
            overfitting_small_data, recorder=False),
@@ -582,8 +587,8 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("imbalanced_labels", ("class_imbalance",), "class 0 is 95% of the training data", imbalanced_labels),
     Sample("eval_in_train_mode", ("eval_mode_not_set",), "dropout 0.5, validation without model.eval()",
            eval_in_train_mode),
-    Sample("huge_init_output_layer", ("initial_loss_mismatch", "bad_weight_init"),
-           "output layer weights scaled 40x at init", huge_init),
+    Sample("huge_init_output_layer", (), "output layer weights scaled 40x at init; training recovers", huge_init,
+           advisories=("initial_loss_mismatch", "bad_weight_init")),
     Sample("head_not_in_optimizer", ("frozen_parameters",), "optimizer built without the output layer",
            head_not_in_optimizer),
     Sample("unscaled_targets", ("targets_not_normalized",), "regression targets in the thousands",
@@ -593,10 +598,12 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("heavy_dropout", ("too_much_regularization",), "dropout 0.9 after every hidden layer", heavy_dropout),
     Sample("shuffled_labels", ("labels_unrelated",), "training labels shuffled against their inputs",
            shuffled_labels),
-    Sample("raw_scale_inputs", ("inputs_not_normalized",), "inputs on a raw 0..255-like scale", raw_scale_inputs),
+    Sample("raw_scale_inputs", (), "inputs on a raw 0..255-like scale; Adam still trains", raw_scale_inputs,
+           advisories=("inputs_not_normalized",)),
     Sample("nan_in_inputs", ("nonfinite_inputs", "nonfinite_loss"), "2% of rows have a NaN input value",
            nan_in_inputs),
-    Sample("constant_feature_columns", ("constant_features",), "4 input columns constant", constant_feature_columns),
+    Sample("constant_feature_columns", (), "4 input columns constant; the others carry the task",
+           constant_feature_columns, advisories=("constant_features",)),
     Sample("val_not_normalized", ("train_val_preprocessing_mismatch",), "validation inputs left unnormalised",
            val_not_normalized),
     Sample("dead_relu_negative_bias", ("dead_relu",), "hidden biases initialised to -6", dead_relu_negative_bias),
@@ -605,14 +612,16 @@ SAMPLES: tuple[Sample, ...] = (
            batchnorm_tiny_batches),
     Sample("gradients_never_zeroed", ("gradients_not_zeroed",), "optimizer.zero_grad() never called",
            gradients_never_zeroed),
-    Sample("no_bias_layers", ("missing_bias",), "Linear layers without bias, no normalisation", no_bias_layers),
+    Sample("no_bias_layers", (), "Linear layers without bias, no normalisation; trains fine", no_bias_layers,
+           advisories=("missing_bias",)),
     Sample("same_batch_every_step", ("repeated_batch",), "next(iter(loader)) every step: always the first batch",
            same_batch_every_step),
-    Sample("huge_batches", ("batch_size_too_large",), "batches of 1,000 out of 4,000 samples", huge_batches),
+    Sample("huge_batches", (), "batches of 1,000 out of 4,000 samples: 4 updates per epoch, still falling",
+           huge_batches, advisories=("batch_size_too_large",)),
     Sample("tiny_dataset", ("dataset_too_small", "overfitting"), "96 noisy samples for a 70k-parameter network",
            tiny_dataset),
-    Sample("clipping_hides_high_lr", ("gradient_clipping_masks_lr",), "SGD lr=1 held back by clipping at 0.05",
-           clipping_hides_high_lr),
+    Sample("clipping_hides_high_lr", (), "SGD lr=1 held back by clipping at 0.05; it trains",
+           clipping_hides_high_lr, advisories=("gradient_clipping_masks_lr",)),
     Sample("lr_decays_in_two_epochs", ("lr_decay_too_fast",), "ExponentialLR(0.3) per epoch over 12 epochs",
            lr_decays_in_two_epochs),
     Sample("deep_plain_mlp", ("network_too_deep",), "plain 14-layer ReLU MLP, no normalisation", deep_plain_mlp),
@@ -621,6 +630,7 @@ SAMPLES: tuple[Sample, ...] = (
 
 SAMPLE_TAG = "sample.name"
 EXPECTED_TAG = "sample.expected_causes"
+ADVISORIES_TAG = "sample.expected_advisories"
 
 
 def train_sample(sample: Sample, experiment_id: str) -> str:
@@ -628,6 +638,6 @@ def train_sample(sample: Sample, experiment_id: str) -> str:
     mlflow_nnaudit.autolog(disable=not sample.recorder, silent=True)
     with mlflow.start_run(experiment_id=experiment_id, run_name=sample.name) as run:
         mlflow.set_tags({SAMPLE_TAG: sample.name, EXPECTED_TAG: ",".join(sample.expected),
-                         "sample.description": sample.description})
+                         ADVISORIES_TAG: ",".join(sample.advisories), "sample.description": sample.description})
         sample.train(sample)
     return run.info.run_id

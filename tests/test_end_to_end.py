@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import mlflow_nnaudit
-from sample_runs.faults import EXPECTED_TAG, SAMPLE_TAG, SAMPLES
+from sample_runs.faults import ADVISORIES_TAG, EXPECTED_TAG, SAMPLE_TAG, SAMPLES
 
 EXPECTED = {s.name: set(s.expected) for s in SAMPLES}
 
@@ -54,6 +54,10 @@ def test_each_faulty_run_lists_its_injected_causes(audited):
         if not expected:
             assert tags["nnaudit.status"] == "healthy", f"{name}: {tags['nnaudit.status']} {found}"
             assert found == []
+            # a set-up risk injected into a run that trained well is an advisory, tagged for filtering
+            advisories = set(tags["nnaudit.advisories"].split(",")) - {""}
+            for cause in (c for c in tags.get(ADVISORIES_TAG, "").split(",") if c):
+                assert cause in advisories and tags[f"nnaudit.cause.{cause}"], f"{name}: {cause} not an advisory"
             continue
         assert tags["nnaudit.status"] in ("failed", "warning"), name
         assert expected <= set(found), f"{name}: expected {expected}, found {found}"
@@ -108,3 +112,58 @@ def test_audit_touches_only_its_own_tags_and_nothing_else(audited):
         own = [k for k in run.data.tags if k.startswith("nnaudit.")]
         assert all(k.startswith(("nnaudit.status", "nnaudit.cause", "nnaudit.recommendation", "nnaudit.audited_at",
                                  "nnaudit.version", "nnaudit.recorder.")) for k in own), own
+
+
+# --- status follows harm: a set-up smell on a run that trained well is an advisory ---------------------
+def _train_polynomial_regression(target_scale: float = 33.0, steps_per_epoch: int = 32, epochs: int = 25) -> str:
+    """The PyTorch examples' polynomial regression: a Linear layer on [x, x^2, x^3, x^4] fitting a
+    random degree-4 polynomial whose targets have a std of ~12, trained with mlflow.autolog()."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    w = torch.randn(4, 1) * target_scale
+    x = torch.rand(steps_per_epoch * 32, 1) * 2 - 1
+    feats = torch.cat([x, x**2, x**3, x**4], dim=1)
+    y = feats @ w + 3.0
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(feats, y), batch_size=32, shuffle=True)
+    model = nn.Linear(4, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=1.0)
+    schedule = torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.3)
+    mlflow.autolog()
+    with mlflow.start_run(run_name="polynomial") as run:
+        for _ in range(epochs):
+            for xb, yb in loader:
+                opt.zero_grad()
+                loss = nn.functional.mse_loss(model(xb), yb)
+                loss.backward()
+                opt.step()
+            schedule.step()
+    mlflow.autolog(disable=True)
+    return run.info.run_id, float(y.std()), float(loss.detach())
+
+
+def test_a_healthy_regression_on_large_targets_is_healthy_with_an_advisory(store_uri):
+    run_id, target_std, last_loss = _train_polynomial_regression()
+    assert 8 < target_std < 20 and last_loss < 1e-3 * target_std**2  # it converged, on targets of std ~12
+    (result,) = [r for r in mlflow_nnaudit.audit(tracking_uri=store_uri, force=True) if r.run_id == run_id]
+    assert result.status == "healthy", (result.causes, result.notes)
+    assert result.causes == [] and "targets_not_normalized" in result.advisories
+    tags = MlflowClient(tracking_uri=store_uri).get_run(run_id).data.tags
+    assert tags["nnaudit.status"] == "healthy" and tags["nnaudit.causes"] == ""
+    assert "targets_not_normalized" in tags["nnaudit.advisories"].split(",")
+    assert tags["nnaudit.cause.targets_not_normalized"] in ("high", "medium", "low")
+    assert tags["nnaudit.recommendation"].startswith("Advisory")
+    # filtering by cause finds it; filtering by status does not call it failing
+    assert [r.info.run_id for r in _runs(store_uri, "tags.`nnaudit.cause.targets_not_normalized` LIKE '%'")] == [run_id]
+    assert _runs(store_uri, "tags.nnaudit.status != 'healthy'") == []
+    # a stale advisory left by an earlier audit is removed on re-audit, like a stale cause
+    client = MlflowClient(tracking_uri=store_uri)
+    client.set_tag(run_id, "nnaudit.cause.missing_bias", "low")
+    client.set_tag(run_id, "nnaudit.advisories", tags["nnaudit.advisories"] + ",missing_bias")
+    mlflow_nnaudit.audit(tracking_uri=store_uri, force=True)
+    tags = client.get_run(run_id).data.tags
+    assert "nnaudit.cause.missing_bias" not in tags and "missing_bias" not in tags["nnaudit.advisories"]
+    # and an up-to-date run whose advisories match their tags is not audited again
+    (again,) = mlflow_nnaudit.audit(tracking_uri=store_uri)
+    assert again.skipped and again.advisories == result.advisories

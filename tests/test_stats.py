@@ -765,3 +765,57 @@ def test_row_medians_and_ranks_match_numpy_and_scipy():
         np.testing.assert_array_equal(stats._row_medians(s, rows_sorted=True), np.median(s, axis=1))
     for v in (rng.normal(size=50), np.round(rng.normal(size=50), 1)):
         np.testing.assert_array_equal(stats._ranks(v), sps.rankdata(v))
+
+
+# --- early blow-up and stuck loss (issue 11: causal ordering for a too-high learning rate) ---------------
+LN4 = math.log(4)
+
+
+def test_blowup_in_the_first_epoch_is_measured_from_the_pre_explosion_start():
+    # per-epoch curve whose first point already averages the explosion (SGD lr 10), then flat at ln 4
+    y = np.array([3e13, 5.2, 1.39] + [LN4] * 17)
+    b = S.detect_blowup(np.arange(20.0), y, expected_start=1.40, classification=True)
+    assert b.detected and b.index == 0 and b.start == pytest.approx(1.40)
+    assert b.growth > 1e12 and not b.nonfinite
+    # the improvement measured from the start, not from the peak: none
+    assert (b.start - b.end) / b.start < 0.02
+
+
+def test_blowup_by_growth_and_by_nonfinite():
+    b = S.detect_blowup(np.arange(20.0), np.array([1.37, 4.0, 126.0] + [120.0] * 17))
+    assert b.detected and b.index == 2 and b.x == 2.0 and b.growth == pytest.approx(126 / 1.37)
+    nf = S.detect_blowup(np.arange(10.0), np.array([1.0, 2.0, np.nan] + [np.nan] * 7))
+    assert nf.detected and nf.nonfinite and nf.index == 2 and math.isinf(nf.growth)
+
+
+def test_no_blowup_on_healthy_noisy_or_late_curves():
+    rng = np.random.default_rng(SEED)
+    x = np.arange(200.0)
+    healthy = 2.0 * np.exp(-x / 40) + 0.1 + 0.05 * rng.standard_normal(200)
+    assert not S.detect_blowup(x, np.abs(healthy), expected_start=2.0, classification=True).detected
+    warmup_bump = np.r_[np.linspace(1.4, 3.5, 10), np.linspace(3.5, 0.3, 190)]  # 2.5x: a bump, not an explosion
+    assert not S.detect_blowup(x, warmup_bump).detected
+    late = np.r_[np.linspace(1.4, 0.3, 150), np.geomspace(0.3, 1e5, 50)]  # a divergence, not an early blow-up
+    assert not S.detect_blowup(x, late).detected
+
+
+def test_blowup_absolute_level_only_for_classification_and_expected_start_only_on_its_scale():
+    x = np.arange(20.0)
+    mse = np.geomspace(5e4, 10.0, 20)  # a regression on raw targets starts in the thousands: no explosion
+    assert not S.detect_blowup(x, mse).detected
+    summed = np.linspace(140.0, 60.0, 20)  # loss logged as a sum over ~100 batches, first-step loss 1.4
+    assert not S.detect_blowup(x, summed, expected_start=1.4, classification=True).detected
+
+
+def test_stuck_loss_constant_and_at_chance():
+    s = S.stuck_loss(np.array([1.2, 1.1] + [math.log(3)] * 10))
+    assert s.constant and s.chance_k == 3 and s.stuck
+    bert = S.stuck_loss(np.array([0.71, 0.70, 0.688, 0.685, 0.686, 0.684, 0.685, 0.687]), n_classes=2)
+    assert bert.chance_k == 2 and bert.known_classes and not bert.constant
+    # a run that learned: far below chance; a noisy tail is not constant
+    assert not S.stuck_loss(np.linspace(1.4, 0.2, 30), n_classes=4).stuck
+    rng = np.random.default_rng(SEED)
+    assert not S.stuck_loss(0.5 + 0.05 * rng.standard_normal(30)).stuck
+    # without the class count only a tight band around ln k counts: 0.72 is not ln 2 (0.693)
+    assert S.stuck_loss(np.full(10, 0.72) + np.linspace(0, 0.01, 10)).chance_k is None
+    assert S.stuck_loss(np.array([1.0, 2.0])) is None

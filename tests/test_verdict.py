@@ -26,3 +26,143 @@ def test_benjamini_hochberg_across_the_runs_of_one_audit():
     assert dropped == 31  # the weak one and the 30 null ones; the strong ones survive
     assert weak.findings == [] and weak.status == "healthy" and "Benjamini-Hochberg" in weak.notes[0]
     assert all(r.findings for r in strong) and recorded.findings and recorded.status == "failed"
+
+
+# --- status follows harm ------------------------------------------------------------------------
+from mlflow_nnaudit.auditor import writer  # noqa: E402
+from mlflow_nnaudit.auditor.rules.base import OutcomeHarm  # noqa: E402
+from mlflow_nnaudit.auditor.verdict import Links, judge, rank_findings, settle  # noqa: E402
+
+
+def _f(cause, confidence="high", severity="warning", score=0.5, **kw):
+    return Finding(cause, confidence, severity, f"{cause} seen", f"Fix {cause}.", score=score, **kw)
+
+
+def _judged(findings, links=None, reason=None, harm=None):
+    ordered, status, notes = judge(findings, links or Links(), reason, harm)
+    result = AuditResult("r", "r", "0", "e", status=status, findings=ordered, notes=notes, harm=harm)
+    return result
+
+
+def test_a_run_whose_only_findings_are_risks_is_healthy_with_them_as_advisories():
+    result = _judged([_f("targets_not_normalized", score=0.7), _f("constant_features", "medium")])
+    assert result.status == "healthy"
+    assert result.causes == [] and result.advisories == ["targets_not_normalized", "constant_features"]
+    assert result.recommendation.startswith("Advisory")
+    tags = writer.audit_tags(result)
+    assert tags["nnaudit.status"] == "healthy" and tags["nnaudit.causes"] == ""
+    assert tags["nnaudit.advisories"] == "targets_not_normalized,constant_features"
+    # filtering by cause still finds the run
+    assert tags["nnaudit.cause.targets_not_normalized"] == "high"
+    assert tags["nnaudit.cause.constant_features"] == "medium"
+    assert result.to_dict()["advisories"] == ["targets_not_normalized", "constant_features"]
+    assert all(d["advisory"] and d["kind"] == "risk" for d in result.to_dict()["findings"])
+
+
+def test_a_risk_found_with_harm_is_one_of_its_causes_and_the_status_follows_the_harm():
+    result = _judged([_f("inputs_not_normalized", score=0.9), _f("plateau", "medium", "failed")])
+    assert result.status == "failed"
+    assert set(result.causes) == {"inputs_not_normalized", "plateau"} and result.advisories == []
+    # a risk's own severity never moves the status: harm does
+    result = _judged([_f("dead_relu", "high", "failed"), _f("oscillating_loss", "medium", "warning")])
+    assert result.status == "warning"
+
+
+def test_a_definite_bug_is_warning_or_failed_even_when_the_curves_look_fine():
+    assert _judged([_f("loss_input_mismatch", severity="warning")]).status == "warning"
+    assert _judged([_f("gradients_not_zeroed", severity="failed")]).status == "failed"
+    assert _judged([_f("frozen_parameters")]).status == "warning"
+    # and a risk found next to a bug is listed as a cause of the run, not an advisory
+    result = _judged([_f("frozen_parameters"), _f("missing_bias", "low")])
+    assert result.causes == ["frozen_parameters", "missing_bias"] and result.advisories == []
+
+
+def test_a_finding_can_carry_its_own_kind():
+    # a risk cause whose rule saw the harm itself (the loss stuck) makes the run warn
+    assert _judged([_f("network_too_deep", kind="outcome")]).status == "warning"
+    assert _judged([_f("network_too_deep")]).status == "healthy"
+
+
+def test_harm_seen_in_the_outcome_makes_the_risks_its_causes():
+    harm = OutcomeHarm("failed", "the validation loss at its best was 1.37, no better than chance (ln C = 1.39)")
+    result = _judged([_f("dead_relu", severity="warning")], harm=harm)
+    assert result.status == "failed" and result.causes == ["dead_relu"]
+    assert result.to_dict()["outcome_harm"].startswith("the validation loss")
+    # with no finding at all there is nothing to blame: the outcome rules decide such runs
+    assert _judged([], harm=harm).status == "healthy"
+
+
+def test_too_few_points_are_not_failed_on_weak_findings():
+    reason = "the loss curve 'loss' has only 5 points"
+    assert _judged([_f("plateau", "medium", "failed")], reason=reason).status == "inconclusive"
+    assert _judged([_f("nonfinite_loss", "high", "failed")], reason=reason).status == "failed"
+    # and risks alone leave it inconclusive, not healthy
+    assert _judged([_f("repeated_batch", "high", "failed", kind="risk")], reason=reason).status == "inconclusive"
+
+
+# --- causal order, contradictions ------------------------------------------------------------------
+LINKS = Links(
+    explained_by={"labels_unrelated": ("class_imbalance",)},
+    consequence_of={"nonfinite_loss": ("nonfinite_inputs", "learning_rate_too_high"),
+                    "dead_relu": ("learning_rate_too_high",),
+                    "vanishing_gradients": ("dead_relu", "learning_rate_too_high")},
+    contradicted_by={"learning_rate_too_low": ("learning_rate_too_high", "nonfinite_loss")},
+)
+
+
+def test_the_upstream_cause_comes_first_and_its_recommendation_names_its_consequences():
+    nan = _f("nonfinite_loss", "high", "failed", 1.0)
+    dead = _f("dead_relu", "high", "failed", 0.95)
+    vanish = _f("vanishing_gradients", "high", "warning", 0.9)
+    lr = _f("learning_rate_too_high", "medium", "failed", 0.6)
+    overfit = _f("overfitting", "high", "warning", 0.8)
+    result = _judged([overfit, vanish, dead, nan, lr], LINKS)
+    assert result.causes == ["learning_rate_too_high", "nonfinite_loss", "dead_relu", "vanishing_gradients",
+                             "overfitting"]
+    assert lr.consequences == ["nonfinite_loss", "dead_relu"] and dead.consequences == ["vanishing_gradients"]
+    assert nan.upstream == "learning_rate_too_high" and vanish.upstream == "dead_relu"
+    assert result.recommendation == "Fix learning_rate_too_high. This is also why the loss turned NaN and the ReLUs " \
+                                    "died (listed after it)."
+    assert nan.advice.startswith("A consequence of `learning_rate_too_high` on this run: fix that first.")
+    d = {f["cause"]: f for f in result.to_dict()["findings"]}
+    assert d["nonfinite_loss"]["consequence_of"] == "learning_rate_too_high"
+    assert d["learning_rate_too_high"]["consequences"] == ["nonfinite_loss", "dead_relu"]
+
+
+def test_the_best_ranked_upstream_wins_and_cycles_cannot_loop():
+    # NaN inputs (high) and a high learning rate (medium) both explain a NaN loss: the better one holds it
+    order = rank_findings([_f("learning_rate_too_high", "medium", "failed"), _f("nonfinite_loss", "high", "failed"),
+                           _f("nonfinite_inputs", "high", "failed", 1.0)], LINKS.consequence_of)
+    assert [f.cause for f in order] == ["nonfinite_inputs", "nonfinite_loss", "learning_rate_too_high"]
+    cyclic = {"plateau": ("insufficient_capacity",), "insufficient_capacity": ("plateau",)}
+    order = rank_findings([_f("insufficient_capacity", "low"), _f("plateau", "medium", "failed")], cyclic)
+    # the better-ranked finding's declaration is read first and holds; the reverse link is ignored
+    assert [f.cause for f in order] == ["insufficient_capacity", "plateau"]
+    assert order[1].upstream == "insufficient_capacity" and order[0].upstream is None
+
+
+def test_a_contradicted_finding_is_dropped_with_a_note():
+    result = _judged([_f("learning_rate_too_low", "medium", "failed"), _f("nonfinite_loss", "high", "failed")], LINKS)
+    assert result.causes == ["nonfinite_loss"]
+    assert result.notes == ["learning_rate_too_low not reported: contradicted by nonfinite_loss"]
+
+
+def test_a_harmful_finding_explained_away_leaves_its_harm_with_what_explains_it():
+    result = _judged([_f("labels_unrelated", "medium", "failed"), _f("class_imbalance", "high", "warning")], LINKS)
+    assert result.causes == ["class_imbalance"] and result.status == "failed"
+    assert result.notes == ["labels_unrelated not reported: explained by class_imbalance"]
+
+
+def test_the_false_discovery_control_settles_the_status_again():
+    weak = Finding("not_converged", "medium", "warning", "s", "r", p_value=0.5, kind="outcome")
+    risk = _f("targets_not_normalized")
+    result = _judged([weak, risk])
+    assert result.status == "warning" and set(result.causes) == {"not_converged", "targets_not_normalized"}
+    others = [_result(f"m{i}", Finding("oscillating_loss", "low", "warning", "s", "r", p_value=0.9)) for i in range(5)]
+    control_false_discoveries([result, *others])
+    assert result.status == "healthy" and result.causes == [] and result.advisories == ["targets_not_normalized"]
+
+
+def test_the_status_is_settled_on_findings_in_place():
+    findings = [_f("missing_bias", "low")]
+    assert settle(findings) == "healthy" and findings[0].advisory

@@ -12,6 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+#: The kinds of cause, which decide a run's status ("status follows harm", spec/causes.md):
+#: - `outcome`: harm seen in the run's outcome (the loss blew up, stalled, diverged, overfit,
+#:   ended far worse than it could). Makes the run `warning` or `failed`.
+#: - `bug`: a definite bug (softmax into CrossEntropyLoss, gradients never zeroed, a parameter
+#:   that can never learn). Makes the run `warning` or `failed` even when the curves look fine.
+#: - `risk`: a set-up smell (large targets, a constant border pixel, skewed labels). On a run
+#:   that shows harm it is listed among the causes that may explain it; on a run that trained
+#:   well it is an advisory and the run stays `healthy`.
+OUTCOME, BUG, RISK = "outcome", "bug", "risk"
+KINDS = (OUTCOME, BUG, RISK)
+
+
 @dataclass(frozen=True)
 class Cause:
     id: str
@@ -21,6 +33,17 @@ class Cause:
     looks_like: str
     why_it_hurts: str
     how_to_fix: str
+    #: what a finding of this cause says about the run's status (see `KINDS`): harm seen in the
+    #: outcome, a definite bug, or a set-up risk that is an advisory unless the run shows harm
+    kind: str = "risk"
+    kind_reason: str = ""  # one line: why this cause has this kind (shown in docs/causes.md)
+    #: a short past-tense phrase for the upstream cause's recommendation when this finding is its
+    #: consequence ("This is also why the loss turned NaN and the ReLUs died.")
+    as_consequence: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"cause {self.id}: kind {self.kind!r} is not one of {KINDS}")
 
 
 CAUSES: tuple[Cause, ...] = (
@@ -30,6 +53,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Inputs not normalised",
         category="data",
         evidence="R",
+        kind="risk",
+        kind_reason="a scale smell: many runs train well on unscaled inputs, so it explains harm but is not harm",
         looks_like=(
             "Sampled batches show input features whose mean is far from zero or whose spread is far from "
             "one, such as raw pixel values in 0..255, columns in the thousands, or columns whose scales "
@@ -55,6 +80,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Regression targets not scaled",
         category="data",
         evidence="R+C",
+        kind="risk",
+        kind_reason="a scale smell: a regression on large targets can still converge to a small loss",
         looks_like=(
             "The regression targets sit in the hundreds or thousands while a freshly initialised network "
             "outputs values close to zero, so the first MSE is enormous (often 1e4 or more) and the first "
@@ -78,6 +105,8 @@ CAUSES: tuple[Cause, ...] = (
         title="NaN or Inf in the data",
         category="data",
         evidence="R",
+        kind="bug",
+        kind_reason="NaN or Inf in the data is wrong whatever the curves show, and poisons every step that meets it",
         looks_like=(
             "Some input or target tensors contain NaN or Inf values. The loss turns NaN on the first step "
             "that sees one, often at an apparently random point in an epoch, and stays NaN from then on."
@@ -99,6 +128,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Constant input features",
         category="data",
         evidence="R",
+        kind="risk",
+        kind_reason="a constant column (a zero border pixel) carries no information but harms nothing by itself",
         looks_like=(
             "One or more input features have the same value in every sample, so their standard deviation is "
             "zero; after standardisation those columns turn into NaN or Inf."
@@ -120,6 +151,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Data not shuffled",
         category="data",
         evidence="R+C",
+        kind="bug",
+        kind_reason="batches that each hold one class are a feeding bug, whatever the loss shows",
         looks_like=(
             "Most batches hold only one or two classes because the data is stored sorted by label. The "
             "training loss draws a saw-tooth that repeats every epoch: it falls while one class lasts, then "
@@ -142,6 +175,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Class imbalance",
         category="data",
         evidence="R",
+        kind="risk",
+        kind_reason="skewed labels are often the task itself (token ids, rare events); harm shows in the curves",
+        as_consequence="the label histogram looks skewed",
         looks_like=(
             "The label histogram is dominated by one class. Accuracy quickly reaches that class's share and "
             "stops there, because the model predicts the majority class almost everywhere while recall on "
@@ -164,6 +200,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Same batch fed repeatedly",
         category="data",
         evidence="R",
+        kind="bug",
+        kind_reason="one batch fed again and again is a loader bug (full-batch training is not checked)",
         looks_like=(
             "Consecutive batches are identical, or cycle through only a handful of batches. The training "
             "loss drops quickly towards zero while the validation loss hardly moves."
@@ -186,6 +224,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Labels unrelated to inputs",
         category="data",
         evidence="R+C",
+        kind="outcome",
+        kind_reason="a validation loss that never improves while training falls is harm seen in the curves",
+        as_consequence="the validation loss never improved",
         looks_like=(
             "The training loss stays near chance level, or falls only slowly as the model memorises "
             "individual samples, while validation loss and accuracy stay at chance (about 1/C accuracy for C "
@@ -210,6 +251,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Training and validation preprocessed differently",
         category="data",
         evidence="R",
+        kind="bug",
+        kind_reason="validation inputs on another scale make every validation number wrong",
         looks_like=(
             "Inputs seen in evaluation forward passes have a clearly different mean, spread or range from "
             "the training inputs (for example 0..255 against 0..1, or raw against normalised). Validation "
@@ -233,6 +276,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Dataset too small",
         category="data",
         evidence="R+C",
+        kind="outcome",
+        kind_reason="decided only on early overfitting (validation 10% above its best): harm seen in the curves",
+        as_consequence="it overfits early",
         looks_like=(
             "There are very few training samples compared with the number of parameters. The training loss "
             "goes close to zero within a few epochs, while the validation loss reaches its best early and "
@@ -254,6 +300,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Suspicious data or split",
         category="data",
         evidence="C",
+        kind="outcome",
+        kind_reason="a training loss flat while validation falls is harm seen in the curves",
         looks_like=(
             "The training loss stays flat while the validation loss keeps going down, the reverse of the "
             "normal picture."
@@ -277,6 +325,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Wrong activation on the output layer",
         category="model",
         evidence="R",
+        kind="bug",
+        kind_reason="an output activation that cannot reach the targets makes part of them unlearnable",
         looks_like=(
             "The last module before the loss is a ReLU, sigmoid or tanh whose output range cannot cover the "
             "targets, for instance a ReLU in front of regression targets that can be negative. Predictions "
@@ -300,6 +350,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Bad weight initialisation",
         category="model",
         evidence="R",
+        kind="risk",
+        kind_reason="an unusual scale is a smell a run may train through (constant weights: the rule marks a bug)",
         looks_like=(
             "Weights start at zero, at one constant, with identical rows, or with a spread far from what He, "
             "LeCun or Xavier initialisation would give. The loss barely moves from its first value, or "
@@ -323,6 +375,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Network too deep",
         category="model",
         evidence="R",
+        kind="risk",
+        kind_reason="depth is a design choice; the rule marks harm when the loss is stuck, else it is advice",
         looks_like=(
             "A long plain stack of layers, without residual connections or normalisation, barely trains "
             "while a shallower version of it learns. Gradient norms shrink layer after layer towards the "
@@ -345,6 +399,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Model too small",
         category="model",
         evidence="R+C",
+        kind="outcome",
+        kind_reason="decided only on an underfitting training loss: harm seen in the curves",
+        as_consequence="the model underfits",
         looks_like=(
             "Hidden layers are narrow compared with the number of inputs or classes, and the training loss "
             "flattens early at a high value. Training and validation loss stay close together, and both are "
@@ -366,6 +423,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Dead ReLU units",
         category="model",
         evidence="R",
+        kind="risk",
+        kind_reason="dead units cost capacity a run may not need; the loss curves say whether it hurt",
+        as_consequence="the ReLUs died",
         looks_like=(
             "A large share of ReLU units output zero for every input in the sampled batches, in some layers "
             "almost all of them. The training loss stops changing from one epoch to the next."
@@ -387,6 +447,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Saturated sigmoid or tanh units",
         category="model",
         evidence="R",
+        kind="risk",
+        kind_reason="saturated units (a pooler's tanh) can be by design; the loss curves say whether it hurt",
+        as_consequence="the activations saturated",
         looks_like=(
             "Many sigmoid or tanh pre-activations have a large magnitude (beyond about 3 to 5), so the "
             "outputs sit at 0 and 1 or at -1 and +1. The loss stalls and the gradients of earlier layers "
@@ -408,6 +471,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Frozen parameters",
         category="model",
         evidence="R",
+        kind="bug",
+        kind_reason="a parameter that requires gradients but no optimizer updates can never learn",
         looks_like=(
             "Some parameters never change during training: their update is exactly zero on every step, "
             "because `requires_grad` is False or because they were never handed to the optimizer."
@@ -431,6 +496,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Evaluation run in training mode",
         category="model",
         evidence="R",
+        kind="bug",
+        kind_reason="validation computed with dropout and batch statistics on is wrong whatever it shows",
         looks_like=(
             "Validation or test forward passes run without gradients while dropout and batch-norm modules "
             "are still in training mode. Validation metrics are noisy, change with the evaluation batch "
@@ -452,6 +519,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Batch normalisation with tiny batches",
         category="model",
         evidence="R",
+        kind="risk",
+        kind_reason="noisy batch statistics are a smell; the curves say whether they hurt",
         looks_like=(
             "The model uses batch-norm layers while training batches hold only 1 to 4 samples. Training loss "
             "is very noisy, results in `model.eval()` are much worse than during training, or outputs turn "
@@ -475,6 +544,8 @@ CAUSES: tuple[Cause, ...] = (
         title="No regularisation",
         category="model",
         evidence="R+C",
+        kind="risk",
+        kind_reason="its harm is the overfitting, which is reported as such; no regularisation is the set-up behind it",
         looks_like=(
             "The optimizer has `weight_decay=0`, the model has no dropout and the data is not augmented, "
             "while the curves show overfitting: training loss keeps falling as validation loss turns upward."
@@ -495,6 +566,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Too much regularisation",
         category="model",
         evidence="R+C",
+        kind="outcome",
+        kind_reason="decided only when the training loss stalls high: harm seen in the curves",
         looks_like=(
             "Dropout rates are high, weight decay is large or augmentation is aggressive, and the training "
             "loss levels off at a high value, often above the validation loss."
@@ -515,6 +588,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Missing bias terms",
         category="model",
         evidence="R",
+        kind="risk",
+        kind_reason="layers without bias are often deliberate and train fine",
         looks_like=(
             "Linear or convolution layers are built with `bias=False` even though no normalisation layer "
             "follows them, so every unit's output is forced through the origin."
@@ -536,6 +611,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Wrong kind of input to the loss",
         category="loss",
         evidence="R",
+        kind="bug",
+        kind_reason="softmax into CrossEntropyLoss (or logits into NLLLoss) is wrong whatever the curves show",
         looks_like=(
             "The loss receives the wrong kind of values: rows that already sum to 1 going into "
             "`nn.CrossEntropyLoss`, raw logits going into `nn.NLLLoss` (sometimes giving a negative loss), "
@@ -560,6 +637,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Unexpected initial loss",
         category="loss",
         evidence="R+C",
+        kind="risk",
+        kind_reason="a first loss far from ln C is a set-up smell that training often recovers from",
+        as_consequence="the first loss was off",
         looks_like=(
             "The first loss value is far from what an untrained model should give, e.g. well above ln C "
             "(about 2.30 for 10 balanced classes) with cross-entropy, or already close to zero."
@@ -583,6 +663,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Loss became NaN or Inf",
         category="loss",
         evidence="R+C",
+        kind="outcome",
+        kind_reason="a NaN or Inf loss is the run broken, seen in its curve",
+        as_consequence="the loss turned NaN",
         looks_like=(
             "The loss curve ends in NaN or Inf at some step, often after a sudden spike, and every later "
             "value is NaN as well."
@@ -608,6 +691,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Loss and metric disagree",
         category="loss",
         evidence="C",
+        kind="outcome",
+        kind_reason="a task metric that does not improve is harm to what the run is for",
+        as_consequence="the metric did not follow the loss",
         looks_like=(
             "The loss keeps improving while accuracy or the task metric stays flat or gets worse, or on "
             "validation the two move in opposite directions."
@@ -631,6 +717,12 @@ CAUSES: tuple[Cause, ...] = (
         title="Learning rate too high",
         category="optimisation",
         evidence="R+C",
+        kind="risk",
+        kind_reason=(
+            "large update ratios alone are a smell (LBFGS steps); when the loss blew up, diverged or "
+            "swung, those outcome findings carry the harm"
+        ),
+        as_consequence="the steps are too large",
         looks_like=(
             "The loss falls fast for a short while, then bounces around, climbs back up or explodes to NaN. "
             "Per-layer update-to-weight ratios are far above 1e-3 and gradient norms spike."
@@ -653,6 +745,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Learning rate too low",
         category="optimisation",
         evidence="R+C",
+        kind="outcome",
+        kind_reason="read mainly as slow, steady progress that ended far above where it could: harm seen in the curves",
+        as_consequence="progress is slow",
         looks_like=(
             "The loss falls slowly and almost in a straight line, without the usual quick early drop, and is "
             "still far from good when training ends. Update-to-weight ratios are far below 1e-3."
@@ -673,6 +768,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Learning rate decays too fast",
         category="optimisation",
         evidence="C",
+        kind="outcome",
+        kind_reason="decided only when progress stopped as the learning rate fell: harm seen in the curves",
         looks_like=(
             "The logged learning rate drops by orders of magnitude early in training, and the loss stops "
             "improving at that same moment while it is still high."
@@ -695,6 +792,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Batch size too large",
         category="optimisation",
         evidence="R+C",
+        kind="risk",
+        kind_reason="few updates per epoch is a set-up choice; what it cost shows as not_converged or plateau",
+        as_consequence="too few updates were made",
         looks_like=(
             "Each batch is a large share of the dataset, so an epoch contains only a few optimizer steps. "
             "The training loss falls slowly per epoch and the final validation result is worse than with "
@@ -715,6 +815,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Gradient clipping hides a high learning rate",
         category="optimisation",
         evidence="R",
+        kind="risk",
+        kind_reason="clipping on every step hides the learning rate but a run can still train well under it",
+        as_consequence="the gradient clip bites on most steps",
         looks_like=(
             "The gradient norm is above the clipping threshold on most steps, so clipping is active nearly "
             "all the time. Training is slow, and changing the learning rate has little or unpredictable "
@@ -737,6 +840,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Exploding gradients",
         category="optimisation",
         evidence="R+C",
+        kind="outcome",
+        kind_reason="gradient norms growing 100x or turning NaN is training breaking, seen in a logged curve",
+        as_consequence="the gradients exploded",
         looks_like=(
             "Gradient norms grow by orders of magnitude over training or spike suddenly. The loss jumps and "
             "often turns NaN shortly afterwards."
@@ -758,6 +864,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Vanishing gradients",
         category="optimisation",
         evidence="R",
+        kind="risk",
+        kind_reason="small early-layer gradients are a smell; the loss curves say whether the model still learned",
+        as_consequence="the gradients vanished",
         looks_like=(
             "Gradient norms in the first layers are orders of magnitude smaller than in the last ones. "
             "Early-layer weights barely change and the loss falls very slowly or stalls."
@@ -779,6 +888,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Abnormal update-to-weight ratio",
         category="optimisation",
         evidence="R",
+        kind="risk",
+        kind_reason="one layer's odd update size is a smell; the loss curves say whether it hurt",
+        as_consequence="some layers' update sizes are off",
         looks_like=(
             "For some layers the size of each update relative to the size of the weights is far from about "
             "1e-3: around 1e-1 or more means the layer is largely rewritten on every step, around 1e-5 or "
@@ -802,6 +914,8 @@ CAUSES: tuple[Cause, ...] = (
         title="Gradients not zeroed",
         category="optimisation",
         evidence="R+C",
+        kind="bug",
+        kind_reason="gradients accumulating across steps is a definite bug",
         looks_like=(
             "Parameters already hold a gradient before `loss.backward()` runs, and the gradient norm grows "
             "steadily from step to step. The loss may fall at first, then becomes unstable or diverges."
@@ -823,6 +937,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Not converged",
         category="dynamics",
         evidence="C",
+        kind="risk",
+        kind_reason="a run still improving at its end has learned: training longer is advice, not a failure",
+        as_consequence="the loss was still falling at the end",
         looks_like=(
             "At the last logged steps the loss is still falling clearly, with no sign of levelling off; the "
             "run simply stopped while it was still improving."
@@ -843,6 +960,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Overfitting",
         category="dynamics",
         evidence="C",
+        kind="outcome",
+        kind_reason="a validation loss rising away from its best is harm seen in the curves",
+        as_consequence="the model overfits",
         looks_like=(
             "The training loss keeps falling while the validation loss levels off and then rises, so the gap "
             "between them widens epoch after epoch."
@@ -862,6 +982,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Plateau",
         category="dynamics",
         evidence="C",
+        kind="outcome",
+        kind_reason="a loss stuck well above a good loss is harm seen in the curves",
+        as_consequence="the loss stalled",
         looks_like=(
             "Training and validation loss both flatten well above a good value and stay flat for many "
             "epochs."
@@ -881,6 +1004,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Diverging",
         category="dynamics",
         evidence="C",
+        kind="outcome",
+        kind_reason="a loss climbing back up is harm seen in the curves",
+        as_consequence="the loss diverged",
         looks_like=(
             "Training and validation loss both rise over time, often after an initial drop, and may end in "
             "NaN."
@@ -902,6 +1028,9 @@ CAUSES: tuple[Cause, ...] = (
         title="Oscillating loss",
         category="dynamics",
         evidence="C",
+        kind="outcome",
+        kind_reason="swings as large as the progress are harm seen in the curves",
+        as_consequence="the loss swings",
         looks_like=(
             "The loss swings up and down by large amounts from step to step or epoch to epoch without a "
             "clear downward trend, even after smoothing."

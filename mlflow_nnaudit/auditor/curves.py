@@ -43,7 +43,14 @@ class Curve:
         self.steps = np.asarray(self.steps, dtype=float)
         self.values = normalize_nonfinite(np.asarray(self.values, dtype=float))
         self.timestamps = np.asarray(self.timestamps, dtype=float)
-        if len(self.steps) > 1 and np.any(np.diff(self.steps) < 0):
+        if restarts_every_epoch(self.steps, self.timestamps):
+            # logged with a step that restarts each epoch (`step=batch_idx`): sorting by step would
+            # interleave the epochs into a saw-tooth; read it in logging order, one point per index
+            order = np.lexsort((np.arange(len(self.timestamps)), self.timestamps))
+            self.values = self.values[order]
+            self.timestamps = self.timestamps[order]
+            self.steps = np.arange(len(order), dtype=float)
+        elif len(self.steps) > 1 and np.any(np.diff(self.steps) < 0):
             order = np.argsort(self.steps, kind="stable")
             self.steps = self.steps[order]
             self.values = self.values[order]
@@ -63,6 +70,25 @@ class Curve:
         if len(self.steps) > 1 and np.ptp(self.steps) > 0:
             return self.steps
         return np.arange(len(self.values), dtype=float)
+
+
+#: a step axis that falls back at least this many times, in logging order, restarts each epoch
+STEP_RESTARTS = 2
+
+
+def restarts_every_epoch(steps: np.ndarray, timestamps: np.ndarray) -> bool:
+    """Whether a metric was logged with a step that restarts (the position within an epoch):
+    in the order of its timestamps its step falls back to the start at least STEP_RESTARTS times.
+    A run resumed once from a checkpoint falls back once and keeps its step order."""
+    if len(steps) < 8 or len(timestamps) != len(steps) or np.ptp(timestamps) <= 0:
+        return False
+    order = np.lexsort((np.arange(len(timestamps)), timestamps))
+    by_time = steps[order]
+    span = np.ptp(by_time)
+    if span <= 0:
+        return False
+    falls = np.diff(by_time) < -0.5 * span
+    return int(falls.sum()) >= STEP_RESTARTS
 
 
 def _normalise(key: str) -> str:

@@ -48,6 +48,13 @@ Evidence says where a cause can be seen: **R** = by the training-time recorder (
 the running PyTorch program), **C** = in the logged curves alone (any run, with or without
 the recorder). A cause found from curves only is usually reported with lower confidence.
 "How it is detected" is the rule's own description, taken from its docstring.
+
+Kind says what a finding does to the run's status (status follows harm):
+**outcome** = harm seen in the run's outcome (the loss blew up, stalled, diverged, overfit);
+**bug** = a definite bug, `warning` or `failed` even when the curves look fine;
+**risk** = a set-up smell: on a run that shows harm it is listed among the causes that may
+explain it, on a run that trained well it is an *advisory* (tagged `nnaudit.cause.<id>` and
+listed in `nnaudit.advisories`, not in `nnaudit.causes`) and the run stays `healthy`.
 """
 
 
@@ -82,6 +89,13 @@ def detection_text(cause_id: str, rules: tuple[Rule, ...] = ALL_RULES) -> str:
         doc = cls.__dict__.get("__doc__") or ""
         where = f"`{cls.__module__.replace('.', '/')}.py`"
         parts.append(_unwrap(doc) if doc.strip() else "(this rule has no description)")
+        links = [(label, getattr(rule, attr, ())) for label, attr in (
+            ("Left out when also found (they explain it better)", "explained_by"),
+            ("Listed after, as their consequence, when also found", "consequence_of"),
+            ("Dropped when contradicted by", "contradicted_by"))]
+        for label, causes in links:
+            if causes:
+                parts.append(f"{label}: " + ", ".join(f"`{c}`" for c in causes) + ".")
         parts.append(f"Rule: `{cls.__name__}` in {where}.")
         if rule.reads:
             parts.append(f"What it reads from the recorder (besides curves by role): {reads_text(rule.reads)}.")
@@ -132,6 +146,8 @@ def _section(c: Cause, rules: tuple[Rule, ...]) -> list[str]:
         f"**{c.title}**",
         "",
         f"Evidence: {_evidence(c.evidence)}",
+        "",
+        f"Kind: **{c.kind}**: {c.kind_reason}.",
         "",
         "**What it looks like.** " + c.looks_like,
         "",

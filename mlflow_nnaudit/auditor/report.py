@@ -245,7 +245,7 @@ h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:22px 0 8px}h3{font-siz
 .meta{color:#616161;font-size:12px}.badge{display:inline-block;padding:2px 9px;border-radius:10px;color:#fff;
 font-weight:600;font-size:13px}.chip{display:inline-block;background:#eceff1;border-radius:8px;padding:0 7px;margin:1px;
 font-size:12px}.finding{border-left:4px solid #b0bec5;padding:6px 12px;margin:10px 0;background:#fafafa}
-.finding.failed{border-color:#c62828}.finding.warning{border-color:#ef6c00}.fix{background:#e8f5e9;padding:6px 10px;
+.finding.failed{border-color:#c62828}.finding.warning{border-color:#ef6c00}.finding.advisory{border-color:#1565c0}.fix{background:#e8f5e9;padding:6px 10px;
 border-radius:4px;margin:6px 0}table{border-collapse:collapse;font-size:12px;margin:4px 0}td,th{border:1px solid #e0e0e0;
 padding:3px 7px;text-align:left;vertical-align:top}th{background:#f5f5f5}code{background:#eceff1;padding:0 3px;
 border-radius:3px;font-size:12.5px}.charts{display:flex;flex-wrap:wrap;gap:8px}svg .ct{font-size:13px;font-weight:600}
@@ -290,14 +290,40 @@ def _marks_for(result, keys: Iterable[str]) -> list[Mark]:
     return marks
 
 
+#: longest list or dict of evidence values shown as it is; longer ones are summarised
+MAX_SHOWN_ITEMS = 12
+#: longest text of one evidence item's values
+MAX_VALUES_TEXT = 600
+
+
+def _bounded(v: object) -> object:
+    """An evidence value small enough to read: a long list (a 33,000-class label histogram)
+    becomes its length, a few of its first values and, when numeric, its range and total; a
+    long dict keeps its first entries and says how many more there are."""
+    if isinstance(v, float):
+        return _fmt(v)
+    if isinstance(v, (list, tuple)) and len(v) > MAX_SHOWN_ITEMS:
+        head = ", ".join(str(_bounded(x)) for x in v[:5])
+        nums = [x for x in v if isinstance(x, (int, float)) and not isinstance(x, bool)]
+        stats_text = ""
+        if len(nums) == len(v):
+            stats_text = f"; min {_fmt(float(min(nums)))}, max {_fmt(float(max(nums)))}, total {_fmt(float(sum(nums)))}"
+        return f"[{len(v):,} values: {head}, ...{stats_text}]"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(str(_bounded(x)) for x in v) + "]"
+    if isinstance(v, dict):
+        items = list(v.items())
+        shown = ", ".join(f"{k}: {_bounded(x)}" for k, x in items[:MAX_SHOWN_ITEMS])
+        more = f", ... ({len(items) - MAX_SHOWN_ITEMS:,} more)" if len(items) > MAX_SHOWN_ITEMS else ""
+        return "{" + shown + more + "}"
+    return v
+
+
 def _values_text(values: dict) -> str:
-    """Evidence values for reading: floats shortened, the rest as they are."""
-    out = []
-    for k, v in values.items():
-        if isinstance(v, float):
-            v = _fmt(v)
-        out.append(f"{k}={v}")
-    return ", ".join(out)
+    """Evidence values for reading: floats shortened, long lists and dicts summarised, the whole
+    bounded (`nnaudit explain` and the reports never print a histogram of thousands of labels)."""
+    text = ", ".join(f"{k}={_bounded(v)}" for k, v in values.items())
+    return text if len(text) <= MAX_VALUES_TEXT else text[: MAX_VALUES_TEXT - 3] + "..."
 
 
 def _evidence_table(finding) -> str:
@@ -317,9 +343,13 @@ def run_report_html(result, curves: dict[str, Curve]) -> str:
     """The `nnaudit/report.html` of one run: status, each finding with its evidence and fix,
     and the run's curves with what was found drawn on them. `curves` maps roles to curves."""
     causes = "".join(f'<span class="chip">{_esc(c)}</span>' for c in result.causes) or "none"
+    advisories = "".join(f'<span class="chip">{_esc(c)}</span>' for c in result.advisories)
     head = (f"<h1>{_esc(result.run_name or result.run_id)} {_badge(result.status)}</h1>"
             f'<div class="meta">run {_esc(result.run_id)} · experiment {_esc(result.experiment_name)} · '
-            f"audited {_esc(result.audited_at)}</div><p>Causes: {causes}</p>")
+            f"audited {_esc(result.audited_at)}</div><p>Causes: {causes}</p>"
+            + (f"<p>Advisories (set-up risks; the run showed no harm from them): {advisories}</p>" if advisories else ""))
+    if result.harm is not None:
+        head += f"<p><b>Outcome:</b> {_esc(result.harm.summary)}.</p>"
     if result.reason:
         head += f"<p><b>Not enough to judge:</b> {_esc(result.reason)}.</p>"
     charts = []
@@ -331,15 +361,19 @@ def run_report_html(result, curves: dict[str, Curve]) -> str:
     if charts:
         parts.append('<h2>Curves</h2><div class="charts">' + "".join(charts) + "</div>")
     if result.findings:
-        parts.append("<h2>What was found</h2>")
+        parts.append("<h2>What was found</h2>" if result.causes else
+                     "<h2>Advisories</h2><p class='meta'>Set-up risks on a run that showed no harm: worth a look, "
+                     "not a cause of anything.</p>")
     for f in result.findings:
         cat = BY_ID.get(f.cause)
+        level = "advisory" if f.advisory else (f.severity if f.confidence != "low" else "warning")
         parts.append(
-            f'<div class="finding {_esc(f.severity if f.confidence != "low" else "warning")}">'
+            f'<div class="finding {_esc(level)}">'
             f"<h3>{_esc(f.title)} <span class='chip'>{_esc(f.cause)}</span> "
-            f"<span class='chip'>{_esc(f.confidence)} confidence</span></h3>"
+            f"<span class='chip'>{_esc(f.confidence)} confidence</span>"
+            + (" <span class='chip'>advisory</span>" if f.advisory else "") + "</h3>"
             f"<div>{_code_spans(f.summary)}</div>"
-            f'<div class="fix"><b>Fix:</b> {_code_spans(f.recommendation)}</div>'
+            f'<div class="fix"><b>Fix:</b> {_code_spans(f.advice)}</div>'
             + (f'<div class="meta">Why it hurts: {_code_spans(cat.why_it_hurts)}</div>' if cat else "")
             + _evidence_table(f) + "</div>"
         )
@@ -493,11 +527,16 @@ def explain_text(result, curves: dict[str, Curve]) -> str:
         rng = f"{_fmt(float(fin[0]))} → {_fmt(float(fin[-1]))}" if len(fin) else "no finite value"
         bad = "" if c.finite.all() else f"  non-finite from step {_step(float(c.x()[np.argmax(~c.finite)]))}"
         lines.append(f"  {role:<10} {text_sparkline(sparkline(c, 48))}  {c.key}: {rng} ({len(c)} points){bad}")
+    if result.harm is not None:
+        lines.append(f"Outcome: {result.harm.summary}.")
     if not result.findings:
-        lines += [""] if result.reason else ["", "Nothing wrong was found."]
+        lines.append("" if result.reason else "\nNothing wrong was found.")
+    elif not result.causes:
+        lines.append("\nNothing harmed the run; advisories (set-up risks worth a look):")
     for i, f in enumerate(result.findings, 1):
-        lines += ["", f"{i}. {f.title} ({f.cause}, {f.confidence} confidence, {f.severity})",
-                  f"   Seen: {f.summary}", f"   Fix:  {f.recommendation.replace('`', '')}"]
+        what = "advisory" if f.advisory else f.severity
+        lines += ["", f"{i}. {f.title} ({f.cause}, {f.confidence} confidence, {what})",
+                  f"   Seen: {f.summary}", f"   Fix:  {f.advice.replace('`', '')}"]
         for e in f.evidence:
             d = e.to_dict()
             values = _values_text(d["values"])

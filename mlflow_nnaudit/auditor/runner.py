@@ -16,20 +16,14 @@ from itertools import islice
 from datetime import datetime, timedelta, timezone
 
 from mlflow_nnaudit._version import __version__
-from mlflow_nnaudit.auditor import bulk, report, writer
+from mlflow_nnaudit.auditor import bulk, report, ruleset, writer
 from mlflow_nnaudit.auditor.config import load_roles
 from mlflow_nnaudit.auditor.curves import ROLES, Curve, TRAIN_LOSS, VAL_LOSS, assign_roles, role_priority
 from mlflow_nnaudit.auditor.result import AuditResult
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.rules import ALL_RULES, Rule, RunView, curves_read_by
 from mlflow_nnaudit.auditor.store import RunRecord, Store, StoreError
-from mlflow_nnaudit.auditor.verdict import (
-    INCONCLUSIVE,
-    control_false_discoveries,
-    decide_status,
-    drop_explained,
-    rank_findings,
-)
+from mlflow_nnaudit.auditor.verdict import INCONCLUSIVE, Links, control_false_discoveries, judge
 
 _log = logging.getLogger(__name__)
 
@@ -83,7 +77,7 @@ def _audited_ms(tags: dict[str, str]) -> int | None:
 
 
 def is_up_to_date(run: RunRecord, latest_metric_ms: int | None = None, now_ms: int | None = None) -> bool:
-    """Audited by this version, after the run's last data arrived, and its tags consistent
+    """Audited by this version and rule set, after the run's last data arrived, and its tags consistent
     (one `nnaudit.cause.<id>` per cause listed, as a completed write leaves them): nothing new
     to look at. An audit time later than now (a clock that ran ahead, or a forged tag) proves
     nothing: such a run is audited again (else it would be skipped until that time, whatever
@@ -92,11 +86,12 @@ def is_up_to_date(run: RunRecord, latest_metric_ms: int | None = None, now_ms: i
     now_ms = now_ms if now_ms is not None else int(datetime.now(timezone.utc).timestamp() * 1000)
     if audited is not None and audited > now_ms:
         return False
-    listed = {c for c in run.tags.get(writer.TAG_CAUSES, "").split(",") if c}
+    listed = {c for key in (writer.TAG_CAUSES, writer.TAG_ADVISORIES) for c in run.tags.get(key, "").split(",") if c}
     tagged = {k[len(writer.TAG_CAUSE_PREFIX):] for k in run.tags if k.startswith(writer.TAG_CAUSE_PREFIX)}
     return (
         audited is not None
         and run.tags.get(writer.TAG_VERSION) == __version__
+        and run.tags.get(writer.TAG_RULESET) == ruleset.fingerprint()
         and audited >= _last_data_ms(run, latest_metric_ms)
         and listed == tagged
     )
@@ -188,18 +183,17 @@ def analyse(
     if loss is not None:
         for rule in rules:
             try:
-                f = rule.evaluate(view)
+                f = rule.evaluate(view) if rule.applies(view) else None
             except Exception as exc:  # noqa: BLE001 - one broken rule must not hide the others
                 _log.warning("rule %s failed on run %s: %s", rule.cause, run.run_id, exc)
                 result.notes.append(f"rule {rule.cause} failed: {type(exc).__name__}: {exc}")
                 continue
             if f is not None:
                 findings.append(f)
-    findings, dropped = drop_explained(findings, {r.cause: r.explained_by for r in rules})
+    result.harm = view.outcome_harm() if loss is not None else None
+    result.findings, result.status, dropped = judge(findings, Links.of(rules), result.reason, result.harm)
     result.notes.extend(inp.notes)
     result.notes.extend(dropped)
-    result.findings = rank_findings(findings)
-    result.status = decide_status(result.findings, result.reason)
     result.sparkline = report.sparkline(loss)  # for the summary page, written or not
     if with_report:
         try:

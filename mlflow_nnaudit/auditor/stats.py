@@ -680,3 +680,136 @@ def epoch_periodicity(x: np.ndarray, y: np.ndarray, period: float, alpha: float 
     level = float(np.median(np.abs(y)))
     detected = p < alpha and amplitude >= PERIODIC_AMPLITUDE * max(level, 1e-12)
     return EpochPeriodicity(bool(detected), p, amplitude, level, int(n_blocks), int(k))
+
+
+@dataclass(frozen=True)
+class BlowUp:
+    """An early explosion of a loss curve: it rose far above where it started, or turned NaN/Inf,
+    near the start of the run. `start` is the level before the explosion, from which any later
+    improvement must be measured (not from the explosion's peak)."""
+
+    detected: bool
+    index: int | None  # first point of the explosion (the curve's own index, non-finite points included)
+    x: float | None  # its step
+    start: float  # the level before it: the first finite value, or the expected first loss (ln C) when given
+    peak: float  # largest value reached (inf when non-finite)
+    growth: float  # peak / start (inf when non-finite)
+    nonfinite: bool  # the explosion reached NaN/Inf
+    end: float | None  # median of the last finite points (where the run ended up); None: none finite
+
+
+#: a loss this many times above its starting level has exploded (an order of magnitude: noise,
+#: warm-up bumps and the first epochs of a hard task stay within 2-3x; on the corpus `tune`
+#: split, healthy and too-low sweep members never exceed 3x, too-high members reach 10x..1e14)
+BLOWUP_GROWTH = 10.0
+#: ... or this level, whatever the start, when the start is a classification loss (ln C is below
+#: 10 for any vocabulary under 22,000 classes; a cross-entropy of 1e3 means logits of 1e3)
+BLOWUP_ABSOLUTE = 1e3
+#: "early": the explosion starts within this share of the curve's points (later ones are
+#: divergences: `detect_divergence`)
+BLOWUP_EARLY = 0.3
+
+
+def detect_blowup(x: np.ndarray, y: np.ndarray, expected_start: float | None = None, classification: bool = False,
+                  early: float = BLOWUP_EARLY) -> BlowUp:
+    """Did the curve explode early? It rises at least BLOWUP_GROWTH times above its starting
+    level, or (when `expected_start` says it is a classification loss, e.g. ln C) to at least
+    BLOWUP_ABSOLUTE, or turns non-finite, within the first `early` share of its points (at least
+    its first 3 points count as early).
+
+    The starting level is the first finite value, or `expected_start` when it is given and lower
+    (the recorder's loss of the very first step, or ln C: a per-epoch curve whose first point
+    already averages the explosion starts there, not at 1e14). The absolute level counts only for
+    a `classification` loss (a regression's MSE can start in the thousands). Pure numpy; `y` may hold NaN/Inf (MLflow's stand-ins are mapped back)."""
+    y = normalize_nonfinite(np.asarray(y, dtype=float))
+    x = np.asarray(x, dtype=float)
+    n = len(y)
+    finite = np.isfinite(y)
+    none = BlowUp(False, None, None, math.nan, math.nan, 1.0, False, None)
+    if n == 0 or not finite.any():
+        return none if n == 0 else BlowUp(True, 0, float(x[0]), expected_start or math.nan, math.inf, math.inf, True, None)
+    first = float(y[finite][0])
+    start = first
+    absolute_ok = classification
+    # the expected start stands in only for a curve on its scale: one that comes back near it
+    # (a loss logged as a sum over batches starts far above the first step's loss and stays there)
+    if expected_start is not None and 0 < expected_start < first and np.min(y[finite]) <= 2 * expected_start:
+        start = float(expected_start)
+    end_vals = y[finite][-max(1, min(5, int(finite.sum()) // 5 or 1)):]
+    end = float(np.median(end_vals))
+    horizon = max(3, int(math.ceil(early * n)))
+    for i in range(min(n, horizon)):
+        v = y[i]
+        if not np.isfinite(v):
+            return BlowUp(True, i, float(x[i]), start, math.inf, math.inf, True, end)
+        if start > 0 and (v >= BLOWUP_GROWTH * start or (absolute_ok and v >= BLOWUP_ABSOLUTE)):
+            peak = float(np.max(y[finite]))
+            nf = bool((~finite).any())
+            return BlowUp(True, i, float(x[i]), start, math.inf if nf else peak,
+                          math.inf if nf else peak / start, nf, end)
+    return BlowUp(False, None, None, start, float(np.max(y[finite])), float(np.max(y[finite])) / start
+                  if start > 0 else 1.0, False, end)
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """A loss whose tail does not move at all, or sits at the loss of a uniform guess (ln k):
+    no learning whatever, which points at a bug (no gradient reaches the weights, the loss gets
+    the wrong input) or at a run destroyed early, not at a slow optimiser."""
+
+    constant: bool  # the tail is exactly constant (relative spread below CONSTANT_TOLERANCE)
+    chance_k: int | None  # k when the tail sits at ln k (a uniform guess over k classes); None: not at chance
+    known_classes: bool  # k is the run's known class count (not a guess among small k)
+    level: float  # the tail's median
+    spread: float  # the tail's relative spread (max - min) / |median|
+    #: the tail never got below the loss of a uniform guess over the known class count (its lowest
+    #: point is above ln C less CHANCE_TOLERANCE): the model learned nothing (or was destroyed),
+    #: even when the tail is noisy or sits above chance; False when the class count is unknown
+    no_better_than_chance: bool = False
+
+    @property
+    def stuck(self) -> bool:
+        return self.constant or self.chance_k is not None
+
+
+#: an exactly constant tail: float32 rounding of a loss that never changes (1e-6 relative), with
+#: room for the averaging of per-batch values of a fixed output over unequal batches
+CONSTANT_TOLERANCE = 1e-5
+#: a tail within this share of ln C (the known class count) sits at chance: 2% (ln 2 = 0.693 vs a
+#: collapsed BERT's 0.685; a model that learned anything is more than 2% below chance on balanced data)
+CHANCE_TOLERANCE = 0.02
+#: without a known class count, only small k are tried and more tightly (ln k for k = 2..10 are at
+#: least 5% apart, so a 0.5% band names one k and rarely catches a learning curve by accident)
+CHANCE_TOLERANCE_GUESS = 0.005
+CHANCE_MAX_K_GUESS = 10
+#: the tail is flat enough to be "sitting" somewhere: relative spread of its points
+STUCK_MAX_SPREAD = 0.05
+#: the tail: the last half of the finite points (at least 3)
+STUCK_TAIL = 0.5
+
+
+def stuck_loss(y: np.ndarray, n_classes: int | None = None, tail: float = STUCK_TAIL) -> Stuck | None:
+    """Read whether a loss is stuck: its tail (the last `tail` share of its finite points, at
+    least 3) exactly constant, or sitting within a tight band of ln C for the known class count
+    C (or of ln k, k = 2..10, with a tighter band, when C is unknown). None: too few points."""
+    y = normalize_nonfinite(np.asarray(y, dtype=float))
+    y = y[np.isfinite(y)]
+    if len(y) < 3:
+        return None
+    t = y[-max(3, int(math.ceil(tail * len(y)))):]
+    level = float(np.median(t))
+    scale = max(abs(level), 1e-12)
+    spread = float(np.ptp(t)) / scale
+    constant = spread <= CONSTANT_TOLERANCE
+    chance_k, known = None, False
+    if spread <= STUCK_MAX_SPREAD and level > 0:
+        if n_classes is not None and n_classes > 1:
+            if abs(level - math.log(n_classes)) <= CHANCE_TOLERANCE * math.log(n_classes):
+                chance_k, known = int(n_classes), True
+        else:
+            for k in range(2, CHANCE_MAX_K_GUESS + 1):
+                if abs(level - math.log(k)) <= CHANCE_TOLERANCE_GUESS * math.log(k):
+                    chance_k = k
+                    break
+    above = bool(n_classes is not None and n_classes > 1 and float(np.min(t)) >= (1 - CHANCE_TOLERANCE) * math.log(n_classes))
+    return Stuck(bool(constant), chance_k, known, level, spread, above)

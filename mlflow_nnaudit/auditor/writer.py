@@ -31,6 +31,7 @@ from collections.abc import Iterable
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit._version import __version__
+from mlflow_nnaudit.auditor import ruleset
 from mlflow_nnaudit.auditor.result import AuditResult
 
 _log = logging.getLogger(__name__)
@@ -39,9 +40,11 @@ _log = logging.getLogger(__name__)
 TAG_STATUS = schema.TAG_STATUS
 TAG_CAUSES = schema.TAG_CAUSES
 TAG_CAUSE_PREFIX = schema.TAG_CAUSE_PREFIX
+TAG_ADVISORIES = schema.TAG_ADVISORIES
 TAG_RECOMMENDATION = schema.TAG_RECOMMENDATION
 TAG_AUDITED_AT = schema.TAG_AUDITED_AT
 TAG_VERSION = schema.TAG_VERSION
+TAG_RULESET = schema.TAG_RULESET
 AUDIT_ARTIFACT = schema.AUDIT_ARTIFACT
 REPORT_ARTIFACT = schema.REPORT_ARTIFACT
 _MAX_TAGS_PER_BATCH = 100  # MLflow's log_batch limit
@@ -54,10 +57,13 @@ def audit_tags(result: AuditResult) -> dict[str, str]:
     tags = {
         TAG_STATUS: result.status,
         TAG_CAUSES: ",".join(result.causes),
+        # set-up risks on a run that showed no harm; each also has its nnaudit.cause.<id> tag
+        TAG_ADVISORIES: ",".join(result.advisories),
         # the UI shows tags as plain text: drop the code-span backticks kept in audit.json
         TAG_RECOMMENDATION: result.recommendation.replace("`", ""),
         TAG_AUDITED_AT: result.audited_at,
         TAG_VERSION: __version__,
+        TAG_RULESET: ruleset.fingerprint(),
     }
     for f in result.findings:
         tags[TAG_CAUSE_PREFIX + f.cause] = f.confidence
@@ -66,7 +72,9 @@ def audit_tags(result: AuditResult) -> dict[str, str]:
 
 def is_audit_tag(key: str) -> bool:
     """Tags this writer owns (and may replace or delete)."""
-    return key in (TAG_STATUS, TAG_CAUSES, TAG_RECOMMENDATION, TAG_AUDITED_AT, TAG_VERSION) or key.startswith(
+    return key in (
+        TAG_STATUS, TAG_CAUSES, TAG_ADVISORIES, TAG_RECOMMENDATION, TAG_AUDITED_AT, TAG_VERSION, TAG_RULESET
+    ) or key.startswith(
         TAG_CAUSE_PREFIX
     )
 

@@ -47,9 +47,16 @@ def rule_for(cause_id: str) -> Rule:
     return hits[0]
 
 
+def check(cause_id: str, view: RunView) -> Finding | None:
+    """What the audit gets from the rule on the view: nothing when the rule does not apply to
+    this kind of run (`Rule.applies`), else its finding or None."""
+    rule = rule_for(cause_id)
+    return rule.evaluate(view) if rule.applies(view) else None
+
+
 def fires(cause_id: str, view: RunView) -> Finding:
     """The rule's finding on the view; fails the test when the rule stays quiet."""
-    f = rule_for(cause_id).evaluate(view)
+    f = check(cause_id, view)
     assert f is not None, f"{cause_id} did not fire"
     assert f.cause == cause_id
     return f
@@ -57,7 +64,7 @@ def fires(cause_id: str, view: RunView) -> Finding:
 
 def quiet(cause_id: str, view: RunView) -> None:
     """Fails the test when the rule fires, saying what it saw."""
-    f = rule_for(cause_id).evaluate(view)
+    f = check(cause_id, view)
     assert f is None, f"{cause_id} fired: {f.summary if f else ''}"
 
 

@@ -2,9 +2,16 @@
 
 import math
 
-import pytest
-
-from tests.rules.conftest import fires, healthy_diagnostics, healthy_loss, make_view, mlp_model, quiet
+from tests.rules.conftest import (
+    fires,
+    healthy_diagnostics,
+    healthy_loss,
+    make_view,
+    mlp_model,
+    optimizer_facts,
+    quiet,
+    recorder_params,
+)
 
 CAUSE = "bad_weight_init"
 
@@ -45,12 +52,6 @@ def test_quiet_on_a_two_row_output_layer():
     quiet(CAUSE, run(model))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="suspected rule bug: the recorder measures every 2-d parameter, so an "
-    "nn.Embedding at PyTorch's default N(0, 1) init is 'scaled far from 1/sqrt(fan_in)' once its "
-    "dimension passes 100 (e.g. 23x for 512)",
-)
 def test_quiet_on_a_default_embedding():
     model = mlp_model([512, 64, 3])
     dim = 512
@@ -67,3 +68,35 @@ def test_quiet_on_a_default_embedding():
         },
     )
     quiet(CAUSE, run(model))
+
+
+def test_quiet_on_lstm_weights_at_pytorch_default_init():
+    # nn.LSTM(1, 51): weight_ih_l0 is [204, 1] at U(-1/sqrt(51), 1/sqrt(51)): 0.08x LeCun for fan_in 1
+    model = mlp_model([51, 16, 1])
+    hidden = 51
+    for name, fan_in in (("lstm1.weight_ih_l0", 1), ("lstm1.weight_hh_l0", hidden)):
+        std = 1 / math.sqrt(3 * hidden)
+        model["init"].insert(0, {"param": name, "shape": [4 * hidden, fan_in], "std": std,
+                                 "lecun_std": 1 / math.sqrt(fan_in), "scale_vs_lecun": std * math.sqrt(fan_in),
+                                 "constant": False, "identical_rows_share": 1 / (4 * hidden)})
+    quiet(CAUSE, run(model))
+    # a hundred times that scale is not PyTorch's default: the recurrent matrix is reported
+    for w in model["init"][:2]:
+        w["std"] *= 100
+        w["scale_vs_lecun"] = w["std"] * math.sqrt(w["shape"][1])
+    f = fires(CAUSE, run(model))
+    assert "lstm1.weight_hh_l0" in f.summary
+
+
+def test_the_scale_is_not_judged_on_lbfgs_but_constant_weights_are():
+    model = mlp_model([8, 32, 16, 3], init_scale=40.0)
+    fires(CAUSE, run(model))
+    d = healthy_diagnostics(model=model, optimizer=optimizer_facts("LBFGS", lr=1.0, momentum=None))
+    quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, params=recorder_params(d)))
+    model["init"][0] = {**model["init"][0], "constant": True, "std": 0.0, "scale_vs_lecun": 0.0}
+    f = fires(CAUSE, make_view(healthy_loss(), diagnostics=d, params=recorder_params(d)))
+    assert f.effective_kind == "bug" and "constant" in f.summary
+
+
+def test_a_bad_scale_is_a_risk_and_a_constant_init_a_bug():
+    assert fires(CAUSE, run(mlp_model([8, 32, 16, 3], init_scale=40.0))).effective_kind == "risk"

@@ -1,5 +1,7 @@
 """class_imbalance: one class outnumbers the rarest present class many times."""
 
+import numpy as np
+
 from tests.rules.conftest import classification_loss, fires, healthy_diagnostics, healthy_loss, make_view, quiet
 
 CAUSE = "class_imbalance"
@@ -29,3 +31,31 @@ def test_a_class_that_never_occurs_is_not_the_rarest():
 
 def test_quiet_on_too_few_labels_to_count():
     quiet(CAUSE, run([30, 1, 1]))  # a handful of sampled labels says nothing
+
+
+# --- applicability: token-id labels (language models) ------------------------------------------------
+def zipf_counts(vocabulary, total=200_000):
+    ranks = np.arange(1, vocabulary + 1)
+    return [int(c) for c in np.maximum(1, total / ranks / np.log(vocabulary))]
+
+
+def test_quiet_on_the_zipf_histogram_of_a_language_model():
+    view = run(zipf_counts(33_000))  # a word-level vocabulary: token ids as labels
+    assert view.token_id_labels()
+    quiet(CAUSE, view)
+    # ... and a 20-class task with the same skew is still an imbalance
+    fires(CAUSE, run(zipf_counts(20)))
+
+
+def test_an_embedding_first_layer_with_hundreds_of_classes_is_a_language_model():
+    d = healthy_diagnostics(loss=classification_loss(300, label_counts=zipf_counts(300)))
+    d["model"]["layers"] = {"encoder": [[300, 64]], **d["model"]["layers"]}
+    quiet(CAUSE, make_view(healthy_loss(), diagnostics=d))
+    fires(CAUSE, run(zipf_counts(300)))  # the same labels behind a Linear first layer: a classifier
+
+
+def test_explain_summarises_a_huge_label_histogram():
+    from mlflow_nnaudit.auditor.report import MAX_VALUES_TEXT, _values_text
+
+    text = _values_text({"label_counts": zipf_counts(33_000), "max_share": 0.07})
+    assert "33,000 values" in text and len(text) <= MAX_VALUES_TEXT and "max_share=0.07" in text

@@ -37,3 +37,12 @@ def test_quiet_when_every_feature_varies():
 def test_quiet_on_too_few_batches_to_tell():
     # two sampled batches of a sparse feature can both hold the same value
     quiet(CAUSE, run(4, batches=2))
+
+
+# --- applicability: image inputs --------------------------------------------------------------------
+def test_quiet_on_a_cnn_whose_border_pixels_are_always_zero():
+    view = run(4)
+    view.diagnostics["model"]["layers"] = {"conv1": [[16, 1, 3, 3], [16]], **view.diagnostics["model"]["layers"]}
+    assert view.image_inputs()
+    quiet(CAUSE, view)
+    fires(CAUSE, run(4))  # the same columns into an MLP's Linear first layer: reported

@@ -51,11 +51,6 @@ def test_quiet_on_a_single_class_task():
     quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=sampled_curve(KEY, np.ones(60))))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="suspected rule bug: with batches of one sample every batch holds one "
-    "class, so plain per-sample SGD is reported as sorted data (high, failed)",
-)
 def test_quiet_on_batches_of_one_sample():
     d = healthy_diagnostics(
         loss=classification_loss(10, label_counts=[60] * 10), data_loader=data_loader_section(loader(600, 1))

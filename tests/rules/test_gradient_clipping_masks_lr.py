@@ -69,3 +69,9 @@ def test_clipping_that_bites_on_every_step():
     assert "25.0x" in f.recommendation and "to about 0.04" in f.recommendation
     rare = dict(clip, bite_share=0.05, median_pre_clip_ratio=0.3)
     assert rule.evaluate(make_view(healthy_train(), diagnostics={"clipping": rare})) is None
+
+
+def test_advice_never_moves_the_learning_rate_more_than_1000x():
+    # a gradient 1e8x the limit is no learning-rate factor: the advice stops at 1000x (issue 11: "from 20 to 1.56e-08")
+    f = fires(CAUSE, run(ratios(1e8)))
+    assert "from 0.1 to about 0.0001 (1000x lower)" in f.recommendation

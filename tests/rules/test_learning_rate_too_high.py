@@ -60,3 +60,17 @@ def test_quiet_on_a_healthy_recorded_run():
 def test_quiet_on_lively_but_sane_updates():
     d, ratios = recorded(HEALTHY_RATIO * 20)  # 20x the usual, still well under the limit
     quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=ratios))
+
+
+def test_fires_high_and_failed_on_an_early_blow_up_that_leaves_the_loss_at_chance():
+    import math
+
+    import numpy as np
+
+    from tests.rules.conftest import fires, make_view
+
+    # per-epoch curve: the first epoch averages an explosion, then the loss sits at ln 4
+    train = np.r_[3e13, 5.0, np.full(18, math.log(4))]
+    f = fires("learning_rate_too_high", make_view(train, params={"lr": "10", "n_classes": "4"}))
+    assert f.confidence == "high" and f.severity == "failed" and f.kind == "outcome"
+    assert "blew up at step 0" in f.summary and "to 1)" in f.recommendation

@@ -55,3 +55,15 @@ def test_quiet_on_a_healthy_recorded_run():
 def test_quiet_on_a_steady_decline_that_makes_real_progress():
     # still falling steadily, but 50% down: not converged (another cause), not too slow
     quiet(CAUSE, make_view(linear(600, CHANCE, 0.5 * CHANCE, noise=0.005)))
+
+
+def test_quiet_on_a_run_whose_loss_blew_up():
+    import math
+
+    import numpy as np
+
+    from tests.rules.conftest import make_view, quiet
+
+    # the explosion's peak is no start to measure a slow decline from
+    quiet("learning_rate_too_low", make_view(np.r_[3e13, np.linspace(5.0, math.log(4), 39)],
+                                             params={"lr": "10", "n_classes": "4"}))

@@ -28,3 +28,45 @@ def test_quiet_on_minibatch_noise():
 def test_quiet_on_strongly_autocorrelated_wander():
     # red noise (phi 0.9) wanders slowly, with no period: the AR(1) baseline explains it
     quiet(CAUSE, make_view(falling(600, 1.4, 0.5, knee=0.1) + ar1(600, phi=0.9, sd=0.04, seed=4)))
+
+
+# --- a learning-rate staircase is not an oscillation ------------------------------------------------
+def steplr_staircase(epochs=14, per_epoch=94, seed=5):
+    """The shape of the PyTorch MNIST example: Adadelta with StepLR(step_size=1, gamma=0.85), the loss
+    logged every 10 batches (94 points an epoch): each epoch's level a step below the last."""
+    levels = 0.05 + 0.5 * 0.85 ** np.arange(epochs + 1)
+    steps = levels[:-1] - levels[1:]
+    # each epoch: a drop when the learning rate steps down, then a slow fall over a third of the next step
+    within = np.concatenate([-s * 0.33 * (1 - np.exp(-np.arange(per_epoch) / 20)) for s in steps])
+    return np.repeat(levels[:-1], per_epoch) + within + 0.002 * rng(seed).standard_normal(epochs * per_epoch)
+
+
+def test_quiet_on_a_steplr_staircase():
+    y = steplr_staircase()
+    from mlflow_nnaudit.auditor import stats
+
+    assert stats.detect_oscillation(y[len(y) // 2:]).detected  # the spectrum alone sees a period ...
+    quiet(CAUSE, make_view(y))  # ... but the loss never climbs back up at that scale
+
+
+def test_still_fires_on_a_swing_on_top_of_a_staircase():
+    y = steplr_staircase()
+    t = np.arange(len(y))
+    fires(CAUSE, make_view(y + 0.03 * np.sin(2 * np.pi * t / 25)))
+
+
+def test_quiet_on_a_loss_logged_with_a_step_that_restarts_each_epoch():
+    # the MNIST example's loop logs every 10 batches with step = position in the epoch: sorted by step, the
+    # 14 epochs interleave into a 14-point saw-tooth; read in logging order it is the staircase it is
+    from mlflow_nnaudit.auditor.curves import Curve
+
+    y = steplr_staircase()
+    epochs, per_epoch = 14, 94
+    steps = np.tile(np.arange(per_epoch) * 10 * 64, epochs)
+    times = 1.7e12 + np.arange(len(y)) * 250.0
+    c = Curve("loss", steps, y, times)
+    assert np.allclose(c.values, y) and np.all(np.diff(c.steps) > 0)
+    quiet(CAUSE, make_view(c))
+    # resumed once from a checkpoint (one fall back): kept in step order
+    once = Curve("loss", np.r_[np.arange(50), np.arange(50)], np.r_[y[:50], y[50:100]], times[:100])
+    assert np.all(np.diff(once.steps) >= 0)

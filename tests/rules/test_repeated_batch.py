@@ -9,7 +9,9 @@ from tests.rules.conftest import (
     healthy_train,
     loader,
     make_view,
+    optimizer_facts,
     quiet,
+    recorder_params,
     rule_for,
 )
 
@@ -65,3 +67,23 @@ def test_repeated_batch_from_fingerprints():
     # distinct batches, as any shuffled loader gives
     diag = {"inputs": {"fingerprints": {"sampled_batches": 10, "distinct": 10, "most_common_share": 0.1}}}
     assert rule.evaluate(make_view(healthy_train(), diagnostics=diag)) is None
+
+
+# --- applicability: full-batch runs ----------------------------------------------------------------
+def test_quiet_on_full_batch_lbfgs_without_a_loader():
+    # an L-BFGS closure calls the model on the whole data set again and again: one fingerprint
+    d = healthy_diagnostics(optimizer=optimizer_facts("LBFGS", lr=1.0, momentum=None), data_loader=None)
+    d["inputs"]["fingerprints"] = fingerprint_summary([0] * 40)
+    view = make_view(healthy_loss(), diagnostics=d, params=recorder_params(d))
+    assert view.full_batch() and not rule_for(CAUSE).applies(view)
+    quiet(CAUSE, view)
+    # the same single batch under SGD, with no loader to tell, is still reported
+    d["optimizer"] = optimizer_facts("SGD")
+    fires(CAUSE, make_view(healthy_loss(), diagnostics=d, params=recorder_params(d)))
+
+
+def test_quiet_when_params_say_the_batch_is_the_whole_data_set():
+    d = healthy_diagnostics(data_loader=None)
+    d["inputs"]["fingerprints"] = fingerprint_summary([0] * 40)
+    quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, params={"n_train": "200", "batch_size": "200"}))
+    fires(CAUSE, make_view(healthy_loss(), diagnostics=d, params={"n_train": "2000", "batch_size": "200"}))

@@ -40,3 +40,14 @@ def test_quiet_on_activations_in_their_working_range():
 
 def test_quiet_on_a_minority_of_saturated_outputs():
     quiet(CAUSE, run(0.25, 0.2))  # a quarter on the rails: some, not most
+
+
+# --- applicability: a transformer's pooler ----------------------------------------------------------
+def test_quiet_on_a_bert_pooler_tanh():
+    d = healthy_diagnostics(activations={"layers": {"bert.pooler.activation": "tanh"}})
+    per_layer = {"bert.pooler.activation": np.full(60, 0.9)}
+    quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=layer_curves("saturated", per_layer)))
+    # a saturated hidden tanh elsewhere in the same model is still reported
+    per_layer["bert.encoder.layer.0.act"] = np.full(60, 0.9)
+    f = fires(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=layer_curves("saturated", per_layer)))
+    assert "pooler" not in f.summary

@@ -36,3 +36,12 @@ def test_quiet_when_all_layers_are_off_together():
 def test_quiet_on_exact_zeros():
     # a frozen layer's update is exactly 0: frozen_parameters' business
     quiet(CAUSE, run({"0": 0.0, "3": HEALTHY, "6": HEALTHY}))
+
+
+# --- applicability: L-BFGS ---------------------------------------------------------------------------
+def test_quiet_on_lbfgs():
+    view = run({"0": 5e-1, "3": 1e-3, "6": 1e-3})
+    fires(CAUSE, view)
+    view.params["nnaudit.optimizer"] = "LBFGS"
+    quiet(CAUSE, view)
+    assert view.update_ratios() == {}  # nor does any learning-rate rule read them

@@ -39,3 +39,15 @@ def test_quiet_without_the_model_layers():
     v = run(model, 1e-6)
     v.diagnostics.pop("model")  # the recorder never found the model: no layer order to compare
     quiet(CAUSE, v)
+
+
+def test_advice_names_relu_only_for_a_model_without_it():
+    def view(act):
+        v = run(mlp_model([8, 64, 64, 64, 64, 3], act=act), 1e-6)
+        v.diagnostics["activations"]["layers"] = {"1": act.lower(), "3": act.lower()}
+        v.diagnostics["model"].pop("activations", None)
+        return v
+
+    assert "ReLU-family" in fires(CAUSE, view("Sigmoid")).recommendation
+    # a ReLU model is not told to use ReLU
+    assert "ReLU-family" not in fires(CAUSE, view("ReLU")).recommendation

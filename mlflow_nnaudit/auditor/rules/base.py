@@ -21,7 +21,7 @@ import numpy as np
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor import stats
-from mlflow_nnaudit.auditor.catalog import BY_ID
+from mlflow_nnaudit.auditor.catalog import BY_ID, BUG, KINDS, OUTCOME
 from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_LOSS, VAL_LOSS, Curve
 
 CONFIDENCES = ("high", "medium", "low")
@@ -81,6 +81,14 @@ class Finding:
     # whether this finding may stand in for the causes that name it in their `explained_by`:
     # False when it is one reading of an ambiguous shape, so that the others stay listed too
     explains: bool = True
+    #: this finding's own kind when it differs from its cause's catalog kind (`catalog.KINDS`): a
+    #: rule of a risk cause that saw the harm itself (the loss stuck) says "outcome", one that saw
+    #: a definite bug (constant weights) says "bug"; None: the catalog's kind
+    kind: str | None = None
+    # set by the verdict (verdict.py), not by rules:
+    advisory: bool = False  # kept as advice: the run showed no harm, so this is not a cause of it
+    upstream: str | None = None  # the cause found on the run that this finding is a consequence of
+    consequences: list[str] = field(default_factory=list)  # causes found on the run that follow from this one
 
     def __post_init__(self) -> None:
         if self.cause not in BY_ID:
@@ -89,6 +97,31 @@ class Finding:
             raise ValueError(f"bad confidence {self.confidence!r}")
         if self.severity not in SEVERITIES:
             raise ValueError(f"bad severity {self.severity!r}")
+        if self.kind is not None and self.kind not in KINDS:
+            raise ValueError(f"bad kind {self.kind!r}")
+
+    @property
+    def effective_kind(self) -> str:
+        """`outcome`, `bug` or `risk`: the finding's own kind, else its cause's."""
+        return self.kind or BY_ID[self.cause].kind
+
+    @property
+    def harmful(self) -> bool:
+        """Whether this finding alone makes a run `warning` or `failed` (status follows harm)."""
+        return self.effective_kind in (OUTCOME, BUG)
+
+    @property
+    def advice(self) -> str:
+        """The recommendation as the reports and tags give it: an upstream cause's says which
+        findings on the run follow from it, in one clause; a consequence's says what to fix first."""
+        text = self.recommendation
+        if self.consequences:
+            phrases = [BY_ID[c].as_consequence or f"{BY_ID[c].title.lower()} was found" for c in self.consequences]
+            joined = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+            text = f"{text.rstrip()} This is also why {joined} (listed after it)."
+        if self.upstream:
+            text = f"A consequence of `{self.upstream}` on this run: fix that first. {text}"
+        return text
 
     @property
     def title(self) -> str:
@@ -101,10 +134,14 @@ class Finding:
             "confidence": self.confidence,
             "severity": self.severity,
             "score": round(float(self.score), 4),
+            "kind": self.effective_kind,
+            "advisory": self.advisory,
             "summary": self.summary,
-            "recommendation": self.recommendation,
+            "recommendation": self.advice,
             "evidence": [e.to_dict() for e in self.evidence],
             **({"p_value": _jsonable(self.p_value)} if self.p_value is not None else {}),
+            **({"consequence_of": self.upstream} if self.upstream else {}),
+            **({"consequences": list(self.consequences)} if self.consequences else {}),
         }
 
 
@@ -231,7 +268,11 @@ class RunView:
         return self._cached("layer_medians", prefix, compute)
 
     def update_ratios(self) -> dict[str, float]:
-        """Per layer, the median update/weight ratio ||dW||/||W|| over the second half of the run."""
+        """Per layer, the median update/weight ratio ||dW||/||W|| over the second half of the run.
+        Empty on L-BFGS runs: a line search, not a learning rate, sets their step, so the ratio
+        says nothing about a learning-rate setting (the learning-rate rules then read the curves)."""
+        if self.lbfgs():
+            return {}
         return self.layer_medians(UPDATE_RATIO_PREFIX)
 
     def fact(self, *path: str) -> Any:
@@ -315,6 +356,102 @@ class RunView:
         p = self.param_float(*N_CLASSES_PARAMS)
         return (int(p[1]), f"param {p[0]}") if p is not None and p[1] > 1 else None
 
+    # --- the outcome ------------------------------------------------------------------------
+    def outcome_harm(self) -> OutcomeHarm | None:
+        """Harm in the run's outcome that needs no rule to name it, read against what an
+        untrained model gives. The level read is the validation loss at its best (overfitting
+        is judged by its own rule), else where the training loss ended. A classifier (chance =
+        ln C, from the recorder or a class-count param) at 95% of chance or more did not learn
+        (`failed`); at 80% or more it learned little (`warning`). A regression (`mse_loss`, with the
+        recorder's target statistics) whose loss is a quarter of its targets' variance or more
+        explains less than 75% of it (`warning`). A set-up risk found on such a run is a cause of
+        it, not an advisory (see verdict.py). None when the outcome is fine or cannot be judged
+        this way."""
+
+        def compute():
+            val = self.curve(VAL_LOSS)
+            vals = val.values[val.finite] if val is not None else np.array([])
+            if len(vals):
+                level, which = float(vals.min()), "validation loss at its best was"
+            else:
+                lv = self.levels(TRAIN_LOSS)
+                if lv is None:
+                    return None
+                level, which = lv.end, "training loss ended at"
+            if not math.isfinite(level):
+                return None
+            chance = self.fact("loss", "chance_loss")
+            if not isinstance(chance, (int, float)):
+                nc = self.n_classes() if not self.recorded() else None
+                chance = math.log(nc[0]) if nc else None
+            if chance:
+                for share, severity, what in CHANCE_LEVELS:
+                    if level >= share * chance:
+                        return OutcomeHarm(severity, f"the {which} {fmt_num(level)}, {what} chance "
+                                                     f"(ln C = {fmt_num(chance)})")
+                return None
+            t = self.fact("loss", "targets")
+            if self.fact("loss", "loss_function") == "mse_loss" and isinstance(t, dict):
+                var = max(t.get("sqmean", 0.0) - t.get("mean", 0.0) ** 2, 0.0)
+                if var > 0 and level >= UNEXPLAINED_VARIANCE * var:
+                    return OutcomeHarm("warning", f"the {which} {fmt_num(level)}, {level / var:.0%} of the "
+                                                  f"targets' variance ({fmt_num(var)})")
+            return None
+
+        return self._cached("outcome_harm", "", compute)
+
+    # --- what kind of run this is (for `Rule.applies`) -------------------------------------
+    def optimizer_name(self) -> str | None:
+        """The optimizer's class name: the recorder's param `nnaudit.optimizer` (or its fact)."""
+        name = self.params.get("nnaudit.optimizer") or self.fact("optimizer", "nnaudit.optimizer")
+        return str(name) if name else None
+
+    def lbfgs(self) -> bool:
+        """Trained with L-BFGS: its steps come from a line search, not from a learning rate, and
+        it is run full-batch by design."""
+        return (self.optimizer_name() or "").upper() == "LBFGS"
+
+    def full_batch(self) -> bool:
+        """Every step sees the whole training set: one batch per epoch (the recorder's
+        DataLoader), a batch size equal to the dataset size (loader facts or params), or one
+        batch fingerprint repeated on an L-BFGS run (which calls the model on the same batch)."""
+        if self.fact("data_loader", "train", "batches_per_epoch") == 1:
+            return True
+        n, bs = self.dataset_size(), self.batch_size()
+        if n is not None and bs is not None and bs[0] >= n[0]:
+            return True
+        fp = self.fact("inputs", "fingerprints")
+        return self.lbfgs() and isinstance(fp, dict) and fp.get("distinct") == 1
+
+    def token_id_labels(self) -> bool:
+        """The labels are token ids (a language model): a vocabulary-sized class count (the
+        recorder's label histogram or logit width, or a param), or an embedding as the first
+        layer with at least 100 classes. Their histogram is Zipf-like by nature."""
+        counts = self.fact("loss", "label_counts")
+        n_classes = len(counts) if isinstance(counts, list) else None
+        if n_classes is None:
+            nc = self.n_classes()
+            n_classes = nc[0] if nc else None
+        if n_classes is None:
+            return False
+        if n_classes >= TOKEN_VOCABULARY:
+            return True
+        layers = self.fact("model", "layers")
+        first = next(iter(layers), "") if isinstance(layers, dict) else ""
+        return n_classes >= 100 and ("embed" in first.lower() or "encoder" == first.lower())
+
+    def image_inputs(self) -> bool:
+        """The inputs are images (N, C, H, W): the model's first weight layer is a 2-d
+        convolution (a 4-d kernel)."""
+        layers = self.fact("model", "layers")
+        if not isinstance(layers, dict):
+            return False
+        for shapes in layers.values():
+            weights = [s for s in shapes if isinstance(s, list) and len(s) >= 2]
+            if weights:
+                return len(weights[0]) == 4
+        return False
+
     # --- params -------------------------------------------------------------------------
     def param_float(self, *names: str) -> tuple[str, float] | None:
         """The first of the named params that parses as a number (case-insensitive names)."""
@@ -351,6 +488,22 @@ DATASET_SIZE_PARAMS = ("n_train", "train_size", "num_train_samples", "num_train_
                        "dataset_size", "n_samples", "num_samples")
 BATCH_SIZE_PARAMS = ("batch_size", "train_batch_size", "per_device_train_batch_size", "batch-size", "bs")
 N_CLASSES_PARAMS = ("n_classes", "num_classes", "num_labels", "classes", "n_labels")
+#: a class count this large is a vocabulary: the labels are token ids
+TOKEN_VOCABULARY = 1000
+
+
+#: a classifier's loss at these shares of ln C or above: no better than chance, little better
+CHANCE_LEVELS = ((0.95, "failed", "no better than"), (0.8, "warning", "little better than"))
+#: a regression whose MSE ends above this share of its targets' variance explains too little of it
+UNEXPLAINED_VARIANCE = 0.25
+
+
+@dataclass(frozen=True)
+class OutcomeHarm:
+    """Harm seen in a run's outcome without a rule (see `RunView.outcome_harm`)."""
+
+    severity: str  # "failed" | "warning"
+    summary: str
 
 
 @dataclass(frozen=True)
@@ -407,6 +560,19 @@ class Rule:
     #: finding is then left out (e.g. a loss that climbs when the data arrives sorted by label
     #: says nothing about the learning rate)
     explained_by: ClassVar[tuple[str, ...]] = ()
+    #: causes that, when also found on the run, this rule's finding is a consequence of: it is
+    #: listed after the upstream cause, and the upstream cause's recommendation says so (an
+    #: explosion that killed the ReLUs: `dead_relu` is a consequence of `learning_rate_too_high`)
+    consequence_of: ClassVar[tuple[str, ...]] = ()
+    #: causes whose finding on the run contradicts this rule's: the finding is then dropped (no
+    #: "learning rate too low" on a run whose loss exploded)
+    contradicted_by: ClassVar[tuple[str, ...]] = ()
+
+    def applies(self, view: RunView) -> bool:
+        """Whether the check means anything for this kind of run; a rule that does not apply is
+        not run at all (repeated batches on full-batch training, class imbalance on token ids).
+        Subclasses override it with the view's facts about the run (`RunView.full_batch`, ...)."""
+        return True
 
     def evaluate(self, view: RunView) -> Finding | None:  # pragma: no cover - interface
         raise NotImplementedError

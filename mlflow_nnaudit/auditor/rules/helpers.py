@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from mlflow_nnaudit import schema
+from mlflow_nnaudit.auditor import stats
 from mlflow_nnaudit.auditor.curves import Curve, TRAIN_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
 
@@ -108,12 +109,76 @@ class LayerShareRule(Rule):
 
     def evaluate(self, view: RunView) -> Finding | None:
         prefix = schema.layer_prefix(self.KIND)
-        shares = view.layer_medians(prefix)
+        shares = {k: v for k, v in view.layer_medians(prefix).items() if self.considered(k)}
         bad, worst = worst_layer(shares, self.THRESHOLD)
         if worst is None:
             return None
         return self.describe(bad, worst, [Evidence(self.EVIDENCE_TEST, prefix, {"per_layer": shares})])
 
+    def considered(self, layer: str) -> bool:
+        """Whether a layer's share counts (all do, unless a subclass knows a layer is so by design)."""
+        return True
+
     def describe(self, bad: dict[str, float], worst: str, evidence: list[Evidence]) -> Finding:
         """The finding, given the layers at or over the threshold and the worst one."""
         raise NotImplementedError  # pragma: no cover - interface
+
+
+def expected_first_loss(view: RunView) -> float | None:
+    """Where the training loss stood before the first update: the recorder's loss of the first
+    training call, else ln C for a known class count (a classifier's loss at init), else None."""
+    first = view.fact("loss", "first_loss")
+    if isinstance(first, (int, float)) and math.isfinite(first) and first > 0:
+        return float(first)
+    n = view.n_classes()
+    return math.log(n[0]) if n else None
+
+
+#: what `blowup` and `stuck` read from the recorder
+BLOWUP_READS = (("loss", "first_loss"), *N_CLASSES_READS)
+
+
+def blowup(view: RunView, role: str = TRAIN_LOSS) -> stats.BlowUp | None:
+    """The early blow-up reading of a loss curve (`stats.detect_blowup`), computed once per view."""
+    c = view.curve(role)
+    if c is None or len(c.values) < 3:
+        return None
+    return view._cached("blowup", role, lambda: stats.detect_blowup(
+        c.x(), c.values, expected_first_loss(view) if role == TRAIN_LOSS else None,
+        classification=view.n_classes() is not None))
+
+
+def stuck(view: RunView, role: str = TRAIN_LOSS) -> stats.Stuck | None:
+    """The stuck-loss reading of a loss curve (`stats.stuck_loss`), computed once per view."""
+    c = view.curve(role)
+    if c is None:
+        return None
+    n = view.n_classes()
+    return view._cached("stuck", role, lambda: stats.stuck_loss(c.values, n[0] if n else None))
+
+
+def start_level(view: RunView, role: str = TRAIN_LOSS) -> float | None:
+    """The curve's starting level for measuring progress: before an early explosion when there
+    was one (not the explosion's peak), else the block-median start (`stats.Levels.start`)."""
+    b = blowup(view, role)
+    if b is not None and b.detected and math.isfinite(b.start):
+        return b.start
+    lv = view.levels(role)
+    return lv.start if lv is not None else None
+
+
+def early_update_ratios(view: RunView) -> dict[str, float]:
+    """Per layer, the first sampled update/weight ratio ||dW||/||W|| (the run's first steps: an
+    explosion that killed the units shows there, then the ratios collapse to ~0)."""
+    prefix = schema.layer_prefix(schema.LAYER_UPDATE_RATIO)
+    out = {}
+    for key, c in view.extra_curves.items():
+        if key.startswith(prefix) and c.finite.any():
+            out[key[len(prefix):]] = float(c.values[c.finite][0])
+    return out
+
+
+def exploded(view: RunView) -> bool:
+    """The training loss blew up early (see `blowup`)."""
+    b = blowup(view)
+    return b is not None and b.detected

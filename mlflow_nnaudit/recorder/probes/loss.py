@@ -30,6 +30,8 @@ _LOGIT_LOSSES = ("cross_entropy",)
 _LOG_PROB_LOSSES = ("nll_loss",)
 _BINARY_LOGIT_LOSSES = ("binary_cross_entropy_with_logits",)
 _REGRESSION_LOSSES = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
+#: the classification losses: an input that is exactly 0 (or 1) for every sample is a bug there
+_CLASSIFICATION_LOSSES = _LOGIT_LOSSES + _LOG_PROB_LOSSES + _BINARY_LOGIT_LOSSES + ("binary_cross_entropy",)
 #: how many training calls are always checked before checks fall back to sampled steps
 CHECK_FIRST_CALLS = 5
 #: checked calls that must all lie in [0, 1] before binary_cross_entropy_with_logits is said to
@@ -128,6 +130,17 @@ class LossProbe(Probe):
     # --- checks ------------------------------------------------------------------------------
     def _check_input(self, fn: str, x: torch.Tensor, sigmoid: bool | None = None) -> None:
         if self.mismatch is not None or not x.is_floating_point() or x.numel() == 0:
+            return
+        if (fn in _CLASSIFICATION_LOSSES and x.dim() >= 1 and x.shape[0] >= 2
+                and (x.dim() == 1 or x.shape[1] == 1) and (bool((x == 0).all()) or bool((x == 1).all()))):
+            # the same exact 0 or 1 for every sample: (log_)softmax over a single output unit (softmax over
+            # one value is 1, its log 0), whatever the inputs; the loss cannot move
+            value = int(x.flatten()[0].item())
+            self.mismatch = {"loss": fn, "problem": "constant_input",
+                             "detail": f"its input is exactly {value} for every sample: "
+                                       f"{'log_softmax' if value == 0 else 'softmax'} over a single output unit "
+                                       "always gives that, so the loss cannot change (use a sigmoid, or "
+                                       "binary_cross_entropy_with_logits on the raw output)"}
             return
         if fn in _LOGIT_LOSSES and x.dim() >= 2 and x.shape[1] > 1:
             sums = x.sum(dim=1)

@@ -25,6 +25,10 @@ class ClassImbalance(Rule):
     #: labels counted before the histogram means anything
     MIN_LABELS = 50
 
+    def applies(self, view: RunView) -> bool:
+        """Not on token-id labels (a language model): a Zipf-shaped histogram is what text is."""
+        return not view.token_id_labels()
+
     def evaluate(self, view: RunView) -> Finding | None:
         counts = view.fact("loss", "label_counts")
         if not isinstance(counts, list) or len(counts) < 2 or sum(counts) < self.MIN_LABELS:

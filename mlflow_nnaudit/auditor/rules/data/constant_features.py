@@ -17,6 +17,11 @@ class ConstantFeatures(Rule):
     #: sampled batches needed before "never changed" means anything
     MIN_BATCHES = 3
 
+    def applies(self, view: RunView) -> bool:
+        """Not on image inputs (a convolutional first layer): a border pixel that is always zero
+        (MNIST, sklearn digits) is part of the images, and convolutions share weights across it."""
+        return not view.image_inputs()
+
     def evaluate(self, view: RunView) -> Finding | None:
         st = view.fact("inputs", "train")
         if not isinstance(st, dict) or st.get("constant_features", 0) < 1 or st.get("batches", 0) < self.MIN_BATCHES:

@@ -15,7 +15,8 @@ class DataNotShuffled(Rule):
     """The recorder counts the distinct labels in each sampled classification batch
     (`nnaudit/labels_per_batch`). When the median batch holds a single class although the
     run has several, the data arrives sorted by label: each stretch of training pulls the
-    model towards one class.
+    model towards one class. Not with batches of one sample (per-sample SGD), which hold one
+    class whatever the order.
 
     Curves only (no recorder): the per-step training loss repeats a saw-tooth every epoch (see
     `stats.epoch_periodicity`: a Friedman test of position-in-epoch bins across at least 4
@@ -45,6 +46,9 @@ class DataNotShuffled(Rule):
             return self._from_curve(view)
         if curve is None or len(curve) < self.MIN_BATCHES or not isinstance(counts, list):
             return None
+        bs = view.batch_size()
+        if bs is not None and bs[0] < 2:
+            return None  # a batch of one sample holds one class whatever the order: per-sample SGD
         n_classes_seen = sum(1 for c in counts if c > 0)
         med = float(np.median(curve.values[np.isfinite(curve.values)]))
         if n_classes_seen < 2 or med > 1:

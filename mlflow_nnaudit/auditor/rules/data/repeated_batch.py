@@ -26,6 +26,11 @@ class RepeatedBatch(Rule):
     #: a repeat this common means nothing else was fed: a failed run
     FAILED_SHARE = 0.9
 
+    def applies(self, view: RunView) -> bool:
+        """Not on full-batch training (one batch per epoch, a batch the size of the dataset, or
+        L-BFGS calling the model on the same batch): the same batch every step is the design."""
+        return not view.full_batch()
+
     def evaluate(self, view: RunView) -> Finding | None:
         fp = view.fact("inputs", "fingerprints")
         if not isinstance(fp, dict) or fp.get("sampled_batches", 0) < self.MIN_BATCHES:

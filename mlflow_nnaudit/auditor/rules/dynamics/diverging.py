@@ -14,7 +14,11 @@ class Diverging(Rule):
     A validation loss that rises with it confirms the finding."""
 
     cause = "diverging"
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("gradients_not_zeroed", "nonfinite_inputs", "learning_rate_too_high")
     reads = LEARNING_RATE_READS
+    #: a divergence is the symptom; a too-high learning rate found on the run is its cause
+    consequence_of = ("learning_rate_too_high", "data_not_shuffled", "gradients_not_zeroed", "nonfinite_inputs")
 
     #: a growth this large decides the finding on its own (no trend test needed), with high confidence
     EXPLOSION_GROWTH = 10

@@ -14,6 +14,9 @@ class NotConverged(Rule):
     progress. A converged curve's tail brings a few percent at most."""
 
     cause = "not_converged"
+    #: upstream causes it follows from, when found too (listed after them): steps too small first
+    consequence_of = ("learning_rate_too_low", "lr_decay_too_fast", "batch_size_too_large",
+                      "gradient_clipping_masks_lr")
 
     #: the tail window: the last 30% of the curve (shared with the other "still falling" readings)
     TAIL_START = TAIL_START

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
 from mlflow_nnaudit.auditor.rules.helpers import LEARNING_RATE_READS
@@ -12,9 +14,13 @@ class OscillatingLoss(Rule):
     of the training curve: a periodic swing whose spectral peak stands far above a red-noise
     (AR(1), phi >= 0) baseline (Bonferroni-corrected p < 0.01) with an amplitude of at least
     10% of the loss level; or swings so large (point-to-point noise at least half the loss
-    level) that they exceed everything the run gained."""
+    level) that they exceed everything the run gained. A periodic swing must also climb back up
+    (block medians a quarter-period long rising at least half its amplitude above the lowest
+    before them): a learning-rate staircase (StepLR, logged every few batches) only steps down."""
 
     cause = "oscillating_loss"
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("learning_rate_too_high", "data_not_shuffled", "batchnorm_small_batch", "gradients_not_zeroed")
     reads = LEARNING_RATE_READS
 
     #: a periodic swing smaller than this share of the loss level is noise, not oscillation
@@ -22,13 +28,32 @@ class OscillatingLoss(Rule):
     #: point-to-point noise of at least this share of the level (and more than all progress) is erratic
     ERRATIC_NOISE = 0.5
 
+    #: a swing must climb back up by at least this share of its amplitude (see `climbs_back`)
+    MIN_RISE = 0.5
+
+    def climbs_back(self, view: RunView, osc) -> bool:
+        """Whether the loss climbs back up at the swing's scale: medians of blocks a quarter of the
+        period long rise at least MIN_RISE x the amplitude above the lowest block before them. A
+        staircase (a StepLR schedule, an epoch-wise fall logged every few batches) has a strong
+        spectral peak at its step period but only ever steps down: not an oscillation."""
+        c = view.finite_curve(TRAIN_LOSS, min_points=16)
+        if c is None or not osc.period:
+            return True
+        y = c.values[len(c.values) // 2:]
+        size = max(2, int(round(osc.period / 4)))
+        blocks = [float(np.median(y[i:i + size])) for i in range(0, len(y) - size + 1, size)]
+        if len(blocks) < 3:
+            return True
+        rise = max(b - min(blocks[:i]) for i, b in enumerate(blocks) if i > 0)
+        return rise >= self.MIN_RISE * osc.amplitude
+
     def evaluate(self, view: RunView) -> Finding | None:
         osc = view.oscillation(TRAIN_LOSS)
         lv = view.levels(TRAIN_LOSS)
         if osc is None or lv is None:
             return None
         level = max(abs(lv.end), 1e-12)
-        periodic = osc.detected and osc.amplitude >= self.MIN_AMPLITUDE * level
+        periodic = osc.detected and osc.amplitude >= self.MIN_AMPLITUDE * level and self.climbs_back(view, osc)
         gained = lv.start - lv.end
         erratic = lv.noise >= self.ERRATIC_NOISE * level and lv.noise >= gained
         if not (periodic or erratic):

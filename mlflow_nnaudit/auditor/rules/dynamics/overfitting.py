@@ -16,6 +16,9 @@ class Overfitting(Rule):
     end, small in size, is what early stopping produces and is not reported."""
 
     cause = "overfitting"
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("labels_unrelated", "repeated_batch", "train_val_preprocessing_mismatch", "eval_mode_not_set",
+                      "gradients_not_zeroed", "dataset_too_small", "no_regularization")
 
     #: Prechelt's generalization loss (%) that makes overfitting worth reporting (shared with dataset_too_small)
     GL = OVERFIT_GL

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num, fmt_step
-from mlflow_nnaudit.auditor.rules.helpers import NO_LEARNING, PLATEAU_MAX_IMPROVEMENT
+from mlflow_nnaudit.auditor.rules.helpers import BLOWUP_READS, NO_LEARNING, PLATEAU_MAX_IMPROVEMENT, start_level, stuck
 
 
 class Plateau(Rule):
@@ -13,9 +13,22 @@ class Plateau(Rule):
     interval of the Theil-Sen change over the rest of the run lies within +/-5% of the
     starting loss, and no significant downward trend remains there), and the loss lost less
     than 30% of its starting value before that. A converged run also ends flat, but after a
-    large drop, so it is not a plateau."""
+    large drop, so it is not a plateau.
+
+    Progress is measured from where the loss stood before an early blow-up, if there was one
+    (`stats.detect_blowup`), not from the explosion's peak. A loss stuck exactly (a constant
+    tail, or a tail at ln C, the loss of a uniform guess: `stats.stuck_loss`) after no progress
+    is no learning at all: high confidence, and the recommendation says it is a bug or a run
+    destroyed early, not a slow optimiser. Listed after the cause found upstream of it."""
 
     cause = "plateau"
+    reads = BLOWUP_READS
+    #: upstream causes it follows from, when found too (listed after them). Not insufficient_capacity:
+    #: from the curves alone that is a guess, and a guess must not outrank the symptom (issue 11)
+    consequence_of = ("loss_input_mismatch", "frozen_parameters", "final_layer_activation", "learning_rate_too_high",
+                      "bad_weight_init", "dead_relu", "saturated_activations", "vanishing_gradients", "network_too_deep",
+                      "too_much_regularization", "lr_decay_too_fast", "learning_rate_too_low", "labels_unrelated",
+                      "repeated_batch", "data_not_shuffled", "gradients_not_zeroed")
 
     #: the flat stretch must start within this share of the run ("early")
     FLAT_FROM_BY = 0.5
@@ -23,14 +36,22 @@ class Plateau(Rule):
     MAX_IMPROVEMENT = PLATEAU_MAX_IMPROVEMENT
     #: less progress than this is no learning at all: a failed run, medium confidence (shared)
     NO_LEARNING = NO_LEARNING
+    #: a validation loss exactly constant over this many evaluations means the weights never changed
+    FROZEN_VAL_POINTS = 5
 
     def evaluate(self, view: RunView) -> Finding | None:
+        vsk = stuck(view, VAL_LOSS)
+        if vsk is not None and vsk.constant and view.finite_curve(VAL_LOSS, min_points=self.FROZEN_VAL_POINTS):
+            # the validation loss never moved at all over many evaluations: the weights never changed,
+            # whatever the training curve does (an optimiser handed the data instead of the weights)
+            return self._stuck_finding(view, vsk, VAL_LOSS, None)
         st = view.stall(TRAIN_LOSS)
         lv = view.levels(TRAIN_LOSS)
         if (st is None or lv is None or st.start_fraction is None or st.start_fraction > self.FLAT_FROM_BY
                 or lv.start <= 0):
             return None
-        improvement = (lv.start - st.level) / abs(lv.start)
+        start = start_level(view) or lv.start
+        improvement = (start - st.level) / abs(start)
         if improvement >= self.MAX_IMPROVEMENT:
             return None
         tail = view.trend(TRAIN_LOSS, st.start_fraction, 1.0)
@@ -42,6 +63,11 @@ class Plateau(Rule):
             return None  # validation still moving: not a plateau of both
         curve = view.curve(TRAIN_LOSS)
         no_learning = improvement < self.NO_LEARNING
+        sk = stuck(view)
+        # at chance (ln C) is no learning beyond a uniform guess even after a drop from a worse start;
+        # a constant elsewhere counts only when the loss never improved on its start
+        if sk is not None and (sk.chance_k is not None or (sk.constant and no_learning)):
+            return self._stuck_finding(view, sk, TRAIN_LOSS, start)
         return self.finding(
             confidence="medium" if no_learning else "low",
             severity="failed" if no_learning else "warning",
@@ -52,6 +78,28 @@ class Plateau(Rule):
             f"only {improvement:.0%} below its start: check that inputs are normalised and labels match inputs, "
             "try a learning rate 10x higher and 10x lower, and check the initialisation and the output layer.",
             evidence=[Evidence("stall", curve.key, {"flat_from_share": st.start_fraction, "level": st.level,
-                                                    "start": lv.start, "improvement_share": improvement},
+                                                    "start": start, "improvement_share": improvement},
                                (st.start_x, float(curve.x()[-1])))],
+        )
+
+    def _stuck_finding(self, view: RunView, sk, role: str, start: float | None) -> Finding:
+        """No learning at all: a loss stuck exactly (constant, or at ln C)."""
+        at = (f"at chance (ln {sk.chance_k} = {fmt_num(sk.level)}: the loss of a uniform guess over "
+              f"{sk.chance_k} classes)" if sk.chance_k is not None else f"exactly constant at {fmt_num(sk.level)}")
+        name = "validation" if role == VAL_LOSS else "training"
+        return self.finding(
+            confidence="high",
+            severity="failed",
+            kind="outcome",
+            score=1.0,
+            summary=f"the {name} loss is stuck {at}: the model learned nothing at all",
+            recommendation=f"The {name} loss is stuck {at}: the model learned nothing at all, which is a bug or a "
+            "run destroyed early, not a slow optimiser. Check that the optimiser holds the model's parameters "
+            "(`torch.optim.X(model.parameters())`), that every parameter gets a gradient (no `.detach()`, "
+            "`.item()` or `torch.tensor(...)` rebuilding it), that the loss gets raw logits (no softmax "
+            "before `CrossEntropyLoss`, no `log_softmax` over one unit), and that the loss did not explode "
+            "in the first steps.",
+            evidence=[Evidence("stuck_loss", view.curve(role).key, {"level": sk.level, "chance_k": sk.chance_k,
+                                                                   "constant": sk.constant, "spread": sk.spread,
+                                                                   "start": start})],
         )

@@ -22,6 +22,8 @@ class InitialLossMismatch(Rule):
 
     cause = "initial_loss_mismatch"
     explained_by = ("loss_input_mismatch",)
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("loss_input_mismatch", "bad_weight_init", "targets_not_normalized", "inputs_not_normalized")
     reads = (("loss", "first_loss"), ("loss", "chance_loss"), *N_CLASSES_READS)
 
     #: an untrained classifier's first loss is ~ln C; this far off (as a factor) is a mismatch

@@ -13,6 +13,8 @@ class LossMetricDisagreement(Rule):
     10%."""
 
     cause = "loss_metric_disagreement"
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("loss_input_mismatch", "class_imbalance", "labels_unrelated")
 
     #: the loss must fall by at least this share of its start to count as improving
     MIN_LOSS_GAIN = 0.1

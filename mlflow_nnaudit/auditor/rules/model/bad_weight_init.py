@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
 
@@ -13,10 +16,37 @@ def copies_of_first_row(w: dict) -> float:
     return max(0.0, (w["identical_rows_share"] * rows - 1) / (rows - 1))
 
 
+#: names of embedding tables (`nn.Embedding` draws N(0, 1) by default, far above 1/sqrt(dim))
+EMBEDDING_NAMES = ("emb", "wte", "wpe", "word_embeddings", "position_embeddings", "token_type_embeddings")
+#: recurrent weights (`nn.RNN`/`nn.GRU`/`nn.LSTM` draw U(-1/sqrt(hidden), 1/sqrt(hidden)) by default)
+RNN_WEIGHT = re.compile(r"(^|\.)weight_(ih|hh)_l\d+(_reverse)?$")
+#: how close (as a factor) a weight's std must be to a default init's to count as that init
+DEFAULT_TOLERANCE = 1.25
+
+
+def pytorch_default(w: dict) -> bool:
+    """Whether a weight is at PyTorch's own default init for its kind of layer, which the LeCun
+    yardstick misjudges: an embedding table at N(0, 1), or an RNN/GRU/LSTM weight at
+    U(-1/sqrt(hidden), 1/sqrt(hidden)) (std 1/sqrt(3 hidden), hidden = rows / gates)."""
+    name, std, rows = w["param"].lower(), float(w.get("std", 0.0)), int(w["shape"][0])
+    if std <= 0:
+        return False
+    near = lambda expected: 1 / DEFAULT_TOLERANCE <= std / expected <= DEFAULT_TOLERANCE  # noqa: E731
+    if any(e in name for e in EMBEDDING_NAMES) and near(1.0):
+        return True
+    if RNN_WEIGHT.search(name):
+        return any(rows % gates == 0 and near(1 / math.sqrt(3 * rows / gates)) for gates in (4, 3, 1))
+    return False
+
+
 class BadWeightInit(Rule):
     """The recorder measures every weight matrix/kernel before the first update: constant
     weights (all zero, all equal), most rows identical (symmetric: the units stay copies of
-    each other), or a standard deviation more than 10x away from LeCun's 1/sqrt(fan_in)."""
+    each other), or a standard deviation more than 10x away from LeCun's 1/sqrt(fan_in). A weight
+    at PyTorch's own default for its layer is not badly scaled, whatever LeCun says: embedding
+    tables at N(0, 1), RNN/GRU/LSTM weights at U(-1/sqrt(hidden), 1/sqrt(hidden)). On L-BFGS runs
+    the scale is not judged (its line search adapts the step to it). Constant or symmetric
+    weights are a definite bug (kind `bug`); a bad scale is a risk."""
 
     cause = "bad_weight_init"
     reads = (("model", "init"),)
@@ -37,8 +67,10 @@ class BadWeightInit(Rule):
         symmetric = [w["param"] for w in init if not w["constant"] and w["shape"][0] > 1
                      and copies_of_first_row(w) >= self.SYMMETRIC_SHARE]
         lo, hi = self.SCALE_BAND
-        scaled = [f"{w['param']} ({w['scale_vs_lecun']:.2g}x)" for w in init
-                  if not w["constant"] and not lo <= w["scale_vs_lecun"] <= hi]
+        # L-BFGS's line search sizes its steps to the weights' scale; a default init is PyTorch's choice
+        scaled = [] if view.lbfgs() else [
+            f"{w['param']} ({w['scale_vs_lecun']:.2g}x)" for w in init
+            if not w["constant"] and not lo <= w["scale_vs_lecun"] <= hi and not pytorch_default(w)]
         if not (constant or symmetric or scaled):
             return None
         parts = []
@@ -52,6 +84,8 @@ class BadWeightInit(Rule):
         return self.finding(
             confidence="high" if (constant or symmetric) else "medium",
             severity="warning",
+            # constant or copied rows can never break their symmetry: a definite bug, not a smell
+            kind="bug" if (constant or symmetric) else None,
             score=0.9 if constant else 0.7,
             summary=f"bad initial weights: {seen}",
             recommendation=f"The initial weights are bad ({seen}): use PyTorch's default initialisation or "

@@ -13,6 +13,9 @@ class DeadRelu(LayerShareRule):
     when, over the second half of the run, the median share is at least 50% in some layer."""
 
     cause = "dead_relu"
+    #: upstream causes it follows from, when found too (listed after them): units killed by an
+    #: explosion are the learning rate's consequence
+    consequence_of = ("learning_rate_too_high", "bad_weight_init", "inputs_not_normalized")
     KIND = schema.LAYER_DEAD_RELU
     reads = (schema.layer_prefix(KIND),)
     EVIDENCE_TEST = "dead_units"
@@ -29,8 +32,9 @@ class DeadRelu(LayerShareRule):
             score=bad[worst],
             summary=f"{bad[worst]:.0%} of the units after ReLU layer {worst} never activate"
             + (f" (and {len(bad) - 1} more layers)" if len(bad) > 1 else ""),
-            recommendation=f"{bad[worst]:.0%} of the ReLU units of layer {worst} are dead (always 0): lower the "
-            "learning rate, use He initialisation (`nn.init.kaiming_normal_`) with zero biases, or switch to "
+            recommendation=f"{bad[worst]:.0%} of the ReLU units of layer {worst} are dead (always 0). When the loss "
+            "blew up first, the explosion killed them: lower the learning rate (see `learning_rate_too_high`). "
+            "Otherwise use He initialisation (`nn.init.kaiming_normal_`) with zero biases, or switch to "
             "`nn.LeakyReLU`/`nn.GELU`; normalised inputs help too.",
             evidence=evidence,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
-from mlflow_nnaudit.auditor.rules.helpers import PLATEAU_MAX_IMPROVEMENT
+from mlflow_nnaudit.auditor.rules.helpers import NO_LEARNING, PLATEAU_MAX_IMPROVEMENT
 
 
 class InsufficientCapacity(Rule):
@@ -14,7 +14,10 @@ class InsufficientCapacity(Rule):
     loss is no more than 10% above it (no generalisation gap, so more data or regularisation
     would not help). From the curves alone (no recorder): less than 30% progress, the
     training loss flat from the first half of the run on, and no gap; low confidence, since
-    a hard task's noise floor, too much regularisation or a broken set-up look the same."""
+    a hard task's noise floor, too much regularisation or a broken set-up look the same. A curve
+    flat from the start (less than 5% progress) is no learning at all, not a small model: the
+    curve-only reading stays silent there and leaves the symptom (`plateau`), and it scores
+    half as much as the plateau it comes with, so a guess never outranks the symptom."""
 
     cause = "insufficient_capacity"
     explained_by = ("too_much_regularization", "bad_weight_init", "dead_relu", "saturated_activations",
@@ -44,7 +47,7 @@ class InsufficientCapacity(Rule):
                     else f"it has no hidden layer (a single {view.fact('model', 'depth')}-layer linear map)")
             confidence, evidence_src = "medium", "recorder"
         elif not view.recorded():
-            if not uf.signature(self.CURVE_MAX_IMPROVEMENT):
+            if not uf.signature(self.CURVE_MAX_IMPROVEMENT) or uf.improvement < NO_LEARNING:
                 return None
             what, confidence, evidence_src = "the curves alone cannot show the model's size", "low", "curves"
         else:
@@ -53,7 +56,7 @@ class InsufficientCapacity(Rule):
         return self.finding(
             confidence=confidence,
             severity="warning",
-            score=1.0 - uf.improvement,
+            score=(1.0 - uf.improvement) * (0.5 if evidence_src == "curves" else 1.0),
             summary=f"the training loss ended at {fmt_num(uf.train_end)}, only {uf.improvement:.0%} below its start"
             f"{gap}; {what}",
             recommendation=f"The model underfits: the training loss ended at {fmt_num(uf.train_end)}, only "

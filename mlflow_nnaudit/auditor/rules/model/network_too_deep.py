@@ -54,6 +54,8 @@ class NetworkTooDeep(Rule):
         return self.finding(
             confidence="high" if decays and stuck else "medium",
             severity="failed" if uf is not None and uf.improvement < self.NO_LEARNING else "warning",
+            # a stuck loss is the harm itself; gradient decay alone, on a run that trained, is advice
+            kind="outcome" if stuck else None,
             score=0.85,
             summary=f"a plain stack of {depth} weight layers without normalisation: {seen}",
             recommendation=f"The network is a plain stack of {depth} weight layers without normalisation, and {seen}: "

@@ -11,15 +11,24 @@ class SaturatedActivations(LayerShareRule):
     """On sampled steps the recorder hooks every Sigmoid and Tanh module and measures the share
     of outputs on the rails (pre-activation beyond +/-5, where the gradient vanishes).
     Reported when, over the second half of the run, the median share is at least 50% in some
-    layer."""
+    layer. A transformer's pooler (`bert.pooler.activation`, any layer named `pooler`) is not
+    counted: its tanh over the first token is the architecture's design, saturated or not."""
 
     cause = "saturated_activations"
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("learning_rate_too_high", "bad_weight_init", "inputs_not_normalized")
     KIND = schema.LAYER_SATURATED
     reads = (schema.layer_prefix(KIND),)
     EVIDENCE_TEST = "saturated_units"
 
     #: share of a layer's outputs that must be saturated (AutoTrainer 70%, DeepDiagnosis 50%)
     THRESHOLD = 0.5
+
+    #: layers whose saturation is by design (BERT-style poolers)
+    BY_DESIGN = ("pooler",)
+
+    def considered(self, layer: str) -> bool:
+        return not any(name in layer.lower() for name in self.BY_DESIGN)
 
     def describe(self, bad: dict[str, float], worst: str, evidence: list[Evidence]) -> Finding:
         return self.finding(

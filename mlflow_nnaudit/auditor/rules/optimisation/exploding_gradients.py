@@ -14,6 +14,8 @@ class ExplodingGradients(Rule):
 
     cause = "exploding_gradients"
     explained_by = ("nonfinite_inputs",)
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("nonfinite_inputs", "gradients_not_zeroed", "learning_rate_too_high")
 
     #: gradient norm growth (late vs early level) that counts as exploding (AutoTrainer uses 70x)
     GROWTH = 100.0

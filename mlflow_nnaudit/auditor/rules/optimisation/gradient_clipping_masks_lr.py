@@ -14,10 +14,21 @@ class GradientClippingMasksLr(Rule):
     on at least half of at least 10 measured calls: every such step has the length the limit
     sets, not the one the learning rate sets, so the clip hides a learning rate that is too
     high. High confidence when it bites on 90% of the calls with the typical gradient at least
-    twice the limit."""
+    twice the limit.
+
+    The clip-to-gradient ratio is not a learning-rate factor: the advice moves the learning rate
+    by a bounded factor taken from the run's own numbers (the typical gradient-to-limit ratio,
+    clamped to 3..1000x, never more). When the learning rate is found too high on the run in
+    its own right (the loss blew up or was destroyed anyway), this finding is its consequence."""
 
     cause = "gradient_clipping_masks_lr"
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("learning_rate_too_high",)
     reads = (("clipping",), *LEARNING_RATE_READS)
+    consequence_of = ("learning_rate_too_high",)
+    #: the advice never moves a learning rate by more than this factor (nor less than MIN_FACTOR)
+    MAX_FACTOR = 1000.0
+    MIN_FACTOR = 3.0
 
     #: share of clipping calls where the clip bites that makes it "active on most steps" (the
     #: catalog's wording; clipping is meant to catch rare spikes, Pascanu et al. 2013)
@@ -38,8 +49,9 @@ class GradientClippingMasksLr(Rule):
         what = "norm" if clip.get("kind") == "norm" else "largest |value|"
         fn = "clip_grad_norm_" if clip.get("kind") == "norm" else "clip_grad_value_"
         lr = view.learning_rate()
-        lr_text = (f" from {fmt_num(lr[1])} to about {fmt_num(lr[1] / max(ratio, 1.0))}" if lr and ratio > 1 else
-                   f" about {ratio:.0f}x" if ratio > 1 else "")
+        factor = min(max(ratio, self.MIN_FACTOR), self.MAX_FACTOR)
+        lr_text = (f" from {fmt_num(lr[1])} to about {fmt_num(lr[1] / factor)} ({factor:.0f}x lower)" if lr
+                   else f" about {factor:.0f}x")
         return self.finding(
             confidence="high" if share >= self.HIGH_SHARE and ratio >= self.HIGH_RATIO else "medium",
             severity="warning",

@@ -8,11 +8,15 @@ from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
 from mlflow_nnaudit.auditor.rules.helpers import (
     LEARNING_RATE_READS,
+    BLOWUP_READS,
     NO_LEARNING,
     TAIL_START,
     UPDATE_RATIO_LOW,
     UPDATE_RATIO_READS,
     lr_text,
+    UPDATE_RATIO_HIGH,
+    early_update_ratios,
+    exploded,
     trend_evidence,
 )
 
@@ -24,10 +28,22 @@ class LearningRateTooLow(Rule):
     validation loss where it has enough points (it is measured on the full validation set,
     so a slow trend is not drowned in minibatch noise), else on the training loss; both
     trend tests are autocorrelation-corrected Mann-Kendall. The recorder adds the direct
-    measurement: update/weight ratios far below ~1e-3 (median < 1e-5)."""
+    measurement: update/weight ratios far below ~1e-3 (median < 1e-5).
+
+    Never on a run whose loss blew up early (`stats.detect_blowup`): tiny updates after an
+    explosion are dead units, not a small learning rate, and a finding of `learning_rate_too_high`
+    on the run contradicts this one (the verdict drops it). A run that barely moved (less than
+    5% progress) but whose validation loss fell at every one of at least 6 evaluations is also
+    too slow (a creep: a stuck or broken model's validation loss does not fall monotonically)."""
 
     cause = "learning_rate_too_low"
-    reads = (*UPDATE_RATIO_READS, *LEARNING_RATE_READS)
+    reads = (*UPDATE_RATIO_READS, *LEARNING_RATE_READS, *BLOWUP_READS)
+    #: a finding of these says the opposite: this one is dropped (dead units make tiny updates
+    #: whatever the learning rate: not a sign of small steps)
+    contradicted_by = ("learning_rate_too_high", "nonfinite_loss", "diverging", "exploding_gradients", "dead_relu")
+    #: a creep: every one of at least this many evaluations lower than the one before (noise alone
+    #: does that with probability 2^-(n-1): 1/32 for 6), while the loss gained less than NO_LEARNING...
+    CREEP_POINTS = 6
 
     #: median update/weight ratio below this is steps far too small (shared with update_ratio_abnormal)
     RATIO_LOW = UPDATE_RATIO_LOW
@@ -42,6 +58,8 @@ class LearningRateTooLow(Rule):
     NO_LEARNING = NO_LEARNING
 
     def evaluate(self, view: RunView) -> Finding | None:
+        if exploded(view):
+            return None
         role = VAL_LOSS if view.finite_curve(VAL_LOSS) is not None else TRAIN_LOSS
         lv = view.levels(role)
         whole = view.trend(role)
@@ -49,7 +67,10 @@ class LearningRateTooLow(Rule):
         # exact zeros are frozen or dead layers (another cause), not small steps
         ratios = {k: v for k, v in view.update_ratios().items() if v > 0}
         med = float(np.median(list(ratios.values()))) if ratios else None
-        recorded_low = med is not None and med < self.RATIO_LOW
+        early = early_update_ratios(view)
+        # tiny updates after far too large first steps are a destroyed network, not small steps
+        early_high = bool(early) and float(np.median(list(early.values()))) > UPDATE_RATIO_HIGH
+        recorded_low = med is not None and med < self.RATIO_LOW and not early_high
         curve_slow = False
         evidence: list[Evidence] = []
         improvement = None
@@ -67,8 +88,19 @@ class LearningRateTooLow(Rule):
                              trend_evidence("mann_kendall_tail", key, tail)]
         if recorded_low:
             evidence.append(Evidence("update_ratio", None, {"median": med, "per_layer": ratios}))
-        if not (curve_slow or recorded_low):
+        creep = False
+        if not curve_slow and lv is not None and lv.start > 0:
+            c = view.finite_curve(role, min_points=self.CREEP_POINTS)
+            if c is not None and len(c.values) >= self.CREEP_POINTS:
+                d = c.values[1:] - c.values[:-1]
+                gain = (c.values[0] - c.values[-1]) / abs(c.values[0])
+                if bool((d < 0).all()) and 0 < gain < self.NO_LEARNING:
+                    creep, improvement = True, float(gain)
+                    evidence.append(Evidence("monotone_creep", c.key, {"points": len(c.values), "gain": gain}))
+        if not (curve_slow or recorded_low or creep):
             return None
+        slow_by_trend = curve_slow
+        curve_slow = curve_slow or creep
         name = "validation" if role == VAL_LOSS else "training"
         if curve_slow:
             seen = (f"the {name} loss fell only {improvement:.0%} over the whole run and was still falling steadily "
@@ -76,7 +108,7 @@ class LearningRateTooLow(Rule):
         else:
             seen = f"each step changed the weights by only {med:.1e} of their size (healthy is ~1e-3)"
         return self.finding(
-            p_value=whole.p_value if curve_slow and not recorded_low else None,
+            p_value=whole.p_value if slow_by_trend and not recorded_low else None,
             confidence="high" if (curve_slow and recorded_low) else "medium",
             severity="failed" if improvement is not None and improvement < self.NO_LEARNING else "warning",
             score=0.6 + 0.2 * int(curve_slow) + 0.2 * int(recorded_low),

@@ -15,6 +15,8 @@ class UpdateRatioAbnormal(Rule):
 
     cause = "update_ratio_abnormal"
     explained_by = ("learning_rate_too_low", "learning_rate_too_high", "frozen_parameters")
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("learning_rate_too_high", "bad_weight_init")
     reads = UPDATE_RATIO_READS
 
     #: a layer's median ratio above / below these is far from ~1e-3 (shared with the learning-rate rules)
@@ -22,6 +24,11 @@ class UpdateRatioAbnormal(Rule):
     RATIO_LOW = UPDATE_RATIO_LOW
     #: layers named in the summary at most
     NAMED_LAYERS = 4
+
+    def applies(self, view: RunView) -> bool:
+        """Not on L-BFGS: its steps come from a line search, not from a learning rate, so an
+        update/weight ratio says nothing about a setting."""
+        return not view.lbfgs()
 
     def evaluate(self, view: RunView) -> Finding | None:
         ratios = {k: v for k, v in view.update_ratios().items() if v > 0}

@@ -11,15 +11,44 @@ from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, 
 class VanishingGradients(Rule):
     """The recorder logs per-layer gradient norms on sampled steps (`nnaudit/grad_norm/<layer>`).
     Reported when, over the second half of the run, the first layer's median gradient norm is
-    more than 1000x smaller than the last layer's: the early layers barely learn."""
+    more than 1000x smaller than the last layer's: the early layers barely learn. After a
+    too-high learning rate destroyed the network (dead units pass no gradient) it is listed as
+    that cause's consequence; the advice names ReLU-family activations only for a model that
+    does not already use them."""
 
     cause = "vanishing_gradients"
+    #: upstream causes it follows from, when found too (listed after them)
+    consequence_of = ("learning_rate_too_high", "dead_relu", "saturated_activations", "bad_weight_init",
+                      "network_too_deep")
     PREFIX = schema.layer_prefix(schema.LAYER_GRAD_NORM)
-    reads = (PREFIX, ("model", "layers"))
+    reads = (PREFIX, ("model", "layers"), ("model", "activations"), ("activations", "layers"),
+             schema.layer_prefix(schema.LAYER_DEAD_RELU))
+    consequence_of = ("learning_rate_too_high", "dead_relu", "saturated_activations", "network_too_deep")
 
     #: gradient norm of the first layer vs the last below this: vanishing (AutoTrainer uses 1e-3
     #: with |g_first| < 1e-4; we use the ratio alone, on per-layer medians)
     RATIO = 1e-3
+
+    @staticmethod
+    def _uses_relu(view: RunView) -> bool:
+        """Whether ReLU-family advice would be wrong or pointless: the model already uses ReLU-family
+        activations (the recorder's activation facts, or its per-layer dead-ReLU curves), or the
+        recorder names no sigmoid/tanh hidden layer to replace (a pooler's tanh is an architecture's
+        design, BERT's, not a hidden layer)."""
+        acts: dict = {}
+        for found in (view.fact("model", "activations"), view.fact("activations", "layers")):
+            if isinstance(found, dict):
+                acts.update({str(k): str(v) for k, v in found.items()})
+            elif isinstance(found, list):
+                acts.update({str(v): str(v) for v in found})
+        text = " ".join(f"{k} {v}" for k, v in acts.items()).lower()
+        if any(a in text for a in ("relu", "gelu", "silu", "elu")):
+            return True
+        if view.layer_medians(schema.layer_prefix(schema.LAYER_DEAD_RELU)):
+            return True
+        squashing = [k for k, v in acts.items() if any(a in f"{k} {v}".lower() for a in ("sigmoid", "tanh"))
+                     and "pooler" not in k.lower()]
+        return not squashing
 
     def evaluate(self, view: RunView) -> Finding | None:
         norms = view.layer_medians(self.PREFIX)
@@ -36,8 +65,8 @@ class VanishingGradients(Rule):
             score=min(1.0, -math.log10(max(ratio, 1e-12)) / 6),
             summary=f"the first layer's gradients are {ratio:.1e} of the last layer's ({order[0]}: {fmt_num(first)}, "
             f"{order[-1]}: {fmt_num(last)})",
-            recommendation=f"Gradients vanish towards the input (first layer {ratio:.1e} of the last): use ReLU-family "
-            "activations instead of sigmoid/tanh in hidden layers, He initialisation, normalisation layers, or "
-            "residual connections; or make the network shallower.",
+            recommendation=f"Gradients vanish towards the input (first layer {ratio:.1e} of the last): "
+            + ("" if self._uses_relu(view) else "use ReLU-family activations instead of sigmoid/tanh in hidden layers, ")
+            + "He initialisation, normalisation layers, or residual connections; or make the network shallower.",
             evidence=[Evidence("per_layer_grad_norm", self.PREFIX, {"per_layer": norms, "first_to_last": ratio})],
         )
