@@ -63,3 +63,28 @@ def test_a_changed_statistic_moves_it(tmp_path):
     stats = tree / "stats.py"
     stats.write_text(stats.read_text() + "\n\ndef an_added_statistic(y):\n    return y\n")
     assert _fingerprint_of(tree) != base
+
+
+def test_a_run_judged_by_another_rule_set_is_audited_again(store_uri):
+    """The incremental key: same package version, same data, but tags written by another rule set
+    (an upgrade that changed a rule) -> the nightly audit judges the run again."""
+    import math
+
+    import mlflow
+
+    from mlflow_nnaudit import audit, schema
+    from mlflow_nnaudit.auditor import ruleset
+
+    with mlflow.start_run() as run:
+        for step in range(60):
+            mlflow.log_metric("train_loss", 2.0 * math.exp(-step / 10) + 0.05, step=step)
+    first = audit(tracking_uri=store_uri)
+    assert [r.skipped for r in first] == [False]
+    tags = mlflow.get_run(run.info.run_id).data.tags
+    assert tags[schema.TAG_RULESET] == ruleset.fingerprint()
+    assert [r.skipped for r in audit(tracking_uri=store_uri)] == [True]  # unchanged: skipped
+
+    mlflow.MlflowClient().set_tag(run.info.run_id, schema.TAG_RULESET, "an-older-rule-set")
+    again = audit(tracking_uri=store_uri)
+    assert [r.skipped for r in again] == [False]
+    assert mlflow.get_run(run.info.run_id).data.tags[schema.TAG_RULESET] == ruleset.fingerprint()
