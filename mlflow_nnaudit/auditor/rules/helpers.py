@@ -15,8 +15,8 @@ import numpy as np
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor import stats
-from mlflow_nnaudit.auditor.curves import Curve, TRAIN_LOSS
-from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
+from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS, Curve
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num, fmt_step
 
 #: a run that lost less than this share of its starting loss did not learn
 NO_LEARNING = 0.05
@@ -182,3 +182,96 @@ def exploded(view: RunView) -> bool:
     """The training loss blew up early (see `blowup`)."""
     b = blowup(view)
     return b is not None and b.detected
+
+
+def stuck_reading(view: RunView) -> tuple[stats.Stuck | None, str | None]:
+    """A loss that ended stuck (exactly constant, at ln C, or no better than chance), and how to
+    say so. Per-batch training losses dip below chance by noise alone: the validation loss (on the
+    whole validation set) says as well whether the run learned anything, unless the training loss
+    fell a long way (then a validation loss above chance is overfitting, not a destroyed run)."""
+    lv_train, start = view.levels(TRAIN_LOSS), start_level(view)
+    train_learned = (
+        lv_train is not None and start is not None and start > 0
+        and (start - lv_train.end) / start >= PLATEAU_MAX_IMPROVEMENT
+    )
+    readings = (stuck(view),) if train_learned else (stuck(view), stuck(view, VAL_LOSS))
+    st = next((s for s in readings if s is not None and (s.stuck or s.no_better_than_chance)), None)
+    if st is None:
+        return None, None
+    at = (
+        f"at chance, ln {st.chance_k} = {fmt_num(st.level)}" if st.chance_k is not None
+        else f"exactly constant at {fmt_num(st.level)}" if st.constant
+        else f"no better than chance (around {fmt_num(st.level)})"
+    )
+    return st, f"the loss ended stuck {at}"
+
+
+def recorded_step_size(view: RunView, ratio_high: float, collapse: float) -> tuple[str, Evidence] | None:
+    """The recorder's update/weight ratios, when they say the steps were far too large: a median
+    above `ratio_high`, or first steps above it followed by updates that collapsed by `collapse`
+    (units destroyed). Nothing on L-BFGS, whose steps come from its line search, not the rate."""
+    if view.lbfgs():
+        return None
+    ratios = view.update_ratios()
+    if not ratios:
+        return None
+    early = early_update_ratios(view)
+    early_med = float(np.median(list(early.values()))) if early else 0.0
+    med = float(np.median(list(ratios.values())))
+    if med <= ratio_high and early_med > ratio_high and med < early_med * collapse:
+        sign = (
+            f"the first measured steps changed the weights by {early_med:.0%} of their size "
+            f"(median over layers; healthy is ~0.1%), later ones by {med:.1e}"
+        )
+        return sign, Evidence("early_update_ratio", None, {"first": early_med, "later": med, "per_layer": early})
+    if med > ratio_high:
+        sign = (
+            f"each step changed the weights by {med:.0%} of their size (median update/weight ratio; healthy is ~0.1%)"
+        )
+        return sign, Evidence("update_ratio", None, {"median": med, "per_layer": ratios})
+    return None
+
+
+def nonfinite_reading(view: RunView) -> tuple[str, Evidence] | None:
+    """A training loss that turned NaN/Inf the way too large steps make it: after growing (see
+    `growth_before_nonfinite`), or within the first few points, unless the inputs themselves hold
+    NaN (then an early NaN loss says nothing about the learning rate)."""
+    nf = view.nonfinite(TRAIN_LOSS)
+    curve = view.curve(TRAIN_LOSS)
+    if nf is None or nf.first_index is None or curve is None:
+        return None
+    before = finite_before(curve, nf.first_index)
+    growth = growth_before_nonfinite(before)
+    if growth is not None:
+        ratio = growth[1] / growth[0]
+        return (
+            f"the loss grew {fmt_factor(ratio)} before turning non-finite",
+            Evidence("growth_before_nonfinite", curve.key, {"ratio": ratio}),
+        )
+    if len(before) < 3 and not view.fact("inputs", "train", "nonfinite_share"):
+        return (
+            "the loss turned non-finite within the first few steps",
+            Evidence("early_nonfinite", curve.key, {"first_index": nf.first_index}),
+        )
+    return None
+
+
+def blowup_reading(view: RunView) -> tuple[str, Evidence, bool] | None:
+    """An early blow-up of the training loss (`stats.detect_blowup`), how to say it, and whether
+    the run recovered to well below where it started. A NaN with no growth before it is the
+    NaN-input or bad-operation picture, not a blow-up (see `nonfinite_reading`)."""
+    b = blowup(view)
+    curve = view.curve(TRAIN_LOSS)
+    if b is None or not b.detected or curve is None:
+        return None
+    grew = (
+        not b.nonfinite or b.index is None
+        or any(np.isfinite(v) and v >= stats.BLOWUP_GROWTH * b.start for v in curve.values[: b.index])
+    )
+    if not grew:
+        return None
+    what = "turned non-finite" if b.nonfinite else f"reached {fmt_num(b.peak)} ({fmt_factor(b.growth)} its start)"
+    sign = f"the loss blew up at step {fmt_step(b.x)}: it started at {fmt_num(b.start)} and {what}"
+    values = {"step": b.x, "start": b.start, "peak": b.peak, "growth": b.growth, "end": b.end}
+    recovered = b.end is not None and b.start > 0 and (b.start - b.end) / b.start >= PLATEAU_MAX_IMPROVEMENT
+    return sign, Evidence("early_blowup", curve.key, values), recovered

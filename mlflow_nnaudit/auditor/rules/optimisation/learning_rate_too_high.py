@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import numpy as np
 
-from mlflow_nnaudit.auditor import stats
-from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
-from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num, fmt_step
+from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
 from mlflow_nnaudit.auditor.rules.helpers import (
     BLOWUP_READS,
     LEARNING_RATE_READS,
-    PLATEAU_MAX_IMPROVEMENT,
     UPDATE_RATIO_HIGH,
     UPDATE_RATIO_READS,
-    finite_before,
-    blowup,
-    early_update_ratios,
-    growth_before_nonfinite,
+    blowup_reading,
     lr_text,
-    start_level,
-    stuck,
+    nonfinite_reading,
+    recorded_step_size,
+    stuck_reading,
 )
 
 #: adaptive optimisers whose steps are about the learning rate per weight, whatever the gradient
@@ -64,50 +59,20 @@ class LearningRateTooHigh(Rule):
         signs: list[str] = []
         evidence: list[Evidence] = []
         severity = "warning"
-        nf = view.nonfinite(TRAIN_LOSS)
         curve = view.curve(TRAIN_LOSS)
-        if nf is not None and nf.first_index is not None and curve is not None:
-            before = finite_before(curve, nf.first_index)
-            growth = growth_before_nonfinite(before)
-            if growth is not None:
-                ratio = growth[1] / growth[0]
-                signs.append(f"the loss grew {fmt_factor(ratio)} before turning non-finite")
-                evidence.append(Evidence("growth_before_nonfinite", curve.key, {"ratio": ratio}))
-                severity = "failed"
-            elif len(before) < 3 and not view.fact("inputs", "train", "nonfinite_share"):
-                # (with NaN in the inputs themselves, an early NaN loss says nothing about the lr)
-                signs.append("the loss turned non-finite within the first few steps")
-                evidence.append(Evidence("early_nonfinite", curve.key, {"first_index": nf.first_index}))
-                severity = "failed"
-        b = blowup(view)
-        # a NaN with no growth before it is the NaN-input or bad-operation picture, left to the
-        # early_nonfinite reading above (which steps aside when the inputs hold NaN)
-        grew = b is not None and b.detected and (not b.nonfinite or b.index is None or any(
-            np.isfinite(v) and v >= stats.BLOWUP_GROWTH * b.start for v in curve.values[:b.index]))
-        blew_up = b is not None and b.detected and not signs and grew
-        if blew_up:
-            what = "turned non-finite" if b.nonfinite else f"reached {fmt_num(b.peak)} ({fmt_factor(b.growth)} its start)"
-            signs.append(f"the loss blew up at step {fmt_step(b.x)}: it started at {fmt_num(b.start)} and {what}")
-            evidence.append(Evidence("early_blowup", curve.key, {"step": b.x, "start": b.start, "peak": b.peak,
-                                                                 "growth": b.growth, "end": b.end}))
-            recovered = (b.end is not None and b.start > 0
-                         and (b.start - b.end) / b.start >= PLATEAU_MAX_IMPROVEMENT)
-            severity = "warning" if recovered else "failed"
-        # per-batch training losses dip below chance by noise alone: the validation loss (on the whole
-        # validation set) says as well whether the run learned anything, unless the training loss fell a
-        # long way (then a validation loss above chance is overfitting, not a destroyed run)
-        lv_train, start = view.levels(TRAIN_LOSS), start_level(view)
-        train_learned = (lv_train is not None and start is not None and start > 0
-                         and (start - lv_train.end) / start >= PLATEAU_MAX_IMPROVEMENT)
-        readings = (stuck(view),) if train_learned else (stuck(view), stuck(view, VAL_LOSS))
-        st = next((s for s in readings if s is not None and (s.stuck or s.no_better_than_chance)), None)
-        if st is not None:
-            at = (f"at chance, ln {st.chance_k} = {fmt_num(st.level)}" if st.chance_k is not None
-                  else f"exactly constant at {fmt_num(st.level)}" if st.constant
-                  else f"no better than chance (around {fmt_num(st.level)})")
-            stuck_sign = f"the loss ended stuck {at}"
-        else:
-            stuck_sign = None
+        early_nan = nonfinite_reading(view)
+        if early_nan is not None:
+            signs.append(early_nan[0])
+            evidence.append(early_nan[1])
+            severity = "failed"
+        # (after a NaN reading above, the blow-up is that same event)
+        blow = None if signs else blowup_reading(view)
+        blew_up = blow is not None
+        if blow is not None:
+            signs.append(blow[0])
+            evidence.append(blow[1])
+            severity = "warning" if blow[2] else "failed"
+        st, stuck_sign = stuck_reading(view)
         div = view.divergence(TRAIN_LOSS)
         if div is not None and div.detected:
             signs.append(f"the loss diverged (lost {min(div.regained, 99):.0%} of its progress)")
@@ -120,24 +85,11 @@ class LearningRateTooHigh(Rule):
             signs.append("the loss swings by more than it ever improved")
             evidence.append(Evidence("erratic_loss", curve.key, {"noise": lv.noise, "level": lv.end}))
         # L-BFGS steps come from its line search and curvature estimate, not from the learning rate
-        ratios = {} if view.lbfgs() else view.update_ratios()
-        recorded_high = False
-        early = {} if view.lbfgs() else early_update_ratios(view)
-        early_med = float(np.median(list(early.values()))) if early else 0.0
-        if ratios:
-            med = float(np.median(list(ratios.values())))
-            if med <= self.RATIO_HIGH and early_med > self.RATIO_HIGH and med < early_med * self.RATIO_COLLAPSE:
-                # the first steps were far too large, and then the updates collapsed (dead units)
-                recorded_high = True
-                signs.append(f"the first measured steps changed the weights by {early_med:.0%} of their size "
-                             f"(median over layers; healthy is ~0.1%), later ones by {med:.1e}")
-                evidence.append(Evidence("early_update_ratio", None, {"first": early_med, "later": med,
-                                                                      "per_layer": early}))
-            elif med > self.RATIO_HIGH:
-                recorded_high = True
-                signs.append(f"each step changed the weights by {med:.0%} of their size (median update/weight "
-                             "ratio; healthy is ~0.1%)")
-                evidence.append(Evidence("update_ratio", None, {"median": med, "per_layer": ratios}))
+        step = recorded_step_size(view, self.RATIO_HIGH, self.RATIO_COLLAPSE)
+        recorded_high = step is not None
+        if step is not None:
+            signs.append(step[0])
+            evidence.append(step[1])
         lr = view.learning_rate()
         opt = (view.optimizer_name() or "").lower()
         adaptive_high = lr is not None and opt in ADAPTIVE and lr[1] >= self.ADAPTIVE_LR_HIGH
