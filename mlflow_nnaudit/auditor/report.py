@@ -269,13 +269,59 @@ def _marks_for(result, keys: Iterable[str]) -> list[Mark]:
     return marks
 
 
+#: items of a list or dict shown in evidence at most (the rest is counted, or summarised)
+MAX_ITEMS = 8
+#: entries of a histogram named in its summary
+TOP_K = 5
+#: characters of one evidence value shown at most
+MAX_CHARS = 300
+
+
+def _histogram_text(counts: list) -> str:
+    """A long histogram (label counts by class index) as count, top-k and entropy."""
+    total = float(sum(counts))
+    if total <= 0:
+        return f"{len(counts)} bins, all empty"
+    order = sorted(range(len(counts)), key=lambda i: -counts[i])[:TOP_K]
+    top = ", ".join(f"{i}: {counts[i] / total:.2%}" for i in order)
+    probs = [c / total for c in counts if c > 0]
+    entropy = -sum(p * math.log2(p) for p in probs)
+    return (f"{len(counts)} bins ({len(probs)} non-empty, total {_fmt(total)}), top {len(order)}: {top}; "
+            f"entropy {entropy:.2f} bits of {math.log2(len(counts)):.2f}")
+
+
+def _bounded(v, key: str = "", depth: int = 0) -> str:
+    """One evidence value for reading, bounded: floats shortened, long lists and dicts cut to
+    MAX_ITEMS (a long list of counts summarised as a histogram), long text cut."""
+    if isinstance(v, float):
+        return _fmt(v)
+    if isinstance(v, dict):
+        items = list(v.items())
+        if depth >= 2:
+            return f"{{{len(items)} entries}}"
+        text = ", ".join(f"{k}: {_bounded(x, str(k), depth + 1)}" for k, x in items[:MAX_ITEMS])
+        more = f", ... ({len(items) - MAX_ITEMS} more)" if len(items) > MAX_ITEMS else ""
+        return "{" + text + more + "}"
+    if isinstance(v, (list, tuple)):
+        numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        if len(v) > MAX_ITEMS and numeric and ("count" in key or "hist" in key):
+            return _histogram_text(list(v))
+        if depth >= 2 and len(v) > MAX_ITEMS:
+            return f"[{len(v)} items]"
+        text = ", ".join(_bounded(x, "", depth + 1) for x in v[:MAX_ITEMS])
+        more = f", ... ({len(v) - MAX_ITEMS} more)" if len(v) > MAX_ITEMS else ""
+        return "[" + text + more + "]"
+    text = str(v)
+    return text if len(text) <= MAX_CHARS else text[:MAX_CHARS] + f"... ({len(text)} chars)"
+
+
 def _values_text(values: dict) -> str:
-    """Evidence values for reading: floats shortened, the rest as they are."""
-    out = []
-    for k, v in values.items():
-        if isinstance(v, float):
-            v = _fmt(v)
-        out.append(f"{k}={v}")
+    """Evidence values for reading, bounded (see `_bounded`): a histogram of 33,000 labels is
+    summarised, not printed."""
+    items = list(values.items())
+    out = [f"{k}={_bounded(v, str(k))}" for k, v in items[:MAX_ITEMS * 2]]
+    if len(items) > MAX_ITEMS * 2:
+        out.append(f"... ({len(items) - MAX_ITEMS * 2} more)")
     return ", ".join(out)
 
 
