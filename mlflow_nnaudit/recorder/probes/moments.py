@@ -6,7 +6,7 @@ Sampled statistics are those of other batches: a NaN in 2% of the inputs is seen
 sampled input statistics only by luck, while the batch that produced the first NaN loss is
 exactly the evidence that separates "the data" from "the learning rate". So the session keeps
 references to the current and the previous step's model input and loss target (one extra
-batch alive, no copy, no statistics) and the statistics are computed only when a trigger
+batch alive, no copy, no statistics; the loss call's arguments are kept as they are) and the statistics are computed only when a trigger
 fires, at most once per kind of moment.
 
 The loss is read every step only when it lives on the CPU (a 0-d tensor read there costs
@@ -18,6 +18,7 @@ sampled steps, compared with the median of the earlier samples.
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Any
 
 import torch
@@ -76,16 +77,14 @@ class MomentProbe(Probe):
 
     def __init__(self) -> None:
         self.moments: dict[str, dict[str, Any]] = {}
-        self._history: list[float] = []  # recent finite losses
+        self._history: deque[float] = deque(maxlen=LOSS_HISTORY)  # recent finite losses
         self._threshold = math.inf  # SPIKE_FACTOR x the running median, once known
         self._since_threshold = 0
         self._grad_history: list[float] = []
         self._prev_loss: float | None = None
         # the model input and the loss target of this step and of the step before (references)
         self.input: torch.Tensor | None = None
-        self.target: torch.Tensor | None = None
         self._prev_input: torch.Tensor | None = None
-        self._prev_target: torch.Tensor | None = None
         self._pending_update: dict[str, Any] | None = None  # a grad jump waiting for its update stats
         self.params: list = []
         self.done = False  # all three moments found: nothing more to watch
@@ -96,19 +95,27 @@ class MomentProbe(Probe):
 
     def on_input(self, args: tuple, evaluating: bool, sampled: bool) -> None:
         if not evaluating:
-            self.input = first_tensor(args)
+            a = args[0] if args else None
+            self.input = a if isinstance(a, torch.Tensor) else first_tensor(args)
 
     def note_target(self, call: Any) -> None:
-        """The arguments (args, kwargs) of this step's training loss call."""
+        """The arguments (args, kwargs) of this step's training loss call: kept as they are, read
+        only when a moment is captured."""
+        self.target_call = call
+
+    target_call: Any = None
+    _prev_call: Any = None
+
+    @staticmethod
+    def _target_of(call: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(target, loss input) of a loss call's (args, kwargs)."""
+        if call is None:
+            return None, None
         args, kwargs = call
         target = args[1] if len(args) > 1 else kwargs.get("target")
-        if isinstance(target, torch.Tensor):
-            self.target = target
-        if self.input is None:
-            # no model module seen (a loop over plain tensors): the loss input stands in
-            inp = args[0] if args else kwargs.get("input")
-            if isinstance(inp, torch.Tensor):
-                self.input = inp
+        inp = args[0] if args else kwargs.get("input")
+        return (target if isinstance(target, torch.Tensor) else None,
+                inp if isinstance(inp, torch.Tensor) else None)
 
     def on_step_loss(self, step: int, loss: torch.Tensor, sampled: bool) -> None:
         """The step's training loss (a 0-d tensor), at the end of the step."""
@@ -122,14 +129,12 @@ class MomentProbe(Probe):
                 if math.isfinite(value):
                     self._prev_loss = value
         finally:
-            self._prev_input, self._prev_target = self.input, self.target
-            self.input = self.target = None
+            self._prev_input, self._prev_call = self.input, self.target_call
+            self.input = self.target_call = None
 
     def _keep(self, value: float) -> None:
         hist = self._history
         hist.append(value)
-        if len(hist) > LOSS_HISTORY:
-            del hist[0]
         self._since_threshold += 1
         if len(hist) >= MIN_LOSS_HISTORY and self._since_threshold >= THRESHOLD_EVERY:
             self._since_threshold = 0
@@ -185,11 +190,16 @@ class MomentProbe(Probe):
 
     # --- evidence ---------------------------------------------------------------------------
     def _capture(self, step: int) -> dict[str, Any]:
+        target, loss_input = self._target_of(self.target_call)
+        prev_target, prev_loss_input = self._target_of(self._prev_call)
+        # no model module seen (a loop over plain tensors): the loss input stands in for the model's
+        inp = self.input if self.input is not None else loss_input
+        prev = self._prev_input if self._prev_input is not None else prev_loss_input
         return {
             "step": step,
-            "inputs": tensor_stats(self.input),
-            "targets": tensor_stats(self.target),
-            "previous": {"inputs": tensor_stats(self._prev_input), "targets": tensor_stats(self._prev_target)},
+            "inputs": tensor_stats(inp),
+            "targets": tensor_stats(target),
+            "previous": {"inputs": tensor_stats(prev), "targets": tensor_stats(prev_target)},
         }
 
     def _grad_facts(self) -> dict[str, Any]:
