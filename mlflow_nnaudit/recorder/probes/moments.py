@@ -30,7 +30,8 @@ from mlflow_nnaudit.recorder.probes.base import Probe
 SPIKE_FACTOR = 10.0
 #: finite losses looked back on for the running median
 LOSS_HISTORY = 64
-#: finite losses needed before a spike can be called (the first steps move fast anyway)
+#: until this many finite losses are known, the threshold follows every step (from the first
+#: loss on: an explosion at step 2 must be caught too)
 MIN_LOSS_HISTORY = 8
 #: the spike threshold is recomputed every this many finite losses (a median per step costs)
 THRESHOLD_EVERY = 8
@@ -136,7 +137,7 @@ class MomentProbe(Probe):
         hist = self._history
         hist.append(value)
         self._since_threshold += 1
-        if len(hist) >= MIN_LOSS_HISTORY and self._since_threshold >= THRESHOLD_EVERY:
+        if len(hist) < MIN_LOSS_HISTORY or self._since_threshold >= THRESHOLD_EVERY:
             self._since_threshold = 0
             med = sorted(hist)[len(hist) // 2]
             self._threshold = SPIKE_FACTOR * med if med > 0 else math.inf
