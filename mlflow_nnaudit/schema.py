@@ -149,6 +149,24 @@ _LOADER: dict[str, Any] = dict.fromkeys((
     "dataset", "dataset_size", "batch_size", "batches_per_epoch", "sampler", "shuffle", "drop_last", "iterations",
     "training_iterations"))
 _RUNNING_STATS: dict[str, Any] = dict.fromkeys(("min", "max", "mean", "sqmean", "n"))
+#: statistics of one tensor at a moment (model input, loss target): `recorder/probes/moments.py:tensor_stats`
+_TENSOR_STATS: dict[str, Any] = dict.fromkeys(("numel", "dtype", "nonfinite_share", "min", "max", "mean", "std"))
+#: the moments the recorder keeps evidence of (the section `moments` of the diagnostics)
+MOMENT_FIRST_NONFINITE_LOSS = "first_nonfinite_loss"  # the first step whose training loss is NaN/Inf
+MOMENT_FIRST_LOSS_SPIKE = "first_loss_spike"  # the first step whose loss is >= 10x its running median
+MOMENT_FIRST_GRAD_JUMP = "first_grad_jump"  # the first sampled step whose grad norm is >= 10x the median
+MOMENTS = (MOMENT_FIRST_NONFINITE_LOSS, MOMENT_FIRST_LOSS_SPIKE, MOMENT_FIRST_GRAD_JUMP)
+_MOMENT: dict[str, Any] = {
+    **dict.fromkeys(("step", "loss", "previous_loss", "loss_median", "grad_norm", "grad_norm_median",
+                     "nonfinite_grads", "nonfinite_weights", "update_ratio_max", "nonfinite_update_ratios")),
+    "inputs": _TENSOR_STATS,  # the model input of that step (the loss input where no model module ran)
+    "targets": _TENSOR_STATS,  # the loss target of that step
+    "previous": {"inputs": _TENSOR_STATS, "targets": _TENSOR_STATS},  # the same for the step before
+}
+#: per optimizer, whether its parameters learn (`recorder/probes/learning.py`)
+_LEARNING: dict[str, Any] = dict.fromkeys((
+    "parameters", "sampled_steps", "never_grad", "never_grad_names", "never_changed", "never_changed_names",
+    "learning", "requires_grad_false", "inputs_are_parameters"))
 DIAGNOSTICS_FIELDS: dict[str, Any] = {
     "recorder_version": None,
     "steps": None,  # optimizer steps recorded
@@ -175,6 +193,11 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
                "fingerprints": dict.fromkeys(("sampled_batches", "distinct", "most_common_share"))},
     "eval_in_train_mode": dict.fromkeys(("step", "mode_dependent_layers")),
     "amp": {"skipped_steps": None},
+    "moments": dict.fromkeys(MOMENTS, _MOMENT),
+    # `learning.optimizer`: the followed optimizer's parameters; `learning.model_outside_optimizer`:
+    # a module that ran forward passes while none of its parameters is in the optimizer
+    "learning": {"optimizer": _LEARNING,
+                 "model_outside_optimizer": dict.fromkeys(("class", "parameters", "trainable"))},
 }
 
 

@@ -540,3 +540,97 @@ def test_a_loss_computed_between_runs_is_not_the_next_runs_val_loss(store):
     second = record(store, lambda: fit(mlp(), x, y))  # no evaluation either
     assert first.series("val_loss") == []
     assert second.series("val_loss") == []
+
+
+# --- moments: the batch at the first non-finite loss, spikes, jumps ---------------------------
+def test_first_nonfinite_loss_keeps_its_batch_and_the_one_before(store, healthy):
+    x, y = blobs()
+    x[100, 2] = float("nan")  # one value, in the fourth batch (rows 96-127) of an unshuffled loader
+    fault = record(store, lambda: fit(mlp(), x, y, shuffle=False, epochs=1))
+    m = fault.diag["moments"][schema.MOMENT_FIRST_NONFINITE_LOSS]
+    assert m["step"] == 3 and m["loss"] is None
+    # 1 of 256 input values at that step (faulty > 0) and none in the step before (exactly 0)
+    assert m["inputs"]["nonfinite_share"] > 0 and m["previous"]["inputs"]["nonfinite_share"] == 0.0
+    assert m["targets"]["nonfinite_share"] == 0.0 and m["targets"]["numel"] == 32
+    assert m["previous_loss"] is not None and math.isfinite(m["previous_loss"])
+    # the healthy run never had a non-finite loss, a spike or a gradient jump
+    assert "moments" not in healthy.diag
+
+
+def test_first_loss_spike_after_a_learning_rate_jump(store):
+    x, y = blobs(640)
+
+    def jump(opt):  # the learning rate x3000 from step 12 on: the loss blows up, the data is clean
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 if s < 12 else 3000.0)
+
+    fault = record(store, lambda: fit(mlp(), x, y, optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.05),
+                                      scheduler=jump, epochs=1))
+    moments = fault.diag["moments"]
+    first = min(moments.values(), key=lambda m: m["step"])
+    assert first["step"] >= 12, moments
+    assert first["inputs"]["nonfinite_share"] == 0.0 and first["targets"]["nonfinite_share"] == 0.0
+
+
+# --- parameters that never learn --------------------------------------------------------------
+def test_healthy_parameters_all_learn(healthy):
+    learning = healthy.diag["learning"]["optimizer"]
+    assert learning["never_grad"] == 0 and learning["never_changed"] == 0
+    assert learning["learning"] == learning["parameters"] == 6 and not learning["inputs_are_parameters"]
+    assert "model_outside_optimizer" not in healthy.diag["learning"]
+
+
+def test_optimizer_given_the_data_tensors(store):
+    x, y = blobs()
+    model = mlp()
+
+    def train() -> None:
+        x.requires_grad_(True)
+        opt = torch.optim.SGD([x], lr=0.01)
+        for i in range(0, 320, 32):
+            opt.zero_grad()
+            F.cross_entropy(model(x[i:i + 32]), y[i:i + 32]).backward()
+            opt.step()
+
+    fault = record(store, train)
+    learning = fault.diag["learning"]
+    assert learning["optimizer"]["inputs_are_parameters"] is True
+    assert learning["model_outside_optimizer"]["trainable"] == sum(p.numel() for p in model.parameters())
+
+
+def test_parameter_rebuilt_through_item_never_gets_a_gradient(store):
+    x, y = torch.randn(320, 5), torch.randn(320, 1)
+
+    def train() -> None:
+        w = torch.randn(5, 1, requires_grad=True)
+        a = torch.tensor(0.1, requires_grad=True)
+        opt = torch.optim.Adam([w, a], lr=0.02)
+        for i in range(0, 320, 32):
+            a = torch.tensor(a.detach().item(), requires_grad=True)
+            loss = ((a * torch.tanh(x[i:i + 32] @ w) - y[i:i + 32]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    learning = record(store, train).diag["learning"]["optimizer"]
+    assert learning["parameters"] == 2 and learning["never_grad"] == 1 and learning["never_changed"] == 1
+    assert learning["learning"] == 1 and learning["never_grad_names"] == ["param[1] ()"]
+
+
+def test_every_parameter_frozen(store):
+    x, y = blobs()
+    model = mlp()
+    for p in model.parameters():
+        p.requires_grad = False
+
+    def train() -> None:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for i in range(0, 320, 32):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x[i:i + 32]), y[i:i + 32])
+            loss.requires_grad = True
+            loss.backward()
+            opt.step()
+
+    learning = record(store, train).diag["learning"]["optimizer"]
+    assert learning["never_grad"] == learning["parameters"] == learning["requires_grad_false"] == 6
+    assert learning["learning"] == 0

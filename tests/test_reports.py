@@ -235,3 +235,25 @@ def test_workers_in_a_script_without_main_guard_fall_back(sample_store, tmp_path
     n = int(proc.stdout.split("AUDITED", 1)[1].split()[0])
     assert n == len(mlflow_nnaudit.audit(tracking_uri=sample_store, dry_run=True, force=True))
     assert "analysis workers could not start" in proc.stderr
+
+
+def test_evidence_is_bounded_in_explain_and_in_the_report():
+    """A language model's label histogram (33,000 token ids) is summarised, not printed; long
+    lists and dicts are cut (issue 11)."""
+    from mlflow_nnaudit.auditor.report import explain_text, run_report_html
+    from mlflow_nnaudit.auditor.result import AuditResult
+    from mlflow_nnaudit.auditor.rules import Evidence, Finding
+
+    counts = [int(1e6 / (i + 1)) for i in range(33_000)]  # Zipf-like
+    finding = Finding(cause="class_imbalance", confidence="medium", severity="warning", score=0.5,
+                      summary="s", recommendation="r",
+                      evidence=[Evidence("label_histogram", "nnaudit/diagnostics.json",
+                                         {"label_counts": counts, "ids": list(range(5000)),
+                                          "by_layer": {f"l{i}": i for i in range(100)}})])
+    result = AuditResult("r1", "run", "0", "exp", "warning", findings=[finding])
+    text = explain_text(result, {})
+    assert len(text) < 2000, len(text)
+    assert "33000 bins" in text and "top 5: 0:" in text and "entropy" in text
+    assert "(4992 more)" in text and "(92 more)" in text
+    html = run_report_html(result, {})
+    assert "33000 bins" in html and str(counts[100]) not in html

@@ -290,40 +290,60 @@ def _marks_for(result, keys: Iterable[str]) -> list[Mark]:
     return marks
 
 
-#: longest list or dict of evidence values shown as it is; longer ones are summarised
-MAX_SHOWN_ITEMS = 12
-#: longest text of one evidence item's values
-MAX_VALUES_TEXT = 600
+#: items of a list or dict shown in evidence at most (the rest is counted, or summarised)
+MAX_ITEMS = 8
+#: entries of a histogram named in its summary
+TOP_K = 5
+#: characters of one evidence value shown at most
+MAX_CHARS = 300
 
 
-def _bounded(v: object) -> object:
-    """An evidence value small enough to read: a long list (a 33,000-class label histogram)
-    becomes its length, a few of its first values and, when numeric, its range and total; a
-    long dict keeps its first entries and says how many more there are."""
+def _histogram_text(counts: list) -> str:
+    """A long histogram (label counts by class index) as count, top-k and entropy."""
+    total = float(sum(counts))
+    if total <= 0:
+        return f"{len(counts)} bins, all empty"
+    order = sorted(range(len(counts)), key=lambda i: -counts[i])[:TOP_K]
+    top = ", ".join(f"{i}: {counts[i] / total:.2%}" for i in order)
+    probs = [c / total for c in counts if c > 0]
+    entropy = -sum(p * math.log2(p) for p in probs)
+    return (f"{len(counts)} bins ({len(probs)} non-empty, total {_fmt(total)}), top {len(order)}: {top}; "
+            f"entropy {entropy:.2f} bits of {math.log2(len(counts)):.2f}")
+
+
+def _bounded(v, key: str = "", depth: int = 0) -> str:
+    """One evidence value for reading, bounded: floats shortened, long lists and dicts cut to
+    MAX_ITEMS (a long list of counts summarised as a histogram), long text cut."""
     if isinstance(v, float):
         return _fmt(v)
-    if isinstance(v, (list, tuple)) and len(v) > MAX_SHOWN_ITEMS:
-        head = ", ".join(str(_bounded(x)) for x in v[:5])
-        nums = [x for x in v if isinstance(x, (int, float)) and not isinstance(x, bool)]
-        stats_text = ""
-        if len(nums) == len(v):
-            stats_text = f"; min {_fmt(float(min(nums)))}, max {_fmt(float(max(nums)))}, total {_fmt(float(sum(nums)))}"
-        return f"[{len(v):,} values: {head}, ...{stats_text}]"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(str(_bounded(x)) for x in v) + "]"
     if isinstance(v, dict):
         items = list(v.items())
-        shown = ", ".join(f"{k}: {_bounded(x)}" for k, x in items[:MAX_SHOWN_ITEMS])
-        more = f", ... ({len(items) - MAX_SHOWN_ITEMS:,} more)" if len(items) > MAX_SHOWN_ITEMS else ""
-        return "{" + shown + more + "}"
-    return v
+        if depth >= 2:
+            return f"{{{len(items)} entries}}"
+        text = ", ".join(f"{k}: {_bounded(x, str(k), depth + 1)}" for k, x in items[:MAX_ITEMS])
+        more = f", ... ({len(items) - MAX_ITEMS} more)" if len(items) > MAX_ITEMS else ""
+        return "{" + text + more + "}"
+    if isinstance(v, (list, tuple)):
+        numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        if len(v) > MAX_ITEMS and numeric and ("count" in key or "hist" in key):
+            return _histogram_text(list(v))
+        if depth >= 2 and len(v) > MAX_ITEMS:
+            return f"[{len(v)} items]"
+        text = ", ".join(_bounded(x, "", depth + 1) for x in v[:MAX_ITEMS])
+        more = f", ... ({len(v) - MAX_ITEMS} more)" if len(v) > MAX_ITEMS else ""
+        return "[" + text + more + "]"
+    text = str(v)
+    return text if len(text) <= MAX_CHARS else text[:MAX_CHARS] + f"... ({len(text)} chars)"
 
 
 def _values_text(values: dict) -> str:
-    """Evidence values for reading: floats shortened, long lists and dicts summarised, the whole
-    bounded (`nnaudit explain` and the reports never print a histogram of thousands of labels)."""
-    text = ", ".join(f"{k}={_bounded(v)}" for k, v in values.items())
-    return text if len(text) <= MAX_VALUES_TEXT else text[: MAX_VALUES_TEXT - 3] + "..."
+    """Evidence values for reading, bounded (see `_bounded`): a histogram of 33,000 labels is
+    summarised, not printed."""
+    items = list(values.items())
+    out = [f"{k}={_bounded(v, str(k))}" for k, v in items[:MAX_ITEMS * 2]]
+    if len(items) > MAX_ITEMS * 2:
+        out.append(f"... ({len(items) - MAX_ITEMS * 2} more)")
+    return ", ".join(out)
 
 
 def _evidence_table(finding) -> str:

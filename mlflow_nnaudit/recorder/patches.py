@@ -210,7 +210,8 @@ def _wrap_loss(fn: str, original):
             return out  # a loss inside a function torch.compile traces: nothing of ours in its graph
         recorder = RECORDER
         if recorder.quiet and getattr(out, "requires_grad", False) and recorder.quiet_root.training:
-            return out  # fast path: a training loss on an ordinary step (nothing to look at)
+            recorder.loss_call = (args, kwargs)  # its target, should this step turn out to matter
+            return out  # fast path: a training loss on an ordinary step (nothing else to look at)
         _after_loss(fn, args, kwargs, out)
         return out
 

@@ -121,6 +121,8 @@ class Recorder:
         self.quiet_optimizer = None  # the optimizer whose next step is the ordinary one
         self.quiet_config = None  # the settings it was decided under (a switch-off ends it)
         self._ordinary = None  # the optimizer whose ordinary step is running (pre-hook fast path taken)
+        # (args, kwargs) of the last training loss call (the session's moment probe takes its target)
+        self.loss_call: tuple | None = None
 
     def _switched_off(self) -> None:
         """A safe point while not recording: the patches go if the recorder was switched off."""
@@ -159,6 +161,8 @@ class Recorder:
         if self.recording() is None:
             self._switched_off()
             return
+        if getattr(out, "requires_grad", False):
+            self.loss_call = ((inp, target), {})
         session = self.session
         if session is not None:
             session.observe_loss(fn, inp, target, out)
@@ -378,6 +382,7 @@ class Recorder:
                                       loader_probe=self.early_loader_probe, client=client,
                                       model_hint=target.model if target is not None else None, start=start)
             self.early_loss_probe, self.early_loader_probe = LossProbe(), LoaderProbe()
+            self.session.feed = self
             last = self._last_closed
             if last is not None and last[0] is not None and last[0] == run_id:
                 self.session.step = last[1]  # a second fit into the same run continues its steps

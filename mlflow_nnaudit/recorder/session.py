@@ -27,9 +27,11 @@ from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.recorder.config import RecorderConfig, warn
 from mlflow_nnaudit.recorder.probes import DataProbe, ModelInfo, Probe, StepContext, default_probes
 from mlflow_nnaudit.recorder.probes.base import overrides
+from mlflow_nnaudit.recorder.probes.learning import LearningProbe
 from mlflow_nnaudit.recorder.probes.loader import LoaderProbe
 from mlflow_nnaudit.recorder.probes.loss import CHECK_FIRST_CALLS, LossProbe
 from mlflow_nnaudit.recorder.probes.model import optimizer_facts
+from mlflow_nnaudit.recorder.probes.moments import MomentProbe
 from mlflow_nnaudit.recorder.sink import MAX_BUFFERED, MlflowSink, RunStart, to_floats
 
 #: sampling never gets rarer than this, so that every run still gets its layer statistics
@@ -103,6 +105,10 @@ class RunSession:
             if probe is not None:
                 self.probes.append(probe)
         self.loss_probe: LossProbe | None = next((p for p in self.probes if isinstance(p, LossProbe)), None)
+        self.moment_probe: MomentProbe | None = next((p for p in self.probes if isinstance(p, MomentProbe)), None)
+        # what feeds this session (the recorder): its `loss_call` holds the (args, kwargs) of the
+        # step's last training loss call, for the moment probe's targets
+        self.feed: Any = None
         self._hooked: dict[str, list[Probe]] = {}
         self._index_probes()
         self._sampling = False
@@ -156,6 +162,7 @@ class RunSession:
             return
         t0 = time.perf_counter()
         self._sample_points = 0
+        self._note_loss_call(clear=False)
         self._run_probes("before_step", optimizer)
         # what this sample cost so far: the probes now, plus their work in the forward and
         # backward passes (input statistics, activation hooks, the stale-gradient check)
@@ -187,10 +194,27 @@ class RunSession:
             self._emit_val_loss()  # the evaluations since the last step, at the step count reached
         if losses:
             loss = losses[0] if len(losses) == 1 else torch.stack([t.float() for t in losses]).mean()
+            probe = self.moment_probe
+            if probe is not None:
+                try:
+                    self._note_loss_call(clear=True)
+                    probe.on_step_loss(self.step, loss, self._sampling)
+                except Exception as exc:  # noqa: BLE001 - never raise into training
+                    self._probe_failed(probe, exc)
             if len(self._losses) < MAX_BUFFERED:
                 self._losses.append((self.step, loss, int(time.time() * 1000)))
             else:  # the store has been unreachable for a long while: memory stays flat
                 self.sink.dropped += 1
+
+    def _note_loss_call(self, clear: bool) -> None:
+        """Hand the step's training loss call (see `feed`) to the moment probe."""
+        feed, probe = self.feed, self.moment_probe
+        call = getattr(feed, "loss_call", None)
+        if call is None or probe is None:
+            return
+        if clear:
+            feed.loss_call = None
+        probe.note_target(call)
 
     def _finish_step(self, optimizer: torch.optim.Optimizer | None, losses: list[torch.Tensor]) -> None:
         self._keep_loss(losses)
@@ -435,6 +459,21 @@ class RunSession:
             for key, value in metrics.items():
                 self.sink.add(key, value, self.step)
             self._sample_points += len(metrics)
+            if metrics and self.moment_probe is not None and probe is not self.moment_probe:
+                self._moment_metrics(phase, metrics)
+
+    def _moment_metrics(self, phase: str, metrics: dict[str, Any]) -> None:
+        """The gradient norm (before the step) and the update ratios (after it) of a sampled step
+        reach the moment probe, which looks for the first jump of the gradient norm."""
+        probe = self.moment_probe
+        try:
+            if phase == "before_step" and schema.GRAD_NORM in metrics:
+                probe.on_grad_norm(self.step, metrics[schema.GRAD_NORM])
+            elif phase == "after_step" and probe.wants_update_ratios:
+                prefix = schema.LAYER_UPDATE_RATIO + "/"
+                probe.on_update_ratios([v for k, v in metrics.items() if k.startswith(prefix)])
+        except Exception as exc:  # noqa: BLE001
+            self._probe_failed(probe, exc)
 
     # --- finding the model ------------------------------------------------------------------
     def _start_model_discovery(self) -> None:
@@ -443,6 +482,7 @@ class RunSession:
         that owns any of them is the model. The hook lives for one forward pass only (a global
         hook on every step would cost a few percent)."""
         opt_ids = {id(p) for p in self.params}
+        learning = next((p for p in self.probes if isinstance(p, LearningProbe)), None)
 
         def find_root(module, args):
             if torch.compiler.is_compiling():
@@ -452,6 +492,8 @@ class RunSession:
                     self._stop_model_discovery()
                     self._attach_model(module, opt_ids)
                     self._on_root_forward(module, args)  # hooks added now fire from the next call on
+                elif learning is not None and learning in self.probes and torch.is_grad_enabled():
+                    learning.note_outside_model(module, args)  # a module the optimizer does not train
             except Exception as exc:  # noqa: BLE001
                 self._stop_model_discovery()
                 warn(self.config, f"could not inspect the model: {exc}")
@@ -543,6 +585,8 @@ class RunSession:
                 out[probe.name] = facts
         if self.skipped_steps:
             out["amp"] = {"skipped_steps": self.skipped_steps}
+        if "moments" in out:  # written last: the section is read with the rest, but is the least stable
+            out["moments"] = out.pop("moments")
         return out
 
     def flush(self, final: bool = False) -> None:

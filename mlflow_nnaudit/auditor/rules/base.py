@@ -285,6 +285,31 @@ class RunView:
             node = node[key]
         return node
 
+    def moment(self, kind: str) -> Moment | None:
+        """The recorder's evidence at one moment (`schema.MOMENTS`: the first non-finite training
+        loss, the first loss spike, the first gradient-norm jump), None when it did not happen
+        or the run was not recorded."""
+        raw = self.fact("moments", kind)
+        if not isinstance(raw, dict) or not isinstance(raw.get("step"), (int, float)):
+            return None
+        return Moment.from_fact(kind, raw)
+
+    def moments(self) -> list[Moment]:
+        """The moments the recorder kept, earliest step first."""
+        found = [m for m in (self.moment(k) for k in schema.MOMENTS) if m is not None]
+        return sorted(found, key=lambda m: (m.step, schema.MOMENTS.index(m.kind)))
+
+    def explosion(self) -> Moment | None:
+        """The first moment the training blew up while the data fed at that step (and the step
+        before) was finite: a loss spike, a non-finite loss or a gradient jump that the inputs
+        and targets do not explain (the learning-rate rules' evidence; see `Moment.data_finite`).
+        None when nothing blew up, or when the first blow-up came with non-finite data."""
+        for m in self.moments():
+            if m.data_finite is False:
+                return None  # the data explains the first blow-up (nonfinite_inputs)
+            return m
+        return None
+
     def underfit(self) -> Underfit | None:
         """The training loss's progress and end level next to the validation loss's (the shared
         reading of the underfitting rules)."""
@@ -504,6 +529,50 @@ class OutcomeHarm:
 
     severity: str  # "failed" | "warning"
     summary: str
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One moment the recorder kept evidence of (`diagnostics.moments.<kind>`)."""
+
+    kind: str  # one of schema.MOMENTS
+    step: int
+    loss: float | None  # the training loss at that step (None when non-finite or not read)
+    previous_loss: float | None  # the last finite loss before it
+    loss_median: float | None  # the running median of the recent losses
+    grad_norm: float | None
+    grad_norm_median: float | None  # the median of the earlier sampled gradient norms (grad jumps)
+    inputs_nonfinite: float | None  # share of NaN/Inf in that step's model input (None: not seen)
+    targets_nonfinite: float | None  # ... in its loss target
+    previous_inputs_nonfinite: float | None  # ... in the step before's model input
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_fact(cls, kind: str, raw: dict) -> Moment:
+        def share(*path: str) -> float | None:
+            node: Any = raw
+            for key in path:
+                node = node.get(key) if isinstance(node, dict) else None
+            return float(node) if isinstance(node, (int, float)) else None
+
+        def num(key: str) -> float | None:
+            v = raw.get(key)
+            return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+        return cls(kind=kind, step=int(raw["step"]), loss=num("loss"), previous_loss=num("previous_loss"),
+                   loss_median=num("loss_median"), grad_norm=num("grad_norm"),
+                   grad_norm_median=num("grad_norm_median"), inputs_nonfinite=share("inputs", "nonfinite_share"),
+                   targets_nonfinite=share("targets", "nonfinite_share"),
+                   previous_inputs_nonfinite=share("previous", "inputs", "nonfinite_share"), raw=raw)
+
+    @property
+    def data_finite(self) -> bool | None:
+        """False when that step's input or target held NaN/Inf, True when both were seen and
+        finite, None when neither was seen."""
+        shares = [s for s in (self.inputs_nonfinite, self.targets_nonfinite) if s is not None]
+        if not shares:
+            return None
+        return not any(s > 0 for s in shares)
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,11 @@ from mlflow_nnaudit.recorder.probes.clipping import ClipProbe
 from mlflow_nnaudit.recorder.probes.data import DataProbe
 from mlflow_nnaudit.recorder.probes.eval_mode import EvalModeProbe
 from mlflow_nnaudit.recorder.probes.gradients import GradientProbe
+from mlflow_nnaudit.recorder.probes.learning import LearningProbe
 from mlflow_nnaudit.recorder.probes.loader import LoaderProbe
 from mlflow_nnaudit.recorder.probes.loss import LossProbe
 from mlflow_nnaudit.recorder.probes.model import ModelFactsProbe
+from mlflow_nnaudit.recorder.probes.moments import MomentProbe
 from mlflow_nnaudit.recorder.probes.stale_grads import StaleGradientProbe
 from mlflow_nnaudit.recorder.probes.updates import UpdateProbe
 
@@ -20,9 +22,9 @@ from mlflow_nnaudit.recorder.probes.updates import UpdateProbe
 def default_probes() -> list[Probe]:
     """A session's probes, in the order their facts appear in `nnaudit/diagnostics.json`."""
     return [ModelFactsProbe(), GradientProbe(), UpdateProbe(), ActivationProbe(), ClipProbe(), LoaderProbe(),
-            LossProbe(), DataProbe(), EvalModeProbe(), StaleGradientProbe()]
+            LossProbe(), DataProbe(), EvalModeProbe(), StaleGradientProbe(), MomentProbe(), LearningProbe()]
 
 
-__all__ = ["ActivationProbe", "ClipProbe", "DataProbe", "EvalModeProbe", "GradientProbe", "LoaderProbe", "LossProbe",
-           "ModelFactsProbe", "ModelInfo", "Probe", "StaleGradientProbe", "StepContext", "UpdateProbe",
+__all__ = ["ActivationProbe", "ClipProbe", "DataProbe", "EvalModeProbe", "GradientProbe", "LearningProbe", "LoaderProbe",
+           "LossProbe", "ModelFactsProbe", "MomentProbe", "ModelInfo", "Probe", "StaleGradientProbe", "StepContext", "UpdateProbe",
            "default_probes"]

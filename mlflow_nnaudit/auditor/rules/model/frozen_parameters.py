@@ -1,25 +1,117 @@
-"""`frozen_parameters`: trainable parameters that no optimizer updates."""
+"""`frozen_parameters`: parameters that never learn (no optimizer updates them, no gradient
+reaches them, or the optimizer trains something else than the model)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
 
 
 class FrozenParameters(Rule):
-    """The recorder compares the model's parameters with the optimizer's parameter groups:
-    parameters that require gradients but were never handed to any optimizer group can never
-    change (typically the optimizer was built before layers were added or replaced, or from
-    a sub-module's parameters only). Deliberately frozen parameters (`requires_grad=False`)
-    are not reported."""
+    """Four definite bugs, from the recorder's facts:
+
+    - the optimizer was handed tensors the model is fed (`SGD([x_train])`), or a module ran
+      forward passes while none of its parameters is in the optimizer: the model never learns;
+    - no parameter of the optimizer learns: on every sampled step each one's gradient was None
+      or zero and none changed (every parameter frozen with `requires_grad=False`, the error
+      that follows silenced with `loss.requires_grad = True`);
+    - some parameters of a hand-written model (no `nn.Module`), or at least half of a module's,
+      never received a gradient: the tensor the optimizer holds is not the one the loss uses
+      (rebuilt each step, e.g. `torch.tensor(a.item(), requires_grad=True)`);
+    - parameters that require gradients but are in no optimizer group (the optimizer was built
+      before layers were added or replaced).
+
+    `failed` when nothing of the model learns, `warning` otherwise. A module's parameters
+    that get no gradient while most do (a pretrained model's unused pooler) are not reported,
+    nor are deliberately frozen parameters that the optimizer does not hold."""
 
     cause = "frozen_parameters"
-    reads = (("model", "trainable_not_in_optimizer"),)
+    reads = (("model", "trainable_not_in_optimizer"), ("learning", "optimizer"), ("learning", "model_outside_optimizer"),
+             ("model", "class"))
 
     #: parameter names listed in the text at most
     NAMED = 5
+    #: with an nn.Module, this share of the optimizer's tensors without any gradient is reported
+    MODULE_NEVER_GRAD_SHARE = 0.5
+    #: sampled steps needed before "never" means anything
+    MIN_SAMPLES = 2
 
     def evaluate(self, view: RunView) -> Finding | None:
+        opt = view.fact("learning", "optimizer")
+        opt = opt if isinstance(opt, dict) else {}
+        outside = view.fact("learning", "model_outside_optimizer")
+        has_module = isinstance(view.fact("model", "class"), str)
+        return (self._data_in_optimizer(opt, outside, has_module) or self._nothing_learns(opt)
+                or self._never_grad(opt, has_module) or self._not_in_optimizer(view))
+
+    def _data_in_optimizer(self, opt: dict, outside: Any, has_module: bool) -> Finding | None:
+        inputs = bool(opt.get("inputs_are_parameters"))
+        outside_trainable = isinstance(outside, dict) and (outside.get("trainable") or 0) > 0 and not has_module
+        if not inputs and not outside_trainable:
+            return None
+        model = (f"the model ({outside.get('class')}, {outside.get('trainable')} trainable values) "
+                 if isinstance(outside, dict) else "the model ")
+        what = ("the optimizer was handed tensors the model is fed (the data), not the model's parameters"
+                if inputs else "none of the model's parameters is in the optimizer")
+        return self.finding(
+            confidence="high", severity="failed", score=1.0,
+            summary=f"{what.capitalize()}: {model}never learns",
+            recommendation=f"{what.capitalize()}, so {model}never changes. Build the optimizer from the model: "
+            "`torch.optim.SGD(model.parameters(), lr=...)`, and leave `requires_grad` off the data tensors.",
+            evidence=[Evidence("optimizer_parameters", schema.DIAGNOSTICS_ARTIFACT,
+                               {"inputs_are_parameters": inputs, "model_outside_optimizer": outside,
+                                "optimizer_parameters": opt.get("parameters")})],
+        )
+
+    def _nothing_learns(self, opt: dict) -> Finding | None:
+        n = opt.get("parameters") or 0
+        if n == 0 or (opt.get("sampled_steps") or 0) < self.MIN_SAMPLES:
+            return None
+        learning = opt.get("learning")
+        never_grad = opt.get("never_grad") or 0
+        if not (never_grad >= n or learning == 0):
+            return None
+        frozen = opt.get("requires_grad_false") or 0
+        if frozen >= n:
+            fix = (f"All {n} parameter tensors have `requires_grad=False`, so no gradient reaches any of them (a "
+                   "`loss.requires_grad = True` written to silence \"element 0 of tensors does not require grad\" "
+                   "hides exactly this). Unfreeze what should train: freeze the backbone first, then add the new "
+                   "layers (or set `requires_grad=True` on them), and remove `loss.requires_grad = True`.")
+        else:
+            fix = (f"None of the optimizer's {n} parameter tensors received a gradient or changed on "
+                   f"{opt.get('sampled_steps')} sampled steps: the loss is not computed from the tensors the "
+                   "optimizer holds (rebuilt, detached or copied after the optimizer was made). Compute the loss "
+                   "from the same leaf tensors you give the optimizer.")
+        return self.finding(
+            confidence="high", severity="failed", score=1.0,
+            summary=f"No parameter learns: none of the optimizer's {n} parameter tensors gets a gradient or changes",
+            recommendation=fix,
+            evidence=[Evidence("parameters_never_learn", schema.DIAGNOSTICS_ARTIFACT, _bounded(opt))],
+        )
+
+    def _never_grad(self, opt: dict, has_module: bool) -> Finding | None:
+        n = opt.get("parameters") or 0
+        never = opt.get("never_grad") or 0
+        if not never or n == 0 or (opt.get("sampled_steps") or 0) < self.MIN_SAMPLES:
+            return None
+        if has_module and never / n < self.MODULE_NEVER_GRAD_SHARE:
+            return None
+        names = opt.get("never_grad_names") or []
+        listed = ", ".join(names[: self.NAMED]) + (" ..." if never > self.NAMED else "")
+        return self.finding(
+            confidence="high", severity="warning", score=0.9,
+            summary=f"{never} of the optimizer's {n} parameter tensors never received a gradient: {listed}",
+            recommendation=f"{listed} never received a gradient on {opt.get('sampled_steps')} sampled steps, so "
+            "they never learn: the tensor the optimizer holds is not the one the loss is computed from (rebuilt each "
+            "step, e.g. `a = torch.tensor(a.item(), requires_grad=True)`, or detached). Create each parameter once, "
+            "as a leaf tensor with `requires_grad=True` (or an `nn.Parameter`), before the optimizer, and use that "
+            "same tensor in the loss.",
+            evidence=[Evidence("parameters_without_gradient", schema.DIAGNOSTICS_ARTIFACT, _bounded(opt))],
+        )
+
+    def _not_in_optimizer(self, view: RunView) -> Finding | None:
         missing = view.fact("model", "trainable_not_in_optimizer")
         if not missing:
             return None
@@ -33,3 +125,8 @@ class FrozenParameters(Rule):
             "optimizer after the model is complete, from `model.parameters()` (or list every sub-module you train).",
             evidence=[Evidence("parameters_vs_optimizer", schema.DIAGNOSTICS_ARTIFACT, {"not_in_optimizer": missing})],
         )
+
+
+def _bounded(opt: dict) -> dict:
+    """The learning facts, names cut to a few."""
+    return {k: (v[:5] if isinstance(v, list) else v) for k, v in opt.items()}
