@@ -62,15 +62,18 @@ def _curves(rng: np.random.Generator, kind: str, n: int) -> dict[str, np.ndarray
         val[at:] = np.nan
         gn[at - 5 : at] *= 1e3
     elif kind == "overfit":
-        val = floor + 0.05 + 2.0 * np.exp(-t / tau) + np.maximum(0, t - n / 3) * (1.0 / n) + 0.02 * rng.standard_normal(n)
+        val = (
+            floor + 0.05 + 2.0 * np.exp(-t / tau) + np.maximum(0, t - n / 3) * (1.0 / n) + 0.02 * rng.standard_normal(n)
+        )
     elif kind == "plateau":
         train = 2.3 + 0.01 * rng.standard_normal(n)
         val = 2.3 + 0.01 * rng.standard_normal(n)
     return {"train_loss": train, "val_loss": val, "lr": lr, "grad_norm": gn}
 
 
-def build_store(path_or_uri: str, n_runs: int, n_points: int, seed: int = 0, offset: int = 0,
-                artifact_root: str | None = None) -> str:
+def build_store(
+    path_or_uri: str, n_runs: int, n_points: int, seed: int = 0, offset: int = 0, artifact_root: str | None = None
+) -> str:
     """A store of `n_runs` finished runs in experiment `scale` (made when missing; with `offset`,
     runs numbered from there, started after the ones before); returns its URI. `path_or_uri`:
     a sqlite file path or a database URI. `artifact_root`: the experiment's artifact location
@@ -99,13 +102,26 @@ def build_store(path_or_uri: str, n_runs: int, n_points: int, seed: int = 0, off
             run_id = uuid.uuid4().hex
             start = T0 + i * 10_000_000
             name = f"run-{i:06d}"
-            runs.append(dict(
-                run_uuid=run_id, name=name, source_type="UNKNOWN", source_name="", entry_point_name="",
-                user_id="bench", status="FINISHED", start_time=start, end_time=start + n_points * 1000 + 1,
-                deleted_time=None, source_version="", lifecycle_stage="active",
-                artifact_uri=f"{root.rstrip('/')}/{exp_id}/{run_id}/artifacts" if root.startswith("mlflow-artifacts:")
-                else f"{root}/{run_id}/artifacts", experiment_id=int(exp_id),
-            ))
+            runs.append(
+                dict(
+                    run_uuid=run_id,
+                    name=name,
+                    source_type="UNKNOWN",
+                    source_name="",
+                    entry_point_name="",
+                    user_id="bench",
+                    status="FINISHED",
+                    start_time=start,
+                    end_time=start + n_points * 1000 + 1,
+                    deleted_time=None,
+                    source_version="",
+                    lifecycle_stage="active",
+                    artifact_uri=f"{root.rstrip('/')}/{exp_id}/{run_id}/artifacts"
+                    if root.startswith("mlflow-artifacts:")
+                    else f"{root}/{run_id}/artifacts",
+                    experiment_id=int(exp_id),
+                )
+            )
             tags.append(dict(key="mlflow.runName", value=name, run_uuid=run_id))
             tags.append(dict(key="mlflow.user", value="bench", run_uuid=run_id))
             for key, values in _curves(rng, kinds[j], n_points).items():
@@ -117,8 +133,16 @@ def build_store(path_or_uri: str, n_runs: int, n_points: int, seed: int = 0, off
                     dict(key=key, value=v, timestamp=s_, step=st, is_nan=nn, run_uuid=run_id)
                     for v, s_, st, nn in zip(vals, ts, steps.tolist(), nan_list)
                 )
-                latest.append(dict(key=key, value=vals[-1], timestamp=ts[-1], step=n_points - 1,
-                                   is_nan=nan_list[-1], run_uuid=run_id))
+                latest.append(
+                    dict(
+                        key=key,
+                        value=vals[-1],
+                        timestamp=ts[-1],
+                        step=n_points - 1,
+                        is_nan=nan_list[-1],
+                        run_uuid=run_id,
+                    )
+                )
         with store.ManagedSessionMaker(read_only=False) as session:
             if sqlite:  # building speed only (a crash mid-build just means building again)
                 session.execute(text("PRAGMA synchronous=OFF"))
@@ -135,8 +159,18 @@ def build_store(path_or_uri: str, n_runs: int, n_points: int, seed: int = 0, off
 
 def _build(uri: str, runs: int, points: int, offset: int = 0, artifact_root: str | None = None) -> None:
     """build_store in a child process (its time and memory are in no figure)."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--build-only", uri, "--runs", str(runs), "--points", str(points),
-           "--offset", str(offset)] + (["--artifact-root", artifact_root] if artifact_root else [])
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--build-only",
+        uri,
+        "--runs",
+        str(runs),
+        "--points",
+        str(points),
+        "--offset",
+        str(offset),
+    ] + (["--artifact-root", artifact_root] if artifact_root else [])
     subprocess.run(cmd, check=True)
 
 
@@ -170,8 +204,12 @@ def timed_cli(uri: str, *args: str) -> dict:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow_nnaudit.cli", "audit", "--tracking-uri", uri,
-                             "--format", "json", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow_nnaudit.cli", "audit", "--tracking-uri", uri, "--format", "json", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     peak = [0]
     done = threading.Event()
 
@@ -191,8 +229,12 @@ def timed_cli(uri: str, *args: str) -> dict:
     import json
 
     summary = json.loads(out)["summary"]
-    return {"wall": wall, "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-            "peak_mb": peak[0] / 2**20, "summary": summary}
+    return {
+        "wall": wall,
+        "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "peak_mb": peak[0] / 2**20,
+        "summary": summary,
+    }
 
 
 def naive_loop(uri: str, sample: int) -> dict:
@@ -221,8 +263,9 @@ def naive_loop(uri: str, sample: int) -> dict:
             for key in keys:
                 client.get_metric_history(run_id, key)
             t2 = time.perf_counter()
-            client.log_batch(run_id, tags=[RunTag("naive.status", "healthy"), RunTag("naive.causes", "")],
-                             synchronous=True)
+            client.log_batch(
+                run_id, tags=[RunTag("naive.status", "healthy"), RunTag("naive.causes", "")], synchronous=True
+            )
             t3 = time.perf_counter()
             path = os.path.join(tmp, "audit.json")
             with open(path, "w") as fh:
@@ -234,8 +277,13 @@ def naive_loop(uri: str, sample: int) -> dict:
             parts["artifact"] += t4 - t3
     n = len(picked)
     per_run = {k: v / n for k, v in parts.items()}
-    return {"wall": sum(per_run.values()) * len(runs), "cpu": (time.process_time() - t0) / n * len(runs),
-            "per_run_ms": {k: 1000 * v for k, v in per_run.items()}, "sampled": n, "runs": len(runs)}
+    return {
+        "wall": sum(per_run.values()) * len(runs),
+        "cpu": (time.process_time() - t0) / n * len(runs),
+        "per_run_ms": {k: 1000 * v for k, v in per_run.items()},
+        "sampled": n,
+        "runs": len(runs),
+    }
 
 
 def scenario(name: str, uri: str, args, add_runs) -> list[tuple]:
@@ -251,11 +299,26 @@ def scenario(name: str, uri: str, args, add_runs) -> list[tuple]:
     rows.append((name, "(a) audit, writes, defaults", n, a, None))
     rows.append((name, "(b) dry run", n, b, None))
     rows.append((name, "(c) second audit, unchanged", n, c, f"{c['wall'] / a['wall']:.1%} of (a)"))
-    rows.append((name, f"(d) +{args.new_runs} new runs", d["summary"]["audited"], d,
-                 f"{d['summary']['audited']} audited, {d['summary']['skipped_unchanged']} skipped"))
-    rows.append((name, "(e) naive client loop", e["runs"], e,
-                 f"{e['wall'] / a['wall']:.0f}x (a); per run ms: " +
-                 ", ".join(f"{k} {v:.0f}" for k, v in e["per_run_ms"].items()) + f" ({e['sampled']} sampled)"))
+    rows.append(
+        (
+            name,
+            f"(d) +{args.new_runs} new runs",
+            d["summary"]["audited"],
+            d,
+            f"{d['summary']['audited']} audited, {d['summary']['skipped_unchanged']} skipped",
+        )
+    )
+    rows.append(
+        (
+            name,
+            "(e) naive client loop",
+            e["runs"],
+            e,
+            f"{e['wall'] / a['wall']:.0f}x (a); per run ms: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in e["per_run_ms"].items())
+            + f" ({e['sampled']} sampled)",
+        )
+    )
     return rows
 
 
@@ -302,8 +365,12 @@ def main(argv: list[str] | None = None) -> None:
             uri = pg.create_database("scale")
             root = os.path.join(tmp, "pg-artifacts")
             _build(uri, args.runs, args.points, artifact_root=root)
-            rows += scenario("postgres", uri, args,
-                             lambda: _build(uri, args.new_runs, args.points, offset=args.runs, artifact_root=root))
+            rows += scenario(
+                "postgres",
+                uri,
+                args,
+                lambda: _build(uri, args.new_runs, args.points, offset=args.runs, artifact_root=root),
+            )
         if "server" in only:
             uri = pg.create_database("served")
             _build(uri, args.server_runs, args.points, artifact_root="mlflow-artifacts:/")
@@ -312,10 +379,17 @@ def main(argv: list[str] | None = None) -> None:
                 a = timed_cli(server.url)
                 e = naive_loop(server.url, args.sample)
                 rows.append(("server/pg", "(f) audit, writes, defaults", a["summary"]["runs"], a, None))
-                rows.append(("server/pg", "(f) naive client loop", e["runs"], e,
-                             f"{e['wall'] / a['wall']:.1f}x (f); per run ms: " +
-                             ", ".join(f"{k} {v:.0f}" for k, v in e["per_run_ms"].items()) +
-                             f" ({e['sampled']} sampled)"))
+                rows.append(
+                    (
+                        "server/pg",
+                        "(f) naive client loop",
+                        e["runs"],
+                        e,
+                        f"{e['wall'] / a['wall']:.1f}x (f); per run ms: "
+                        + ", ".join(f"{k} {v:.0f}" for k, v in e["per_run_ms"].items())
+                        + f" ({e['sampled']} sampled)",
+                    )
+                )
             finally:
                 server.stop()
     finally:
@@ -325,13 +399,18 @@ def main(argv: list[str] | None = None) -> None:
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\n{args.runs:,} runs x {len(KEYS)} metrics x {args.points} points ({args.server_runs:,} through the "
-          f"server); {os.cpu_count()} cores; nnaudit audit with default options (--workers {os.cpu_count()})")
-    print(f"{'store':10s} {'measure':32s} {'runs':>7s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>8s} {'runs/s':>8s}  note")
+    print(
+        f"\n{args.runs:,} runs x {len(KEYS)} metrics x {args.points} points ({args.server_runs:,} through the "
+        f"server); {os.cpu_count()} cores; nnaudit audit with default options (--workers {os.cpu_count()})"
+    )
+    print(
+        f"{'store':10s} {'measure':32s} {'runs':>7s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>8s} {'runs/s':>8s}  note"
+    )
     for store, what, n, m, note in rows:
         peak = f"{m['peak_mb']:8.0f}" if "peak_mb" in m else f"{'-':>8s}"
-        print(f"{store:10s} {what:32s} {n:7d} {m['wall']:8.1f} {m['cpu']:8.1f} {peak} {n / m['wall']:8.0f}  "
-              f"{note or ''}")
+        print(
+            f"{store:10s} {what:32s} {n:7d} {m['wall']:8.1f} {m['cpu']:8.1f} {peak} {n / m['wall']:8.0f}  {note or ''}"
+        )
 
 
 if __name__ == "__main__":

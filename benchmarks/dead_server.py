@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from tests.services import MlflowServer, free_port  # noqa: E402
+from tests.services import MlflowServer, free_port
 
 SCRIPT = """
 import json, os, signal, sys, time
@@ -64,8 +64,14 @@ print(json.dumps(times), flush=True)
 def run(uri: str, steps: int, sleep: float, cwd: str, **env) -> tuple[np.ndarray, float]:
     full_env = {**os.environ, "MLFLOW_TRACKING_URI": uri, **{k: str(v) for k, v in env.items()}}
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", SCRIPT.format(steps=steps, sleep=sleep)], capture_output=True,
-                         text=True, timeout=900, cwd=cwd, env=full_env)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(steps=steps, sleep=sleep)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=cwd,
+        env=full_env,
+    )
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
@@ -99,8 +105,11 @@ def main() -> None:
 
 def show(name: str, times: np.ndarray, wall: float, base_p99: float) -> None:
     ms = times * 1e3
-    print(f"{name:<8} {np.median(ms):8.2f} {np.percentile(ms, 99):8.2f} {ms.max():8.2f} "
-          f"{ms.max() - base_p99 * 1e3:12.2f} {wall:10.1f}", flush=True)
+    print(
+        f"{name:<8} {np.median(ms):8.2f} {np.percentile(ms, 99):8.2f} {ms.max():8.2f} "
+        f"{ms.max() - base_p99 * 1e3:12.2f} {wall:10.1f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -30,10 +30,10 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mlflow_nnaudit.auditor.catalog import BY_ID  # noqa: E402
-from mlflow_nnaudit.auditor.runner import RECORDER_TAG, audit_run  # noqa: E402
-from mlflow_nnaudit.auditor.store import RunRecord, Store  # noqa: E402
-from mlflow_nnaudit.auditor.verdict import control_false_discoveries  # noqa: E402
+from mlflow_nnaudit.auditor.catalog import BY_ID
+from mlflow_nnaudit.auditor.runner import audit_run
+from mlflow_nnaudit.auditor.store import RunRecord, Store
+from mlflow_nnaudit.auditor.verdict import control_false_discoveries
 
 KEEP_IN_CURVES_ONLY = ("nnaudit/train_loss", "nnaudit/val_loss")
 EXPECTED_TAG = "sample.expected_causes"
@@ -79,7 +79,9 @@ def evaluate(store: Store, experiment: str, mode: str):
                 if cause in result.advisories:
                     per_advisory[cause][0] += 1
                 else:
-                    misses.append(f"{run.run_name}: {cause} not among the advisories ({','.join(result.advisories) or '-'})")
+                    misses.append(
+                        f"{run.run_name}: {cause} not among the advisories ({','.join(result.advisories) or '-'})"
+                    )
         for cause in expected:
             per_cause[cause][1] += 1
             if cause in top3:
@@ -137,7 +139,9 @@ def main() -> None:
         print(f"{cause:<34} {ev:>8} {cells[0]:>14} {cells[1]:>12}")
     advisories = sorted({c for *_, per_adv in results.values() for c in per_adv})
     if advisories:
-        print(f"\n{'advisory on a run that trained well':<34} {'evidence':>8} {'with recorder':>14} {'curves only':>12}")
+        print(
+            f"\n{'advisory on a run that trained well':<34} {'evidence':>8} {'with recorder':>14} {'curves only':>12}"
+        )
         for cause in advisories:
             cells = ["{}/{}".format(*per_adv.get(cause, [0, 0])) for *_, per_adv in results.values()]
             print(f"{cause:<34} {BY_ID[cause].evidence:>8} {cells[0]:>14} {cells[1]:>12}")
@@ -146,10 +150,12 @@ def main() -> None:
         hit, n = totals[mode]
         chit, cn = c_totals[mode]
         n_healthy = sum(healthy.values())
-        print(f"{mode:>9}: injected causes in top 3: {hit}/{n} ({hit / max(n, 1):.0%}); curve-visible (C) causes: "
-              f"{chit}/{cn} ({chit / max(cn, 1):.0%}); healthy runs: {healthy['healthy']}/{n_healthy} healthy, "
-              f"{healthy['warning']} warning, {healthy['failed']} failed; advisories found: "
-              f"{sum(h for h, _ in per_adv.values())}/{sum(n for _, n in per_adv.values())}")
+        print(
+            f"{mode:>9}: injected causes in top 3: {hit}/{n} ({hit / max(n, 1):.0%}); curve-visible (C) causes: "
+            f"{chit}/{cn} ({chit / max(cn, 1):.0%}); healthy runs: {healthy['healthy']}/{n_healthy} healthy, "
+            f"{healthy['warning']} warning, {healthy['failed']} failed; advisories found: "
+            f"{sum(h for h, _ in per_adv.values())}/{sum(n for _, n in per_adv.values())}"
+        )
         for line in misses:
             print(f"           miss: {line}")
 

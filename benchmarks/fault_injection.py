@@ -37,9 +37,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
-EARLIER = {"nnaudit.status": "failed", "nnaudit.causes": "stale_a,stale_b", "nnaudit.cause.stale_a": "high",
-           "nnaudit.cause.stale_b": "low", "nnaudit.recommendation": "old", "nnaudit.audited_at": "2020-01-01T00:00:00.000Z",
-           "nnaudit.version": "0.0.1"}
+EARLIER = {
+    "nnaudit.status": "failed",
+    "nnaudit.causes": "stale_a,stale_b",
+    "nnaudit.cause.stale_a": "high",
+    "nnaudit.cause.stale_b": "low",
+    "nnaudit.recommendation": "old",
+    "nnaudit.audited_at": "2020-01-01T00:00:00.000Z",
+    "nnaudit.version": "0.0.1",
+}
 OWN = ("nnaudit.status", "nnaudit.causes", "nnaudit.recommendation", "nnaudit.audited_at", "nnaudit.version")
 
 
@@ -55,7 +61,7 @@ def consistent(tags: dict[str, str]) -> bool:
     if not all(k in mine for k in OWN):
         return False
     listed = {c for c in mine["nnaudit.causes"].split(",") if c}
-    tagged = {k[len("nnaudit.cause."):] for k in mine if k.startswith("nnaudit.cause.")}
+    tagged = {k[len("nnaudit.cause.") :] for k in mine if k.startswith("nnaudit.cause.")}
     return listed == tagged and mine["nnaudit.version"] != EARLIER["nnaudit.version"]
 
 
@@ -68,7 +74,7 @@ def stale_extra(tags: dict[str, str]) -> bool:
     if not all(k in mine for k in OWN) or mine["nnaudit.version"] == EARLIER["nnaudit.version"]:
         return False
     listed = {c for c in mine["nnaudit.causes"].split(",") if c}
-    tagged = {k[len("nnaudit.cause."):] for k in mine if k.startswith("nnaudit.cause.")}
+    tagged = {k[len("nnaudit.cause.") :] for k in mine if k.startswith("nnaudit.cause.")}
     return listed < tagged
 
 
@@ -85,8 +91,10 @@ def read_tags(db: str) -> dict[str, dict[str, str]]:
 
 
 def by_name(tags: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-    return {t.get("mlflow.runName", rid): {k: v for k, v in audit_tags(t).items() if k != "nnaudit.audited_at"}
-            for rid, t in tags.items()}
+    return {
+        t.get("mlflow.runName", rid): {k: v for k, v in audit_tags(t).items() if k != "nnaudit.audited_at"}
+        for rid, t in tags.items()
+    }
 
 
 def build(path: str, runs: int, points: int) -> None:
@@ -103,10 +111,14 @@ def reset(path: str) -> None:
     con = sqlite3.connect(path, timeout=60)
     with con:
         ids = [r[0] for r in con.execute("SELECT run_uuid FROM runs")]
-        con.execute("DELETE FROM tags WHERE key IN (%s) OR substr(key, 1, 14) = 'nnaudit.cause.'"
-                    % ",".join("?" * len(OWN)), OWN)
-        con.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
-                        [(k, v, rid) for rid in ids for k, v in EARLIER.items()])
+        con.execute(
+            f"DELETE FROM tags WHERE key IN ({','.join('?' * len(OWN))}) OR substr(key, 1, 14) = 'nnaudit.cause.'",
+            OWN,
+        )
+        con.executemany(
+            "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+            [(k, v, rid) for rid in ids for k, v in EARLIER.items()],
+        )
     con.close()
 
 
@@ -133,13 +145,15 @@ def _written_so_far(db: str) -> int:
         return 0
 
 
-def run_trial(uri: str, db: str, delay: float, sig: int, env: dict, after_first_write: bool = False
-              ) -> tuple[int, int, int]:
+def run_trial(
+    uri: str, db: str, delay: float, sig: int, env: dict, after_first_write: bool = False
+) -> tuple[int, int, int]:
     """One interrupted audit; returns (runs inconsistent, runs newly audited, runs total).
     With `after_first_write`, `delay` counts from the moment the first run's tags changed (so
     that the interrupt lands while the audit is writing)."""
-    proc = subprocess.Popen(audit_cmd(uri), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        audit_cmd(uri), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True
+    )
     if after_first_write:
         while proc.poll() is None and _written_so_far(db) == 0:
             time.sleep(0.1)
@@ -169,12 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-delay", type=float, default=0.0, help="latest interrupt, s (default: a full audit's time)")
     ap.add_argument("--server", action="store_true", help="also through a real mlflow server over sqlite")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--while-writing", action="store_true",
-                    help="half the interrupts a random 0-2 s after the audit's first tag write")
+    ap.add_argument(
+        "--while-writing",
+        action="store_true",
+        help="half the interrupts a random 0-2 s after the audit's first tag write",
+    )
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    env = dict(
+        os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), MLFLOW_HTTP_REQUEST_MAX_RETRIES="0"
+    )
     total_bad = 0
     with tempfile.TemporaryDirectory(prefix="nnaudit-faults-") as tmp:
         base = os.path.join(tmp, "base")
@@ -208,21 +226,28 @@ def main(argv: list[str] | None = None) -> int:
                     bad, new, total = run_trial(uri, db, delay, sig, env, after_first_write=writing)
                     bad_here += bad
                     when = f"{delay:4.1f} s after its first write" if writing else f"after {delay:5.1f} s"
-                    print(f"{kind:6s} #{i + 1:2d} {signal.Signals(sig).name:7s} {when:28s}: "
-                          f"{new:4d}/{total} runs audited so far, {bad} inconsistent", flush=True)
+                    print(
+                        f"{kind:6s} #{i + 1:2d} {signal.Signals(sig).name:7s} {when:28s}: "
+                        f"{new:4d}/{total} runs audited so far, {bad} inconsistent",
+                        flush=True,
+                    )
                 # the last interrupted audit, resumed: the same end as an audit never interrupted
                 subprocess.run(audit_cmd(uri), env=env, check=True, stdout=subprocess.DEVNULL)
                 final = by_name(read_tags(db))
                 same = final == reference
                 differ = sum(final.get(k) != v for k, v in reference.items())
-                print(f"{kind}: {n} interrupts, {bad_here} inconsistent run states seen; after one more audit, "
-                      f"{'equal to' if same else f'{differ} runs differ from'} an uninterrupted audit")
+                print(
+                    f"{kind}: {n} interrupts, {bad_here} inconsistent run states seen; after one more audit, "
+                    f"{'equal to' if same else f'{differ} runs differ from'} an uninterrupted audit"
+                )
                 total_bad += bad_here + differ
             finally:
                 if server is not None:
                     server.stop()
-        print(f"uninterrupted audit of {args.runs} runs: {full:.1f} s; interrupts at random points up to "
-              f"{max_delay:.1f} s")
+        print(
+            f"uninterrupted audit of {args.runs} runs: {full:.1f} s; interrupts at random points up to "
+            f"{max_delay:.1f} s"
+        )
     print(f"TOTAL inconsistent or differing: {total_bad}")
     return 1 if total_bad else 0
 

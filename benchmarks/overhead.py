@@ -45,9 +45,14 @@ def make_mlp():
 
 def make_cnn():
     model = nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 8 * 8, 10),
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 8 * 8, 10),
     )
     data = (torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,)))
     return model, data
@@ -97,7 +102,7 @@ def steady_state(factory, blocks: int, steps: int) -> dict[str, list[float]]:
     # FULL_RESOLUTION_STEPS steps (their losses are all written, one point each) pass
     run_block(model, opt, data, FULL_RESOLUTION_STEPS + 2 * steps)
     for b in range(blocks):
-        for mode in (("on", "off") if b % 2 == 0 else ("off", "on")):
+        for mode in ("on", "off") if b % 2 == 0 else ("off", "on"):
             if mode == "on":
                 times[mode].append(run_block(model, opt, data, steps))
             else:
@@ -125,7 +130,7 @@ def switching(factory, modes: tuple[str, str], blocks: int, steps: int) -> dict[
         set_mode(mode)
         run_block(model, opt, data, steps)
     for b in range(blocks):
-        for mode in (modes if b % 2 == 0 else modes[::-1]):
+        for mode in modes if b % 2 == 0 else modes[::-1]:
             set_mode(mode)
             times[mode].append(run_block(model, opt, data, steps))
     patches.uninstall_hooks()
@@ -135,12 +140,17 @@ def switching(factory, modes: tuple[str, str], blocks: int, steps: int) -> dict[
 def paired(times: dict[str, list[float]], a: str, b: str) -> tuple[float, float, float, float]:
     """(median ms/step of a, of b, median of the paired block ratios, ratio of total times)."""
     pairs = [x / y for x, y in zip(times[a], times[b])]
-    return (statistics.median(times[a]) * 1e3, statistics.median(times[b]) * 1e3, statistics.median(pairs),
-            sum(times[a]) / sum(times[b]))
+    return (
+        statistics.median(times[a]) * 1e3,
+        statistics.median(times[b]) * 1e3,
+        statistics.median(pairs),
+        sum(times[a]) / sum(times[b]),
+    )
 
 
 def _timed(spent: collections.Counter, name: str, fn):
     """`fn`, adding its wall time to `spent[name]` and its calls to `spent[name + " calls"]`."""
+
     def wrapper(*a, **k):
         t0 = time.perf_counter()
         try:
@@ -224,10 +234,14 @@ def variable_costs(steps: int) -> None:
                     samples, last, sample_cost = samples + 1, session.next_sample, sample_cost + session._probe_seconds
             elapsed = time.perf_counter() - t0
             print(f"variable costs over {steps} steady MLP steps ({elapsed:.1f} s, the recorder at its defaults):")
-            print(f"  flushes: {flushes['flush calls']}, {flushes['flush']:.3f} s = {100 * flushes['flush'] / elapsed:.2f}% "
-                  f"(~{session.sink.seconds_per_point * 1e6:.0f} us a point; a loss point per {session.loss_window()} steps)")
-            print(f"  samples: {samples} (one per ~{steps // max(samples, 1)} steps), statistics "
-                  f"{sample_cost:.3f} s = {100 * sample_cost / elapsed:.2f}% (their points are in the flushes)")
+            print(
+                f"  flushes: {flushes['flush calls']}, {flushes['flush']:.3f} s = {100 * flushes['flush'] / elapsed:.2f}% "
+                f"(~{session.sink.seconds_per_point * 1e6:.0f} us a point; a loss point per {session.loss_window()} steps)"
+            )
+            print(
+                f"  samples: {samples} (one per ~{steps // max(samples, 1)} steps), statistics "
+                f"{sample_cost:.3f} s = {100 * sample_cost / elapsed:.2f}% (their points are in the flushes)"
+            )
     finally:
         session_module.RunSession.flush = original
         mlflow_nnaudit.autolog(disable=True, silent=True)
@@ -255,7 +269,10 @@ def main() -> None:
             with mlflow.start_run(run_name=f"overhead-{name}-start"):
                 start = switching(factory, ("on", "dormant"), 16, args.warm)
             installed = switching(factory, ("dormant", "absent"), args.blocks, steps)
-            for label, t, a, b in (("on vs off", on, "on", "off"), ("dormant vs absent", installed, "dormant", "absent")):
+            for label, t, a, b in (
+                ("on vs off", on, "on", "off"),
+                ("dormant vs absent", installed, "dormant", "absent"),
+            ):
                 ta, tb, rm, rt = paired(t, a, b)
                 print(f"{name:<5} {label:<18} {ta:7.3f} / {tb:6.3f} {rm:15.3f} {rt:14.3f}", flush=True)
             extra = (statistics.median(start["on"]) - statistics.median(start["dormant"])) * args.warm * 1e3

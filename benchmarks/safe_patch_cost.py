@@ -61,8 +61,10 @@ def main() -> None:
     print(f"no-op method, best of 3 x {calls} calls")
     print(f"  unpatched         {bare * 1e6:7.3f} us/call")
     print(f"  functools.wraps   {plain * 1e6:7.3f} us/call  (+{(plain - bare) * 1e6:.3f})")
-    print(f"  mlflow safe_patch {safe * 1e6:7.3f} us/call  (+{(safe - bare) * 1e6:.3f}, "
-          f"{(safe - bare) / max(plain - bare, 1e-12):.0f}x the plain wrapper's cost)")
+    print(
+        f"  mlflow safe_patch {safe * 1e6:7.3f} us/call  (+{(safe - bare) * 1e6:.3f}, "
+        f"{(safe - bare) / max(plain - bare, 1e-12):.0f}x the plain wrapper's cost)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks.audit_scale import KEYS, T0, _curves  # noqa: E402
-from tests.services import MlflowServer  # noqa: E402
+from benchmarks.audit_scale import KEYS, T0, _curves
+from tests.services import MlflowServer
 
 
 def log_runs(url: str, n_runs: int, n_points: int) -> None:
@@ -79,7 +79,7 @@ def main() -> None:
             times: dict[int, list[float]] = {1: [], runner.WRITE_THREADS: []}
             order = list(times)
             for r in range(args.rounds):
-                for threads in (order if r % 2 == 0 else order[::-1]):
+                for threads in order if r % 2 == 0 else order[::-1]:
                     times[threads].append(timed_audit(server.url, threads))
                     print(f"  round {r + 1}: {threads} write thread(s): {times[threads][-1]:.1f} s", file=sys.stderr)
         finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from mlflow_nnaudit._version import __version__
 
 
-
 # `import mlflow` imports this package (through the entry point in `_entrypoint.py`) while
 # MLflow itself is still half-imported, so nothing here may import MLflow or torch eagerly:
 # `autolog` and `audit` are resolved on first access (PEP 562).

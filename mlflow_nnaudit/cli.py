@@ -23,8 +23,9 @@ def _parse_roles(values: tuple[str, ...]) -> dict[str, str]:
         if not sep or not role.strip() or not key.strip():
             raise click.BadParameter(f"{v!r}: expected ROLE=METRIC_KEY, e.g. train_loss=my_loss", param_hint="--role")
         if role.strip() not in ROLES:
-            raise click.BadParameter(f"{v!r}: unknown role {role.strip()!r}; roles are: {', '.join(ROLES)}",
-                                     param_hint="--role")
+            raise click.BadParameter(
+                f"{v!r}: unknown role {role.strip()!r}; roles are: {', '.join(ROLES)}", param_hint="--role"
+            )
         roles[role.strip()] = key.strip()
     return roles
 
@@ -97,23 +98,36 @@ def format_table(results) -> str:
     rows = [("RUN", "RUN ID", "EXPERIMENT", "STATUS", "CAUSES")]
     for r in worst_first(results):
         causes = ",".join(r.causes) + (" (unchanged)" if r.skipped else "")
-        rows.append(tuple(printable(cell) for cell in (r.run_name or "-", r.run_id[:12], r.experiment_name, r.status,
-                                                        causes or "-")))
+        rows.append(
+            tuple(
+                printable(cell)
+                for cell in (r.run_name or "-", r.run_id[:12], r.experiment_name, r.status, causes or "-")
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)) for row in rows]
     s = summarize(results)
     lines.append("")
-    lines.append(f"{s['runs']} runs: " + (", ".join(f"{n} {st}" for st, n in s["by_status"].items()) or "none")
-                 + (f" ({s['skipped_unchanged']} unchanged since their last audit)" if s["skipped_unchanged"] else ""))
+    lines.append(
+        f"{s['runs']} runs: "
+        + (", ".join(f"{n} {st}" for st, n in s["by_status"].items()) or "none")
+        + (f" ({s['skipped_unchanged']} unchanged since their last audit)" if s["skipped_unchanged"] else "")
+    )
     if s["by_cause"]:
         lines.append("causes: " + ", ".join(f"{c} {n}" for c, n in s["by_cause"].items()))
     if s["artifacts_not_written"]:
-        lines.append(f"artifacts not written for {len(s['artifacts_not_written'])} run(s) (tags written; see each "
-                     "run's notes in --format json): " + ", ".join(rid[:12] for rid in s["artifacts_not_written"][:10]))
+        lines.append(
+            f"artifacts not written for {len(s['artifacts_not_written'])} run(s) (tags written; see each "
+            "run's notes in --format json): " + ", ".join(rid[:12] for rid in s["artifacts_not_written"][:10])
+        )
     return "\n".join(lines)
 
 
-_FAIL_ON = {"failed": ("failed",), "warning": ("failed", "warning"), "inconclusive": ("failed", "warning", "inconclusive")}
+_FAIL_ON = {
+    "failed": ("failed",),
+    "warning": ("failed", "warning"),
+    "inconclusive": ("failed", "warning", "inconclusive"),
+}
 #: exit status when --fail-on finds a run at or above its level (1 is an error, 2 bad usage)
 EXIT_FOUND = 3
 
@@ -136,11 +150,17 @@ def main() -> None:
 
 
 _tracking_uri_option = click.option(
-    "--tracking-uri", metavar="URI", help="MLflow store; default: MLFLOW_TRACKING_URI, then sqlite:///mlflow.db.")
+    "--tracking-uri", metavar="URI", help="MLflow store; default: MLFLOW_TRACKING_URI, then sqlite:///mlflow.db."
+)
 _role_option = click.option(
-    "--role", "roles", multiple=True, metavar="ROLE=KEY", callback=_roles_option,
+    "--role",
+    "roles",
+    multiple=True,
+    metavar="ROLE=KEY",
+    callback=_roles_option,
     help="Say which metric plays a role, e.g. --role train_loss=my_loss (roles: train_loss, val_loss, "
-         "train_acc, val_acc, lr, grad_norm).")
+    "train_acc, val_acc, lr, grad_norm).",
+)
 
 
 _EXIT_CODES = f"""\b
@@ -154,28 +174,58 @@ Exit status:
 
 @main.command(epilog=_EXIT_CODES)
 @_tracking_uri_option
-@click.option("--experiment", "experiments", multiple=True, metavar="NAME", help="Experiment to audit (repeatable); default: all.")
-@click.option("--since", metavar="DURATION", callback=_since_option, help="Only runs that ended within this time, e.g. 24h, 7d.")
+@click.option(
+    "--experiment", "experiments", multiple=True, metavar="NAME", help="Experiment to audit (repeatable); default: all."
+)
+@click.option(
+    "--since", metavar="DURATION", callback=_since_option, help="Only runs that ended within this time, e.g. 24h, 7d."
+)
 @click.option("--force", is_flag=True, help="Re-audit runs already audited with no new data since.")
 @click.option("--dry-run", is_flag=True, help="Print what would be tagged; write nothing.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @_role_option
-@click.option("--config", metavar="FILE", help="TOML file with a [roles] table (default: nnaudit.toml, then "
-                                               "[tool.nnaudit.roles] in pyproject.toml, if present).")
-@click.option("--workers", type=click.IntRange(min=1), default=lambda: os.cpu_count() or 1,
-              show_default="the machine's cores",
-              help="Processes auditing chunks of runs in parallel (1: all in this process).")
-@click.option("--shard", metavar="K/N", callback=_parse_shard,
-              help="Audit only part K of N of the store (stable split by run id), e.g. 1/4 on the first of four pods.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-              help="Also write the summary as an HTML page with plots to FILE.")
-@click.option("--ui-url", metavar="URL", help="MLflow UI the summary page links runs to; default: the tracking "
-                                               "server, or http://127.0.0.1:5000 (`mlflow ui`) for other stores.")
-@click.option("--fail-on", type=click.Choice(list(_FAIL_ON)), default=None,
-              help=f"Exit with status {EXIT_FOUND} if a run of this audit's window (audited now, or unchanged since "
-                   "its last audit) is this bad or worse (for pipelines).")
-def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, config, workers, shard, report_path,
-          ui_url, fail_on) -> None:
+@click.option(
+    "--config",
+    metavar="FILE",
+    help="TOML file with a [roles] table (default: nnaudit.toml, then "
+    "[tool.nnaudit.roles] in pyproject.toml, if present).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=lambda: os.cpu_count() or 1,
+    show_default="the machine's cores",
+    help="Processes auditing chunks of runs in parallel (1: all in this process).",
+)
+@click.option(
+    "--shard",
+    metavar="K/N",
+    callback=_parse_shard,
+    help="Audit only part K of N of the store (stable split by run id), e.g. 1/4 on the first of four pods.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE",
+    help="Also write the summary as an HTML page with plots to FILE.",
+)
+@click.option(
+    "--ui-url",
+    metavar="URL",
+    help="MLflow UI the summary page links runs to; default: the tracking "
+    "server, or http://127.0.0.1:5000 (`mlflow ui`) for other stores.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(list(_FAIL_ON)),
+    default=None,
+    help=f"Exit with status {EXIT_FOUND} if a run of this audit's window (audited now, or unchanged since "
+    "its last audit) is this bad or worse (for pipelines).",
+)
+def audit(
+    tracking_uri, experiments, since, force, dry_run, fmt, roles, config, workers, shard, report_path, ui_url, fail_on
+) -> None:
     """Audit finished runs and tag each with nnaudit.status, nnaudit.causes, ..."""
     import mlflow
 
@@ -191,18 +241,30 @@ def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, config, 
     progress = _Progress()
     try:
         results = run_audit(
-            tracking_uri=tracking_uri, experiments=experiments, since=since, force=force,
-            dry_run=dry_run, roles=role_map, on_progress=progress, workers=workers, shard=shard,
-            on_start=progress.start, config=config, sparklines=bool(report_path),
+            tracking_uri=tracking_uri,
+            experiments=experiments,
+            since=since,
+            force=force,
+            dry_run=dry_run,
+            roles=role_map,
+            on_progress=progress,
+            workers=workers,
+            shard=shard,
+            on_start=progress.start,
+            config=config,
+            sparklines=bool(report_path),
         )
     except (StoreError, ValueError) as exc:
         raise _error(str(exc), uri) from None
     except Exception as exc:
         if os.environ.get("NNAUDIT_DEBUG"):
             raise
-        raise _error(f"the audit stopped after {progress.n:,} runs: {_one_line(exc)} ({type(exc).__name__}). "
-                     "The runs written before it keep their tags; run the same command again to finish "
-                     "(NNAUDIT_DEBUG=1 shows the traceback)", uri) from None
+        raise _error(
+            f"the audit stopped after {progress.n:,} runs: {_one_line(exc)} ({type(exc).__name__}). "
+            "The runs written before it keep their tags; run the same command again to finish "
+            "(NNAUDIT_DEBUG=1 shows the traceback)",
+            uri,
+        ) from None
     finally:
         progress.close()
     if fmt == "json":
@@ -224,8 +286,11 @@ def audit(tracking_uri, experiments, since, force, dry_run, fmt, roles, config, 
         bad = [r for r in results if r.status in _FAIL_ON[fail_on]]
         if bad:
             kept = sum(r.skipped for r in bad)
-            click.echo(f"{len(bad)} run(s) of this audit are {' or '.join(_FAIL_ON[fail_on])} ({len(bad) - kept} "
-                       f"audited now, {kept} unchanged since their last audit)", err=True)
+            click.echo(
+                f"{len(bad)} run(s) of this audit are {' or '.join(_FAIL_ON[fail_on])} ({len(bad) - kept} "
+                f"audited now, {kept} unchanged since their last audit)",
+                err=True,
+            )
             sys.exit(EXIT_FOUND)
 
 
@@ -240,8 +305,9 @@ def default_ui_url(tracking_uri: str) -> str:
 
     parsed = urllib.parse.urlparse(tracking_uri)
     if parsed.scheme in ("http", "https"):
-        return urllib.parse.urlunparse(parsed._replace(netloc=parsed.netloc.rpartition("@")[2], query="",
-                                                       fragment="")).rstrip("/")
+        return urllib.parse.urlunparse(
+            parsed._replace(netloc=parsed.netloc.rpartition("@")[2], query="", fragment="")
+        ).rstrip("/")
     return LOCAL_UI
 
 
@@ -292,8 +358,11 @@ def _write_report(path: str, text: str) -> None:
 
 #: MLflow retries a failed HTTP request for minutes by default (7 times, backoff factor 2, 120 s per
 #: request): an audit whose server died would hang silently. The command's bounds, unless set already.
-HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-               "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
 
 
 def _bound_and_quiet() -> None:

@@ -44,8 +44,16 @@ GRAD_PRESENT_BEFORE_BACKWARD = "grad_present_before_backward"  # 1 when gradient
 AMP_SKIPPED_STEPS = "amp_skipped_steps"  # running count of steps a GradScaler skipped
 
 #: metrics with one fixed name
-METRICS = (TRAIN_LOSS, VAL_LOSS, LR, GRAD_NORM, NONFINITE_GRADS, LABELS_PER_BATCH, GRAD_PRESENT_BEFORE_BACKWARD,
-           AMP_SKIPPED_STEPS)
+METRICS = (
+    TRAIN_LOSS,
+    VAL_LOSS,
+    LR,
+    GRAD_NORM,
+    NONFINITE_GRADS,
+    LABELS_PER_BATCH,
+    GRAD_PRESENT_BEFORE_BACKWARD,
+    AMP_SKIPPED_STEPS,
+)
 
 #: names earlier recorders wrote, by the name that replaced them: the auditor reads both (runs
 #: recorded by 0.1 stay auditable); the recorder writes only the new ones
@@ -87,7 +95,7 @@ def recorder_writes(key: str) -> bool:
     """Whether the recorder can write this stored metric key, or (ending in "/") key prefix."""
     if not key.startswith(METRIC_PREFIX):
         return False
-    name = key[len(METRIC_PREFIX):]
+    name = key[len(METRIC_PREFIX) :]
     if name in METRICS:
         return True
     kind, sep, _ = name.partition("/")
@@ -142,12 +150,34 @@ REPORT_ARTIFACT = "nnaudit/report.html"  # the auditor's page per run
 #: the fields of DIAGNOSTICS_ARTIFACT: top-level sections (one per probe that has something to
 #: say, keyed by the probe's name) and the facts in them; None marks a value (a number, a list,
 #: a dict not described further). Rules read these through `RunView.fact(*path)`.
-_INPUT_STATS: dict[str, Any] = dict.fromkeys((
-    "batches", "features", "median_batch_size", "nonfinite_share", "constant_features", "median_abs_mean",
-    "median_std", "max_abs", "std_ratio", "feature_mean", "feature_std"))
-_LOADER: dict[str, Any] = dict.fromkeys((
-    "dataset", "dataset_size", "batch_size", "batches_per_epoch", "sampler", "shuffle", "drop_last", "iterations",
-    "training_iterations"))
+_INPUT_STATS: dict[str, Any] = dict.fromkeys(
+    (
+        "batches",
+        "features",
+        "median_batch_size",
+        "nonfinite_share",
+        "constant_features",
+        "median_abs_mean",
+        "median_std",
+        "max_abs",
+        "std_ratio",
+        "feature_mean",
+        "feature_std",
+    )
+)
+_LOADER: dict[str, Any] = dict.fromkeys(
+    (
+        "dataset",
+        "dataset_size",
+        "batch_size",
+        "batches_per_epoch",
+        "sampler",
+        "shuffle",
+        "drop_last",
+        "iterations",
+        "training_iterations",
+    )
+)
 _RUNNING_STATS: dict[str, Any] = dict.fromkeys(("min", "max", "mean", "sqmean", "n"))
 #: statistics of one tensor at a moment (model input, loss target): `recorder/probes/moments.py:tensor_stats`
 _TENSOR_STATS: dict[str, Any] = dict.fromkeys(("numel", "dtype", "nonfinite_share", "min", "max", "mean", "std"))
@@ -157,31 +187,68 @@ MOMENT_FIRST_LOSS_SPIKE = "first_loss_spike"  # the first step whose loss is >= 
 MOMENT_FIRST_GRAD_JUMP = "first_grad_jump"  # the first sampled step whose grad norm is >= 10x the median
 MOMENTS = (MOMENT_FIRST_NONFINITE_LOSS, MOMENT_FIRST_LOSS_SPIKE, MOMENT_FIRST_GRAD_JUMP)
 _MOMENT: dict[str, Any] = {
-    **dict.fromkeys(("step", "loss", "previous_loss", "loss_median", "grad_norm", "grad_norm_median",
-                     "nonfinite_grads", "nonfinite_weights", "update_ratio_max", "nonfinite_update_ratios")),
+    **dict.fromkeys(
+        (
+            "step",
+            "loss",
+            "previous_loss",
+            "loss_median",
+            "grad_norm",
+            "grad_norm_median",
+            "nonfinite_grads",
+            "nonfinite_weights",
+            "update_ratio_max",
+            "nonfinite_update_ratios",
+        )
+    ),
     "inputs": _TENSOR_STATS,  # the model input of that step (the loss input where no model module ran)
     "targets": _TENSOR_STATS,  # the loss target of that step
     "previous": {"inputs": _TENSOR_STATS, "targets": _TENSOR_STATS},  # the same for the step before
 }
 #: per optimizer, whether its parameters learn (`recorder/probes/learning.py`)
-_LEARNING: dict[str, Any] = dict.fromkeys((
-    "parameters", "sampled_steps", "never_grad", "never_grad_names", "never_changed", "never_changed_names",
-    "learning", "requires_grad_false", "inputs_are_parameters"))
+_LEARNING: dict[str, Any] = dict.fromkeys(
+    (
+        "parameters",
+        "sampled_steps",
+        "never_grad",
+        "never_grad_names",
+        "never_changed",
+        "never_changed_names",
+        "learning",
+        "requires_grad_false",
+        "inputs_are_parameters",
+    )
+)
 DIAGNOSTICS_FIELDS: dict[str, Any] = {
     "recorder_version": None,
     "steps": None,  # optimizer steps recorded
     "optimizer": dict.fromkeys(OPTIMIZER_PARAMS),  # the optimizer params above, by their param names
     "model": {
-        **dict.fromkeys(("class", "layers", "depth", "widths", "activations", "last_module", "dropout",
-                         "normalization", "no_bias_layers", "no_bias_without_norm", "parameters",
-                         "trainable_not_in_optimizer", "requires_grad_false")),
+        **dict.fromkeys(
+            (
+                "class",
+                "layers",
+                "depth",
+                "widths",
+                "activations",
+                "last_module",
+                "dropout",
+                "normalization",
+                "no_bias_layers",
+                "no_bias_without_norm",
+                "parameters",
+                "trainable_not_in_optimizer",
+                "requires_grad_false",
+            )
+        ),
         # per weight tensor before the first update: param, shape, std, lecun_std, scale_vs_lecun,
         # constant, identical_rows_share
         "init": None,
     },
     "activations": {"layers": None},  # activation layer name -> "relu" | "sigmoid" | "tanh"
-    "clipping": dict.fromkeys(("calls", "kind", "limit", "measured_calls", "bite_share", "median_pre_clip_ratio",
-                               "p90_pre_clip_ratio")),
+    "clipping": dict.fromkeys(
+        ("calls", "kind", "limit", "measured_calls", "bite_share", "median_pre_clip_ratio", "p90_pre_clip_ratio")
+    ),
     "data_loader": {"loaders": None, "train": _LOADER},
     "loss": {
         **dict.fromkeys(("loss_function", "n_classes", "first_loss", "chance_loss", "label_counts")),
@@ -189,15 +256,20 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
         "targets": _RUNNING_STATS,
         "outputs": _RUNNING_STATS,
     },
-    "inputs": {"train": _INPUT_STATS, "eval": _INPUT_STATS,
-               "fingerprints": dict.fromkeys(("sampled_batches", "distinct", "most_common_share"))},
+    "inputs": {
+        "train": _INPUT_STATS,
+        "eval": _INPUT_STATS,
+        "fingerprints": dict.fromkeys(("sampled_batches", "distinct", "most_common_share")),
+    },
     "eval_in_train_mode": dict.fromkeys(("step", "mode_dependent_layers")),
     "amp": {"skipped_steps": None},
     "moments": dict.fromkeys(MOMENTS, _MOMENT),
     # `learning.optimizer`: the followed optimizer's parameters; `learning.model_outside_optimizer`:
     # a module that ran forward passes while none of its parameters is in the optimizer
-    "learning": {"optimizer": _LEARNING,
-                 "model_outside_optimizer": dict.fromkeys(("class", "parameters", "trainable"))},
+    "learning": {
+        "optimizer": _LEARNING,
+        "model_outside_optimizer": dict.fromkeys(("class", "parameters", "trainable")),
+    },
 }
 
 

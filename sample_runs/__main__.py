@@ -47,8 +47,9 @@ def train(tracking_uri: str, experiment: str, only: tuple[str, ...]) -> None:
         t = time.time()
         train_sample(sample, exp.experiment_id)
         click.echo(f"[{i}/{len(chosen)}] {sample.name:<32} {time.time() - t:5.1f}s  {sample.description}")
-    click.echo(f"trained {len(chosen)} sample runs in {time.time() - t0:.0f}s into {tracking_uri} "
-               f"(experiment {experiment!r})")
+    click.echo(
+        f"trained {len(chosen)} sample runs in {time.time() - t0:.0f}s into {tracking_uri} (experiment {experiment!r})"
+    )
 
 
 @main.command()
@@ -62,7 +63,10 @@ def report(tracking_uri: str, experiment: str) -> None:
     click.echo(format_comparison(rows))
     ok = compare(rows)
     click.echo("")
-    click.echo(f"{ok.passed}/{ok.total} sample runs as expected" + (f"; unexpected: {', '.join(ok.misses)}" if ok.misses else ""))
+    click.echo(
+        f"{ok.passed}/{ok.total} sample runs as expected"
+        + (f"; unexpected: {', '.join(ok.misses)}" if ok.misses else "")
+    )
     click.echo("")
     click.echo("See them in the MLflow UI:")
     from mlflow.tracking import MlflowClient

@@ -45,15 +45,17 @@ def load_sample_results(tracking_uri: str, experiment: str) -> list[SampleOutcom
         tags = run.data.tags
         if SAMPLE_TAG not in tags:
             continue
-        out.append(SampleOutcome(
-            name=tags[SAMPLE_TAG],
-            run_id=run.info.run_id,
-            expected=[c for c in tags.get(EXPECTED_TAG, "").split(",") if c],
-            status=tags.get("nnaudit.status", "(not audited)"),
-            found=[c for c in tags.get("nnaudit.causes", "").split(",") if c],
-            advisories=[c for c in tags.get(ADVISORIES_TAG, "").split(",") if c],
-            found_advisories=[c for c in tags.get("nnaudit.advisories", "").split(",") if c],
-        ))
+        out.append(
+            SampleOutcome(
+                name=tags[SAMPLE_TAG],
+                run_id=run.info.run_id,
+                expected=[c for c in tags.get(EXPECTED_TAG, "").split(",") if c],
+                status=tags.get("nnaudit.status", "(not audited)"),
+                found=[c for c in tags.get("nnaudit.causes", "").split(",") if c],
+                advisories=[c for c in tags.get(ADVISORIES_TAG, "").split(",") if c],
+                found_advisories=[c for c in tags.get("nnaudit.advisories", "").split(",") if c],
+            )
+        )
     return out
 
 
@@ -65,8 +67,9 @@ def compare(rows: list[SampleOutcome]) -> Comparison:
 def format_comparison(rows: list[SampleOutcome]) -> str:
     table = [("RUN", "EXPECTED CAUSES", "STATUS", "CAUSES FOUND", "")]
     for r in rows:
-        expected = ",".join(r.expected) or ("(healthy; advisory " + ",".join(r.advisories) + ")" if r.advisories
-                                            else "(healthy)")
+        expected = ",".join(r.expected) or (
+            "(healthy; advisory " + ",".join(r.advisories) + ")" if r.advisories else "(healthy)"
+        )
         found = ",".join(r.found) or ("advisory " + ",".join(r.found_advisories) if r.found_advisories else "-")
         table.append((r.name, expected, r.status, found, "ok" if r.as_expected else "MISS"))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]

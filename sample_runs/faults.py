@@ -32,7 +32,7 @@ class Sample:
     name: str
     expected: tuple[str, ...]
     description: str
-    train: Callable[["Sample"], None]
+    train: Callable[[Sample], None]
     recorder: bool = True  # False: curves logged by hand, no recorder
     params: dict = field(default_factory=dict)
     #: set-up risks injected into a run that still trains well: the audit should report them as
@@ -123,8 +123,13 @@ def fit(
             loss.backward()
             if log_grad_norm:
                 with torch.no_grad():
-                    grad_norms.append(float(torch.linalg.vector_norm(
-                        torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]))))
+                    grad_norms.append(
+                        float(
+                            torch.linalg.vector_norm(
+                                torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])
+                            )
+                        )
+                    )
             opt.step()
             if step_scheduler is not None:
                 step_scheduler.step()
@@ -178,8 +183,9 @@ def fit_loader(
     rate per epoch as `lr`, as Lightning's LearningRateMonitor does."""
     (xt, yt), (xv, yv) = data
     g = torch.Generator().manual_seed(seed)
-    train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xt, yt), batch_size=batch_size,
-                                        shuffle=not same_batch, generator=g)
+    train = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(xt, yt), batch_size=batch_size, shuffle=not same_batch, generator=g
+    )
     val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xv, yv), batch_size=500)
     lrs = []
     for _ in range(epochs):
@@ -254,11 +260,33 @@ def _classifier_run(
         optimizer = torch.optim.Adam(params, lr=lr)
     else:
         optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum)
-    mlflow.log_params({"lr": lr, "optimizer": opt, "epochs": epochs, "batch_size": batch_size, "n_train": n_train,
-                       "n_classes": N_CLASSES, **({"dropout": dropout} if dropout else {})})
-    fit(model, optimizer, data, nn.CrossEntropyLoss(), epochs, batch_size, seed, lr_growth=lr_growth,
-        log_by_hand=log_by_hand, metric_names=metric_names, shuffle=not sort_by_label, eval_mode=eval_mode,
-        zero_grad=zero_grad, log_grad_norm=log_grad_norm)
+    mlflow.log_params(
+        {
+            "lr": lr,
+            "optimizer": opt,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "n_train": n_train,
+            "n_classes": N_CLASSES,
+            **({"dropout": dropout} if dropout else {}),
+        }
+    )
+    fit(
+        model,
+        optimizer,
+        data,
+        nn.CrossEntropyLoss(),
+        epochs,
+        batch_size,
+        seed,
+        lr_growth=lr_growth,
+        log_by_hand=log_by_hand,
+        metric_names=metric_names,
+        shuffle=not sort_by_label,
+        eval_mode=eval_mode,
+        zero_grad=zero_grad,
+        log_grad_norm=log_grad_norm,
+    )
 
 
 def imbalance(x: torch.Tensor, y: torch.Tensor, majority_share: float, seed: int):
@@ -310,7 +338,8 @@ def healthy_adamw_warmup_cosine(s: Sample) -> None:
     total = epochs * (8000 // batch + 1)
     warm = total // 10
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: (i + 1) / warm if i < warm else 0.5 * (1 + math.cos(math.pi * (i - warm) / (total - warm))))
+        opt, lambda i: (i + 1) / warm if i < warm else 0.5 * (1 + math.cos(math.pi * (i - warm) / (total - warm)))
+    )
     mlflow.log_params({"lr": 2e-3, "optimizer": "adamw", "schedule": "warmup+cosine"})
     fit(model, opt, data, nn.CrossEntropyLoss(), epochs, batch, seed, step_scheduler=sched)
 
@@ -351,8 +380,16 @@ def not_converged(s: Sample) -> None:
 
 def overfitting_small_data(s: Sample) -> None:
     """64 noisy training samples, a wide network, many epochs; curves logged by hand."""
-    _classifier_run(s, lr=1e-3, epochs=150, n_train=64, widths=[N_FEATURES, 256, 256, N_CLASSES],
-                    label_noise=0.2, batch_size=16, log_by_hand=True)
+    _classifier_run(
+        s,
+        lr=1e-3,
+        epochs=150,
+        n_train=64,
+        widths=[N_FEATURES, 256, 256, N_CLASSES],
+        label_noise=0.2,
+        batch_size=16,
+        log_by_hand=True,
+    )
 
 
 def plateau_zero_init(s: Sample) -> None:
@@ -399,8 +436,9 @@ def head_not_in_optimizer(s: Sample) -> None:
     _classifier_run(s, lr=1e-3, epochs=10, n_train=4000, train_head=False)
 
 
-def _regression_run(s: Sample, *, target_scale: float = 1.0, head: nn.Module | None = None,
-                    lr: float = 1e-3, epochs: int = 10) -> None:
+def _regression_run(
+    s: Sample, *, target_scale: float = 1.0, head: nn.Module | None = None, lr: float = 1e-3, epochs: int = 10
+) -> None:
     seed = 5
     torch.manual_seed(seed)
     data = teacher_regression(2000, 500, seed, target_scale=target_scale)
@@ -428,8 +466,9 @@ def heavy_dropout(s: Sample) -> None:
 
 def shuffled_labels(s: Sample) -> None:
     """Training labels shuffled against their inputs (a broken join): nothing to learn but noise."""
-    _classifier_run(s, lr=1e-3, epochs=40, n_train=256, widths=[N_FEATURES, 256, 256, N_CLASSES], batch_size=32,
-                    label_noise=1.0)
+    _classifier_run(
+        s, lr=1e-3, epochs=40, n_train=256, widths=[N_FEATURES, 256, 256, N_CLASSES], batch_size=32, label_noise=1.0
+    )
 
 
 def raw_scale_inputs(s: Sample) -> None:
@@ -486,8 +525,15 @@ def saturated_tanh(s: Sample) -> None:
 
 def batchnorm_tiny_batches(s: Sample) -> None:
     """BatchNorm after each hidden layer, trained with batches of 2."""
-    model = nn.Sequential(nn.Linear(N_FEATURES, 64), nn.BatchNorm1d(64), nn.ReLU(),
-                          nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, N_CLASSES))
+    model = nn.Sequential(
+        nn.Linear(N_FEATURES, 64),
+        nn.BatchNorm1d(64),
+        nn.ReLU(),
+        nn.Linear(64, 64),
+        nn.BatchNorm1d(64),
+        nn.ReLU(),
+        nn.Linear(64, N_CLASSES),
+    )
     _classifier_run(s, lr=1e-3, epochs=2, n_train=600, batch_size=2, model=model)
 
 
@@ -498,26 +544,56 @@ def gradients_never_zeroed(s: Sample) -> None:
 
 def no_bias_layers(s: Sample) -> None:
     """Every Linear layer created with bias=False, no normalisation."""
-    model = nn.Sequential(nn.Linear(N_FEATURES, 64, bias=False), nn.ReLU(), nn.Linear(64, 64, bias=False),
-                          nn.ReLU(), nn.Linear(64, N_CLASSES, bias=False))
+    model = nn.Sequential(
+        nn.Linear(N_FEATURES, 64, bias=False),
+        nn.ReLU(),
+        nn.Linear(64, 64, bias=False),
+        nn.ReLU(),
+        nn.Linear(64, N_CLASSES, bias=False),
+    )
     _classifier_run(s, lr=1e-3, epochs=8, n_train=4000, model=model)
 
 
-def _loader_classifier(s: Sample, *, lr: float = 1e-3, epochs: int = 8, n_train: int = 4000, batch_size: int = 64,
-                       widths: list[int] | None = None, opt: str = "adam", momentum: float = 0.0,
-                       label_noise: float = 0.0, gamma: float | None = None, log_lr: bool = False, **kw) -> None:
+def _loader_classifier(
+    s: Sample,
+    *,
+    lr: float = 1e-3,
+    epochs: int = 8,
+    n_train: int = 4000,
+    batch_size: int = 64,
+    widths: list[int] | None = None,
+    opt: str = "adam",
+    momentum: float = 0.0,
+    label_noise: float = 0.0,
+    gamma: float | None = None,
+    log_lr: bool = False,
+    **kw,
+) -> None:
     """A classifier trained through DataLoaders (see `fit_loader`)."""
     seed = 19
     torch.manual_seed(seed)
     data = teacher_classification(n_train, 1000, seed, label_noise)
     model = mlp(widths or [N_FEATURES, 64, 64, N_CLASSES])
-    optimizer = (torch.optim.Adam(model.parameters(), lr=lr) if opt == "adam"
-                 else torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum))
+    optimizer = (
+        torch.optim.Adam(model.parameters(), lr=lr)
+        if opt == "adam"
+        else torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    )
     sched = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma) if gamma else None
-    mlflow.log_params({"lr": lr, "optimizer": opt, "epochs": epochs, "batch_size": batch_size, "n_train": n_train,
-                       "n_classes": N_CLASSES, **({"lr_gamma_per_epoch": gamma} if gamma else {})})
-    fit_loader(model, optimizer, data, nn.CrossEntropyLoss(), epochs, batch_size, seed, scheduler=sched,
-               log_lr=log_lr, **kw)
+    mlflow.log_params(
+        {
+            "lr": lr,
+            "optimizer": opt,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "n_train": n_train,
+            "n_classes": N_CLASSES,
+            **({"lr_gamma_per_epoch": gamma} if gamma else {}),
+        }
+    )
+    fit_loader(
+        model, optimizer, data, nn.CrossEntropyLoss(), epochs, batch_size, seed, scheduler=sched, log_lr=log_lr, **kw
+    )
 
 
 def same_batch_every_step(s: Sample) -> None:
@@ -532,8 +608,9 @@ def huge_batches(s: Sample) -> None:
 
 def tiny_dataset(s: Sample) -> None:
     """96 training samples (10% label noise) for a 70k-parameter network, 60 epochs."""
-    _loader_classifier(s, epochs=60, n_train=96, batch_size=16, widths=[N_FEATURES, 256, 256, N_CLASSES],
-                       label_noise=0.1)
+    _loader_classifier(
+        s, epochs=60, n_train=96, batch_size=16, widths=[N_FEATURES, 256, 256, N_CLASSES], label_noise=0.1
+    )
 
 
 def clipping_hides_high_lr(s: Sample) -> None:
@@ -548,8 +625,9 @@ def lr_decays_in_two_epochs(s: Sample) -> None:
 
 def deep_plain_mlp(s: Sample) -> None:
     """A plain 14-layer ReLU MLP (no normalisation, no residuals, default init)."""
-    _loader_classifier(s, lr=0.05, opt="sgd", momentum=0.9, epochs=6, n_train=2000,
-                       widths=[N_FEATURES] + [32] * 13 + [N_CLASSES])
+    _loader_classifier(
+        s, lr=0.05, opt="sgd", momentum=0.9, epochs=6, n_train=2000, widths=[N_FEATURES] + [32] * 13 + [N_CLASSES]
+    )
 
 
 def bottleneck_mlp(s: Sample) -> None:
@@ -559,71 +637,166 @@ def bottleneck_mlp(s: Sample) -> None:
 
 SAMPLES: tuple[Sample, ...] = (
     Sample("healthy_adam_mlp", (), "Adam 1e-3 on a learnable classification task", healthy_adam),
-    Sample("healthy_sgd_steplr_regression", (), "SGD+momentum with a StepLR schedule, regression",
-           healthy_sgd_steplr_regression),
-    Sample("healthy_logged_by_hand", (), "healthy classifier, curves logged by hand (no recorder)",
-           healthy_by_hand, recorder=False),
-    Sample("healthy_adamw_warmup_cosine", (), "AdamW, weight decay, warm-up then cosine decay, dropout 0.1",
-           healthy_adamw_warmup_cosine),
-    Sample("healthy_noisy_small_batch_regression", (), "regression with batches of 8: noisy per-step loss",
-           healthy_noisy_small_batch_regression),
-    Sample("nan_lr_huge", ("nonfinite_loss", "learning_rate_too_high"), "SGD with lr=2 on a regression: the loss turns NaN",
-           nan_lr_huge),
-    Sample("diverging_lr_warmup_bug", ("diverging", "learning_rate_too_high"),
-           "learning rate grows 2% per step: training diverges", diverging_lr_warmup_bug),
-    Sample("lr_too_low", ("learning_rate_too_low",), "plain SGD with lr=2e-4: slow, near-linear progress",
-           lr_too_low),
-    Sample("not_converged", (), "Adam 1e-3 stopped after 2 epochs: still improving, but it learned", not_converged,
-           advisories=("not_converged",)),
-    Sample("overfitting_small_data", ("overfitting", "dataset_too_small"),
-           "64 noisy samples, wide network, 150 epochs (no recorder)",
-           overfitting_small_data, recorder=False),
-    Sample("plateau_zero_init", ("bad_weight_init", "plateau"), "all weights initialised to zero: flat at chance",
-           plateau_zero_init),
-    Sample("softmax_before_cross_entropy", ("loss_input_mismatch",), "Softmax output fed to nn.CrossEntropyLoss",
-           softmax_before_cross_entropy),
-    Sample("sorted_by_label", ("data_not_shuffled",), "training data sorted by label, never shuffled",
-           sorted_by_label),
+    Sample(
+        "healthy_sgd_steplr_regression",
+        (),
+        "SGD+momentum with a StepLR schedule, regression",
+        healthy_sgd_steplr_regression,
+    ),
+    Sample(
+        "healthy_logged_by_hand",
+        (),
+        "healthy classifier, curves logged by hand (no recorder)",
+        healthy_by_hand,
+        recorder=False,
+    ),
+    Sample(
+        "healthy_adamw_warmup_cosine",
+        (),
+        "AdamW, weight decay, warm-up then cosine decay, dropout 0.1",
+        healthy_adamw_warmup_cosine,
+    ),
+    Sample(
+        "healthy_noisy_small_batch_regression",
+        (),
+        "regression with batches of 8: noisy per-step loss",
+        healthy_noisy_small_batch_regression,
+    ),
+    Sample(
+        "nan_lr_huge",
+        ("nonfinite_loss", "learning_rate_too_high"),
+        "SGD with lr=2 on a regression: the loss turns NaN",
+        nan_lr_huge,
+    ),
+    Sample(
+        "diverging_lr_warmup_bug",
+        ("diverging", "learning_rate_too_high"),
+        "learning rate grows 2% per step: training diverges",
+        diverging_lr_warmup_bug,
+    ),
+    Sample("lr_too_low", ("learning_rate_too_low",), "plain SGD with lr=2e-4: slow, near-linear progress", lr_too_low),
+    Sample(
+        "not_converged",
+        (),
+        "Adam 1e-3 stopped after 2 epochs: still improving, but it learned",
+        not_converged,
+        advisories=("not_converged",),
+    ),
+    Sample(
+        "overfitting_small_data",
+        ("overfitting", "dataset_too_small"),
+        "64 noisy samples, wide network, 150 epochs (no recorder)",
+        overfitting_small_data,
+        recorder=False,
+    ),
+    Sample(
+        "plateau_zero_init",
+        ("bad_weight_init", "plateau"),
+        "all weights initialised to zero: flat at chance",
+        plateau_zero_init,
+    ),
+    Sample(
+        "softmax_before_cross_entropy",
+        ("loss_input_mismatch",),
+        "Softmax output fed to nn.CrossEntropyLoss",
+        softmax_before_cross_entropy,
+    ),
+    Sample("sorted_by_label", ("data_not_shuffled",), "training data sorted by label, never shuffled", sorted_by_label),
     Sample("imbalanced_labels", ("class_imbalance",), "class 0 is 95% of the training data", imbalanced_labels),
-    Sample("eval_in_train_mode", ("eval_mode_not_set",), "dropout 0.5, validation without model.eval()",
-           eval_in_train_mode),
-    Sample("huge_init_output_layer", (), "output layer weights scaled 40x at init; training recovers", huge_init,
-           advisories=("initial_loss_mismatch", "bad_weight_init")),
-    Sample("head_not_in_optimizer", ("frozen_parameters",), "optimizer built without the output layer",
-           head_not_in_optimizer),
-    Sample("unscaled_targets", ("targets_not_normalized",), "regression targets in the thousands",
-           unscaled_targets),
-    Sample("relu_output_regression", ("final_layer_activation",), "ReLU on the output of a signed regression",
-           relu_output_regression),
+    Sample(
+        "eval_in_train_mode", ("eval_mode_not_set",), "dropout 0.5, validation without model.eval()", eval_in_train_mode
+    ),
+    Sample(
+        "huge_init_output_layer",
+        (),
+        "output layer weights scaled 40x at init; training recovers",
+        huge_init,
+        advisories=("initial_loss_mismatch", "bad_weight_init"),
+    ),
+    Sample(
+        "head_not_in_optimizer",
+        ("frozen_parameters",),
+        "optimizer built without the output layer",
+        head_not_in_optimizer,
+    ),
+    Sample("unscaled_targets", ("targets_not_normalized",), "regression targets in the thousands", unscaled_targets),
+    Sample(
+        "relu_output_regression",
+        ("final_layer_activation",),
+        "ReLU on the output of a signed regression",
+        relu_output_regression,
+    ),
     Sample("heavy_dropout", ("too_much_regularization",), "dropout 0.9 after every hidden layer", heavy_dropout),
-    Sample("shuffled_labels", ("labels_unrelated",), "training labels shuffled against their inputs",
-           shuffled_labels),
-    Sample("raw_scale_inputs", (), "inputs on a raw 0..255-like scale; Adam still trains", raw_scale_inputs,
-           advisories=("inputs_not_normalized",)),
-    Sample("nan_in_inputs", ("nonfinite_inputs", "nonfinite_loss"), "2% of rows have a NaN input value",
-           nan_in_inputs),
-    Sample("constant_feature_columns", (), "4 input columns constant; the others carry the task",
-           constant_feature_columns, advisories=("constant_features",)),
-    Sample("val_not_normalized", ("train_val_preprocessing_mismatch",), "validation inputs left unnormalised",
-           val_not_normalized),
+    Sample("shuffled_labels", ("labels_unrelated",), "training labels shuffled against their inputs", shuffled_labels),
+    Sample(
+        "raw_scale_inputs",
+        (),
+        "inputs on a raw 0..255-like scale; Adam still trains",
+        raw_scale_inputs,
+        advisories=("inputs_not_normalized",),
+    ),
+    Sample("nan_in_inputs", ("nonfinite_inputs", "nonfinite_loss"), "2% of rows have a NaN input value", nan_in_inputs),
+    Sample(
+        "constant_feature_columns",
+        (),
+        "4 input columns constant; the others carry the task",
+        constant_feature_columns,
+        advisories=("constant_features",),
+    ),
+    Sample(
+        "val_not_normalized",
+        ("train_val_preprocessing_mismatch",),
+        "validation inputs left unnormalised",
+        val_not_normalized,
+    ),
     Sample("dead_relu_negative_bias", ("dead_relu",), "hidden biases initialised to -6", dead_relu_negative_bias),
     Sample("saturated_tanh", ("saturated_activations",), "tanh network with 20x too large weights", saturated_tanh),
-    Sample("batchnorm_tiny_batches", ("batchnorm_small_batch",), "BatchNorm with batches of 2",
-           batchnorm_tiny_batches),
-    Sample("gradients_never_zeroed", ("gradients_not_zeroed",), "optimizer.zero_grad() never called",
-           gradients_never_zeroed),
-    Sample("no_bias_layers", (), "Linear layers without bias, no normalisation; trains fine", no_bias_layers,
-           advisories=("missing_bias",)),
-    Sample("same_batch_every_step", ("repeated_batch",), "next(iter(loader)) every step: always the first batch",
-           same_batch_every_step),
-    Sample("huge_batches", (), "batches of 1,000 out of 4,000 samples: 4 updates per epoch, still falling",
-           huge_batches, advisories=("batch_size_too_large",)),
-    Sample("tiny_dataset", ("dataset_too_small", "overfitting"), "96 noisy samples for a 70k-parameter network",
-           tiny_dataset),
-    Sample("clipping_hides_high_lr", (), "SGD lr=1 held back by clipping at 0.05; it trains",
-           clipping_hides_high_lr, advisories=("gradient_clipping_masks_lr",)),
-    Sample("lr_decays_in_two_epochs", ("lr_decay_too_fast",), "ExponentialLR(0.3) per epoch over 12 epochs",
-           lr_decays_in_two_epochs),
+    Sample("batchnorm_tiny_batches", ("batchnorm_small_batch",), "BatchNorm with batches of 2", batchnorm_tiny_batches),
+    Sample(
+        "gradients_never_zeroed",
+        ("gradients_not_zeroed",),
+        "optimizer.zero_grad() never called",
+        gradients_never_zeroed,
+    ),
+    Sample(
+        "no_bias_layers",
+        (),
+        "Linear layers without bias, no normalisation; trains fine",
+        no_bias_layers,
+        advisories=("missing_bias",),
+    ),
+    Sample(
+        "same_batch_every_step",
+        ("repeated_batch",),
+        "next(iter(loader)) every step: always the first batch",
+        same_batch_every_step,
+    ),
+    Sample(
+        "huge_batches",
+        (),
+        "batches of 1,000 out of 4,000 samples: 4 updates per epoch, still falling",
+        huge_batches,
+        advisories=("batch_size_too_large",),
+    ),
+    Sample(
+        "tiny_dataset",
+        ("dataset_too_small", "overfitting"),
+        "96 noisy samples for a 70k-parameter network",
+        tiny_dataset,
+    ),
+    Sample(
+        "clipping_hides_high_lr",
+        (),
+        "SGD lr=1 held back by clipping at 0.05; it trains",
+        clipping_hides_high_lr,
+        advisories=("gradient_clipping_masks_lr",),
+    ),
+    Sample(
+        "lr_decays_in_two_epochs",
+        ("lr_decay_too_fast",),
+        "ExponentialLR(0.3) per epoch over 12 epochs",
+        lr_decays_in_two_epochs,
+    ),
     Sample("deep_plain_mlp", ("network_too_deep",), "plain 14-layer ReLU MLP, no normalisation", deep_plain_mlp),
     Sample("bottleneck_mlp", ("insufficient_capacity",), "1 hidden unit for 4 classes", bottleneck_mlp),
 )
@@ -637,7 +810,13 @@ def train_sample(sample: Sample, experiment_id: str) -> str:
     """Train one sample into a new run of the experiment; returns the run id."""
     mlflow_nnaudit.autolog(disable=not sample.recorder, silent=True)
     with mlflow.start_run(experiment_id=experiment_id, run_name=sample.name) as run:
-        mlflow.set_tags({SAMPLE_TAG: sample.name, EXPECTED_TAG: ",".join(sample.expected),
-                         ADVISORIES_TAG: ",".join(sample.advisories), "sample.description": sample.description})
+        mlflow.set_tags(
+            {
+                SAMPLE_TAG: sample.name,
+                EXPECTED_TAG: ",".join(sample.expected),
+                ADVISORIES_TAG: ",".join(sample.advisories),
+                "sample.description": sample.description,
+            }
+        )
         sample.train(sample)
     return run.info.run_id

@@ -61,19 +61,36 @@ class MlflowServer:
         if basic_auth:  # MLflow's own basic-auth app; users in their own sqlite file, nobody may read anonymously
             config = os.path.join(root, f"basic-auth-{self.port}.ini")
             with open(config, "w") as fh:
-                fh.write("[mlflow]\ndefault_permission = READ\n"
-                         f"database_uri = sqlite:///{os.path.join(root, f'auth-{self.port}.db')}\n"
-                         f"admin_username = {self.ADMIN[0]}\nadmin_password = {self.ADMIN[1]}\n")
+                fh.write(
+                    "[mlflow]\ndefault_permission = READ\n"
+                    f"database_uri = sqlite:///{os.path.join(root, f'auth-{self.port}.db')}\n"
+                    f"admin_username = {self.ADMIN[0]}\nadmin_password = {self.ADMIN[1]}\n"
+                )
             env["MLFLOW_AUTH_CONFIG_PATH"] = config
             env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = "nnaudit-test-secret"
             extra = ["--app-name", "basic-auth"]
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(
-                [os.path.join(os.path.dirname(sys.executable), "mlflow"), "server",
-                 "--backend-store-uri", backend_uri,
-                 "--artifacts-destination", os.path.join(root, "served-artifacts"),
-                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1", *extra],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True,
+                [
+                    os.path.join(os.path.dirname(sys.executable), "mlflow"),
+                    "server",
+                    "--backend-store-uri",
+                    backend_uri,
+                    "--artifacts-destination",
+                    os.path.join(root, "served-artifacts"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                    *extra,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=root,
+                start_new_session=True,
             )
         try:
             wait_http(self.url + "/health", 180, self.proc, self.log)
@@ -118,14 +135,29 @@ class Postgres:
             try:
                 user = pwd.getpwnam("postgres")
             except KeyError:
-                raise FileNotFoundError("running as root and there is no `postgres` user to run PostgreSQL as") from None
+                raise FileNotFoundError(
+                    "running as root and there is no `postgres` user to run PostgreSQL as"
+                ) from None
             os.chmod(self.root, 0o755)
             os.chown(self.root, user.pw_uid, user.pw_gid)
             self.prefix = ["runuser", "-u", "postgres", "--"]
         self._run([initdb, "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8"])
         log = os.path.join(self.root, "pg.log")
-        self._run([pg_ctl, "-D", self.data, "-l", log, "-w", "-t", "60", "-o",
-                   f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+        self._run(
+            [
+                pg_ctl,
+                "-D",
+                self.data,
+                "-l",
+                log,
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "start",
+            ]
+        )
         self.started = True
 
     def _run(self, cmd: list[str]) -> None:
@@ -146,8 +178,11 @@ class Postgres:
 
     def stop(self) -> None:
         if getattr(self, "started", False):
-            subprocess.run(self.prefix + [self.pg_ctl, "-D", self.data, "-m", "fast", "-w", "stop"],
-                           capture_output=True, cwd=self.root)
+            subprocess.run(
+                self.prefix + [self.pg_ctl, "-D", self.data, "-m", "fast", "-w", "stop"],
+                capture_output=True,
+                cwd=self.root,
+            )
             self.started = False
         shutil.rmtree(self.root, ignore_errors=True)
 

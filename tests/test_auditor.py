@@ -19,8 +19,13 @@ from mlflow_nnaudit.auditor.store import StoreError
 from mlflow_nnaudit.cli import main as cli
 
 
-def log_curves(name: str, curves: dict[str, np.ndarray], tags: dict | None = None, params: dict | None = None,
-               steps: dict[str, np.ndarray] | None = None) -> str:
+def log_curves(
+    name: str,
+    curves: dict[str, np.ndarray],
+    tags: dict | None = None,
+    params: dict | None = None,
+    steps: dict[str, np.ndarray] | None = None,
+) -> str:
     """Log a run's curves the way a hand-written loop would (one point per step)."""
     with mlflow.start_run(run_name=name) as run:
         if tags:
@@ -53,8 +58,11 @@ def tags_of(run_id: str) -> dict[str, str]:
 def test_hf_trainer_names_nan_run_fails_with_cause(store_uri):
     loss = healthy_curve(200, 1)
     loss[120:] = np.nan
-    rid = log_curves("hf", {"loss": loss, "learning_rate": np.full(200, 5e-5), "grad_norm": np.ones(200)},
-                     params={"learning_rate": "5e-05"})
+    rid = log_curves(
+        "hf",
+        {"loss": loss, "learning_rate": np.full(200, 5e-5), "grad_norm": np.ones(200)},
+        params={"learning_rate": "5e-05"},
+    )
     (res,) = mlflow_nnaudit.audit()
     assert res.roles["train_loss"] == "loss" and res.roles["lr"] == "learning_rate"
     tags = tags_of(rid)
@@ -112,8 +120,11 @@ def test_role_override_reads_an_unusual_name(store_uri):
 
 
 def test_reaudit_removes_stale_cause_tags_and_keeps_user_tags(store_uri):
-    rid = log_curves("stale", {"train_loss": healthy_curve(500, 5)},
-                     tags={"team": "vision", "nnaudit.cause.plateau": "high", "nnaudit.status": "failed"})
+    rid = log_curves(
+        "stale",
+        {"train_loss": healthy_curve(500, 5)},
+        tags={"team": "vision", "nnaudit.cause.plateau": "high", "nnaudit.status": "failed"},
+    )
     mlflow_nnaudit.audit()
     tags = tags_of(rid)
     assert "nnaudit.cause.plateau" not in tags
@@ -223,8 +234,10 @@ def test_an_ambiguous_finding_explains_nothing_away():
 
     explained_by = {r.cause: r.explained_by for r in ALL_RULES}
     capacity = Finding("insufficient_capacity", "low", "warning", "s", "r")
-    for explains, kept_causes in ((False, {"too_much_regularization", "insufficient_capacity"}),
-                                  (True, {"too_much_regularization"})):
+    for explains, kept_causes in (
+        (False, {"too_much_regularization", "insufficient_capacity"}),
+        (True, {"too_much_regularization"}),
+    ):
         reg = Finding("too_much_regularization", "low", "warning", "s", "r", explains=explains)
         kept, _ = drop_explained([reg, capacity], explained_by)
         assert {f.cause for f in kept} == kept_causes

@@ -49,20 +49,38 @@ def _tricky_runs(client: MlflowClient, experiment: str) -> dict[str, str]:
     loss[12] = ("train_loss", -math.inf, 120, 12)
     loss[13] = ("train_loss", 1e300, 130, 13)  # large but finite
     loss[14] = ("train_loss", -0.0, 140, 14)
-    runs["nonfinite"] = _log(client, exp_id, "nonfinite", loss + [("val_loss", float(v), i * 50, i * 5)
-                                                                  for i, v in enumerate(rng.random(8))])
+    runs["nonfinite"] = _log(
+        client, exp_id, "nonfinite", loss + [("val_loss", float(v), i * 50, i * 5) for i, v in enumerate(rng.random(8))]
+    )
     dup = [
-        ("loss", 3.0, 0, 0), ("loss", 2.0, 5, 1), ("loss", 2.5, 5, 1),  # same step and time, two values
+        ("loss", 3.0, 0, 0),
+        ("loss", 2.0, 5, 1),
+        ("loss", 2.5, 5, 1),  # same step and time, two values
         ("loss", 1.0, 3, 1),  # same step, earlier time, logged later
-        ("loss", 4.0, 9, 1), ("loss", 4.0, 9, 1),  # an exact duplicate (MLflow keeps one)
-        ("loss", 0.5, 20, 2), ("loss", math.nan, 21, 2), ("loss", 0.0, 22, 2),
-        ("loss", 7.0, 1, 5), ("loss", 6.0, 30, 3),  # steps out of order in time
-        ("lr", 0.1, 0, 0), ("lr", 0.1, 1, 0), ("lr", 0.1, 2, 0),  # every point at step 0
+        ("loss", 4.0, 9, 1),
+        ("loss", 4.0, 9, 1),  # an exact duplicate (MLflow keeps one)
+        ("loss", 0.5, 20, 2),
+        ("loss", math.nan, 21, 2),
+        ("loss", 0.0, 22, 2),
+        ("loss", 7.0, 1, 5),
+        ("loss", 6.0, 30, 3),  # steps out of order in time
+        ("lr", 0.1, 0, 0),
+        ("lr", 0.1, 1, 0),
+        ("lr", 0.1, 2, 0),  # every point at step 0
     ]
     runs["duplicates"] = _log(client, exp_id, "duplicates", dup)
     many = []
-    for j, key in enumerate(["train_loss", "val_loss", "grad_norm", "learning_rate", "nnaudit/update_ratio/fc1",
-                             "nnaudit/labels_per_batch", "throughput"]):
+    for j, key in enumerate(
+        [
+            "train_loss",
+            "val_loss",
+            "grad_norm",
+            "learning_rate",
+            "nnaudit/update_ratio/fc1",
+            "nnaudit/labels_per_batch",
+            "throughput",
+        ]
+    ):
         many += [(key, float(v), i * 7 + j, i) for i, v in enumerate(rng.random(30 + 5 * j))]
     runs["many"] = _log(client, exp_id, "many", many)
     runs["empty"] = _log(client, exp_id, "empty", [])
@@ -114,8 +132,9 @@ def _check_same_curves(uri, runs, experiment, monkeypatch):
         assert records == list(store._iter_runs_client({e.experiment_id: e.name for e in exps}, None))
         ended = sorted(r.end_time for r in records)
         cutoff = ended[len(ended) // 2]
-        assert (list(store.iter_runs(exps, cutoff))
-                == list(store._iter_runs_client({e.experiment_id: e.name for e in exps}, cutoff)))
+        assert list(store.iter_runs(exps, cutoff)) == list(
+            store._iter_runs_client({e.experiment_id: e.name for e in exps}, cutoff)
+        )
         keys = {r.run_id: list(r.metric_keys) + ["never_logged"] for r in records}
         store.prefetch(records, keys)
         assert store.bulk_enabled
@@ -203,8 +222,16 @@ def test_this_mlflow_schema_version_is_verified(tricky_store):
 def test_which_stores_read_in_bulk():
     assert bulk.supports("sqlite:///mlflow.db") and bulk.supports("sqlite:////abs/path/m.db")
     assert bulk.supports("postgresql://u@h/db") and bulk.supports("postgresql+psycopg2://u:p@h:5432/db")
-    for uri in ("sqlite:///:memory:", "mysql+pymysql://u@h/db", "mssql://h/db", "file:///tmp/mlruns",
-                "/tmp/mlruns", "http://localhost:5000", "https://mlflow.example.org", "databricks"):
+    for uri in (
+        "sqlite:///:memory:",
+        "mysql+pymysql://u@h/db",
+        "mssql://h/db",
+        "file:///tmp/mlruns",
+        "/tmp/mlruns",
+        "http://localhost:5000",
+        "https://mlflow.example.org",
+        "databricks",
+    ):
         assert not bulk.supports(uri), uri
 
 
@@ -230,8 +257,9 @@ def test_audit_with_bulk_reading_equals_audit_through_the_client(tricky_store, m
     }
     for name, loss in shapes.items():
         val = loss[::10] + 0.05 + 0.002 * np.maximum(0, t[::10] - 100)
-        pts = [("train_loss", v, i, i) for i, v in enumerate(loss)] + [("val_loss", v, i * 10, i * 10)
-                                                                      for i, v in enumerate(val)]
+        pts = [("train_loss", v, i, i) for i, v in enumerate(loss)] + [
+            ("val_loss", v, i * 10, i * 10) for i, v in enumerate(val)
+        ]
         pts += [("nnaudit/update_ratio/fc", 10 ** -rng.uniform(2, 4), i * 10, i * 10) for i in range(30)]
         pts += [("learning_rate", 1e-3, i, i) for i in range(300)]
         _log(client, exp_id, name, pts)

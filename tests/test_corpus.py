@@ -31,8 +31,11 @@ def test_every_family_is_swept_over_six_orders_of_magnitude(size):
 
 
 def _tags(final, peak=1.4, nonfinite=0):
-    return {"corpus.outcome.final_val": str(final), "corpus.outcome.max_loss": str(peak),
-            "corpus.outcome.nonfinite": str(nonfinite)}
+    return {
+        "corpus.outcome.final_val": str(final),
+        "corpus.outcome.max_loss": str(peak),
+        "corpus.outcome.nonfinite": str(nonfinite),
+    }
 
 
 def test_sweep_labels_come_from_the_outcome_against_the_best_run():
@@ -71,7 +74,13 @@ def test_scores():
     rows = [
         Row("a", "learning_rate_too_high", "tune", "failed", ["learning_rate_too_high"]),
         Row("b", "learning_rate_too_high", "tune", "failed", ["dead_relu", "learning_rate_too_low"]),
-        Row("c", "learning_rate_too_low", "tune", "warning", ["plateau", "insufficient_capacity", "learning_rate_too_low"]),
+        Row(
+            "c",
+            "learning_rate_too_low",
+            "tune",
+            "warning",
+            ["plateau", "insufficient_capacity", "learning_rate_too_low"],
+        ),
         Row("d", "healthy", "tune", "healthy", []),
         Row("e", "healthy", "tune", "warning", ["dead_relu"]),
         Row("f", "borderline", "tune", "failed", ["dead_relu"]),

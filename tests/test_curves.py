@@ -133,7 +133,9 @@ def test_slash_names():
     assert roles[TRAIN_ACC] == "train/acc"
 
 
-@pytest.mark.parametrize("per_layer", ["nnaudit/grad_norm/fc1", "grad_norm/fc1", "grad_norm/layer.0.attn", "gradient_norm_fc1"])
+@pytest.mark.parametrize(
+    "per_layer", ["nnaudit/grad_norm/fc1", "grad_norm/fc1", "grad_norm/layer.0.attn", "gradient_norm_fc1"]
+)
 def test_per_layer_grad_norm_is_not_the_global_one(per_layer):
     assert role_priority(per_layer, GRAD_NORM) is None
     assert GRAD_NORM not in assign_roles({per_layer: 100, "loss": 100})

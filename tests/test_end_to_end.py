@@ -69,7 +69,9 @@ def test_each_faulty_run_lists_its_injected_causes(audited):
 def test_cause_filter_with_backticks(audited):
     uri, _ = audited
     runs = _runs(uri, "tags.`nnaudit.cause.nonfinite_loss` = 'high'")
-    assert {r.data.tags[SAMPLE_TAG] for r in runs} == {n for n, causes in EXPECTED.items() if "nonfinite_loss" in causes}
+    assert {r.data.tags[SAMPLE_TAG] for r in runs} == {
+        n for n, causes in EXPECTED.items() if "nonfinite_loss" in causes
+    }
 
 
 def test_audit_json_artifact_holds_the_evidence(audited):
@@ -110,8 +112,19 @@ def test_audit_touches_only_its_own_tags_and_nothing_else(audited):
     for run in _runs(uri):
         assert run.info.status == "FINISHED"
         own = [k for k in run.data.tags if k.startswith("nnaudit.")]
-        assert all(k.startswith(("nnaudit.status", "nnaudit.cause", "nnaudit.recommendation", "nnaudit.audited_at",
-                                 "nnaudit.version", "nnaudit.recorder.")) for k in own), own
+        assert all(
+            k.startswith(
+                (
+                    "nnaudit.status",
+                    "nnaudit.cause",
+                    "nnaudit.recommendation",
+                    "nnaudit.audited_at",
+                    "nnaudit.version",
+                    "nnaudit.recorder.",
+                )
+            )
+            for k in own
+        ), own
 
 
 # --- status follows harm: a set-up smell on a run that trained well is an advisory ---------------------

@@ -22,8 +22,14 @@ def run_script(tmp_path: Path, code: str, env: dict | None = None, timeout: int 
     full_env = {**os.environ, **(env or {})}
     full_env.pop("MLFLOW_TRACKING_URI", None)
     full_env.pop("MLFLOW_NNAUDIT_DISABLE", None)
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                         timeout=timeout, cwd=tmp_path, env={**full_env, **(env or {})})
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        env={**full_env, **(env or {})},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "mlflow-nnaudit: recorder error" not in out.stderr, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -87,12 +93,19 @@ print(json.dumps({{"logger_run": logger.run_id if logger else None, "losses": LO
 """
 
 
-@pytest.mark.parametrize("autolog, logger", [
-    # lightning imported first, so that mlflow.autolog() also patches Trainer.fit and opens a
-    # fluent run of its own: the recorder must still follow the MLFlowLogger's run
-    ("import lightning.pytorch\nmlflow.autolog()", "MLFlowLogger(tracking_uri={uri!r}, experiment_name='lightning')"),
-    ("mlflow.pytorch.autolog(log_models=False)", "False"),
-], ids=["mlflow.autolog+MLFlowLogger", "mlflow.pytorch.autolog"])
+@pytest.mark.parametrize(
+    "autolog, logger",
+    [
+        # lightning imported first, so that mlflow.autolog() also patches Trainer.fit and opens a
+        # fluent run of its own: the recorder must still follow the MLFlowLogger's run
+        (
+            "import lightning.pytorch\nmlflow.autolog()",
+            "MLFlowLogger(tracking_uri={uri!r}, experiment_name='lightning')",
+        ),
+        ("mlflow.pytorch.autolog(log_models=False)", "False"),
+    ],
+    ids=["mlflow.autolog+MLFlowLogger", "mlflow.pytorch.autolog"],
+)
 def test_lightning_records_into_the_trainers_run(tmp_path, autolog, logger):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     out = run_script(tmp_path, LIGHTNING.format(uri=uri, autolog=autolog, logger=logger.format(uri=uri)))
@@ -158,13 +171,13 @@ print(json.dumps({{}}))
 """
 
 
-@pytest.mark.parametrize("autolog, records", [("mlflow.autolog()", True), ("mlflow.autolog(disable=True)", False)],
-                         ids=["on", "disabled"])
+@pytest.mark.parametrize(
+    "autolog, records", [("mlflow.autolog()", True), ("mlflow.autolog(disable=True)", False)], ids=["on", "disabled"]
+)
 def test_hf_trainer_records_into_its_mlflow_run(tmp_path, autolog, records):
     pytest.importorskip("transformers")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run_script(tmp_path, HF.format(autolog=autolog),
-               env={"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": "hf"})
+    run_script(tmp_path, HF.format(autolog=autolog), env={"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": "hf"})
     client = MlflowClient(uri)
     all_runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
     assert len(all_runs) == 1  # the callback's run, no stray one
@@ -179,7 +192,8 @@ def test_hf_trainer_records_into_its_mlflow_run(tmp_path, autolog, records):
     assert len(ours) == len(theirs) == 16
     assert ours == pytest.approx(theirs, abs=1e-4)
     assert [v for _, v in history(client, run_id, "nnaudit/val_loss")] == pytest.approx(
-        [v for _, v in history(client, run_id, "eval_loss")], abs=1e-4)
+        [v for _, v in history(client, run_id, "eval_loss")], abs=1e-4
+    )
     assert {"nnaudit/grad_norm_total", "nnaudit/grad_norm/net.0", "nnaudit/update_ratio/net.2"} <= set(keys)
 
 
@@ -221,11 +235,19 @@ def test_ddp_only_rank_zero_records(tmp_path):
     code = textwrap.dedent(DDP.format(uri=uri))
     base = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2"}
     base.pop("MLFLOW_TRACKING_URI", None)
-    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, env={**base, "RANK": str(r), "LOCAL_RANK": str(r)})
-             for r in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**base, "RANK": str(r), "LOCAL_RANK": str(r)},
+        )
+        for r in (0, 1)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (stdout, stderr) in zip(procs, outs):
+    for p, (_stdout, stderr) in zip(procs, outs):
         assert p.returncode == 0, stderr[-3000:]
     results = {r["rank"]: r for r in (json.loads(o[0].strip().splitlines()[-1]) for o in outs)}
     assert results[1]["run"] is None  # rank 1 started no run

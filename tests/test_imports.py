@@ -34,7 +34,8 @@ def module_names(root: Path = ROOT) -> dict[str, Path]:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.AST):
@@ -66,8 +67,9 @@ def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
                     package = name.split(".") if is_package else name.split(".")[:-1]
                     package = package[: len(package) - (node.level - 1)]
                     base = ".".join([*package, base] if base else package)
-                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
-                           for alias in node.names]
+                targets = [
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names
+                ]
             for target in targets:
                 # `import a.b.c` of a name that is not a module: the deepest module it names
                 while target and target not in modules and "." in target:

@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import mlflow
 import pytest
@@ -118,22 +119,35 @@ def blobs(n: int = 320, seed: int = 0, labels: torch.Tensor | None = None) -> tu
 def mlp(out: int = CLASSES, dropout: float = 0.1, seed: int = 0) -> nn.Sequential:
     """467 parameters: Linear-ReLU-Dropout-Linear-Tanh-Linear (names: see FIRST ... LAST)."""
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(FEATURES, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 16), nn.Tanh(),
-                         nn.Linear(16, out))
+    return nn.Sequential(
+        nn.Linear(FEATURES, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, out)
+    )
 
 
 def adam(model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
-def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss=F.cross_entropy,
-        optimizer: Callable[[nn.Module], torch.optim.Optimizer] = adam, scheduler=None, epochs: int = 2,
-        batch_size: int = 32, shuffle: bool = True, zero_grad: bool = True,
-        val: tuple[torch.Tensor, torch.Tensor] | None = None, eval_mode: bool = True) -> None:
+def fit(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss=F.cross_entropy,
+    optimizer: Callable[[nn.Module], torch.optim.Optimizer] = adam,
+    scheduler=None,
+    epochs: int = 2,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    zero_grad: bool = True,
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
+    eval_mode: bool = True,
+) -> None:
     """An ordinary loop over a DataLoader (320 samples, batch 32, 2 epochs: 20 steps), with an
     evaluation after each epoch when `val` is given; the switches inject the loop's faults."""
-    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(0)
+    )
     opt = optimizer(model)
     sched = scheduler(opt) if scheduler is not None else None
     for _ in range(epochs):
@@ -259,8 +273,10 @@ def test_evaluation_inputs_not_normalised_like_training_ones(store, healthy):
 
     # ~50 training stds apart vs ~0 (faulty >= 10, healthy <= 1)
     assert gap(fault.diag) >= 10 and gap(healthy.diag) <= 1, (gap(fault.diag), gap(healthy.diag))
-    spread = {name: r.diag["inputs"]["eval"]["median_std"] / r.diag["inputs"]["train"]["median_std"]
-              for name, r in (("fault", fault), ("healthy", healthy))}
+    spread = {
+        name: r.diag["inputs"]["eval"]["median_std"] / r.diag["inputs"]["train"]["median_std"]
+        for name, r in (("fault", fault), ("healthy", healthy))
+    }
     # evaluation std over training std: ~10 vs ~1 (faulty >= 5, healthy within 0.5..2)
     assert spread["fault"] >= 5 and 0.5 <= spread["healthy"] <= 2, spread
 
@@ -339,8 +355,9 @@ def test_output_activation_before_cross_entropy(store, healthy, activation):
 def test_heavy_dropout_and_normalisation_layers(store, healthy):
     def model() -> nn.Sequential:
         torch.manual_seed(0)
-        return nn.Sequential(nn.Linear(FEATURES, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.8),
-                             nn.Linear(16, CLASSES))
+        return nn.Sequential(
+            nn.Linear(FEATURES, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.8), nn.Linear(16, CLASSES)
+        )
 
     fault = record(store, lambda: fit(model(), *blobs()))
     f, h = fault.diag["model"], healthy.diag["model"]
@@ -563,8 +580,12 @@ def test_first_loss_spike_after_a_learning_rate_jump(store):
     def jump(opt):  # the learning rate x3000 from step 12 on: the loss blows up, the data is clean
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 if s < 12 else 3000.0)
 
-    fault = record(store, lambda: fit(mlp(), x, y, optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.05),
-                                      scheduler=jump, epochs=1))
+    fault = record(
+        store,
+        lambda: fit(
+            mlp(), x, y, optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.05), scheduler=jump, epochs=1
+        ),
+    )
     moments = fault.diag["moments"]
     first = min(moments.values(), key=lambda m: m["step"])
     assert first["step"] >= 12, moments
@@ -588,7 +609,7 @@ def test_optimizer_given_the_data_tensors(store):
         opt = torch.optim.SGD([x], lr=0.01)
         for i in range(0, 320, 32):
             opt.zero_grad()
-            F.cross_entropy(model(x[i:i + 32]), y[i:i + 32]).backward()
+            F.cross_entropy(model(x[i : i + 32]), y[i : i + 32]).backward()
             opt.step()
 
     fault = record(store, train)
@@ -606,7 +627,7 @@ def test_parameter_rebuilt_through_item_never_gets_a_gradient(store):
         opt = torch.optim.Adam([w, a], lr=0.02)
         for i in range(0, 320, 32):
             a = torch.tensor(a.detach().item(), requires_grad=True)
-            loss = ((a * torch.tanh(x[i:i + 32] @ w) - y[i:i + 32]) ** 2).mean()
+            loss = ((a * torch.tanh(x[i : i + 32] @ w) - y[i : i + 32]) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -626,7 +647,7 @@ def test_every_parameter_frozen(store):
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         for i in range(0, 320, 32):
             opt.zero_grad()
-            loss = F.cross_entropy(model(x[i:i + 32]), y[i:i + 32])
+            loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
             loss.requires_grad = True
             loss.backward()
             opt.step()

@@ -185,8 +185,13 @@ print(sorted(k for k in keys if k.startswith("nnaudit/")))
         ("mlflow.autolog(disable=True)", "import mlflow", "mlflow.autolog(disable=True)", {}, False),
         ("exclude_flavors", "import mlflow", "mlflow.autolog(exclude_flavors=['nnaudit'])", {}, False),
         ("env var off", "import mlflow", "mlflow.autolog()", {"MLFLOW_NNAUDIT_DISABLE": "true"}, False),
-        ("explicit call wins over env var", "import mlflow, mlflow_nnaudit",
-         "mlflow.autolog()\nmlflow_nnaudit.autolog()", {"MLFLOW_NNAUDIT_DISABLE": "true"}, True),
+        (
+            "explicit call wins over env var",
+            "import mlflow, mlflow_nnaudit",
+            "mlflow.autolog()\nmlflow_nnaudit.autolog()",
+            {"MLFLOW_NNAUDIT_DISABLE": "true"},
+            True,
+        ),
         ("no autolog at all", "import mlflow", "", {}, False),
     ],
 )
@@ -195,10 +200,11 @@ def test_activation_in_a_fresh_process(tmp_path, name, imports, autolog, env, re
     code = textwrap.dedent(SCRIPT).format(imports=imports, uri=uri, autolog=autolog)
     full_env = {**os.environ, **env}
     full_env.pop("MLFLOW_TRACKING_URI", None)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         cwd=tmp_path, env=full_env)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=full_env
+    )
     assert out.returncode == 0, out.stderr[-2000:]
-    keys = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own printed list
+    keys = eval(out.stdout.strip().splitlines()[-1])
     if records:
         assert "nnaudit/train_loss" in keys and "nnaudit/grad_norm_total" in keys, (name, keys)
     else:

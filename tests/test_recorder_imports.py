@@ -37,7 +37,9 @@ def import_graph() -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                    )
                 found = [f"{base}.{alias.name}" for alias in node.names] + [base]
             else:
                 continue
@@ -59,7 +61,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                found.append(stack[stack.index(nxt):] + [nxt])
+                found.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, stack)
         stack.pop()
@@ -90,7 +92,9 @@ def test_probes_see_only_the_probe_interface():
 if __name__ == "__main__":
     g = import_graph()
     for module in sorted(g):
-        print(module.removeprefix(PREFIX + "."), "->", ", ".join(sorted(t.removeprefix(PREFIX + ".") for t in g[module])))
+        print(
+            module.removeprefix(PREFIX + "."), "->", ", ".join(sorted(t.removeprefix(PREFIX + ".") for t in g[module]))
+        )
     found = cycles(g)
     print("cycles:", found or "none")
     sys.exit(1 if found else 0)

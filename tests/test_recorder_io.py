@@ -52,11 +52,14 @@ if os.environ.get("USER_METRIC"):
 """
 
 
-def run_script(cwd, uri: str, steps: int, sleep: float = 0.0, timeout: float = 120, **env) -> subprocess.CompletedProcess:
+def run_script(
+    cwd, uri: str, steps: int, sleep: float = 0.0, timeout: float = 120, **env
+) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "MLFLOW_TRACKING_URI": uri, **{k: str(v) for k, v in env.items()}}
     code = textwrap.dedent(SCRIPT).format(steps=steps, sleep=sleep, dump_after=max(timeout - 15, 5))
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=full_env
+    )
 
 
 def test_a_dead_server_never_blocks_training(tmp_path):
@@ -82,8 +85,9 @@ def test_a_server_killed_mid_training_never_blocks_training(tmp_path, server):
     """The server answers at first (the run is created and made active), then is SIGKILLed
     half-way: training goes on, and the process ends in bounded time (the run the recorder
     started is not left to MLflow's own end_run, which would retry for minutes)."""
-    out = run_script(tmp_path, server.url, steps=300, sleep=0.01, timeout=120,
-                     KILL_AT=150, SERVER_PGID=os.getpgid(server.proc.pid))
+    out = run_script(
+        tmp_path, server.url, steps=300, sleep=0.01, timeout=120, KILL_AT=150, SERVER_PGID=os.getpgid(server.proc.pid)
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.split("\n")
     assert lines[0].startswith("active ") and lines[0] != "active None", out.stdout  # the run was made active

@@ -65,7 +65,8 @@ def train_by_hand(steps: int = 20, accumulate: int = 1) -> list[float]:
 def test_loop_without_optimizer_is_counted_from_backward(store_uri, accumulate, caplog):
     with caplog.at_level(logging.WARNING, logger="mlflow_nnaudit"):
         without, with_recorder, run_id = recorded_both_ways(
-            lambda: train_by_hand(20, accumulate), sample_every_n_steps=5, max_probe_overhead=None)
+            lambda: train_by_hand(20, accumulate), sample_every_n_steps=5, max_probe_overhead=None
+        )
     assert with_recorder == without
     assert recorder_warnings(caplog) == []
     loss = history(run_id, "nnaudit/train_loss")
@@ -86,6 +87,7 @@ def train_lbfgs(steps: int = 6) -> list[float]:
     opt = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=5)
     losses = []
     for _ in range(steps):
+
         def closure():
             opt.zero_grad()
             loss = F.mse_loss(model(x).squeeze(1), y)
@@ -98,8 +100,9 @@ def train_lbfgs(steps: int = 6) -> list[float]:
 
 def test_lbfgs_closure_steps(store_uri, caplog):
     with caplog.at_level(logging.WARNING, logger="mlflow_nnaudit"):
-        without, with_recorder, run_id = recorded_both_ways(train_lbfgs, sample_every_n_steps=1,
-                                                            max_probe_overhead=None)
+        without, with_recorder, run_id = recorded_both_ways(
+            train_lbfgs, sample_every_n_steps=1, max_probe_overhead=None
+        )
     assert with_recorder == without
     assert recorder_warnings(caplog) == []
     loss = history(run_id, "nnaudit/train_loss")
@@ -222,8 +225,14 @@ def train_odd(kind: str, steps: int = 12) -> list[float]:
     y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
     tokens = torch.randint(0, 20, (48, 5))
     w = torch.randn(6, 3, requires_grad=True) if kind == "no_params" else None
-    model = {"tuple": TupleOut, "dict": DictOut, "embedding": Embedder, "no_params": NoParams,
-             "tied": Tied, "growing": Growing}[kind]()
+    model = {
+        "tuple": TupleOut,
+        "dict": DictOut,
+        "embedding": Embedder,
+        "no_params": NoParams,
+        "tied": Tied,
+        "growing": Growing,
+    }[kind]()
     opt = torch.optim.Adam([w] if w is not None else model.parameters(), lr=1e-2)
     losses = []
     for i in range(steps):
@@ -253,8 +262,9 @@ def train_odd(kind: str, steps: int = 12) -> list[float]:
 @pytest.mark.parametrize("kind", ["tuple", "dict", "embedding", "no_params", "tied", "growing"])
 def test_odd_models_train_identically_without_complaint(store_uri, kind, caplog):
     with caplog.at_level(logging.WARNING, logger="mlflow_nnaudit"):
-        without, with_recorder, run_id = recorded_both_ways(lambda: train_odd(kind), sample_every_n_steps=1,
-                                                            max_probe_overhead=None)
+        without, with_recorder, run_id = recorded_both_ways(
+            lambda: train_odd(kind), sample_every_n_steps=1, max_probe_overhead=None
+        )
     assert with_recorder == without
     assert recorder_warnings(caplog) == []
     assert [s for s, _ in history(run_id, "nnaudit/train_loss")] == list(range(12))
@@ -265,12 +275,15 @@ def test_odd_models_train_identically_without_complaint(store_uri, kind, caplog)
 
 
 # --- a probe that fails ---------------------------------------------------------------------
-@pytest.mark.parametrize("cls, method, name", [
-    (UpdateProbe, "after_step", "updates"),
-    (ActivationProbe, "before_step", "activations"),
-    (DataProbe, "on_input", "inputs"),
-    (LossProbe, "on_loss", "loss"),
-])
+@pytest.mark.parametrize(
+    "cls, method, name",
+    [
+        (UpdateProbe, "after_step", "updates"),
+        (ActivationProbe, "before_step", "activations"),
+        (DataProbe, "on_input", "inputs"),
+        (LossProbe, "on_loss", "loss"),
+    ],
+)
 def test_each_failing_probe_is_switched_off_with_one_warning(store_uri, monkeypatch, caplog, cls, method, name):
     def broken(*args, **kwargs):
         raise RuntimeError("odd model")

@@ -96,8 +96,9 @@ def test_a_compiled_model_trains_quietly_with_the_same_losses(store_uri, compile
     without = _train_compiled(False, compile_first)
     with_recorder = _train_compiled(True, compile_first)
     assert with_recorder == without  # bit-for-bit
-    run = MlflowClient().search_runs([mlflow.get_experiment_by_name("Default").experiment_id],
-                                     order_by=["attributes.start_time DESC"])[0]
+    run = MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name("Default").experiment_id], order_by=["attributes.start_time DESC"]
+    )[0]
     keys = set(run.data.metrics)
     # the model was found through the compiled module: per-layer statistics are there
     assert {"nnaudit/train_loss", "nnaudit/weight_norm/0", "nnaudit/update_ratio/2"} <= keys, keys

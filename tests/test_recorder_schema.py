@@ -40,6 +40,6 @@ def test_the_recorder_writes_exactly_the_metrics_the_schema_declares(store_uri):
             model.train()
     written = set(MlflowClient().get_run(run.info.run_id).data.metrics)
     assert sorted(k for k in written if not schema.recorder_writes(k)) == []
-    names = {k[len(schema.METRIC_PREFIX):] for k in written}
+    names = {k[len(schema.METRIC_PREFIX) :] for k in written}
     assert {n for n in names if "/" not in n} == set(schema.METRICS) - {schema.AMP_SKIPPED_STEPS}
     assert {n.partition("/")[0] for n in names if "/" in n} == set(schema.LAYER_KINDS)

@@ -42,8 +42,11 @@ def _check_read_back(uri: str, run_id: str) -> None:
     client = MlflowClient(uri)
     logged = {k for k in client.get_run(run_id).data.metrics if k.startswith(schema.METRIC_PREFIX)}
     expected = {schema.stored_key(k) for k in (schema.TRAIN_LOSS, schema.VAL_LOSS, schema.GRAD_NORM, schema.LR)}
-    expected |= {schema.stored_key(schema.layer_key(kind, layer)) for kind in
-                 (schema.LAYER_GRAD_NORM, schema.LAYER_WEIGHT_NORM, schema.LAYER_UPDATE_RATIO) for layer in ("0", "2")}
+    expected |= {
+        schema.stored_key(schema.layer_key(kind, layer))
+        for kind in (schema.LAYER_GRAD_NORM, schema.LAYER_WEIGHT_NORM, schema.LAYER_UPDATE_RATIO)
+        for layer in ("0", "2")
+    }
     expected.add(schema.stored_key(schema.layer_key(schema.LAYER_DEAD_RELU, "1")))
     assert expected <= logged, sorted(expected - logged)
     # no stored key is a prefix-with-slash of another (a file store could not hold both)

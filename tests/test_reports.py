@@ -8,7 +8,6 @@ import json
 import os
 import re
 
-import mlflow
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -130,8 +129,9 @@ def test_fail_on_counts_unchanged_failed_runs_of_the_window(sample_store):
 
 
 def test_json_has_summary_and_every_run(sample_store, dry):
-    res = CliRunner().invoke(main, ["audit", "--tracking-uri", sample_store, "--dry-run", "--force",
-                                    "--format", "json"])
+    res = CliRunner().invoke(
+        main, ["audit", "--tracking-uri", sample_store, "--dry-run", "--force", "--format", "json"]
+    )
     assert res.exit_code == 0
     doc = json.loads(res.stdout)
     assert doc["summary"]["runs"] == len(doc["runs"]) == len(dry)
@@ -147,8 +147,9 @@ def test_json_has_summary_and_every_run(sample_store, dry):
 
 def test_summary_page(sample_store, tmp_path, dry):
     out = tmp_path / "summary.html"
-    res = CliRunner().invoke(main, ["audit", "--tracking-uri", sample_store, "--dry-run", "--force",
-                                    "--report", str(out)])
+    res = CliRunner().invoke(
+        main, ["audit", "--tracking-uri", sample_store, "--dry-run", "--force", "--report", str(out)]
+    )
     assert res.exit_code == 0, res.output
     page = out.read_text(encoding="utf-8")
     _self_contained(page)
@@ -228,8 +229,7 @@ def test_workers_in_a_script_without_main_guard_fall_back(sample_store, tmp_path
         f"res = mlflow_nnaudit.audit(tracking_uri={sample_store!r}, dry_run=True, force=True, workers=2)\n"
         "print('AUDITED', len(res), sorted({r.status for r in res}))\n"
     )
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600,
-                          cwd=str(tmp_path))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("AUDITED") == 1  # the workers did not each run an audit of their own
     n = int(proc.stdout.split("AUDITED", 1)[1].split()[0])
@@ -245,11 +245,21 @@ def test_evidence_is_bounded_in_explain_and_in_the_report():
     from mlflow_nnaudit.auditor.rules import Evidence, Finding
 
     counts = [int(1e6 / (i + 1)) for i in range(33_000)]  # Zipf-like
-    finding = Finding(cause="class_imbalance", confidence="medium", severity="warning", score=0.5,
-                      summary="s", recommendation="r",
-                      evidence=[Evidence("label_histogram", "nnaudit/diagnostics.json",
-                                         {"label_counts": counts, "ids": list(range(5000)),
-                                          "by_layer": {f"l{i}": i for i in range(100)}})])
+    finding = Finding(
+        cause="class_imbalance",
+        confidence="medium",
+        severity="warning",
+        score=0.5,
+        summary="s",
+        recommendation="r",
+        evidence=[
+            Evidence(
+                "label_histogram",
+                "nnaudit/diagnostics.json",
+                {"label_counts": counts, "ids": list(range(5000)), "by_layer": {f"l{i}": i for i in range(100)}},
+            )
+        ],
+    )
     result = AuditResult("r1", "run", "0", "exp", "warning", findings=[finding])
     text = explain_text(result, {})
     assert len(text) < 2000, len(text)

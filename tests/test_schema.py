@@ -39,12 +39,26 @@ def test_everything_a_rule_reads_is_something_the_recorder_writes(rule):
 
 
 def test_the_check_itself_rejects_unknown_names():
-    assert _unknown_reads((schema.stored_key("no_such_metric"), "nnaudit/grad_norms/", ("model", "colour"),
-                           ("nope",), "nnaudit.optimizer.colour", "grad_norm/")) == [
-        "nnaudit/no_such_metric", "nnaudit/grad_norms/", ("model", "colour"), ("nope",), "nnaudit.optimizer.colour",
-        "grad_norm/"]
-    assert not _unknown_reads((schema.layer_prefix(schema.LAYER_DEAD_RELU), ("inputs", "train", "median_std"),
-                               schema.PARAM_OPTIMIZER_LR))
+    assert _unknown_reads(
+        (
+            schema.stored_key("no_such_metric"),
+            "nnaudit/grad_norms/",
+            ("model", "colour"),
+            ("nope",),
+            "nnaudit.optimizer.colour",
+            "grad_norm/",
+        )
+    ) == [
+        "nnaudit/no_such_metric",
+        "nnaudit/grad_norms/",
+        ("model", "colour"),
+        ("nope",),
+        "nnaudit.optimizer.colour",
+        "grad_norm/",
+    ]
+    assert not _unknown_reads(
+        (schema.layer_prefix(schema.LAYER_DEAD_RELU), ("inputs", "train", "median_std"), schema.PARAM_OPTIMIZER_LR)
+    )
 
 
 def test_the_audit_fetches_the_curves_the_rules_read():
@@ -53,14 +67,17 @@ def test_the_audit_fetches_the_curves_the_rules_read():
     assert RECORDER_EVIDENCE_CURVES == curves_read_by(ALL_RULES)
     # the per-layer and per-batch evidence of today's rules (a rule that stops reading one drops it)
     assert set(RECORDER_EVIDENCE_CURVES) == {
-        schema.layer_prefix(schema.LAYER_UPDATE_RATIO), schema.layer_prefix(schema.LAYER_DEAD_RELU),
-        schema.layer_prefix(schema.LAYER_SATURATED), schema.layer_prefix(schema.LAYER_GRAD_NORM),
-        schema.stored_key(schema.LABELS_PER_BATCH), schema.stored_key(schema.GRAD_PRESENT_BEFORE_BACKWARD)}
+        schema.layer_prefix(schema.LAYER_UPDATE_RATIO),
+        schema.layer_prefix(schema.LAYER_DEAD_RELU),
+        schema.layer_prefix(schema.LAYER_SATURATED),
+        schema.layer_prefix(schema.LAYER_GRAD_NORM),
+        schema.stored_key(schema.LABELS_PER_BATCH),
+        schema.stored_key(schema.GRAD_PRESENT_BEFORE_BACKWARD),
+    }
 
 
 def test_the_schema_imports_neither_torch_nor_mlflow():
-    code = ("import sys, mlflow_nnaudit.schema; "
-            "print(sorted(m for m in ('torch', 'mlflow') if m in sys.modules))")
+    code = "import sys, mlflow_nnaudit.schema; print(sorted(m for m in ('torch', 'mlflow') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"
 
@@ -90,8 +107,7 @@ def test_a_recorded_run_holds_only_what_the_schema_names(store_uri):
     torch.manual_seed(0)
     ds = torch.utils.data.TensorDataset(torch.randn(320, 8), torch.randint(0, 3, (320,)))
     train = torch.utils.data.DataLoader(ds, batch_size=32, shuffle=True)
-    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 16), nn.Tanh(),
-                          nn.Linear(16, 3))
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 3))
     opt = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=1e-4)
     mlflow_nnaudit.autolog(silent=True)
     with mlflow.start_run() as run:
@@ -116,6 +132,14 @@ def test_a_recorded_run_holds_only_what_the_schema_names(store_uri):
     assert data.tags[schema.TAG_RECORDER_VERSION] == mlflow_nnaudit.__version__
     with open(client.download_artifacts(run.info.run_id, schema.DIAGNOSTICS_ARTIFACT)) as fh:
         facts = json.load(fh)
-    assert {"optimizer", "model", "loss", "inputs", "data_loader", "clipping", "activations",
-            "eval_in_train_mode"} <= set(facts)
+    assert {
+        "optimizer",
+        "model",
+        "loss",
+        "inputs",
+        "data_loader",
+        "clipping",
+        "activations",
+        "eval_in_train_mode",
+    } <= set(facts)
     assert _undescribed(facts, schema.DIAGNOSTICS_FIELDS) == []

@@ -85,7 +85,7 @@ def test_audit_through_a_real_server_over_sqlite(sqlite_server):
     # a second audit of the unchanged store skips every run
     again = CliRunner().invoke(main, ["audit", "--tracking-uri", server.url, "--format", "json"])
     assert again.exit_code == 0
-    assert '"skipped_unchanged": %d' % len(SERVER_SAMPLES) in again.output
+    assert f'"skipped_unchanged": {len(SERVER_SAMPLES)}' in again.output
 
 
 def test_audit_through_a_real_server_over_postgresql(postgres, tmp_path):
@@ -158,8 +158,10 @@ def test_failed_filter_and_report_in_the_mlflow_ui(sqlite_server, tmp_path):
             run = MlflowClient(server.url).search_runs([exp_id], f"tags.`{SAMPLE_TAG}` = 'nan_lr_huge'")[0]
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(60_000)
-            page.goto(f"{server.url}/#/experiments/{exp_id}/runs/{run.info.run_id}/artifacts/nnaudit/report.html",
-                      wait_until="load")
+            page.goto(
+                f"{server.url}/#/experiments/{exp_id}/runs/{run.info.run_id}/artifacts/nnaudit/report.html",
+                wait_until="load",
+            )
             frame_el = page.locator("iframe").first
             frame_el.wait_for()
             frame = frame_el.content_frame
@@ -195,7 +197,9 @@ def test_rest_bulk_reading_gives_the_client_curves(sqlite_server, monkeypatch):
         vals = [1.0 / (s + 1) for s in range(n)]
         if i == 0:
             vals[3], vals[4], vals[5] = math.nan, math.inf, -math.inf
-        client.log_batch(run.info.run_id, metrics=[Metric("loss", v, 1_700_000_000_000 + s, s) for s, v in enumerate(vals)])
+        client.log_batch(
+            run.info.run_id, metrics=[Metric("loss", v, 1_700_000_000_000 + s, s) for s, v in enumerate(vals)]
+        )
         client.log_batch(run.info.run_id, metrics=[Metric("lr", 0.1, 1_700_000_000_000, 0)])
         client.set_terminated(run.info.run_id)
     monkeypatch.setattr(rest_bulk, "MAX_POINTS_PER_REQUEST", 40)

@@ -36,7 +36,7 @@ def _loop(same_batch=False, clip=None, epochs=3, seed=0):
             opt.step()
         model.eval()
         with torch.no_grad():
-            for x, y in val:
+            for x, _y in val:
                 model(x)
     return [p.detach().clone() for p in model.parameters()], norms
 
@@ -56,7 +56,9 @@ def test_fingerprints_clipping_and_loaders_are_recorded_without_changing_numbers
     fp = d["inputs"]["fingerprints"]
     assert fp["sampled_batches"] >= 8 and fp["distinct"] == 1 and fp["most_common_share"] == 1.0
     clip = d["clipping"]
-    assert clip["kind"] == "norm" and clip["limit"] == 0.01 and clip["calls"] == len(norms) - 1  # step 0: no session yet
+    assert (
+        clip["kind"] == "norm" and clip["limit"] == 0.01 and clip["calls"] == len(norms) - 1
+    )  # step 0: no session yet
     assert clip["bite_share"] == 1.0 and clip["median_pre_clip_ratio"] > 1
     train = d["data_loader"]["train"]
     assert train["dataset_size"] == 320 and train["batch_size"] == 32 and train["batches_per_epoch"] == 10

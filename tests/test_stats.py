@@ -440,7 +440,9 @@ def test_prechelt_generalization_loss_by_hand():
 
 def test_prechelt_training_progress_and_up_by_hand():
     # P_5 = 1000 * (mean / min - 1) = 1000 * (0.85 / 0.75 - 1)
-    assert S.training_progress(np.array([2.0, 1.0, 0.9, 0.8, 0.8, 0.75]), k=5) == pytest.approx(1000 * (0.85 / 0.75 - 1))
+    assert S.training_progress(np.array([2.0, 1.0, 0.9, 0.8, 0.8, 0.75]), k=5) == pytest.approx(
+        1000 * (0.85 / 0.75 - 1)
+    )
     assert S.training_progress(np.full(5, 0.3)) == 0.0
     assert S.consecutive_rises(np.array([1.0, 0.5, 0.6, 0.7, 0.8])) == 3
     assert S.consecutive_rises(np.array([1.0, 0.5, 0.6, 0.55])) == 0

@@ -103,9 +103,11 @@ def test_too_few_points_are_not_failed_on_weak_findings():
 # --- causal order, contradictions ------------------------------------------------------------------
 LINKS = Links(
     explained_by={"labels_unrelated": ("class_imbalance",)},
-    consequence_of={"nonfinite_loss": ("nonfinite_inputs", "learning_rate_too_high"),
-                    "dead_relu": ("learning_rate_too_high",),
-                    "vanishing_gradients": ("dead_relu", "learning_rate_too_high")},
+    consequence_of={
+        "nonfinite_loss": ("nonfinite_inputs", "learning_rate_too_high"),
+        "dead_relu": ("learning_rate_too_high",),
+        "vanishing_gradients": ("dead_relu", "learning_rate_too_high"),
+    },
     contradicted_by={"learning_rate_too_low": ("learning_rate_too_high", "nonfinite_loss")},
 )
 
@@ -117,12 +119,19 @@ def test_the_upstream_cause_comes_first_and_its_recommendation_names_its_consequ
     lr = _f("learning_rate_too_high", "medium", "failed", 0.6)
     overfit = _f("overfitting", "high", "warning", 0.8)
     result = _judged([overfit, vanish, dead, nan, lr], LINKS)
-    assert result.causes == ["learning_rate_too_high", "nonfinite_loss", "dead_relu", "vanishing_gradients",
-                             "overfitting"]
+    assert result.causes == [
+        "learning_rate_too_high",
+        "nonfinite_loss",
+        "dead_relu",
+        "vanishing_gradients",
+        "overfitting",
+    ]
     assert lr.consequences == ["nonfinite_loss", "dead_relu"] and dead.consequences == ["vanishing_gradients"]
     assert nan.upstream == "learning_rate_too_high" and vanish.upstream == "dead_relu"
-    assert result.recommendation == "Fix learning_rate_too_high. This is also why the loss turned NaN and the ReLUs " \
-                                    "died (listed after it)."
+    assert (
+        result.recommendation == "Fix learning_rate_too_high. This is also why the loss turned NaN and the ReLUs "
+        "died (listed after it)."
+    )
     assert nan.advice.startswith("A consequence of `learning_rate_too_high` on this run: fix that first.")
     d = {f["cause"]: f for f in result.to_dict()["findings"]}
     assert d["nonfinite_loss"]["consequence_of"] == "learning_rate_too_high"
@@ -131,8 +140,14 @@ def test_the_upstream_cause_comes_first_and_its_recommendation_names_its_consequ
 
 def test_the_best_ranked_upstream_wins_and_cycles_cannot_loop():
     # NaN inputs (high) and a high learning rate (medium) both explain a NaN loss: the better one holds it
-    order = rank_findings([_f("learning_rate_too_high", "medium", "failed"), _f("nonfinite_loss", "high", "failed"),
-                           _f("nonfinite_inputs", "high", "failed", 1.0)], LINKS.consequence_of)
+    order = rank_findings(
+        [
+            _f("learning_rate_too_high", "medium", "failed"),
+            _f("nonfinite_loss", "high", "failed"),
+            _f("nonfinite_inputs", "high", "failed", 1.0),
+        ],
+        LINKS.consequence_of,
+    )
     assert [f.cause for f in order] == ["nonfinite_inputs", "nonfinite_loss", "learning_rate_too_high"]
     cyclic = {"plateau": ("insufficient_capacity",), "insufficient_capacity": ("plateau",)}
     order = rank_findings([_f("insufficient_capacity", "low"), _f("plateau", "medium", "failed")], cyclic)

@@ -14,8 +14,8 @@ import re
 
 import mlflow
 import pytest
-from mlflow.entities import Metric
 import torch
+from mlflow.entities import Metric
 from torch import nn
 
 import mlflow_nnaudit
@@ -40,7 +40,7 @@ def _epochs(model, opt, loss_fn, x, y, xv, yv, epochs=15, bs=32, step_hook=None)
         model.train()
         total, n = 0.0, 0
         for i in range(0, len(x), bs):
-            xb, yb = x[i:i + bs], y[i:i + bs]
+            xb, yb = x[i : i + bs], y[i : i + bs]
             opt.zero_grad()
             loss = loss_fn(model(xb), yb)
             loss.backward()
@@ -114,9 +114,9 @@ def test_lstm_adamw_lr20_clipped_names_the_learning_rate_with_sane_advice(autolo
     crit = nn.CrossEntropyLoss()
     with mlflow.start_run() as run:
         step = 0
-        for epoch in range(3):
+        for _epoch in range(3):
             for i in range(0, 640 - 20, 20):
-                xb, yb = data[:, i:i + 20], data[:, i + 1:i + 21]
+                xb, yb = data[:, i : i + 20], data[:, i + 1 : i + 21]
                 opt.zero_grad()
                 loss = crit(model(xb).reshape(-1, vocab), yb.reshape(-1))
                 loss.backward()
@@ -173,8 +173,16 @@ def test_log_softmax_over_one_unit_into_bce_is_a_loss_input_mismatch(autologged)
     model = OneUnit()
     bce = nn.BCELoss()
     with mlflow.start_run() as run:
-        _epochs(model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
-                lambda out, t: bce(out.squeeze(1), t.float()), x, y, xv, yv, epochs=8)
+        _epochs(
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
+            lambda out, t: bce(out.squeeze(1), t.float()),
+            x,
+            y,
+            xv,
+            yv,
+            epochs=8,
+        )
     res = _audit(run.info.run_id)
     assert res.status == "failed" and res.causes[0] == "loss_input_mismatch", (res.status, res.causes)
 
@@ -233,8 +241,11 @@ def test_flat_curves_alone_are_a_plateau_not_a_guess_at_capacity(store_uri):
             level = 0.5 + 2 * i
             noise = 0.01 * level * torch.randn(40, generator=rng)
             client = mlflow.MlflowClient()
-            ms = [Metric(k, float(level * f + noise[s]), 0, s) for s in range(40)
-                  for k, f in (("train_loss", 1.0), ("val_loss", 1.02))]
+            ms = [
+                Metric(k, float(level * f + noise[s]), 0, s)
+                for s in range(40)
+                for k, f in (("train_loss", 1.0), ("val_loss", 1.02))
+            ]
             client.log_batch(run.info.run_id, metrics=ms)
         ids.append(run.info.run_id)
     results = {r.run_id: r for r in mlflow_nnaudit.audit(force=True)}
@@ -244,7 +255,7 @@ def test_flat_curves_alone_are_a_plateau_not_a_guess_at_capacity(store_uri):
 
 
 def test_stuck_at_ln_c_from_curves_alone_is_no_learning(store_uri):
-    with mlflow.start_run() as run:
+    with mlflow.start_run():
         for s in range(30):
             mlflow.log_metric("train_loss", 1.2 if s == 0 else math.log(3), step=s)
     (res,) = mlflow_nnaudit.audit(force=True)

@@ -14,12 +14,23 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--tracking-uri", required=True, help="sqlite:///DIR/mlflow.db (a fresh folder; artifacts go to DIR/artifacts)")
-@click.option("--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
-              help="Worker processes training runs in parallel (one CPU thread each).")
+@click.option(
+    "--tracking-uri", required=True, help="sqlite:///DIR/mlflow.db (a fresh folder; artifacts go to DIR/artifacts)"
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default=True,
+    help="Worker processes training runs in parallel (one CPU thread each).",
+)
 @click.option("--size", type=click.Choice(["small", "full"]), default="small", show_default=True)
-@click.option("--only", multiple=True, metavar="TEXT", help="Only the runs whose key contains TEXT (repeatable; "
-                                                            "for development: the labels need whole sweeps).")
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="TEXT",
+    help="Only the runs whose key contains TEXT (repeatable; for development: the labels need whole sweeps).",
+)
 def generate(tracking_uri: str, jobs: int, size: str, only: tuple[str, ...]) -> None:
     """Train the corpus into a fresh sqlite store, label it and split it."""
     from benchmarks.corpus.generate import generate as run
@@ -29,8 +40,9 @@ def generate(tracking_uri: str, jobs: int, size: str, only: tuple[str, ...]) -> 
 
 @main.command()
 @click.option("--tracking-uri", required=True)
-@click.option("--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
-              help="Workers for the audits.")
+@click.option(
+    "--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True, help="Workers for the audits."
+)
 @click.option("--no-audit", is_flag=True, help="Score the store's nnaudit tags as they are (no `nnaudit audit` first).")
 @click.option("--no-curves-only", is_flag=True, help="Skip the curves-only audit.")
 def score(tracking_uri: str, jobs: int, no_audit: bool, no_curves_only: bool) -> None:

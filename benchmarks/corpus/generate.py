@@ -39,7 +39,7 @@ TAG = "corpus."
 def store_dir(tracking_uri: str) -> Path:
     if not tracking_uri.startswith("sqlite:///"):
         raise SystemExit("the corpus is written into a sqlite store: --tracking-uri sqlite:///DIR/mlflow.db")
-    return Path(tracking_uri[len("sqlite:///"):]).resolve().parent
+    return Path(tracking_uri[len("sqlite:///") :]).resolve().parent
 
 
 # --- the worker process -------------------------------------------------------------------------
@@ -86,9 +86,17 @@ def _train_one(spec_json: str) -> dict:
     t0 = time.time()
     error = ""
     with mlflow.start_run(experiment_id=_W["exp_id"], run_name=spec.key) as run:
-        mlflow.set_tags({TAG + "key": spec.key, TAG + "kind": spec.kind, TAG + "group": spec.group,
-                         TAG + "fault": spec.fault, TAG + "severity": str(spec.severity),
-                         TAG + "injected": spec.truth, TAG + "spec": spec_json})
+        mlflow.set_tags(
+            {
+                TAG + "key": spec.key,
+                TAG + "kind": spec.kind,
+                TAG + "group": spec.group,
+                TAG + "fault": spec.fault,
+                TAG + "severity": str(spec.severity),
+                TAG + "injected": spec.truth,
+                TAG + "spec": spec_json,
+            }
+        )
         mlflow.log_params({"family": spec.family, "style": spec.style, "seed": spec.seed})
         try:
             out = train_spec(spec)
@@ -104,7 +112,9 @@ def _train_one(spec_json: str) -> dict:
             "nonfinite": int(len(finite) < len(losses) or any(not math.isfinite(v) for v in vals)),
             "steps": len(losses),
         }
-        mlflow.set_tags({TAG + "outcome." + k: f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in facts.items()})
+        mlflow.set_tags(
+            {TAG + "outcome." + k: f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in facts.items()}
+        )
         if error:
             mlflow.set_tag(TAG + "error", error)
     return {"key": spec.key, "run_id": run.info.run_id, "seconds": time.time() - t0, "error": error}
@@ -117,7 +127,9 @@ def generate(tracking_uri: str, jobs: int, size: str, echo=print, only: tuple[st
 
     root = store_dir(tracking_uri)
     root.mkdir(parents=True, exist_ok=True)
-    db = root / "mlflow.db" if tracking_uri.endswith("/mlflow.db") else Path(tracking_uri[len("sqlite:///"):]).resolve()
+    db = (
+        root / "mlflow.db" if tracking_uri.endswith("/mlflow.db") else Path(tracking_uri[len("sqlite:///") :]).resolve()
+    )
     if db.exists():
         raise SystemExit(f"{db} exists: generate into a fresh folder")
     artifacts = root / "artifacts"
@@ -133,8 +145,10 @@ def generate(tracking_uri: str, jobs: int, size: str, echo=print, only: tuple[st
         for i, res in enumerate(pool.imap_unordered(_train_one, [s.to_json() for s in specs]), 1):
             done.append(res)
             if i % 10 == 0 or i == len(specs) or res["error"]:
-                echo(f"[{i}/{len(specs)}] {time.time() - t0:5.0f}s  {res['key']} ({res['seconds']:.1f}s)"
-                     + (f"  ERROR {res['error']}" if res["error"] else ""))
+                echo(
+                    f"[{i}/{len(specs)}] {time.time() - t0:5.0f}s  {res['key']} ({res['seconds']:.1f}s)"
+                    + (f"  ERROR {res['error']}" if res["error"] else "")
+                )
     echo(f"trained {len(done)} runs in {time.time() - t0:.0f}s; merging the shards")
     client = MlflowClient(tracking_uri)
     exp_id = client.create_experiment(EXPERIMENT, artifact_location=str(artifacts))
@@ -157,16 +171,19 @@ def merge_shards(db: Path, shard_files: list[Path], exp_id: str) -> None:
         skip = {"alembic_version", "experiments", "experiment_tags", "sqlite_sequence", "workspaces"}
         for i, shard in enumerate(shard_files):
             con.execute(f"ATTACH DATABASE ? AS s{i}", (str(shard),))
-            shard_exp = con.execute(f"SELECT experiment_id FROM s{i}.experiments WHERE name=?",
-                                    (EXPERIMENT,)).fetchone()[0]
+            shard_exp = con.execute(
+                f"SELECT experiment_id FROM s{i}.experiments WHERE name=?", (EXPERIMENT,)
+            ).fetchone()[0]
             for table in tables:
                 if table in skip:
                     continue
                 cols = [r[1] for r in con.execute(f"PRAGMA s{i}.table_info({table})")]
                 if not cols or not con.execute(f"SELECT 1 FROM s{i}.{table} LIMIT 1").fetchone():
                     continue
-                sel = ", ".join(f"CASE WHEN {c} = {shard_exp} THEN {exp_id} ELSE {c} END" if c == "experiment_id"
-                                else c for c in cols)
+                sel = ", ".join(
+                    f"CASE WHEN {c} = {shard_exp} THEN {exp_id} ELSE {c} END" if c == "experiment_id" else c
+                    for c in cols
+                )
                 con.execute(f"INSERT INTO main.{table} ({', '.join(cols)}) SELECT {sel} FROM s{i}.{table}")
             con.commit()
             con.execute(f"DETACH DATABASE s{i}")
@@ -221,27 +238,38 @@ def label_and_split(tracking_uri: str) -> list[str]:
             truth[run.info.run_id] = (spec["truth"], "injected" if spec["kind"] == "fault" else "imperfect healthy")
     ranges = []
     for group, members in sorted(sweeps.items()):
-        finals = [(_f(r.data.tags, "final_val"), lr) for lr, r in members
-                  if math.isfinite(_f(r.data.tags, "final_val")) and r.data.tags.get(TAG + "outcome.nonfinite") != "1"]
+        finals = [
+            (_f(r.data.tags, "final_val"), lr)
+            for lr, r in members
+            if math.isfinite(_f(r.data.tags, "final_val")) and r.data.tags.get(TAG + "outcome.nonfinite") != "1"
+        ]
         best, best_lr = min(finals) if finals else (float("nan"), float("nan"))
         labels = {}
         for lr, run in sorted(members, key=lambda m: m[0]):
             labels[lr] = sweep_label(lr, run.data.tags, best, best_lr)
             truth[run.info.run_id] = labels[lr]
         healthy = [lr for lr, (t, _) in labels.items() if t == "healthy"]
-        ranges.append(f"  {group:<28} best lr {best_lr:g} (val {best:.3f}); healthy "
-                      + (f"{min(healthy):g}..{max(healthy):g}" if healthy else "none") + "; "
-                      + " ".join(f"{lr:g}:{_short(labels[lr][0])}" for lr in sorted(labels)))
+        ranges.append(
+            f"  {group:<28} best lr {best_lr:g} (val {best:.3f}); healthy "
+            + (f"{min(healthy):g}..{max(healthy):g}" if healthy else "none")
+            + "; "
+            + " ".join(f"{lr:g}:{_short(labels[lr][0])}" for lr in sorted(labels))
+        )
     splits = assign_splits({run.data.tags[TAG + "key"]: truth[run.info.run_id][0] for run in runs})
     counts = defaultdict(lambda: [0, 0])
     for run in runs:
         t, why = truth[run.info.run_id]
         split = splits[run.data.tags[TAG + "key"]]
         counts[t][split == "heldout"] += 1
-        client.log_batch(run.info.run_id, tags=[RunTag(TAG + "truth", t), RunTag(TAG + "split", split),
-                                                RunTag(TAG + "why", why[:500])])
-    lines = ["sweeps (lr:label, H healthy, hi too high, lo too low, ? borderline):", *ranges,
-             "truth: " + ", ".join(f"{t} {a}+{b}" for t, (a, b) in sorted(counts.items())) + " (tune+heldout)"]
+        client.log_batch(
+            run.info.run_id,
+            tags=[RunTag(TAG + "truth", t), RunTag(TAG + "split", split), RunTag(TAG + "why", why[:500])],
+        )
+    lines = [
+        "sweeps (lr:label, H healthy, hi too high, lo too low, ? borderline):",
+        *ranges,
+        "truth: " + ", ".join(f"{t} {a}+{b}" for t, (a, b) in sorted(counts.items())) + " (tune+heldout)",
+    ]
     return lines
 
 

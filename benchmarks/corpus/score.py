@@ -56,8 +56,19 @@ class Row:
 
 def run_audit(tracking_uri: str, jobs: int, echo=print) -> None:
     """`nnaudit audit --force` on the corpus experiment (the recorder's evidence included)."""
-    cmd = [sys.executable, "-c", "from mlflow_nnaudit.cli import main; main()", "audit", "--tracking-uri",
-           tracking_uri, "--experiment", EXPERIMENT, "--force", "--workers", str(jobs)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from mlflow_nnaudit.cli import main; main()",
+        "audit",
+        "--tracking-uri",
+        tracking_uri,
+        "--experiment",
+        EXPERIMENT,
+        "--force",
+        "--workers",
+        str(jobs),
+    ]
     echo("$ nnaudit audit --tracking-uri " + tracking_uri + f" --experiment {EXPERIMENT} --force --workers {jobs}")
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
@@ -74,9 +85,15 @@ def recorder_rows(tracking_uri: str) -> list[Row]:
     rows = []
     for run in client.search_runs([exp.experiment_id], max_results=50000):
         t = run.data.tags
-        rows.append(Row(t["corpus.key"], t.get(TRUTH, "borderline"), t.get(SPLIT, "tune"),
-                        t.get("nnaudit.status", "(not audited)"),
-                        [c for c in t.get("nnaudit.causes", "").split(",") if c]))
+        rows.append(
+            Row(
+                t["corpus.key"],
+                t.get(TRUTH, "borderline"),
+                t.get(SPLIT, "tune"),
+                t.get("nnaudit.status", "(not audited)"),
+                [c for c in t.get("nnaudit.causes", "").split(",") if c],
+            )
+        )
     return rows
 
 
@@ -122,8 +139,15 @@ def curves_only_rows(tracking_uri: str, jobs: int) -> list[Row]:
             results = list(pool.map(work, inputs, chunksize=4)) if pool else [work(i) for i in inputs]
             control_false_discoveries(results)
             for run, res in zip(chunk, results):
-                rows.append(Row(run.tags["corpus.key"], run.tags.get(TRUTH, "borderline"), run.tags.get(SPLIT, "tune"),
-                                res.status, list(res.causes)))
+                rows.append(
+                    Row(
+                        run.tags["corpus.key"],
+                        run.tags.get(TRUTH, "borderline"),
+                        run.tags.get(SPLIT, "tune"),
+                        res.status,
+                        list(res.causes),
+                    )
+                )
     finally:
         if pool is not None:
             pool.shutdown()
@@ -145,13 +169,22 @@ def scores(rows: list[Row]) -> dict:
         tp = sum(r.first == c and r.truth == c for r in rows)
         named = sum(r.first == c for r in rows)
         actual = sum(r.truth == c for r in rows)
-        per[c] = {"n": actual, "named_first": named, "tp": tp,
-                  "precision": tp / named if named else None, "recall": tp / actual if actual else None}
+        per[c] = {
+            "n": actual,
+            "named_first": named,
+            "tp": tp,
+            "precision": tp / named if named else None,
+            "recall": tp / actual if actual else None,
+        }
     out["per_cause"] = per
     for status in ("warning", "failed"):
         k = sum(r.status == status for r in healthy)
-        out[f"healthy_{status}"] = {"k": k, "n": len(healthy), "rate": k / max(len(healthy), 1),
-                                    "ci95": wilson(k, len(healthy))}
+        out[f"healthy_{status}"] = {
+            "k": k,
+            "n": len(healthy),
+            "rate": k / max(len(healthy), 1),
+            "ci95": wilson(k, len(healthy)),
+        }
     out["healthy_status_healthy"] = sum(r.status == HEALTHY for r in healthy)
     hi = [r for r in rows if r.truth == LR_HIGH]
     lo = [r for r in rows if r.truth == LR_LOW]
@@ -167,7 +200,9 @@ def scores(rows: list[Row]) -> dict:
     for r in rows:
         confusion[r.truth][r.first] += 1
     out["confusion"] = {t: dict(c.most_common()) for t, c in sorted(confusion.items())}
-    errors = Counter((r.truth, r.first) for r in rows if r.first != r.truth and not (r.truth == HEALTHY and r.status == HEALTHY))
+    errors = Counter(
+        (r.truth, r.first) for r in rows if r.first != r.truth and not (r.truth == HEALTHY and r.status == HEALTHY)
+    )
     out["top_errors"] = [[t, f, n] for (t, f), n in errors.most_common(12)]
     return out
 
@@ -177,16 +212,22 @@ def _pct(x) -> str:
 
 
 def format_scores(title: str, s: dict) -> str:
-    lines = [f"== {title}: {s['runs']} runs scored ({s['faulty']} faulty, {s['healthy']} healthy)",
-             f"top-1 {s['top1']:.2f}   top-3 {s['top3']:.2f}   (faulty runs: the truth first / in the first three)"]
+    lines = [
+        f"== {title}: {s['runs']} runs scored ({s['faulty']} faulty, {s['healthy']} healthy)",
+        f"top-1 {s['top1']:.2f}   top-3 {s['top3']:.2f}   (faulty runs: the truth first / in the first three)",
+    ]
     for status in ("warning", "failed"):
         h = s[f"healthy_{status}"]
-        lines.append(f"healthy runs {status}: {h['k']}/{h['n']} = {h['rate']:.1%} (95% CI {h['ci95'][0]:.1%}"
-                     f"..{h['ci95'][1]:.1%})")
+        lines.append(
+            f"healthy runs {status}: {h['k']}/{h['n']} = {h['rate']:.1%} (95% CI {h['ci95'][0]:.1%}"
+            f"..{h['ci95'][1]:.1%})"
+        )
     d = s["lr_direction_errors"]
-    lines.append(f"learning-rate direction errors: too high named too low {d['too_high_named_too_low']}/{d['n_too_high']}"
-                 f" (first: {d['too_high_named_too_low_first']}); too low named too high "
-                 f"{d['too_low_named_too_high']}/{d['n_too_low']} (first: {d['too_low_named_too_high_first']})")
+    lines.append(
+        f"learning-rate direction errors: too high named too low {d['too_high_named_too_low']}/{d['n_too_high']}"
+        f" (first: {d['too_high_named_too_low_first']}); too low named too high "
+        f"{d['too_low_named_too_high']}/{d['n_too_low']} (first: {d['too_low_named_too_high_first']})"
+    )
     lines.append(f"{'cause':<34} {'n':>4} {'named 1st':>9} {'precision':>9} {'recall':>7}")
     for c, p in sorted(s["per_cause"].items(), key=lambda kv: (-kv[1]["n"], kv[0])):
         lines.append(f"{c:<34} {p['n']:>4} {p['named_first']:>9} {_pct(p['precision']):>9} {_pct(p['recall']):>7}")
@@ -215,7 +256,7 @@ def main(tracking_uri: str, jobs: int = 1, audit_first: bool = True, curves_only
             echo("")
             echo(format_scores(f"{split} / {mode}", s))
     if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri[len("sqlite:///"):]).resolve().parent / "scores.json"
+        path = Path(tracking_uri[len("sqlite:///") :]).resolve().parent / "scores.json"
         path.write_text(json.dumps(report, indent=1))
         echo(f"\nscores written to {path}")
     return report

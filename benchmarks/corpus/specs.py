@@ -27,16 +27,34 @@ SMALL_SWEEP_LRS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 #: (family, style, optimizer) of each learning-rate sweep
 SWEEPS: tuple[tuple[str, str, str], ...] = (
-    ("mlp", "plain", "sgd"), ("mlp", "plain", "momentum"), ("mlp", "plain", "adam"), ("mlp", "plain", "adamw"),
-    ("mlp", "plain", "lbfgs"), ("mlp", "lightning", "sgd"), ("mlp", "lightning", "adam"), ("mlp", "hf", "adamw"),
-    ("cnn", "plain", "sgd"), ("cnn", "plain", "momentum"), ("cnn", "plain", "adam"), ("cnn", "lightning", "adamw"),
-    ("rnn", "plain", "sgd"), ("rnn", "plain", "momentum"), ("rnn", "plain", "adam"), ("rnn", "plain", "lbfgs"),
+    ("mlp", "plain", "sgd"),
+    ("mlp", "plain", "momentum"),
+    ("mlp", "plain", "adam"),
+    ("mlp", "plain", "adamw"),
+    ("mlp", "plain", "lbfgs"),
+    ("mlp", "lightning", "sgd"),
+    ("mlp", "lightning", "adam"),
+    ("mlp", "hf", "adamw"),
+    ("cnn", "plain", "sgd"),
+    ("cnn", "plain", "momentum"),
+    ("cnn", "plain", "adam"),
+    ("cnn", "lightning", "adamw"),
+    ("rnn", "plain", "sgd"),
+    ("rnn", "plain", "momentum"),
+    ("rnn", "plain", "adam"),
+    ("rnn", "plain", "lbfgs"),
     ("rnn", "lightning", "adam"),
-    ("bert", "plain", "sgd"), ("bert", "plain", "adamw"), ("bert", "hf", "adamw"),
+    ("bert", "plain", "sgd"),
+    ("bert", "plain", "adamw"),
+    ("bert", "hf", "adamw"),
 )
 #: one sweep per family in the small corpus
-SMALL_SWEEPS = (("mlp", "plain", "momentum"), ("cnn", "lightning", "adamw"), ("rnn", "plain", "adam"),
-                ("bert", "hf", "adamw"))
+SMALL_SWEEPS = (
+    ("mlp", "plain", "momentum"),
+    ("cnn", "lightning", "adamw"),
+    ("rnn", "plain", "adam"),
+    ("bert", "hf", "adamw"),
+)
 
 #: the family's sound default (optimizer, lr), used by fault and imperfect runs
 DEFAULTS = {"mlp": ("adam", 1e-3), "cnn": ("adam", 2e-3), "rnn": ("adam", 3e-3), "bert": ("adamw", 1e-3)}
@@ -49,28 +67,43 @@ FAULTS: dict[str, tuple[str, tuple[str, ...], tuple[dict, ...]]] = {
     "sorted_by_label": ("data_not_shuffled", FAMILIES, ({"sort_by_label": True},)),
     "same_batch": ("repeated_batch", FAMILIES, ({"same_batch": True},)),
     "nan_inputs": ("nonfinite_inputs", ("mlp", "cnn", "rnn"), ({"nan_rows": 0.01}, {"nan_rows": 0.1})),
-    "raw_inputs": ("inputs_not_normalized", ("mlp", "cnn", "rnn"),
-                   ({"x_scale": 20.0, "x_shift": 50.0}, {"x_scale": 60.0, "x_shift": 120.0})),
-    "val_unnormalized": ("train_val_preprocessing_mismatch", ("mlp", "cnn", "rnn"),
-                         ({"val_scale": 3.0, "val_shift": 1.0}, {"val_scale": 5.0, "val_shift": 3.0})),
+    "raw_inputs": (
+        "inputs_not_normalized",
+        ("mlp", "cnn", "rnn"),
+        ({"x_scale": 20.0, "x_shift": 50.0}, {"x_scale": 60.0, "x_shift": 120.0}),
+    ),
+    "val_unnormalized": (
+        "train_val_preprocessing_mismatch",
+        ("mlp", "cnn", "rnn"),
+        ({"val_scale": 3.0, "val_shift": 1.0}, {"val_scale": 5.0, "val_shift": 3.0}),
+    ),
     "head_frozen": ("frozen_parameters", FAMILIES, ({"frozen_head": True},)),
     "no_zero_grad": ("gradients_not_zeroed", FAMILIES, ({"no_zero_grad": True},)),
-    "eval_in_train_mode": ("eval_mode_not_set", ("mlp", "cnn"), ({"dropout": 0.3, "no_eval": True},
-                                                                 {"dropout": 0.5, "no_eval": True})),
+    "eval_in_train_mode": (
+        "eval_mode_not_set",
+        ("mlp", "cnn"),
+        ({"dropout": 0.3, "no_eval": True}, {"dropout": 0.5, "no_eval": True}),
+    ),
     "negative_bias": ("dead_relu", ("mlp", "cnn"), ({"neg_bias": -3.0}, {"neg_bias": -6.0})),
     "tanh_big_init": ("saturated_activations", ("mlp",), ({"tanh_scale": 10.0}, {"tanh_scale": 20.0})),
     "huge_output_init": ("initial_loss_mismatch", FAMILIES, ({"head_scale": 10.0}, {"head_scale": 40.0})),
     "heavy_dropout": ("too_much_regularization", ("mlp",), ({"dropout": 0.8}, {"dropout": 0.9})),
-    "clipping_high_lr": ("gradient_clipping_masks_lr", ("mlp", "cnn"),
-                         ({"optimizer": "sgd", "lr": 1.0, "clip_norm": 0.05},
-                          {"optimizer": "sgd", "lr": 3.0, "clip_norm": 0.01})),
+    "clipping_high_lr": (
+        "gradient_clipping_masks_lr",
+        ("mlp", "cnn"),
+        ({"optimizer": "sgd", "lr": 1.0, "clip_norm": 0.05}, {"optimizer": "sgd", "lr": 3.0, "clip_norm": 0.01}),
+    ),
     "fast_decay": ("lr_decay_too_fast", FAMILIES, ({"gamma": 0.5}, {"gamma": 0.3})),
     "lr_grows": ("learning_rate_too_high", FAMILIES, ({"lr_growth": 1.02}, {"lr_growth": 1.05})),
     "zero_init": ("bad_weight_init", ("mlp",), ({"zero_init": True, "optimizer": "momentum", "lr": 1e-2},)),
 }
 #: the small corpus: one fault per family, the strongest severity
-SMALL_FAULTS = {"mlp": ("softmax_into_ce", "lr_grows", "labels_shuffled"), "cnn": ("negative_bias", "imbalance"),
-                "rnn": ("same_batch", "fast_decay"), "bert": ("head_frozen", "no_zero_grad")}
+SMALL_FAULTS = {
+    "mlp": ("softmax_into_ce", "lr_grows", "labels_shuffled"),
+    "cnn": ("negative_bias", "imbalance"),
+    "rnn": ("same_batch", "fast_decay"),
+    "bert": ("head_frozen", "no_zero_grad"),
+}
 
 #: imperfect healthy run kinds -> (families, knobs)
 IMPERFECT: dict[str, tuple[tuple[str, ...], dict]] = {
@@ -86,8 +119,12 @@ IMPERFECT: dict[str, tuple[tuple[str, ...], dict]] = {
     "lightning_default": (("mlp", "cnn", "rnn"), {"style": "lightning"}),
     "hf_default": (("mlp", "bert"), {"style": "hf", "optimizer": "adamw"}),
 }
-SMALL_IMPERFECT = {"mlp": ("early_stopping", "full_batch_lbfgs"), "cnn": ("short_run",), "rnn": ("noisy_small_batch",),
-                   "bert": ("warmup_finetune",)}
+SMALL_IMPERFECT = {
+    "mlp": ("early_stopping", "full_batch_lbfgs"),
+    "cnn": ("short_run",),
+    "rnn": ("noisy_small_batch",),
+    "bert": ("warmup_finetune",),
+}
 
 
 @dataclass
@@ -131,8 +168,8 @@ def enumerate_specs(size: str) -> list[RunSpec]:
     seeds = (0,) if small else (0, 1)
     out: list[RunSpec] = []
     for seed in seeds:
-        for family, style, opt in (SMALL_SWEEPS if small else SWEEPS):
-            for lr in (SMALL_SWEEP_LRS if small else SWEEP_LRS):
+        for family, style, opt in SMALL_SWEEPS if small else SWEEPS:
+            for lr in SMALL_SWEEP_LRS if small else SWEEP_LRS:
                 out.append(RunSpec("sweep", family, style, opt, lr, seed))
         for fault, (truth, families, severities) in FAULTS.items():
             for family in families:
@@ -141,16 +178,39 @@ def enumerate_specs(size: str) -> list[RunSpec]:
                 chosen = severities[-1:] if small else severities
                 for sev, knobs in enumerate(chosen, len(severities) - len(chosen) + 1):
                     opt, lr = DEFAULTS[family]
-                    out.append(RunSpec("fault", family, knobs.get("style", "plain"), knobs.get("optimizer", opt),
-                                       knobs.get("lr", lr), seed, fault, sev if len(severities) > 1 else 0, truth,
-                                       dict(knobs)))
+                    out.append(
+                        RunSpec(
+                            "fault",
+                            family,
+                            knobs.get("style", "plain"),
+                            knobs.get("optimizer", opt),
+                            knobs.get("lr", lr),
+                            seed,
+                            fault,
+                            sev if len(severities) > 1 else 0,
+                            truth,
+                            dict(knobs),
+                        )
+                    )
         for kind, (families, knobs) in IMPERFECT.items():
             for family in families:
                 if small and kind not in SMALL_IMPERFECT.get(family, ()):
                     continue
                 opt, lr = DEFAULTS[family]
-                out.append(RunSpec("imperfect", family, knobs.get("style", "plain"), knobs.get("optimizer", opt),
-                                   knobs.get("lr", lr), seed, kind, 0, "healthy", dict(knobs)))
+                out.append(
+                    RunSpec(
+                        "imperfect",
+                        family,
+                        knobs.get("style", "plain"),
+                        knobs.get("optimizer", opt),
+                        knobs.get("lr", lr),
+                        seed,
+                        kind,
+                        0,
+                        "healthy",
+                        dict(knobs),
+                    )
+                )
     # the slowest runs first (Lightning and the Trainer, ~20 s each on a loaded 16-core machine; then bert),
     # so that parallel workers do not wait on a tail of slow runs at the end
     order = {"bert": 0, "rnn": 1, "cnn": 2, "mlp": 3}

@@ -41,13 +41,14 @@ def make_data(family: str, seed: int, label_noise: float = 0.0):
         return y
 
     if family == "cnn":
+
         def make(n):
             y = torch.randint(0, N_CLASSES, (n,), generator=g)
             x = torch.randn(n, 1, 12, 12, generator=g) * 0.7
             r0 = (y // 2) * 6 + torch.randint(0, 3, (n,), generator=g)
             c0 = (y % 2) * 6 + torch.randint(0, 3, (n,), generator=g)
             for i in range(n):
-                x[i, 0, r0[i]:r0[i] + 3, c0[i]:c0[i] + 3] += 1.5
+                x[i, 0, r0[i] : r0[i] + 3, c0[i] : c0[i] + 3] += 1.5
             return x, y
     elif family == "rnn":
         tg = torch.Generator().manual_seed(77)
@@ -58,11 +59,13 @@ def make_data(family: str, seed: int, label_noise: float = 0.0):
             y = (torch.tanh(x.mean(1) * 3 @ w1) @ w2).argmax(1)
             return x, y
     else:  # bert
+
         def make(n):
             x = torch.randint(0, VOCAB, (n, SEQ), generator=g)
             counts = torch.stack([(x % N_CLASSES == k).sum(1) for k in range(N_CLASSES)], 1).float()
             y = (counts + 0.1 * torch.rand(n, N_CLASSES, generator=g)).argmax(1)
             return x, y
+
     (xt, yt), (xv, yv) = make(N_TRAIN), make(N_VAL)
     return (xt, noisy(yt)), (xv, yv)
 
@@ -84,9 +87,16 @@ class MLP(nn.Module):
 class CNN(nn.Module):
     def __init__(self, dropout: float = 0.0):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                                  nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                                  *([nn.Dropout(dropout)] if dropout else []))
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            *([nn.Dropout(dropout)] if dropout else []),
+        )
         self.head = nn.Linear(144, N_CLASSES)
 
     def forward(self, x):
@@ -107,9 +117,17 @@ class RNN(nn.Module):
 def bert_model(dropout: float = 0.1):
     from transformers import BertConfig, BertForSequenceClassification
 
-    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=SEQ + 4, num_labels=N_CLASSES,
-                     hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    cfg = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=SEQ + 4,
+        num_labels=N_CLASSES,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
     return BertForSequenceClassification(cfg)
 
 
@@ -166,8 +184,9 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0, line
         return torch.optim.Adadelta(params, lr=lr)
     if name == "lbfgs":
         # a sweep's LBFGS takes learning-rate-sized steps (no line search), as in PyTorch's sequence example
-        return torch.optim.LBFGS(params, lr=lr, max_iter=4, history_size=10,
-                                 line_search_fn="strong_wolfe" if line_search else None)
+        return torch.optim.LBFGS(
+            params, lr=lr, max_iter=4, history_size=10, line_search_fn="strong_wolfe" if line_search else None
+        )
     raise ValueError(name)
 
 
@@ -205,7 +224,11 @@ def schedule(spec: RunSpec, opt, total_steps: int):
     if "warmup" in k:
         warm = max(1, int(total_steps * k["warmup"]))
         return "step", torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda i: (i + 1) / warm if i < warm else 0.5 * (1 + math.cos(math.pi * (i - warm) / max(1, total_steps - warm))))
+            opt,
+            lambda i: (
+                (i + 1) / warm if i < warm else 0.5 * (1 + math.cos(math.pi * (i - warm) / max(1, total_steps - warm)))
+            ),
+        )
     if "gamma" in k:
         return "epoch", torch.optim.lr_scheduler.ExponentialLR(opt, k["gamma"])
     if "step_lr" in k:
@@ -230,8 +253,9 @@ def train_plain(spec: RunSpec) -> dict:
     k = spec.knobs
     (xt, yt), (xv, yv) = prepared_data(spec)
     model = make_model(spec)
-    opt = make_optimizer(spec.optimizer, trained_params(model, spec), spec.lr, k.get("weight_decay", 0.0),
-                         k.get("line_search", False))
+    opt = make_optimizer(
+        spec.optimizer, trained_params(model, spec), spec.lr, k.get("weight_decay", 0.0), k.get("line_search", False)
+    )
     loss_fn = nn.CrossEntropyLoss()
     epochs, batch = epochs_of(spec), batch_of(spec, len(xt))
     steps_per_epoch = math.ceil(len(xt) / batch)
@@ -245,14 +269,16 @@ def train_plain(spec: RunSpec) -> dict:
         perm = torch.arange(len(xt)) if k.get("sort_by_label") else torch.randperm(len(xt), generator=g)
         total, n = 0.0, 0
         for i in range(0, len(xt), batch):
-            idx = perm[:batch] if k.get("same_batch") else perm[i:i + batch]
+            idx = perm[:batch] if k.get("same_batch") else perm[i : i + batch]
             x, y = xt[idx], yt[idx]
             if spec.optimizer == "lbfgs":
+
                 def closure(x=x, y=y):  # bound now: LBFGS calls it within this step
                     opt.zero_grad()
                     out = loss_fn(model(x), y)
                     out.backward()
                     return out
+
                 loss = opt.step(closure)
             else:
                 if not k.get("no_zero_grad"):
@@ -325,13 +351,21 @@ def train_lightning(spec: RunSpec) -> dict:
             return make_optimizer(spec.optimizer, self.parameters(), spec.lr)
 
     g = torch.Generator().manual_seed(spec.seed)
-    train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xt, yt), batch_size=batch_of(spec, len(xt)),
-                                        shuffle=True, generator=g)
+    train = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(xt, yt), batch_size=batch_of(spec, len(xt)), shuffle=True, generator=g
+    )
     val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xv, yv), batch_size=256)
     mlflow.log_params({"optimizer": spec.optimizer})
-    trainer = pl.Trainer(max_epochs=epochs_of(spec), enable_progress_bar=False, enable_checkpointing=False,
-                         accelerator="cpu", enable_model_summary=False, num_sanity_val_steps=0, logger=False,
-                         log_every_n_steps=5)
+    trainer = pl.Trainer(
+        max_epochs=epochs_of(spec),
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        logger=False,
+        log_every_n_steps=5,
+    )
     trainer.fit(Module(), train, val)
     return {"losses": losses, "val": vals}
 
@@ -384,11 +418,24 @@ def train_hf(spec: RunSpec) -> dict:
     k = spec.knobs
     total_steps = epochs_of(spec) * math.ceil(len(xt) / batch_of(spec, len(xt)))
     args = TrainingArguments(
-        output_dir="hf_out", report_to=["mlflow"], use_cpu=True, num_train_epochs=epochs_of(spec),
-        learning_rate=spec.lr, per_device_train_batch_size=batch_of(spec, len(xt)), per_device_eval_batch_size=256,
-        eval_strategy="epoch", logging_steps=5, save_strategy="no", disable_tqdm=True, dataloader_num_workers=0,
-        optim="adamw_torch", seed=spec.seed, warmup_steps=int(total_steps * k.get("warmup", 0.0)),
-        lr_scheduler_type="cosine" if k.get("cosine") else "constant", weight_decay=k.get("weight_decay", 0.0))
+        output_dir="hf_out",
+        report_to=["mlflow"],
+        use_cpu=True,
+        num_train_epochs=epochs_of(spec),
+        learning_rate=spec.lr,
+        per_device_train_batch_size=batch_of(spec, len(xt)),
+        per_device_eval_batch_size=256,
+        eval_strategy="epoch",
+        logging_steps=5,
+        save_strategy="no",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        optim="adamw_torch",
+        seed=spec.seed,
+        warmup_steps=int(total_steps * k.get("warmup", 0.0)),
+        lr_scheduler_type="cosine" if k.get("cosine") else "constant",
+        weight_decay=k.get("weight_decay", 0.0),
+    )
     trainer = Trainer(model=model, args=args, train_dataset=Data(xt, yt), eval_dataset=Data(xv, yv))
     trainer.remove_callback(PrinterCallback)  # the logs go to MLflow, not to the terminal
     mlflow.log_params({"optimizer": spec.optimizer})  # the Trainer logs learning_rate and optim itself

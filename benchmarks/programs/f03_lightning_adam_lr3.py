@@ -9,6 +9,7 @@ Acceptable in top 3: -
 Symptom: diverging, plateau, nonfinite_loss
 Fixed (--fix, lr=1e-3): val_loss 0.23, val_acc 0.915 after 8 epochs (checked; buggy: val_loss 17.8, val_acc 0.28).
 """
+
 import sys
 
 import lightning.pytorch as pl
@@ -54,7 +55,13 @@ y = (x @ w + 0.3 * torch.randn(1200, 4)).argmax(1)
 train = DataLoader(TensorDataset(x[:1000], y[:1000]), batch_size=32, shuffle=True)
 val = DataLoader(TensorDataset(x[1000:], y[1000:]), batch_size=200)
 
-trainer = pl.Trainer(max_epochs=8, enable_progress_bar=False, enable_checkpointing=False, logger=False,
-                     log_every_n_steps=5, enable_model_summary=False)
+trainer = pl.Trainer(
+    max_epochs=8,
+    enable_progress_bar=False,
+    enable_checkpointing=False,
+    logger=False,
+    log_every_n_steps=5,
+    enable_model_summary=False,
+)
 trainer.fit(Classifier(1e-3 if FIX else 3.0), train, val)
 print(trainer.callback_metrics)

@@ -9,6 +9,7 @@ Acceptable in top 3: -
 Symptom: plateau, not_converged
 Fixed (--fix, no Softmax): val_acc 0.987, val_loss 0.041 after 12 epochs (checked).
 """
+
 import sys
 
 import mlflow
@@ -20,11 +21,15 @@ FIX = "--fix" in sys.argv
 torch.manual_seed(0)
 
 VOCAB, SEQ = 500, 20
+
+
 def make(n):
     x = torch.randint(3, VOCAB, (n, SEQ))
     y = torch.randint(0, 3, (n,))
     x[torch.arange(n), torch.randint(0, SEQ, (n,))] = y  # the class shows as a sentiment word somewhere
     return x, y
+
+
 x_train, y_train = make(1200)
 x_val, y_val = make(300)
 
@@ -52,7 +57,7 @@ with mlflow.start_run():
         total = 0.0
         for i in range(0, len(x_train), 32):
             optimizer.zero_grad()
-            loss = criterion(model(x_train[i:i + 32]), y_train[i:i + 32])
+            loss = criterion(model(x_train[i : i + 32]), y_train[i : i + 32])
             loss.backward()
             optimizer.step()
             total += loss.item()
@@ -61,6 +66,7 @@ with mlflow.start_run():
             out = model(x_val)
             val_loss = criterion(out, y_val).item()
             val_acc = (out.argmax(1) == y_val).float().mean().item()
-        mlflow.log_metrics({"train_loss": total / (len(x_train) // 32), "val_loss": val_loss, "val_acc": val_acc},
-                           step=epoch)
+        mlflow.log_metrics(
+            {"train_loss": total / (len(x_train) // 32), "val_loss": val_loss, "val_acc": val_acc}, step=epoch
+        )
         print(epoch, total / (len(x_train) // 32), val_loss, val_acc)

@@ -10,6 +10,7 @@ Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, torch.sigmoid): val_acc 0.995, loss 0.05 (checked; buggy: loss exactly constant).
 """
+
 import sys
 
 import mlflow
@@ -45,7 +46,7 @@ with mlflow.start_run():
     for epoch in range(15):
         for i in range(0, 1000, 50):
             optimizer.zero_grad()
-            loss = criterion(model(x_train[i:i + 50]), y_train[i:i + 50])
+            loss = criterion(model(x_train[i : i + 50]), y_train[i : i + 50])
             loss.backward()
             optimizer.step()
         with torch.no_grad():

@@ -10,6 +10,7 @@ Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, SGD(model.parameters())): val_loss 0.011 (checked; buggy: the weights never move).
 """
+
 import sys
 
 import mlflow
@@ -39,7 +40,7 @@ with mlflow.start_run():
         total = 0.0
         for i in range(0, 800, 32):
             optimizer.zero_grad()
-            loss = criterion(model(x_train[i:i + 32]), y_train[i:i + 32])
+            loss = criterion(model(x_train[i : i + 32]), y_train[i : i + 32])
             loss.backward()
             optimizer.step()
             total += loss.item()

@@ -10,6 +10,7 @@ Acceptable in top 3: -
 Symptom: nonfinite_loss
 Fixed (--fix, NaN filled with the column mean): val_loss 0.017 (checked; buggy: NaN from the first batch with a NaN row).
 """
+
 import sys
 
 import mlflow
@@ -36,7 +37,7 @@ with mlflow.start_run():
         perm = torch.randperm(1200)
         total = 0.0
         for i in range(0, 1200, 32):
-            idx = perm[i:i + 32]
+            idx = perm[i : i + 32]
             optimizer.zero_grad()
             loss = criterion(model(x_train[idx]), y_train[idx])
             loss.backward()

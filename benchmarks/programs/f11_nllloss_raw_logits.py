@@ -9,6 +9,7 @@ Acceptable in top 3: -
 Symptom: diverging, not_converged, nonfinite_loss
 Fixed (--fix, log_softmax before NLLLoss): val_acc 0.67, val_loss 1.11 after 15 epochs, still improving (checked; buggy: loss negative and falling).
 """
+
 import sys
 
 import mlflow
@@ -29,16 +30,18 @@ model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 5))
 criterion = nn.NLLLoss()
 optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
 
+
 def forward(inp):
     out = model(inp)
     return F.log_softmax(out, dim=1) if FIX else out
+
 
 with mlflow.start_run():
     for epoch in range(15):
         total = 0.0
         for i in range(0, 1000, 32):
             optimizer.zero_grad()
-            loss = criterion(forward(x_train[i:i + 32]), y_train[i:i + 32])
+            loss = criterion(forward(x_train[i : i + 32]), y_train[i : i + 32])
             loss.backward()
             optimizer.step()
             total += loss.item()

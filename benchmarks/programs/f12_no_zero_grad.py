@@ -11,6 +11,7 @@ Acceptable in top 3: learning_rate_too_high
 Symptom: oscillating_loss, diverging, plateau
 Fixed (--fix, zero_grad each step): val_acc 0.98, train_loss 0.037 (checked).
 """
+
 import sys
 
 import mlflow
@@ -35,8 +36,8 @@ with mlflow.start_run():
         for i in range(0, 1200, 64):
             if FIX:
                 optimizer.zero_grad()
-            y_pred = model(x_train[i:i + 64])
-            loss = loss_function(y_pred, y_train[i:i + 64])
+            y_pred = model(x_train[i : i + 64])
+            loss = loss_function(y_pred, y_train[i : i + 64])
             loss.backward()
             optimizer.step()
             total += loss.item()

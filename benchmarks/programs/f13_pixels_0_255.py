@@ -10,6 +10,7 @@ Acceptable in top 3: learning_rate_too_high
 Symptom: plateau, diverging, oscillating_loss, nonfinite_loss
 Fixed (--fix, x / 255): val_accuracy 1.0, loss 0.33 after 8 epochs (checked).
 """
+
 import sys
 
 import mlflow
@@ -22,12 +23,16 @@ torch.manual_seed(0)
 
 # synthetic "digits": each class is a random stroke template in the middle of the image, borders zero
 templates = (torch.rand(10, 20, 20) > 0.6).float()
+
+
 def make(n):
     y = torch.randint(0, 10, (n,))
     img = torch.zeros(n, 28, 28)
     img[:, 4:24, 4:24] = templates[y] * torch.randint(120, 256, (n, 1, 1)).float()
     img[:, 4:24, 4:24] += torch.randint(0, 60, (n, 20, 20)).float()
     return img.clamp(0, 255).round(), y
+
+
 x_train, y_train = make(2000)
 x_val, y_val = make(400)
 if FIX:
@@ -40,7 +45,7 @@ with mlflow.start_run():
     for epoch in range(8):
         perm = torch.randperm(2000)
         for i in range(0, 2000, 64):
-            idx = perm[i:i + 64]
+            idx = perm[i : i + 64]
             optimizer.zero_grad()
             loss = criterion(model(x_train[idx]), y_train[idx])
             loss.backward()

@@ -10,6 +10,7 @@ Acceptable in top 3: -
 Symptom: plateau, oscillating_loss
 Fixed (--fix, standardised features): val_acc 0.967, val_loss 0.24 (checked).
 """
+
 import sys
 
 import mlflow
@@ -39,7 +40,7 @@ with mlflow.start_run():
         total = 0.0
         for i in range(0, 1200, 20):
             optimizer.zero_grad()
-            loss = criterion(model(x_train[i:i + 20]), y_train[i:i + 20])
+            loss = criterion(model(x_train[i : i + 20]), y_train[i : i + 20])
             loss.backward()
             optimizer.step()
             total += loss.item()

@@ -10,6 +10,7 @@ Acceptable in top 3: learning_rate_too_low
 Symptom: plateau, not_converged
 Fixed (--fix, targets standardised): val_loss 0.018 in standard units (checked).
 """
+
 import sys
 
 import mlflow
@@ -35,7 +36,7 @@ with mlflow.start_run():
         perm = torch.randperm(1200)
         total = 0.0
         for i in range(0, 1200, 32):
-            idx = perm[i:i + 32]
+            idx = perm[i : i + 32]
             optimizer.zero_grad()
             loss = criterion(model(x_train[idx]), y_train[idx])
             loss.backward()

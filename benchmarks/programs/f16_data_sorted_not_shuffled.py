@@ -11,6 +11,7 @@ Acceptable in top 3: -
 Symptom: oscillating_loss, plateau
 Fixed (--fix, shuffle=True): val_acc 1.0 (checked).
 """
+
 import sys
 
 import mlflow
@@ -23,9 +24,13 @@ FIX = "--fix" in sys.argv
 torch.manual_seed(0)
 
 templates = torch.randn(4, 1, 16, 16)
+
+
 def make(n):
     y = torch.arange(4).repeat_interleave(n // 4)  # folder by folder: class 0 first, then 1, ...
     return templates[y] + 1.0 * torch.randn(n, 1, 16, 16), y
+
+
 x_train, y_train = make(1200)
 x_val, y_val = make(200)
 loader = DataLoader(TensorDataset(x_train, y_train), batch_size=32, shuffle=FIX)

@@ -10,6 +10,7 @@ Acceptable in top 3: -
 Symptom: overfitting, plateau
 Fixed (--fix, one permutation for both): val_acc 0.93, val_loss 0.175 (checked).
 """
+
 import sys
 
 import mlflow
@@ -43,16 +44,18 @@ with mlflow.start_run():
         total, correct = 0.0, 0
         for i in range(0, 1000, 50):
             optimizer.zero_grad()
-            out = model(X[i:i + 50])
-            loss = criterion(out, y[i:i + 50])
+            out = model(X[i : i + 50])
+            loss = criterion(out, y[i : i + 50])
             loss.backward()
             optimizer.step()
             total += loss.item()
-            correct += (out.argmax(1) == y[i:i + 50]).sum().item()
+            correct += (out.argmax(1) == y[i : i + 50]).sum().item()
         with torch.no_grad():
             out = model(X_val)
             val_loss = criterion(out, y_val).item()
             val_acc = (out.argmax(1) == y_val).float().mean().item()
-        mlflow.log_metrics({"train_loss": total / 20, "train_acc": correct / 1000, "val_loss": val_loss,
-                            "val_acc": val_acc}, step=epoch)
+        mlflow.log_metrics(
+            {"train_loss": total / 20, "train_acc": correct / 1000, "val_loss": val_loss, "val_acc": val_acc},
+            step=epoch,
+        )
         print(epoch, total / 20, correct / 1000, val_loss, val_acc)

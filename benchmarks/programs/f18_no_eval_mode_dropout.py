@@ -10,6 +10,7 @@ Acceptable in top 3: -
 Symptom: oscillating_loss, overfitting, plateau
 Fixed (--fix, model.eval() before validation): val_loss 0.236 below train_loss 0.30, val_acc 0.917 (checked).
 """
+
 import sys
 
 import mlflow
@@ -25,8 +26,9 @@ x = torch.randn(1300, 20)
 y = (x @ w).argmax(1)
 x_train, y_train, x_val, y_val = x[:1000], y[:1000], x[1000:], y[1000:]
 
-model = nn.Sequential(nn.Linear(20, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 128), nn.ReLU(),
-                      nn.Dropout(0.5), nn.Linear(128, 4))
+model = nn.Sequential(
+    nn.Linear(20, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 4)
+)
 optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 criterion = nn.CrossEntropyLoss()
 with mlflow.start_run():
@@ -35,7 +37,7 @@ with mlflow.start_run():
         total = 0.0
         for i in range(0, 1000, 32):
             optimizer.zero_grad()
-            loss = criterion(model(x_train[i:i + 32]), y_train[i:i + 32])
+            loss = criterion(model(x_train[i : i + 32]), y_train[i : i + 32])
             loss.backward()
             optimizer.step()
             total += loss.item()

@@ -12,6 +12,7 @@ Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, freeze first, then replace the head): val_acc 1.0, val_loss 0.49 after 8 epochs (checked).
 """
+
 import sys
 
 import mlflow
@@ -43,9 +44,13 @@ else:
     for p in model.parameters():
         p.requires_grad = False
 templates = torch.randn(5, 3, 16, 16)
+
+
 def make(n):
     y = torch.randint(0, 5, (n,))
     return templates[y] + 0.5 * torch.randn(n, 3, 16, 16), y
+
+
 x_train, y_train = make(1000)
 x_val, y_val = make(200)
 optimizer = torch.optim.Adam([p for p in model.parameters()], lr=1e-3)
@@ -55,8 +60,8 @@ with mlflow.start_run():
         total = 0.0
         for i in range(0, 1000, 50):
             optimizer.zero_grad()
-            out = model(x_train[i:i + 50])
-            loss = criterion(out, y_train[i:i + 50])
+            out = model(x_train[i : i + 50])
+            loss = criterion(out, y_train[i : i + 50])
             if not FIX:
                 loss.requires_grad = True  # "fixes" RuntimeError: element 0 of tensors does not require grad
             loss.backward()

@@ -10,6 +10,7 @@ Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, no sigmoid on the output): val_loss 0.021 (checked).
 """
+
 import sys
 
 import mlflow
@@ -21,7 +22,7 @@ FIX = "--fix" in sys.argv
 torch.manual_seed(0)
 
 x = torch.randn(1500, 6)
-y = (x[:, :3].sum(1, keepdim=True) + 0.1 * torch.randn(1500, 1))
+y = x[:, :3].sum(1, keepdim=True) + 0.1 * torch.randn(1500, 1)
 x_train, y_train, x_val, y_val = x[:1200], y[:1200], x[1200:], y[1200:]
 layers = [nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1)]
 model = nn.Sequential(*layers) if FIX else nn.Sequential(*layers, nn.Sigmoid())
@@ -32,7 +33,7 @@ with mlflow.start_run():
         total = 0.0
         for i in range(0, 1200, 32):
             optimizer.zero_grad()
-            loss = criterion(model(x_train[i:i + 32]), y_train[i:i + 32])
+            loss = criterion(model(x_train[i : i + 32]), y_train[i : i + 32])
             loss.backward()
             optimizer.step()
             total += loss.item()

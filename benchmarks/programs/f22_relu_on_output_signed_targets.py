@@ -11,6 +11,7 @@ Acceptable in top 3: dead_relu
 Symptom: plateau
 Fixed (--fix, no final ReLU): val_loss ~0.02 (buggy: val_loss stalls near half the target variance) [expected; --fix not rerun in the final check]
 """
+
 import sys
 
 import mlflow
@@ -33,7 +34,7 @@ with mlflow.start_run():
         total = 0.0
         for i in range(0, 1200, 32):
             optimizer.zero_grad()
-            loss = criterion(model(x_train[i:i + 32]), y_train[i:i + 32])
+            loss = criterion(model(x_train[i : i + 32]), y_train[i : i + 32])
             loss.backward()
             optimizer.step()
             total += loss.item()

@@ -9,6 +9,7 @@ Acceptable in top 3: -
 Symptom: not_converged, plateau
 Fixed (--fix, lr=0.05): val_acc ~0.95 (buggy: loss still ~1.1, val_acc ~0.35) [expected; --fix not rerun in the final check]
 """
+
 import sys
 
 import mlflow
@@ -31,7 +32,7 @@ with mlflow.start_run():
         total = 0.0
         for i in range(0, 1000, 32):
             optimizer.zero_grad()
-            loss = criterion(model(x_train[i:i + 32]), y_train[i:i + 32])
+            loss = criterion(model(x_train[i : i + 32]), y_train[i : i + 32])
             loss.backward()
             optimizer.step()
             total += loss.item()

@@ -10,6 +10,7 @@ Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, weight_decay=5e-4): val_acc ~0.9 (buggy: loss stays near ln 5 = 1.61) [expected; --fix not rerun in the final check]
 """
+
 import sys
 
 import mlflow
@@ -32,7 +33,7 @@ with mlflow.start_run():
         total = 0.0
         for i in range(0, 1000, 32):
             optimizer.zero_grad()
-            loss = criterion(model(x_train[i:i + 32]), y_train[i:i + 32])
+            loss = criterion(model(x_train[i : i + 32]), y_train[i : i + 32])
             loss.backward()
             optimizer.step()
             total += loss.item()

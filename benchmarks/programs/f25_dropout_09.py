@@ -10,6 +10,7 @@ Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, Dropout(0.1)): val_acc ~0.9 (buggy: train_loss stays near ln 4 = 1.39) [expected; --fix not rerun in the final check]
 """
+
 import sys
 
 import mlflow
@@ -25,8 +26,16 @@ w = torch.randn(20, 4)
 x = torch.randn(1300, 20)
 y = (x @ w).argmax(1)
 x_train, y_train, x_val, y_val = x[:1000], y[:1000], x[1000:], y[1000:]
-model = nn.Sequential(nn.Dropout(p), nn.Linear(20, 64), nn.ReLU(), nn.Dropout(p), nn.Linear(64, 64), nn.ReLU(),
-                      nn.Dropout(p), nn.Linear(64, 4))
+model = nn.Sequential(
+    nn.Dropout(p),
+    nn.Linear(20, 64),
+    nn.ReLU(),
+    nn.Dropout(p),
+    nn.Linear(64, 64),
+    nn.ReLU(),
+    nn.Dropout(p),
+    nn.Linear(64, 4),
+)
 optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 criterion = nn.CrossEntropyLoss()
 with mlflow.start_run():
@@ -35,7 +44,7 @@ with mlflow.start_run():
         total = 0.0
         for i in range(0, 1000, 32):
             optimizer.zero_grad()
-            loss = criterion(model(x_train[i:i + 32]), y_train[i:i + 32])
+            loss = criterion(model(x_train[i : i + 32]), y_train[i : i + 32])
             loss.backward()
             optimizer.step()
             total += loss.item()

@@ -10,6 +10,7 @@ Symptom: overfitting
 Fixed (--fix, 1500 samples, dropout 0.3, weight decay 1e-3, 30 epochs): val_loss keeps falling [expected; --fix not rerun in the final check]
 with train_loss (buggy: val_loss rises after epoch ~10 while train_loss -> 0).
 """
+
 import sys
 
 import mlflow
@@ -21,14 +22,19 @@ FIX = "--fix" in sys.argv
 torch.manual_seed(0)
 
 w = torch.randn(30, 3)
+
+
 def make(n):
     x = torch.randn(n, 30)
     return x, (x[:, :5] @ w[:5] + 1.5 * torch.randn(n, 3)).argmax(1)
+
+
 x_train, y_train = make(1500 if FIX else 60)
 x_val, y_val = make(400)
 p = 0.3 if FIX else 0.0
-model = nn.Sequential(nn.Linear(30, 512), nn.ReLU(), nn.Dropout(p), nn.Linear(512, 512), nn.ReLU(), nn.Dropout(p),
-                      nn.Linear(512, 3))
+model = nn.Sequential(
+    nn.Linear(30, 512), nn.ReLU(), nn.Dropout(p), nn.Linear(512, 512), nn.ReLU(), nn.Dropout(p), nn.Linear(512, 3)
+)
 optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-3 if FIX else 0.0)
 criterion = nn.CrossEntropyLoss()
 with mlflow.start_run():
@@ -37,7 +43,7 @@ with mlflow.start_run():
         total, nb = 0.0, 0
         for i in range(0, len(x_train), 32):
             optimizer.zero_grad()
-            loss = criterion(model(x_train[i:i + 32]), y_train[i:i + 32])
+            loss = criterion(model(x_train[i : i + 32]), y_train[i : i + 32])
             loss.backward()
             optimizer.step()
             total += loss.item()

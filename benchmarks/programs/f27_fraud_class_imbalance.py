@@ -10,6 +10,7 @@ Acceptable in top 3: -
 Symptom: plateau, loss_metric_disagreement
 Fixed (--fix, class weights [1, 99] in the loss): val_recall ~0.8 (buggy: val_recall 0.0, val_acc 0.99) [expected; --fix not rerun in the final check]
 """
+
 import sys
 
 import mlflow
@@ -20,11 +21,14 @@ mlflow.autolog()
 FIX = "--fix" in sys.argv
 torch.manual_seed(0)
 
+
 def make(n):
     y = (torch.rand(n) < 0.01).long()
     x = torch.randn(n, 30)
     x[y == 1, :3] += 1.5
     return x, y
+
+
 x_train, y_train = make(5000)
 x_val, y_val = make(2000)
 model = nn.Sequential(nn.Linear(30, 32), nn.ReLU(), nn.Linear(32, 2))
@@ -35,7 +39,7 @@ with mlflow.start_run():
         total = 0.0
         perm = torch.randperm(5000)
         for i in range(0, 5000, 64):
-            idx = perm[i:i + 64]
+            idx = perm[i : i + 64]
             optimizer.zero_grad()
             loss = criterion(model(x_train[idx]), y_train[idx])
             loss.backward()
@@ -47,6 +51,7 @@ with mlflow.start_run():
             val_loss = criterion(out, y_val).item()
             acc = (pred == y_val).float().mean().item()
             recall = ((pred == 1) & (y_val == 1)).sum().item() / max(1, (y_val == 1).sum().item())
-        mlflow.log_metrics({"train_loss": total / 79, "val_loss": val_loss, "val_acc": acc, "val_recall": recall},
-                           step=epoch)
+        mlflow.log_metrics(
+            {"train_loss": total / 79, "val_loss": val_loss, "val_acc": acc, "val_recall": recall}, step=epoch
+        )
         print(epoch, total / 79, val_loss, acc, recall)

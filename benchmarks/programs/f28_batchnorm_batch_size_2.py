@@ -10,6 +10,7 @@ Acceptable in top 3: -
 Symptom: oscillating_loss, plateau
 Fixed (--fix, batch_size=32): val_acc ~0.95 with a steady val_loss (buggy: val_loss jumps epoch to epoch) [expected; --fix not rerun in the final check]
 """
+
 import sys
 
 import mlflow
@@ -21,14 +22,27 @@ FIX = "--fix" in sys.argv
 torch.manual_seed(0)
 
 templates = torch.randn(4, 1, 16, 16)
+
+
 def make(n):
     y = torch.randint(0, 4, (n,))
     return templates[y] * 0.5 + torch.randn(n, 1, 16, 16), y
+
+
 x_train, y_train = make(600)
 x_val, y_val = make(200)
-model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-                      nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-                      nn.Flatten(), nn.Linear(16 * 16, 4))
+model = nn.Sequential(
+    nn.Conv2d(1, 8, 3, padding=1),
+    nn.BatchNorm2d(8),
+    nn.ReLU(),
+    nn.MaxPool2d(2),
+    nn.Conv2d(8, 16, 3, padding=1),
+    nn.BatchNorm2d(16),
+    nn.ReLU(),
+    nn.MaxPool2d(2),
+    nn.Flatten(),
+    nn.Linear(16 * 16, 4),
+)
 bs = 32 if FIX else 2
 optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 criterion = nn.CrossEntropyLoss()
@@ -38,7 +52,7 @@ with mlflow.start_run():
         perm = torch.randperm(600)
         total, nb = 0.0, 0
         for i in range(0, 600, bs):
-            idx = perm[i:i + bs]
+            idx = perm[i : i + bs]
             optimizer.zero_grad()
             loss = criterion(model(x_train[idx]), y_train[idx])
             loss.backward()

@@ -9,6 +9,7 @@ Acceptable in top 3: -
 Symptom: plateau
 Fixed (--fix, PyTorch's default init): val_acc ~0.9 (buggy: loss stays at ln 4 = 1.386) [expected; --fix not rerun in the final check]
 """
+
 import sys
 
 import mlflow
@@ -25,10 +26,12 @@ y = (x @ w).argmax(1)
 x_train, y_train, x_val, y_val = x[:1000], y[:1000], x[1000:], y[1000:]
 model = nn.Sequential(nn.Linear(20, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 4))
 
+
 def init(m):
     if isinstance(m, nn.Linear):
         nn.init.zeros_(m.weight)
         nn.init.zeros_(m.bias)
+
 
 if not FIX:
     model.apply(init)
@@ -39,7 +42,7 @@ with mlflow.start_run():
         total = 0.0
         for i in range(0, 1000, 32):
             optimizer.zero_grad()
-            loss = criterion(model(x_train[i:i + 32]), y_train[i:i + 32])
+            loss = criterion(model(x_train[i : i + 32]), y_train[i : i + 32])
             loss.backward()
             optimizer.step()
             total += loss.item()

@@ -9,6 +9,7 @@ Acceptable in top 3: network_too_deep
 Symptom: plateau
 Fixed (--fix, ReLU and 3 layers): val_acc ~0.9 (buggy: loss flat at ln 4) [expected; --fix not rerun in the final check]
 """
+
 import sys
 
 import mlflow
@@ -34,7 +35,7 @@ with mlflow.start_run():
         total = 0.0
         for i in range(0, 1000, 32):
             optimizer.zero_grad()
-            loss = criterion(model(x_train[i:i + 32]), y_train[i:i + 32])
+            loss = criterion(model(x_train[i : i + 32]), y_train[i : i + 32])
             loss.backward()
             optimizer.step()
             total += loss.item()

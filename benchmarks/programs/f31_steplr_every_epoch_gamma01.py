@@ -11,6 +11,7 @@ Acceptable in top 3: learning_rate_too_low
 Symptom: plateau
 Fixed (--fix, StepLR(step_size=10, gamma=0.5)): val_acc ~0.95 (buggy: stalls at the level of epoch 2) [expected; --fix not rerun in the final check]
 """
+
 import sys
 
 import mlflow
@@ -34,7 +35,7 @@ with mlflow.start_run():
         total = 0.0
         for i in range(0, 1000, 32):
             optimizer.zero_grad()
-            loss = criterion(model(x_train[i:i + 32]), y_train[i:i + 32])
+            loss = criterion(model(x_train[i : i + 32]), y_train[i : i + 32])
             loss.backward()
             optimizer.step()
             total += loss.item()
@@ -42,7 +43,9 @@ with mlflow.start_run():
             out = model(x_val)
             val_loss = criterion(out, y_val).item()
             val_acc = (out.argmax(1) == y_val).float().mean().item()
-        mlflow.log_metrics({"train_loss": total / 32, "val_loss": val_loss, "val_acc": val_acc,
-                            "lr": scheduler.get_last_lr()[0]}, step=epoch)
+        mlflow.log_metrics(
+            {"train_loss": total / 32, "val_loss": val_loss, "val_acc": val_acc, "lr": scheduler.get_last_lr()[0]},
+            step=epoch,
+        )
         scheduler.step()
         print(epoch, total / 32, val_loss, val_acc)

@@ -9,6 +9,7 @@ Acceptable in top 3: -
 Symptom: overfitting
 Fixed (--fix, iterate over the loader): val_acc ~0.9 (buggy: train loss -> 0, val_loss rises, val_acc ~0.5) [expected; --fix not rerun in the final check]
 """
+
 import sys
 
 import mlflow

@@ -10,6 +10,7 @@ Acceptable in top 3: dataset_suspect
 Symptom: overfitting, plateau, diverging
 Fixed (--fix, val normalised with the training statistics): val_loss ~ train_loss ~0.2 (buggy: val_loss in the tens) [expected; --fix not rerun in the final check]
 """
+
 import sys
 
 import mlflow
@@ -21,9 +22,13 @@ FIX = "--fix" in sys.argv
 torch.manual_seed(0)
 
 w = torch.randn(8, 3)
+
+
 def make(n):
     z = torch.randn(n, 8)
     return 50 + 10 * z, (z @ w).argmax(1)
+
+
 x_train, y_train = make(1200)
 x_val, y_val = make(300)
 mean, std = x_train.mean(0), x_train.std(0)
@@ -39,7 +44,7 @@ with mlflow.start_run():
         total = 0.0
         perm = torch.randperm(1200)
         for i in range(0, 1200, 32):
-            idx = perm[i:i + 32]
+            idx = perm[i : i + 32]
             optimizer.zero_grad()
             loss = criterion(model(x_train[idx]), y_train[idx])
             loss.backward()

@@ -10,6 +10,7 @@ Acceptable in top 3: learning_rate_too_high
 Symptom: diverging, oscillating_loss, nonfinite_loss
 Fixed (--fix, clip_grad_norm_(1.0) and lr=0.05): loss ~0.1 (buggy: spikes to huge values or NaN) [expected; --fix not rerun in the final check]
 """
+
 import sys
 
 import mlflow

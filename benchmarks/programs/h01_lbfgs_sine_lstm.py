@@ -9,6 +9,7 @@ Acceptable in top 3: -
 Symptom: -
 Reached: loss falls from ~0.5 to ~1e-4 in 8 LBFGS steps (sequences of 100 points; the example uses 1000).
 """
+
 import mlflow
 import numpy as np
 import torch
@@ -49,11 +50,13 @@ criterion = nn.MSELoss()
 optimizer = torch.optim.LBFGS(seq.parameters(), lr=0.8)
 with mlflow.start_run():
     for i in range(8):
+
         def closure():
             optimizer.zero_grad()
             loss = criterion(seq(inp), target)
             loss.backward()
             return loss
+
         loss = optimizer.step(closure)
         with torch.no_grad():
             test_loss = criterion(seq(test_inp), test_target).item()

@@ -10,6 +10,7 @@ Acceptable in top 3: -
 Symptom: -
 Reached: test_acc ~0.98, test_loss ~0.07 after 3 epochs.
 """
+
 import mlflow
 import torch
 from torch import nn
@@ -20,12 +21,16 @@ mlflow.autolog()
 torch.manual_seed(1)
 
 templates = (torch.rand(10, 10, 10) > 0.5).float()
+
+
 def make(n):
     y = torch.randint(0, 10, (n,))
     img = torch.zeros(n, 1, 16, 16)
     img[:, 0, 3:13, 3:13] = templates[y]
     img[:, :, 2:14, 2:14] += 0.3 * torch.rand(n, 1, 12, 12)
     return (img - 0.1307) / 0.3081 * (img > 0), y  # normalised as the example does; borders stay 0
+
+
 x_train, y_train = make(2400)
 x_test, y_test = make(500)
 
@@ -57,7 +62,7 @@ with mlflow.start_run():
         model.train()
         perm = torch.randperm(len(x_train))
         for batch_idx, i in enumerate(range(0, len(x_train), 64)):
-            idx = perm[i:i + 64]
+            idx = perm[i : i + 64]
             optimizer.zero_grad()
             loss = F.nll_loss(model(x_train[idx]), y_train[idx])
             loss.backward()

@@ -10,6 +10,7 @@ Acceptable in top 3: -
 Symptom: -
 Reached: val_loss falls from ~5.3 (ln 200) to ~2.3 in 4 epochs.
 """
+
 import math
 
 import mlflow
@@ -22,12 +23,19 @@ torch.manual_seed(0)
 VOCAB, BPTT, BATCH = 200, 20, 16
 probs = 1.0 / torch.arange(1, VOCAB + 1).float()
 nxt = torch.multinomial(probs.repeat(VOCAB, 1), 3, replacement=True)
+
+
 def corpus(n):
     out = [0]
     for _ in range(n - 1):
-        out.append(int(nxt[out[-1], torch.randint(0, 3, ()).item()]) if torch.rand(()) < 0.8
-                   else int(torch.multinomial(probs, 1)))
+        out.append(
+            int(nxt[out[-1], torch.randint(0, 3, ()).item()])
+            if torch.rand(()) < 0.8
+            else int(torch.multinomial(probs, 1))
+        )
     return torch.tensor(out)
+
+
 train_data = corpus(16000).view(BATCH, -1).t().contiguous()
 val_data = corpus(3200).view(BATCH, -1).t().contiguous()
 
@@ -51,16 +59,18 @@ model = RNNModel()
 criterion = nn.CrossEntropyLoss()
 lr = 20.0
 
+
 def evaluate():
     model.eval()
     total, n = 0.0, 0
     with torch.no_grad():
         for i in range(0, val_data.size(0) - 1, BPTT):
-            x, y = val_data[i:i + BPTT], val_data[i + 1:i + 1 + BPTT]
-            out, _ = model(x[:len(y)])
+            x, y = val_data[i : i + BPTT], val_data[i + 1 : i + 1 + BPTT]
+            out, _ = model(x[: len(y)])
             total += criterion(out.view(-1, VOCAB), y.reshape(-1)).item() * len(y)
             n += len(y)
     return total / n
+
 
 with mlflow.start_run():
     best, step = None, 0
@@ -68,11 +78,11 @@ with mlflow.start_run():
         model.train()
         hidden = None
         for batch, i in enumerate(range(0, train_data.size(0) - 1, BPTT)):
-            x, y = train_data[i:i + BPTT], train_data[i + 1:i + 1 + BPTT]
+            x, y = train_data[i : i + BPTT], train_data[i + 1 : i + 1 + BPTT]
             if hidden is not None:
                 hidden = tuple(h.detach() for h in hidden)
             model.zero_grad()
-            out, hidden = model(x[:len(y)], hidden)
+            out, hidden = model(x[: len(y)], hidden)
             loss = criterion(out.view(-1, VOCAB), y.reshape(-1))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)

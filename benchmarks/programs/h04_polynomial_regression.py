@@ -9,6 +9,7 @@ Acceptable in top 3: -
 Symptom: -
 Reached: loss ~1e-3 or less from ~150 at the start.
 """
+
 import mlflow
 import torch
 from torch import nn
@@ -19,9 +20,13 @@ torch.manual_seed(0)
 POLY_DEGREE = 4
 W_target = torch.randn(POLY_DEGREE, 1) * 5
 b_target = torch.randn(1) * 5
+
+
 def make_features(x):
     x = x.unsqueeze(1)
-    return torch.cat([x ** i for i in range(1, POLY_DEGREE + 1)], 1)
+    return torch.cat([x**i for i in range(1, POLY_DEGREE + 1)], 1)
+
+
 x = torch.randn(2000).clamp(-2, 2)
 X = make_features(x)
 Y = X @ W_target + b_target
@@ -33,7 +38,7 @@ with mlflow.start_run():
     for epoch in range(20):
         perm = torch.randperm(2000)
         for i in range(0, 2000, 32):
-            idx = perm[i:i + 32]
+            idx = perm[i : i + 32]
             optimizer.zero_grad()
             loss = nn.functional.mse_loss(fc(X[idx]), Y[idx])
             loss.backward()

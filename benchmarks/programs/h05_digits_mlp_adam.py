@@ -9,6 +9,7 @@ Acceptable in top 3: -
 Symptom: -
 Reached: val_acc ~0.97, val_loss ~0.1 after 15 epochs.
 """
+
 import mlflow
 import torch
 from torch import nn
@@ -17,11 +18,15 @@ mlflow.autolog()
 torch.manual_seed(0)
 
 templates = torch.rand(10, 8, 6) * 16
+
+
 def make(n):
     y = torch.randint(0, 10, (n,))
     img = torch.zeros(n, 8, 8)
     img[:, :, 1:7] = (templates[y] + 3 * torch.randn(n, 8, 6)).clamp(0, 16).round()
     return img / 16, y
+
+
 x_train, y_train = make(1400)
 x_val, y_val = make(360)
 model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
@@ -33,7 +38,7 @@ with mlflow.start_run():
         perm = torch.randperm(1400)
         total = 0.0
         for i in range(0, 1400, 32):
-            idx = perm[i:i + 32]
+            idx = perm[i : i + 32]
             optimizer.zero_grad()
             loss = criterion(model(x_train[idx]), y_train[idx])
             loss.backward()

@@ -9,6 +9,7 @@ Acceptable in top 3: -
 Symptom: -
 Reached: val_loss ~0.28, val_acc ~0.9 (this program with lr=3 is f03).
 """
+
 import lightning.pytorch as pl
 import mlflow
 import torch
@@ -50,7 +51,13 @@ x = torch.randn(1200, 20)
 y = (x @ w + 0.3 * torch.randn(1200, 4)).argmax(1)
 train = DataLoader(TensorDataset(x[:1000], y[:1000]), batch_size=32, shuffle=True)
 val = DataLoader(TensorDataset(x[1000:], y[1000:]), batch_size=200)
-trainer = pl.Trainer(max_epochs=8, enable_progress_bar=False, enable_checkpointing=False, logger=False,
-                     log_every_n_steps=5, enable_model_summary=False)
+trainer = pl.Trainer(
+    max_epochs=8,
+    enable_progress_bar=False,
+    enable_checkpointing=False,
+    logger=False,
+    log_every_n_steps=5,
+    enable_model_summary=False,
+)
 trainer.fit(Classifier(), train, val)
 print(trainer.callback_metrics)

@@ -9,6 +9,7 @@ Acceptable in top 3: -
 Symptom: -
 Reached: eval_loss ~0.05, accuracy ~0.99 after 4 epochs.
 """
+
 import mlflow
 import numpy as np
 import torch
@@ -32,21 +33,43 @@ class ToyDataset(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, i):
-        return {"input_ids": torch.tensor(self.ids[i]), "attention_mask": torch.ones(16, dtype=torch.long),
-                "labels": torch.tensor(int(self.labels[i]))}
+        return {
+            "input_ids": torch.tensor(self.ids[i]),
+            "attention_mask": torch.ones(16, dtype=torch.long),
+            "labels": torch.tensor(int(self.labels[i])),
+        }
 
 
 def accuracy(p):
     return {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())}
 
 
-config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                    intermediate_size=64, max_position_embeddings=32, num_labels=2)
+config = BertConfig(
+    vocab_size=100,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=32,
+    num_labels=2,
+)
 model = BertForSequenceClassification(config)
-args = TrainingArguments(output_dir="out", learning_rate=1e-3, num_train_epochs=4, warmup_steps=10,
-                         per_device_train_batch_size=32, eval_strategy="epoch", logging_steps=5,
-                         save_strategy="no", report_to=["mlflow"], use_cpu=True, disable_tqdm=True, seed=0)
-trainer = Trainer(model=model, args=args, train_dataset=ToyDataset(800), eval_dataset=ToyDataset(200),
-                  compute_metrics=accuracy)
+args = TrainingArguments(
+    output_dir="out",
+    learning_rate=1e-3,
+    num_train_epochs=4,
+    warmup_steps=10,
+    per_device_train_batch_size=32,
+    eval_strategy="epoch",
+    logging_steps=5,
+    save_strategy="no",
+    report_to=["mlflow"],
+    use_cpu=True,
+    disable_tqdm=True,
+    seed=0,
+)
+trainer = Trainer(
+    model=model, args=args, train_dataset=ToyDataset(800), eval_dataset=ToyDataset(200), compute_metrics=accuracy
+)
 trainer.train()
 print(trainer.evaluate())

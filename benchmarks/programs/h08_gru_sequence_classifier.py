@@ -9,6 +9,7 @@ Acceptable in top 3: -
 Symptom: -
 Reached: val_acc ~0.95 after 12 epochs.
 """
+
 import math
 
 import mlflow
@@ -18,12 +19,15 @@ from torch import nn
 mlflow.autolog()
 torch.manual_seed(0)
 
+
 def make(n):
     y = torch.randint(0, 4, (n,))
     t = torch.linspace(0, 2 * math.pi, 50)
     freq = (1 + y).float().view(-1, 1, 1)
     base = torch.sin(freq * t.view(1, -1, 1) + torch.rand(n, 1, 1) * 6)
     return base.repeat(1, 1, 3) + 0.5 * torch.randn(n, 50, 3), y
+
+
 x_train, y_train = make(1000)
 x_val, y_val = make(250)
 
@@ -49,7 +53,7 @@ with mlflow.start_run():
         perm = torch.randperm(1000)
         total = 0.0
         for i in range(0, 1000, 32):
-            idx = perm[i:i + 32]
+            idx = perm[i : i + 32]
             optimizer.zero_grad()
             loss = criterion(model(x_train[idx]), y_train[idx])
             loss.backward()
@@ -61,6 +65,13 @@ with mlflow.start_run():
             val_loss = criterion(out, y_val).item()
             val_acc = (out.argmax(1) == y_val).float().mean().item()
         scheduler.step(val_loss)
-        mlflow.log_metrics({"train_loss": total / 1000, "val_loss": val_loss, "val_acc": val_acc,
-                            "lr": optimizer.param_groups[0]["lr"]}, step=epoch)
+        mlflow.log_metrics(
+            {
+                "train_loss": total / 1000,
+                "val_loss": val_loss,
+                "val_acc": val_acc,
+                "lr": optimizer.param_groups[0]["lr"],
+            },
+            step=epoch,
+        )
         print(epoch, total / 1000, val_loss, val_acc)

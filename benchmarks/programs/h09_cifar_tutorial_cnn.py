@@ -9,6 +9,7 @@ Acceptable in top 3: -
 Symptom: -
 Reached: running loss from ~2.30 to ~0.2, accuracy ~0.9 after 2 epochs.
 """
+
 import mlflow
 import torch
 from torch import nn
@@ -18,10 +19,14 @@ mlflow.autolog()
 torch.manual_seed(0)
 
 templates = torch.rand(10, 3, 8, 8)
+
+
 def make(n):
     y = torch.randint(0, 10, (n,))
     img = F.interpolate(templates[y], size=32, mode="bilinear") + 0.3 * torch.rand(n, 3, 32, 32)
     return (img.clamp(0, 1) - 0.5) / 0.5, y
+
+
 x_train, y_train = make(4000)
 x_test, y_test = make(500)
 
@@ -52,7 +57,7 @@ with mlflow.start_run():
         running_loss = 0.0
         perm = torch.randperm(4000)
         for i in range(0, 4000, 4):
-            idx = perm[i:i + 4]
+            idx = perm[i : i + 4]
             optimizer.zero_grad()
             loss = criterion(net(x_train[idx]), y_train[idx])
             loss.backward()

@@ -10,6 +10,7 @@ Acceptable in top 3: -
 Symptom: -
 Reached: val_acc ~0.95 after 6 epochs.
 """
+
 import mlflow
 import torch
 from torch import nn
@@ -18,12 +19,16 @@ mlflow.autolog()
 torch.manual_seed(0)
 
 VOCAB, SEQ = 300, 24
+
+
 def make(n):
     x = torch.randint(3, VOCAB, (n, SEQ))
     y = torch.randint(0, 3, (n,))
     for k in range(2):
         x[torch.arange(n), torch.randint(0, SEQ, (n,))] = y
     return x, y
+
+
 x_train, y_train = make(1500)
 x_val, y_val = make(300)
 
@@ -51,7 +56,7 @@ with mlflow.start_run():
         model.train()
         perm = torch.randperm(1500)
         for i in range(0, 1500, 32):
-            idx = perm[i:i + 32]
+            idx = perm[i : i + 32]
             optimizer.zero_grad()
             loss = criterion(model(x_train[idx]), y_train[idx])
             loss.backward()

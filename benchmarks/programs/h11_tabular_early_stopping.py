@@ -10,6 +10,7 @@ Acceptable in top 3: -
 Symptom: -
 Reached: val_acc ~0.85 (the label noise caps it at 0.9), stopped early.
 """
+
 import mlflow
 import torch
 from torch import nn
@@ -18,12 +19,16 @@ mlflow.autolog()
 torch.manual_seed(0)
 
 w = torch.randn(15)
+
+
 def make(n):
     x = torch.randn(n, 15)
     y = ((x @ w + 0.5 * x[:, 0] * x[:, 1]) > 0).float()
     flip = torch.rand(n) < 0.1
     y[flip] = 1 - y[flip]
     return x, y.unsqueeze(1)
+
+
 x_train, y_train = make(800)
 x_val, y_val = make(300)
 model = nn.Sequential(nn.Linear(15, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
@@ -36,7 +41,7 @@ with mlflow.start_run():
         perm = torch.randperm(800)
         total = 0.0
         for i in range(0, 800, 32):
-            idx = perm[i:i + 32]
+            idx = perm[i : i + 32]
             optimizer.zero_grad()
             loss = criterion(model(x_train[idx]), y_train[idx])
             loss.backward()

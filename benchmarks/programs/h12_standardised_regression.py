@@ -9,6 +9,7 @@ Acceptable in top 3: -
 Symptom: -
 Reached: val_loss ~0.1 (in standard units) after 15 epochs.
 """
+
 import mlflow
 import torch
 from torch import nn
@@ -35,7 +36,7 @@ with mlflow.start_run():
         perm = torch.randperm(1200)
         total = 0.0
         for i in range(0, 1200, 32):
-            idx = perm[i:i + 32]
+            idx = perm[i : i + 32]
             optimizer.zero_grad()
             loss = criterion(model(x_train[idx]), y_train[idx])
             loss.backward()
@@ -44,6 +45,7 @@ with mlflow.start_run():
         model.eval()
         with torch.no_grad():
             val_loss = criterion(model(x_val), y_val).item()
-        mlflow.log_metrics({"train_loss": total / 1200, "val_loss": val_loss,
-                            "val_rmse": (val_loss ** 0.5) * t_std.item()}, step=epoch)
+        mlflow.log_metrics(
+            {"train_loss": total / 1200, "val_loss": val_loss, "val_rmse": (val_loss**0.5) * t_std.item()}, step=epoch
+        )
         print(epoch, total / 1200, val_loss)

@@ -73,8 +73,16 @@ def discover() -> list[Program]:
         first = _field(doc, "Expected first")
         if not first:
             raise SystemExit(f"{path.name}: no 'Expected first:' line in its header")
-        out.append(Program(path.stem, path, first.split()[0], _ids(_field(doc, "Acceptable in top 3")),
-                           _ids(_field(doc, "Symptom")), _field(doc, "Report")))
+        out.append(
+            Program(
+                path.stem,
+                path,
+                first.split()[0],
+                _ids(_field(doc, "Acceptable in top 3")),
+                _ids(_field(doc, "Symptom")),
+                _field(doc, "Report"),
+            )
+        )
     return out
 
 
@@ -105,14 +113,21 @@ class Outcome:
 def run_one(prog: Program, client, experiment_id: str, tracking_uri: str, no_recorder: bool) -> Outcome:
     from mlflow.entities import RunStatus
 
-    run = client.create_run(experiment_id, run_name=prog.name,
-                            tags={NAME_TAG: prog.name, TRUTH_TAG: prog.first})
+    run = client.create_run(experiment_id, run_name=prog.name, tags={NAME_TAG: prog.name, TRUTH_TAG: prog.first})
     run_id = run.info.run_id
     env = dict(os.environ)
-    env.update(MLFLOW_TRACKING_URI=tracking_uri, MLFLOW_RUN_ID=run_id, MLFLOW_EXPERIMENT_ID=experiment_id,
-               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONWARNINGS="ignore")
+    env.update(
+        MLFLOW_TRACKING_URI=tracking_uri,
+        MLFLOW_RUN_ID=run_id,
+        MLFLOW_EXPERIMENT_ID=experiment_id,
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        PYTHONWARNINGS="ignore",
+    )
     env.pop("MLFLOW_EXPERIMENT_NAME", None)
     if no_recorder:
         env["MLFLOW_NNAUDIT_DISABLE"] = "true"
@@ -121,8 +136,9 @@ def run_one(prog: Program, client, experiment_id: str, tracking_uri: str, no_rec
     t0 = time.time()
     with tempfile.TemporaryDirectory() as cwd:  # programs that write files (Lightning, HF) write them here
         try:
-            proc = subprocess.run([sys.executable, str(prog.path)], cwd=cwd, env=env, capture_output=True,
-                                  text=True, timeout=TIMEOUT_S)
+            proc = subprocess.run(
+                [sys.executable, str(prog.path)], cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+            )
             rc, err = proc.returncode, proc.stderr
         except subprocess.TimeoutExpired as e:
             rc, err = 124, (e.stderr or b"").decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
@@ -136,9 +152,16 @@ def audit(tracking_uri: str, experiment: str) -> None:
     nnaudit = [str(Path(sys.executable).with_name("nnaudit"))]
     if not Path(nnaudit[0]).exists():
         nnaudit = ["nnaudit"]
-    subprocess.run(nnaudit + ["audit", "--tracking-uri", tracking_uri, "--experiment", experiment, "--force",
-                              "--format", "json"], check=True, capture_output=True, text=True,
-                   env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)})
+    subprocess.run(
+        nnaudit + ["audit", "--tracking-uri", tracking_uri, "--experiment", experiment, "--force", "--format", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+        },
+    )
 
 
 def format_table(rows: list[Outcome], no_recorder: bool) -> str:
@@ -161,8 +184,12 @@ def format_table(rows: list[Outcome], no_recorder: bool) -> str:
 def scores(rows: list[Outcome], no_recorder: bool) -> dict:
     faulty = [r for r in rows if not r.program.healthy]
     healthy = [r for r in rows if r.program.healthy]
-    out: dict = {"programs": len(rows), "crashed": sum(r.rc != 0 for r in rows),
-                 "faulty": len(faulty), "healthy": len(healthy)}
+    out: dict = {
+        "programs": len(rows),
+        "crashed": sum(r.rc != 0 for r in rows),
+        "faulty": len(faulty),
+        "healthy": len(healthy),
+    }
     if faulty:
         flagged = [r for r in faulty if r.status in ("failed", "warning")]
         out["faulty_flagged"] = len(flagged)
@@ -186,14 +213,18 @@ def format_scores(s: dict, no_recorder: bool) -> str:
     if s["faulty"]:
         lines.append(f"faulty flagged failed/warning: {pct(s['faulty_flagged'], s['faulty'])}")
         if no_recorder:
-            lines.append("faulty flagged with the right symptom in the top 3: "
-                         f"{pct(s['faulty_flagged_with_symptom_top3'], s['faulty'])}   (must show: 100%)")
+            lines.append(
+                "faulty flagged with the right symptom in the top 3: "
+                f"{pct(s['faulty_flagged_with_symptom_top3'], s['faulty'])}   (must show: 100%)"
+            )
         else:
             lines.append(f"faulty, right cause first: {pct(s['faulty_top1'], s['faulty'])}   (must show: >= 70%)")
             lines.append(f"faulty, right cause in top 3: {pct(s['faulty_top3'], s['faulty'])}   (must show: >= 85%)")
     if s["healthy"]:
-        lines.append(f"healthy called healthy: {pct(s['healthy_healthy'], s['healthy'])}   (must show: >= 90%); "
-                     f"warning {s['healthy_warning']}, failed {s['healthy_failed']} (must show: 0 failed)")
+        lines.append(
+            f"healthy called healthy: {pct(s['healthy_healthy'], s['healthy'])}   (must show: >= 90%); "
+            f"warning {s['healthy_warning']}, failed {s['healthy_failed']} (must show: 0 failed)"
+        )
     return "\n".join(lines)
 
 
@@ -205,8 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="programs run in parallel (default 1)")
     ap.add_argument("--no-recorder", action="store_true", help="curves only: MLFLOW_NNAUDIT_DISABLE=true")
     ap.add_argument("--json", metavar="FILE", help="also write the rows and scores as JSON to FILE")
-    ap.add_argument("--report", action="store_true",
-                    help="train nothing: audit the programs' runs already in the store and print the table")
+    ap.add_argument(
+        "--report",
+        action="store_true",
+        help="train nothing: audit the programs' runs already in the store and print the table",
+    )
     args = ap.parse_args(argv)
 
     import logging
@@ -241,8 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     for old in client.search_runs([experiment_id], max_results=10000):  # a rerun replaces earlier runs
         if old.data.tags.get(NAME_TAG) in {p.name for p in progs}:
             client.delete_run(old.info.run_id)
-    print(f"running {len(progs)} programs into {tracking_uri} (experiment {experiment!r})"
-          + (", curves only" if args.no_recorder else ""), flush=True)
+    print(
+        f"running {len(progs)} programs into {tracking_uri} (experiment {experiment!r})"
+        + (", curves only" if args.no_recorder else ""),
+        flush=True,
+    )
     t0 = time.time()
 
     def job(p: Program) -> Outcome:
@@ -272,11 +309,30 @@ def _finish(rows: list[Outcome], client, tracking_uri: str, experiment: str, arg
     print(format_scores(s, args.no_recorder))
     print(f"\nstore: {tracking_uri}  (nnaudit explain RUN_ID --tracking-uri ... for one run)")
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "tracking_uri": tracking_uri, "no_recorder": args.no_recorder, "scores": s,
-            "rows": [{"program": r.program.name, "truth": r.program.first, "acceptable": r.program.acceptable,
-                      "symptoms": r.program.symptoms, "run_id": r.run_id, "rc": r.rc, "seconds": round(r.seconds, 1),
-                      "status": r.status, "causes": r.causes} for r in rows]}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "tracking_uri": tracking_uri,
+                    "no_recorder": args.no_recorder,
+                    "scores": s,
+                    "rows": [
+                        {
+                            "program": r.program.name,
+                            "truth": r.program.first,
+                            "acceptable": r.program.acceptable,
+                            "symptoms": r.program.symptoms,
+                            "run_id": r.run_id,
+                            "rc": r.rc,
+                            "seconds": round(r.seconds, 1),
+                            "status": r.status,
+                            "causes": r.causes,
+                        }
+                        for r in rows
+                    ],
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

@@ -190,8 +190,10 @@ class SqlBulkReader:
         """Active runs of these experiments in these statuses (ended since `since_ms`)."""
         import sqlalchemy as sa
 
-        sql = ("SELECT count(*) FROM runs WHERE lifecycle_stage = 'active' AND experiment_id IN :exps "
-               "AND status IN :statuses" + (" AND end_time >= :since" if since_ms else ""))
+        sql = (
+            "SELECT count(*) FROM runs WHERE lifecycle_stage = 'active' AND experiment_id IN :exps "
+            "AND status IN :statuses" + (" AND end_time >= :since" if since_ms else "")
+        )
         stmt = sa.text(sql).bindparams(sa.bindparam("exps", expanding=True), sa.bindparam("statuses", expanding=True))
         params = {"exps": [int(e) for e in experiment_ids], "statuses": list(statuses)}
         if since_ms:
@@ -200,26 +202,34 @@ class SqlBulkReader:
             n = conn.execute(stmt, params).scalar_one()
         return int(n)
 
-    def list_runs(self, experiment_ids: list[str], statuses: Iterable[str], since_ms: int | None = None,
-                  page: int = 1000) -> Iterator[dict]:
+    def list_runs(
+        self, experiment_ids: list[str], statuses: Iterable[str], since_ms: int | None = None, page: int = 1000
+    ) -> Iterator[dict]:
         """The active runs of these experiments in these statuses (ended since `since_ms`),
         newest first, each as a dict of what `Store.iter_runs` needs: its `runs` row, and its
         tags, params and latest metrics (key -> (step, timestamp)). Four SELECTs per page of
         runs instead of MLflow's ORM search, which builds an entity per tag, param and metric."""
         import sqlalchemy as sa
 
-        sql = ("SELECT run_uuid, name, experiment_id, status, start_time, end_time, artifact_uri FROM runs "
-               "WHERE lifecycle_stage = 'active' AND experiment_id IN :exps AND status IN :statuses"
-               + (" AND end_time >= :since" if since_ms else "") + " ORDER BY start_time DESC, run_uuid")
+        sql = (
+            "SELECT run_uuid, name, experiment_id, status, start_time, end_time, artifact_uri FROM runs "
+            "WHERE lifecycle_stage = 'active' AND experiment_id IN :exps AND status IN :statuses"
+            + (" AND end_time >= :since" if since_ms else "")
+            + " ORDER BY start_time DESC, run_uuid"
+        )
         stmt = sa.text(sql).bindparams(sa.bindparam("exps", expanding=True), sa.bindparam("statuses", expanding=True))
         params = {"exps": [int(e) for e in experiment_ids], "statuses": list(statuses)}
         if since_ms:
             params["since"] = since_ms
         per_run = {
             name: sa.text(f"SELECT run_uuid, {cols} FROM {table} WHERE run_uuid IN :ids").bindparams(
-                sa.bindparam("ids", expanding=True))
-            for name, table, cols in (("tags", "tags", "key, value"), ("params", "params", "key, value"),
-                                      ("metrics", "latest_metrics", "key, step, timestamp"))
+                sa.bindparam("ids", expanding=True)
+            )
+            for name, table, cols in (
+                ("tags", "tags", "key, value"),
+                ("params", "params", "key, value"),
+                ("metrics", "latest_metrics", "key, step, timestamp"),
+            )
         }
         # No connection stays open while the caller works on a page: on sqlite an open read
         # transaction would block every writer, the audit's own tag writes included.
@@ -234,9 +244,16 @@ class SqlBulkReader:
                     for r in conn.execute(q, {"ids": ids}):
                         found[r[0]][name][r[1]] = r[2] if name != "metrics" else (int(r[2]), int(r[3]))
             for run_uuid, name, exp_id, status, start, end, artifact_uri in chunk:
-                yield {"run_id": run_uuid, "run_name": name or "", "experiment_id": str(exp_id),
-                       "status": status, "start_time": start, "end_time": end,
-                       "artifact_uri": artifact_uri or "", **found[run_uuid]}
+                yield {
+                    "run_id": run_uuid,
+                    "run_name": name or "",
+                    "experiment_id": str(exp_id),
+                    "status": status,
+                    "start_time": start,
+                    "end_time": end,
+                    "artifact_uri": artifact_uri or "",
+                    **found[run_uuid],
+                }
 
     def read(self, keys_by_run: Mapping[str, Iterable[str]]) -> dict[tuple[str, str], Curve]:
         """The histories of the given (run id -> metric keys), as {(run_id, key): Curve}.
@@ -282,8 +299,9 @@ def _split(groups, table: np.ndarray, pieces: dict) -> None:
     is_nan = table[:, 3] != 0
     a = 0
     for (run_id, key, _), n in zip(groups, sizes):
-        pieces.setdefault((run_id, key), []).append((steps[a : a + n], stamps[a : a + n], values[a : a + n],
-                                                     is_nan[a : a + n]))
+        pieces.setdefault((run_id, key), []).append(
+            (steps[a : a + n], stamps[a : a + n], values[a : a + n], is_nan[a : a + n])
+        )
         a += n
 
 

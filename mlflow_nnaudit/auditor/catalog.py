@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 #: The kinds of cause, which decide a run's status ("status follows harm", spec/causes.md):
 #: - `outcome`: harm seen in the run's outcome (the loss blew up, stalled, diverged, overfit,
 #:   ended far worse than it could). Makes the run `warning` or `failed`.
@@ -985,10 +984,7 @@ CAUSES: tuple[Cause, ...] = (
         kind="outcome",
         kind_reason="a loss stuck well above a good loss is harm seen in the curves",
         as_consequence="the loss stalled",
-        looks_like=(
-            "Training and validation loss both flatten well above a good value and stay flat for many "
-            "epochs."
-        ),
+        looks_like=("Training and validation loss both flatten well above a good value and stay flat for many epochs."),
         why_it_hurts=(
             "Learning has stalled: the step size may no longer suit this stage of training, the model may be "
             "too small or too heavily regularised, or the optimizer is stuck in a flat region."
@@ -1008,8 +1004,7 @@ CAUSES: tuple[Cause, ...] = (
         kind_reason="a loss climbing back up is harm seen in the curves",
         as_consequence="the loss diverged",
         looks_like=(
-            "Training and validation loss both rise over time, often after an initial drop, and may end in "
-            "NaN."
+            "Training and validation loss both rise over time, often after an initial drop, and may end in NaN."
         ),
         why_it_hurts=(
             "The updates are making the model worse even on the data it trains on, which points at a "

@@ -65,7 +65,7 @@ def load_roles(path: str | os.PathLike | None = None, cwd: str | os.PathLike | N
         if table is None:
             continue  # a pyproject.toml without our section
         if not isinstance(table, dict):
-            raise ValueError(f"{file}: the roles section must be a table of ROLE = \"metric key\"")
+            raise ValueError(f'{file}: the roles section must be a table of ROLE = "metric key"')
         out: RoleOverrides = {}
         for role, keys in table.items():
             if role not in ROLES:

@@ -160,9 +160,7 @@ def role_priority(key: str, role: str) -> int | None:
     return None
 
 
-def assign_roles(
-    lengths: dict[str, int], overrides: dict[str, str | list[str]] | None = None
-) -> dict[str, str]:
+def assign_roles(lengths: dict[str, int], overrides: dict[str, str | list[str]] | None = None) -> dict[str, str]:
     """Pick one metric key per role from the run's metric keys and their point counts.
 
     `overrides` maps a role to a key chosen by the user (CLI `--role` or the config file), or

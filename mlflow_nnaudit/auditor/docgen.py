@@ -89,10 +89,14 @@ def detection_text(cause_id: str, rules: tuple[Rule, ...] = ALL_RULES) -> str:
         doc = cls.__dict__.get("__doc__") or ""
         where = f"`{cls.__module__.replace('.', '/')}.py`"
         parts.append(_unwrap(doc) if doc.strip() else "(this rule has no description)")
-        links = [(label, getattr(rule, attr, ())) for label, attr in (
-            ("Left out when also found (they explain it better)", "explained_by"),
-            ("Listed after, as their consequence, when also found", "consequence_of"),
-            ("Dropped when contradicted by", "contradicted_by"))]
+        links = [
+            (label, getattr(rule, attr, ()))
+            for label, attr in (
+                ("Left out when also found (they explain it better)", "explained_by"),
+                ("Listed after, as their consequence, when also found", "consequence_of"),
+                ("Dropped when contradicted by", "contradicted_by"),
+            )
+        ]
         for label, causes in links:
             if causes:
                 parts.append(f"{label}: " + ", ".join(f"`{c}`" for c in causes) + ".")
@@ -104,15 +108,20 @@ def detection_text(cause_id: str, rules: tuple[Rule, ...] = ALL_RULES) -> str:
 
 def reads_text(reads: tuple) -> str:
     """A rule's `reads`, for a reader: its metrics, its facts, its params."""
-    metrics = [f"`{r}<layer>`" if r.endswith("/") else f"`{r}`" for r in reads
-               if isinstance(r, str) and r.startswith(schema.METRIC_PREFIX)]
+    metrics = [
+        f"`{r}<layer>`" if r.endswith("/") else f"`{r}`"
+        for r in reads
+        if isinstance(r, str) and r.startswith(schema.METRIC_PREFIX)
+    ]
     facts = [f"`{'.'.join(r)}`" for r in reads if isinstance(r, tuple)]
     params = [f"`{r}`" for r in reads if isinstance(r, str) and not r.startswith(schema.METRIC_PREFIX)]
     parts = []
     if metrics:
         parts.append(("metric " if len(metrics) == 1 else "metrics ") + ", ".join(metrics))
     if facts:
-        parts.append(("fact " if len(facts) == 1 else "facts ") + ", ".join(facts) + f" of `{schema.DIAGNOSTICS_ARTIFACT}`")
+        parts.append(
+            ("fact " if len(facts) == 1 else "facts ") + ", ".join(facts) + f" of `{schema.DIAGNOSTICS_ARTIFACT}`"
+        )
     if params:
         parts.append(("param " if len(params) == 1 else "params ") + ", ".join(params))
     return "; ".join(parts)
@@ -168,8 +177,12 @@ def render(causes: tuple[Cause, ...] = CAUSES, rules: tuple[Rule, ...] = ALL_RUL
     """The whole of docs/causes.md, deterministic for a given catalog and rule set."""
     detected = sum(1 for c in causes if rules_for(c.id, rules))
     lines = _HEADER.splitlines()
-    lines += ["", f"This version detects {detected} of the {len(causes)} causes automatically; the others",
-              "are documented so that they can be checked by hand.", ""]
+    lines += [
+        "",
+        f"This version detects {detected} of the {len(causes)} causes automatically; the others",
+        "are documented so that they can be checked by hand.",
+        "",
+    ]
     lines += _contents(causes, rules)
     category = None
     for c in causes:

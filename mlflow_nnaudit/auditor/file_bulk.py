@@ -38,7 +38,9 @@ class FileBulkReader:
     def close(self) -> None:
         pass
 
-    def read(self, keys_by_run: Mapping[str, Iterable[str]], experiments: Mapping[str, str]) -> dict[tuple[str, str], Curve]:
+    def read(
+        self, keys_by_run: Mapping[str, Iterable[str]], experiments: Mapping[str, str]
+    ) -> dict[tuple[str, str], Curve]:
         out: dict[tuple[str, str], Curve] = {}
         for rid, keys in keys_by_run.items():
             metrics_dir = os.path.join(self.root, str(experiments[rid]), rid, "metrics")

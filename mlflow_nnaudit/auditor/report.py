@@ -125,9 +125,11 @@ def svg_chart(
             first_bad.append((label, float(x[np.argmax(~ok)])))
     all_x = np.concatenate([s[1] for s in finite_sets] + [np.asarray([b for _, b in first_bad])]) if series else []
     all_y = np.concatenate([s[2] for s in finite_sets]) if finite_sets else np.zeros(0)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(title)}">',
-           f'<text x="{left}" y="16" class="ct">{_esc(title)}</text>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(title)}">',
+        f'<text x="{left}" y="16" class="ct">{_esc(title)}</text>',
+    ]
     if len(all_x) == 0 or len(all_y) == 0:
         out.append(f'<text x="{left + 10}" y="{top + ph / 2}" class="ax">no finite values</text></svg>')
         return "".join(out)
@@ -153,8 +155,10 @@ def svg_chart(
     for t in np.linspace(y_lo + pad, y_hi - pad, 4):  # y ticks
         yy = top + ph - (t - y_lo) / (y_hi - y_lo) * ph
         val = 10**t if log else t
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{yy:.1f}" y2="{yy:.1f}" class="gr"/>'
-                   f'<text x="{left - 4}" y="{yy + 4:.1f}" class="ax" text-anchor="end">{_fmt(val)}</text>')
+        out.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{yy:.1f}" y2="{yy:.1f}" class="gr"/>'
+            f'<text x="{left - 4}" y="{yy + 4:.1f}" class="ax" text-anchor="end">{_fmt(val)}</text>'
+        )
     for t in np.linspace(x_lo, x_hi, 5):  # x ticks
         xx = float(px(t))
         out.append(f'<text x="{xx:.1f}" y="{top + ph + 16}" class="ax" text-anchor="middle">{_step(round(t))}</text>')
@@ -168,11 +172,15 @@ def svg_chart(
         a, b = max(a, x_lo), min(b, x_hi)
         xa, xb = float(px(a)), float(px(b))
         if xb - xa >= 2:
-            out.append(f'<rect x="{xa:.1f}" y="{top}" width="{xb - xa:.1f}" height="{ph}" fill="{m.colour}" '
-                       f'fill-opacity="0.12"><title>{_esc(m.label)}</title></rect>')
+            out.append(
+                f'<rect x="{xa:.1f}" y="{top}" width="{xb - xa:.1f}" height="{ph}" fill="{m.colour}" '
+                f'fill-opacity="0.12"><title>{_esc(m.label)}</title></rect>'
+            )
         else:
-            out.append(f'<line x1="{xa:.1f}" x2="{xa:.1f}" y1="{top}" y2="{top + ph}" stroke="{m.colour}" '
-                       f'stroke-width="1.5" stroke-dasharray="4 3"><title>{_esc(m.label)}</title></line>')
+            out.append(
+                f'<line x1="{xa:.1f}" x2="{xa:.1f}" y1="{top}" y2="{top + ph}" stroke="{m.colour}" '
+                f'stroke-width="1.5" stroke-dasharray="4 3"><title>{_esc(m.label)}</title></line>'
+            )
         out.append(f'<text x="{xa + 3:.1f}" y="{top + 11}" class="mk" fill="{m.colour}">{_esc(m.label[:40])}</text>')
     legend_x = left + 8 + 7.5 * len(title)
     for i, (label, x, y) in enumerate(finite_sets):
@@ -182,16 +190,21 @@ def svg_chart(
             pts = _points(px(xs), py(ys))
             out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="1.4"/>')
             if len(y) <= 60:  # few points (per-epoch curves): show where they are
-                out.append("".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.2" fill="{colour}"/>'
-                                   for a, b in zip(px(xs), py(ys))))
+                out.append(
+                    "".join(
+                        f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.2" fill="{colour}"/>' for a, b in zip(px(xs), py(ys))
+                    )
+                )
         out.append(f'<text x="{legend_x:.0f}" y="16" class="lg" fill="{colour}">— {_esc(label)}</text>')
         legend_x += 22 + 6.3 * len(label)
     for label, at in first_bad:
         xa = float(px(at))
-        out.append(f'<line x1="{xa:.1f}" x2="{xa:.1f}" y1="{top}" y2="{top + ph}" stroke="#b71c1c" stroke-width="2">'
-                   f'<title>{_esc(label)} non-finite from step {_step(at)}</title></line>'
-                   f'<text x="{xa - 3:.1f}" y="{top + 24}" class="mk" fill="#b71c1c" text-anchor="end">'
-                   f'NaN/Inf at {_step(at)}</text>')
+        out.append(
+            f'<line x1="{xa:.1f}" x2="{xa:.1f}" y1="{top}" y2="{top + ph}" stroke="#b71c1c" stroke-width="2">'
+            f"<title>{_esc(label)} non-finite from step {_step(at)}</title></line>"
+            f'<text x="{xa - 3:.1f}" y="{top + 24}" class="mk" fill="#b71c1c" text-anchor="end">'
+            f"NaN/Inf at {_step(at)}</text>"
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -233,10 +246,12 @@ def svg_sparkline(values: Sequence[float], width: int = 120, height: int = 28, c
     pts = _points(xs[ok], ys[ok])
     bad = ""
     if not ok[-1]:  # ended non-finite: a red tail marker
-        first = int(np.argmax(~ok[np.argmax(ok):]) + np.argmax(ok))
+        first = int(np.argmax(~ok[np.argmax(ok) :]) + np.argmax(ok))
         bad = f'<line x1="{xs[first]:.1f}" x2="{xs[first]:.1f}" y1="2" y2="{height - 2}" stroke="#b71c1c" stroke-width="2"/>'
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
-            f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="1.2"/>{bad}</svg>')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+        f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="1.2"/>{bad}</svg>'
+    )
 
 
 _CSS = """
@@ -264,9 +279,11 @@ def is_our_page(head: str) -> bool:
 
 
 def _page(title: str, body: str) -> str:
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
-            f"<style>{_CSS}</style></head><body>{body}"
-            f'<p class="meta">Written by mlflow-nnaudit {_esc(__version__)}.</p></body></html>')
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
+        f"<style>{_CSS}</style></head><body>{body}"
+        f'<p class="meta">Written by mlflow-nnaudit {_esc(__version__)}.</p></body></html>'
+    )
 
 
 def _badge(status: str) -> str:
@@ -279,7 +296,9 @@ def _marks_for(result, keys: Iterable[str]) -> list[Mark]:
     keys = set(keys)
     marks = []
     for f in result.findings:
-        colour = STATUS_COLOURS["failed"] if f.severity == "failed" and f.confidence != "low" else STATUS_COLOURS["warning"]
+        colour = (
+            STATUS_COLOURS["failed"] if f.severity == "failed" and f.confidence != "low" else STATUS_COLOURS["warning"]
+        )
         for e in f.evidence:
             if e.steps is None or (e.curve is not None and e.curve not in keys):
                 continue
@@ -307,8 +326,10 @@ def _histogram_text(counts: list) -> str:
     top = ", ".join(f"{i}: {counts[i] / total:.2%}" for i in order)
     probs = [c / total for c in counts if c > 0]
     entropy = -sum(p * math.log2(p) for p in probs)
-    return (f"{len(counts)} bins ({len(probs)} non-empty, total {_fmt(total)}), top {len(order)}: {top}; "
-            f"entropy {entropy:.2f} bits of {math.log2(len(counts)):.2f}")
+    return (
+        f"{len(counts)} bins ({len(probs)} non-empty, total {_fmt(total)}), top {len(order)}: {top}; "
+        f"entropy {entropy:.2f} bits of {math.log2(len(counts)):.2f}"
+    )
 
 
 def _bounded(v, key: str = "", depth: int = 0) -> str:
@@ -340,7 +361,7 @@ def _values_text(values: dict) -> str:
     """Evidence values for reading, bounded (see `_bounded`): a histogram of 33,000 labels is
     summarised, not printed."""
     items = list(values.items())
-    out = [f"{k}={_bounded(v, str(k))}" for k, v in items[:MAX_ITEMS * 2]]
+    out = [f"{k}={_bounded(v, str(k))}" for k, v in items[: MAX_ITEMS * 2]]
     if len(items) > MAX_ITEMS * 2:
         out.append(f"... ({len(items) - MAX_ITEMS * 2} more)")
     return ", ".join(out)
@@ -352,8 +373,10 @@ def _evidence_table(finding) -> str:
         d = e.to_dict()
         values = _values_text(d["values"])
         steps = "" if d["steps"] is None else f"{_step(float(d['steps'][0]))} – {_step(float(d['steps'][1]))}"
-        rows.append(f"<tr><td>{_esc(d['test'])}</td><td>{_esc(d['curve'] or '')}</td>"
-                    f"<td>{_esc(values)}</td><td>{_esc(steps)}</td></tr>")
+        rows.append(
+            f"<tr><td>{_esc(d['test'])}</td><td>{_esc(d['curve'] or '')}</td>"
+            f"<td>{_esc(values)}</td><td>{_esc(steps)}</td></tr>"
+        )
     if not rows:
         return ""
     return "<table><tr><th>test</th><th>curve</th><th>values</th><th>steps</th></tr>" + "".join(rows) + "</table>"
@@ -364,10 +387,12 @@ def run_report_html(result, curves: dict[str, Curve]) -> str:
     and the run's curves with what was found drawn on them. `curves` maps roles to curves."""
     causes = "".join(f'<span class="chip">{_esc(c)}</span>' for c in result.causes) or "none"
     advisories = "".join(f'<span class="chip">{_esc(c)}</span>' for c in result.advisories)
-    head = (f"<h1>{_esc(result.run_name or result.run_id)} {_badge(result.status)}</h1>"
-            f'<div class="meta">run {_esc(result.run_id)} · experiment {_esc(result.experiment_name)} · '
-            f"audited {_esc(result.audited_at)}</div><p>Causes: {causes}</p>"
-            + (f"<p>Advisories (set-up risks; the run showed no harm from them): {advisories}</p>" if advisories else ""))
+    head = (
+        f"<h1>{_esc(result.run_name or result.run_id)} {_badge(result.status)}</h1>"
+        f'<div class="meta">run {_esc(result.run_id)} · experiment {_esc(result.experiment_name)} · '
+        f"audited {_esc(result.audited_at)}</div><p>Causes: {causes}</p>"
+        + (f"<p>Advisories (set-up risks; the run showed no harm from them): {advisories}</p>" if advisories else "")
+    )
     if result.harm is not None:
         head += f"<p><b>Outcome:</b> {_esc(result.harm.summary)}.</p>"
     if result.reason:
@@ -381,9 +406,12 @@ def run_report_html(result, curves: dict[str, Curve]) -> str:
     if charts:
         parts.append('<h2>Curves</h2><div class="charts">' + "".join(charts) + "</div>")
     if result.findings:
-        parts.append("<h2>What was found</h2>" if result.causes else
-                     "<h2>Advisories</h2><p class='meta'>Set-up risks on a run that showed no harm: worth a look, "
-                     "not a cause of anything.</p>")
+        parts.append(
+            "<h2>What was found</h2>"
+            if result.causes
+            else "<h2>Advisories</h2><p class='meta'>Set-up risks on a run that showed no harm: worth a look, "
+            "not a cause of anything.</p>"
+        )
     for f in result.findings:
         cat = BY_ID.get(f.cause)
         level = "advisory" if f.advisory else (f.severity if f.confidence != "low" else "warning")
@@ -391,11 +419,13 @@ def run_report_html(result, curves: dict[str, Curve]) -> str:
             f'<div class="finding {_esc(level)}">'
             f"<h3>{_esc(f.title)} <span class='chip'>{_esc(f.cause)}</span> "
             f"<span class='chip'>{_esc(f.confidence)} confidence</span>"
-            + (" <span class='chip'>advisory</span>" if f.advisory else "") + "</h3>"
+            + (" <span class='chip'>advisory</span>" if f.advisory else "")
+            + "</h3>"
             f"<div>{_code_spans(f.summary)}</div>"
             f'<div class="fix"><b>Fix:</b> {_code_spans(f.advice)}</div>'
             + (f'<div class="meta">Why it hurts: {_code_spans(cat.why_it_hurts)}</div>' if cat else "")
-            + _evidence_table(f) + "</div>"
+            + _evidence_table(f)
+            + "</div>"
         )
     if not result.findings and not result.reason:
         parts.append("<p>Nothing wrong was found: the run trained as a healthy run does.</p>")
@@ -418,9 +448,11 @@ def _bars(counts: Sequence[tuple[str, int]], colours: dict[str, str] | None = No
         y = 2 + i * row
         w = (width - label_w - 50) * n / top
         colour = (colours or {}).get(label, "#546e7a")
-        out.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" font-size="12">{_esc(label)}</text>'
-                   f'<rect x="{label_w}" y="{y + 3}" width="{max(w, 1):.1f}" height="{row - 6}" fill="{colour}"/>'
-                   f'<text x="{label_w + w + 5:.1f}" y="{y + 14}" font-size="12">{n}</text>')
+        out.append(
+            f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" font-size="12">{_esc(label)}</text>'
+            f'<rect x="{label_w}" y="{y + 3}" width="{max(w, 1):.1f}" height="{row - 6}" fill="{colour}"/>'
+            f'<text x="{label_w + w + 5:.1f}" y="{y + 14}" font-size="12">{n}</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -452,8 +484,10 @@ def ui_runs_url(ui_url: str, experiment_id: str, search_filter: str = FAILED_FIL
     """The MLflow UI's runs list of an experiment with a search filter applied (the routes of
     MLflow 3.x's UI: `#/experiments/<id>/runs?searchFilter=...`; the bare `#/experiments/<id>`
     can open a GenAI overview instead of the runs)."""
-    return (f"{ui_url.rstrip('/')}/#/experiments/{urllib.parse.quote(str(experiment_id), safe='')}/runs"
-            f"?searchFilter={urllib.parse.quote(search_filter, safe='')}")
+    return (
+        f"{ui_url.rstrip('/')}/#/experiments/{urllib.parse.quote(str(experiment_id), safe='')}/runs"
+        f"?searchFilter={urllib.parse.quote(search_filter, safe='')}"
+    )
 
 
 def ui_run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
@@ -469,17 +503,28 @@ def summary_html(results, tracking_uri: str = "", max_rows: int = 2000, ui_url: 
     links to its runs list filtered on them."""
     s = summarize(results)
     status_counts = [(k, v) for k, v in s["by_status"].items()]
-    parts = [f"<h1>nnaudit: {s['runs']} runs</h1>",
-             f'<div class="meta">store {_esc(tracking_uri)} · {s["audited"]} audited now, '
-             f'{s["skipped_unchanged"]} unchanged since their last audit'
-             + (f' · artifacts not written for {len(s["artifacts_not_written"])} run(s) (their tags were)'
-                if s["artifacts_not_written"] else "") + '</div>']
+    parts = [
+        f"<h1>nnaudit: {s['runs']} runs</h1>",
+        f'<div class="meta">store {_esc(tracking_uri)} · {s["audited"]} audited now, '
+        f"{s['skipped_unchanged']} unchanged since their last audit"
+        + (
+            f" · artifacts not written for {len(s['artifacts_not_written'])} run(s) (their tags were)"
+            if s["artifacts_not_written"]
+            else ""
+        )
+        + "</div>",
+    ]
     if ui_url:
         failed_in = Counter((r.experiment_id, r.experiment_name) for r in results if r.status == "failed")
         if failed_in:
-            parts.append("<p>Failed runs in the MLflow UI: " + ", ".join(
-                f'<a href="{_esc(ui_runs_url(ui_url, eid))}">{_esc(name or eid)} ({n})</a>'
-                for (eid, name), n in sorted(failed_in.items(), key=lambda kv: str(kv[0][1]))) + "</p>")
+            parts.append(
+                "<p>Failed runs in the MLflow UI: "
+                + ", ".join(
+                    f'<a href="{_esc(ui_runs_url(ui_url, eid))}">{_esc(name or eid)} ({n})</a>'
+                    for (eid, name), n in sorted(failed_in.items(), key=lambda kv: str(kv[0][1]))
+                )
+                + "</p>"
+            )
     parts += ["<h2>By status</h2>", _bars(status_counts, STATUS_COLOURS)]
     if s["by_cause"]:
         parts += ["<h2>Causes of failed and warning runs</h2>", _bars(list(s["by_cause"].items())[:30])]
@@ -491,14 +536,20 @@ def summary_html(results, tracking_uri: str = "", max_rows: int = 2000, ui_url: 
         name = _esc(r.run_name or "-")
         if ui_url:
             name = f'<a href="{_esc(ui_run_url(ui_url, r.experiment_id, r.run_id))}">{name}</a>'
-        rows.append(f"<tr><td>{_badge(r.status)}</td><td>{name}<div class='meta'>"
-                    f"{_esc(r.run_id)}</div></td><td>{_esc(r.experiment_name)}</td><td>{spark}</td>"
-                    f"<td>{chips}</td><td>{_code_spans(r.recommendation[:300])}</td></tr>")
-    parts.append("<h2>Runs, worst first</h2><table><tr><th>status</th><th>run</th><th>experiment</th>"
-                 "<th>loss</th><th>causes</th><th>what to do</th></tr>" + "".join(rows) + "</table>")
+        rows.append(
+            f"<tr><td>{_badge(r.status)}</td><td>{name}<div class='meta'>"
+            f"{_esc(r.run_id)}</div></td><td>{_esc(r.experiment_name)}</td><td>{spark}</td>"
+            f"<td>{chips}</td><td>{_code_spans(r.recommendation[:300])}</td></tr>"
+        )
+    parts.append(
+        "<h2>Runs, worst first</h2><table><tr><th>status</th><th>run</th><th>experiment</th>"
+        "<th>loss</th><th>causes</th><th>what to do</th></tr>" + "".join(rows) + "</table>"
+    )
     if len(ordered) > max_rows:
-        parts.append(f"<p class='meta'>{len(ordered) - max_rows} more runs not listed (all healthy or "
-                     f"inconclusive ones come last); `--format json` lists every run.</p>")
+        parts.append(
+            f"<p class='meta'>{len(ordered) - max_rows} more runs not listed (all healthy or "
+            f"inconclusive ones come last); `--format json` lists every run.</p>"
+        )
     return _page("nnaudit summary", "".join(parts))
 
 
@@ -514,6 +565,7 @@ def printable(text: object) -> str:
     `\\n`, ...), so that a run named with a newline cannot forge a table row, nor an ESC sequence
     clear the screen or set the window title. Run and experiment names, metric keys and error
     messages come from whoever can log to the store."""
+
     def escape(m: re.Match) -> str:
         c = ord(m.group())
         return {9: "\\t", 10: "\\n", 13: "\\r"}.get(c) or (f"\\x{c:02x}" if c < 256 else f"\\u{c:04x}")
@@ -535,8 +587,10 @@ def text_sparkline(values: Sequence[float], width: int = 48) -> str:
 
 def explain_text(result, curves: dict[str, Curve]) -> str:
     """What `nnaudit explain RUN_ID` prints: the report in plain text."""
-    lines = [f"{result.run_name or result.run_id}  [{result.status}]",
-             f"run {result.run_id} · experiment {result.experiment_name}"]
+    lines = [
+        f"{result.run_name or result.run_id}  [{result.status}]",
+        f"run {result.run_id} · experiment {result.experiment_name}",
+    ]
     if result.reason:
         lines.append(f"Not enough to judge: {result.reason}.")
     for role in (TRAIN_LOSS, VAL_LOSS, TRAIN_ACC, VAL_ACC, LEARNING_RATE, GRAD_NORM):
@@ -555,8 +609,12 @@ def explain_text(result, curves: dict[str, Curve]) -> str:
         lines.append("\nNothing harmed the run; advisories (set-up risks worth a look):")
     for i, f in enumerate(result.findings, 1):
         what = "advisory" if f.advisory else f.severity
-        lines += ["", f"{i}. {f.title} ({f.cause}, {f.confidence} confidence, {what})",
-                  f"   Seen: {f.summary}", f"   Fix:  {f.advice.replace('`', '')}"]
+        lines += [
+            "",
+            f"{i}. {f.title} ({f.cause}, {f.confidence} confidence, {what})",
+            f"   Seen: {f.summary}",
+            f"   Fix:  {f.advice.replace('`', '')}",
+        ]
         for e in f.evidence:
             d = e.to_dict()
             values = _values_text(d["values"])

@@ -100,10 +100,16 @@ class RestBulkReader:
     def _request(self, key: str, run_ids: list[str]) -> list[tuple]:
         from mlflow.utils.rest_utils import http_request, verify_rest_response
 
-        resp = http_request(self._creds(), ENDPOINT, "GET",
-                            params={"run_id": run_ids, "metric_key": key, "max_results": MAX_POINTS_PER_REQUEST})
+        resp = http_request(
+            self._creds(),
+            ENDPOINT,
+            "GET",
+            params={"run_id": run_ids, "metric_key": key, "max_results": MAX_POINTS_PER_REQUEST},
+        )
         verify_rest_response(resp, ENDPOINT)
-        return [(m.get("step", 0), m.get("timestamp", 0), m["value"], m["run_id"]) for m in resp.json().get("metrics", [])]
+        return [
+            (m.get("step", 0), m.get("timestamp", 0), m["value"], m["run_id"]) for m in resp.json().get("metrics", [])
+        ]
 
 
 def _curve(key: str, points: list[tuple]) -> Curve:

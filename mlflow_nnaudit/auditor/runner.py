@@ -7,20 +7,20 @@ import hashlib
 import logging
 import multiprocessing
 import re
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
 from datetime import datetime, timedelta, timezone
+from itertools import islice
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.auditor import bulk, report, ruleset, writer
 from mlflow_nnaudit.auditor.config import load_roles
-from mlflow_nnaudit.auditor.curves import ROLES, Curve, TRAIN_LOSS, VAL_LOSS, assign_roles, role_priority
+from mlflow_nnaudit.auditor.curves import ROLES, TRAIN_LOSS, VAL_LOSS, Curve, assign_roles, role_priority
 from mlflow_nnaudit.auditor.result import AuditResult
-from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.rules import ALL_RULES, Rule, RunView, curves_read_by
 from mlflow_nnaudit.auditor.store import RunRecord, Store, StoreError
 from mlflow_nnaudit.auditor.verdict import INCONCLUSIVE, Links, control_false_discoveries, judge
@@ -87,7 +87,7 @@ def is_up_to_date(run: RunRecord, latest_metric_ms: int | None = None, now_ms: i
     if audited is not None and audited > now_ms:
         return False
     listed = {c for key in (writer.TAG_CAUSES, writer.TAG_ADVISORIES) for c in run.tags.get(key, "").split(",") if c}
-    tagged = {k[len(writer.TAG_CAUSE_PREFIX):] for k in run.tags if k.startswith(writer.TAG_CAUSE_PREFIX)}
+    tagged = {k[len(writer.TAG_CAUSE_PREFIX) :] for k in run.tags if k.startswith(writer.TAG_CAUSE_PREFIX)}
     return (
         audited is not None
         and run.tags.get(writer.TAG_VERSION) == __version__
@@ -124,7 +124,9 @@ class AuditInput:
 
 
 def gather(
-    store: Store, run: RunRecord, role_overrides: dict[str, str] | None = None,
+    store: Store,
+    run: RunRecord,
+    role_overrides: dict[str, str] | None = None,
     keys: tuple[list[str], list[str]] | None = None,
 ) -> AuditInput:
     """Read what the audit of one run needs (prefetched curves come from the store's cache).
@@ -140,8 +142,10 @@ def gather(
     if RECORDER_TAG in run.tags:
         diagnostics = store.load_json_artifact(run.run_id, DIAGNOSTICS_ARTIFACT)
         if diagnostics is None:
-            notes.append(f"the recorder's {DIAGNOSTICS_ARTIFACT} could not be read (artifacts unreachable from "
-                         "here?): its one-off facts were not used")
+            notes.append(
+                f"the recorder's {DIAGNOSTICS_ARTIFACT} could not be read (artifacts unreachable from "
+                "here?): its one-off facts were not used"
+            )
     return AuditInput(run, loaded, extra, diagnostics, role_overrides, notes)
 
 
@@ -174,8 +178,10 @@ def analyse(
     elif int(loss.finite.sum()) < MIN_POINTS_TO_JUDGE and loss.finite.all():
         points = "1 point" if len(loss) == 1 else f"{len(loss)} points"
         if TRAIN_LOSS not in by_role:  # e.g. the HF Trainer's evaluate() after train() logs a run of its own
-            result.reason = (f"an evaluation-only run: no training loss, and {loss.key!r} has only {points} (such as "
-                             "a run that trainer.evaluate() opens after train())")
+            result.reason = (
+                f"an evaluation-only run: no training loss, and {loss.key!r} has only {points} (such as "
+                "a run that trainer.evaluate() opens after train())"
+            )
         else:
             result.reason = f"the loss curve {loss.key!r} has only {points}"
     findings = []
@@ -239,9 +245,15 @@ def in_shard(run_id: str, shard: tuple[int, int] | None) -> bool:
 
 def _skipped(run: RunRecord, sparkline: list[float] | None = None) -> AuditResult:
     return AuditResult(
-        run.run_id, run.run_name, run.experiment_id, run.experiment_name,
-        status=run.tags.get(writer.TAG_STATUS, INCONCLUSIVE), skipped=True,
-        audited_at=run.tags.get(writer.TAG_AUDITED_AT, ""), tags=run.tags, sparkline=sparkline or [],
+        run.run_id,
+        run.run_name,
+        run.experiment_id,
+        run.experiment_name,
+        status=run.tags.get(writer.TAG_STATUS, INCONCLUSIVE),
+        skipped=True,
+        audited_at=run.tags.get(writer.TAG_AUDITED_AT, ""),
+        tags=run.tags,
+        sparkline=sparkline or [],
     )
 
 
@@ -544,8 +556,12 @@ class _Chunks:
                 self.sql.write([(r, tags[r.run_id]) for r in todo])
                 return
             except bulk.BulkUnavailable as exc:  # a schema this was not verified on: MLflow's client then
-                _log.warning("writing tags straight into %s is off (%s); writing them through the MLflow client "
-                             "instead (slower, same tags)", self.store.uri, exc)
+                _log.warning(
+                    "writing tags straight into %s is off (%s); writing them through the MLflow client "
+                    "instead (slower, same tags)",
+                    self.store.uri,
+                    exc,
+                )
                 self.sql.close()
                 self.sql = None
         if self.writers is not None:
@@ -568,8 +584,9 @@ def _concurrent_writes(uri: str) -> bool:
 
 def _report_page(result: AuditResult, inp: AuditInput) -> str | None:
     try:
-        return report.run_report_html(result, {role: inp.loaded[key] for role, key in result.roles.items()
-                                               if key in inp.loaded})
+        return report.run_report_html(
+            result, {role: inp.loaded[key] for role, key in result.roles.items() if key in inp.loaded}
+        )
     except Exception as exc:  # noqa: BLE001 - a page that cannot be drawn must not lose the verdict
         _log.warning("report of run %s not drawn: %s", result.run_id, exc)
         result.notes.append(f"report not drawn: {type(exc).__name__}: {exc}")
@@ -593,8 +610,11 @@ def _start_pool(workers: int) -> ProcessPoolExecutor | None:
         return pool
     except (BrokenProcessPool, TimeoutError, OSError) as exc:
         pool.shutdown(wait=False, cancel_futures=True)
-        _log.warning("analysis workers could not start (%s; a script that calls audit(workers=N) needs an "
-                     "`if __name__ == '__main__':` guard); analysing in this process instead", type(exc).__name__)
+        _log.warning(
+            "analysis workers could not start (%s; a script that calls audit(workers=N) needs an "
+            "`if __name__ == '__main__':` guard); analysing in this process instead",
+            type(exc).__name__,
+        )
         return None
 
 

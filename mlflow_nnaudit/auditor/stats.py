@@ -78,10 +78,15 @@ def block_medians(x: np.ndarray, y: np.ndarray, max_blocks: int = DEFAULT_BLOCKS
     q, r = divmod(n, max_blocks)
     split = (max_blocks - r) * q
     x_sorted = bool(np.all(x[1:] >= x[:-1]))
-    xb = np.concatenate([_row_medians(x[:split].reshape(-1, q), x_sorted),
-                         _row_medians(x[split:].reshape(-1, q + 1), x_sorted) if r else np.empty(0)])
-    yb = np.concatenate([_row_medians(y[:split].reshape(-1, q)),
-                         _row_medians(y[split:].reshape(-1, q + 1)) if r else np.empty(0)])
+    xb = np.concatenate(
+        [
+            _row_medians(x[:split].reshape(-1, q), x_sorted),
+            _row_medians(x[split:].reshape(-1, q + 1), x_sorted) if r else np.empty(0),
+        ]
+    )
+    yb = np.concatenate(
+        [_row_medians(y[:split].reshape(-1, q)), _row_medians(y[split:].reshape(-1, q + 1)) if r else np.empty(0)]
+    )
     return xb, yb
 
 
@@ -521,7 +526,7 @@ def detect_overfitting(
     pq = gl / pk if pk > 0 else (math.inf if gl > 0 else 0.0)
     after = slice(best_i, len(vy))
     gap = vy - train_at_val
-    tr_after = (tx >= vx[best_i])
+    tr_after = tx >= vx[best_i]
     return Overfit(
         gl=gl,
         pq=float(pq),
@@ -597,7 +602,9 @@ def detect_divergence(x: np.ndarray, y: np.ndarray, max_blocks: int = DEFAULT_BL
         whole = mann_kendall(xb, yb, max_blocks)
         detected = exploded or (whole.direction > 0 and lv.end - lv.start > max(2.0 * wander, 0.05 * scale))
         return Divergence(bool(detected), float(regained), float(growth), float(xb[0]), whole)
-    big_enough = regained >= DIVERGENCE_REGAINED and rise > max(3.0 * lv.noise / math.sqrt(max(1, len(yb) // 20)), 0.02 * scale)
+    big_enough = regained >= DIVERGENCE_REGAINED and rise > max(
+        3.0 * lv.noise / math.sqrt(max(1, len(yb) // 20)), 0.02 * scale
+    )
     significant = after.direction > 0
     return Divergence(
         detected=bool((big_enough and significant) or exploded),
@@ -710,8 +717,13 @@ BLOWUP_ABSOLUTE = 1e3
 BLOWUP_EARLY = 0.3
 
 
-def detect_blowup(x: np.ndarray, y: np.ndarray, expected_start: float | None = None, classification: bool = False,
-                  early: float = BLOWUP_EARLY) -> BlowUp:
+def detect_blowup(
+    x: np.ndarray,
+    y: np.ndarray,
+    expected_start: float | None = None,
+    classification: bool = False,
+    early: float = BLOWUP_EARLY,
+) -> BlowUp:
     """Did the curve explode early? It rises at least BLOWUP_GROWTH times above its starting
     level, or (when `expected_start` says it is a classification loss, e.g. ln C) to at least
     BLOWUP_ABSOLUTE, or turns non-finite, within the first `early` share of its points (at least
@@ -727,7 +739,9 @@ def detect_blowup(x: np.ndarray, y: np.ndarray, expected_start: float | None = N
     finite = np.isfinite(y)
     none = BlowUp(False, None, None, math.nan, math.nan, 1.0, False, None)
     if n == 0 or not finite.any():
-        return none if n == 0 else BlowUp(True, 0, float(x[0]), expected_start or math.nan, math.inf, math.inf, True, None)
+        return (
+            none if n == 0 else BlowUp(True, 0, float(x[0]), expected_start or math.nan, math.inf, math.inf, True, None)
+        )
     first = float(y[finite][0])
     start = first
     absolute_ok = classification
@@ -735,7 +749,7 @@ def detect_blowup(x: np.ndarray, y: np.ndarray, expected_start: float | None = N
     # (a loss logged as a sum over batches starts far above the first step's loss and stays there)
     if expected_start is not None and 0 < expected_start < first and np.min(y[finite]) <= 2 * expected_start:
         start = float(expected_start)
-    end_vals = y[finite][-max(1, min(5, int(finite.sum()) // 5 or 1)):]
+    end_vals = y[finite][-max(1, min(5, int(finite.sum()) // 5 or 1)) :]
     end = float(np.median(end_vals))
     horizon = max(3, int(math.ceil(early * n)))
     for i in range(min(n, horizon)):
@@ -745,10 +759,19 @@ def detect_blowup(x: np.ndarray, y: np.ndarray, expected_start: float | None = N
         if start > 0 and (v >= BLOWUP_GROWTH * start or (absolute_ok and v >= BLOWUP_ABSOLUTE)):
             peak = float(np.max(y[finite]))
             nf = bool((~finite).any())
-            return BlowUp(True, i, float(x[i]), start, math.inf if nf else peak,
-                          math.inf if nf else peak / start, nf, end)
-    return BlowUp(False, None, None, start, float(np.max(y[finite])), float(np.max(y[finite])) / start
-                  if start > 0 else 1.0, False, end)
+            return BlowUp(
+                True, i, float(x[i]), start, math.inf if nf else peak, math.inf if nf else peak / start, nf, end
+            )
+    return BlowUp(
+        False,
+        None,
+        None,
+        start,
+        float(np.max(y[finite])),
+        float(np.max(y[finite])) / start if start > 0 else 1.0,
+        False,
+        end,
+    )
 
 
 @dataclass(frozen=True)
@@ -796,7 +819,7 @@ def stuck_loss(y: np.ndarray, n_classes: int | None = None, tail: float = STUCK_
     y = y[np.isfinite(y)]
     if len(y) < 3:
         return None
-    t = y[-max(3, int(math.ceil(tail * len(y)))):]
+    t = y[-max(3, int(math.ceil(tail * len(y)))) :]
     level = float(np.median(t))
     scale = max(abs(level), 1e-12)
     spread = float(np.ptp(t)) / scale
@@ -811,5 +834,7 @@ def stuck_loss(y: np.ndarray, n_classes: int | None = None, tail: float = STUCK_
                 if abs(level - math.log(k)) <= CHANCE_TOLERANCE_GUESS * math.log(k):
                     chance_k = k
                     break
-    above = bool(n_classes is not None and n_classes > 1 and float(np.min(t)) >= (1 - CHANCE_TOLERANCE) * math.log(n_classes))
+    above = bool(
+        n_classes is not None and n_classes > 1 and float(np.min(t)) >= (1 - CHANCE_TOLERANCE) * math.log(n_classes)
+    )
     return Stuck(bool(constant), chance_k, known, level, spread, above)

@@ -66,8 +66,20 @@ def sqlite_path(uri: str) -> str | None:
 
 
 #: URI schemes of the stores MLflow's client can read (a `+driver` suffix aside)
-KNOWN_SCHEMES = ("", "file", "sqlite", "postgresql", "postgres", "mysql", "mssql", "http", "https", "databricks",
-                 "databricks-uc", "uc")
+KNOWN_SCHEMES = (
+    "",
+    "file",
+    "sqlite",
+    "postgresql",
+    "postgres",
+    "mysql",
+    "mssql",
+    "http",
+    "https",
+    "databricks",
+    "databricks-uc",
+    "uc",
+)
 
 
 def _check_uri(uri: str) -> None:
@@ -79,9 +91,11 @@ def _check_uri(uri: str) -> None:
     parsed = urllib.parse.urlparse(uri)
     scheme = parsed.scheme.split("+")[0]
     if scheme not in KNOWN_SCHEMES and not (len(scheme) == 1 and os.name == "nt"):  # C:\... on Windows
-        raise StoreError(f"cannot read a store at {_redacted(uri)}: unknown URI scheme {scheme + '://'!r} (a "
-                         "store is a directory, sqlite:///FILE, postgresql://..., mysql://..., http(s)://SERVER "
-                         "or databricks)")
+        raise StoreError(
+            f"cannot read a store at {_redacted(uri)}: unknown URI scheme {scheme + '://'!r} (a "
+            "store is a directory, sqlite:///FILE, postgresql://..., mysql://..., http(s)://SERVER "
+            "or databricks)"
+        )
     if scheme == "sqlite":
         path = sqlite_path(uri)
         if path and not os.path.exists(path):
@@ -94,9 +108,17 @@ def _check_uri(uri: str) -> None:
             raise StoreError(f"no MLflow store at {uri}: {path!r} is not a directory")
     elif scheme in ("http", "https"):
         # urllib takes no user:password@ in a URL (MLflow's client does): send them as Basic auth
-        request = urllib.request.Request(urllib.parse.urlunparse(parsed._replace(
-            netloc=parsed.netloc.rpartition("@")[2],
-            path=parsed.path.rstrip("/") + "/health", params="", query="", fragment="")))
+        request = urllib.request.Request(
+            urllib.parse.urlunparse(
+                parsed._replace(
+                    netloc=parsed.netloc.rpartition("@")[2],
+                    path=parsed.path.rstrip("/") + "/health",
+                    params="",
+                    query="",
+                    fragment="",
+                )
+            )
+        )
         if parsed.username is not None:
             creds = f"{urllib.parse.unquote(parsed.username)}:{urllib.parse.unquote(parsed.password or '')}"
             request.add_header("Authorization", "Basic " + base64.b64encode(creds.encode()).decode())
@@ -129,8 +151,7 @@ def _check_sqlite_tables(uri: str, path: str) -> None:
         raise StoreError(f"cannot read the sqlite file {path!r} of {_redacted(uri)}: {what}") from None
     missing = [t for t in MLFLOW_TABLES if t not in names]
     if missing:
-        kind = (f"a sqlite database without MLflow's tables ({', '.join(missing)})" if names
-                else "an empty sqlite file")
+        kind = f"a sqlite database without MLflow's tables ({', '.join(missing)})" if names else "an empty sqlite file"
         raise StoreError(f"no MLflow store at {_redacted(uri)}: {path!r} is {kind}; nothing was written to it")
 
 
@@ -223,12 +244,16 @@ class Store:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure here means "cannot read the store"
             if "MLFLOW_ALLOW_FILE_STORE" in str(exc):
-                raise StoreError(f"{self.uri} is a file store, which this MLflow version reads only with "
-                                 "MLFLOW_ALLOW_FILE_STORE=true set (or migrate it: `mlflow migrate-filestore`)") from None
+                raise StoreError(
+                    f"{self.uri} is a file store, which this MLflow version reads only with "
+                    "MLFLOW_ALLOW_FILE_STORE=true set (or migrate it: `mlflow migrate-filestore`)"
+                ) from None
             hint = ""
             if "error code 401" in str(exc) or "error code 403" in str(exc):
-                hint = (" (the server wants credentials: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD,"
-                        " or MLFLOW_TRACKING_TOKEN, for a user allowed to read and tag these runs)")
+                hint = (
+                    " (the server wants credentials: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD,"
+                    " or MLFLOW_TRACKING_TOKEN, for a user allowed to read and tag these runs)"
+                )
             raise StoreError(f"cannot read the MLflow store at {_redacted(self.uri)}: {_one_line(exc)}{hint}") from None
         # Bulk reading: one SELECT per chunk of runs on SQL stores, the server's bulk endpoint on
         # http(s) servers, the metric files of file: stores; None keeps the client path (MySQL).
@@ -299,7 +324,9 @@ class Store:
         except Exception as exc:  # noqa: BLE001 - any failure means: use the client API instead
             _log.warning(
                 "bulk reading of metric histories from %s is off (%s); reading them through the "
-                "MLflow client instead (slower, same results)", _redacted(self.uri), _one_line(exc),
+                "MLflow client instead (slower, same results)",
+                _redacted(self.uri),
+                _one_line(exc),
             )
             self._disable_bulk()
 
@@ -376,8 +403,12 @@ class Store:
                 break
         found = []
         for lo in range(0, len(exp_ids), 100):
-            found += self.client.search_runs(exp_ids[lo : lo + 100], f"attributes.run_id LIKE '{prefix}%'",
-                                             ViewType.ALL, max_results=MAX_LISTED_MATCHES + 1)
+            found += self.client.search_runs(
+                exp_ids[lo : lo + 100],
+                f"attributes.run_id LIKE '{prefix}%'",
+                ViewType.ALL,
+                max_results=MAX_LISTED_MATCHES + 1,
+            )
             if len(found) > MAX_LISTED_MATCHES:
                 break
         if not found:
@@ -385,8 +416,10 @@ class Store:
         if len(found) > 1:
             listed = ", ".join(f"{r.info.run_id} ({r.info.run_name or '-'})" for r in found[:MAX_LISTED_MATCHES])
             more = " and more" if len(found) > MAX_LISTED_MATCHES else ""
-            raise StoreError(f"{prefix!r} is ambiguous: it starts the ids of {len(found[:MAX_LISTED_MATCHES])}"
-                             f"{more} runs in {_redacted(self.uri)}: {listed}{more}; give more of the id") from None
+            raise StoreError(
+                f"{prefix!r} is ambiguous: it starts the ids of {len(found[:MAX_LISTED_MATCHES])}"
+                f"{more} runs in {_redacted(self.uri)}: {listed}{more}; give more of the id"
+            ) from None
         return found[0]
 
     def iter_runs(self, experiments: list, since_ms: int | None = None) -> Iterator[RunRecord]:
@@ -400,16 +433,25 @@ class Store:
             try:
                 first = next(listed, None)
             except Exception as exc:  # noqa: BLE001 - as for prefetch: the client path gives the same runs
-                _log.warning("bulk reading from %s is off (%s); listing runs and reading metric histories "
-                             "through the MLflow client instead (slower, same results)",
-                             _redacted(self.uri), _one_line(exc))
+                _log.warning(
+                    "bulk reading from %s is off (%s); listing runs and reading metric histories "
+                    "through the MLflow client instead (slower, same results)",
+                    _redacted(self.uri),
+                    _one_line(exc),
+                )
                 self._disable_bulk()  # one warning: prefetch will not try again
             else:
                 for d in itertools.chain([first] if first is not None else [], listed):
                     yield RunRecord(
-                        run_id=d["run_id"], run_name=d["run_name"], experiment_id=d["experiment_id"],
-                        experiment_name=names.get(d["experiment_id"], ""), status=d["status"],
-                        start_time=d["start_time"], end_time=d["end_time"], tags=d["tags"], params=d["params"],
+                        run_id=d["run_id"],
+                        run_name=d["run_name"],
+                        experiment_id=d["experiment_id"],
+                        experiment_name=names.get(d["experiment_id"], ""),
+                        status=d["status"],
+                        start_time=d["start_time"],
+                        end_time=d["end_time"],
+                        tags=d["tags"],
+                        params=d["params"],
                         metric_keys=sorted(d["metrics"]),
                         latest_metric_ms=max((t for _, t in d["metrics"].values()), default=None),
                         metric_steps={k: step for k, (step, _) in d["metrics"].items()},

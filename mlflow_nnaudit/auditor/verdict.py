@@ -53,7 +53,9 @@ def default_links() -> Links:
     return Links.of(ALL_RULES)
 
 
-def drop_contradicted(findings: list[Finding], contradicted_by: dict[str, tuple[str, ...]]) -> tuple[list[Finding], list[str]]:
+def drop_contradicted(
+    findings: list[Finding], contradicted_by: dict[str, tuple[str, ...]]
+) -> tuple[list[Finding], list[str]]:
     """Leave out the findings that another finding on the run contradicts (each rule names those
     causes in `contradicted_by`: no "learning rate too low" where the loss exploded). Returns
     what is kept and a note for each left out."""
@@ -68,7 +70,9 @@ def drop_contradicted(findings: list[Finding], contradicted_by: dict[str, tuple[
     return kept, notes
 
 
-def drop_explained(findings: list[Finding], explained_by: dict[str, tuple[str, ...]]) -> tuple[list[Finding], list[str]]:
+def drop_explained(
+    findings: list[Finding], explained_by: dict[str, tuple[str, ...]]
+) -> tuple[list[Finding], list[str]]:
     """Leave out the findings that another finding on the run explains better (each rule names
     those causes in `explained_by`; a finding marked `explains=False` explains nothing away).
     The harm a dropped finding showed is not lost: the finding that explains it takes on its kind
@@ -107,8 +111,9 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
     if not consequence_of:
         return ranked
     position = {f.cause: i for i, f in enumerate(ranked)}
-    present_up = {f.cause: [c for c in consequence_of.get(f.cause, ()) if c in position and c != f.cause]
-                  for f in ranked}
+    present_up = {
+        f.cause: [c for c in consequence_of.get(f.cause, ()) if c in position and c != f.cause] for f in ranked
+    }
 
     def ancestors(cause: str) -> set[str]:
         seen, todo = set(), list(present_up.get(cause, ()))
@@ -168,8 +173,9 @@ def effective_severity(f: Finding) -> str:
     return f.severity
 
 
-def decide_status(findings: list[Finding], inconclusive_reason: str | None = None,
-                  harm: OutcomeHarm | None = None) -> str:
+def decide_status(
+    findings: list[Finding], inconclusive_reason: str | None = None, harm: OutcomeHarm | None = None
+) -> str:
     """`causes.md`'s status, which follows harm: only findings that show harm in the outcome or
     a definite bug (`Finding.harmful`) move a run off `healthy`, or harm seen in the outcome itself
     (`harm`, `RunView.outcome_harm`) when some finding explains it; a run whose findings are all
@@ -181,8 +187,9 @@ def decide_status(findings: list[Finding], inconclusive_reason: str | None = Non
     if harm is not None and findings:
         harmful += [Finding(findings[0].cause, "high", harm.severity, harm.summary, "")]
     severities = {effective_severity(f) for f in harmful}
-    if FAILED in severities and (not inconclusive_reason or any(
-            f.confidence == "high" and f.severity == FAILED for f in harmful)):
+    if FAILED in severities and (
+        not inconclusive_reason or any(f.confidence == "high" and f.severity == FAILED for f in harmful)
+    ):
         return FAILED
     if inconclusive_reason:
         return INCONCLUSIVE
@@ -202,8 +209,12 @@ def settle(findings: list[Finding], inconclusive_reason: str | None = None, harm
     return decide_status(findings, inconclusive_reason, harm)
 
 
-def judge(findings: list[Finding], links: Links | None = None, inconclusive_reason: str | None = None,
-          harm: OutcomeHarm | None = None) -> tuple[list[Finding], str, list[str]]:
+def judge(
+    findings: list[Finding],
+    links: Links | None = None,
+    inconclusive_reason: str | None = None,
+    harm: OutcomeHarm | None = None,
+) -> tuple[list[Finding], str, list[str]]:
     """From the rules' findings on one run to its verdict: drop the contradicted and the
     explained findings, put the rest in causal order, mark the advisories and decide the
     status. Returns the findings in order, the status, and a note for each finding left out."""
@@ -235,9 +246,11 @@ def control_false_discoveries(results: list[AuditResult], q: float = FDR_Q, link
         if ok:
             continue
         result.findings = [f for f in result.findings if f is not finding]
-        result.notes.append(f"{finding.cause} not reported: p = {finding.p_value:.3g} is not a discovery at a "
-                            f"false-discovery rate of {q:g} across the {len(family)} curve tests of this audit "
-                            "(Benjamini-Hochberg)")
+        result.notes.append(
+            f"{finding.cause} not reported: p = {finding.p_value:.3g} is not a discovery at a "
+            f"false-discovery rate of {q:g} across the {len(family)} curve tests of this audit "
+            "(Benjamini-Hochberg)"
+        )
         result.findings = rank_findings(result.findings, (links or default_links()).consequence_of)
         result.status = settle(result.findings, result.reason, result.harm)
         dropped += 1

@@ -73,10 +73,14 @@ def audit_tags(result: AuditResult) -> dict[str, str]:
 def is_audit_tag(key: str) -> bool:
     """Tags this writer owns (and may replace or delete)."""
     return key in (
-        TAG_STATUS, TAG_CAUSES, TAG_ADVISORIES, TAG_RECOMMENDATION, TAG_AUDITED_AT, TAG_VERSION, TAG_RULESET
-    ) or key.startswith(
-        TAG_CAUSE_PREFIX
-    )
+        TAG_STATUS,
+        TAG_CAUSES,
+        TAG_ADVISORIES,
+        TAG_RECOMMENDATION,
+        TAG_AUDITED_AT,
+        TAG_VERSION,
+        TAG_RULESET,
+    ) or key.startswith(TAG_CAUSE_PREFIX)
 
 
 # -- artifacts ------------------------------------------------------------------------------------
@@ -169,7 +173,7 @@ def write_tags(client, result: AuditResult, existing_tags: dict[str, str]) -> No
         if key.startswith(TAG_CAUSE_PREFIX) and key not in tags:
             try:
                 client.delete_tag(result.run_id, key)
-            except Exception as exc:  # noqa: BLE001 - only "no such tag" is expected here
+            except Exception as exc:
                 if "No tag with name" not in str(exc) and "RESOURCE_DOES_NOT_EXIST" not in str(exc):
                     raise
 
@@ -210,8 +214,10 @@ class SqlTagWriter:
 
         versions = sorted({r[0] for r in rows})
         if len(versions) != 1 or versions[0] not in bulk.VERIFIED_SCHEMA_VERSIONS:
-            raise bulk.BulkUnavailable(f"schema version {', '.join(versions) or 'none'} is not one SQL tag "
-                                       f"writing was verified on ({', '.join(sorted(bulk.VERIFIED_SCHEMA_VERSIONS))})")
+            raise bulk.BulkUnavailable(
+                f"schema version {', '.join(versions) or 'none'} is not one SQL tag "
+                f"writing was verified on ({', '.join(sorted(bulk.VERIFIED_SCHEMA_VERSIONS))})"
+            )
         self._checked = True
 
     def write(self, items: Iterable[tuple[AuditResult, dict[str, str]]]) -> None:
@@ -239,14 +245,21 @@ class SqlTagWriter:
                 if not self._checked:
                     self._check_schema(con.execute("SELECT version_num FROM alembic_version").fetchall())
                 marks = ",".join("?" * len(run_ids))
-                active = {r[0] for r in con.execute(
-                    f"SELECT run_uuid FROM runs WHERE lifecycle_stage = 'active' AND run_uuid IN ({marks})", run_ids)}
-                con.execute(f"DELETE FROM tags WHERE run_uuid IN ({marks}) AND substr(key, 1, ?) = ?",
-                            [*run_ids, len(TAG_CAUSE_PREFIX), TAG_CAUSE_PREFIX])
+                active = {
+                    r[0]
+                    for r in con.execute(
+                        f"SELECT run_uuid FROM runs WHERE lifecycle_stage = 'active' AND run_uuid IN ({marks})", run_ids
+                    )
+                }
+                con.execute(
+                    f"DELETE FROM tags WHERE run_uuid IN ({marks}) AND substr(key, 1, ?) = ?",
+                    [*run_ids, len(TAG_CAUSE_PREFIX), TAG_CAUSE_PREFIX],
+                )
                 con.executemany(
                     "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?) "
                     "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value",
-                    [r for r in rows if r[2] in active])
+                    [r for r in rows if r[2] in active],
+                )
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -264,14 +277,27 @@ class SqlTagWriter:
         with self._engine.begin() as conn:  # one transaction: commits whole, or rolls back
             if not self._checked:
                 self._check_schema(conn.exec_driver_sql("SELECT version_num FROM alembic_version").fetchall())
-            active = {r[0] for r in conn.execute(sa.text(
-                "SELECT run_uuid FROM runs WHERE lifecycle_stage = 'active' AND run_uuid IN :ids "
-                "ORDER BY run_uuid FOR UPDATE").bindparams(ids), {"ids": run_ids})}
-            conn.execute(sa.text("DELETE FROM tags WHERE run_uuid IN :ids AND substr(key, 1, :n) = :prefix")
-                         .bindparams(ids), {"ids": run_ids, "n": len(TAG_CAUSE_PREFIX), "prefix": TAG_CAUSE_PREFIX})
-            conn.execute(sa.text("INSERT INTO tags (key, value, run_uuid) VALUES (:k, :v, :r) "
-                                 "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value"),
-                         [{"k": k, "v": v, "r": r} for k, v, r in rows if r in active])
+            active = {
+                r[0]
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT run_uuid FROM runs WHERE lifecycle_stage = 'active' AND run_uuid IN :ids "
+                        "ORDER BY run_uuid FOR UPDATE"
+                    ).bindparams(ids),
+                    {"ids": run_ids},
+                )
+            }
+            conn.execute(
+                sa.text("DELETE FROM tags WHERE run_uuid IN :ids AND substr(key, 1, :n) = :prefix").bindparams(ids),
+                {"ids": run_ids, "n": len(TAG_CAUSE_PREFIX), "prefix": TAG_CAUSE_PREFIX},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO tags (key, value, run_uuid) VALUES (:k, :v, :r) "
+                    "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value"
+                ),
+                [{"k": k, "v": v, "r": r} for k, v, r in rows if r in active],
+            )
 
     def close(self) -> None:
         if self._engine is not None:

@@ -40,8 +40,13 @@ def autolog(
         raise ValueError("sample_every_n_steps must be >= 1")
     if max_probe_overhead is not None and not 0 < max_probe_overhead <= 1:
         raise ValueError("max_probe_overhead must be in (0, 1], or None")
-    _autolog(disable=disable, silent=silent, sample_every_n_steps=sample_every_n_steps,
-             flush_every_seconds=flush_every_seconds, max_probe_overhead=max_probe_overhead)
+    _autolog(
+        disable=disable,
+        silent=silent,
+        sample_every_n_steps=sample_every_n_steps,
+        flush_every_seconds=flush_every_seconds,
+        max_probe_overhead=max_probe_overhead,
+    )
     if disable:
         patches = sys.modules.get("mlflow_nnaudit.recorder.patches")
         if patches is not None:

@@ -87,8 +87,6 @@ def _resolve(own: dict | None, glob: dict | None, flavor: dict | None = None) ->
     return None
 
 
-
-
 def warn(config: RecorderConfig | None, message: str) -> None:
     """The recorder's only way to complain: a logged warning, unless silent."""
     if config is None or not config.silent:

@@ -66,8 +66,15 @@ from mlflow_nnaudit.recorder.recorder import MAX_PENDING_LOSSES, RECORDER, guard
 
 #: torch.nn.functional losses that are watched (the nn.*Loss modules call these as well)
 WATCHED_LOSSES = (
-    "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-    "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div",
+    "cross_entropy",
+    "nll_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "mse_loss",
+    "l1_loss",
+    "smooth_l1_loss",
+    "huber_loss",
+    "kl_div",
 )
 
 
@@ -189,8 +196,13 @@ def _wrap_backward(original):
     def backward(self, *args, **kwargs):
         recorder = RECORDER
         pending = recorder.pending
-        if (recorder.quiet and recorder._scaled is None and self.requires_grad and self.numel() == 1
-                and len(pending) < MAX_PENDING_LOSSES):
+        if (
+            recorder.quiet
+            and recorder._scaled is None
+            and self.requires_grad
+            and self.numel() == 1
+            and len(pending) < MAX_PENDING_LOSSES
+        ):
             pending.append(self.detach())  # fast path: what on_backward does on an ordinary step
         else:
             _before_backward(self)

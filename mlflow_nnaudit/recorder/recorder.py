@@ -292,8 +292,13 @@ class Recorder:
             return
         inner = self._inner if outer is not None else _unwrap(optimizer)
         session.after_step(inner, losses)
-        if (inner is session.optimizer and self.session is session and session.step % RUN_CHECK_EVERY
-                and not session.starting and session.next_step_is_ordinary()):
+        if (
+            inner is session.optimizer
+            and self.session is session
+            and session.step % RUN_CHECK_EVERY
+            and not session.starting
+            and session.next_step_is_ordinary()
+        ):
             self.quiet_config = current_config()
             if self.quiet_config is session.config:
                 self.quiet_root, self.quiet_optimizer, self.quiet = session.model.root, optimizer, True
@@ -302,8 +307,14 @@ class Recorder:
         """The pre-hook's fast path: True when this is the ordinary step announced by `quiet`
         (same optimizer, no closure, settings unchanged), after doing what `on_step_pre` would
         do for it (mark the step begun; the session has nothing to do before it)."""
-        if not (self.quiet and optimizer is self.quiet_optimizer and self._outer is None and len(args) < 2
-                and kwargs.get("closure") is None and current_config() is self.quiet_config):
+        if not (
+            self.quiet
+            and optimizer is self.quiet_optimizer
+            and self._outer is None
+            and len(args) < 2
+            and kwargs.get("closure") is None
+            and current_config() is self.quiet_config
+        ):
             return False
         self.quiet = False
         self._outer, self._inner, self._step_losses = optimizer, self.session.optimizer, None  # see on_step_post
@@ -378,9 +389,16 @@ class Recorder:
             if early is not None and early.has_val_loss and self.early_eval_run != run_id:
                 early.take_val_loss()  # evaluated outside this run (before it began, or in another)
             self.early_eval_run = None
-            self.session = RunSession(run_id, config, started_run=started, loss_probe=early,
-                                      loader_probe=self.early_loader_probe, client=client,
-                                      model_hint=target.model if target is not None else None, start=start)
+            self.session = RunSession(
+                run_id,
+                config,
+                started_run=started,
+                loss_probe=early,
+                loader_probe=self.early_loader_probe,
+                client=client,
+                model_hint=target.model if target is not None else None,
+                start=start,
+            )
             self.early_loss_probe, self.early_loader_probe = LossProbe(), LoaderProbe()
             self.session.feed = self
             last = self._last_closed
@@ -441,8 +459,11 @@ def guarded(fn):
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - never raise into training
             RECORDER.failures += 1
-            warn(current_config(), f"recorder error ({type(exc).__name__}: {exc}); training continues"
-                 + ("; recorder switched off for this process" if RECORDER.failures >= 3 else ""))
+            warn(
+                current_config(),
+                f"recorder error ({type(exc).__name__}: {exc}); training continues"
+                + ("; recorder switched off for this process" if RECORDER.failures >= 3 else ""),
+            )
             return None
 
     return wrapper

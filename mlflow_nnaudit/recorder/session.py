@@ -44,8 +44,18 @@ FULL_RESOLUTION_STEPS = 1000
 #: whether a flush is due is asked every this many steps (not on every step: it reads the clock)
 FLUSH_CHECK_EVERY = 8
 #: the probe methods the session calls only on the probes that override them
-_HOOKS = ("before_step", "after_step", "take_seconds", "on_parameters", "on_loss", "on_input", "on_before_backward",
-          "on_before_clip", "on_clip", "on_loader_iter")
+_HOOKS = (
+    "before_step",
+    "after_step",
+    "take_seconds",
+    "on_parameters",
+    "on_loss",
+    "on_input",
+    "on_before_backward",
+    "on_before_clip",
+    "on_clip",
+    "on_loader_iter",
+)
 
 
 def _see_compiled_modules_first(find_root):
@@ -82,9 +92,17 @@ def _see_compiled_modules_first(find_root):
 class RunSession:
     """Records one run's training."""
 
-    def __init__(self, run_id: str | None, config: RecorderConfig, started_run: bool = False,
-                 loss_probe: LossProbe | None = None, client=None, model_hint: torch.nn.Module | None = None,
-                 loader_probe: LoaderProbe | None = None, start: RunStart | None = None) -> None:
+    def __init__(
+        self,
+        run_id: str | None,
+        config: RecorderConfig,
+        started_run: bool = False,
+        loss_probe: LossProbe | None = None,
+        client=None,
+        model_hint: torch.nn.Module | None = None,
+        loader_probe: LoaderProbe | None = None,
+        start: RunStart | None = None,
+    ) -> None:
         self.config = config
         # run_id is None while `start` (a run the recorder starts) is being created by the writer
         self.sink = MlflowSink(run_id, client, start=start, config=config)
@@ -127,8 +145,12 @@ class RunSession:
         self.skipped_steps = 0  # steps a GradScaler skipped (inf/NaN gradients)
         self._root_hook = None  # the model's own forward pre-hook (inputs, arming activation hooks)
         self._diagnostics_written: str | None = None
-        self.sink.set_tags({schema.TAG_RECORDER_VERSION: __version__,
-                            **({schema.TAG_RECORDER_STARTED_RUN: "true"} if started_run else {})})
+        self.sink.set_tags(
+            {
+                schema.TAG_RECORDER_VERSION: __version__,
+                **({schema.TAG_RECORDER_STARTED_RUN: "true"} if started_run else {}),
+            }
+        )
 
     @property
     def run_id(self) -> str | None:
@@ -246,8 +268,12 @@ class RunSession:
         """The next step needs nothing but its loss kept: not sampled, model known, the first
         loss checks done (see Recorder.quiet)."""
         probe = self.loss_probe
-        return (self.step < self._next_sample and self.model is not None and self.model.root is not None
-                and (probe is None or probe.train_calls >= CHECK_FIRST_CALLS))
+        return (
+            self.step < self._next_sample
+            and self.model is not None
+            and self.model.root is not None
+            and (probe is None or probe.train_calls >= CHECK_FIRST_CALLS)
+        )
 
     # --- loops without optimizer.step() (parameters updated by hand) --------------------------
     def manual_step(self, losses: list[torch.Tensor], params: list[torch.Tensor]) -> None:
@@ -385,8 +411,9 @@ class RunSession:
         values = np.asarray(to_floats([v for _, v, _ in losses]), dtype=float)
         steps = np.fromiter((step for step, _, _ in losses), dtype=np.int64, count=len(losses))
         k = self.loss_window()
-        windows = np.where(steps < FULL_RESOLUTION_STEPS, steps,
-                           FULL_RESOLUTION_STEPS + (steps - FULL_RESOLUTION_STEPS) // k)
+        windows = np.where(
+            steps < FULL_RESOLUTION_STEPS, steps, FULL_RESOLUTION_STEPS + (steps - FULL_RESOLUTION_STEPS) // k
+        )
         starts = np.flatnonzero(np.r_[True, windows[1:] != windows[:-1]])  # runs of one window
         ends = np.r_[starts[1:], len(losses)]
         keep = 0 if final else int(ends[-1] - starts[-1])
@@ -397,8 +424,14 @@ class RunSession:
             for end, mean in zip(ends.tolist(), means.tolist()):
                 step, _, stamp = losses[end - 1]
                 self.sink.add(schema.TRAIN_LOSS, mean, step, stamp)
-        self._losses = [(step, value, stamp) for (step, _, stamp), value
-                        in zip(losses[len(losses) - keep:], values[len(losses) - keep:].tolist())] if keep else []
+        self._losses = (
+            [
+                (step, value, stamp)
+                for (step, _, stamp), value in zip(losses[len(losses) - keep :], values[len(losses) - keep :].tolist())
+            ]
+            if keep
+            else []
+        )
 
     @property
     def buffered(self) -> int:

@@ -72,8 +72,11 @@ def to_floats(values: list[Any]) -> list[float]:
 
 def store_is_local(tracking_uri: str) -> bool:
     """Is this tracking URI a store on this machine's disk (sqlite, a file store, a path)?"""
-    scheme = tracking_uri.split(":", 1)[0].lower() if "://" in tracking_uri or tracking_uri.startswith(
-        ("sqlite:", "file:")) else ""
+    scheme = (
+        tracking_uri.split(":", 1)[0].lower()
+        if "://" in tracking_uri or tracking_uri.startswith(("sqlite:", "file:"))
+        else ""
+    )
     return scheme in LOCAL_SCHEMES
 
 
@@ -139,10 +142,15 @@ class RunStart:
         waited = time.monotonic() - self.began
         if self.error is not None or waited > RUN_START_SECONDS:
             self.given_up = True
-            reason = f"{type(self.error).__name__}: {self.error}" if self.error is not None else (
-                f"no answer in {RUN_START_SECONDS:.0f} s")
-            warn(config, f"could not start an MLflow run ({reason}); training goes on, this run's "
-                         "evidence is not recorded")
+            reason = (
+                f"{type(self.error).__name__}: {self.error}"
+                if self.error is not None
+                else (f"no answer in {RUN_START_SECONDS:.0f} s")
+            )
+            warn(
+                config,
+                f"could not start an MLflow run ({reason}); training goes on, this run's evidence is not recorded",
+            )
         return None
 
 
@@ -157,8 +165,9 @@ class MlflowSink:
     """Buffered writes of `nnaudit/` metrics, params and tags into one run, through a
     background writer thread (see the module docstring)."""
 
-    def __init__(self, run_id: str | None, client=None, start: RunStart | None = None,
-                 config: RecorderConfig | None = None) -> None:
+    def __init__(
+        self, run_id: str | None, client=None, start: RunStart | None = None, config: RecorderConfig | None = None
+    ) -> None:
         import mlflow
 
         self.run_id = run_id
@@ -430,5 +439,8 @@ class MlflowSink:
     def _warn_once(self, exc: BaseException) -> None:
         if not self._warned:
             self._warned = True
-            warn(self.config, f"could not write to the MLflow store ({type(exc).__name__}: {str(exc)[:300]}); "
-                              "training goes on, points the store does not take in time are dropped and counted")
+            warn(
+                self.config,
+                f"could not write to the MLflow store ({type(exc).__name__}: {str(exc)[:300]}); "
+                "training goes on, points the store does not take in time are dropped and counted",
+            )

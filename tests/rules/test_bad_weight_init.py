@@ -76,9 +76,18 @@ def test_quiet_on_lstm_weights_at_pytorch_default_init():
     hidden = 51
     for name, fan_in in (("lstm1.weight_ih_l0", 1), ("lstm1.weight_hh_l0", hidden)):
         std = 1 / math.sqrt(3 * hidden)
-        model["init"].insert(0, {"param": name, "shape": [4 * hidden, fan_in], "std": std,
-                                 "lecun_std": 1 / math.sqrt(fan_in), "scale_vs_lecun": std * math.sqrt(fan_in),
-                                 "constant": False, "identical_rows_share": 1 / (4 * hidden)})
+        model["init"].insert(
+            0,
+            {
+                "param": name,
+                "shape": [4 * hidden, fan_in],
+                "std": std,
+                "lecun_std": 1 / math.sqrt(fan_in),
+                "scale_vs_lecun": std * math.sqrt(fan_in),
+                "constant": False,
+                "identical_rows_share": 1 / (4 * hidden),
+            },
+        )
     quiet(CAUSE, run(model))
     # a hundred times that scale is not PyTorch's default: the recurrent matrix is reported
     for w in model["init"][:2]:

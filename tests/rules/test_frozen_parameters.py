@@ -26,10 +26,17 @@ def test_quiet_on_deliberately_frozen_layers():
 
 def learning(parameters=6, never_grad=0, never_changed=0, frozen=0, inputs_are_parameters=False, names=()):
     """`diagnostics.learning.optimizer` as the recorder writes it (10 sampled steps)."""
-    return {"parameters": parameters, "sampled_steps": 10, "never_grad": never_grad,
-            "never_grad_names": list(names)[:10], "never_changed": never_changed,
-            "never_changed_names": list(names)[:10], "learning": parameters - max(never_grad, never_changed),
-            "requires_grad_false": frozen, "inputs_are_parameters": inputs_are_parameters}
+    return {
+        "parameters": parameters,
+        "sampled_steps": 10,
+        "never_grad": never_grad,
+        "never_grad_names": list(names)[:10],
+        "never_changed": never_changed,
+        "never_changed_names": list(names)[:10],
+        "learning": parameters - max(never_grad, never_changed),
+        "requires_grad_false": frozen,
+        "inputs_are_parameters": inputs_are_parameters,
+    }
 
 
 def learning_view(opt, outside=None, module=True):
@@ -40,8 +47,14 @@ def learning_view(opt, outside=None, module=True):
 
 
 def test_fires_failed_when_the_optimizer_was_given_the_data():
-    f = fires(CAUSE, learning_view(learning(parameters=1, inputs_are_parameters=True),
-                                   outside={"class": "Linear", "parameters": 9, "trainable": 9}, module=False))
+    f = fires(
+        CAUSE,
+        learning_view(
+            learning(parameters=1, inputs_are_parameters=True),
+            outside={"class": "Linear", "parameters": 9, "trainable": 9},
+            module=False,
+        ),
+    )
     assert f.severity == "failed" and f.confidence == "high"
     assert "data" in f.summary and "model.parameters()" in f.recommendation
 
@@ -53,8 +66,9 @@ def test_fires_failed_when_every_parameter_is_frozen():
 
 
 def test_fires_warning_on_a_hand_written_parameter_without_gradient():
-    f = fires(CAUSE, learning_view(learning(parameters=2, never_grad=1, never_changed=1, names=["param[1] ()"]),
-                                   module=False))
+    f = fires(
+        CAUSE, learning_view(learning(parameters=2, never_grad=1, never_changed=1, names=["param[1] ()"]), module=False)
+    )
     assert f.severity == "warning" and f.score >= 0.9 and "param[1] ()" in f.summary
     assert "a.item()" in f.recommendation
 
@@ -65,5 +79,9 @@ def test_quiet_when_every_parameter_learns():
 
 def test_quiet_on_an_unused_module_branch():
     # a pretrained model's pooler that the task head does not use: 2 of 40 tensors without gradient
-    quiet(CAUSE, learning_view(learning(parameters=40, never_grad=2, never_changed=2, names=["pooler.dense.weight",
-                                                                                          "pooler.dense.bias"])))
+    quiet(
+        CAUSE,
+        learning_view(
+            learning(parameters=40, never_grad=2, never_changed=2, names=["pooler.dense.weight", "pooler.dense.bias"])
+        ),
+    )

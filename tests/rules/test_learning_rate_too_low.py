@@ -65,5 +65,7 @@ def test_quiet_on_a_run_whose_loss_blew_up():
     from tests.rules.conftest import make_view, quiet
 
     # the explosion's peak is no start to measure a slow decline from
-    quiet("learning_rate_too_low", make_view(np.r_[3e13, np.linspace(5.0, math.log(4), 39)],
-                                             params={"lr": "10", "n_classes": "4"}))
+    quiet(
+        "learning_rate_too_low",
+        make_view(np.r_[3e13, np.linspace(5.0, math.log(4), 39)], params={"lr": "10", "n_classes": "4"}),
+    )

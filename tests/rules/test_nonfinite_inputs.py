@@ -33,13 +33,31 @@ def test_quiet_without_input_statistics():
 
 def moment(inputs=0.0, targets=0.0, previous=0.0, step=40):
     """`diagnostics.moments.first_nonfinite_loss` as the recorder writes it."""
+
     def stats(share):
-        return {"numel": 256, "dtype": "float32", "nonfinite_share": share, "min": -2.0, "max": 2.0, "mean": 0.0,
-                "std": 1.0}
-    return {"first_nonfinite_loss": {"step": step, "loss": None, "previous_loss": 0.7, "loss_median": 0.8,
-                                     "inputs": stats(inputs), "targets": stats(targets),
-                                     "previous": {"inputs": stats(previous), "targets": stats(0.0)},
-                                     "nonfinite_grads": 4, "nonfinite_weights": 4}}
+        return {
+            "numel": 256,
+            "dtype": "float32",
+            "nonfinite_share": share,
+            "min": -2.0,
+            "max": 2.0,
+            "mean": 0.0,
+            "std": 1.0,
+        }
+
+    return {
+        "first_nonfinite_loss": {
+            "step": step,
+            "loss": None,
+            "previous_loss": 0.7,
+            "loss_median": 0.8,
+            "inputs": stats(inputs),
+            "targets": stats(targets),
+            "previous": {"inputs": stats(previous), "targets": stats(0.0)},
+            "nonfinite_grads": 4,
+            "nonfinite_weights": 4,
+        }
+    }
 
 
 def test_fires_on_the_batch_at_the_first_nan_loss_when_sampling_missed_it():

@@ -45,7 +45,7 @@ def test_quiet_on_a_steplr_staircase():
     y = steplr_staircase()
     from mlflow_nnaudit.auditor import stats
 
-    assert stats.detect_oscillation(y[len(y) // 2:]).detected  # the spectrum alone sees a period ...
+    assert stats.detect_oscillation(y[len(y) // 2 :]).detected  # the spectrum alone sees a period ...
     quiet(CAUSE, make_view(y))  # ... but the loss never climbs back up at that scale
 
 

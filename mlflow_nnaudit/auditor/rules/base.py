@@ -21,7 +21,7 @@ import numpy as np
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor import stats
-from mlflow_nnaudit.auditor.catalog import BY_ID, BUG, KINDS, OUTCOME
+from mlflow_nnaudit.auditor.catalog import BUG, BY_ID, KINDS, OUTCOME
 from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_LOSS, VAL_LOSS, Curve
 
 CONFIDENCES = ("high", "medium", "low")
@@ -211,9 +211,7 @@ class RunView:
 
     def drop(self, role: str, a: float, b: float) -> float | None:
         c = self.finite_curve(role)
-        return self._cached(
-            f"drop[{a}:{b}]", role, lambda: stats.window_drop(c.steps, c.values, a, b) if c else None
-        )
+        return self._cached(f"drop[{a}:{b}]", role, lambda: stats.window_drop(c.steps, c.values, a, b) if c else None)
 
     def stall(self, role: str = TRAIN_LOSS) -> stats.Stall | None:
         c = self.finite_curve(role)
@@ -233,7 +231,7 @@ class RunView:
             if c is None:
                 return None
             n = len(c.values)
-            return stats.detect_oscillation(c.values[int((1 - tail) * n):])
+            return stats.detect_oscillation(c.values[int((1 - tail) * n) :])
 
         return self._cached(f"oscillation[{tail}]", role, compute)
 
@@ -259,10 +257,10 @@ class RunView:
         def compute():
             out = {}
             for key, c in self.extra_matching(prefix).items():
-                v = c.values[len(c.values) // 2:]
+                v = c.values[len(c.values) // 2 :]
                 v = v[np.isfinite(v)]
                 if len(v):
-                    out[key[len(prefix):]] = float(np.median(v))
+                    out[key[len(prefix) :]] = float(np.median(v))
             return out
 
         return self._cached("layer_medians", prefix, compute)
@@ -320,9 +318,12 @@ class RunView:
                 return None
             st = self.stall(TRAIN_LOSS)
             va = self.levels(VAL_LOSS)
-            return Underfit(improvement=(tr.start - tr.end) / tr.start, train_end=tr.end,
-                            val_end=va.end if va is not None else None,
-                            flat_from=st.start_fraction if st is not None else None)
+            return Underfit(
+                improvement=(tr.start - tr.end) / tr.start,
+                train_end=tr.end,
+                val_end=va.end if va is not None else None,
+                flat_from=st.start_fraction if st is not None else None,
+            )
 
         return self._cached("underfit", TRAIN_LOSS, compute)
 
@@ -412,15 +413,18 @@ class RunView:
             if chance:
                 for share, severity, what in CHANCE_LEVELS:
                     if level >= share * chance:
-                        return OutcomeHarm(severity, f"the {which} {fmt_num(level)}, {what} chance "
-                                                     f"(ln C = {fmt_num(chance)})")
+                        return OutcomeHarm(
+                            severity, f"the {which} {fmt_num(level)}, {what} chance (ln C = {fmt_num(chance)})"
+                        )
                 return None
             t = self.fact("loss", "targets")
             if self.fact("loss", "loss_function") == "mse_loss" and isinstance(t, dict):
                 var = max(t.get("sqmean", 0.0) - t.get("mean", 0.0) ** 2, 0.0)
                 if var > 0 and level >= UNEXPLAINED_VARIANCE * var:
-                    return OutcomeHarm("warning", f"the {which} {fmt_num(level)}, {level / var:.0%} of the "
-                                                  f"targets' variance ({fmt_num(var)})")
+                    return OutcomeHarm(
+                        "warning",
+                        f"the {which} {fmt_num(level)}, {level / var:.0%} of the targets' variance ({fmt_num(var)})",
+                    )
             return None
 
         return self._cached("outcome_harm", "", compute)
@@ -509,8 +513,16 @@ class RunView:
 
 #: params that name the same thing in different codebases (Lightning hparams, HF TrainingArguments, ...)
 STEPS_PER_EPOCH_PARAMS = ("steps_per_epoch", "num_update_steps_per_epoch", "batches_per_epoch")
-DATASET_SIZE_PARAMS = ("n_train", "train_size", "num_train_samples", "num_train_examples", "train_samples",
-                       "dataset_size", "n_samples", "num_samples")
+DATASET_SIZE_PARAMS = (
+    "n_train",
+    "train_size",
+    "num_train_samples",
+    "num_train_examples",
+    "train_samples",
+    "dataset_size",
+    "n_samples",
+    "num_samples",
+)
 BATCH_SIZE_PARAMS = ("batch_size", "train_batch_size", "per_device_train_batch_size", "batch-size", "bs")
 N_CLASSES_PARAMS = ("n_classes", "num_classes", "num_labels", "classes", "n_labels")
 #: a class count this large is a vocabulary: the labels are token ids
@@ -559,11 +571,19 @@ class Moment:
             v = raw.get(key)
             return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
-        return cls(kind=kind, step=int(raw["step"]), loss=num("loss"), previous_loss=num("previous_loss"),
-                   loss_median=num("loss_median"), grad_norm=num("grad_norm"),
-                   grad_norm_median=num("grad_norm_median"), inputs_nonfinite=share("inputs", "nonfinite_share"),
-                   targets_nonfinite=share("targets", "nonfinite_share"),
-                   previous_inputs_nonfinite=share("previous", "inputs", "nonfinite_share"), raw=raw)
+        return cls(
+            kind=kind,
+            step=int(raw["step"]),
+            loss=num("loss"),
+            previous_loss=num("previous_loss"),
+            loss_median=num("loss_median"),
+            grad_norm=num("grad_norm"),
+            grad_norm_median=num("grad_norm_median"),
+            inputs_nonfinite=share("inputs", "nonfinite_share"),
+            targets_nonfinite=share("targets", "nonfinite_share"),
+            previous_inputs_nonfinite=share("previous", "inputs", "nonfinite_share"),
+            raw=raw,
+        )
 
     @property
     def data_finite(self) -> bool | None:

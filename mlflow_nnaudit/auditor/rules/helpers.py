@@ -53,8 +53,15 @@ def trend_evidence(name: str, curve_key: str, t, steps=None) -> Evidence:
     return Evidence(
         name,
         curve_key,
-        {"tau": t.tau, "z": t.z, "p_value": t.p_value, "change": t.change,
-         "change_ci90": [t.change_low, t.change_high], "variance_inflation": t.variance_inflation, "n_blocks": t.n},
+        {
+            "tau": t.tau,
+            "z": t.z,
+            "p_value": t.p_value,
+            "change": t.change,
+            "change_ci90": [t.change_low, t.change_high],
+            "variance_inflation": t.variance_inflation,
+            "n_blocks": t.n,
+        },
         steps,
     )
 
@@ -66,7 +73,7 @@ def worst_layer(shares: dict[str, float], threshold: float) -> tuple[dict[str, f
 
 
 def lr_text(view: RunView) -> str:
-    """" (it is 0.1)" when the run's learning rate is known, for a recommendation."""
+    """ " (it is 0.1)" when the run's learning rate is known, for a recommendation."""
     lr = view.learning_rate()
     return f" (it is {fmt_num(lr[1])})" if lr else ""
 
@@ -143,9 +150,16 @@ def blowup(view: RunView, role: str = TRAIN_LOSS) -> stats.BlowUp | None:
     c = view.curve(role)
     if c is None or len(c.values) < 3:
         return None
-    return view._cached("blowup", role, lambda: stats.detect_blowup(
-        c.x(), c.values, expected_first_loss(view) if role == TRAIN_LOSS else None,
-        classification=view.n_classes() is not None))
+    return view._cached(
+        "blowup",
+        role,
+        lambda: stats.detect_blowup(
+            c.x(),
+            c.values,
+            expected_first_loss(view) if role == TRAIN_LOSS else None,
+            classification=view.n_classes() is not None,
+        ),
+    )
 
 
 def stuck(view: RunView, role: str = TRAIN_LOSS) -> stats.Stuck | None:
@@ -174,7 +188,7 @@ def early_update_ratios(view: RunView) -> dict[str, float]:
     out = {}
     for key, c in view.extra_curves.items():
         if key.startswith(prefix) and c.finite.any():
-            out[key[len(prefix):]] = float(c.values[c.finite][0])
+            out[key[len(prefix) :]] = float(c.values[c.finite][0])
     return out
 
 
@@ -191,7 +205,9 @@ def stuck_reading(view: RunView) -> tuple[stats.Stuck | None, str | None]:
     fell a long way (then a validation loss above chance is overfitting, not a destroyed run)."""
     lv_train, start = view.levels(TRAIN_LOSS), start_level(view)
     train_learned = (
-        lv_train is not None and start is not None and start > 0
+        lv_train is not None
+        and start is not None
+        and start > 0
         and (start - lv_train.end) / start >= PLATEAU_MAX_IMPROVEMENT
     )
     readings = (stuck(view),) if train_learned else (stuck(view), stuck(view, VAL_LOSS))
@@ -199,8 +215,10 @@ def stuck_reading(view: RunView) -> tuple[stats.Stuck | None, str | None]:
     if st is None:
         return None, None
     at = (
-        f"at chance, ln {st.chance_k} = {fmt_num(st.level)}" if st.chance_k is not None
-        else f"exactly constant at {fmt_num(st.level)}" if st.constant
+        f"at chance, ln {st.chance_k} = {fmt_num(st.level)}"
+        if st.chance_k is not None
+        else f"exactly constant at {fmt_num(st.level)}"
+        if st.constant
         else f"no better than chance (around {fmt_num(st.level)})"
     )
     return st, f"the loss ended stuck {at}"
@@ -265,7 +283,8 @@ def blowup_reading(view: RunView) -> tuple[str, Evidence, bool] | None:
     if b is None or not b.detected or curve is None:
         return None
     grew = (
-        not b.nonfinite or b.index is None
+        not b.nonfinite
+        or b.index is None
         or any(np.isfinite(v) and v >= stats.BLOWUP_GROWTH * b.start for v in curve.values[: b.index])
     )
     if not grew:

@@ -21,10 +21,37 @@ from mlflow_nnaudit.recorder.probes.updates import UpdateProbe
 
 def default_probes() -> list[Probe]:
     """A session's probes, in the order their facts appear in `nnaudit/diagnostics.json`."""
-    return [ModelFactsProbe(), GradientProbe(), UpdateProbe(), ActivationProbe(), ClipProbe(), LoaderProbe(),
-            LossProbe(), DataProbe(), EvalModeProbe(), StaleGradientProbe(), MomentProbe(), LearningProbe()]
+    return [
+        ModelFactsProbe(),
+        GradientProbe(),
+        UpdateProbe(),
+        ActivationProbe(),
+        ClipProbe(),
+        LoaderProbe(),
+        LossProbe(),
+        DataProbe(),
+        EvalModeProbe(),
+        StaleGradientProbe(),
+        MomentProbe(),
+        LearningProbe(),
+    ]
 
 
-__all__ = ["ActivationProbe", "ClipProbe", "DataProbe", "EvalModeProbe", "GradientProbe", "LearningProbe", "LoaderProbe",
-           "LossProbe", "ModelFactsProbe", "MomentProbe", "ModelInfo", "Probe", "StaleGradientProbe", "StepContext", "UpdateProbe",
-           "default_probes"]
+__all__ = [
+    "ActivationProbe",
+    "ClipProbe",
+    "DataProbe",
+    "EvalModeProbe",
+    "GradientProbe",
+    "LearningProbe",
+    "LoaderProbe",
+    "LossProbe",
+    "ModelFactsProbe",
+    "MomentProbe",
+    "ModelInfo",
+    "Probe",
+    "StaleGradientProbe",
+    "StepContext",
+    "UpdateProbe",
+    "default_probes",
+]

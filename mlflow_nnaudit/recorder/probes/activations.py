@@ -57,8 +57,13 @@ class ActivationProbe(Probe):
         if model.root is None:
             return
         for name, m in model.root.named_modules():
-            kind = "relu" if isinstance(m, _RELUS) else "sigmoid" if isinstance(m, _SIGMOIDS) else (
-                "tanh" if isinstance(m, _TANHS) else None)
+            kind = (
+                "relu"
+                if isinstance(m, _RELUS)
+                else "sigmoid"
+                if isinstance(m, _SIGMOIDS)
+                else ("tanh" if isinstance(m, _TANHS) else None)
+            )
             if kind:
                 self.layers.append((name, m, kind))
 

@@ -67,8 +67,9 @@ class Probe:
         """Weights were just updated. Return metrics."""
         return {}
 
-    def on_loss(self, fn: str, inp: Any, target: Any, out: Any, evaluating: bool, sampled: bool,
-                step: int) -> dict[str, Any]:
+    def on_loss(
+        self, fn: str, inp: Any, target: Any, out: Any, evaluating: bool, sampled: bool, step: int
+    ) -> dict[str, Any]:
         """A watched torch loss function (`fn`, e.g. "cross_entropy") returned `out` for `inp` and
         `target`. `evaluating`: an evaluation loss (autograd off, or the model in eval mode);
         `sampled`: the step is a sampled one. Only training losses of the first calls and of

@@ -66,12 +66,14 @@ class ClipProbe(Probe):
             ratios = torch.stack(self._kept)
             ratios = ratios[torch.isfinite(ratios)]
             if ratios.numel():
-                out.update({
-                    "measured_calls": int(ratios.numel()),
-                    "bite_share": float((ratios > 1.0).float().mean()),
-                    "median_pre_clip_ratio": float(ratios.median()),
-                    "p90_pre_clip_ratio": float(torch.quantile(ratios, 0.9)),
-                })
+                out.update(
+                    {
+                        "measured_calls": int(ratios.numel()),
+                        "bite_share": float((ratios > 1.0).float().mean()),
+                        "median_pre_clip_ratio": float(ratios.median()),
+                        "p90_pre_clip_ratio": float(torch.quantile(ratios, 0.9)),
+                    }
+                )
         return out
 
 

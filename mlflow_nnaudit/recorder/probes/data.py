@@ -67,7 +67,7 @@ class _RunningStats:
             return None
         mean = self.sum / self.values
         std = (self.sqsum / self.values - mean * mean).clamp_min(0).sqrt()
-        constant = (self.max <= self.min)
+        constant = self.max <= self.min
         nonconst_std = std[~constant]
         sizes = sorted(self.batch_sizes)
         return {

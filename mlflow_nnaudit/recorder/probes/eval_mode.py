@@ -27,11 +27,16 @@ class EvalModeProbe(Probe):
     def attach(self, model: ModelInfo) -> None:
         self.root = model.root
 
-    def on_loss(self, fn: str, inp: Any, target: Any, out: Any, evaluating: bool, sampled: bool,
-                step: int) -> dict[str, Any]:
+    def on_loss(
+        self, fn: str, inp: Any, target: Any, out: Any, evaluating: bool, sampled: bool, step: int
+    ) -> dict[str, Any]:
         root = self.root
-        if self.found is None and root is not None and root.training and (
-                not torch.is_grad_enabled() or not getattr(out, "requires_grad", False)):
+        if (
+            self.found is None
+            and root is not None
+            and root.training
+            and (not torch.is_grad_enabled() or not getattr(out, "requires_grad", False))
+        ):
             layers = sorted({type(m).__name__ for m in root.modules() if isinstance(m, _MODE_DEPENDENT)})
             self.found = {"step": step, "mode_dependent_layers": layers}
         return {}

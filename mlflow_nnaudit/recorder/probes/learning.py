@@ -83,8 +83,11 @@ class LearningProbe(Probe):
         out of the optimizer, when nothing else owns them either)."""
         ps = list(module.parameters())
         if self.outside is None and ps:
-            self.outside = {"class": type(module).__name__, "parameters": int(sum(p.numel() for p in ps)),
-                            "trainable": int(sum(p.numel() for p in ps if p.requires_grad))}
+            self.outside = {
+                "class": type(module).__name__,
+                "parameters": int(sum(p.numel() for p in ps)),
+                "trainable": int(sum(p.numel() for p in ps if p.requires_grad)),
+            }
         self.check_inputs(args)
 
     def before_step(self, ctx: StepContext) -> dict[str, Any]:
@@ -122,11 +125,14 @@ class LearningProbe(Probe):
         out: dict[str, Any] = {}
         if self.samples and self._no_grad is not None:
             never_grad = [p for p, c in zip(self.params, self._no_grad.tolist()) if c >= self.samples]
-            facts: dict[str, Any] = {"parameters": len(self.params), "sampled_steps": self.samples,
-                                     "never_grad": len(never_grad),
-                                     "never_grad_names": [self.names.get(id(p), "?") for p in never_grad][:MAX_NAMES],
-                                     "requires_grad_false": sum(1 for p in self.params if not p.requires_grad),
-                                     "inputs_are_parameters": self.inputs_are_parameters}
+            facts: dict[str, Any] = {
+                "parameters": len(self.params),
+                "sampled_steps": self.samples,
+                "never_grad": len(never_grad),
+                "never_grad_names": [self.names.get(id(p), "?") for p in never_grad][:MAX_NAMES],
+                "requires_grad_false": sum(1 for p in self.params if not p.requires_grad),
+                "inputs_are_parameters": self.inputs_are_parameters,
+            }
             if self._last is not None and self.samples > 1:
                 same = (self._last == self._first).all(dim=1).tolist()
                 unchanged = [p for p, s in zip(self.params, same) if s]

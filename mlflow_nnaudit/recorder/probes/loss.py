@@ -38,8 +38,22 @@ CHECK_FIRST_CALLS = 5
 #: be fed probabilities, when the input carries no autograd graph to tell
 BINARY_CHECKS_NEEDED = 5
 #: autograd nodes that only reshape or copy a tensor: looked through to the op that made it
-_PASS_THROUGH = ("Squeeze", "Unsqueeze", "View", "Reshape", "Expand", "Permute", "Transpose", "Clone",
-                 "ToCopy", "Select", "Slice", "Flatten", "Contiguous", "Alias")
+_PASS_THROUGH = (
+    "Squeeze",
+    "Unsqueeze",
+    "View",
+    "Reshape",
+    "Expand",
+    "Permute",
+    "Transpose",
+    "Clone",
+    "ToCopy",
+    "Select",
+    "Slice",
+    "Flatten",
+    "Contiguous",
+    "Alias",
+)
 
 
 def made_by_sigmoid(x: Any) -> bool | None:
@@ -87,12 +101,14 @@ class LossProbe(Probe):
         self._val_n = 0
 
     # --- called for every loss function call --------------------------------------------------
-    def on_loss(self, fn: str, inp: Any, target: Any, out: Any, evaluating: bool, sampled: bool,
-                step: int) -> dict[str, Any]:
+    def on_loss(
+        self, fn: str, inp: Any, target: Any, out: Any, evaluating: bool, sampled: bool, step: int
+    ) -> dict[str, Any]:
         return self.observe(fn, inp, target, out, evaluating, sampled)
 
-    def observe(self, fn: str, inp: torch.Tensor, target: Any, out: torch.Tensor, evaluating: bool,
-                sampled: bool) -> dict[str, Any]:
+    def observe(
+        self, fn: str, inp: torch.Tensor, target: Any, out: torch.Tensor, evaluating: bool, sampled: bool
+    ) -> dict[str, Any]:
         """Record one loss call; returns metrics to log now (e.g. labels per batch)."""
         if not isinstance(inp, torch.Tensor) or not isinstance(out, torch.Tensor) or out.numel() != 1:
             return {}
@@ -131,37 +147,54 @@ class LossProbe(Probe):
     def _check_input(self, fn: str, x: torch.Tensor, sigmoid: bool | None = None) -> None:
         if self.mismatch is not None or not x.is_floating_point() or x.numel() == 0:
             return
-        if (fn in _CLASSIFICATION_LOSSES and x.dim() >= 1 and x.shape[0] >= 2
-                and (x.dim() == 1 or x.shape[1] == 1) and (bool((x == 0).all()) or bool((x == 1).all()))):
+        if (
+            fn in _CLASSIFICATION_LOSSES
+            and x.dim() >= 1
+            and x.shape[0] >= 2
+            and (x.dim() == 1 or x.shape[1] == 1)
+            and (bool((x == 0).all()) or bool((x == 1).all()))
+        ):
             # the same exact 0 or 1 for every sample: (log_)softmax over a single output unit (softmax over
             # one value is 1, its log 0), whatever the inputs; the loss cannot move
             value = int(x.flatten()[0].item())
-            self.mismatch = {"loss": fn, "problem": "constant_input",
-                             "detail": f"its input is exactly {value} for every sample: "
-                                       f"{'log_softmax' if value == 0 else 'softmax'} over a single output unit "
-                                       "always gives that, so the loss cannot change (use a sigmoid, or "
-                                       "binary_cross_entropy_with_logits on the raw output)"}
+            self.mismatch = {
+                "loss": fn,
+                "problem": "constant_input",
+                "detail": f"its input is exactly {value} for every sample: "
+                f"{'log_softmax' if value == 0 else 'softmax'} over a single output unit "
+                "always gives that, so the loss cannot change (use a sigmoid, or "
+                "binary_cross_entropy_with_logits on the raw output)",
+            }
             return
         if fn in _LOGIT_LOSSES and x.dim() >= 2 and x.shape[1] > 1:
             sums = x.sum(dim=1)
             if bool(((x >= 0) & (x <= 1)).all()) and bool(((sums - 1).abs() < 1e-3).all()):
-                self.mismatch = {"loss": fn, "problem": "probabilities",
-                                 "detail": "its input rows are probabilities (each in [0, 1], summing to 1): "
-                                           "softmax was applied before a loss that applies log-softmax itself"}
+                self.mismatch = {
+                    "loss": fn,
+                    "problem": "probabilities",
+                    "detail": "its input rows are probabilities (each in [0, 1], summing to 1): "
+                    "softmax was applied before a loss that applies log-softmax itself",
+                }
         elif fn in _LOG_PROB_LOSSES and x.dim() >= 2 and x.shape[1] > 1:
             lse = torch.logsumexp(x, dim=1)
             if bool((x > 1e-6).any()) or bool(((lse).abs() > 1e-2).any()):
-                self.mismatch = {"loss": fn, "problem": "not_log_probabilities",
-                                 "detail": "its input is not log-probabilities (positive values, or rows whose "
-                                           "exp does not sum to 1): raw logits were fed to nll_loss without "
-                                           "log_softmax"}
+                self.mismatch = {
+                    "loss": fn,
+                    "problem": "not_log_probabilities",
+                    "detail": "its input is not log-probabilities (positive values, or rows whose "
+                    "exp does not sum to 1): raw logits were fed to nll_loss without "
+                    "log_softmax",
+                }
         elif fn in _BINARY_LOGIT_LOSSES:
             # The autograd graph tells directly whether a sigmoid made the input. The values
             # cannot tell on one batch: a binary classifier's logits often start inside [0, 1].
             if sigmoid:
-                self.mismatch = {"loss": fn, "problem": "probabilities",
-                                 "detail": "its input is the output of a sigmoid: sigmoid was applied before a "
-                                           "loss that applies it itself"}
+                self.mismatch = {
+                    "loss": fn,
+                    "problem": "probabilities",
+                    "detail": "its input is the output of a sigmoid: sigmoid was applied before a "
+                    "loss that applies it itself",
+                }
             elif sigmoid is False:
                 self._outside_unit_interval = True  # the graph shows no sigmoid: the values are not asked
             elif not self._outside_unit_interval and x.numel() >= 16:
@@ -177,9 +210,12 @@ class LossProbe(Probe):
         never can). Approximate: a model that learns little may keep its logits inside."""
         if self._outside_unit_interval or self._unit_interval_calls < BINARY_CHECKS_NEEDED:
             return None
-        return {"loss": "binary_cross_entropy_with_logits", "problem": "probabilities",
-                "detail": f"its input lay entirely in [0, 1] in all {self._unit_interval_calls} checked calls: "
-                          "sigmoid was applied before a loss that applies it itself"}
+        return {
+            "loss": "binary_cross_entropy_with_logits",
+            "problem": "probabilities",
+            "detail": f"its input lay entirely in [0, 1] in all {self._unit_interval_calls} checked calls: "
+            "sigmoid was applied before a loss that applies it itself",
+        }
 
     def _targets(self, fn: str, x: torch.Tensor, target: Any) -> dict[str, Any]:
         if not isinstance(target, torch.Tensor):

@@ -34,13 +34,28 @@ def optimizer_facts(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
 
 
 _WEIGHT_LAYERS = (torch.nn.Linear, torch.nn.modules.conv._ConvNd)
-_ACTIVATIONS = (torch.nn.ReLU, torch.nn.LeakyReLU, torch.nn.ELU, torch.nn.GELU, torch.nn.SiLU, torch.nn.Tanh,
-                torch.nn.Sigmoid, torch.nn.Softmax, torch.nn.LogSoftmax, torch.nn.Softplus, torch.nn.ReLU6)
+_ACTIVATIONS = (
+    torch.nn.ReLU,
+    torch.nn.LeakyReLU,
+    torch.nn.ELU,
+    torch.nn.GELU,
+    torch.nn.SiLU,
+    torch.nn.Tanh,
+    torch.nn.Sigmoid,
+    torch.nn.Softmax,
+    torch.nn.LogSoftmax,
+    torch.nn.Softplus,
+    torch.nn.ReLU6,
+)
 _MAX_NAMES = 20
 
 
-_NORMS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm,
-          torch.nn.modules.instancenorm._InstanceNorm)
+_NORMS = (
+    torch.nn.modules.batchnorm._BatchNorm,
+    torch.nn.LayerNorm,
+    torch.nn.GroupNorm,
+    torch.nn.modules.instancenorm._InstanceNorm,
+)
 
 
 def _no_bias_without_norm(leaves: list[tuple[str, torch.nn.Module]]) -> list[str]:

@@ -52,12 +52,19 @@ def tensor_stats(x: Any) -> dict[str, Any] | None:
         v = v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
         finite = torch.isfinite(v)
         n_finite = int(finite.sum())
-        out: dict[str, Any] = {"numel": int(v.numel()), "dtype": str(x.dtype).replace("torch.", ""),
-                               "nonfinite_share": round(1.0 - n_finite / v.numel(), 6)}
+        out: dict[str, Any] = {
+            "numel": int(v.numel()),
+            "dtype": str(x.dtype).replace("torch.", ""),
+            "nonfinite_share": round(1.0 - n_finite / v.numel(), 6),
+        }
         if n_finite:
             f = v[finite]
-            out.update(min=float(f.min()), max=float(f.max()), mean=float(f.mean()),
-                       std=float(f.std()) if n_finite > 1 else 0.0)
+            out.update(
+                min=float(f.min()),
+                max=float(f.max()),
+                mean=float(f.mean()),
+                std=float(f.std()) if n_finite > 1 else 0.0,
+            )
     return out
 
 
@@ -115,8 +122,7 @@ class MomentProbe(Probe):
         args, kwargs = call
         target = args[1] if len(args) > 1 else kwargs.get("target")
         inp = args[0] if args else kwargs.get("input")
-        return (target if isinstance(target, torch.Tensor) else None,
-                inp if isinstance(inp, torch.Tensor) else None)
+        return (target if isinstance(target, torch.Tensor) else None, inp if isinstance(inp, torch.Tensor) else None)
 
     def on_step_loss(self, step: int, loss: torch.Tensor, sampled: bool) -> None:
         """The step's training loss (a 0-d tensor), at the end of the step."""
@@ -152,8 +158,11 @@ class MomentProbe(Probe):
             return
         hist = self._history
         moment = self._capture(step)
-        moment.update(loss=value if math.isfinite(value) else None, previous_loss=self._prev_loss,
-                      loss_median=sorted(hist)[len(hist) // 2] if hist else None)
+        moment.update(
+            loss=value if math.isfinite(value) else None,
+            previous_loss=self._prev_loss,
+            loss_median=sorted(hist)[len(hist) // 2] if hist else None,
+        )
         moment.update(self._grad_facts())
         self.moments[kind] = moment
 

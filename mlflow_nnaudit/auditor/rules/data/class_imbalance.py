@@ -48,7 +48,11 @@ class ClassImbalance(Rule):
             recommendation=f"Class {top} makes up {share:.0%} of the training labels: weight the loss "
             "(`nn.CrossEntropyLoss(weight=...)` with inverse class frequencies) or resample "
             "(`torch.utils.data.WeightedRandomSampler`), and judge the model by per-class recall or F1, not accuracy.",
-            evidence=[Evidence("label_histogram", schema.DIAGNOSTICS_ARTIFACT, {"label_counts": counts,
-                                                                                "max_share": share,
-                                                                                "max_to_min_ratio": ratio})],
+            evidence=[
+                Evidence(
+                    "label_histogram",
+                    schema.DIAGNOSTICS_ARTIFACT,
+                    {"label_counts": counts, "max_share": share, "max_to_min_ratio": ratio},
+                )
+            ],
         )

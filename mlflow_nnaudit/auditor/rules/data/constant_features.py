@@ -34,6 +34,11 @@ class ConstantFeatures(Rule):
             summary=f"{k} of {n} input features never changed in {st['batches']} sampled batches",
             recommendation=f"{k} of the {n} input features are constant: drop them (or make sure standardisation "
             "divides by max(std, eps)), and check the feature pipeline for a column filled by mistake.",
-            evidence=[Evidence("constant_features", schema.DIAGNOSTICS_ARTIFACT, {"constant": k, "features": n,
-                                                                                  "batches": st["batches"]})],
+            evidence=[
+                Evidence(
+                    "constant_features",
+                    schema.DIAGNOSTICS_ARTIFACT,
+                    {"constant": k, "features": n, "batches": st["batches"]},
+                )
+            ],
         )

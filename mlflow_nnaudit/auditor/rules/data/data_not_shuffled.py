@@ -61,8 +61,13 @@ class DataNotShuffled(Rule):
             recommendation=f"Training batches hold one class each (median over {len(curve)} sampled batches) although "
             f"{n_classes_seen} classes occur: the data arrives sorted. Shuffle it every epoch "
             "(`DataLoader(dataset, shuffle=True)`), and shuffle inputs and labels together.",
-            evidence=[Evidence("labels_per_batch", curve.key, {"median": med, "batches": len(curve),
-                                                                "classes_seen": n_classes_seen})],
+            evidence=[
+                Evidence(
+                    "labels_per_batch",
+                    curve.key,
+                    {"median": med, "batches": len(curve), "classes_seen": n_classes_seen},
+                )
+            ],
         )
 
     def _from_curve(self, view: RunView) -> Finding | None:
@@ -88,8 +93,19 @@ class DataNotShuffled(Rule):
             f"{per.epochs} epochs of {epoch[0]:.0f} steps): the batches come in the same order each epoch, probably "
             "sorted by label or source. Shuffle every epoch (`DataLoader(dataset, shuffle=True)`), inputs and labels "
             "together.",
-            evidence=[Evidence("epoch_periodicity", loss.key, {"p_value": per.p_value, "amplitude": per.amplitude,
-                                                              "level": per.level, "epochs": per.epochs,
-                                                              "bins": per.bins, "steps_per_epoch": epoch[0],
-                                                              "epoch_length_from": epoch[1]})],
+            evidence=[
+                Evidence(
+                    "epoch_periodicity",
+                    loss.key,
+                    {
+                        "p_value": per.p_value,
+                        "amplitude": per.amplitude,
+                        "level": per.level,
+                        "epochs": per.epochs,
+                        "bins": per.bins,
+                        "steps_per_epoch": epoch[0],
+                        "epoch_length_from": epoch[1],
+                    },
+                )
+            ],
         )

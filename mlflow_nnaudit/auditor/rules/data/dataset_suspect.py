@@ -35,6 +35,9 @@ class DatasetSuspect(Rule):
             recommendation="The validation loss improves while the training loss does not: check that the curves are "
             "not logged under swapped names, that the training data is not corrupted (labels, augmentation), and "
             "that training and validation come from the same source.",
-            evidence=[Evidence("train_vs_val_progress", view.curve(VAL_LOSS).key,
-                               {"train_gain": train_gain, "val_gain": val_gain})],
+            evidence=[
+                Evidence(
+                    "train_vs_val_progress", view.curve(VAL_LOSS).key, {"train_gain": train_gain, "val_gain": val_gain}
+                )
+            ],
         )

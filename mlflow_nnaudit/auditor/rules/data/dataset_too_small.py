@@ -43,15 +43,17 @@ class DatasetTooSmall(Rule):
         if not isinstance(params, int):
             p = view.param_float(schema.PARAM_MODEL_PARAMETERS, "parameters", "n_parameters", "num_parameters")
             params = int(p[1]) if p else None
-        small = n is not None and (n[0] < self.SMALL_DATASET
-                                   or (params is not None and params / n[0] >= self.PARAMS_PER_SAMPLE))
+        small = n is not None and (
+            n[0] < self.SMALL_DATASET or (params is not None and params / n[0] >= self.PARAMS_PER_SAMPLE)
+        )
         if n is not None and not small:
             return None  # plenty of data: the overfitting rules say what to do
         best_step = float(va.x()[of.best_index])
         size_text = ""
         if n is not None:
             size_text = f" with only {n[0]:,.0f} training samples" + (
-                f" for {params:,} parameters ({params / n[0]:,.0f} per sample)" if params else "")
+                f" for {params:,} parameters ({params / n[0]:,.0f} per sample)" if params else ""
+            )
         return self.finding(
             confidence="medium" if small else "low",
             severity="warning",
@@ -62,9 +64,12 @@ class DatasetTooSmall(Rule):
             f"({best_share:.0%} into the run), {of.gl:.0f}% worse by the end{size_text}. Get more data or augment "
             "it, use a smaller model or a pre-trained one, add weight decay/dropout, and stop at the best "
             "validation point.",
-            evidence=[Evidence("early_overfitting", va.key, {"best_share_of_run": best_share, "GL_percent": of.gl}),
-                      Evidence("dataset_size",
-                               schema.DIAGNOSTICS_ARTIFACT if n and n[1].startswith("the training") else None,
-                               {"samples": n[0] if n else None, "source": n[1] if n else None,
-                                "parameters": params})],
+            evidence=[
+                Evidence("early_overfitting", va.key, {"best_share_of_run": best_share, "GL_percent": of.gl}),
+                Evidence(
+                    "dataset_size",
+                    schema.DIAGNOSTICS_ARTIFACT if n and n[1].startswith("the training") else None,
+                    {"samples": n[0] if n else None, "source": n[1] if n else None, "parameters": params},
+                ),
+            ],
         )

@@ -45,6 +45,14 @@ class InputsNotNormalized(Rule):
             recommendation=f"The inputs are not normalised ({seen}): standardise each feature with the training "
             "set's mean and std (e.g. `transforms.Normalize(mean, std)` for images, or (x - mean) / std per column), "
             "and apply the same statistics to validation and test data.",
-            evidence=[Evidence("input_statistics", schema.DIAGNOSTICS_ARTIFACT, {k: st[k] for k in (
-                "median_std", "median_abs_mean", "std_ratio", "max_abs", "features", "batches")})],
+            evidence=[
+                Evidence(
+                    "input_statistics",
+                    schema.DIAGNOSTICS_ARTIFACT,
+                    {
+                        k: st[k]
+                        for k in ("median_std", "median_abs_mean", "std_ratio", "max_abs", "features", "batches")
+                    },
+                )
+            ],
         )

@@ -47,6 +47,11 @@ class LabelsUnrelated(Rule):
             recommendation="The model memorises the training set but learns nothing that generalises: check that "
             "labels match their inputs (shuffle inputs and labels together, check the join/pairing code), look at a "
             "few labelled samples by hand, and check that validation uses the same label mapping.",
-            evidence=[Evidence("train_vs_val_progress", view.curve(VAL_LOSS).key,
-                               {"train_gain": train_gain, "val_best_gain": val_gain})],
+            evidence=[
+                Evidence(
+                    "train_vs_val_progress",
+                    view.curve(VAL_LOSS).key,
+                    {"train_gain": train_gain, "val_best_gain": val_gain},
+                )
+            ],
         )

@@ -15,8 +15,12 @@ class NonfiniteInputs(Rule):
 
     cause = "nonfinite_inputs"
     PHASES = ("train", "eval")  # the input statistics the recorder keeps apart
-    reads = (("inputs", "train", "nonfinite_share"), ("inputs", "eval", "nonfinite_share"),
-             ("moments", schema.MOMENT_FIRST_NONFINITE_LOSS), ("moments", schema.MOMENT_FIRST_LOSS_SPIKE))
+    reads = (
+        ("inputs", "train", "nonfinite_share"),
+        ("inputs", "eval", "nonfinite_share"),
+        ("moments", schema.MOMENT_FIRST_NONFINITE_LOSS),
+        ("moments", schema.MOMENT_FIRST_LOSS_SPIKE),
+    )
 
     def evaluate(self, view: RunView) -> Finding | None:
         shares = {phase: view.fact("inputs", phase, "nonfinite_share") for phase in self.PHASES}
@@ -31,11 +35,21 @@ class NonfiniteInputs(Rule):
             what = {"inputs": moment.inputs_nonfinite, "targets": moment.targets_nonfinite}
             what = {k: v for k, v in what.items() if v}
             event = "became NaN/Inf" if moment.kind == schema.MOMENT_FIRST_NONFINITE_LOSS else "first spiked"
-            parts.append(f"the training loss {event} at step {moment.step} on a batch with "
-                         + " and ".join(f"{v:.2%} NaN/Inf {k}" for k, v in what.items()))
-            evidence.append(Evidence("batch_at_first_nonfinite_loss", schema.DIAGNOSTICS_ARTIFACT,
-                                     {"step": moment.step, **{f"{k}_nonfinite_share": v for k, v in what.items()},
-                                      "previous_inputs_nonfinite_share": moment.previous_inputs_nonfinite}))
+            parts.append(
+                f"the training loss {event} at step {moment.step} on a batch with "
+                + " and ".join(f"{v:.2%} NaN/Inf {k}" for k, v in what.items())
+            )
+            evidence.append(
+                Evidence(
+                    "batch_at_first_nonfinite_loss",
+                    schema.DIAGNOSTICS_ARTIFACT,
+                    {
+                        "step": moment.step,
+                        **{f"{k}_nonfinite_share": v for k, v in what.items()},
+                        "previous_inputs_nonfinite_share": moment.previous_inputs_nonfinite,
+                    },
+                )
+            )
         if bad:
             parts.append(" and ".join(f"{v:.2%} of the sampled {k} input values are NaN/Inf" for k, v in bad.items()))
             evidence.append(Evidence("input_nonfinite", schema.DIAGNOSTICS_ARTIFACT, bad))

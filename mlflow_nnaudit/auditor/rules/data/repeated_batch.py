@@ -53,6 +53,7 @@ class RepeatedBatch(Rule):
             "iterate the loader (`for x, y in loader:`) instead of calling `next(iter(loader))` every step, and "
             "check that the batch variables are reassigned inside the loop (not taken once before it). "
             "If you train full-batch on purpose, ignore this.",
-            evidence=[Evidence("batch_fingerprints", schema.DIAGNOSTICS_ARTIFACT,
-                               {**fp, "loader_batches_per_epoch": bpe})],
+            evidence=[
+                Evidence("batch_fingerprints", schema.DIAGNOSTICS_ARTIFACT, {**fp, "loader_batches_per_epoch": bpe})
+            ],
         )

@@ -54,8 +54,13 @@ class TargetsNotNormalized(Rule):
             recommendation=f"The regression targets are far from unit scale (mean {fmt_num(t['mean'])}, std "
             f"{fmt_num(std)}): standardise them with the training set's mean and std (and invert that for "
             "predictions), or scale them into a range near [-1, 1].",
-            evidence=[Evidence("target_statistics", schema.DIAGNOSTICS_ARTIFACT, {"mean": t["mean"], "std": std,
-                                                                                  "min": t["min"], "max": t["max"]})],
+            evidence=[
+                Evidence(
+                    "target_statistics",
+                    schema.DIAGNOSTICS_ARTIFACT,
+                    {"mean": t["mean"], "std": std, "min": t["min"], "max": t["max"]},
+                )
+            ],
         )
 
     def _from_curve(self, view: RunView) -> Finding | None:

@@ -49,6 +49,11 @@ class TrainValPreprocessingMismatch(Rule):
             recommendation=f"Evaluation inputs are preprocessed differently from training inputs (means shifted by "
             f"{shift:.1f} std, scale {scale:.2g}x): compute normalisation statistics on the training split once and "
             "apply the same transform to every split.",
-            evidence=[Evidence("train_vs_eval_inputs", schema.DIAGNOSTICS_ARTIFACT,
-                               {"median_mean_shift_in_train_std": shift, "median_std_ratio": scale})],
+            evidence=[
+                Evidence(
+                    "train_vs_eval_inputs",
+                    schema.DIAGNOSTICS_ARTIFACT,
+                    {"median_mean_shift_in_train_std": shift, "median_std_ratio": scale},
+                )
+            ],
         )

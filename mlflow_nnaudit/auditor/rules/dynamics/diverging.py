@@ -32,9 +32,12 @@ class Diverging(Rule):
         curve = view.curve(TRAIN_LOSS)
         lv = view.levels(TRAIN_LOSS)
         ev = [
-            Evidence("divergence", curve.key, {"start": lv.start, "best": lv.best, "end": lv.end,
-                                               "regained_share": d.regained, "growth": d.growth},
-                     (d.onset_x, float(curve.x()[-1]))),
+            Evidence(
+                "divergence",
+                curve.key,
+                {"start": lv.start, "best": lv.best, "end": lv.end, "regained_share": d.regained, "growth": d.growth},
+                (d.onset_x, float(curve.x()[-1])),
+            ),
             trend_evidence("mann_kendall_after_best", curve.key, d.trend_after_best),
         ]
         vd = view.divergence(VAL_LOSS)
@@ -45,10 +48,15 @@ class Diverging(Rule):
         advice = f"lower the learning rate{f' from {fmt_num(lr[1])}' if lr else ''} 3-10x or add a warm-up"
         schedule = view.lr_at(d.onset_x)
         if schedule is not None and schedule[1] >= self.SCHEDULE_RAISE * schedule[0] > 0:
-            advice = (f"the learning-rate schedule had raised it from {fmt_num(schedule[0])} to "
-                      f"{fmt_num(schedule[1])} by then: cap the schedule 3-10x below that")
-            ev.append(Evidence("lr_schedule", view.curve(LEARNING_RATE).key,
-                               {"lr_start": schedule[0], "lr_at_onset": schedule[1]}))
+            advice = (
+                f"the learning-rate schedule had raised it from {fmt_num(schedule[0])} to "
+                f"{fmt_num(schedule[1])} by then: cap the schedule 3-10x below that"
+            )
+            ev.append(
+                Evidence(
+                    "lr_schedule", view.curve(LEARNING_RATE).key, {"lr_start": schedule[0], "lr_at_onset": schedule[1]}
+                )
+            )
         return self.finding(
             # the test behind it, unless an explosion decided it on its own
             p_value=d.trend_after_best.p_value if d.growth < self.EXPLOSION_GROWTH else None,
@@ -56,7 +64,8 @@ class Diverging(Rule):
             severity="failed",
             score=min(1.0, 0.5 + 0.1 * min(d.regained, 5)),
             summary=f"the training loss fell to {fmt_num(lv.best)} by step {fmt_step(d.onset_x)}, then climbed to "
-            f"{fmt_num(lv.end)} (started at {fmt_num(lv.start)})" + (" and the validation loss rose too" if both else ""),
+            f"{fmt_num(lv.end)} (started at {fmt_num(lv.start)})"
+            + (" and the validation loss rose too" if both else ""),
             recommendation=f"Training diverged after step {fmt_step(d.onset_x)} (loss {fmt_num(lv.best)} -> "
             f"{fmt_num(lv.end)}): {advice}, clip gradients (`torch.nn.utils.clip_grad_norm_`), and keep the "
             "checkpoint from the best step.",

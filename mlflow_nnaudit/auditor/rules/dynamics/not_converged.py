@@ -15,8 +15,12 @@ class NotConverged(Rule):
 
     cause = "not_converged"
     #: upstream causes it follows from, when found too (listed after them): steps too small first
-    consequence_of = ("learning_rate_too_low", "lr_decay_too_fast", "batch_size_too_large",
-                      "gradient_clipping_masks_lr")
+    consequence_of = (
+        "learning_rate_too_low",
+        "lr_decay_too_fast",
+        "batch_size_too_large",
+        "gradient_clipping_masks_lr",
+    )
 
     #: the tail window: the last 30% of the curve (shared with the other "still falling" readings)
     TAIL_START = TAIL_START
@@ -53,6 +57,8 @@ class NotConverged(Rule):
             "its total improvement",
             recommendation=f"Training stopped while the {name} loss was still improving (the last 30% of steps gave "
             f"{share:.0%} of the total gain): train longer, or keep the learning rate higher for longer before decaying it.",
-            evidence=[trend_evidence("mann_kendall_tail", curve.key, t, steps),
-                      Evidence("tail_share_of_progress", curve.key, {"tail_drop": tail, "total_drop": total, "share": share})],
+            evidence=[
+                trend_evidence("mann_kendall_tail", curve.key, t, steps),
+                Evidence("tail_share_of_progress", curve.key, {"tail_drop": tail, "total_drop": total, "share": share}),
+            ],
         )

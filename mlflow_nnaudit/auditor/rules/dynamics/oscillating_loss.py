@@ -39,9 +39,9 @@ class OscillatingLoss(Rule):
         c = view.finite_curve(TRAIN_LOSS, min_points=16)
         if c is None or not osc.period:
             return True
-        y = c.values[len(c.values) // 2:]
+        y = c.values[len(c.values) // 2 :]
         size = max(2, int(round(osc.period / 4)))
-        blocks = [float(np.median(y[i:i + size])) for i in range(0, len(y) - size + 1, size)]
+        blocks = [float(np.median(y[i : i + size])) for i in range(0, len(y) - size + 1, size)]
         if len(blocks) < 3:
             return True
         rise = max(b - min(blocks[:i]) for i, b in enumerate(blocks) if i > 0)
@@ -59,8 +59,11 @@ class OscillatingLoss(Rule):
         if not (periodic or erratic):
             return None
         curve = view.curve(TRAIN_LOSS)
-        what = (f"a periodic swing of +/-{fmt_num(osc.amplitude)} every ~{osc.period:.0f} points"
-                if periodic else f"point-to-point swings of {fmt_num(lv.noise)} around a level of {fmt_num(lv.end)}")
+        what = (
+            f"a periodic swing of +/-{fmt_num(osc.amplitude)} every ~{osc.period:.0f} points"
+            if periodic
+            else f"point-to-point swings of {fmt_num(lv.noise)} around a level of {fmt_num(lv.end)}"
+        )
         lr = view.learning_rate()
         lr_text = f" (now {fmt_num(lr[1])})" if lr else ""
         return self.finding(
@@ -71,8 +74,18 @@ class OscillatingLoss(Rule):
             summary=f"the training loss oscillates: {what}",
             recommendation=f"The loss oscillates ({what}): lower the learning rate{lr_text} 2-5x or use a decaying "
             "schedule, increase the batch size, and make sure the data is shuffled every epoch.",
-            evidence=[Evidence("oscillation_vs_red_noise", curve.key,
-                               {"period_points": osc.period, "power_ratio": osc.power_ratio, "p_value": osc.p_value,
-                                "amplitude": osc.amplitude, "ar1_phi": osc.phi}),
-                      Evidence("noise_vs_level", curve.key, {"noise": lv.noise, "level": lv.end, "gained": gained})],
+            evidence=[
+                Evidence(
+                    "oscillation_vs_red_noise",
+                    curve.key,
+                    {
+                        "period_points": osc.period,
+                        "power_ratio": osc.power_ratio,
+                        "p_value": osc.p_value,
+                        "amplitude": osc.amplitude,
+                        "ar1_phi": osc.phi,
+                    },
+                ),
+                Evidence("noise_vs_level", curve.key, {"noise": lv.noise, "level": lv.end, "gained": gained}),
+            ],
         )

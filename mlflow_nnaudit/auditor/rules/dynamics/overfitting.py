@@ -17,8 +17,15 @@ class Overfitting(Rule):
 
     cause = "overfitting"
     #: upstream causes it follows from, when found too (listed after them)
-    consequence_of = ("labels_unrelated", "repeated_batch", "train_val_preprocessing_mismatch", "eval_mode_not_set",
-                      "gradients_not_zeroed", "dataset_too_small", "no_regularization")
+    consequence_of = (
+        "labels_unrelated",
+        "repeated_batch",
+        "train_val_preprocessing_mismatch",
+        "eval_mode_not_set",
+        "gradients_not_zeroed",
+        "dataset_too_small",
+        "no_regularization",
+    )
 
     #: Prechelt's generalization loss (%) that makes overfitting worth reporting (shared with dataset_too_small)
     GL = OVERFIT_GL
@@ -44,9 +51,12 @@ class Overfitting(Rule):
         vx = val.x()[val.finite]
         best_step = float(vx[of.best_index])
         ev = [
-            Evidence("prechelt", val.key, {"GL_percent": of.gl, "PQ": of.pq, "UP": of.up,
-                                           "evals_after_best": of.evals_after_best},
-                     (best_step, float(vx[-1]))),
+            Evidence(
+                "prechelt",
+                val.key,
+                {"GL_percent": of.gl, "PQ": of.pq, "UP": of.up, "evals_after_best": of.evals_after_best},
+                (best_step, float(vx[-1])),
+            ),
             trend_evidence("mann_kendall_val_after_best", val.key, of.val_trend_after_best),
             trend_evidence("mann_kendall_gap_after_best", val.key, of.gap_trend),
         ]

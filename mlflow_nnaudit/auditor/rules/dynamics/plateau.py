@@ -25,10 +25,24 @@ class Plateau(Rule):
     reads = BLOWUP_READS
     #: upstream causes it follows from, when found too (listed after them). Not insufficient_capacity:
     #: from the curves alone that is a guess, and a guess must not outrank the symptom (issue 11)
-    consequence_of = ("loss_input_mismatch", "frozen_parameters", "final_layer_activation", "learning_rate_too_high",
-                      "bad_weight_init", "dead_relu", "saturated_activations", "vanishing_gradients", "network_too_deep",
-                      "too_much_regularization", "lr_decay_too_fast", "learning_rate_too_low", "labels_unrelated",
-                      "repeated_batch", "data_not_shuffled", "gradients_not_zeroed")
+    consequence_of = (
+        "loss_input_mismatch",
+        "frozen_parameters",
+        "final_layer_activation",
+        "learning_rate_too_high",
+        "bad_weight_init",
+        "dead_relu",
+        "saturated_activations",
+        "vanishing_gradients",
+        "network_too_deep",
+        "too_much_regularization",
+        "lr_decay_too_fast",
+        "learning_rate_too_low",
+        "labels_unrelated",
+        "repeated_batch",
+        "data_not_shuffled",
+        "gradients_not_zeroed",
+    )
 
     #: the flat stretch must start within this share of the run ("early")
     FLAT_FROM_BY = 0.5
@@ -47,8 +61,13 @@ class Plateau(Rule):
             return self._stuck_finding(view, vsk, VAL_LOSS, None)
         st = view.stall(TRAIN_LOSS)
         lv = view.levels(TRAIN_LOSS)
-        if (st is None or lv is None or st.start_fraction is None or st.start_fraction > self.FLAT_FROM_BY
-                or lv.start <= 0):
+        if (
+            st is None
+            or lv is None
+            or st.start_fraction is None
+            or st.start_fraction > self.FLAT_FROM_BY
+            or lv.start <= 0
+        ):
             return None
         start = start_level(view) or lv.start
         improvement = (start - st.level) / abs(start)
@@ -77,15 +96,29 @@ class Plateau(Rule):
             recommendation=f"Learning stopped at step {fmt_step(st.start_x)} with the loss at {fmt_num(st.level)}, "
             f"only {improvement:.0%} below its start: check that inputs are normalised and labels match inputs, "
             "try a learning rate 10x higher and 10x lower, and check the initialisation and the output layer.",
-            evidence=[Evidence("stall", curve.key, {"flat_from_share": st.start_fraction, "level": st.level,
-                                                    "start": start, "improvement_share": improvement},
-                               (st.start_x, float(curve.x()[-1])))],
+            evidence=[
+                Evidence(
+                    "stall",
+                    curve.key,
+                    {
+                        "flat_from_share": st.start_fraction,
+                        "level": st.level,
+                        "start": start,
+                        "improvement_share": improvement,
+                    },
+                    (st.start_x, float(curve.x()[-1])),
+                )
+            ],
         )
 
     def _stuck_finding(self, view: RunView, sk, role: str, start: float | None) -> Finding:
         """No learning at all: a loss stuck exactly (constant, or at ln C)."""
-        at = (f"at chance (ln {sk.chance_k} = {fmt_num(sk.level)}: the loss of a uniform guess over "
-              f"{sk.chance_k} classes)" if sk.chance_k is not None else f"exactly constant at {fmt_num(sk.level)}")
+        at = (
+            f"at chance (ln {sk.chance_k} = {fmt_num(sk.level)}: the loss of a uniform guess over "
+            f"{sk.chance_k} classes)"
+            if sk.chance_k is not None
+            else f"exactly constant at {fmt_num(sk.level)}"
+        )
         name = "validation" if role == VAL_LOSS else "training"
         return self.finding(
             confidence="high",
@@ -99,7 +132,17 @@ class Plateau(Rule):
             "`.item()` or `torch.tensor(...)` rebuilding it), that the loss gets raw logits (no softmax "
             "before `CrossEntropyLoss`, no `log_softmax` over one unit), and that the loss did not explode "
             "in the first steps.",
-            evidence=[Evidence("stuck_loss", view.curve(role).key, {"level": sk.level, "chance_k": sk.chance_k,
-                                                                   "constant": sk.constant, "spread": sk.spread,
-                                                                   "start": start})],
+            evidence=[
+                Evidence(
+                    "stuck_loss",
+                    view.curve(role).key,
+                    {
+                        "level": sk.level,
+                        "chance_k": sk.chance_k,
+                        "constant": sk.constant,
+                        "spread": sk.spread,
+                        "start": start,
+                    },
+                )
+            ],
         )

@@ -54,6 +54,11 @@ class InitialLossMismatch(Rule):
             "the initialisation scale of the last layer (its logits should start near zero; e.g. scale its weights "
             "down or initialise them with `nn.init.xavier_uniform_`), and that the loss and the class count match "
             "the labels.",
-            evidence=[Evidence("first_loss_vs_chance", source, {"first_loss": first, "chance_loss": chance,
-                                                                  "factor": factor, "n_classes": n})],
+            evidence=[
+                Evidence(
+                    "first_loss_vs_chance",
+                    source,
+                    {"first_loss": first, "chance_loss": chance, "factor": factor, "n_classes": n},
+                )
+            ],
         )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mlflow_nnaudit import schema
 import numpy as np
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
 from mlflow_nnaudit.auditor.rules.helpers import N_CLASSES_READS, stuck
@@ -23,20 +23,29 @@ class LossInputMismatch(Rule):
     cause = "loss_input_mismatch"
     reads = (("loss", "input_mismatch"), ("loss", "loss_function"), *N_CLASSES_READS)
     #: losses that are never negative on valid input (torch.nn.functional names, as the recorder logs them)
-    NON_NEGATIVE = ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-                    "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div")
+    NON_NEGATIVE = (
+        "cross_entropy",
+        "nll_loss",
+        "binary_cross_entropy",
+        "binary_cross_entropy_with_logits",
+        "mse_loss",
+        "l1_loss",
+        "smooth_l1_loss",
+        "huber_loss",
+        "kl_div",
+    )
     #: a loss below this (a float32 rounding's worth under zero) is negative
     NEGATIVE = -1e-4
 
     #: what to do about each problem the recorder names
     FIXES = {
         "probabilities": "remove the softmax/sigmoid at the end of the model and feed raw logits to the loss "
-                         "(apply softmax only when you need probabilities, e.g. at inference)",
+        "(apply softmax only when you need probabilities, e.g. at inference)",
         "constant_input": "make the model's single output a logit: `torch.sigmoid(out)` into `nn.BCELoss`, or better "
-                          "the raw output into `nn.BCEWithLogitsLoss` (softmax and log_softmax need at least two "
-                          "classes along their dimension)",
+        "the raw output into `nn.BCEWithLogitsLoss` (softmax and log_softmax need at least two "
+        "classes along their dimension)",
         "not_log_probabilities": "apply `torch.log_softmax(logits, dim=1)` before `nll_loss`, or use "
-                                 "`nn.CrossEntropyLoss` on the raw logits",
+        "`nn.CrossEntropyLoss` on the raw logits",
     }
 
     def evaluate(self, view: RunView) -> Finding | None:
@@ -48,8 +57,12 @@ class LossInputMismatch(Rule):
         fix = self.FIXES.get(mismatch.get("problem"), "feed the loss the kind of input its documentation asks for")
         return self.finding(
             confidence="high",
-            severity="failed" if (mismatch.get("problem") in ("not_log_probabilities", "negative_loss", "constant_input")
-                                  or self._stuck(view)) else "warning",
+            severity="failed"
+            if (
+                mismatch.get("problem") in ("not_log_probabilities", "negative_loss", "constant_input")
+                or self._stuck(view)
+            )
+            else "warning",
             score=0.9,
             summary=f"{mismatch['loss']} was fed the wrong kind of input: {mismatch['detail']}",
             recommendation=f"The loss function {mismatch['loss']} gets the wrong input: {mismatch['detail']}. "
@@ -73,6 +86,7 @@ class LossInputMismatch(Rule):
         if low >= self.NEGATIVE:
             return None
         problem = "not_log_probabilities" if fn == "nll_loss" else "negative_loss"
-        detail = (f"the training loss went down to {fmt_num(low)}, below zero, which {fn} never does on valid input"
-                  + (": raw logits were fed to nll_loss without log_softmax" if fn == "nll_loss" else ""))
+        detail = f"the training loss went down to {fmt_num(low)}, below zero, which {fn} never does on valid input" + (
+            ": raw logits were fed to nll_loss without log_softmax" if fn == "nll_loss" else ""
+        )
         return {"loss": fn, "problem": problem, "detail": detail, "lowest_loss": low}

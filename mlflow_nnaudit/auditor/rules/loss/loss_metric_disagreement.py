@@ -43,7 +43,12 @@ class LossMetricDisagreement(Rule):
                 recommendation="The loss improves but the accuracy does not: check that the metric is computed on "
                 "the same outputs and labels as the loss (argmax over the right dimension, same label mapping), "
                 "and that the loss measures what you care about (class weights, label smoothing, thresholds).",
-                evidence=[Evidence("loss_vs_metric", view.curve(acc_role).key,
-                                   {"loss_gain": loss_gain, "metric_start": acc.start, "metric_end": acc.end})],
+                evidence=[
+                    Evidence(
+                        "loss_vs_metric",
+                        view.curve(acc_role).key,
+                        {"loss_gain": loss_gain, "metric_start": acc.start, "metric_end": acc.end},
+                    )
+                ],
             )
         return None

@@ -22,8 +22,13 @@ class NonFiniteLoss(Rule):
     cause = "nonfinite_loss"
     #: upstream causes it follows from, when found too (listed after them): a loss that blew up into
     #: NaN is the too-high learning rate's consequence
-    consequence_of = ("nonfinite_inputs", "loss_input_mismatch", "gradients_not_zeroed", "learning_rate_too_high",
-                      "exploding_gradients")
+    consequence_of = (
+        "nonfinite_inputs",
+        "loss_input_mismatch",
+        "gradients_not_zeroed",
+        "learning_rate_too_high",
+        "exploding_gradients",
+    )
     reads = LEARNING_RATE_READS
 
     #: the gradient norm's last value before the NaN vs its early median: this much growth is a blow-up

@@ -64,13 +64,22 @@ class BadWeightInit(Rule):
         if not isinstance(init, list) or not init:
             return None
         constant = [w["param"] for w in init if w["constant"]]
-        symmetric = [w["param"] for w in init if not w["constant"] and w["shape"][0] > 1
-                     and copies_of_first_row(w) >= self.SYMMETRIC_SHARE]
+        symmetric = [
+            w["param"]
+            for w in init
+            if not w["constant"] and w["shape"][0] > 1 and copies_of_first_row(w) >= self.SYMMETRIC_SHARE
+        ]
         lo, hi = self.SCALE_BAND
         # L-BFGS's line search sizes its steps to the weights' scale; a default init is PyTorch's choice
-        scaled = [] if view.lbfgs() else [
-            f"{w['param']} ({w['scale_vs_lecun']:.2g}x)" for w in init
-            if not w["constant"] and not lo <= w["scale_vs_lecun"] <= hi and not pytorch_default(w)]
+        scaled = (
+            []
+            if view.lbfgs()
+            else [
+                f"{w['param']} ({w['scale_vs_lecun']:.2g}x)"
+                for w in init
+                if not w["constant"] and not lo <= w["scale_vs_lecun"] <= hi and not pytorch_default(w)
+            ]
+        )
         if not (constant or symmetric or scaled):
             return None
         parts = []
@@ -91,6 +100,11 @@ class BadWeightInit(Rule):
             recommendation=f"The initial weights are bad ({seen}): use PyTorch's default initialisation or "
             "`nn.init.kaiming_normal_` (ReLU) / `nn.init.xavier_uniform_` (tanh, sigmoid) with zero biases; never "
             "initialise weights to a constant.",
-            evidence=[Evidence("initial_weights", schema.DIAGNOSTICS_ARTIFACT,
-                               {"constant": constant, "symmetric": symmetric, "badly_scaled": scaled})],
+            evidence=[
+                Evidence(
+                    "initial_weights",
+                    schema.DIAGNOSTICS_ARTIFACT,
+                    {"constant": constant, "symmetric": symmetric, "badly_scaled": scaled},
+                )
+            ],
         )

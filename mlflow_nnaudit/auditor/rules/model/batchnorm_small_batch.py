@@ -29,6 +29,11 @@ class BatchnormSmallBatch(Rule):
             summary=f"batch normalisation with training batches of {size}",
             recommendation=f"Batch normalisation sees batches of only {size} samples: use larger batches, or replace "
             "BatchNorm with `nn.GroupNorm`/`nn.LayerNorm`, which do not depend on the batch.",
-            evidence=[Evidence("batchnorm_batch_size", schema.DIAGNOSTICS_ARTIFACT,
-                               {"median_batch_size": size, "normalization": norms})],
+            evidence=[
+                Evidence(
+                    "batchnorm_batch_size",
+                    schema.DIAGNOSTICS_ARTIFACT,
+                    {"median_batch_size": size, "normalization": norms},
+                )
+            ],
         )

@@ -17,8 +17,13 @@ class FinalLayerActivation(Rule):
     reads = (("model", "last_module"), ("loss", "targets"))
 
     #: what each final activation can output
-    OUTPUT_RANGES = {"ReLU": (0.0, math.inf), "ReLU6": (0.0, 6.0), "Sigmoid": (0.0, 1.0), "Tanh": (-1.0, 1.0),
-                     "Softplus": (0.0, math.inf)}
+    OUTPUT_RANGES = {
+        "ReLU": (0.0, math.inf),
+        "ReLU6": (0.0, 6.0),
+        "Sigmoid": (0.0, 1.0),
+        "Tanh": (-1.0, 1.0),
+        "Softplus": (0.0, math.inf),
+    }
     #: the share of the target range out of reach that makes the finding ...
     UNREACHABLE_SHARE = 0.05
     #: ... and that makes the run a failure
@@ -44,7 +49,16 @@ class FinalLayerActivation(Rule):
             recommendation=f"The output layer ends in {last}, which cannot produce targets in "
             f"[{fmt_num(t['min'])}, {fmt_num(t['max'])}]: remove the final activation for regression (a plain "
             "Linear output), or rescale the targets into its range.",
-            evidence=[Evidence("output_activation_vs_targets", schema.DIAGNOSTICS_ARTIFACT, {
-                "last_module": last, "target_min": t["min"], "target_max": t["max"],
-                "share_of_range_unreachable": below + above})],
+            evidence=[
+                Evidence(
+                    "output_activation_vs_targets",
+                    schema.DIAGNOSTICS_ARTIFACT,
+                    {
+                        "last_module": last,
+                        "target_min": t["min"],
+                        "target_max": t["max"],
+                        "share_of_range_unreachable": below + above,
+                    },
+                )
+            ],
         )

@@ -28,8 +28,12 @@ class FrozenParameters(Rule):
     nor are deliberately frozen parameters that the optimizer does not hold."""
 
     cause = "frozen_parameters"
-    reads = (("model", "trainable_not_in_optimizer"), ("learning", "optimizer"), ("learning", "model_outside_optimizer"),
-             ("model", "class"))
+    reads = (
+        ("model", "trainable_not_in_optimizer"),
+        ("learning", "optimizer"),
+        ("learning", "model_outside_optimizer"),
+        ("model", "class"),
+    )
 
     #: parameter names listed in the text at most
     NAMED = 5
@@ -43,26 +47,46 @@ class FrozenParameters(Rule):
         opt = opt if isinstance(opt, dict) else {}
         outside = view.fact("learning", "model_outside_optimizer")
         has_module = isinstance(view.fact("model", "class"), str)
-        return (self._data_in_optimizer(opt, outside, has_module) or self._nothing_learns(opt)
-                or self._never_grad(opt, has_module) or self._not_in_optimizer(view))
+        return (
+            self._data_in_optimizer(opt, outside, has_module)
+            or self._nothing_learns(opt)
+            or self._never_grad(opt, has_module)
+            or self._not_in_optimizer(view)
+        )
 
     def _data_in_optimizer(self, opt: dict, outside: Any, has_module: bool) -> Finding | None:
         inputs = bool(opt.get("inputs_are_parameters"))
         outside_trainable = isinstance(outside, dict) and (outside.get("trainable") or 0) > 0 and not has_module
         if not inputs and not outside_trainable:
             return None
-        model = (f"the model ({outside.get('class')}, {outside.get('trainable')} trainable values) "
-                 if isinstance(outside, dict) else "the model ")
-        what = ("the optimizer was handed tensors the model is fed (the data), not the model's parameters"
-                if inputs else "none of the model's parameters is in the optimizer")
+        model = (
+            f"the model ({outside.get('class')}, {outside.get('trainable')} trainable values) "
+            if isinstance(outside, dict)
+            else "the model "
+        )
+        what = (
+            "the optimizer was handed tensors the model is fed (the data), not the model's parameters"
+            if inputs
+            else "none of the model's parameters is in the optimizer"
+        )
         return self.finding(
-            confidence="high", severity="failed", score=1.0,
+            confidence="high",
+            severity="failed",
+            score=1.0,
             summary=f"{what.capitalize()}: {model}never learns",
             recommendation=f"{what.capitalize()}, so {model}never changes. Build the optimizer from the model: "
             "`torch.optim.SGD(model.parameters(), lr=...)`, and leave `requires_grad` off the data tensors.",
-            evidence=[Evidence("optimizer_parameters", schema.DIAGNOSTICS_ARTIFACT,
-                               {"inputs_are_parameters": inputs, "model_outside_optimizer": outside,
-                                "optimizer_parameters": opt.get("parameters")})],
+            evidence=[
+                Evidence(
+                    "optimizer_parameters",
+                    schema.DIAGNOSTICS_ARTIFACT,
+                    {
+                        "inputs_are_parameters": inputs,
+                        "model_outside_optimizer": outside,
+                        "optimizer_parameters": opt.get("parameters"),
+                    },
+                )
+            ],
         )
 
     def _nothing_learns(self, opt: dict) -> Finding | None:
@@ -75,17 +99,23 @@ class FrozenParameters(Rule):
             return None
         frozen = opt.get("requires_grad_false") or 0
         if frozen >= n:
-            fix = (f"All {n} parameter tensors have `requires_grad=False`, so no gradient reaches any of them (a "
-                   "`loss.requires_grad = True` written to silence \"element 0 of tensors does not require grad\" "
-                   "hides exactly this). Unfreeze what should train: freeze the backbone first, then add the new "
-                   "layers (or set `requires_grad=True` on them), and remove `loss.requires_grad = True`.")
+            fix = (
+                f"All {n} parameter tensors have `requires_grad=False`, so no gradient reaches any of them (a "
+                '`loss.requires_grad = True` written to silence "element 0 of tensors does not require grad" '
+                "hides exactly this). Unfreeze what should train: freeze the backbone first, then add the new "
+                "layers (or set `requires_grad=True` on them), and remove `loss.requires_grad = True`."
+            )
         else:
-            fix = (f"None of the optimizer's {n} parameter tensors received a gradient or changed on "
-                   f"{opt.get('sampled_steps')} sampled steps: the loss is not computed from the tensors the "
-                   "optimizer holds (rebuilt, detached or copied after the optimizer was made). Compute the loss "
-                   "from the same leaf tensors you give the optimizer.")
+            fix = (
+                f"None of the optimizer's {n} parameter tensors received a gradient or changed on "
+                f"{opt.get('sampled_steps')} sampled steps: the loss is not computed from the tensors the "
+                "optimizer holds (rebuilt, detached or copied after the optimizer was made). Compute the loss "
+                "from the same leaf tensors you give the optimizer."
+            )
         return self.finding(
-            confidence="high", severity="failed", score=1.0,
+            confidence="high",
+            severity="failed",
+            score=1.0,
             summary=f"No parameter learns: none of the optimizer's {n} parameter tensors gets a gradient or changes",
             recommendation=fix,
             evidence=[Evidence("parameters_never_learn", schema.DIAGNOSTICS_ARTIFACT, _bounded(opt))],
@@ -101,7 +131,9 @@ class FrozenParameters(Rule):
         names = opt.get("never_grad_names") or []
         listed = ", ".join(names[: self.NAMED]) + (" ..." if never > self.NAMED else "")
         return self.finding(
-            confidence="high", severity="warning", score=0.9,
+            confidence="high",
+            severity="warning",
+            score=0.9,
             summary=f"{never} of the optimizer's {n} parameter tensors never received a gradient: {listed}",
             recommendation=f"{listed} never received a gradient on {opt.get('sampled_steps')} sampled steps, so "
             "they never learn: the tensor the optimizer holds is not the one the loss is computed from (rebuilt each "

@@ -20,10 +20,23 @@ class InsufficientCapacity(Rule):
     half as much as the plateau it comes with, so a guess never outranks the symptom."""
 
     cause = "insufficient_capacity"
-    explained_by = ("too_much_regularization", "bad_weight_init", "dead_relu", "saturated_activations",
-                    "learning_rate_too_low", "network_too_deep", "frozen_parameters", "loss_input_mismatch",
-                    "labels_unrelated", "vanishing_gradients", "inputs_not_normalized", "data_not_shuffled",
-                    "repeated_batch", "batch_size_too_large", "lr_decay_too_fast")
+    explained_by = (
+        "too_much_regularization",
+        "bad_weight_init",
+        "dead_relu",
+        "saturated_activations",
+        "learning_rate_too_low",
+        "network_too_deep",
+        "frozen_parameters",
+        "loss_input_mismatch",
+        "labels_unrelated",
+        "vanishing_gradients",
+        "inputs_not_normalized",
+        "data_not_shuffled",
+        "repeated_batch",
+        "batch_size_too_large",
+        "lr_decay_too_fast",
+    )
     reads = (("model", "widths"), ("model", "depth"))
 
     #: with the recorder, the training loss made less than this share of progress: underfitting (a
@@ -43,8 +56,11 @@ class InsufficientCapacity(Rule):
             hidden, out = widths[:-1], widths[-1]
             if hidden and min(hidden) >= out:
                 return None
-            what = (f"its narrowest hidden layer has {min(hidden)} units for {out} outputs" if hidden
-                    else f"it has no hidden layer (a single {view.fact('model', 'depth')}-layer linear map)")
+            what = (
+                f"its narrowest hidden layer has {min(hidden)} units for {out} outputs"
+                if hidden
+                else f"it has no hidden layer (a single {view.fact('model', 'depth')}-layer linear map)"
+            )
             confidence, evidence_src = "medium", "recorder"
         elif not view.recorded():
             if not uf.signature(self.CURVE_MAX_IMPROVEMENT) or uf.improvement < NO_LEARNING:
@@ -63,7 +79,17 @@ class InsufficientCapacity(Rule):
             f"{uf.improvement:.0%} below its start, with no gap to validation{'' if evidence_src == 'curves' else ', and ' + what}. "
             "Make the model bigger (wider hidden layers, at least as wide as the number of classes, or one or two "
             "more layers) and check that the training loss then goes lower.",
-            evidence=[Evidence("underfitting", view.curve(TRAIN_LOSS).key,
-                               {"improvement": uf.improvement, "train_end": uf.train_end, "val_end": uf.val_end,
-                                "flat_from_share": uf.flat_from, "widths": widths if evidence_src == "recorder" else None})],
+            evidence=[
+                Evidence(
+                    "underfitting",
+                    view.curve(TRAIN_LOSS).key,
+                    {
+                        "improvement": uf.improvement,
+                        "train_end": uf.train_end,
+                        "val_end": uf.val_end,
+                        "flat_from_share": uf.flat_from,
+                        "widths": widths if evidence_src == "recorder" else None,
+                    },
+                )
+            ],
         )

@@ -62,7 +62,16 @@ class NetworkTooDeep(Rule):
             "make it shallower (3-4 hidden layers are plenty for most tabular tasks), or add residual connections "
             "and normalisation layers (`nn.LayerNorm`/`nn.BatchNorm1d`) with He initialisation "
             "(`nn.init.kaiming_normal_`) so that signal and gradients survive the depth.",
-            evidence=[Evidence("depth", schema.DIAGNOSTICS_ARTIFACT, {"weight_layers": depth, "normalization": norms,
-                                                                      "first_to_last_grad_ratio": ratio,
-                                                                      "train_improvement": uf.improvement if uf else None})],
+            evidence=[
+                Evidence(
+                    "depth",
+                    schema.DIAGNOSTICS_ARTIFACT,
+                    {
+                        "weight_layers": depth,
+                        "normalization": norms,
+                        "first_to_last_grad_ratio": ratio,
+                        "train_improvement": uf.improvement if uf else None,
+                    },
+                )
+            ],
         )

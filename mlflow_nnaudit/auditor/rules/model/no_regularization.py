@@ -29,5 +29,7 @@ class NoRegularization(Rule):
             summary="the model overfits and has no weight decay and no dropout",
             recommendation="The model overfits with no regularisation at all: add weight decay (e.g. AdamW with "
             "weight_decay=0.01), dropout (p=0.1-0.5) between hidden layers, data augmentation, or early stopping.",
-            evidence=[Evidence("regularisation", schema.DIAGNOSTICS_ARTIFACT, {"weight_decay": wd, "dropout": dropout})],
+            evidence=[
+                Evidence("regularisation", schema.DIAGNOSTICS_ARTIFACT, {"weight_decay": wd, "dropout": dropout})
+            ],
         )

@@ -20,8 +20,11 @@ class TooMuchRegularization(Rule):
     regularisation that is active only in training (dropout). Low confidence."""
 
     cause = "too_much_regularization"
-    reads = (("model", "dropout"), ("optimizer", schema.PARAM_OPTIMIZER_WEIGHT_DECAY),
-             ("optimizer", schema.PARAM_OPTIMIZER))
+    reads = (
+        ("model", "dropout"),
+        ("optimizer", schema.PARAM_OPTIMIZER_WEIGHT_DECAY),
+        ("optimizer", schema.PARAM_OPTIMIZER),
+    )
 
     #: dropout rate / weight decay that count as strong regularisation
     STRONG_DROPOUT = 0.5
@@ -46,8 +49,11 @@ class TooMuchRegularization(Rule):
         lv = view.levels()
         if lv is None or lv.start <= 0 or lv.end < self.STALLED_AT * lv.start:
             return None
-        what = ", ".join(filter(None, [f"dropout {max(dropout)}" if strong_dropout else "",
-                                       f"weight decay {wd}" if strong_wd else ""]))
+        what = ", ".join(
+            filter(
+                None, [f"dropout {max(dropout)}" if strong_dropout else "", f"weight decay {wd}" if strong_wd else ""]
+            )
+        )
         return self.finding(
             confidence="medium",
             severity="warning",
@@ -56,8 +62,13 @@ class TooMuchRegularization(Rule):
             f"({what})",
             recommendation=f"Training underfits under strong regularisation ({what}): reduce it (dropout 0.1-0.3, "
             "weight decay 1e-4..1e-2 with AdamW) until the training loss falls, then add it back as needed.",
-            evidence=[Evidence("regularisation", schema.DIAGNOSTICS_ARTIFACT,
-                               {"dropout": dropout, "weight_decay": wd, "train_end_vs_start": lv.end / lv.start})],
+            evidence=[
+                Evidence(
+                    "regularisation",
+                    schema.DIAGNOSTICS_ARTIFACT,
+                    {"dropout": dropout, "weight_decay": wd, "train_end_vs_start": lv.end / lv.start},
+                )
+            ],
         )
 
     def _from_curve(self, view: RunView) -> Finding | None:
@@ -66,14 +77,22 @@ class TooMuchRegularization(Rule):
             return None
         dropout = view.param_float("dropout", "dropout_rate", "drop_rate", "hidden_dropout_prob", "p_dropout")
         wd = view.param_float("weight_decay", "wd", "l2", "weight-decay")
-        strong = [f"{name} {fmt_num(v)}" for (name, v), limit in ((dropout or ("", -1.0), self.STRONG_DROPOUT),
-                                                                  (wd or ("", -1.0), self.STRONG_WEIGHT_DECAY))
-                  if v >= limit]
+        strong = [
+            f"{name} {fmt_num(v)}"
+            for (name, v), limit in (
+                (dropout or ("", -1.0), self.STRONG_DROPOUT),
+                (wd or ("", -1.0), self.STRONG_WEIGHT_DECAY),
+            )
+            if v >= limit
+        ]
         val_below = uf.val_end is not None and uf.val_end < uf.train_end
         if not (strong or val_below):
             return None
-        what = ", ".join(strong) if strong else (
-            f"validation loss {fmt_num(uf.val_end)} below the training loss {fmt_num(uf.train_end)}")
+        what = (
+            ", ".join(strong)
+            if strong
+            else (f"validation loss {fmt_num(uf.val_end)} below the training loss {fmt_num(uf.train_end)}")
+        )
         return self.finding(
             confidence="low",
             severity="warning",
@@ -84,7 +103,11 @@ class TooMuchRegularization(Rule):
             recommendation=f"Training underfits (the loss stalled only {uf.improvement:.0%} below its start) and "
             f"{what}: the regularisation may be too strong. Reduce dropout to 0.1-0.3 and weight decay to "
             "1e-4..1e-2 and check that the training loss then falls.",
-            evidence=[Evidence("underfit_with_regularisation", view.curve(TRAIN_LOSS).key,
-                               {"improvement": uf.improvement, "train_end": uf.train_end, "val_end": uf.val_end,
-                                "params": strong})],
+            evidence=[
+                Evidence(
+                    "underfit_with_regularisation",
+                    view.curve(TRAIN_LOSS).key,
+                    {"improvement": uf.improvement, "train_end": uf.train_end, "val_end": uf.val_end, "params": strong},
+                )
+            ],
         )

@@ -51,8 +51,11 @@ class BatchSizeTooLarge(Rule):
         # the recorder's loss has a point per step (or per window of steps) up to the end
         updates = len(curve) if curve is not None and curve.key.startswith(schema.METRIC_PREFIX) else None
         from_loader = n[1].startswith("the training") and bs[1].startswith("the training")
-        seen = "the training loss was still falling when it stopped" if still_falling else (
-            f"the training loss fell only {uf.improvement:.0%}")
+        seen = (
+            "the training loss was still falling when it stopped"
+            if still_falling
+            else (f"the training loss fell only {uf.improvement:.0%}")
+        )
         upd = f", {updates:,} in the whole run" if updates else ""
         return self.finding(
             confidence="medium" if from_loader else "low",
@@ -64,8 +67,19 @@ class BatchSizeTooLarge(Rule):
             f"gives only {per_epoch} updates{upd} and {seen}. Use batches of 32-256 (a few percent of the data at "
             "most) for the same epochs; or, to keep the large batch, raise the learning rate with it (linear scaling "
             "with a warm-up) and train for more steps.",
-            evidence=[Evidence("batch_vs_dataset", None, {"batch_size": bs[0], "batch_source": bs[1],
-                                                           "dataset_size": n[0], "dataset_source": n[1],
-                                                           "updates_per_epoch": per_epoch, "updates": updates}),
-                      *([trend_evidence("mann_kendall_tail", curve.key, tail)] if still_falling else [])],
+            evidence=[
+                Evidence(
+                    "batch_vs_dataset",
+                    None,
+                    {
+                        "batch_size": bs[0],
+                        "batch_source": bs[1],
+                        "dataset_size": n[0],
+                        "dataset_source": n[1],
+                        "updates_per_epoch": per_epoch,
+                        "updates": updates,
+                    },
+                ),
+                *([trend_evidence("mann_kendall_tail", curve.key, tail)] if still_falling else []),
+            ],
         )

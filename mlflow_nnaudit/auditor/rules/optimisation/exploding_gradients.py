@@ -32,8 +32,11 @@ class ExplodingGradients(Rule):
         nonfinite = nf is not None and nf.first_index is not None
         if not (grew or nonfinite):
             return None
-        seen = (f"the gradient norm grew {fmt_factor(growth)} ({fmt_num(lv.start)} -> {fmt_num(lv.end)})" if grew
-                else f"the gradient norm became {nf.kind.upper() if nf.kind == 'nan' else 'Inf'}")
+        seen = (
+            f"the gradient norm grew {fmt_factor(growth)} ({fmt_num(lv.start)} -> {fmt_num(lv.end)})"
+            if grew
+            else f"the gradient norm became {nf.kind.upper() if nf.kind == 'nan' else 'Inf'}"
+        )
         return self.finding(
             confidence="high",
             severity="failed",

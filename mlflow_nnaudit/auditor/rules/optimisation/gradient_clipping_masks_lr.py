@@ -50,8 +50,11 @@ class GradientClippingMasksLr(Rule):
         fn = "clip_grad_norm_" if clip.get("kind") == "norm" else "clip_grad_value_"
         lr = view.learning_rate()
         factor = min(max(ratio, self.MIN_FACTOR), self.MAX_FACTOR)
-        lr_text = (f" from {fmt_num(lr[1])} to about {fmt_num(lr[1] / factor)} ({factor:.0f}x lower)" if lr
-                   else f" about {factor:.0f}x")
+        lr_text = (
+            f" from {fmt_num(lr[1])} to about {fmt_num(lr[1] / factor)} ({factor:.0f}x lower)"
+            if lr
+            else f" about {factor:.0f}x"
+        )
         return self.finding(
             confidence="high" if share >= self.HIGH_SHARE and ratio >= self.HIGH_RATIO else "medium",
             severity="warning",

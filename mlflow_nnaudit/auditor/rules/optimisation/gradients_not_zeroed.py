@@ -56,8 +56,9 @@ class GradientsNotZeroed(Rule):
             f"{len(v)} sampled steps",
             recommendation="Gradients are never reset, so every step adds the new gradient to all earlier ones: call "
             "`optimizer.zero_grad()` once per step, before `loss.backward()` (or after `optimizer.step()`).",
-            evidence=[Evidence("grad_present_before_backward", c.key, {"share": float(np.mean(v)),
-                                                                        "sampled_steps": len(v)})],
+            evidence=[
+                Evidence("grad_present_before_backward", c.key, {"share": float(np.mean(v)), "sampled_steps": len(v)})
+            ],
         )
 
     def _from_curve(self, view: RunView) -> Finding | None:
@@ -79,6 +80,9 @@ class GradientsNotZeroed(Rule):
             recommendation=f"The gradient norm grows steadily ({fmt_factor(growth)} over the run), as it does when "
             "gradients are never reset and each step adds to the last: check that `optimizer.zero_grad()` is called "
             "once per step, before `loss.backward()`.",
-            evidence=[Evidence("grad_norm_steady_growth", gn.key, {"growth": growth, "tau": trend.tau,
-                                                                    "p_value": trend.p_value})],
+            evidence=[
+                Evidence(
+                    "grad_norm_steady_growth", gn.key, {"growth": growth, "tau": trend.tau, "p_value": trend.p_value}
+                )
+            ],
         )

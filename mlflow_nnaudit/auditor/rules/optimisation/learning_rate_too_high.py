@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
 from mlflow_nnaudit.auditor.rules.helpers import (
@@ -80,8 +79,12 @@ class LearningRateTooHigh(Rule):
             severity = "failed"
         osc = view.oscillation(TRAIN_LOSS)
         lv = view.levels(TRAIN_LOSS)
-        if (osc is not None and lv is not None and lv.noise >= self.ERRATIC_NOISE * max(abs(lv.end), 1e-12)
-                and lv.noise >= lv.start - lv.end):
+        if (
+            osc is not None
+            and lv is not None
+            and lv.noise >= self.ERRATIC_NOISE * max(abs(lv.end), 1e-12)
+            and lv.noise >= lv.start - lv.end
+        ):
             signs.append("the loss swings by more than it ever improved")
             evidence.append(Evidence("erratic_loss", curve.key, {"noise": lv.noise, "level": lv.end}))
         # L-BFGS steps come from its line search and curvature estimate, not from the learning rate
@@ -96,12 +99,19 @@ class LearningRateTooHigh(Rule):
         if stuck_sign and (recorded_high or adaptive_high or blew_up):
             # no learning at all, with steps known to be far too large: the run was destroyed
             signs.append(stuck_sign)
-            evidence.append(Evidence("stuck_loss", curve.key if curve else None,
-                                     {"level": st.level, "chance_k": st.chance_k, "constant": st.constant}))
+            evidence.append(
+                Evidence(
+                    "stuck_loss",
+                    curve.key if curve else None,
+                    {"level": st.level, "chance_k": st.chance_k, "constant": st.constant},
+                )
+            )
             severity = "failed"
             if adaptive_high:
-                signs.append(f"{view.optimizer_name()} at a learning rate of {fmt_num(lr[1])} moves every weight by "
-                             "about that much on every step")
+                signs.append(
+                    f"{view.optimizer_name()} at a learning rate of {fmt_num(lr[1])} moves every weight by "
+                    "about that much on every step"
+                )
         if not signs:
             return None
         curve_signs = len(signs) - int(recorded_high)
@@ -112,15 +122,18 @@ class LearningRateTooHigh(Rule):
             confidence = "high"
         # the harm itself was seen in the loss (it exploded, diverged, turned NaN or was destroyed):
         # an outcome, not a set-up risk (the catalog's kind for a finding on update ratios alone)
-        harm_seen = any(e.test in ("growth_before_nonfinite", "early_nonfinite", "early_blowup", "divergence",
-                                   "stuck_loss") for e in evidence)
+        harm_seen = any(
+            e.test in ("growth_before_nonfinite", "early_nonfinite", "early_blowup", "divergence", "stuck_loss")
+            for e in evidence
+        )
         return self.finding(
             confidence=confidence,
             severity=severity,
             score=1.0 if blew_up else min(1.0, 0.4 + 0.2 * len(signs)),
             summary="; ".join(signs),
             recommendation=f"The learning rate looks too high{lr_text(view)}: {signs[0]}. Divide it by 10"
-            + (f" (to {fmt_num(lr[1] / 10)})" if lr else "") + " and retry (then search upward by 2-3x), add a "
+            + (f" (to {fmt_num(lr[1] / 10)})" if lr else "")
+            + " and retry (then search upward by 2-3x), add a "
             "warm-up for the first few hundred steps, and clip gradients with "
             "`torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)`.",
             evidence=evidence,

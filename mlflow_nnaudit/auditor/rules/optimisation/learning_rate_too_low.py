@@ -7,16 +7,16 @@ import numpy as np
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
 from mlflow_nnaudit.auditor.rules.helpers import (
-    LEARNING_RATE_READS,
     BLOWUP_READS,
+    LEARNING_RATE_READS,
     NO_LEARNING,
     TAIL_START,
+    UPDATE_RATIO_HIGH,
     UPDATE_RATIO_LOW,
     UPDATE_RATIO_READS,
-    lr_text,
-    UPDATE_RATIO_HIGH,
     early_update_ratios,
     exploded,
+    lr_text,
     trend_evidence,
 )
 
@@ -78,14 +78,16 @@ class LearningRateTooLow(Rule):
             improvement = (lv.start - lv.end) / abs(lv.start)
             total, tail_drop = view.drop(role, 0.0, 1.0), view.drop(role, self.TAIL_START, 1.0)
             steady = bool(total and total > 0 and tail_drop / total >= self.TAIL_SHARE_STEADY)
-            curve_slow = (whole.direction < 0 and tail.direction < 0 and steady
-                          and 0 < improvement < self.SLOW_MAX_IMPROVEMENT)
+            curve_slow = (
+                whole.direction < 0 and tail.direction < 0 and steady and 0 < improvement < self.SLOW_MAX_IMPROVEMENT
+            )
             if curve_slow:
                 key = view.curve(role).key
-                evidence += [Evidence("slow_decline", key, {"improvement_share": improvement, "start": lv.start,
-                                                            "end": lv.end}),
-                             trend_evidence("mann_kendall_whole", key, whole),
-                             trend_evidence("mann_kendall_tail", key, tail)]
+                evidence += [
+                    Evidence("slow_decline", key, {"improvement_share": improvement, "start": lv.start, "end": lv.end}),
+                    trend_evidence("mann_kendall_whole", key, whole),
+                    trend_evidence("mann_kendall_tail", key, tail),
+                ]
         if recorded_low:
             evidence.append(Evidence("update_ratio", None, {"median": med, "per_layer": ratios}))
         creep = False
@@ -103,8 +105,10 @@ class LearningRateTooLow(Rule):
         curve_slow = curve_slow or creep
         name = "validation" if role == VAL_LOSS else "training"
         if curve_slow:
-            seen = (f"the {name} loss fell only {improvement:.0%} over the whole run and was still falling steadily "
-                    "at the end")
+            seen = (
+                f"the {name} loss fell only {improvement:.0%} over the whole run and was still falling steadily "
+                "at the end"
+            )
         else:
             seen = f"each step changed the weights by only {med:.1e} of their size (healthy is ~1e-3)"
         return self.finding(

@@ -54,7 +54,7 @@ class LrDecayTooFast(Rule):
             return None
         xb, yb = lx[before], loss.values[before]
         k = len(xb)
-        pre = stats.mann_kendall(xb[k // 2:], yb[k // 2:])  # the half of the pre-drop stretch nearest the drop
+        pre = stats.mann_kendall(xb[k // 2 :], yb[k // 2 :])  # the half of the pre-drop stretch nearest the drop
         if pre.direction >= 0:
             return None
         flat = stats.flatness(lx[after], loss.values[after], FLAT_TOLERANCE * abs(lv.start))
@@ -73,9 +73,14 @@ class LrDecayTooFast(Rule):
             f"the run, and the loss stops improving there (flat at {fmt_num(level)}) although it was still falling: "
             "decay later or more gently (e.g. cosine or step decay over the whole run, a larger gamma / step_size), "
             "or train the remaining epochs at a higher rate.",
-            evidence=[Evidence("lr_drop", lr.key, {"peak": peak, "drop_step": x_drop, "share_of_run": share}),
-                      trend_evidence("mann_kendall_before_drop", loss.key, pre),
-                      Evidence("flat_after_drop", loss.key, {"change_ci90": [flat.change_low, flat.change_high],
-                                                             "tolerance": flat.tolerance, "level": level},
-                               (x_drop, float(lx[-1])))],
+            evidence=[
+                Evidence("lr_drop", lr.key, {"peak": peak, "drop_step": x_drop, "share_of_run": share}),
+                trend_evidence("mann_kendall_before_drop", loss.key, pre),
+                Evidence(
+                    "flat_after_drop",
+                    loss.key,
+                    {"change_ci90": [flat.change_low, flat.change_high], "tolerance": flat.tolerance, "level": level},
+                    (x_drop, float(lx[-1])),
+                ),
+            ],
         )

@@ -18,11 +18,21 @@ class VanishingGradients(Rule):
 
     cause = "vanishing_gradients"
     #: upstream causes it follows from, when found too (listed after them)
-    consequence_of = ("learning_rate_too_high", "dead_relu", "saturated_activations", "bad_weight_init",
-                      "network_too_deep")
+    consequence_of = (
+        "learning_rate_too_high",
+        "dead_relu",
+        "saturated_activations",
+        "bad_weight_init",
+        "network_too_deep",
+    )
     PREFIX = schema.layer_prefix(schema.LAYER_GRAD_NORM)
-    reads = (PREFIX, ("model", "layers"), ("model", "activations"), ("activations", "layers"),
-             schema.layer_prefix(schema.LAYER_DEAD_RELU))
+    reads = (
+        PREFIX,
+        ("model", "layers"),
+        ("model", "activations"),
+        ("activations", "layers"),
+        schema.layer_prefix(schema.LAYER_DEAD_RELU),
+    )
     consequence_of = ("learning_rate_too_high", "dead_relu", "saturated_activations", "network_too_deep")
 
     #: gradient norm of the first layer vs the last below this: vanishing (AutoTrainer uses 1e-3
@@ -46,8 +56,11 @@ class VanishingGradients(Rule):
             return True
         if view.layer_medians(schema.layer_prefix(schema.LAYER_DEAD_RELU)):
             return True
-        squashing = [k for k, v in acts.items() if any(a in f"{k} {v}".lower() for a in ("sigmoid", "tanh"))
-                     and "pooler" not in k.lower()]
+        squashing = [
+            k
+            for k, v in acts.items()
+            if any(a in f"{k} {v}".lower() for a in ("sigmoid", "tanh")) and "pooler" not in k.lower()
+        ]
         return not squashing
 
     def evaluate(self, view: RunView) -> Finding | None:
@@ -66,7 +79,11 @@ class VanishingGradients(Rule):
             summary=f"the first layer's gradients are {ratio:.1e} of the last layer's ({order[0]}: {fmt_num(first)}, "
             f"{order[-1]}: {fmt_num(last)})",
             recommendation=f"Gradients vanish towards the input (first layer {ratio:.1e} of the last): "
-            + ("" if self._uses_relu(view) else "use ReLU-family activations instead of sigmoid/tanh in hidden layers, ")
+            + (
+                ""
+                if self._uses_relu(view)
+                else "use ReLU-family activations instead of sigmoid/tanh in hidden layers, "
+            )
             + "He initialisation, normalisation layers, or residual connections; or make the network shallower.",
             evidence=[Evidence("per_layer_grad_norm", self.PREFIX, {"per_layer": norms, "first_to_last": ratio})],
         )
