@@ -294,3 +294,8 @@ def blowup_reading(view: RunView) -> tuple[str, Evidence, bool] | None:
     values = {"step": b.x, "start": b.start, "peak": b.peak, "growth": b.growth, "end": b.end}
     recovered = b.end is not None and b.start > 0 and (b.start - b.end) / b.start >= PLATEAU_MAX_IMPROVEMENT
     return sign, Evidence("early_blowup", curve.key, values), recovered
+
+
+def names_cut(facts: dict, keep: int = 5) -> dict:
+    """Recorder facts for evidence, each list (of parameter names, ...) cut to its first few."""
+    return {k: (v[:keep] if isinstance(v, list) else v) for k, v in facts.items()}

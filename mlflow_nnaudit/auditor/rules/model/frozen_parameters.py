@@ -1,5 +1,4 @@
-"""`frozen_parameters`: parameters that never learn (no optimizer updates them, no gradient
-reaches them, or the optimizer trains something else than the model)."""
+"""`frozen_parameters`: parameters that never learn (no update, no gradient, or not the model's)."""
 
 from __future__ import annotations
 
@@ -7,6 +6,7 @@ from typing import Any
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
+from mlflow_nnaudit.auditor.rules.helpers import names_cut
 
 
 class FrozenParameters(Rule):
@@ -46,6 +46,7 @@ class FrozenParameters(Rule):
         opt = view.fact("learning", "optimizer")
         opt = opt if isinstance(opt, dict) else {}
         outside = view.fact("learning", "model_outside_optimizer")
+        outside = outside if isinstance(outside, dict) else None
         has_module = isinstance(view.fact("model", "class"), str)
         return (
             self._data_in_optimizer(opt, outside, has_module)
@@ -59,16 +60,15 @@ class FrozenParameters(Rule):
         outside_trainable = isinstance(outside, dict) and (outside.get("trainable") or 0) > 0 and not has_module
         if not inputs and not outside_trainable:
             return None
-        model = (
-            f"the model ({outside.get('class')}, {outside.get('trainable')} trainable values) "
-            if isinstance(outside, dict)
-            else "the model "
-        )
+        about = f" ({outside.get('class')}, {outside.get('trainable')} trainable values)" if outside else ""
+        model = f"the model{about} "
         what = (
             "the optimizer was handed tensors the model is fed (the data), not the model's parameters"
             if inputs
             else "none of the model's parameters is in the optimizer"
         )
+        values = {"inputs_are_parameters": inputs, "model_outside_optimizer": outside}
+        values["optimizer_parameters"] = opt.get("parameters")
         return self.finding(
             confidence="high",
             severity="failed",
@@ -76,17 +76,7 @@ class FrozenParameters(Rule):
             summary=f"{what.capitalize()}: {model}never learns",
             recommendation=f"{what.capitalize()}, so {model}never changes. Build the optimizer from the model: "
             "`torch.optim.SGD(model.parameters(), lr=...)`, and leave `requires_grad` off the data tensors.",
-            evidence=[
-                Evidence(
-                    "optimizer_parameters",
-                    schema.DIAGNOSTICS_ARTIFACT,
-                    {
-                        "inputs_are_parameters": inputs,
-                        "model_outside_optimizer": outside,
-                        "optimizer_parameters": opt.get("parameters"),
-                    },
-                )
-            ],
+            evidence=[Evidence("optimizer_parameters", schema.DIAGNOSTICS_ARTIFACT, values)],
         )
 
     def _nothing_learns(self, opt: dict) -> Finding | None:
@@ -118,7 +108,7 @@ class FrozenParameters(Rule):
             score=1.0,
             summary=f"No parameter learns: none of the optimizer's {n} parameter tensors gets a gradient or changes",
             recommendation=fix,
-            evidence=[Evidence("parameters_never_learn", schema.DIAGNOSTICS_ARTIFACT, _bounded(opt))],
+            evidence=[Evidence("parameters_never_learn", schema.DIAGNOSTICS_ARTIFACT, names_cut(opt))],
         )
 
     def _never_grad(self, opt: dict, has_module: bool) -> Finding | None:
@@ -140,7 +130,7 @@ class FrozenParameters(Rule):
             "step, e.g. `a = torch.tensor(a.item(), requires_grad=True)`, or detached). Create each parameter once, "
             "as a leaf tensor with `requires_grad=True` (or an `nn.Parameter`), before the optimizer, and use that "
             "same tensor in the loss.",
-            evidence=[Evidence("parameters_without_gradient", schema.DIAGNOSTICS_ARTIFACT, _bounded(opt))],
+            evidence=[Evidence("parameters_without_gradient", schema.DIAGNOSTICS_ARTIFACT, names_cut(opt))],
         )
 
     def _not_in_optimizer(self, view: RunView) -> Finding | None:
@@ -157,8 +147,3 @@ class FrozenParameters(Rule):
             "optimizer after the model is complete, from `model.parameters()` (or list every sub-module you train).",
             evidence=[Evidence("parameters_vs_optimizer", schema.DIAGNOSTICS_ARTIFACT, {"not_in_optimizer": missing})],
         )
-
-
-def _bounded(opt: dict) -> dict:
-    """The learning facts, names cut to a few."""
-    return {k: (v[:5] if isinstance(v, list) else v) for k, v in opt.items()}
