@@ -132,7 +132,7 @@ def write_artifacts(result: AuditResult, artifact_uri: str, tracking_uri: str, c
                 fh.write(text)
         if artifact_uri:
             from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-            from mlflow.tracking._tracking_service.utils import add_databricks_profile_info_to_artifact_uri
+            from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
 
             uri = add_databricks_profile_info_to_artifact_uri(artifact_uri, tracking_uri)
             get_artifact_repository(uri, tracking_uri=tracking_uri).log_artifacts(tmp, folder)
