@@ -141,6 +141,20 @@ TAG_VERSION = "nnaudit.version"  # version of the package that wrote the audit t
 #: re-audits runs judged by the old one, whether or not the package version moved
 TAG_RULESET = "nnaudit.ruleset"
 
+#: the torch.nn.functional losses the recorder watches (the nn.*Loss modules call these too), by the
+#: name it records as the `loss` section's `loss_function`; each is never negative on valid input
+LOSS_FUNCTIONS = (
+    "cross_entropy",
+    "nll_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "mse_loss",
+    "l1_loss",
+    "smooth_l1_loss",
+    "huber_loss",
+    "kl_div",
+)
+
 # --- artifacts -----------------------------------------------------------------------------------
 #: the recorder's one-off facts, rewritten while training whenever they change
 DIAGNOSTICS_ARTIFACT = "nnaudit/diagnostics.json"

@@ -60,22 +60,13 @@ from typing import Any
 
 import torch
 
+from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.config import current_config
 from mlflow_nnaudit.recorder.probes.clipping import grad_abs_max
 from mlflow_nnaudit.recorder.recorder import MAX_PENDING_LOSSES, RECORDER, guarded
 
 #: torch.nn.functional losses that are watched (the nn.*Loss modules call these as well)
-WATCHED_LOSSES = (
-    "cross_entropy",
-    "nll_loss",
-    "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
-    "mse_loss",
-    "l1_loss",
-    "smooth_l1_loss",
-    "huber_loss",
-    "kl_div",
-)
+WATCHED_LOSSES = schema.LOSS_FUNCTIONS
 
 
 class Ledger:

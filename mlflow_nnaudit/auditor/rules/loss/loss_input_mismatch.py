@@ -22,18 +22,8 @@ class LossInputMismatch(Rule):
 
     cause = "loss_input_mismatch"
     reads = (("loss", "input_mismatch"), ("loss", "loss_function"), *N_CLASSES_READS)
-    #: losses that are never negative on valid input (torch.nn.functional names, as the recorder logs them)
-    NON_NEGATIVE = (
-        "cross_entropy",
-        "nll_loss",
-        "binary_cross_entropy",
-        "binary_cross_entropy_with_logits",
-        "mse_loss",
-        "l1_loss",
-        "smooth_l1_loss",
-        "huber_loss",
-        "kl_div",
-    )
+    #: losses that are never negative on valid input: every loss the recorder watches, by the name it logs
+    NON_NEGATIVE = schema.LOSS_FUNCTIONS
     #: a loss below this (a float32 rounding's worth under zero) is negative
     NEGATIVE = -1e-4
 
