@@ -120,6 +120,8 @@ def test_audit_touches_only_its_own_tags_and_nothing_else(audited):
                     "nnaudit.recommendation",
                     "nnaudit.audited_at",
                     "nnaudit.version",
+                    "nnaudit.ruleset",
+                    "nnaudit.advisories",
                     "nnaudit.recorder.",
                 )
             )
