@@ -34,12 +34,20 @@ def dry(sample_store):
     return {r.run_name: r for r in mlflow_nnaudit.audit(tracking_uri=sample_store, force=True, dry_run=True)}
 
 
-def _self_contained(page: str) -> None:
+def _self_contained(page: str, links_out: bool = False) -> None:
+    """Nothing fetched from elsewhere (the MLflow UI shows a run's page in a sandboxed frame). The
+    summary page (`links_out`) may link to the MLflow UI: a link the reader clicks, not a resource
+    the page loads."""
     assert page.startswith("<!DOCTYPE html>")
     assert "<script" not in page.lower()
-    # nothing fetched from elsewhere: the MLflow UI shows the page in a sandboxed frame
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page, re.I)
+    assert not re.search(r"""src\s*=\s*["']?(https?:)?//""", page, re.I)
     assert "<link" not in page.lower()
+    assert "@import" not in page.lower() and "url(" not in page.lower()
+    external = re.findall(r"""<a\s[^>]*href\s*=\s*["']?((?:https?:)?//[^"' >]*)""", page, re.I)
+    hrefs = re.findall(r"""href\s*=\s*["']?(?:https?:)?//""", page, re.I)
+    assert len(hrefs) == len(external)  # every absolute href is an <a> link, nothing else
+    if not links_out:
+        assert not external
 
 
 def test_report_artifact_is_written_with_curves_and_findings(sample_store, tmp_path):
@@ -152,7 +160,8 @@ def test_summary_page(sample_store, tmp_path, dry):
     )
     assert res.exit_code == 0, res.output
     page = out.read_text(encoding="utf-8")
-    _self_contained(page)
+    _self_contained(page, links_out=True)
+    assert "http://127.0.0.1:5000/#/experiments/" in page  # run names link to `mlflow ui` on this store
     assert f"nnaudit: {len(dry)} runs" in page
     # worst first: every failed run is listed before the first healthy one
     first_healthy = page.index(">healthy</span></td>")
