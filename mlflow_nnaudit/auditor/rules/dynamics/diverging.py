@@ -15,7 +15,6 @@ class Diverging(Rule):
 
     cause = "diverging"
     #: upstream causes it follows from, when found too (listed after them)
-    consequence_of = ("gradients_not_zeroed", "nonfinite_inputs", "learning_rate_too_high")
     reads = LEARNING_RATE_READS
     #: a divergence is the symptom; a too-high learning rate found on the run is its cause
     consequence_of = ("learning_rate_too_high", "data_not_shuffled", "gradients_not_zeroed", "nonfinite_inputs")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
 from mlflow_nnaudit.auditor.rules.helpers import names_cut
@@ -23,11 +21,12 @@ class FrozenParameters(Rule):
     - parameters that require gradients but are in no optimizer group (the optimizer was built
       before layers were added or replaced).
 
-    `failed` when nothing of the model learns, `warning` otherwise. A module's parameters
-    that get no gradient while most do (a pretrained model's unused pooler) are not reported,
-    nor are deliberately frozen parameters that the optimizer does not hold."""
+    `failed` when nothing of the model learns, else `warning`; not reported: a few parameters
+    without gradient (an unused pooler), frozen parameters the optimizer does not hold."""
 
     cause = "frozen_parameters"
+    #: gradients that are all zero because the loss input is constant or the units died upstream
+    consequence_of = ("loss_input_mismatch", "dead_relu", "learning_rate_too_high")
     reads = (
         ("model", "trainable_not_in_optimizer"),
         ("learning", "optimizer"),
@@ -55,7 +54,7 @@ class FrozenParameters(Rule):
             or self._not_in_optimizer(view)
         )
 
-    def _data_in_optimizer(self, opt: dict, outside: Any, has_module: bool) -> Finding | None:
+    def _data_in_optimizer(self, opt: dict, outside: dict | None, has_module: bool) -> Finding | None:
         inputs = bool(opt.get("inputs_are_parameters"))
         outside_trainable = isinstance(outside, dict) and (outside.get("trainable") or 0) > 0 and not has_module
         if not inputs and not outside_trainable:

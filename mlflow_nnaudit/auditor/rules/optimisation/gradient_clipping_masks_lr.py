@@ -23,7 +23,6 @@ class GradientClippingMasksLr(Rule):
 
     cause = "gradient_clipping_masks_lr"
     #: upstream causes it follows from, when found too (listed after them)
-    consequence_of = ("learning_rate_too_high",)
     reads = (("clipping",), *LEARNING_RATE_READS)
     consequence_of = ("learning_rate_too_high",)
     #: the advice never moves a learning rate by more than this factor (nor less than MIN_FACTOR)

@@ -17,14 +17,6 @@ class VanishingGradients(Rule):
     does not already use them."""
 
     cause = "vanishing_gradients"
-    #: upstream causes it follows from, when found too (listed after them)
-    consequence_of = (
-        "learning_rate_too_high",
-        "dead_relu",
-        "saturated_activations",
-        "bad_weight_init",
-        "network_too_deep",
-    )
     PREFIX = schema.layer_prefix(schema.LAYER_GRAD_NORM)
     reads = (
         PREFIX,
@@ -33,6 +25,7 @@ class VanishingGradients(Rule):
         ("activations", "layers"),
         schema.layer_prefix(schema.LAYER_DEAD_RELU),
     )
+    #: upstream causes it follows from, when found too (listed after them)
     consequence_of = ("learning_rate_too_high", "dead_relu", "saturated_activations", "network_too_deep")
 
     #: gradient norm of the first layer vs the last below this: vanishing (AutoTrainer uses 1e-3
