@@ -374,6 +374,9 @@ class Recorder:
                 run = starting.activate(config)
                 if run is None:
                     return session
+                # the recorder started this run: a session opened for it now (the writer thread may
+                # not have told the sink the run's id yet) must still mark it so
+                started = True
             if run is None:
                 # as MLflow's own autologgers do: no active run at the first step -> start one; on a
                 # remote store it is created on the writer thread, and made active once it exists
