@@ -18,7 +18,10 @@ The entry points, installed once per process (`install_dormant_hooks`):
 - thin wrappers around `torch.nn.utils.clip_grad_norm_`/`clip_grad_value_` (the clipping
   probe) and `torch.utils.data.DataLoader.__iter__` (the loader probe, once per epoch);
 - when the first session starts (`Patches.install_run_patches`): a wrapper around
-  `mlflow.end_run`, so buffered metrics reach a run before it is closed, and a flush at exit.
+  `mlflow.end_run`, so buffered metrics reach a run before it is closed, and a flush at exit;
+  and a wrapper around MLflow's `fluent._get_or_start_run` (what `mlflow.log_metric` and its
+  kin call when no run is given): a run the recorder is still creating on a remote store is
+  waited for (bounded) and made active first, so the user's call does not start a second run.
   (This module can be imported from torch's import hook while `import mlflow` is still
   half-way, so it touches MLflow only lazily.)
 
@@ -178,6 +181,11 @@ def _before_end_run():
 
 
 @guarded
+def _before_fluent_run():
+    RECORDER.activate_started_run()
+
+
+@guarded
 def _at_exit():
     RECORDER.close_session()
 
@@ -306,6 +314,15 @@ def _wrap_end_run(original):
     return end_run
 
 
+def _wrap_get_or_start_run(original):
+    @functools.wraps(original)
+    def _get_or_start_run(*args, **kwargs):
+        _before_fluent_run()
+        return original(*args, **kwargs)
+
+    return _get_or_start_run
+
+
 # --- the ledger's owner --------------------------------------------------------------------------
 class Patches:
     """Applies the entry points above (once per process) and reverts them, through one ledger."""
@@ -376,6 +393,12 @@ class Patches:
             end_run = _wrap_end_run(fluent.end_run)
             self.ledger.patch("mlflow.end_run", fluent, "end_run", end_run)
             self.ledger.patch("mlflow.end_run", mlflow, "end_run", end_run)
+            # the fluent calls that start a run when none is active (mlflow.log_metric, ...)
+            # find the run this recorder is still creating on a remote store (a private
+            # function of MLflow's: left alone where a version lacks it)
+            if callable(getattr(fluent, "_get_or_start_run", None)):
+                wrapped = _wrap_get_or_start_run(fluent._get_or_start_run)
+                self.ledger.patch("mlflow._get_or_start_run", fluent, "_get_or_start_run", wrapped)
             atexit.register(_at_exit)
             self.ledger.add("atexit", lambda: atexit.unregister(_at_exit))
 

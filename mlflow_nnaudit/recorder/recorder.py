@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -408,6 +409,24 @@ class Recorder:
             if last is not None and last[0] is not None and last[0] == run_id:
                 self.session.step = last[1]  # a second fit into the same run continues its steps
         return self.session
+
+    def activate_started_run(self) -> None:
+        """User code is about to use MLflow's active run (`mlflow.log_metric` and the like start
+        one when none is active): if the run this recorder starts on a remote store is still being
+        created, wait for it (at most what is left of RUN_START_SECONDS) and make it the active
+        run, so that the user's call lands in it rather than in a second run. This waits only
+        where the user's own call would wait for the same store; training steps never do."""
+        from mlflow_nnaudit.recorder.sink import RUN_START_SECONDS
+
+        session = self.session
+        start = session.sink.start if session is not None else None
+        if start is None or not start.pending:
+            return
+        config = self.recording()
+        if config is None:
+            return
+        session.sink.wait_for_run(RUN_START_SECONDS - (time.monotonic() - start.began))
+        self._session_for_active_run(config)
 
     def close_session(self, run_id: str | None = None) -> None:
         """Flush and close the session (only if it records into `run_id`, when given)."""

@@ -299,6 +299,21 @@ class MlflowSink:
         self.dropped += left
         return self._report_lost()
 
+    def wait_for_run(self, seconds: float) -> None:
+        """Wait at most `seconds` for the writer to create the run the recorder starts (or to
+        fail to). Only for a caller that would wait for the store anyway (see
+        `Recorder.activate_started_run`); training never calls it."""
+        start = self.start
+        if start is None:
+            return
+        until = time.monotonic() + max(seconds, 0.0)
+        with self._cond:
+            while start.run is None and start.error is None and not self._abandoned:
+                left = until - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(min(left, 0.5))
+
     def _report_lost(self) -> int:
         if self.dropped:
             where = f"run {self.run_id}" if self.run_id else "a run that could not be started"
