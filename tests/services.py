@@ -112,9 +112,11 @@ class MlflowServer:
 class SlowProxy:
     """A forwarding HTTP proxy on a free loopback port in front of a real server, that holds
     the requests whose path contains one of `delays`' keys for that many seconds before passing
-    them on: a store that is slow to answer one kind of call, as a loaded server is."""
+    them on (a store that is slow to answer one kind of call, as a loaded server is), and answers
+    503 without passing them on to those whose path contains one of `refuse` (a server that goes
+    away between two calls)."""
 
-    def __init__(self, target: str, delays: dict[str, float]) -> None:
+    def __init__(self, target: str, delays: dict[str, float], refuse: tuple[str, ...] = ()) -> None:
         import http.server
         import threading
 
@@ -127,6 +129,11 @@ class SlowProxy:
                         time.sleep(seconds)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if any(part in self.path for part in outer.refuse):
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 request = urllib.request.Request(target + self.path, data=body, headers=headers, method=self.command)
                 try:
@@ -146,6 +153,7 @@ class SlowProxy:
                 pass
 
         self.delays = dict(delays)
+        self.refuse = tuple(refuse)
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

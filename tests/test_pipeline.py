@@ -178,6 +178,39 @@ def test_fail_on_counts_the_window_including_unchanged_failed_runs(store_uri):
     assert later.exit_code == 0, later.output
 
 
+def test_an_audit_stopped_before_removing_stale_cause_tags_leaves_them_empty(tmp_path, monkeypatch):
+    """Through a server the new tags go in one batch and the stale cause tags are removed after
+    it. The server stops answering between the two (a proxy refuses every tag removal): the run
+    has its complete new audit, the stale cause tag is emptied in that same batch (no cause
+    filter matches it), and the next audit removes it."""
+    from tests.services import MlflowServer, SlowProxy
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    server = MlflowServer(f"sqlite:///{tmp_path / 'served.db'}", str(tmp_path))
+    proxy = SlowProxy(server.url, {}, refuse=("runs/delete-tag",))
+    try:
+        mlflow.set_tracking_uri(server.url)
+        rid = log_curves(
+            "s0",
+            {"train_loss": healthy_curve(300, 0)},
+            tags={"nnaudit.cause.stale_a": "high", "nnaudit.causes": "stale_a"},
+        )
+        with pytest.raises(Exception):  # noqa: B017 - whichever error MLflow's client raises for a 503
+            mlflow_nnaudit.audit(tracking_uri=proxy.url, workers=1)
+        client = MlflowClient(server.url)
+        tags = client.get_run(rid).data.tags
+        assert tags["nnaudit.status"] == "healthy" and tags["nnaudit.causes"] == ""
+        assert tags["nnaudit.cause.stale_a"] == ""  # emptied, not yet removed
+        assert consistent(tags)
+        found = client.search_runs([client.get_run(rid).info.experiment_id], "tags.`nnaudit.cause.stale_a` = 'high'")
+        assert found == []
+        mlflow_nnaudit.audit(tracking_uri=server.url, workers=1)  # the next audit sees the leftover
+        assert "nnaudit.cause.stale_a" not in client.get_run(rid).data.tags
+    finally:
+        proxy.stop()
+        server.stop()
+
+
 def test_two_audits_at_once_through_a_server(tmp_path, monkeypatch):
     """The same race through a real `mlflow server` (tags written by the client: a batch, then
     the removal of stale cause tags): no error, consistent tags."""

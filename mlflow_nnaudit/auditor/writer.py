@@ -13,10 +13,11 @@ fully audited (its tags never mix two audits):
   (`SqlTagWriter`, same schema-version check as the bulk reader, auditor/bulk.py; on any other
   version the client path below);
 * other stores (tracking servers, ...): one `log_batch` with every new tag (one transaction on
-  the server's side), then the removal of cause tags that no longer apply. Between the two, the
-  run lists its new causes and still carries a stale `nnaudit.cause.*` tag: the next audit sees
-  the mismatch (runner.is_up_to_date) and writes the run again. A tag already gone (another
-  audit removed it) is not an error.
+  the server's side), in which the cause tags that no longer apply are emptied, then their
+  removal. Between the two, the run has its complete new audit and an empty, stale
+  `nnaudit.cause.*` tag that no cause filter matches: the next audit sees the mismatch
+  (runner.is_up_to_date) and writes the run again. A tag already gone (another audit removed it)
+  is not an error.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ TAG_RULESET = schema.TAG_RULESET
 AUDIT_ARTIFACT = schema.AUDIT_ARTIFACT
 REPORT_ARTIFACT = schema.REPORT_ARTIFACT
 _MAX_TAGS_PER_BATCH = 100  # MLflow's log_batch limit
+#: the value a stale `nnaudit.cause.<id>` tag is given, in the batch that writes the new audit,
+#: before it is removed (see `write_tags`): no confidence, so no cause filter matches it
+WITHDRAWN = ""
 #: seconds a write waits for sqlite's lock (a training job or another audit writing) before failing
 SQLITE_LOCK_TIMEOUT = 60
 
@@ -166,16 +170,19 @@ def write_tags(client, result: AuditResult, existing_tags: dict[str, str]) -> No
     from mlflow.entities import RunTag
 
     tags = audit_tags(result)
-    items = [RunTag(k, v) for k, v in tags.items()]
+    stale = [k for k in existing_tags if k.startswith(TAG_CAUSE_PREFIX) and k not in tags]
+    # the same batch empties the stale cause tags (a REST store cannot delete in a batch): if
+    # the audit stops before their removal below, what is left matches no confidence filter
+    # (`tags.`nnaudit.cause.<id>` = 'high'`), and the next audit sees the mismatch and removes it
+    items = [RunTag(k, v) for k, v in tags.items()] + [RunTag(k, WITHDRAWN) for k in stale]
     for i in range(0, len(items), _MAX_TAGS_PER_BATCH):
         client.log_batch(result.run_id, tags=items[i : i + _MAX_TAGS_PER_BATCH], synchronous=True)
-    for key in existing_tags:
-        if key.startswith(TAG_CAUSE_PREFIX) and key not in tags:
-            try:
-                client.delete_tag(result.run_id, key)
-            except Exception as exc:
-                if "No tag with name" not in str(exc) and "RESOURCE_DOES_NOT_EXIST" not in str(exc):
-                    raise
+    for key in stale:
+        try:
+            client.delete_tag(result.run_id, key)
+        except Exception as exc:
+            if "No tag with name" not in str(exc) and "RESOURCE_DOES_NOT_EXIST" not in str(exc):
+                raise
 
 
 def write_result(client, result: AuditResult, existing_tags: dict[str, str]) -> None:
