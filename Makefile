@@ -31,7 +31,7 @@ demo: setup
 	$(PY) -m sample_runs report --tracking-uri $(STORE) --experiment $(SAMPLES)
 
 test: setup lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # The dependency floors of pyproject.toml (tests/compat-floors.txt) and the newest versions the registry
 # serves, each in a throwaway venv under $(COMPAT_DIR): train two sample runs with the recorder, audit

@@ -97,7 +97,8 @@ def format_table(results) -> str:
 
     rows = [("RUN", "RUN ID", "EXPERIMENT", "STATUS", "CAUSES")]
     for r in worst_first(results):
-        causes = ",".join(r.causes) + (" (unchanged)" if r.skipped else "")
+        causes = ",".join(r.causes) or (f"advisory: {','.join(r.advisories)}" if r.advisories else "")
+        causes += " (unchanged)" if r.skipped else ""
         rows.append(
             tuple(
                 printable(cell)
@@ -115,6 +116,8 @@ def format_table(results) -> str:
     )
     if s["by_cause"]:
         lines.append("causes: " + ", ".join(f"{c} {n}" for c, n in s["by_cause"].items()))
+    if s["by_advisory"]:
+        lines.append("advisories (healthy runs): " + ", ".join(f"{c} {n}" for c, n in s["by_advisory"].items()))
     if s["artifacts_not_written"]:
         lines.append(
             f"artifacts not written for {len(s['artifacts_not_written'])} run(s) (tags written; see each "

@@ -182,3 +182,9 @@ def test_a_healthy_regression_on_large_targets_is_healthy_with_an_advisory(store
     # and an up-to-date run whose advisories match their tags is not audited again
     (again,) = mlflow_nnaudit.audit(tracking_uri=store_uri)
     assert again.skipped and again.advisories == result.advisories
+    # the CLI's table says so, for the run audited now and for the one skipped as unchanged
+    from mlflow_nnaudit.cli import format_table
+
+    for shown in (result, again):
+        table = format_table([shown])
+        assert "advisory: targets_not_normalized" in table and "advisories (healthy runs): targets_not_normalized 1" in table

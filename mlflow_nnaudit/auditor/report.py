@@ -461,12 +461,15 @@ def summarize(results) -> dict:
     """Counts by status and by cause, and the runs worst first (for --format json and the page)."""
     by_status = Counter(r.status for r in results)
     by_cause = Counter(c for r in results if r.status in ("failed", "warning") for c in r.causes)
+    by_advisory = Counter(c for r in results for c in getattr(r, "advisories", ()))
     return {
         "runs": len(results),
         "audited": sum(not r.skipped for r in results),
         "skipped_unchanged": sum(r.skipped for r in results),
         "by_status": {s: by_status[s] for s in STATUS_ORDER if by_status[s]},
         "by_cause": dict(by_cause.most_common()),
+        # set-up risks on runs that showed no harm (their status stays healthy)
+        "by_advisory": dict(by_advisory.most_common()),
         # runs whose verdict is in their tags but whose nnaudit/ artifacts could not be written
         "artifacts_not_written": [r.run_id for r in results if getattr(r, "artifacts_error", None)],
     }
