@@ -232,6 +232,40 @@ def test_nll_loss_on_raw_logits_is_a_loss_input_mismatch_not_convergence(autolog
     assert res.causes[0] == "loss_input_mismatch", res.causes
 
 
+def test_dropout_09_that_keeps_the_loss_at_chance_is_too_much_regularization(autologged):
+    # f25 at its own size (seconds): Dropout(0.9) read as the keep probability; the first loss,
+    # inflated by the 10x scaling of the kept units, falls by half, but only to ln C
+    torch.manual_seed(0)
+    w = torch.randn(20, 4)
+    xs = torch.randn(1300, 20)
+    ys = (xs @ w).argmax(1)
+    x, y, xv, yv = xs[:1000], ys[:1000], xs[1000:], ys[1000:]
+    layers = [nn.Dropout(0.9), nn.Linear(20, 64), nn.ReLU(), nn.Dropout(0.9), nn.Linear(64, 64), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.Dropout(0.9), nn.Linear(64, 4))
+    with mlflow.start_run() as run:
+        _epochs(model, torch.optim.Adam(model.parameters(), 1e-3), nn.CrossEntropyLoss(), x, y, xv, yv, epochs=12)
+    res = _audit(run.info.run_id)
+    assert res.status == "failed" and res.causes[0] == "too_much_regularization", (res.status, res.causes)
+
+
+def test_weight_decay_05_names_the_regularisation_before_its_vanished_gradients(autologged):
+    # f24 at its own size (seconds): Adam(weight_decay=0.5) meant as 5e-4: the weights decay to
+    # zero, the first layer's gradients vanish (products of near-zero weights), the loss sits at ln C
+    torch.manual_seed(0)
+    w = torch.randn(20, 5)
+    xs = torch.randn(1300, 20)
+    ys = (xs @ w).argmax(1)
+    x, y, xv, yv = xs[:1000], ys[:1000], xs[1000:], ys[1000:]
+    model = nn.Sequential(nn.Linear(20, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 5))
+    with mlflow.start_run() as run:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=0.5)
+        _epochs(model, opt, nn.CrossEntropyLoss(), x, y, xv, yv, epochs=12)
+    res = _audit(run.info.run_id)
+    assert res.status == "failed" and res.causes[0] == "too_much_regularization", (res.status, res.causes)
+    assert "vanishing_gradients" in res.causes[1:], res.causes  # its consequence, listed after it
+    assert "ReLU-family" not in res.recommendation  # the model already uses ReLU
+
+
 def test_flat_curves_alone_are_a_plateau_not_a_guess_at_capacity(store_uri):
     rng = torch.Generator().manual_seed(0)
     ids = []

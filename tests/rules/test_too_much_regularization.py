@@ -14,6 +14,7 @@ from tests.rules.conftest import (
     mlp_model,
     optimizer_facts,
     quiet,
+    regression_loss,
     rule_for,
 )
 
@@ -68,3 +69,33 @@ def test_too_much_regularization_from_curves():
     assert rule.evaluate(make_view(stuck_, params={"dropout": "0.9"})) is not None
     assert rule.evaluate(make_view(stuck_, val_below + 0.1)) is None  # val above train, no params
     assert rule.evaluate(make_view(healthy_train(), params={"dropout": "0.9"})) is None
+
+
+# --- a classifier stuck at chance under strong regularisation (issue 11: f25, Dropout(0.9)) -----
+def inflated_to_chance():
+    # dropout 0.9 scales the kept activations by 10: the first losses are twice ln C, and the loss
+    # "falls" 48% from there, but only to chance
+    return falling(600, 2 * CHANCE, 1.04 * CHANCE, knee=0.1, noise=0.02)
+
+
+def test_fires_on_heavy_dropout_and_a_loss_that_falls_only_to_chance():
+    f = fires(CAUSE, run(inflated_to_chance(), dropout=0.9))
+    assert "of chance" in f.summary and "dropout 0.9" in f.summary
+    assert f.evidence[0].values["train_end_vs_chance"] > 0.95
+
+
+def test_quiet_when_heavy_dropout_inflates_the_first_loss_but_the_model_learns():
+    quiet(CAUSE, run(falling(600, 2 * CHANCE, 0.4 * CHANCE, knee=0.15, noise=0.02), dropout=0.9))
+
+
+def test_quiet_on_a_loss_at_chance_with_mild_regularisation():
+    # at chance with dropout 0.1: something else is wrong, not the regularisation
+    quiet(CAUSE, run(inflated_to_chance(), dropout=0.1))
+
+
+def test_a_regression_is_judged_by_its_fall_alone():
+    # no chance loss for a regression: a loss that fell to half its start is not stalled
+    d = healthy_diagnostics(
+        model=mlp_model([8, 64, 64, 1], dropout=0.9), optimizer=optimizer_facts(), loss=regression_loss([0.0, 1.0])
+    )
+    quiet(CAUSE, make_view(falling(600, 2.0, 1.0, knee=0.1, noise=0.02), diagnostics=d))

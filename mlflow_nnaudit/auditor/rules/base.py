@@ -382,6 +382,15 @@ class RunView:
         p = self.param_float(*N_CLASSES_PARAMS)
         return (int(p[1]), f"param {p[0]}") if p is not None and p[1] > 1 else None
 
+    def chance_loss(self) -> float | None:
+        """A classifier's chance loss, ln C (the loss of a uniform guess): the recorder's, else
+        from a class-count param on a run without the recorder. None for a regression."""
+        chance = self.fact("loss", "chance_loss")
+        if isinstance(chance, (int, float)) and not isinstance(chance, bool):
+            return float(chance) if chance > 0 else None
+        nc = self.n_classes() if not self.recorded() else None
+        return math.log(nc[0]) if nc else None
+
     # --- the outcome ------------------------------------------------------------------------
     def outcome_harm(self) -> OutcomeHarm | None:
         """Harm in the run's outcome that needs no rule to name it, read against what an
@@ -406,10 +415,7 @@ class RunView:
                 level, which = lv.end, "training loss ended at"
             if not math.isfinite(level):
                 return None
-            chance = self.fact("loss", "chance_loss")
-            if not isinstance(chance, (int, float)):
-                nc = self.n_classes() if not self.recorded() else None
-                chance = math.log(nc[0]) if nc else None
+            chance = self.chance_loss()
             if chance:
                 for share, severity, what in CHANCE_LEVELS:
                     if level >= share * chance:

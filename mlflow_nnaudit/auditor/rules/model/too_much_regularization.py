@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
-from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
+from mlflow_nnaudit.auditor.rules.base import CHANCE_LEVELS, Evidence, Finding, Rule, RunView, fmt_num
 from mlflow_nnaudit.auditor.rules.helpers import PLATEAU_MAX_IMPROVEMENT
 
 
 class TooMuchRegularization(Rule):
-    """The training loss stalls well above a good loss (see `plateau`, or a training loss that
-    ends above 60% of where it started) while the recorder saw strong regularisation: dropout
-    of 0.5 or more, or weight decay of 0.01 or more with a non-decoupled optimizer.
+    """The training loss stalls well above a good loss (a training loss that ends above 60% of
+    where it started, or a classifier's that ends at 80% of chance, ln C, or more: strong dropout
+    inflates the first loss, so the fall from it says little) while the recorder saw strong
+    regularisation: dropout of 0.5 or more, or weight decay of 0.01 or more with a non-decoupled
+    optimizer. The gradients that vanish under weights decayed towards zero, and the plateau,
+    are listed as its consequences.
 
     Curves only (no recorder): the underfitting shape (training loss less than 30% below its
     start and flat from the first half on, validation no more than 10% above it) with
@@ -33,6 +36,9 @@ class TooMuchRegularization(Rule):
     DECOUPLED = "AdamW"
     #: a training loss ending above this share of its start has stalled well above a good loss
     STALLED_AT = 0.6
+    #: a classifier's training loss ending at this share of chance or more barely learned (the
+    #: outcome's "little better than chance", shared with `RunView.outcome_harm`)
+    NEAR_CHANCE = CHANCE_LEVELS[-1][0]
     #: the underfitting shape of the curve-only reading (shared with plateau)
     MAX_IMPROVEMENT = PLATEAU_MAX_IMPROVEMENT
 
@@ -46,8 +52,11 @@ class TooMuchRegularization(Rule):
         strong_dropout = any(p >= self.STRONG_DROPOUT for p in dropout)
         if not (strong_wd or strong_dropout):
             return None
-        lv = view.levels()
-        if lv is None or lv.start <= 0 or lv.end < self.STALLED_AT * lv.start:
+        lv, chance = view.levels(), view.chance_loss()
+        if lv is None or lv.start <= 0:
+            return None
+        near_chance = chance is not None and lv.end >= self.NEAR_CHANCE * chance
+        if lv.end < self.STALLED_AT * lv.start and not near_chance:
             return None
         what = ", ".join(
             filter(
@@ -58,15 +67,25 @@ class TooMuchRegularization(Rule):
             confidence="medium",
             severity="warning",
             score=0.5,
-            summary=f"the training loss stays at {lv.end / lv.start:.0%} of its start under strong regularisation "
-            f"({what})",
+            summary=(
+                f"the training loss ends at {fmt_num(lv.end)}, {lv.end / chance:.0%} of chance (ln C = "
+                f"{fmt_num(chance)})"
+                if near_chance
+                else f"the training loss stays at {lv.end / lv.start:.0%} of its start"
+            )
+            + f" under strong regularisation ({what})",
             recommendation=f"Training underfits under strong regularisation ({what}): reduce it (dropout 0.1-0.3, "
             "weight decay 1e-4..1e-2 with AdamW) until the training loss falls, then add it back as needed.",
             evidence=[
                 Evidence(
                     "regularisation",
                     schema.DIAGNOSTICS_ARTIFACT,
-                    {"dropout": dropout, "weight_decay": wd, "train_end_vs_start": lv.end / lv.start},
+                    {
+                        "dropout": dropout,
+                        "weight_decay": wd,
+                        "train_end_vs_start": lv.end / lv.start,
+                        **({"train_end_vs_chance": lv.end / chance} if chance else {}),
+                    },
                 )
             ],
         )

@@ -12,8 +12,9 @@ class VanishingGradients(Rule):
     """The recorder logs per-layer gradient norms on sampled steps (`nnaudit/grad_norm/<layer>`).
     Reported when, over the second half of the run, the first layer's median gradient norm is
     more than 1000x smaller than the last layer's: the early layers barely learn. After a
-    too-high learning rate destroyed the network (dead units pass no gradient) it is listed as
-    that cause's consequence; the advice names ReLU-family activations only for a model that
+    too-high learning rate destroyed the network (dead units pass no gradient), or under too
+    much regularisation (weights decayed towards zero pass little gradient back), it is listed
+    as that cause's consequence; the advice names ReLU-family activations only for a model that
     does not already use them."""
 
     cause = "vanishing_gradients"
@@ -26,7 +27,13 @@ class VanishingGradients(Rule):
         schema.layer_prefix(schema.LAYER_DEAD_RELU),
     )
     #: upstream causes it follows from, when found too (listed after them)
-    consequence_of = ("learning_rate_too_high", "dead_relu", "saturated_activations", "network_too_deep")
+    consequence_of = (
+        "learning_rate_too_high",
+        "dead_relu",
+        "saturated_activations",
+        "network_too_deep",
+        "too_much_regularization",
+    )
 
     #: gradient norm of the first layer vs the last below this: vanishing (AutoTrainer uses 1e-3
     #: with |g_first| < 1e-4; we use the ratio alone, on per-layer medians)
