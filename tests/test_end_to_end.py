@@ -187,4 +187,7 @@ def test_a_healthy_regression_on_large_targets_is_healthy_with_an_advisory(store
 
     for shown in (result, again):
         table = format_table([shown])
-        assert "advisory: targets_not_normalized" in table and "advisories (healthy runs): targets_not_normalized 1" in table
+        assert (
+            "advisory: targets_not_normalized" in table
+            and "advisories (healthy runs): targets_not_normalized 1" in table
+        )
