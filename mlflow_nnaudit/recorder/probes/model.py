@@ -92,6 +92,70 @@ def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
     }
 
 
+#: the parameters through which a built-in layer multiplies its input: a weight matrix/kernel with a
+#: fan-in (the only tensors for which a constant or symmetric init is a bug, and LeCun's yardstick holds)
+_FAN_IN_WEIGHTS: tuple[tuple[type, tuple[str, ...]], ...] = (
+    ((torch.nn.Linear, torch.nn.Bilinear, torch.nn.modules.conv._ConvNd), ("weight",)),
+    (
+        (torch.nn.MultiheadAttention,),
+        ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"),
+    ),
+)
+#: layers whose `weight` is no fan-in matrix: a lookup table or a per-feature scale
+_NOT_FAN_IN = (torch.nn.Embedding, torch.nn.EmbeddingBag, *_NORMS)
+
+
+#: what `torch.nn.utils.weight_norm` / `spectral_norm` call the tensor that stands for a weight
+_REPARAMETRISED = ("_v", "_orig")
+
+
+def is_layer_weight(module: torch.nn.Module, attr: str) -> bool:
+    """Whether `module.<attr>` is the weight matrix/kernel of a layer with a fan-in: a Linear,
+    Bilinear or convolution's `weight`, an RNN/GRU/LSTM (cell)'s `weight_ih`/`weight_hh`/`weight_hr`,
+    MultiheadAttention's input projections, or the `weight` of a layer from outside `torch.nn` (the
+    convention of custom and third-party layers, e.g. GPT-2's Conv1D). Not an embedding table, a
+    norm's scale, a bias, or any other parameter a model holds itself (`nn.Parameter(torch.zeros(...))`
+    for learned positions or a cls token), for which a zero or constant init is normal."""
+    if isinstance(module, _NOT_FAN_IN):
+        return False
+    if attr.endswith(_REPARAMETRISED):  # the old weight_norm's direction, the old spectral_norm's original
+        attr = attr.rsplit("_", 1)[0]
+    for kinds, attrs in _FAN_IN_WEIGHTS:
+        if isinstance(module, kinds):
+            return attr in attrs
+    if isinstance(module, (torch.nn.RNNBase, torch.nn.RNNCellBase)):
+        return attr.startswith(("weight_ih", "weight_hh", "weight_hr"))
+    if type(module).__module__.startswith("torch."):
+        return False  # another built-in module's own parameter (PReLU's slopes, ...)
+    return attr == "weight"
+
+
+def parameter_roles(root: torch.nn.Module) -> dict[int, tuple[str, bool]]:
+    """Per parameter (by id): the class of the module that holds it and whether it is a layer's
+    fan-in weight (`is_layer_weight`)."""
+    out: dict[int, tuple[str, bool]] = {}
+    modules = dict(root.named_modules())
+    for name, m in modules.items():
+        for attr, p in m.named_parameters(recurse=False):
+            owner, role = m, attr
+            parent, found, weight = f".{name}".rpartition(".parametrizations.")
+            parent = parent[1:]
+            if found and parent in modules:  # torch.nn.utils.parametrize: the layer's weight, stored here
+                owner, role = modules[parent], weight if p.shape == _current_shape(modules[parent], weight) else ""
+            out.setdefault(id(p), (type(owner).__name__, is_layer_weight(owner, role)))
+    return out
+
+
+def _current_shape(module: torch.nn.Module, attr: str) -> torch.Size | None:
+    """The shape of a parametrised module's tensor: a stored tensor of that shape stands for it
+    (parametrize's `original`, weight norm's direction `original1`, not its magnitudes)."""
+    try:
+        with torch.no_grad():
+            return getattr(module, attr).shape
+    except Exception:  # noqa: BLE001 - never raise into training; the role is just unknown
+        return None
+
+
 def initial_weight_stats(params: list[torch.Tensor]) -> dict[int, dict[str, Any]]:
     """Scale and symmetry of each weight matrix/kernel before the first update, against
     LeCun's 1/sqrt(fan_in) (PyTorch's default init gives ~0.58 of it, He ~1.41)."""
@@ -138,7 +202,12 @@ class ModelFactsProbe(Probe):
             return
         structure = describe_model(root, self._opt_ids)
         names = {id(p): n for n, p in root.named_parameters()}
-        structure["init"] = [{"param": names[i], **st} for i, st in self._init_stats.items() if i in names]
+        roles = parameter_roles(root)
+        structure["init"] = [
+            {"param": names[i], **st, "module": roles[i][0], "layer_weight": roles[i][1]}
+            for i, st in self._init_stats.items()
+            if i in names
+        ]
         self.facts = {
             "class": type(root).__name__,
             "layers": {name: [list(p.shape) for p in ps] for name, ps in model.layers.items()},

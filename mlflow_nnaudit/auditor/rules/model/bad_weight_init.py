@@ -16,37 +16,48 @@ def copies_of_first_row(w: dict) -> float:
     return max(0.0, (w["identical_rows_share"] * rows - 1) / (rows - 1))
 
 
-#: names of embedding tables (`nn.Embedding` draws N(0, 1) by default, far above 1/sqrt(dim))
-EMBEDDING_NAMES = ("emb", "wte", "wpe", "word_embeddings", "position_embeddings", "token_type_embeddings")
+#: names of embedding tables and norm layers (for records without `layer_weight`: a lookup table or a
+#: per-feature scale is no fan-in matrix, and a zero, constant or N(0, 1) init of it is normal)
+NOT_LAYER_NAMES = ("emb", "wte", "wpe", "word_embeddings", "position_embeddings", "token_type_embeddings", "norm")
 #: recurrent weights (`nn.RNN`/`nn.GRU`/`nn.LSTM` draw U(-1/sqrt(hidden), 1/sqrt(hidden)) by default)
 RNN_WEIGHT = re.compile(r"(^|\.)weight_(ih|hh)_l\d+(_reverse)?$")
 #: how close (as a factor) a weight's std must be to a default init's to count as that init
 DEFAULT_TOLERANCE = 1.25
 
 
+def layer_weight(w: dict) -> bool:
+    """Whether an initial-weight record is a layer's fan-in weight matrix/kernel (the recorder's
+    `layer_weight`: Linear, convolution, RNN, attention projections, a custom layer's `weight`).
+    Records from before that field: a parameter whose own name says `weight`, outside an
+    embedding or a norm layer (a model's own `nn.Parameter`, `pos` or `cls_token`, is not one)."""
+    if "layer_weight" in w:
+        return bool(w["layer_weight"])
+    name = w["param"].lower()
+    return "weight" in name.rsplit(".", 1)[-1] and not any(n in name for n in NOT_LAYER_NAMES)
+
+
 def pytorch_default(w: dict) -> bool:
     """Whether a weight is at PyTorch's own default init for its kind of layer, which the LeCun
-    yardstick misjudges: an embedding table at N(0, 1), or an RNN/GRU/LSTM weight at
-    U(-1/sqrt(hidden), 1/sqrt(hidden)) (std 1/sqrt(3 hidden), hidden = rows / gates)."""
+    yardstick misjudges: an RNN/GRU/LSTM weight at U(-1/sqrt(hidden), 1/sqrt(hidden))
+    (std 1/sqrt(3 hidden), hidden = rows / gates)."""
     name, std, rows = w["param"].lower(), float(w.get("std", 0.0)), int(w["shape"][0])
-    if std <= 0:
+    if std <= 0 or not RNN_WEIGHT.search(name):
         return False
     near = lambda expected: 1 / DEFAULT_TOLERANCE <= std / expected <= DEFAULT_TOLERANCE  # noqa: E731
-    if any(e in name for e in EMBEDDING_NAMES) and near(1.0):
-        return True
-    if RNN_WEIGHT.search(name):
-        return any(rows % gates == 0 and near(1 / math.sqrt(3 * rows / gates)) for gates in (4, 3, 1))
-    return False
+    return any(rows % gates == 0 and near(1 / math.sqrt(3 * rows / gates)) for gates in (4, 3, 1))
 
 
 class BadWeightInit(Rule):
-    """The recorder measures every weight matrix/kernel before the first update: constant
-    weights (all zero, all equal), most rows identical (symmetric: the units stay copies of
-    each other), or a standard deviation more than 10x away from LeCun's 1/sqrt(fan_in). A weight
-    at PyTorch's own default for its layer is not badly scaled, whatever LeCun says: embedding
-    tables at N(0, 1), RNN/GRU/LSTM weights at U(-1/sqrt(hidden), 1/sqrt(hidden)). On L-BFGS runs
-    the scale is not judged (its line search adapts the step to it). Constant or symmetric
-    weights are a definite bug (kind `bug`); a bad scale is a risk."""
+    """The recorder measures every layer's weight matrix/kernel before the first update (Linear,
+    convolution, RNN, attention projections: the tensors with a fan-in): constant weights (all
+    zero, all equal), most rows identical (symmetric: the units stay copies of each other), or a
+    standard deviation more than 10x away from LeCun's 1/sqrt(fan_in). Other parameters are not
+    judged: a zero or constant init is normal for biases, norm scales and shifts, embedding tables
+    and a model's own `nn.Parameter` tensors (learned positions, a cls token), and LeCun's
+    yardstick means nothing for them. A weight at PyTorch's own default for its layer is not badly
+    scaled, whatever LeCun says: RNN/GRU/LSTM weights at U(-1/sqrt(hidden), 1/sqrt(hidden)). On
+    L-BFGS runs the scale is not judged (its line search adapts the step to it). Constant or
+    symmetric weights are a definite bug (kind `bug`); a bad scale is a risk."""
 
     cause = "bad_weight_init"
     reads = (("model", "init"),)
@@ -63,6 +74,7 @@ class BadWeightInit(Rule):
         init = view.fact("model", "init")
         if not isinstance(init, list) or not init:
             return None
+        init = [w for w in init if isinstance(w, dict) and layer_weight(w)]
         constant = [w["param"] for w in init if w["constant"]]
         symmetric = [
             w["param"]

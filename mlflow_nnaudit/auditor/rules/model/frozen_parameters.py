@@ -25,8 +25,9 @@ class FrozenParameters(Rule):
     without gradient (an unused pooler), frozen parameters the optimizer does not hold."""
 
     cause = "frozen_parameters"
-    #: gradients that are all zero because the loss input is constant or the units died upstream
-    consequence_of = ("loss_input_mismatch", "dead_relu", "learning_rate_too_high")
+    #: gradients that are all zero because the loss input is constant, the units died upstream, or
+    #: the weights were initialised to zero (a zero matrix passes no gradient back: nothing below it moves)
+    consequence_of = ("loss_input_mismatch", "dead_relu", "learning_rate_too_high", "bad_weight_init")
     reads = (
         ("model", "trainable_not_in_optimizer"),
         ("learning", "optimizer"),

@@ -32,15 +32,26 @@ class LearningRateTooLow(Rule):
 
     Never on a run whose loss blew up early (`stats.detect_blowup`): tiny updates after an
     explosion are dead units, not a small learning rate, and a finding of `learning_rate_too_high`
-    on the run contradicts this one (the verdict drops it). A run that barely moved (less than
-    5% progress) but whose validation loss fell at every one of at least 6 evaluations is also
-    too slow (a creep: a stuck or broken model's validation loss does not fall monotonically)."""
+    on the run contradicts this one (the verdict drops it), as does `frozen_parameters`: tensors
+    that receive no gradient stay where they are at any learning rate (a model of zero weight
+    matrices whose only learning tensor is its output bias creeps monotonically towards the label
+    prior: not small steps). A run that barely moved (less than 5% progress) but whose validation
+    loss fell at every one of at least 6 evaluations is also too slow (a creep: a stuck or broken
+    model's validation loss does not fall monotonically)."""
 
     cause = "learning_rate_too_low"
     reads = (*UPDATE_RATIO_READS, *LEARNING_RATE_READS, *BLOWUP_READS)
     #: a finding of these says the opposite: this one is dropped (dead units make tiny updates
-    #: whatever the learning rate: not a sign of small steps)
-    contradicted_by = ("learning_rate_too_high", "nonfinite_loss", "diverging", "exploding_gradients", "dead_relu")
+    #: whatever the learning rate, and parameters that get no gradient do not move at any rate:
+    #: not a sign of small steps)
+    contradicted_by = (
+        "learning_rate_too_high",
+        "nonfinite_loss",
+        "diverging",
+        "exploding_gradients",
+        "dead_relu",
+        "frozen_parameters",
+    )
     #: a creep: every one of at least this many evaluations lower than the one before (noise alone
     #: does that with probability 2^-(n-1): 1/32 for 6), while the loss gained less than NO_LEARNING...
     CREEP_POINTS = 6

@@ -26,9 +26,11 @@ class VanishingGradients(Rule):
         ("activations", "layers"),
         schema.layer_prefix(schema.LAYER_DEAD_RELU),
     )
-    #: upstream causes it follows from, when found too (listed after them)
+    #: upstream causes it follows from, when found too (listed after them); a zero weight matrix passes
+    #: no gradient to the layers below it, and a too-small init shrinks it layer by layer
     consequence_of = (
         "learning_rate_too_high",
+        "bad_weight_init",
         "dead_relu",
         "saturated_activations",
         "network_too_deep",
