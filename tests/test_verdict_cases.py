@@ -294,3 +294,62 @@ def test_stuck_at_ln_c_from_curves_alone_is_no_learning(store_uri):
     (res,) = mlflow_nnaudit.audit(force=True)
     assert res.status == "failed" and res.causes[0] == "plateau"
     assert "learned nothing" in res.recommendation
+
+
+def test_zero_initialised_mlp_is_bad_weight_init_first_with_its_consequences(autologged):
+    """f29's tiny version: every Linear weight and bias set to zero (tanh MLP, SGD 0.1). Zero
+    matrices pass no gradient back, so only the output bias learns and the loss creeps towards
+    the label prior: the init leads, what follows from it is listed under it, and a creep that
+    no learning rate could speed up (the weights get no gradient) is no small learning rate."""
+    torch.manual_seed(0)
+    x, y = _teacher(640, d=20)
+    xv, yv = _teacher(200, d=20, seed=1)
+    model = nn.Sequential(nn.Linear(20, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 4))
+    for m in model:
+        if isinstance(m, nn.Linear):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+    with mlflow.start_run() as run:
+        _epochs(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), x, y, xv, yv, epochs=12)
+    res = _audit(run.info.run_id)
+    assert res.status == "failed" and res.causes[0] == "bad_weight_init", res.causes
+    assert "learning_rate_too_low" not in res.causes, res.causes
+    follows = {f.cause: f.upstream for f in res.findings}
+    for cause in ("vanishing_gradients", "frozen_parameters"):
+        if cause in follows:
+            assert follows[cause] == "bad_weight_init", follows
+    assert all(up is not None for c, up in follows.items() if c != "bad_weight_init"), follows
+
+
+class PositionsClassifier(nn.Module):
+    """h10's tiny version: an embedding plus learned positions zero-initialised as a model's own
+    `nn.Parameter` (GPT-2/ViT style), a TransformerEncoder, mean pooling."""
+
+    def __init__(self, vocab: int = 40, seq: int = 8, dim: int = 16):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, dim)
+        self.pos = nn.Parameter(torch.zeros(1, seq, dim))
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(dim, 2, 32, dropout=0.0, batch_first=True), 1)
+        self.head = nn.Linear(dim, 3)
+
+    def forward(self, x):
+        return self.head(self.encoder(self.emb(x) + self.pos).mean(1))
+
+
+def test_zero_initialised_positions_on_a_run_that_learns_are_healthy(autologged):
+    torch.manual_seed(0)
+
+    def tokens(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        x, y = torch.randint(3, 40, (n, 8), generator=g), torch.randint(0, 3, (n,), generator=g)
+        x[torch.arange(n), torch.randint(0, 8, (n,), generator=g)] = y  # the label's token, somewhere
+        return x, y
+
+    x, y = tokens(640, 0)
+    xv, yv = tokens(200, 1)
+    model = PositionsClassifier()
+    with mlflow.start_run() as run:
+        _epochs(model, torch.optim.AdamW(model.parameters(), 1e-3), nn.CrossEntropyLoss(), x, y, xv, yv, epochs=6)
+    res = _audit(run.info.run_id)
+    assert res.status == "healthy", [(f.cause, f.summary) for f in res.findings]
+    assert "bad_weight_init" not in [f.cause for f in res.findings]

@@ -2,6 +2,10 @@
 
 import math
 
+import torch
+
+from mlflow_nnaudit.recorder.probes.base import ModelInfo
+from mlflow_nnaudit.recorder.probes.model import ModelFactsProbe
 from tests.rules.conftest import (
     fires,
     healthy_diagnostics,
@@ -109,3 +113,72 @@ def test_the_scale_is_not_judged_on_lbfgs_but_constant_weights_are():
 
 def test_a_bad_scale_is_a_risk_and_a_constant_init_a_bug():
     assert fires(CAUSE, run(mlp_model([8, 32, 16, 3], init_scale=40.0))).effective_kind == "risk"
+
+
+# --- what the recorder writes for real models ------------------------------------------------
+class PositionsModel(torch.nn.Module):
+    """A transformer classifier the way ViT/GPT-2 write one: learned positions and a cls token as the
+    model's own `nn.Parameter(torch.zeros(...))`, an embedding table, a LayerNorm over (seq, dim)."""
+
+    def __init__(self, vocab: int = 50, seq: int = 6, dim: int = 16):
+        super().__init__()
+        self.emb = torch.nn.Embedding(vocab, dim)
+        self.pos = torch.nn.Parameter(torch.zeros(1, seq, dim))
+        self.cls_token = torch.nn.Parameter(torch.zeros(1, 1, dim))
+        layer = torch.nn.TransformerEncoderLayer(dim, 2, 32, batch_first=True)
+        self.encoder = torch.nn.TransformerEncoder(layer, 1)
+        self.norm = torch.nn.LayerNorm([seq + 1, dim])
+        self.head = torch.nn.Linear(dim, 3)
+
+    def forward(self, x):
+        h = torch.cat([self.cls_token.expand(len(x), -1, -1), self.emb(x) + self.pos], 1)
+        return self.head(self.norm(self.encoder(h))[:, 0])
+
+
+def recorded_model(model: torch.nn.Module) -> dict:
+    """The `model` section the recorder's probe writes for a real module (initial weights read
+    when the optimizer's parameters are known, as in training)."""
+    probe = ModelFactsProbe()
+    params = list(model.parameters())
+    probe.on_parameters(torch.optim.SGD(params, lr=0.1), params)
+    probe.attach(ModelInfo(root=model))
+    return probe.summary()
+
+
+def test_quiet_on_zero_positions_cls_token_embeddings_and_norms():
+    torch.manual_seed(0)
+    facts = recorded_model(PositionsModel())
+    init = {w["param"]: w for w in facts["init"]}
+    # the recorder measured them all, constant ones included, and knows which are a layer's weights
+    assert init["pos"]["constant"] and init["cls_token"]["constant"] and init["norm.weight"]["constant"]
+    assert not any(init[n]["layer_weight"] for n in ("pos", "cls_token", "emb.weight", "norm.weight"))
+    assert init["head.weight"]["layer_weight"] and init["encoder.layers.0.self_attn.in_proj_weight"]["layer_weight"]
+    quiet(CAUSE, run(facts))
+    # records from before `layer_weight`: judged by name, with the same answer
+    for w in facts["init"]:
+        del w["layer_weight"]
+    quiet(CAUSE, run(facts))
+
+
+def test_fires_on_a_real_zero_initialised_mlp_and_a_zero_layer_among_positions():
+    mlp = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.Tanh(), torch.nn.Linear(64, 4))
+    for m in (mlp[0], mlp[2]):
+        torch.nn.init.zeros_(m.weight)
+    f = fires(CAUSE, run(recorded_model(mlp)))
+    assert f.effective_kind == "bug" and "constant weights in 0.weight, 2.weight" in f.summary
+    model = PositionsModel()
+    torch.nn.init.zeros_(model.encoder.layers[0].linear1.weight)
+    f = fires(CAUSE, run(recorded_model(model)))
+    assert f.evidence[0].values["constant"] == ["encoder.layers.0.linear1.weight"]
+
+
+def test_a_custom_layers_weight_is_judged_but_not_its_other_parameters():
+    class Custom(torch.nn.Module):  # a layer from outside torch.nn (GPT-2's Conv1D style)
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(8, 16))
+            self.scale = torch.nn.Parameter(torch.ones(8, 16))
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), Custom())
+    f = fires(CAUSE, run(recorded_model(model)))
+    assert "1.weight" in f.summary and "1.scale" not in f.summary

@@ -69,3 +69,39 @@ def test_quiet_on_a_run_whose_loss_blew_up():
         "learning_rate_too_low",
         make_view(np.r_[3e13, np.linspace(5.0, math.log(4), 39)], params={"lr": "10", "n_classes": "4"}),
     )
+
+
+def test_a_creep_of_a_model_whose_weights_get_no_gradient_is_not_a_small_learning_rate():
+    """f29: zero weight matrices pass no gradient back, so only the output bias learns and the
+    validation loss creeps monotonically towards the label prior. The creep alone reads as steps
+    too small; the recorder's facts say the weights got no gradient at all, which no learning
+    rate changes: frozen_parameters contradicts this cause and the verdict drops it."""
+    import numpy as np
+
+    from mlflow_nnaudit.auditor.rules import ALL_RULES
+    from mlflow_nnaudit.auditor.verdict import default_links, judge
+
+    names = ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight"]
+    d = healthy_diagnostics(
+        learning={
+            "optimizer": {
+                "parameters": 6,
+                "sampled_steps": 3,
+                "never_grad": 5,
+                "never_grad_names": names,
+                "requires_grad_false": 0,
+                "inputs_are_parameters": False,
+                "never_changed": 5,
+                "never_changed_names": names,
+                "learning": 1,
+            }
+        }
+    )
+    val = CHANCE * np.linspace(0.99, 0.986, 12)  # falls at every evaluation, 0.4% in all
+    view = make_view(linear(384, CHANCE, 0.99 * CHANCE, noise=0.01), val, diagnostics=d)
+    fires(CAUSE, view)  # the creep, read alone
+    findings = [f for rule in ALL_RULES if rule.applies(view) for f in [rule.evaluate(view)] if f is not None]
+    assert "frozen_parameters" in [f.cause for f in findings]
+    ordered, _, notes = judge(findings, default_links())
+    assert CAUSE not in [f.cause for f in ordered]
+    assert any(n.startswith(f"{CAUSE} not reported: contradicted by") and "frozen_parameters" in n for n in notes)

@@ -12,9 +12,10 @@ class VanishingGradients(Rule):
     """The recorder logs per-layer gradient norms on sampled steps (`nnaudit/grad_norm/<layer>`).
     Reported when, over the second half of the run, the first layer's median gradient norm is
     more than 1000x smaller than the last layer's: the early layers barely learn. After a
-    too-high learning rate destroyed the network (dead units pass no gradient), or under too
-    much regularisation (weights decayed towards zero pass little gradient back), it is listed
-    as that cause's consequence; the advice names ReLU-family activations only for a model that
+    too-high learning rate destroyed the network (dead units pass no gradient), after weights
+    initialised to zero (a zero matrix passes no gradient back), or under too much regularisation
+    (weights decayed towards zero pass little gradient back), it is listed as that cause's
+    consequence; the advice names ReLU-family activations only for a model that
     does not already use them."""
 
     cause = "vanishing_gradients"
