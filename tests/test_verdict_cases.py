@@ -34,13 +34,15 @@ def _audit(run_id: str):
     return res
 
 
-def _epochs(model, opt, loss_fn, x, y, xv, yv, epochs=15, bs=32, step_hook=None):
-    """The loop users write: minibatches, per-epoch train_loss / val_loss / val_acc logged by hand."""
+def _epochs(model, opt, loss_fn, x, y, xv, yv, epochs=15, bs=32, step_hook=None, shuffle=False):
+    """The loop users write: minibatches (in a new order each epoch with `shuffle`), per-epoch
+    train_loss / val_loss / val_acc logged by hand."""
     for epoch in range(epochs):
         model.train()
         total, n = 0.0, 0
+        order = torch.randperm(len(x)) if shuffle else torch.arange(len(x))
         for i in range(0, len(x), bs):
-            xb, yb = x[i : i + bs], y[i : i + bs]
+            xb, yb = x[order[i : i + bs]], y[order[i : i + bs]]
             opt.zero_grad()
             loss = loss_fn(model(xb), yb)
             loss.backward()
@@ -302,8 +304,8 @@ def test_zero_initialised_mlp_is_bad_weight_init_first_with_its_consequences(aut
     the label prior: the init leads, what follows from it is listed under it, and a creep that
     no learning rate could speed up (the weights get no gradient) is no small learning rate."""
     torch.manual_seed(0)
-    x, y = _teacher(640, d=20)
-    xv, yv = _teacher(200, d=20, seed=1)
+    x, y = _teacher(840, d=20)  # one teacher for training and validation
+    x, y, xv, yv = x[:640], y[:640], x[640:], y[640:]
     model = nn.Sequential(nn.Linear(20, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 4))
     for m in model:
         if isinstance(m, nn.Linear):
@@ -353,3 +355,22 @@ def test_zero_initialised_positions_on_a_run_that_learns_are_healthy(autologged)
     res = _audit(run.info.run_id)
     assert res.status == "healthy", [(f.cause, f.summary) for f in res.findings]
     assert "bad_weight_init" not in [f.cause for f in res.findings]
+
+
+def test_a_zero_initialised_output_layer_on_a_run_that_learns_is_healthy_with_an_advisory(autologged):
+    """A zero-initialised last layer (Fixup, adaLN-Zero, ControlNet's zero convolutions) is no
+    symmetry trap: each output row learns from its own class's error. The recorder sees it get
+    gradients and change, so the constant init is a risk, and on a run that learned well an
+    advisory: status follows harm."""
+    torch.manual_seed(0)
+    x, y = _teacher(840)  # one teacher for training and validation
+    x, y, xv, yv = x[:640], y[:640], x[640:], y[640:]
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4))
+    nn.init.zeros_(model[2].weight)
+    with mlflow.start_run() as run:
+        opt = torch.optim.Adam(model.parameters(), 3e-3)
+        _epochs(model, opt, nn.CrossEntropyLoss(), x, y, xv, yv, epochs=8, shuffle=True)
+    res = _audit(run.info.run_id)
+    init = [f for f in res.findings if f.cause == "bad_weight_init"]
+    assert init and init[0].effective_kind == "risk" and init[0].advisory, [(f.cause, f.summary) for f in init]
+    assert res.status == "healthy", [(f.cause, f.summary) for f in res.findings]

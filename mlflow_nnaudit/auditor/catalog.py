@@ -350,7 +350,7 @@ CAUSES: tuple[Cause, ...] = (
         category="model",
         evidence="R",
         kind="risk",
-        kind_reason="an unusual scale is a smell a run may train through (constant weights: the rule marks a bug)",
+        kind_reason="an unusual scale is a smell a run may train through (constant weights that never move: the rule marks a bug)",
         looks_like=(
             "Weights start at zero, at one constant, with identical rows, or with a spread far from what He, "
             "LeCun or Xavier initialisation would give. The loss barely moves from its first value, or "

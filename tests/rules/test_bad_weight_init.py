@@ -182,3 +182,36 @@ def test_a_custom_layers_weight_is_judged_but_not_its_other_parameters():
     model = torch.nn.Sequential(torch.nn.Linear(4, 16), Custom())
     f = fires(CAUSE, run(recorded_model(model)))
     assert "1.weight" in f.summary and "1.scale" not in f.summary
+
+
+def learning_facts(stuck: list[str], parameters: int = 6, cut: bool = False) -> dict:
+    """The recorder's `learning` section: these parameters never got a gradient nor changed."""
+    listed = stuck[:1] if cut else stuck
+    return {
+        "optimizer": {
+            "parameters": parameters,
+            "sampled_steps": 3,
+            "never_grad": len(stuck),
+            "never_grad_names": listed,
+            "requires_grad_false": 0,
+            "inputs_are_parameters": False,
+            "never_changed": len(stuck),
+            "never_changed_names": listed,
+            "learning": parameters - len(stuck),
+        }
+    }
+
+
+def test_constant_weights_that_moved_in_training_are_a_risk_those_that_never_moved_a_bug():
+    mlp = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))
+    torch.nn.init.zeros_(mlp[2].weight)  # a zero-initialised output layer (Fixup, adaLN-Zero style)
+    facts = recorded_model(mlp)
+
+    def judged(learning):
+        return fires(CAUSE, make_view(healthy_loss(), diagnostics=healthy_diagnostics(model=facts, learning=learning)))
+
+    moved = judged(learning_facts([]))  # it got gradients and changed: its rows learned apart
+    assert moved.effective_kind == "risk" and "changed in training" in moved.summary
+    assert judged(learning_facts(["2.weight", "2.bias"])).effective_kind == "bug"  # never moved
+    assert judged(learning_facts(["0.bias", "2.weight", "2.bias"], cut=True)).effective_kind == "bug"  # cut list
+    assert judged(None).effective_kind == "bug"  # not recorded: the symmetry argument stands

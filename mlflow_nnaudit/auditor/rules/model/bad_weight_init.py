@@ -57,7 +57,10 @@ class BadWeightInit(Rule):
     yardstick means nothing for them. A weight at PyTorch's own default for its layer is not badly
     scaled, whatever LeCun says: RNN/GRU/LSTM weights at U(-1/sqrt(hidden), 1/sqrt(hidden)). On
     L-BFGS runs the scale is not judged (its line search adapts the step to it). Constant or
-    symmetric weights are a definite bug (kind `bug`); a bad scale is a risk."""
+    symmetric weights are a definite bug (kind `bug`) unless the recorder saw every one of them get
+    a gradient and change (a zero-initialised output layer learns its rows apart from different
+    targets' errors): then, like a bad scale, a risk, which the run's outcome makes a cause or an
+    advisory."""
 
     cause = "bad_weight_init"
     reads = (("model", "init"),)
@@ -102,21 +105,44 @@ class BadWeightInit(Rule):
         if scaled:
             parts.append(f"weights scaled far from 1/sqrt(fan_in) in {', '.join(scaled[: self.NAMED])}")
         seen = "; ".join(parts)
+        moved = self._moved(view, constant + symmetric)
+        deliberate = (
+            " (they received gradients and changed in training: a zero-initialised output or residual-branch "
+            "layer, Fixup or adaLN-Zero style, can be deliberate)"
+            if moved
+            else ""
+        )
         return self.finding(
             confidence="high" if (constant or symmetric) else "medium",
             severity="warning",
-            # constant or copied rows can never break their symmetry: a definite bug, not a smell
-            kind="bug" if (constant or symmetric) else None,
+            # constant or copied rows that never move can never break their symmetry: a definite bug
+            kind="bug" if (constant or symmetric) and not moved else None,
             score=0.9 if constant else 0.7,
-            summary=f"bad initial weights: {seen}",
+            summary=f"bad initial weights: {seen}{deliberate}",
             recommendation=f"The initial weights are bad ({seen}): use PyTorch's default initialisation or "
             "`nn.init.kaiming_normal_` (ReLU) / `nn.init.xavier_uniform_` (tanh, sigmoid) with zero biases; never "
-            "initialise weights to a constant.",
+            "initialise weights to a constant" + (f"{deliberate}." if moved else "."),
             evidence=[
                 Evidence(
                     "initial_weights",
                     schema.DIAGNOSTICS_ARTIFACT,
-                    {"constant": constant, "symmetric": symmetric, "badly_scaled": scaled},
+                    {"constant": constant, "symmetric": symmetric, "badly_scaled": scaled, "moved": moved},
                 )
             ],
         )
+
+    @staticmethod
+    def _moved(view: RunView, names: list[str]) -> bool:
+        """Whether the recorder saw every one of these weights get a gradient and change (its
+        `learning.optimizer` facts, complete name lists only): their symmetry did not stop them,
+        so the outcome decides whether the init hurt. False when unknown."""
+        opt = view.fact("learning", "optimizer")
+        if not names or not isinstance(opt, dict) or (opt.get("sampled_steps") or 0) < 2:
+            return False
+        stuck = set()
+        for count, listed in (("never_grad", "never_grad_names"), ("never_changed", "never_changed_names")):
+            got = opt.get(listed)
+            if not isinstance(got, list) or not isinstance(opt.get(count), int) or len(got) < opt[count]:
+                return False  # not recorded, or a cut list: a weight left off it may be stuck
+            stuck.update(got)
+        return not stuck.intersection(names)
