@@ -75,10 +75,11 @@ class Recorded:
         return next(entry for entry in self.diag["model"]["init"] if entry["param"] == param)
 
 
-def record(store: Store, train: Callable[[], object]) -> Recorded:
-    """Run `train()` in a new MLflow run with the recorder on, sampling every step."""
+def record(store: Store, train: Callable[[], object], sample_every: int = 1) -> Recorded:
+    """Run `train()` in a new MLflow run with the recorder on, sampling every step (or every
+    `sample_every` steps)."""
     mlflow.set_tracking_uri(store.uri)
-    mlflow_nnaudit.autolog(sample_every_n_steps=1, max_probe_overhead=None, silent=True)
+    mlflow_nnaudit.autolog(sample_every_n_steps=sample_every, max_probe_overhead=None, silent=True)
     with mlflow.start_run(experiment_id=store.experiment_id) as run:
         train()
     client = MlflowClient(tracking_uri=store.uri)
@@ -513,6 +514,29 @@ def test_gradients_present_before_backward_without_zero_grad(store, healthy, fir
     assert len(f) >= 15 and len(h) >= 15  # every step after the first
     # share of steps that began with last step's gradients: 1 vs 0 (faulty >= 0.9, healthy == 0)
     assert sum(f) / len(f) >= 0.9 and max(h) == 0, (f, h)
+
+
+def test_gradients_present_checked_on_the_first_steps_when_sampling_is_sparse(store):
+    """A regression: the check ran on sampled steps only, and a tiny model's sampling budget
+    reaches two or three steps in a whole run (the f12 program: steps 10 and 145 of 285), too
+    few for gradients_not_zeroed to judge, so a loop without zero_grad went unnamed. Steps 1-5
+    are now always checked; here sampling reaches step 0 only."""
+    from tests.rules.conftest import check, curve, healthy_diagnostics, make_view
+
+    key = schema.GRAD_PRESENT_BEFORE_BACKWARD
+    stored = schema.stored_key(key)
+    for zero_grad in (False, True):
+        r = record(store, lambda zg=zero_grad: fit(mlp(), *blobs(), zero_grad=zg), sample_every=1000)
+        hist = sorted(r.client.get_metric_history(r.run_id, stored), key=lambda m: m.step)
+        assert [m.step for m in hist] == [1, 2, 3, 4, 5], hist
+        assert [m.value for m in hist] == [0.0 if zero_grad else 1.0] * 5
+        # the rule, on the curve as recorded: the never-zeroed loop is named, the healthy one is not
+        view = make_view(
+            r.series("train_loss"),
+            diagnostics=healthy_diagnostics(),
+            extra={stored: curve(stored, [m.value for m in hist], [m.step for m in hist])},
+        )
+        assert (check("gradients_not_zeroed", view) is None) == zero_grad
 
 
 def test_dead_relu_share(store, healthy):

@@ -156,6 +156,26 @@ def test_the_best_ranked_upstream_wins_and_cycles_cannot_loop():
     assert order[1].upstream == "insufficient_capacity" and order[0].upstream is None
 
 
+def test_a_finding_can_follow_a_cause_on_this_run_only():
+    # the rule saw why (inputs in the hundreds): the blow-up hangs under the inputs, and what the
+    # blow-up destroyed under it; without `follows` the declared links alone put the learning rate first
+    def findings(follows):
+        return [
+            _f("learning_rate_too_high", "high", "failed", 1.0, follows=follows),
+            _f("dead_relu", "high", "failed", 0.95),
+            _f("inputs_not_normalized", "high", "warning", 0.8),
+        ]
+
+    order = rank_findings(findings(("inputs_not_normalized",)), LINKS.consequence_of)
+    assert [f.cause for f in order] == ["inputs_not_normalized", "learning_rate_too_high", "dead_relu"]
+    assert order[1].upstream == "inputs_not_normalized" and order[2].upstream == "learning_rate_too_high"
+    order = rank_findings(findings(()), LINKS.consequence_of)
+    assert [f.cause for f in order] == ["learning_rate_too_high", "dead_relu", "inputs_not_normalized"]
+    # a link to a cause not found on the run changes nothing
+    order = rank_findings(findings(("bad_weight_init",))[:2], LINKS.consequence_of)
+    assert [f.cause for f in order] == ["learning_rate_too_high", "dead_relu"] and order[0].upstream is None
+
+
 def test_a_contradicted_finding_is_dropped_with_a_note():
     result = _judged([_f("learning_rate_too_low", "medium", "failed"), _f("nonfinite_loss", "high", "failed")], LINKS)
     assert result.causes == ["nonfinite_loss"]

@@ -223,6 +223,32 @@ def test_nan_in_a_few_inputs_is_nonfinite_inputs(autologged):
     assert res.causes[0] == "nonfinite_inputs", [(f.cause, f.summary) for f in res.findings]
 
 
+def test_pixels_0_255_blow_up_is_listed_under_the_inputs(autologged):
+    """f13: raw 0..255 pixels into an MLP with a learning rate that suits [0, 1] inputs. The loss
+    blows up at once, and the blow-up follows from the input scale: inputs_not_normalized first,
+    learning_rate_too_high (if named) as its consequence."""
+    torch.manual_seed(0)
+    templates = (torch.rand(4, 8, 8) > 0.6).float()
+
+    def images(n, seed):
+        g = torch.Generator().manual_seed(seed)
+        y = torch.randint(0, 4, (n,), generator=g)
+        x = templates[y] * torch.randint(120, 256, (n, 1, 1), generator=g) + torch.randint(
+            0, 60, (n, 8, 8), generator=g
+        )
+        return x.clamp(0, 255).flatten(1), y
+
+    (x, y), (xv, yv) = images(640, 0), images(200, 1)
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
+    with mlflow.start_run() as run:
+        _epochs(model, torch.optim.SGD(model.parameters(), lr=0.01), nn.CrossEntropyLoss(), x, y, xv, yv, epochs=6)
+    res = _audit(run.info.run_id)
+    assert res.status != "healthy" and res.causes[0] == "inputs_not_normalized", (res.status, res.causes)
+    by_cause = {f.cause: f for f in res.findings}
+    assert "learning_rate_too_high" in by_cause, res.causes  # the blow-up is seen, and named second
+    assert by_cause["learning_rate_too_high"].upstream == "inputs_not_normalized"
+
+
 def test_nll_loss_on_raw_logits_is_a_loss_input_mismatch_not_convergence(autologged):
     torch.manual_seed(0)
     x, y = _teacher(640)

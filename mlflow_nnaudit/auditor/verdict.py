@@ -100,7 +100,8 @@ def drop_explained(
 def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, ...]] | None = None) -> list[Finding]:
     """Most likely first: by confidence, then severity, then the rule's own strength score (ties
     keep the rules' registry order, so the result is deterministic). Then the causal order: a
-    finding that is a consequence of other findings on the run (`Rule.consequence_of`) hangs under
+    finding that is a consequence of other findings on the run (`Rule.consequence_of`, and the
+    finding's own `follows` where its rule saw a run-specific link) hangs under
     the most upstream of them (one that none of the others leads to) and is listed after it, direct
     consequences first; the upstream cause moves up to where the best-ranked finding of its group
     stood, so the first cause named is the upstream one. Each finding's `upstream` and
@@ -108,11 +109,15 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
     ranked = sorted(findings, key=lambda f: (_CONF_RANK[f.confidence], _SEV_RANK[f.severity], -f.score))
     for f in ranked:
         f.upstream, f.consequences = None, []
-    if not consequence_of:
+    consequence_of = consequence_of or {}
+    if not consequence_of and not any(f.follows for f in ranked):
         return ranked
     position = {f.cause: i for i, f in enumerate(ranked)}
     present_up = {
-        f.cause: [c for c in consequence_of.get(f.cause, ()) if c in position and c != f.cause] for f in ranked
+        f.cause: [
+            c for c in dict.fromkeys(consequence_of.get(f.cause, ()) + f.follows) if c in position and c != f.cause
+        ]
+        for f in ranked
     }
 
     def ancestors(cause: str) -> set[str]:

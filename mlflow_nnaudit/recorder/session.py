@@ -43,6 +43,12 @@ MAX_SAMPLE_INTERVAL = 200
 FULL_RESOLUTION_STEPS = 1000
 #: whether a flush is due is asked every this many steps (not on every step: it reads the clock)
 FLUSH_CHECK_EVERY = 8
+#: the gradients left over from the last step are looked at before the backward pass of each of
+#: the first this many steps (steps 1..5), then on sampled steps only: a loop that never calls
+#: `optimizer.zero_grad()` is a definite bug that shows from step 1, and a tiny model's sampling
+#: budget may reach only two or three sampled steps in a whole run (the same first-calls rule
+#: as the loss checks, CHECK_FIRST_CALLS)
+STALE_GRADS_FIRST_STEPS = CHECK_FIRST_CALLS
 #: the probe methods the session calls only on the probes that override them
 _HOOKS = (
     "before_step",
@@ -266,13 +272,14 @@ class RunSession:
 
     def next_step_is_ordinary(self) -> bool:
         """The next step needs nothing but its loss kept: not sampled, model known, the first
-        loss checks done (see Recorder.quiet)."""
+        loss checks and the first stale-gradient checks done (see Recorder.quiet)."""
         probe = self.loss_probe
         return (
             self.step < self._next_sample
             and self.model is not None
             and self.model.root is not None
             and (probe is None or probe.train_calls >= CHECK_FIRST_CALLS)
+            and self.step > STALE_GRADS_FIRST_STEPS
         )
 
     # --- loops without optimizer.step() (parameters updated by hand) --------------------------
@@ -568,8 +575,12 @@ class RunSession:
 
     def before_backward(self) -> None:
         """The first backward since the last optimizer step is about to run: on sampled steps,
-        the probes that look at the gradients left from the last step."""
-        if self.step < 1 or self.step < self._next_sample or not self.params:
+        and on each of the first STALE_GRADS_FIRST_STEPS steps, the probes that look at the
+        gradients left from the last step."""
+        if self.step < 1 or not self.params:
+            return
+        sampled = self.step >= self._next_sample
+        if not sampled and self.step > STALE_GRADS_FIRST_STEPS:
             return
         t0 = time.perf_counter()
         ctx = StepContext(self.step, self.optimizer, self.params, self.model)
@@ -581,7 +592,8 @@ class RunSession:
                 continue
             for key, value in metrics.items():
                 self.sink.add(key, value, self.step)
-        self._hook_seconds += time.perf_counter() - t0
+        if sampled:  # the first steps' checks are a fixed cost, not part of the sampling budget
+            self._hook_seconds += time.perf_counter() - t0
 
     def _stop_model_discovery(self) -> None:
         self._discovery_until = None

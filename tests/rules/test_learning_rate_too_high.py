@@ -74,3 +74,25 @@ def test_fires_high_and_failed_on_an_early_blow_up_that_leaves_the_loss_at_chanc
     f = fires("learning_rate_too_high", make_view(train, params={"lr": "10", "n_classes": "4"}))
     assert f.confidence == "high" and f.severity == "failed" and f.kind == "outcome"
     assert "blew up at step 0" in f.summary and "to 1)" in f.recommendation
+
+
+def _early_blow_up_with_inputs(mean, std):
+    from tests.rules.conftest import input_stats
+
+    # per-step curve: the first steps explode 400x, then the loss sits at ln 10
+    train = np.r_[45.0, 2e4, 900.0, np.full(60, np.log(10))]
+    d = healthy_diagnostics(inputs={"train": input_stats(np.full(28, mean), np.full(28, std), batches=2)})
+    return make_view(train, diagnostics=d, params=recorder_params(d))
+
+
+def test_a_blow_up_on_inputs_in_the_hundreds_follows_from_the_input_scale():
+    # raw 0..255 pixels (f13): the typical feature's RMS is ~110, 10x and more unit scale
+    f = fires(CAUSE, _early_blow_up_with_inputs(68.9, 88.9))
+    assert f.severity == "failed" and f.follows == ("inputs_not_normalized",)
+
+
+def test_a_blow_up_on_standardised_or_tiny_inputs_does_not_point_at_them():
+    # standardised inputs (f01/f02): the learning rate alone; tiny inputs cannot inflate a step
+    for mean, std in ((0.3, 1.3), (0.001, 0.005)):
+        f = fires(CAUSE, _early_blow_up_with_inputs(mean, std))
+        assert f.follows == (), (mean, std)

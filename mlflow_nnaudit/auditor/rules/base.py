@@ -85,6 +85,10 @@ class Finding:
     #: rule of a risk cause that saw the harm itself (the loss stuck) says "outcome", one that saw
     #: a definite bug (constant weights) says "bug"; None: the catalog's kind
     kind: str | None = None
+    #: causes that, when also found on the run, this finding is a consequence of on this run, on
+    #: top of its rule's `consequence_of`: for a link that holds only when the rule saw why (a
+    #: blow-up with inputs in the hundreds follows from the input scale, not always from it)
+    follows: tuple[str, ...] = ()
     # set by the verdict (verdict.py), not by rules:
     advisory: bool = False  # kept as advice: the run showed no harm, so this is not a cause of it
     upstream: str | None = None  # the cause found on the run that this finding is a consequence of

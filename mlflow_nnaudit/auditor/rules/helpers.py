@@ -47,6 +47,24 @@ DATASET_SIZE_READS = (("data_loader", "train", "dataset_size"),)
 #: what `RunView.batch_size()` reads from the recorder
 BATCH_SIZE_READS = (("data_loader", "train", "batch_size"), ("inputs", "train", "median_batch_size"))
 
+#: what `input_rms` reads from the recorder (its statistics of the first sampled training batches)
+INPUT_SCALE_READS = (("inputs", "train", "median_std"), ("inputs", "train", "median_abs_mean"))
+#: training inputs whose typical feature has a root mean square of at least this are 10x unit
+#: scale: a first layer's gradient and its effect on the pre-activations both grow with x, so one
+#: step moves them 10x (Adam: steps of about the learning rate) to 100x (SGD) more than with
+#: standardised inputs; raw 0..255 pixels are ~100 (the rule of inputs_not_normalized: std > 10)
+INPUT_RMS_HIGH = 10.0
+
+
+def input_rms(view: RunView) -> float | None:
+    """The typical training-input feature's root mean square, sqrt(mean^2 + std^2), from the
+    recorder's input statistics (median |mean| and median std over the features, so an
+    approximation for features of mixed scales); None when the recorder saw no inputs."""
+    std, mean = view.fact("inputs", "train", "median_std"), view.fact("inputs", "train", "median_abs_mean")
+    if not isinstance(std, (int, float)) or not isinstance(mean, (int, float)):
+        return None
+    return math.hypot(float(std), float(mean))
+
 
 def trend_evidence(name: str, curve_key: str, t, steps=None) -> Evidence:
     """The evidence of a Mann-Kendall trend test (`stats.Trend`) on a curve."""

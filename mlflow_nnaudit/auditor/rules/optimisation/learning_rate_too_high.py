@@ -6,10 +6,13 @@ from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
 from mlflow_nnaudit.auditor.rules.helpers import (
     BLOWUP_READS,
+    INPUT_RMS_HIGH,
+    INPUT_SCALE_READS,
     LEARNING_RATE_READS,
     UPDATE_RATIO_HIGH,
     UPDATE_RATIO_READS,
     blowup_reading,
+    input_rms,
     lr_text,
     nonfinite_reading,
     recorded_step_size,
@@ -36,11 +39,14 @@ class LearningRateTooHigh(Rule):
     started; what it destroyed on the way (dead ReLUs, vanishing gradients, a loss stuck at ln C)
     is listed as its consequence. A loss that sits at chance (ln C) or is exactly constant while
     the steps are far too large (recorded update ratios, or an adaptive optimiser at a learning
-    rate of 0.1 or more, 100x its usual range) is the same destruction seen after the fact."""
+    rate of 0.1 or more, 100x its usual range) is the same destruction seen after the fact. With
+    inputs 10x unit scale or more (the typical feature's RMS: each first-layer step is then 10-100x
+    what it is on standardised inputs) it is listed as a consequence of `inputs_not_normalized`."""
 
     cause = "learning_rate_too_high"
     explained_by = ("data_not_shuffled", "nonfinite_inputs", "gradients_not_zeroed")
-    reads = (("inputs", "train", "nonfinite_share"), *UPDATE_RATIO_READS, *LEARNING_RATE_READS, *BLOWUP_READS)
+    reads = (("inputs", "train", "nonfinite_share"), *INPUT_SCALE_READS, *UPDATE_RATIO_READS, *LEARNING_RATE_READS)
+    reads += BLOWUP_READS
     #: an adaptive optimiser (Adam, RMSprop, ...) at this learning rate or more takes steps of about
     #: this size on every weight: 100x above its usual 1e-4..1e-3 (a sign, never decisive alone)
     ADAPTIVE_LR_HIGH = 0.1
@@ -138,4 +144,5 @@ class LearningRateTooHigh(Rule):
             "`torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)`.",
             evidence=evidence,
             kind="outcome" if harm_seen else None,
+            follows=("inputs_not_normalized",) if (input_rms(view) or 0.0) >= INPUT_RMS_HIGH else (),
         )
