@@ -276,3 +276,13 @@ def test_evidence_is_bounded_in_explain_and_in_the_report():
     assert "(4992 more)" in text and "(92 more)" in text
     html = run_report_html(result, {})
     assert "33000 bins" in html and str(counts[100]) not in html
+
+
+def test_explain_separates_its_sections_with_blank_lines_not_escaped_newlines():
+    """Every line of `explain` is made printable (control characters escaped); the blank line
+    before "Nothing wrong was found." must be a line of its own, not a printed `\\n`."""
+    from mlflow_nnaudit.auditor.report import explain_text
+    from mlflow_nnaudit.auditor.result import AuditResult
+
+    text = explain_text(AuditResult("r1", "run", "0", "exp", "healthy"), {})
+    assert "\\n" not in text and text.splitlines()[-2:] == ["", "Nothing wrong was found."]

@@ -48,10 +48,18 @@ class Row:
     split: str
     status: str
     causes: list[str]
+    #: set-up risks on a run that showed no harm (status healthy; each also tagged nnaudit.cause.<id>)
+    advisories: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def named(self) -> list[str]:
+        """The causes, or on a healthy run the advisories: a fault that did the run no harm is
+        named as an advisory by design (status follows harm), and a cause filter finds it."""
+        return self.causes or self.advisories
 
     @property
     def first(self) -> str:
-        return self.causes[0] if self.causes else f"({self.status})"
+        return self.named[0] if self.named else f"({self.status})"
 
 
 def run_audit(tracking_uri: str, jobs: int, echo=print) -> None:
@@ -92,6 +100,7 @@ def recorder_rows(tracking_uri: str) -> list[Row]:
                 t.get(SPLIT, "tune"),
                 t.get("nnaudit.status", "(not audited)"),
                 [c for c in t.get("nnaudit.causes", "").split(",") if c],
+                [c for c in t.get("nnaudit.advisories", "").split(",") if c],
             )
         )
     return rows
@@ -146,6 +155,7 @@ def curves_only_rows(tracking_uri: str, jobs: int) -> list[Row]:
                         run.tags.get(SPLIT, "tune"),
                         res.status,
                         list(res.causes),
+                        list(res.advisories),
                     )
                 )
     finally:
@@ -162,8 +172,11 @@ def scores(rows: list[Row]) -> dict:
     healthy = [r for r in rows if r.truth == HEALTHY]
     out: dict = {"runs": len(rows), "faulty": len(faulty), "healthy": len(healthy)}
     out["top1"] = sum(r.first == r.truth for r in faulty) / max(len(faulty), 1)
-    out["top3"] = sum(r.truth in r.causes[:3] for r in faulty) / max(len(faulty), 1)
-    causes = sorted({r.truth for r in faulty} | {r.first for r in rows if r.causes})
+    out["top3"] = sum(r.truth in r.named[:3] for r in faulty) / max(len(faulty), 1)
+    # the same, counting only causes (a fault named as an advisory on a healthy run is a miss)
+    out["top1_causes_only"] = sum(r.causes[:1] == [r.truth] for r in faulty) / max(len(faulty), 1)
+    out["top3_causes_only"] = sum(r.truth in r.causes[:3] for r in faulty) / max(len(faulty), 1)
+    causes = sorted({r.truth for r in faulty} | {r.first for r in rows if r.named})
     per = {}
     for c in causes:
         tp = sum(r.first == c and r.truth == c for r in rows)
@@ -214,7 +227,9 @@ def _pct(x) -> str:
 def format_scores(title: str, s: dict) -> str:
     lines = [
         f"== {title}: {s['runs']} runs scored ({s['faulty']} faulty, {s['healthy']} healthy)",
-        f"top-1 {s['top1']:.2f}   top-3 {s['top3']:.2f}   (faulty runs: the truth first / in the first three)",
+        f"top-1 {s['top1']:.2f}   top-3 {s['top3']:.2f}   (faulty runs: the truth first / in the first three; "
+        f"an advisory on a healthy run counts)",
+        f"causes only: top-1 {s['top1_causes_only']:.2f}   top-3 {s['top3_causes_only']:.2f}",
     ]
     for status in ("warning", "failed"):
         h = s[f"healthy_{status}"]

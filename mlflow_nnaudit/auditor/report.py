@@ -606,10 +606,11 @@ def explain_text(result, curves: dict[str, Curve]) -> str:
         lines.append(f"  {role:<10} {text_sparkline(sparkline(c, 48))}  {c.key}: {rng} ({len(c)} points){bad}")
     if result.harm is not None:
         lines.append(f"Outcome: {result.harm.summary}.")
+    # a blank line is its own entry: every entry is made printable, which escapes a newline
     if not result.findings:
-        lines.append("" if result.reason else "\nNothing wrong was found.")
+        lines += [] if result.reason else ["", "Nothing wrong was found."]
     elif not result.causes:
-        lines.append("\nNothing harmed the run; advisories (set-up risks worth a look):")
+        lines += ["", "Nothing harmed the run; advisories (set-up risks worth a look):"]
     for i, f in enumerate(result.findings, 1):
         what = "advisory" if f.advisory else f.severity
         lines += [

@@ -105,3 +105,16 @@ def test_a_creep_of_a_model_whose_weights_get_no_gradient_is_not_a_small_learnin
     ordered, _, notes = judge(findings, default_links())
     assert CAUSE not in [f.cause for f in ordered]
     assert any(n.startswith(f"{CAUSE} not reported: contradicted by") and "frozen_parameters" in n for n in notes)
+
+
+def test_a_creep_over_six_evaluations_is_read_even_when_they_are_too_few_for_a_trend():
+    """A run at a tiny learning rate with per-epoch validation (6 points: too few for the trend
+    tests and the level reading) and a training loss that is noise around chance: each
+    evaluation a little lower than the one before, 0.7% in all, is the slow creep of steps too
+    small (a corpus sweep's Adam at 1e-5 was called healthy). A flat, noisy validation curve is not."""
+    import numpy as np
+
+    train = CHANCE + 0.02 * np.random.default_rng(0).standard_normal(192)
+    f = fires(CAUSE, make_view(train, CHANCE * np.linspace(1.004, 0.997, 6)))
+    assert "validation loss fell only 1%" in f.summary
+    quiet(CAUSE, make_view(train, CHANCE + np.array([0.004, 0.001, 0.003, -0.001, 0.002, 0.0])))

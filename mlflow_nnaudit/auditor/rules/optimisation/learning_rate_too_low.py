@@ -102,19 +102,19 @@ class LearningRateTooLow(Rule):
         if recorded_low:
             evidence.append(Evidence("update_ratio", None, {"median": med, "per_layer": ratios}))
         creep = False
-        if not curve_slow and lv is not None and lv.start > 0:
-            c = view.finite_curve(role, min_points=self.CREEP_POINTS)
+        if not curve_slow:  # a few evaluations are enough here (`levels` and the trends want more)
+            c = view.finite_curve(VAL_LOSS, min_points=self.CREEP_POINTS)
             if c is not None and len(c.values) >= self.CREEP_POINTS:
                 d = c.values[1:] - c.values[:-1]
                 gain = (c.values[0] - c.values[-1]) / abs(c.values[0])
-                if bool((d < 0).all()) and 0 < gain < self.NO_LEARNING:
+                if c.values[0] > 0 and bool((d < 0).all()) and 0 < gain < self.NO_LEARNING:
                     creep, improvement = True, float(gain)
                     evidence.append(Evidence("monotone_creep", c.key, {"points": len(c.values), "gain": gain}))
         if not (curve_slow or recorded_low or creep):
             return None
         slow_by_trend = curve_slow
         curve_slow = curve_slow or creep
-        name = "validation" if role == VAL_LOSS else "training"
+        name = "validation" if role == VAL_LOSS or creep else "training"
         if curve_slow:
             seen = (
                 f"the {name} loss fell only {improvement:.0%} over the whole run and was still falling steadily "
