@@ -69,3 +69,23 @@ def test_quiet_on_a_run_whose_loss_blew_up():
         "learning_rate_too_low",
         make_view(np.r_[3e13, np.linspace(5.0, math.log(4), 39)], params={"lr": "10", "n_classes": "4"}),
     )
+
+
+def test_quiet_when_healthy_steps_shrank_as_the_loss_reached_its_minimum():
+    # a loss converging to ~1e-11 (h04, a polynomial fit): the gradient vanishes, and with it the
+    # updates (from ~1e-2 of the weights at first to ~1e-7): a minimum reached, not a small rate
+    import numpy as np
+
+    d = healthy_diagnostics()
+    shrinking = np.geomspace(1e-2, 1e-7, 60)
+    extra = layer_curves("update_ratio", {n: shrinking for n in layer_names(d["model"])})
+    loss = CHANCE * np.exp(-np.arange(600) / 20.0) + 1e-11
+    quiet(CAUSE, make_view(loss, diagnostics=d, extra=extra))
+
+
+def test_tiny_steps_from_the_first_one_are_still_reported():
+    import numpy as np
+
+    d = healthy_diagnostics()
+    extra = layer_curves("update_ratio", {n: np.full(60, TINY_RATIO) for n in layer_names(d["model"])})
+    fires(CAUSE, make_view(linear(600, CHANCE, CHANCE, noise=0.005), diagnostics=d, extra=extra))

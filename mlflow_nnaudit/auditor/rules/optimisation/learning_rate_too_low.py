@@ -11,7 +11,6 @@ from mlflow_nnaudit.auditor.rules.helpers import (
     LEARNING_RATE_READS,
     NO_LEARNING,
     TAIL_START,
-    UPDATE_RATIO_HIGH,
     UPDATE_RATIO_LOW,
     UPDATE_RATIO_READS,
     early_update_ratios,
@@ -28,7 +27,10 @@ class LearningRateTooLow(Rule):
     validation loss where it has enough points (it is measured on the full validation set,
     so a slow trend is not drowned in minibatch noise), else on the training loss; both
     trend tests are autocorrelation-corrected Mann-Kendall. The recorder adds the direct
-    measurement: update/weight ratios far below ~1e-3 (median < 1e-5).
+    measurement: update/weight ratios far below ~1e-3 (median < 1e-5), both over the second
+    half of the run and on the first measured step: a rate too small makes small steps from the
+    first one, while steps of a healthy size that shrank later are the loss reaching its minimum
+    (the gradient vanishes) or a schedule decaying the rate, not a small rate.
 
     Never on a run whose loss blew up early (`stats.detect_blowup`): tiny updates after an
     explosion are dead units, not a small learning rate, and a finding of `learning_rate_too_high`
@@ -67,10 +69,12 @@ class LearningRateTooLow(Rule):
         # exact zeros are frozen or dead layers (another cause), not small steps
         ratios = {k: v for k, v in view.update_ratios().items() if v > 0}
         med = float(np.median(list(ratios.values()))) if ratios else None
-        early = early_update_ratios(view)
-        # tiny updates after far too large first steps are a destroyed network, not small steps
-        early_high = bool(early) and float(np.median(list(early.values()))) > UPDATE_RATIO_HIGH
-        recorded_low = med is not None and med < self.RATIO_LOW and not early_high
+        early = [v for v in early_update_ratios(view).values() if v > 0]
+        early_med = float(np.median(early)) if early else None
+        # tiny updates after far too large first steps are a destroyed network, not small steps;
+        # after steps of a healthy size they are a converged loss or a decayed rate: the first
+        # measured step must be small as well
+        recorded_low = med is not None and med < self.RATIO_LOW and early_med is not None and early_med < self.RATIO_LOW
         curve_slow = False
         evidence: list[Evidence] = []
         improvement = None
@@ -89,7 +93,7 @@ class LearningRateTooLow(Rule):
                     trend_evidence("mann_kendall_tail", key, tail),
                 ]
         if recorded_low:
-            evidence.append(Evidence("update_ratio", None, {"median": med, "per_layer": ratios}))
+            evidence.append(Evidence("update_ratio", None, {"median": med, "first": early_med, "per_layer": ratios}))
         creep = False
         if not curve_slow and lv is not None and lv.start > 0:
             c = view.finite_curve(role, min_points=self.CREEP_POINTS)
