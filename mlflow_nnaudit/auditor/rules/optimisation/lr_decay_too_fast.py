@@ -16,7 +16,11 @@ class LrDecayTooFast(Rule):
     the stretch before the drop, autocorrelation-corrected), and after the drop it is flat (the
     equivalence test of `plateau`: its change lies within +/-5% of the starting loss) for the
     rest of the run: progress stopped when the learning rate went, not because the model had
-    learned. Needs the learning rate as a curve (`lr`, `learning_rate`, Lightning's `lr-Adam`,
+    learned. Where the stretch just before the drop is too short or too noisy to show the fall
+    (a cut after the first epoch), the whole stretch before the drop must have fallen
+    significantly and the run must have ended without having learned (the outcome's harm: a
+    classifier at or near chance, a regression that explains little): then the flat tail is not
+    a converged model either. Needs the learning rate as a curve (`lr`, `learning_rate`, Lightning's `lr-Adam`,
     the recorder's `nnaudit/lr`)."""
 
     cause = "lr_decay_too_fast"
@@ -55,27 +59,36 @@ class LrDecayTooFast(Rule):
         xb, yb = lx[before], loss.values[before]
         k = len(xb)
         pre = stats.mann_kendall(xb[k // 2 :], yb[k // 2 :])  # the half of the pre-drop stretch nearest the drop
+        harm = None
         if pre.direction >= 0:
-            return None
+            harm = view.outcome_harm()
+            if harm is None:
+                return None  # the loss had stopped falling before the drop: it may have converged
+            pre = stats.mann_kendall(xb, yb)
+            if pre.direction >= 0:
+                return None
         flat = stats.flatness(lx[after], loss.values[after], FLAT_TOLERANCE * abs(lv.start))
         if not flat.is_flat:
             return None
         level = float(np.median(loss.values[after]))
+        ended = f", and the run ended without having learned ({harm.summary})" if harm else ""
         return self.finding(
             confidence="medium",
             severity="warning",
             score=min(1.0, 1.0 - share),
             p_value=pre.p_value,
             summary=f"the learning rate fell from {fmt_num(peak)} to {fmt_num(self.DECAYED * peak)} or less by step "
-            f"{fmt_step(x_drop)} ({share:.0%} into the run); the loss, still falling until then, stayed at "
-            f"{fmt_num(level)} after it",
+            f"{fmt_step(x_drop)} ({share:.0%} into the run); the loss, falling until then, stayed at "
+            f"{fmt_num(level)} after it{ended}",
             recommendation=f"The learning-rate schedule shrinks the rate 10x by step {fmt_step(x_drop)}, {share:.0%} into "
             f"the run, and the loss stops improving there (flat at {fmt_num(level)}) although it was still falling: "
             "decay later or more gently (e.g. cosine or step decay over the whole run, a larger gamma / step_size), "
             "or train the remaining epochs at a higher rate.",
             evidence=[
                 Evidence("lr_drop", lr.key, {"peak": peak, "drop_step": x_drop, "share_of_run": share}),
-                trend_evidence("mann_kendall_before_drop", loss.key, pre),
+                trend_evidence(
+                    "mann_kendall_before_drop" if harm is None else "mann_kendall_all_before_drop", loss.key, pre
+                ),
                 Evidence(
                     "flat_after_drop",
                     loss.key,
