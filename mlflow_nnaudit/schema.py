@@ -273,7 +273,16 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
     "inputs": {
         "train": _INPUT_STATS,
         "eval": _INPUT_STATS,
-        "fingerprints": dict.fromkeys(("sampled_batches", "distinct", "most_common_share")),
+        "fingerprints": dict.fromkeys(
+            (
+                "sampled_batches",
+                "distinct",
+                "most_common_share",
+                "consecutive_repeats",
+                "cycle_batches",
+                "cycle_samples",
+            )
+        ),
     },
     "eval_in_train_mode": dict.fromkeys(("step", "mode_dependent_layers")),
     "amp": {"skipped_steps": None},

@@ -43,7 +43,11 @@ N_CLASSES_READS = (("loss", "n_classes"),)
 #: what `RunView.epoch_length()` reads from the recorder
 EPOCH_LENGTH_READS = (("data_loader", "train", "batches_per_epoch"),)
 #: what `RunView.dataset_size()` reads from the recorder
-DATASET_SIZE_READS = (("data_loader", "train", "dataset_size"),)
+DATASET_SIZE_READS = (
+    ("data_loader", "train", "dataset_size"),
+    ("inputs", "fingerprints", "cycle_samples"),
+    ("inputs", "fingerprints", "cycle_batches"),
+)
 #: what `RunView.batch_size()` reads from the recorder
 BATCH_SIZE_READS = (("data_loader", "train", "batch_size"), ("inputs", "train", "median_batch_size"))
 
