@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from mlflow_nnaudit.auditor import stats
-from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_LOSS
+from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
 from mlflow_nnaudit.auditor.rules.base import FLAT_TOLERANCE, Evidence, Finding, Rule, RunView, fmt_num, fmt_step
-from mlflow_nnaudit.auditor.rules.helpers import trend_evidence
+from mlflow_nnaudit.auditor.rules.helpers import LR_DECAY_EARLY, LR_DECAYED, lr_decay, trend_evidence
 
 
 class LrDecayTooFast(Rule):
@@ -25,34 +25,23 @@ class LrDecayTooFast(Rule):
 
     cause = "lr_decay_too_fast"
 
-    #: the learning rate counts as decayed when it is this share of its peak or less ...
-    DECAYED = 0.1
-    #: ... and it must get there within this share of the run to be "too fast" (a cosine or step
-    #: schedule over the whole run gets there in its last third)
-    DECAY_EARLY = 0.5
+    #: the learning rate counts as decayed when it is this share of its peak or less (shared) ...
+    DECAYED = LR_DECAYED
+    #: ... and it must get there within this share of the run to be "too fast" (shared)
+    DECAY_EARLY = LR_DECAY_EARLY
     #: loss points needed on each side of the drop for the two tests
     MIN_POINTS_EACH_SIDE = 8
 
     def evaluate(self, view: RunView) -> Finding | None:
-        lr = view.finite_curve(LEARNING_RATE, min_points=4)
         loss = view.finite_curve(TRAIN_LOSS)
         lv = view.levels(TRAIN_LOSS)
-        if lr is None or loss is None or lv is None or lv.start <= 0:
+        decay = lr_decay(view)
+        if decay is None or loss is None or lv is None or lv.start <= 0:
             return None
-        i_peak = int(np.argmax(lr.values))
-        peak = float(lr.values[i_peak])
-        if peak <= 0:
-            return None
-        below = np.nonzero(lr.values[i_peak:] <= self.DECAYED * peak)[0]
-        if not len(below):
-            return None
-        x_drop = float(lr.steps[i_peak + below[0]])
-        lx = loss.steps
-        if lx[-1] <= lx[0]:
-            return None
-        share = (x_drop - lx[0]) / (lx[-1] - lx[0])
+        peak, x_drop, share = decay.peak, decay.step, decay.share
         if not 0 < share <= self.DECAY_EARLY:
             return None
+        lx = loss.steps
         before, after = lx <= x_drop, lx > x_drop
         if before.sum() < self.MIN_POINTS_EACH_SIDE or after.sum() < self.MIN_POINTS_EACH_SIDE:
             return None
@@ -85,7 +74,7 @@ class LrDecayTooFast(Rule):
             "decay later or more gently (e.g. cosine or step decay over the whole run, a larger gamma / step_size), "
             "or train the remaining epochs at a higher rate.",
             evidence=[
-                Evidence("lr_drop", lr.key, {"peak": peak, "drop_step": x_drop, "share_of_run": share}),
+                Evidence("lr_drop", decay.key, {"peak": peak, "drop_step": x_drop, "share_of_run": share}),
                 trend_evidence(
                     "mann_kendall_before_drop" if harm is None else "mann_kendall_all_before_drop", loss.key, pre
                 ),
