@@ -32,7 +32,7 @@ METRIC_PREFIX = "nnaudit/"
 
 TRAIN_LOSS = "train_loss"  # the training loss, every step at first, then window means
 VAL_LOSS = "val_loss"  # mean of the evaluation losses since the last optimizer step
-LR = "lr"  # the first parameter group's learning rate, on sampled steps
+LR = "lr"  # the first parameter group's learning rate, on sampled steps and when it moved 2x or more
 #: global gradient L2 norm before the step, on sampled steps. Not `grad_norm`: per-layer norms are
 #: `grad_norm/<layer>`, and MLflow's file store keeps a key as a file whose path is the key, so
 #: `nnaudit/grad_norm` (a file) and `nnaudit/grad_norm/fc1` (a file in a directory of the same
@@ -274,7 +274,16 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
     "inputs": {
         "train": _INPUT_STATS,
         "eval": _INPUT_STATS,
-        "fingerprints": dict.fromkeys(("sampled_batches", "distinct", "most_common_share")),
+        "fingerprints": dict.fromkeys(
+            (
+                "sampled_batches",
+                "distinct",
+                "most_common_share",
+                "consecutive_repeats",
+                "cycle_batches",
+                "cycle_samples",
+            )
+        ),
     },
     "eval_in_train_mode": dict.fromkeys(("step", "mode_dependent_layers")),
     "amp": {"skipped_steps": None},

@@ -77,6 +77,43 @@ def test_records_every_step_loss_and_sampled_layer_statistics(store_uri):
     assert schema.DIAGNOSTICS_ARTIFACT in arts
 
 
+def train_with_schedule(make_scheduler, steps: int, step_every: int) -> list[float]:
+    """The plain loop with an lr scheduler stepped every `step_every` steps; the rates in effect."""
+    torch.manual_seed(0)
+    x, model = torch.randn(64, 8), nn.Linear(8, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    scheduler = make_scheduler(opt)
+    rates = []
+    for i in range(steps):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.zero_grad()
+        model(x).pow(2).mean().backward()
+        opt.step()
+        if (i + 1) % step_every == 0:
+            scheduler.step()
+    return rates
+
+
+def test_a_step_change_of_the_learning_rate_is_logged_where_it_happens(store_uri):
+    # sampled only every 100 steps: StepLR's 10x cuts at steps 10, 20, 30 show at those steps anyway
+    mlflow_nnaudit.autolog(sample_every_n_steps=100, max_probe_overhead=None)
+    with mlflow.start_run() as run:
+        rates = train_with_schedule(lambda o: torch.optim.lr_scheduler.StepLR(o, 1, gamma=0.1), 40, 10)
+    lr = {h.step: h.value for h in metrics_of(run.info.run_id)["nnaudit/lr"]}
+    assert sorted(lr) == [0, 10, 20, 30]
+    assert [lr[s] for s in sorted(lr)] == pytest.approx([rates[s] for s in sorted(lr)])
+
+
+def test_a_smooth_schedule_logs_a_point_per_halving_only(store_uri):
+    # a per-step cosine from 0.05 to 0.05/16 over 200 steps changes the rate every step: logged at
+    # each 2x move (4 of them) besides the sampled steps, not 200 times
+    mlflow_nnaudit.autolog(sample_every_n_steps=100, max_probe_overhead=None)
+    with mlflow.start_run() as run:
+        train_with_schedule(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 200, eta_min=0.05 / 16), 200, 1)
+    steps = [h.step for h in metrics_of(run.info.run_id)["nnaudit/lr"]]
+    assert 0 in steps and 100 in steps and len(steps) <= 2 + 4
+
+
 def test_starts_a_run_when_none_is_active(store_uri):
     mlflow_nnaudit.autolog()
     assert mlflow.active_run() is None

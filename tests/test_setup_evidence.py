@@ -55,6 +55,7 @@ def test_fingerprints_clipping_and_loaders_are_recorded_without_changing_numbers
     d = _diagnostics(run.info.run_id)
     fp = d["inputs"]["fingerprints"]
     assert fp["sampled_batches"] >= 8 and fp["distinct"] == 1 and fp["most_common_share"] == 1.0
+    assert fp["consecutive_repeats"] == 1.0 and "cycle_batches" not in fp  # the same batch step after step
     clip = d["clipping"]
     assert (
         clip["kind"] == "norm" and clip["limit"] == 0.01 and clip["calls"] == len(norms) - 1
@@ -74,8 +75,28 @@ def test_a_healthy_loop_has_distinct_batches_and_no_clipping_facts(store_uri):
     d = _diagnostics(run.info.run_id)
     fp = d["inputs"]["fingerprints"]
     assert fp["distinct"] == fp["sampled_batches"] >= 8
+    assert fp["consecutive_repeats"] == 0.0 and "cycle_batches" not in fp
     assert "clipping" not in d
     assert d["data_loader"]["train"]["shuffle"] is True
+
+
+def test_a_training_set_of_two_batches_sliced_by_hand_shows_as_a_cycle(store_uri):
+    # 60 samples in slices of 32 (f26): batches A, B, A, B, ... -- repeats across epochs, never back
+    # to back, and the cycle is the whole training set
+    torch.manual_seed(0)
+    x, y = torch.randn(60, 8), torch.randint(0, 3, (60,))
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    mlflow_nnaudit.autolog(silent=True)
+    with mlflow.start_run() as run:
+        for _ in range(30):
+            for i in range(0, 60, 32):
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(x[i : i + 32]), y[i : i + 32]).backward()
+                opt.step()
+    fp = _diagnostics(run.info.run_id)["inputs"]["fingerprints"]
+    assert fp["distinct"] == 2 and fp["consecutive_repeats"] == 0.0
+    assert fp["cycle_batches"] == 2 and fp["cycle_samples"] == 60
 
 
 def test_clip_grad_value_is_measured_and_the_wrappers_go_away(store_uri):

@@ -49,6 +49,11 @@ FLUSH_CHECK_EVERY = 8
 #: budget may reach only two or three sampled steps in a whole run (the same first-calls rule
 #: as the loss checks, CHECK_FIRST_CALLS)
 STALE_GRADS_FIRST_STEPS = CHECK_FIRST_CALLS
+#: between sampled steps, the learning rate is logged again when it has moved this many times
+#: away from the last value logged (up or down): a scheduler's step change (StepLR, a plateau
+#: cut) shows on the step it happens, while a smooth per-step schedule costs at most a few points
+#: per factor of 2 (it is seen on the sampled steps anyway)
+LR_CHANGE_FACTOR = 2.0
 #: the probe methods the session calls only on the probes that override them
 _HOOKS = (
     "before_step",
@@ -149,6 +154,7 @@ class RunSession:
         self._param_count = 0  # parameters in the optimizer's groups when last read
         self._group_count = 0  # the optimizer's parameter groups when last read
         self.skipped_steps = 0  # steps a GradScaler skipped (inf/NaN gradients)
+        self._logged_lr: float | None = None  # the learning rate last logged (see `_log_lr_change`)
         self._root_hook = None  # the model's own forward pre-hook (inputs, arming activation hooks)
         self._diagnostics_written: str | None = None
         self.sink.set_tags(
@@ -212,6 +218,7 @@ class RunSession:
         """`after_step` for an ordinary step (see `next_step_is_ordinary`), without the checks
         that cannot apply to it."""
         self._keep_loss(losses)
+        self._log_lr_change(self.optimizer)
         self._time_step(0.0)
         self.step += 1
         if not self.step % FLUSH_CHECK_EVERY:
@@ -251,10 +258,13 @@ class RunSession:
             self._run_probes("after_step", optimizer)
             lr = optimizer.param_groups[0].get("lr") if optimizer is not None and optimizer.param_groups else None
             if isinstance(lr, (int, float, torch.Tensor)):
-                self.sink.add(schema.LR, float(lr), self.step)
+                self._logged_lr = float(lr)
+                self.sink.add(schema.LR, self._logged_lr, self.step)
                 self._sample_points += 1
             self._probe_seconds += time.perf_counter() - t0
             self._next_sample = self.step + self._sample_interval()
+        else:
+            self._log_lr_change(optimizer)
         self._time_step(self._probe_seconds if self._sampling else 0.0)
         self._sampling = False
         self.step += 1
@@ -262,6 +272,23 @@ class RunSession:
             self._give_up_discovery()
         if not self.step % FLUSH_CHECK_EVERY:
             self._flush_if_due()
+
+    def _log_lr_change(self, optimizer: torch.optim.Optimizer | None) -> None:
+        """On a step that is not sampled: log the first group's learning rate when it has moved
+        LR_CHANGE_FACTOR times or more from the last value logged, so that a schedule's step
+        change shows where it happened, not at the next sampled step (hundreds of steps later on a
+        long run). Only a plain float is read: a tensor rate (capturable optimizers) would cost a
+        device sync on every step, and is read on sampled steps only."""
+        if optimizer is None or not optimizer.param_groups or self._logged_lr is None:
+            return
+        lr = optimizer.param_groups[0].get("lr")
+        if not isinstance(lr, (int, float)):
+            return
+        lr, last = float(lr), self._logged_lr
+        if lr == last or (last > 0 and lr > 0 and 1 / LR_CHANGE_FACTOR < lr / last < LR_CHANGE_FACTOR):
+            return
+        self._logged_lr = lr
+        self.sink.add(schema.LR, lr, self.step)
 
     def _flush_if_due(self) -> None:
         if self.sink.due(self.config.flush_every_seconds, also_waiting=len(self._losses)):

@@ -454,15 +454,27 @@ def clip_summary(ratios: Any, limit: float = 1.0, kind: str = "norm") -> dict[st
     }
 
 
-def fingerprint_summary(batch_ids: Any) -> dict[str, Any]:
+#: the recorder fingerprints this many consecutive training batches first (fingerprints.EARLY_BATCHES)
+EARLY_FINGERPRINTS = 16
+
+
+def fingerprint_summary(batch_ids: Any, batch_size: int = 32) -> dict[str, Any]:
     """`inputs.fingerprints` from the identity of each fingerprinted batch (equal ids: the
-    same batch fed again)."""
+    same batch fed again), the first EARLY_FINGERPRINTS of them consecutive training batches."""
     ids = list(batch_ids)
-    return {
+    out: dict[str, Any] = {
         "sampled_batches": len(ids),
         "distinct": len(set(ids)),
         "most_common_share": max(Counter(ids).values()) / len(ids),
     }
+    early = ids[:EARLY_FINGERPRINTS]
+    if len(early) >= 2:
+        out["consecutive_repeats"] = sum(a == b for a, b in zip(early, early[1:])) / (len(early) - 1)
+    for k in range(2, len(early) // 2 + 1):
+        if len(set(early[:k])) == k and all(early[i] == early[i - k] for i in range(k, len(early))):
+            out["cycle_batches"], out["cycle_samples"] = k, k * batch_size
+            break
+    return out
 
 
 def healthy_diagnostics(**sections: Any) -> dict[str, Any]:

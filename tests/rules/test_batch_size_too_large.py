@@ -6,6 +6,7 @@ import numpy as np
 
 from tests.rules.conftest import (
     SEED,
+    check,
     data_loader_section,
     fires,
     healthy_diagnostics,
@@ -51,3 +52,24 @@ def test_batch_size_too_large_from_params_is_low_confidence():
     assert rule.evaluate(make_view(slow_, params={"batch_size": "64", "n_train": "4000"})) is None
     # a large batch on a run that converged is fine
     assert rule.evaluate(make_view(healthy_train(), params={"batch_size": "1000", "n_train": "4000"})) is None
+
+
+def test_explained_by_a_training_set_the_model_runs_out_of():
+    # 60 samples in two hand-sliced batches of 30 (f26): each batch is half the data and the
+    # training loss is still falling, but the model overfits early: more data is the fix, not a
+    # smaller batch, so the verdict names dataset_too_small and leaves this one out
+    from mlflow_nnaudit.auditor.rules import ALL_RULES
+    from mlflow_nnaudit.auditor.verdict import Links, judge
+    from tests.rules.conftest import falling, fingerprint_summary, rng
+
+    d = healthy_diagnostics(data_loader=None)
+    d["inputs"]["fingerprints"] = fingerprint_summary([i % 2 for i in range(40)], batch_size=30)
+    d["inputs"]["train"]["median_batch_size"] = 30
+    train = falling(600, 1.4, 0.0, knee=1.0, noise=0.002)
+    val = np.r_[falling(6, 1.3, 0.6, knee=0.2), linear(24, 0.62, 0.96)] + 0.003 * rng(0).standard_normal(30)
+    view = make_view(train, val, diagnostics=d)
+    found = [f for f in (check(c, view) for c in ("batch_size_too_large", "dataset_too_small")) if f]
+    assert {f.cause for f in found} == {"batch_size_too_large", "dataset_too_small"}
+    kept, _, notes = judge(found, Links.of(ALL_RULES))
+    assert [f.cause for f in kept] == ["dataset_too_small"]
+    assert any("batch_size_too_large not reported: explained by dataset_too_small" in n for n in notes)

@@ -57,3 +57,15 @@ def test_dataset_too_small_is_early_overfitting():
     # overfitting that starts late is not a lack of data
     late = 1.2 - 0.5 * np.minimum(t, 40) / 40 + 0.03 * np.maximum(0, t - 40)
     assert rule.evaluate(make_view(train, late)) is None
+
+
+def test_the_recorder_s_batch_cycle_gives_the_size_without_a_loader():
+    # 60 samples sliced into batches by hand (f26): no DataLoader, but the recorder saw the same
+    # two batches fed in turn from the first step, so the training set is those two batches
+    from tests.rules.conftest import fingerprint_summary
+
+    d = healthy_diagnostics(data_loader=None)
+    d["inputs"]["fingerprints"] = fingerprint_summary([i % 2 for i in range(40)], batch_size=30)
+    f = fires(CAUSE, make_view(*early_overfit(), diagnostics=d))
+    assert f.confidence == "medium" and "60 training samples" in f.summary
+    assert "cycle of 2 batches" in f.evidence[1].values["source"]

@@ -118,3 +118,37 @@ def test_a_creep_over_six_evaluations_is_read_even_when_they_are_too_few_for_a_t
     f = fires(CAUSE, make_view(train, CHANCE * np.linspace(1.004, 0.997, 6)))
     assert "validation loss fell only 1%" in f.summary
     quiet(CAUSE, make_view(train, CHANCE + np.array([0.004, 0.001, 0.003, -0.001, 0.002, 0.0])))
+
+
+def test_quiet_when_healthy_steps_shrank_as_the_loss_reached_its_minimum():
+    # a loss converging to ~1e-11 (h04, a polynomial fit): the gradient vanishes, and with it the
+    # updates (from ~1e-2 of the weights at first to ~1e-7): a minimum reached, not a small rate
+    import numpy as np
+
+    d = healthy_diagnostics()
+    shrinking = np.geomspace(1e-2, 1e-7, 60)
+    extra = layer_curves("update_ratio", {n: shrinking for n in layer_names(d["model"])})
+    loss = CHANCE * np.exp(-np.arange(600) / 20.0) + 1e-11
+    quiet(CAUSE, make_view(loss, diagnostics=d, extra=extra))
+
+
+def test_tiny_steps_from_the_first_one_are_still_reported():
+    import numpy as np
+
+    d = healthy_diagnostics()
+    extra = layer_curves("update_ratio", {n: np.full(60, TINY_RATIO) for n in layer_names(d["model"])})
+    fires(CAUSE, make_view(linear(600, CHANCE, CHANCE, noise=0.005), diagnostics=d, extra=extra))
+
+
+def test_the_curves_say_nothing_of_the_set_rate_after_an_early_decay():
+    # the same slow decline, but the logged rate was cut 10x a fifth into the run (StepLR, f31):
+    # the slowness is the schedule's (lr_decay_too_fast), not the set rate's
+    import numpy as np
+
+    from mlflow_nnaudit.auditor.curves import Curve
+
+    lr = Curve("lr", np.array([0.0, 60.0, 120.0, 180.0, 300.0, 599.0]), np.array([0.1, 0.1, 0.01, 1e-3, 1e-4, 1e-5]))
+    quiet(CAUSE, make_view(slow_loss(), lr=lr))
+    # a rate cut only late in the run leaves the slow stretch to judge
+    late = Curve("lr", np.array([0.0, 200.0, 400.0, 500.0, 599.0]), np.array([0.1, 0.1, 0.1, 0.01, 0.01]))
+    fires(CAUSE, make_view(slow_loss(), lr=late))

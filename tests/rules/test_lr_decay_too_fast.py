@@ -35,3 +35,32 @@ def test_quiet_on_a_schedule_that_reaches_a_tenth_only_at_the_end():
 def test_quiet_on_a_constant_rate():
     loss, lr = lr_schedule_run(1.0)
     quiet(CAUSE, make_view(loss, lr=lr))
+
+
+def first_epoch_cut_run(learned: bool, epochs=15, per_epoch=32, seed=2):
+    """StepLR(step_size=1, gamma=0.1) from the first epoch on (f31): per-step minibatch losses whose
+    noise hides the fall within the short first epoch. `learned`: the first epoch took the loss
+    far below chance (a model that converged at once), else only a little way (still near chance)."""
+    rng = np.random.default_rng([SEED, seed])
+    lrs = np.array([2e-3 * 0.1**e for e in range(epochs)])
+    progress = np.cumsum(np.repeat(lrs, per_epoch)) / 2e-3 / per_epoch  # epochs' worth at the full rate
+    chance = np.log(4)
+    gain = (0.9 if learned else 0.03) * chance
+    loss = chance + 0.015 - gain * (1 - np.exp(-progress * (8.0 if learned else 1.5)))
+    loss = loss + 0.015 * rng.standard_normal(len(loss))
+    val = loss.reshape(epochs, per_epoch)[:, -8:].mean(axis=1)
+    lr = Curve("lr", np.arange(epochs) * per_epoch, lrs)
+    return make_view(loss, val, lr=lr, params={"n_classes": "4"})
+
+
+def test_fires_on_a_cut_after_the_first_epoch_that_left_the_model_at_chance():
+    # the 16 steps before the cut are too noisy to show the fall; the first epoch as a whole fell,
+    # then nothing moved, and the model ended no better than chance: it had not converged
+    f = fires(CAUSE, first_epoch_cut_run(learned=False))
+    assert "without having learned" in f.summary
+
+
+def test_quiet_on_an_early_cut_after_the_model_had_learned():
+    # the same cut on a model that learned most of what it could in the first epoch: its flat tail
+    # may be convergence, and nothing says otherwise
+    quiet(CAUSE, first_epoch_cut_run(learned=True))

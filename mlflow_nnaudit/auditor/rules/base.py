@@ -359,12 +359,22 @@ class RunView:
         return None
 
     def dataset_size(self) -> tuple[float, str] | None:
-        """Training samples: the recorder's training DataLoader, else a param."""
+        """Training samples: the recorder's training DataLoader, else a param, else the cycle of
+        batches the recorder saw fed in turn from the first step (a training set of a few batches
+        sliced by hand, fed in the same order every epoch: the cycle is the whole set)."""
         n = self.fact("data_loader", "train", "dataset_size")
         if isinstance(n, int) and n > 0:
             return float(n), "the training DataLoader"
         p = self.param_float(*DATASET_SIZE_PARAMS)
-        return (p[1], f"param {p[0]}") if p is not None and p[1] > 0 else None
+        if p is not None and p[1] > 0:
+            return p[1], f"param {p[0]}"
+        n, k = (
+            self.fact("inputs", "fingerprints", "cycle_samples"),
+            self.fact("inputs", "fingerprints", "cycle_batches"),
+        )
+        if isinstance(n, int) and n > 0 and isinstance(k, int):
+            return float(n), f"the recorder's training batches (a cycle of {k} batches, fed in turn every epoch)"
+        return None
 
     def batch_size(self) -> tuple[float, str] | None:
         """Training batch size: the recorder's training DataLoader, a param, or the recorder's

@@ -9,13 +9,14 @@ tail of the run" agree on the number.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor import stats
-from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS, Curve
+from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_LOSS, VAL_LOSS, Curve
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num, fmt_step
 
 #: a run that lost less than this share of its starting loss did not learn
@@ -33,6 +34,11 @@ UPDATE_RATIO_LOW = 1e-5
 #: a loss that rose this many times above its lowest value before turning NaN/Inf blew up
 #: (rather than meeting one bad batch or operation)
 GROWTH_BEFORE_NONFINITE = 3
+#: a learning rate at this share of its peak or less has been decayed away ...
+LR_DECAYED = 0.1
+#: ... early when that happens within this share of the run (a cosine or step schedule over the
+#: whole run gets there in its last third)
+LR_DECAY_EARLY = 0.5
 
 #: what `RunView.learning_rate()` reads from the recorder (besides params users log)
 LEARNING_RATE_READS = (schema.PARAM_OPTIMIZER_LR,)
@@ -43,7 +49,11 @@ N_CLASSES_READS = (("loss", "n_classes"),)
 #: what `RunView.epoch_length()` reads from the recorder
 EPOCH_LENGTH_READS = (("data_loader", "train", "batches_per_epoch"),)
 #: what `RunView.dataset_size()` reads from the recorder
-DATASET_SIZE_READS = (("data_loader", "train", "dataset_size"),)
+DATASET_SIZE_READS = (
+    ("data_loader", "train", "dataset_size"),
+    ("inputs", "fingerprints", "cycle_samples"),
+    ("inputs", "fingerprints", "cycle_batches"),
+)
 #: what `RunView.batch_size()` reads from the recorder
 BATCH_SIZE_READS = (("data_loader", "train", "batch_size"), ("inputs", "train", "median_batch_size"))
 
@@ -317,3 +327,30 @@ def blowup_reading(view: RunView) -> tuple[str, Evidence, bool] | None:
 def names_cut(facts: dict, keep: int = 5) -> dict:
     """Recorder facts for evidence, each list (of parameter names, ...) cut to its first few."""
     return {k: (v[:keep] if isinstance(v, list) else v) for k, v in facts.items()}
+
+
+@dataclass(frozen=True)
+class LrDecay:
+    """Where a logged learning-rate curve first fell to LR_DECAYED of its peak or less."""
+
+    key: str  # the learning-rate curve's metric key
+    peak: float
+    step: float  # the step of the first point at or below LR_DECAYED x peak
+    share: float  # that step as a share of the training curve's span
+
+
+def lr_decay(view: RunView) -> LrDecay | None:
+    """The logged learning rate's decay to LR_DECAYED of its peak (`LrDecay`), None when it never
+    got there or there is no learning-rate or training-loss curve to place it on."""
+    lr, loss = view.finite_curve(LEARNING_RATE, min_points=4), view.finite_curve(TRAIN_LOSS)
+    if lr is None or loss is None or loss.steps[-1] <= loss.steps[0]:
+        return None
+    i_peak = int(np.argmax(lr.values))
+    peak = float(lr.values[i_peak])
+    if peak <= 0:
+        return None
+    below = np.nonzero(lr.values[i_peak:] <= LR_DECAYED * peak)[0]
+    if not len(below):
+        return None
+    x = float(lr.steps[i_peak + below[0]])
+    return LrDecay(lr.key, peak, x, (x - loss.steps[0]) / (loss.steps[-1] - loss.steps[0]))

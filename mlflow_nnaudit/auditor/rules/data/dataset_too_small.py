@@ -68,7 +68,7 @@ class DatasetTooSmall(Rule):
                 Evidence("early_overfitting", va.key, {"best_share_of_run": best_share, "GL_percent": of.gl}),
                 Evidence(
                     "dataset_size",
-                    schema.DIAGNOSTICS_ARTIFACT if n and n[1].startswith("the training") else None,
+                    schema.DIAGNOSTICS_ARTIFACT if n and n[1].startswith(("the training", "the recorder")) else None,
                     {"samples": n[0] if n else None, "source": n[1] if n else None, "parameters": params},
                 ),
             ],

@@ -11,10 +11,19 @@ class RepeatedBatch(Rule):
     and 16 values at evenly spaced positions). Reported when at least 4 batches were sampled
     and one fingerprint makes up at least half of them: the same batch is fed again and
     again. Full-batch training (the training DataLoader has a single batch per epoch) is not
-    reported; without a DataLoader to tell, the confidence is medium."""
+    reported; without a DataLoader to tell, the confidence is medium. The recorder also
+    fingerprints the first 16 training batches in a row: when most of them differ from the batch
+    just before (fewer than half repeat it), the repeats are a few batches fed in turn, epoch
+    after epoch (a training set of a couple of batches, or an unshuffled loader sampled in step
+    with its epoch), not one batch fed step after step, and nothing is reported (a tiny training
+    set is `dataset_too_small`'s business)."""
 
     cause = "repeated_batch"
-    reads = (("inputs", "fingerprints"), ("data_loader", "train", "batches_per_epoch"))
+    reads = (
+        ("inputs", "fingerprints"),
+        ("inputs", "fingerprints", "consecutive_repeats"),
+        ("data_loader", "train", "batches_per_epoch"),
+    )
 
     #: sampled training batches needed before a repeat means anything
     MIN_BATCHES = 4
@@ -25,6 +34,10 @@ class RepeatedBatch(Rule):
     SHARE = 0.5
     #: a repeat this common means nothing else was fed: a failed run
     FAILED_SHARE = 0.9
+    #: the share of consecutive early batches that repeat the one before, below which the batches
+    #: change from step to step (the bug repeats every one; a model called twice per step on each
+    #: batch, every other one)
+    BACK_TO_BACK = 0.5
 
     def applies(self, view: RunView) -> bool:
         """Not on full-batch training (one batch per epoch, a batch the size of the dataset, or
@@ -38,6 +51,9 @@ class RepeatedBatch(Rule):
         share, distinct, n = fp["most_common_share"], fp["distinct"], fp["sampled_batches"]
         if share < self.SHARE:
             return None
+        back_to_back = fp.get("consecutive_repeats")
+        if isinstance(back_to_back, (int, float)) and back_to_back < self.BACK_TO_BACK:
+            return None  # consecutive steps got different batches: the repeats come round once per epoch
         bpe = view.fact("data_loader", "train", "batches_per_epoch")
         known = isinstance(bpe, int)
         if known and bpe <= distinct:

@@ -25,7 +25,9 @@ class BatchSizeTooLarge(Rule):
     same; the recommendation says so."""
 
     cause = "batch_size_too_large"
-    explained_by = ("repeated_batch",)
+    #: a batch that is a large share of a training set the model runs out of (`dataset_too_small`)
+    #: is the small data's doing: more data is the fix, not a smaller batch
+    explained_by = ("repeated_batch", "dataset_too_small")
     reads = (*DATASET_SIZE_READS, *BATCH_SIZE_READS)
 
     #: a batch holding this share of the training set leaves <= 10 updates per epoch (Keskar et al.

@@ -9,13 +9,14 @@ from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
 from mlflow_nnaudit.auditor.rules.helpers import (
     BLOWUP_READS,
     LEARNING_RATE_READS,
+    LR_DECAY_EARLY,
     NO_LEARNING,
     TAIL_START,
-    UPDATE_RATIO_HIGH,
     UPDATE_RATIO_LOW,
     UPDATE_RATIO_READS,
     early_update_ratios,
     exploded,
+    lr_decay,
     lr_text,
     trend_evidence,
 )
@@ -28,7 +29,12 @@ class LearningRateTooLow(Rule):
     validation loss where it has enough points (it is measured on the full validation set,
     so a slow trend is not drowned in minibatch noise), else on the training loss; both
     trend tests are autocorrelation-corrected Mann-Kendall. The recorder adds the direct
-    measurement: update/weight ratios far below ~1e-3 (median < 1e-5).
+    measurement: update/weight ratios far below ~1e-3 (median < 1e-5), both over the second
+    half of the run and on the first measured step: a rate too small makes small steps from the
+    first one, while steps of a healthy size that shrank later are the loss reaching its minimum
+    (the gradient vanishes) or a schedule decaying the rate, not a small rate. The curves are
+    not read for it when a logged learning rate fell to a tenth of its peak within the first half
+    of the run: their slowness is then the schedule's (`lr_decay_too_fast`), not the set rate's.
 
     Never on a run whose loss blew up early (`stats.detect_blowup`): tiny updates after an
     explosion are dead units, not a small learning rate, and a finding of `learning_rate_too_high`
@@ -78,14 +84,19 @@ class LearningRateTooLow(Rule):
         # exact zeros are frozen or dead layers (another cause), not small steps
         ratios = {k: v for k, v in view.update_ratios().items() if v > 0}
         med = float(np.median(list(ratios.values()))) if ratios else None
-        early = early_update_ratios(view)
-        # tiny updates after far too large first steps are a destroyed network, not small steps
-        early_high = bool(early) and float(np.median(list(early.values()))) > UPDATE_RATIO_HIGH
-        recorded_low = med is not None and med < self.RATIO_LOW and not early_high
+        early = [v for v in early_update_ratios(view).values() if v > 0]
+        early_med = float(np.median(early)) if early else None
+        # tiny updates after far too large first steps are a destroyed network, not small steps;
+        # after steps of a healthy size they are a converged loss or a decayed rate: the first
+        # measured step must be small as well
+        recorded_low = med is not None and med < self.RATIO_LOW and early_med is not None and early_med < self.RATIO_LOW
         curve_slow = False
         evidence: list[Evidence] = []
         improvement = None
-        if lv is not None and whole is not None and tail is not None and lv.start > 0:
+        decay = lr_decay(view)
+        # after an early decay the curves show the schedule's rate, not the one that was set
+        set_rate_shown = decay is None or decay.share > LR_DECAY_EARLY
+        if set_rate_shown and lv is not None and whole is not None and tail is not None and lv.start > 0:
             improvement = (lv.start - lv.end) / abs(lv.start)
             total, tail_drop = view.drop(role, 0.0, 1.0), view.drop(role, self.TAIL_START, 1.0)
             steady = bool(total and total > 0 and tail_drop / total >= self.TAIL_SHARE_STEADY)
@@ -100,9 +111,9 @@ class LearningRateTooLow(Rule):
                     trend_evidence("mann_kendall_tail", key, tail),
                 ]
         if recorded_low:
-            evidence.append(Evidence("update_ratio", None, {"median": med, "per_layer": ratios}))
+            evidence.append(Evidence("update_ratio", None, {"median": med, "first": early_med, "per_layer": ratios}))
         creep = False
-        if not curve_slow:  # a few evaluations are enough here (`levels` and the trends want more)
+        if set_rate_shown and not curve_slow:  # a few evaluations are enough (`levels`, trends want more)
             c = view.finite_curve(VAL_LOSS, min_points=self.CREEP_POINTS)
             if c is not None and len(c.values) >= self.CREEP_POINTS:
                 d = c.values[1:] - c.values[:-1]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from mlflow_nnaudit.auditor import stats
-from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_LOSS
+from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
 from mlflow_nnaudit.auditor.rules.base import FLAT_TOLERANCE, Evidence, Finding, Rule, RunView, fmt_num, fmt_step
-from mlflow_nnaudit.auditor.rules.helpers import trend_evidence
+from mlflow_nnaudit.auditor.rules.helpers import LR_DECAY_EARLY, LR_DECAYED, lr_decay, trend_evidence
 
 
 class LrDecayTooFast(Rule):
@@ -16,66 +16,68 @@ class LrDecayTooFast(Rule):
     the stretch before the drop, autocorrelation-corrected), and after the drop it is flat (the
     equivalence test of `plateau`: its change lies within +/-5% of the starting loss) for the
     rest of the run: progress stopped when the learning rate went, not because the model had
-    learned. Needs the learning rate as a curve (`lr`, `learning_rate`, Lightning's `lr-Adam`,
+    learned. Where the stretch just before the drop is too short or too noisy to show the fall
+    (a cut after the first epoch), the whole stretch before the drop must have fallen
+    significantly and the run must have ended without having learned (the outcome's harm: a
+    classifier at or near chance, a regression that explains little): then the flat tail is not
+    a converged model either. Needs the learning rate as a curve (`lr`, `learning_rate`, Lightning's `lr-Adam`,
     the recorder's `nnaudit/lr`)."""
 
     cause = "lr_decay_too_fast"
 
-    #: the learning rate counts as decayed when it is this share of its peak or less ...
-    DECAYED = 0.1
-    #: ... and it must get there within this share of the run to be "too fast" (a cosine or step
-    #: schedule over the whole run gets there in its last third)
-    DECAY_EARLY = 0.5
+    #: the learning rate counts as decayed when it is this share of its peak or less (shared) ...
+    DECAYED = LR_DECAYED
+    #: ... and it must get there within this share of the run to be "too fast" (shared)
+    DECAY_EARLY = LR_DECAY_EARLY
     #: loss points needed on each side of the drop for the two tests
     MIN_POINTS_EACH_SIDE = 8
 
     def evaluate(self, view: RunView) -> Finding | None:
-        lr = view.finite_curve(LEARNING_RATE, min_points=4)
         loss = view.finite_curve(TRAIN_LOSS)
         lv = view.levels(TRAIN_LOSS)
-        if lr is None or loss is None or lv is None or lv.start <= 0:
+        decay = lr_decay(view)
+        if decay is None or loss is None or lv is None or lv.start <= 0:
             return None
-        i_peak = int(np.argmax(lr.values))
-        peak = float(lr.values[i_peak])
-        if peak <= 0:
-            return None
-        below = np.nonzero(lr.values[i_peak:] <= self.DECAYED * peak)[0]
-        if not len(below):
-            return None
-        x_drop = float(lr.steps[i_peak + below[0]])
-        lx = loss.steps
-        if lx[-1] <= lx[0]:
-            return None
-        share = (x_drop - lx[0]) / (lx[-1] - lx[0])
+        peak, x_drop, share = decay.peak, decay.step, decay.share
         if not 0 < share <= self.DECAY_EARLY:
             return None
+        lx = loss.steps
         before, after = lx <= x_drop, lx > x_drop
         if before.sum() < self.MIN_POINTS_EACH_SIDE or after.sum() < self.MIN_POINTS_EACH_SIDE:
             return None
         xb, yb = lx[before], loss.values[before]
         k = len(xb)
         pre = stats.mann_kendall(xb[k // 2 :], yb[k // 2 :])  # the half of the pre-drop stretch nearest the drop
+        harm = None
         if pre.direction >= 0:
-            return None
+            harm = view.outcome_harm()
+            if harm is None:
+                return None  # the loss had stopped falling before the drop: it may have converged
+            pre = stats.mann_kendall(xb, yb)
+            if pre.direction >= 0:
+                return None
         flat = stats.flatness(lx[after], loss.values[after], FLAT_TOLERANCE * abs(lv.start))
         if not flat.is_flat:
             return None
         level = float(np.median(loss.values[after]))
+        ended = f", and the run ended without having learned ({harm.summary})" if harm else ""
         return self.finding(
             confidence="medium",
             severity="warning",
             score=min(1.0, 1.0 - share),
             p_value=pre.p_value,
             summary=f"the learning rate fell from {fmt_num(peak)} to {fmt_num(self.DECAYED * peak)} or less by step "
-            f"{fmt_step(x_drop)} ({share:.0%} into the run); the loss, still falling until then, stayed at "
-            f"{fmt_num(level)} after it",
+            f"{fmt_step(x_drop)} ({share:.0%} into the run); the loss, falling until then, stayed at "
+            f"{fmt_num(level)} after it{ended}",
             recommendation=f"The learning-rate schedule shrinks the rate 10x by step {fmt_step(x_drop)}, {share:.0%} into "
             f"the run, and the loss stops improving there (flat at {fmt_num(level)}) although it was still falling: "
             "decay later or more gently (e.g. cosine or step decay over the whole run, a larger gamma / step_size), "
             "or train the remaining epochs at a higher rate.",
             evidence=[
-                Evidence("lr_drop", lr.key, {"peak": peak, "drop_step": x_drop, "share_of_run": share}),
-                trend_evidence("mann_kendall_before_drop", loss.key, pre),
+                Evidence("lr_drop", decay.key, {"peak": peak, "drop_step": x_drop, "share_of_run": share}),
+                trend_evidence(
+                    "mann_kendall_before_drop" if harm is None else "mann_kendall_all_before_drop", loss.key, pre
+                ),
                 Evidence(
                     "flat_after_drop",
                     loss.key,
