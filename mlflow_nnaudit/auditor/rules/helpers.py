@@ -9,7 +9,7 @@ tail of the run" agree on the number.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -190,13 +190,48 @@ def blowup(view: RunView, role: str = TRAIN_LOSS) -> stats.BlowUp | None:
     )
 
 
+def guessed_classes(view: RunView) -> int | None:
+    """Without a known class count (no recorder, no class-count param): the k whose ln k a loss
+    curve of the run starts at, within `stats.CHANCE_TOLERANCE_GUESS` (k = 2..10). A classifier
+    starts at the loss of a uniform guess, ln C (the premise of `initial_loss_mismatch`), so a
+    first point there names C; a curve whose first point already averages some learning starts
+    below it and names nothing. None on a recorded run (the recorder knows whether the loss is a
+    classification loss and its class count) and when the curves name two different k."""
+    if view.recorded() or view.n_classes() is not None:
+        return None
+
+    def compute():
+        ks = set()
+        for role in (TRAIN_LOSS, VAL_LOSS):
+            c = view.curve(role)
+            if c is None or not c.finite.any():
+                continue
+            first = float(c.values[c.finite][0])
+            for k in range(2, stats.CHANCE_MAX_K_GUESS + 1):
+                if abs(first - math.log(k)) <= stats.CHANCE_TOLERANCE_GUESS * math.log(k):
+                    ks.add(k)
+        return ks.pop() if len(ks) == 1 else None
+
+    return view._cached("guessed_classes", "", compute)
+
+
 def stuck(view: RunView, role: str = TRAIN_LOSS) -> stats.Stuck | None:
-    """The stuck-loss reading of a loss curve (`stats.stuck_loss`), computed once per view."""
+    """The stuck-loss reading of a loss curve (`stats.stuck_loss`), computed once per view, against
+    the known class count, else the one the curves start at (`guessed_classes`: then
+    `known_classes` stays False)."""
     c = view.curve(role)
     if c is None:
         return None
     n = view.n_classes()
-    return view._cached("stuck", role, lambda: stats.stuck_loss(c.values, n[0] if n else None))
+
+    def compute():
+        if n:
+            return stats.stuck_loss(c.values, n[0])
+        k = guessed_classes(view)
+        st = stats.stuck_loss(c.values, k)
+        return replace(st, known_classes=False) if st is not None and k is not None else st
+
+    return view._cached("stuck", role, compute)
 
 
 def start_level(view: RunView, role: str = TRAIN_LOSS) -> float | None:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
+from mlflow_nnaudit.auditor import stats
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num, fmt_step
-from mlflow_nnaudit.auditor.rules.helpers import BLOWUP_READS, NO_LEARNING, PLATEAU_MAX_IMPROVEMENT, start_level, stuck
+from mlflow_nnaudit.auditor.rules.helpers import (
+    BLOWUP_READS,
+    NO_LEARNING,
+    PLATEAU_MAX_IMPROVEMENT,
+    guessed_classes,
+    start_level,
+    stuck,
+)
 
 
 class Plateau(Rule):
@@ -59,6 +69,15 @@ class Plateau(Rule):
             # the validation loss never moved at all over many evaluations: the weights never changed,
             # whatever the training curve does (an optimiser handed the data instead of the weights)
             return self._stuck_finding(view, vsk, VAL_LOSS, None)
+        if (
+            vsk is not None
+            and (vsk.chance_k is not None or vsk.no_better_than_chance)
+            and view.finite_curve(VAL_LOSS, min_points=self.FROZEN_VAL_POINTS)
+            and not self._train_below_chance(view, vsk.chance_k or self._classes(view))
+        ):
+            # the validation loss sat at chance over many evaluations while the training loss never got
+            # below it either: nothing was learned (a training loss well below chance would be overfitting)
+            return self._stuck_finding(view, vsk, VAL_LOSS, None)
         st = view.stall(TRAIN_LOSS)
         lv = view.levels(TRAIN_LOSS)
         if (
@@ -73,19 +92,22 @@ class Plateau(Rule):
         improvement = (start - st.level) / abs(start)
         if improvement >= self.MAX_IMPROVEMENT:
             return None
-        tail = view.trend(TRAIN_LOSS, st.start_fraction, 1.0)
-        if tail is not None and tail.direction < 0:
-            return None  # within tolerance, but still significantly falling: slow, not stuck
         vst = view.stall(VAL_LOSS)
         val_flat = vst is not None and vst.start_fraction is not None
         if view.finite_curve(VAL_LOSS) is not None and not val_flat:
             return None  # validation still moving: not a plateau of both
+        sk = stuck(view)
+        if sk is not None and sk.chance_k is not None:
+            # sitting at chance (ln C) is no learning beyond a uniform guess, even after a drop from a worse
+            # start and whatever drift within the band remains (the band is the effect size)
+            return self._stuck_finding(view, sk, TRAIN_LOSS, start)
+        tail = view.trend(TRAIN_LOSS, st.start_fraction, 1.0)
+        if tail is not None and tail.direction < 0:
+            return None  # within tolerance, but still significantly falling: slow, not stuck
         curve = view.curve(TRAIN_LOSS)
         no_learning = improvement < self.NO_LEARNING
-        sk = stuck(view)
-        # at chance (ln C) is no learning beyond a uniform guess even after a drop from a worse start;
-        # a constant elsewhere counts only when the loss never improved on its start
-        if sk is not None and (sk.chance_k is not None or (sk.constant and no_learning)):
+        # a constant away from chance counts only when the loss never improved on its start
+        if sk is not None and sk.constant and no_learning:
             return self._stuck_finding(view, sk, TRAIN_LOSS, start)
         return self.finding(
             confidence="medium" if no_learning else "low",
@@ -111,17 +133,34 @@ class Plateau(Rule):
             ],
         )
 
+    @staticmethod
+    def _classes(view: RunView) -> int | None:
+        n = view.n_classes()
+        return n[0] if n else guessed_classes(view)
+
+    @staticmethod
+    def _train_below_chance(view: RunView, k: int) -> bool:
+        """The training loss ended clearly below ln k (by more than the chance band): it learned."""
+        lv = view.levels(TRAIN_LOSS)
+        return lv is not None and lv.end < (1 - stats.CHANCE_TOLERANCE) * math.log(k)
+
     def _stuck_finding(self, view: RunView, sk, role: str, start: float | None) -> Finding:
         """No learning at all: a loss stuck exactly (constant, or at ln C)."""
+        k = sk.chance_k or (view.n_classes() or (guessed_classes(view),))[0]
+        guess = "" if sk.known_classes else ", the level a classifier's loss starts at"
         at = (
             f"at chance (ln {sk.chance_k} = {fmt_num(sk.level)}: the loss of a uniform guess over "
-            f"{sk.chance_k} classes)"
+            f"{sk.chance_k} classes{guess})"
             if sk.chance_k is not None
             else f"exactly constant at {fmt_num(sk.level)}"
+            if sk.constant
+            else f"no better than chance (around {fmt_num(sk.level)}, never clearly below ln {k} = "
+            f"{fmt_num(math.log(k))}{guess})"
         )
         name = "validation" if role == VAL_LOSS else "training"
         return self.finding(
-            confidence="high",
+            # a class count guessed from where the curves started is a reading, not a fact: one step less sure
+            confidence="high" if sk.constant or sk.known_classes else "medium",
             severity="failed",
             kind="outcome",
             score=1.0,
