@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlflow_nnaudit import schema
-from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
+from mlflow_nnaudit.auditor.curves import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
 from mlflow_nnaudit.auditor.rules.helpers import N_CLASSES_READS, stuck
 
@@ -44,9 +44,12 @@ class LossInputMismatch(Rule):
             mismatch = self._negative_loss(view)
         if not mismatch:
             return None
-        fix = self.FIXES.get(mismatch.get("problem"), "feed the loss the kind of input its documentation asks for")
+        fix = self.FIXES.get(
+            "not_log_probabilities" if mismatch.get("inferred_from") else mismatch.get("problem"),
+            "feed the loss the kind of input its documentation asks for",
+        )
         return self.finding(
-            confidence="high",
+            confidence="medium" if mismatch.get("inferred_from") else "high",
             severity="failed"
             if (
                 mismatch.get("problem") in ("not_log_probabilities", "negative_loss", "constant_input")
@@ -57,8 +60,19 @@ class LossInputMismatch(Rule):
             summary=f"{mismatch['loss']} was fed the wrong kind of input: {mismatch['detail']}",
             recommendation=f"The loss function {mismatch['loss']} gets the wrong input: {mismatch['detail']}. "
             f"Fix: {fix}.",
-            evidence=[Evidence("loss_input_check", schema.DIAGNOSTICS_ARTIFACT, dict(mismatch))],
+            evidence=[
+                Evidence(
+                    "loss_input_check",
+                    mismatch.get("curve") or schema.DIAGNOSTICS_ARTIFACT,
+                    {k: v for k, v in mismatch.items() if k != "curve"},
+                )
+            ],
         )
+
+    @staticmethod
+    def _classifier(view: RunView) -> bool:
+        """The run logs an accuracy (training or validation) with at least 3 finite points."""
+        return any(view.finite_curve(role, min_points=3) is not None for role in (TRAIN_ACC, VAL_ACC))
 
     @staticmethod
     def _stuck(view: RunView) -> bool:
@@ -67,14 +81,35 @@ class LossInputMismatch(Rule):
         return sk is not None and sk.stuck
 
     def _negative_loss(self, view: RunView) -> dict | None:
-        """A mismatch read from the curve: a non-negative loss function whose loss went negative."""
+        """A mismatch read from the curve: a non-negative loss function whose loss went negative.
+        Without the recorder the loss function is not known, but a run that logs an accuracy is a
+        classifier, and every classification loss (cross-entropy, NLL on log-probabilities, BCE,
+        hinge, focal) is non-negative: its training or validation loss below zero is read the same
+        way, one step less sure (the loss function is inferred)."""
         fn = view.fact("loss", "loss_function")
-        c = view.curve(TRAIN_LOSS)
-        if fn not in self.NON_NEGATIVE or c is None or not c.finite.any():
+        inferred = fn is None and not view.recorded() and self._classifier(view)
+        if fn not in self.NON_NEGATIVE and not inferred:
             return None
-        low = float(np.min(c.values[c.finite]))
+        roles = (TRAIN_LOSS, VAL_LOSS) if inferred else (TRAIN_LOSS,)
+        lows = [
+            (float(np.min(c.values[c.finite])), c.key)
+            for c in map(view.curve, roles)
+            if c is not None and c.finite.any()
+        ]
+        low, key = min(lows, default=(0.0, None))
         if low >= self.NEGATIVE:
             return None
+        if inferred:
+            return {
+                "loss": "the classification loss",
+                "problem": "negative_loss",
+                "detail": f"the loss went down to {fmt_num(low)}, below zero, on a run that logs an accuracy; no "
+                "classification loss does that on valid input (raw logits fed to `nll_loss` without "
+                "`log_softmax` make it fall without bound)",
+                "lowest_loss": low,
+                "inferred_from": "an accuracy curve",
+                "curve": key,
+            }
         problem = "not_log_probabilities" if fn == "nll_loss" else "negative_loss"
         detail = f"the training loss went down to {fmt_num(low)}, below zero, which {fn} never does on valid input" + (
             ": raw logits were fed to nll_loss without log_softmax" if fn == "nll_loss" else ""
