@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from mlflow_nnaudit.auditor import stats
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num, fmt_step
@@ -60,6 +62,9 @@ class Plateau(Rule):
     MAX_IMPROVEMENT = PLATEAU_MAX_IMPROVEMENT
     #: less progress than this is no learning at all: a failed run, medium confidence (shared)
     NO_LEARNING = NO_LEARNING
+    #: a tail still falling this share of the start (or more) per run length is slow, not stuck (shared:
+    #: NO_LEARNING, the gain that separates "learned something" from "learned nothing")
+    STILL_FALLING = NO_LEARNING
     #: a validation loss exactly constant over this many evaluations means the weights never changed
     FROZEN_VAL_POINTS = 5
 
@@ -102,9 +107,14 @@ class Plateau(Rule):
             # start and whatever drift within the band remains (the band is the effect size)
             return self._stuck_finding(view, sk, TRAIN_LOSS, start)
         tail = view.trend(TRAIN_LOSS, st.start_fraction, 1.0)
-        if tail is not None and tail.direction < 0:
-            return None  # within tolerance, but still significantly falling: slow, not stuck
         curve = view.curve(TRAIN_LOSS)
+        if tail is not None and tail.direction < 0:
+            # within tolerance, but still significantly falling: slow, not stuck, when the fall matters (a
+            # p-value is not an effect size): at its Theil-Sen rate, as long as the whole run again must gain
+            # at least NO_LEARNING of the start; a loss that would need several runs more for that is stuck
+            x = curve.x()[curve.finite]
+            if -tail.slope * float(np.ptp(x)) >= self.STILL_FALLING * abs(start):
+                return None
         no_learning = improvement < self.NO_LEARNING
         # a constant away from chance counts only when the loss never improved on its start
         if sk is not None and sk.constant and no_learning:
