@@ -1,5 +1,7 @@
 """loss_input_mismatch: the loss function gets the wrong kind of input."""
 
+import numpy as np
+
 from tests.rules.conftest import classification_loss, fires, healthy_diagnostics, healthy_loss, make_view, quiet
 
 CAUSE = "loss_input_mismatch"
@@ -36,3 +38,54 @@ def test_logits_fed_to_nll_loss_fail_the_run():
 
 def test_quiet_when_the_input_was_fine():
     quiet(CAUSE, run(None))
+
+
+# --- curves only: no recorder, so the loss function is not known; an accuracy curve says "a classifier"
+
+
+def _train_curves(loss_fn, classify: bool, epochs: int = 12):
+    """A real tiny model trained without the recorder, logging what users log per epoch: the
+    training loss and, for a classifier, the validation accuracy."""
+    import torch
+
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long() if classify else x[:, :1] * 2.0
+    model = torch.nn.Linear(8, 3 if classify else 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    losses, accs = [], []
+    for _ in range(epochs):
+        total = 0.0
+        for i in range(0, 256, 32):
+            out = model(x[i : i + 32])
+            loss = loss_fn(out, y[i : i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+        losses.append(total / 8)
+        with torch.no_grad():
+            accs.append(float((model(x).argmax(1) == y).float().mean()) if classify else 0.0)
+    return np.array(losses), np.array(accs)
+
+
+def test_curves_only_a_classifier_whose_loss_goes_negative_was_fed_raw_logits():
+    import torch
+
+    losses, accs = _train_curves(torch.nn.NLLLoss(), classify=True)  # raw logits, no log_softmax
+    assert losses.min() < 0
+    f = fires(CAUSE, make_view(losses, val_acc=accs))
+    assert f.severity == "failed" and f.confidence == "medium" and "log_softmax" in f.recommendation
+
+
+def test_curves_only_a_negative_loss_without_an_accuracy_is_not_read():
+    import torch
+
+    gauss = torch.nn.GaussianNLLLoss()  # a density's negative log-likelihood may go below zero
+
+    def nll(out, y):
+        return gauss(out[:, :1], y, torch.nn.functional.softplus(out[:, 1:]) + 1e-3)
+
+    losses, _ = _train_curves(nll, classify=False)
+    assert losses.min() < 0
+    quiet(CAUSE, make_view(losses))

@@ -34,3 +34,47 @@ def test_quiet_on_a_slow_steady_decline():
 def test_quiet_when_validation_keeps_improving():
     val = np.linspace(CHANCE, 0.6 * CHANCE, 10)
     quiet(CAUSE, make_view(flat(600, CHANCE, noise=0.02), val))
+
+
+# --- curves only (no recorder, no class-count param): the class count read from where the loss starts
+
+
+def test_validation_loss_at_chance_with_the_training_loss_above_it_fails_curves_only():
+    # dropout 0.9 (f25): a noisy training loss that starts far above ln 4 and ends above it, and a validation
+    # loss that starts at ln 4 (an untrained 4-class model) and never gets more than ~1% below it
+    train = falling(12, 2.7, 1.45, knee=0.3, noise=0.03)
+    val = CHANCE * (1 - 0.01 * (1 - np.exp(-np.arange(12) / 2.0))) + 0.0003 * rng(3).standard_normal(12)
+    val[0] = CHANCE * 0.998
+    f = fires(CAUSE, make_view(train, val))
+    assert f.severity == "failed" and f.confidence == "medium" and "at chance (ln 4" in f.summary
+
+
+def test_validation_loss_at_chance_is_overfitting_territory_when_the_training_loss_went_below_it():
+    train = falling(12, CHANCE, 0.2, knee=0.2)
+    val = CHANCE * (1 - 0.01 * (1 - np.exp(-np.arange(12) / 2.0)))
+    quiet(CAUSE, make_view(train, val))
+
+
+def test_training_loss_at_chance_with_a_tiny_significant_drift_is_stuck():
+    # a deep sigmoid MLP (f30): the loss sits at ln 4, creeping down 0.01% over the run; Mann-Kendall calls
+    # that a significant fall, but it is no progress at all
+    train = CHANCE * (1.002 - 0.003 * (1 - np.exp(-np.arange(12) / 0.5))) - 1e-5 * np.arange(12)
+    val = CHANCE + 1e-5 * np.arange(12)
+    f = fires(CAUSE, make_view(train, val))
+    assert f.severity == "failed" and "at chance (ln 4" in f.summary
+
+
+def test_a_negligible_creep_after_an_early_drop_is_a_plateau():
+    # a ReLU on the output of a regression with signed targets (f22): 25% down in the first epoch, then 1%
+    # over the remaining 14 (the p-value says "still falling"; at that rate 5% takes five runs more)
+    train = 0.41 + 0.14 * np.exp(-np.arange(15) / 0.4) - 0.004 * np.linspace(0, 1, 15)
+    val = 0.396 - 0.01 * np.linspace(0, 1, 15) ** 0.5
+    f = fires(CAUSE, make_view(train, val))
+    assert f.severity == "warning" and f.confidence == "low"
+
+
+def test_quiet_on_a_classifier_that_starts_at_chance_and_learns():
+    train = falling(600, CHANCE, 0.2, knee=0.1, noise=0.01)
+    train[0] = CHANCE
+    val = falling(10, 1.0, 0.25, knee=0.3)
+    quiet(CAUSE, make_view(train, val))
