@@ -4,7 +4,7 @@ false-positive rate (from tests/test_setup_rules.py)."""
 import numpy as np
 
 from mlflow_nnaudit.auditor import stats as S
-from mlflow_nnaudit.auditor.curves import GRAD_NORM, LEARNING_RATE, TRAIN_LOSS, VAL_LOSS, Curve
+from mlflow_nnaudit.auditor.curves import GRAD_NORM, LEARNING_RATE, TRAIN_LOSS, VAL_ACC, VAL_LOSS, Curve
 from mlflow_nnaudit.auditor.rules import RunView
 from tests.rules.conftest import SEED, ar1_noise, curve, rule_for
 
@@ -48,3 +48,36 @@ def test_curve_only_rules_stay_quiet_on_simulated_healthy_runs():
         )
         hits += [r.cause for r in rules if r.evaluate(v) is not None]
     assert len(hits) <= 2, hits
+
+
+def test_chance_read_from_where_the_loss_starts_stays_quiet_on_simulated_healthy_classifiers():
+    # 60 healthy 4-class runs logged the way users log them without the recorder or a class-count param:
+    # a per-step loss that starts at ln 4 (an untrained classifier), a per-epoch validation loss and
+    # accuracy. The class count is then read from the first point (plateau's guessed chance) and the
+    # accuracy says "a classifier" (loss_input_mismatch's negative-loss reading). Measured: 0; bound 0.
+    rules = [rule_for(c) for c in ("plateau", "loss_input_mismatch")]
+    hits = []
+    for i in range(60):
+        rng = np.random.default_rng([SEED, 8, i])
+        n, per_epoch = 600, 60
+        t = np.arange(n, dtype=float)
+        chance = np.log(4)
+        floor = rng.uniform(0.05, 0.9)  # hard tasks end not far below chance
+        noise = S.normalize_nonfinite(np.asarray(ar1_noise(rng, n, 0.5, 0.03)))
+        train = floor + (chance - floor) * np.exp(-t / (rng.uniform(0.08, 0.5) * n)) + noise
+        train = np.abs(train)  # a per-batch cross-entropy is never negative
+        train[0] = chance
+        ep = np.arange(1, n // per_epoch + 1)
+        val = (
+            floor + 0.05 + (chance - floor) * np.exp(-ep * per_epoch / (0.3 * n)) + 0.01 * rng.standard_normal(len(ep))
+        )
+        acc = 0.25 + 0.7 * (1 - val / chance)
+        v = RunView(
+            {
+                TRAIN_LOSS: curve("loss", train),
+                VAL_LOSS: Curve("val_loss", ep * per_epoch, val),
+                VAL_ACC: Curve("val_acc", ep * per_epoch, acc),
+            }
+        )
+        hits += [r.cause for r in rules if r.evaluate(v) is not None]
+    assert not hits, hits

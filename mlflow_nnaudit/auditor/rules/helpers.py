@@ -234,6 +234,41 @@ def stuck(view: RunView, role: str = TRAIN_LOSS) -> stats.Stuck | None:
     return view._cached("stuck", role, compute)
 
 
+def class_count(view: RunView) -> int | None:
+    """The known class count, else the one the curves start at (`guessed_classes`)."""
+    n = view.n_classes()
+    return n[0] if n else guessed_classes(view)
+
+
+def val_at_chance(view: RunView, min_points: int) -> stats.Stuck | None:
+    """The validation loss sat at chance (ln C), or never got clearly below it, over at least
+    `min_points` evaluations, while the training loss did not end clearly below ln C either (a
+    training loss well below chance next to such a validation loss is overfitting): nothing was
+    learned. None otherwise."""
+    vsk, k = stuck(view, VAL_LOSS), class_count(view)
+    if vsk is None or k is None or not (vsk.chance_k is not None or vsk.no_better_than_chance):
+        return None
+    if view.finite_curve(VAL_LOSS, min_points=min_points) is None:
+        return None
+    lv = view.levels(TRAIN_LOSS)
+    k = vsk.chance_k or k
+    return None if lv is not None and lv.end < (1 - stats.CHANCE_TOLERANCE) * math.log(k) else vsk
+
+
+def stuck_words(view: RunView, sk: stats.Stuck) -> str:
+    """How to say where a stuck loss sits (at ln k, exactly constant, or no better than chance)."""
+    guess = "" if sk.known_classes else ", the level a classifier's loss starts at"
+    if sk.chance_k is not None:
+        return (
+            f"at chance (ln {sk.chance_k} = {fmt_num(math.log(sk.chance_k))}: the loss of a uniform guess over "
+            f"{sk.chance_k} classes{guess})"
+        )
+    if sk.constant:
+        return f"exactly constant at {fmt_num(sk.level)}"
+    k = class_count(view) or 2
+    return f"no better than chance (around {fmt_num(sk.level)}, never clearly below ln {k} = {fmt_num(math.log(k))}{guess})"
+
+
 def start_level(view: RunView, role: str = TRAIN_LOSS) -> float | None:
     """The curve's starting level for measuring progress: before an early explosion when there
     was one (not the explosion's peak), else the block-median start (`stats.Levels.start`)."""

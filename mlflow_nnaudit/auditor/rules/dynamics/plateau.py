@@ -2,36 +2,26 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from mlflow_nnaudit.auditor import stats
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
+from mlflow_nnaudit.auditor.rules import helpers
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num, fmt_step
-from mlflow_nnaudit.auditor.rules.helpers import (
-    BLOWUP_READS,
-    NO_LEARNING,
-    PLATEAU_MAX_IMPROVEMENT,
-    guessed_classes,
-    start_level,
-    stuck,
-)
+from mlflow_nnaudit.auditor.rules.helpers import BLOWUP_READS, NO_LEARNING, PLATEAU_MAX_IMPROVEMENT, start_level, stuck
 
 
 class Plateau(Rule):
-    """Training (and validation, where logged) loss goes flat early, well above a good loss:
-    the curve is flat from some point in the first half on (an equivalence test: the 90%
-    interval of the Theil-Sen change over the rest of the run lies within +/-5% of the
-    starting loss, and no significant downward trend remains there), and the loss lost less
-    than 30% of its starting value before that. A converged run also ends flat, but after a
-    large drop, so it is not a plateau.
-
-    Progress is measured from where the loss stood before an early blow-up, if there was one
-    (`stats.detect_blowup`), not from the explosion's peak. A loss stuck exactly (a constant
-    tail, or a tail at ln C, the loss of a uniform guess: `stats.stuck_loss`) after no progress
-    is no learning at all: high confidence, and the recommendation says it is a bug or a run
-    destroyed early, not a slow optimiser. Listed after the cause found upstream of it."""
+    """Training (and validation, where logged) loss goes flat early, well above a good loss: flat
+    from some point in the first half on (the 90% interval of the Theil-Sen change over the rest
+    lies within +/-5% of the start), after losing less than 30% of its start. A tail still falling
+    significantly is slow, not stuck, only if at its rate one more run as long gains 5% of the
+    start. A converged run also ends flat, but after a large drop. Progress is measured from
+    before an early blow-up (`stats.detect_blowup`), not from its peak. A loss stuck exactly (a
+    constant tail, or a tail at ln C: `stats.stuck_loss`), or a validation loss at or no better
+    than chance over 5+ evaluations with the training loss not below chance either, is no
+    learning at all: failed, and a bug or a run destroyed early, not a slow optimiser. Without a
+    known class count, C is the k whose ln k (k = 2..10, within 0.5%) a loss curve starts at
+    (`helpers.guessed_classes`; medium confidence). Listed after the cause found upstream."""
 
     cause = "plateau"
     reads = BLOWUP_READS
@@ -62,8 +52,7 @@ class Plateau(Rule):
     MAX_IMPROVEMENT = PLATEAU_MAX_IMPROVEMENT
     #: less progress than this is no learning at all: a failed run, medium confidence (shared)
     NO_LEARNING = NO_LEARNING
-    #: a tail still falling this share of the start (or more) per run length is slow, not stuck (shared:
-    #: NO_LEARNING, the gain that separates "learned something" from "learned nothing")
+    #: a tail falling this share of the start (or more) per run length is slow, not stuck (NO_LEARNING)
     STILL_FALLING = NO_LEARNING
     #: a validation loss exactly constant over this many evaluations means the weights never changed
     FROZEN_VAL_POINTS = 5
@@ -74,15 +63,9 @@ class Plateau(Rule):
             # the validation loss never moved at all over many evaluations: the weights never changed,
             # whatever the training curve does (an optimiser handed the data instead of the weights)
             return self._stuck_finding(view, vsk, VAL_LOSS, None)
-        if (
-            vsk is not None
-            and (vsk.chance_k is not None or vsk.no_better_than_chance)
-            and view.finite_curve(VAL_LOSS, min_points=self.FROZEN_VAL_POINTS)
-            and not self._train_below_chance(view, vsk.chance_k or self._classes(view))
-        ):
-            # the validation loss sat at chance over many evaluations while the training loss never got
-            # below it either: nothing was learned (a training loss well below chance would be overfitting)
-            return self._stuck_finding(view, vsk, VAL_LOSS, None)
+        vch = helpers.val_at_chance(view, self.FROZEN_VAL_POINTS)
+        if vch is not None:  # nothing learned: not even the training loss got below chance
+            return self._stuck_finding(view, vch, VAL_LOSS, None)
         st = view.stall(TRAIN_LOSS)
         lv = view.levels(TRAIN_LOSS)
         if (
@@ -109,11 +92,9 @@ class Plateau(Rule):
         tail = view.trend(TRAIN_LOSS, st.start_fraction, 1.0)
         curve = view.curve(TRAIN_LOSS)
         if tail is not None and tail.direction < 0:
-            # within tolerance, but still significantly falling: slow, not stuck, when the fall matters (a
-            # p-value is not an effect size): at its Theil-Sen rate, as long as the whole run again must gain
-            # at least NO_LEARNING of the start; a loss that would need several runs more for that is stuck
-            x = curve.x()[curve.finite]
-            if -tail.slope * float(np.ptp(x)) >= self.STILL_FALLING * abs(start):
+            # still significantly falling: slow, not stuck, if the fall matters (a p-value is no effect size):
+            # at its Theil-Sen rate, one more run as long must gain STILL_FALLING of the start
+            if -tail.slope * float(np.ptp(curve.x()[curve.finite])) >= self.STILL_FALLING * abs(start):
                 return None
         no_learning = improvement < self.NO_LEARNING
         # a constant away from chance counts only when the loss never improved on its start
@@ -132,41 +113,16 @@ class Plateau(Rule):
                 Evidence(
                     "stall",
                     curve.key,
-                    {
-                        "flat_from_share": st.start_fraction,
-                        "level": st.level,
-                        "start": start,
-                        "improvement_share": improvement,
-                    },
+                    {"flat_from_share": st.start_fraction, "level": st.level, "start": start}
+                    | {"improvement_share": improvement},
                     (st.start_x, float(curve.x()[-1])),
                 )
             ],
         )
 
-    @staticmethod
-    def _classes(view: RunView) -> int | None:
-        n = view.n_classes()
-        return n[0] if n else guessed_classes(view)
-
-    @staticmethod
-    def _train_below_chance(view: RunView, k: int) -> bool:
-        """The training loss ended clearly below ln k (by more than the chance band): it learned."""
-        lv = view.levels(TRAIN_LOSS)
-        return lv is not None and lv.end < (1 - stats.CHANCE_TOLERANCE) * math.log(k)
-
     def _stuck_finding(self, view: RunView, sk, role: str, start: float | None) -> Finding:
         """No learning at all: a loss stuck exactly (constant, or at ln C)."""
-        k = sk.chance_k or (view.n_classes() or (guessed_classes(view),))[0]
-        guess = "" if sk.known_classes else ", the level a classifier's loss starts at"
-        at = (
-            f"at chance (ln {sk.chance_k} = {fmt_num(sk.level)}: the loss of a uniform guess over "
-            f"{sk.chance_k} classes{guess})"
-            if sk.chance_k is not None
-            else f"exactly constant at {fmt_num(sk.level)}"
-            if sk.constant
-            else f"no better than chance (around {fmt_num(sk.level)}, never clearly below ln {k} = "
-            f"{fmt_num(math.log(k))}{guess})"
-        )
+        at = helpers.stuck_words(view, sk)
         name = "validation" if role == VAL_LOSS else "training"
         return self.finding(
             # a class count guessed from where the curves started is a reading, not a fact: one step less sure
@@ -185,13 +141,8 @@ class Plateau(Rule):
                 Evidence(
                     "stuck_loss",
                     view.curve(role).key,
-                    {
-                        "level": sk.level,
-                        "chance_k": sk.chance_k,
-                        "constant": sk.constant,
-                        "spread": sk.spread,
-                        "start": start,
-                    },
+                    {"level": sk.level, "chance_k": sk.chance_k, "constant": sk.constant, "spread": sk.spread}
+                    | {"start": start},
                 )
             ],
         )
