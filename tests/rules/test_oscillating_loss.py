@@ -70,3 +70,13 @@ def test_quiet_on_a_loss_logged_with_a_step_that_restarts_each_epoch():
     # resumed once from a checkpoint (one fall back): kept in step order
     once = Curve("loss", np.r_[np.arange(50), np.arange(50)], np.r_[y[:50], y[50:100]], times[:100])
     assert np.all(np.diff(once.steps) >= 0)
+
+
+def test_wild_swings_on_a_run_that_went_nowhere_are_erratic_even_when_the_last_points_are_low():
+    # data sorted by class (f16): each logged batch holds one class, so the loss jumps between ~0 and 20+
+    # with no trend at all; the last two logged batches happen to be easy, so the end level (the last
+    # blocks) is far below the start and "what the run gained" by the levels alone exceeds the noise
+    y = rng(16).exponential(1.6, 48)
+    y[0], y[-2:] = 1.6, (0.4, 0.006)
+    f = fires(CAUSE, make_view(y))
+    assert f.severity == "warning" and "point-to-point swings" in f.summary

@@ -14,7 +14,7 @@ class OscillatingLoss(Rule):
     of the training curve: a periodic swing whose spectral peak stands far above a red-noise
     (AR(1), phi >= 0) baseline (Bonferroni-corrected p < 0.01) with an amplitude of at least
     10% of the loss level; or swings so large (point-to-point noise at least half the loss
-    level) that they exceed everything the run gained. A periodic swing must also climb back up
+    level) that they exceed everything the run gained (or the run shows no trend at all). A periodic swing must also climb back up
     (block medians a quarter-period long rising at least half its amplitude above the lowest
     before them): a learning-rate staircase (StepLR, logged every few batches) only steps down."""
 
@@ -55,7 +55,11 @@ class OscillatingLoss(Rule):
         level = max(abs(lv.end), 1e-12)
         periodic = osc.detected and osc.amplitude >= self.MIN_AMPLITUDE * level and self.climbs_back(view, osc)
         gained = lv.start - lv.end
-        erratic = lv.noise >= self.ERRATIC_NOISE * level and lv.noise >= gained
+        # the swings exceed what the run gained: by its robust levels, or it gained nothing measurable
+        # (no Mann-Kendall trend over the whole run; a few end points of a wild curve are noise themselves)
+        whole = view.trend(TRAIN_LOSS)
+        went_nowhere = whole is not None and whole.direction == 0
+        erratic = lv.noise >= self.ERRATIC_NOISE * level and (lv.noise >= gained or went_nowhere)
         if not (periodic or erratic):
             return None
         curve = view.curve(TRAIN_LOSS)
