@@ -57,8 +57,9 @@ class LossInputMismatch(Rule):
             )
             else "warning",
             score=0.9,
-            summary=f"{mismatch['loss']} was fed the wrong kind of input: {mismatch['detail']}",
-            recommendation=f"The loss function {mismatch['loss']} gets the wrong input: {mismatch['detail']}. "
+            summary=f"{'the ' if mismatch.get('inferred_from') else ''}{mismatch['loss']} was fed the wrong kind of input: {mismatch['detail']}",
+            recommendation=f"{'The' if mismatch.get('inferred_from') else 'The loss function'} {mismatch['loss']} "
+            f"gets the wrong input: {mismatch['detail']}. "
             f"Fix: {fix}.",
             evidence=[
                 Evidence(
@@ -101,7 +102,7 @@ class LossInputMismatch(Rule):
             return None
         if inferred:
             return {
-                "loss": "the classification loss",
+                "loss": "classifier's loss",
                 "problem": "negative_loss",
                 "detail": f"the loss went down to {fmt_num(low)}, below zero, on a run that logs an accuracy; no "
                 "classification loss does that on valid input (raw logits fed to `nll_loss` without "
