@@ -821,3 +821,16 @@ def test_stuck_loss_constant_and_at_chance():
     # without the class count only a tight band around ln k counts: 0.72 is not ln 2 (0.693)
     assert S.stuck_loss(np.full(10, 0.72) + np.linspace(0, 0.01, 10)).chance_k is None
     assert S.stuck_loss(np.array([1.0, 2.0])) is None
+
+
+def test_a_high_first_loss_the_run_trains_away_from_is_not_a_blowup():
+    """Raw-scale inputs: the very first step's loss is 14x ln 4, then the run trains to half of
+    ln 4. Measured from ln C the first point would read as an explosion at step 0; it is a high
+    first loss (initial_loss_mismatch's business), not a blow-up: growth is measured from the
+    first point. A later explosion, 25x that point, still is one."""
+    x = np.arange(378.0)
+    y = 0.55 + 19.2 * np.exp(-x / 8)
+    assert not S.detect_blowup(x, y, expected_start=LN4, classification=True).detected
+    later = y.copy()
+    later[20:25] = 500.0  # 25x the first point
+    assert S.detect_blowup(x, later, expected_start=LN4, classification=True).detected

@@ -9,6 +9,12 @@ Expected first: batchnorm_small_batch
 Acceptable in top 3: -
 Symptom: oscillating_loss, plateau
 Fixed (--fix, batch_size=32): val_acc ~0.95 with a steady val_loss (buggy: val_loss jumps epoch to epoch) [expected; --fix not rerun in the final check]
+Doubt (2026-12-04): at batch size 2, the same model reaches val_acc 0.98 with BatchNorm at lr 0.005,
+and fails at lr 0.05 without normalisation or with GroupNorm as it does with BatchNorm (2 epochs,
+3 seeds): as written, this program's failure is the step size for 2-sample steps with momentum
+0.9, not BatchNorm (the --fix changes both). The truth is kept as written, and the auditor's
+`learning_rate_too_high` first is counted as a miss; the program should be reworked to isolate
+BatchNorm (e.g. a low learning rate, where batch-2 statistics hurt evaluation).
 """
 
 import sys

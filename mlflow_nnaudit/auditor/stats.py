@@ -717,6 +717,12 @@ BLOWUP_ABSOLUTE = 1e3
 BLOWUP_EARLY = 0.3
 
 
+#: a curve that ends below this share of its expected start (ln C) learned after its first point
+#: (30% below chance: further than any noise around a dead network's constant output; the
+#: plateau reading's PLATEAU_MAX_IMPROVEMENT is the same share)
+BLOWUP_TRAINED_AWAY = 0.7
+
+
 def detect_blowup(
     x: np.ndarray,
     y: np.ndarray,
@@ -752,6 +758,13 @@ def detect_blowup(
     end_vals = y[finite][-max(1, min(5, int(finite.sum()) // 5 or 1)) :]
     end = float(np.median(end_vals))
     horizon = max(3, int(math.ceil(early * n)))
+    # a first point high above the expected start, on a curve that ends well below that start
+    # (it learned: BLOWUP_TRAINED_AWAY), is a high first loss the run trained away from (raw-scale
+    # inputs, a large output layer: see initial_loss_mismatch), not an explosion: that first
+    # point is the only evidence, and on a per-step curve it is computed before any update. A
+    # network destroyed in its first epoch ends at chance, not well below it.
+    if start < first and end < BLOWUP_TRAINED_AWAY * start:
+        start = first  # growth is then measured from the first point itself
     for i in range(min(n, horizon)):
         v = y[i]
         if not np.isfinite(v):
