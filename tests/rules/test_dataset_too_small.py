@@ -69,3 +69,18 @@ def test_the_recorder_s_batch_cycle_gives_the_size_without_a_loader():
     f = fires(CAUSE, make_view(*early_overfit(), diagnostics=d))
     assert f.confidence == "medium" and "60 training samples" in f.summary
     assert "cycle of 2 batches" in f.evidence[1].values["source"]
+
+
+def test_quiet_when_validation_only_wanders_above_one_low_point():
+    # a noisy validation curve (SGD at a high rate) with one lucky dip early: every later
+    # evaluation is above it, 20% at the end, but with no upward trend and no 3 rises in a row
+    train = falling(320, 1.4, 0.5, knee=0.4, noise=0.03)
+    wandering = np.array([0.94, 0.97, 0.77, 0.93, 0.88, 0.95, 0.90, 0.96, 0.89, 0.93])
+    quiet(CAUSE, make_view(train, wandering))
+    quiet(CAUSE, make_view(train, wandering, diagnostics=with_loader(96)))
+    # a near-zero validation loss: 0.001 -> 0.004 is +300%, yet a flat, perfect model
+    near_zero = np.array([0.00096, 0.0076, 0.0030, 0.0046, 0.0046, 0.0039])
+    quiet(CAUSE, make_view(falling(192, 1.4, 0.0001, knee=0.05), near_zero))
+    # the same level reached by a steady climb is data running out
+    climbing = np.array([0.94, 0.85, 0.77, 0.80, 0.83, 0.86, 0.88, 0.90, 0.92, 0.93])
+    fires(CAUSE, make_view(train, climbing, diagnostics=with_loader(96)))

@@ -55,3 +55,14 @@ def test_gradients_not_zeroed_from_a_steadily_growing_grad_norm():
     assert f and f.confidence == "low" and f.p_value is not None
     healthy = 0.4 * (1 + 1.5 * (1 - np.exp(-t / 80))) * np.exp(0.2 * rng.standard_normal(400))
     assert rule.evaluate(make_view(healthy_train(400), grad_norm=curve("grad_norm", healthy))) is None
+
+
+def test_two_stale_samples_count_when_the_gradient_norm_grows_like_a_running_sum():
+    # a short run the recorder sampled twice, stale both times, its gradient norm 0.3 -> 36 (the
+    # corpus's Adam without zero_grad); the same two samples with a steady gradient norm are too few
+    stale = sampled_curve(KEY, np.ones(2), every=100)
+    d = healthy_diagnostics()
+    f = fires(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=stale, grad_norm=np.geomspace(0.3, 36, 600)))
+    assert "100% of 2" in f.summary
+    quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=stale, grad_norm=np.full(600, 0.5)))
+    quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=sampled_curve(KEY, np.zeros(2), every=100)))

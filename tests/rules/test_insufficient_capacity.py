@@ -72,3 +72,31 @@ def test_insufficient_capacity_bottleneck_vs_wide_model():
     assert rule.evaluate(make_view(train, val, diagnostics={"model": {"widths": [64, 64, 4]}})) is None
     # a healthy run with a bottleneck-free model: nothing
     assert rule.evaluate(make_view(healthy_train(), diagnostics=diag)) is None
+
+
+def test_quiet_on_an_lstm_before_a_linear_head():
+    # an LSTM's 32 units are a hidden layer: the recorder's widths list only the linear head
+    # ([4]), which is no "model without a hidden layer" (a 2-epoch run, the loss still falling)
+    import torch
+
+    from tests.rules.test_bad_weight_init import recorded_model
+
+    class LSTMClassifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.LSTM(6, 32, batch_first=True)
+            self.head = torch.nn.Linear(32, 4)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    torch.manual_seed(0)
+    facts = recorded_model(LSTMClassifier())
+    assert facts["widths"] == [4]
+    quiet(CAUSE, make_view(*underfitting(), diagnostics=healthy_diagnostics(model=facts)))
+    # records from before the recorder named each weight's module: the same answer, by name
+    for w in facts["init"]:
+        w.pop("module", None), w.pop("layer_weight", None)
+    quiet(CAUSE, make_view(*underfitting(), diagnostics=healthy_diagnostics(model=facts)))
+    # the same head alone is a model without a hidden layer
+    fires(CAUSE, make_view(*underfitting(), diagnostics=healthy_diagnostics(model=mlp_model([32, 4]))))

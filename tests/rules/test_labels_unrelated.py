@@ -26,3 +26,29 @@ def test_quiet_when_validation_improves_before_overfitting():
 def test_quiet_when_training_does_not_memorise():
     val = linear(15, 1.1, 1.1) + 0.003 * rng(1).standard_normal(15)
     quiet(CAUSE, make_view(falling(600, 1.1, 0.9, knee=0.2, noise=0.02), val))
+
+
+def test_fires_on_a_short_run_whose_validation_rises_from_the_start():
+    # shuffled labels, 6 epochs of Adam: the training loss creeps 3% below chance (memorising),
+    # the validation loss rises from its first evaluation and never gets below chance
+    train = falling(192, 1.387, 1.33, knee=1.0, noise=0.01)
+    val = np.array([1.388, 1.390, 1.401, 1.409, 1.418, 1.426])
+    f = fires(CAUSE, make_view(train, val))
+    assert f.severity == "failed" and "rose from its first evaluation" in f.summary
+
+
+def test_quiet_on_a_short_run_whose_validation_follows_training_slowly():
+    # a learning rate too low: both losses creep down together, the gap never opens
+    train = falling(192, 1.387, 1.33, knee=1.0, noise=0.01)
+    quiet(CAUSE, make_view(train, np.array([1.386, 1.378, 1.368, 1.360, 1.350, 1.342])))
+    # validation rising but better than chance from the start: something carried over (overfitting's business)
+    quiet(CAUSE, make_view(falling(192, 1.387, 0.2, knee=0.2), np.array([0.60, 0.62, 0.65, 0.69, 0.72, 0.75])))
+    # a model that learns nothing at all: both flat, the gap does not open
+    flat = 1.3863 - 0.0001 * np.linspace(0, 1, 192)
+    quiet(CAUSE, make_view(flat, np.array([1.3863, 1.3864, 1.3865, 1.3866, 1.3867, 1.3868])))
+    # 60 samples memorised in a few epochs (f26): validation got 9% better than the training
+    # loss's first value before rising: it learned something, then overfitted (the block-median
+    # start of a loss that fell this fast is already far below where training started)
+    fast = np.r_[1.1, falling(299, 0.9, 0.0001, knee=0.02)]
+    val = np.r_[1.06, 0.997, linear(48, 1.05, 2.3)]
+    quiet(CAUSE, make_view(fast, val))

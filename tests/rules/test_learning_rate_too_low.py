@@ -2,6 +2,7 @@
 
 import math
 
+from mlflow_nnaudit.auditor.verdict import default_links, judge
 from tests.rules.conftest import (
     fires,
     healthy_diagnostics,
@@ -152,3 +153,39 @@ def test_the_curves_say_nothing_of_the_set_rate_after_an_early_decay():
     # a rate cut only late in the run leaves the slow stretch to judge
     late = Curve("lr", np.array([0.0, 200.0, 400.0, 500.0, 599.0]), np.array([0.1, 0.1, 0.1, 0.01, 0.01]))
     fires(CAUSE, make_view(slow_loss(), lr=late))
+
+
+def test_a_steady_creep_of_ten_evaluations_that_ends_near_chance_is_too_slow():
+    """Adam at 1e-4 for 10 epochs (a corpus sweep): every evaluation lower than the one before,
+    6% in all, at a steady rate, the model still near chance at the end: too few points for the
+    tail trend test, but the same slow decline. The same fall decelerating onto a floor (a
+    schedule or a converged model) or ending far below chance is not read this way."""
+    import numpy as np
+
+    d = healthy_diagnostics()
+    train = CHANCE - 0.06 * np.linspace(0, 1, 320) + 0.02 * np.random.default_rng(0).standard_normal(320)
+    steady = CHANCE * np.linspace(0.995, 0.935, 10)
+    f = fires(CAUSE, make_view(train, steady, diagnostics=d))
+    assert "validation loss fell only 6%" in f.summary
+    floor = CHANCE * (0.935 + 0.06 * np.exp(-np.arange(10) / 1.5))
+    quiet(CAUSE, make_view(train, floor, diagnostics=d))
+    quiet(CAUSE, make_view(train * 0.3, 0.3 * steady, diagnostics=d))
+
+
+def test_a_creep_under_heavy_dropout_is_listed_after_the_regularisation():
+    """Dropout 0.8 (a corpus fault): the validation loss creeps down 5% at every evaluation,
+    the training loss stalls near chance. Small steps read from the curves are what strong
+    regularisation does at any learning rate: too_much_regularization comes first."""
+    import numpy as np
+
+    from mlflow_nnaudit.auditor.rules import ALL_RULES
+    from tests.rules.conftest import mlp_model
+
+    d = healthy_diagnostics(model=mlp_model([20, 64, 64, 4], dropout=0.8))
+    train = CHANCE * 1.04 - 0.07 * np.linspace(0, 1, 320) + 0.03 * np.random.default_rng(0).standard_normal(320)
+    view = make_view(train, CHANCE * np.linspace(0.99, 0.94, 10), diagnostics=d)
+    fires(CAUSE, view)
+    findings = [f for rule in ALL_RULES if rule.applies(view) for f in [rule.evaluate(view)] if f is not None]
+    ordered, _, _ = judge(findings, default_links())
+    causes = [f.cause for f in ordered]
+    assert causes.index("too_much_regularization") < causes.index(CAUSE), causes

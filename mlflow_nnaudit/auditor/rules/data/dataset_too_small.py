@@ -10,8 +10,11 @@ from mlflow_nnaudit.auditor.rules.helpers import DATASET_SIZE_READS, OVERFIT_GL
 
 class DatasetTooSmall(Rule):
     """The model overfits early: the validation loss is best within the first 30% of the run
-    and ends at least 10% above that best (Prechelt's generalisation loss) while the
-    training loss keeps falling. With the training set's size known (the recorder's
+    and ends at least 10% above that best (Prechelt's generalisation loss), rising after it
+    (an upward trend, or 3 consecutive rising evaluations, as `overfitting` asks), while the
+    training loss keeps falling. A validation loss that only wanders above one low point (a
+    noisy curve's lucky dip, or a loss near zero whose tiny absolute changes are large in %)
+    is no sign of data running out. With the training set's size known (the recorder's
     DataLoader, or a param such as `n_train`) and small (under 1,000 samples, or at least 100
     model parameters per sample) the confidence is medium; from the curves alone it is low."""
 
@@ -28,6 +31,8 @@ class DatasetTooSmall(Rule):
     #: stricter; these flag only the clearly small cases)
     SMALL_DATASET = 1000
     PARAMS_PER_SAMPLE = 100.0
+    #: consecutive rising evaluations that count as a rise without a significant trend (Prechelt's UP_3)
+    UP_EVALS = 3
 
     def evaluate(self, view: RunView) -> Finding | None:
         of = view.overfit()
@@ -38,6 +43,8 @@ class DatasetTooSmall(Rule):
         best_share = of.best_index / max(n_val - 1, 1)
         if best_share > self.EARLY_OVERFIT_SHARE or of.train_trend_after_best.direction > 0:
             return None
+        if of.val_trend_after_best.direction <= 0 and of.up < self.UP_EVALS:
+            return None  # above its best, but not rising: a dip or noise, not data running out
         n = view.dataset_size()
         params = view.fact("model", "parameters")
         if not isinstance(params, int):

@@ -17,7 +17,10 @@ class InsufficientCapacity(Rule):
     a hard task's noise floor, too much regularisation or a broken set-up look the same. A curve
     flat from the start (less than 5% progress) is no learning at all, not a small model: the
     curve-only reading stays silent there and leaves the symptom (`plateau`), and it scores
-    half as much as the plateau it comes with, so a guess never outranks the symptom."""
+    half as much as the plateau it comes with, so a guess never outranks the symptom.
+    The recorder's widths are those of the linear and convolution layers only: a model with
+    recurrent or attention layers (an LSTM before a linear head) holds hidden layers the widths
+    do not list, so its size is not judged from them."""
 
     cause = "insufficient_capacity"
     explained_by = (
@@ -37,7 +40,7 @@ class InsufficientCapacity(Rule):
         "batch_size_too_large",
         "lr_decay_too_fast",
     )
-    reads = (("model", "widths"), ("model", "depth"))
+    reads = (("model", "widths"), ("model", "depth"), ("model", "init"))
 
     #: with the recorder, the training loss made less than this share of progress: underfitting (a
     #: healthy run on a noisy task gets ~50% on the sample task; a fitting one far more)
@@ -51,6 +54,8 @@ class InsufficientCapacity(Rule):
             return None
         widths = view.fact("model", "widths")
         if view.recorded() and isinstance(widths, list) and widths:
+            if _layers_widths_omit(view):
+                return None  # its recurrent/attention layers are hidden layers the widths do not show
             if not uf.signature(self.UNDERFIT_MAX_IMPROVEMENT, need_flat=False):
                 return None
             hidden, out = widths[:-1], widths[-1]
@@ -93,3 +98,18 @@ class InsufficientCapacity(Rule):
                 )
             ],
         )
+
+
+#: the fan-in weights of the layers the recorder's `widths` leave out (torch's RNN/LSTM/GRU and
+#: their cells, MultiheadAttention), by their parameter names
+_UNLISTED_WEIGHTS = ("weight_ih", "weight_hh", "weight_hr", "in_proj_weight", "q_proj_weight")
+
+
+def _layers_widths_omit(view: RunView) -> list[str]:
+    """The model's recurrent and attention weights the recorder measured at init: layers with a
+    width of their own that `widths` (linear and convolution layers) does not list."""
+    init = view.fact("model", "init")
+    if not isinstance(init, list):
+        return []
+    names = [w.get("param") for w in init if isinstance(w, dict) and isinstance(w.get("param"), str)]
+    return [n for n in names if n.rsplit(".", 1)[-1].startswith(_UNLISTED_WEIGHTS)]

@@ -15,7 +15,9 @@ class GradientsNotZeroed(Rule):
     """On sampled steps the recorder looks at the gradients just before the first backward
     pass after an optimizer step: after `optimizer.zero_grad()` they are None or zero. When
     they are still non-zero on at least 90% of the sampled steps (at least 3), gradients are
-    accumulating across steps because they are never reset.
+    accumulating across steps because they are never reset. On fewer sampled steps (a short
+    run), stale on every one, the gradient norm must also have grown 10x from its first logged
+    value: never reset, the gradient is a running sum (an accumulation on purpose resets).
 
     Curves only (no recorder): a logged gradient-norm curve (`grad_norm`, as the HF Trainer
     logs it) that rises steadily over the whole run: at least 10x from start to end with a
@@ -46,8 +48,10 @@ class GradientsNotZeroed(Rule):
         if c is None:
             return None
         v = c.values[np.isfinite(c.values)]
-        if len(v) < self.MIN_STEPS or float(np.mean(v)) < self.PRESENT_SHARE:
+        if not len(v) or float(np.mean(v)) < self.PRESENT_SHARE:
             return None
+        if len(v) < self.MIN_STEPS and self._grad_norm_growth(view) < self.GROWTH:
+            return None  # too few samples, and the gradient norm does not grow like a running sum
         return self.finding(
             confidence="high",
             severity="failed",
@@ -60,6 +64,12 @@ class GradientsNotZeroed(Rule):
                 Evidence("grad_present_before_backward", c.key, {"share": float(np.mean(v)), "sampled_steps": len(v)})
             ],
         )
+
+    @staticmethod
+    def _grad_norm_growth(view: RunView) -> float:
+        """How many times the gradient norm grew from its first logged value to its last (0 unknown)."""
+        gn = view.finite_curve(GRAD_NORM, min_points=2)
+        return float(gn.values[-1] / gn.values[0]) if gn is not None and gn.values[0] > 0 else 0.0
 
     def _from_curve(self, view: RunView) -> Finding | None:
         gn = view.finite_curve(GRAD_NORM, min_points=6)

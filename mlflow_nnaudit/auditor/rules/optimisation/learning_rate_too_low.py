@@ -41,11 +41,11 @@ class LearningRateTooLow(Rule):
     on the run contradicts this one (the verdict drops it), as does `frozen_parameters`: tensors
     that receive no gradient stay where they are at any learning rate (a model of zero weight
     matrices whose only learning tensor is its output bias creeps monotonically towards the label
-    prior: not small steps). A run that barely moved (less than 5% progress) but whose validation
-    loss fell at every one of at least 6 evaluations is also too slow (a creep: a stuck or broken
-    model's validation loss does not fall monotonically)."""
+    prior: not small steps). A validation loss lower at every one of >= 6 evaluations is a creep
+    (a stuck model's is not), too slow under 5%, or under 20% steadily, ending near chance."""
 
     cause = "learning_rate_too_low"
+    consequence_of = ("too_much_regularization",)  # strong regularisation slows any rate's loss
     reads = (*UPDATE_RATIO_READS, *LEARNING_RATE_READS, *BLOWUP_READS)
     #: a finding of these says the opposite: this one is dropped (dead units make tiny updates
     #: whatever the learning rate, and parameters that get no gradient do not move at any rate:
@@ -118,7 +118,10 @@ class LearningRateTooLow(Rule):
             if c is not None and len(c.values) >= self.CREEP_POINTS:
                 d = c.values[1:] - c.values[:-1]
                 gain = (c.values[0] - c.values[-1]) / abs(c.values[0])
-                if c.values[0] > 0 and bool((d < 0).all()) and 0 < gain < self.NO_LEARNING:
+                v, k = c.values, int(round(self.TAIL_START * (len(c.values) - 1)))  # k: where the tail starts
+                steady = gain > 0 and v[k] - v[-1] >= self.TAIL_SHARE_STEADY * (v[0] - v[-1])
+                slow_to_no_end = gain < self.SLOW_MAX_IMPROVEMENT and steady and view.outcome_harm() is not None
+                if v[0] > 0 and bool((d < 0).all()) and 0 < gain and (gain < self.NO_LEARNING or slow_to_no_end):
                     creep, improvement = True, float(gain)
                     evidence.append(Evidence("monotone_creep", c.key, {"points": len(c.values), "gain": gain}))
         if not (curve_slow or recorded_low or creep):
