@@ -256,7 +256,7 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
             )
         ),
         # per weight tensor before the first update: param, shape, std, lecun_std, scale_vs_lecun,
-        # constant, identical_rows_share, module (the class holding it), layer_weight (a layer's
+        # constant, zero (every value 0), identical_rows_share, module (the class holding it), layer_weight (a layer's
         # fan-in weight matrix/kernel, not an embedding, a norm's scale or a model's own nn.Parameter)
         "init": None,
     },

@@ -737,7 +737,9 @@ def detect_blowup(
 
     The starting level is the first finite value, or `expected_start` when it is given and lower
     (the recorder's loss of the very first step, or ln C: a per-epoch curve whose first point
-    already averages the explosion starts there, not at 1e14). The absolute level counts only for
+    already averages the explosion starts there, not at 1e14), except on a curve that ends below
+    BLOWUP_TRAINED_AWAY of `expected_start`: it learned, and its high first point is a high first
+    loss, so growth is measured from that point. The absolute level counts only for
     a `classification` loss (a regression's MSE can start in the thousands). Pure numpy; `y` may hold NaN/Inf (MLflow's stand-ins are mapped back)."""
     y = normalize_nonfinite(np.asarray(y, dtype=float))
     x = np.asarray(x, dtype=float)

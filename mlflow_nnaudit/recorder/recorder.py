@@ -414,16 +414,22 @@ class Recorder:
         """User code is about to use MLflow's active run (`mlflow.log_metric` and the like start
         one when none is active): if the run this recorder starts on a remote store is still being
         created, wait for it (at most what is left of RUN_START_SECONDS) and make it the active
-        run, so that the user's call lands in it rather than in a second run. This waits only
-        where the user's own call would wait for the same store; training steps never do."""
+        run, so that the user's call lands in it rather than in a second run. Only on the training
+        thread (MLflow's active run is per thread) and only when that thread has no active run of
+        its own: then the user's call would start a run on the same store, and waits no longer
+        than it would; training steps never wait."""
+        import threading
+
+        import mlflow
+
         from mlflow_nnaudit.recorder.sink import RUN_START_SECONDS
 
         session = self.session
         start = session.sink.start if session is not None else None
-        if start is None or not start.pending:
+        if start is None or not start.pending or threading.get_ident() != start.thread:
             return
         config = self.recording()
-        if config is None:
+        if config is None or mlflow.active_run() is not None:
             return
         session.sink.wait_for_run(RUN_START_SECONDS - (time.monotonic() - start.began))
         self._session_for_active_run(config)

@@ -94,6 +94,8 @@ class RunStart:
         self.began = time.monotonic()
         self.activated = False
         self.given_up = False
+        #: the training thread (made on its first step): only it may make the run active
+        self.thread = threading.get_ident()
 
     def create(self, client):
         """On the writer thread: create the run (the store may take long, or never answer)."""

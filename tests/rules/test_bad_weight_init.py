@@ -215,3 +215,46 @@ def test_constant_weights_that_moved_in_training_are_a_risk_those_that_never_mov
     assert judged(learning_facts(["2.weight", "2.bias"])).effective_kind == "bug"  # never moved
     assert judged(learning_facts(["0.bias", "2.weight", "2.bias"], cut=True)).effective_kind == "bug"  # cut list
     assert judged(None).effective_kind == "bug"  # not recorded: the symmetry argument stands
+
+
+def test_constant_weights_stay_a_bug_when_every_layer_is_constant_or_the_constant_is_not_zero():
+    """The textbook bug: every Linear set to one constant. Each weight gets a gradient and
+    changes, but the rows get identical gradients and stay copies: that it moved says nothing.
+    Only zero layers among layers initialised normally (Fixup, adaLN-Zero) can be deliberate."""
+
+    def judged(mlp):
+        d = healthy_diagnostics(model=recorded_model(mlp), learning=learning_facts([]))  # all moved
+        return fires(CAUSE, make_view(healthy_loss(), diagnostics=d))
+
+    every = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))
+    for layer in (every[0], every[2]):
+        torch.nn.init.constant_(layer.weight, 0.0)
+    assert judged(every).effective_kind == "bug"
+    nonzero = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))
+    torch.nn.init.constant_(nonzero[2].weight, 0.05)
+    assert judged(nonzero).effective_kind == "bug"
+
+
+def test_a_parametrised_layers_stored_weight_is_found_without_computing_the_parametrisation():
+    """Weight norm stores a magnitude (`original0`) and a direction (`original1`, the weight's
+    shape); the direction is the layer's weight. The recorder finds it from the stored tensors,
+    never by evaluating the parametrisation (inside `parametrize.cached()` that would cache a
+    tensor made without autograd in the user's training, and a random one would draw numbers)."""
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.parametrizations import weight_norm
+
+    class Counted(torch.nn.Module):
+        calls = 0
+
+        def forward(self, w):
+            Counted.calls += 1
+            return w
+
+    model = torch.nn.Sequential(weight_norm(torch.nn.Linear(20, 64)), torch.nn.ReLU(), torch.nn.Linear(64, 4))
+    parametrize.register_parametrization(model[2], "weight", Counted())
+    before = Counted.calls
+    init = {w["param"]: w for w in recorded_model(model)["init"]}
+    assert Counted.calls == before
+    assert init["0.parametrizations.weight.original1"]["layer_weight"]
+    assert not init["0.parametrizations.weight.original0"]["layer_weight"]
+    assert init["2.parametrizations.weight.original"]["layer_weight"]

@@ -189,3 +189,12 @@ def test_a_creep_under_heavy_dropout_is_listed_after_the_regularisation():
     ordered, _, _ = judge(findings, default_links())
     causes = [f.cause for f in ordered]
     assert causes.index("too_much_regularization") < causes.index(CAUSE), causes
+
+
+def test_a_warm_up_from_zero_does_not_hide_the_tiny_first_steps():
+    """HF's linear warm-up takes its first step at a learning rate of 0: the first sampled update
+    ratio of every layer is exactly 0. The first ratio above zero is the run's first real step."""
+    d = healthy_diagnostics()
+    ratios = layer_curves("update_ratio", {n: [0.0] + [TINY_RATIO] * 59 for n in layer_names(d["model"])})
+    f = fires(CAUSE, make_view(linear(600, CHANCE, CHANCE, noise=0.005), diagnostics=d, extra=ratios))
+    assert f.severity == "failed" and "changed the weights by only" in f.summary

@@ -147,11 +147,13 @@ def parameter_roles(root: torch.nn.Module) -> dict[int, tuple[str, bool]]:
 
 
 def _current_shape(module: torch.nn.Module, attr: str) -> torch.Size | None:
-    """The shape of a parametrised module's tensor: a stored tensor of that shape stands for it
-    (parametrize's `original`, weight norm's direction `original1`, not its magnitudes)."""
+    """The shape of a parametrised module's tensor, read from what parametrize stores for it
+    (its largest original: `original`, or weight norm's direction `original1`, not its
+    magnitudes), never by computing the parametrisation: that could fill a `parametrize.cached()`
+    cache with a tensor made without autograd, or draw random numbers, in the user's training."""
     try:
-        with torch.no_grad():
-            return getattr(module, attr).shape
+        stored = [t for _, t in module.parametrizations[attr].named_parameters(recurse=False)]
+        return max(stored, key=lambda t: t.numel()).shape if stored else None
     except Exception:  # noqa: BLE001 - never raise into training; the role is just unknown
         return None
 
@@ -177,6 +179,7 @@ def initial_weight_stats(params: list[torch.Tensor]) -> dict[int, dict[str, Any]
                 "lecun_std": 1 / math.sqrt(fan_in),
                 "scale_vs_lecun": std * math.sqrt(fan_in),
                 "constant": bool((w == w.reshape(-1)[0]).all()),
+                "zero": not bool(w.any()),
                 "identical_rows_share": rows_same,
             }
     return out

@@ -1,7 +1,8 @@
 """Gradients never zeroed: are the gradients of the last step still there when the next
 backward pass begins (a loop that forgot `optimizer.zero_grad()` accumulates them)?
 
-Fed through the probe interface (`on_before_backward`), on sampled steps only: one batched
+Fed through the probe interface (`on_before_backward`), on each of steps 1-5 (the session's
+STALE_GRADS_FIRST_STEPS: the bug shows from step 1), then on sampled steps: one batched
 norm over the gradients present, kept as a 0-d tensor (no device sync) and written as the
 metric `grad_present_before_backward` (1: gradients were there, 0: they were zeroed or None).
 """

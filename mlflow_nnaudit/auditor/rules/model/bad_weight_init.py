@@ -10,8 +10,7 @@ from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
 
 
 def copies_of_first_row(w: dict) -> float:
-    """Share of the rows other than the first that equal it. (The recorder's
-    `identical_rows_share` counts the first row itself: 1/2 for any 2-row matrix.)"""
+    """Share of the rows other than the first that equal it (`identical_rows_share` counts the first too)."""
     rows = int(w["shape"][0])
     return max(0.0, (w["identical_rows_share"] * rows - 1) / (rows - 1))
 
@@ -57,10 +56,10 @@ class BadWeightInit(Rule):
     yardstick means nothing for them. A weight at PyTorch's own default for its layer is not badly
     scaled, whatever LeCun says: RNN/GRU/LSTM weights at U(-1/sqrt(hidden), 1/sqrt(hidden)). On
     L-BFGS runs the scale is not judged (its line search adapts the step to it). Constant or
-    symmetric weights are a definite bug (kind `bug`) unless the recorder saw every one of them get
-    a gradient and change (a zero-initialised output layer learns its rows apart from different
-    targets' errors): then, like a bad scale, a risk, which the run's outcome makes a cause or an
-    advisory."""
+    symmetric weights are a definite bug (kind `bug`) unless they are zero layers among others
+    initialised normally and the recorder saw every one of them get a gradient and change (a
+    zero-initialised output layer learns its rows apart from different targets' errors): then,
+    like a bad scale, a risk, which the run's outcome makes a cause or an advisory."""
 
     cause = "bad_weight_init"
     reads = (("model", "init"),)
@@ -105,7 +104,9 @@ class BadWeightInit(Rule):
         if scaled:
             parts.append(f"weights scaled far from 1/sqrt(fan_in) in {', '.join(scaled[: self.NAMED])}")
         seen = "; ".join(parts)
-        moved = self._moved(view, constant + symmetric)
+        others = any(w["param"] not in constant + symmetric for w in init)
+        nonzero = any(w.get("zero") is False for w in init if w["constant"])
+        moved = others and not nonzero and self._moved(view, constant + symmetric)
         deliberate = (
             " (they received gradients and changed in training: a zero-initialised output or residual-branch "
             "layer, Fixup or adaLN-Zero style, can be deliberate)"

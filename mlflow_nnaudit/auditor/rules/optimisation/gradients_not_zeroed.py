@@ -12,7 +12,7 @@ from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, 
 
 
 class GradientsNotZeroed(Rule):
-    """On sampled steps the recorder looks at the gradients just before the first backward
+    """On steps 1-5 and on sampled steps the recorder looks at the gradients just before the first backward
     pass after an optimizer step: after `optimizer.zero_grad()` they are None or zero. When
     they are still non-zero on at least 90% of the sampled steps (at least 3), gradients are
     accumulating across steps because they are never reset. On fewer sampled steps (a short

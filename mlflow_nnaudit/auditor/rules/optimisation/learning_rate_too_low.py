@@ -115,7 +115,7 @@ class LearningRateTooLow(Rule):
         creep = False
         if set_rate_shown and not curve_slow:  # a few evaluations are enough (`levels`, trends want more)
             c = view.finite_curve(VAL_LOSS, min_points=self.CREEP_POINTS)
-            if c is not None and len(c.values) >= self.CREEP_POINTS:
+            if c is not None and len(c.values) >= self.CREEP_POINTS and c.values[0] > 0:
                 d = c.values[1:] - c.values[:-1]
                 gain = (c.values[0] - c.values[-1]) / abs(c.values[0])
                 v, k = c.values, int(round(self.TAIL_START * (len(c.values) - 1)))  # k: where the tail starts
