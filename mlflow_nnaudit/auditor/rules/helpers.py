@@ -280,15 +280,17 @@ def start_level(view: RunView, role: str = TRAIN_LOSS) -> float | None:
 
 
 def early_update_ratios(view: RunView) -> dict[str, float]:
-    """Per layer, the first sampled update/weight ratio ||dW||/||W|| above zero (the run's first
-    steps: an explosion that killed the units shows there, then the ratios collapse to ~0; a
-    warm-up from a learning rate of 0 makes the very first ratio exactly 0, which says nothing)."""
+    """Per layer, the first sampled update/weight ratio ||dW||/||W|| (the run's first steps: an
+    explosion that killed the units shows there, then the ratios collapse to ~0). Leading zeros
+    of a layer that moves later are skipped (a warm-up from a learning rate of 0 makes the very
+    first ratio exactly 0, which says nothing); a layer that never moves counts as 0."""
     prefix = schema.layer_prefix(schema.LAYER_UPDATE_RATIO)
     out = {}
     for key, c in view.extra_curves.items():
-        moved = c.values[c.finite & (c.values > 0)] if key.startswith(prefix) else ()
-        if len(moved):
-            out[key[len(prefix) :]] = float(moved[0])
+        if key.startswith(prefix) and c.finite.any():
+            values = c.values[c.finite]
+            moved = values[values > 0]
+            out[key[len(prefix) :]] = float(moved[0] if len(moved) else values[0])
     return out
 
 
