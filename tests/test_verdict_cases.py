@@ -260,14 +260,21 @@ def test_nll_loss_on_raw_logits_is_a_loss_input_mismatch_not_convergence(autolog
     assert res.causes[0] == "loss_input_mismatch", res.causes
 
 
+def _programs_task(classes: int):
+    """The data of the programs f24/f25 (20 features, a linear teacher, 1000 training and 300
+    validation samples), drawn from torch's global generator after seeding it with 0, as they do
+    (the model built next draws its weights from the same generator)."""
+    torch.manual_seed(0)
+    w = torch.randn(20, classes)
+    xs = torch.randn(1300, 20)
+    ys = (xs @ w).argmax(1)
+    return xs[:1000], ys[:1000], xs[1000:], ys[1000:]
+
+
 def test_dropout_09_that_keeps_the_loss_at_chance_is_too_much_regularization(autologged):
     # f25 at its own size (seconds): Dropout(0.9) read as the keep probability; the first loss,
     # inflated by the 10x scaling of the kept units, falls by half, but only to ln C
-    torch.manual_seed(0)
-    w = torch.randn(20, 4)
-    xs = torch.randn(1300, 20)
-    ys = (xs @ w).argmax(1)
-    x, y, xv, yv = xs[:1000], ys[:1000], xs[1000:], ys[1000:]
+    x, y, xv, yv = _programs_task(classes=4)
     layers = [nn.Dropout(0.9), nn.Linear(20, 64), nn.ReLU(), nn.Dropout(0.9), nn.Linear(64, 64), nn.ReLU()]
     model = nn.Sequential(*layers, nn.Dropout(0.9), nn.Linear(64, 4))
     with mlflow.start_run() as run:
@@ -279,11 +286,7 @@ def test_dropout_09_that_keeps_the_loss_at_chance_is_too_much_regularization(aut
 def test_weight_decay_05_names_the_regularisation_before_its_vanished_gradients(autologged):
     # f24 at its own size (seconds): Adam(weight_decay=0.5) meant as 5e-4: the weights decay to
     # zero, the first layer's gradients vanish (products of near-zero weights), the loss sits at ln C
-    torch.manual_seed(0)
-    w = torch.randn(20, 5)
-    xs = torch.randn(1300, 20)
-    ys = (xs @ w).argmax(1)
-    x, y, xv, yv = xs[:1000], ys[:1000], xs[1000:], ys[1000:]
+    x, y, xv, yv = _programs_task(classes=5)
     model = nn.Sequential(nn.Linear(20, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 5))
     # sampling every 10th step whatever it costs: the default time budget samples fewer steps on a
     # loaded machine, and the vanishing-gradient reading needs its second-half samples

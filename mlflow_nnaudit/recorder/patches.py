@@ -305,22 +305,15 @@ def _wrap_loader_iter(original):
     return __iter__
 
 
-def _wrap_end_run(original):
+def _call_first(before, original):
+    """`original` with `before()` (guarded: it never raises) called ahead of each call."""
+
     @functools.wraps(original)
-    def end_run(*args, **kwargs):
-        _before_end_run()
+    def wrapper(*args, **kwargs):
+        before()
         return original(*args, **kwargs)
 
-    return end_run
-
-
-def _wrap_get_or_start_run(original):
-    @functools.wraps(original)
-    def _get_or_start_run(*args, **kwargs):
-        _before_fluent_run()
-        return original(*args, **kwargs)
-
-    return _get_or_start_run
+    return wrapper
 
 
 # --- the ledger's owner --------------------------------------------------------------------------
@@ -390,14 +383,14 @@ class Patches:
             import mlflow
             import mlflow.tracking.fluent as fluent
 
-            end_run = _wrap_end_run(fluent.end_run)
+            end_run = _call_first(_before_end_run, fluent.end_run)
             self.ledger.patch("mlflow.end_run", fluent, "end_run", end_run)
             self.ledger.patch("mlflow.end_run", mlflow, "end_run", end_run)
             # the fluent calls that start a run when none is active (mlflow.log_metric, ...)
             # find the run this recorder is still creating on a remote store (a private
             # function of MLflow's: left alone where a version lacks it)
             if callable(getattr(fluent, "_get_or_start_run", None)):
-                wrapped = _wrap_get_or_start_run(fluent._get_or_start_run)
+                wrapped = _call_first(_before_fluent_run, fluent._get_or_start_run)
                 self.ledger.patch("mlflow._get_or_start_run", fluent, "_get_or_start_run", wrapped)
             atexit.register(_at_exit)
             self.ledger.add("atexit", lambda: atexit.unregister(_at_exit))
