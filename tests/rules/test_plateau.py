@@ -78,3 +78,78 @@ def test_quiet_on_a_classifier_that_starts_at_chance_and_learns():
     train[0] = CHANCE
     val = falling(10, 1.0, 0.25, knee=0.3)
     quiet(CAUSE, make_view(train, val))
+
+
+# --- curves only, with no stall to test: the readings of `helpers.no_learning_reading`
+
+
+def test_a_training_loss_never_below_chance_for_a_known_class_count_fails():
+    # the HF Trainer at lr 0.5 (f04): the loss blows up to ~7x ln 2, comes back down and ends a little above
+    # ln 2, still drifting; the evaluations sit at chance. The label map logged from the model config names
+    # two classes (the run logs an accuracy, so the map is the classifier's)
+    x = np.arange(20)
+    train = math.log(2) * (1.06 + 5.5 * np.exp(-(((x - 4) / 3.0) ** 2)) + 0.25 * np.exp(-x / 6.0))
+    view = make_view(
+        train,
+        np.array([4.36, 0.69, 0.76, 0.74]),
+        val_acc=np.array([0.455, 0.545, 0.455, 0.455]),
+        params={"id2label": "{0: 'LABEL_0', 1: 'LABEL_1'}"},
+    )
+    f = fires(CAUSE, view)
+    assert f.severity == "failed" and "never got below chance" in f.summary and "ln 2" in f.summary
+    # without the label map nothing names the class count, and the curves alone do not show it
+    quiet(CAUSE, make_view(train, np.array([4.36, 0.69, 0.76, 0.74]), val_acc=np.array([0.455, 0.545, 0.455, 0.455])))
+
+
+def test_the_label_map_names_no_classes_on_a_run_that_logs_no_accuracy():
+    # every Hugging Face config carries a two-label map by default, a language model's too
+    train = falling(20, 6.0, 3.0, knee=0.3)
+    view = make_view(train, params={"id2label": "{0: 'LABEL_0', 1: 'LABEL_1'}"})
+    assert view.n_classes() is None
+    quiet(CAUSE, view)
+
+
+def test_a_validation_loss_never_below_the_untrained_loss_with_a_flat_accuracy_fails():
+    # Adam at lr 3 in Lightning (f03): the first epoch blows the validation loss up to hundreds, it comes back
+    # to ~18, never below the training loss's start, and the validation accuracy never moves from 0.28
+    train = np.array([2.09, 1.89, 1.65, 1.43, 1.32, 0.93, 1.6, 1.39])
+    val = np.array([346.0, 33.8, 277.0, 17.6, 23.6, 18.9, 17.8, 17.8])
+    acc = np.array([0.28, 0.17, 0.27, 0.265, 0.28, 0.28, 0.28, 0.28])
+    f = fires(CAUSE, make_view(train, val, val_acc=acc))
+    assert f.severity == "failed" and "never got below where the training loss started" in f.summary
+
+
+def test_quiet_on_a_validation_loss_logged_as_a_sum_whose_accuracy_rises():
+    # a validation loss summed over 10 batches sits far above the training loss, but the model learns
+    train = falling(8, 1.3, 0.3, knee=0.3)
+    val = 10 * falling(8, 1.2, 0.35, knee=0.3)
+    quiet(CAUSE, make_view(train, val, val_acc=np.linspace(0.45, 0.9, 8)))
+
+
+def test_a_noisy_loss_that_never_fell_fails():
+    # a parameter rebuilt from `.item()` every step (f09): per-step losses of 64 samples, 10% noise, no trend
+    train = 6.8 * (1 + 0.05 * rng(9).standard_normal(30))
+    f = fires(CAUSE, make_view(train))
+    assert f.severity == "failed" and "never fell" in f.summary
+
+
+def test_quiet_on_a_noisy_loss_that_falls():
+    quiet(CAUSE, make_view(np.linspace(6.8, 3.0, 30) * (1 + 0.05 * rng(9).standard_normal(30))))
+
+
+def test_a_loss_floor_beside_a_near_perfect_accuracy_is_a_plateau():
+    # softmax before CrossEntropyLoss over 3 classes (f06): the accuracy reaches 99.7%, the loss flattens at
+    # ~0.56 (the floor ln(e + 2) - 1 = 0.55: the softmax of probabilities cannot be sure)
+    train = 0.567 + 0.56 * np.exp(-np.arange(12) / 1.5)
+    val = 0.56 + 0.53 * np.exp(-np.arange(12) / 1.5)
+    acc = np.minimum(0.9967, 0.47 + 0.53 * (1 - np.exp(-np.arange(12) / 1.2)))
+    f = fires(CAUSE, make_view(train, val, val_acc=acc))
+    assert f.severity == "warning" and "99.7%" in f.summary
+    # label smoothing makes such a floor on purpose
+    quiet(CAUSE, make_view(train, val, val_acc=acc, params={"label_smoothing": "0.1"}))
+
+
+def test_quiet_on_a_near_perfect_classifier_whose_loss_keeps_falling():
+    val = 0.01 + 1.1 * np.exp(-np.arange(12) / 1.5)
+    acc = np.minimum(1.0, 0.47 + 0.53 * (1 - np.exp(-np.arange(12) / 1.2)))
+    quiet(CAUSE, make_view(0.01 + 1.1 * np.exp(-np.arange(12) / 1.4), val, val_acc=acc))

@@ -13,6 +13,7 @@ and the few that test a stretch no other rule needs call `stats` directly.
 
 from __future__ import annotations
 
+import ast
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -22,7 +23,7 @@ import numpy as np
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor import stats
 from mlflow_nnaudit.auditor.catalog import BUG, BY_ID, KINDS, OUTCOME
-from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_LOSS, VAL_LOSS, Curve
+from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS, Curve
 
 CONFIDENCES = ("high", "medium", "low")
 #: the recorder logs one update/weight-ratio curve per layer under this prefix
@@ -389,12 +390,20 @@ class RunView:
         return (float(b), "the recorder's input batches") if isinstance(b, int) and b > 0 else None
 
     def n_classes(self) -> tuple[int, str] | None:
-        """Class count: the recorder's (width of the logits), else a param."""
+        """Class count: the recorder's (width of the logits), else a param, else the label map of
+        a Hugging Face model config (`id2label`, logged by the Trainer's MLflow callback) on a run
+        that logs an accuracy: every config carries a two-label map by default, so the map names
+        the classes only of a run that is scored as a classifier."""
         n = self.fact("loss", "n_classes")
         if isinstance(n, int) and n > 1:
             return n, "the recorder"
         p = self.param_float(*N_CLASSES_PARAMS)
-        return (int(p[1]), f"param {p[0]}") if p is not None and p[1] > 1 else None
+        if p is not None and p[1] > 1:
+            return int(p[1]), f"param {p[0]}"
+        labels = _literal(self.params.get("id2label"))
+        if isinstance(labels, dict) and len(labels) > 1 and (TRAIN_ACC in self.curves or VAL_ACC in self.curves):
+            return len(labels), "param id2label"
+        return None
 
     def chance_loss(self) -> float | None:
         """A classifier's chance loss, ln C (the loss of a uniform guess): the recorder's, else
@@ -688,6 +697,16 @@ class Rule:
 
     def finding(self, **kwargs: Any) -> Finding:
         return Finding(cause=self.cause, **kwargs)
+
+
+def _literal(text: str | None) -> Any:
+    """A param's value read as a Python literal (a dict logged by its `repr`), None when it is not one."""
+    if not text:
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
 
 
 def fmt_step(x: float | None) -> str:

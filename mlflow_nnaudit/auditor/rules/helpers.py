@@ -16,7 +16,7 @@ import numpy as np
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor import stats
-from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_LOSS, VAL_LOSS, Curve
+from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS, Curve
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num, fmt_step
 
 #: a run that lost less than this share of its starting loss did not learn
@@ -428,3 +428,177 @@ def lr_decay(view: RunView) -> LrDecay | None:
         return None
     x = float(lr.steps[i_peak + below[0]])
     return LrDecay(lr.key, peak, x, (x - loss.steps[0]) / (loss.steps[-1] - loss.steps[0]))
+
+
+# --- curve-only readings of "nothing was learned" (plateau's, on runs whose loss has no stall to test)
+
+#: a loss needs this many points before "it never fell" can be shown through minibatch noise
+NEVER_FELL_POINTS = 20
+#: an accuracy at or above this (as a fraction) is right on nearly every example
+NEAR_PERFECT_ACCURACY = 0.99
+#: a cross-entropy of at least ln 1.5 is a geometric-mean probability of the right class of 2/3
+#: or less: unsure, for a model right on nearly every example
+UNSURE_LOSS = math.log(1.5)
+#: params that say the loss is smoothed on purpose (its floor is then by design)
+LABEL_SMOOTHING_PARAMS = ("label_smoothing", "label_smoothing_factor", "smoothing")
+
+
+@dataclass(frozen=True)
+class NoLearning:
+    """A curve-only reading that the run learned nothing (or is held at a floor), for the plateau."""
+
+    role: str  # the loss curve it is read on
+    severity: str  # "failed": nothing learned; "warning": learned, then held at a floor
+    summary: str
+    evidence: Evidence
+
+
+def _accuracy_scale(view: RunView, role: str) -> float:
+    """100 for an accuracy logged in percent, else 1."""
+    c = view.finite_curve(role, min_points=1)
+    return 100.0 if c is not None and float(np.max(c.values)) > 1.5 else 1.0
+
+
+def train_never_below_chance(view: RunView) -> NoLearning | None:
+    """With a known class count C (recorder, param, or a Hugging Face label map), the training
+    loss's second half (8+ points) never went below ln C, nor the validation loss's (when
+    logged): on the very batches it trains on, the model never beat a uniform guess."""
+    n, tr = view.n_classes(), view.finite_curve(TRAIN_LOSS)
+    sk = stuck(view) if n is not None and tr is not None else None
+    if sk is None or not sk.no_better_than_chance:
+        return None
+    vsk = stuck(view, VAL_LOSS) if view.curve(VAL_LOSS) is not None else None
+    if vsk is not None and not vsk.no_better_than_chance:
+        return None
+    chance = math.log(n[0])
+    return NoLearning(
+        TRAIN_LOSS,
+        "failed",
+        f"the training loss never got below chance over the second half of the run (lowest "
+        f"{fmt_num(float(np.min(tr.values[len(tr.values) // 2 :])))}, ln {n[0]} = {fmt_num(chance)}, {n[1]})",
+        Evidence("never_below_chance", tr.key, {"chance": chance, "n_classes": n[0], "level": sk.level}),
+    )
+
+
+def val_never_below_untrained(view: RunView) -> NoLearning | None:
+    """The validation loss (8+ evaluations) never got below where the training loss started (the
+    untrained model's loss, or lower: a first per-epoch point already averages some learning),
+    and the validation accuracy never rose (no upward trend, up by 1 point or less): on held-out
+    data the model never did better than before training. Both: a validation loss logged as a
+    sum over batches also sits above the training loss, but its accuracy rises."""
+    va, acc = view.finite_curve(VAL_LOSS), view.levels(VAL_ACC)
+    start, trend = start_level(view), view.trend(VAL_ACC)
+    if va is None or acc is None or trend is None or start is None or start <= 0:
+        return None
+    best = float(np.min(va.values))
+    gain = (acc.end - acc.start) / _accuracy_scale(view, VAL_ACC)
+    if best < start or trend.direction > 0 or gain > 0.01:
+        return None
+    return NoLearning(
+        VAL_LOSS,
+        "failed",
+        f"the validation loss never got below where the training loss started (best {fmt_num(best)}, "
+        f"training start {fmt_num(start)}) and {view.curve(VAL_ACC).key} never rose "
+        f"({fmt_num(acc.start)} -> {fmt_num(acc.end)})",
+        Evidence("val_never_below_untrained", va.key, {"best_val": best, "train_start": start, "acc_gain": gain}),
+    )
+
+
+def never_fell(view: RunView) -> NoLearning | None:
+    """A noisy training loss (20+ points) that never fell: no downward trend over the whole run,
+    and the 90% interval of its whole-run change shows a fall of less than 30% of its median
+    level (a stall test cannot show it flat to 5% through such noise), with no validation loss
+    falling either."""
+    c = view.finite_curve(TRAIN_LOSS, min_points=NEVER_FELL_POINTS)
+    t = view.trend(TRAIN_LOSS)
+    if c is None or t is None or t.direction < 0:
+        return None
+    level = float(np.median(c.values))
+    vt = view.trend(VAL_LOSS)
+    if level <= 0 or t.change_low <= -PLATEAU_MAX_IMPROVEMENT * level or (vt is not None and vt.direction < 0):
+        return None
+    return NoLearning(
+        TRAIN_LOSS,
+        "failed",
+        f"the training loss never fell: no downward trend over {len(c.values)} points around "
+        f"{fmt_num(level)} (whole-run change {fmt_num(t.change)}, 90% interval "
+        f"{fmt_num(t.change_low)}..{fmt_num(t.change_high)})",
+        trend_evidence("mann_kendall_whole_run", c.key, t),
+    )
+
+
+def floor_despite_accuracy(view: RunView) -> NoLearning | None:
+    """A loss gone flat (`RunView.stall`) at ln 1.5 or more while the accuracy on the same data
+    ended at 99% or more: a model right on nearly every example that cannot become surer than a
+    2/3 probability of the right class is held at a floor (softmax before `CrossEntropyLoss`,
+    a squashing output layer). Not when a param says the labels are smoothed on purpose."""
+    smoothing = view.param_float(*LABEL_SMOOTHING_PARAMS)
+    if smoothing is not None and smoothing[1] > 0:
+        return None
+    for acc_role, loss_role in ((VAL_ACC, VAL_LOSS), (TRAIN_ACC, TRAIN_LOSS)):
+        acc, st = view.levels(acc_role), view.stall(loss_role)
+        if acc is None or st is None or st.start_fraction is None:
+            continue
+        end_acc = acc.end / _accuracy_scale(view, acc_role)
+        if end_acc < NEAR_PERFECT_ACCURACY or st.level < UNSURE_LOSS:
+            continue
+        key = view.curve(loss_role).key
+        return NoLearning(
+            loss_role,
+            "warning",
+            f"{key} has been flat at {fmt_num(st.level)} since step {fmt_step(st.start_x)} although "
+            f"{view.curve(acc_role).key} reached {end_acc:.1%}: right on nearly every example, the model gives the "
+            f"right class only about {math.exp(-st.level):.0%} probability (geometric mean) and gets no surer",
+            Evidence("floor_despite_accuracy", key, {"loss_floor": st.level, "accuracy": end_acc}),
+        )
+    return None
+
+
+def no_learning_reading(view: RunView) -> NoLearning | None:
+    """The first of the curve-only no-learning readings that holds (see each)."""
+    for read in (train_never_below_chance, val_never_below_untrained, never_fell, floor_despite_accuracy):
+        found = read(view)
+        if found is not None:
+            return found
+    return None
+
+
+def no_learning_finding(rule: Rule, view: RunView) -> Finding | None:
+    """The plateau's finding from a curve-only no-learning reading (`no_learning_reading`)."""
+    nl = no_learning_reading(view)
+    if nl is None:
+        return None
+    if nl.severity == "failed":
+        advice = (
+            "the model learned nothing, which is a bug or a run destroyed early, not a slow optimiser. Check that "
+            "the optimiser holds the model's parameters and every parameter gets a gradient (no `.detach()`, "
+            "`.item()` or `torch.tensor(...)` rebuilding it), that the loss gets the input it expects (raw "
+            "logits, no softmax before `CrossEntropyLoss`), and that the loss did not blow up in the first steps "
+            "(a learning rate far too high)."
+        )
+    else:
+        advice = (
+            "something caps the model's confidence: feed raw logits to the loss (no softmax before "
+            "`CrossEntropyLoss`, no sigmoid before `BCEWithLogitsLoss`); label smoothing makes such a floor on "
+            "purpose (log it as the param `label_smoothing` and this is not reported)."
+        )
+    return rule.finding(
+        confidence="medium",
+        severity=nl.severity,
+        kind="outcome",
+        score=1.0 if nl.severity == "failed" else 0.5,
+        summary=nl.summary,
+        recommendation=f"{nl.summary[0].upper()}{nl.summary[1:]}: {advice}",
+        evidence=[nl.evidence],
+    )
+
+
+class PlateauReadings(Rule):
+    """The plateau rule's frame: its own reading of a stalled loss (`stalled`) first, then, when
+    that finds nothing, the curve-only readings of no learning (`no_learning_finding`)."""
+
+    def evaluate(self, view: RunView) -> Finding | None:
+        return self.stalled(view) or no_learning_finding(self, view)
+
+    def stalled(self, view: RunView) -> Finding | None:  # pragma: no cover - interface
+        raise NotImplementedError

@@ -6,11 +6,11 @@ import numpy as np
 
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules import helpers
-from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num, fmt_step
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, RunView, fmt_num, fmt_step
 from mlflow_nnaudit.auditor.rules.helpers import BLOWUP_READS, NO_LEARNING, PLATEAU_MAX_IMPROVEMENT, start_level, stuck
 
 
-class Plateau(Rule):
+class Plateau(helpers.PlateauReadings):
     """Training (and validation, where logged) loss goes flat early, well above a good loss: flat
     from some point in the first half on (the 90% interval of the Theil-Sen change over the rest
     lies within +/-5% of the start), after losing less than 30% of its start. A tail still falling
@@ -21,7 +21,8 @@ class Plateau(Rule):
     than chance over 5+ evaluations with the training loss not below chance either, is no
     learning at all: failed, and a bug or a run destroyed early, not a slow optimiser. Without a
     known class count, C is the k whose ln k (k = 2..10, within 0.5%) a loss curve starts at
-    (`helpers.guessed_classes`; medium confidence). Listed after the cause found upstream."""
+    (`helpers.guessed_classes`; medium confidence). Listed after the cause found upstream. With no stall to
+    test, the curve-only readings of `helpers.no_learning_reading` (no learning; a loss floor at 99% accuracy)."""
 
     cause = "plateau"
     reads = BLOWUP_READS
@@ -57,7 +58,7 @@ class Plateau(Rule):
     #: a validation loss exactly constant over this many evaluations means the weights never changed
     FROZEN_VAL_POINTS = 5
 
-    def evaluate(self, view: RunView) -> Finding | None:
+    def stalled(self, view: RunView) -> Finding | None:
         vsk = stuck(view, VAL_LOSS)
         if vsk is not None and vsk.constant and view.finite_curve(VAL_LOSS, min_points=self.FROZEN_VAL_POINTS):
             # the validation loss never moved at all over many evaluations: the weights never changed,
