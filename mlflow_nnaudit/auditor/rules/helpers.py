@@ -602,3 +602,20 @@ class PlateauReadings(Rule):
 
     def stalled(self, view: RunView) -> Finding | None:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+#: Prechelt's UP_s with s = 5: the validation loss rose at this many evaluations in a row
+SUSTAINED_RISE = 5
+#: a training loss this many times below the validation loss fits what the model does not generalise
+MEMORISED_GAP = 10.0
+
+
+def memorised(view: RunView, of: stats.Overfit) -> bool:
+    """Overfitting shown without a 10% rise yet: the validation loss rose at SUSTAINED_RISE
+    evaluations in a row (Prechelt's UP_5) while it stood an order of magnitude above where the
+    training loss ended (the model fits its training data and not the held-out data: a repeated
+    batch, a tiny training set)."""
+    tr, va = view.levels(TRAIN_LOSS), view.levels(VAL_LOSS)
+    if of.up < SUSTAINED_RISE or tr is None or va is None or tr.end <= 0:
+        return False
+    return va.end >= MEMORISED_GAP * tr.end

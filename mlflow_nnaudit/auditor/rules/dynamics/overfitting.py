@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlflow_nnaudit.auditor.curves import VAL_LOSS
+from mlflow_nnaudit.auditor.rules import helpers
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_step
 from mlflow_nnaudit.auditor.rules.helpers import OVERFIT_GL, trend_evidence
 
@@ -13,7 +14,8 @@ class Overfitting(Rule):
     now vs its best, in %) must exceed 10%, the validation loss must trend upward after its
     best point (autocorrelation-corrected Mann-Kendall) or rise at 3 consecutive evaluations
     (UP_3), and the train/validation gap must grow. A rise of only a few evaluations at the
-    end, small in size, is what early stopping produces and is not reported."""
+    end, small in size, is what early stopping produces and is not reported. Under 10%, a rise at 5
+    evaluations in a row an order of magnitude above the training loss counts (`helpers.memorised`)."""
 
     cause = "overfitting"
     #: upstream causes it follows from, when found too (listed after them)
@@ -38,7 +40,7 @@ class Overfitting(Rule):
 
     def evaluate(self, view: RunView) -> Finding | None:
         of = view.overfit()
-        if of is None or of.gl < self.GL:
+        if of is None or (of.gl < self.GL and not helpers.memorised(view, of)):
             return None
         rising = of.val_trend_after_best.direction > 0 or of.up >= self.UP_EVALS
         gap_growing = of.gap_trend.direction > 0 or of.gap_trend.change > 0
