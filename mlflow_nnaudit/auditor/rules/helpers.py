@@ -485,21 +485,24 @@ def val_never_below_untrained(view: RunView) -> NoLearning | None:
     untrained model's loss, or lower: a first per-epoch point already averages some learning),
     and the validation accuracy never rose (no upward trend, up by 1 point or less): on held-out
     data the model never did better than before training. Both: a validation loss logged as a
-    sum over batches also sits above the training loss, but its accuracy rises."""
-    va, acc = view.finite_curve(VAL_LOSS), view.levels(VAL_ACC)
+    sum over batches also sits above the training loss, but its accuracy rises. Each start is
+    read on the cautious side: the training loss's first point or its robust start, whichever is
+    higher; the accuracy's, whichever is lower (a rise within the first few epochs counts)."""
+    va, acc, tr, ac = view.finite_curve(VAL_LOSS), view.levels(VAL_ACC), view.curve(TRAIN_LOSS), view.curve(VAL_ACC)
     start, trend = start_level(view), view.trend(VAL_ACC)
-    if va is None or acc is None or trend is None or start is None or start <= 0:
+    if va is None or acc is None or trend is None or start is None or tr is None or not tr.finite.any():
         return None
+    start = max(start, float(tr.values[tr.finite][0]))
+    acc_start = min(acc.start, float(ac.values[ac.finite][0]))
     best = float(np.min(va.values))
-    gain = (acc.end - acc.start) / _accuracy_scale(view, VAL_ACC)
-    if best < start or trend.direction > 0 or gain > 0.01:
+    gain = (acc.end - acc_start) / _accuracy_scale(view, VAL_ACC)
+    if start <= 0 or best < start or trend.direction > 0 or gain > 0.01:
         return None
     return NoLearning(
         VAL_LOSS,
         "failed",
         f"the validation loss never got below where the training loss started (best {fmt_num(best)}, "
-        f"training start {fmt_num(start)}) and {view.curve(VAL_ACC).key} never rose "
-        f"({fmt_num(acc.start)} -> {fmt_num(acc.end)})",
+        f"training start {fmt_num(start)}) and {ac.key} never rose ({fmt_num(acc_start)} -> {fmt_num(acc.end)})",
         Evidence("val_never_below_untrained", va.key, {"best_val": best, "train_start": start, "acc_gain": gain}),
     )
 
