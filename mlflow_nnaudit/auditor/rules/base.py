@@ -390,17 +390,18 @@ class RunView:
         return (float(b), "the recorder's input batches") if isinstance(b, int) and b > 0 else None
 
     def n_classes(self) -> tuple[int, str] | None:
-        """Class count: the recorder's (width of the logits), else a param, else the label map of
-        a Hugging Face model config (`id2label`, logged by the Trainer's MLflow callback) on a run
-        that logs an accuracy: every config carries a two-label map by default, so the map names
-        the classes only of a run that is scored as a classifier."""
+        """Class count: the recorder's (width of the logits), else a param, else, on a run without
+        the recorder, the label map of a Hugging Face model config (`id2label`, logged by the
+        Trainer's MLflow callback) on a run that logs an accuracy: every config carries a two-label
+        map by default, so the map names the classes only of a run that is scored as a classifier.
+        (A recorded run whose loss the recorder did not see keeps no class count, as before.)"""
         n = self.fact("loss", "n_classes")
         if isinstance(n, int) and n > 1:
             return n, "the recorder"
         p = self.param_float(*N_CLASSES_PARAMS)
         if p is not None and p[1] > 1:
             return int(p[1]), f"param {p[0]}"
-        labels = _literal(self.params.get("id2label"))
+        labels = _literal(self.params.get("id2label")) if not self.recorded() else None
         if isinstance(labels, dict) and len(labels) > 1 and (TRAIN_ACC in self.curves or VAL_ACC in self.curves):
             return len(labels), "param id2label"
         return None
