@@ -46,6 +46,7 @@ import numpy as np
 
 KEYS = ("train_loss", "val_loss", "lr", "grad_norm")
 T0 = 1_700_000_000_000
+RUN_SPACING_MS = 1_000_000  # longer than a run (500 points, 1 s apart)
 
 
 def _curves(rng: np.random.Generator, kind: str, n: int) -> dict[str, np.ndarray]:
@@ -100,7 +101,10 @@ def build_store(
         for j in range(lo, min(n_runs, lo + batch)):
             i = offset + j
             run_id = uuid.uuid4().hex
-            start = T0 + i * 10_000_000
+            # one run every 1,000 s from T0 (Nov 2023): 10,500 runs end in early 2024, never in the
+            # future (a run whose data is newer than its audit is rightly audited again, which
+            # would make (c) and (d) measure more than the unchanged store and the night's runs)
+            start = T0 + i * RUN_SPACING_MS
             name = f"run-{i:06d}"
             runs.append(
                 dict(
