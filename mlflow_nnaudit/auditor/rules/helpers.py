@@ -428,3 +428,130 @@ def lr_decay(view: RunView) -> LrDecay | None:
         return None
     x = float(lr.steps[i_peak + below[0]])
     return LrDecay(lr.key, peak, x, (x - loss.steps[0]) / (loss.steps[-1] - loss.steps[0]))
+
+
+#: a median update/weight ratio of at least this is 10x the healthy ~1e-3 (Karpathy's rule of thumb):
+#: steps large enough to be the first suspect of harm seen with them; never a sign alone (SGD at a
+#: high but stable rate gets there too, the corpus's healthy SGD at lr 1 reaches ~6e-2)
+UPDATE_RATIO_LARGE = 1e-2
+
+
+def large_steps(view: RunView) -> float | None:
+    """The recorder's median update/weight ratio (over the layers, each the median of the second
+    half of the run) when it is UPDATE_RATIO_LARGE or more; None without one (no recorder, L-BFGS)
+    or when the steps were of a usual size."""
+    ratios = list(view.update_ratios().values())
+    med = float(np.median(ratios)) if ratios else 0.0
+    return med if med >= UPDATE_RATIO_LARGE else None
+
+
+@dataclass(frozen=True)
+class EarlyOverfit:
+    """The validation loss was best early in the run, then rose away from that best."""
+
+    key: str  # the validation curve's metric key
+    best_share: float  # where the best point sits, as a share of the evaluations
+    best_step: float
+    gl: float  # Prechelt's generalisation loss at the end (%)
+
+
+def early_overfit(view: RunView, early: float = 0.3, up_evals: int = 3) -> EarlyOverfit | None:
+    """The validation loss best within the first `early` share of its evaluations and ending at
+    least OVERFIT_GL % above that best, rising after it (an upward trend, or `up_evals` consecutive
+    rising evaluations, Prechelt's UP), while the training loss did not rise. A validation loss
+    that only wanders above one low point (a noisy curve's lucky dip) is not this."""
+    of = view.overfit()
+    if of is None or of.gl < OVERFIT_GL:
+        return None
+    va = view.finite_curve(VAL_LOSS, min_points=4)
+    best_share = of.best_index / max(len(va.values) - 1, 1)
+    if best_share > early or of.train_trend_after_best.direction > 0:
+        return None
+    if of.val_trend_after_best.direction <= 0 and of.up < up_evals:
+        return None
+    return EarlyOverfit(va.key, best_share, float(va.x()[of.best_index]), of.gl)
+
+
+def early_spike(view: RunView) -> tuple[str, Evidence] | None:
+    """The training loss rose to GROWTH_BEFORE_NONFINITE times its start (`start_level`) or more
+    within the early window of `stats.detect_blowup` (its first BLOWUP_EARLY share of points, at
+    least 3): a jump too small for a blow-up (10x) but more than noise, warm-up bumps or a hard
+    task's first epochs make (2-3x). The sign and its evidence; None otherwise."""
+    c, start = view.curve(TRAIN_LOSS), start_level(view)
+    if c is None or start is None or not start > 0 or len(c.values) < 3:
+        return None
+    head = c.values[: max(3, int(math.ceil(stats.BLOWUP_EARLY * len(c.values))))]
+    head = head[np.isfinite(head)]
+    growth = float(np.max(head)) / start if len(head) else 0.0
+    if growth < GROWTH_BEFORE_NONFINITE:
+        return None
+    sign = f"the loss jumped to {fmt_factor(growth)} its start in the first steps"
+    return sign, Evidence("early_spike", c.key, {"growth": growth, "start": start})
+
+
+#: what `dead_units` reads
+DEAD_RELU_READS = (schema.layer_prefix(schema.LAYER_DEAD_RELU),)
+
+
+def dead_units(view: RunView, threshold: float) -> tuple[str, float] | None:
+    """The layer with the largest share of dead ReLU units (the recorder's per-layer medians over
+    the second half of the run) when that share is `threshold` or more, else None."""
+    bad, worst = worst_layer(view.layer_medians(schema.layer_prefix(schema.LAYER_DEAD_RELU)), threshold)
+    return (worst, bad[worst]) if worst is not None else None
+
+
+#: adaptive optimisers whose steps are about the learning rate per weight, whatever the gradient
+ADAPTIVE = ("adam", "adamw", "nadam", "radam", "adamax", "rmsprop", "adagrad", "adafactor", "lamb")
+
+
+def adaptive_lr(view: RunView) -> float | None:
+    """The learning rate of an adaptive optimiser (`ADAPTIVE`: each of its steps moves every weight
+    by about the rate), None for another optimiser or an unknown rate."""
+    lr = view.learning_rate()
+    return lr[1] if lr is not None and (view.optimizer_name() or "").lower() in ADAPTIVE else None
+
+
+def erratic_reading(view: RunView, noise_share: float) -> tuple[str, Evidence] | None:
+    """The training loss swings point to point by at least `noise_share` of its level and by more
+    than the run ever gained (`stats.Levels`), on a curve read as oscillating; None otherwise."""
+    osc, lv, curve = view.oscillation(TRAIN_LOSS), view.levels(TRAIN_LOSS), view.curve(TRAIN_LOSS)
+    if osc is None or lv is None or lv.noise < noise_share * max(abs(lv.end), 1e-12) or lv.noise < lv.start - lv.end:
+        return None
+    sign = "the loss swings by more than it ever improved"
+    return sign, Evidence("erratic_loss", curve.key, {"noise": lv.noise, "level": lv.end})
+
+
+def destroyed_signs(view: RunView, dead_share: float) -> tuple[list[tuple[str, Evidence]], bool]:
+    """A network destroyed, as the run shows it after the fact: a loss that ended stuck
+    (`stuck_reading`: constant, at ln C, no better than chance), a ReLU layer with `dead_share` of
+    its units dead (`dead_units`). The (sign, evidence) pairs, and whether the loss ended stuck."""
+    out = []
+    st, stuck_sign = stuck_reading(view)
+    if stuck_sign:
+        c = view.curve(TRAIN_LOSS)
+        values = {"level": st.level, "chance_k": st.chance_k, "constant": st.constant}
+        out.append((stuck_sign, Evidence("stuck_loss", c.key if c else None, values)))
+    dead = dead_units(view, dead_share)
+    if dead:
+        ev = Evidence("dead_units", schema.layer_prefix(schema.LAYER_DEAD_RELU), {dead[0]: dead[1]})
+        out.append((f"{dead[1]:.0%} of the ReLU units of layer {dead[0]} died", ev))
+    return out, bool(stuck_sign)
+
+
+def monotone_creep(
+    view: RunView, min_points: int, steady_share: float, no_learning: float, slow_max: float = 0.2
+) -> tuple[float, Evidence] | None:
+    """A validation loss lower at every one of at least `min_points` evaluations (noise alone does
+    that with probability 2^-(n-1)) that gained less than `no_learning` of its first value, or less
+    than `slow_max` at a steady rate (its last 30% of evaluations, TAIL_START on, still brought
+    `steady_share` of the gain) on a run whose outcome shows harm. The gain and its evidence."""
+    c = view.finite_curve(VAL_LOSS, min_points=min_points)
+    if c is None or len(c.values) < min_points or not c.values[0] > 0:
+        return None
+    v, k = c.values, int(round(TAIL_START * (len(c.values) - 1)))  # k: where the tail starts
+    gain = float((v[0] - v[-1]) / abs(v[0]))
+    steady = gain > 0 and v[k] - v[-1] >= steady_share * (v[0] - v[-1])
+    slow_to_no_end = gain < slow_max and steady and view.outcome_harm() is not None
+    if not bool((np.diff(v) < 0).all()) or not gain > 0 or not (gain < no_learning or slow_to_no_end):
+        return None
+    return gain, Evidence("monotone_creep", c.key, {"points": len(c.values), "gain": gain})
