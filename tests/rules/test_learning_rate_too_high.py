@@ -11,8 +11,10 @@ from tests.rules.conftest import (
     layer_names,
     make_view,
     nan_from,
+    optimizer_facts,
     quiet,
     recorder_params,
+    rng,
 )
 
 CAUSE = "learning_rate_too_high"
@@ -96,3 +98,78 @@ def test_a_blow_up_on_standardised_or_tiny_inputs_does_not_point_at_them():
     for mean, std in ((0.3, 1.3), (0.001, 0.005)):
         f = fires(CAUSE, _early_blow_up_with_inputs(mean, std))
         assert f.follows == (), (mean, std)
+
+
+# --- issue 11: what the jump left behind, and steps 10x the usual with an early overfit ----------
+def _ranked(view):
+    """The causes the verdict lists for the view, in order (every registered rule, as an audit)."""
+    from mlflow_nnaudit.auditor.rules import ALL_RULES
+    from mlflow_nnaudit.auditor.verdict import judge
+
+    found = [f for r in ALL_RULES if r.applies(view) and (f := r.evaluate(view)) is not None]
+    return [f.cause for f in judge(found, harm=view.outcome_harm())[0]]
+
+
+def _jump_then_chance(peak):
+    """Per step: the first loss near ln 4, one jump to `peak` in the first steps, then ln 4 for good
+    (a network the jump destroyed: the corpus's SGD at lr 1 on a CNN jumps 7.5x, then sits at chance)."""
+    noise = 0.01 * rng(3).standard_normal(200)
+    return np.r_[1.41, peak, 1.39 + noise], np.full(6, np.log(4)) + 0.002 * rng(4).standard_normal(6)
+
+
+def test_a_jump_of_a_few_times_the_start_that_left_the_loss_at_chance_is_the_rate():
+    # 7x is no blow-up (10x), but with the loss at chance after it the network was destroyed
+    train, val = _jump_then_chance(10.5)
+    f = fires(CAUSE, make_view(train, val, params={"n_classes": "4"}))
+    assert f.confidence == "high" and f.severity == "failed" and f.kind == "outcome"
+    assert f.summary.startswith("the loss jumped to 7")
+
+
+def test_a_loss_at_chance_without_a_jump_is_not_the_rate():
+    # noise and warm-up bumps stay within 2-3x: a network stuck at chance from the start is another bug
+    train, val = _jump_then_chance(2.5)
+    quiet(CAUSE, make_view(train, val, params={"n_classes": "4"}))
+
+
+def _dead_relu_run(lr, name="Adam"):
+    d = healthy_diagnostics(optimizer=optimizer_facts(name, lr, momentum=None))
+    dead = layer_curves("dead_relu", {"1": 0.05, "4": 0.94})
+    val = falling(10, 1.35, 1.22, knee=0.3) + 0.03 * rng(5).standard_normal(10)
+    return make_view(
+        falling(600, 1.4, 1.15, knee=0.2, noise=0.1), val, diagnostics=d, params=recorder_params(d), extra=dead
+    )
+
+
+def test_relus_killed_under_adam_at_lr_0_1_name_the_rate_first():
+    # the corpus's MLP with Adam at 0.1: 94% of a layer dead, the loss little better than chance
+    f = fires(CAUSE, _dead_relu_run(0.1))
+    assert "94% of the ReLU units of layer 4 died" in f.summary and "Adam at a learning rate of 0.1" in f.summary
+    causes = _ranked(_dead_relu_run(0.1))
+    assert causes.index(CAUSE) < causes.index("dead_relu")
+
+
+def test_relus_dead_under_a_usual_adam_rate_are_not_the_rate():
+    # the corpus's dead-ReLU fault (hidden biases at -3) trains at Adam's usual 1e-3
+    quiet(CAUSE, _dead_relu_run(1e-3))
+
+
+def _raced(ratio, n_train=None):
+    """Adam at 0.01 as the corpus's MLP sweep recorded it: weights moved `ratio` of their size per
+    step; validation best at the second of 10 evaluations, then up 60% while training keeps falling."""
+    d = healthy_diagnostics(optimizer=optimizer_facts("Adam", 0.01, momentum=None), data_loader=None)
+    params = recorder_params(d) | ({"n_train": str(n_train)} if n_train else {})
+    val = np.r_[0.82, 0.78, np.linspace(0.85, 1.25, 8)] + 0.01 * rng(6).standard_normal(10)
+    ratios = layer_curves("update_ratio", {n: ratio for n in layer_names(d["model"])})
+    return make_view(falling(600, 1.34, 0.3, knee=0.3, noise=0.08), val, diagnostics=d, params=params, extra=ratios)
+
+
+def test_steps_10x_the_usual_with_an_early_overfit_are_the_rate_first():
+    f = fires(CAUSE, _raced(0.012))
+    assert f.confidence == "high" and "1.2% of their size" in f.summary
+    causes = _ranked(_raced(0.012))
+    assert causes[0] == CAUSE and "dataset_too_small" in causes and "overfitting" in causes
+
+
+def test_an_early_overfit_with_steps_of_a_usual_size_is_not_the_rate():
+    quiet(CAUSE, _raced(3e-3))
+    assert _ranked(_raced(3e-3))[0] != CAUSE

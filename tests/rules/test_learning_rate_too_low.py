@@ -198,3 +198,22 @@ def test_a_warm_up_from_zero_does_not_hide_the_tiny_first_steps():
     ratios = layer_curves("update_ratio", {n: [0.0] + [TINY_RATIO] * 59 for n in layer_names(d["model"])})
     f = fires(CAUSE, make_view(linear(600, CHANCE, CHANCE, noise=0.005), diagnostics=d, extra=ratios))
     assert f.severity == "failed" and "changed the weights by only" in f.summary
+
+
+def test_a_creep_is_learning_a_warning_and_the_outcome_fails_a_run_left_at_chance():
+    """SGD+momentum at 3e-3 on an LSTM for 6 epochs (a corpus run still improving when stopped):
+    every evaluation lower than the one before, 4.8% in all, ending little better than chance. A
+    creep learns, however slowly: a warning, not a failed run; where the validation loss stayed at
+    chance the outcome itself fails the run."""
+    import numpy as np
+
+    from mlflow_nnaudit.auditor.verdict import settle
+
+    train = 1.35 + 0.03 * np.random.default_rng(0).standard_normal(192)
+    view = make_view(train, np.array([1.383, 1.354, 1.34, 1.33, 1.322, 1.316]), params={"n_classes": "4"})
+    f = fires(CAUSE, view)
+    assert f.severity == "warning" and "fell only 5%" in f.summary
+    assert settle([f], None, view.outcome_harm()) == "warning"
+    at_chance = make_view(train, CHANCE * np.linspace(1.004, 0.997, 6), params={"n_classes": "4"})
+    f = fires(CAUSE, at_chance)
+    assert f.severity == "warning" and settle([f], None, at_chance.outcome_harm()) == "failed"

@@ -244,12 +244,20 @@ def val_at_chance(view: RunView, min_points: int) -> stats.Stuck | None:
     """The validation loss sat at chance (ln C), or never got clearly below it, over at least
     `min_points` evaluations, while the training loss did not end clearly below ln C either (a
     training loss well below chance next to such a validation loss is overfitting): nothing was
-    learned. None otherwise."""
+    learned. None otherwise, and None for a validation loss above chance that still fell through
+    the last half of its evaluations (a Mann-Kendall downward trend, by NO_LEARNING of its level
+    or more): a model recovering from a bad start (huge initial logits) is learning, not stuck."""
     vsk, k = stuck(view, VAL_LOSS), class_count(view)
     if vsk is None or k is None or not (vsk.chance_k is not None or vsk.no_better_than_chance):
         return None
-    if view.finite_curve(VAL_LOSS, min_points=min_points) is None:
+    c = view.finite_curve(VAL_LOSS, min_points=min_points)
+    if c is None:
         return None
+    if vsk.chance_k is None:  # above chance: a loss still falling through its last half is learning, not stuck
+        h = len(c.values) // 2
+        t = stats.mann_kendall(c.x()[h:], c.values[h:])
+        if t.direction < 0 and -t.change >= NO_LEARNING * abs(float(c.values[h])):
+            return None
     lv = view.levels(TRAIN_LOSS)
     k = vsk.chance_k or k
     return None if lv is not None and lv.end < (1 - stats.CHANCE_TOLERANCE) * math.log(k) else vsk
