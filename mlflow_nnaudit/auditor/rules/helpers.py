@@ -423,8 +423,13 @@ class LrDecay:
 
 def lr_decay(view: RunView) -> LrDecay | None:
     """The logged learning rate's decay to LR_DECAYED of its peak (`LrDecay`), None when it never
-    got there or there is no learning-rate or training-loss curve to place it on."""
-    lr, loss = view.finite_curve(LEARNING_RATE, min_points=4), view.finite_curve(TRAIN_LOSS)
+    got there or there is no learning-rate (3 points at least) or training-loss curve to place it
+    on. A rate logged sparsely (the recorder's sampled steps) crosses LR_DECAYED x peak somewhere
+    between the last point above it and the first at or below it: the step is read there on a
+    log scale (schedules multiply the rate: exponential and step decay are straight lines in
+    log(lr)), linearly when the rate reached 0, instead of at the first point below (which a few
+    logged points would place far too late)."""
+    lr, loss = view.finite_curve(LEARNING_RATE, min_points=3), view.finite_curve(TRAIN_LOSS)
     if lr is None or loss is None or loss.steps[-1] <= loss.steps[0]:
         return None
     i_peak = int(np.argmax(lr.values))
@@ -434,7 +439,10 @@ def lr_decay(view: RunView) -> LrDecay | None:
     below = np.nonzero(lr.values[i_peak:] <= LR_DECAYED * peak)[0]
     if not len(below):
         return None
-    x = float(lr.steps[i_peak + below[0]])
+    j = i_peak + int(below[0])
+    (x0, x1), (v0, v1), target = lr.steps[j - 1 : j + 1], lr.values[j - 1 : j + 1], LR_DECAYED * peak
+    at = math.log(v0 / target) / math.log(v0 / v1) if v1 > 0 else (v0 - target) / v0
+    x = float(x0 + (x1 - x0) * at)
     return LrDecay(lr.key, peak, x, (x - loss.steps[0]) / (loss.steps[-1] - loss.steps[0]))
 
 
