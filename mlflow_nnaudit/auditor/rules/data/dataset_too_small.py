@@ -7,7 +7,6 @@ from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, 
 from mlflow_nnaudit.auditor.rules.helpers import (
     BATCH_SIZE_READS,
     DATASET_SIZE_READS,
-    EPOCH_LENGTH_READS,
     OVERFIT_GL,
     UPDATE_RATIO_READS,
     early_overfit,
@@ -22,16 +21,17 @@ class DatasetTooSmall(Rule):
     training loss keeps falling. A validation loss that only wanders above one low point (a
     noisy curve's lucky dip, or a loss near zero whose tiny absolute changes are large in %)
     is no sign of data running out. With the training set's size known (the recorder's
-    DataLoader, or a param such as `n_train`; on a full-batch run, the batch) and small (under
-    1,000 samples, or at least 100 model parameters per sample) the confidence is medium; from the
-    curves alone it is low. Where the recorder measured steps 10x the usual size (median update
+    DataLoader, or a param such as `n_train`) and small (under 1,000 samples, or at least 100 model
+    parameters per sample) the confidence is medium; from the curves alone it is low. A batch is
+    a lower bound of the set's size: one that is not small by these measures (full-batch L-BFGS on
+    1,024 samples) says the set is not small either. Where the recorder measured steps 10x the usual size (median update
     ratio >= 1e-2) on a set not known to be small, it is listed after `learning_rate_too_high`:
     such steps race through any data, and the rate is the first thing to try."""
 
     cause = "dataset_too_small"
     explained_by = ("labels_unrelated", "train_val_preprocessing_mismatch", "repeated_batch")
     reads = (*DATASET_SIZE_READS, ("model", "parameters"), schema.PARAM_MODEL_PARAMETERS, *UPDATE_RATIO_READS)
-    reads += (*BATCH_SIZE_READS, *EPOCH_LENGTH_READS, ("inputs", "fingerprints"))
+    reads += BATCH_SIZE_READS
 
     #: Prechelt's generalisation loss (%) that counts as overfitting (shared with overfitting)
     GL = OVERFIT_GL
@@ -50,16 +50,18 @@ class DatasetTooSmall(Rule):
         if eo is None:
             return None  # no overfit, a late one, or above its best without rising: a dip or noise
         n = view.dataset_size()
-        bs = view.batch_size() if n is None and view.full_batch() else None
-        n = (bs[0], "the full batch (every step sees the whole training set)") if bs else n
         params = view.fact("model", "parameters")
         if not isinstance(params, int):
             p = view.param_float(schema.PARAM_MODEL_PARAMETERS, "parameters", "n_parameters", "num_parameters")
             params = int(p[1]) if p else None
-        small = n is not None and (
-            n[0] < self.SMALL_DATASET or (params is not None and params / n[0] >= self.PARAMS_PER_SAMPLE)
-        )
-        if n is not None and not small:
+
+        def too_few(count: float) -> bool:
+            return count < self.SMALL_DATASET or (params is not None and params / count >= self.PARAMS_PER_SAMPLE)
+
+        small = n is not None and too_few(n[0])
+        # a training set holds at least one batch: a batch that is not small says the set is not either
+        bs = view.batch_size() if n is None else None
+        if (n is not None and not small) or (bs is not None and not too_few(bs[0])):
             return None  # plenty of data: the overfitting rules say what to do
         best_step, best_share, gl = eo.best_step, eo.best_share, eo.gl
         size_text = ""
