@@ -446,19 +446,34 @@ def lr_decay(view: RunView) -> LrDecay | None:
     return LrDecay(lr.key, peak, x, (x - loss.steps[0]) / (loss.steps[-1] - loss.steps[0]))
 
 
-#: a median update/weight ratio of at least this is 10x the healthy ~1e-3 (Karpathy's rule of thumb):
-#: steps large enough to be the first suspect of harm seen with them; never a sign alone (SGD at a
-#: high but stable rate gets there too, the corpus's healthy SGD at lr 1 reaches ~6e-2)
+#: a median update/weight ratio of at least this is 10x the healthy ~1e-3 (Karpathy's rule of thumb
+#: for SGD-type steps): steps large enough to be a suspect of harm seen with them, never a sign
+#: alone (the corpus's healthy SGD runs at 0.1-1 reach 1e-2..8e-2)
 UPDATE_RATIO_LARGE = 1e-2
+#: an adaptive optimiser at this learning rate or more: 10x the top of its usual 1e-4..1e-3 (its
+#: update ratio is lr / rms(w), which small-init weights make 1e-2 or more at a usual 1e-3: a
+#: BERT, a CNN, an LSTM under Adam at 1e-3 all sit there, so the rate itself is read for it)
+ADAPTIVE_LR_LARGE = 1e-2
 
 
-def large_steps(view: RunView) -> float | None:
-    """The recorder's median update/weight ratio (over the layers, each the median of the second
-    half of the run) when it is UPDATE_RATIO_LARGE or more; None without one (no recorder, L-BFGS)
-    or when the steps were of a usual size."""
+def large_steps(view: RunView) -> str | None:
+    """Steps 10x their usual size, said in words, or None: an adaptive optimiser (`ADAPTIVE`) at
+    ADAPTIVE_LR_LARGE or more; another optimiser (SGD, with or without momentum) whose recorded
+    median update/weight ratio (over the layers, each the median of the second half of the run)
+    is UPDATE_RATIO_LARGE or more. None on L-BFGS (its line search sets the step) and without
+    the rate or the recorder's ratios."""
+    lr = adaptive_lr(view)
+    if lr is not None:
+        return (
+            f"{view.optimizer_name()} at a learning rate of {fmt_num(lr)} (10x the top of its usual 1e-4..1e-3)"
+            if lr >= ADAPTIVE_LR_LARGE
+            else None
+        )
     ratios = list(view.update_ratios().values())
     med = float(np.median(ratios)) if ratios else 0.0
-    return med if med >= UPDATE_RATIO_LARGE else None
+    if med < UPDATE_RATIO_LARGE or (view.optimizer_name() or "").lower() in ADAPTIVE:
+        return None
+    return f"each step moved the weights by {med:.1%} of their size (10x the usual ~0.1%)"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, 
 from mlflow_nnaudit.auditor.rules.helpers import (
     BATCH_SIZE_READS,
     DATASET_SIZE_READS,
+    LEARNING_RATE_READS,
     OVERFIT_GL,
     UPDATE_RATIO_READS,
     early_overfit,
@@ -24,14 +25,15 @@ class DatasetTooSmall(Rule):
     DataLoader, or a param such as `n_train`) and small (under 1,000 samples, or at least 100 model
     parameters per sample) the confidence is medium; from the curves alone it is low. A batch is
     a lower bound of the set's size: one that is not small by these measures (full-batch L-BFGS on
-    1,024 samples) says the set is not small either. Where the recorder measured steps 10x the usual size (median update
-    ratio >= 1e-2) on a set not known to be small, it is listed after `learning_rate_too_high`:
-    such steps race through any data, and the rate is the first thing to try."""
+    1,024 samples) says the set is not small either. Under steps 10x their usual size
+    (`helpers.large_steps`: an adaptive optimiser at 1e-2 or more, SGD moving 1% of each weight a
+    step) on a set not known to be small, it is listed after `learning_rate_too_high`: such steps
+    race through any data, and the rate is the first thing to try."""
 
     cause = "dataset_too_small"
     explained_by = ("labels_unrelated", "train_val_preprocessing_mismatch", "repeated_batch")
     reads = (*DATASET_SIZE_READS, ("model", "parameters"), schema.PARAM_MODEL_PARAMETERS, *UPDATE_RATIO_READS)
-    reads += BATCH_SIZE_READS
+    reads += (*BATCH_SIZE_READS, *LEARNING_RATE_READS)
 
     #: Prechelt's generalisation loss (%) that counts as overfitting (shared with overfitting)
     GL = OVERFIT_GL

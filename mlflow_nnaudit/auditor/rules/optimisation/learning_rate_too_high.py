@@ -39,10 +39,10 @@ class LearningRateTooHigh(Rule):
     Smaller jumps say it with what followed them: a loss that rose to 3x its start early (a blow-up
     too small for 10x; noise and warm-up bumps stay within 2-3x) and then sat stuck, or a ReLU layer
     half dead, next to steps known to be too large, is a destroyed network too (high confidence
-    when stuck). And steps of 10x the usual size (median update ratio >= 1e-2, 1% of each weight a
-    step) with the validation loss best in the first 30% of the run, then rising 10% or more above
-    it, is a rate that raced past the model's best point (high: measured steps and the harm seen);
-    `dataset_too_small` follows it then, unless the set is known to be small."""
+    when stuck). And steps 10x their usual size (an adaptive optimiser at 1e-2 or more; for SGD a
+    recorded median update ratio >= 1e-2) with the validation loss best in the first 30% of the
+    run, then rising 10% or more above it, is a rate that raced past the model's best point (high:
+    the steps and the harm seen); `dataset_too_small` follows it, unless the set is known small."""
 
     cause = "learning_rate_too_high"
     explained_by = ("data_not_shuffled", "nonfinite_inputs", "gradients_not_zeroed")
@@ -111,13 +111,13 @@ class LearningRateTooHigh(Rule):
                     f"{view.optimizer_name()} at a learning rate of {fmt_num(lr[1])} moves every weight by "
                     "about that much on every step"
                 )
-        ratio = None if recorded_high else helpers.large_steps(view)
-        raced = helpers.early_overfit(view) if ratio else None
+        large = None if recorded_high else helpers.large_steps(view)
+        raced = helpers.early_overfit(view) if large else None
         if raced:  # steps 10x the usual, and the validation loss best at the start, then worse and worse
             add(
-                f"each step moved the weights by {ratio:.1%} of their size (10x the usual ~0.1%) and the "
-                f"validation loss was best {raced.best_share:.0%} into the run, then ended {raced.gl:.0f}% above it",
-                Evidence("large_steps_early_overfit", raced.key, {"ratio": ratio, "GL_percent": raced.gl}),
+                f"{large}, and the validation loss was best {raced.best_share:.0%} into the run, then ended "
+                f"{raced.gl:.0f}% above it",
+                Evidence("large_steps_early_overfit", raced.key, {"steps": large, "GL_percent": raced.gl}),
             )
         if not signs:
             return None
