@@ -187,3 +187,25 @@ def test_an_early_overfit_under_steps_of_a_usual_size_is_not_the_rate():
     # Adam at its usual 1e-3 on small-init weights (a BERT, a CNN): ratios of 3% are lr / rms(w),
     # not a rate too high (the corpus's class-imbalance runs overfit early for another reason)
     quiet(CAUSE, _raced("Adam", 1e-3, 0.033))
+
+
+def _sgd_lr1(val):
+    """Plain SGD at lr 1 on the corpus's 4-class MLP: 7.6% of each weight moved per step (recorded)."""
+    from tests.rules.conftest import classification_loss
+
+    d = healthy_diagnostics(
+        optimizer=optimizer_facts("SGD", 1.0, momentum=None), loss=classification_loss(4), data_loader=None
+    )
+    ratios = layer_curves("update_ratio", {n: 0.076 for n in layer_names(d["model"])})
+    train = falling(320, 1.34, 0.45, knee=0.3, noise=0.12)
+    return make_view(train, np.asarray(val), diagnostics=d, params=recorder_params(d), extra=ratios)
+
+
+def test_large_steps_that_left_the_validation_loss_back_at_chance_are_the_rate_and_the_harm():
+    # best 0.88 (37% below ln 4), then back to 1.395 at the end: what the run learned was undone
+    undone = [1.21, 1.025, 0.916, 0.878, 1.006, 1.182, 1.009, 0.961, 1.143, 1.395]
+    f = fires(CAUSE, _sgd_lr1(undone))
+    assert f.kind == "outcome" and f.confidence == "high" and "back at chance" in f.summary
+    # the same steps and the same noisy validation loss ending at 0.93, well below chance (a healthy
+    # sweep member at the same rate): no sign at all
+    quiet(CAUSE, _sgd_lr1([0.938, 0.969, 0.774, 0.852, 0.878, 0.937, 0.961, 1.008, 0.922, 0.93]))

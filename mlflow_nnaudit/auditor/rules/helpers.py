@@ -446,6 +446,17 @@ def lr_decay(view: RunView) -> LrDecay | None:
     return LrDecay(lr.key, peak, x, (x - loss.steps[0]) / (loss.steps[-1] - loss.steps[0]))
 
 
+#: the evidence of `learning_rate_too_high` that is harm seen in the loss (it exploded, diverged,
+#: turned NaN, was destroyed, or undid its learning): an outcome, not a set-up risk (the catalog's
+#: kind for a finding on update ratios or a rate alone)
+LR_HARM_TESTS = (
+    "growth_before_nonfinite",
+    "early_nonfinite",
+    "early_blowup",
+    "divergence",
+    "stuck_loss",
+    "large_steps_undone",
+)
 #: a median update/weight ratio of at least this is 10x the healthy ~1e-3 (Karpathy's rule of thumb
 #: for SGD-type steps): steps large enough to be a suspect of harm seen with them, never a sign
 #: alone (the corpus's healthy SGD runs at 0.1-1 reach 1e-2..8e-2)
@@ -484,6 +495,7 @@ class EarlyOverfit:
     best_share: float  # where the best point sits, as a share of the evaluations
     best_step: float
     gl: float  # Prechelt's generalisation loss at the end (%)
+    undone: bool = False  # it ended back at chance or above (`val_undone`), wherever its best was
 
 
 def early_overfit(view: RunView, early: float = 0.3, up_evals: int = 3) -> EarlyOverfit | None:
@@ -501,6 +513,20 @@ def early_overfit(view: RunView, early: float = 0.3, up_evals: int = 3) -> Early
     if of.val_trend_after_best.direction <= 0 and of.up < up_evals:
         return None
     return EarlyOverfit(va.key, best_share, float(va.x()[of.best_index]), of.gl)
+
+
+def val_undone(view: RunView) -> EarlyOverfit | None:
+    """A classifier's validation loss that got well below chance (by PLATEAU_MAX_IMPROVEMENT of
+    ln C) and ended back at chance or above (within CHANCE_TOLERANCE): whatever the run learned,
+    the end of it undid (the same reading as `early_overfit`, wherever the best point was)."""
+    va, k = view.finite_curve(VAL_LOSS, min_points=4), class_count(view)
+    if va is None or k is None:
+        return None
+    chance, i = math.log(k), int(np.argmin(va.values))
+    best, last = float(va.values[i]), float(va.values[-1])
+    if best > (1 - PLATEAU_MAX_IMPROVEMENT) * chance or last < (1 - stats.CHANCE_TOLERANCE) * chance:
+        return None
+    return EarlyOverfit(va.key, i / max(len(va.values) - 1, 1), float(va.x()[i]), 100 * (last / best - 1), True)
 
 
 def early_spike(view: RunView) -> tuple[str, Evidence] | None:

@@ -41,8 +41,9 @@ class LearningRateTooHigh(Rule):
     half dead, next to steps known to be too large, is a destroyed network too (high confidence
     when stuck). And steps 10x their usual size (an adaptive optimiser at 1e-2 or more; for SGD a
     recorded median update ratio >= 1e-2) with the validation loss best in the first 30% of the
-    run, then rising 10% or more above it, is a rate that raced past the model's best point (high:
-    the steps and the harm seen); `dataset_too_small` follows it, unless the set is known small."""
+    run, then rising 10% or more above it, or ending back at chance after getting well below it
+    (an outcome: the run undid its learning), is a rate that raced past the model's best point
+    (high: the steps and the harm seen); `dataset_too_small` follows it, unless the set is known small."""
 
     cause = "learning_rate_too_high"
     explained_by = ("data_not_shuffled", "nonfinite_inputs", "gradients_not_zeroed")
@@ -112,12 +113,13 @@ class LearningRateTooHigh(Rule):
                     "about that much on every step"
                 )
         large = None if recorded_high else helpers.large_steps(view)
-        raced = helpers.early_overfit(view) if large else None
-        if raced:  # steps 10x the usual, and the validation loss best at the start, then worse and worse
+        raced = (helpers.early_overfit(view) or helpers.val_undone(view)) if large else None
+        if raced:  # steps 10x the usual, and the validation loss best early then worse, or back at chance
+            back = " (back at chance: what the run learned was undone)" if raced.undone else ""
             add(
                 f"{large}, and the validation loss was best {raced.best_share:.0%} into the run, then ended "
-                f"{raced.gl:.0f}% above it",
-                Evidence("large_steps_early_overfit", raced.key, {"steps": large, "GL_percent": raced.gl}),
+                f"{raced.gl:.0f}% above it{back}",
+                Evidence(f"large_steps_{'undone' if raced.undone else 'early_overfit'}", raced.key, {"GL": raced.gl}),
             )
         if not signs:
             return None
@@ -127,12 +129,7 @@ class LearningRateTooHigh(Rule):
             confidence = "low"
         if blew_up or raced or (stuck and wreck[0][0] in signs):
             confidence = "high"
-        # the harm itself was seen in the loss (it exploded, diverged, turned NaN or was destroyed):
-        # an outcome, not a set-up risk (the catalog's kind for a finding on update ratios alone)
-        harm_seen = any(
-            e.test in ("growth_before_nonfinite", "early_nonfinite", "early_blowup", "divergence", "stuck_loss")
-            for e in evidence
-        )
+        harm_seen = any(e.test in helpers.LR_HARM_TESTS for e in evidence)  # an outcome, not a set-up risk
         return self.finding(
             confidence=confidence,
             severity=severity,
