@@ -96,3 +96,13 @@ def test_quiet_on_mild_label_noise_and_on_dropout():
     quiet(CAUSE, noisy_labels_run(1.31, [1.31, 1.19, 1.03, 1.0, 0.98, 1.01], dropout=0.5))
     # validation no better than training: nothing says the training labels are the noisier ones
     quiet(CAUSE, noisy_labels_run(1.31, [1.36, 1.34, 1.33, 1.32, 1.32, 1.32]))
+
+
+def test_quiet_when_validation_starts_well_below_a_known_chance_and_then_rises():
+    # SGD+momentum at lr 0.1 on a small MLP: one epoch takes the validation loss to 61% of ln 4,
+    # then it overfits; "never improved on its first evaluation" is not "learned nothing"
+    train = falling(320, 1.2, 0.45, knee=0.3, noise=0.02, seed=4)
+    val = np.array([0.850, 0.856, 0.887, 0.903, 0.986, 0.941, 0.983, 1.137, 1.064, 1.243])
+    quiet(CAUSE, make_view(train, val, params={"n_classes": "4"}))
+    # the same curves with the validation loss at chance (ln 4 = 1.386) from its first evaluation: memorising
+    fires(CAUSE, make_view(train, val + 0.54, params={"n_classes": "4"}))

@@ -17,7 +17,8 @@ class LabelsUnrelated(Rule):
     """Three readings of a model that learns nothing from its labels that carries over, as with
     shuffled, noisy or mispaired labels. (1) The training loss falls a long way (50% of its start
     or more) while the validation loss never gets meaningfully better than its start (best within
-    2% of its first value); both falls measured from before an early blow-up
+    2% of its first value, and of ln C where known: a first evaluation already below chance
+    learned something in the first epoch); both falls measured from before an early blow-up
     (`stats.detect_blowup`), not from an explosion's peak. (2) A short run memorises slowly: the
     training loss falls (a significant downward trend, autocorrelation-corrected Mann-Kendall)
     while the validation loss rises (a significant upward trend; with ln C known, merely does not
@@ -64,6 +65,9 @@ class LabelsUnrelated(Rule):
         val_gain = (va_start - va.best) / va_start
         if train_gain < self.MIN_TRAIN_GAIN or val_gain > self.MAX_VAL_GAIN:
             return None
+        chance = view.chance_loss()
+        if chance and (chance - va.best) / chance > self.MAX_VAL_GAIN:
+            return None  # first evaluated below chance: it learned something in the first epoch, then overfitted
         return self.finding(
             confidence="medium",
             severity="failed",
