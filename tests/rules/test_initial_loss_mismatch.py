@@ -6,6 +6,7 @@ from mlflow_nnaudit.auditor.rules import ALL_RULES
 from mlflow_nnaudit.auditor.verdict import judge
 from tests.rules.conftest import (
     classification_loss,
+    falling,
     fires,
     healthy_diagnostics,
     healthy_loss,
@@ -103,3 +104,14 @@ def test_hidden_layers_scaled_up_lead_and_the_first_loss_follows_them():
     causes = [f.cause for f in ordered]
     assert causes.index("bad_weight_init") < causes.index(CAUSE), causes
     assert next(f for f in ordered if f.cause == CAUSE).upstream == "bad_weight_init"
+
+
+def test_a_first_loss_inflated_by_strong_dropout_follows_the_regularisation():
+    # dropout 0.9 scales the surviving units 10x in training mode: the first logits spread far from
+    # zero (f25: 2.76 for ln 4) and the loss stays at chance; the regularisation is the cause
+    d = healthy_diagnostics(model=mlp_model([8, 32, 16, 3], dropout=0.9), loss=classification_loss(3, first_loss=2.6))
+    view = make_view(falling(600, 2.2, 1.12, knee=0.2, noise=0.03), diagnostics=d, params=recorder_params(d))
+    findings = [f for r in ALL_RULES if r.applies(view) for f in [r.evaluate(view)] if f is not None]
+    ordered, _, _ = judge(findings, harm=view.outcome_harm())
+    mismatch = next(f for f in ordered if f.cause == CAUSE)
+    assert ordered[0].cause == "too_much_regularization" and mismatch.upstream == "too_much_regularization"

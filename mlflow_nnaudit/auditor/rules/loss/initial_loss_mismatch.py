@@ -32,7 +32,13 @@ class InitialLossMismatch(Rule):
     explained_by = ("loss_input_mismatch",)
     #: upstream causes it follows from, when found too (listed after them); `bad_weight_init` is a
     #: run-specific link (`Finding.follows`, see the docstring)
-    consequence_of = ("loss_input_mismatch", "targets_not_normalized", "inputs_not_normalized")
+    #: (strong dropout: surviving units scaled by 1/(1-p) in training mode spread the first logits)
+    consequence_of = (
+        "loss_input_mismatch",
+        "targets_not_normalized",
+        "inputs_not_normalized",
+        "too_much_regularization",
+    )
     reads = (("loss", "first_loss"), ("loss", "chance_loss"), *INIT_READS)
 
     #: a first loss this many nats above ln C is confidently wrong (true class at < e^-1 of a uniform guess)
