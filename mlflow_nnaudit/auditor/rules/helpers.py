@@ -9,6 +9,7 @@ tail of the run" agree on the number.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -417,19 +418,41 @@ class LrDecay:
 
     key: str  # the learning-rate curve's metric key
     peak: float
-    step: float  # the step of the first point at or below LR_DECAYED x peak
+    step: float  # where it fell to LR_DECAYED x peak (between two points: see `lr_decay`)
     share: float  # that step as a share of the training curve's span
+
+
+#: what `lr_points` reads from the recorder besides its learning-rate curve
+LR_END_READS = (("steps",), ("optimizer", schema.PARAM_OPTIMIZER_LR))
+
+
+def lr_points(view: RunView) -> Curve | None:
+    """The learning-rate curve (at least 3 points), with the recorder's last word on it: its
+    diagnostics hold the optimizer's rate when they were written (at the end of training) and
+    the optimizer step then, a point on the recorder's `nnaudit/lr` axis that a sparse curve
+    (logged at sampled steps, or on a 2x move) may lack."""
+    lr = view.finite_curve(LEARNING_RATE, min_points=2)
+    if lr is None:
+        return None
+    steps, rate = view.fact("steps"), view.fact("optimizer", schema.PARAM_OPTIMIZER_LR)
+    if (
+        lr.key == schema.stored_key(schema.LR)
+        and isinstance(steps, int)
+        and isinstance(rate, (int, float))
+        and steps > lr.steps[-1]
+    ):
+        if math.isfinite(rate) and rate >= 0:
+            lr = Curve(lr.key, np.r_[lr.steps, float(steps)], np.r_[lr.values, float(rate)])
+    return lr if len(lr.values) >= 3 else None
 
 
 def lr_decay(view: RunView) -> LrDecay | None:
     """The logged learning rate's decay to LR_DECAYED of its peak (`LrDecay`), None when it never
-    got there or there is no learning-rate (3 points at least) or training-loss curve to place it
-    on. A rate logged sparsely (the recorder's sampled steps) crosses LR_DECAYED x peak somewhere
-    between the last point above it and the first at or below it: the step is read there on a
-    log scale (schedules multiply the rate: exponential and step decay are straight lines in
-    log(lr)), linearly when the rate reached 0, instead of at the first point below (which a few
-    logged points would place far too late)."""
-    lr, loss = view.finite_curve(LEARNING_RATE, min_points=3), view.finite_curve(TRAIN_LOSS)
+    got there or there is no learning-rate or training-loss curve to place it on. Between the last
+    point above LR_DECAYED x peak and the first at or below it, the crossing is placed where a
+    geometric decay between the two (exponential, or steps of one factor) crosses it: a curve
+    logged sparsely (every epoch, at sampled steps) does not move a fast decay to its next point."""
+    lr, loss = lr_points(view), view.finite_curve(TRAIN_LOSS)
     if lr is None or loss is None or loss.steps[-1] <= loss.steps[0]:
         return None
     i_peak = int(np.argmax(lr.values))
@@ -440,9 +463,11 @@ def lr_decay(view: RunView) -> LrDecay | None:
     if not len(below):
         return None
     j = i_peak + int(below[0])
-    (x0, x1), (v0, v1), target = lr.steps[j - 1 : j + 1], lr.values[j - 1 : j + 1], LR_DECAYED * peak
-    at = math.log(v0 / target) / math.log(v0 / v1) if v1 > 0 else (v0 - target) / v0
-    x = float(x0 + (x1 - x0) * at)
+    x = float(lr.steps[j])
+    if j > i_peak:  # between the last point above and this one: geometric (linear when it reached 0)
+        (x0, x1), (v0, v1), target = lr.steps[j - 1 : j + 1], lr.values[j - 1 : j + 1], LR_DECAYED * peak
+        at = math.log(v0 / target) / math.log(v0 / v1) if v1 > 0 else (v0 - target) / v0
+        x = float(x0 + (x1 - x0) * at)
     return LrDecay(lr.key, peak, x, (x - loss.steps[0]) / (loss.steps[-1] - loss.steps[0]))
 
 
@@ -612,3 +637,93 @@ def monotone_creep(
     if not bool((np.diff(v) < 0).all()) or not gain > 0 or not (gain < no_learning or slow_to_no_end):
         return None
     return gain, Evidence("monotone_creep", c.key, {"points": len(c.values), "gain": gain})
+
+
+# --- initial weights (bad_weight_init, initial_loss_mismatch) ---------------------------------
+def copies_of_first_row(w: dict) -> float:
+    """Share of the rows other than the first that equal it (`identical_rows_share` counts the first too)."""
+    rows = int(w["shape"][0])
+    return max(0.0, (w["identical_rows_share"] * rows - 1) / (rows - 1))
+
+
+#: names of embedding tables and norm layers (for records without `layer_weight`: a lookup table or a
+#: per-feature scale is no fan-in matrix, and a zero, constant or N(0, 1) init of it is normal)
+NOT_LAYER_NAMES = ("emb", "wte", "wpe", "word_embeddings", "position_embeddings", "token_type_embeddings", "norm")
+#: recurrent weights (`nn.RNN`/`nn.GRU`/`nn.LSTM` draw U(-1/sqrt(hidden), 1/sqrt(hidden)) by default)
+RNN_WEIGHT = re.compile(r"(^|\.)weight_(ih|hh)_l\d+(_reverse)?$")
+#: how close (as a factor) a weight's std must be to a default init's to count as that init
+DEFAULT_TOLERANCE = 1.25
+
+
+def layer_weight(w: dict) -> bool:
+    """Whether an initial-weight record is a layer's fan-in weight matrix/kernel (the recorder's
+    `layer_weight`: Linear, convolution, RNN, attention projections, a custom layer's `weight`).
+    Records from before that field: a parameter whose own name says `weight`, outside an
+    embedding or a norm layer (a model's own `nn.Parameter`, `pos` or `cls_token`, is not one)."""
+    if "layer_weight" in w:
+        return bool(w["layer_weight"])
+    name = w["param"].lower()
+    return "weight" in name.rsplit(".", 1)[-1] and not any(n in name for n in NOT_LAYER_NAMES)
+
+
+def pytorch_default(w: dict) -> bool:
+    """Whether a weight is at PyTorch's own default init for its kind of layer, which the LeCun
+    yardstick misjudges: an RNN/GRU/LSTM weight at U(-1/sqrt(hidden), 1/sqrt(hidden))
+    (std 1/sqrt(3 hidden), hidden = rows / gates)."""
+    name, std, rows = w["param"].lower(), float(w.get("std", 0.0)), int(w["shape"][0])
+    if std <= 0 or not RNN_WEIGHT.search(name):
+        return False
+    near = lambda expected: 1 / DEFAULT_TOLERANCE <= std / expected <= DEFAULT_TOLERANCE  # noqa: E731
+    return any(rows % gates == 0 and near(1 / math.sqrt(3 * rows / gates)) for gates in (4, 3, 1))
+
+
+#: a weight's std vs LeCun's 1/sqrt(fan_in) outside this band is badly scaled (PyTorch's default ~0.58,
+#: He ~1.41: both well inside)
+INIT_SCALE_BAND = (0.1, 10.0)
+#: a matrix with at least this share of its rows copies of the first is symmetric
+SYMMETRIC_SHARE = 0.5
+#: what `init_reading` reads from the recorder
+INIT_READS = (("model", "init"), *N_CLASSES_READS)
+
+
+@dataclass(frozen=True)
+class InitReading:
+    """The recorder's initial layer weights, judged (`init_reading`)."""
+
+    weights: list  # the layers' fan-in weight records
+    constant: list  # names of constant weights
+    symmetric: list  # names of weights most of whose rows are copies of the first
+    scaled: list  # (name, std vs LeCun's) of weights scaled outside INIT_SCALE_BAND
+    output: str | None  # the output layer's weight: the last one, with one row per class (None: not known)
+
+    @property
+    def output_only(self) -> bool:
+        """Whether the only problem is the output layer's scale (its effect on the logits is what
+        the first loss measures: `initial_loss_mismatch`)."""
+        return not (self.constant or self.symmetric) and [n for n, _ in self.scaled] == [self.output]
+
+
+def init_reading(view: RunView) -> InitReading | None:
+    """The recorder's initial fan-in weights (`layer_weight`) judged: constant, symmetric, or
+    scaled outside INIT_SCALE_BAND (not on L-BFGS, whose line search sizes its steps to the
+    weights; not a weight at PyTorch's own default for its layer). None without the record."""
+    init = view.fact("model", "init")
+    if not isinstance(init, list) or not init:
+        return None
+    init = [w for w in init if isinstance(w, dict) and layer_weight(w)]
+    constant = [w["param"] for w in init if w["constant"]]
+    symmetric = [
+        w["param"]
+        for w in init
+        if not w["constant"] and w["shape"][0] > 1 and copies_of_first_row(w) >= SYMMETRIC_SHARE
+    ]
+    lo, hi = INIT_SCALE_BAND
+    scaled = [
+        (w["param"], float(w["scale_vs_lecun"]))
+        for w in init
+        if not view.lbfgs() and not w["constant"] and not lo <= w["scale_vs_lecun"] <= hi and not pytorch_default(w)
+    ]
+    n = view.fact("loss", "n_classes")
+    last = init[-1] if init else None
+    output = last["param"] if last is not None and isinstance(n, int) and int(last["shape"][0]) == n else None
+    return InitReading(init, constant, symmetric, scaled, output)
