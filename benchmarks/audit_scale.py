@@ -46,6 +46,7 @@ import numpy as np
 
 KEYS = ("train_loss", "val_loss", "lr", "grad_norm")
 T0 = 1_700_000_000_000
+RUN_SPACING_MS = 1_000_000  # longer than a run (500 points, 1 s apart)
 
 
 def _curves(rng: np.random.Generator, kind: str, n: int) -> dict[str, np.ndarray]:
@@ -100,7 +101,10 @@ def build_store(
         for j in range(lo, min(n_runs, lo + batch)):
             i = offset + j
             run_id = uuid.uuid4().hex
-            start = T0 + i * 10_000_000
+            # one run every 1,000 s from T0 (Nov 2023): 10,500 runs end in early 2024, never in the
+            # future (a run whose data is newer than its audit is rightly audited again, which
+            # would make (c) and (d) measure more than the unchanged store and the night's runs)
+            start = T0 + i * RUN_SPACING_MS
             name = f"run-{i:06d}"
             runs.append(
                 dict(
@@ -325,6 +329,22 @@ def scenario(name: str, uri: str, args, add_runs) -> list[tuple]:
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _print_rows(rows: list[tuple], args) -> None:
+    print(
+        f"\n{args.runs:,} runs x {len(KEYS)} metrics x {args.points} points ({args.server_runs:,} through the "
+        f"server); {os.cpu_count()} cores; nnaudit audit with default options (--workers {os.cpu_count()})"
+    )
+    print(
+        f"{'store':10s} {'measure':32s} {'runs':>7s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>8s} {'runs/s':>8s}  note"
+    )
+    for store, what, n, m, note in rows:
+        peak = f"{m['peak_mb']:8.0f}" if "peak_mb" in m else f"{'-':>8s}"
+        print(
+            f"{store:10s} {what:32s} {n:7d} {m['wall']:8.1f} {m['cpu']:8.1f} {peak} {n / m['wall']:8.0f}  {note or ''}",
+            flush=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10_000)
@@ -374,6 +394,7 @@ def main(argv: list[str] | None = None) -> None:
         if "server" in only:
             uri = pg.create_database("served")
             _build(uri, args.server_runs, args.points, artifact_root="mlflow-artifacts:/")
+            os.makedirs(os.path.join(tmp, "server"), exist_ok=True)
             server = MlflowServer(uri, os.path.join(tmp, "server"))
             try:
                 a = timed_cli(server.url)
@@ -392,25 +413,14 @@ def main(argv: list[str] | None = None) -> None:
                 )
             finally:
                 server.stop()
-    finally:
+    finally:  # the figures measured so far are printed even when a later part fails
+        _print_rows(rows, args)
         if pg is not None:
             pg.stop()
         if not args.keep:
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
-    print(
-        f"\n{args.runs:,} runs x {len(KEYS)} metrics x {args.points} points ({args.server_runs:,} through the "
-        f"server); {os.cpu_count()} cores; nnaudit audit with default options (--workers {os.cpu_count()})"
-    )
-    print(
-        f"{'store':10s} {'measure':32s} {'runs':>7s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>8s} {'runs/s':>8s}  note"
-    )
-    for store, what, n, m, note in rows:
-        peak = f"{m['peak_mb']:8.0f}" if "peak_mb" in m else f"{'-':>8s}"
-        print(
-            f"{store:10s} {what:32s} {n:7d} {m['wall']:8.1f} {m['cpu']:8.1f} {peak} {n / m['wall']:8.0f}  {note or ''}"
-        )
 
 
 if __name__ == "__main__":

@@ -57,6 +57,18 @@ print("trained", flush=True)
 if os.environ.get("USER_METRIC"):
     mlflow.log_metric("user_metric", 1.5)
     print("run", mlflow.active_run().info.run_id, flush=True)
+if os.environ.get("OTHER_THREAD_METRIC"):  # a thread of the user's that never trained
+    import threading
+
+    def other():
+        mlflow.log_metric("other_thread_metric", 2.5)
+        print("other", mlflow.active_run().info.run_id, flush=True)
+        mlflow.end_run()
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    print("run", mlflow.active_run().info.run_id if mlflow.active_run() else None, flush=True)
 """
 
 
@@ -142,3 +154,24 @@ def test_a_run_created_slower_than_training_still_takes_the_users_metric(tmp_pat
     assert run.data.tags.get("nnaudit.recorder.started_run") == "true"
     assert [m.step for m in client.get_metric_history(run_id, "nnaudit/train_loss")] == list(range(20))
     assert len(client.search_runs([run.info.experiment_id])) == 1
+
+
+def test_a_thread_that_never_trained_is_not_given_the_recorders_run(tmp_path, server):
+    """MLflow's active run belongs to a thread. While the store is still creating the recorder's
+    run (held 3 s), another thread of the user's that logs a metric is not handed that run (nor
+    made to wait for it): it gets its own run, as MLflow would give it without the recorder, and
+    the recorder's run keeps the training losses only."""
+    proxy = SlowProxy(server.url, {"runs/create": 3.0})
+    try:
+        out = run_script(tmp_path, proxy.url, steps=20, sleep=0.0, timeout=120, OTHER_THREAD_METRIC=1)
+    finally:
+        proxy.stop()
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+    client = MlflowClient(server.url)
+    other = client.get_run(lines["other"])
+    assert other.data.metrics == {"other_thread_metric": 2.5}
+    exp = other.info.experiment_id
+    recorder_runs = [r for r in client.search_runs([exp]) if "nnaudit/train_loss" in r.data.metrics]
+    assert len(recorder_runs) == 1 and recorder_runs[0].info.run_id != other.info.run_id
+    assert "other_thread_metric" not in recorder_runs[0].data.metrics

@@ -19,11 +19,19 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
-from scipy import stats as sps
 
 #: MLflow stores +/-Inf as +/-1.797e308 (the largest double); anything this large is Inf.
 MLFLOW_INF = 1.7976931348623157e308
 _INF_THRESHOLD = 1e308
+
+
+def _scipy_stats():
+    """scipy.stats, imported when first needed (ties in a ranking, the epoch-periodicity test):
+    it takes ~1.3 s to import, which an audit that skips every run never needs to pay."""
+    from scipy import stats
+
+    return stats
+
 
 # scipy.stats.norm is slow per call; the stdlib's is exact and cheap
 _STD_NORMAL = NormalDist()
@@ -164,7 +172,7 @@ def _ranks(v: np.ndarray) -> np.ndarray:
     order = np.argsort(v, kind="stable")
     sv = v[order]
     if len(v) > 1 and np.any(sv[1:] == sv[:-1]):
-        return sps.rankdata(v)
+        return _scipy_stats().rankdata(v)
     ranks = np.empty(len(v))
     ranks[order] = np.arange(1, len(v) + 1)
     return ranks
@@ -677,6 +685,7 @@ def epoch_periodicity(x: np.ndarray, y: np.ndarray, period: float, alpha: float 
     if len(table) < MIN_EPOCHS:
         return _NO_PERIODICITY
     m = np.asarray(table)
+    sps = _scipy_stats()
     ranks = np.apply_along_axis(sps.rankdata, 1, m)
     n_blocks, k = m.shape
     rank_sums = ranks.sum(axis=0)

@@ -84,3 +84,41 @@ def test_quiet_when_validation_only_wanders_above_one_low_point():
     # the same level reached by a steady climb is data running out
     climbing = np.array([0.94, 0.85, 0.77, 0.80, 0.83, 0.86, 0.88, 0.90, 0.92, 0.93])
     fires(CAUSE, make_view(train, climbing, diagnostics=with_loader(96)))
+
+
+def _lbfgs_full_batch(n):
+    """Full-batch L-BFGS (a corpus run): a batch of n samples every step, no DataLoader, the model
+    of 5,764 parameters fits the training set; validation best early, then 20x up."""
+    from tests.rules.conftest import fingerprint_summary, optimizer_facts
+
+    d = healthy_diagnostics(data_loader=None, optimizer=optimizer_facts("LBFGS", 1.0, momentum=None))
+    d["inputs"]["fingerprints"] = fingerprint_summary([0] * 25, batch_size=n)
+    d["model"]["parameters"] = 5764
+    params = {"nnaudit.optimizer": "LBFGS", "batch_size": str(n), "nnaudit.model.parameters": "5764"}
+    return make_view(*early_overfit(), diagnostics=d, params=params)
+
+
+def test_a_batch_that_is_not_small_says_the_training_set_is_not_small():
+    # a training set holds at least one batch: 1,024 samples a step for 5,764 parameters (full-batch
+    # L-BFGS, no DataLoader) is no small set, and the overfitting rules say what to do
+    quiet(CAUSE, _lbfgs_full_batch(1024))
+    # a small batch says nothing of the set's size: the curves alone decide, at low confidence
+    f = fires(CAUSE, _lbfgs_full_batch(200))
+    assert f.confidence == "low" and f.evidence[1].values["samples"] is None
+
+
+def _large_steps(ratio, diagnostics):
+    from tests.rules.conftest import layer_curves, layer_names
+
+    return layer_curves("update_ratio", {n: ratio for n in layer_names(diagnostics["model"])})
+
+
+def test_early_overfitting_under_steps_10x_the_usual_follows_the_learning_rate():
+    d = healthy_diagnostics(data_loader=None)
+    f = fires(CAUSE, make_view(*early_overfit(), diagnostics=d, extra=_large_steps(0.02, d)))
+    assert f.follows == ("learning_rate_too_high",) and f.confidence == "low"
+    # steps of a usual size: the data is the suspect
+    assert fires(CAUSE, make_view(*early_overfit(), diagnostics=d, extra=_large_steps(2e-3, d))).follows == ()
+    # a set known to be small stays the first suspect whatever the steps
+    d = with_loader(96)
+    assert fires(CAUSE, make_view(*early_overfit(), diagnostics=d, extra=_large_steps(0.02, d))).follows == ()

@@ -2,14 +2,19 @@
 
 import math
 
+from mlflow_nnaudit.auditor.rules import ALL_RULES
+from mlflow_nnaudit.auditor.verdict import judge
 from tests.rules.conftest import (
     classification_loss,
+    falling,
     fires,
     healthy_diagnostics,
     healthy_loss,
     healthy_train,
     make_view,
+    mlp_model,
     quiet,
+    recorder_params,
     rule_for,
 )
 
@@ -56,3 +61,57 @@ def test_initial_loss_from_curves():
     assert f and f.confidence == "low" and "ln 4" in f.summary
     assert rule.evaluate(make_view(healthy_train() + 1.1, params={"num_classes": "4"})) is None
     assert rule.evaluate(make_view(big)) is None  # no class count: no ln C to compare with
+
+
+# --- the excess in nats, and the order next to bad_weight_init (issue 11, the corpus's x10/x40 heads) --
+def test_fires_a_nat_above_ln_c_though_under_three_times_it():
+    # logits spread far from zero (an output layer scaled up): 1.3 nats above ln 3 is 2.2x ln 3
+    f = fires(CAUSE, run(CHANCE + 1.3))
+    assert "nats above" in f.summary and "above" in f.recommendation
+
+
+def test_the_excess_does_not_grow_with_the_class_count():
+    # 1000 classes: the same confidently wrong start (3 nats above ln C) is only 1.4x ln 1000
+    d = healthy_diagnostics(loss=classification_loss(1000, first_loss=math.log(1000) + 3.0))
+    fires(CAUSE, make_view(healthy_loss(), diagnostics=d))
+    d = healthy_diagnostics(loss=classification_loss(1000, first_loss=math.log(1000) + 0.5))
+    quiet(CAUSE, make_view(healthy_loss(), diagnostics=d))
+
+
+def verdict(model, first_loss):
+    """The verdict on a run that recovered (a healthy loss curve) from the given start."""
+    d = healthy_diagnostics(model=model, loss=classification_loss(3, first_loss=first_loss))
+    view = make_view(healthy_loss(), diagnostics=d, params=recorder_params(d))
+    findings = [f for r in ALL_RULES if r.applies(view) for f in [r.evaluate(view)] if f is not None]
+    return judge(findings, harm=view.outcome_harm())
+
+
+def test_an_output_layer_scaled_up_alone_is_named_by_the_first_loss_first():
+    # only the output layer starts 25x LeCun: the harm it does is the first loss, which names it
+    # first; bad_weight_init is listed too, after it; the run recovered, so both are advisories
+    model = mlp_model([8, 32, 16, 3])
+    model["init"][-1].update(scale_vs_lecun=25.0, std=25.0 / 4)
+    ordered, status, _ = verdict(model, CHANCE + 4.0)
+    causes = [f.cause for f in ordered]
+    assert causes.index(CAUSE) < causes.index("bad_weight_init"), causes
+    assert status == "healthy" and all(f.advisory for f in ordered)
+    assert "(the output layer)" in next(f for f in ordered if f.cause == "bad_weight_init").summary
+
+
+def test_hidden_layers_scaled_up_lead_and_the_first_loss_follows_them():
+    # every layer 25x LeCun: the hidden layers shape the logits from upstream, bad_weight_init is first
+    ordered, _, _ = verdict(mlp_model([8, 32, 16, 3], init_scale=25.0), CHANCE + 4.0)
+    causes = [f.cause for f in ordered]
+    assert causes.index("bad_weight_init") < causes.index(CAUSE), causes
+    assert next(f for f in ordered if f.cause == CAUSE).upstream == "bad_weight_init"
+
+
+def test_a_first_loss_inflated_by_strong_dropout_follows_the_regularisation():
+    # dropout 0.9 scales the surviving units 10x in training mode: the first logits spread far from
+    # zero (f25: 2.76 for ln 4) and the loss stays at chance; the regularisation is the cause
+    d = healthy_diagnostics(model=mlp_model([8, 32, 16, 3], dropout=0.9), loss=classification_loss(3, first_loss=2.6))
+    view = make_view(falling(600, 2.2, 1.12, knee=0.2, noise=0.03), diagnostics=d, params=recorder_params(d))
+    findings = [f for r in ALL_RULES if r.applies(view) for f in [r.evaluate(view)] if f is not None]
+    ordered, _, _ = judge(findings, harm=view.outcome_harm())
+    mismatch = next(f for f in ordered if f.cause == CAUSE)
+    assert ordered[0].cause == "too_much_regularization" and mismatch.upstream == "too_much_regularization"

@@ -2,7 +2,17 @@
 
 import numpy as np
 
-from tests.rules.conftest import falling, fires, linear, make_view, quiet, rng
+from tests.rules.conftest import (
+    classification_loss,
+    falling,
+    fires,
+    healthy_diagnostics,
+    linear,
+    make_view,
+    mlp_model,
+    quiet,
+    rng,
+)
 
 CAUSE = "labels_unrelated"
 
@@ -52,3 +62,47 @@ def test_quiet_on_a_short_run_whose_validation_follows_training_slowly():
     fast = np.r_[1.1, falling(299, 0.9, 0.0001, knee=0.02)]
     val = np.r_[1.06, 0.997, linear(48, 1.05, 2.3)]
     quiet(CAUSE, make_view(fast, val))
+
+
+def test_fires_when_validation_sits_at_a_known_chance_while_training_falls():
+    # shuffled labels (4 classes), 8 epochs of an LSTM: the training loss creeps 3% below chance,
+    # the validation loss neither falls nor rises significantly, and never gets below chance
+    train = falling(256, 1.39, 1.335, knee=1.0, noise=0.01)
+    val = np.array([1.386, 1.383, 1.389, 1.384, 1.388, 1.383, 1.387, 1.390])
+    f = fires(CAUSE, make_view(train, val, params={"n_classes": "4"}))
+    assert "did not fall" in f.summary and f.p_value is not None and f.p_value < 0.05
+    # without a known ln C, a flat validation loss is not read that way (see test_quiet_when_training_does_not_memorise)
+    quiet(CAUSE, make_view(train, val))
+
+
+def noisy_labels_run(train_end, val, dropout=0.0):
+    """A recorded 4-class run whose training loss goes flat at `train_end` after a short fall."""
+    d = healthy_diagnostics(model=mlp_model([8, 32, 16, 4], dropout=dropout), loss=classification_loss(4))
+    train = falling(192, 1.387, train_end, knee=0.3, noise=0.02, seed=3)
+    return make_view(train, np.asarray(val), diagnostics=d)
+
+
+def test_fires_when_training_labels_are_noisier_than_validation_labels():
+    # 80% of the training labels shuffled, the validation labels clean (as in the generated corpus): the model
+    # cannot fit its training labels (loss near ln 4) yet gets validation right
+    f = fires(CAUSE, noisy_labels_run(1.31, [1.31, 1.19, 1.03, 1.0, 0.98, 1.01]))
+    assert f.severity == "warning" and "held-out" in f.summary
+
+
+def test_quiet_on_mild_label_noise_and_on_dropout():
+    # 10% noisy training labels: the training loss still ends far below chance
+    quiet(CAUSE, noisy_labels_run(0.55, [0.9, 0.6, 0.5, 0.45, 0.44, 0.44]))
+    # dropout holds the training loss up by itself (train mode only)
+    quiet(CAUSE, noisy_labels_run(1.31, [1.31, 1.19, 1.03, 1.0, 0.98, 1.01], dropout=0.5))
+    # validation no better than training: nothing says the training labels are the noisier ones
+    quiet(CAUSE, noisy_labels_run(1.31, [1.36, 1.34, 1.33, 1.32, 1.32, 1.32]))
+
+
+def test_quiet_when_validation_starts_well_below_a_known_chance_and_then_rises():
+    # SGD+momentum at lr 0.1 on a small MLP: one epoch takes the validation loss to 61% of ln 4,
+    # then it overfits; "never improved on its first evaluation" is not "learned nothing"
+    train = falling(320, 1.2, 0.45, knee=0.3, noise=0.02, seed=4)
+    val = np.array([0.850, 0.856, 0.887, 0.903, 0.986, 0.941, 0.983, 1.137, 1.064, 1.243])
+    quiet(CAUSE, make_view(train, val, params={"n_classes": "4"}))
+    # the same curves with the validation loss at chance (ln 4 = 1.386) from its first evaluation: memorising
+    fires(CAUSE, make_view(train, val + 0.54, params={"n_classes": "4"}))

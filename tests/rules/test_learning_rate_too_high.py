@@ -11,8 +11,10 @@ from tests.rules.conftest import (
     layer_names,
     make_view,
     nan_from,
+    optimizer_facts,
     quiet,
     recorder_params,
+    rng,
 )
 
 CAUSE = "learning_rate_too_high"
@@ -96,3 +98,114 @@ def test_a_blow_up_on_standardised_or_tiny_inputs_does_not_point_at_them():
     for mean, std in ((0.3, 1.3), (0.001, 0.005)):
         f = fires(CAUSE, _early_blow_up_with_inputs(mean, std))
         assert f.follows == (), (mean, std)
+
+
+# --- issue 11: what the jump left behind, and steps 10x the usual with an early overfit ----------
+def _ranked(view):
+    """The causes the verdict lists for the view, in order (every registered rule, as an audit)."""
+    from mlflow_nnaudit.auditor.rules import ALL_RULES
+    from mlflow_nnaudit.auditor.verdict import judge
+
+    found = [f for r in ALL_RULES if r.applies(view) and (f := r.evaluate(view)) is not None]
+    return [f.cause for f in judge(found, harm=view.outcome_harm())[0]]
+
+
+def _jump_then_chance(peak):
+    """Per step: the first loss near ln 4, one jump to `peak` in the first steps, then ln 4 for good
+    (a network the jump destroyed: the corpus's SGD at lr 1 on a CNN jumps 7.5x, then sits at chance)."""
+    noise = 0.01 * rng(3).standard_normal(200)
+    return np.r_[1.41, peak, 1.39 + noise], np.full(6, np.log(4)) + 0.002 * rng(4).standard_normal(6)
+
+
+def test_a_jump_of_a_few_times_the_start_that_left_the_loss_at_chance_is_the_rate():
+    # 7x is no blow-up (10x), but with the loss at chance after it the network was destroyed
+    train, val = _jump_then_chance(10.5)
+    f = fires(CAUSE, make_view(train, val, params={"n_classes": "4"}))
+    assert f.confidence == "high" and f.severity == "failed" and f.kind == "outcome"
+    assert f.summary.startswith("the loss jumped to 7")
+
+
+def test_a_loss_at_chance_without_a_jump_is_not_the_rate():
+    # noise and warm-up bumps stay within 2-3x: a network stuck at chance from the start is another bug
+    train, val = _jump_then_chance(2.5)
+    quiet(CAUSE, make_view(train, val, params={"n_classes": "4"}))
+
+
+def _dead_relu_run(lr, name="Adam"):
+    """The healthy 3-class MLP with 94% of a ReLU layer dead: the loss little better than chance (ln 3)."""
+    d = healthy_diagnostics(optimizer=optimizer_facts(name, lr, momentum=None))
+    dead = layer_curves("dead_relu", {"1": 0.05, "4": 0.94})
+    val = falling(10, 1.05, 0.95, knee=0.3) + 0.01 * rng(5).standard_normal(10)
+    train = falling(600, 1.1, 0.85, knee=0.2, noise=0.08)
+    return make_view(train, val, diagnostics=d, params=recorder_params(d), extra=dead)
+
+
+def test_relus_killed_under_adam_at_lr_0_1_name_the_rate_first():
+    # the corpus's MLP with Adam at 0.1: 94% of a layer dead, the loss little better than chance
+    f = fires(CAUSE, _dead_relu_run(0.1))
+    assert (
+        f.summary.startswith("94% of the ReLU units of layer 4 died") and "Adam at a learning rate of 0.1" in f.summary
+    )
+    causes = _ranked(_dead_relu_run(0.1))
+    assert causes.index(CAUSE) < causes.index("dead_relu")
+
+
+def test_relus_dead_under_a_usual_adam_rate_are_not_the_rate():
+    # the corpus's dead-ReLU fault (hidden biases at -3) trains at Adam's usual 1e-3
+    quiet(CAUSE, _dead_relu_run(1e-3))
+
+
+def _raced(name, lr, ratio):
+    """An MLP as the corpus's sweeps recorded it: weights moved `ratio` of their size per step;
+    validation best at the second of 10 evaluations, then up 60% while training keeps falling."""
+    momentum = 0.9 if name == "SGD" else None
+    d = healthy_diagnostics(optimizer=optimizer_facts(name, lr, momentum=momentum), data_loader=None)
+    val = np.r_[0.82, 0.78, np.linspace(0.85, 1.25, 8)] + 0.01 * rng(6).standard_normal(10)
+    ratios = layer_curves("update_ratio", {n: ratio for n in layer_names(d["model"])})
+    train = falling(600, 1.34, 0.3, knee=0.3, noise=0.08)
+    return make_view(train, val, diagnostics=d, params=recorder_params(d), extra=ratios)
+
+
+def test_adam_at_10x_its_usual_rate_with_an_early_overfit_is_the_rate_first():
+    # the corpus's MLP sweep: Adam at 1e-2 (the sweep's best is 1e-3), validation best at the start
+    f = fires(CAUSE, _raced("Adam", 0.01, 0.012))
+    assert f.confidence == "high" and f.summary.startswith("Adam at a learning rate of 0.01 (10x the top")
+    causes = _ranked(_raced("Adam", 0.01, 0.012))
+    assert causes[0] == CAUSE and "dataset_too_small" in causes and "overfitting" in causes
+
+
+def test_sgd_steps_10x_the_usual_ratio_with_an_early_overfit_are_the_rate():
+    # SGD+momentum at 0.1 on the corpus's MLP: 2% of each weight a step (the sweep's best moves ~0.3%)
+    f = fires(CAUSE, _raced("SGD", 0.1, 0.02))
+    assert "2.0% of their size" in f.summary
+    assert _ranked(_raced("SGD", 0.1, 0.02))[0] == CAUSE
+
+
+def test_an_early_overfit_under_steps_of_a_usual_size_is_not_the_rate():
+    quiet(CAUSE, _raced("SGD", 0.01, 3e-3))
+    assert _ranked(_raced("SGD", 0.01, 3e-3))[0] != CAUSE
+    # Adam at its usual 1e-3 on small-init weights (a BERT, a CNN): ratios of 3% are lr / rms(w),
+    # not a rate too high (the corpus's class-imbalance runs overfit early for another reason)
+    quiet(CAUSE, _raced("Adam", 1e-3, 0.033))
+
+
+def _sgd_lr1(val):
+    """Plain SGD at lr 1 on the corpus's 4-class MLP: 7.6% of each weight moved per step (recorded)."""
+    from tests.rules.conftest import classification_loss
+
+    d = healthy_diagnostics(
+        optimizer=optimizer_facts("SGD", 1.0, momentum=None), loss=classification_loss(4), data_loader=None
+    )
+    ratios = layer_curves("update_ratio", {n: 0.076 for n in layer_names(d["model"])})
+    train = falling(320, 1.34, 0.45, knee=0.3, noise=0.12)
+    return make_view(train, np.asarray(val), diagnostics=d, params=recorder_params(d), extra=ratios)
+
+
+def test_large_steps_that_left_the_validation_loss_back_at_chance_are_the_rate_and_the_harm():
+    # best 0.88 (37% below ln 4), then back to 1.395 at the end: what the run learned was undone
+    undone = [1.21, 1.025, 0.916, 0.878, 1.006, 1.182, 1.009, 0.961, 1.143, 1.395]
+    f = fires(CAUSE, _sgd_lr1(undone))
+    assert f.kind == "outcome" and f.confidence == "high" and "back at chance" in f.summary
+    # the same steps and the same noisy validation loss ending at 0.93, well below chance (a healthy
+    # sweep member at the same rate): no sign at all
+    quiet(CAUSE, _sgd_lr1([0.938, 0.969, 0.774, 0.852, 0.878, 0.937, 0.961, 1.008, 0.922, 0.93]))

@@ -198,3 +198,38 @@ def test_a_warm_up_from_zero_does_not_hide_the_tiny_first_steps():
     ratios = layer_curves("update_ratio", {n: [0.0] + [TINY_RATIO] * 59 for n in layer_names(d["model"])})
     f = fires(CAUSE, make_view(linear(600, CHANCE, CHANCE, noise=0.005), diagnostics=d, extra=ratios))
     assert f.severity == "failed" and "changed the weights by only" in f.summary
+
+
+def test_a_creep_is_learning_a_warning_and_the_outcome_fails_a_run_left_at_chance():
+    """SGD+momentum at 3e-3 on an LSTM for 6 epochs (a corpus run still improving when stopped):
+    every evaluation lower than the one before, 4.8% in all, ending little better than chance. A
+    creep learns, however slowly: a warning, not a failed run; where the validation loss stayed at
+    chance the outcome itself fails the run."""
+    import numpy as np
+
+    from mlflow_nnaudit.auditor.verdict import settle
+
+    train = 1.35 + 0.03 * np.random.default_rng(0).standard_normal(192)
+    view = make_view(train, np.array([1.383, 1.354, 1.34, 1.33, 1.322, 1.316]), params={"n_classes": "4"})
+    f = fires(CAUSE, view)
+    assert f.severity == "warning" and "fell only 5%" in f.summary
+    assert settle([f], None, view.outcome_harm()) == "warning"
+    at_chance = make_view(train, CHANCE * np.linspace(1.004, 0.997, 6), params={"n_classes": "4"})
+    f = fires(CAUSE, at_chance)
+    assert f.severity == "warning" and settle([f], None, at_chance.outcome_harm()) == "failed"
+
+
+def test_a_rate_logged_at_a_few_sampled_steps_is_read_between_them():
+    # ExponentialLR(gamma 0.3) per epoch (a corpus fault), the rate logged by the recorder at three
+    # sampled steps only: 1e-3 at steps 0 and 10, 7e-7 at step 420. It crossed a tenth of its peak
+    # long before step 420 (log-linear between 10 and 420: step ~ 140, a quarter of the run): the
+    # slowness is the schedule's, not the set rate's
+    import numpy as np
+
+    from mlflow_nnaudit.auditor.curves import Curve
+
+    sparse = Curve("nnaudit/lr", np.array([0.0, 10.0, 420.0]), np.array([1e-3, 1e-3, 7.29e-7]))
+    quiet(CAUSE, make_view(slow_loss(), lr=sparse))
+    # the same three points with the last one barely under a tenth: it crossed late, the curves count
+    late = Curve("nnaudit/lr", np.array([0.0, 10.0, 420.0]), np.array([1e-3, 1e-3, 9e-5]))
+    fires(CAUSE, make_view(slow_loss(), lr=late))

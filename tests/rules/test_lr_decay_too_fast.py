@@ -3,7 +3,7 @@
 import numpy as np
 
 from mlflow_nnaudit.auditor.curves import Curve
-from tests.rules.conftest import SEED, fires, make_view, quiet
+from tests.rules.conftest import SEED, fires, healthy_diagnostics, make_view, optimizer_facts, quiet
 
 
 def lr_schedule_run(decay_epoch_gamma: float, epochs=12, per_epoch=60, seed=1):
@@ -64,3 +64,30 @@ def test_quiet_on_an_early_cut_after_the_model_had_learned():
     # the same cut on a model that learned most of what it could in the first epoch: its flat tail
     # may be convergence, and nothing says otherwise
     quiet(CAUSE, first_epoch_cut_run(learned=True))
+
+
+def sparse_recorded_run(gamma: float, sampled=(0, 10, 500), epochs=12, per_epoch=60):
+    """The same run as `lr_schedule_run`, recorded by a recorder that logged `nnaudit/lr` on a few
+    sampled steps only; its diagnostics hold the optimizer's rate at the end of training."""
+    loss, lr = lr_schedule_run(gamma, epochs, per_epoch)
+    rate = lambda step: 1e-3 * gamma ** (step // per_epoch)  # noqa: E731
+    sparse = Curve("nnaudit/lr", np.array(sampled, dtype=float), np.array([rate(s) for s in sampled]))
+    d = healthy_diagnostics(optimizer=optimizer_facts("Adam", lr=rate(len(loss) - 1), momentum=None))
+    d["steps"] = len(loss)
+    return make_view(loss, lr=sparse, diagnostics=d)
+
+
+def test_fires_on_a_fast_decay_logged_at_a_few_sampled_steps():
+    # ExponentialLR(gamma=0.3): the rate is a tenth of its peak after two epochs (step 120 of 720);
+    # the recorder's samples say only that it was 1e-3 at step 10 and ~7e-8 at step 500: a geometric
+    # decay between the two crosses a tenth at step ~127 (the first sample below it is at 500, 69% in)
+    f = fires(CAUSE, sparse_recorded_run(0.3))
+    assert 100 < f.evidence[0].values["drop_step"] < 150
+
+
+def test_quiet_on_a_slow_decay_logged_at_a_few_sampled_steps():
+    # gamma 0.75 reaches a tenth of the peak at epoch 8 (step 480 of 720): the samples at step 500 and
+    # at the end place it there too, late, whatever the loss did
+    quiet(CAUSE, sparse_recorded_run(0.75))
+    # gamma 0.85 has not reached it by the end (0.85^11 = 0.17): the end-of-run rate says so
+    quiet(CAUSE, sparse_recorded_run(0.85))

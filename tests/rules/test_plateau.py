@@ -153,3 +153,16 @@ def test_quiet_on_a_near_perfect_classifier_whose_loss_keeps_falling():
     val = 0.01 + 1.1 * np.exp(-np.arange(12) / 1.5)
     acc = np.minimum(1.0, 0.47 + 0.53 * (1 - np.exp(-np.arange(12) / 1.2)))
     quiet(CAUSE, make_view(0.01 + 1.1 * np.exp(-np.arange(12) / 1.4), val, val_acc=acc))
+
+
+def test_a_validation_loss_above_chance_that_still_falls_is_learning_not_stuck():
+    # tanh weights x10 (a corpus fault): huge first logits put the validation loss at 4.9, and it
+    # falls at every evaluation to 2.6, still above ln 4: a model recovering from its start, not one
+    # that learned nothing (val_acc rose from 0.30 to 0.44)
+    train = falling(320, 8.75, 1.3, knee=0.3, noise=0.05)
+    val = np.array([4.877, 4.321, 3.912, 3.558, 3.31, 3.1, 2.942, 2.809, 2.717, 2.629])
+    quiet(CAUSE, make_view(train, val, params={"n_classes": "4"}))
+    # the same level without the fall (flat above chance, noisy) is still no learning
+    flat_above = 2.8 + 0.05 * rng(7).standard_normal(10)
+    f = fires(CAUSE, make_view(falling(320, 8.75, 1.45, knee=0.1, noise=0.05), flat_above, params={"n_classes": "4"}))
+    assert f.severity == "failed" and "no better than chance" in f.summary

@@ -172,7 +172,15 @@ class RunView:
         return self.curves.get(role)
 
     def finite_curve(self, role: str, min_points: int = 8) -> Curve | None:
-        """The curve for a role with its non-finite points dropped, if enough remain to test."""
+        """The curve for a role with its non-finite points dropped, if enough remain to test.
+        Made once per role and length floor (rules ask for it dozens of times a run); rules only
+        read curves, so one object is shared."""
+        key = ("finite_curve", role, min_points)
+        if key not in self._memo:
+            self._memo[key] = self._finite_curve(role, min_points)
+        return self._memo[key]
+
+    def _finite_curve(self, role: str, min_points: int) -> Curve | None:
         c = self.curves.get(role)
         if c is None:
             return None

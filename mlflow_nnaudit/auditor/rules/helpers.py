@@ -9,6 +9,7 @@ tail of the run" agree on the number.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -244,12 +245,20 @@ def val_at_chance(view: RunView, min_points: int) -> stats.Stuck | None:
     """The validation loss sat at chance (ln C), or never got clearly below it, over at least
     `min_points` evaluations, while the training loss did not end clearly below ln C either (a
     training loss well below chance next to such a validation loss is overfitting): nothing was
-    learned. None otherwise."""
+    learned. None otherwise, and None for a validation loss above chance that still fell through
+    the last half of its evaluations (a Mann-Kendall downward trend, by NO_LEARNING of its level
+    or more): a model recovering from a bad start (huge initial logits) is learning, not stuck."""
     vsk, k = stuck(view, VAL_LOSS), class_count(view)
     if vsk is None or k is None or not (vsk.chance_k is not None or vsk.no_better_than_chance):
         return None
-    if view.finite_curve(VAL_LOSS, min_points=min_points) is None:
+    c = view.finite_curve(VAL_LOSS, min_points=min_points)
+    if c is None:
         return None
+    if vsk.chance_k is None:  # above chance: a loss still falling through its last half is learning, not stuck
+        h = len(c.values) // 2
+        t = stats.mann_kendall(c.x()[h:], c.values[h:])
+        if t.direction < 0 and -t.change >= NO_LEARNING * abs(float(c.values[h])):
+            return None
     lv = view.levels(TRAIN_LOSS)
     k = vsk.chance_k or k
     return None if lv is not None and lv.end < (1 - stats.CHANCE_TOLERANCE) * math.log(k) else vsk
@@ -409,14 +418,41 @@ class LrDecay:
 
     key: str  # the learning-rate curve's metric key
     peak: float
-    step: float  # the step of the first point at or below LR_DECAYED x peak
+    step: float  # where it fell to LR_DECAYED x peak (between two points: see `lr_decay`)
     share: float  # that step as a share of the training curve's span
+
+
+#: what `lr_points` reads from the recorder besides its learning-rate curve
+LR_END_READS = (("steps",), ("optimizer", schema.PARAM_OPTIMIZER_LR))
+
+
+def lr_points(view: RunView) -> Curve | None:
+    """The learning-rate curve (at least 3 points), with the recorder's last word on it: its
+    diagnostics hold the optimizer's rate when they were written (at the end of training) and
+    the optimizer step then, a point on the recorder's `nnaudit/lr` axis that a sparse curve
+    (logged at sampled steps, or on a 2x move) may lack."""
+    lr = view.finite_curve(LEARNING_RATE, min_points=2)
+    if lr is None:
+        return None
+    steps, rate = view.fact("steps"), view.fact("optimizer", schema.PARAM_OPTIMIZER_LR)
+    if (
+        lr.key == schema.stored_key(schema.LR)
+        and isinstance(steps, int)
+        and isinstance(rate, (int, float))
+        and steps > lr.steps[-1]
+    ):
+        if math.isfinite(rate) and rate >= 0:
+            lr = Curve(lr.key, np.r_[lr.steps, float(steps)], np.r_[lr.values, float(rate)])
+    return lr if len(lr.values) >= 3 else None
 
 
 def lr_decay(view: RunView) -> LrDecay | None:
     """The logged learning rate's decay to LR_DECAYED of its peak (`LrDecay`), None when it never
-    got there or there is no learning-rate or training-loss curve to place it on."""
-    lr, loss = view.finite_curve(LEARNING_RATE, min_points=4), view.finite_curve(TRAIN_LOSS)
+    got there or there is no learning-rate or training-loss curve to place it on. Between the last
+    point above LR_DECAYED x peak and the first at or below it, the crossing is placed where a
+    geometric decay between the two (exponential, or steps of one factor) crosses it: a curve
+    logged sparsely (every epoch, at sampled steps) does not move a fast decay to its next point."""
+    lr, loss = lr_points(view), view.finite_curve(TRAIN_LOSS)
     if lr is None or loss is None or loss.steps[-1] <= loss.steps[0]:
         return None
     i_peak = int(np.argmax(lr.values))
@@ -426,7 +462,12 @@ def lr_decay(view: RunView) -> LrDecay | None:
     below = np.nonzero(lr.values[i_peak:] <= LR_DECAYED * peak)[0]
     if not len(below):
         return None
-    x = float(lr.steps[i_peak + below[0]])
+    j = i_peak + int(below[0])
+    x = float(lr.steps[j])
+    if j > i_peak:  # between the last point above and this one: geometric (linear when it reached 0)
+        (x0, x1), (v0, v1), target = lr.steps[j - 1 : j + 1], lr.values[j - 1 : j + 1], LR_DECAYED * peak
+        at = math.log(v0 / target) / math.log(v0 / v1) if v1 > 0 else (v0 - target) / v0
+        x = float(x0 + (x1 - x0) * at)
     return LrDecay(lr.key, peak, x, (x - loss.steps[0]) / (loss.steps[-1] - loss.steps[0]))
 
 
@@ -462,13 +503,20 @@ def _accuracy_scale(view: RunView, role: str) -> float:
 def train_never_below_chance(view: RunView) -> NoLearning | None:
     """With a known class count C (recorder, param, or a Hugging Face label map), the training
     loss's second half (8+ points) never went below ln C, nor the validation loss's (when
-    logged): on the very batches it trains on, the model never beat a uniform guess."""
+    logged): on the very batches it trains on, the model never beat a uniform guess. Not when
+    the validation loss (else the training loss) still fell through its last half, as in
+    `val_at_chance`: a model recovering from a bad start is learning."""
     n, tr = view.n_classes(), view.finite_curve(TRAIN_LOSS)
     sk = stuck(view) if n is not None and tr is not None else None
     if sk is None or not sk.no_better_than_chance:
         return None
     vsk = stuck(view, VAL_LOSS) if view.curve(VAL_LOSS) is not None else None
     if vsk is not None and not vsk.no_better_than_chance:
+        return None
+    c = view.finite_curve(VAL_LOSS, min_points=3) if vsk is not None else tr
+    h = len(c.values) // 2 if c is not None else 0
+    t = stats.mann_kendall(c.x()[h:], c.values[h:]) if c is not None else None
+    if t is not None and t.direction < 0 and -t.change >= NO_LEARNING * abs(float(c.values[h])):
         return None
     chance = math.log(n[0])
     return NoLearning(
@@ -622,3 +670,261 @@ def memorised(view: RunView, of: stats.Overfit) -> bool:
     if of.up < SUSTAINED_RISE or tr is None or va is None or tr.end <= 0:
         return False
     return va.end >= MEMORISED_GAP * tr.end
+
+
+#: the evidence of `learning_rate_too_high` that is harm seen in the loss (it exploded, diverged,
+#: turned NaN, was destroyed, or undid its learning): an outcome, not a set-up risk (the catalog's
+#: kind for a finding on update ratios or a rate alone)
+LR_HARM_TESTS = (
+    "growth_before_nonfinite",
+    "early_nonfinite",
+    "early_blowup",
+    "divergence",
+    "stuck_loss",
+    "large_steps_undone",
+)
+#: a median update/weight ratio of at least this is 10x the healthy ~1e-3 (Karpathy's rule of thumb
+#: for SGD-type steps): steps large enough to be a suspect of harm seen with them, never a sign
+#: alone (the corpus's healthy SGD runs at 0.1-1 reach 1e-2..8e-2)
+UPDATE_RATIO_LARGE = 1e-2
+#: an adaptive optimiser at this learning rate or more: 10x the top of its usual 1e-4..1e-3 (its
+#: update ratio is lr / rms(w), which small-init weights make 1e-2 or more at a usual 1e-3: a
+#: BERT, a CNN, an LSTM under Adam at 1e-3 all sit there, so the rate itself is read for it)
+ADAPTIVE_LR_LARGE = 1e-2
+
+
+def large_steps(view: RunView) -> str | None:
+    """Steps 10x their usual size, said in words, or None: an adaptive optimiser (`ADAPTIVE`) at
+    ADAPTIVE_LR_LARGE or more; another optimiser (SGD, with or without momentum) whose recorded
+    median update/weight ratio (over the layers, each the median of the second half of the run)
+    is UPDATE_RATIO_LARGE or more. None on L-BFGS (its line search sets the step) and without
+    the rate or the recorder's ratios."""
+    lr = adaptive_lr(view)
+    if lr is not None:
+        return (
+            f"{view.optimizer_name()} at a learning rate of {fmt_num(lr)} (10x the top of its usual 1e-4..1e-3)"
+            if lr >= ADAPTIVE_LR_LARGE
+            else None
+        )
+    ratios = list(view.update_ratios().values())
+    med = float(np.median(ratios)) if ratios else 0.0
+    if med < UPDATE_RATIO_LARGE or (view.optimizer_name() or "").lower() in ADAPTIVE:
+        return None
+    return f"each step moved the weights by {med:.1%} of their size (10x the usual ~0.1%)"
+
+
+@dataclass(frozen=True)
+class EarlyOverfit:
+    """The validation loss was best early in the run, then rose away from that best."""
+
+    key: str  # the validation curve's metric key
+    best_share: float  # where the best point sits, as a share of the evaluations
+    best_step: float
+    gl: float  # Prechelt's generalisation loss at the end (%)
+    undone: bool = False  # it ended back at chance or above (`val_undone`), wherever its best was
+
+
+def early_overfit(view: RunView, early: float = 0.3, up_evals: int = 3) -> EarlyOverfit | None:
+    """The validation loss best within the first `early` share of its evaluations and ending at
+    least OVERFIT_GL % above that best, rising after it (an upward trend, or `up_evals` consecutive
+    rising evaluations, Prechelt's UP), while the training loss did not rise. A validation loss
+    that only wanders above one low point (a noisy curve's lucky dip) is not this."""
+    of = view.overfit()
+    if of is None or of.gl < OVERFIT_GL:
+        return None
+    va = view.finite_curve(VAL_LOSS, min_points=4)
+    best_share = of.best_index / max(len(va.values) - 1, 1)
+    if best_share > early or of.train_trend_after_best.direction > 0:
+        return None
+    if of.val_trend_after_best.direction <= 0 and of.up < up_evals:
+        return None
+    return EarlyOverfit(va.key, best_share, float(va.x()[of.best_index]), of.gl)
+
+
+def val_undone(view: RunView) -> EarlyOverfit | None:
+    """A classifier's validation loss that got well below chance (by PLATEAU_MAX_IMPROVEMENT of
+    ln C) and ended back at chance or above (within CHANCE_TOLERANCE): whatever the run learned,
+    the end of it undid (the same reading as `early_overfit`, wherever the best point was)."""
+    va, k = view.finite_curve(VAL_LOSS, min_points=4), class_count(view)
+    if va is None or k is None:
+        return None
+    chance, i = math.log(k), int(np.argmin(va.values))
+    best, last = float(va.values[i]), float(va.values[-1])
+    if best > (1 - PLATEAU_MAX_IMPROVEMENT) * chance or last < (1 - stats.CHANCE_TOLERANCE) * chance:
+        return None
+    return EarlyOverfit(va.key, i / max(len(va.values) - 1, 1), float(va.x()[i]), 100 * (last / best - 1), True)
+
+
+def early_spike(view: RunView) -> tuple[str, Evidence] | None:
+    """The training loss rose to GROWTH_BEFORE_NONFINITE times its start (`start_level`) or more
+    within the early window of `stats.detect_blowup` (its first BLOWUP_EARLY share of points, at
+    least 3): a jump too small for a blow-up (10x) but more than noise, warm-up bumps or a hard
+    task's first epochs make (2-3x). The sign and its evidence; None otherwise."""
+    c, start = view.curve(TRAIN_LOSS), start_level(view)
+    if c is None or start is None or not start > 0 or len(c.values) < 3:
+        return None
+    head = c.values[: max(3, int(math.ceil(stats.BLOWUP_EARLY * len(c.values))))]
+    head = head[np.isfinite(head)]
+    growth = float(np.max(head)) / start if len(head) else 0.0
+    if growth < GROWTH_BEFORE_NONFINITE:
+        return None
+    sign = f"the loss jumped to {fmt_factor(growth)} its start in the first steps"
+    return sign, Evidence("early_spike", c.key, {"growth": growth, "start": start})
+
+
+#: what `dead_units` reads
+DEAD_RELU_READS = (schema.layer_prefix(schema.LAYER_DEAD_RELU),)
+
+
+def dead_units(view: RunView, threshold: float) -> tuple[str, float] | None:
+    """The layer with the largest share of dead ReLU units (the recorder's per-layer medians over
+    the second half of the run) when that share is `threshold` or more, else None."""
+    bad, worst = worst_layer(view.layer_medians(schema.layer_prefix(schema.LAYER_DEAD_RELU)), threshold)
+    return (worst, bad[worst]) if worst is not None else None
+
+
+#: adaptive optimisers whose steps are about the learning rate per weight, whatever the gradient
+ADAPTIVE = ("adam", "adamw", "nadam", "radam", "adamax", "rmsprop", "adagrad", "adafactor", "lamb")
+
+
+def adaptive_lr(view: RunView) -> float | None:
+    """The learning rate of an adaptive optimiser (`ADAPTIVE`: each of its steps moves every weight
+    by about the rate), None for another optimiser or an unknown rate."""
+    lr = view.learning_rate()
+    return lr[1] if lr is not None and (view.optimizer_name() or "").lower() in ADAPTIVE else None
+
+
+def erratic_reading(view: RunView, noise_share: float) -> tuple[str, Evidence] | None:
+    """The training loss swings point to point by at least `noise_share` of its level and by more
+    than the run ever gained (`stats.Levels`), on a curve read as oscillating; None otherwise."""
+    osc, lv, curve = view.oscillation(TRAIN_LOSS), view.levels(TRAIN_LOSS), view.curve(TRAIN_LOSS)
+    if osc is None or lv is None or lv.noise < noise_share * max(abs(lv.end), 1e-12) or lv.noise < lv.start - lv.end:
+        return None
+    sign = "the loss swings by more than it ever improved"
+    return sign, Evidence("erratic_loss", curve.key, {"noise": lv.noise, "level": lv.end})
+
+
+def destroyed_signs(view: RunView, dead_share: float) -> tuple[list[tuple[str, Evidence]], bool]:
+    """A network destroyed, as the run shows it after the fact: a loss that ended stuck
+    (`stuck_reading`: constant, at ln C, no better than chance), a ReLU layer with `dead_share` of
+    its units dead (`dead_units`). The (sign, evidence) pairs, and whether the loss ended stuck."""
+    out = []
+    st, stuck_sign = stuck_reading(view)
+    if stuck_sign:
+        c = view.curve(TRAIN_LOSS)
+        values = {"level": st.level, "chance_k": st.chance_k, "constant": st.constant}
+        out.append((stuck_sign, Evidence("stuck_loss", c.key if c else None, values)))
+    dead = dead_units(view, dead_share)
+    if dead:
+        ev = Evidence("dead_units", schema.layer_prefix(schema.LAYER_DEAD_RELU), {dead[0]: dead[1]})
+        out.append((f"{dead[1]:.0%} of the ReLU units of layer {dead[0]} died", ev))
+    return out, bool(stuck_sign)
+
+
+def monotone_creep(
+    view: RunView, min_points: int, steady_share: float, no_learning: float, slow_max: float = 0.2
+) -> tuple[float, Evidence] | None:
+    """A validation loss lower at every one of at least `min_points` evaluations (noise alone does
+    that with probability 2^-(n-1)) that gained less than `no_learning` of its first value, or less
+    than `slow_max` at a steady rate (its last 30% of evaluations, TAIL_START on, still brought
+    `steady_share` of the gain) on a run whose outcome shows harm. The gain and its evidence."""
+    c = view.finite_curve(VAL_LOSS, min_points=min_points)
+    if c is None or len(c.values) < min_points or not c.values[0] > 0:
+        return None
+    v, k = c.values, int(round(TAIL_START * (len(c.values) - 1)))  # k: where the tail starts
+    gain = float((v[0] - v[-1]) / abs(v[0]))
+    steady = gain > 0 and v[k] - v[-1] >= steady_share * (v[0] - v[-1])
+    slow_to_no_end = gain < slow_max and steady and view.outcome_harm() is not None
+    if not bool((np.diff(v) < 0).all()) or not gain > 0 or not (gain < no_learning or slow_to_no_end):
+        return None
+    return gain, Evidence("monotone_creep", c.key, {"points": len(c.values), "gain": gain})
+
+
+# --- initial weights (bad_weight_init, initial_loss_mismatch) ---------------------------------
+def copies_of_first_row(w: dict) -> float:
+    """Share of the rows other than the first that equal it (`identical_rows_share` counts the first too)."""
+    rows = int(w["shape"][0])
+    return max(0.0, (w["identical_rows_share"] * rows - 1) / (rows - 1))
+
+
+#: names of embedding tables and norm layers (for records without `layer_weight`: a lookup table or a
+#: per-feature scale is no fan-in matrix, and a zero, constant or N(0, 1) init of it is normal)
+NOT_LAYER_NAMES = ("emb", "wte", "wpe", "word_embeddings", "position_embeddings", "token_type_embeddings", "norm")
+#: recurrent weights (`nn.RNN`/`nn.GRU`/`nn.LSTM` draw U(-1/sqrt(hidden), 1/sqrt(hidden)) by default)
+RNN_WEIGHT = re.compile(r"(^|\.)weight_(ih|hh)_l\d+(_reverse)?$")
+#: how close (as a factor) a weight's std must be to a default init's to count as that init
+DEFAULT_TOLERANCE = 1.25
+
+
+def layer_weight(w: dict) -> bool:
+    """Whether an initial-weight record is a layer's fan-in weight matrix/kernel (the recorder's
+    `layer_weight`: Linear, convolution, RNN, attention projections, a custom layer's `weight`).
+    Records from before that field: a parameter whose own name says `weight`, outside an
+    embedding or a norm layer (a model's own `nn.Parameter`, `pos` or `cls_token`, is not one)."""
+    if "layer_weight" in w:
+        return bool(w["layer_weight"])
+    name = w["param"].lower()
+    return "weight" in name.rsplit(".", 1)[-1] and not any(n in name for n in NOT_LAYER_NAMES)
+
+
+def pytorch_default(w: dict) -> bool:
+    """Whether a weight is at PyTorch's own default init for its kind of layer, which the LeCun
+    yardstick misjudges: an RNN/GRU/LSTM weight at U(-1/sqrt(hidden), 1/sqrt(hidden))
+    (std 1/sqrt(3 hidden), hidden = rows / gates)."""
+    name, std, rows = w["param"].lower(), float(w.get("std", 0.0)), int(w["shape"][0])
+    if std <= 0 or not RNN_WEIGHT.search(name):
+        return False
+    near = lambda expected: 1 / DEFAULT_TOLERANCE <= std / expected <= DEFAULT_TOLERANCE  # noqa: E731
+    return any(rows % gates == 0 and near(1 / math.sqrt(3 * rows / gates)) for gates in (4, 3, 1))
+
+
+#: a weight's std vs LeCun's 1/sqrt(fan_in) outside this band is badly scaled (PyTorch's default ~0.58,
+#: He ~1.41: both well inside)
+INIT_SCALE_BAND = (0.1, 10.0)
+#: a matrix with at least this share of its rows copies of the first is symmetric
+SYMMETRIC_SHARE = 0.5
+#: what `init_reading` reads from the recorder
+INIT_READS = (("model", "init"), *N_CLASSES_READS)
+
+
+@dataclass(frozen=True)
+class InitReading:
+    """The recorder's initial layer weights, judged (`init_reading`)."""
+
+    weights: list  # the layers' fan-in weight records
+    constant: list  # names of constant weights
+    symmetric: list  # names of weights most of whose rows are copies of the first
+    scaled: list  # (name, std vs LeCun's) of weights scaled outside INIT_SCALE_BAND
+    output: str | None  # the output layer's weight: the last one, with one row per class (None: not known)
+
+    @property
+    def output_only(self) -> bool:
+        """Whether the only problem is the output layer's scale (its effect on the logits is what
+        the first loss measures: `initial_loss_mismatch`)."""
+        return not (self.constant or self.symmetric) and [n for n, _ in self.scaled] == [self.output]
+
+
+def init_reading(view: RunView) -> InitReading | None:
+    """The recorder's initial fan-in weights (`layer_weight`) judged: constant, symmetric, or
+    scaled outside INIT_SCALE_BAND (not on L-BFGS, whose line search sizes its steps to the
+    weights; not a weight at PyTorch's own default for its layer). None without the record."""
+    init = view.fact("model", "init")
+    if not isinstance(init, list) or not init:
+        return None
+    init = [w for w in init if isinstance(w, dict) and layer_weight(w)]
+    constant = [w["param"] for w in init if w["constant"]]
+    symmetric = [
+        w["param"]
+        for w in init
+        if not w["constant"] and w["shape"][0] > 1 and copies_of_first_row(w) >= SYMMETRIC_SHARE
+    ]
+    lo, hi = INIT_SCALE_BAND
+    scaled = [
+        (w["param"], float(w["scale_vs_lecun"]))
+        for w in init
+        if not view.lbfgs() and not w["constant"] and not lo <= w["scale_vs_lecun"] <= hi and not pytorch_default(w)
+    ]
+    n = view.fact("loss", "n_classes")
+    last = init[-1] if init else None
+    output = last["param"] if last is not None and isinstance(n, int) and int(last["shape"][0]) == n else None
+    return InitReading(init, constant, symmetric, scaled, output)

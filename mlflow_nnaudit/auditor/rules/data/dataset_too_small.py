@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from mlflow_nnaudit import schema
-from mlflow_nnaudit.auditor.curves import VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_step
-from mlflow_nnaudit.auditor.rules.helpers import DATASET_SIZE_READS, OVERFIT_GL
+from mlflow_nnaudit.auditor.rules.helpers import (
+    BATCH_SIZE_READS,
+    DATASET_SIZE_READS,
+    LEARNING_RATE_READS,
+    OVERFIT_GL,
+    UPDATE_RATIO_READS,
+    early_overfit,
+    large_steps,
+)
 
 
 class DatasetTooSmall(Rule):
@@ -15,12 +22,18 @@ class DatasetTooSmall(Rule):
     training loss keeps falling. A validation loss that only wanders above one low point (a
     noisy curve's lucky dip, or a loss near zero whose tiny absolute changes are large in %)
     is no sign of data running out. With the training set's size known (the recorder's
-    DataLoader, or a param such as `n_train`) and small (under 1,000 samples, or at least 100
-    model parameters per sample) the confidence is medium; from the curves alone it is low."""
+    DataLoader, or a param such as `n_train`) and small (under 1,000 samples, or at least 100 model
+    parameters per sample) the confidence is medium; from the curves alone it is low. A batch is
+    a lower bound of the set's size: one that is not small by these measures (full-batch L-BFGS on
+    1,024 samples) says the set is not small either. Under steps 10x their usual size
+    (`helpers.large_steps`: an adaptive optimiser at 1e-2 or more, SGD moving 1% of each weight a
+    step) on a set not known to be small, it is listed after `learning_rate_too_high`: such steps
+    race through any data, and the rate is the first thing to try."""
 
     cause = "dataset_too_small"
     explained_by = ("labels_unrelated", "train_val_preprocessing_mismatch", "repeated_batch")
-    reads = (*DATASET_SIZE_READS, ("model", "parameters"), schema.PARAM_MODEL_PARAMETERS)
+    reads = (*DATASET_SIZE_READS, ("model", "parameters"), schema.PARAM_MODEL_PARAMETERS, *UPDATE_RATIO_READS)
+    reads += (*BATCH_SIZE_READS, *LEARNING_RATE_READS)
 
     #: Prechelt's generalisation loss (%) that counts as overfitting (shared with overfitting)
     GL = OVERFIT_GL
@@ -35,27 +48,24 @@ class DatasetTooSmall(Rule):
     UP_EVALS = 3
 
     def evaluate(self, view: RunView) -> Finding | None:
-        of = view.overfit()
-        if of is None or of.gl < self.GL:
-            return None
-        va = view.finite_curve(VAL_LOSS, min_points=4)
-        n_val = len(va.values)
-        best_share = of.best_index / max(n_val - 1, 1)
-        if best_share > self.EARLY_OVERFIT_SHARE or of.train_trend_after_best.direction > 0:
-            return None
-        if of.val_trend_after_best.direction <= 0 and of.up < self.UP_EVALS:
-            return None  # above its best, but not rising: a dip or noise, not data running out
+        eo = early_overfit(view, self.EARLY_OVERFIT_SHARE, self.UP_EVALS)
+        if eo is None:
+            return None  # no overfit, a late one, or above its best without rising: a dip or noise
         n = view.dataset_size()
         params = view.fact("model", "parameters")
         if not isinstance(params, int):
             p = view.param_float(schema.PARAM_MODEL_PARAMETERS, "parameters", "n_parameters", "num_parameters")
             params = int(p[1]) if p else None
-        small = n is not None and (
-            n[0] < self.SMALL_DATASET or (params is not None and params / n[0] >= self.PARAMS_PER_SAMPLE)
-        )
-        if n is not None and not small:
+
+        def too_few(count: float) -> bool:
+            return count < self.SMALL_DATASET or (params is not None and params / count >= self.PARAMS_PER_SAMPLE)
+
+        small = n is not None and too_few(n[0])
+        # a training set holds at least one batch: a batch that is not small says the set is not either
+        bs = view.batch_size() if n is None else None
+        if (n is not None and not small) or (bs is not None and not too_few(bs[0])):
             return None  # plenty of data: the overfitting rules say what to do
-        best_step = float(va.x()[of.best_index])
+        best_step, best_share, gl = eo.best_step, eo.best_share, eo.gl
         size_text = ""
         if n is not None:
             size_text = f" with only {n[0]:,.0f} training samples" + (
@@ -64,15 +74,18 @@ class DatasetTooSmall(Rule):
         return self.finding(
             confidence="medium" if small else "low",
             severity="warning",
-            score=min(1.0, of.gl / 100.0),
+            score=min(1.0, gl / 100.0),
             summary=f"the validation loss was best {best_share:.0%} into the run (step {fmt_step(best_step)}) and "
-            f"ended {of.gl:.0f}% above it{size_text}",
+            f"ended {gl:.0f}% above it{size_text}",
             recommendation=f"The model runs out of data early: validation loss best at step {fmt_step(best_step)} "
-            f"({best_share:.0%} into the run), {of.gl:.0f}% worse by the end{size_text}. Get more data or augment "
+            f"({best_share:.0%} into the run), {gl:.0f}% worse by the end{size_text}. Get more data or augment "
             "it, use a smaller model or a pre-trained one, add weight decay/dropout, and stop at the best "
             "validation point.",
+            # steps 10x the usual size race through the data: the rate is the first suspect, unless the
+            # set is known to be small
+            follows=("learning_rate_too_high",) if not small and large_steps(view) else (),
             evidence=[
-                Evidence("early_overfitting", va.key, {"best_share_of_run": best_share, "GL_percent": of.gl}),
+                Evidence("early_overfitting", eo.key, {"best_share_of_run": best_share, "GL_percent": gl}),
                 Evidence(
                     "dataset_size",
                     schema.DIAGNOSTICS_ARTIFACT if n and n[1].startswith(("the training", "the recorder")) else None,

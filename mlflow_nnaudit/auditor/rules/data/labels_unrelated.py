@@ -7,25 +7,33 @@ from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
 from mlflow_nnaudit.auditor.rules.helpers import BLOWUP_READS, start_level, trend_evidence
 
+CHECK_LABELS = (
+    "check that labels match their inputs (shuffle inputs and labels together, check the join/pairing code), look "
+    "at a few labelled samples by hand, and check that validation uses the same label mapping."
+)
+
 
 class LabelsUnrelated(Rule):
-    """The training loss falls a long way (at least 50% of its start) while the validation loss
-    never gets meaningfully better than where it started (its best is within 2% of its first
-    value): the model memorises the training set and learns nothing that carries over, as
-    happens with shuffled, noisy or mispaired labels. Both falls are measured from where each
-    loss stood before an early blow-up (`stats.detect_blowup`), not from the explosion's peak:
-    a loss that exploded and came back to chance "fell 98%" from the peak but learned nothing.
-    A short run memorises slowly: there, the validation loss rising from the start (a
-    significant upward trend, never meaningfully below chance, ln C, or else where the training
-    loss started) while the training loss falls (a significant downward trend) and the gap between them opens by
-    more than 2% of that start is the same finding: what the model learns does not carry over
-    at all, and makes validation worse from the first epoch (a model learning anything real
-    improves validation first, however slowly)."""
+    """Three readings of a model that learns nothing from its labels that carries over, as with
+    shuffled, noisy or mispaired labels. (1) The training loss falls a long way (50% of its start
+    or more) while the validation loss never gets meaningfully better than its start (best within
+    2% of its first value, and of ln C where known: a first evaluation already below chance
+    learned something in the first epoch); both falls measured from before an early blow-up
+    (`stats.detect_blowup`), not from an explosion's peak. (2) A short run memorises slowly: the
+    training loss falls (a significant downward trend, autocorrelation-corrected Mann-Kendall)
+    while the validation loss rises (a significant upward trend; with ln C known, merely does not
+    fall) and never gets meaningfully (2%) below ln C (else where training started), and the gap
+    between them opens by more than 2% of that start: a model learning anything real improves validation
+    first, however slowly. (3) With ln C known, training labels noisier than the validation
+    ones: the training loss ends little better than chance (80% of ln C or more, the outcome's
+    level) while the validation loss at its best is 20% or more below it. A model fits its own
+    training data better than held-out data unless most training labels are noise; not read on a
+    model with dropout (active only in training, it holds the training loss up by itself)."""
 
     cause = "labels_unrelated"
-    explained_by = ("class_imbalance", "train_val_preprocessing_mismatch")
+    explained_by = ("class_imbalance", "train_val_preprocessing_mismatch", "too_much_regularization")
     contradicted_by = ("learning_rate_too_high",)
-    reads = BLOWUP_READS
+    reads = (*BLOWUP_READS, ("loss", "chance_loss"), ("model", "dropout"))
     #: upstream causes it follows from, when found too (listed after them)
     consequence_of = ("repeated_batch", "nonfinite_inputs")
 
@@ -36,27 +44,37 @@ class LabelsUnrelated(Rule):
     #: the opposite-trends reading: the train/validation gap must open by this share of the
     #: training loss's start (the same "meaningful" scale as MAX_VAL_GAIN)
     MIN_GAP_OPENED = 0.02
+    #: the noisy-training-labels reading: a training loss ending at this share of ln C or more is
+    #: little better than chance (the outcome's "warning" level, `base.CHANCE_LEVELS`) ...
+    NEAR_CHANCE = 0.8
+    #: ... while the validation loss at its best is this share of that training loss or less
+    VAL_BELOW_TRAIN = 0.8
 
     def evaluate(self, view: RunView) -> Finding | None:
+        return self._memorising(view) or self._against_training(view) or self._noisy_training_labels(view)
+
+    def _memorising(self, view: RunView) -> Finding | None:
+        """The main reading: training falls a long way, validation never improves on its start."""
         tr, va = view.levels(TRAIN_LOSS), view.levels(VAL_LOSS)
         if tr is None or va is None or tr.start <= 0 or va.start <= 0:
-            return self._against_training(view)
+            return None
         tr_start, va_start = start_level(view, TRAIN_LOSS) or tr.start, start_level(view, VAL_LOSS) or va.start
         if tr_start <= 0 or va_start <= 0:
             return None
         train_gain = (tr_start - tr.end) / tr_start
         val_gain = (va_start - va.best) / va_start
         if train_gain < self.MIN_TRAIN_GAIN or val_gain > self.MAX_VAL_GAIN:
-            return self._against_training(view)
+            return None
+        chance = view.chance_loss()
+        if chance and (chance - va.best) / chance > self.MAX_VAL_GAIN:
+            return None  # first evaluated below chance: it learned something in the first epoch, then overfitted
         return self.finding(
             confidence="medium",
             severity="failed",
             score=min(1.0, train_gain),
             summary=f"the training loss fell {train_gain:.0%} while the validation loss never improved on its start "
             f"(best {val_gain:.0%} below it)",
-            recommendation="The model memorises the training set but learns nothing that generalises: check that "
-            "labels match their inputs (shuffle inputs and labels together, check the join/pairing code), look at a "
-            "few labelled samples by hand, and check that validation uses the same label mapping.",
+            recommendation="The model memorises the training set but learns nothing that generalises: " + CHECK_LABELS,
             evidence=[
                 Evidence(
                     "train_vs_val_progress",
@@ -67,7 +85,7 @@ class LabelsUnrelated(Rule):
         )
 
     def _against_training(self, view: RunView) -> Finding | None:
-        """The short-run reading: validation rises from the start while training falls."""
+        """The short-run reading: validation does not fall from the start while training does."""
         tr, va = view.finite_curve(TRAIN_LOSS), view.finite_curve(VAL_LOSS, min_points=4)
         lv = view.levels(TRAIN_LOSS)
         if tr is None or va is None or lv is None:
@@ -82,34 +100,49 @@ class LabelsUnrelated(Rule):
             return None  # validation got better than where training started: something carried over
         val_trend = stats.mann_kendall(va.steps, v)
         train_trend = view.trend(TRAIN_LOSS)
-        if val_trend.direction <= 0 or train_trend is None or train_trend.direction >= 0:
+        # a validation loss that merely did not fall says as much only when it sat at a known ln C
+        if val_trend.direction < (0 if view.chance_loss() else 1) or train_trend is None or train_trend.direction >= 0:
             return None
         opened = (float(v[-1]) - lv.end) - (float(v[0]) - tr_start)
         if opened < self.MIN_GAP_OPENED * tr_start:
             return None
         train_gain = (tr_start - lv.end) / tr_start
+        rose = val_trend.direction > 0
         return self.finding(
-            p_value=val_trend.p_value,
+            p_value=val_trend.p_value if rose else train_trend.p_value,
             confidence="medium",
             severity="failed",
             score=min(1.0, opened / tr_start),
-            summary=f"the validation loss rose from its first evaluation ({v[0]:.3g} to {v[-1]:.3g}, never "
-            f"meaningfully below chance or the training loss's start) while the training loss fell {train_gain:.0%}",
-            recommendation="Whatever the model learns from the training labels makes validation worse from the first "
-            "epoch: check that labels match their inputs (shuffle inputs and labels together, check the join/pairing "
-            "code), look at a few labelled samples by hand, and check that validation uses the same label mapping.",
+            summary=f"the validation loss {'rose from its first evaluation' if rose else 'did not fall'} ({v[0]:.3g} "
+            f"to {v[-1]:.3g}, never meaningfully below chance or the training loss's start) while the training loss "
+            f"fell {train_gain:.0%}",
+            recommendation="Whatever the model learns from the training labels "
+            + ("makes validation worse from the first epoch: " if rose else "does not carry over to validation: ")
+            + CHECK_LABELS,
             evidence=[
-                Evidence(
-                    "validation_against_training",
-                    va.key,
-                    {
-                        "train_gain": train_gain,
-                        "val_first": float(v[0]),
-                        "val_last": float(v[-1]),
-                        "gap_opened": opened,
-                    },
-                ),
+                Evidence("validation_against_training", va.key, {"train_gain": train_gain, "gap_opened": opened}),
                 trend_evidence("mann_kendall_val_whole", va.key, val_trend),
                 trend_evidence("mann_kendall_train_whole", tr.key, train_trend),
             ],
+        )
+
+    def _noisy_training_labels(self, view: RunView) -> Finding | None:
+        """Training ends near chance while validation does far better: noisy training labels."""
+        chance, tr, va = view.chance_loss(), view.levels(TRAIN_LOSS), view.finite_curve(VAL_LOSS, min_points=3)
+        if chance is None or tr is None or va is None or view.fact("model", "dropout"):
+            return None
+        best = float(va.values.min())
+        if tr.end < self.NEAR_CHANCE * chance or best > self.VAL_BELOW_TRAIN * tr.end:
+            return None
+        return self.finding(
+            confidence="medium",
+            severity="warning",
+            score=min(1.0, 1 - best / tr.end),
+            summary=f"the training loss ended at {tr.end:.3g}, little better than chance (ln C = {chance:.3g}), while "
+            f"the validation loss reached {best:.3g}: the model does better on held-out data than on its own "
+            "training labels",
+            recommendation="The model cannot fit its training labels yet predicts the validation labels far better: "
+            "most training labels look like noise (shuffled, mislabelled, or paired with the wrong inputs), unlike the "
+            "validation ones. " + CHECK_LABELS[0].upper() + CHECK_LABELS[1:],
+            evidence=[Evidence("train_vs_val_level", va.key, {"train_end": tr.end, "val_best": best})],
         )

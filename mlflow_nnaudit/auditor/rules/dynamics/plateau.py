@@ -18,11 +18,11 @@ class Plateau(helpers.PlateauReadings):
     start. A converged run also ends flat, but after a large drop. Progress is measured from
     before an early blow-up (`stats.detect_blowup`), not from its peak. A loss stuck exactly (a
     constant tail, or a tail at ln C: `stats.stuck_loss`), or a validation loss at or no better
-    than chance over 5+ evaluations with the training loss not below chance either, is no
-    learning at all: failed, and a bug or a run destroyed early, not a slow optimiser. Without a
-    known class count, C is the k whose ln k (k = 2..10, within 0.5%) a loss curve starts at
-    (`helpers.guessed_classes`; medium confidence). Listed after the cause found upstream. With no stall to
-    test, the curve-only readings of `helpers.no_learning_reading` (no learning; a loss floor at 99% accuracy)."""
+    than chance over 5+ evaluations with the training loss not below chance either (and not still
+    falling: `helpers.val_at_chance`), is no learning at all: failed, and a bug or a run destroyed
+    early, not a slow optimiser. Without a known class count, C is the k whose ln k (k = 2..10,
+    within 0.5%) a loss curve starts at (`helpers.guessed_classes`; medium confidence). Listed
+    after the cause found upstream. Else the curve-only readings of `helpers.no_learning_reading`."""
 
     cause = "plateau"
     reads = BLOWUP_READS

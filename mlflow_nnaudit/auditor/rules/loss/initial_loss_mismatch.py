@@ -6,28 +6,45 @@ import math
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
-from mlflow_nnaudit.auditor.rules.helpers import N_CLASSES_READS, first_loss_from_curve
+from mlflow_nnaudit.auditor.rules.helpers import INIT_READS, first_loss_from_curve, init_reading
 
 
 class InitialLossMismatch(Rule):
     """An untrained classifier with C balanced classes should start near ln C (Karpathy's
-    check). The recorder notes the loss function, the class count (the width of the
-    logits) and the first training loss; a first loss more than 3x above (or below) ln C
-    means the output layer's initial scale or the loss setup is off.
+    check): a uniform guess. The recorder notes the loss function, the class count (the width
+    of the logits) and the first training loss. A first loss more than one nat above ln C
+    means the untrained model is confidently wrong (on average it gives the true class less
+    than e^-1, about 37%, of a uniform guess's probability: logits spread far from zero, so the
+    output layer's initial scale or the loss setup is off); a first loss below a third of ln C
+    means the model knows the answer before training (leaked labels, a loss scaled down). The
+    excess is measured in nats, not as a multiple of ln C: the extra loss of spread logits does
+    not grow with ln C, so a multiple would demand a far larger spread of a 1000-class model
+    than of a 4-class one. Listed after `bad_weight_init` only when the recorder saw bad
+    initial weights beyond the output layer (hidden layers whose scale, constant or copied
+    rows shape the logits from upstream); a bad scale of the output layer alone is this cause.
 
     Curves only (no recorder): the class count from a param (`n_classes`, `num_classes`,
     `num_labels`, ...) and the median of the first three points of the training loss curve,
-    same 3x test, low confidence (the curve's first point may be logged after some steps, and
+    same tests, low confidence (the curve's first point may be logged after some steps, and
     the loss need not be cross-entropy)."""
 
     cause = "initial_loss_mismatch"
     explained_by = ("loss_input_mismatch",)
-    #: upstream causes it follows from, when found too (listed after them)
-    consequence_of = ("loss_input_mismatch", "bad_weight_init", "targets_not_normalized", "inputs_not_normalized")
-    reads = (("loss", "first_loss"), ("loss", "chance_loss"), *N_CLASSES_READS)
+    #: upstream causes it follows from, when found too (listed after them); `bad_weight_init` is a
+    #: run-specific link (`Finding.follows`, see the docstring)
+    #: (strong dropout: surviving units scaled by 1/(1-p) in training mode spread the first logits)
+    consequence_of = (
+        "loss_input_mismatch",
+        "targets_not_normalized",
+        "inputs_not_normalized",
+        "too_much_regularization",
+    )
+    reads = (("loss", "first_loss"), ("loss", "chance_loss"), *INIT_READS)
 
-    #: an untrained classifier's first loss is ~ln C; this far off (as a factor) is a mismatch
-    FACTOR = 3.0
+    #: a first loss this many nats above ln C is confidently wrong (true class at < e^-1 of a uniform guess)
+    EXCESS_NATS = 1.0
+    #: a first loss below ln C divided by this knows the labels before training
+    BELOW_FACTOR = 3.0
 
     def evaluate(self, view: RunView) -> Finding | None:
         first, chance = view.fact("loss", "first_loss"), view.fact("loss", "chance_loss")
@@ -39,26 +56,36 @@ class InitialLossMismatch(Rule):
             return None
         if not math.isfinite(first) or first <= 0:
             return None
-        factor = first / chance
-        if 1 / self.FACTOR <= factor <= self.FACTOR:
+        excess, factor = first - chance, first / chance
+        if excess <= self.EXCESS_NATS and factor >= 1 / self.BELOW_FACTOR:
             return None
         n = view.fact("loss", "n_classes") if source == schema.DIAGNOSTICS_ARTIFACT else view.n_classes()[0]
-        direction = "above" if factor > 1 else "below"
+        above = excess > 0
+        init = init_reading(view)
+        upstream = init is not None and bool(init.constant or init.symmetric or init.scaled) and not init.output_only
         return self.finding(
             confidence=confidence,
             severity="warning",
             score=min(1.0, abs(math.log(factor)) / 3),
-            summary=f"the first training loss was {fmt_num(first)}, {factor:.1f}x the {fmt_num(chance)} (ln {n}) an "
-            f"untrained {n}-class model should give",
-            recommendation=f"The first loss ({fmt_num(first)}) is far {direction} ln {n} = {fmt_num(chance)}: check "
-            "the initialisation scale of the last layer (its logits should start near zero; e.g. scale its weights "
-            "down or initialise them with `nn.init.xavier_uniform_`), and that the loss and the class count match "
-            "the labels.",
+            follows=("bad_weight_init",) if upstream else (),
+            summary=f"the first training loss was {fmt_num(first)}, "
+            + (f"{excess:.2g} nats above" if above else f"{factor:.2g}x")
+            + f" the {fmt_num(chance)} (ln {n}) an untrained {n}-class model should give",
+            recommendation=f"The first loss ({fmt_num(first)}) is far {'above' if above else 'below'} ln {n} = "
+            f"{fmt_num(chance)}: check the initialisation scale of the last layer (its logits should start near zero; "
+            "e.g. scale its weights down or initialise them with `nn.init.xavier_uniform_`), and that the loss and "
+            "the class count match the labels.",
             evidence=[
                 Evidence(
                     "first_loss_vs_chance",
                     source,
-                    {"first_loss": first, "chance_loss": chance, "factor": factor, "n_classes": n},
+                    {
+                        "first_loss": first,
+                        "chance_loss": chance,
+                        "excess_nats": excess,
+                        "factor": factor,
+                        "n_classes": n,
+                    },
                 )
             ],
         )

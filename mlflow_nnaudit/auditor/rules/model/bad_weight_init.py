@@ -2,48 +2,9 @@
 
 from __future__ import annotations
 
-import math
-import re
-
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
-
-
-def copies_of_first_row(w: dict) -> float:
-    """Share of the rows other than the first that equal it (`identical_rows_share` counts the first too)."""
-    rows = int(w["shape"][0])
-    return max(0.0, (w["identical_rows_share"] * rows - 1) / (rows - 1))
-
-
-#: names of embedding tables and norm layers (for records without `layer_weight`: a lookup table or a
-#: per-feature scale is no fan-in matrix, and a zero, constant or N(0, 1) init of it is normal)
-NOT_LAYER_NAMES = ("emb", "wte", "wpe", "word_embeddings", "position_embeddings", "token_type_embeddings", "norm")
-#: recurrent weights (`nn.RNN`/`nn.GRU`/`nn.LSTM` draw U(-1/sqrt(hidden), 1/sqrt(hidden)) by default)
-RNN_WEIGHT = re.compile(r"(^|\.)weight_(ih|hh)_l\d+(_reverse)?$")
-#: how close (as a factor) a weight's std must be to a default init's to count as that init
-DEFAULT_TOLERANCE = 1.25
-
-
-def layer_weight(w: dict) -> bool:
-    """Whether an initial-weight record is a layer's fan-in weight matrix/kernel (the recorder's
-    `layer_weight`: Linear, convolution, RNN, attention projections, a custom layer's `weight`).
-    Records from before that field: a parameter whose own name says `weight`, outside an
-    embedding or a norm layer (a model's own `nn.Parameter`, `pos` or `cls_token`, is not one)."""
-    if "layer_weight" in w:
-        return bool(w["layer_weight"])
-    name = w["param"].lower()
-    return "weight" in name.rsplit(".", 1)[-1] and not any(n in name for n in NOT_LAYER_NAMES)
-
-
-def pytorch_default(w: dict) -> bool:
-    """Whether a weight is at PyTorch's own default init for its kind of layer, which the LeCun
-    yardstick misjudges: an RNN/GRU/LSTM weight at U(-1/sqrt(hidden), 1/sqrt(hidden))
-    (std 1/sqrt(3 hidden), hidden = rows / gates)."""
-    name, std, rows = w["param"].lower(), float(w.get("std", 0.0)), int(w["shape"][0])
-    if std <= 0 or not RNN_WEIGHT.search(name):
-        return False
-    near = lambda expected: 1 / DEFAULT_TOLERANCE <= std / expected <= DEFAULT_TOLERANCE  # noqa: E731
-    return any(rows % gates == 0 and near(1 / math.sqrt(3 * rows / gates)) for gates in (4, 3, 1))
+from mlflow_nnaudit.auditor.rules.helpers import INIT_READS, INIT_SCALE_BAND, SYMMETRIC_SHARE, init_reading
 
 
 class BadWeightInit(Rule):
@@ -59,41 +20,30 @@ class BadWeightInit(Rule):
     symmetric weights are a definite bug (kind `bug`) unless they are zero layers among others
     initialised normally and the recorder saw every one of them get a gradient and change (a
     zero-initialised output layer learns its rows apart from different targets' errors): then,
-    like a bad scale, a risk, which the run's outcome makes a cause or an advisory."""
+    like a bad scale, a risk, which the run's outcome makes a cause or an advisory. A bad scale
+    confined to the output layer (the last weight, one row per class) ranks below
+    `initial_loss_mismatch`: the first loss measures that layer's effect (the spread of the
+    logits at init) directly, and names it first when it is off."""
 
     cause = "bad_weight_init"
-    reads = (("model", "init"),)
+    reads = INIT_READS
 
-    #: weight std vs LeCun's 1/sqrt(fan_in) outside this band is badly scaled (PyTorch's default ~0.58,
-    #: He ~1.41: both well inside)
-    SCALE_BAND = (0.1, 10.0)
-    #: a matrix with at least this share of its rows copies of the first is symmetric
-    SYMMETRIC_SHARE = 0.5
+    #: weight std vs LeCun's 1/sqrt(fan_in) outside this band is badly scaled (shared with initial_loss_mismatch)
+    SCALE_BAND = INIT_SCALE_BAND
+    #: a matrix with at least this share of its rows copies of the first is symmetric (shared)
+    SYMMETRIC_SHARE = SYMMETRIC_SHARE
     #: parameters named per problem at most
     NAMED = 4
+    #: the ordering strength of a bad scale confined to the output layer: below `initial_loss_mismatch`'s,
+    #: which measures that layer's effect (the logits' spread at init) directly in the first loss
+    OUTPUT_ONLY_SCORE = 0.3
 
     def evaluate(self, view: RunView) -> Finding | None:
-        init = view.fact("model", "init")
-        if not isinstance(init, list) or not init:
+        reading = init_reading(view)
+        if reading is None:
             return None
-        init = [w for w in init if isinstance(w, dict) and layer_weight(w)]
-        constant = [w["param"] for w in init if w["constant"]]
-        symmetric = [
-            w["param"]
-            for w in init
-            if not w["constant"] and w["shape"][0] > 1 and copies_of_first_row(w) >= self.SYMMETRIC_SHARE
-        ]
-        lo, hi = self.SCALE_BAND
-        # L-BFGS's line search sizes its steps to the weights' scale; a default init is PyTorch's choice
-        scaled = (
-            []
-            if view.lbfgs()
-            else [
-                f"{w['param']} ({w['scale_vs_lecun']:.2g}x)"
-                for w in init
-                if not w["constant"] and not lo <= w["scale_vs_lecun"] <= hi and not pytorch_default(w)
-            ]
-        )
+        init, constant, symmetric = reading.weights, reading.constant, reading.symmetric
+        scaled = [f"{name} ({scale:.2g}x)" for name, scale in reading.scaled]
         if not (constant or symmetric or scaled):
             return None
         parts = []
@@ -102,7 +52,8 @@ class BadWeightInit(Rule):
         if symmetric:
             parts.append(f"identical rows in {', '.join(symmetric[: self.NAMED])}")
         if scaled:
-            parts.append(f"weights scaled far from 1/sqrt(fan_in) in {', '.join(scaled[: self.NAMED])}")
+            where = " (the output layer)" if reading.output_only else ""
+            parts.append(f"weights scaled far from 1/sqrt(fan_in) in {', '.join(scaled[: self.NAMED])}{where}")
         seen = "; ".join(parts)
         others = any(w["param"] not in constant + symmetric for w in init)
         nonzero = any(w.get("zero") is False for w in init if w["constant"])
@@ -118,7 +69,7 @@ class BadWeightInit(Rule):
             severity="warning",
             # constant or copied rows that never move can never break their symmetry: a definite bug
             kind="bug" if (constant or symmetric) and not moved else None,
-            score=0.9 if constant else 0.7,
+            score=0.9 if constant else self.OUTPUT_ONLY_SCORE if reading.output_only else 0.7,
             summary=f"bad initial weights: {seen}{deliberate}",
             recommendation=f"The initial weights are bad ({seen}): use PyTorch's default initialisation or "
             "`nn.init.kaiming_normal_` (ReLU) / `nn.init.xavier_uniform_` (tanh, sigmoid) with zero biases; never "

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
+from mlflow_nnaudit.auditor.rules import helpers
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
 from mlflow_nnaudit.auditor.rules.helpers import (
     BLOWUP_READS,
+    DEAD_RELU_READS,
     INPUT_RMS_HIGH,
     INPUT_SCALE_READS,
     LEARNING_RATE_READS,
     UPDATE_RATIO_HIGH,
     UPDATE_RATIO_READS,
-    blowup_reading,
-    input_rms,
-    lr_text,
-    nonfinite_reading,
-    recorded_step_size,
-    stuck_reading,
 )
-
-#: adaptive optimisers whose steps are about the learning rate per weight, whatever the gradient
-ADAPTIVE = ("adam", "adamw", "nadam", "radam", "adamax", "rmsprop", "adagrad", "adafactor", "lamb")
 
 
 class LearningRateTooHigh(Rule):
@@ -41,12 +34,21 @@ class LearningRateTooHigh(Rule):
     the steps are far too large (recorded update ratios, or an adaptive optimiser at a learning
     rate of 0.1 or more, 100x its usual range) is the same destruction seen after the fact. With
     inputs 10x unit scale or more (the typical feature's RMS: each first-layer step is then 10-100x
-    what it is on standardised inputs) it is listed as a consequence of `inputs_not_normalized`."""
+    what it is on standardised inputs) it is listed as a consequence of `inputs_not_normalized`.
+
+    Smaller jumps say it with what followed them: a loss that rose to 3x its start early (a blow-up
+    too small for 10x; noise and warm-up bumps stay within 2-3x) and then sat stuck, or a ReLU layer
+    half dead, next to steps known to be too large, is a destroyed network too (high confidence
+    when stuck). And steps 10x their usual size (an adaptive optimiser at 1e-2 or more; for SGD a
+    recorded median update ratio >= 1e-2) with the validation loss best in the first 30% of the
+    run, then rising 10% or more above it, or ending back at chance after getting well below it
+    (an outcome: the run undid its learning), is a rate that raced past the model's best point
+    (high: the steps and the harm seen); `dataset_too_small` follows it, unless the set is known small."""
 
     cause = "learning_rate_too_high"
     explained_by = ("data_not_shuffled", "nonfinite_inputs", "gradients_not_zeroed")
     reads = (("inputs", "train", "nonfinite_share"), *INPUT_SCALE_READS, *UPDATE_RATIO_READS, *LEARNING_RATE_READS)
-    reads += BLOWUP_READS
+    reads += (*BLOWUP_READS, *DEAD_RELU_READS)
     #: an adaptive optimiser (Adam, RMSprop, ...) at this learning rate or more takes steps of about
     #: this size on every weight: 100x above its usual 1e-4..1e-3 (a sign, never decisive alone)
     ADAPTIVE_LR_HIGH = 0.1
@@ -54,95 +56,91 @@ class LearningRateTooHigh(Rule):
     #: (units destroyed: 0.23 then ~1e-11 on the tune split's SGD+momentum at lr 1; a healthy
     #: AdamW CNN at lr 0.01 goes 0.14 -> 0.04, fast early steps that settle, not a collapse)
     RATIO_COLLAPSE = 1e-3
-
     #: median update/weight ratio above this is steps far too large (shared with update_ratio_abnormal)
     RATIO_HIGH = UPDATE_RATIO_HIGH
     #: point-to-point noise of at least this share of the loss level (and more than all progress) is erratic
     ERRATIC_NOISE = 0.5
+    #: a layer with this share of its ReLU units dead (dead_relu's threshold) was destroyed
+    DEAD_SHARE = 0.5
 
     def evaluate(self, view: RunView) -> Finding | None:
         signs: list[str] = []
         evidence: list[Evidence] = []
+
+        def add(sign: str, ev: Evidence, *_) -> None:
+            signs.append(sign)
+            evidence.append(ev)
+
         severity = "warning"
         curve = view.curve(TRAIN_LOSS)
-        early_nan = nonfinite_reading(view)
+        early_nan = helpers.nonfinite_reading(view)
         if early_nan is not None:
-            signs.append(early_nan[0])
-            evidence.append(early_nan[1])
+            add(*early_nan)
             severity = "failed"
         # (after a NaN reading above, the blow-up is that same event)
-        blow = None if signs else blowup_reading(view)
+        blow = None if signs else helpers.blowup_reading(view)
         blew_up = blow is not None
         if blow is not None:
-            signs.append(blow[0])
-            evidence.append(blow[1])
+            add(*blow)
             severity = "warning" if blow[2] else "failed"
-        st, stuck_sign = stuck_reading(view)
         div = view.divergence(TRAIN_LOSS)
         if div is not None and div.detected:
-            signs.append(f"the loss diverged (lost {min(div.regained, 99):.0%} of its progress)")
-            evidence.append(Evidence("divergence", curve.key, {"regained_share": div.regained, "growth": div.growth}))
-            severity = "failed"
-        osc = view.oscillation(TRAIN_LOSS)
-        lv = view.levels(TRAIN_LOSS)
-        if (
-            osc is not None
-            and lv is not None
-            and lv.noise >= self.ERRATIC_NOISE * max(abs(lv.end), 1e-12)
-            and lv.noise >= lv.start - lv.end
-        ):
-            signs.append("the loss swings by more than it ever improved")
-            evidence.append(Evidence("erratic_loss", curve.key, {"noise": lv.noise, "level": lv.end}))
-        # L-BFGS steps come from its line search and curvature estimate, not from the learning rate
-        step = recorded_step_size(view, self.RATIO_HIGH, self.RATIO_COLLAPSE)
-        recorded_high = step is not None
-        if step is not None:
-            signs.append(step[0])
-            evidence.append(step[1])
-        lr = view.learning_rate()
-        opt = (view.optimizer_name() or "").lower()
-        adaptive_high = lr is not None and opt in ADAPTIVE and lr[1] >= self.ADAPTIVE_LR_HIGH
-        if stuck_sign and (recorded_high or adaptive_high or blew_up):
-            # no learning at all, with steps known to be far too large: the run was destroyed
-            signs.append(stuck_sign)
-            evidence.append(
-                Evidence(
-                    "stuck_loss",
-                    curve.key if curve else None,
-                    {"level": st.level, "chance_k": st.chance_k, "constant": st.constant},
-                )
+            values = {"regained_share": div.regained, "growth": div.growth}
+            add(
+                f"the loss diverged (lost {min(div.regained, 99):.0%} of its progress)",
+                Evidence("divergence", curve.key, values),
             )
             severity = "failed"
+        if (erratic := helpers.erratic_reading(view, self.ERRATIC_NOISE)) is not None:
+            add(*erratic)
+        # L-BFGS steps come from its line search and curvature estimate, not from the learning rate
+        step = helpers.recorded_step_size(view, self.RATIO_HIGH, self.RATIO_COLLAPSE)
+        recorded_high = step is not None
+        if step is not None:
+            add(*step)
+        lr = view.learning_rate()
+        adaptive_high = (helpers.adaptive_lr(view) or 0.0) >= self.ADAPTIVE_LR_HIGH
+        spike = None if blew_up else helpers.early_spike(view)
+        wreck, stuck = helpers.destroyed_signs(view, self.DEAD_SHARE)
+        if wreck and (recorded_high or adaptive_high or blew_up or spike):
+            # no learning at all, or the units killed, with steps known to be far too large: destroyed
+            for reading in ([spike] if spike else []) + wreck:
+                add(*reading)
+            severity = "failed" if stuck else severity
             if adaptive_high:
                 signs.append(
                     f"{view.optimizer_name()} at a learning rate of {fmt_num(lr[1])} moves every weight by "
                     "about that much on every step"
                 )
+        large = None if recorded_high else helpers.large_steps(view)
+        raced = (helpers.early_overfit(view) or helpers.val_undone(view)) if large else None
+        if raced:  # steps 10x the usual, and the validation loss best early then worse, or back at chance
+            back = " (back at chance: what the run learned was undone)" if raced.undone else ""
+            add(
+                f"{large}, and the validation loss was best {raced.best_share:.0%} into the run, then ended "
+                f"{raced.gl:.0f}% above it{back}",
+                Evidence(f"large_steps_{'undone' if raced.undone else 'early_overfit'}", raced.key, {"GL": raced.gl}),
+            )
         if not signs:
             return None
         curve_signs = len(signs) - int(recorded_high)
         confidence = "high" if recorded_high and curve_signs else ("medium" if curve_signs or recorded_high else "low")
         if curve_signs == 1 and evidence[0].test == "erratic_loss" and not recorded_high:
             confidence = "low"
-        if blew_up or (stuck_sign in signs and (recorded_high or adaptive_high)):
+        if blew_up or raced or (stuck and wreck[0][0] in signs):
             confidence = "high"
-        # the harm itself was seen in the loss (it exploded, diverged, turned NaN or was destroyed):
-        # an outcome, not a set-up risk (the catalog's kind for a finding on update ratios alone)
-        harm_seen = any(
-            e.test in ("growth_before_nonfinite", "early_nonfinite", "early_blowup", "divergence", "stuck_loss")
-            for e in evidence
-        )
+        harm_seen = any(e.test in helpers.LR_HARM_TESTS for e in evidence)  # an outcome, not a set-up risk
         return self.finding(
             confidence=confidence,
             severity=severity,
-            score=1.0 if blew_up else min(1.0, 0.4 + 0.2 * len(signs)),
+            score=1.0 if blew_up or raced else min(1.0, 0.4 + 0.2 * len(signs)),
             summary="; ".join(signs),
-            recommendation=f"The learning rate looks too high{lr_text(view)}: {signs[0]}. Divide it by 10"
+            recommendation=f"The learning rate looks too high{helpers.lr_text(view)}: {signs[0]}. Divide it by 10"
             + (f" (to {fmt_num(lr[1] / 10)})" if lr else "")
             + " and retry (then search upward by 2-3x), add a "
             "warm-up for the first few hundred steps, and clip gradients with "
             "`torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)`.",
             evidence=evidence,
             kind="outcome" if harm_seen else None,
-            follows=("inputs_not_normalized",) if (input_rms(view) or 0.0) >= INPUT_RMS_HIGH else (),
+            follows=("inputs_not_normalized",) if (helpers.input_rms(view) or 0.0) >= INPUT_RMS_HIGH else (),
         )

@@ -18,6 +18,7 @@ from mlflow_nnaudit.auditor.rules.helpers import (
     exploded,
     lr_decay,
     lr_text,
+    monotone_creep,
     trend_evidence,
 )
 
@@ -42,7 +43,8 @@ class LearningRateTooLow(Rule):
     that receive no gradient stay where they are at any learning rate (a model of zero weight
     matrices whose only learning tensor is its output bias creeps monotonically towards the label
     prior: not small steps). A validation loss lower at every one of >= 6 evaluations is a creep
-    (a stuck model's is not), too slow under 5%, or under 20% steadily, ending near chance."""
+    (a stuck model's is not), too slow under 5%, or under 20% steadily, ending near chance; a warning
+    (it learns), which the outcome fails where the validation loss stayed at chance."""
 
     cause = "learning_rate_too_low"
     consequence_of = ("too_much_regularization",)  # strong regularisation slows any rate's loss
@@ -61,7 +63,6 @@ class LearningRateTooLow(Rule):
     #: a creep: every one of at least this many evaluations lower than the one before (noise alone
     #: does that with probability 2^-(n-1): 1/32 for 6), while the loss gained less than NO_LEARNING...
     CREEP_POINTS = 6
-
     #: median update/weight ratio below this is steps far too small (shared with update_ratio_abnormal)
     RATIO_LOW = UPDATE_RATIO_LOW
     #: a run still falling steadily that gained less than this share of its starting loss is too slow
@@ -114,16 +115,12 @@ class LearningRateTooLow(Rule):
             evidence.append(Evidence("update_ratio", None, {"median": med, "first": early_med, "per_layer": ratios}))
         creep = False
         if set_rate_shown and not curve_slow:  # a few evaluations are enough (`levels`, trends want more)
-            c = view.finite_curve(VAL_LOSS, min_points=self.CREEP_POINTS)
-            if c is not None and len(c.values) >= self.CREEP_POINTS and c.values[0] > 0:
-                d = c.values[1:] - c.values[:-1]
-                gain = (c.values[0] - c.values[-1]) / abs(c.values[0])
-                v, k = c.values, int(round(self.TAIL_START * (len(c.values) - 1)))  # k: where the tail starts
-                steady = gain > 0 and v[k] - v[-1] >= self.TAIL_SHARE_STEADY * (v[0] - v[-1])
-                slow_to_no_end = gain < self.SLOW_MAX_IMPROVEMENT and steady and view.outcome_harm() is not None
-                if v[0] > 0 and bool((d < 0).all()) and 0 < gain and (gain < self.NO_LEARNING or slow_to_no_end):
-                    creep, improvement = True, float(gain)
-                    evidence.append(Evidence("monotone_creep", c.key, {"points": len(c.values), "gain": gain}))
+            crept = monotone_creep(
+                view, self.CREEP_POINTS, self.TAIL_SHARE_STEADY, self.NO_LEARNING, self.SLOW_MAX_IMPROVEMENT
+            )
+            if crept is not None:
+                creep, improvement = True, crept[0]
+                evidence.append(crept[1])
         if not (curve_slow or recorded_low or creep):
             return None
         slow_by_trend = curve_slow
@@ -139,7 +136,10 @@ class LearningRateTooLow(Rule):
         return self.finding(
             p_value=whole.p_value if slow_by_trend and not recorded_low else None,
             confidence="high" if (curve_slow and recorded_low) else "medium",
-            severity="failed" if improvement is not None and improvement < self.NO_LEARNING else "warning",
+            # a creep is learning, however slowly: the outcome says whether the run failed (at chance it did)
+            severity="failed"
+            if improvement is not None and improvement < self.NO_LEARNING and not creep
+            else "warning",
             score=0.6 + 0.2 * int(curve_slow) + 0.2 * int(recorded_low),
             summary=seen,
             recommendation=f"The learning rate looks too low{lr_text(view)}: {seen}. Multiply it by 10 and "
