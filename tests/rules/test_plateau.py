@@ -4,7 +4,17 @@ import math
 
 import numpy as np
 
-from tests.rules.conftest import falling, fires, flat, healthy_loss, linear, make_view, quiet, rng
+from tests.rules.conftest import (
+    falling,
+    fires,
+    flat,
+    healthy_diagnostics,
+    healthy_loss,
+    linear,
+    make_view,
+    quiet,
+    rng,
+)
 
 CAUSE = "plateau"
 CHANCE = math.log(4)  # an untrained 4-class model's loss
@@ -131,6 +141,16 @@ def test_a_noisy_loss_that_never_fell_fails():
     train = 6.8 * (1 + 0.05 * rng(9).standard_normal(30))
     f = fires(CAUSE, make_view(train))
     assert f.severity == "failed" and "never fell" in f.summary
+
+
+def test_a_flat_noisy_loss_is_not_called_no_learning_beside_a_rising_accuracy_or_under_the_recorder():
+    # the same flat loss: a rising accuracy says the model learns (a discriminator's loss, a
+    # converged model trained on); a recorded run has better evidence of parameters that cannot learn
+    train = 6.8 * (1 + 0.05 * rng(9).standard_normal(30))
+    quiet(CAUSE, make_view(train, train_acc=np.linspace(0.5, 0.8, 30)))
+    converged = 0.5 * (1 + 0.05 * rng(9).standard_normal(30))  # below ln 3: a 3-class model trained on
+    assert fires(CAUSE, make_view(converged)).severity == "failed"  # curves alone cannot tell
+    quiet(CAUSE, make_view(converged, diagnostics=healthy_diagnostics()))
 
 
 def test_quiet_on_a_noisy_loss_that_falls():

@@ -475,6 +475,8 @@ def lr_decay(view: RunView) -> LrDecay | None:
 
 #: a loss needs this many points before "it never fell" can be shown through minibatch noise
 NEVER_FELL_POINTS = 20
+#: an accuracy up by more than this (as a fraction) learned something
+ACCURACY_ROSE = 0.01
 #: an accuracy at or above this (as a fraction) is right on nearly every example
 NEAR_PERFECT_ACCURACY = 0.99
 #: a cross-entropy of at least ln 1.5 is a geometric-mean probability of the right class of 2/3
@@ -559,7 +561,16 @@ def never_fell(view: RunView) -> NoLearning | None:
     """A noisy training loss (20+ points) that never fell: no downward trend over the whole run,
     and the 90% interval of its whole-run change shows a fall of less than 30% of its median
     level (a stall test cannot show it flat to 5% through such noise), with no validation loss
-    falling either."""
+    falling either, and no accuracy rising. Curves only: a run the recorder watched has its own
+    evidence of a model that cannot learn (frozen or gradient-less parameters, a loss fed the
+    wrong input), while a flat recorded loss alone may be a healthy run's (a discriminator's loss,
+    a converged model trained on)."""
+    if view.diagnostics is not None:
+        return None
+    for acc_role in (TRAIN_ACC, VAL_ACC):
+        acc = view.levels(acc_role)
+        if acc is not None and (acc.end - acc.start) / _accuracy_scale(view, acc_role) > ACCURACY_ROSE:
+            return None
     c = view.finite_curve(TRAIN_LOSS, min_points=NEVER_FELL_POINTS)
     t = view.trend(TRAIN_LOSS)
     if c is None or t is None or t.direction < 0:
