@@ -187,6 +187,9 @@ def test_an_early_overfit_under_steps_of_a_usual_size_is_not_the_rate():
     # Adam at its usual 1e-3 on small-init weights (a BERT, a CNN): ratios of 3% are lr / rms(w),
     # not a rate too high (the corpus's class-imbalance runs overfit early for another reason)
     quiet(CAUSE, _raced("Adam", 1e-3, 0.033))
+    # RMSprop and Adagrad run at 1e-2 by default (torch's own defaults): that is their usual rate, not 10x it
+    quiet(CAUSE, _raced("RMSprop", 0.01, 0.03))
+    quiet(CAUSE, _raced("Adagrad", 0.01, 0.03))
 
 
 def _sgd_lr1(val):

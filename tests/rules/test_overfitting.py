@@ -58,3 +58,11 @@ def test_a_sustained_small_rise_far_above_a_training_loss_near_zero_is_overfitti
     assert f.severity == "warning" and "7% above it" in f.summary
     # the same rise next to a training loss that stays close to it is under Prechelt's 10%: not reported
     quiet(CAUSE, make_view(falling(320, 1.3, 0.55, knee=0.15, noise=0.002), val))
+
+
+def test_quiet_on_a_few_percent_creep_at_the_end_of_a_converged_run():
+    # a CIFAR-style cosine run: training loss near zero (10x under validation, normal at convergence), the
+    # validation loss up 3% over its best across the last 5 evaluations: noise around its best
+    train = falling(320, 1.3, 0.01, knee=0.15, noise=0.002)
+    val = np.array([1.24, 1.02, 0.88, 0.84, 0.8325, 0.835, 0.838, 0.842, 0.852, 0.8575])
+    quiet(CAUSE, make_view(train, val))

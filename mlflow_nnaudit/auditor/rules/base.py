@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -148,6 +149,11 @@ class Finding:
             **({"consequence_of": self.upstream} if self.upstream else {}),
             **({"consequences": list(self.consequences)} if self.consequences else {}),
         }
+
+
+#: a Hugging Face `architectures` param naming a single-label classifier's head (its `id2label`
+#: map then counts the classes)
+CLASSIFIER_HEAD = re.compile(r"For(Sequence|Image|Audio|Token)Classification")
 
 
 class RunView:
@@ -400,23 +406,33 @@ class RunView:
     def n_classes(self) -> tuple[int, str] | None:
         """Class count: the recorder's (width of the logits), else a param, else, on a run without
         the recorder, the label map of a Hugging Face model config (`id2label`, logged by the
-        Trainer's MLflow callback) on a run that logs an accuracy: every config carries a two-label
-        map by default, so the map names the classes only of a run that is scored as a classifier.
-        (A recorded run whose loss the recorder did not see keeps no class count, as before.)"""
+        Trainer's MLflow callback) on a run that logs an accuracy, when its labels were named
+        (not the default `LABEL_0`, `LABEL_1`, ...) or the `architectures` param names a
+        single-label classification head (`...For{Sequence,Image,Audio,Token}Classification`), and
+        no multi-label or regression `problem_type`: every config carries a two-label map by
+        default, and language-model scripts log a token accuracy, so the map alone names no classes.
+        (A recorded run keeps the recorder's or a param's count, never the map's.)"""
         n = self.fact("loss", "n_classes")
         if isinstance(n, int) and n > 1:
             return n, "the recorder"
         p = self.param_float(*N_CLASSES_PARAMS)
         if p is not None and p[1] > 1:
             return int(p[1]), f"param {p[0]}"
-        labels = _literal(self.params.get("id2label")) if not self.recorded() else None
-        if isinstance(labels, dict) and len(labels) > 1 and (TRAIN_ACC in self.curves or VAL_ACC in self.curves):
+        if self.recorded() or not (TRAIN_ACC in self.curves or VAL_ACC in self.curves):
+            return None
+        labels = self._cached("id2label", "", lambda: _literal(self.params.get("id2label")))
+        head = self.params.get("architectures", "")
+        problem = self.params.get("problem_type", "") or ""
+        if not isinstance(labels, dict) or len(labels) < 2 or re.search(r"multi_label|regression", problem):
+            return None
+        named = not all(re.fullmatch(r"LABEL_\d+", str(v)) for v in labels.values())
+        if named or CLASSIFIER_HEAD.search(head):
             return len(labels), "param id2label"
         return None
 
     def chance_loss(self) -> float | None:
         """A classifier's chance loss, ln C (the loss of a uniform guess): the recorder's, else
-        from a class-count param on a run without the recorder. None for a regression."""
+        from a class count (`n_classes`) on a run without the recorder. None for a regression."""
         chance = self.fact("loss", "chance_loss")
         if isinstance(chance, (int, float)) and not isinstance(chance, bool):
             return float(chance) if chance > 0 else None

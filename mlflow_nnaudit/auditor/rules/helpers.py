@@ -473,15 +473,15 @@ def lr_decay(view: RunView) -> LrDecay | None:
 
 # --- curve-only readings of "nothing was learned" (plateau's, on runs whose loss has no stall to test)
 
-#: a loss needs this many points before "it never fell" can be shown through minibatch noise
-NEVER_FELL_POINTS = 20
 #: an accuracy up by more than this (as a fraction) learned something
 ACCURACY_ROSE = 0.01
 #: an accuracy at or above this (as a fraction) is right on nearly every example
 NEAR_PERFECT_ACCURACY = 0.99
-#: a cross-entropy of at least ln 1.5 is a geometric-mean probability of the right class of 2/3
-#: or less: unsure, for a model right on nearly every example
-UNSURE_LOSS = math.log(1.5)
+#: how close (as a share) a loss floor must sit to ln(1 + (C-1)/e), the least CrossEntropyLoss can
+#: reach on softmax outputs, to be read as that floor
+FLOOR_TOLERANCE = 0.15
+#: how close to a whole number the class count a floor implies must be (without a known count)
+IMPLIED_CLASSES_TOLERANCE = 0.1
 #: params that say the loss is smoothed on purpose (its floor is then by design)
 LABEL_SMOOTHING_PARAMS = ("label_smoothing", "label_smoothing_factor", "smoothing")
 
@@ -530,6 +530,10 @@ def train_never_below_chance(view: RunView) -> NoLearning | None:
     )
 
 
+#: a validation loss under this share of ln C is no untrained classifier's (a resumed or fine-tuned run)
+UNTRAINED_SHARE = 0.8
+
+
 def val_never_below_untrained(view: RunView) -> NoLearning | None:
     """The validation loss (8+ evaluations) never got below where the training loss started (the
     untrained model's loss, or lower: a first per-epoch point already averages some learning),
@@ -546,7 +550,12 @@ def val_never_below_untrained(view: RunView) -> NoLearning | None:
     acc_start = min(acc.start, float(ac.values[ac.finite][0]))
     best = float(np.min(va.values))
     gain = (acc.end - acc_start) / _accuracy_scale(view, VAL_ACC)
-    if start <= 0 or best < start or trend.direction > 0 or gain > 0.01:
+    if start <= 0 or best < start or trend.direction > 0 or gain > ACCURACY_ROSE:
+        return None
+    # a run resumed from a trained model also starts low and stays flat: the level must be an
+    # untrained classifier's (near ln C when C is known; else an accuracy under one half)
+    k = class_count(view)
+    if best < UNTRAINED_SHARE * math.log(k) if k else acc.end / _accuracy_scale(view, VAL_ACC) >= 0.5:
         return None
     return NoLearning(
         VAL_LOSS,
@@ -557,43 +566,23 @@ def val_never_below_untrained(view: RunView) -> NoLearning | None:
     )
 
 
-def never_fell(view: RunView) -> NoLearning | None:
-    """A noisy training loss (20+ points) that never fell: no downward trend over the whole run,
-    and the 90% interval of its whole-run change shows a fall of less than 30% of its median
-    level (a stall test cannot show it flat to 5% through such noise), with no validation loss
-    falling either, and no accuracy rising. Curves only: a run the recorder watched has its own
-    evidence of a model that cannot learn (frozen or gradient-less parameters, a loss fed the
-    wrong input), while a flat recorded loss alone may be a healthy run's (a discriminator's loss,
-    a converged model trained on)."""
-    if view.diagnostics is not None:
-        return None
-    for acc_role in (TRAIN_ACC, VAL_ACC):
-        acc = view.levels(acc_role)
-        if acc is not None and (acc.end - acc.start) / _accuracy_scale(view, acc_role) > ACCURACY_ROSE:
-            return None
-    c = view.finite_curve(TRAIN_LOSS, min_points=NEVER_FELL_POINTS)
-    t = view.trend(TRAIN_LOSS)
-    if c is None or t is None or t.direction < 0:
-        return None
-    level = float(np.median(c.values))
-    vt = view.trend(VAL_LOSS)
-    if level <= 0 or t.change_low <= -PLATEAU_MAX_IMPROVEMENT * level or (vt is not None and vt.direction < 0):
-        return None
-    return NoLearning(
-        TRAIN_LOSS,
-        "failed",
-        f"the training loss never fell: no downward trend over {len(c.values)} points around "
-        f"{fmt_num(level)} (whole-run change {fmt_num(t.change)}, 90% interval "
-        f"{fmt_num(t.change_low)}..{fmt_num(t.change_high)})",
-        trend_evidence("mann_kendall_whole_run", c.key, t),
-    )
+def softmax_floor(level: float, k: int | None) -> bool:
+    """Whether a loss floor is the least CrossEntropyLoss reaches on softmax outputs of a confident
+    model, ln(1 + (k-1)/e): within FLOOR_TOLERANCE of it for a known class count k; without one, the
+    class count the floor implies (1 + e (e^level - 1)) must be a whole number (within
+    IMPLIED_CLASSES_TOLERANCE) of 2 or more."""
+    if k:
+        floor = math.log(1 + (k - 1) / math.e)
+        return abs(level - floor) <= FLOOR_TOLERANCE * floor
+    implied = 1 + math.e * math.expm1(level)
+    return implied >= 2 - IMPLIED_CLASSES_TOLERANCE and abs(implied - round(implied)) <= IMPLIED_CLASSES_TOLERANCE
 
 
 def floor_despite_accuracy(view: RunView) -> NoLearning | None:
-    """A loss gone flat (`RunView.stall`) at ln 1.5 or more while the accuracy on the same data
-    ended at 99% or more: a model right on nearly every example that cannot become surer than a
-    2/3 probability of the right class is held at a floor (softmax before `CrossEntropyLoss`,
-    a squashing output layer). Not when a param says the labels are smoothed on purpose."""
+    """A loss gone flat (`RunView.stall`) within FLOOR_TOLERANCE of ln(1 + (C-1)/e) while the
+    accuracy on the same data ended at 99% or more: the floor CrossEntropyLoss reaches when fed
+    probabilities (softmax before it) on a model right on nearly every example (`softmax_floor`);
+    not when a param says the labels are smoothed on purpose."""
     smoothing = view.param_float(*LABEL_SMOOTHING_PARAMS)
     if smoothing is not None and smoothing[1] > 0:
         return None
@@ -602,8 +591,8 @@ def floor_despite_accuracy(view: RunView) -> NoLearning | None:
         if acc is None or st is None or st.start_fraction is None:
             continue
         end_acc = acc.end / _accuracy_scale(view, acc_role)
-        if end_acc < NEAR_PERFECT_ACCURACY or st.level < UNSURE_LOSS:
-            continue
+        if end_acc < NEAR_PERFECT_ACCURACY or not softmax_floor(st.level, class_count(view)):
+            continue  # another floor (a penalty in the logged loss, label smoothing): not this one
         key = view.curve(loss_role).key
         return NoLearning(
             loss_role,
@@ -618,7 +607,7 @@ def floor_despite_accuracy(view: RunView) -> NoLearning | None:
 
 def no_learning_reading(view: RunView) -> NoLearning | None:
     """The first of the curve-only no-learning readings that holds (see each)."""
-    for read in (train_never_below_chance, val_never_below_untrained, never_fell, floor_despite_accuracy):
+    for read in (train_never_below_chance, val_never_below_untrained, floor_despite_accuracy):
         found = read(view)
         if found is not None:
             return found
@@ -670,15 +659,18 @@ class PlateauReadings(Rule):
 SUSTAINED_RISE = 5
 #: a training loss this many times below the validation loss fits what the model does not generalise
 MEMORISED_GAP = 10.0
+#: the least generalisation loss (%) such a rise must reach: half the usual OVERFIT_GL (a creep of a
+#: few % at the end of a converged run is noise around its best, not memorising)
+MEMORISED_GL = OVERFIT_GL / 2
 
 
 def memorised(view: RunView, of: stats.Overfit) -> bool:
     """Overfitting shown without a 10% rise yet: the validation loss rose at SUSTAINED_RISE
-    evaluations in a row (Prechelt's UP_5) while it stood an order of magnitude above where the
+    evaluations in a row (Prechelt's UP_5), MEMORISED_GL % or more above its best, while it stood an order of magnitude above where the
     training loss ended (the model fits its training data and not the held-out data: a repeated
     batch, a tiny training set)."""
     tr, va = view.levels(TRAIN_LOSS), view.levels(VAL_LOSS)
-    if of.up < SUSTAINED_RISE or tr is None or va is None or tr.end <= 0:
+    if of.up < SUSTAINED_RISE or of.gl < MEMORISED_GL or tr is None or va is None or tr.end <= 0:
         return False
     return va.end >= MEMORISED_GAP * tr.end
 
@@ -698,25 +690,37 @@ LR_HARM_TESTS = (
 #: for SGD-type steps): steps large enough to be a suspect of harm seen with them, never a sign
 #: alone (the corpus's healthy SGD runs at 0.1-1 reach 1e-2..8e-2)
 UPDATE_RATIO_LARGE = 1e-2
-#: an adaptive optimiser at this learning rate or more: 10x the top of its usual 1e-4..1e-3 (its
-#: update ratio is lr / rms(w), which small-init weights make 1e-2 or more at a usual 1e-3: a
-#: BERT, a CNN, an LSTM under Adam at 1e-3 all sit there, so the rate itself is read for it)
-ADAPTIVE_LR_LARGE = 1e-2
+#: the top of each adaptive optimiser's usual learning rates (torch's defaults and common practice:
+#: Adam-family 1e-4..1e-3, NAdam and Adamax default to 2e-3, RMSprop, Adagrad and LAMB run near 1e-2);
+#: 10x that is steps far larger than usual (Adam's update ratio is lr / rms(w), which small-init
+#: weights make 1e-2 or more at a usual 1e-3: a BERT, a CNN, an LSTM under Adam at 1e-3 all sit there,
+#: so the rate itself is read). Adafactor sizes its steps relative to the weights: not read.
+USUAL_LR_TOP = {
+    "adam": 1e-3,
+    "adamw": 1e-3,
+    "radam": 1e-3,
+    "nadam": 2e-3,
+    "adamax": 2e-3,
+    "rmsprop": 1e-2,
+    "adagrad": 1e-2,
+    "lamb": 1e-2,
+}
+#: a learning rate this many times the top of its optimiser's usual range takes steps far too large
+LARGE_LR_FACTOR = 10.0
 
 
 def large_steps(view: RunView) -> str | None:
     """Steps 10x their usual size, said in words, or None: an adaptive optimiser (`ADAPTIVE`) at
-    ADAPTIVE_LR_LARGE or more; another optimiser (SGD, with or without momentum) whose recorded
+    LARGE_LR_FACTOR times the top of its usual rates (`USUAL_LR_TOP`) or more; another optimiser (SGD, with or without momentum) whose recorded
     median update/weight ratio (over the layers, each the median of the second half of the run)
     is UPDATE_RATIO_LARGE or more. None on L-BFGS (its line search sets the step) and without
     the rate or the recorder's ratios."""
     lr = adaptive_lr(view)
     if lr is not None:
-        return (
-            f"{view.optimizer_name()} at a learning rate of {fmt_num(lr)} (10x the top of its usual 1e-4..1e-3)"
-            if lr >= ADAPTIVE_LR_LARGE
-            else None
-        )
+        top = USUAL_LR_TOP.get((view.optimizer_name() or "").lower())
+        if top is None or lr < LARGE_LR_FACTOR * top:
+            return None
+        return f"{view.optimizer_name()} at a learning rate of {fmt_num(lr)} (10x the top of its usual range, {fmt_num(top)})"
     ratios = list(view.update_ratios().values())
     med = float(np.median(ratios)) if ratios else 0.0
     if med < UPDATE_RATIO_LARGE or (view.optimizer_name() or "").lower() in ADAPTIVE:
@@ -761,8 +765,8 @@ def val_undone(view: RunView) -> EarlyOverfit | None:
         return None
     chance, i = math.log(k), int(np.argmin(va.values))
     best, last = float(va.values[i]), float(va.values[-1])
-    if best > (1 - PLATEAU_MAX_IMPROVEMENT) * chance or last < (1 - stats.CHANCE_TOLERANCE) * chance:
-        return None
+    if best <= 0 or best > (1 - PLATEAU_MAX_IMPROVEMENT) * chance or last < (1 - stats.CHANCE_TOLERANCE) * chance:
+        return None  # (a best of exactly 0, from rounded logging, has no ratio to read)
     return EarlyOverfit(va.key, i / max(len(va.values) - 1, 1), float(va.x()[i]), 100 * (last / best - 1), True)
 
 
