@@ -136,16 +136,22 @@ def test_the_run_started_on_a_server_is_the_users_active_run(tmp_path, server):
     assert len(client.search_runs([run.info.experiment_id])) == 1  # no second run for the user's metric
 
 
+def run_behind_slow_run_creation(tmp_path, server, **env) -> subprocess.CompletedProcess:
+    """The script (20 steps) against the server through a proxy that holds `runs/create` for 3 s:
+    training is over long before the run the recorder starts exists."""
+    proxy = SlowProxy(server.url, {"runs/create": 3.0})
+    try:
+        return run_script(tmp_path, proxy.url, steps=20, sleep=0.0, timeout=120, **env)
+    finally:
+        proxy.stop()
+
+
 def test_a_run_created_slower_than_training_still_takes_the_users_metric(tmp_path, server):
     """The store takes 3 s to create the run the recorder starts, and training (20 steps) is over
     long before: the user's `mlflow.log_metric` after training waits for that run (bounded, where
     the user's own call would talk to the same store anyway) and lands in it, instead of starting
     a second run that holds the user's metric while the recorder's holds the losses."""
-    proxy = SlowProxy(server.url, {"runs/create": 3.0})
-    try:
-        out = run_script(tmp_path, proxy.url, steps=20, sleep=0.0, timeout=120, USER_METRIC=1)
-    finally:
-        proxy.stop()
+    out = run_behind_slow_run_creation(tmp_path, server, USER_METRIC=1)
     assert out.returncode == 0, out.stderr[-3000:]
     run_id = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("run "))
     client = MlflowClient(server.url)
@@ -161,11 +167,7 @@ def test_a_thread_that_never_trained_is_not_given_the_recorders_run(tmp_path, se
     run (held 3 s), another thread of the user's that logs a metric is not handed that run (nor
     made to wait for it): it gets its own run, as MLflow would give it without the recorder, and
     the recorder's run keeps the training losses only."""
-    proxy = SlowProxy(server.url, {"runs/create": 3.0})
-    try:
-        out = run_script(tmp_path, proxy.url, steps=20, sleep=0.0, timeout=120, OTHER_THREAD_METRIC=1)
-    finally:
-        proxy.stop()
+    out = run_behind_slow_run_creation(tmp_path, server, OTHER_THREAD_METRIC=1)
     assert out.returncode == 0, out.stderr[-3000:]
     lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
     client = MlflowClient(server.url)

@@ -241,6 +241,15 @@ def class_count(view: RunView) -> int | None:
     return n[0] if n else guessed_classes(view)
 
 
+def still_falling(c: Curve) -> bool:
+    """A loss still falling through the last half of its points: a Mann-Kendall downward trend
+    there, by NO_LEARNING of its level or more (a model recovering from a bad start, huge initial
+    logits, is learning, not stuck)."""
+    h = len(c.values) // 2
+    t = stats.mann_kendall(c.x()[h:], c.values[h:])
+    return t.direction < 0 and -t.change >= NO_LEARNING * abs(float(c.values[h]))
+
+
 def val_at_chance(view: RunView, min_points: int) -> stats.Stuck | None:
     """The validation loss sat at chance (ln C), or never got clearly below it, over at least
     `min_points` evaluations, while the training loss did not end clearly below ln C either (a
@@ -254,11 +263,8 @@ def val_at_chance(view: RunView, min_points: int) -> stats.Stuck | None:
     c = view.finite_curve(VAL_LOSS, min_points=min_points)
     if c is None:
         return None
-    if vsk.chance_k is None:  # above chance: a loss still falling through its last half is learning, not stuck
-        h = len(c.values) // 2
-        t = stats.mann_kendall(c.x()[h:], c.values[h:])
-        if t.direction < 0 and -t.change >= NO_LEARNING * abs(float(c.values[h])):
-            return None
+    if vsk.chance_k is None and still_falling(c):  # above chance and still falling: learning, not stuck
+        return None
     lv = view.levels(TRAIN_LOSS)
     k = vsk.chance_k or k
     return None if lv is not None and lv.end < (1 - stats.CHANCE_TOLERANCE) * math.log(k) else vsk
@@ -516,9 +522,7 @@ def train_never_below_chance(view: RunView) -> NoLearning | None:
     if vsk is not None and not vsk.no_better_than_chance:
         return None
     c = view.finite_curve(VAL_LOSS, min_points=3) if vsk is not None else tr
-    h = len(c.values) // 2 if c is not None else 0
-    t = stats.mann_kendall(c.x()[h:], c.values[h:]) if c is not None else None
-    if t is not None and t.direction < 0 and -t.change >= NO_LEARNING * abs(float(c.values[h])):
+    if c is not None and still_falling(c):
         return None
     chance = math.log(n[0])
     return NoLearning(
