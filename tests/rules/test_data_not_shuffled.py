@@ -59,6 +59,49 @@ def test_quiet_on_batches_of_one_sample():
     quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=sampled_curve(KEY, np.ones(60))))
 
 
+def sampled_batches(labels, batch_size=32, epochs=4, every=5, shuffle=True, seed=0):
+    """What the recorder counts on every `every`-th training batch of a DataLoader over these
+    labels: the distinct labels of each sampled batch and the label histogram summed over them."""
+    gen = rng(seed)
+    per_batch, counts, step = [], np.zeros(int(labels.max()) + 1, dtype=int), 0
+    for _ in range(epochs):
+        order = gen.permutation(len(labels)) if shuffle else np.arange(len(labels))
+        for i in range(0, len(labels), batch_size):
+            if step % every == 0:
+                batch = labels[order[i : i + batch_size]]
+                c = np.bincount(batch, minlength=len(counts))
+                per_batch.append(int((c > 0).sum()))
+                counts += c
+            step += 1
+    return np.array(per_batch, dtype=float), counts
+
+
+def imbalanced_run(shuffle, majority=0.97, n=2048, classes=4, batch_size=16, seed=0):
+    # a 97% majority class, the rest spread over the other classes, sorted by label as datasets often come
+    rest = n - int(majority * n)
+    labels = np.sort(np.concatenate([np.zeros(n - rest, dtype=int), 1 + np.arange(rest) % (classes - 1)]))
+    per_batch, counts = sampled_batches(labels, batch_size=batch_size, shuffle=shuffle, seed=seed)
+    d = healthy_diagnostics(
+        loss=classification_loss(classes, label_counts=counts),
+        data_loader=data_loader_section(loader(n, batch_size)),
+    )
+    return make_view(healthy_loss(), diagnostics=d, extra=sampled_curve(KEY, per_batch))
+
+
+def test_quiet_on_shuffled_batches_of_a_97_percent_majority():
+    # a shuffled batch of 16 is all majority class 61% of the time (0.97^16), so the median sampled
+    # batch holds one class: that is the imbalance (class_imbalance), not an order
+    for seed in range(3):
+        v = imbalanced_run(shuffle=True, seed=seed)
+        assert np.median(v.extra_curves[KEY].values) == 1
+        quiet(CAUSE, v)
+
+
+def test_fires_on_the_same_imbalanced_data_sorted_by_label():
+    f = fires(CAUSE, imbalanced_run(shuffle=False))
+    assert f.evidence[0].values["p_value"] < 1e-3 and f.evidence[0].values["one_class_if_shuffled"] > 0.5
+
+
 # --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
 def sawtooth_run(epochs=10, per_epoch=60, amp=0.4, seed=2):
     rng_ = np.random.default_rng([SEED, seed])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from mlflow_nnaudit import schema
@@ -11,12 +13,24 @@ from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, 
 from mlflow_nnaudit.auditor.rules.helpers import EPOCH_LENGTH_READS
 
 
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    if k <= 0:
+        return 1.0
+    return float(sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)))
+
+
 class DataNotShuffled(Rule):
     """The recorder counts the distinct labels in each sampled classification batch
     (`nnaudit/labels_per_batch`). When the median batch holds a single class although the
     run has several, the data arrives sorted by label: each stretch of training pulls the
     model towards one class. Not with batches of one sample (per-sample SGD), which hold one
-    class whatever the order.
+    class whatever the order, and not when shuffled batches would hold one class about as
+    often: with one class making up most labels (a 97% majority), a shuffled batch of 32 is
+    all majority a third of the time. So the sampled batches holding one class must be more
+    than batches drawn at random from the recorder's label histogram give (a binomial test of
+    their count against sum_k p_k^b, the chance that b labels drawn from it are all one class;
+    p < 0.001); that histogram then says `class_imbalance`.
 
     Curves only (no recorder): the per-step training loss repeats a saw-tooth every epoch (see
     `stats.epoch_periodicity`: a Friedman test of position-in-epoch bins across at least 4
@@ -38,6 +52,8 @@ class DataNotShuffled(Rule):
     MEMORISING = 0.5
     #: a per-epoch swing of this share of the loss level or more is medium confidence
     MEDIUM_SWING = 0.25
+    #: one-class batches must be this unlikely from shuffled data (the curves-only test's level too)
+    ALPHA = 1e-3
 
     def evaluate(self, view: RunView) -> Finding | None:
         curve = view.extra_curves.get(self.CURVE)
@@ -50,9 +66,18 @@ class DataNotShuffled(Rule):
         if bs is not None and bs[0] < 2:
             return None  # a batch of one sample holds one class whatever the order: per-sample SGD
         n_classes_seen = sum(1 for c in counts if c > 0)
-        med = float(np.median(curve.values[np.isfinite(curve.values)]))
+        per_batch = curve.values[np.isfinite(curve.values)]
+        med = float(np.median(per_batch))
         if n_classes_seen < 2 or med > 1:
             return None
+        # how often a shuffled batch would hold one class, given the label histogram and the batch size
+        p = np.asarray(counts, dtype=float) / float(sum(counts))
+        b = bs[0] if bs is not None else float(sum(counts)) / len(per_batch)
+        one_class = float(np.sum(p**b))
+        single = int(np.sum(per_batch <= 1))
+        p_value = binomial_tail(single, len(per_batch), one_class)
+        if p_value >= self.ALPHA:
+            return None  # shuffled batches of this histogram hold one class as often: an imbalance, not an order
         return self.finding(
             confidence="high",
             severity="failed",
@@ -65,7 +90,8 @@ class DataNotShuffled(Rule):
                 Evidence(
                     "labels_per_batch",
                     curve.key,
-                    {"median": med, "batches": len(curve), "classes_seen": n_classes_seen},
+                    {"median": med, "batches": len(curve), "classes_seen": n_classes_seen}
+                    | {"one_class_batches": single, "one_class_if_shuffled": one_class, "p_value": p_value},
                 )
             ],
         )
