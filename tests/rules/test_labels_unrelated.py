@@ -7,6 +7,7 @@ from tests.rules.conftest import (
     falling,
     fires,
     healthy_diagnostics,
+    layer_curves,
     linear,
     make_view,
     mlp_model,
@@ -106,3 +107,28 @@ def test_quiet_when_validation_starts_well_below_a_known_chance_and_then_rises()
     quiet(CAUSE, make_view(train, val, params={"n_classes": "4"}))
     # the same curves with the validation loss at chance (ln 4 = 1.386) from its first evaluation: memorising
     fires(CAUSE, make_view(train, val + 0.54, params={"n_classes": "4"}))
+
+
+# --- the recorder's reading: nothing learned while every layer moves at a usual rate ----------------
+def at_chance_run(ratios, seed=0, diagnostics=True):
+    """A 3-class MLP whose training loss hovers at ln 3 for 600 steps and whose validation loss sits
+    at ln 3 over 6 evaluations (labels shuffled against their inputs), with the recorder's per-layer
+    update/weight ratios (one level per layer, sampled every 10 steps)."""
+    chance = np.log(3)
+    g = rng(seed)
+    train = chance + 0.03 * g.standard_normal(600) - 0.01
+    val = chance + 0.005 * g.standard_normal(6) + 0.004
+    per_layer = {name: np.full(30, r) * np.exp(0.1 * g.standard_normal(30)) for name, r in ratios.items()}
+    d = healthy_diagnostics(model=mlp_model([8, 32, 16, 3]), loss=classification_loss(3)) if diagnostics else None
+    return make_view(train, val, diagnostics=d, extra=layer_curves("update_ratio", per_layer) if diagnostics else {})
+
+
+def test_fires_at_chance_while_every_layer_moves_at_a_usual_rate():
+    f = fires(CAUSE, at_chance_run({"0": 2e-3, "3": 4e-3, "6": 6e-3}))
+    assert f.confidence == "low" and f.severity == "failed" and "usual rate" in f.summary
+
+
+def test_quiet_at_chance_when_a_layer_does_not_move_or_steps_are_tiny():
+    quiet(CAUSE, at_chance_run({"0": 0.0, "3": 0.0, "6": 5e-3}))  # dead or frozen layers: their own causes
+    quiet(CAUSE, at_chance_run({"0": 1e-4, "3": 2e-4, "6": 3e-4}))  # steps far below ~1e-3: a rate too small
+    quiet(CAUSE, at_chance_run({"0": 2e-3, "3": 4e-3, "6": 6e-3}, diagnostics=False))  # curves alone cannot tell
