@@ -39,7 +39,40 @@ def test_quiet_on_activations_in_their_working_range():
 
 
 def test_quiet_on_a_minority_of_saturated_outputs():
-    quiet(CAUSE, run(0.25, 0.2))  # a quarter on the rails: some, not most
+    quiet(CAUSE, run(0.1, 0.05))  # a tenth beyond +/-5: about a third past |tanh| = 0.99, not most
+
+
+def tanh_mlp_rail_shares(scale):
+    """Share of each Tanh's pre-activations beyond +/-5 (the recorder's rail) in a real 20-64-64-4 tanh MLP
+    at PyTorch's default init with its weights multiplied by `scale`, on standardised inputs."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 4))
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(scale)
+        h, shares = torch.randn(1024, 20), []
+        for m in model:
+            if isinstance(m, nn.Tanh):
+                shares.append(float((h.abs() >= 5).float().mean()))
+            h = m(h)
+    return shares
+
+
+def test_fires_on_tanh_weights_ten_times_their_default():
+    # weights 10x PyTorch's default put about a third of each layer beyond +/-5 (and about two thirds past
+    # |tanh| = 0.99, gradient under 2%): most of the layer learns almost nothing, though under half is beyond +/-5
+    shares = tanh_mlp_rail_shares(10.0)
+    assert all(0.2 < s < 0.5 for s in shares)
+    f = fires(CAUSE, run(*shares))
+    assert f.confidence == "high" and (" 1 " in f.summary or " 3 " in f.summary)
+
+
+def test_quiet_on_a_tanh_mlp_at_three_times_its_default_init():
+    quiet(CAUSE, run(*tanh_mlp_rail_shares(3.0)))  # under 1% beyond +/-5
 
 
 # --- applicability: a transformer's pooler ----------------------------------------------------------
