@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from tests.rules.conftest import (
+    classification_loss,
     falling,
     fires,
     flat,
@@ -205,3 +206,24 @@ def test_a_validation_loss_above_chance_that_still_falls_is_learning_not_stuck()
     flat_above = 2.8 + 0.05 * rng(7).standard_normal(10)
     f = fires(CAUSE, make_view(falling(320, 8.75, 1.45, knee=0.1, noise=0.05), flat_above, params={"n_classes": "4"}))
     assert f.severity == "failed" and "no better than chance" in f.summary
+
+
+# --- a run too short to have stalled ------------------------------------------------------------------
+def two_epochs_at_chance(evaluations):
+    """The recorder's per-step loss of a transformer trained from scratch for 64 steps (2 epochs), sitting
+    at ln 4 all along, as it does before it takes off, with the validation loss at chance at each evaluation."""
+    g = rng(3)
+    train = CHANCE + 0.01 * g.standard_normal(64) - np.linspace(0, 0.02, 64)
+    val = CHANCE - np.linspace(0.004, 0.02, evaluations)
+    d = healthy_diagnostics(loss=classification_loss(4, first_loss=CHANCE))
+    return make_view(train, val, diagnostics=d)
+
+
+def test_quiet_on_a_two_epoch_run_that_has_not_left_chance_yet():
+    # flat across 2 evaluations: fewer than any early stopping waits (Lightning's patience is 3)
+    quiet(CAUSE, two_epochs_at_chance(2))
+
+
+def test_the_same_loss_flat_across_six_evaluations_is_a_plateau():
+    f = fires(CAUSE, two_epochs_at_chance(6))
+    assert f.severity == "failed"

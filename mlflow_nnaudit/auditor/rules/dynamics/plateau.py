@@ -13,9 +13,10 @@ from mlflow_nnaudit.auditor.rules.helpers import BLOWUP_READS, NO_LEARNING, PLAT
 class Plateau(helpers.PlateauReadings):
     """Training (and validation, where logged) loss goes flat early, well above a good loss: flat
     from some point in the first half on (the 90% interval of the Theil-Sen change over the rest
-    lies within +/-5% of the start), after losing less than 30% of its start. A tail still falling
-    significantly is slow, not stuck, only if at its rate one more run as long gains 5% of the
-    start. A converged run also ends flat, but after a large drop. Progress is measured from
+    lies within +/-5% of the start), after losing less than 30% of its start, across 3+ validation
+    evaluations where logged (Lightning's early-stopping patience: a 2-epoch run has barely begun).
+    A tail still falling significantly is slow, not stuck, only if at its rate one more run as long
+    gains 5% of the start. A converged run also ends flat, after a large drop. Progress is measured from
     before an early blow-up (`stats.detect_blowup`), not from its peak. A loss stuck exactly (a
     constant tail, or a tail at ln C: `stats.stuck_loss`), or a validation loss at or no better
     than chance over 5+ evaluations with the training loss not below chance either (and not still
@@ -57,6 +58,8 @@ class Plateau(helpers.PlateauReadings):
     STILL_FALLING = NO_LEARNING
     #: a validation loss exactly constant over this many evaluations means the weights never changed
     FROZEN_VAL_POINTS = 5
+    #: validation evaluations a stall must span (Lightning's EarlyStopping default patience)
+    PATIENCE = 3
 
     def stalled(self, view: RunView) -> Finding | None:
         vsk = stuck(view, VAL_LOSS)
@@ -67,23 +70,20 @@ class Plateau(helpers.PlateauReadings):
         vch = helpers.val_at_chance(view, self.FROZEN_VAL_POINTS)
         if vch is not None:  # nothing learned: not even the training loss got below chance
             return self._stuck_finding(view, vch, VAL_LOSS, None)
-        st = view.stall(TRAIN_LOSS)
-        lv = view.levels(TRAIN_LOSS)
-        if (
-            st is None
-            or lv is None
-            or st.start_fraction is None
-            or st.start_fraction > self.FLAT_FROM_BY
-            or lv.start <= 0
-        ):
+        st, lv = view.stall(TRAIN_LOSS), view.levels(TRAIN_LOSS)
+        flat_from = st.start_fraction if st is not None else None
+        if flat_from is None or flat_from > self.FLAT_FROM_BY or lv is None or lv.start <= 0:
             return None
         start = start_level(view) or lv.start
         improvement = (start - st.level) / abs(start)
         if improvement >= self.MAX_IMPROVEMENT:
             return None
+        va = view.curve(VAL_LOSS)  # evaluations spread over the run, the k-th of n at k/n of it (one per epoch)
+        n_val = int(va.finite.sum()) if va is not None else 0
+        if n_val and sum((k + 1) / n_val >= flat_from for k in range(n_val)) < self.PATIENCE:
+            return None  # flat over fewer evaluations than any early stopping waits: too short to call
         vst = view.stall(VAL_LOSS)
-        val_flat = vst is not None and vst.start_fraction is not None
-        if view.finite_curve(VAL_LOSS) is not None and not val_flat:
+        if view.finite_curve(VAL_LOSS) is not None and (vst is None or vst.start_fraction is None):
             return None  # validation still moving: not a plateau of both
         sk = stuck(view)
         if sk is not None and sk.chance_k is not None:
