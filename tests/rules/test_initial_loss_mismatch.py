@@ -47,6 +47,31 @@ def test_quiet_on_a_first_loss_somewhat_above_ln_c():
     quiet(CAUSE, run(1.8 * CHANCE))  # a slightly confident start is normal
 
 
+def he_head_first_loss(n_classes):
+    """The first cross-entropy of a real output layer at He's init (`kaiming_normal_`, the broadest usual
+    one) over layer-normalised features, on random labels."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    head = nn.Linear(64, n_classes)
+    nn.init.kaiming_normal_(head.weight)
+    nn.init.zeros_(head.bias)
+    x = nn.functional.layer_norm(torch.randn(4096, 64), (64,))
+    y = torch.randint(0, n_classes, (4096,))
+    with torch.no_grad():
+        return float(nn.functional.cross_entropy(head(x), y))
+
+
+def test_quiet_on_the_first_loss_of_a_he_initialised_head():
+    # a usual init spreads the logits by up to about a nat (0.6 above ln 4, 0.8 above ln 10): not a mismatch
+    for n in (4, 10):
+        first = he_head_first_loss(n)
+        assert 0.4 < first - math.log(n) < 1.0
+        view = make_view(healthy_loss(), diagnostics=healthy_diagnostics(loss=classification_loss(n, first_loss=first)))
+        quiet(CAUSE, view)
+
+
 def test_quiet_on_a_regression():
     d = healthy_diagnostics(loss={"loss_function": "mse_loss", "n_classes": None, "first_loss": 1.1})
     quiet(CAUSE, make_view(healthy_loss(), diagnostics=d))

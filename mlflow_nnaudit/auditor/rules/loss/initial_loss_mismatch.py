@@ -19,7 +19,10 @@ class InitialLossMismatch(Rule):
     means the model knows the answer before training (leaked labels, a loss scaled down). The
     excess is measured in nats, not as a multiple of ln C: the extra loss of spread logits does
     not grow with ln C, so a multiple would demand a far larger spread of a 1000-class model
-    than of a 4-class one. Listed after `bad_weight_init` only when the recorder saw bad
+    than of a 4-class one. One nat is about what the broadest usual init of the output layer
+    gives (He's, over unit-variance features: 0.6 nats above ln 4, 0.8 above ln 10, 1.0 above
+    ln 1000; PyTorch's default and LeCun's less): below it the start is a convention, not a
+    mistake, and Karpathy's check catches starts off by a lot, not by a He-sized spread. Listed after `bad_weight_init` only when the recorder saw bad
     initial weights beyond the output layer (hidden layers whose scale, constant or copied
     rows shape the logits from upstream); a bad scale of the output layer alone is this cause.
 
