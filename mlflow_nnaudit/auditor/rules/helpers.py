@@ -18,7 +18,16 @@ import numpy as np
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor import stats
 from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS, Curve
-from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num, fmt_step
+from mlflow_nnaudit.auditor.rules.base import (
+    CHANCE_LEVELS,
+    Evidence,
+    Finding,
+    Rule,
+    RunView,
+    fmt_factor,
+    fmt_num,
+    fmt_step,
+)
 
 #: a run that lost less than this share of its starting loss did not learn
 NO_LEARNING = 0.05
@@ -32,6 +41,8 @@ OVERFIT_GL = 10.0
 #: flags lr*|dW|/|W| outside [1e-5, 1e-1]); starting points, not laws
 UPDATE_RATIO_HIGH = 1e-1
 UPDATE_RATIO_LOW = 1e-5
+#: ... and Karpathy's healthy level itself
+UPDATE_RATIO_HEALTHY = 1e-3
 #: a loss that rose this many times above its lowest value before turning NaN/Inf blew up
 #: (rather than meeting one bad batch or operation)
 GROWTH_BEFORE_NONFINITE = 3
@@ -947,3 +958,57 @@ def init_reading(view: RunView) -> InitReading | None:
     last = init[-1] if init else None
     output = last["param"] if last is not None and isinstance(n, int) and int(last["shape"][0]) == n else None
     return InitReading(init, constant, symmetric, scaled, output)
+
+
+# --- labels_unrelated's reading by elimination ---------------------------------------------------
+CHECK_LABELS = (
+    "check that labels match their inputs (shuffle inputs and labels together, check the join/pairing code), look "
+    "at a few labelled samples by hand, and check that validation uses the same label mapping."
+)
+#: causes whose finding explains a model that learns nothing although its layers move (labels_unrelated's
+#: `explained_by`): a loss fed the wrong input, gradients piling up, steps too small or decayed away
+NOT_LEARNING = ("loss_input_mismatch", "gradients_not_zeroed", "learning_rate_too_low", "lr_decay_too_fast")
+
+
+def usual_steps_at_chance_finding(rule: Rule, view: RunView) -> Finding | None:
+    """labels_unrelated's reading (4), with the recorder: the validation loss at its best over
+    `rule.CHANCE_EVALS`+ evaluations and the training loss at its end both no better than chance (95% of
+    ln C or more, the outcome's "failed" level), while every layer's median update/weight ratio over the
+    second half lies in the usual band (UPDATE_RATIO_LOW..UPDATE_RATIO_HIGH: no frozen, dead or starved
+    layer) and their median reaches UPDATE_RATIO_HEALTHY (no rate too small). A model whose every layer
+    takes steps of a usual size and still gains nothing over a uniform guess finds no signal in its
+    labels (the spec's "loss at chance level"): low confidence, a reading by elimination."""
+    chance, ratios = view.chance_loss(), view.update_ratios()
+    if not view.recorded() or chance is None or not ratios:
+        return None
+    low, high, med = min(ratios.values()), max(ratios.values()), float(np.median(list(ratios.values())))
+    if low < UPDATE_RATIO_LOW or high > UPDATE_RATIO_HIGH or med < UPDATE_RATIO_HEALTHY:
+        return None
+    va, tr = view.finite_curve(VAL_LOSS, rule.CHANCE_EVALS), view.levels(TRAIN_LOSS)
+    if va is None or tr is None or min(float(va.values.min()), tr.end) < CHANCE_LEVELS[0][0] * chance:
+        return None  # something was learned (or memorised: the other readings)
+    best = float(va.values.min())
+    return rule.finding(
+        confidence="low",
+        severity="failed",
+        kind="outcome",
+        score=min(1.0, med / UPDATE_RATIO_HEALTHY / 10),
+        summary=f"the validation loss never got clearly below chance (best {best:.3g}, ln C = {chance:.3g}) nor the "
+        f"training loss (ended at {tr.end:.3g}) while every layer's weights moved at a usual rate (median "
+        f"update/weight ratio {med:.1e}, the smallest layer's {low:.1e})",
+        recommendation="The model learned nothing although the optimiser moved every layer at a usual rate: nothing "
+        "in the inputs predicts the labels. " + CHECK_LABELS[0].upper() + CHECK_LABELS[1:],
+        evidence=[
+            Evidence(
+                "usual_steps_at_chance",
+                va.key,
+                {
+                    "val_best": best,
+                    "train_end": tr.end,
+                    "chance": chance,
+                    "median_update_ratio": med,
+                    "per_layer": ratios,
+                },
+            )
+        ],
+    )
