@@ -85,8 +85,9 @@ def _init_worker(shard_dir: str, artifact_root: str) -> None:
     exp_id = mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_root)
     mlflow.autolog(log_models=False, log_datasets=False, silent=True)  # the recorder comes on with it
     # Lightning runs still saved their model (a pickle and a pip-requirements subprocess, ~30 s each on
-    # a busy machine) with mlflow.autolog(log_models=False) alone: say it to the PyTorch flavor too
-    mlflow.pytorch.autolog(log_models=False, log_datasets=False, silent=True)
+    # a busy machine) with mlflow.autolog(log_models=False) alone: say it to the PyTorch flavor too, and
+    # switch off its best-checkpoint saving (checkpoint=True by default, a model pickle per improving epoch)
+    mlflow.pytorch.autolog(log_models=False, log_datasets=False, silent=True, checkpoint=False)
     _W.update(exp_id=exp_id, work=work)
 
 
