@@ -287,3 +287,17 @@ def test_quiet_on_a_run_at_chance_with_steps_of_a_usual_size():
 def test_small_steps_alone_are_no_finding_on_a_run_that_learned():
     d, ratios = recorded(5e-5)
     quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=ratios))
+
+
+def test_a_slow_decline_with_small_steps_rests_on_no_p_value():
+    # the same slow decline read with AdamW at 1e-5 on a run that ended near chance: the steps and
+    # the outcome decide it, so the audit's false-discovery control cannot drop it (plateau would
+    # then be named first for what the small rate did)
+    from tests.rules.conftest import optimizer_facts, recorder_params
+
+    d = healthy_diagnostics(optimizer=optimizer_facts("AdamW", lr=1e-5, momentum=None))
+    view = make_view(slow_loss(), diagnostics=d, params=recorder_params(d) | {"n_classes": "4"})
+    assert view.outcome_harm() is not None
+    f = fires(CAUSE, view)
+    assert f.p_value is None and any(e.test == "small_steps" for e in f.evidence)
+    assert fires(CAUSE, make_view(slow_loss())).p_value is not None  # the curves alone: a test, a p-value

@@ -110,10 +110,10 @@ class LearningRateTooLow(Rule):
                 creep, improvement = True, crept[0]
                 evidence.append(crept[1])
         harm = view.outcome_harm()
-        small = helpers.small_steps(view) if harm is not None and not (curve_slow or recorded_low or creep) else None
+        small = helpers.small_steps(view) if harm is not None and not recorded_low else None
         if not (curve_slow or recorded_low or creep or small):
             return None
-        if small:  # steps 10x under the usual, and the run learned (next to) nothing: the shape needs no test
+        if small:  # steps 10x under the usual, and the run learned (next to) nothing: no test of a shape needed
             evidence.append(Evidence("small_steps", None, {"median_ratio": med, "first_ratio": early_med}))
         slow_by_trend = curve_slow
         curve_slow = curve_slow or creep
@@ -128,7 +128,7 @@ class LearningRateTooLow(Rule):
         else:
             seen = f"each step changed the weights by only {med:.1e} of their size (healthy is ~1e-3)"
         return self.finding(
-            p_value=whole.p_value if slow_by_trend and not recorded_low else None,
+            p_value=whole.p_value if slow_by_trend and not (recorded_low or small) else None,
             confidence="high" if (curve_slow and recorded_low) else "medium",
             # a creep is learning, however slowly: the outcome says whether the run failed (at chance it did)
             severity="failed"
