@@ -2,7 +2,7 @@
 on sqlite, on PostgreSQL and through a tracking server, against the naive client loop.
 
     python benchmarks/audit_scale.py [--runs 10000] [--points 500] [--new-runs 500]
-        [--server-runs 2000] [--sample 100] [--only sqlite,postgres,server] [--keep DIR]
+        [--server-runs 2000] [--server-latency-ms 20] [--sample 100] [--only sqlite,postgres,server] [--keep DIR]
 
 Stores: `--runs` FINISHED runs, each with 4 metrics (`train_loss`, `val_loss`, `lr`,
 `grad_norm`) of `--points` points; curves a mix of healthy decays (70%), NaN blow-ups (10%),
@@ -24,7 +24,12 @@ workers; peak memory is the largest sum of RSS over the process tree, sampled ev
   (e) the naive client loop a user would write: per run, `get_metric_history` per metric,
       one `log_batch` of the tags and one `log_artifact` of audit.json, timed on `--sample`
       random runs and extrapolated to the store (its per-run cost grows with the store);
-  (f) through a local `mlflow server` over PostgreSQL, `--server-runs` runs: (a) and (e).
+  (f) through a local `mlflow server` over PostgreSQL, `--server-runs` runs: (a) and (e);
+  (f') the same server as a remote one is met, `--server-latency-ms` away (a forwarding proxy,
+      tests/services.py's SlowProxy, holds every request that long; 0 skips it): (a) with
+      `--force` (the runs were audited by (f)) and (e). On loopback both loops wait on the same
+      server CPU (its history endpoint serialises each point); across a network the naive loop
+      also waits a round trip per call.
 
 Targets (issue 13): (a) <= 60 s for 10,000 x 4 x 500 on 2 cores, <= 1 GB; (c) <= 5% of (a);
 (d) <= 10 s; (f) >= 20x faster than the naive loop through the same server.
@@ -329,6 +334,24 @@ def scenario(name: str, uri: str, args, add_runs) -> list[tuple]:
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def server_rows(label: str, url: str, sample: int, *extra: str) -> list[tuple]:
+    """(a) and (e) through a tracking server, and their ratio."""
+    a = timed_cli(url, *extra)
+    e = naive_loop(url, sample)
+    return [
+        ("server/pg", f"{label} audit, writes, defaults", a["summary"]["runs"], a, None),
+        (
+            "server/pg",
+            f"{label} naive client loop",
+            e["runs"],
+            e,
+            f"{e['wall'] / a['wall']:.1f}x {label.split()[0]}; per run ms: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in e["per_run_ms"].items())
+            + f" ({e['sampled']} sampled)",
+        ),
+    ]
+
+
 def _print_rows(rows: list[tuple], args) -> None:
     print(
         f"\n{args.runs:,} runs x {len(KEYS)} metrics x {args.points} points ({args.server_runs:,} through the "
@@ -351,6 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--points", type=int, default=500)
     ap.add_argument("--new-runs", type=int, default=500)
     ap.add_argument("--server-runs", type=int, default=2000)
+    ap.add_argument("--server-latency-ms", type=float, default=20.0, help="(f'): a remote server's delay; 0 skips")
     ap.add_argument("--sample", type=int, default=100, help="runs timed in the naive loop (extrapolated)")
     ap.add_argument("--only", default="sqlite,postgres,server")
     ap.add_argument("--keep", help="build the stores in this folder and leave them there")
@@ -397,20 +421,17 @@ def main(argv: list[str] | None = None) -> None:
             os.makedirs(os.path.join(tmp, "server"), exist_ok=True)
             server = MlflowServer(uri, os.path.join(tmp, "server"))
             try:
-                a = timed_cli(server.url)
-                e = naive_loop(server.url, args.sample)
-                rows.append(("server/pg", "(f) audit, writes, defaults", a["summary"]["runs"], a, None))
-                rows.append(
-                    (
-                        "server/pg",
-                        "(f) naive client loop",
-                        e["runs"],
-                        e,
-                        f"{e['wall'] / a['wall']:.1f}x (f); per run ms: "
-                        + ", ".join(f"{k} {v:.0f}" for k, v in e["per_run_ms"].items())
-                        + f" ({e['sampled']} sampled)",
-                    )
-                )
+                rows += server_rows("(f)", server.url, args.sample)
+                if args.server_latency_ms > 0:
+                    from tests.services import SlowProxy
+
+                    proxy = SlowProxy(server.url, {"": args.server_latency_ms / 1000})  # "" is in every path
+                    try:
+                        rows += server_rows(
+                            f"(f') {args.server_latency_ms:g} ms away", proxy.url, args.sample, "--force"
+                        )
+                    finally:
+                        proxy.stop()
             finally:
                 server.stop()
     finally:  # the figures measured so far are printed even when a later part fails

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from benchmarks.corpus.generate import CHANCE, assign_splits, sweep_label
+from benchmarks.corpus.generate import CHANCE, assign_splits, fault_label, imperfect_label, sweep_label
 from benchmarks.corpus.score import Row, scores, wilson
 from benchmarks.corpus.specs import FAMILIES, enumerate_specs
 from mlflow_nnaudit.auditor.catalog import BY_ID
@@ -30,11 +30,14 @@ def test_every_family_is_swept_over_six_orders_of_magnitude(size):
         assert Counter(s.kind for s in specs)["imperfect"] >= 50
 
 
-def _tags(final, peak=1.4, nonfinite=0):
+def _tags(final, peak=1.4, nonfinite=0, best_val=None, final_train=None, first=1.4):
     return {
         "corpus.outcome.final_val": str(final),
         "corpus.outcome.max_loss": str(peak),
         "corpus.outcome.nonfinite": str(nonfinite),
+        "corpus.outcome.best_val": str(final if best_val is None else best_val),
+        "corpus.outcome.final_train": str(final if final_train is None else final_train),
+        "corpus.outcome.first_loss": str(first),
     }
 
 
@@ -52,6 +55,48 @@ def test_sweep_labels_come_from_the_outcome_against_the_best_run():
     assert sweep_label(1e-3, _tags(0.9), best, best_lr)[0] == "borderline"  # between stalled and healthy
     # a sweep where nothing learned has no stable range
     assert sweep_label(1e-3, _tags(1.35), 1.33, 1e-3)[0] == "borderline"
+
+
+def test_a_run_that_overfit_is_labelled_overfitting_not_by_its_final_loss_alone():
+    """LBFGS at lr 1 fits the training set to 1e-8 while the validation loss goes 0.76 -> 23: by its
+    final loss alone it 'barely moved'; it learned, then overfit."""
+    best, best_lr = 0.76, 1e-2
+    truth, why, also = sweep_label(1.0, _tags(23.2, best_val=0.759, final_train=1e-8), best, best_lr)
+    assert (truth, also) == ("overfitting", "learning_rate_too_high") and "overfit" in why
+    # at or below the sweep's best rate there is no second answer
+    assert sweep_label(1e-3, _tags(1.6, best_val=0.77, final_train=0.1), best, best_lr)[::2] == ("overfitting", "")
+    # a small rise (GL under 50%), a negligible absolute one, or a best that was never good: not overfit
+    assert sweep_label(1e-2, _tags(0.9, best_val=0.76, final_train=0.1), best, best_lr)[0] == "healthy"
+    assert sweep_label(1e-2, _tags(0.004, best_val=0.001, final_train=1e-5), 0.004, best_lr)[0] == "healthy"
+    assert sweep_label(1.0, _tags(3.0, best_val=1.3, final_train=0.1), best, best_lr)[0] == "learning_rate_too_high"
+    # the training loss must have ended below the best validation loss (a generalisation gap)
+    assert sweep_label(1.0, _tags(2.0, best_val=0.77, final_train=1.0), best, best_lr)[0] != "overfitting"
+
+
+def test_imperfect_runs_are_labelled_by_outcome():
+    sweeps = {"mlp/plain/momentum/s0": (0.78, 1e-2), "mlp/plain/adam/s0": (0.70, 1e-3)}
+    spec = {"family": "mlp", "seed": 0, "optimizer": "momentum", "lr": 3e-3}
+    assert imperfect_label(spec, _tags(0.85), sweeps)[0] == "healthy"
+    # barely moved at a rate 3x under its sweep's best: too low
+    assert imperfect_label(spec, _tags(1.27), sweeps)[0] == "learning_rate_too_low"
+    # barely moved at its sweep's best rate (a short budget): no fault of the rate, stays healthy
+    assert imperfect_label({**spec, "lr": 1e-2}, _tags(1.27), sweeps)[0] == "healthy"
+    # no sweep with its optimiser: the family's best run is the reference, for overfitting only
+    lbfgs = {"family": "mlp", "seed": 0, "optimizer": "lbfgs", "lr": 1.0}
+    assert imperfect_label(lbfgs, _tags(19.4, best_val=0.82, final_train=1e-8), sweeps)[::2] == ("overfitting", "")
+    assert imperfect_label(lbfgs, _tags(1.3), sweeps)[0] == "healthy"
+    adam = {"family": "mlp", "seed": 0, "optimizer": "adam", "lr": 1e-2}
+    assert imperfect_label(adam, _tags(2.6, best_val=0.83, final_train=0.02), sweeps)[::2] == (
+        "overfitting",
+        "learning_rate_too_high",
+    )
+
+
+def test_an_injected_initial_loss_mismatch_that_did_not_show_is_borderline():
+    spec = {"truth": "initial_loss_mismatch"}
+    assert fault_label(spec, _tags(0.8, first=CHANCE + 0.02))[0] == "borderline"
+    assert fault_label(spec, _tags(0.8, first=4.5))[0] == "initial_loss_mismatch"
+    assert fault_label({"truth": "dead_relu"}, _tags(0.8, first=CHANCE))[0] == "dead_relu"
 
 
 def test_split_is_deterministic_stratified_and_half_half():
@@ -95,3 +140,33 @@ def test_scores():
     assert s["lr_direction_errors"]["too_high_named_too_low"] == 1
     assert s["lr_direction_errors"]["too_high_named_too_low_first"] == 0
     assert s["confusion"]["healthy"] == {"(healthy)": 1, "dead_relu": 1}
+
+
+def test_an_accepted_alternative_counts_as_right():
+    rows = [
+        Row(
+            "a",
+            "overfitting",
+            "tune",
+            "warning",
+            ["learning_rate_too_high", "overfitting"],
+            [],
+            ("learning_rate_too_high",),
+        ),
+        Row("b", "overfitting", "tune", "warning", ["learning_rate_too_high"]),
+        Row(
+            "c",
+            "overfitting",
+            "tune",
+            "warning",
+            ["plateau", "learning_rate_too_low", "overfitting"],
+            [],
+            ("learning_rate_too_high",),
+        ),
+    ]
+    s = scores(rows)
+    assert s["top1"] == pytest.approx(1 / 3) and s["top3"] == pytest.approx(2 / 3)
+    assert s["with_alternatives"] == 2
+    assert s["per_cause"]["learning_rate_too_high"]["precision"] == 0.5
+    assert s["per_cause"]["overfitting"]["recall"] == pytest.approx(1 / 3)
+    assert s["lr_direction_errors"]["too_high_named_too_low"] == 1

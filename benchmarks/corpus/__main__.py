@@ -39,6 +39,16 @@ def generate(tracking_uri: str, jobs: int, size: str, only: tuple[str, ...]) -> 
 
 
 @main.command()
+@click.option("--tracking-uri", required=True, help="sqlite:///DIR/mlflow.db of a generated corpus")
+def relabel(tracking_uri: str) -> None:
+    """Label the corpus again after a change to the labeller; every run keeps its tune/heldout split."""
+    from benchmarks.corpus.generate import label_and_split
+
+    for line in label_and_split(tracking_uri):
+        click.echo(line)
+
+
+@main.command()
 @click.option("--tracking-uri", required=True)
 @click.option(
     "--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True, help="Workers for the audits."

@@ -32,6 +32,19 @@ HEALTHY_PROGRESS = 0.6
 STALLED_PROGRESS = 0.3
 #: a sweep whose best run improved on chance by less than this has no stable range: all borderline
 MIN_SWEEP_GAIN = 0.1
+#: a run "overfit" when its final validation loss ended this many times above its best (Prechelt's
+#: generalization loss GL >= 50%, his scale's top end), ...
+OVERFIT_RATIO = 1.5
+#: ... by at least this much in absolute terms (a tenth of the chance loss: 0.001 -> 0.004 is no harm), ...
+OVERFIT_MIN_RISE = 0.1 * CHANCE
+#: ... its best was a healthy result (progress >= HEALTHY_PROGRESS) and its training loss ended below that best
+#: an imperfect run that barely moved is `learning_rate_too_low` when its rate is this many times under the best
+#: rate of the sweep with its family, optimiser and seed (else it stays `healthy`: a short budget is no fault)
+IMPERFECT_LOW_LR_FACTOR = 3.0
+#: an injected `initial_loss_mismatch` whose first training loss is within this of ln 4 did not show (BERT's
+#: classifier head starts at std 0.02: x10 leaves its logits near 0): `borderline`. 0.25 nat is what logits of
+#: std ~0.7 add to ln C; a correctly initialised model's first-batch loss scatters ~0.1 nat around ln 4.
+MISMATCH_SHOWN_NATS = 0.25
 
 TAG = "corpus."
 
@@ -72,8 +85,9 @@ def _init_worker(shard_dir: str, artifact_root: str) -> None:
     exp_id = mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_root)
     mlflow.autolog(log_models=False, log_datasets=False, silent=True)  # the recorder comes on with it
     # Lightning runs still saved their model (a pickle and a pip-requirements subprocess, ~30 s each on
-    # a busy machine) with mlflow.autolog(log_models=False) alone: say it to the PyTorch flavor too
-    mlflow.pytorch.autolog(log_models=False, log_datasets=False, silent=True)
+    # a busy machine) with mlflow.autolog(log_models=False) alone: say it to the PyTorch flavor too, and
+    # switch off its best-checkpoint saving (checkpoint=True by default, a model pickle per improving epoch)
+    mlflow.pytorch.autolog(log_models=False, log_datasets=False, silent=True, checkpoint=False)
     _W.update(exp_id=exp_id, work=work)
 
 
@@ -105,10 +119,14 @@ def _train_one(spec_json: str) -> dict:
             error = f"{type(exc).__name__}: {exc}"[:500]
         losses, vals = out["losses"], out["val"]
         finite = [v for v in losses if math.isfinite(v)]
+        finite_vals = [v for v in vals if math.isfinite(v)]
+        tail = finite[-max(1, len(finite) // 10) :]
         facts = {
             "first_loss": losses[0] if losses else float("nan"),
             "max_loss": max(finite) if finite else float("nan"),
             "final_val": vals[-1] if vals else float("nan"),
+            "best_val": min(finite_vals) if finite_vals else float("nan"),
+            "final_train": sum(tail) / len(tail) if tail else float("nan"),
             "nonfinite": int(len(finite) < len(losses) or any(not math.isfinite(v) for v in vals)),
             "steps": len(losses),
         }
@@ -198,75 +216,170 @@ def _f(tags: dict, key: str) -> float:
         return float("nan")
 
 
-def sweep_label(lr: float, tags: dict, best: float, best_lr: float) -> tuple[str, str]:
-    """(truth, why) of one sweep run, from its outcome against its sweep's best run (its fix)."""
+def overfit(tags: dict, best: float) -> str:
+    """Why the run counts as overfit ('' when it does not): its own best validation loss was a healthy
+    result against `best` (its sweep's or family's best final loss), then it ended OVERFIT_RATIO times
+    above that best while its training loss ended below it."""
+    final, own_best, train = _f(tags, "final_val"), _f(tags, "best_val"), _f(tags, "final_train")
+    gain = CHANCE - best
+    if not all(math.isfinite(v) for v in (final, own_best, train, best)) or gain < MIN_SWEEP_GAIN or own_best <= 0:
+        return ""
+    if (CHANCE - own_best) / gain < HEALTHY_PROGRESS or train >= own_best:
+        return ""
+    if final < OVERFIT_RATIO * own_best or final - own_best < OVERFIT_MIN_RISE:
+        return ""
+    return f"overfit: validation loss {own_best:.3g} at its best, {final:.3g} at the end, training loss {train:.3g}"
+
+
+def sweep_label(lr: float, tags: dict, best: float, best_lr: float) -> tuple[str, str, str]:
+    """(truth, why, also) of one sweep run, from its outcome against its sweep's best run (its fix).
+    `also`: another answer accepted as right (a run that overfit at a rate above the best one is
+    `overfitting`, and `learning_rate_too_high` explains why so soon)."""
     final, peak = _f(tags, "final_val"), _f(tags, "max_loss")
     gain = CHANCE - best
     if not math.isfinite(best) or gain < MIN_SWEEP_GAIN:
-        return "borderline", "no run of its sweep learned: no stable range"
+        return "borderline", "no run of its sweep learned: no stable range", ""
     exploded = tags.get(TAG + "outcome.nonfinite") == "1" or not math.isfinite(final) or peak > EXPLODED_FACTOR * CHANCE
     progress = (CHANCE - final) / gain if math.isfinite(final) else float("-inf")
+    if not exploded and (why := overfit(tags, best)):
+        return "overfitting", why, "learning_rate_too_high" if lr > best_lr else ""
     if exploded:
         if progress < HEALTHY_PROGRESS:
-            return "learning_rate_too_high", f"exploded (peak loss {peak:.3g}), progress {progress:.2f}"
-        return "borderline", f"spiked (peak loss {peak:.3g}) but trained, progress {progress:.2f}"
+            return "learning_rate_too_high", f"exploded (peak loss {peak:.3g}), progress {progress:.2f}", ""
+        return "borderline", f"spiked (peak loss {peak:.3g}) but trained, progress {progress:.2f}", ""
     if progress >= HEALTHY_PROGRESS:
-        return "healthy", f"progress {progress:.2f}"
+        return "healthy", f"progress {progress:.2f}", ""
     if progress < STALLED_PROGRESS:
         cause = "learning_rate_too_high" if lr > best_lr else "learning_rate_too_low"
-        return cause, f"barely moved (progress {progress:.2f}) at lr {lr:g}, best lr {best_lr:g}"
-    return "borderline", f"progress {progress:.2f}, between stalled and healthy"
+        return cause, f"barely moved (progress {progress:.2f}) at lr {lr:g}, best lr {best_lr:g}", ""
+    return "borderline", f"progress {progress:.2f}, between stalled and healthy", ""
+
+
+def imperfect_label(spec: dict, tags: dict, sweeps: dict) -> tuple[str, str, str]:
+    """(truth, why, also) of an imperfect run: `healthy` as built, unless its outcome says otherwise
+    against the sweep of its family, optimiser and seed (plain loop), or, lacking one, the best
+    sweep run of its family and seed: it overfit (see `overfit`), or it barely moved at a rate
+    IMPERFECT_LOW_LR_FACTOR times under that sweep's best rate."""
+    fam, seed = spec["family"], spec["seed"]
+    own = sweeps.get(f"{fam}/plain/{spec['optimizer']}/s{seed}")
+    pool = [b for g, b in sweeps.items() if g.startswith(f"{fam}/") and g.endswith(f"/s{seed}")]
+    best, best_lr = own or (min(pool) if pool else (float("nan"), float("nan")))
+    if why := overfit(tags, best):
+        # as in a sweep: above its sweep's best rate, the rate explains why it overfit so soon
+        return "overfitting", why, "learning_rate_too_high" if own and spec["lr"] > best_lr else ""
+    final = _f(tags, "final_val")
+    gain = CHANCE - best
+    if own and math.isfinite(final) and gain >= MIN_SWEEP_GAIN:
+        progress = (CHANCE - final) / gain
+        if progress < STALLED_PROGRESS and spec["lr"] * IMPERFECT_LOW_LR_FACTOR <= best_lr:
+            return (
+                "learning_rate_too_low",
+                f"barely moved (progress {progress:.2f}) at lr {spec['lr']:g}, its sweep's best lr {best_lr:g}",
+                "",
+            )
+    return "healthy", "imperfect healthy", ""
+
+
+def fault_label(spec: dict, tags: dict) -> tuple[str, str, str]:
+    """(truth, why, also) of a fault run: the injected cause, unless the fault plainly did not show in the
+    quantity it is defined by (an initial loss mismatch whose first loss is ln 4)."""
+    first = _f(tags, "first_loss")
+    if spec["truth"] == "initial_loss_mismatch" and abs(first - CHANCE) < MISMATCH_SHOWN_NATS:
+        return (
+            "borderline",
+            f"injected, but the first loss {first:.3g} is ln 4 within {MISMATCH_SHOWN_NATS}: not shown",
+            "",
+        )
+    return spec["truth"], "injected", ""
+
+
+def _facts_from_curves(client, run) -> dict:
+    """best_val and final_train of a run generated before they were recorded as outcome tags, from
+    the curves it logged itself (plain and Lightning: val_loss/train_loss; HF Trainer: eval_loss/loss)."""
+    keys = run.data.metrics
+    out = {}
+    for fact, names, pick in (
+        ("best_val", ("val_loss", "eval_loss"), min),
+        ("final_train", ("train_loss", "train_loss_epoch", "loss"), lambda v: v[-1]),
+    ):
+        name = next((k for k in names if k in keys), None)
+        if TAG + "outcome." + fact in run.data.tags or name is None:
+            continue
+        hist = [m.value for m in sorted(client.get_metric_history(run.info.run_id, name), key=lambda m: m.step)]
+        hist = [v for v in hist if math.isfinite(v)]
+        if hist:
+            out[TAG + "outcome." + fact] = f"{pick(hist):.6g}"
+    return out
 
 
 def label_and_split(tracking_uri: str) -> list[str]:
+    """Label every run (sweeps against their sweep's best run, faults by what was injected, imperfect runs
+    by outcome) and split them tune/heldout. A run that already has a split keeps it: relabelling after a
+    labeller change never moves a run between the splits."""
     from mlflow.entities import RunTag
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(EXPERIMENT)
     runs = client.search_runs([exp.experiment_id], max_results=50000)
-    truth: dict[str, tuple[str, str]] = {}
+    tags_of = {run.info.run_id: {**run.data.tags, **_facts_from_curves(client, run)} for run in runs}
+    truth: dict[str, tuple[str, str, str]] = {}
     sweeps = defaultdict(list)
+    imperfect = []
     for run in runs:
-        tags = run.data.tags
+        tags = tags_of[run.info.run_id]
         spec = json.loads(tags[TAG + "spec"])
         if tags.get(TAG + "error"):
-            truth[run.info.run_id] = ("borderline", "the run crashed: " + tags[TAG + "error"])
+            truth[run.info.run_id] = ("borderline", "the run crashed: " + tags[TAG + "error"], "")
         elif spec["kind"] == "sweep":
             sweeps[tags[TAG + "group"]].append((spec["lr"], run))
+        elif spec["kind"] == "imperfect":
+            imperfect.append((spec, run))
         else:
-            truth[run.info.run_id] = (spec["truth"], "injected" if spec["kind"] == "fault" else "imperfect healthy")
+            truth[run.info.run_id] = fault_label(spec, tags)
     ranges = []
+    bests = {}
     for group, members in sorted(sweeps.items()):
         finals = [
-            (_f(r.data.tags, "final_val"), lr)
+            (_f(tags_of[r.info.run_id], "final_val"), lr)
             for lr, r in members
             if math.isfinite(_f(r.data.tags, "final_val")) and r.data.tags.get(TAG + "outcome.nonfinite") != "1"
         ]
         best, best_lr = min(finals) if finals else (float("nan"), float("nan"))
+        if finals and CHANCE - best >= MIN_SWEEP_GAIN:
+            bests[group] = (best, best_lr)
         labels = {}
         for lr, run in sorted(members, key=lambda m: m[0]):
-            labels[lr] = sweep_label(lr, run.data.tags, best, best_lr)
+            labels[lr] = sweep_label(lr, tags_of[run.info.run_id], best, best_lr)
             truth[run.info.run_id] = labels[lr]
-        healthy = [lr for lr, (t, _) in labels.items() if t == "healthy"]
+        healthy = [lr for lr, (t, _, _) in labels.items() if t == "healthy"]
         ranges.append(
             f"  {group:<28} best lr {best_lr:g} (val {best:.3f}); healthy "
             + (f"{min(healthy):g}..{max(healthy):g}" if healthy else "none")
             + "; "
             + " ".join(f"{lr:g}:{_short(labels[lr][0])}" for lr in sorted(labels))
         )
+    for spec, run in imperfect:
+        truth[run.info.run_id] = imperfect_label(spec, tags_of[run.info.run_id], bests)
     splits = assign_splits({run.data.tags[TAG + "key"]: truth[run.info.run_id][0] for run in runs})
     counts = defaultdict(lambda: [0, 0])
     for run in runs:
-        t, why = truth[run.info.run_id]
-        split = splits[run.data.tags[TAG + "key"]]
+        t, why, also = truth[run.info.run_id]
+        split = run.data.tags.get(TAG + "split") or splits[run.data.tags[TAG + "key"]]
         counts[t][split == "heldout"] += 1
+        extra = {k: v for k, v in tags_of[run.info.run_id].items() if k not in run.data.tags}
         client.log_batch(
             run.info.run_id,
-            tags=[RunTag(TAG + "truth", t), RunTag(TAG + "split", split), RunTag(TAG + "why", why[:500])],
+            tags=[
+                RunTag(TAG + "truth", t),
+                RunTag(TAG + "split", split),
+                RunTag(TAG + "why", why[:500]),
+                RunTag(TAG + "also", also),
+                *(RunTag(k, v) for k, v in extra.items()),
+            ],
         )
     lines = [
-        "sweeps (lr:label, H healthy, hi too high, lo too low, ? borderline):",
+        "sweeps (lr:label, H healthy, hi too high, lo too low, O overfitting, ? borderline):",
         *ranges,
         "truth: " + ", ".join(f"{t} {a}+{b}" for t, (a, b) in sorted(counts.items())) + " (tune+heldout)",
     ]
@@ -289,4 +402,6 @@ def assign_splits(truth_by_key: dict[str, str]) -> dict[str, str]:
 
 
 def _short(t: str) -> str:
-    return {"healthy": "H", "learning_rate_too_high": "hi", "learning_rate_too_low": "lo"}.get(t, "?")
+    return {"healthy": "H", "learning_rate_too_high": "hi", "learning_rate_too_low": "lo", "overfitting": "O"}.get(
+        t, "?"
+    )

@@ -4,12 +4,12 @@ Three kinds of run:
 
 - `sweep`: a learning-rate sweep over 1e-6 .. 10 (eight values, seven orders of magnitude) for
   every family, style and optimiser listed in `SWEEPS`. Its truth is decided from its outcome
-  after the sweep has run (see `label.py`), never from the learning rate alone.
+  after the sweep has run (see `generate.py: sweep_label`), never from the learning rate alone.
 - `fault`: a sound setup (the family's default optimiser and learning rate) with one injected
   fault at one of its severities; its truth is the injected cause.
 - `imperfect`: the ordinary healthy runs teams have by the hundred (early stopping, warm-up
   fine-tuning, small noisy batches, short runs, runs still improving, full-batch runs, ...);
-  truth `healthy`.
+  truth `healthy` unless its outcome says otherwise (`generate.py: imperfect_label`).
 """
 
 from __future__ import annotations

@@ -212,3 +212,35 @@ def test_large_steps_that_left_the_validation_loss_back_at_chance_are_the_rate_a
     # the same steps and the same noisy validation loss ending at 0.93, well below chance (a healthy
     # sweep member at the same rate): no sign at all
     quiet(CAUSE, _sgd_lr1([0.938, 0.969, 0.774, 0.852, 0.878, 0.937, 0.961, 1.008, 0.922, 0.93]))
+
+
+def rate_schedule_run(optimizer: str, rates: np.ndarray):
+    """A healthy recorded run whose logged learning rate follows `rates` (one point every 10 steps;
+    the diagnostics hold the optimizer's rate at the end, as the recorder writes them)."""
+    from mlflow_nnaudit.auditor.curves import Curve
+
+    d = healthy_diagnostics(optimizer=optimizer_facts(optimizer, lr=float(rates[-1]), momentum=None))
+    lr = Curve("nnaudit/lr", np.arange(len(rates)) * 10.0, np.asarray(rates, dtype=float))
+    return make_view(healthy_loss(), diagnostics=d, lr=lr)
+
+
+def test_a_rate_that_keeps_rising_far_past_its_usual_range_is_reported():
+    # a rate raised a little every step (a corpus fault): Adam from 2e-3 to ~0.13 over 600 steps, still
+    # rising at the end; the run still trained (no harm in the curves): an advisory, not a failure
+    from mlflow_nnaudit.auditor.verdict import default_links, judge
+
+    view = rate_schedule_run("Adam", 2e-3 * 1.007 ** (np.arange(60) * 10.0))
+    f = fires(CAUSE, view)
+    assert f.evidence[-1].test == "rising_rate" and "still rising at the end" in f.summary
+    findings, status, _ = judge([f], default_links(), None, view.outcome_harm())
+    assert status == "healthy" and findings[0].advisory
+
+
+def test_quiet_on_a_warm_up_that_levels_off_or_a_rise_within_the_usual_range():
+    # a linear warm-up from 0 to 1e-3 over the first fifth, then constant: it levels off
+    warm = np.minimum(np.linspace(0, 5, 60), 1.0) * 1e-3
+    quiet(CAUSE, rate_schedule_run("Adam", np.maximum(warm, 1e-6)))
+    # rising to the end, 50x, but only to 1e-3: Adam's usual top
+    quiet(CAUSE, rate_schedule_run("Adam", np.geomspace(2e-5, 1e-3, 60)))
+    # SGD has no usual range to compare with: its update ratios say whether steps are large
+    quiet(CAUSE, rate_schedule_run("SGD", 2e-3 * 1.007 ** (np.arange(60) * 10.0)))

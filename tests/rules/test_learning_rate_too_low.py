@@ -230,6 +230,74 @@ def test_a_rate_logged_at_a_few_sampled_steps_is_read_between_them():
 
     sparse = Curve("nnaudit/lr", np.array([0.0, 10.0, 420.0]), np.array([1e-3, 1e-3, 7.29e-7]))
     quiet(CAUSE, make_view(slow_loss(), lr=sparse))
-    # the same three points with the last one barely under a tenth: it crossed late, the curves count
-    late = Curve("nnaudit/lr", np.array([0.0, 10.0, 420.0]), np.array([1e-3, 1e-3, 9e-5]))
+    # the last one barely under a tenth, at step 500: it crossed late (~80% in, inside the tail window
+    # the curves are read on), the curves count
+    late = Curve("nnaudit/lr", np.array([0.0, 10.0, 500.0]), np.array([1e-3, 1e-3, 9e-5]))
     fires(CAUSE, make_view(slow_loss(), lr=late))
+
+
+def test_a_rate_gone_before_the_tail_leaves_the_tail_to_the_schedule():
+    # ExponentialLR(gamma 0.5) per epoch over 6 epochs (a corpus fault): the rate is a tenth of its
+    # peak ~60% into the run, after the first half but before the last 30% that the tail test reads:
+    # the tail's slowness is the rate the schedule left, not the rate that was set (lr_decay_too_fast)
+    import numpy as np
+
+    from mlflow_nnaudit.auditor.curves import Curve
+
+    halving = Curve("lr", np.arange(6) * 100.0, 1e-3 * 0.5 ** np.arange(6))
+    quiet(CAUSE, make_view(slow_loss(), lr=halving))
+    # a cosine over the whole run gets to a tenth only ~80% in, inside the tail: the set rate is read
+    t = np.linspace(0, 1, 25)
+    cosine = Curve("lr", t * 599, 1e-3 * 0.5 * (1 + np.cos(np.pi * t)))
+    fires(CAUSE, make_view(slow_loss(), lr=cosine))
+
+
+def at_chance_run(optimizer: str, lr: float, ratio: float, seed=7):
+    """A recorded 4-class run that learned nothing: per-step losses and 8 evaluations at ln 4 with
+    noise (the evaluations not each lower than the last, so no creep), its update ratios `ratio`."""
+    import numpy as np
+
+    from tests.rules.conftest import optimizer_facts, recorder_params, rng
+
+    r = rng(seed)
+    d = healthy_diagnostics(optimizer=optimizer_facts(optimizer, lr=lr, momentum=None))
+    d["loss"] = dict(d.get("loss", {}), n_classes=4, chance_loss=CHANCE)
+    ratios = layer_curves("update_ratio", {n: ratio for n in layer_names(d["model"])})
+    val = CHANCE + 0.002 * np.array([1.0, 0.2, 0.6, -0.1, 0.4, -0.3, 0.1, -0.2])
+    params = recorder_params(d) | {"n_classes": "4"}
+    return make_view(CHANCE + 0.05 * r.standard_normal(600), val, diagnostics=d, extra=ratios, params=params)
+
+
+def test_steps_ten_times_too_small_on_a_run_that_learned_nothing():
+    # AdamW at 1e-5 on a small BERT (a corpus sweep: its update ratios ~1e-4, not the 1e-5 of the
+    # recorder's own test), the curves at chance wiggling too much for a creep or a trend: a tenth of
+    # the bottom of Adam's usual range, and nothing learned
+    f = fires(CAUSE, at_chance_run("AdamW", 1e-5, 1.3e-4))
+    assert any(e.test == "small_steps" for e in f.evidence) and "without having learned" in f.summary
+    # SGD: its recorded steps, 5e-5 of the weights from the first step on
+    fires(CAUSE, at_chance_run("SGD", 1e-3, 5e-5))
+
+
+def test_quiet_on_a_run_at_chance_with_steps_of_a_usual_size():
+    # Adam at 1e-3 stuck at chance (shuffled labels, a bug): not the rate's doing
+    quiet(CAUSE, at_chance_run("Adam", 1e-3, 1e-3))
+    quiet(CAUSE, at_chance_run("SGD", 0.1, 1e-3))
+
+
+def test_small_steps_alone_are_no_finding_on_a_run_that_learned():
+    d, ratios = recorded(5e-5)
+    quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=ratios))
+
+
+def test_a_slow_decline_with_small_steps_rests_on_no_p_value():
+    # the same slow decline read with AdamW at 1e-5 on a run that ended near chance: the steps and
+    # the outcome decide it, so the audit's false-discovery control cannot drop it (plateau would
+    # then be named first for what the small rate did)
+    from tests.rules.conftest import optimizer_facts, recorder_params
+
+    d = healthy_diagnostics(optimizer=optimizer_facts("AdamW", lr=1e-5, momentum=None))
+    view = make_view(slow_loss(), diagnostics=d, params=recorder_params(d) | {"n_classes": "4"})
+    assert view.outcome_harm() is not None
+    f = fires(CAUSE, view)
+    assert f.p_value is None and any(e.test == "small_steps" for e in f.evidence)
+    assert fires(CAUSE, make_view(slow_loss())).p_value is not None  # the curves alone: a test, a p-value

@@ -87,7 +87,68 @@ def test_fires_on_a_fast_decay_logged_at_a_few_sampled_steps():
 
 def test_quiet_on_a_slow_decay_logged_at_a_few_sampled_steps():
     # gamma 0.75 reaches a tenth of the peak at epoch 8 (step 480 of 720): the samples at step 500 and
-    # at the end place it there too, late, whatever the loss did
+    # at the end place it there too, late, and the run learned (no class count says otherwise)
     quiet(CAUSE, sparse_recorded_run(0.75))
     # gamma 0.85 has not reached it by the end (0.85^11 = 0.17): the end-of-run rate says so
     quiet(CAUSE, sparse_recorded_run(0.85))
+
+
+def cut_while_learning_run(tau: float, noise=0.12, epochs=8, per_epoch=32, seed=5):
+    """MultiStepLR(milestones=[2], gamma=0.01) from 3e-3 on a classifier (C = 4), the rate logged
+    every step, the per-step minibatch losses noisy: the rate is cut 100x after two epochs (25%
+    into the run; seed 5: one where the 32 per-step losses of the second epoch do not show their
+    fall). `tau`: how many epochs at the full rate the model needs to learn (5: still learning fast
+    at the cut, it stops ~0.97, below chance but far from where it was heading; 0.2: it had learned
+    nearly all of it by the end of the first epoch)."""
+    rng = np.random.default_rng([SEED, seed])
+    step_lr = np.repeat([3e-3 if e < 2 else 3e-5 for e in range(epochs)], per_epoch)
+    progress = np.cumsum(step_lr) / 3e-3 / per_epoch
+    chance = np.log(4)
+    clean = chance - 0.9 * chance * (1 - np.exp(-progress / tau))
+    loss = clean + noise * rng.standard_normal(len(clean))
+    val = clean.reshape(epochs, per_epoch)[:, -1] + 0.002 * rng.standard_normal(epochs)
+    return make_view(
+        loss, val, lr=Curve("lr", np.arange(len(step_lr), dtype=float), step_lr), params={"n_classes": "4"}
+    )
+
+
+def test_fires_when_the_validation_loss_was_still_falling_fast_at_an_early_cut():
+    # the per-step losses before the cut are too noisy to show their fall, and the run ended well
+    # below chance (no outcome harm): the validation loss, measured on the whole set, fell more in
+    # its last evaluation before the cut than in all the evaluations after it together
+    view = cut_while_learning_run(tau=5.0)
+    assert view.outcome_harm() is None
+    f = fires(CAUSE, view)
+    assert f.evidence[1].test == "val_fell_before_drop" and f.p_value is None
+    assert "last evaluation before it" in f.summary
+
+
+def test_quiet_on_the_same_cut_after_the_model_had_learned():
+    # the validation loss had all but stopped falling by the cut: a converged model, not one cut short
+    quiet(CAUSE, cut_while_learning_run(tau=0.2))
+
+
+def late_cut_run(learned: bool, epochs=6, per_epoch=32, seed=4):
+    """ExponentialLR(gamma=0.5) from 1e-3 over 6 epochs: the rate reaches a tenth of its peak in the
+    fifth epoch (~60% into the run, after the first half). `learned`: the model learns at this rate
+    within an epoch; else it needs ~10 epochs at the full rate (a BERT-like slow start) and ends near chance."""
+    rng = np.random.default_rng([SEED, seed])
+    lrs = np.array([1e-3 * 0.5**e for e in range(epochs)])
+    progress = np.cumsum(np.repeat(lrs, per_epoch)) / 1e-3 / per_epoch
+    chance = np.log(4)
+    clean = chance - 0.9 * chance * (1 - np.exp(-progress / (0.3 if learned else 10.0)))
+    loss = clean + 0.03 * rng.standard_normal(len(clean))
+    val = clean.reshape(epochs, per_epoch)[:, -1]
+    lr = Curve("lr", np.arange(epochs) * per_epoch, lrs)
+    return make_view(loss, val, lr=lr, params={"n_classes": "4"})
+
+
+def test_fires_on_a_cut_after_the_first_half_of_a_run_that_never_learned():
+    # the rate was a tenth of its peak before the last 30% of the run, and the model was still at
+    # chance: the schedule took the rate away before it learned anything
+    f = fires(CAUSE, late_cut_run(learned=False))
+    assert 0.5 < f.evidence[0].values["share_of_run"] < 0.7 and "without having learned" in f.summary
+
+
+def test_quiet_on_the_same_late_cut_on_a_run_that_learned():
+    quiet(CAUSE, late_cut_run(learned=True))

@@ -45,3 +45,11 @@ def test_quiet_on_lbfgs():
     view.params["nnaudit.optimizer"] = "LBFGS"
     quiet(CAUSE, view)
     assert view.update_ratios() == {}  # nor does any learning-rate rule read them
+
+
+def test_quiet_when_a_layer_just_crosses_the_line_next_to_layers_as_fast():
+    # SGD at lr 1 on a GRU (a healthy corpus sweep run, the best of its sweep): the recurrent layer at
+    # 5e-2, the head at 1.1e-1: one fast learning rate for the whole network, not one layer apart
+    quiet(CAUSE, run({"0": 55 * HEALTHY, "3": 50 * HEALTHY, "6": 110 * HEALTHY}))
+    # the same head 10x above the others stands apart
+    fires(CAUSE, run({"0": 5 * HEALTHY, "3": 5 * HEALTHY, "6": 110 * HEALTHY}))

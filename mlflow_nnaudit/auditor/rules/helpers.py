@@ -743,6 +743,57 @@ def large_steps(view: RunView) -> str | None:
     return f"each step moved the weights by {med:.1%} of their size (10x the usual ~0.1%)"
 
 
+#: a median update/weight ratio of at most this is 10x under the healthy ~1e-3 (the mirror of UPDATE_RATIO_LARGE)
+UPDATE_RATIO_SMALL = 1e-4
+
+
+def small_steps(view: RunView) -> str | None:
+    """Steps 10x under their usual size, said in words, or None: an adaptive optimiser (`ADAPTIVE`)
+    at a tenth of the bottom of its usual rates or less (the range spans a decade under
+    `USUAL_LR_TOP`: Adam 1e-5 or less); another optimiser whose recorded median update/weight
+    ratio, over the second half and on the first measured step alike, is UPDATE_RATIO_SMALL or
+    less (tiny steps from the first one: not a loss that reached its minimum, nor a decayed
+    rate). None on L-BFGS and without the rate or the recorder's ratios. Never decisive alone."""
+    if view.lbfgs():
+        return None
+    lr = adaptive_lr(view)
+    if lr is not None:
+        top = USUAL_LR_TOP.get((view.optimizer_name() or "").lower())
+        if top is None or lr > top / LARGE_LR_FACTOR**2:
+            return None
+        return f"{view.optimizer_name()} at a learning rate of {fmt_num(lr)} (a tenth of the bottom of its usual range or less)"
+    ratios = [v for v in view.update_ratios().values() if v > 0]
+    first = [v for v in early_update_ratios(view).values() if v > 0]
+    if not ratios or not first or (view.optimizer_name() or "").lower() in ADAPTIVE:
+        return None
+    med, first_med = float(np.median(ratios)), float(np.median(first))
+    if max(med, first_med) > UPDATE_RATIO_SMALL:
+        return None
+    return f"each step moved the weights by {med:.1e} of their size from the first step on (10x under the usual ~1e-3)"
+
+
+def rising_rate(view: RunView) -> tuple[str, Evidence] | None:
+    """A logged learning rate (`lr_points`, with the recorder's end-of-run rate) that rose tenfold or
+    more over the run and was still rising at its last point, ending at LARGE_LR_FACTOR times the top
+    of its adaptive optimiser's usual range (`USUAL_LR_TOP`) or more: a schedule that raises the rate
+    without bound (a warm-up levels off; a range test is meant to end there). The sign and its
+    evidence; None otherwise (and for optimisers without a known usual range)."""
+    lr, top = lr_points(view), USUAL_LR_TOP.get((view.optimizer_name() or "").lower())
+    if lr is None or top is None or not lr.values[0] > 0:
+        return None
+    first, last = float(lr.values[0]), float(lr.values[-1])
+    # still rising: its top first reached at one of the last two points (the recorder's end-of-run rate
+    # may repeat the last one logged); a warm-up reaches its top early and holds it
+    reached = int(np.argmax(lr.values >= float(np.max(lr.values))))
+    if last < LARGE_LR_FACTOR * max(first, top) or reached < len(lr.values) - 2:
+        return None
+    sign = (
+        f"the learning rate rose {last / first:.0f}x over the run and was still rising at the end, to "
+        f"{fmt_num(last)}: {view.optimizer_name()} at 10x the top of its usual range ({fmt_num(top)}) or more"
+    )
+    return sign, Evidence("rising_rate", lr.key, {"first": first, "last": last, "usual_top": top})
+
+
 @dataclass(frozen=True)
 class EarlyOverfit:
     """The validation loss was best early in the run, then rose away from that best."""

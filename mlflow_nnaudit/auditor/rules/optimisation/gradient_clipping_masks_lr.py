@@ -13,8 +13,12 @@ class GradientClippingMasksLr(Rule):
     the largest |gradient|, on a sample of calls) with the limit. Reported when the clip bites
     on at least half of at least 10 measured calls: every such step has the length the limit
     sets, not the one the learning rate sets, so the clip hides a learning rate that is too
-    high. High confidence when it bites on 90% of the calls with the typical gradient at least
-    twice the limit.
+    high. Also when it bites less often but cuts a tenth of the calls or more to a tenth of their
+    size or less (the 90th percentile of gradient / limit at 10 or more): spikes on one step in
+    ten are no rare spikes, and each of those steps is the clip's, 10x smaller than the rate's
+    (a run that converged fast spends its later steps with gradients under the limit, which
+    dilutes the share). High confidence when it bites on 90% of the calls with the typical
+    gradient at least twice the limit.
 
     The clip-to-gradient ratio is not a learning-rate factor: the advice moves the learning rate
     by a bounded factor taken from the run's own numbers (the typical gradient-to-limit ratio,
@@ -32,6 +36,8 @@ class GradientClippingMasksLr(Rule):
     #: share of clipping calls where the clip bites that makes it "active on most steps" (the
     #: catalog's wording; clipping is meant to catch rare spikes, Pascanu et al. 2013)
     BITES_SHARE = 0.5
+    #: ... or cuts the 10% largest gradients by this factor or more (the recorder's 90th percentile)
+    SPIKE_CUT = 10.0
     #: measured calls needed before the share means anything
     MIN_CALLS = 10
     #: high confidence: bites this often, with the typical gradient this many times the limit
@@ -43,7 +49,8 @@ class GradientClippingMasksLr(Rule):
         if not isinstance(clip, dict) or clip.get("measured_calls", 0) < self.MIN_CALLS:
             return None
         share, ratio, limit = clip["bite_share"], clip["median_pre_clip_ratio"], clip["limit"]
-        if share < self.BITES_SHARE:
+        p90 = clip.get("p90_pre_clip_ratio") or 0.0
+        if share < self.BITES_SHARE and not p90 >= self.SPIKE_CUT:
             return None
         what = "norm" if clip.get("kind") == "norm" else "largest |value|"
         fn = "clip_grad_norm_" if clip.get("kind") == "norm" else "clip_grad_value_"
@@ -59,7 +66,8 @@ class GradientClippingMasksLr(Rule):
             severity="warning",
             score=min(1.0, share),
             summary=f"`{fn}` (limit {fmt_num(limit)}) cut the gradient on {share:.0%} of {clip['measured_calls']} "
-            f"measured calls; the gradient {what} was typically {ratio:.1f}x the limit",
+            f"measured calls; the gradient {what} was typically {ratio:.1f}x the limit"
+            + (f", and {p90:.0f}x or more on a tenth of them" if share < self.BITES_SHARE else ""),
             recommendation=f"Gradient clipping is active on {share:.0%} of the steps (the gradient {what} is typically "
             f"{ratio:.1f}x the limit {fmt_num(limit)}), so the step size is set by the clip, not by the learning rate: "
             f"lower the learning rate{lr_text} and set the limit near the gradient {what} of a healthy step (e.g. its "

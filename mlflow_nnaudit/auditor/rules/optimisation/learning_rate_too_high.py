@@ -32,7 +32,8 @@ class LearningRateTooHigh(Rule):
     started; what it destroyed on the way (dead ReLUs, vanishing gradients, a loss stuck at ln C)
     is listed as its consequence. A loss that sits at chance (ln C) or is exactly constant while
     the steps are far too large (recorded update ratios, or an adaptive optimiser at a learning
-    rate of 0.1 or more, 100x its usual range) is the same destruction seen after the fact. With
+    rate of 0.1 or more, 100x its usual range) is the same destruction seen after the fact. A logged
+    rate still rising at the end, tenfold over the run to 10x that range or more, is a sign too. With
     inputs 10x unit scale or more (the typical feature's RMS: each first-layer step is then 10-100x
     what it is on standardised inputs) it is listed as a consequence of `inputs_not_normalized`.
 
@@ -98,6 +99,8 @@ class LearningRateTooHigh(Rule):
         recorded_high = step is not None
         if step is not None:
             add(*step)
+        if (rising := helpers.rising_rate(view)) is not None:  # a schedule that keeps raising the rate
+            add(*rising)
         lr = view.learning_rate()
         adaptive_high = (helpers.adaptive_lr(view) or 0.0) >= self.ADAPTIVE_LR_HIGH
         spike = None if blew_up else helpers.early_spike(view)

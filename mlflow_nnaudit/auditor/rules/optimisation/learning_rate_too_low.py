@@ -5,22 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
+from mlflow_nnaudit.auditor.rules import helpers
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
-from mlflow_nnaudit.auditor.rules.helpers import (
-    BLOWUP_READS,
-    LEARNING_RATE_READS,
-    LR_DECAY_EARLY,
-    NO_LEARNING,
-    TAIL_START,
-    UPDATE_RATIO_LOW,
-    UPDATE_RATIO_READS,
-    early_update_ratios,
-    exploded,
-    lr_decay,
-    lr_text,
-    monotone_creep,
-    trend_evidence,
-)
 
 
 class LearningRateTooLow(Rule):
@@ -33,9 +19,11 @@ class LearningRateTooLow(Rule):
     measurement: update/weight ratios far below ~1e-3 (median < 1e-5), both over the second
     half of the run and on the first measured step: a rate too small makes small steps from the
     first one, while steps of a healthy size that shrank later are the loss reaching its minimum
-    (the gradient vanishes) or a schedule decaying the rate, not a small rate. The curves are
-    not read for it when a logged learning rate fell to a tenth of its peak within the first half
-    of the run: their slowness is then the schedule's (`lr_decay_too_fast`), not the set rate's.
+    (the gradient vanishes) or a schedule decaying the rate, not a small rate. A run that ended
+    without having learned (the outcome's harm) with steps 10x under the usual (`small_steps`)
+    is one too, whatever shape its noisy curves took. The curves are not read for it when a logged
+    rate fell to a tenth of its peak before the last 30% of the run (the tail the test reads):
+    their slowness is then the schedule's (`lr_decay_too_fast`), not the set rate's.
 
     Never on a run whose loss blew up early (`stats.detect_blowup`): tiny updates after an
     explosion are dead units, not a small learning rate, and a finding of `learning_rate_too_high`
@@ -48,7 +36,7 @@ class LearningRateTooLow(Rule):
 
     cause = "learning_rate_too_low"
     consequence_of = ("too_much_regularization",)  # strong regularisation slows any rate's loss
-    reads = (*UPDATE_RATIO_READS, *LEARNING_RATE_READS, *BLOWUP_READS)
+    reads = (*helpers.UPDATE_RATIO_READS, *helpers.LEARNING_RATE_READS, *helpers.BLOWUP_READS)
     #: a finding of these says the opposite: this one is dropped (dead units make tiny updates
     #: whatever the learning rate, and parameters that get no gradient do not move at any rate:
     #: not a sign of small steps)
@@ -64,19 +52,19 @@ class LearningRateTooLow(Rule):
     #: does that with probability 2^-(n-1): 1/32 for 6), while the loss gained less than NO_LEARNING...
     CREEP_POINTS = 6
     #: median update/weight ratio below this is steps far too small (shared with update_ratio_abnormal)
-    RATIO_LOW = UPDATE_RATIO_LOW
+    RATIO_LOW = helpers.UPDATE_RATIO_LOW
     #: a run still falling steadily that gained less than this share of its starting loss is too slow
     SLOW_MAX_IMPROVEMENT = 0.2
     #: ... and whose last 30% still brought this share of the progress (a steady, undecelerated decline;
     #: a linear one gives 30%, a healthy decelerating curve a few percent)
     TAIL_SHARE_STEADY = 0.2
     #: the tail window (shared)
-    TAIL_START = TAIL_START
+    TAIL_START = helpers.TAIL_START
     #: less progress than this is no learning at all: a failed run (shared)
-    NO_LEARNING = NO_LEARNING
+    NO_LEARNING = helpers.NO_LEARNING
 
     def evaluate(self, view: RunView) -> Finding | None:
-        if exploded(view):
+        if helpers.exploded(view):
             return None
         role = VAL_LOSS if view.finite_curve(VAL_LOSS) is not None else TRAIN_LOSS
         lv = view.levels(role)
@@ -85,7 +73,7 @@ class LearningRateTooLow(Rule):
         # exact zeros are frozen or dead layers (another cause), not small steps
         ratios = {k: v for k, v in view.update_ratios().items() if v > 0}
         med = float(np.median(list(ratios.values()))) if ratios else None
-        early = [v for v in early_update_ratios(view).values() if v > 0]
+        early = [v for v in helpers.early_update_ratios(view).values() if v > 0]
         early_med = float(np.median(early)) if early else None
         # tiny updates after far too large first steps are a destroyed network, not small steps;
         # after steps of a healthy size they are a converged loss or a decayed rate: the first
@@ -94,9 +82,9 @@ class LearningRateTooLow(Rule):
         curve_slow = False
         evidence: list[Evidence] = []
         improvement = None
-        decay = lr_decay(view)
-        # after an early decay the curves show the schedule's rate, not the one that was set
-        set_rate_shown = decay is None or decay.share > LR_DECAY_EARLY
+        decay = helpers.lr_decay(view)
+        # a rate decayed to a tenth before the tail window: the tail's slowness is the schedule's, not the set rate's
+        set_rate_shown = decay is None or decay.share > self.TAIL_START
         if set_rate_shown and lv is not None and whole is not None and tail is not None and lv.start > 0:
             improvement = (lv.start - lv.end) / abs(lv.start)
             total, tail_drop = view.drop(role, 0.0, 1.0), view.drop(role, self.TAIL_START, 1.0)
@@ -108,21 +96,25 @@ class LearningRateTooLow(Rule):
                 key = view.curve(role).key
                 evidence += [
                     Evidence("slow_decline", key, {"improvement_share": improvement, "start": lv.start, "end": lv.end}),
-                    trend_evidence("mann_kendall_whole", key, whole),
-                    trend_evidence("mann_kendall_tail", key, tail),
+                    helpers.trend_evidence("mann_kendall_whole", key, whole),
+                    helpers.trend_evidence("mann_kendall_tail", key, tail),
                 ]
         if recorded_low:
             evidence.append(Evidence("update_ratio", None, {"median": med, "first": early_med, "per_layer": ratios}))
         creep = False
         if set_rate_shown and not curve_slow:  # a few evaluations are enough (`levels`, trends want more)
-            crept = monotone_creep(
+            crept = helpers.monotone_creep(
                 view, self.CREEP_POINTS, self.TAIL_SHARE_STEADY, self.NO_LEARNING, self.SLOW_MAX_IMPROVEMENT
             )
             if crept is not None:
                 creep, improvement = True, crept[0]
                 evidence.append(crept[1])
-        if not (curve_slow or recorded_low or creep):
+        harm = view.outcome_harm()
+        small = helpers.small_steps(view) if harm is not None and not recorded_low else None
+        if not (curve_slow or recorded_low or creep or small):
             return None
+        if small:  # steps 10x under the usual, and the run learned (next to) nothing: no test of a shape needed
+            evidence.append(Evidence("small_steps", None, {"median_ratio": med, "first_ratio": early_med}))
         slow_by_trend = curve_slow
         curve_slow = curve_slow or creep
         name = "validation" if role == VAL_LOSS or creep else "training"
@@ -131,10 +123,12 @@ class LearningRateTooLow(Rule):
                 f"the {name} loss fell only {improvement:.0%} over the whole run and was still falling steadily "
                 "at the end"
             )
+        elif small:
+            seen = f"{small}, and the run ended without having learned ({harm.summary})"
         else:
             seen = f"each step changed the weights by only {med:.1e} of their size (healthy is ~1e-3)"
         return self.finding(
-            p_value=whole.p_value if slow_by_trend and not recorded_low else None,
+            p_value=whole.p_value if slow_by_trend and not (recorded_low or small) else None,
             confidence="high" if (curve_slow and recorded_low) else "medium",
             # a creep is learning, however slowly: the outcome says whether the run failed (at chance it did)
             severity="failed"
@@ -142,7 +136,7 @@ class LearningRateTooLow(Rule):
             else "warning",
             score=0.6 + 0.2 * int(curve_slow) + 0.2 * int(recorded_low),
             summary=seen,
-            recommendation=f"The learning rate looks too low{lr_text(view)}: {seen}. Multiply it by 10 and "
+            recommendation=f"The learning rate looks too low{helpers.lr_text(view)}: {seen}. Multiply it by 10 and "
             "compare the first few hundred steps (a learning-rate range test finds the largest rate that still "
             "trains smoothly).",
             evidence=evidence,

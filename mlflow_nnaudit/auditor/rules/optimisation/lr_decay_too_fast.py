@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from mlflow_nnaudit.auditor import stats
-from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
+from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import FLAT_TOLERANCE, Evidence, Finding, Rule, RunView, fmt_num, fmt_step
-from mlflow_nnaudit.auditor.rules.helpers import LR_DECAY_EARLY, LR_DECAYED, lr_decay, trend_evidence
+from mlflow_nnaudit.auditor.rules.helpers import LR_DECAY_EARLY, LR_DECAYED, TAIL_START, lr_decay, trend_evidence
 
 
 class LrDecayTooFast(Rule):
@@ -17,18 +17,25 @@ class LrDecayTooFast(Rule):
     equivalence test of `plateau`: its change lies within +/-5% of the starting loss) for the
     rest of the run: progress stopped when the learning rate went, not because the model had
     learned. Where the stretch just before the drop is too short or too noisy to show the fall
-    (a cut after the first epoch), the whole stretch before the drop must have fallen
+    (a cut after the first epoch), the validation loss says it: its last evaluation before the
+    drop fell by more than that +/-5% band, more than it moved in all the evaluations after the
+    drop together. Failing that, the whole stretch before the drop must have fallen
     significantly and the run must have ended without having learned (the outcome's harm: a
     classifier at or near chance, a regression that explains little): then the flat tail is not
-    a converged model either. Needs the learning rate as a curve (`lr`, `learning_rate`, Lightning's `lr-Adam`,
-    the recorder's `nnaudit/lr`)."""
+    a converged model either. On such a run a decay before the last 30% of the run (the tail
+    window of the learning-rate rules; a cosine or linear schedule over the whole run gets there
+    only in it) is too fast as well: the rate was gone before the model learned anything. Needs
+    the learning rate as a curve (`lr`, `learning_rate`, Lightning's `lr-Adam`, the recorder's
+    `nnaudit/lr`)."""
 
     cause = "lr_decay_too_fast"
 
     #: the learning rate counts as decayed when it is this share of its peak or less (shared) ...
     DECAYED = LR_DECAYED
-    #: ... and it must get there within this share of the run to be "too fast" (shared)
+    #: ... and it must get there within this share of the run to be "too fast" (shared) ...
     DECAY_EARLY = LR_DECAY_EARLY
+    #: ... or before the tail window on a run that ended without having learned (shared)
+    DECAY_BEFORE_TAIL = TAIL_START
     #: loss points needed on each side of the drop for the two tests
     MIN_POINTS_EACH_SIDE = 8
 
@@ -39,7 +46,7 @@ class LrDecayTooFast(Rule):
         if decay is None or loss is None or lv is None or lv.start <= 0:
             return None
         peak, x_drop, share = decay.peak, decay.step, decay.share
-        if not 0 < share <= self.DECAY_EARLY:
+        if not 0 < share <= self.DECAY_BEFORE_TAIL:
             return None
         lx = loss.steps
         before, after = lx <= x_drop, lx > x_drop
@@ -48,8 +55,11 @@ class LrDecayTooFast(Rule):
         xb, yb = lx[before], loss.values[before]
         k = len(xb)
         pre = stats.mann_kendall(xb[k // 2 :], yb[k // 2 :])  # the half of the pre-drop stretch nearest the drop
-        harm = None
-        if pre.direction >= 0:
+        harm, val_fell = None, None
+        late = share > self.DECAY_EARLY  # too fast only for a run that never learned
+        if pre.direction >= 0 and not late:
+            val_fell = self.val_fell_at_drop(view, x_drop, FLAT_TOLERANCE * abs(lv.start))
+        if (pre.direction >= 0 and val_fell is None) or late:
             harm = view.outcome_harm()
             if harm is None:
                 return None  # the loss had stopped falling before the drop: it may have converged
@@ -61,21 +71,28 @@ class LrDecayTooFast(Rule):
             return None
         level = float(np.median(loss.values[after]))
         ended = f", and the run ended without having learned ({harm.summary})" if harm else ""
+        falling = "the loss, falling until then,"
+        if val_fell is not None:
+            vf = val_fell.values
+            falling = (
+                f"the validation loss fell {fmt_num(vf['fell'])} in its last evaluation before it and then moved "
+                f"{fmt_num(vf['moved_after'])} at most in all those after; the training loss"
+            )
         return self.finding(
             confidence="medium",
             severity="warning",
             score=min(1.0, 1.0 - share),
-            p_value=pre.p_value,
+            p_value=None if val_fell is not None else pre.p_value,
             summary=f"the learning rate fell from {fmt_num(peak)} to {fmt_num(self.DECAYED * peak)} or less by step "
-            f"{fmt_step(x_drop)} ({share:.0%} into the run); the loss, falling until then, stayed at "
-            f"{fmt_num(level)} after it{ended}",
+            f"{fmt_step(x_drop)} ({share:.0%} into the run); {falling} stayed at {fmt_num(level)} after it{ended}",
             recommendation=f"The learning-rate schedule shrinks the rate 10x by step {fmt_step(x_drop)}, {share:.0%} into "
             f"the run, and the loss stops improving there (flat at {fmt_num(level)}) although it was still falling: "
             "decay later or more gently (e.g. cosine or step decay over the whole run, a larger gamma / step_size), "
             "or train the remaining epochs at a higher rate.",
             evidence=[
                 Evidence("lr_drop", decay.key, {"peak": peak, "drop_step": x_drop, "share_of_run": share}),
-                trend_evidence(
+                val_fell
+                or trend_evidence(
                     "mann_kendall_before_drop" if harm is None else "mann_kendall_all_before_drop", loss.key, pre
                 ),
                 Evidence(
@@ -86,3 +103,21 @@ class LrDecayTooFast(Rule):
                 ),
             ],
         )
+
+    @staticmethod
+    def val_fell_at_drop(view: RunView, x_drop: float, band: float) -> Evidence | None:
+        """The validation loss's last evaluation at or before the drop fell from the one before it
+        by more than `band` (the flat test's +/-5% of the start) and by more than the validation
+        loss moved over all its evaluations after the drop together (at least 3): measured on the
+        whole validation set, one evaluation's fall is no minibatch noise. None otherwise."""
+        va = view.finite_curve(VAL_LOSS, min_points=2)
+        if va is None:
+            return None
+        x, v = va.steps, va.values
+        pre, post = v[x <= x_drop], v[x > x_drop]
+        if len(pre) < 2 or len(post) < 3:
+            return None
+        fell, moved = float(pre[-2] - pre[-1]), float(np.max(np.abs(post - pre[-1])))
+        if fell <= band or fell <= moved:
+            return None
+        return Evidence("val_fell_before_drop", va.key, {"fell": fell, "band": band, "moved_after": moved})

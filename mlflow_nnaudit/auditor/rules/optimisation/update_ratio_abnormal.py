@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
 from mlflow_nnaudit.auditor.rules.helpers import UPDATE_RATIO_HIGH, UPDATE_RATIO_LOW, UPDATE_RATIO_READS
@@ -10,8 +12,11 @@ from mlflow_nnaudit.auditor.rules.helpers import UPDATE_RATIO_HIGH, UPDATE_RATIO
 class UpdateRatioAbnormal(Rule):
     """Per layer, the median update/weight ratio ||dW||/||W|| over the second half of the run
     (recorder, sampled steps). ~1e-3 is the usual healthy order; reported when some layer is
-    above 1e-1 or below 1e-5 while others are not (when all layers are off together, the
-    learning-rate rules say so instead). Exact zeros are left to `frozen_parameters`."""
+    above 1e-1 or below 1e-5 while others are not, and stands apart from them: at least 10x
+    from the median of the layers inside the band. When all layers are off together, or one
+    just crosses the line next to layers as fast (a whole network moving at 5e-2 with its head at
+    1.1e-1 is one learning rate, not one layer's), the learning-rate rules say so instead. Exact
+    zeros are left to `frozen_parameters`."""
 
     cause = "update_ratio_abnormal"
     explained_by = ("learning_rate_too_low", "learning_rate_too_high", "frozen_parameters")
@@ -22,6 +27,8 @@ class UpdateRatioAbnormal(Rule):
     #: a layer's median ratio above / below these is far from ~1e-3 (shared with the learning-rate rules)
     RATIO_HIGH = UPDATE_RATIO_HIGH
     RATIO_LOW = UPDATE_RATIO_LOW
+    #: an off layer must differ from the median of the in-band layers by this factor (an order of magnitude)
+    APART = 10.0
     #: layers named in the summary at most
     NAMED_LAYERS = 4
 
@@ -36,8 +43,14 @@ class UpdateRatioAbnormal(Rule):
             return None
         high = {k: v for k, v in ratios.items() if v > self.RATIO_HIGH}
         low = {k: v for k, v in ratios.items() if v < self.RATIO_LOW}
+        inside = [v for k, v in ratios.items() if k not in high and k not in low]
+        if not inside:
+            return None
+        typical = float(np.median(inside))
+        high = {k: v for k, v in high.items() if v >= self.APART * typical}
+        low = {k: v for k, v in low.items() if v <= typical / self.APART}
         off = {**high, **low}
-        if not off or len(off) == len(ratios):
+        if not off:
             return None
         names = ", ".join(f"{k} ({v:.0e})" for k, v in list(off.items())[: self.NAMED_LAYERS])
         return self.finding(
