@@ -8,9 +8,9 @@ dropped and counted, never waited for. When a run ends the writer gets a bounded
 catch up (it must keep making progress); what is still unwritten then is reported as lost, in
 one warning, and as the run's `nnaudit.recorder.lost_points` tag once the store answers again.
 The other writes (the run's tags, params, the diagnostics artifact) carry no points but are
-never lost silently either: one that failed all its attempts is tried again when the run ends
-(they can be written twice without harm), and what the store still does not take then is named
-in a warning of its own.
+never lost silently either: one that failed all its attempts is tried once more when the run
+ends (they can be written twice without harm), and what the store still does not take then is
+named in a warning of its own.
 """
 
 from __future__ import annotations
@@ -290,8 +290,8 @@ class MlflowSink:
             last = False
             with self._cond:
                 again, self._unwritten = (self._unwritten, []) if not self.failing else ([], self._unwritten)
-            for kind, payload in again:  # failed earlier: the store answers now, so once more
-                self._put(kind, payload)
+            for kind, payload in again:  # failed earlier; the store answers now: one more try each
+                self._put(kind, payload, attempts=MAX_ATTEMPTS - 1)
                 last = True
             if self.dropped and not self.failing:
                 self._put("tags", [RunTag(TAG_LOST_POINTS, str(self.dropped))])
@@ -382,14 +382,15 @@ class MlflowSink:
                 self._cond.wait(min(left, 0.5))
         return True
 
-    def _put(self, kind: str, payload: Any, points: int = 0) -> None:
+    def _put(self, kind: str, payload: Any, points: int = 0, attempts: int = 0) -> None:
+        """Queue a write (`attempts`: tries it has had already, of MAX_ATTEMPTS)."""
         with self._cond:
             if self._abandoned or (points and self._queued_points + points > MAX_QUEUED):
                 self.dropped += points
                 if self._abandoned:
                     self._lose(kind, payload)
                 return
-            self._jobs.append((kind, payload, points, 0))
+            self._jobs.append((kind, payload, points, attempts))
             self._queued_points += points
             self._cond.notify_all()
             if self._thread is None:
