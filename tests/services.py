@@ -114,9 +114,17 @@ class SlowProxy:
     the requests whose path contains one of `delays`' keys for that many seconds before passing
     them on (a store that is slow to answer one kind of call, as a loaded server is), and answers
     503 without passing them on to those whose path contains one of `refuse` (a server that goes
-    away between two calls)."""
+    away between two calls), and to the first n requests whose body contains a key of
+    `refuse_bodies` (n its value: one kind of write failing a few times, or always with
+    `math.inf`); `refused` counts those refusals by key."""
 
-    def __init__(self, target: str, delays: dict[str, float], refuse: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        target: str,
+        delays: dict[str, float],
+        refuse: tuple[str, ...] = (),
+        refuse_bodies: dict[str, float] | None = None,
+    ) -> None:
         import http.server
         import threading
 
@@ -129,7 +137,7 @@ class SlowProxy:
                         time.sleep(seconds)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                if any(part in self.path for part in outer.refuse):
+                if any(part in self.path for part in outer.refuse) or outer._refuse_body(body):
                     self.send_response(503)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
@@ -147,17 +155,31 @@ class SlowProxy:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = do_PATCH = do_DELETE = _forward
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _forward  # PUT: artifact uploads
 
             def log_message(self, *args) -> None:
                 pass
 
         self.delays = dict(delays)
         self.refuse = tuple(refuse)
+        self.refuse_bodies = dict(refuse_bodies or {})
+        self.refused = dict.fromkeys(self.refuse_bodies, 0)
+        self._lock = threading.Lock()
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self._thread.start()
+
+    def _refuse_body(self, body: bytes | None) -> bool:
+        """Is this request one of the first n with a `refuse_bodies` key in its body (counted)?"""
+        if not body:
+            return False
+        with self._lock:
+            for key, times in self.refuse_bodies.items():
+                if key.encode() in body and self.refused[key] < times:
+                    self.refused[key] += 1
+                    return True
+        return False
 
     def stop(self) -> None:
         self.httpd.shutdown()

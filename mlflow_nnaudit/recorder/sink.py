@@ -7,6 +7,10 @@ writer thread. Its queue is bounded: while the store does not answer, what does 
 dropped and counted, never waited for. When a run ends the writer gets a bounded time to
 catch up (it must keep making progress); what is still unwritten then is reported as lost, in
 one warning, and as the run's `nnaudit.recorder.lost_points` tag once the store answers again.
+The other writes (the run's tags, params, the diagnostics artifact) carry no points but are
+never lost silently either: one that failed all its attempts is tried once more when the run
+ends (they can be written twice without harm), and what the store still does not take then is
+named in a warning of its own.
 """
 
 from __future__ import annotations
@@ -183,6 +187,11 @@ class MlflowSink:
         self._stamps: list[int] = []
         self._last_flush = time.monotonic()
         self.dropped = 0  # points lost: buffer or queue full, failed writes, unwritten at close
+        #: the other writes lost (tags, params, artifacts, the run's end), as `_describe` names them
+        self.lost_writes: dict[str, None] = {}
+        #: writes without points that failed every attempt although the store did not refuse them:
+        #: tried again when the run ends (writer side, guarded by `_cond`)
+        self._unwritten: list[tuple[str, Any]] = []
         #: measured wall time of writing one point (smoothed over writes): the recorder spends
         #: its write budget by this figure (how many losses go into one point, how often to sample)
         self.seconds_per_point = PRIOR_SECONDS_PER_POINT
@@ -192,6 +201,7 @@ class MlflowSink:
         self._queued_points = 0
         self._busy_since: float | None = None  # when the job being written began (None: idle)
         self._busy_points = 0
+        self._busy_job: tuple[str, Any] | None = None  # (kind, payload) being written
         self._last_progress = 0.0  # when the writer last finished a job
         self._closed = False  # no more jobs; the writer ends once the queue is done
         self._abandoned = False  # the writer drops what is left instead of writing it
@@ -264,6 +274,7 @@ class MlflowSink:
             for job in list(self._jobs):
                 if job[0] == "text" and job[1][1] == artifact_file:
                     self._jobs.remove(job)
+            self._unwritten = [j for j in self._unwritten if not (j[0] == "text" and j[1][1] == artifact_file)]
         self._put("text", (text, artifact_file))
 
     def close(self, wait_seconds: float = CLOSE_STALL_SECONDS) -> int:
@@ -277,6 +288,11 @@ class MlflowSink:
         answered = self._wait_idle(wait_seconds)
         if answered and self.run_id is not None:
             last = False
+            with self._cond:
+                again, self._unwritten = (self._unwritten, []) if not self.failing else ([], self._unwritten)
+            for kind, payload in again:  # failed earlier; the store answers now: one more try each
+                self._put(kind, payload, attempts=MAX_ATTEMPTS - 1)
+                last = True
             if self.dropped and not self.failing:
                 self._put("tags", [RunTag(TAG_LOST_POINTS, str(self.dropped))])
                 last = True
@@ -293,12 +309,8 @@ class MlflowSink:
                 start.deactivate()
         with self._cond:
             self._closed = True
-            self._abandoned = True
-            left = self._queued_points + self._busy_points
-            self._jobs.clear()
-            self._queued_points = 0
+            self._drop_jobs()
             self._cond.notify_all()
-        self.dropped += left
         return self._report_lost()
 
     def wait_for_run(self, seconds: float) -> None:
@@ -317,10 +329,42 @@ class MlflowSink:
                 self._cond.wait(min(left, 0.5))
 
     def _report_lost(self) -> int:
+        where = f"run {self.run_id}" if self.run_id else "a run that could not be started"
         if self.dropped:
-            where = f"run {self.run_id}" if self.run_id else "a run that could not be started"
             warn(self.config, f"{self.dropped} metric points could not be written to {where} and were lost")
+        if self.lost_writes:
+            warn(self.config, f"{' and '.join(self.lost_writes)} could not be written to {where} and were lost")
         return self.dropped
+
+    @staticmethod
+    def _describe(kind: str, payload: Any) -> str:
+        """A lost write without points, as the warning names it."""
+        if kind in ("tags", "params"):
+            return f"the {kind} " + ", ".join(item.key for item in payload)
+        if kind == "text":
+            return f"the artifact {payload[1]}"
+        if kind == "end":
+            return f"the run's end ({payload})"
+        return f"the {kind}"
+
+    def _lose(self, kind: str, payload: Any) -> None:
+        """Count a write without points as lost (a run that was never created has nothing to lose)."""
+        if kind != "metrics" and self.run_id is not None:
+            self.lost_writes[self._describe(kind, payload)] = None
+
+    def _drop_jobs(self) -> None:
+        """With `_cond` held: the writer gives up; what is queued, being written or waiting to be
+        tried again is counted as lost (a write in progress may still land: it is counted anyway)."""
+        self._abandoned = True
+        self.dropped += self._queued_points + self._busy_points
+        self._queued_points = 0
+        left = [(kind, payload) for kind, payload, _, _ in self._jobs] + self._unwritten
+        if self._busy_job is not None:
+            left.append(self._busy_job)
+        for kind, payload in left:
+            self._lose(kind, payload)
+        self._jobs.clear()
+        self._unwritten = []
 
     def _wait_idle(self, stall_seconds: float) -> bool:
         """Wait until the writer has nothing left; False when a write stalls past `stall_seconds`."""
@@ -338,12 +382,15 @@ class MlflowSink:
                 self._cond.wait(min(left, 0.5))
         return True
 
-    def _put(self, kind: str, payload: Any, points: int = 0) -> None:
+    def _put(self, kind: str, payload: Any, points: int = 0, attempts: int = 0) -> None:
+        """Queue a write (`attempts`: tries it has had already, of MAX_ATTEMPTS)."""
         with self._cond:
             if self._abandoned or (points and self._queued_points + points > MAX_QUEUED):
                 self.dropped += points
+                if self._abandoned:
+                    self._lose(kind, payload)
                 return
-            self._jobs.append((kind, payload, points, 0))
+            self._jobs.append((kind, payload, points, attempts))
             self._queued_points += points
             self._cond.notify_all()
             if self._thread is None:
@@ -357,11 +404,8 @@ class MlflowSink:
         except Exception as exc:  # noqa: BLE001 - a bug here must not print a thread traceback
             warn(self.config, f"the recorder's writer stopped ({type(exc).__name__}: {exc})")
             with self._cond:
-                self._abandoned = True
-                self._busy_since, self._busy_points = None, 0
-                self.dropped += self._queued_points
-                self._jobs.clear()
-                self._queued_points = 0
+                self._drop_jobs()
+                self._busy_since, self._busy_points, self._busy_job = None, 0, None
                 self._cond.notify_all()
 
     def _write_jobs(self) -> None:
@@ -376,6 +420,7 @@ class MlflowSink:
                 kind, payload, points, attempts = self._jobs.popleft()
                 self._queued_points -= points
                 self._busy_since, self._busy_points = time.monotonic(), points
+                self._busy_job = (kind, payload)
             refused = False
             try:
                 t0 = time.perf_counter()
@@ -394,15 +439,21 @@ class MlflowSink:
                 else:
                     self._warn_once(exc)
             with self._cond:
-                self._busy_since, self._busy_points = None, 0
+                self._busy_since, self._busy_points, self._busy_job = None, 0, None
                 self._last_progress = time.monotonic()
-                if retry and not self._abandoned:
+                if self._abandoned:
+                    pass  # given up while this write was in progress: `_drop_jobs` counted it
+                elif retry:
                     self._jobs.appendleft((kind, payload, points, attempts + 1))
                     self._queued_points += points
-                elif not retry and (self.failing or refused):
+                elif self.failing or refused:
                     self.dropped += points
+                    if refused:
+                        self._lose(kind, payload)  # the store said no: trying again cannot help
+                    elif kind != "metrics":
+                        self._unwritten.append((kind, payload))  # tried again when the run ends
                 self._cond.notify_all()
-                if retry:
+                if retry and not self._abandoned:
                     self._cond.wait(1.0 * (attempts + 1))  # a short pause before trying again
 
     def _create_run(self) -> bool:
