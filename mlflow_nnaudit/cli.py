@@ -230,13 +230,11 @@ def audit(
     tracking_uri, experiments, since, force, dry_run, fmt, roles, config, workers, shard, report_path, ui_url, fail_on
 ) -> None:
     """Audit finished runs and tag each with nnaudit.status, nnaudit.causes, ..."""
-    import mlflow
-
     from mlflow_nnaudit.auditor.report import printable
     from mlflow_nnaudit.auditor.runner import audit as run_audit
-    from mlflow_nnaudit.auditor.store import StoreError
+    from mlflow_nnaudit.auditor.store import StoreError, resolve_tracking_uri
 
-    uri = tracking_uri or mlflow.get_tracking_uri()
+    uri = resolve_tracking_uri(tracking_uri)  # MLflow is imported only if a run needs it
     role_map = roles
     if report_path:
         _check_report_path(report_path, uri)
