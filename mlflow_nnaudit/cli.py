@@ -374,7 +374,19 @@ def _bound_and_quiet() -> None:
     # urllib3 says "Retrying (...)" once per retry on stderr, and MLflow's SQL store prints a traceback
     # for a database error (a locked sqlite file) before raising it: the error line says what happened
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    db_utils = logging.getLogger("mlflow.store.db.utils")
+    db_utils.setLevel(logging.CRITICAL)
+    # MLflow is imported after this when the audit needs it, and MLflow before 3.17 sets up its
+    # logging with dictConfig, which resets the level of every `mlflow.*` logger made before (not
+    # its filters): the same silence as a filter too
+    if _only_critical not in db_utils.filters:
+        db_utils.addFilter(_only_critical)
+
+
+def _only_critical(record) -> bool:
+    import logging
+
+    return record.levelno >= logging.CRITICAL
 
 
 def _one_line(exc: BaseException) -> str:
