@@ -230,13 +230,11 @@ def audit(
     tracking_uri, experiments, since, force, dry_run, fmt, roles, config, workers, shard, report_path, ui_url, fail_on
 ) -> None:
     """Audit finished runs and tag each with nnaudit.status, nnaudit.causes, ..."""
-    import mlflow
-
     from mlflow_nnaudit.auditor.report import printable
     from mlflow_nnaudit.auditor.runner import audit as run_audit
-    from mlflow_nnaudit.auditor.store import StoreError
+    from mlflow_nnaudit.auditor.store import StoreError, resolve_tracking_uri
 
-    uri = tracking_uri or mlflow.get_tracking_uri()
+    uri = resolve_tracking_uri(tracking_uri)  # MLflow is imported only if a run needs it
     role_map = roles
     if report_path:
         _check_report_path(report_path, uri)
@@ -376,7 +374,19 @@ def _bound_and_quiet() -> None:
     # urllib3 says "Retrying (...)" once per retry on stderr, and MLflow's SQL store prints a traceback
     # for a database error (a locked sqlite file) before raising it: the error line says what happened
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    db_utils = logging.getLogger("mlflow.store.db.utils")
+    db_utils.setLevel(logging.CRITICAL)
+    # MLflow is imported after this when the audit needs it, and MLflow before 3.17 sets up its
+    # logging with dictConfig, which resets the level of every `mlflow.*` logger made before (not
+    # its filters): the same silence as a filter too
+    if _only_critical not in db_utils.filters:
+        db_utils.addFilter(_only_critical)
+
+
+def _only_critical(record) -> bool:
+    import logging
+
+    return record.levelno >= logging.CRITICAL
 
 
 def _one_line(exc: BaseException) -> str:

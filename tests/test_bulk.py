@@ -219,6 +219,80 @@ def test_this_mlflow_schema_version_is_verified(tricky_store):
         reader.close()
 
 
+def test_this_mlflow_version_and_the_schema_it_expects_are_known():
+    """Fails after an MLflow upgrade: add its version to bulk.SCHEMA_OF_MLFLOW with its schema
+    head (the audit otherwise makes MLflow's client on every SQL store, correct but ~3 s slower)."""
+    from mlflow.store.db.utils import _get_latest_schema_revision
+    from mlflow.store.tracking import SEARCH_MAX_RESULTS_DEFAULT
+    from mlflow.version import VERSION
+
+    assert bulk.installed_mlflow_version() == VERSION
+    assert bulk.SCHEMA_OF_MLFLOW.get(VERSION) == _get_latest_schema_revision()
+    assert bulk.SEARCH_EXPERIMENTS_DEFAULT == SEARCH_MAX_RESULTS_DEFAULT
+
+
+def _experiment_answers(uri: str, names_list) -> list:
+    """What Store.experiments says for each list of names: (id, name) pairs, or its error."""
+    out = []
+    with Store(uri) as store:
+        for names in names_list:
+            try:
+                out.append(sorted((e.experiment_id, e.name) for e in store.experiments(names)))
+            except StoreError as exc:
+                out.append(str(exc))
+        out.append(store.has_client)
+    return out
+
+
+def _check_experiments_read_in_sql(uri, monkeypatch):
+    client = MlflowClient(uri)
+    tag = uuid.uuid4().hex[:6]
+    a = client.create_experiment(f"a-{tag}")
+    client.create_experiment(f"b-{tag}")
+    gone = client.create_experiment(f"gone-{tag}")
+    client.delete_experiment(gone)
+    digits = client.create_experiment("7" + str(int(a) + 900))  # a name that reads as an id too
+    cases = [(), (f"a-{tag}",), (a,), (f"a-{tag}", f"b-{tag}"), (f"gone-{tag}",), (gone,), ("nope",), ("0",)]
+    cases += [("7" + str(int(a) + 900),), (digits,), (f"A-{tag}",), (f"a-{tag} ",)]
+    fast = _experiment_answers(uri, cases)
+    assert fast.pop() is False  # listed in SQL: no MLflow client made
+    monkeypatch.setattr(bulk, "SCHEMA_OF_MLFLOW", {})  # MLflow's client, as before
+    slow = _experiment_answers(uri, cases)
+    assert slow.pop() is True
+    assert fast == slow
+    assert any(isinstance(x, str) and "unknown experiment" in x for x in fast)
+
+
+def test_experiments_are_read_in_sql_as_the_client_reads_them(store_uri, monkeypatch):
+    _check_experiments_read_in_sql(store_uri, monkeypatch)
+
+
+def test_experiments_are_read_in_sql_as_the_client_reads_them_on_postgresql(postgres_uri, monkeypatch):
+    _check_experiments_read_in_sql(postgres_uri, monkeypatch)
+
+
+@pytest.mark.parametrize("why", ["schema", "environment", "no_default_experiment", "database_error"])
+def test_a_store_the_client_would_refuse_or_change_is_opened_by_the_client(store_uri, monkeypatch, why):
+    """Only a store MLflow's client would open unchanged is listed without it: otherwise the
+    client is made first, as before (its errors, and its changes to the store, unchanged)."""
+    import sqlite3
+
+    client = MlflowClient(store_uri)
+    client.create_experiment("e")
+    path = store_uri.split(":///", 1)[1]
+    if why == "schema":
+        monkeypatch.setattr(bulk, "SCHEMA_OF_MLFLOW", {k: "0123456789ab" for k in bulk.SCHEMA_OF_MLFLOW})
+    elif why == "environment":  # workspaces, trace archival: the client reasons about its own settings
+        monkeypatch.setenv("MLFLOW_ENABLE_WORKSPACES", "false")
+    elif why == "no_default_experiment":
+        with sqlite3.connect(path) as con:
+            con.execute("DELETE FROM experiments WHERE experiment_id = 0")
+    else:
+        monkeypatch.setattr(bulk.SqlBulkReader, "_begin_read_only", lambda self, conn: 1 / 0)
+    with Store(store_uri) as store:
+        assert store.has_client
+
+
 def test_which_stores_read_in_bulk():
     assert bulk.supports("sqlite:///mlflow.db") and bulk.supports("sqlite:////abs/path/m.db")
     assert bulk.supports("postgresql://u@h/db") and bulk.supports("postgresql+psycopg2://u:p@h:5432/db")

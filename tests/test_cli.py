@@ -354,3 +354,42 @@ def test_user_and_password_in_a_server_uri_are_used_and_never_printed(tmp_path, 
         assert res.exit_code == 1 and password not in res.output and "Traceback" not in res.output
     finally:
         server.stop()
+
+
+def test_the_sql_store_stays_quiet_when_mlflow_is_imported_after_the_command_starts(capsys):
+    """`nnaudit audit` imports MLflow only when it needs it, after silencing MLflow's SQL store
+    (its traceback before a database error); MLflow versions that set up their logging with
+    dictConfig reset the levels of the `mlflow.*` loggers that existed before: still silent."""
+    import logging
+    import logging.config
+
+    from mlflow_nnaudit import cli as cli_module
+
+    logger = logging.getLogger("mlflow.store.db.utils")
+    level, filters = logger.level, list(logger.filters)
+    root = logging.getLogger("mlflow")
+    saved = root.level, list(root.handlers), root.propagate
+    try:
+        cli_module._bound_and_quiet()
+        cli_module._bound_and_quiet()  # once more (in-process invocations): one filter, not two
+        assert logger.filters.count(cli_module._only_critical) == 1
+        # what MLflow < 3.17 does on import
+        logging.config.dictConfig(
+            {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "handlers": {"h": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+                "loggers": {"mlflow": {"handlers": ["h"], "level": "INFO", "propagate": False}},
+            }
+        )
+        capsys.readouterr()
+        logger.error("Traceback (most recent call last): database is locked")
+        logger.critical("critical still shows")
+        err = capsys.readouterr().err
+        assert "database is locked" not in err and "critical still shows" in err
+    finally:
+        logger.setLevel(level)
+        logger.filters[:] = filters
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+        root.propagate = saved[2]

@@ -178,6 +178,35 @@ def test_fail_on_counts_the_window_including_unchanged_failed_runs(store_uri):
     assert later.exit_code == 0, later.output
 
 
+def test_the_audit_of_an_unchanged_store_needs_no_mlflow(store_uri):
+    """The nightly audit of an unchanged sqlite store lists and skips its runs in SQL: MLflow is
+    not even imported (its import and its client's schema check were ~3 s of such an audit, which
+    has a budget of 5% of the first). With runs to audit, MLflow is imported (its tag validation)
+    but its client is not made either (no alembic): local artifacts and SQL tag writes need none."""
+    log_curves("one", {"train_loss": healthy_curve(300, 6)})
+    time.sleep(1.1)  # audited after the second in which the run ended
+    first = CliRunner().invoke(cli, ["audit", "--tracking-uri", store_uri, "--workers", "1"])
+    assert first.exit_code == 0, first.output
+    code = (
+        "import sys\n"
+        "from mlflow_nnaudit.cli import main\n"
+        "main(sys.argv[1:], standalone_mode=False)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'alembic'}))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))  # MLFLOW_TRACKING_URI: the store (no --tracking-uri)
+    for args, imported in ((["--force"], "['mlflow']"), ([], "[]")):
+        out = subprocess.run(
+            [sys.executable, "-c", code, "audit", "--workers", "1", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip().splitlines()[-1] == imported, out.stdout
+    assert "1 runs: 1 healthy (1 unchanged since their last audit)" in out.stdout
+
+
 def test_an_audit_stopped_before_removing_stale_cause_tags_leaves_them_empty(tmp_path, monkeypatch):
     """Through a server the new tags go in one batch and the stale cause tags are removed after
     it. The server stops answering between the two (a proxy refuses every tag removal): the run

@@ -18,6 +18,9 @@ Scope and safety:
 * The schema version (`alembic_version`) must be one verified against the client API (see
   `VERIFIED_SCHEMA_VERSIONS`, checked by tests/test_bulk.py). On any other version, or any
   error, the caller (`Store.prefetch`) falls back to the client API.
+* It also lists the experiments and runs an audit looks at, and, on a store that MLflow's
+  client would open unchanged (`opens_as_mlflow_would`), lets the audit skip making that client
+  (importing MLflow and alembic's schema check, ~3 s) until a run needs it.
 
 Ordering: the client returns a history ordered by (timestamp, step, value) and `Curve` then
 stable-sorts it by step, so a `Curve` ends up ordered by (step, timestamp, value). This module
@@ -49,6 +52,21 @@ from mlflow_nnaudit.auditor.curves import Curve
 VERIFIED_SCHEMA_VERSIONS: dict[str, str] = {
     "dc11669786a5": "MLflow 3.17.2",
 }
+
+#: the schema version (alembic head) each MLflow release checked here expects of a store; MLflow's
+#: client refuses a store at any other version. tests/test_bulk.py checks the installed release's
+#: entry: after an MLflow upgrade, add its version here (with its head, if the schema changed)
+SCHEMA_OF_MLFLOW: dict[str, str] = {
+    "3.17.2": "dc11669786a5",
+}
+
+#: environment variables that change how MLflow's client opens a SQL store (workspaces, trace
+#: archival): when set, the audit makes the client as before instead of reasoning about them
+CLIENT_ENVIRONMENT = ("MLFLOW_ENABLE_WORKSPACES", "MLFLOW_TRACE_ARCHIVAL_CONFIG")
+#: MLflow's workspace of every experiment in a single-tenant store
+DEFAULT_WORKSPACE = "default"
+#: experiments `MlflowClient.search_experiments()` returns with its default `max_results`
+SEARCH_EXPERIMENTS_DEFAULT = 1000
 
 #: at most this many run ids in one IN (...) list
 MAX_RUNS_PER_QUERY = 500
@@ -83,6 +101,22 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def installed_mlflow_version() -> str | None:
+    """The installed MLflow's version, read from its `version.py` without importing MLflow
+    (~2 s); None when it cannot be read."""
+    import importlib.util
+    import re
+
+    try:
+        spec = importlib.util.find_spec("mlflow")
+        folders = list(spec.submodule_search_locations or []) if spec is not None else []
+        with open(os.path.join(folders[0], "version.py"), encoding="utf-8") as fh:
+            m = re.search(r"^VERSION\s*=\s*[\"']([^\"']+)[\"']", fh.read(), re.MULTILINE)
+    except (ImportError, OSError, IndexError, ValueError):
+        return None
+    return m.group(1) if m else None
 
 
 class BulkUnavailable(Exception):
@@ -178,6 +212,57 @@ class SqlBulkReader:
                 )
             self._schema_version = versions[0]
         return self._schema_version
+
+    def opens_as_mlflow_would(self) -> bool:
+        """Whether MLflow's client would open this store as it is, changing nothing and raising
+        nothing: its schema at the version the installed MLflow expects (one bulk reading was
+        verified on), the Default experiment (id 0) present, every experiment in the default
+        workspace, and no workspace or trace archival settings in the environment. An audit can
+        then list experiments and runs here and make the client only when something needs it.
+        False on any doubt or database error (the caller then makes the client, as before)."""
+        if any(os.environ.get(name, "").strip() for name in CLIENT_ENVIRONMENT):
+            return False
+        expected = SCHEMA_OF_MLFLOW.get(installed_mlflow_version() or "")
+        try:
+            with self._snapshot() as conn:
+                if expected is None or self.check_schema(conn) != expected:
+                    return False
+                default = conn.exec_driver_sql("SELECT 1 FROM experiments WHERE experiment_id = 0").fetchall()
+                other = conn.exec_driver_sql(
+                    f"SELECT 1 FROM experiments WHERE workspace IS NULL OR workspace <> '{DEFAULT_WORKSPACE}' LIMIT 1"
+                ).fetchall()
+        except Exception:  # noqa: BLE001 - an unverified schema, an unreachable database: the client decides
+            return False
+        return len(default) == 1 and not other
+
+    def active_experiments(self) -> list[tuple[str, str, str]]:
+        """(id, name, lifecycle stage) of the experiments `MlflowClient.search_experiments()`
+        returns: active ones, newest first, its default page of them."""
+        import sqlalchemy as sa
+
+        stmt = sa.text(
+            "SELECT experiment_id, name, lifecycle_stage FROM experiments WHERE lifecycle_stage = 'active' "
+            "ORDER BY creation_time DESC, experiment_id ASC LIMIT :n"
+        )
+        with self._snapshot() as conn:
+            return [(str(i), n, s) for i, n, s in conn.execute(stmt, {"n": SEARCH_EXPERIMENTS_DEFAULT})]
+
+    def experiment(self, name: str | None = None, experiment_id: int | None = None) -> tuple[str, str, str] | None:
+        """(id, name, lifecycle stage) of the experiment of this name or id, active or deleted,
+        as `MlflowClient.get_experiment_by_name` and `get_experiment` find it; None when there is
+        none. Raises when several match (so does the client)."""
+        import sqlalchemy as sa
+
+        column, value = ("name", name) if name is not None else ("experiment_id", experiment_id)
+        stmt = sa.text(
+            f"SELECT experiment_id, name, lifecycle_stage FROM experiments WHERE {column} = :v "
+            "AND lifecycle_stage IN ('active', 'deleted')"
+        )
+        with self._snapshot() as conn:
+            rows = conn.execute(stmt, {"v": value}).fetchall()
+        if len(rows) > 1:
+            raise BulkUnavailable(f"{len(rows)} experiments match {column} {value!r}")
+        return (str(rows[0][0]), rows[0][1], rows[0][2]) if rows else None
 
     def close(self) -> None:
         if self._engine is not None:

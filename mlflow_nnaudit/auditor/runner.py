@@ -427,7 +427,10 @@ def write_artifacts_chunk(store: Store, chunk: Chunk, results: list[AuditResult]
     writer.write_artifacts_noted). The page is not kept in memory once written."""
     where = {run.run_id: run.artifact_uri for run in chunk.todo}
     for result in results:
-        writer.write_artifacts_noted(result, where.get(result.run_id, ""), plan.uri, store.client)
+        location = where.get(result.run_id, "")
+        # the client only where the run's location is unknown (it asks the store): made on first use
+        client = None if location else store.client
+        writer.write_artifacts_noted(result, location, plan.uri, client)
         result.report_html = None
 
 

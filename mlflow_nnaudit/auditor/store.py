@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import sqlite3
+import sys
 import tempfile
 import urllib.error
 import urllib.parse
@@ -55,6 +56,29 @@ class RunRecord:
     latest_metric_ms: int | None = None  # timestamp of the newest metric point
     metric_steps: dict[str, int] = field(default_factory=dict, repr=False)  # latest step per metric key
     artifact_uri: str = ""  # where the run's artifacts go ("" when unknown: the writer asks the store)
+
+
+@dataclass
+class ExperimentRecord:
+    """An experiment as the audit needs it (read in SQL; otherwise MLflow's `Experiment`, which
+    has the same attributes)."""
+
+    experiment_id: str
+    name: str
+    lifecycle_stage: str
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """`uri`, or MLflow's usual resolution when None (`mlflow.get_tracking_uri()`: a URI set in
+    this process, then `MLFLOW_TRACKING_URI`, then its default), importing MLflow (~2 s) only
+    when the environment does not answer: with MLflow not imported yet, no URI was set here."""
+    if uri:
+        return uri
+    if "mlflow" not in sys.modules and os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    import mlflow
+
+    return mlflow.get_tracking_uri()
 
 
 def sqlite_path(uri: str) -> str | None:
@@ -232,14 +256,38 @@ class Store:
     """
 
     def __init__(self, tracking_uri: str | None = None) -> None:
-        import mlflow
+        self.uri = resolve_tracking_uri(tracking_uri)
+        _check_uri(self.uri)
+        self._client = None
+        self._cache: dict[tuple[str, str], Curve] = {}
+        # Bulk reading: one SELECT per chunk of runs on SQL stores, the server's bulk endpoint on
+        # http(s) servers, the metric files of file: stores; None keeps the client path (MySQL).
+        self._bulk: bulk.SqlBulkReader | rest_bulk.RestBulkReader | file_bulk.FileBulkReader | None = None
+        # On a sqlite or PostgreSQL store that MLflow's client would open unchanged, experiments and
+        # runs are listed in SQL and the client (importing MLflow, its schema check: ~3 s, most of
+        # the second audit of an unchanged store) is made only when something needs it.
+        self._client_checked = True  # made by `_open_client`, with its check and its errors
+        if bulk.supports(self.uri):
+            reader = bulk.SqlBulkReader(self.uri)
+            if reader.opens_as_mlflow_would():
+                self._bulk, self._client_checked = reader, False
+                return
+            reader.close()
+        self._client = self._open_client()
+        if bulk.supports(self.uri):
+            self._bulk = bulk.SqlBulkReader(self.uri)
+        elif rest_bulk.supports(self.uri):
+            self._bulk = rest_bulk.RestBulkReader(self._client)
+        elif file_bulk.file_store_root(self.uri) is not None:
+            self._bulk = file_bulk.FileBulkReader(file_bulk.file_store_root(self.uri))
+
+    def _open_client(self):
+        """MLflow's client for the store, checked with one read; StoreError when it cannot be used."""
         from mlflow.tracking import MlflowClient
 
-        self.uri = tracking_uri or mlflow.get_tracking_uri()
-        _check_uri(self.uri)
         try:
-            self.client = MlflowClient(tracking_uri=self.uri)
-            self.client.search_experiments(max_results=1)
+            client = MlflowClient(tracking_uri=self.uri)
+            client.search_experiments(max_results=1)
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure here means "cannot read the store"
@@ -255,16 +303,7 @@ class Store:
                     " or MLFLOW_TRACKING_TOKEN, for a user allowed to read and tag these runs)"
                 )
             raise StoreError(f"cannot read the MLflow store at {_redacted(self.uri)}: {_one_line(exc)}{hint}") from None
-        # Bulk reading: one SELECT per chunk of runs on SQL stores, the server's bulk endpoint on
-        # http(s) servers, the metric files of file: stores; None keeps the client path (MySQL).
-        self._bulk: bulk.SqlBulkReader | rest_bulk.RestBulkReader | file_bulk.FileBulkReader | None = None
-        if bulk.supports(self.uri):
-            self._bulk = bulk.SqlBulkReader(self.uri)
-        elif rest_bulk.supports(self.uri):
-            self._bulk = rest_bulk.RestBulkReader(self.client)
-        elif file_bulk.file_store_root(self.uri) is not None:
-            self._bulk = file_bulk.FileBulkReader(file_bulk.file_store_root(self.uri))
-        self._cache: dict[tuple[str, str], Curve] = {}
+        return client
 
     @classmethod
     def sql_reader(cls, uri: str) -> Store:
@@ -275,18 +314,28 @@ class Store:
         self = cls.__new__(cls)
         self.uri = uri
         self._client = None
+        self._client_checked = True  # the main process checked the store: a plain client will do
         self._bulk = bulk.SqlBulkReader(uri)
         self._cache = {}
         return self
 
     @property
     def client(self):
-        """MLflow's client for this store (made on first use by a `sql_reader` Store)."""
+        """MLflow's client for this store (made on first use by a `sql_reader` Store, and by a
+        Store on a SQL store that MLflow's client would open unchanged)."""
         if self._client is None:
-            from mlflow.tracking import MlflowClient
+            if self._client_checked:
+                from mlflow.tracking import MlflowClient
 
-            self._client = MlflowClient(tracking_uri=self.uri)
+                self._client = MlflowClient(tracking_uri=self.uri)
+            else:
+                self._client = self._open_client()
         return self._client
+
+    @property
+    def has_client(self) -> bool:
+        """Whether MLflow's client has been made (it is made on first use where it can wait)."""
+        return self._client is not None
 
     @client.setter
     def client(self, value) -> None:
@@ -353,6 +402,10 @@ class Store:
 
     def experiments(self, names: list[str] | tuple[str, ...] = ()) -> list:
         """The named experiments (every one must exist), or all active ones when none is named."""
+        if self._client is None and isinstance(self._bulk, bulk.SqlBulkReader):
+            found = self._experiments_sql(names)
+            if found is not None:
+                return found
         if not names:
             return list(self.client.search_experiments())
         found = []
@@ -367,6 +420,25 @@ class Store:
                 raise StoreError(f"unknown experiment {name!r} in {_redacted(self.uri)}")
             found.append(exp)
         return found
+
+    def _experiments_sql(self, names: list[str] | tuple[str, ...]) -> list[ExperimentRecord] | None:
+        """`experiments`, read in SQL as the client reads them (None on any database error: the
+        client then answers, as it always did)."""
+        try:
+            if not names:
+                return [ExperimentRecord(*row) for row in self._bulk.active_experiments()]
+            rows = []
+            for name in names:
+                row = self._bulk.experiment(name=name)
+                if row is None and name.isdigit():
+                    row = self._bulk.experiment(experiment_id=int(name))
+                rows.append(row)
+        except Exception:  # noqa: BLE001 - the client's answer (or error) instead
+            return None
+        for name, row in zip(names, rows):
+            if row is None or row[2] != "active":
+                raise StoreError(f"unknown experiment {name!r} in {_redacted(self.uri)}")
+        return [ExperimentRecord(*row) for row in rows]
 
     def count_runs(self, experiments: list, since_ms: int | None = None) -> int | None:
         """How many runs `iter_runs` will yield, when the store can say cheaply (SQL stores);
