@@ -330,11 +330,13 @@ def stuck_reading(view: RunView) -> tuple[stats.Stuck | None, str | None]:
     """A loss that ended stuck (exactly constant, at ln C, or no better than chance), and how to
     say so. Per-batch training losses dip below chance by noise alone: the validation loss (on the
     whole validation set) says as well whether the run learned anything, unless the training loss
-    fell a long way (then a validation loss above chance is overfitting, not a destroyed run)."""
-    lv_train, start = view.levels(TRAIN_LOSS), start_level(view)
+    fell a long way (then a validation loss above chance is overfitting, not a destroyed run),
+    measured from before the first steps too (`pre_step_start`: a fall from an early jump's peak is
+    no learning)."""
+    lv_train, start = view.levels(TRAIN_LOSS), min(start_level(view) or math.inf, pre_step_start(view) or math.inf)
     train_learned = (
         lv_train is not None
-        and start is not None
+        and math.isfinite(start)
         and start > 0
         and (start - lv_train.end) / start >= PLATEAU_MAX_IMPROVEMENT
     )
@@ -722,6 +724,10 @@ USUAL_LR_TOP = {
 }
 #: a learning rate this many times the top of its optimiser's usual range takes steps far too large
 LARGE_LR_FACTOR = 10.0
+#: definite bugs that stop all learning whatever the rate (a loss fed probabilities, an output
+#: squashed before the loss): a run stuck at chance with one of them and a rate 10x its usual top
+#: lists `learning_rate_too_high` after the bug (the rate is then a suspect, the bug a finding)
+STUCK_BUGS = ("loss_input_mismatch", "final_layer_activation", "too_much_regularization")
 
 
 def large_steps(view: RunView) -> str | None:
@@ -836,12 +842,37 @@ def val_undone(view: RunView) -> EarlyOverfit | None:
     return EarlyOverfit(va.key, i / max(len(va.values) - 1, 1), float(va.x()[i]), 100 * (last / best - 1), True)
 
 
+def pre_step_start(view: RunView) -> float | None:
+    """Where the training loss stood before the first steps: the start `blowup` measures a blow-up
+    from (the recorder's first-step loss, or ln C, where lower than the first point; else that
+    point), else `start_level`. Not a block median of the first points, which an early jump
+    itself inflates (a loss at 1.4 that jumps to 11.7 then 6 has a block-median start of 6)."""
+    b = blowup(view)
+    return b.start if b is not None and math.isfinite(b.start) else start_level(view)
+
+
+def raced_reading(view: RunView, large: str | None) -> tuple[str, Evidence, EarlyOverfit] | None:
+    """`learning_rate_too_high`'s raced-past-its-best reading: steps 10x the usual (`large`, from
+    `large_steps`) with the validation loss best early then worse (`early_overfit`), or back at
+    chance (`val_undone`). The sign, its evidence and the reading; None otherwise."""
+    raced = (early_overfit(view) or val_undone(view)) if large else None
+    if raced is None:
+        return None
+    back = " (back at chance: what the run learned was undone)" if raced.undone else ""
+    sign = (
+        f"{large}, and the validation loss was best {raced.best_share:.0%} into the run, then ended "
+        f"{raced.gl:.0f}% above it{back}"
+    )
+    test = f"large_steps_{'undone' if raced.undone else 'early_overfit'}"
+    return sign, Evidence(test, raced.key, {"GL": raced.gl}), raced
+
+
 def early_spike(view: RunView) -> tuple[str, Evidence] | None:
-    """The training loss rose to GROWTH_BEFORE_NONFINITE times its start (`start_level`) or more
-    within the early window of `stats.detect_blowup` (its first BLOWUP_EARLY share of points, at
-    least 3): a jump too small for a blow-up (10x) but more than noise, warm-up bumps or a hard
-    task's first epochs make (2-3x). The sign and its evidence; None otherwise."""
-    c, start = view.curve(TRAIN_LOSS), start_level(view)
+    """The training loss rose to GROWTH_BEFORE_NONFINITE times its start (`pre_step_start`, the
+    start of the 10x test) or more within the early window of `stats.detect_blowup` (its first
+    BLOWUP_EARLY share of points, at least 3): a jump too small for a blow-up (10x) but more than
+    noise, warm-up bumps or a hard task's first epochs make (2-3x). The sign and its evidence; None otherwise."""
+    c, start = view.curve(TRAIN_LOSS), pre_step_start(view)
     if c is None or start is None or not start > 0 or len(c.values) < 3:
         return None
     head = c.values[: max(3, int(math.ceil(stats.BLOWUP_EARLY * len(c.values))))]

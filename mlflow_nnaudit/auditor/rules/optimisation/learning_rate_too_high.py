@@ -32,12 +32,13 @@ class LearningRateTooHigh(Rule):
     started; what it destroyed on the way (dead ReLUs, vanishing gradients, a loss stuck at ln C)
     is listed as its consequence. A loss that sits at chance (ln C) or is exactly constant while
     the steps are far too large (recorded update ratios, or an adaptive optimiser at a learning
-    rate of 0.1 or more, 100x its usual range) is the same destruction seen after the fact. A logged
+    rate of 0.1 or more, 100x its usual range) is the same destruction seen after the fact; at 10x the
+    top of its usual range (`helpers.large_steps`) a suspect (medium), after a bug found beside it. A logged
     rate still rising at the end, tenfold over the run to 10x that range or more, is a sign too. With
     inputs 10x unit scale or more (the typical feature's RMS: each first-layer step is then 10-100x
     what it is on standardised inputs) it is listed as a consequence of `inputs_not_normalized`.
 
-    Smaller jumps say it with what followed them: a loss that rose to 3x its start early (a blow-up
+    Smaller jumps say it with what followed them: a loss that rose to 3x its first-step level early (a blow-up
     too small for 10x; noise and warm-up bumps stay within 2-3x) and then sat stuck, or a ReLU layer
     half dead, next to steps known to be too large, is a destroyed network too (high confidence
     when stuck). And steps 10x their usual size (an adaptive optimiser at 1e-2 or more; for SGD a
@@ -105,33 +106,30 @@ class LearningRateTooHigh(Rule):
         adaptive_high = (helpers.adaptive_lr(view) or 0.0) >= self.ADAPTIVE_LR_HIGH
         spike = None if blew_up else helpers.early_spike(view)
         wreck, stuck = helpers.destroyed_signs(view, self.DEAD_SHARE)
-        if wreck and (recorded_high or adaptive_high or blew_up or spike):
+        large = None if recorded_high else helpers.large_steps(view)
+        # an adaptive optimiser's rate 10x its usual top is set before the run (SGD's update ratio is not:
+        # a loss that never falls keeps its gradients, and so its steps, large): with no learning, the suspect
+        only_rate = bool(stuck and large and helpers.adaptive_lr(view))
+        only_rate = only_rate and not (recorded_high or adaptive_high or blew_up or spike)
+        if wreck and (recorded_high or adaptive_high or blew_up or spike or only_rate):
             # no learning at all, or the units killed, with steps known to be far too large: destroyed
             for reading in ([spike] if spike else []) + wreck:
                 add(*reading)
             severity = "failed" if stuck else severity
-            if adaptive_high:
-                signs.append(
-                    f"{view.optimizer_name()} at a learning rate of {fmt_num(lr[1])} moves every weight by "
-                    "about that much on every step"
-                )
-        large = None if recorded_high else helpers.large_steps(view)
-        raced = (helpers.early_overfit(view) or helpers.val_undone(view)) if large else None
+            if adaptive_high or only_rate:
+                signs.append(large if only_rate else f"{view.optimizer_name()} at a learning rate of {fmt_num(lr[1])}")
+                signs[-1] += " moves every weight by about that much on every step"
+        raced = helpers.raced_reading(view, large)
         if raced:  # steps 10x the usual, and the validation loss best early then worse, or back at chance
-            back = " (back at chance: what the run learned was undone)" if raced.undone else ""
-            add(
-                f"{large}, and the validation loss was best {raced.best_share:.0%} into the run, then ended "
-                f"{raced.gl:.0f}% above it{back}",
-                Evidence(f"large_steps_{'undone' if raced.undone else 'early_overfit'}", raced.key, {"GL": raced.gl}),
-            )
+            add(*raced)
         if not signs:
             return None
         curve_signs = len(signs) - int(recorded_high)
         confidence = "high" if recorded_high and curve_signs else ("medium" if curve_signs or recorded_high else "low")
         if curve_signs == 1 and evidence[0].test == "erratic_loss" and not recorded_high:
             confidence = "low"
-        if blew_up or raced or (stuck and wreck[0][0] in signs):
-            confidence = "high"
+        if blew_up or raced or (stuck and wreck[0][0] in signs and not only_rate):
+            confidence = "high"  # (a usual-looking rate 10x its top and no learning: medium, a suspect)
         harm_seen = any(e.test in helpers.LR_HARM_TESTS for e in evidence)  # an outcome, not a set-up risk
         return self.finding(
             confidence=confidence,
@@ -145,5 +143,6 @@ class LearningRateTooHigh(Rule):
             "`torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)`.",
             evidence=evidence,
             kind="outcome" if harm_seen else None,
-            follows=("inputs_not_normalized",) if (helpers.input_rms(view) or 0.0) >= INPUT_RMS_HIGH else (),
+            follows=(("inputs_not_normalized",) if (helpers.input_rms(view) or 0.0) >= INPUT_RMS_HIGH else ())
+            + (helpers.STUCK_BUGS if only_rate else ()),
         )
