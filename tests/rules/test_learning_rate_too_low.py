@@ -301,3 +301,29 @@ def test_a_slow_decline_with_small_steps_rests_on_no_p_value():
     f = fires(CAUSE, view)
     assert f.p_value is None and any(e.test == "small_steps" for e in f.evidence)
     assert fires(CAUSE, make_view(slow_loss())).p_value is not None  # the curves alone: a test, a p-value
+
+
+def still_improving(val):
+    """SGD+momentum at 3e-3 on an LSTM for 6 epochs of 32 steps (a corpus run 30x under its sweep's best
+    rate): the per-step training loss through its epoch means 1.379 .. 1.246, under minibatch noise that
+    hides its tail's trend, and `val` the validation loss at each epoch's end."""
+    import numpy as np
+
+    means = [1.379, 1.327, 1.295, 1.277, 1.26, 1.246]
+    noise = 0.04 * np.random.default_rng(3).standard_normal(192)
+    train = np.interp(np.arange(192), 16 + 32 * np.arange(6), means) + noise
+    return make_view(train, np.asarray(val), params={"n_classes": "4", "lr": "0.003"})
+
+
+def test_a_creep_still_falling_through_its_last_half_near_chance_is_too_slow():
+    """Every evaluation lower than the one before, 6% in all, ending little better than chance, and
+    through its last half still falling at a rate that would gain 5% of its start in one more run as
+    long: not converged onto a floor, however much faster its first epoch was (here the last 30%
+    brought only 13% of the fall, under the steady-rate test). The same fall levelling off onto a
+    floor is not read this way."""
+    import numpy as np
+
+    f = fires(CAUSE, still_improving([1.357, 1.325, 1.307, 1.295, 1.283, 1.272]))
+    assert f.severity == "warning" and "fell only 6%" in f.summary and "(it is 0.003)" in f.recommendation
+    floor = 1.272 + 0.085 * np.exp(-np.arange(6) / 0.9)
+    quiet(CAUSE, still_improving(floor))

@@ -39,3 +39,16 @@ def test_quiet_without_evaluation_inputs():
     d = healthy_diagnostics()
     del d["inputs"]["eval"]
     quiet(CAUSE, make_view(healthy_loss(), diagnostics=d))
+
+
+def test_fires_when_both_changes_sit_just_inside_their_own_limits():
+    # validation inputs x * 2.8 + 0.9 (a corpus fault adds x * 3 + 1, which sampling puts either side of
+    # each limit): neither the shift nor the scale alone passes its limit, together they are far
+    mean, std = standardised_features(8, seed=1, batches=2, batch_size=64)
+    f = fires(CAUSE, run(mean * 2.8 + 0.9, std * 2.8))
+    assert "shifted by 0.9" in f.summary
+
+
+def test_quiet_on_a_mild_difference_of_both():
+    mean, std = standardised_features(8, seed=1, batches=2, batch_size=64)
+    quiet(CAUSE, run(mean * 1.3 + 0.3, std * 1.3))

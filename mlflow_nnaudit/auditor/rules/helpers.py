@@ -261,6 +261,27 @@ def still_falling(c: Curve) -> bool:
     return t.direction < 0 and -t.change >= NO_LEARNING * abs(float(c.values[h]))
 
 
+def val_falling_since(view: RunView, from_share: float, scale: float, min_falls: int, effect: float) -> bool:
+    """The validation loss still falling from `from_share` of the run on, read evaluation by evaluation
+    (a run evaluated once an epoch has too few points for `RunView.stall`): every evaluation from the
+    last one before that point on lower than the one before it, at least `min_falls` falls in a row
+    (noise alone orders n points so with probability 1/n!: 1/24 for 4), and at their Theil-Sen rate one
+    more run as long would lose `effect` of `scale` or more (a p-value is no effect size). The k-th of n
+    evaluations sits at k/n of the run (one per epoch), so a run is n evaluations long."""
+    c = view.curve(VAL_LOSS)
+    if c is None:
+        return False
+    v = c.values[c.finite]
+    n = len(v)
+    first = next((k for k in range(n) if (k + 1) / n >= from_share), n) - 1  # the evaluation before the stretch
+    w = v[max(first, 0) :]
+    if len(w) < min_falls + 1 or not bool((np.diff(w) < 0).all()):
+        return False
+    i, j = np.triu_indices(len(w), 1)
+    slope = float(np.median((w[j] - w[i]) / (j - i)))  # Theil-Sen, per evaluation
+    return -slope * n >= effect * abs(scale)
+
+
 def val_at_chance(view: RunView, min_points: int) -> stats.Stuck | None:
     """The validation loss sat at chance (ln C), or never got clearly below it, over at least
     `min_points` evaluations, while the training loss did not end clearly below ln C either (a
@@ -939,13 +960,17 @@ def monotone_creep(
     """A validation loss lower at every one of at least `min_points` evaluations (noise alone does
     that with probability 2^-(n-1)) that gained less than `no_learning` of its first value, or less
     than `slow_max` at a steady rate (its last 30% of evaluations, TAIL_START on, still brought
-    `steady_share` of the gain) on a run whose outcome shows harm. The gain and its evidence."""
+    `steady_share` of the gain) or still falling through its last half at a rate that matters (at it,
+    one more run as long gains NO_LEARNING of the first value: plateau's boundary of "not stuck",
+    `val_falling_since`) on a run whose outcome shows harm (it ended little better than chance: not
+    near a floor it converged to). The gain and its evidence."""
     c = view.finite_curve(VAL_LOSS, min_points=min_points)
     if c is None or len(c.values) < min_points or not c.values[0] > 0:
         return None
     v, k = c.values, int(round(TAIL_START * (len(c.values) - 1)))  # k: where the tail starts
     gain = float((v[0] - v[-1]) / abs(v[0]))
     steady = gain > 0 and v[k] - v[-1] >= steady_share * (v[0] - v[-1])
+    steady = steady or val_falling_since(view, 0.5, float(v[0]), 1, NO_LEARNING)
     slow_to_no_end = gain < slow_max and steady and view.outcome_harm() is not None
     if not bool((np.diff(v) < 0).all()) or not gain > 0 or not (gain < no_learning or slow_to_no_end):
         return None

@@ -16,7 +16,9 @@ class Plateau(helpers.PlateauReadings):
     lies within +/-5% of the start), after losing less than 30% of its start, across 3+ validation
     evaluations where logged (Lightning's early-stopping patience: a 2-epoch run has barely begun).
     A tail still falling significantly is slow, not stuck, only if at its rate one more run as long
-    gains 5% of the start. A converged run also ends flat, after a large drop. Progress is measured from
+    gains 5% of the start; so is a validation loss lower at every evaluation through the stretch (3+
+    falls in a row) at such a rate (`helpers.val_falling_since`): a minibatch-noisy training loss can
+    look flat while the full-set validation loss still falls. A converged run also ends flat, after a large drop. Progress is measured from
     before an early blow-up (`stats.detect_blowup`), not from its peak. A loss stuck exactly (a
     constant tail, or a tail at ln C: `stats.stuck_loss`), or a validation loss at or no better
     than chance over 5+ evaluations with the training loss not below chance either (and not still
@@ -30,22 +32,10 @@ class Plateau(helpers.PlateauReadings):
     #: upstream causes it follows from, when found too (listed after them). Not insufficient_capacity:
     #: from the curves alone that is a guess, and a guess must not outrank the symptom (issue 11)
     consequence_of = (
-        "loss_input_mismatch",
-        "frozen_parameters",
-        "final_layer_activation",
-        "learning_rate_too_high",
-        "bad_weight_init",
-        "dead_relu",
-        "saturated_activations",
-        "vanishing_gradients",
-        "network_too_deep",
-        "too_much_regularization",
-        "lr_decay_too_fast",
-        "learning_rate_too_low",
-        "labels_unrelated",
-        "repeated_batch",
-        "data_not_shuffled",
-        "gradients_not_zeroed",
+        *("loss_input_mismatch", "frozen_parameters", "final_layer_activation", "learning_rate_too_high"),
+        *("bad_weight_init", "dead_relu", "saturated_activations", "vanishing_gradients", "network_too_deep"),
+        *("too_much_regularization", "lr_decay_too_fast", "learning_rate_too_low", "labels_unrelated"),
+        *("repeated_batch", "data_not_shuffled", "gradients_not_zeroed"),
     )
 
     #: the flat stretch must start within this share of the run ("early")
@@ -85,6 +75,8 @@ class Plateau(helpers.PlateauReadings):
         vst = view.stall(VAL_LOSS)
         if view.finite_curve(VAL_LOSS) is not None and (vst is None or vst.start_fraction is None):
             return None  # validation still moving: not a plateau of both
+        if helpers.val_falling_since(view, flat_from, start, self.PATIENCE, self.STILL_FALLING):
+            return None  # lower at every evaluation since, by a margin that matters: a stall must be a stall
         sk = stuck(view)
         if sk is not None and sk.chance_k is not None:
             # sitting at chance (ln C) is no learning beyond a uniform guess, even after a drop from a worse

@@ -31,7 +31,8 @@ class LearningRateTooLow(Rule):
     that receive no gradient stay where they are at any learning rate (a model of zero weight
     matrices whose only learning tensor is its output bias creeps monotonically towards the label
     prior: not small steps). A validation loss lower at every one of >= 6 evaluations is a creep
-    (a stuck model's is not), too slow under 5%, or under 20% steadily, ending near chance; a warning
+    (a stuck model's is not), too slow under 5%, or under 20% steadily or still falling through its last
+    half at plateau's "not stuck" rate (`helpers.monotone_creep`), ending near chance; a warning
     (it learns), which the outcome fails where the validation loss stayed at chance."""
 
     cause = "learning_rate_too_low"
