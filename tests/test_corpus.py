@@ -99,6 +99,17 @@ def test_an_injected_initial_loss_mismatch_that_did_not_show_is_borderline():
     assert fault_label({"truth": "dead_relu"}, _tags(0.8, first=CHANCE))[0] == "dead_relu"
 
 
+def test_an_injected_fast_decay_on_a_run_that_still_learned_is_borderline():
+    """The catalog's lr_decay_too_fast takes the rate away before the model has learned: a run that
+    still got within a tenth of ln 4 of its sweep's best validation loss had learned (a CNN at 100%)."""
+    spec = {"truth": "lr_decay_too_fast", "family": "cnn", "optimizer": "adam", "seed": 0}
+    sweeps = {"cnn/plain/adam/s0": (0.01, 1e-3)}
+    assert fault_label(spec, _tags(0.05), sweeps)[0] == "borderline"
+    assert fault_label(spec, _tags(0.9), sweeps)[0] == "lr_decay_too_fast"  # stopped far above the best
+    assert fault_label(spec, _tags(0.05))[0] == "lr_decay_too_fast"  # no sweep to compare with: as injected
+    assert fault_label({**spec, "truth": "dead_relu"}, _tags(0.05), sweeps)[0] == "dead_relu"
+
+
 def test_split_is_deterministic_stratified_and_half_half():
     truth = {f"k{i}": ("healthy" if i % 3 else "learning_rate_too_high") for i in range(300)}
     a, b = assign_splits(truth), assign_splits(dict(reversed(list(truth.items()))))

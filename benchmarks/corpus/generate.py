@@ -45,6 +45,11 @@ IMPERFECT_LOW_LR_FACTOR = 3.0
 #: classifier head starts at std 0.02: x10 leaves its logits near 0): `borderline`. 0.25 nat is what logits of
 #: std ~0.7 add to ln C; a correctly initialised model's first-batch loss scatters ~0.1 nat around ln 4.
 MISMATCH_SHOWN_NATS = 0.25
+#: an injected too-fast decay whose run still got within this of its sweep's best validation loss did not
+#: show either: the catalog's `lr_decay_too_fast` is a schedule that takes the rate away "before the model has
+#: learned", and a model this close to the best its family, optimiser and seed reach had learned (the same
+#: tenth of the chance loss that an overfit must rise by, OVERFIT_MIN_RISE): `borderline`
+DECAY_SHOWN_NATS = 0.1 * CHANCE
 
 TAG = "corpus."
 
@@ -280,14 +285,24 @@ def imperfect_label(spec: dict, tags: dict, sweeps: dict) -> tuple[str, str, str
     return "healthy", "imperfect healthy", ""
 
 
-def fault_label(spec: dict, tags: dict) -> tuple[str, str, str]:
+def fault_label(spec: dict, tags: dict, sweeps: dict | None = None) -> tuple[str, str, str]:
     """(truth, why, also) of a fault run: the injected cause, unless the fault plainly did not show in the
-    quantity it is defined by (an initial loss mismatch whose first loss is ln 4)."""
+    quantity it is defined by: an initial loss mismatch whose first loss is ln 4, or a too-fast decay on
+    a run that still reached its sweep's best validation loss (`sweeps`: group -> (best val, best lr))."""
     first = _f(tags, "first_loss")
     if spec["truth"] == "initial_loss_mismatch" and abs(first - CHANCE) < MISMATCH_SHOWN_NATS:
         return (
             "borderline",
             f"injected, but the first loss {first:.3g} is ln 4 within {MISMATCH_SHOWN_NATS}: not shown",
+            "",
+        )
+    own = (sweeps or {}).get(f"{spec.get('family')}/plain/{spec.get('optimizer')}/s{spec.get('seed')}")
+    reached = _f(tags, "best_val")
+    if spec["truth"] == "lr_decay_too_fast" and own and reached - own[0] <= DECAY_SHOWN_NATS:
+        return (
+            "borderline",
+            f"injected, but the run reached validation loss {reached:.3g}, within {DECAY_SHOWN_NATS:.3g} of its "
+            f"sweep's best {own[0]:.3g}: the rate went after the model had learned",
             "",
         )
     return spec["truth"], "injected", ""
@@ -325,7 +340,7 @@ def label_and_split(tracking_uri: str) -> list[str]:
     tags_of = {run.info.run_id: {**run.data.tags, **_facts_from_curves(client, run)} for run in runs}
     truth: dict[str, tuple[str, str, str]] = {}
     sweeps = defaultdict(list)
-    imperfect = []
+    imperfect, faults = [], []
     for run in runs:
         tags = tags_of[run.info.run_id]
         spec = json.loads(tags[TAG + "spec"])
@@ -336,7 +351,7 @@ def label_and_split(tracking_uri: str) -> list[str]:
         elif spec["kind"] == "imperfect":
             imperfect.append((spec, run))
         else:
-            truth[run.info.run_id] = fault_label(spec, tags)
+            faults.append((spec, run))
     ranges = []
     bests = {}
     for group, members in sorted(sweeps.items()):
@@ -361,6 +376,8 @@ def label_and_split(tracking_uri: str) -> list[str]:
         )
     for spec, run in imperfect:
         truth[run.info.run_id] = imperfect_label(spec, tags_of[run.info.run_id], bests)
+    for spec, run in faults:
+        truth[run.info.run_id] = fault_label(spec, tags_of[run.info.run_id], bests)
     splits = assign_splits({run.data.tags[TAG + "key"]: truth[run.info.run_id][0] for run in runs})
     counts = defaultdict(lambda: [0, 0])
     for run in runs:

@@ -713,6 +713,38 @@ def memorised(view: RunView, of: stats.Overfit) -> bool:
     return va.end >= MEMORISED_GAP * tr.end
 
 
+#: the least rise of the validation loss over its best, as a share of the loss's own scale (where the
+#: training loss started: ln C for an untrained classifier), that counts as overfitting. Prechelt's GL is
+#: relative to the best, and a task solved to near-zero loss turns noise into a large GL (0.0008 -> 0.0013
+#: nats is 62%). A fifth of the plateau's FLAT_TOLERANCE band (a change under 5% of the start is "flat"
+#: there), so well inside what the auditor calls no change; kept small for recall: with GL >= 10% it only
+#: bears on runs whose best validation loss is under a tenth of the start, and it is 0.014 nats for
+#: 4 classes, 0.069 for 1000. On the tune split every true overfit rises 20% of the start or more.
+OVERFIT_MIN_RISE = 0.01
+
+
+@dataclass(frozen=True)
+class OverfitRise:
+    """How far the validation loss ended above its best, against the least rise that counts."""
+
+    rise: float  # final - best validation loss
+    floor: float  # OVERFIT_MIN_RISE x the loss's starting level
+
+    @property
+    def negligible(self) -> bool:
+        return self.rise < self.floor
+
+
+def overfit_rise(view: RunView, of: stats.Overfit) -> OverfitRise | None:
+    """The validation loss's rise over its best in the loss's own units, against OVERFIT_MIN_RISE of
+    where the training loss started (`start_level`); None without a positive start to scale by."""
+    va, start = view.finite_curve(VAL_LOSS, min_points=1), start_level(view)
+    if va is None or start is None or not math.isfinite(start) or start <= 0:
+        return None
+    rise = float(va.values[-1] - va.values[of.best_index])
+    return OverfitRise(rise, OVERFIT_MIN_RISE * start)
+
+
 #: the evidence of `learning_rate_too_high` that is harm seen in the loss (it exploded, diverged,
 #: turned NaN, was destroyed, or undid its learning): an outcome, not a set-up risk (the catalog's
 #: kind for a finding on update ratios or a rate alone)

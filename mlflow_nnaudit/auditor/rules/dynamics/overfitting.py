@@ -15,7 +15,10 @@ class Overfitting(Rule):
     best point (autocorrelation-corrected Mann-Kendall) or rise at 3 consecutive evaluations
     (UP_3), and the train/validation gap must grow. A rise of only a few evaluations at the
     end, small in size, is what early stopping produces and is not reported. Under 10%, a rise at 5
-    evaluations in a row an order of magnitude above the training loss counts (`helpers.memorised`)."""
+    evaluations in a row an order of magnitude above the training loss counts (`helpers.memorised`).
+    Either way the rise (final minus best validation loss) must reach 1% of where the training loss
+    started (`helpers.OVERFIT_MIN_RISE`): GL is relative to the best, and on a task solved to near-zero
+    loss a rise of 0.0005 nats is a GL of 60%, noise no one would act on."""
 
     cause = "overfitting"
     #: upstream causes it follows from, when found too (listed after them)
@@ -42,6 +45,9 @@ class Overfitting(Rule):
         of = view.overfit()
         if of is None or (of.gl < self.GL and not helpers.memorised(view, of)):
             return None
+        rise = helpers.overfit_rise(view, of)
+        if rise is not None and rise.negligible:
+            return None  # a large GL over a best near zero: a tiny rise on the loss's own scale
         rising = of.val_trend_after_best.direction > 0 or of.up >= self.UP_EVALS
         gap_growing = of.gap_trend.direction > 0 or of.gap_trend.change > 0
         train_falling = of.train_trend_after_best.direction <= 0
@@ -56,7 +62,8 @@ class Overfitting(Rule):
             Evidence(
                 "prechelt",
                 val.key,
-                {"GL_percent": of.gl, "PQ": of.pq, "UP": of.up, "evals_after_best": of.evals_after_best},
+                {"GL_percent": of.gl, "PQ": of.pq, "UP": of.up, "evals_after_best": of.evals_after_best}
+                | ({"rise": rise.rise, "least_rise": rise.floor} if rise is not None else {}),
                 (best_step, float(vx[-1])),
             ),
             trend_evidence("mann_kendall_val_after_best", val.key, of.val_trend_after_best),
