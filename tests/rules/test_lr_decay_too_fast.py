@@ -1,6 +1,7 @@
 """lr_decay_too_fast: the learning rate is gone early and progress stops with it."""
 
 import numpy as np
+import pytest
 
 from mlflow_nnaudit.auditor.curves import Curve
 from tests.rules.conftest import SEED, fires, healthy_diagnostics, make_view, optimizer_facts, quiet
@@ -120,7 +121,7 @@ def test_fires_when_the_validation_loss_was_still_falling_fast_at_an_early_cut()
     assert view.outcome_harm() is None
     f = fires(CAUSE, view)
     assert f.evidence[1].test == "val_fell_before_drop" and f.p_value is None
-    assert "last evaluation before it" in f.summary
+    assert "last evaluation before the rate went" in f.summary
 
 
 def test_quiet_on_the_same_cut_after_the_model_had_learned():
@@ -152,3 +153,68 @@ def test_fires_on_a_cut_after_the_first_half_of_a_run_that_never_learned():
 
 def test_quiet_on_the_same_late_cut_on_a_run_that_learned():
     quiet(CAUSE, late_cut_run(learned=True))
+
+
+def exp_decay_rnn_run(tau=2.5, gain=1.3, user_val=False, noise=0.12, epochs=8, per_epoch=32, seed=7):
+    """ExponentialLR(gamma=0.3) per epoch from Adam's 3e-3 on a classifier (C = 4), 8 epochs of 32
+    steps, recorded the recorder's way (issue 11's RNN run): `nnaudit/lr` logged when the rate moved
+    (at each epoch's first step), `nnaudit/val_loss` at the step count each epoch ended at, noisy
+    per-step minibatch losses. The model progresses in proportion to the rate: `tau` epochs at the
+    full rate to learn (2.5: still learning fast when the rate went), heading `gain` below chance.
+    The rate falls to 9e-4 for the second epoch and to 2.7e-4 (< a tenth) from step 64: a geometric
+    decay between the two logged points crosses a tenth at step ~61, before the evaluation at step
+    64 that closed the second epoch, trained at 9e-4. `user_val`: the validation loss logged by the
+    user with step = epoch index (0..7), placed by its timestamps."""
+    rng = np.random.default_rng([SEED, seed])
+    lrs = 3e-3 * 0.3 ** np.arange(epochs)
+    progress = np.cumsum(np.repeat(lrs, per_epoch)) / 3e-3 / per_epoch
+    chance = np.log(4)
+    clean = chance - gain * (1 - np.exp(-progress / tau))
+    loss = clean + noise * rng.standard_normal(len(clean))
+    n = len(loss)
+    ends = np.arange(1, epochs + 1) * per_epoch  # the optimizer steps reached when each epoch ended
+    val = clean[ends - 1] + 0.002 * rng.standard_normal(epochs)
+    times = 1e3 + 50.0 * np.arange(n)  # ms: one step every 50 ms, the evaluation just after its epoch
+    lr = Curve("nnaudit/lr", np.arange(epochs) * per_epoch, lrs)
+    if user_val:
+        train = Curve("nnaudit/train_loss", np.arange(n, dtype=float), loss, times)
+        val_curve = Curve("val_loss", np.arange(epochs, dtype=float), val, times[ends - 1] + 25.0)
+    else:
+        train, val_curve = loss, Curve("nnaudit/val_loss", ends.astype(float), val)
+    return make_view(train, val_curve, lr=lr, params={"n_classes": "4"})
+
+
+def test_fires_when_the_validation_loss_freezes_the_moment_the_rate_is_gone():
+    # the per-step losses are too noisy for both the trend before the drop and the flat test after
+    # it, and the run ended well below chance (no outcome harm); the evaluation at step 64, trained
+    # at 9e-4, fell by more than the band, and every evaluation after it stayed within the band
+    view = exp_decay_rnn_run()
+    assert view.outcome_harm() is None
+    f = fires(CAUSE, view)
+    assert [e.test for e in f.evidence] == ["lr_drop", "val_fell_before_drop", "val_frozen_after_drop"]
+    assert f.evidence[1].values["at_step"] == 64 and "frozen within" in f.summary
+
+
+def test_places_a_per_epoch_validation_loss_on_the_rate_s_steps():
+    # the same run with `val_loss` logged at step = epoch (0..7): its steps say nothing of where the
+    # rate fell (step ~61 of 256); its timestamps put the evaluations at the ends of the epochs
+    f = fires(CAUSE, exp_decay_rnn_run(user_val=True))
+    assert f.evidence[1].test == "val_fell_before_drop" and 63 <= f.evidence[1].values["at_step"] <= 64
+
+
+def test_quiet_when_the_validation_loss_had_converged_before_the_rate_went():
+    # a model that learned within its first epoch (tau 0.25): the evaluation at the drop moved by
+    # less than the band, and a frozen validation loss after it is convergence
+    quiet(CAUSE, exp_decay_rnn_run(tau=0.25, gain=0.8))
+
+
+@pytest.mark.parametrize("noise", [0.12, 0.01])
+def test_quiet_when_the_training_loss_is_within_the_band_of_zero_after_the_drop(noise):
+    # the validation loss fell at the drop and froze, but the training loss sits at ~0.02 after it
+    # (within 5% of its start of zero): a model that fit its training set, nothing left to fall.
+    # Noisy per-step losses (the validation reading) or clean ones whose fall before the drop shows
+    view = exp_decay_rnn_run(noise=noise)
+    train = view.curves["train_loss"]
+    low = np.where(train.steps >= 64, 0.02 + 0.005 * np.abs(np.sin(train.steps)), train.values)
+    view.curves["train_loss"] = Curve(train.key, train.steps, low)
+    quiet(CAUSE, view)

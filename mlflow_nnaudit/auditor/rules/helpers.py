@@ -24,6 +24,7 @@ from mlflow_nnaudit.auditor.rules.base import (
     Finding,
     Rule,
     RunView,
+    _shared_axis,
     fmt_factor,
     fmt_num,
     fmt_step,
@@ -460,6 +461,7 @@ class LrDecay:
     peak: float
     step: float  # where it fell to LR_DECAYED x peak (between two points: see `lr_decay`)
     share: float  # that step as a share of the training curve's span
+    logged: float  # the first logged point at or below LR_DECAYED x peak (a step schedule changes there)
 
 
 #: what `lr_points` reads from the recorder besides its learning-rate curve
@@ -508,7 +510,53 @@ def lr_decay(view: RunView) -> LrDecay | None:
         (x0, x1), (v0, v1), target = lr.steps[j - 1 : j + 1], lr.values[j - 1 : j + 1], LR_DECAYED * peak
         at = math.log(v0 / target) / math.log(v0 / v1) if v1 > 0 else (v0 - target) / v0
         x = float(x0 + (x1 - x0) * at)
-    return LrDecay(lr.key, peak, x, (x - loss.steps[0]) / (loss.steps[-1] - loss.steps[0]))
+    return LrDecay(lr.key, peak, x, (x - loss.steps[0]) / (loss.steps[-1] - loss.steps[0]), float(lr.steps[j]))
+
+
+def val_on_train_axis(view: RunView) -> tuple[Curve, np.ndarray] | None:
+    """The validation loss (2 points or more) and where its evaluations sit on the training loss's
+    step axis (that of the learning rate too): its own steps when both count the same unit, else
+    its timestamps placed among the training loss's (a `val_loss` logged with step = epoch while
+    the training loss counts optimizer steps). None when it cannot be placed."""
+    tr, va = view.finite_curve(TRAIN_LOSS), view.finite_curve(VAL_LOSS, min_points=2)
+    if tr is None or va is None:
+        return None
+    tx, vx = _shared_axis(tr, va)
+    if tx is tr.steps:
+        return va, va.steps
+    return va, np.interp(vx, tr.timestamps, tr.steps)
+
+
+def val_fell_at_drop(view: RunView, x_gone: float, band: float) -> Evidence | None:
+    """`lr_decay_too_fast`'s reading of the validation loss at a drop of the rate: its last evaluation
+    at or before `x_gone` (the first logged rate at a tenth of the peak or less: evaluations up to
+    there trained at the rates logged before it) fell from the one before it by more than `band` and
+    by more than the loss moved over all its evaluations after (3 or more) together: measured on the
+    whole validation set, one evaluation's fall is no minibatch noise. None otherwise, or when the
+    evaluations cannot be placed on the rate's steps (`val_on_train_axis`)."""
+    placed = val_on_train_axis(view)
+    if placed is None:
+        return None
+    (va, x), at = placed, placed[1] <= x_gone
+    pre, post = va.values[at], va.values[~at]
+    if len(pre) < 2 or len(post) < 3:
+        return None
+    fell, moved = float(pre[-2] - pre[-1]), float(np.max(np.abs(post - pre[-1])))
+    if fell <= band or fell <= moved:
+        return None
+    values = {"fell": fell, "band": band, "moved_after": moved, "at_step": float(x[at][-1])}
+    return Evidence("val_fell_before_drop", va.key, values)
+
+
+def val_frozen_after(x: np.ndarray, y: np.ndarray, val_fell: Evidence) -> Evidence | None:
+    """The validation loss that fell at the drop (`val_fell_at_drop`) froze after it: every later
+    evaluation within its `band` of the one at the drop, while the training loss after the drop
+    (`x`, `y`) shows no significant fall (Mann-Kendall). The flat test's stand-in where per-step
+    minibatch noise hides the training loss's flatness. None otherwise."""
+    v, trend = val_fell.values, stats.mann_kendall(x, y)
+    if v["moved_after"] > v["band"] or trend.direction < 0:
+        return None
+    return Evidence("val_frozen_after_drop", val_fell.curve, {**v, "train_p": trend.p_value})
 
 
 # --- curve-only readings of "nothing was learned" (plateau's, on runs whose loss has no stall to test)

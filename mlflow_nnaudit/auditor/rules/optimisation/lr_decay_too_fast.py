@@ -5,28 +5,41 @@ from __future__ import annotations
 import numpy as np
 
 from mlflow_nnaudit.auditor import stats
-from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
+from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
 from mlflow_nnaudit.auditor.rules.base import FLAT_TOLERANCE, Evidence, Finding, Rule, RunView, fmt_num, fmt_step
-from mlflow_nnaudit.auditor.rules.helpers import LR_DECAY_EARLY, LR_DECAYED, TAIL_START, lr_decay, trend_evidence
+from mlflow_nnaudit.auditor.rules.helpers import (
+    LR_DECAY_EARLY,
+    LR_DECAYED,
+    TAIL_START,
+    lr_decay,
+    trend_evidence,
+    val_fell_at_drop,
+    val_frozen_after,
+)
 
 
 class LrDecayTooFast(Rule):
-    """A logged learning-rate curve falls to 10% of its peak or less within the first half of
-    the run, the training loss was still falling significantly just before (Mann-Kendall on
-    the stretch before the drop, autocorrelation-corrected), and after the drop it is flat (the
+    """A logged learning-rate curve falls to 10% of its peak or less within the first half of the
+    run, the training loss was still falling significantly just before (Mann-Kendall on the
+    stretch before the drop, autocorrelation-corrected), and after the drop it is flat (the
     equivalence test of `plateau`: its change lies within +/-5% of the starting loss) for the
     rest of the run: progress stopped when the learning rate went, not because the model had
     learned. Where the stretch just before the drop is too short or too noisy to show the fall
     (a cut after the first epoch), the validation loss says it: its last evaluation before the
     drop fell by more than that +/-5% band, more than it moved in all the evaluations after the
-    drop together. Failing that, the whole stretch before the drop must have fallen
-    significantly and the run must have ended without having learned (the outcome's harm: a
-    classifier at or near chance, a regression that explains little): then the flat tail is not
-    a converged model either. On such a run a decay before the last 30% of the run (the tail
-    window of the learning-rate rules; a cosine or linear schedule over the whole run gets there
-    only in it) is too fast as well: the rate was gone before the model learned anything. Needs
-    the learning rate as a curve (`lr`, `learning_rate`, Lightning's `lr-Adam`, the recorder's
-    `nnaudit/lr`)."""
+    drop together (the drop placed at the first logged rate at a tenth of the peak or less, the
+    evaluations on the rate's steps). There, where the per-step training loss is too noisy for
+    the flat test, the validation loss frozen after the drop shows the flat tail instead: all
+    its later evaluations (3 or more) within the band of the one at the drop, the training loss
+    without a significant fall after it. Failing that, the whole stretch before the drop must
+    have fallen significantly and the run must have ended without having learned (the outcome's
+    harm: a classifier at or near chance, a regression that explains little): then the flat tail
+    is not a converged model either. On such a run a decay before the last 30% of the run (the
+    tail window of the learning-rate rules; a cosine or linear schedule over the whole run gets
+    there only in it) is too fast as well: the rate was gone before the model learned anything.
+    Needs the learning rate as a curve (`lr`, `learning_rate`, Lightning's `lr-Adam`, the
+    recorder's `nnaudit/lr`). Never on a training loss whose level after the drop lies within
+    the band of zero: that model converged, with nothing left to fall that the band could see."""
 
     cause = "lr_decay_too_fast"
 
@@ -55,10 +68,12 @@ class LrDecayTooFast(Rule):
         xb, yb = lx[before], loss.values[before]
         k = len(xb)
         pre = stats.mann_kendall(xb[k // 2 :], yb[k // 2 :])  # the half of the pre-drop stretch nearest the drop
-        harm, val_fell = None, None
+        harm, band = None, FLAT_TOLERANCE * abs(lv.start)
+        level = float(np.median(loss.values[after]))
+        if level <= band:
+            return None  # within the flat band of zero: converged, nothing left to fall that it could see
         late = share > self.DECAY_EARLY  # too fast only for a run that never learned
-        if pre.direction >= 0 and not late:
-            val_fell = self.val_fell_at_drop(view, x_drop, FLAT_TOLERANCE * abs(lv.start))
+        val_fell = None if late else val_fell_at_drop(view, decay.logged, band)
         if (pre.direction >= 0 and val_fell is None) or late:
             harm = view.outcome_harm()
             if harm is None:
@@ -66,17 +81,20 @@ class LrDecayTooFast(Rule):
             pre = stats.mann_kendall(xb, yb)
             if pre.direction >= 0:
                 return None
-        flat = stats.flatness(lx[after], loss.values[after], FLAT_TOLERANCE * abs(lv.start))
-        if not flat.is_flat:
+        flat = stats.flatness(lx[after], loss.values[after], band)
+        frozen = None if flat.is_flat or val_fell is None else val_frozen_after(lx[after], loss.values[after], val_fell)
+        if not flat.is_flat and frozen is None:
             return None
-        level = float(np.median(loss.values[after]))
+        if pre.direction < 0 and frozen is None:
+            val_fell = None  # the training loss showed the fall itself
         ended = f", and the run ended without having learned ({harm.summary})" if harm else ""
         falling = "the loss, falling until then,"
         if val_fell is not None:
             vf = val_fell.values
             falling = (
-                f"the validation loss fell {fmt_num(vf['fell'])} in its last evaluation before it and then moved "
-                f"{fmt_num(vf['moved_after'])} at most in all those after; the training loss"
+                f"the validation loss fell {fmt_num(vf['fell'])} in its last evaluation before the rate went (step "
+                f"{fmt_step(vf['at_step'])}) and then moved {fmt_num(vf['moved_after'])} at most in all those after"
+                f"{' (frozen within ' + fmt_num(vf['band']) + ')' if frozen else ''}; the training loss"
             )
         return self.finding(
             confidence="medium",
@@ -95,7 +113,8 @@ class LrDecayTooFast(Rule):
                 or trend_evidence(
                     "mann_kendall_before_drop" if harm is None else "mann_kendall_all_before_drop", loss.key, pre
                 ),
-                Evidence(
+                frozen
+                or Evidence(
                     "flat_after_drop",
                     loss.key,
                     {"change_ci90": [flat.change_low, flat.change_high], "tolerance": flat.tolerance, "level": level},
@@ -103,21 +122,3 @@ class LrDecayTooFast(Rule):
                 ),
             ],
         )
-
-    @staticmethod
-    def val_fell_at_drop(view: RunView, x_drop: float, band: float) -> Evidence | None:
-        """The validation loss's last evaluation at or before the drop fell from the one before it
-        by more than `band` (the flat test's +/-5% of the start) and by more than the validation
-        loss moved over all its evaluations after the drop together (at least 3): measured on the
-        whole validation set, one evaluation's fall is no minibatch noise. None otherwise."""
-        va = view.finite_curve(VAL_LOSS, min_points=2)
-        if va is None:
-            return None
-        x, v = va.steps, va.values
-        pre, post = v[x <= x_drop], v[x > x_drop]
-        if len(pre) < 2 or len(post) < 3:
-            return None
-        fell, moved = float(pre[-2] - pre[-1]), float(np.max(np.abs(post - pre[-1])))
-        if fell <= band or fell <= moved:
-            return None
-        return Evidence("val_fell_before_drop", va.key, {"fell": fell, "band": band, "moved_after": moved})
