@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -225,3 +226,29 @@ def test_a_tag_the_store_never_takes_is_reported_lost(tmp_path, server):
     run = client.get_run(run_id)
     assert STARTED_RUN not in run.data.tags
     assert [m.step for m in client.get_metric_history(run_id, "nnaudit/train_loss")] == list(range(60))
+
+
+def test_an_older_version_of_a_file_that_failed_never_overwrites_a_newer_one(tmp_path, server, monkeypatch):
+    """Found by review: the diagnostics v1 fails its 3 tries while v2 waits behind it; v2 is written; the
+    run's end must not try v1 again (it would overwrite v2 with stale evidence). A real server behind a
+    proxy that refuses the first 3 uploads holding v1's marker and delays each upload (v1 is in flight
+    when v2 is queued, so v2 does not replace it in the queue)."""
+    from mlflow_nnaudit.recorder.sink import MlflowSink
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    proxy = SlowProxy(server.url, {"/artifacts/": 0.3}, refuse_bodies={"STALE-V1": 3})
+    try:
+        client = MlflowClient(proxy.url)
+        run_id = client.create_run(client.create_experiment("stale")).info.run_id
+        sink = MlflowSink(run_id, client=client)
+        sink.log_text('{"v": "STALE-V1"}', "nnaudit/evidence.json")
+        time.sleep(0.1)  # v1 is being uploaded (held 0.3 s by the proxy)
+        sink.log_text('{"v": "NEW-V2"}', "nnaudit/evidence.json")
+        lost = sink.close(wait_seconds=20)
+    finally:
+        proxy.stop()
+    assert proxy.refused["STALE-V1"] == 3 and lost == 0
+    path = MlflowClient(server.url).download_artifacts(run_id, "nnaudit/evidence.json", str(tmp_path))
+    with open(path) as fh:
+        assert "NEW-V2" in fh.read()
+    assert not sink.lost_writes

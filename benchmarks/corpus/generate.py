@@ -38,6 +38,8 @@ OVERFIT_RATIO = 1.5
 #: ... by at least this much in absolute terms (a tenth of the chance loss: 0.001 -> 0.004 is no harm), ...
 OVERFIT_MIN_RISE = 0.1 * CHANCE
 #: ... its best was a healthy result (progress >= HEALTHY_PROGRESS) and its training loss ended below that best
+#: (see `overfit`)
+
 #: an imperfect run that barely moved is `learning_rate_too_low` when its rate is this many times under the best
 #: rate of the sweep with its family, optimiser and seed (else it stays `healthy`: a short budget is no fault)
 IMPERFECT_LOW_LR_FACTOR = 3.0

@@ -430,6 +430,9 @@ class MlflowSink:
                     self.seconds_per_point = 0.5 * self.seconds_per_point + 0.5 * measured
                 self.failing = False
                 retry = False
+                if kind == "text":  # a newer version of a file written: an older one that failed is stale
+                    with self._cond:
+                        self._unwritten = [j for j in self._unwritten if not (j[0] == "text" and j[1][1] == payload[1])]
             except Exception as exc:  # noqa: BLE001 - the store's trouble must never reach training
                 refused = _refused(exc)
                 self.failing = not refused

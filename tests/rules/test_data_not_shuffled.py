@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mlflow_nnaudit.auditor import stats as S
+from mlflow_nnaudit.auditor.rules.data.data_not_shuffled import binomial_tail
 from tests.rules.conftest import (
     SEED,
     ar1_noise,
@@ -76,11 +77,11 @@ def sampled_batches(labels, batch_size=32, epochs=4, every=5, shuffle=True, seed
     return np.array(per_batch, dtype=float), counts
 
 
-def imbalanced_run(shuffle, majority=0.97, n=2048, classes=4, batch_size=16, seed=0):
+def imbalanced_run(shuffle, majority=0.97, n=2048, classes=4, batch_size=16, seed=0, epochs=4):
     # a 97% majority class, the rest spread over the other classes, sorted by label as datasets often come
     rest = n - int(majority * n)
     labels = np.sort(np.concatenate([np.zeros(n - rest, dtype=int), 1 + np.arange(rest) % (classes - 1)]))
-    per_batch, counts = sampled_batches(labels, batch_size=batch_size, shuffle=shuffle, seed=seed)
+    per_batch, counts = sampled_batches(labels, batch_size=batch_size, epochs=epochs, shuffle=shuffle, seed=seed)
     d = healthy_diagnostics(
         loss=classification_loss(classes, label_counts=counts),
         data_loader=data_loader_section(loader(n, batch_size)),
@@ -100,6 +101,14 @@ def test_quiet_on_shuffled_batches_of_a_97_percent_majority():
 def test_fires_on_the_same_imbalanced_data_sorted_by_label():
     f = fires(CAUSE, imbalanced_run(shuffle=False))
     assert f.evidence[0].values["p_value"] < 1e-3 and f.evidence[0].values["one_class_if_shuffled"] > 0.5
+
+
+def test_a_long_run_of_imbalanced_batches_is_read_too():
+    """Found by review: the binomial tail summed math.comb terms, which overflow a float from about a
+    thousand sampled batches (OverflowError: the rule was skipped on long runs). 1,280 sampled batches."""
+    assert 0.45 < binomial_tail(700, 1400, 0.5) < 0.55 and 0 < binomial_tail(780, 1400, 0.5) < 1e-4
+    quiet(CAUSE, imbalanced_run(shuffle=True, epochs=50))
+    fires(CAUSE, imbalanced_run(shuffle=False, epochs=50))
 
 
 # --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------

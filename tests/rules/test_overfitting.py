@@ -88,3 +88,15 @@ def test_quiet_on_a_tiny_rise_of_a_validation_loss_solved_to_near_zero():
     # the same relative shape at a best of 0.3 (a rise of 0.19 nats, 14% of the start) is overfitting
     f = fires(CAUSE, make_view(solved_to_zero(), val / 0.0008038 * 0.3, val_acc=acc))
     assert f.evidence[0].values["rise"] > f.evidence[0].values["least_rise"]
+
+
+def test_a_regression_that_started_high_still_overfits():
+    """Found by review: the floor first scaled by the first training loss, which on a regression is set
+    by the untrained outputs and the targets' units (MSE from 1e4): a validation MSE whose best is 25 and
+    that ends at 88 was silenced. A regression (no accuracy, no class count) has no floor."""
+    train = falling(600, 1e4, 2.0, knee=0.2, noise=0.01)
+    val = val_rising_after(8, 3.5, best=25.0)
+    f = fires(CAUSE, make_view(train, val))
+    assert f.confidence == "high"
+    # the same curves in other units: the same verdict
+    fires(CAUSE, make_view(train / 1e4, val / 1e4))

@@ -229,6 +229,15 @@ def test_the_same_loss_flat_across_six_evaluations_is_a_plateau():
     assert f.severity == "failed"
 
 
+def test_a_long_run_at_chance_evaluated_once_at_the_end_is_a_plateau():
+    """Found by review: one evaluation says nothing of how often a run is evaluated, so the patience in
+    evaluations does not apply; 600 steps at ln 4 with one validation point at the end is a plateau."""
+    g = rng(5)
+    train = CHANCE + 0.01 * g.standard_normal(600)
+    f = fires(CAUSE, make_view(train, np.array([CHANCE - 0.003]), params={"n_classes": "4"}))
+    assert f.severity == "failed"
+
+
 def test_quiet_on_a_noisy_training_loss_beside_a_validation_loss_lower_at_every_evaluation():
     """SGD+momentum at 3e-3 on an LSTM, 6 epochs of 32 steps (a corpus run 30x under its sweep's best
     rate): minibatch noise makes the per-step training loss look flat from mid-run, but the validation

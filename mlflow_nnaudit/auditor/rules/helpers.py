@@ -761,13 +761,16 @@ def memorised(view: RunView, of: stats.Overfit) -> bool:
     return va.end >= MEMORISED_GAP * tr.end
 
 
-#: the least rise of the validation loss over its best, as a share of the loss's own scale (where the
-#: training loss started: ln C for an untrained classifier), that counts as overfitting. Prechelt's GL is
-#: relative to the best, and a task solved to near-zero loss turns noise into a large GL (0.0008 -> 0.0013
-#: nats is 62%). A fifth of the plateau's FLAT_TOLERANCE band (a change under 5% of the start is "flat"
-#: there), so well inside what the auditor calls no change; kept small for recall: with GL >= 10% it only
-#: bears on runs whose best validation loss is under a tenth of the start, and it is 0.014 nats for
-#: 4 classes, 0.069 for 1000. On the tune split every true overfit rises 20% of the start or more.
+#: the least rise of the validation loss over its best, as a share of a classifier's chance loss ln C
+#: (where an untrained classifier starts), that counts as overfitting. Prechelt's GL is relative to the
+#: best, and a task solved to near-zero loss turns noise into a large GL (0.0008 -> 0.0013 nats is 62%).
+#: A fifth of the plateau's FLAT_TOLERANCE band (a change under 5% of the start is "flat" there), so
+#: well inside what the auditor calls no change; kept small for recall: with GL >= 10% it only bears on
+#: runs whose best validation loss is under a tenth of ln C, and it is 0.014 nats for 4 classes, 0.069
+#: for 1000 (with no class count, a run logging an accuracy is scaled by its first training loss, an
+#: untrained classifier's). On the tune split every true overfit rises 20% of ln C or more. Not for a regression: its
+#: first loss is set by the untrained model's outputs and the targets' units, not by the task (an MSE
+#: from 1e4 whose best is 25 and that ends at 88 has overfit), so there the floor is not applied.
 OVERFIT_MIN_RISE = 0.01
 
 
@@ -785,12 +788,15 @@ class OverfitRise:
 
 def overfit_rise(view: RunView, of: stats.Overfit) -> OverfitRise | None:
     """The validation loss's rise over its best in the loss's own units, against OVERFIT_MIN_RISE of
-    where the training loss started (`start_level`); None without a positive start to scale by."""
-    va, start = view.finite_curve(VAL_LOSS, min_points=1), start_level(view)
-    if va is None or start is None or not math.isfinite(start) or start <= 0:
+    a classifier's chance loss ln C (or, with no class count, of where the training loss of a run that
+    logs an accuracy started: an untrained classifier's); None on a regression (no scale)."""
+    va, chance = view.finite_curve(VAL_LOSS, min_points=1), view.chance_loss()
+    if chance is None and (TRAIN_ACC in view.curves or VAL_ACC in view.curves):
+        chance = start_level(view)
+    if va is None or chance is None or not math.isfinite(chance) or chance <= 0:
         return None
     rise = float(va.values[-1] - va.values[of.best_index])
-    return OverfitRise(rise, OVERFIT_MIN_RISE * start)
+    return OverfitRise(rise, OVERFIT_MIN_RISE * chance)
 
 
 #: the evidence of `learning_rate_too_high` that is harm seen in the loss (it exploded, diverged,

@@ -16,9 +16,10 @@ class Overfitting(Rule):
     (UP_3), and the train/validation gap must grow. A rise of only a few evaluations at the
     end, small in size, is what early stopping produces and is not reported. Under 10%, a rise at 5
     evaluations in a row an order of magnitude above the training loss counts (`helpers.memorised`).
-    Either way the rise (final minus best validation loss) must reach 1% of where the training loss
-    started (`helpers.OVERFIT_MIN_RISE`): GL is relative to the best, and on a task solved to near-zero
-    loss a rise of 0.0005 nats is a GL of 60%, noise no one would act on."""
+    Either way, on a classifier, the rise (final minus best validation loss) must reach 1% of ln C
+    (`helpers.OVERFIT_MIN_RISE`): GL is relative to the best, and on a task solved to near-zero
+    loss a rise of 0.0005 nats is a GL of 60%, noise no one would act on. A regression's first loss
+    has no task scale (the targets' units): no floor there."""
 
     cause = "overfitting"
     #: upstream causes it follows from, when found too (listed after them)

@@ -14,7 +14,7 @@ class Plateau(helpers.PlateauReadings):
     """Training (and validation, where logged) loss goes flat early, well above a good loss: flat
     from some point in the first half on (the 90% interval of the Theil-Sen change over the rest
     lies within +/-5% of the start), after losing less than 30% of its start, across 3+ validation
-    evaluations where logged (Lightning's early-stopping patience: a 2-epoch run has barely begun).
+    evaluations where 2+ are logged (Lightning's early-stopping patience: a 2-epoch run has barely begun).
     A tail still falling significantly is slow, not stuck, only if at its rate one more run as long
     gains 5% of the start; so is a validation loss lower at every evaluation through the stretch (3+
     falls in a row) at such a rate (`helpers.val_falling_since`): a minibatch-noisy training loss can
@@ -70,7 +70,8 @@ class Plateau(helpers.PlateauReadings):
             return None
         va = view.curve(VAL_LOSS)  # evaluations spread over the run, the k-th of n at k/n of it (one per epoch)
         n_val = int(va.finite.sum()) if va is not None else 0
-        if n_val and sum((k + 1) / n_val >= flat_from for k in range(n_val)) < self.PATIENCE:
+        # one evaluation (at the end) says nothing of how often the run is evaluated: the training stall decides
+        if n_val >= 2 and sum((k + 1) / n_val >= flat_from for k in range(n_val)) < self.PATIENCE:
             return None  # flat over fewer evaluations than any early stopping waits: too short to call
         vst = view.stall(VAL_LOSS)
         if view.finite_curve(VAL_LOSS) is not None and (vst is None or vst.start_fraction is None):
