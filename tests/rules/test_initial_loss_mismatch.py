@@ -8,6 +8,7 @@ from tests.rules.conftest import (
     classification_loss,
     falling,
     fires,
+    flat,
     healthy_diagnostics,
     healthy_loss,
     healthy_train,
@@ -140,3 +141,66 @@ def test_a_first_loss_inflated_by_strong_dropout_follows_the_regularisation():
     ordered, _, _ = judge(findings, harm=view.outcome_harm())
     mismatch = next(f for f in ordered if f.cause == CAUSE)
     assert ordered[0].cause == "too_much_regularization" and mismatch.upstream == "too_much_regularization"
+
+
+# --- below a nat: the first loss and a scaled-up output layer together (issue 11, the corpus's x10 heads) --
+def real_run(head_scale=1.0, train=None, he_head=False, input_std=1.0, seed=0):
+    """A real MLP (20 -> 32 -> 32 -> 4, PyTorch's default init) with its output layer multiplied by
+    `head_scale` (or at He's init): the `model` section the recorder's probe writes for it, and its
+    first cross-entropy on inputs of std `input_std` and random labels, as the recorder notes it."""
+    import torch
+    from torch import nn
+
+    from tests.rules.test_bad_weight_init import recorded_model
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 4))
+    with torch.no_grad():
+        if he_head:
+            nn.init.kaiming_normal_(model[-1].weight)
+        model[-1].weight.mul_(head_scale)
+        first = float(nn.functional.cross_entropy(model(input_std * torch.randn(256, 20)), torch.randint(0, 4, (256,))))
+    d = healthy_diagnostics(model=recorded_model(model), loss=classification_loss(4, first_loss=first))
+    train = healthy_loss() if train is None else train
+    return make_view(train, diagnostics=d, params=recorder_params(d)), first - math.log(4)
+
+
+def verdict_of(view):
+    findings = [f for r in ALL_RULES if r.applies(view) for f in [r.evaluate(view)] if f is not None]
+    return judge(findings, harm=view.outcome_harm())
+
+
+def test_a_head_scaled_10x_that_shows_in_the_first_loss_is_an_advisory_on_a_run_that_trained_well():
+    # x10 of PyTorch's default: 5.8x LeCun, inside bad_weight_init's 10x band; its logits start
+    # 0.39 nats above ln 4, under the nat a curve alone needs; the two together name it
+    view, excess = real_run(10.0)
+    assert 0.25 < excess < 1.0
+    f = fires(CAUSE, view)
+    assert "with the output layer 4.weight at" in f.summary and "4.weight" in f.recommendation
+    scale = next(e for e in f.evidence if e.test == "output_layer_init").values["scale_vs_lecun"]
+    assert 4.0 < scale < 8.0
+    quiet("bad_weight_init", view)  # the head's scale alone is left to the first loss, which sees its effect
+    ordered, status, _ = verdict_of(view)
+    assert status == "healthy" and [g.cause for g in ordered] == [CAUSE] and ordered[0].advisory
+
+
+def test_a_head_scaled_10x_on_a_run_that_never_learned_is_a_cause():
+    view, _ = real_run(10.0, train=flat(600, level=math.log(4), noise=0.03))
+    ordered, status, _ = verdict_of(view)
+    mismatch = next(f for f in ordered if f.cause == CAUSE)
+    assert status in ("warning", "failed") and not mismatch.advisory
+
+
+def test_quiet_below_a_nat_without_a_scaled_up_head_or_without_a_first_loss_that_shows_it():
+    # PyTorch's default and He's init of the head: the first loss near ln C, or a He-sized spread
+    for kwargs in ({}, {"he_head": True}):
+        quiet(CAUSE, real_run(**kwargs)[0])
+    view, excess = real_run(he_head=True, input_std=4.0)  # a He head over large features: a broad start
+    assert 0.25 < excess < 1.0
+    quiet(CAUSE, view)
+    # a head scaled 10x whose logits still start near zero (small features): nothing showed
+    view, _ = real_run(10.0)
+    view.diagnostics["loss"]["first_loss"] = math.log(4) + 0.1
+    quiet(CAUSE, view)
+    # curves alone: the same 0.4-nat start is not named (a usual init can give it)
+    quiet(CAUSE, make_view(healthy_loss() + 0.39, params={"num_classes": "4"}))

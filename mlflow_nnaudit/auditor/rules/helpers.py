@@ -1153,6 +1153,28 @@ def init_reading(view: RunView) -> InitReading | None:
     return InitReading(init, constant, symmetric, scaled, output)
 
 
+#: an output layer whose std is this many times LeCun's 1/sqrt(fan_in) or more has a scale no standard init
+#: gives it: PyTorch's default is 1/sqrt(3) = 0.58x, He's (the broadest, `kaiming_*_` for ReLU) sqrt(2) = 1.41x,
+#: Xavier's never more (sqrt(2 fan_in / (fan_in + C)); 2.4x at most with tanh's gain 5/3). 4x is 2.8x He's and
+#: 7x PyTorch's default: a head scaled up by hand (the corpus's x10 of the default gives 5.4-6.1x)
+OUTPUT_SCALE_HIGH = 4.0
+
+
+def scaled_output(view: RunView) -> tuple[str, float] | None:
+    """(name, std vs LeCun's) of the output layer's weight (`InitReading.output`, the last weight with
+    one row per class) when the recorder saw it start at OUTPUT_SCALE_HIGH x LeCun's std or more (not
+    constant); None otherwise or without the record. Judged on L-BFGS runs too: what it reads is the
+    logits' spread before the first step, which no line search has touched yet."""
+    reading = init_reading(view)
+    if reading is None or reading.output is None:
+        return None
+    w = next(w for w in reading.weights if w["param"] == reading.output)
+    scale = float(w["scale_vs_lecun"])
+    return (
+        (reading.output, scale) if not w["constant"] and math.isfinite(scale) and scale >= OUTPUT_SCALE_HIGH else None
+    )
+
+
 # --- labels_unrelated's reading by elimination ---------------------------------------------------
 CHECK_LABELS = (
     "check that labels match their inputs (shuffle inputs and labels together, check the join/pairing code), look "

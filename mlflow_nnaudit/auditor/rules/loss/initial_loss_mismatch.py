@@ -6,7 +6,7 @@ import math
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
-from mlflow_nnaudit.auditor.rules.helpers import INIT_READS, first_loss_from_curve, init_reading
+from mlflow_nnaudit.auditor.rules.helpers import INIT_READS, first_loss_from_curve, init_reading, scaled_output
 
 
 class InitialLossMismatch(Rule):
@@ -22,7 +22,13 @@ class InitialLossMismatch(Rule):
     than of a 4-class one. One nat is about what the broadest usual init of the output layer
     gives (He's, over unit-variance features: 0.6 nats above ln 4, 0.8 above ln 10, 1.0 above
     ln 1000; PyTorch's default and LeCun's less): below it the start is a convention, not a
-    mistake, and Karpathy's check catches starts off by a lot, not by a He-sized spread. Listed after `bad_weight_init` only when the recorder saw bad
+    mistake, and Karpathy's check catches starts off by a lot, not by a He-sized spread. Below a
+    nat, two independent readings together still name it: a first loss more than 0.25 nats above
+    ln C (twice what a PyTorch-default head over unit-variance features adds to ln 4, 0.12; on
+    `tune` healthy runs start within 0.05 of ln C; the corpus labeller's "the fault showed") and
+    an output layer that the recorder saw start at 4x LeCun's 1/sqrt(fan_in) std or more, a scale
+    no standard init gives a head (PyTorch's default 0.58x, He's 1.41x, Xavier's no more; 4x is
+    2.8x He's, 7x the default: `helpers.OUTPUT_SCALE_HIGH`). Listed after `bad_weight_init` only when the recorder saw bad
     initial weights beyond the output layer (hidden layers whose scale, constant or copied
     rows shape the logits from upstream); a bad scale of the output layer alone is this cause.
 
@@ -48,6 +54,9 @@ class InitialLossMismatch(Rule):
     EXCESS_NATS = 1.0
     #: a first loss below ln C divided by this knows the labels before training
     BELOW_FACTOR = 3.0
+    #: with an output layer the recorder saw scaled up (`scaled_output`), a first loss this many nats above
+    #: ln C shows its effect: twice a default head's 0.12 over unit features (the corpus labeller's "showed")
+    EXCESS_WITH_HEAD = 0.25
 
     def evaluate(self, view: RunView) -> Finding | None:
         first, chance = view.fact("loss", "first_loss"), view.fact("loss", "chance_loss")
@@ -60,7 +69,8 @@ class InitialLossMismatch(Rule):
         if not math.isfinite(first) or first <= 0:
             return None
         excess, factor = first - chance, first / chance
-        if excess <= self.EXCESS_NATS and factor >= 1 / self.BELOW_FACTOR:
+        head = scaled_output(view) if source == schema.DIAGNOSTICS_ARTIFACT and excess > self.EXCESS_WITH_HEAD else None
+        if excess <= self.EXCESS_NATS and factor >= 1 / self.BELOW_FACTOR and head is None:
             return None
         n = view.fact("loss", "n_classes") if source == schema.DIAGNOSTICS_ARTIFACT else view.n_classes()[0]
         above = excess > 0
@@ -73,11 +83,19 @@ class InitialLossMismatch(Rule):
             follows=("bad_weight_init",) if upstream else (),
             summary=f"the first training loss was {fmt_num(first)}, "
             + (f"{excess:.2g} nats above" if above else f"{factor:.2g}x")
-            + f" the {fmt_num(chance)} (ln {n}) an untrained {n}-class model should give",
-            recommendation=f"The first loss ({fmt_num(first)}) is far {'above' if above else 'below'} ln {n} = "
-            f"{fmt_num(chance)}: check the initialisation scale of the last layer (its logits should start near zero; "
-            "e.g. scale its weights down or initialise them with `nn.init.xavier_uniform_`), and that the loss and "
-            "the class count match the labels.",
+            + f" the {fmt_num(chance)} (ln {n}) an untrained {n}-class model should give"
+            + (f", with the output layer {head[0]} at {head[1]:.2g}x LeCun's initial std" if head else ""),
+            recommendation=(
+                f"The output layer {head[0]} started at {head[1]:.2g}x LeCun's 1/sqrt(fan_in) std, a scale no "
+                "standard init gives it (PyTorch's default 0.58x, He's 1.41x), and the first loss "
+                f"({fmt_num(first)}) shows it, {excess:.2g} nats above ln {n}: keep PyTorch's default init of that "
+                "layer (or `nn.init.xavier_uniform_`) so its logits start near zero, or find what scales it up."
+                if head
+                else f"The first loss ({fmt_num(first)}) is far {'above' if above else 'below'} ln {n} = "
+                f"{fmt_num(chance)}: check the initialisation scale of the last layer (its logits should start near "
+                "zero; e.g. scale its weights down or initialise them with `nn.init.xavier_uniform_`), and that the "
+                "loss and the class count match the labels."
+            ),
             evidence=[
                 Evidence(
                     "first_loss_vs_chance",
@@ -89,6 +107,11 @@ class InitialLossMismatch(Rule):
                         "factor": factor,
                         "n_classes": n,
                     },
-                )
+                ),
+                *(
+                    [Evidence("output_layer_init", source, {"param": head[0], "scale_vs_lecun": head[1]})]
+                    if head
+                    else []
+                ),
             ],
         )

@@ -23,7 +23,10 @@ class BadWeightInit(Rule):
     like a bad scale, a risk, which the run's outcome makes a cause or an advisory. A bad scale
     confined to the output layer (the last weight, one row per class) ranks below
     `initial_loss_mismatch`: the first loss measures that layer's effect (the spread of the
-    logits at init) directly, and names it first when it is off."""
+    logits at init) directly, and names it first when it is off. An output layer inside the band
+    but above every standard init (4-10x LeCun's: PyTorch's default scaled up 7-17x by hand) is left to that
+    rule alone: its scale says nothing by itself (the features it multiplies may be small), and
+    `initial_loss_mismatch` names it when the first loss shows it."""
 
     cause = "bad_weight_init"
     reads = INIT_READS
