@@ -246,6 +246,7 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
                 "widths",
                 "activations",
                 "last_module",
+                "last_module_name",
                 "dropout",
                 "normalization",
                 "no_bias_layers",

@@ -350,6 +350,10 @@ def test_output_activation_before_cross_entropy(store, healthy, activation):
     fault = record(store, lambda: fit(nn.Sequential(*mlp(), activation()), *blobs()))
     assert fault.diag["model"]["last_module"] == activation.__name__
     assert healthy.diag["model"]["last_module"] == "Linear"
+    # its name as the per-layer metrics give it (saturated_activations leaves the output activation out)
+    last = fault.diag["model"]["last_module_name"]
+    kind = schema.LAYER_SATURATED if activation is nn.Sigmoid else schema.LAYER_DEAD_RELU
+    assert last == str(len(mlp())) and fault.series(schema.layer_key(kind, last))
     assert fault.diag["loss"]["loss_function"] == "cross_entropy"
 
 

@@ -301,6 +301,7 @@ def mlp_model(
         "widths": [s[0][0] for _, s in weight],
         "activations": sorted({k for _, k, _ in leaves if k in ("ReLU", "Tanh", "Sigmoid", "GELU", "Softmax")}),
         "last_module": leaves[-1][1],
+        "last_module_name": leaves[-1][0],
         "dropout": [dropout for _, k, _ in leaves if k == "Dropout"],
         "normalization": sorted({k for _, k, _ in leaves if k in norms}),
         "no_bias_layers": [n for n, s in weight if len(s) == 1],

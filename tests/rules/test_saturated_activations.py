@@ -84,3 +84,42 @@ def test_quiet_on_a_bert_pooler_tanh():
     per_layer["bert.encoder.layer.0.act"] = np.full(60, 0.9)
     f = fires(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=layer_curves("saturated", per_layer)))
     assert "pooler" not in f.summary
+
+
+# --- the model's output activation --------------------------------------------------------------------
+def binary_sigmoid_rail_share():
+    """Share of a real binary classifier's output sigmoid on the rails (beyond +/-5 before it) after it
+    learned a separable task to about 90%+ training accuracy (Linear-ReLU-Linear-Sigmoid, BCELoss, Adam)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    x = torch.randn(512, 10)
+    y = ((x[:, 0] + 0.5 * x[:, 1]) > 0).float().unsqueeze(1)
+    model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 1), nn.Sigmoid())
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        nn.functional.binary_cross_entropy(model(x), y).backward()
+        opt.step()
+    with torch.no_grad():
+        logits = model[:3](x)
+        acc = float(((logits > 0).float() == y).float().mean())
+    return float((logits.abs() >= 5).float().mean()), acc
+
+
+def test_quiet_on_the_output_sigmoid_of_a_confident_binary_classifier():
+    """Found by review: a binary classifier's output sigmoid before BCELoss sits on the rails when it is
+    confident (the premise is measured on a real model below); that is no vanishing gradient of a hidden
+    layer. The same share on a hidden sigmoid is still reported."""
+    share, acc = binary_sigmoid_rail_share()
+    assert acc > 0.9 and share >= 0.2
+    d = healthy_diagnostics(
+        model=mlp_model([10, 32, 1], act="ReLU", last="Sigmoid"), activations={"layers": {"3": "sigmoid"}}
+    )
+    assert d["model"]["last_module_name"] == "3"
+    quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=layer_curves("saturated", {"3": np.full(60, share)})))
+    hidden = healthy_diagnostics(model=mlp_model([10, 32, 1], act="Sigmoid"), activations={"layers": {"1": "sigmoid"}})
+    fires(
+        CAUSE, make_view(healthy_loss(), diagnostics=hidden, extra=layer_curves("saturated", {"1": np.full(60, share)}))
+    )

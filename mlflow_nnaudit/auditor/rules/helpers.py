@@ -157,13 +157,13 @@ class LayerShareRule(Rule):
 
     def evaluate(self, view: RunView) -> Finding | None:
         prefix = schema.layer_prefix(self.KIND)
-        shares = {k: v for k, v in view.layer_medians(prefix).items() if self.considered(k)}
+        shares = {k: v for k, v in view.layer_medians(prefix).items() if self.considered(k, view)}
         bad, worst = worst_layer(shares, self.THRESHOLD)
         if worst is None:
             return None
         return self.describe(bad, worst, [Evidence(self.EVIDENCE_TEST, prefix, {"per_layer": shares})])
 
-    def considered(self, layer: str) -> bool:
+    def considered(self, layer: str, view: RunView) -> bool:
         """Whether a layer's share counts (all do, unless a subclass knows a layer is so by design)."""
         return True
 

@@ -82,6 +82,7 @@ def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
         "widths": [int(m.weight.shape[0]) for _, m in weight_layers][:64],
         "activations": sorted({type(m).__name__ for _, m in leaves if isinstance(m, _ACTIVATIONS)}),
         "last_module": type(leaves[-1][1]).__name__ if leaves else None,
+        "last_module_name": leaves[-1][0] if leaves else None,  # the per-layer metrics' name for it
         "dropout": [float(m.p) for _, m in leaves if isinstance(m, torch.nn.modules.dropout._DropoutNd)][:16],
         "normalization": sorted({type(m).__name__ for _, m in leaves if isinstance(m, _NORMS)}),
         "no_bias_layers": [n for n, m in weight_layers if getattr(m, "bias", None) is None][:_MAX_NAMES],

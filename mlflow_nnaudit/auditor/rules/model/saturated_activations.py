@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlflow_nnaudit import schema
-from mlflow_nnaudit.auditor.rules.base import Evidence, Finding
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, RunView
 from mlflow_nnaudit.auditor.rules.helpers import LayerShareRule
 
 
@@ -16,7 +16,10 @@ class SaturatedActivations(LayerShareRule):
     for a bell-shaped pre-activation puts 20% beyond the recorder's stricter +/-5 (a tanh MLP at
     PyTorch's default or Xavier init puts none there, at 3x that scale 0.4%, at 10x 37%, with 64%
     past 0.99). A transformer's pooler (`bert.pooler.activation`, any layer named `pooler`) is not
-    counted: its tanh over the first token is the architecture's design, saturated or not."""
+    counted: its tanh over the first token is the architecture's design, saturated or not. Nor is the
+    model's output activation (the last module, `model.last_module_name`): a sigmoid before `BCELoss`
+    on the rails is a confident prediction, its gradient the loss's business (a binary MLP at 90%
+    training accuracy has ~28% of its outputs there)."""
 
     cause = "saturated_activations"
     #: upstream causes it follows from, when found too (listed after them)
@@ -32,7 +35,9 @@ class SaturatedActivations(LayerShareRule):
     #: layers whose saturation is by design (BERT-style poolers)
     BY_DESIGN = ("pooler",)
 
-    def considered(self, layer: str) -> bool:
+    def considered(self, layer: str, view: RunView) -> bool:
+        if layer == view.fact("model", "last_module_name"):
+            return False  # the output activation: confidence, not a vanishing gradient
         return not any(name in layer.lower() for name in self.BY_DESIGN)
 
     def describe(self, bad: dict[str, float], worst: str, evidence: list[Evidence]) -> Finding:
