@@ -132,3 +132,47 @@ def test_quiet_at_chance_when_a_layer_does_not_move_or_steps_are_tiny():
     quiet(CAUSE, at_chance_run({"0": 0.0, "3": 0.0, "6": 5e-3}))  # dead or frozen layers: their own causes
     quiet(CAUSE, at_chance_run({"0": 1e-4, "3": 2e-4, "6": 3e-4}))  # steps far below ~1e-3: a rate too small
     quiet(CAUSE, at_chance_run({"0": 2e-3, "3": 4e-3, "6": 6e-3}, diagnostics=False))  # curves alone cannot tell
+
+
+# --- a held-out accuracy clearly above chance: something carried over, whatever the losses say -------
+def preprocessing_mismatch_run(val_acc, params=None, diagnostics=None):
+    """An RNN whose validation inputs are scaled x3+1 (4 classes, 8 epochs of Adam): the training loss
+    falls 1.28 -> 0.46 while the validation loss rises from its first evaluation (1.43 -> 2.46), both
+    memorisation readings' shape; `val_acc` is what the run logs for its validation accuracy."""
+    train = falling(256, 1.28, 0.46, knee=0.3, noise=0.02, seed=5)
+    val = np.array([1.43, 1.90, 2.27, 2.12, 2.25, 2.39, 2.51, 2.46])
+    return make_view(train, val, val_acc=np.asarray(val_acc), params=params, diagnostics=diagnostics)
+
+
+LEARNED = [0.373, 0.385, 0.406, 0.420, 0.426, 0.424, 0.424, 0.436]  # 4 classes: chance 0.25
+AT_CHANCE = [0.287, 0.264, 0.283, 0.279, 0.307, 0.297, 0.299, 0.260]  # shuffled labels, as logged
+
+
+def test_quiet_on_memorisation_shapes_when_validation_accuracy_ends_clearly_above_chance():
+    # 0.42 over the last evaluations against 1/4: far beyond chance's spread even over 100 examples
+    quiet(CAUSE, preprocessing_mismatch_run(LEARNED, params={"n_classes": "4"}))
+    d = healthy_diagnostics(model=mlp_model([8, 32, 16, 4]), loss=classification_loss(4))
+    quiet(CAUSE, preprocessing_mismatch_run(LEARNED, diagnostics=d))  # the recorder's class count
+    quiet(CAUSE, preprocessing_mismatch_run([v * 100 for v in LEARNED], params={"n_classes": "4"}))  # in percent
+
+
+def test_memorisation_still_read_when_the_accuracy_sits_at_chance_or_chance_is_unknown():
+    # shuffled labels: the validation accuracy hovers at 1/4 (the memorisation readings stand)
+    fires(CAUSE, preprocessing_mismatch_run(AT_CHANCE, params={"n_classes": "4"}))
+    # no class count: 0.42 is no better than the 1/2 of a binary task, the cautious chance level
+    fires(CAUSE, preprocessing_mismatch_run(LEARNED))
+
+
+def test_the_evaluation_set_size_sets_how_far_above_chance_is_clear():
+    # 0.30 against 1/4: within chance's spread over an assumed 100 examples, far outside it over 5000
+    acc = [0.29, 0.30, 0.31, 0.30, 0.29, 0.30, 0.30, 0.30]
+    fires(CAUSE, preprocessing_mismatch_run(acc, params={"n_classes": "4"}))
+    quiet(CAUSE, preprocessing_mismatch_run(acc, params={"n_classes": "4", "n_val": "5000"}))
+    d = healthy_diagnostics(model=mlp_model([8, 32, 16, 4]), loss=classification_loss(4))
+    d["data_loader"] = {
+        "loaders": [
+            {"dataset_size": 50000, "iterations": 8, "training_iterations": 8},
+            {"dataset_size": 5000, "iterations": 8, "training_iterations": 0},
+        ]
+    }
+    quiet(CAUSE, preprocessing_mismatch_run(acc, diagnostics=d))  # the recorder's validation DataLoader

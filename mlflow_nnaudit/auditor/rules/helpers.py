@@ -652,6 +652,74 @@ def val_never_below_untrained(view: RunView) -> NoLearning | None:
     )
 
 
+#: a one-sided binomial test at this level says a held-out accuracy is "clearly" above chance
+ABOVE_CHANCE_ALPHA = 0.01
+#: examples scored per evaluation when neither the recorder nor a param says: few evaluation sets are
+#: smaller, and fewer examples only widen chance's spread (so the bar this sets is the cautious one)
+ASSUMED_EVAL_EXAMPLES = 100
+#: the evaluations at the end of the run whose median is the accuracy read (one evaluation is noisy)
+ACCURACY_END_EVALS = 3
+#: params naming the evaluation set's size
+EVAL_SIZE_PARAMS = ("n_val", "val_size", "num_val_samples", "num_val_examples", "n_eval", "eval_size", "n_test")
+#: what `accuracy_above_chance` reads from the recorder
+ABOVE_CHANCE_READS = (("data_loader", "loaders"), *N_CLASSES_READS)
+
+
+@dataclass(frozen=True)
+class AboveChance:
+    """A held-out accuracy that ends clearly above chance (`accuracy_above_chance`)."""
+
+    key: str  # the accuracy curve
+    accuracy: float  # the median of its last evaluations, as a share
+    chance: float
+    examples: int  # evaluation examples the test assumed
+    p_value: float
+    why: str  # where the chance level came from
+
+
+def eval_set_size(view: RunView) -> tuple[int, str] | None:
+    """Examples per evaluation: the smallest DataLoader the recorder saw iterated only outside
+    training (the validation or test loader; the smallest is the cautious pick), else a param."""
+    loaders = view.fact("data_loader", "loaders")
+    sizes = [
+        e["dataset_size"]
+        for e in loaders or ()
+        if isinstance(e, dict) and not e.get("training_iterations") and isinstance(e.get("dataset_size"), int)
+    ]
+    if any(n > 0 for n in sizes):
+        return min(n for n in sizes if n > 0), "the recorder's evaluation DataLoader"
+    p = view.param_float(*EVAL_SIZE_PARAMS)
+    return (int(p[1]), f"param {p[0]}") if p is not None and p[1] >= 1 else None
+
+
+def chance_accuracy(view: RunView) -> tuple[float, str]:
+    """The accuracy of a model that learned nothing: 1/C for a known class count, else for the one
+    the losses start at (`class_count`); without either, 1/2, the highest chance level of balanced
+    classes (the cautious side: it holds back less). (Imbalanced labels raise chance to the
+    commonest class's share; `class_imbalance` explains this cause away on such runs.)"""
+    k = class_count(view)
+    return (1.0 / k, f"1/{k}") if k else (0.5, "1/2, no class count known")
+
+
+def accuracy_above_chance(view: RunView) -> AboveChance | None:
+    """A logged validation (else test) accuracy whose last evaluations (median of the last
+    ACCURACY_END_EVALS) sit clearly above chance (`chance_accuracy`): a one-sided binomial test at
+    ABOVE_CHANCE_ALPHA with the evaluation set's size (`eval_set_size`, else ASSUMED_EVAL_EXAMPLES).
+    A model memorising labels unrelated to its inputs stays at chance on held-out data (Zhang et al.
+    2017), so such an accuracy says it learned something that carries over."""
+    c = view.finite_curve(VAL_ACC, min_points=2)
+    if c is None:
+        return None
+    acc = float(np.median(c.values[-ACCURACY_END_EVALS:])) / _accuracy_scale(view, VAL_ACC)
+    chance, why = chance_accuracy(view)
+    size = eval_set_size(view)
+    n = size[0] if size else ASSUMED_EVAL_EXAMPLES
+    if not 0 <= acc <= 1 or acc <= chance:
+        return None
+    p = float(stats._scipy_stats().binom.sf(math.floor(acc * n + 1e-9) - 1, n, chance))  # P(X >= k), k rounded down
+    return AboveChance(c.key, acc, chance, n, p, why) if p < ABOVE_CHANCE_ALPHA else None
+
+
 def softmax_floor(level: float, k: int | None) -> bool:
     """Whether a loss floor is the least CrossEntropyLoss reaches on softmax outputs of a confident
     model, ln(1 + (k-1)/e): within FLOOR_TOLERANCE of it for a known class count k; without one, the

@@ -25,12 +25,16 @@ class LabelsUnrelated(Rule):
     dropout (active only in training, it holds the training loss up by itself). (4) With the recorder:
     validation (5+ evaluations) and training losses no better than chance (95% of ln C) while every layer's
     update/weight ratio is in the usual 1e-5..1e-1, their median ~1e-3 or more: the optimiser works and finds no
-    signal (low confidence, by elimination; `helpers.usual_steps_at_chance_finding`)."""
+    signal (low confidence, by elimination; `helpers.usual_steps_at_chance_finding`). Readings 1 and 2 rest on
+    memorisation, which leaves held-out accuracy at chance (Zhang et al. 2017): neither is read when a logged
+    validation accuracy ends clearly above chance (`helpers.accuracy_above_chance`: a one-sided binomial test at
+    1%, against 1/C (1/2 with no class count), with the evaluation set's size, else a cautious 100)."""
 
     cause = "labels_unrelated"
     explained_by = ("class_imbalance", "train_val_preprocessing_mismatch", "too_much_regularization", *NOT_LEARNING)
     contradicted_by = ("learning_rate_too_high",)
     reads = (*BLOWUP_READS, ("loss", "chance_loss"), ("model", "dropout"), *helpers.UPDATE_RATIO_READS)
+    reads += helpers.ABOVE_CHANCE_READS  # `helpers.accuracy_above_chance`
     #: upstream causes it follows from, when found too (listed after them)
     consequence_of = ("repeated_batch", "nonfinite_inputs")
 
@@ -50,7 +54,8 @@ class LabelsUnrelated(Rule):
     CHANCE_EVALS = 5
 
     def evaluate(self, view: RunView) -> Finding | None:
-        readings = (self._memorising, self._against_training, self._noisy_training_labels)
+        memorised = () if helpers.accuracy_above_chance(view) else (self._memorising, self._against_training)
+        readings = (*memorised, self._noisy_training_labels)
         found = next((f for read in readings if (f := read(view)) is not None), None)
         return found or helpers.usual_steps_at_chance_finding(self, view)
 
@@ -69,6 +74,7 @@ class LabelsUnrelated(Rule):
         chance = view.chance_loss()
         if chance and (chance - va.best) / chance > self.MAX_VAL_GAIN:
             return None  # first evaluated below chance: it learned something in the first epoch, then overfitted
+        va_key = view.curve(VAL_LOSS).key
         return self.finding(
             confidence="medium",
             severity="failed",
@@ -76,13 +82,7 @@ class LabelsUnrelated(Rule):
             summary=f"the training loss fell {train_gain:.0%} while the validation loss never improved on its start "
             f"(best {val_gain:.0%} below it)",
             recommendation="The model memorises the training set but learns nothing that generalises: " + CHECK_LABELS,
-            evidence=[
-                Evidence(
-                    "train_vs_val_progress",
-                    view.curve(VAL_LOSS).key,
-                    {"train_gain": train_gain, "val_best_gain": val_gain},
-                )
-            ],
+            evidence=[Evidence("train_vs_val_progress", va_key, {"train_gain": train_gain, "val_best_gain": val_gain})],
         )
 
     def _against_training(self, view: RunView) -> Finding | None:
