@@ -252,7 +252,7 @@ def test_a_rate_gone_before_the_tail_leaves_the_tail_to_the_schedule():
     fires(CAUSE, make_view(slow_loss(), lr=cosine))
 
 
-def at_chance_run(optimizer: str, lr: float, ratio: float, seed=7):
+def at_chance_run(optimizer: str, lr: float, ratio: float, seed=7, **more_params):
     """A recorded 4-class run that learned nothing: per-step losses and 8 evaluations at ln 4 with
     noise (the evaluations not each lower than the last, so no creep), its update ratios `ratio`."""
     import numpy as np
@@ -264,7 +264,7 @@ def at_chance_run(optimizer: str, lr: float, ratio: float, seed=7):
     d["loss"] = dict(d.get("loss", {}), n_classes=4, chance_loss=CHANCE)
     ratios = layer_curves("update_ratio", {n: ratio for n in layer_names(d["model"])})
     val = CHANCE + 0.002 * np.array([1.0, 0.2, 0.6, -0.1, 0.4, -0.3, 0.1, -0.2])
-    params = recorder_params(d) | {"n_classes": "4"}
+    params = recorder_params(d) | {"n_classes": "4"} | more_params
     return make_view(CHANCE + 0.05 * r.standard_normal(600), val, diagnostics=d, extra=ratios, params=params)
 
 
@@ -276,6 +276,17 @@ def test_steps_ten_times_too_small_on_a_run_that_learned_nothing():
     assert any(e.test == "small_steps" for e in f.evidence) and "without having learned" in f.summary
     # SGD: its recorded steps, 5e-5 of the weights from the first step on
     fires(CAUSE, at_chance_run("SGD", 1e-3, 5e-5))
+
+
+def test_a_usual_fine_tuning_rate_is_not_ten_times_too_small():
+    """Found by review: AdamW at 1e-5 is a usual rate for fine-tuning a pretrained transformer (BERT's
+    2e-5..5e-5, 1e-5 for large models): a fine-tune that learned nothing for another reason (broken
+    labels) must not be told to multiply its rate by 10. The Trainer logs the checkpoint it loaded."""
+    quiet(CAUSE, at_chance_run("AdamW", 1e-5, 1.3e-4, _name_or_path="bert-base-uncased"))
+    # built from a config (`_name_or_path` empty, as the Trainer logs it): trained from scratch, too small
+    fires(CAUSE, at_chance_run("AdamW", 1e-5, 1.3e-4, _name_or_path=""))
+    # a tenth of a fine-tune's usual range is too small again
+    fires(CAUSE, at_chance_run("AdamW", 1e-6, 1.3e-5, _name_or_path="bert-base-uncased"))
 
 
 def test_quiet_on_a_run_at_chance_with_steps_of_a_usual_size():

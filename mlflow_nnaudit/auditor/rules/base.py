@@ -489,6 +489,12 @@ class RunView:
         name = self.params.get("nnaudit.optimizer") or self.fact("optimizer", "nnaudit.optimizer")
         return str(name) if name else None
 
+    def fine_tuned(self) -> bool:
+        """A model loaded from pretrained weights: the Hugging Face config's `_name_or_path` (logged by
+        the Trainer's MLflow callback) names a checkpoint (empty for a model built from a config).
+        Its usual learning rates are a decade lower than training from scratch (BERT: 2e-5..5e-5)."""
+        return bool(str(self.params.get("_name_or_path", "")).strip())
+
     def lbfgs(self) -> bool:
         """Trained with L-BFGS: its steps come from a line search, not from a learning rate, and
         it is run full-batch by design."""

@@ -931,7 +931,8 @@ UPDATE_RATIO_SMALL = 1e-4
 def small_steps(view: RunView) -> str | None:
     """Steps 10x under their usual size, said in words, or None: an adaptive optimiser (`ADAPTIVE`)
     at a tenth of the bottom of its usual rates or less (the range spans a decade under
-    `USUAL_LR_TOP`: Adam 1e-5 or less); another optimiser whose recorded median update/weight
+    `USUAL_LR_TOP`: Adam 1e-5 or less; a decade lower again for a model fine-tuned from pretrained
+    weights, `RunView.fine_tuned`, whose usual rates are 1e-5..5e-5); another optimiser whose recorded median update/weight
     ratio, over the second half and on the first measured step alike, is UPDATE_RATIO_SMALL or
     less (tiny steps from the first one: not a loss that reached its minimum, nor a decayed
     rate). None on L-BFGS and without the rate or the recorder's ratios. Never decisive alone."""
@@ -940,7 +941,9 @@ def small_steps(view: RunView) -> str | None:
     lr = adaptive_lr(view)
     if lr is not None:
         top = USUAL_LR_TOP.get((view.optimizer_name() or "").lower())
-        if top is None or lr > top / LARGE_LR_FACTOR**2:
+        # fine-tuning a pretrained model runs a decade lower (BERT's 2e-5..5e-5, 1e-5 for large models)
+        floor = top / LARGE_LR_FACTOR ** (3 if view.fine_tuned() else 2) if top is not None else None
+        if floor is None or lr > floor:
             return None
         return f"{view.optimizer_name()} at a learning rate of {fmt_num(lr)} (a tenth of the bottom of its usual range or less)"
     ratios = [v for v in view.update_ratios().values() if v > 0]
