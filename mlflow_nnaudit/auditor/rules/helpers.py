@@ -1111,6 +1111,14 @@ def destroyed_signs(view: RunView, dead_share: float) -> tuple[list[tuple[str, E
     return out, bool(stuck_sign)
 
 
+#: a creep "still falling through its last half" must fall there at least this share of its first half's
+#: pace per evaluation: a loss converging to a floor (a capacity limit) decelerates, a rate too small keeps a
+#: steadier pace (Karpathy's slow, near-linear decline). An approximate line set between two runs, not from a
+#: population: the 1-hidden-unit sample run (`bottleneck_mlp`, a floor) keeps 0.15 of its pace, the corpus's
+#: still-improving SGD run 30x under its sweep's best rate 0.46
+KEPT_PACE = 0.25
+
+
 def monotone_creep(
     view: RunView, min_points: int, steady_share: float, no_learning: float, slow_max: float = 0.2
 ) -> tuple[float, Evidence] | None:
@@ -1127,7 +1135,9 @@ def monotone_creep(
     v, k = c.values, int(round(TAIL_START * (len(c.values) - 1)))  # k: where the tail starts
     gain = float((v[0] - v[-1]) / abs(v[0]))
     steady = gain > 0 and v[k] - v[-1] >= steady_share * (v[0] - v[-1])
-    steady = steady or val_falling_since(view, 0.5, float(v[0]), 1, NO_LEARNING)
+    h = (len(v) - 1) // 2  # a loss nearing a floor loses its pace; a rate too small keeps it (`KEPT_PACE`)
+    kept_pace = (v[h] - v[-1]) / (len(v) - 1 - h) >= KEPT_PACE * (v[0] - v[h]) / max(h, 1)
+    steady = steady or (kept_pace and val_falling_since(view, 0.5, float(v[0]), 1, NO_LEARNING))
     slow_to_no_end = gain < slow_max and steady and view.outcome_harm() is not None
     if not bool((np.diff(v) < 0).all()) or not gain > 0 or not (gain < no_learning or slow_to_no_end):
         return None
