@@ -33,6 +33,14 @@ def _scipy_stats():
     return stats
 
 
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), from scipy's survival function (a sum of math.comb terms
+    overflows a float from about a thousand trials)."""
+    if k <= 0:
+        return 1.0
+    return float(_scipy_stats().binom.sf(k - 1, n, p))
+
+
 # scipy.stats.norm is slow per call; the stdlib's is exact and cheap
 _STD_NORMAL = NormalDist()
 

@@ -274,8 +274,13 @@ class MlflowSink:
             for job in list(self._jobs):
                 if job[0] == "text" and job[1][1] == artifact_file:
                     self._jobs.remove(job)
-            self._unwritten = [j for j in self._unwritten if not (j[0] == "text" and j[1][1] == artifact_file)]
+            self._forget_unwritten_text(artifact_file)
         self._put("text", (text, artifact_file))
+
+    def _forget_unwritten_text(self, artifact_file: str) -> None:
+        """With `_cond` held: drop a failed earlier version of this file from the retries at the run's
+        end (a newer version is queued or written; retrying the old one would overwrite it)."""
+        self._unwritten = [j for j in self._unwritten if not (j[0] == "text" and j[1][1] == artifact_file)]
 
     def close(self, wait_seconds: float = CLOSE_STALL_SECONDS) -> int:
         """Flush, then let the writer finish while it makes progress (no write may stall longer
@@ -432,7 +437,7 @@ class MlflowSink:
                 retry = False
                 if kind == "text":  # a newer version of a file written: an older one that failed is stale
                     with self._cond:
-                        self._unwritten = [j for j in self._unwritten if not (j[0] == "text" and j[1][1] == payload[1])]
+                        self._forget_unwritten_text(payload[1])
             except Exception as exc:  # noqa: BLE001 - the store's trouble must never reach training
                 refused = _refused(exc)
                 self.failing = not refused

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from mlflow_nnaudit.auditor import stats as S
-from mlflow_nnaudit.auditor.rules.data.data_not_shuffled import binomial_tail
 from tests.rules.conftest import (
     SEED,
     ar1_noise,
@@ -106,7 +105,7 @@ def test_fires_on_the_same_imbalanced_data_sorted_by_label():
 def test_a_long_run_of_imbalanced_batches_is_read_too():
     """Found by review: the binomial tail summed math.comb terms, which overflow a float from about a
     thousand sampled batches (OverflowError: the rule was skipped on long runs). 1,280 sampled batches."""
-    assert 0.45 < binomial_tail(700, 1400, 0.5) < 0.55 and 0 < binomial_tail(780, 1400, 0.5) < 1e-4
+    assert 0.45 < S.binomial_tail(700, 1400, 0.5) < 0.55 and 0 < S.binomial_tail(780, 1400, 0.5) < 1e-4
     quiet(CAUSE, imbalanced_run(shuffle=True, epochs=50))
     fires(CAUSE, imbalanced_run(shuffle=False, epochs=50))
 

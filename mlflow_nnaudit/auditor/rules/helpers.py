@@ -716,7 +716,7 @@ def accuracy_above_chance(view: RunView) -> AboveChance | None:
     n = size[0] if size else ASSUMED_EVAL_EXAMPLES
     if not 0 <= acc <= 1 or acc <= chance:
         return None
-    p = float(stats._scipy_stats().binom.sf(math.floor(acc * n + 1e-9) - 1, n, chance))  # P(X >= k), k rounded down
+    p = stats.binomial_tail(math.floor(acc * n + 1e-9), n, chance)  # P(X >= k), k rounded down
     return AboveChance(c.key, acc, chance, n, p, why) if p < ABOVE_CHANCE_ALPHA else None
 
 

@@ -11,16 +11,6 @@ from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, 
 from mlflow_nnaudit.auditor.rules.helpers import EPOCH_LENGTH_READS
 
 
-def binomial_tail(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p) (scipy's survival function: a sum of math.comb terms overflows
-    a float from about a thousand sampled batches)."""
-    if k <= 0:
-        return 1.0
-    from scipy.stats import binom
-
-    return float(binom.sf(k - 1, n, p))
-
-
 class DataNotShuffled(Rule):
     """The recorder counts the distinct labels in each sampled classification batch
     (`nnaudit/labels_per_batch`). When the median batch holds a single class although the
@@ -76,7 +66,7 @@ class DataNotShuffled(Rule):
         b = bs[0] if bs is not None else float(sum(counts)) / len(per_batch)
         one_class = float(np.sum(p**b))
         single = int(np.sum(per_batch <= 1))
-        p_value = binomial_tail(single, len(per_batch), one_class)
+        p_value = stats.binomial_tail(single, len(per_batch), one_class)
         if p_value >= self.ALPHA:
             return None  # shuffled batches of this histogram hold one class as often: an imbalance, not an order
         return self.finding(
