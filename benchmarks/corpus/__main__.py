@@ -31,11 +31,31 @@ def main() -> None:
     metavar="TEXT",
     help="Only the runs whose key contains TEXT (repeatable; for development: the labels need whole sweeps).",
 )
-def generate(tracking_uri: str, jobs: int, size: str, only: tuple[str, ...]) -> None:
+@click.option(
+    "--seeds",
+    default=None,
+    metavar="N,N,...",
+    help="Seeds to train (default: 0,1 for full, 0 for small). Other seeds give a population the rules "
+    "were never tuned on; use them with --split.",
+)
+@click.option(
+    "--split",
+    "force_split",
+    default=None,
+    metavar="NAME",
+    help="Put every run in this split (e.g. 'fresh') instead of dividing them tune/heldout.",
+)
+def generate(
+    tracking_uri: str, jobs: int, size: str, only: tuple[str, ...], seeds: str | None, force_split: str | None
+) -> None:
     """Train the corpus into a fresh sqlite store, label it and split it."""
     from benchmarks.corpus.generate import generate as run
 
-    run(tracking_uri, jobs, size, echo=click.echo, only=only)
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else None
+    except ValueError:
+        raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers", param_hint="--seeds")
+    run(tracking_uri, jobs, size, echo=click.echo, only=only, seeds=seed_list, force_split=force_split)
 
 
 @main.command()

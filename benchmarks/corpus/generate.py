@@ -146,7 +146,15 @@ def _train_one(spec_json: str) -> dict:
 
 
 # --- the parent ---------------------------------------------------------------------------------
-def generate(tracking_uri: str, jobs: int, size: str, echo=print, only: tuple[str, ...] = ()) -> None:
+def generate(
+    tracking_uri: str,
+    jobs: int,
+    size: str,
+    echo=print,
+    only: tuple[str, ...] = (),
+    seeds: tuple[int, ...] | None = None,
+    force_split: str | None = None,
+) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -161,7 +169,7 @@ def generate(tracking_uri: str, jobs: int, size: str, echo=print, only: tuple[st
     shards = root / "shards"
     shutil.rmtree(shards, ignore_errors=True)
     shards.mkdir()
-    specs = [s for s in enumerate_specs(size) if not only or any(o in s.key for o in only)]
+    specs = [s for s in enumerate_specs(size, seeds) if not only or any(o in s.key for o in only)]
     echo(f"{len(specs)} runs ({size}) with {jobs} worker(s) into {tracking_uri}")
     t0 = time.time()
     ctx = multiprocessing.get_context("spawn")
@@ -179,8 +187,8 @@ def generate(tracking_uri: str, jobs: int, size: str, echo=print, only: tuple[st
     exp_id = client.create_experiment(EXPERIMENT, artifact_location=str(artifacts))
     merge_shards(db, sorted(shards.glob("*.db")), exp_id)
     shutil.rmtree(shards)
-    echo("labelling the sweeps and splitting tune/heldout")
-    summary = label_and_split(tracking_uri)
+    echo("labelling the sweeps and splitting " + (f"(every run in {force_split!r})" if force_split else "tune/heldout"))
+    summary = label_and_split(tracking_uri, force_split)
     for line in summary:
         echo(line)
     echo(f"done in {time.time() - t0:.0f}s: {tracking_uri} (artifacts in {artifacts})")
@@ -329,10 +337,10 @@ def _facts_from_curves(client, run) -> dict:
     return out
 
 
-def label_and_split(tracking_uri: str) -> list[str]:
+def label_and_split(tracking_uri: str, force_split: str | None = None) -> list[str]:
     """Label every run (sweeps against their sweep's best run, faults by what was injected, imperfect runs
-    by outcome) and split them tune/heldout. A run that already has a split keeps it: relabelling after a
-    labeller change never moves a run between the splits."""
+    by outcome) and split them tune/heldout (or all into `force_split`). A run that already has a split
+    keeps it: relabelling after a labeller change never moves a run between the splits."""
     from mlflow.entities import RunTag
     from mlflow.tracking import MlflowClient
 
@@ -384,8 +392,8 @@ def label_and_split(tracking_uri: str) -> list[str]:
     counts = defaultdict(lambda: [0, 0])
     for run in runs:
         t, why, also = truth[run.info.run_id]
-        split = run.data.tags.get(TAG + "split") or splits[run.data.tags[TAG + "key"]]
-        counts[t][split == "heldout"] += 1
+        split = run.data.tags.get(TAG + "split") or force_split or splits[run.data.tags[TAG + "key"]]
+        counts[t][split != "tune"] += 1
         extra = {k: v for k, v in tags_of[run.info.run_id].items() if k not in run.data.tags}
         client.log_batch(
             run.info.run_id,
@@ -400,7 +408,7 @@ def label_and_split(tracking_uri: str) -> list[str]:
     lines = [
         "sweeps (lr:label, H healthy, hi too high, lo too low, O overfitting, ? borderline):",
         *ranges,
-        "truth: " + ", ".join(f"{t} {a}+{b}" for t, (a, b) in sorted(counts.items())) + " (tune+heldout)",
+        "truth: " + ", ".join(f"{t} {a}+{b}" for t, (a, b) in sorted(counts.items())) + " (tune+other)",
     ]
     return lines
 

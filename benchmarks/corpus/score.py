@@ -284,7 +284,8 @@ def main(tracking_uri: str, jobs: int = 1, audit_first: bool = True, curves_only
     echo(f"{len(modes['with the recorder'])} runs; {borderline} borderline (not scored)")
     report = {}
     for mode, rows in modes.items():
-        for split in ("tune", "heldout"):
+        present = {r.split for r in rows}
+        for split in ["tune", "heldout"] + sorted(present - {"tune", "heldout"}):
             s = scores([r for r in rows if r.split == split])
             report[f"{split} / {mode}"] = s
             echo("")

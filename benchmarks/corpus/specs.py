@@ -162,10 +162,12 @@ def key_hash(key: str) -> int:
     return int(hashlib.blake2b(key.encode(), digest_size=8).hexdigest(), 16)
 
 
-def enumerate_specs(size: str) -> list[RunSpec]:
-    """Every run of the corpus of this size ('small' or 'full'), in a fixed order."""
+def enumerate_specs(size: str, seeds: tuple[int, ...] | None = None) -> list[RunSpec]:
+    """Every run of the corpus of this size ('small' or 'full') and these seeds (default: 0 and 1 for
+    full, 0 for small), in a fixed order."""
     small = size == "small"
-    seeds = (0,) if small else (0, 1)
+    if seeds is None:
+        seeds = (0,) if small else (0, 1)
     out: list[RunSpec] = []
     for seed in seeds:
         for family, style, opt in SMALL_SWEEPS if small else SWEEPS:
