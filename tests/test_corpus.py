@@ -181,3 +181,15 @@ def test_an_accepted_alternative_counts_as_right():
     assert s["per_cause"]["learning_rate_too_high"]["precision"] == 0.5
     assert s["per_cause"]["overfitting"]["recall"] == pytest.approx(1 / 3)
     assert s["lr_direction_errors"]["too_high_named_too_low"] == 1
+
+
+def test_other_seeds_give_the_same_runs_with_new_seeds_only():
+    """`generate --seeds 2,3` (a population no rule was tuned on) trains the full corpus's runs, each
+    with the new seeds instead of 0 and 1."""
+    base = enumerate_specs("full")
+    fresh = enumerate_specs("full", (2, 3))
+    assert {s.seed for s in base} == {0, 1} and {s.seed for s in fresh} == {2, 3}
+    assert len(fresh) == len(base)
+    strip = lambda specs: sorted(s.key.replace(f"/s{s.seed}", f"/s{s.seed % 2}") for s in specs)  # noqa: E731
+    assert strip(fresh) == strip(base)
+    assert not {s.key for s in fresh} & {s.key for s in base}
