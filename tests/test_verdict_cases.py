@@ -406,3 +406,67 @@ def test_a_zero_initialised_output_layer_on_a_run_that_learns_is_healthy_with_an
     init = [f for f in res.findings if f.cause == "bad_weight_init"]
     assert init and init[0].effective_kind == "risk" and init[0].advisory, [(f.cause, f.summary) for f in init]
     assert res.status == "healthy", [(f.cause, f.summary) for f in res.findings]
+
+
+# --- Adam at 1e-2 (10x its usual top, a common default: PyG's GCN example, tabular tutorials): a run
+# stuck at chance for another reason is that reason first, not "learning rate too high" -----------------
+def _adam_1e2(x, y, xv, yv, model=None, loss_fn=None, **kw):
+    model = model or nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4))
+    with mlflow.start_run() as run:
+        opt = torch.optim.Adam(model.parameters(), lr=kw.pop("lr", 1e-2), weight_decay=kw.pop("weight_decay", 0.0))
+        _epochs(model, opt, loss_fn or nn.CrossEntropyLoss(), x, y, xv, yv, shuffle=True, **kw)
+    return _audit(run.info.run_id)
+
+
+def _one_teacher():
+    """640 training and 200 validation examples labelled by one linear teacher."""
+    x, y = _teacher(840)
+    return x[:640], y[:640], x[640:], y[640:]
+
+
+@pytest.mark.slow
+def test_adam_1e2_on_a_sound_mlp_is_healthy(autologged):
+    torch.manual_seed(0)
+    x, y = _teacher(3200)  # enough examples not to overfit in 15 epochs (640 do: `overfitting`, rightly)
+    res = _adam_1e2(x[:3000], y[:3000], x[3000:], y[3000:], weight_decay=5e-4, bs=64)
+    assert res.status == "healthy" and "learning_rate_too_high" not in res.causes, (res.status, res.causes)
+
+
+def test_shuffled_labels_under_adam_1e2_are_labels_unrelated_not_the_rate(autologged):
+    torch.manual_seed(0)
+    x, y, xv, yv = _one_teacher()
+    res = _adam_1e2(x, y[torch.randperm(len(y))], xv, yv)  # memorised: train 1.39 -> 0.4, validation up from chance
+    assert res.status == "failed" and res.causes[0] == "labels_unrelated", res.causes
+    assert "learning_rate_too_high" not in res.causes
+
+
+def test_inputs_without_signal_under_adam_1e2_are_labels_unrelated_not_the_rate(autologged):
+    # too many examples to memorise in 15 epochs: training ends 4% under ln 4, validation at or above it
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(7)
+    x, y = torch.randn(4000, 16, generator=g), torch.randint(0, 4, (4000,), generator=g)
+    xv, yv = torch.randn(400, 16, generator=g), torch.randint(0, 4, (400,), generator=g)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    res = _adam_1e2(x, y, xv, yv, model=model, bs=64)
+    assert res.status == "failed" and res.causes[0] == "labels_unrelated", res.causes
+    assert "learning_rate_too_high" not in res.causes
+
+
+def test_bugs_that_stop_learning_under_adam_1e2_come_before_the_rate(autologged):
+    torch.manual_seed(0)
+    x, y, xv, yv = _one_teacher()
+    net = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4))
+    res = _adam_1e2(x, y, xv, yv, model=nn.Sequential(net, nn.Softmax(dim=1)), epochs=8)
+    assert res.causes[0] == "loss_input_mismatch", res.causes
+    frozen = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4)).requires_grad_(False)
+    ce = nn.CrossEntropyLoss()
+    res = _adam_1e2(x, y, xv, yv, model=frozen, loss_fn=lambda o, t: ce(o, t).requires_grad_(True), epochs=8)
+    assert res.status == "failed" and res.causes[0] == "frozen_parameters", res.causes
+
+
+@pytest.mark.slow
+def test_adam_at_1_on_the_sound_mlp_is_the_rate(autologged):
+    torch.manual_seed(0)
+    x, y, xv, yv = _one_teacher()
+    res = _adam_1e2(x, y, xv, yv, lr=1.0)  # blows up to ~1e3 in the first epoch, ReLUs dead, stuck at ln 4
+    assert res.status == "failed" and res.causes[0] == "learning_rate_too_high", res.causes

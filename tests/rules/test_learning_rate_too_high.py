@@ -3,6 +3,7 @@
 import numpy as np
 
 from tests.rules.conftest import (
+    classification_loss,
     falling,
     fires,
     healthy_diagnostics,
@@ -281,6 +282,32 @@ def test_no_learning_under_a_usual_rate_or_sgd_steps_is_not_the_rate():
     quiet(CAUSE, _at_chance_run("SGD", 0.1, ratio=0.02))
     # Adam at 1e-2 on a run that learned (the corpus's healthy CNN and LSTM sweep members)
     quiet(CAUSE, _at_chance_run("Adam", 0.01, val=np.linspace(1.2, 0.5, 6)))
+
+
+def test_no_learning_at_10x_the_rate_on_a_model_that_fits_its_training_labels_is_not_the_rate():
+    # shuffled labels or inputs with no signal under Adam at 1e-2 (a common default: PyG's GCN, tabular
+    # tutorials): the training loss ends 4% under ln 4 while validation sits at chance or above; the
+    # model fits its own labels, so its steps work; a network the steps destroyed fits nothing
+    train = np.log(4) * np.r_[np.ones(60), np.linspace(1.0, 0.96, 132)] + 0.02 * rng(7).standard_normal(192)
+    val = np.log(4) * np.linspace(1.0, 1.04, 6)
+    d = healthy_diagnostics(optimizer=optimizer_facts("Adam", 0.01, momentum=None), loss=classification_loss(4))
+    view = make_view(train, val, diagnostics=d, params=recorder_params(d))
+    quiet(CAUSE, view)
+    assert CAUSE not in _ranked(view)
+
+
+def test_an_early_overfit_that_never_left_chance_under_adam_at_1e_2_is_not_the_rate():
+    # 100% shuffled labels under Adam at 1e-2: validation best at its first evaluation, at chance (ln 4),
+    # then up while the training labels are memorised: there was no best point to race past
+    d = healthy_diagnostics(optimizer=optimizer_facts("Adam", 0.01, momentum=None), loss=classification_loss(4))
+    val = np.r_[1.375, 1.39, np.linspace(1.45, 2.6, 8)] + 0.005 * rng(6).standard_normal(10)
+    ratios = layer_curves("update_ratio", {n: 0.012 for n in layer_names(d["model"])})
+    view = make_view(
+        falling(600, 1.39, 0.4, knee=0.3, noise=0.05), val, diagnostics=d, params=recorder_params(d), extra=ratios
+    )
+    quiet(CAUSE, view)
+    causes = _ranked(view)
+    assert causes[0] == "labels_unrelated" and CAUSE not in causes, causes
 
 
 def _lr1_lstm(first):

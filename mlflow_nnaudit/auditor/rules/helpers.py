@@ -924,6 +924,30 @@ def large_steps(view: RunView) -> str | None:
     return f"each step moved the weights by {med:.1%} of their size (10x the usual ~0.1%)"
 
 
+#: a loss "meaningfully" lower than another: by 2% of its level, `labels_unrelated`'s line between a
+#: validation loss that learned something and one that never did (its MAX_VAL_GAIN, MIN_GAP_OPENED)
+MEANINGFUL_GAIN = 0.02
+
+
+def fits_training_only(view: RunView) -> bool:
+    """The training loss ended MEANINGFUL_GAIN or more below where the validation loss ended (below
+    ln C without a validation curve): the model fits its own training labels, so its steps work,
+    while nothing carries over (labels unrelated to the inputs are memorised, never generalised:
+    Zhang et al. 2017). A network that steps far too large destroyed fits nothing, its training set
+    included: a constant output scores the same on both sets (chance, or the label prior's entropy).
+    So a run stuck at chance that fits its training labels is no evidence of a rate too high."""
+    tr, va = view.levels(TRAIN_LOSS), view.levels(VAL_LOSS)
+    ref = va.end if va is not None else view.chance_loss()
+    return tr is not None and bool(ref) and ref > 0 and tr.end < (1 - MEANINGFUL_GAIN) * ref
+
+
+def learned_something(view: RunView) -> bool:
+    """The validation loss at its best got MEANINGFUL_GAIN below chance (ln C), or ln C is unknown:
+    the model had a best point worth racing past (labels with no signal leave it at chance)."""
+    chance, va = view.chance_loss(), view.levels(VAL_LOSS)
+    return not chance or va is None or va.best < (1 - MEANINGFUL_GAIN) * chance
+
+
 #: a median update/weight ratio of at most this is 10x under the healthy ~1e-3 (the mirror of UPDATE_RATIO_LARGE)
 UPDATE_RATIO_SMALL = 1e-4
 
@@ -1032,9 +1056,11 @@ def pre_step_start(view: RunView) -> float | None:
 def raced_reading(view: RunView, large: str | None) -> tuple[str, Evidence, EarlyOverfit] | None:
     """`learning_rate_too_high`'s raced-past-its-best reading: steps 10x the usual (`large`, from
     `large_steps`) with the validation loss best early then worse (`early_overfit`), or back at
-    chance (`val_undone`). The sign, its evidence and the reading; None otherwise."""
+    chance (`val_undone`). The sign, its evidence and the reading; None otherwise. An early overfit
+    needs a best point meaningfully below chance (`learned_something`): a validation loss that never
+    left chance had no best to race past (labels unrelated to the inputs, memorised: `labels_unrelated`)."""
     raced = (early_overfit(view) or val_undone(view)) if large else None
-    if raced is None:
+    if raced is None or not (raced.undone or learned_something(view)):
         return None
     back = " (back at chance: what the run learned was undone)" if raced.undone else ""
     sign = (

@@ -33,8 +33,9 @@ class LearningRateTooHigh(Rule):
     is listed as its consequence. A loss that sits at chance (ln C) or is exactly constant while
     the steps are far too large (recorded update ratios, or an adaptive optimiser at a learning
     rate of 0.1 or more, 100x its usual range) is the same destruction seen after the fact; at 10x the
-    top of its usual range (`helpers.large_steps`) a suspect (medium), after a bug found beside it. A logged
-    rate still rising at the end, tenfold over the run to 10x that range or more, is a sign too. With
+    top of its usual range (`helpers.large_steps`) a suspect (medium), after a bug found beside it; none if the
+    model fits its training labels (`helpers.fits_training_only`: its steps work, the labels carry no signal).
+    A logged rate still rising at the end, tenfold over the run to 10x that range or more, is a sign too. With
     inputs 10x unit scale or more (the typical feature's RMS: each first-layer step is then 10-100x
     what it is on standardised inputs) it is listed as a consequence of `inputs_not_normalized`.
 
@@ -44,8 +45,8 @@ class LearningRateTooHigh(Rule):
     when stuck). And steps 10x their usual size (an adaptive optimiser at 1e-2 or more; for SGD a
     recorded median update ratio >= 1e-2) with the validation loss best in the first 30% of the
     run, then rising 10% or more above it, or ending back at chance after getting well below it
-    (an outcome: the run undid its learning), is a rate that raced past the model's best point
-    (high: the steps and the harm seen); `dataset_too_small` follows it, unless the set is known small."""
+    (an outcome: the run undid its learning), is a rate that raced past the model's best point (2% under chance
+    at least, `helpers.learned_something`; high: steps and harm seen); then `dataset_too_small`, unless known small."""
 
     cause = "learning_rate_too_high"
     explained_by = ("data_not_shuffled", "nonfinite_inputs", "gradients_not_zeroed")
@@ -109,7 +110,7 @@ class LearningRateTooHigh(Rule):
         large = None if recorded_high else helpers.large_steps(view)
         # an adaptive optimiser's rate 10x its usual top is set before the run (SGD's update ratio is not:
         # a loss that never falls keeps its gradients, and so its steps, large): with no learning, the suspect
-        only_rate = bool(stuck and large and helpers.adaptive_lr(view))
+        only_rate = bool(stuck and large and helpers.adaptive_lr(view)) and not helpers.fits_training_only(view)
         only_rate = only_rate and not (recorded_high or adaptive_high or blew_up or spike)
         if wreck and (recorded_high or adaptive_high or blew_up or spike or only_rate):
             # no learning at all, or the units killed, with steps known to be far too large: destroyed
