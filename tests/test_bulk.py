@@ -138,6 +138,10 @@ def _check_same_curves(uri, runs, experiment, monkeypatch):
         keys = {r.run_id: list(r.metric_keys) + ["never_logged"] for r in records}
         store.prefetch(records, keys)
         assert store.bulk_enabled
+        if uri.startswith("postgresql"):  # psycopg2: the rows came as binary COPY, none fetched
+            assert store._bulk.copy_queries > 0 and store._bulk.fetch_queries == 0
+        elif uri.startswith("sqlite"):
+            assert store._bulk.fetch_queries > 0 and store._bulk.copy_queries == 0
         client = MlflowClient(uri)
         checked = 0
         for r in records:
@@ -162,6 +166,209 @@ def _check_same_curves(uri, runs, experiment, monkeypatch):
         d = store.load_curves(dup, ["loss"])["loss"]
         assert d.steps.tolist() == [0, 1, 1, 1, 1, 2, 2, 2, 3, 5]
         assert d.values[1:5].tolist() == [1.0, 2.0, 2.5, 4.0]
+
+
+#: doubles either reading path could get wrong: signed zero, the extremes, subnormals, values
+#: whose shortest decimal form is long, Inf and NaN
+_EDGE_VALUES = [
+    -0.0,
+    0.0,
+    math.inf,
+    -math.inf,
+    math.nan,
+    1.7976931348623157e308,  # MLflow's own stand-in for Inf (Curve turns it back into Inf)
+    -1.7976931348623157e308,
+    1.7976931348623155e308,
+    5e-324,
+    -5e-324,
+    2.2250738585072014e-308,
+    2.225073858507201e-308,
+    1e-300,
+    0.1,
+    1 / 3,
+    2.0**53 + 1,
+    -123456789.12345679,
+    6.02214076e23,
+]
+#: metric keys with quotes, backslashes, unicode, spaces, percent signs and SQL in them (MLflow's
+#: client accepts few of them; they are written to the table directly, as another client could)
+_ODD_KEYS = [
+    "it's",
+    'say "hi"',
+    "ü loss / 精度",
+    "loss",
+    "loss ",  # differs from "loss" by a trailing space: PostgreSQL's varchar compares it exactly
+    "back\\slash",
+    "100% %s %(runs)s",
+    "x'); DROP TABLE metrics; --",
+]
+
+
+def _odd_store(uri: str) -> tuple[dict[str, list[str]], str]:
+    """Runs whose histories hold `_EDGE_VALUES`, random finite bit patterns, equal steps and
+    `_ODD_KEYS`, inserted into MLflow's `metrics` table; one run with no history at all."""
+    import sqlalchemy as sa
+
+    client = MlflowClient(uri)
+    exp_id = client.create_experiment(f"odd-{uuid.uuid4().hex[:8]}")
+    rng = np.random.default_rng(7)
+    bits = rng.integers(0, 2**63, size=300, dtype=np.uint64) | (rng.integers(0, 2, 300, dtype=np.uint64) << 63)
+    random = [float(v) for v in bits.view(np.float64) if np.isfinite(v)]
+    rows, keys_by_run = [], {}
+    for r in range(3):
+        rid = client.create_run(exp_id).info.run_id
+        keys_by_run[rid] = list(_ODD_KEYS) + ["never_logged"]
+        for j, key in enumerate(_ODD_KEYS):
+            values = _EDGE_VALUES + random[: 40 * (j + r)]
+            for i, v in enumerate(values):
+                step = (i // 3) if j % 2 else i  # odd keys: three points per step
+                stamp = T0 + (i * 7919) % 101 - 2**40 * (i % 5 == 4)  # out of order, some negative
+                nan = math.isnan(v)
+                rows.append(dict(k=key, v=0.0 if nan else v, t=stamp, r=rid, s=step - 3 * (i == 5), n=nan))
+    empty = client.create_run(exp_id).info.run_id
+    keys_by_run[empty] = ["loss", "it's"]
+    engine = sa.create_engine(uri)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                # the value as text, read by PostgreSQL's float8in: a float parameter would go as a
+                # numeric literal, and -0.0 would arrive as 0
+                "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
+                "VALUES (:k, CAST(:v AS float8), :t, :r, :s, :n)"
+            ),
+            [{**row, "v": repr(row["v"])} for row in rows],
+        )
+    engine.dispose()
+    return keys_by_run, empty
+
+
+def _bits(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x, dtype=np.float64).view(np.uint64)
+
+
+def test_postgresql_binary_copy_reads_the_fetched_rows_bit_for_bit(postgres_uri):
+    """On PostgreSQL the rows come as binary COPY: the same bits as the rows fetched as text
+    (NaN, Inf, -0.0, subnormals, extremes; keys with quotes, unicode, spaces, SQL), and curves
+    equal to the client's."""
+    uri = postgres_uri
+    keys_by_run, empty = _odd_store(uri)
+    reader = bulk.SqlBulkReader(uri)
+    try:
+        # the column types the binary layout relies on (schema dc11669786a5)
+        with reader._snapshot() as conn:
+            types = dict(
+                conn.exec_driver_sql(
+                    "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'metrics'"
+                ).fetchall()
+            )
+            assert conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on"
+            # both paths on the same query, in one snapshot
+            params = {"runs": sorted(keys_by_run), "keys": sorted(_ODD_KEYS)}
+            cursor = reader._copy_cursor(conn)
+            assert cursor is not None
+            copied = reader._copy_rows(cursor, params)
+            fetched = reader._fetch_rows(conn, params)
+        assert types["step"] == types["timestamp"] == "bigint"
+        assert types["value"] == "double precision" and types["is_nan"] == "boolean"
+        assert len(copied[0]) == len(fetched[0]) > 3 * len(_ODD_KEYS) * len(_EDGE_VALUES)
+        for a, b in zip(copied, fetched):
+            assert a.dtype == b.dtype
+            if a.dtype == bool:
+                np.testing.assert_array_equal(a, b)
+            else:
+                np.testing.assert_array_equal(_bits(a), _bits(b))
+        assert np.signbit(copied[2]).any() and np.isinf(copied[2]).any() and (copied[2] == 5e-324).any()
+
+        got = reader.read(keys_by_run)
+        assert reader.copy_queries > 0 and reader.fetch_queries == 1  # the one above
+        with Store(uri) as store:
+            for (rid, key), curve in got.items():
+                want = store.load_curve(rid, key)
+                _assert_same(curve, want, key)
+                for field in ("steps", "values", "timestamps"):
+                    np.testing.assert_array_equal(_bits(getattr(curve, field)), _bits(getattr(want, field)))
+        assert all(len(got[(empty, k)]) == 0 for k in keys_by_run[empty])
+        assert all(len(got[(rid, "never_logged")]) == 0 for rid in keys_by_run if rid != empty)
+        curve = got[(next(iter(keys_by_run)), "it's")]
+        zeros = curve.values[curve.values == 0]
+        assert len(curve) == len(_EDGE_VALUES) and np.isnan(curve.values).sum() == 1
+        assert len(zeros) == 2 and np.signbit(zeros).sum() == 1 and (curve.values == 5e-324).sum() == 1
+    finally:
+        reader.close()
+
+
+def test_postgresql_rows_and_their_counts_come_from_one_snapshot(postgres_uri, monkeypatch):
+    """A point committed between the group count and the COPY is not in the COPY (the same
+    REPEATABLE READ snapshot), so the read neither fails nor mixes two states of the table."""
+    import sqlalchemy as sa
+
+    uri = postgres_uri
+    client = MlflowClient(uri)
+    exp_id = client.create_experiment(f"snap-{uuid.uuid4().hex[:8]}")
+    rid = _log(client, exp_id, "r", [("loss", float(i), i, i) for i in range(20)])
+    reader = bulk.SqlBulkReader(uri)
+    real = reader._copy_rows
+    writer = sa.create_engine(uri)
+
+    def write_then_copy(cursor, params):
+        # the COPY's cursor is in the read's transaction: read-only, repeatable read, no sorts
+        cursor.execute("SELECT current_setting('transaction_read_only'), current_setting('transaction_isolation')")
+        assert cursor.fetchone() == ("on", "repeatable read")
+        cursor.execute("SHOW enable_sort")
+        assert cursor.fetchone() == ("off",)
+        with writer.begin() as conn:  # a new point, committed, not in the snapshot already taken
+            conn.execute(
+                sa.text(
+                    "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES ('loss', 9, :s, :r, :s, false)"
+                ),
+                {"r": rid, "s": 100 + reader.copy_queries},
+            )
+        return real(cursor, params)
+
+    monkeypatch.setattr(reader, "_copy_rows", write_then_copy)
+    try:
+        first = reader.read({rid: ["loss"]})[(rid, "loss")]
+        assert len(first) == 20 and reader.copy_queries == 1
+        assert len(reader.read({rid: ["loss"]})[(rid, "loss")]) == 21  # the next snapshot has it
+    finally:
+        reader.close()
+        writer.dispose()
+
+
+def _copy_stream(*tuples: bytes, flags: int = 0, extension: bytes = b"") -> bytes:
+    head = bulk._COPY_SIGNATURE + flags.to_bytes(4, "big") + len(extension).to_bytes(4, "big") + extension
+    return head + b"".join(tuples) + b"\xff\xff"
+
+
+def _copy_tuple(step=1, stamp=2, value=0.5, nan=False, stamp_len=8, fields=4) -> bytes:
+    import struct
+
+    stamp_field = struct.pack(">iq", 8, stamp) if stamp_len == 8 else struct.pack(">i", -1)
+    return (
+        struct.pack(">hiq", fields, 8, step) + stamp_field + struct.pack(">id", 8, value) + struct.pack(">iB", 1, nan)
+    )
+
+
+def test_binary_copy_parser_takes_only_the_expected_layout():
+    steps, stamps, values, nan = bulk._parse_copy_binary(
+        _copy_stream(_copy_tuple(3, -5, -0.0, False), _copy_tuple(2**40, 7, math.inf, True), extension=b"abc")
+    )
+    assert steps.tolist() == [3.0, 2.0**40] and stamps.tolist() == [-5.0, 7.0]
+    assert np.signbit(values[0]) and values[1] == math.inf and nan.tolist() == [False, True]
+    assert [len(c) for c in bulk._parse_copy_binary(_copy_stream())] == [0, 0, 0, 0]
+    bad = [
+        _copy_stream(_copy_tuple(), _copy_tuple(stamp_len=-1)),  # a NULL timestamp
+        _copy_stream(_copy_tuple(), _copy_tuple(stamp_len=-1), _copy_tuple(stamp_len=-1)),
+        _copy_stream(_copy_tuple(fields=5)),
+        _copy_stream(_copy_tuple(), flags=1 << 16),  # OIDs
+        _copy_stream(_copy_tuple())[:-2],  # no trailer
+        b"PGCOPY\n\xff\r\n\x01" + _copy_stream(_copy_tuple())[11:],
+        _copy_stream(_copy_tuple(nan=2)),
+        _copy_stream(*[_copy_tuple(stamp_len=-1)] * 43),  # 43 short tuples: a whole number of 43-byte ones
+    ]
+    for data in bad:
+        with pytest.raises(ValueError):
+            bulk._parse_copy_binary(data)
 
 
 def test_prefetched_curves_are_served_once_and_memory_is_per_chunk(tricky_store, monkeypatch):

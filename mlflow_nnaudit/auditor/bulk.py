@@ -15,6 +15,17 @@ Scope and safety:
 * Only SELECTs, on a separate engine: sqlite files are opened with `mode=ro` and read in one
   transaction; PostgreSQL transactions are `REPEATABLE READ, READ ONLY`. No connection is kept
   between reads (`NullPool`); `close()` disposes the engine.
+* On PostgreSQL through psycopg2 (the driver of `postgresql://`), the rows come as
+  `COPY (SELECT ...) TO STDOUT WITH (FORMAT binary)` in the same read-only snapshot as their
+  group counts (COPY TO is allowed in a READ ONLY transaction), and numpy reads that binary
+  stream as fixed-width big-endian records (`_parse_copy_binary`): the server formats no double
+  as text and the client parses none, and float8 travels bit for bit (NaN, Inf, -0.0). The IN
+  lists are quoted by psycopg2 (`cursor.mogrify`). Any other driver (pg8000, ...) reads with the
+  SELECT as sqlite does; an unexpected stream (a NULL, a field of another width) raises, and the
+  caller falls back to the client as on any error. The read's transaction turns the planner's
+  sorts off (`_POSTGRES_PLANNER`), so the rows come in index order, not sorted on the server.
+  For 1,000 runs x 4 x 500 points (benchmarks/bulk_read_pg.py, 2 shared cores): 3.0x less wall
+  time than fetching as text with the planner's sort, 4.6x less client and 2.3x less server CPU.
 * The schema version (`alembic_version`) must be one verified against the client API (see
   `VERIFIED_SCHEMA_VERSIONS`, checked by tests/test_bulk.py). On any other version, or any
   error, the caller (`Store.prefetch`) falls back to the client API.
@@ -35,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import itertools
 import os
 import sqlite3
@@ -77,6 +89,34 @@ _SQL = (
     "SELECT step, timestamp, value, is_nan FROM metrics{hint} "
     "WHERE run_uuid IN :runs AND key IN :keys ORDER BY run_uuid, key, step"
 )
+#: `_SQL` on PostgreSQL through psycopg2, as a binary COPY. MLflow's schema (dc11669786a5) has
+#: step and timestamp bigint, value double precision, is_nan boolean: the casts change no value
+#: and pin each field's width. No COALESCE: a NULL (only `timestamp` may be one) makes the
+#: parser raise, as the SELECT's float(None) did, and the client reads the store instead.
+#: psycopg2 fills the two IN lists with quoted literals (`cursor.mogrify`).
+_COPY_SQL = (
+    'COPY (SELECT step::int8, "timestamp"::int8, value::float8, is_nan::bool FROM metrics '
+    "WHERE run_uuid IN %(runs)s AND key IN %(keys)s ORDER BY run_uuid, key, step) TO STDOUT WITH (FORMAT binary)"
+)
+#: the start of every binary COPY stream (PostgreSQL's documentation, "Binary Format")
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+#: one tuple of `_COPY_SQL`'s stream: a field count, then per field its byte length and its
+#: big-endian value (43 bytes, no padding)
+_COPY_TUPLE = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("step_len", ">i4"),
+        ("step", ">i8"),
+        ("timestamp_len", ">i4"),
+        ("timestamp", ">i8"),
+        ("value_len", ">i4"),
+        ("value", ">f8"),
+        ("is_nan_len", ">i4"),
+        ("is_nan", "u1"),
+    ]
+)
+#: the field lengths each tuple must carry (any other, a NULL's -1 included, raises)
+_COPY_LENGTHS = {"fields": 4, "step_len": 8, "timestamp_len": 8, "value_len": 8, "is_nan_len": 1}
 #: the (run, key) groups of `_SQL`'s rows, in the same order, with their sizes: the data query
 #: then carries no strings (two Python str objects per point were a third of the reading time)
 _COUNT_SQL = (
@@ -87,6 +127,14 @@ _COUNT_SQL = (
 #: (no ANALYZE statistics in MLflow stores) otherwise prefers the primary-key index, which
 #: starts with `key` and makes every chunk scan all points of those keys in the store.
 _SQLITE_HINT = " INDEXED BY index_metrics_run_uuid_key_step"
+#: PostgreSQL's counterpart, for the read's transaction only: with `key IN (...)` on the index's
+#: second column, the planner's own choice is a bitmap scan and then a sort of every point by
+#: (run, key, step), which spills to disk at the default work_mem and took 3x the time of the
+#: rows' reading (1.2 s against 0.35 s for 200 runs x 4 x 500 points, statistics analysed or
+#: not). Without sorts it walks index_metrics_run_uuid_key_step in order (run_uuid = ANY as its
+#: condition, key as a filter). It only changes the plan: the ORDER BY still holds, sorted anyway
+#: where no index gives the order.
+_POSTGRES_PLANNER = ("SET LOCAL enable_sort = off",)
 
 
 @contextlib.contextmanager
@@ -149,6 +197,9 @@ class SqlBulkReader:
         self._engine = None
         self._schema_version: str | None = None
         self._stmt = None
+        #: queries read as binary COPY and as row fetches (which path `read` took; tests check it)
+        self.copy_queries = 0
+        self.fetch_queries = 0
 
     # -- engine -------------------------------------------------------------------------------
 
@@ -352,36 +403,103 @@ class SqlBulkReader:
             return {}
         pieces: dict[tuple[str, str], list[tuple[np.ndarray, ...]]] = {}
         with _gc_paused(), self._snapshot() as conn:
-            run_ids = list(wanted)
-            for lo in range(0, len(run_ids), MAX_RUNS_PER_QUERY):
-                ids = run_ids[lo : lo + MAX_RUNS_PER_QUERY]
-                params = {"runs": ids, "keys": sorted({k for rid in ids for k in wanted[rid]})}
-                groups = conn.execute(self._count_stmt, params).fetchall()
-                result = conn.execute(self._stmt, params)
-                columns: list[np.ndarray] = []
-                while True:
-                    rows = result.fetchmany(FETCH_ROWS)
-                    if not rows:
-                        break
-                    # np.array over SQLAlchemy Row objects takes ~15 us a row; flattening first, 0.2 us
-                    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=float, count=4 * len(rows))
-                    columns.append(flat.reshape(len(rows), 4))
-                _split(groups, np.concatenate(columns) if columns else np.zeros((0, 4)), pieces)
+            if self.dialect in ("postgresql", "postgres"):
+                for setting in _POSTGRES_PLANNER:
+                    conn.exec_driver_sql(setting)
+            copy_cursor = self._copy_cursor(conn)
+            try:
+                run_ids = list(wanted)
+                for lo in range(0, len(run_ids), MAX_RUNS_PER_QUERY):
+                    ids = run_ids[lo : lo + MAX_RUNS_PER_QUERY]
+                    params = {"runs": ids, "keys": sorted({k for rid in ids for k in wanted[rid]})}
+                    groups = conn.execute(self._count_stmt, params).fetchall()
+                    if copy_cursor is not None:
+                        columns = self._copy_rows(copy_cursor, params)
+                    else:
+                        columns = self._fetch_rows(conn, params)
+                    _split(groups, columns, pieces)
+            finally:
+                if copy_cursor is not None:
+                    copy_cursor.close()
         out: dict[tuple[str, str], Curve] = {}
         for rid, keys in wanted.items():
             for key in keys:
                 out[(rid, key)] = _curve(key, pieces.pop((rid, key), None))
         return out
 
+    def _copy_cursor(self, conn):
+        """A psycopg2 cursor on the snapshot's own connection (same transaction), when the rows
+        can be read as binary COPY; None otherwise (sqlite, another PostgreSQL driver)."""
+        if self.dialect not in ("postgresql", "postgres") or conn.dialect.driver != "psycopg2":
+            return None
+        cursor = conn.connection.dbapi_connection.cursor()
+        return cursor if hasattr(cursor, "copy_expert") else None
 
-def _split(groups, table: np.ndarray, pieces: dict) -> None:
-    """Cut the rows of one query (step, timestamp, value, is_nan; ordered by run, key, step)
-    into per-(run, key) columns, by the group sizes counted in the same snapshot."""
+    def _copy_rows(self, cursor, params: dict) -> tuple[np.ndarray, ...]:
+        """One query's rows as a binary COPY, parsed by numpy: (steps, timestamps, values as
+        stored, is_nan), the columns `_fetch_rows` gives, to the bit."""
+        sql = cursor.mogrify(_COPY_SQL, {"runs": tuple(params["runs"]), "keys": tuple(params["keys"])})
+        buf = io.BytesIO()  # ~43 bytes a point, one query's worth (MAX_RUNS_PER_QUERY runs)
+        cursor.copy_expert(sql, buf)
+        self.copy_queries += 1
+        return _parse_copy_binary(buf.getbuffer())
+
+    def _fetch_rows(self, conn, params: dict) -> tuple[np.ndarray, ...]:
+        """One query's rows fetched through the driver (sqlite; PostgreSQL without psycopg2)."""
+        result = conn.execute(self._stmt, params)
+        self.fetch_queries += 1
+        chunks: list[np.ndarray] = []
+        while True:
+            rows = result.fetchmany(FETCH_ROWS)
+            if not rows:
+                break
+            # np.array over SQLAlchemy Row objects takes ~15 us a row; flattening first, 0.2 us
+            flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=float, count=4 * len(rows))
+            chunks.append(flat.reshape(len(rows), 4))
+        table = np.concatenate(chunks) if chunks else np.zeros((0, 4))
+        return table[:, 0], table[:, 1], table[:, 2], table[:, 3] != 0
+
+
+def _parse_copy_binary(data) -> tuple[np.ndarray, ...]:
+    """(steps, timestamps, values, is_nan) from the stream of `_COPY_SQL` (PostgreSQL's binary
+    COPY format: signature, flags, header extension, tuples, a -1 trailer), as the fetch path
+    builds them (float64 steps and timestamps, bool is_nan). Raises ValueError on anything but
+    the expected layout: every tuple 4 fields of the expected widths, none NULL."""
+    view = memoryview(data).cast("B")
+    head = len(_COPY_SIGNATURE) + 8
+    if len(view) < head + 2 or bytes(view[: len(_COPY_SIGNATURE)]) != _COPY_SIGNATURE:
+        raise ValueError("not a binary COPY stream")
+    flags = int.from_bytes(view[head - 8 : head - 4], "big")
+    extension = int.from_bytes(view[head - 4 : head], "big", signed=True)
+    if flags != 0 or extension < 0 or len(view) < head + extension + 2:  # flags: OIDs or unknown bits
+        raise ValueError(f"unexpected binary COPY header (flags {flags:#x}, extension {extension})")
+    if bytes(view[-2:]) != b"\xff\xff":
+        raise ValueError("binary COPY stream without its trailer")
+    body = view[head + extension : len(view) - 2]
+    if len(body) % _COPY_TUPLE.itemsize:
+        raise ValueError("binary COPY tuples of unexpected width (a NULL or another column type)")
+    rows = np.frombuffer(body, dtype=_COPY_TUPLE)
+    for name, expected in _COPY_LENGTHS.items():
+        if len(rows) and not np.all(rows[name] == expected):
+            raise ValueError(f"binary COPY tuples with unexpected {name} (a NULL or another column type)")
+    if len(rows) and rows["is_nan"].max() > 1:
+        raise ValueError("binary COPY boolean that is neither 0 nor 1")
+    # astype copies: nothing returned refers to the stream's buffer
+    return (
+        rows["step"].astype(np.float64),
+        rows["timestamp"].astype(np.float64),
+        rows["value"].astype(np.float64),
+        rows["is_nan"] != 0,
+    )
+
+
+def _split(groups, columns: tuple[np.ndarray, ...], pieces: dict) -> None:
+    """Cut the rows of one query (step, timestamp, value, is_nan columns; ordered by run, key,
+    step) into per-(run, key) columns, by the group sizes counted in the same snapshot."""
+    steps, stamps, values, is_nan = columns
     sizes = [int(n) for _, _, n in groups]
-    if sum(sizes) != len(table):  # cannot happen within one snapshot; never split wrongly
-        raise RuntimeError(f"metric rows changed during a read ({sum(sizes)} counted, {len(table)} read)")
-    steps, stamps, values = table[:, 0], table[:, 1], table[:, 2]
-    is_nan = table[:, 3] != 0
+    if sum(sizes) != len(steps):  # cannot happen within one snapshot; never split wrongly
+        raise RuntimeError(f"metric rows changed during a read ({sum(sizes)} counted, {len(steps)} read)")
     a = 0
     for (run_id, key, _), n in zip(groups, sizes):
         pieces.setdefault((run_id, key), []).append(
