@@ -54,7 +54,7 @@ def generate(
     try:
         seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else None
     except ValueError:
-        raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers", param_hint="--seeds")
+        raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers", param_hint="--seeds") from None
     run(tracking_uri, jobs, size, echo=click.echo, only=only, seeds=seed_list, force_split=force_split)
 
 

@@ -310,9 +310,7 @@ def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
     return i, j
 
 
-def _sen_interval(
-    slopes: np.ndarray, var_s: float, confidence: float, is_sorted: bool = True
-) -> tuple[float, float]:
+def _sen_interval(slopes: np.ndarray, var_s: float, confidence: float, is_sorted: bool = True) -> tuple[float, float]:
     """Sen's (1968) distribution-free confidence interval for the slope, from the pairwise
     slopes (sorted, or with `is_sorted` False in pair order: the two order statistics it needs
     are then partitioned out), using Var(S) (already inflated for autocorrelation)."""
