@@ -285,7 +285,7 @@ def main(tracking_uri: str, jobs: int = 1, audit_first: bool = True, curves_only
     report = {}
     for mode, rows in modes.items():
         present = {r.split for r in rows}
-        for split in ["tune", "heldout"] + sorted(present - {"tune", "heldout"}):
+        for split in [p for p in ("tune", "heldout") if p in present] + sorted(present - {"tune", "heldout"}):
             s = scores([r for r in rows if r.split == split])
             report[f"{split} / {mode}"] = s
             echo("")
