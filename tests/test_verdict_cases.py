@@ -470,3 +470,137 @@ def test_adam_at_1_on_the_sound_mlp_is_the_rate(autologged):
     x, y, xv, yv = _one_teacher()
     res = _adam_1e2(x, y, xv, yv, lr=1.0)  # blows up to ~1e3 in the first epoch, ReLUs dead, stuck at ln 4
     assert res.status == "failed" and res.causes[0] == "learning_rate_too_high", res.causes
+
+
+# --- full-batch training without a DataLoader (PyG's GCN example, `model(X_train)` every epoch): the
+# same input every step is the design, not `repeated_batch`; `next(iter(loader))` before the loop is ---
+def _causes(res):
+    return [(f.cause, f.effective_kind, f.advisory, f.summary) for f in res.findings]
+
+
+def _at_most_advised(res):
+    """The same input every step with no DataLoader to say there are more batches: at most an
+    advisory (full-batch training looks like this), never a cause."""
+    assert "repeated_batch" not in res.causes, _causes(res)
+    assert all(f.effective_kind == "risk" for f in res.findings if f.cause == "repeated_batch"), _causes(res)
+
+
+def _community_graph(n_per: int = 40, k: int = 3, d: int = 16, seed: int = 0):
+    """A stochastic block model: k communities (the labels), edges mostly inside one, node
+    features a weak noisy hint of the community; the GCN's dense normalised adjacency
+    D^-1/2 (A + I) D^-1/2 and PyG-style train/val/test masks."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(k).repeat_interleave(n_per)
+    n = len(y)
+    same = y[:, None] == y[None, :]
+    a = (torch.rand(n, n, generator=g) < torch.where(same, 0.15, 0.01)).float().triu(1)
+    a = a + a.T + torch.eye(n)
+    dinv = a.sum(1).rsqrt()
+    adj = dinv[:, None] * a * dinv[None, :]
+    x = torch.randn(n, d, generator=g) + 0.6 * nn.functional.one_hot(y, d).float()
+    order = torch.randperm(n, generator=g)
+    masks = [torch.zeros(n, dtype=torch.bool) for _ in range(3)]
+    for m, idx in zip(masks, (order[: n // 3], order[n // 3 : 2 * n // 3], order[2 * n // 3 :])):
+        m[idx] = True
+    return x, adj, y, masks
+
+
+class _GCN(nn.Module):
+    def __init__(self, d: int, hidden: int, k: int):
+        super().__init__()
+        self.lin1, self.lin2 = nn.Linear(d, hidden), nn.Linear(hidden, k)
+
+    def forward(self, x, adj):
+        h = nn.functional.dropout(torch.relu(adj @ self.lin1(x)), 0.5, self.training)
+        return adj @ self.lin2(h)
+
+
+def test_full_batch_gcn_without_a_loader_is_healthy(autologged):
+    torch.manual_seed(0)
+    x, adj, y, (train_mask, val_mask, test_mask) = _community_graph()
+    model = _GCN(x.shape[1], 16, 3)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
+    with mlflow.start_run() as run:
+        for epoch in range(100):
+            model.train()
+            opt.zero_grad()
+            out = model(x, adj)
+            loss = nn.functional.cross_entropy(out[train_mask], y[train_mask])
+            loss.backward()
+            opt.step()
+            model.eval()
+            with torch.no_grad():
+                out = model(x, adj)
+                val_loss = nn.functional.cross_entropy(out[val_mask], y[val_mask]).item()
+                pred = out.argmax(1)
+            mlflow.log_metrics(
+                {
+                    "train_loss": loss.item(),
+                    "val_loss": val_loss,
+                    "val_acc": (pred[val_mask] == y[val_mask]).float().mean().item(),
+                    "test_acc": (pred[test_mask] == y[test_mask]).float().mean().item(),
+                },
+                step=epoch,
+            )
+    res = _audit(run.info.run_id)
+    assert res.status == "healthy", _causes(res)
+    _at_most_advised(res)
+
+
+def test_full_batch_mlp_regression_without_a_loader_is_healthy(autologged):
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(300, 8, generator=g)
+    y = (x[:, :1] - 0.5 * x[:, 1:2] + 0.3 * torch.sin(2 * x[:, 2:3])) + 0.05 * torch.randn(300, 1, generator=g)
+    x_train, y_train, x_val, y_val = x[:240], y[:240], x[240:], y[240:]
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    criterion = nn.MSELoss()
+    with mlflow.start_run() as run:
+        for epoch in range(150):
+            model.train()
+            opt.zero_grad()
+            loss = criterion(model(x_train), y_train)
+            loss.backward()
+            opt.step()
+            model.eval()
+            with torch.no_grad():
+                val_loss = criterion(model(x_val), y_val).item()
+            mlflow.log_metrics({"train_loss": loss.item(), "val_loss": val_loss}, step=epoch)
+    res = _audit(run.info.run_id)
+    assert res.status == "healthy", _causes(res)
+    _at_most_advised(res)
+
+
+def test_next_iter_before_the_loop_is_repeated_batch_first(autologged):
+    torch.manual_seed(0)
+    x, y = _teacher(712)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[:512], y[:512]), batch_size=32, shuffle=True)
+    xv, yv = x[512:], y[512:]
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    criterion = nn.CrossEntropyLoss()
+    with mlflow.start_run() as run:
+        xb, yb = next(iter(loader))  # the bug: one batch, taken once
+        for epoch in range(8):
+            model.train()
+            for _ in range(len(loader)):
+                opt.zero_grad()
+                loss = criterion(model(xb), yb)
+                loss.backward()
+                opt.step()
+            model.eval()
+            with torch.no_grad():
+                out = model(xv)
+            mlflow.log_metrics(
+                {
+                    "train_loss": loss.item(),
+                    "val_loss": criterion(out, yv).item(),
+                    "val_acc": (out.argmax(1) == yv).float().mean().item(),
+                },
+                step=epoch,
+            )
+    res = _audit(run.info.run_id)
+    assert res.status in ("failed", "warning") and res.causes[0] == "repeated_batch", _causes(res)
+    (f,) = [f for f in res.findings if f.cause == "repeated_batch"]
+    assert f.confidence == "high" and f.effective_kind == "bug" and not f.advisory

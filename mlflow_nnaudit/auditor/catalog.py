@@ -200,7 +200,10 @@ CAUSES: tuple[Cause, ...] = (
         category="data",
         evidence="R",
         kind="bug",
-        kind_reason="one batch fed again and again is a loader bug (full-batch training is not checked)",
+        kind_reason=(
+            "one batch fed again and again while the DataLoader has more is a loader bug (full-batch "
+            "training is not checked; with no DataLoader to tell, the finding is a risk)"
+        ),
         looks_like=(
             "Consecutive batches are identical, or cycle through only a handful of batches. The training "
             "loss drops quickly towards zero while the validation loss hardly moves."

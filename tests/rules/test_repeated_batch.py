@@ -1,5 +1,7 @@
 """repeated_batch: the same batch is fed again and again."""
 
+from mlflow_nnaudit.auditor.rules.base import OutcomeHarm
+from mlflow_nnaudit.auditor.verdict import judge
 from tests.rules.conftest import (
     data_loader_section,
     fingerprint_summary,
@@ -36,6 +38,27 @@ def test_fires_on_next_iter_loader_every_step():
 def test_without_a_loader_to_tell_it_is_medium_confidence():
     f = fires(CAUSE, run([0] * 40 + list(range(1, 29))))  # the same batch on 40 of 68 samples
     assert f.confidence == "medium" and f.severity == "warning"
+
+
+def test_without_a_loader_it_is_a_risk_that_harm_makes_a_cause():
+    # full-batch training without a DataLoader (`model(X_train)` every epoch, PyG's GCN fed the whole
+    # graph) feeds one input every step from the first: not a definite bug, so it is a set-up risk,
+    # an advisory on a run that trained well and a cause of the harm when the outcome shows it
+    f = fires(CAUSE, run([0] * 40))
+    assert f.effective_kind == "risk" and not f.harmful and "full-batch" in f.summary
+    (kept,), status, _ = judge([f])
+    assert status == "healthy" and kept.advisory
+    f = fires(CAUSE, run([0] * 40))
+    (kept,), status, _ = judge([f], harm=OutcomeHarm("failed", "the validation loss stayed at chance"))
+    assert status == "failed" and not kept.advisory
+    # with the loader (`next(iter(loader))` iterates it: the loader is seen) or params saying an epoch
+    # has more batches, the same batch every step is the bug, whatever the outcome
+    for view in (
+        run([0] * 40, loader(512, 32, shuffle=False)),
+        make_view(healthy_loss(), diagnostics=run([0] * 40).diagnostics, params={"steps_per_epoch": "16"}),
+    ):
+        f = fires(CAUSE, view)
+        assert f.effective_kind == "bug" and f.confidence == "high" and "16 batches per epoch" in f.summary
 
 
 def test_quiet_on_distinct_batches():

@@ -11,7 +11,13 @@ class RepeatedBatch(Rule):
     and 16 values at evenly spaced positions). Reported when at least 4 batches were sampled
     and one fingerprint makes up at least half of them: the same batch is fed again and
     again. Full-batch training (the training DataLoader has a single batch per epoch) is not
-    reported; without a DataLoader to tell, the confidence is medium. The recorder also
+    reported. When the training DataLoader (or params: steps per epoch, a dataset and a batch
+    size) says an epoch has more batches than were seen, it is a definite bug (high confidence):
+    `next(iter(loader))` is seen as the loader it iterates. Without anything to say so, the same
+    input every step is also what full-batch training without a DataLoader looks like
+    (`model(X_train)` every epoch, a graph network fed the whole graph): reported at medium
+    confidence as a set-up risk, a cause only when the outcome shows harm (a validation loss near
+    chance, overfitting) and an advisory on a run that trained well. The recorder also
     fingerprints the first 16 training batches in a row: when most of them differ from the batch
     just before (fewer than half repeat it), the repeats are a few batches fed in turn, epoch
     after epoch (a training set of a couple of batches, or an unshuffled loader sampled in step
@@ -23,6 +29,7 @@ class RepeatedBatch(Rule):
         ("inputs", "fingerprints"),
         ("inputs", "fingerprints", "consecutive_repeats"),
         ("data_loader", "train", "batches_per_epoch"),
+        ("data_loader", "train", "dataset_size"),
     )
 
     #: sampled training batches needed before a repeat means anything
@@ -48,28 +55,44 @@ class RepeatedBatch(Rule):
         fp = view.fact("inputs", "fingerprints")
         if not isinstance(fp, dict) or fp.get("sampled_batches", 0) < self.MIN_BATCHES:
             return None
-        share, distinct, n = fp["most_common_share"], fp["distinct"], fp["sampled_batches"]
+        share, distinct = fp["most_common_share"], fp["distinct"]
         if share < self.SHARE:
             return None
         back_to_back = fp.get("consecutive_repeats")
         if isinstance(back_to_back, (int, float)) and back_to_back < self.BACK_TO_BACK:
             return None  # consecutive steps got different batches: the repeats come round once per epoch
-        bpe = view.fact("data_loader", "train", "batches_per_epoch")
-        known = isinstance(bpe, int)
-        if known and bpe <= distinct:
-            return None  # the loader has no more batches than were seen: full-batch or tiny data
-        loader_text = f" although the training DataLoader has {bpe} batches per epoch" if known else ""
+        epoch = view.epoch_length()  # the training DataLoader, else params (steps per epoch, data/batch size)
+        if epoch is not None and epoch[0] <= distinct:
+            return None  # the epoch has no more batches than were seen: full-batch or tiny data
+        if epoch is not None:
+            told = f" although {epoch[1]} gives {epoch[0]:.0f} batches per epoch"
+            return self._found(view, fp, "high", None, told)
+        # Nothing says the run has more than one batch: one input fed every step from the first
+        # is also what full-batch training without a DataLoader looks like (`model(X_train)` each
+        # epoch, a graph network fed the whole graph). Not a definite bug then but a set-up risk:
+        # a cause when the outcome shows harm (a validation loss near chance, overfitting), an
+        # advisory on a run that trained well.
+        return self._found(view, fp, "medium", "risk", "")
+
+    def _found(self, view: RunView, fp: dict, confidence: str, kind: str | None, told: str) -> Finding:
+        share, distinct, n = fp["most_common_share"], fp["distinct"], fp["sampled_batches"]
+        full = "" if told else " (or, with no DataLoader to say otherwise, full-batch training)"
         return self.finding(
-            confidence="high" if known else "medium",
+            confidence=confidence,
             severity="failed" if share >= self.FAILED_SHARE else "warning",
+            kind=kind,
             score=share,
-            summary=f"{share:.0%} of {n} sampled training batches were the same batch ({distinct} distinct)"
-            + loader_text,
-            recommendation=f"The model was fed the same batch on {share:.0%} of the {n} sampled steps{loader_text}: "
+            summary=f"{share:.0%} of {n} sampled training batches were the same batch ({distinct} distinct){told}{full}",
+            recommendation=f"The model was fed the same batch on {share:.0%} of the {n} sampled steps{told}: "
             "iterate the loader (`for x, y in loader:`) instead of calling `next(iter(loader))` every step, and "
-            "check that the batch variables are reassigned inside the loop (not taken once before it). "
+            "check that the batch variables (or the slice index) are reassigned inside the loop, not taken once "
+            "before it. "
             "If you train full-batch on purpose, ignore this.",
             evidence=[
-                Evidence("batch_fingerprints", schema.DIAGNOSTICS_ARTIFACT, {**fp, "loader_batches_per_epoch": bpe})
+                Evidence(
+                    "batch_fingerprints",
+                    schema.DIAGNOSTICS_ARTIFACT,
+                    {**fp, "loader_batches_per_epoch": view.fact("data_loader", "train", "batches_per_epoch")},
+                )
             ],
         )
