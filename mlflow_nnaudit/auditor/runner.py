@@ -23,7 +23,7 @@ from mlflow_nnaudit.auditor.curves import ROLES, TRAIN_LOSS, VAL_LOSS, Curve, as
 from mlflow_nnaudit.auditor.result import AuditResult
 from mlflow_nnaudit.auditor.rules import ALL_RULES, Rule, RunView, curves_read_by
 from mlflow_nnaudit.auditor.store import RunRecord, Store, StoreError
-from mlflow_nnaudit.auditor.verdict import INCONCLUSIVE, Links, control_false_discoveries, judge
+from mlflow_nnaudit.auditor.verdict import INCONCLUSIVE, Links, control_false_discoveries, default_links, judge
 
 _log = logging.getLogger(__name__)
 
@@ -197,7 +197,9 @@ def analyse(
             if f is not None:
                 findings.append(f)
     result.harm = view.outcome_harm() if loss is not None else None
-    result.findings, result.status, dropped = judge(findings, Links.of(rules), result.reason, result.harm)
+    # the registered rules' links are made once per process (stage 3 uses the same), not once a run
+    links = default_links() if rules == ALL_RULES else Links.of(rules)
+    result.findings, result.status, dropped = judge(findings, links, result.reason, result.harm)
     result.notes.extend(inp.notes)
     result.notes.extend(dropped)
     result.sparkline = report.sparkline(loss)  # for the summary page, written or not

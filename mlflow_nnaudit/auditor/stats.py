@@ -340,12 +340,15 @@ class Flatness:
     tolerance: float
 
 
-def flatness(x: np.ndarray, y: np.ndarray, tolerance: float, max_blocks: int = DEFAULT_BLOCKS) -> Flatness:
+def flatness(
+    x: np.ndarray, y: np.ndarray, tolerance: float, max_blocks: int = DEFAULT_BLOCKS, drop: float | None = None
+) -> Flatness:
     """Is the curve flat to within `tolerance` (in the curve's units) over its whole span?
 
     "Not significantly changing" is not "flat": a short, noisy window passes no trend test and
     still may be moving. Here flatness must be shown: the 90% interval of the Theil-Sen change
-    must fit inside +/- tolerance.
+    must fit inside +/- tolerance. `drop`: `window_drop(x, y, 0.0, 1.0, max_blocks)` when the
+    caller has it already.
     """
     t = mann_kendall(x, y, max_blocks=max_blocks, confidence=0.90)
     if t.n < 4:
@@ -355,7 +358,9 @@ def flatness(x: np.ndarray, y: np.ndarray, tolerance: float, max_blocks: int = D
     # and is flat after (a "decay then flat" curve seen from before the knee) the median pairwise
     # slope is ~0 although the curve still drops by several tolerances. So the robust levels at
     # the two ends of the window must also agree to within the tolerance.
-    ok = ok and abs(window_drop(x, y, 0.0, 1.0, max_blocks)) < tolerance
+    if ok and drop is None:
+        drop = window_drop(x, y, 0.0, 1.0, max_blocks)
+    ok = ok and abs(drop) < tolerance
     return Flatness(bool(ok), t.change_low, t.change_high, tolerance)
 
 
@@ -388,9 +393,10 @@ def find_stall(
             break
         # the cheap half of `flatness` first: a suffix whose two ends differ by the tolerance or
         # more is not flat, whatever the trend test says (same answer, no Mann-Kendall)
-        if abs(window_drop(xb[start:], yb[start:], 0.0, 1.0, max_blocks)) >= tolerance:
+        drop = window_drop(xb[start:], yb[start:], 0.0, 1.0, max_blocks)
+        if abs(drop) >= tolerance:
             continue
-        flat = flatness(xb[start:], yb[start:], tolerance, max_blocks)
+        flat = flatness(xb[start:], yb[start:], tolerance, max_blocks, drop=drop)
         if flat.is_flat:
             return Stall(frac, float(xb[start]), float(median(yb[start:])))
     return Stall(None, None, None)

@@ -179,20 +179,16 @@ class RunView:
 
     def finite_curve(self, role: str, min_points: int = 8) -> Curve | None:
         """The curve for a role with its non-finite points dropped, if enough remain to test.
-        Made once per role and length floor (rules ask for it dozens of times a run); rules only
-        read curves, so one object is shared."""
-        key = ("finite_curve", role, min_points)
-        if key not in self._memo:
-            self._memo[key] = self._finite_curve(role, min_points)
-        return self._memo[key]
+        Made once per role, whatever the length floor (rules ask for it dozens of times a run, with
+        a dozen floors); rules only read curves, so one object is shared."""
+        c = self._cached("finite_curve", role, lambda: self._finite_curve(role))
+        return c if c is not None and len(c) >= min_points else None
 
-    def _finite_curve(self, role: str, min_points: int) -> Curve | None:
+    def _finite_curve(self, role: str) -> Curve | None:
         c = self.curves.get(role)
         if c is None:
             return None
         ok = c.finite
-        if ok.sum() < min_points:
-            return None
         return Curve(c.key, c.x()[ok], c.values[ok], c.timestamps[ok] if len(c.timestamps) == len(ok) else [])
 
     def _cached(self, name: str, role: str, fn):
@@ -404,6 +400,9 @@ class RunView:
         return (float(b), "the recorder's input batches") if isinstance(b, int) and b > 0 else None
 
     def n_classes(self) -> tuple[int, str] | None:
+        return self._cached("n_classes", "", self._n_classes)
+
+    def _n_classes(self) -> tuple[int, str] | None:
         """Class count: the recorder's (width of the logits), else a param, else, on a run without
         the recorder, the label map of a Hugging Face model config (`id2label`, logged by the
         Trainer's MLflow callback) on a run that logs an accuracy, when its labels were named
