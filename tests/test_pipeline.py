@@ -324,3 +324,39 @@ def test_a_write_that_fails_half_way_leaves_no_run_half_written(tmp_path):
     con.close()
     mlflow_nnaudit.audit(tracking_uri=f"sqlite:///{db}")
     assert all(consistent(t) and audit_tags(t) != EARLIER for t in read_tags(str(db)).values())
+
+
+@pytest.mark.postgres
+def test_postgresql_a_write_that_fails_half_way_leaves_every_run_as_it_was(postgres, tmp_path, monkeypatch):
+    """On PostgreSQL a chunk's tags are one multi-row INSERT (plus the removal of cause tags):
+    a trigger that refuses the status tag half-way through a forced re-audit (the ON CONFLICT
+    update path) must leave every run with the first audit's tags, whole; once it is gone, a
+    forced audit rewrites every run."""
+    import psycopg2
+
+    monkeypatch.chdir(tmp_path)
+    uri = postgres.create_database("tags_fault")
+    mlflow.set_tracking_uri(uri)
+    ids = _mixed_runs(4)
+    mlflow_nnaudit.audit(tracking_uri=uri)
+    client = MlflowClient(uri)
+    first = {rid: audit_tags(client.get_run(rid).data.tags) for rid in ids.values()}
+    assert all(consistent(t) and "nnaudit.status" in t for t in first.values())
+    con = psycopg2.connect(uri.replace("postgresql+psycopg2", "postgresql"))
+    con.autocommit = True
+    with con.cursor() as cur:
+        cur.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.key = 'nnaudit.status' THEN "
+            "RAISE EXCEPTION 'injected fault'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+        )
+        cur.execute("CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON tags FOR EACH ROW EXECUTE FUNCTION refuse()")
+    with pytest.raises(Exception):  # noqa: B017 - the driver's error, whatever its class
+        mlflow_nnaudit.audit(tracking_uri=uri, force=True)
+    assert {rid: audit_tags(client.get_run(rid).data.tags) for rid in ids.values()} == first
+    with con.cursor() as cur:
+        cur.execute("DROP TRIGGER refuse ON tags")
+    con.close()
+    mlflow_nnaudit.audit(tracking_uri=uri, force=True)
+    again = {rid: audit_tags(client.get_run(rid).data.tags) for rid in ids.values()}
+    assert all(consistent(t) for t in again.values())
+    assert all(again[rid]["nnaudit.audited_at"] != first[rid]["nnaudit.audited_at"] for rid in first)

@@ -298,13 +298,21 @@ class SqlTagWriter:
                 sa.text("DELETE FROM tags WHERE run_uuid IN :ids AND substr(key, 1, :n) = :prefix").bindparams(ids),
                 {"ids": run_ids, "n": len(TAG_CAUSE_PREFIX), "prefix": TAG_CAUSE_PREFIX},
             )
-            conn.execute(
-                sa.text(
-                    "INSERT INTO tags (key, value, run_uuid) VALUES (:k, :v, :r) "
-                    "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value"
-                ),
-                [{"k": k, "v": v, "r": r} for k, v, r in rows if r in active],
-            )
+            # one INSERT for the whole chunk: a text() executemany is one statement and one
+            # round trip per tag through psycopg2 (~2,000 a chunk; 1.8 s of client and 1.0 s of
+            # server CPU per 2,000 runs), three arrays unnested are one. A (key, run) pair
+            # twice would make ON CONFLICT fail ("cannot affect row a second time"): the last
+            # value wins, as it did row after row.
+            kept = {(k, r): v for k, v, r in rows if r in active}
+            if kept:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO tags (key, value, run_uuid) "
+                        "SELECT * FROM unnest(CAST(:k AS text[]), CAST(:v AS text[]), CAST(:r AS text[])) "
+                        "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value"
+                    ),
+                    {"k": [k for k, _ in kept], "v": list(kept.values()), "r": [r for _, r in kept]},
+                )
 
     def close(self) -> None:
         if self._engine is not None:
