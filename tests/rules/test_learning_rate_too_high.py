@@ -331,3 +331,15 @@ def test_a_jump_is_measured_from_the_first_step_not_from_a_start_the_jump_inflat
     causes = _ranked(_lr1_lstm(1.4))
     # training measured during destructive steps is not "noisier labels than validation"
     assert causes[0] == CAUSE and "labels_unrelated" not in causes
+
+
+def test_a_training_loss_still_at_chance_fits_nothing_however_high_validation_ended():
+    # AdamW at 1e-2 with the training loss at ln 4 (0.6% under it, batch noise) and a validation loss
+    # that ended above chance (eval-mode BatchNorm statistics wrecked, class priors that differ): the
+    # model fits nothing, so the rate stays the suspect it is on a run stuck at chance
+    from mlflow_nnaudit.auditor.rules.helpers import fits_training_only
+
+    view = _at_chance_run("AdamW", 0.01, val=1.60 + 0.003 * rng(8).standard_normal(12))
+    assert not fits_training_only(view)
+    f = fires(CAUSE, view)
+    assert "AdamW at a learning rate of 0.01" in f.summary

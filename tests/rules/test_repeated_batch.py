@@ -122,3 +122,18 @@ def test_quiet_on_a_two_batch_training_set_fed_in_turn_every_epoch():
 def test_the_same_batch_back_to_back_is_still_reported_without_a_loader():
     f = fires(CAUSE, run([0] * 40))
     assert f.confidence == "medium" and f.severity == "failed"
+
+
+def test_an_epoch_metric_logged_at_step_epoch_does_not_pass_for_the_loader():
+    # a hand-written loop that logs `epoch` with step=epoch has an `epoch` curve of slope 1 (one step
+    # an epoch, read against the step); without a DataLoader, a slice taken once before the loop is
+    # still the risk it is without that curve (it was silenced: 1 batch an epoch <= 1 distinct)
+    import numpy as np
+
+    from mlflow_nnaudit.auditor.curves import Curve
+
+    view = run([0] * 40)
+    view.extra_curves["epoch"] = Curve("epoch", np.arange(10.0), np.arange(10.0))
+    assert view.epoch_length() == (1.0, "the `epoch` curve")  # what other rules may still read
+    f = fires(CAUSE, view)
+    assert f.effective_kind == "risk" and "full-batch" in f.summary

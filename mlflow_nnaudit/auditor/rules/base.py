@@ -347,10 +347,11 @@ class RunView:
         what the recorder measures directly are not needed)."""
         return isinstance(self.diagnostics, dict)
 
-    def epoch_length(self) -> tuple[float, str] | None:
+    def epoch_length(self, from_curve: bool = True) -> tuple[float, str] | None:
         """Optimizer steps per epoch and where that came from: the recorder's training
-        DataLoader, params (`steps_per_epoch`, or a dataset size and a batch size), or an
-        `epoch` curve logged against the step (Lightning, the HF Trainer)."""
+        DataLoader, params (`steps_per_epoch`, or a dataset size and a batch size), or (unless
+        `from_curve` is False) an `epoch` curve logged against the step (Lightning, the HF
+        Trainer; a hand-written loop that logs `epoch` at step = epoch reads as one step an epoch)."""
         bpe = self.fact("data_loader", "train", "batches_per_epoch")
         if isinstance(bpe, int) and bpe > 0:
             return float(bpe), "the training DataLoader"
@@ -360,7 +361,7 @@ class RunView:
         n, bs = self.dataset_size(), self.batch_size()
         if n is not None and bs is not None and bs[0] > 0 and not bs[1].startswith("the recorder"):
             return float(math.ceil(n[0] / bs[0])), f"{n[1]} / {bs[1]}"
-        ep = self.extra_curves.get("epoch")
+        ep = self.extra_curves.get("epoch") if from_curve else None
         if ep is not None and ep.finite.sum() >= 3:
             x, v = ep.steps[ep.finite], ep.values[ep.finite]
             if np.ptp(v) > 0 and np.ptp(x) > 0:

@@ -60,7 +60,6 @@ UPDATE_RATIO_READS = (schema.layer_prefix(schema.LAYER_UPDATE_RATIO),)
 #: what `RunView.n_classes()` reads from the recorder
 N_CLASSES_READS = (("loss", "n_classes"),)
 #: what `RunView.epoch_length()` reads from the recorder
-EPOCH_LENGTH_READS = (("data_loader", "train", "batches_per_epoch"),)
 #: what `RunView.dataset_size()` reads from the recorder
 DATASET_SIZE_READS = (
     ("data_loader", "train", "dataset_size"),
@@ -69,6 +68,8 @@ DATASET_SIZE_READS = (
 )
 #: what `RunView.batch_size()` reads from the recorder
 BATCH_SIZE_READS = (("data_loader", "train", "batch_size"), ("inputs", "train", "median_batch_size"))
+#: what `RunView.epoch_length()` reads from the recorder (a dataset size over a batch size among them)
+EPOCH_LENGTH_READS = (("data_loader", "train", "batches_per_epoch"), *DATASET_SIZE_READS, *BATCH_SIZE_READS)
 
 #: what `input_rms` reads from the recorder (its statistics of the first sampled training batches)
 INPUT_SCALE_READS = (("inputs", "train", "median_std"), ("inputs", "train", "median_abs_mean"))
@@ -930,14 +931,16 @@ MEANINGFUL_GAIN = 0.02
 
 
 def fits_training_only(view: RunView) -> bool:
-    """The training loss ended MEANINGFUL_GAIN or more below where the validation loss ended (below
-    ln C without a validation curve): the model fits its own training labels, so its steps work,
+    """The training loss ended MEANINGFUL_GAIN or more below where the validation loss ended and below
+    chance (ln C; ln C alone without a validation curve of enough points): the model fits its own training labels, so its steps work,
     while nothing carries over (labels unrelated to the inputs are memorised, never generalised:
     Zhang et al. 2017). A network that steps far too large destroyed fits nothing, its training set
     included: a constant output scores the same on both sets (chance, or the label prior's entropy).
     So a run stuck at chance that fits its training labels is no evidence of a rate too high."""
-    tr, va = view.levels(TRAIN_LOSS), view.levels(VAL_LOSS)
-    ref = va.end if va is not None else view.chance_loss()
+    tr, va, chance = view.levels(TRAIN_LOSS), view.levels(VAL_LOSS), view.chance_loss()
+    ref = va.end if va is not None else chance
+    if ref and chance and chance > 0:
+        ref = min(ref, chance)  # a training loss still at chance fits nothing, however high validation ended
     return tr is not None and bool(ref) and ref > 0 and tr.end < (1 - MEANINGFUL_GAIN) * ref
 
 

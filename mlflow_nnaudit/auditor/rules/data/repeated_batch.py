@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
+from mlflow_nnaudit.auditor.rules.helpers import EPOCH_LENGTH_READS
 
 
 class RepeatedBatch(Rule):
@@ -28,8 +29,7 @@ class RepeatedBatch(Rule):
     reads = (
         ("inputs", "fingerprints"),
         ("inputs", "fingerprints", "consecutive_repeats"),
-        ("data_loader", "train", "batches_per_epoch"),
-        ("data_loader", "train", "dataset_size"),
+        *EPOCH_LENGTH_READS,
     )
 
     #: sampled training batches needed before a repeat means anything
@@ -61,7 +61,9 @@ class RepeatedBatch(Rule):
         back_to_back = fp.get("consecutive_repeats")
         if isinstance(back_to_back, (int, float)) and back_to_back < self.BACK_TO_BACK:
             return None  # consecutive steps got different batches: the repeats come round once per epoch
-        epoch = view.epoch_length()  # the training DataLoader, else params (steps per epoch, data/batch size)
+        # the training DataLoader, else params (steps per epoch, data/batch size); not an `epoch` curve: a
+        # loop that logs `epoch` at step = epoch would read as one batch an epoch and silence the rule
+        epoch = view.epoch_length(from_curve=False)
         if epoch is not None and epoch[0] <= distinct:
             return None  # the epoch has no more batches than were seen: full-batch or tiny data
         if epoch is not None:
