@@ -80,6 +80,8 @@ DEFAULT_WORKSPACE = "default"
 #: experiments `MlflowClient.search_experiments()` returns with its default `max_results`
 SEARCH_EXPERIMENTS_DEFAULT = 1000
 
+#: the schemes of a PostgreSQL store URI (without the driver)
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 #: at most this many run ids in one IN (...) list
 MAX_RUNS_PER_QUERY = 500
 #: rows converted at a time (bounds the memory of Python row objects)
@@ -183,7 +185,7 @@ def supports(uri: str) -> bool:
         path = uri.split(":///", 1)[1] if ":///" in uri else ""
         path = path.split("?", 1)[0]
         return bool(path) and path != ":memory:"
-    return kind in ("postgresql", "postgres")
+    return kind in POSTGRES_SCHEMES
 
 
 class SqlBulkReader:
@@ -194,6 +196,7 @@ class SqlBulkReader:
             raise BulkUnavailable(f"bulk reading supports sqlite and PostgreSQL stores, not {scheme(uri)!r}")
         self.uri = uri
         self.dialect = scheme(uri)
+        self.postgres = self.dialect in POSTGRES_SCHEMES
         self._engine = None
         self._schema_version: str | None = None
         self._stmt = None
@@ -235,7 +238,7 @@ class SqlBulkReader:
         """One read-only snapshot for all the statements of a read: the group sizes and the
         rows they describe must come from the same state of the table, even while training
         jobs write to it."""
-        if self.dialect == "postgresql" or self.dialect == "postgres":
+        if self.postgres:
             conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         else:  # sqlite: an explicit (deferred) transaction; its first SELECT takes the snapshot
             conn.exec_driver_sql("BEGIN")
@@ -403,7 +406,7 @@ class SqlBulkReader:
             return {}
         pieces: dict[tuple[str, str], list[tuple[np.ndarray, ...]]] = {}
         with _gc_paused(), self._snapshot() as conn:
-            if self.dialect in ("postgresql", "postgres"):
+            if self.postgres:
                 for setting in _POSTGRES_PLANNER:
                     conn.exec_driver_sql(setting)
             copy_cursor = self._copy_cursor(conn)
@@ -430,7 +433,7 @@ class SqlBulkReader:
     def _copy_cursor(self, conn):
         """A psycopg2 cursor on the snapshot's own connection (same transaction), when the rows
         can be read as binary COPY; None otherwise (sqlite, another PostgreSQL driver)."""
-        if self.dialect not in ("postgresql", "postgres") or conn.dialect.driver != "psycopg2":
+        if not self.postgres or conn.dialect.driver != "psycopg2":
             return None
         cursor = conn.connection.dbapi_connection.cursor()
         return cursor if hasattr(cursor, "copy_expert") else None
