@@ -893,7 +893,10 @@ STUCK_TAIL = 0.5
 def stuck_loss(y: np.ndarray, n_classes: int | None = None, tail: float = STUCK_TAIL) -> Stuck | None:
     """Read whether a loss is stuck: its tail (the last `tail` share of its finite points, at
     least 3) exactly constant, or sitting within a tight band of ln C for the known class count
-    C (or of ln k, k = 2..10, with a tighter band, when C is unknown). None: too few points."""
+    C (or of ln k, k = 2..10, with a tighter band, when C is unknown). None: too few points.
+    A tail exactly 0 after a positive loss is not constant in this sense: it is a loss fitted to
+    its floor (a cross-entropy of confident right answers rounds to 0 in float32), not one that
+    never changed."""
     y = normalize_nonfinite(np.asarray(y, dtype=float))
     y = y[np.isfinite(y)]
     if len(y) < 3:
@@ -902,7 +905,7 @@ def stuck_loss(y: np.ndarray, n_classes: int | None = None, tail: float = STUCK_
     level = float(median(t))
     scale = max(abs(level), 1e-12)
     spread = float(np.ptp(t)) / scale
-    constant = spread <= CONSTANT_TOLERANCE
+    constant = spread <= CONSTANT_TOLERANCE and not (level == 0.0 and float(np.max(y)) > 0.0)
     chance_k, known = None, False
     if spread <= STUCK_MAX_SPREAD and level > 0:
         if n_classes is not None and n_classes > 1:

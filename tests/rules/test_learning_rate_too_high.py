@@ -343,3 +343,29 @@ def test_a_training_loss_still_at_chance_fits_nothing_however_high_validation_en
     assert not fits_training_only(view)
     f = fires(CAUSE, view)
     assert "AdamW at a learning rate of 0.01" in f.summary
+
+
+def _collapsed_run(first, dead):
+    """The corpus's CNN under SGD with momentum at lr 1: the first sampled step moved the weights `first` of
+    their size, later ones ~1e-7 (a million times less), a ReLU layer `dead` dead, the loss ending near chance."""
+    d = healthy_diagnostics(optimizer=optimizer_facts("SGD", 1.0, momentum=0.9))
+    names = layer_names(d["model"])
+    extra = layer_curves("update_ratio", {n: np.r_[first, np.full(59, 8e-8)] for n in names})
+    extra |= layer_curves("dead_relu", {names[0]: 0.0, names[1]: dead})
+    train = np.r_[1.38, 1.47, 1.16, 2.92, 1.35, 1.94, 1.55 + 0.05 * rng(7).standard_normal(186)]
+    val = np.array([1.46, 1.44, 1.39, 1.49, 1.55, 1.61])
+    return make_view(train, val, diagnostics=d, params=recorder_params(d), extra=extra)
+
+
+def test_first_steps_10x_the_usual_then_a_collapse_with_the_relus_dead_name_the_rate_first():
+    # 8.5% on the first step is under the 10% a median must reach alone, but the updates then collapsed a
+    # millionfold with a layer dead: the steps destroyed the network (dead ReLUs are its consequence)
+    f = fires(CAUSE, _collapsed_run(0.085, 1.0))
+    assert "first measured steps changed the weights by 8%" in f.summary
+    causes = _ranked(_collapsed_run(0.085, 1.0))
+    assert causes[0] == CAUSE and causes.index(CAUSE) < causes.index("dead_relu")
+
+
+def test_first_steps_of_a_usual_size_before_a_collapse_are_not_the_rate():
+    # 0.5% first steps (5x the rule of thumb, under 10x): the collapse alone is the dead units' doing
+    quiet(CAUSE, _collapsed_run(0.005, 1.0))

@@ -1,5 +1,7 @@
 """loss_metric_disagreement: the loss improves while the accuracy does not."""
 
+import numpy as np
+
 from tests.rules.conftest import falling, fires, flat, healthy_loss, linear, make_view, quiet, rng
 
 CAUSE = "loss_metric_disagreement"
@@ -28,3 +30,16 @@ def test_quiet_on_a_small_but_steady_accuracy_gain():
     # 5 points up with a clear upward trend: the metric agrees, if modestly
     acc = linear(20, 0.34, 0.39) + 0.002 * rng(2).standard_normal(20)
     quiet(CAUSE, make_view(healthy_loss(), val_loss(), val_acc=acc))
+
+
+def test_quiet_when_accuracy_is_at_its_ceiling_from_the_start():
+    # a task solved in the first epoch (seen on a CNN with early stopping): validation accuracy 0.996 -> 1.0,
+    # the loss still falling 99% as the margins grow; an accuracy with no room to rise disagrees with nothing
+    acc = np.minimum(1.0, flat(20, 0.998) + 0.002 * rng(3).standard_normal(20))
+    loss = falling(20, 0.26, 0.0014, knee=0.1)
+    quiet(CAUSE, make_view(healthy_loss(), loss, val_acc=acc))
+
+
+def test_still_fires_on_a_high_accuracy_that_had_room_to_rise():
+    acc = flat(20, 0.95) + 0.002 * rng(4).standard_normal(20)  # 5 points below the ceiling, stuck
+    fires(CAUSE, make_view(healthy_loss(), val_loss(), val_acc=acc))

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
 from tests.rules.conftest import ar1, falling, fires, healthy_loss, make_view, quiet, rng
 
 CAUSE = "oscillating_loss"
@@ -80,3 +81,16 @@ def test_wild_swings_on_a_run_that_went_nowhere_are_erratic_even_when_the_last_p
     y[0], y[-2:] = 1.6, (0.4, 0.006)
     f = fires(CAUSE, make_view(y))
     assert f.severity == "warning" and "point-to-point swings" in f.summary
+
+
+def test_quiet_on_a_loss_fitted_to_near_zero():
+    # a CNN solved in its first epoch (seen in the corpus): the per-step loss falls from 1.4 to ~1e-4 in 20
+    # steps, then sits there, autocorrelated, with minibatch spikes up to 0.2: swings large against its own
+    # level, a few thousandths of the start, no trend left to test. Nothing to act on
+    r = rng(6)
+    tail = 1e-4 * np.exp(ar1(172, phi=0.6, sd=1.6, seed=6))
+    tail[r.choice(172, 12, replace=False)] = r.uniform(0.005, 0.2, 12)
+    view = make_view(np.concatenate([np.geomspace(1.4, 1e-3, 20), tail]))
+    lv = view.levels(TRAIN_LOSS)
+    assert lv.noise >= 0.5 * lv.end and view.trend(TRAIN_LOSS).direction == 0  # "erratic" against its own level
+    quiet(CAUSE, view)

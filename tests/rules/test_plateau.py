@@ -249,3 +249,14 @@ def test_quiet_on_a_noisy_training_loss_beside_a_validation_loss_lower_at_every_
     quiet(CAUSE, make_view(train, still, params={"n_classes": "4"}))
     stalled = np.array([1.357, 1.325, 1.300, 1.302, 1.299, 1.301])
     fires(CAUSE, make_view(train, stalled, params={"n_classes": "4"}))
+
+
+def test_quiet_on_a_loss_fitted_to_exactly_zero():
+    # a CNN solved in its first epoch (SGD momentum lr 0.1, seen in the corpus): the cross-entropy of confident
+    # right answers rounds to 0 in float32, and the validation loss reads exactly 0 from the second
+    # evaluation on, accuracy 100%: fitted to the floor, not a loss that never changed
+    train = np.concatenate([falling(40, 1.4, 1e-3, knee=0.3), np.zeros(152)])
+    val = np.array([0.0144, 0.0, 0.0, 0.0, 0.0, 0.0])
+    quiet(CAUSE, make_view(train, val, val_acc=np.array([0.998, 1.0, 1.0, 1.0, 1.0, 1.0])))
+    # the same run whose loss never moved from a constant above zero is stuck
+    fires(CAUSE, make_view(flat(192, 0.7), np.full(6, 0.7), val_acc=np.full(6, 0.5)))

@@ -377,10 +377,16 @@ def stuck_reading(view: RunView) -> tuple[stats.Stuck | None, str | None]:
     return st, f"the loss ended stuck {at}"
 
 
-def recorded_step_size(view: RunView, ratio_high: float, collapse: float) -> tuple[str, Evidence] | None:
+def recorded_step_size(
+    view: RunView, ratio_high: float, collapse: float, destroyed: bool = False
+) -> tuple[str, Evidence] | None:
     """The recorder's update/weight ratios, when they say the steps were far too large: a median
     above `ratio_high`, or first steps above it followed by updates that collapsed by `collapse`
-    (units destroyed). Nothing on L-BFGS, whose steps come from its line search, not the rate."""
+    (units destroyed). On a run seen `destroyed` (stuck, or a ReLU layer dead: `destroyed_signs`)
+    first steps of UPDATE_RATIO_LARGE (10x the usual) are enough before such a collapse: the corpus's
+    CNN under SGD at lr 1 moved its weights 8.5% on the first step, then 1e-7, its ReLUs dead and its
+    loss at chance. (A healthy run's updates shrink by that much only once its loss reaches ~0, which
+    is no destroyed run.) Nothing on L-BFGS, whose steps come from its line search, not the rate."""
     if view.lbfgs():
         return None
     ratios = view.update_ratios()
@@ -389,7 +395,8 @@ def recorded_step_size(view: RunView, ratio_high: float, collapse: float) -> tup
     early = early_update_ratios(view)
     early_med = float(np.median(list(early.values()))) if early else 0.0
     med = float(np.median(list(ratios.values())))
-    if med <= ratio_high and early_med > ratio_high and med < early_med * collapse:
+    first_high = UPDATE_RATIO_LARGE if destroyed else ratio_high
+    if med <= ratio_high and early_med > first_high and med < early_med * collapse:
         sign = (
             f"the first measured steps changed the weights by {early_med:.0%} of their size "
             f"(median over layers; healthy is ~0.1%), later ones by {med:.1e}"

@@ -16,7 +16,10 @@ class OscillatingLoss(Rule):
     10% of the loss level; or swings so large (point-to-point noise at least half the loss
     level) that they exceed everything the run gained (or the run shows no trend at all). A periodic swing must also climb back up
     (block medians a quarter-period long rising at least half its amplitude above the lowest
-    before them): a learning-rate staircase (StepLR, logged every few batches) only steps down."""
+    before them): a learning-rate staircase (StepLR, logged every few batches) only steps down.
+    The level swings are measured against is at least 1% of where the loss started: a loss fitted to
+    near zero (99% of its start gone) makes any wiggle large against its own level, and swings of a
+    few thousandths of the start are harmless (seen on CNNs solved to a loss of 1e-4, accuracy 100%)."""
 
     cause = "oscillating_loss"
     #: upstream causes it follows from, when found too (listed after them)
@@ -27,6 +30,9 @@ class OscillatingLoss(Rule):
     MIN_AMPLITUDE = 0.10
     #: point-to-point noise of at least this share of the level (and more than all progress) is erratic
     ERRATIC_NOISE = 0.5
+
+    #: the level swings are compared to is at least this share of the starting loss (see the docstring)
+    FITTED_SHARE = 0.01
 
     #: a swing must climb back up by at least this share of its amplitude (see `climbs_back`)
     MIN_RISE = 0.5
@@ -52,7 +58,7 @@ class OscillatingLoss(Rule):
         lv = view.levels(TRAIN_LOSS)
         if osc is None or lv is None:
             return None
-        level = max(abs(lv.end), 1e-12)
+        level = max(abs(lv.end), self.FITTED_SHARE * abs(lv.start), 1e-12)
         periodic = osc.detected and osc.amplitude >= self.MIN_AMPLITUDE * level and self.climbs_back(view, osc)
         gained = lv.start - lv.end
         # the swings exceed what the run gained: by its robust levels, or it gained nothing measurable

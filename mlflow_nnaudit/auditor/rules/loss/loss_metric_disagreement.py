@@ -10,7 +10,9 @@ class LossMetricDisagreement(Rule):
     """The loss improves significantly while the task metric does not: accuracy (validation,
     else training) shows no significant upward trend (autocorrelation-corrected Mann-Kendall)
     and changes by less than 1 percentage point, while the matching loss falls by at least
-    10%."""
+    10%. Not read on an accuracy that started within that 1 point of its ceiling (100%): it has no
+    room to rise, and a loss still falling under a perfect accuracy is the margin growing (a task
+    solved in the first epoch), not a metric that disagrees."""
 
     cause = "loss_metric_disagreement"
     #: upstream causes it follows from, when found too (listed after them)
@@ -32,6 +34,8 @@ class LossMetricDisagreement(Rule):
             loss_gain = (loss.start - loss.end) / loss.start
             scale = 100.0 if max(acc.start, acc.end) > self.PERCENT_ABOVE else 1.0  # percent or fraction
             acc_change = (acc.end - acc.start) / scale
+            if 1.0 - acc.start / scale <= self.MAX_METRIC_CHANGE:
+                continue  # at its ceiling from the start: no room to improve, nothing to disagree with
             if loss_gain < self.MIN_LOSS_GAIN or acc_trend.direction > 0 or acc_change > self.MAX_METRIC_CHANGE:
                 return None
             return self.finding(

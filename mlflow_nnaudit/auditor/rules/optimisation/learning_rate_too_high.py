@@ -41,8 +41,8 @@ class LearningRateTooHigh(Rule):
 
     Smaller jumps say it with what followed them: a loss that rose to 3x its first-step level early (a blow-up
     too small for 10x; noise and warm-up bumps stay within 2-3x) and then sat stuck, or a ReLU layer
-    half dead, next to steps known to be too large, is a destroyed network too (high confidence
-    when stuck). And steps 10x their usual size (an adaptive optimiser at 1e-2 or more; for SGD a
+    half dead, next to steps known to be too large (first recorded steps 10x the usual, then 1000x smaller,
+    count), is a destroyed network too (high confidence when stuck). And steps 10x their usual size (an adaptive optimiser at 1e-2 or more; for SGD a
     recorded median update ratio >= 1e-2) with the validation loss best in the first 30% of the
     run, then rising 10% or more above it, or ending back at chance after getting well below it
     (an outcome: the run undid its learning), is a rate that raced past the model's best point (2% under chance
@@ -97,7 +97,8 @@ class LearningRateTooHigh(Rule):
         if (erratic := helpers.erratic_reading(view, self.ERRATIC_NOISE)) is not None:
             add(*erratic)
         # L-BFGS steps come from its line search and curvature estimate, not from the learning rate
-        step = helpers.recorded_step_size(view, self.RATIO_HIGH, self.RATIO_COLLAPSE)
+        wreck, stuck = helpers.destroyed_signs(view, self.DEAD_SHARE)
+        step = helpers.recorded_step_size(view, self.RATIO_HIGH, self.RATIO_COLLAPSE, destroyed=bool(wreck))
         recorded_high = step is not None
         if step is not None:
             add(*step)
@@ -106,7 +107,6 @@ class LearningRateTooHigh(Rule):
         lr = view.learning_rate()
         adaptive_high = (helpers.adaptive_lr(view) or 0.0) >= self.ADAPTIVE_LR_HIGH
         spike = None if blew_up else helpers.early_spike(view)
-        wreck, stuck = helpers.destroyed_signs(view, self.DEAD_SHARE)
         large = None if recorded_high else helpers.large_steps(view)
         # an adaptive optimiser's rate 10x its usual top is set before the run (SGD's update ratio is not:
         # a loss that never falls keeps its gradients, and so its steps, large): with no learning, the suspect
