@@ -254,6 +254,10 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
                 "parameters",
                 "trainable_not_in_optimizer",
                 "requires_grad_false",
+                # values with requires_grad=False when the model is attached, and the largest such
+                # tensors as [name, values]
+                "frozen_parameters",
+                "frozen_largest",
             )
         ),
         # per weight tensor before the first update: param, shape, std, lecun_std, scale_vs_lecun,

@@ -328,6 +328,37 @@ def test_loss_input_of_a_healthy_run_is_not_flagged(store, case):
     assert "input_mismatch" not in ok.diag["loss"], ok.diag["loss"]["input_mismatch"]
 
 
+#: element-wise regression losses, each with predictions (N,) against targets (N, 1) (a head's output
+#: squeezed, the targets kept as a column: torch broadcasts them to (N, N) and only warns)
+BROADCAST_CASES = {
+    "mse_loss": F.mse_loss,
+    "l1_loss": F.l1_loss,
+    "smooth_l1_loss": F.smooth_l1_loss,
+    "huber_loss": F.huber_loss,
+}
+
+
+def _train_regression_shapes(loss, broadcast: bool) -> None:
+    x, _ = blobs()
+    g = torch.Generator().manual_seed(2)
+    t = (x @ torch.randn(FEATURES, generator=g)).unsqueeze(1)  # targets as a column (N, 1)
+    t = (t - t.mean()) / t.std()
+    # the bug: predictions squeezed to (N,) against the (N, 1) column; the fixed twin keeps (N, 1)
+    fit(mlp(out=1), x, t, loss=lambda out, target: loss(out.squeeze(-1) if broadcast else out, target))
+
+
+@pytest.mark.parametrize("name", list(BROADCAST_CASES))
+def test_regression_predictions_broadcast_against_targets_are_recorded(store, name):
+    with pytest.warns(UserWarning, match="target size"):  # torch only warns; training goes on
+        fault = record(store, lambda: _train_regression_shapes(BROADCAST_CASES[name], broadcast=True))
+    ok = record(store, lambda: _train_regression_shapes(BROADCAST_CASES[name], broadcast=False))
+    assert fault.diag["loss"]["loss_function"] == ok.diag["loss"]["loss_function"] == name
+    mismatch = fault.diag["loss"]["input_mismatch"]
+    assert mismatch["loss"] == name and mismatch["problem"] == "broadcast"
+    assert "predictions (32,) against targets (32, 1) broadcast to (32, 32)" in mismatch["detail"]
+    assert "input_mismatch" not in ok.diag["loss"], ok.diag["loss"]["input_mismatch"]
+
+
 def test_first_loss_far_above_chance(store, healthy):
     def train() -> None:
         model = mlp()
@@ -440,6 +471,14 @@ def frozen_and_forgotten(store) -> Recorded:
 def test_parameters_with_requires_grad_false(frozen_and_forgotten, healthy):
     assert frozen_and_forgotten.diag["model"]["requires_grad_false"] == [f"{FIRST}.weight", f"{FIRST}.bias"]
     assert healthy.diag["model"]["requires_grad_false"] == []
+
+
+def test_frozen_share_of_the_model(frozen_and_forgotten, healthy):
+    """How many values are frozen and which tensors hold the most: the first layer, 8x16 + 16."""
+    f, h = frozen_and_forgotten.diag["model"], healthy.diag["model"]
+    assert f["frozen_parameters"] == FEATURES * 16 + 16 and h["frozen_parameters"] == 0
+    assert f["frozen_largest"] == [[f"{FIRST}.weight", FEATURES * 16], [f"{FIRST}.bias", 16]]
+    assert h["frozen_largest"] == []
 
 
 def test_parameters_missing_from_every_optimizer_group(frozen_and_forgotten, healthy):

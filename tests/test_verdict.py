@@ -201,3 +201,23 @@ def test_the_false_discovery_control_settles_the_status_again():
 def test_the_status_is_settled_on_findings_in_place():
     findings = [_f("missing_bias", "low")]
     assert settle(findings) == "healthy" and findings[0].advisory
+
+
+def test_a_regression_no_better_than_predicting_its_mean_is_a_failed_outcome():
+    """A regression's ln C is its targets' variance (the MSE of predicting their mean): a validation
+    MSE at 95% of it or more is failed, as a classifier at 95% of ln C; a quarter or more a warning."""
+    import numpy as np
+
+    from tests.rules.conftest import falling, healthy_diagnostics, make_view, regression_loss, rng
+
+    targets = rng(9).standard_normal(2560)  # the recorder's running statistics of standardised targets
+    var = float(np.var(targets))
+
+    def harm(val_share, fn="mse_loss"):
+        d = healthy_diagnostics(loss=regression_loss(targets, fn=fn))
+        view = make_view(falling(600, 1.05 * var, 0.8 * var, noise=0.1), np.full(12, val_share * var), diagnostics=d)
+        return view.outcome_harm()
+
+    assert harm(0.97).severity == "failed" and "no better than predicting their mean" in harm(0.97).summary
+    assert harm(0.6).severity == "warning" and "mean" not in harm(0.6).summary
+    assert harm(0.1) is None and harm(0.97, fn="l1_loss") is None  # the variance is no yardstick for L1

@@ -868,6 +868,9 @@ class Stuck:
     #: point is above ln C less CHANCE_TOLERANCE): the model learned nothing (or was destroyed),
     #: even when the tail is noisy or sits above chance; False when the class count is unknown
     no_better_than_chance: bool = False
+    #: a regression's reading: the targets' variance (the MSE of predicting their mean) the loss
+    #: sits at or above (`helpers.val_at_mean`); None for a classifier's or a constant loss
+    variance: float | None = None
 
     @property
     def stuck(self) -> bool:

@@ -1,6 +1,19 @@
 """frozen_parameters: trainable parameters that no optimizer group updates."""
 
-from tests.rules.conftest import fires, healthy_diagnostics, healthy_loss, make_view, mlp_model, quiet
+import numpy as np
+
+from tests.rules.conftest import (
+    falling,
+    fires,
+    flat,
+    healthy_diagnostics,
+    healthy_loss,
+    make_view,
+    mlp_model,
+    quiet,
+    regression_loss,
+    rng,
+)
 
 CAUSE = "frozen_parameters"
 
@@ -85,3 +98,45 @@ def test_quiet_on_an_unused_module_branch():
             learning(parameters=40, never_grad=2, never_changed=2, names=["pooler.dense.weight", "pooler.dense.bias"])
         ),
     )
+
+
+# --- frozen parameters that explain a run that learned nothing
+
+
+def recommender(frozen_values, learned, total=3150):
+    """A matrix-factorisation recommender (f40's shape): user and item embeddings with biases, the
+    item table loaded with `nn.Embedding.from_pretrained` (frozen: `frozen_values` of `total`), an
+    MSE on standardised ratings; per-epoch validation MSE at 96% of their variance when it learned
+    nothing, else down to 10% of it."""
+    targets = rng(9).standard_normal(2560)
+    var = float(np.var(targets))
+    model = {
+        "class": "MF",
+        "layers": {"user": [[200, 8]], "item": [[150, 8]], "user_bias": [[200, 1]], "item_bias": [[150, 1]]},
+        "parameters": total,
+        "trainable_not_in_optimizer": [],
+        "requires_grad_false": ["item.weight"] if frozen_values else [],
+        "frozen_parameters": frozen_values,
+        "frozen_largest": [["item.weight", frozen_values]] if frozen_values else [],
+    }
+    if learned:
+        train, val = falling(940, 1.03 * var, 0.08 * var, knee=0.1, noise=0.03), np.linspace(0.6, 0.1, 12) * var
+    else:
+        train, val = falling(940, 1.03 * var, 0.84 * var, knee=0.2, noise=0.11), flat(12, 0.975 * var, 0.002)
+    d = healthy_diagnostics(model=model, loss=regression_loss(targets))
+    d["learning"] = {"optimizer": learning(parameters=3)}
+    return make_view(train, val, diagnostics=d)
+
+
+def test_frozen_embeddings_that_explain_a_run_that_learned_nothing_are_named():
+    f = fires(CAUSE, recommender(1200, learned=False))  # 38% of the model, validation MSE at the variance
+    assert f.confidence == "medium" and f.severity == "failed"
+    assert "item.weight (1,200 parameters, 38% of the model)" in f.summary and "freeze=False" in f.recommendation
+
+
+def test_quiet_on_a_frozen_share_of_a_run_that_learned():
+    quiet(CAUSE, recommender(1200, learned=True))  # a deliberately frozen table, and the model fits: fine-tuning
+
+
+def test_a_few_frozen_values_do_not_explain_a_run_that_learned_nothing():
+    quiet(CAUSE, recommender(300, learned=False))  # 10% of the model: the rest could fit something

@@ -2,7 +2,18 @@
 
 import numpy as np
 
-from tests.rules.conftest import classification_loss, fires, healthy_diagnostics, healthy_loss, make_view, quiet
+from tests.rules.conftest import (
+    classification_loss,
+    falling,
+    fires,
+    flat,
+    healthy_diagnostics,
+    healthy_loss,
+    make_view,
+    quiet,
+    regression_loss,
+    rng,
+)
 
 CAUSE = "loss_input_mismatch"
 #: what the recorder writes (recorder/probes/loss.py)
@@ -89,3 +100,30 @@ def test_curves_only_a_negative_loss_without_an_accuracy_is_not_read():
     losses, _ = _train_curves(nll, classify=False)
     assert losses.min() < 0
     quiet(CAUSE, make_view(losses))
+
+
+#: what the recorder writes for predictions (N,) against targets (N, 1) (recorder/probes/loss.py)
+BROADCAST = {
+    "loss": "mse_loss",
+    "problem": "broadcast",
+    "detail": "predictions (32,) against targets (32, 1) broadcast to (32, 32): every prediction is compared "
+    "with every target, so the model can only learn their mean",
+}
+
+
+def regression_run(val):
+    targets = rng(7).standard_normal(4000)  # standardised: variance ~1
+    loss = regression_loss(targets) | {"input_mismatch": BROADCAST}
+    train = flat(945, 1.0, noise=0.22) if val[-1] > 0.9 else falling(945, 1.1, 0.1, knee=0.1, noise=0.05)
+    return make_view(train, val, diagnostics=healthy_diagnostics(loss=loss))
+
+
+def test_broadcast_predictions_against_targets_fail_a_run_that_learned_nothing():
+    f = fires(CAUSE, regression_run(np.full(15, 0.994)))  # the validation MSE at the targets' variance
+    assert f.confidence == "high" and f.severity == "failed"
+    assert "(32,) against targets (32, 1)" in f.summary and "out.view_as(target)" in f.recommendation
+
+
+def test_broadcast_on_a_run_that_learned_is_a_warning():
+    f = fires(CAUSE, regression_run(np.linspace(0.8, 0.1, 15)))
+    assert f.severity == "warning" and "squeeze(-1)" in f.recommendation

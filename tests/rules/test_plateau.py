@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
 from tests.rules.conftest import (
     classification_loss,
     falling,
@@ -14,6 +15,7 @@ from tests.rules.conftest import (
     linear,
     make_view,
     quiet,
+    regression_loss,
     rng,
 )
 
@@ -260,3 +262,41 @@ def test_quiet_on_a_loss_fitted_to_exactly_zero():
     quiet(CAUSE, make_view(train, val, val_acc=np.array([0.998, 1.0, 1.0, 1.0, 1.0, 1.0])))
     # the same run whose loss never moved from a constant above zero is stuck
     fires(CAUSE, make_view(flat(192, 0.7), np.full(6, 0.7), val_acc=np.full(6, 0.5)))
+
+
+# --- a regression against the mean predictor (the targets' variance: the MSE of predicting their mean)
+
+
+def _regression(val_share, train_end_share=1.03, fn="mse_loss"):
+    """A regression recorded per step (945 minibatch MSEs of batch 32, start 1.1x and noise 0.22 of the
+    targets' variance, as with predictions (N,) against targets (N, 1): f35's shape) beside 15 per-epoch
+    validation MSEs flat at `val_share` of the variance from the second evaluation on."""
+    targets = rng(7).standard_normal(4000) * 0.96  # standardised targets, as the recorder sees them
+    var = float(np.var(targets))
+    train = falling(945, 1.1 * var, train_end_share * var, knee=0.05, noise=0.22 * var, seed=2)
+    val = np.full(15, val_share * var) + 0.001 * var * rng(8).standard_normal(15)
+    val[0] = 1.05 * var
+    d = healthy_diagnostics(loss=regression_loss(targets, fn=fn))
+    return make_view(train, val, diagnostics=d), var
+
+
+def test_a_validation_mse_at_the_targets_variance_fails_however_noisy_the_training_loss():
+    """The training curve is too noisy for a stall; the validation MSE sits at the variance over 15
+    evaluations and the training loss did not get below it: nothing beyond the mean was learned."""
+    v, var = _regression(1.08)
+    assert v.stall(TRAIN_LOSS).start_fraction is None  # no stall to read
+    f = fires(CAUSE, v)
+    assert f.severity == "failed" and f.confidence == "medium"
+    assert "no better than predicting the targets' mean" in f.summary and "(N, 1)" in f.recommendation
+
+
+def test_quiet_on_a_regression_that_explains_a_fifth_of_its_targets_variance():
+    quiet(CAUSE, _regression(0.80, train_end_share=0.78)[0])
+
+
+def test_a_validation_mse_at_the_variance_beside_a_training_loss_well_below_it_is_not_stuck():
+    quiet(CAUSE, _regression(1.0, train_end_share=0.5)[0])  # the training set was fitted: overfitting territory
+
+
+def test_the_variance_is_no_yardstick_for_an_l1_loss():
+    quiet(CAUSE, _regression(1.08, fn="l1_loss")[0])

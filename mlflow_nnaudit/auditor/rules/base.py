@@ -446,10 +446,12 @@ class RunView:
         is judged by its own rule), else where the training loss ended. A classifier (chance =
         ln C, from the recorder or a class-count param) at 95% of chance or more did not learn
         (`failed`); at 80% or more it learned little (`warning`). A regression (`mse_loss`, with the
-        recorder's target statistics) whose loss is a quarter of its targets' variance or more
-        explains less than 75% of it (`warning`). A set-up risk found on such a run is a cause of
-        it, not an advisory (see verdict.py). None when the outcome is fine or cannot be judged
-        this way."""
+        recorder's target statistics) is read the same way against its targets' variance, the MSE
+        of predicting their mean (`targets_variance`), its analogue of ln C: at 95% of it or more
+        (it explains under 5% of it) it is no better than predicting the mean (`failed`, the
+        classifier's share); at a quarter or more it explains less than 75% of it (`warning`). A
+        set-up risk found on such a run is a cause of it, not an advisory (see verdict.py). None
+        when the outcome is fine or cannot be judged this way."""
 
         def compute():
             val = self.curve(VAL_LOSS)
@@ -471,17 +473,33 @@ class RunView:
                             severity, f"the {which} {fmt_num(level)}, {what} chance (ln C = {fmt_num(chance)})"
                         )
                 return None
-            t = self.fact("loss", "targets")
-            if self.fact("loss", "loss_function") == "mse_loss" and isinstance(t, dict):
-                var = max(t.get("sqmean", 0.0) - t.get("mean", 0.0) ** 2, 0.0)
-                if var > 0 and level >= UNEXPLAINED_VARIANCE * var:
+            var = self.targets_variance()
+            for share, severity, what in MEAN_LEVELS if var else ():
+                if level >= share * var:
                     return OutcomeHarm(
-                        "warning",
-                        f"the {which} {fmt_num(level)}, {level / var:.0%} of the targets' variance ({fmt_num(var)})",
+                        severity,
+                        f"the {which} {fmt_num(level)}, {level / var:.0%} of the targets' variance "
+                        f"({fmt_num(var)}){what}",
                     )
             return None
 
         return self._cached("outcome_harm", "", compute)
+
+    def targets_variance(self) -> float | None:
+        """A regression's yardstick: the variance of its targets (the recorder's running statistics
+        of the `mse_loss` targets on the checked training batches, sqmean - mean^2), which is the MSE
+        of always predicting their mean. Over several outputs it is the pooled variance, the MSE of
+        predicting one constant (at least that of predicting each output's mean). None without the
+        recorder, for another loss (the variance is no yardstick for L1 or Huber), or targets that
+        never vary."""
+        t = self.fact("loss", "targets")
+        if self.fact("loss", "loss_function") != "mse_loss" or not isinstance(t, dict):
+            return None
+        sq, mean = t.get("sqmean"), t.get("mean")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (sq, mean)):
+            return None
+        var = float(sq) - float(mean) ** 2
+        return var if math.isfinite(var) and var > 0 else None
 
     # --- what kind of run this is (for `Rule.applies`) -------------------------------------
     def optimizer_name(self) -> str | None:
@@ -593,6 +611,13 @@ TOKEN_VOCABULARY = 1000
 CHANCE_LEVELS = ((0.95, "failed", "no better than"), (0.8, "warning", "little better than"))
 #: a regression whose MSE ends above this share of its targets' variance explains too little of it
 UNEXPLAINED_VARIANCE = 0.25
+#: a regression's MSE at these shares of its targets' variance (the MSE of predicting their mean) or
+#: above: no better than the mean (the classifier's CHANCE_LEVELS failed share: under 5% of it
+#: explained), and explaining less than 75% of it
+MEAN_LEVELS = (
+    (CHANCE_LEVELS[0][0], "failed", ": no better than predicting their mean"),
+    (UNEXPLAINED_VARIANCE, "warning", ""),
+)
 
 
 @dataclass(frozen=True)

@@ -304,8 +304,118 @@ def val_at_chance(view: RunView, min_points: int) -> stats.Stuck | None:
     return None if lv is not None and lv.end < (1 - stats.CHANCE_TOLERANCE) * math.log(k) else vsk
 
 
+#: what `RunView.targets_variance` (so `val_at_mean`, `learned_nothing`) reads from the recorder
+MEAN_READS = (("loss", "loss_function"), ("loss", "targets"))
+#: a regression's validation MSE at or above this share of its targets' variance is no better than
+#: predicting their mean: the outcome's failed share (`base.MEAN_LEVELS`, under 5% of the variance
+#: explained). Wider than CHANCE_TOLERANCE's 2% because the variance is no constant like ln C: it is
+#: estimated on the checked training batches (its relative standard error is sqrt(2/n) for n Gaussian
+#: targets, 5% at n = 800, a few dozen batches), and the validation set has its own variance, while a
+#: model predicting the training mean there pays the shift of the two means on top
+MEAN_TOLERANCE = 1 - CHANCE_LEVELS[0][0]
+
+
+def val_at_mean(view: RunView, min_points: int) -> stats.Stuck | None:
+    """A regression's `val_at_chance` (an `mse_loss` with the recorder's target statistics): the
+    validation MSE never got clearly below the targets' variance (`RunView.targets_variance`, the
+    MSE of predicting their mean; within MEAN_TOLERANCE) through the last half of at least
+    `min_points` evaluations, was not still falling (`still_falling`), and the training loss did
+    not end clearly below it either (then it is overfitting): nothing was learned beyond the mean,
+    even when the per-step training loss is too noisy to show a stall. A reading with
+    `no_better_than_chance` and `variance` set; None otherwise."""
+    var = view.targets_variance()
+    c = view.finite_curve(VAL_LOSS, min_points=min_points) if var else None
+    if c is None:
+        return None
+    v = c.values[c.finite]
+    tail = v[-max(3, int(math.ceil(stats.STUCK_TAIL * len(v)))) :]
+    floor = (1 - MEAN_TOLERANCE) * var
+    lv = view.levels(TRAIN_LOSS)
+    if float(tail.min()) < floor or still_falling(c) or (lv is not None and lv.end < floor):
+        return None
+    level = float(np.median(tail))
+    return stats.Stuck(False, None, False, level, float(np.ptp(tail)) / level, True, var)
+
+
+def learned_nothing(view: RunView, min_points: int = 5) -> bool:
+    """The run learned nothing at all: the training loss stuck (constant, or at ln C), the
+    validation loss at chance (`val_at_chance`) or no better than the targets' mean
+    (`val_at_mean`), each over `min_points` evaluations, or an outcome no better than chance or
+    the mean (`RunView.outcome_harm` failed)."""
+    sk, harm = stuck(view), view.outcome_harm()
+    return bool(
+        (sk is not None and sk.stuck)
+        or (harm is not None and harm.severity == "failed")
+        or val_at_chance(view, min_points)
+        or val_at_mean(view, min_points)
+    )
+
+
+#: what `frozen_share` reads from the recorder
+FROZEN_READS = (("model", "parameters"), ("model", "frozen_parameters"), ("model", "frozen_largest"))
+
+
+def frozen_share(view: RunView) -> tuple[float, int, str] | None:
+    """The share of the model's values frozen (`requires_grad=False`) when the recorder attached
+    it, their count, and the largest frozen tensors by name ("item.weight", or "a, b, ... (7
+    tensors)"). None without the fact or with nothing frozen."""
+    total, frozen = view.fact("model", "parameters"), view.fact("model", "frozen_parameters")
+    largest = view.fact("model", "frozen_largest")
+    if not (isinstance(total, int) and isinstance(frozen, int) and total > 0 and frozen > 0):
+        return None
+    names = [str(e[0]) for e in largest if isinstance(e, list) and e] if isinstance(largest, list) else []
+    n_tensors = len(view.fact("model", "requires_grad_false") or names)
+    text = ", ".join(names[:3]) + (f", ... ({n_tensors} tensors)" if n_tensors > 3 else "")
+    return frozen / total, frozen, text or "frozen tensors"
+
+
+def data_in_optimizer(opt: dict, outside: dict | None, has_module: bool) -> tuple[str, str, dict] | None:
+    """`frozen_parameters`' first bug, from the `learning` facts: the optimizer holds tensors the
+    model is fed, or a hand-written model's trainable tensors ran outside it. (what, the model as
+    the text names it, the evidence's values); None when neither."""
+    inputs = bool(opt.get("inputs_are_parameters"))
+    outside_trainable = isinstance(outside, dict) and (outside.get("trainable") or 0) > 0 and not has_module
+    if not inputs and not outside_trainable:
+        return None
+    about = f" ({outside.get('class')}, {outside.get('trainable')} trainable values)" if outside else ""
+    what = (
+        "the optimizer was handed tensors the model is fed (the data), not the model's parameters"
+        if inputs
+        else "none of the model's parameters is in the optimizer"
+    )
+    values = {"inputs_are_parameters": inputs, "model_outside_optimizer": outside}
+    return what, f"the model{about} ", values | {"optimizer_parameters": opt.get("parameters")}
+
+
+def nothing_learns_fix(opt: dict, n: int) -> str:
+    """`frozen_parameters`' advice when none of the optimizer's `n` tensors learns (`learning.optimizer`
+    facts `opt`): every one frozen, or the loss computed from other tensors than those it holds."""
+    frozen = opt.get("requires_grad_false") or 0
+    if frozen >= n:
+        fix = (
+            f"All {n} parameter tensors have `requires_grad=False`, so no gradient reaches any of them (a "
+            '`loss.requires_grad = True` written to silence "element 0 of tensors does not require grad" '
+            "hides exactly this). Unfreeze what should train: freeze the backbone first, then add the new "
+            "layers (or set `requires_grad=True` on them), and remove `loss.requires_grad = True`."
+        )
+    else:
+        fix = (
+            f"None of the optimizer's {n} parameter tensors received a gradient or changed on "
+            f"{opt.get('sampled_steps')} sampled steps: the loss is not computed from the tensors the "
+            "optimizer holds (rebuilt, detached or copied after the optimizer was made). Compute the loss "
+            "from the same leaf tensors you give the optimizer."
+        )
+    return fix
+
+
 def stuck_words(view: RunView, sk: stats.Stuck) -> str:
-    """How to say where a stuck loss sits (at ln k, exactly constant, or no better than chance)."""
+    """How to say where a stuck loss sits (at ln k, exactly constant, no better than chance, or
+    no better than predicting the targets' mean)."""
+    if sk.variance is not None:
+        return (
+            f"no better than predicting the targets' mean (around {fmt_num(sk.level)}, "
+            f"{sk.level / sk.variance:.0%} of their variance {fmt_num(sk.variance)}: the MSE of their mean)"
+        )
     guess = "" if sk.known_classes else ", the level a classifier's loss starts at"
     if sk.chance_k is not None:
         return (
@@ -316,6 +426,22 @@ def stuck_words(view: RunView, sk: stats.Stuck) -> str:
         return f"exactly constant at {fmt_num(sk.level)}"
     k = class_count(view) or 2
     return f"no better than chance (around {fmt_num(sk.level)}, never clearly below ln {k} = {fmt_num(math.log(k))}{guess})"
+
+
+def stuck_checks(sk: stats.Stuck) -> str:
+    """What to check on a run that learned nothing at all (`Plateau`'s stuck finding): the
+    optimiser's parameters, their gradients, the loss's input (a regression's shapes, a
+    classifier's logits), an early explosion."""
+    loss_input = (
+        "that predictions and targets have the same shape (no `(N,)` against `(N, 1)`: the loss broadcasts them)"
+        if sk.variance is not None
+        else "that the loss gets raw logits (no softmax before `CrossEntropyLoss`, no `log_softmax` over one unit)"
+    )
+    return (
+        "Check that the optimiser holds the model's parameters (`torch.optim.X(model.parameters())`), that every "
+        "parameter gets a gradient (no `.detach()`, `.item()` or `torch.tensor(...)` rebuilding it, no "
+        f"`requires_grad=False` left on), {loss_input}, and that the loss did not explode in the first steps."
+    )
 
 
 def start_level(view: RunView, role: str = TRAIN_LOSS) -> float | None:

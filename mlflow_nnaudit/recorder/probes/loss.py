@@ -9,7 +9,11 @@ Fed through the probe interface (`on_loss`) from the wrapper around torch's func
 - on the first few training calls and on sampled steps, the loss input is checked against
   what the loss expects: probabilities fed to `cross_entropy` (softmax applied twice), raw
   logits fed to `nll_loss`, a sigmoid's output fed to `binary_cross_entropy_with_logits`
-  (read from the input's autograd graph);
+  (read from the input's autograd graph), and, for the element-wise regression losses
+  (`mse_loss`, `l1_loss`, `smooth_l1_loss`, `huber_loss`), predictions and targets whose
+  shapes broadcast to more elements than either (`(N,)` against `(N, 1)` gives `(N, N)`:
+  every prediction is compared with every target, so the model can learn only their mean;
+  torch only warns), read from the shapes alone;
 - the class count and the first training loss (an untrained classifier starts near ln C);
 - label histogram and distinct labels per batch (classification targets), target
   statistics and the sign range of outputs vs targets (regression).
@@ -75,6 +79,11 @@ def made_by_sigmoid(x: Any) -> bool | None:
     return False
 
 
+def _shape(shape: tuple[int, ...]) -> str:
+    """A shape as Python writes a tuple: (32,), (32, 1)."""
+    return str(tuple(int(d) for d in shape))
+
+
 def _batch_size(t: torch.Tensor) -> int:
     return int(t.shape[0]) if t.dim() > 0 else 1
 
@@ -127,6 +136,7 @@ class LossProbe(Probe):
         if self.train_calls > CHECK_FIRST_CALLS and not sampled:
             return {}
         with torch.no_grad():
+            self._check_shapes(fn, inp, target)
             self._check_input(fn, inp.detach(), made_by_sigmoid(inp))
             return self._targets(fn, inp.detach(), target)
 
@@ -144,6 +154,28 @@ class LossProbe(Probe):
         return value
 
     # --- checks ------------------------------------------------------------------------------
+    def _check_shapes(self, fn: str, x: torch.Tensor, target: Any) -> None:
+        """An element-wise regression loss whose input and target broadcast to more elements than
+        either holds: each prediction is compared with several targets (all of them, for `(N,)`
+        against `(N, 1)`), and the loss is least at their mean. Shapes only, no tensor work."""
+        if self.mismatch is not None or fn not in _REGRESSION_LOSSES or not isinstance(target, torch.Tensor):
+            return
+        a, b = tuple(x.shape), tuple(target.shape)
+        if a == b:
+            return
+        try:
+            both = tuple(torch.broadcast_shapes(a, b))
+        except RuntimeError:  # torch raised in the loss itself already
+            return
+        if math.prod(both) <= max(math.prod(a), math.prod(b)):
+            return  # one side repeated along the other (a scalar target, a per-feature weight): no pairing
+        self.mismatch = {
+            "loss": fn,
+            "problem": "broadcast",
+            "detail": f"predictions {_shape(a)} against targets {_shape(b)} broadcast to {_shape(both)}: every "
+            "prediction is compared with every target, so the model can only learn their mean",
+        }
+
     def _check_input(self, fn: str, x: torch.Tensor, sigmoid: bool | None = None) -> None:
         if self.mismatch is not None or not x.is_floating_point() or x.numel() == 0:
             return

@@ -72,8 +72,8 @@ def _no_bias_without_norm(leaves: list[tuple[str, torch.nn.Module]]) -> list[str
 
 def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
     """The model's structure as the rules need it: depth, activations, the output layer,
-    regularisation and normalisation layers, bias-less layers, and parameters that can never
-    be trained (requires_grad on, but missing from every optimizer group)."""
+    regularisation and normalisation layers, bias-less layers, parameters that can never be
+    trained (requires_grad on, but missing from every optimizer group), and frozen ones."""
     leaves = [(n, m) for n, m in root.named_modules() if not list(m.children())]
     weight_layers = [(n, m) for n, m in leaves if isinstance(m, _WEIGHT_LAYERS)]
     params = list(root.named_parameters())
@@ -90,6 +90,21 @@ def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
         "parameters": int(sum(p.numel() for _, p in params)),
         "trainable_not_in_optimizer": [n for n, p in params if p.requires_grad and id(p) not in opt_ids][:_MAX_NAMES],
         "requires_grad_false": [n for n, p in params if not p.requires_grad][:_MAX_NAMES],
+        **_frozen(params),
+    }
+
+
+#: frozen tensors named by size (`frozen_largest`)
+_LARGEST_FROZEN = 5
+
+
+def _frozen(params: list[tuple[str, torch.nn.Parameter]]) -> dict[str, Any]:
+    """How much of the model is frozen (`requires_grad=False`) when it is attached: the values
+    (`frozen_parameters`) and the largest frozen tensors, [name, values] (`frozen_largest`)."""
+    frozen = sorted(((n, int(p.numel())) for n, p in params if not p.requires_grad), key=lambda e: -e[1])
+    return {
+        "frozen_parameters": sum(k for _, k in frozen),
+        "frozen_largest": [[n, k] for n, k in frozen[:_LARGEST_FROZEN]],
     }
 
 

@@ -23,12 +23,15 @@ class Plateau(helpers.PlateauReadings):
     constant tail, or a tail at ln C: `stats.stuck_loss`), or a validation loss at or no better
     than chance over 5+ evaluations with the training loss not below chance either (and not still
     falling: `helpers.val_at_chance`), is no learning at all: failed, and a bug or a run destroyed
-    early, not a slow optimiser. Without a known class count, C is the k whose ln k (k = 2..10,
+    early, not a slow optimiser. So is a regression's validation MSE no better than predicting the
+    targets' mean (their variance, within 5%) over 5+ evaluations, the training loss not below it
+    either (`helpers.val_at_mean`; medium confidence: the variance is estimated), however noisy the
+    per-step training loss. Without a known class count, C is the k whose ln k (k = 2..10,
     within 0.5%) a loss curve starts at (`helpers.guessed_classes`; medium confidence). Listed
     after the cause found upstream. Else the curve-only readings of `helpers.no_learning_reading`."""
 
     cause = "plateau"
-    reads = BLOWUP_READS
+    reads = (*BLOWUP_READS, *helpers.MEAN_READS)
     #: upstream causes it follows from, when found too (listed after them). Not insufficient_capacity:
     #: from the curves alone that is a guess, and a guess must not outrank the symptom (issue 11)
     consequence_of = (
@@ -57,8 +60,8 @@ class Plateau(helpers.PlateauReadings):
             # the validation loss never moved at all over many evaluations: the weights never changed,
             # whatever the training curve does (an optimiser handed the data instead of the weights)
             return self._stuck_finding(view, vsk, VAL_LOSS, None)
-        vch = helpers.val_at_chance(view, self.FROZEN_VAL_POINTS)
-        if vch is not None:  # nothing learned: not even the training loss got below chance
+        vch = helpers.val_at_chance(view, self.FROZEN_VAL_POINTS) or helpers.val_at_mean(view, self.FROZEN_VAL_POINTS)
+        if vch is not None:  # nothing learned: not even the training loss got below chance (or the mean)
             return self._stuck_finding(view, vch, VAL_LOSS, None)
         st, lv = view.stall(TRAIN_LOSS), view.levels(TRAIN_LOSS)
         flat_from = st.start_fraction if st is not None else None
@@ -126,17 +129,13 @@ class Plateau(helpers.PlateauReadings):
             score=1.0,
             summary=f"the {name} loss is stuck {at}: the model learned nothing at all",
             recommendation=f"The {name} loss is stuck {at}: the model learned nothing at all, which is a bug or a "
-            "run destroyed early, not a slow optimiser. Check that the optimiser holds the model's parameters "
-            "(`torch.optim.X(model.parameters())`), that every parameter gets a gradient (no `.detach()`, "
-            "`.item()` or `torch.tensor(...)` rebuilding it), that the loss gets raw logits (no softmax "
-            "before `CrossEntropyLoss`, no `log_softmax` over one unit), and that the loss did not explode "
-            "in the first steps.",
+            f"run destroyed early, not a slow optimiser. {helpers.stuck_checks(sk)}",
             evidence=[
                 Evidence(
                     "stuck_loss",
                     view.curve(role).key,
                     {"level": sk.level, "chance_k": sk.chance_k, "constant": sk.constant, "spread": sk.spread}
-                    | {"start": start},
+                    | {"start": start, "targets_variance": sk.variance},
                 )
             ],
         )

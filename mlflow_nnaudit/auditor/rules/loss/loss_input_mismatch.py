@@ -7,7 +7,7 @@ import numpy as np
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.curves import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
-from mlflow_nnaudit.auditor.rules.helpers import N_CLASSES_READS, stuck
+from mlflow_nnaudit.auditor.rules.helpers import MEAN_READS, N_CLASSES_READS, learned_nothing
 
 
 class LossInputMismatch(Rule):
@@ -15,13 +15,17 @@ class LossInputMismatch(Rule):
     sampled steps: rows of probabilities (each in [0, 1], summing to 1) fed to
     `cross_entropy` / `nn.CrossEntropyLoss` (softmax applied twice), input that is not
     log-probabilities fed to `nll_loss` (logits without `log_softmax`), or input entirely in
-    [0, 1] fed to `binary_cross_entropy_with_logits` (sigmoid applied twice). Also read from
+    [0, 1] fed to `binary_cross_entropy_with_logits` (sigmoid applied twice), or predictions and
+    targets of an element-wise regression loss (`mse_loss`, `l1_loss`, `smooth_l1_loss`, `huber_loss`)
+    whose shapes broadcast to more elements than either (`(N,)` against `(N, 1)`: every prediction
+    meets every target, the loss is least at their mean; torch only warns). Failed when the input
+    cannot work at all or the run learned nothing (`helpers.learned_nothing`). Also read from
     the curve: a loss function that cannot go below zero (the recorder names it: cross-entropy,
     NLL, BCE, MSE, ...) whose training loss did (raw logits into `nll_loss` make it fall without
     bound) was fed the wrong input, whatever the probe saw on its sampled calls."""
 
     cause = "loss_input_mismatch"
-    reads = (("loss", "input_mismatch"), ("loss", "loss_function"), *N_CLASSES_READS)
+    reads = (("loss", "input_mismatch"), *N_CLASSES_READS, *MEAN_READS)
     #: losses that are never negative on valid input: every loss the recorder watches, by the name it logs
     NON_NEGATIVE = schema.LOSS_FUNCTIONS
     #: a loss below this (a float32 rounding's worth under zero) is negative
@@ -34,6 +38,7 @@ class LossInputMismatch(Rule):
         "constant_input": "make the model's single output a logit: `torch.sigmoid(out)` into `nn.BCELoss`, or better "
         "the raw output into `nn.BCEWithLogitsLoss` (softmax and log_softmax need at least two "
         "classes along their dimension)",
+        "broadcast": "make the shapes equal, e.g. `out.squeeze(-1)` with `target.squeeze(-1)` or `out.view_as(target)`",
         "not_log_probabilities": "apply `torch.log_softmax(logits, dim=1)` before `nll_loss`, or use "
         "`nn.CrossEntropyLoss` on the raw logits",
     }
@@ -53,7 +58,7 @@ class LossInputMismatch(Rule):
             severity="failed"
             if (
                 mismatch.get("problem") in ("not_log_probabilities", "negative_loss", "constant_input")
-                or self._stuck(view)
+                or learned_nothing(view)
             )
             else "warning",
             score=0.9,
@@ -74,12 +79,6 @@ class LossInputMismatch(Rule):
     def _classifier(view: RunView) -> bool:
         """The run logs an accuracy (training or validation) with at least 3 finite points."""
         return any(view.finite_curve(role, min_points=3) is not None for role in (TRAIN_ACC, VAL_ACC))
-
-    @staticmethod
-    def _stuck(view: RunView) -> bool:
-        """The loss learned nothing at all (stuck exactly, or at ln C): the mismatch failed the run."""
-        sk = stuck(view)
-        return sk is not None and sk.stuck
 
     def _negative_loss(self, view: RunView) -> dict | None:
         """A mismatch read from the curve: a non-negative loss function whose loss went negative.

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from mlflow_nnaudit import schema
+from mlflow_nnaudit.auditor.rules import helpers
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
-from mlflow_nnaudit.auditor.rules.helpers import names_cut
 
 
 class FrozenParameters(Rule):
-    """Four definite bugs, from the recorder's facts:
+    """Four definite bugs, from the recorder's facts, and a reading:
 
     - the optimizer was handed tensors the model is fed (`SGD([x_train])`), or a module ran
       forward passes while none of its parameters is in the optimizer: the model never learns;
@@ -19,7 +19,12 @@ class FrozenParameters(Rule):
       never received a gradient: the tensor the optimizer holds is not the one the loss uses
       (rebuilt each step, e.g. `torch.tensor(a.item(), requires_grad=True)`);
     - parameters that require gradients but are in no optimizer group (the optimizer was built
-      before layers were added or replaced).
+      before layers were added or replaced);
+    - frozen parameters (`requires_grad=False` when the model was attached), a quarter of the
+      model's values or more, on a run that learned nothing (`helpers.learned_nothing`): medium
+      confidence, the freezing may be on purpose. A quarter is a whole layer or table the rest
+      must work through; a few frozen values cannot explain a run that learned nothing, and a
+      frozen backbone on a run that learned is fine-tuning, not a fault.
 
     `failed` when nothing of the model learns, else `warning`; not reported: a few parameters
     without gradient (an unused pooler), frozen parameters the optimizer does not hold."""
@@ -32,8 +37,8 @@ class FrozenParameters(Rule):
         ("model", "trainable_not_in_optimizer"),
         ("learning", "optimizer"),
         ("learning", "model_outside_optimizer"),
-        ("model", "class"),
     )
+    reads += (("model", "class"), *helpers.FROZEN_READS, *helpers.MEAN_READS)
 
     #: parameter names listed in the text at most
     NAMED = 5
@@ -41,34 +46,41 @@ class FrozenParameters(Rule):
     MODULE_NEVER_GRAD_SHARE = 0.5
     #: sampled steps needed before "never" means anything
     MIN_SAMPLES = 2
+    #: frozen values that can explain a run that learned nothing: this share of the model's or more
+    FROZEN_SHARE = 0.25
 
     def evaluate(self, view: RunView) -> Finding | None:
-        opt = view.fact("learning", "optimizer")
-        opt = opt if isinstance(opt, dict) else {}
-        outside = view.fact("learning", "model_outside_optimizer")
-        outside = outside if isinstance(outside, dict) else None
+        opt, outside = view.fact("learning", "optimizer"), view.fact("learning", "model_outside_optimizer")
+        opt, outside = (opt if isinstance(opt, dict) else {}), (outside if isinstance(outside, dict) else None)
         has_module = isinstance(view.fact("model", "class"), str)
         return (
             self._data_in_optimizer(opt, outside, has_module)
             or self._nothing_learns(opt)
             or self._never_grad(opt, has_module)
             or self._not_in_optimizer(view)
+            or self._frozen_explains(view)
+        )
+
+    def _frozen_explains(self, view: RunView) -> Finding | None:
+        fz = helpers.frozen_share(view)
+        if fz is None or fz[0] < self.FROZEN_SHARE or not helpers.learned_nothing(view):
+            return None
+        what = f"{fz[2]} ({fz[1]:,} parameters, {fz[0]:.0%} of the model) never trained"
+        return self.finding(
+            confidence="medium",
+            severity="failed",
+            score=0.8,
+            summary=f"{what}, and the model learned nothing",
+            recommendation=f"{what}: `nn.Embedding.from_pretrained` freezes by default (pass `freeze=False`), or a "
+            "loop set `requires_grad=False`; if the freezing is on purpose, the rest of the model cannot fit the task.",
+            evidence=[Evidence("frozen_share", schema.DIAGNOSTICS_ARTIFACT, {"share": fz[0], "frozen": fz[1]})],
         )
 
     def _data_in_optimizer(self, opt: dict, outside: dict | None, has_module: bool) -> Finding | None:
-        inputs = bool(opt.get("inputs_are_parameters"))
-        outside_trainable = isinstance(outside, dict) and (outside.get("trainable") or 0) > 0 and not has_module
-        if not inputs and not outside_trainable:
+        read = helpers.data_in_optimizer(opt, outside, has_module)
+        if read is None:
             return None
-        about = f" ({outside.get('class')}, {outside.get('trainable')} trainable values)" if outside else ""
-        model = f"the model{about} "
-        what = (
-            "the optimizer was handed tensors the model is fed (the data), not the model's parameters"
-            if inputs
-            else "none of the model's parameters is in the optimizer"
-        )
-        values = {"inputs_are_parameters": inputs, "model_outside_optimizer": outside}
-        values["optimizer_parameters"] = opt.get("parameters")
+        what, model, values = read
         return self.finding(
             confidence="high",
             severity="failed",
@@ -87,28 +99,14 @@ class FrozenParameters(Rule):
         never_grad = opt.get("never_grad") or 0
         if not (never_grad >= n or learning == 0):
             return None
-        frozen = opt.get("requires_grad_false") or 0
-        if frozen >= n:
-            fix = (
-                f"All {n} parameter tensors have `requires_grad=False`, so no gradient reaches any of them (a "
-                '`loss.requires_grad = True` written to silence "element 0 of tensors does not require grad" '
-                "hides exactly this). Unfreeze what should train: freeze the backbone first, then add the new "
-                "layers (or set `requires_grad=True` on them), and remove `loss.requires_grad = True`."
-            )
-        else:
-            fix = (
-                f"None of the optimizer's {n} parameter tensors received a gradient or changed on "
-                f"{opt.get('sampled_steps')} sampled steps: the loss is not computed from the tensors the "
-                "optimizer holds (rebuilt, detached or copied after the optimizer was made). Compute the loss "
-                "from the same leaf tensors you give the optimizer."
-            )
+        fix = helpers.nothing_learns_fix(opt, n)
         return self.finding(
             confidence="high",
             severity="failed",
             score=1.0,
             summary=f"No parameter learns: none of the optimizer's {n} parameter tensors gets a gradient or changes",
             recommendation=fix,
-            evidence=[Evidence("parameters_never_learn", schema.DIAGNOSTICS_ARTIFACT, names_cut(opt))],
+            evidence=[Evidence("parameters_never_learn", schema.DIAGNOSTICS_ARTIFACT, helpers.names_cut(opt))],
         )
 
     def _never_grad(self, opt: dict, has_module: bool) -> Finding | None:
@@ -130,7 +128,7 @@ class FrozenParameters(Rule):
             "step, e.g. `a = torch.tensor(a.item(), requires_grad=True)`, or detached). Create each parameter once, "
             "as a leaf tensor with `requires_grad=True` (or an `nn.Parameter`), before the optimizer, and use that "
             "same tensor in the loss.",
-            evidence=[Evidence("parameters_without_gradient", schema.DIAGNOSTICS_ARTIFACT, names_cut(opt))],
+            evidence=[Evidence("parameters_without_gradient", schema.DIAGNOSTICS_ARTIFACT, helpers.names_cut(opt))],
         )
 
     def _not_in_optimizer(self, view: RunView) -> Finding | None:
