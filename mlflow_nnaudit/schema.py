@@ -192,7 +192,8 @@ _LOADER: dict[str, Any] = dict.fromkeys(
         "training_iterations",
     )
 )
-_RUNNING_STATS: dict[str, Any] = dict.fromkeys(("min", "max", "mean", "sqmean", "n"))
+#: (`var`: the pooled variance, computed stably: `recorder/probes/loss.py:_stats_summary`)
+_RUNNING_STATS: dict[str, Any] = dict.fromkeys(("min", "max", "mean", "sqmean", "n", "var"))
 #: statistics of one tensor at a moment (model input, loss target): `recorder/probes/moments.py:tensor_stats`
 _TENSOR_STATS: dict[str, Any] = dict.fromkeys(("numel", "dtype", "nonfinite_share", "min", "max", "mean", "std"))
 #: the moments the recorder keeps evidence of (the section `moments` of the diagnostics)
@@ -257,6 +258,7 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
                 # values with requires_grad=False when the model is attached, and the largest such
                 # tensors as [name, values]
                 "frozen_parameters",
+                "frozen_tensors",
                 "frozen_largest",
             )
         ),
@@ -272,6 +274,8 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
     "data_loader": {"loaders": None, "train": _LOADER},
     "loss": {
         **dict.fromkeys(("loss_function", "n_classes", "first_loss", "chance_loss", "label_counts")),
+        # mse_loss's reduction, read from its value on the first checked call: mean | sum | other
+        "reduction": None,
         "input_mismatch": dict.fromkeys(("loss", "problem", "detail")),
         "targets": _RUNNING_STATS,
         "outputs": _RUNNING_STATS,

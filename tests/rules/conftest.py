@@ -372,6 +372,7 @@ def target_stats(values: Any, batches: int = 20) -> dict[str, float]:
         "mean": float(v.mean()),
         "sqmean": float(np.mean(v * v)),
         "n": float(batches),
+        "var": float(np.var(v)),
     }
 
 
@@ -398,12 +399,19 @@ def classification_loss(
 
 
 def regression_loss(
-    targets: Any, outputs: Any = None, *, fn: str = "mse_loss", first_loss: float | None = None
+    targets: Any,
+    outputs: Any = None,
+    *,
+    fn: str = "mse_loss",
+    first_loss: float | None = None,
+    reduction: str | None = "mean",
 ) -> dict[str, Any]:
-    """The `loss` section of a regression: no class count, target (and output) statistics."""
+    """The `loss` section of a regression: no class count, target (and output) statistics, and for
+    `mse_loss` the reduction the recorder read from its value."""
     t = np.asarray(targets, dtype=float)
     out: dict[str, Any] = {
         "loss_function": fn,
+        **({"reduction": reduction} if fn == "mse_loss" and reduction else {}),
         "n_classes": None,
         "first_loss": first_loss if first_loss is not None else float(np.mean(t * t)),
         "targets": target_stats(t),

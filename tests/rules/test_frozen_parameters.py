@@ -140,3 +140,14 @@ def test_quiet_on_a_frozen_share_of_a_run_that_learned():
 
 def test_a_few_frozen_values_do_not_explain_a_run_that_learned_nothing():
     quiet(CAUSE, recommender(300, learned=False))  # 10% of the model: the rest could fit something
+
+
+def test_the_frozen_tensor_count_is_not_capped_by_the_listed_names():
+    # `requires_grad_false` lists 20 names at most; the recorder's `frozen_tensors` counts them all (review)
+    view = recommender(1200, learned=False)
+    model = view.diagnostics["model"]
+    model["requires_grad_false"] = [f"block.{i}.weight" for i in range(20)]
+    model["frozen_largest"] = [[f"block.{i}.weight", 60] for i in range(5)]
+    model["frozen_tensors"] = 30
+    f = fires(CAUSE, view)
+    assert "(30 tensors)" in f.summary, f.summary

@@ -345,10 +345,11 @@ def test_a_training_loss_still_at_chance_fits_nothing_however_high_validation_en
     assert "AdamW at a learning rate of 0.01" in f.summary
 
 
-def _collapsed_run(first, dead):
+def _collapsed_run(first, dead, optimizer=("SGD", 1.0, 0.9)):
     """The corpus's CNN under SGD with momentum at lr 1: the first sampled step moved the weights `first` of
     their size, later ones ~1e-7 (a million times less), a ReLU layer `dead` dead, the loss ending near chance."""
-    d = healthy_diagnostics(optimizer=optimizer_facts("SGD", 1.0, momentum=0.9))
+    name, lr, momentum = optimizer
+    d = healthy_diagnostics(optimizer=optimizer_facts(name, lr, momentum=momentum))
     names = layer_names(d["model"])
     extra = layer_curves("update_ratio", {n: np.r_[first, np.full(59, 8e-8)] for n in names})
     extra |= layer_curves("dead_relu", {names[0]: 0.0, names[1]: dead})
@@ -369,3 +370,9 @@ def test_first_steps_10x_the_usual_then_a_collapse_with_the_relus_dead_name_the_
 def test_first_steps_of_a_usual_size_before_a_collapse_are_not_the_rate():
     # 0.5% first steps (5x the rule of thumb, under 10x): the collapse alone is the dead units' doing
     quiet(CAUSE, _collapsed_run(0.005, 1.0))
+
+
+def test_adam_at_its_usual_rate_before_a_collapse_is_not_the_rate():
+    # Adam's first steps are ~1e-2 of the weights at its usual 1e-3, and its updates collapse with the gradient
+    # of units that died for another reason (found by review): the relaxed first-step test is SGD's only
+    quiet(CAUSE, _collapsed_run(0.02, 1.0, optimizer=("Adam", 1e-3, None)))

@@ -43,3 +43,10 @@ def test_quiet_when_accuracy_is_at_its_ceiling_from_the_start():
 def test_still_fires_on_a_high_accuracy_that_had_room_to_rise():
     acc = flat(20, 0.95) + 0.002 * rng(4).standard_normal(20)  # 5 points below the ceiling, stuck
     fires(CAUSE, make_view(healthy_loss(), val_loss(), val_acc=acc))
+
+
+def test_a_metric_stuck_at_100_percent_beside_a_loss_that_starts_at_chance_is_broken():
+    # `(pred == pred).float().mean()` reads 1.0 from the first evaluation of an untrained 10-class model
+    # (found by review): the ceiling is no excuse when the loss had not left chance, ln 10
+    loss = falling(20, np.log(10), 0.4, knee=0.3)
+    fires(CAUSE, make_view(healthy_loss(), loss, val_acc=np.ones(20), params={"n_classes": "10"}))

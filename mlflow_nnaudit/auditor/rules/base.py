@@ -487,19 +487,23 @@ class RunView:
 
     def targets_variance(self) -> float | None:
         """A regression's yardstick: the variance of its targets (the recorder's running statistics
-        of the `mse_loss` targets on the checked training batches, sqmean - mean^2), which is the MSE
-        of always predicting their mean. Over several outputs it is the pooled variance, the MSE of
-        predicting one constant (at least that of predicting each output's mean). None without the
-        recorder, for another loss (the variance is no yardstick for L1 or Huber), or targets that
+        of the `mse_loss` targets on the checked training batches: `var`, computed stably), which is
+        the MSE of always predicting their mean. Over several outputs it is the pooled variance, the MSE
+        of predicting one constant (at least that of predicting each output's mean). None without the
+        recorder, for another loss (the variance is no yardstick for L1 or Huber), for an MSE not
+        averaged over its elements (`reduction='sum'` is the batch size times that, found by review;
+        the recorder reads the reduction from the loss's value), on a run recorded before the recorder
+        kept `var` (float32 sqmean - mean^2 loses the variance when |mean| >> std), or targets that
         never vary."""
         t = self.fact("loss", "targets")
         if self.fact("loss", "loss_function") != "mse_loss" or not isinstance(t, dict):
             return None
-        sq, mean = t.get("sqmean"), t.get("mean")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (sq, mean)):
+        if self.fact("loss", "reduction") != "mean":
             return None
-        var = float(sq) - float(mean) ** 2
-        return var if math.isfinite(var) and var > 0 else None
+        var = t.get("var")
+        if not isinstance(var, (int, float)) or isinstance(var, bool):
+            return None
+        return float(var) if math.isfinite(var) and var > 0 else None
 
     # --- what kind of run this is (for `Rule.applies`) -------------------------------------
     def optimizer_name(self) -> str | None:

@@ -364,7 +364,9 @@ def frozen_share(view: RunView) -> tuple[float, int, str] | None:
     if not (isinstance(total, int) and isinstance(frozen, int) and total > 0 and frozen > 0):
         return None
     names = [str(e[0]) for e in largest if isinstance(e, list) and e] if isinstance(largest, list) else []
-    n_tensors = len(view.fact("model", "requires_grad_false") or names)
+    n_tensors = view.fact("model", "frozen_tensors")  # (requires_grad_false lists 20 names at most)
+    if not isinstance(n_tensors, int):
+        n_tensors = len(view.fact("model", "requires_grad_false") or names)
     text = ", ".join(names[:3]) + (f", ... ({n_tensors} tensors)" if n_tensors > 3 else "")
     return frozen / total, frozen, text or "frozen tensors"
 
@@ -512,7 +514,10 @@ def recorded_step_size(
     first steps of UPDATE_RATIO_LARGE (10x the usual) are enough before such a collapse: the corpus's
     CNN under SGD at lr 1 moved its weights 8.5% on the first step, then 1e-7, its ReLUs dead and its
     loss at chance. (A healthy run's updates shrink by that much only once its loss reaches ~0, which
-    is no destroyed run.) Nothing on L-BFGS, whose steps come from its line search, not the rate."""
+    is no destroyed run.) Only for an optimiser whose steps scale with the gradient (SGD, with or without
+    momentum): Adam's first steps are ~1e-2 at its usual 1e-3 (`USUAL_LR_TOP`), and its updates collapse
+    with the gradient of units that died for another reason. Nothing on L-BFGS, whose steps come from
+    its line search, not the rate."""
     if view.lbfgs():
         return None
     ratios = view.update_ratios()
@@ -521,7 +526,8 @@ def recorded_step_size(
     early = early_update_ratios(view)
     early_med = float(np.median(list(early.values()))) if early else 0.0
     med = float(np.median(list(ratios.values())))
-    first_high = UPDATE_RATIO_LARGE if destroyed else ratio_high
+    sgd_like = (view.optimizer_name() or "").lower() not in ADAPTIVE
+    first_high = UPDATE_RATIO_LARGE if destroyed and sgd_like else ratio_high
     if med <= ratio_high and early_med > first_high and med < early_med * collapse:
         sign = (
             f"the first measured steps changed the weights by {early_med:.0%} of their size "

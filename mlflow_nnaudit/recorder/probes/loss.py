@@ -106,6 +106,10 @@ class LossProbe(Probe):
         self.label_counts: torch.Tensor | None = None
         self.target_stats: dict[str, Any] | None = None
         self.output_stats: dict[str, Any] | None = None
+        #: mse_loss's output over its own mean of squared differences on the first checked call, and the
+        #: element count: 1 for reduction='mean', the count for 'sum' (the variance is a yardstick of the first only)
+        self._mse_ratio: torch.Tensor | None = None
+        self._mse_numel = 0
         self._val_sum: torch.Tensor | None = None
         self._val_n = 0
 
@@ -138,6 +142,8 @@ class LossProbe(Probe):
         with torch.no_grad():
             self._check_shapes(fn, inp, target)
             self._check_input(fn, inp.detach(), made_by_sigmoid(inp))
+            if fn == "mse_loss" and self._mse_ratio is None and isinstance(target, torch.Tensor):
+                self._reduction_ratio(inp.detach(), target.detach(), out.detach())
             return self._targets(fn, inp.detach(), target)
 
     @property
@@ -154,6 +160,25 @@ class LossProbe(Probe):
         return value
 
     # --- checks ------------------------------------------------------------------------------
+    def _reduction_ratio(self, x: torch.Tensor, target: torch.Tensor, out: torch.Tensor) -> None:
+        """Which reduction mse_loss ran with, read from its value (the module passes `reduction` by
+        keyword, F.mse_loss may get it positionally, legacy `size_average` too): once, as tensors."""
+        if not (x.is_floating_point() and target.is_floating_point()):
+            return
+        sq = (as_real(x).float() - as_real(target).float().to(x.device)) ** 2  # broadcast as the loss did
+        if sq.numel() == 0:
+            return
+        self._mse_ratio = out.float() / sq.mean().clamp_min(1e-30)
+        self._mse_numel = int(sq.numel())
+
+    def _reduction(self) -> str | None:
+        if self._mse_ratio is None:
+            return None
+        r = float(self._mse_ratio)
+        if abs(r - 1.0) <= 1e-2:
+            return "mean"
+        return "sum" if abs(r / max(self._mse_numel, 1) - 1.0) <= 1e-2 else "other"
+
     def _check_shapes(self, fn: str, x: torch.Tensor, target: Any) -> None:
         """An element-wise regression loss whose input and target broadcast to more elements than
         either holds: each prediction is compared with several targets (all of them, for `(N,)`
@@ -276,23 +301,43 @@ class LossProbe(Probe):
             out["input_mismatch"] = mismatch
         if self.label_counts is not None:
             out["label_counts"] = [int(c) for c in self.label_counts.tolist()]
+        if (reduction := self._reduction()) is not None:
+            out["reduction"] = reduction
         for name, st in (("targets", self.target_stats), ("outputs", self.output_stats)):
             if st is not None:
-                out[name] = {k: float(v) for k, v in st.items()}
+                out[name] = _stats_summary(st)
         return out
 
 
-def _merge_stats(acc: dict[str, Any] | None, t: torch.Tensor) -> dict[str, Any]:
-    """Running min/max/mean/sq-mean over everything seen (tensors, no device sync)."""
+#: running means kept per batch by `_merge_stats` (`wvar`: the batch's own variance; `dmean`, `dsq`: its
+#: mean's offset from the first batch's mean, and that squared)
+_RUNNING = ("mean", "sqmean", "wvar", "dmean", "dsq")
+
+
+def _merge_stats(acc: dict[str, Any] | None, t: torch.Tensor) -> dict[str, Any] | None:
+    """Running min/max/mean/sq-mean over everything seen, and what the pooled variance needs
+    computed stably (tensors, no device sync): each batch's own variance (two-pass) and the spread of
+    the batch means around the first batch's mean. In float32, sqmean - mean^2 loses the variance to
+    rounding when |mean| >> std (targets around 2000 with std 1 came out anywhere in -0.8..1.9)."""
     t = as_real(t).float()
-    cur = {"min": t.min(), "max": t.max(), "mean": t.mean(), "sqmean": (t * t).mean(), "n": torch.tensor(1.0)}
+    if t.numel() == 0:
+        return acc
+    m = t.mean()
+    shift = acc["shift"] if acc is not None else m.detach().clone()
+    d = m - shift.to(m.device)
+    cur = {"min": t.min(), "max": t.max(), "mean": m, "sqmean": (t * t).mean(), "wvar": t.var(unbiased=False)}
+    cur |= {"dmean": d, "dsq": d * d, "n": torch.tensor(1.0), "shift": shift}
     if acc is None:
         return cur
     n = acc["n"] + 1
-    return {
-        "min": torch.minimum(acc["min"], cur["min"]),
-        "max": torch.maximum(acc["max"], cur["max"]),
-        "mean": acc["mean"] + (cur["mean"] - acc["mean"]) / n,
-        "sqmean": acc["sqmean"] + (cur["sqmean"] - acc["sqmean"]) / n,
-        "n": n,
-    }
+    out = {k: acc[k] + (cur[k] - acc[k]) / n for k in _RUNNING}
+    out |= {"min": torch.minimum(acc["min"], cur["min"]), "max": torch.maximum(acc["max"], cur["max"])}
+    return out | {"n": n, "shift": shift}
+
+
+def _stats_summary(st: dict[str, Any]) -> dict[str, float]:
+    """min, max, mean, sqmean, n and the pooled variance `var` (mean within-batch variance plus the
+    variance of the batch means, each batch weighted alike)."""
+    out = {k: float(st[k]) for k in ("min", "max", "mean", "sqmean", "n")}
+    out["var"] = max(float(st["wvar"]) + float(st["dsq"]) - float(st["dmean"]) ** 2, 0.0)
+    return out

@@ -100,10 +100,12 @@ _LARGEST_FROZEN = 5
 
 def _frozen(params: list[tuple[str, torch.nn.Parameter]]) -> dict[str, Any]:
     """How much of the model is frozen (`requires_grad=False`) when it is attached: the values
-    (`frozen_parameters`) and the largest frozen tensors, [name, values] (`frozen_largest`)."""
+    (`frozen_parameters`), the frozen tensors (`frozen_tensors`) and the largest ones, [name, values]
+    (`frozen_largest`)."""
     frozen = sorted(((n, int(p.numel())) for n, p in params if not p.requires_grad), key=lambda e: -e[1])
     return {
         "frozen_parameters": sum(k for _, k in frozen),
+        "frozen_tensors": len(frozen),
         "frozen_largest": [[n, k] for n, k in frozen[:_LARGEST_FROZEN]],
     }
 

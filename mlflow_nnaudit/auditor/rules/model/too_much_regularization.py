@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
 from mlflow_nnaudit.auditor.rules.base import CHANCE_LEVELS, Evidence, Finding, Rule, RunView, fmt_num
-from mlflow_nnaudit.auditor.rules.helpers import PLATEAU_MAX_IMPROVEMENT
+from mlflow_nnaudit.auditor.rules.helpers import MEANINGFUL_GAIN, PLATEAU_MAX_IMPROVEMENT
 
 
 class TooMuchRegularization(Rule):
@@ -19,8 +19,10 @@ class TooMuchRegularization(Rule):
     Curves only (no recorder): the underfitting shape (training loss less than 30% below its
     start and flat from the first half on, validation no more than 10% above it) with
     either params that say the regularisation is strong (`dropout` >= 0.5, `weight_decay`
-    >= 0.01), or a validation loss that ends below the training loss, the mark of
-    regularisation that is active only in training (dropout). Low confidence."""
+    >= 0.01), or a validation loss that ends below the training loss by 2% of it or more, the mark of
+    regularisation that is active only in training (dropout; 2% is `labels_unrelated`'s line of a
+    meaningful gap: two flat curves a hair apart, 1.428 and 1.427, say nothing, and dropout 0.5 lifts
+    the training loss far more). Low confidence."""
 
     cause = "too_much_regularization"
     reads = (
@@ -39,6 +41,8 @@ class TooMuchRegularization(Rule):
     #: a classifier's training loss ending at this share of chance or more barely learned (the
     #: outcome's "little better than chance", shared with `RunView.outcome_harm`)
     NEAR_CHANCE = CHANCE_LEVELS[-1][0]
+    #: curves only: the validation loss must end this share of the training loss below it (see docstring)
+    VAL_BELOW = MEANINGFUL_GAIN
     #: the underfitting shape of the curve-only reading (shared with plateau)
     MAX_IMPROVEMENT = PLATEAU_MAX_IMPROVEMENT
 
@@ -104,7 +108,7 @@ class TooMuchRegularization(Rule):
             )
             if v >= limit
         ]
-        val_below = uf.val_end is not None and uf.val_end < uf.train_end
+        val_below = uf.val_end is not None and uf.val_end <= (1 - self.VAL_BELOW) * uf.train_end
         if not (strong or val_below):
             return None
         what = (
