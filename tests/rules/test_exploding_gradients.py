@@ -30,3 +30,20 @@ def test_quiet_on_a_single_spike():
     g = grad_norm(0.5, 1.5)
     g[300] = 1e4
     quiet(CAUSE, make_view(healthy_loss(), grad_norm=g))
+
+
+def test_a_gradient_norm_nan_with_the_loss_and_no_growth_follows_the_nonfinite_loss():
+    # log(1 - sigmoid) in a hand-written BCE (held-out program f45): the loss turns NaN at step 157, the gradient
+    # norm with it, never having grown: the NaN gradient is the loss's, listed after nonfinite_loss
+    from tests.rules.test_learning_rate_too_high import _ranked
+
+    view = make_view(nan_from(healthy_loss(), 400), grad_norm=nan_from(grad_norm(0.5, 1.5), 400))
+    f = fires(CAUSE, view)
+    assert f.confidence == "medium" and "nonfinite_loss" in f.follows
+    causes = _ranked(view)
+    assert causes.index("nonfinite_loss") < causes.index(CAUSE)
+
+
+def test_a_gradient_norm_nan_before_the_loss_is_still_high():
+    f = fires(CAUSE, make_view(nan_from(healthy_loss(), 500), grad_norm=nan_from(grad_norm(0.5, 1.5), 400)))
+    assert f.confidence == "high" and not f.follows

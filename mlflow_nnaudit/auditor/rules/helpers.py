@@ -90,6 +90,18 @@ def input_rms(view: RunView) -> float | None:
     return math.hypot(float(std), float(mean))
 
 
+def largest_feature_rms(view: RunView) -> float | None:
+    """The largest training-input feature's root mean square, sqrt(mean^2 + std^2), over the features
+    the recorder lists (the first 64), else the typical one (`input_rms`); None without inputs."""
+    means, stds = view.fact("inputs", "train", "feature_mean"), view.fact("inputs", "train", "feature_std")
+    if isinstance(means, list) and isinstance(stds, list) and means and len(means) == len(stds):
+        try:
+            return max(math.hypot(float(m), float(s)) for m, s in zip(means, stds))
+        except (TypeError, ValueError):
+            pass
+    return input_rms(view)
+
+
 def trend_evidence(name: str, curve_key: str, t, steps=None) -> Evidence:
     """The evidence of a Mann-Kendall trend test (`stats.Trend`) on a curve."""
     return Evidence(

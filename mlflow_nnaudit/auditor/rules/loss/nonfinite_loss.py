@@ -21,13 +21,13 @@ class NonFiniteLoss(Rule):
 
     cause = "nonfinite_loss"
     #: upstream causes it follows from, when found too (listed after them): a loss that blew up into
-    #: NaN is the too-high learning rate's consequence
+    #: NaN is the too-high learning rate's consequence; `exploding_gradients` only on a run whose gradient
+    #: norm grew before the NaN (`follows`): a NaN from log(0) makes the gradient NaN with it, not before
     consequence_of = (
         "nonfinite_inputs",
         "loss_input_mismatch",
         "gradients_not_zeroed",
         "learning_rate_too_high",
-        "exploding_gradients",
     )
     reads = LEARNING_RATE_READS
 
@@ -90,5 +90,6 @@ class NonFiniteLoss(Rule):
                 recommendation=f"The {where} loss became {'NaN' if nf.kind == 'nan' else 'Inf'} at step "
                 f"{fmt_step(step)}{growth_text}: {advice}.",
                 evidence=evidence,
+                follows=("exploding_gradients",) if any(e.test == "grad_norm_growth" for e in evidence) else (),
             )
         return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlflow_nnaudit.auditor.curves import GRAD_NORM
+from mlflow_nnaudit.auditor.curves import GRAD_NORM, TRAIN_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num
 
 
@@ -10,7 +10,9 @@ class ExplodingGradients(Rule):
     """The gradient-norm curve (the recorder's `nnaudit/grad_norm_total`, or `grad_norm` as the HF
     Trainer logs it) grows by orders of magnitude: its level at the end is at least 100x its
     level at the start with a significant upward trend (autocorrelation-corrected
-    Mann-Kendall), or it becomes NaN/Inf."""
+    Mann-Kendall), or it becomes NaN/Inf. A gradient norm that turns non-finite without having
+    grown, no earlier than the training loss did, is the non-finite loss's gradient (log(0) in a
+    hand-written loss makes both NaN at once): listed after `nonfinite_loss`, medium confidence."""
 
     cause = "exploding_gradients"
     explained_by = ("nonfinite_inputs",)
@@ -37,8 +39,10 @@ class ExplodingGradients(Rule):
             if grew
             else f"the gradient norm became {nf.kind.upper() if nf.kind == 'nan' else 'Inf'}"
         )
+        follows_loss = not grew and self._loss_first(view, float(curve.x()[nf.first_index]))
         return self.finding(
-            confidence="high",
+            confidence="medium" if follows_loss else "high",
+            follows=("nonfinite_loss",) if follows_loss else (),
             severity="failed",
             score=0.9,
             summary=seen,
@@ -46,3 +50,9 @@ class ExplodingGradients(Rule):
             "1.0)`), lower the learning rate, and check the initialisation and normalisation of deep stacks.",
             evidence=[Evidence("grad_norm_growth", curve.key, {"growth": growth, "nonfinite": nonfinite})],
         )
+
+    @staticmethod
+    def _loss_first(view: RunView, grad_step: float) -> bool:
+        """The training loss was non-finite at or before `grad_step`."""
+        nf, curve = view.nonfinite(TRAIN_LOSS), view.curve(TRAIN_LOSS)
+        return nf is not None and nf.first_index is not None and float(curve.x()[nf.first_index]) <= grad_step

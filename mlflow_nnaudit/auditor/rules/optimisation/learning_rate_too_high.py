@@ -36,8 +36,8 @@ class LearningRateTooHigh(Rule):
     top of its usual range (`helpers.large_steps`) a suspect (medium), after a bug found beside it; none if the
     model fits its training labels (`helpers.fits_training_only`: its steps work, the labels carry no signal).
     A logged rate still rising at the end, tenfold over the run to 10x that range or more, is a sign too. With
-    inputs 10x unit scale or more (the typical feature's RMS: each first-layer step is then 10-100x
-    what it is on standardised inputs) it is listed as a consequence of `inputs_not_normalized`.
+    a feature 10x unit scale or more (the largest's RMS: one raw feature, a timestamp, dominates every first-layer
+    sum; each step is then 10-100x what it is on standardised inputs) it follows `inputs_not_normalized`.
 
     Smaller jumps say it with what followed them: a loss that rose to 3x its first-step level early (a blow-up
     too small for 10x; noise and warm-up bumps stay within 2-3x) and then sat stuck, or a ReLU layer
@@ -144,6 +144,6 @@ class LearningRateTooHigh(Rule):
             "`torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)`.",
             evidence=evidence,
             kind="outcome" if harm_seen else None,
-            follows=(("inputs_not_normalized",) if (helpers.input_rms(view) or 0.0) >= INPUT_RMS_HIGH else ())
+            follows=(("inputs_not_normalized",) if (helpers.largest_feature_rms(view) or 0.0) >= INPUT_RMS_HIGH else ())
             + (helpers.STUCK_BUGS if only_rate else ()),
         )
