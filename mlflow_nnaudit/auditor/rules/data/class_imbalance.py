@@ -7,14 +7,21 @@ import math
 import numpy as np
 
 from mlflow_nnaudit import schema
-from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
+from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
+from mlflow_nnaudit.auditor.rules.base import CHANCE_LEVELS, Evidence, Finding, Rule, RunView, fmt_num
 
 
 class ClassImbalance(Rule):
     """The recorder counts the class labels fed to the classification loss on sampled
     batches. Reported when the most common class outnumbers the rarest class that occurs at
     least 10 to 1 (classes that never occur are not counted). Not decided when the batches arrive sorted by label (see `data_not_shuffled`):
-    batches sampled at regular steps from a sorted stream give a biased histogram."""
+    batches sampled at regular steps from a sorted stream give a biased histogram.
+    Imbalance at worst makes a model predict the label prior, whose loss is the labels' entropy
+    (below ln C): on a run whose losses never got down to that entropy nor below chance (5% above
+    the entropy and at 95% of ln C or more, the outcome's "no better than chance": the training
+    loss's end and the validation loss's best) it explains nothing of the outcome, and is
+    reported at low confidence without explaining other findings away (a char-level model whose
+    loss sat above ln 27 from a bad init was named `class_imbalance` first)."""
 
     cause = "class_imbalance"
     explained_by = ("data_not_shuffled",)
@@ -24,6 +31,10 @@ class ClassImbalance(Rule):
     RATIO = 10.0
     #: labels counted before the histogram means anything
     MIN_LABELS = 50
+    #: losses this share above the labels' entropy never reached the label prior (see the docstring)
+    ABOVE_PRIOR = 1.05
+    #: ... and at this share of ln C or more ("no better than chance", the outcome's)
+    AT_CHANCE = CHANCE_LEVELS[0][0]
 
     def applies(self, view: RunView) -> bool:
         """Not on token-id labels (a language model): a Zipf-shaped histogram is what text is."""
@@ -40,11 +51,21 @@ class ClassImbalance(Rule):
         if ratio < self.RATIO:
             return None
         top = int(np.argmax(c))
+        p = present / present.sum()
+        entropy = float(-(p * np.log(p)).sum())
+        lows = [lv.end for lv in [view.levels(TRAIN_LOSS)] if lv is not None]
+        lows += [lv.best for lv in [view.levels(VAL_LOSS)] if lv is not None]
+        floor = max(self.ABOVE_PRIOR * entropy, self.AT_CHANCE * math.log(len(c)))
+        above_prior = bool(lows) and min(lows) >= floor
         return self.finding(
-            confidence="high",
+            confidence="low" if above_prior else "high",
+            explains=not above_prior,
             severity="warning",
             score=min(1.0, share),
-            summary=f"class {top} makes up {share:.0%} of the sampled labels ({ratio:.0f}x the rarest class)",
+            summary=f"class {top} makes up {share:.0%} of the sampled labels ({ratio:.0f}x the rarest class)"
+            + (
+                f"; the loss never got down to the labels' entropy ({fmt_num(entropy)}): not why" if above_prior else ""
+            ),
             recommendation=f"Class {top} makes up {share:.0%} of the training labels: weight the loss "
             "(`nn.CrossEntropyLoss(weight=...)` with inverse class frequencies) or resample "
             "(`torch.utils.data.WeightedRandomSampler`), and judge the model by per-class recall or F1, not accuracy.",
