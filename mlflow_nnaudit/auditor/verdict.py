@@ -104,7 +104,8 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
     finding's own `follows` where its rule saw a run-specific link) hangs under
     the most upstream of them (one that none of the others leads to) and is listed after it, direct
     consequences first; the upstream cause moves up to where the best-ranked finding of its group
-    stood, so the first cause named is the upstream one. Each finding's `upstream` and
+    stood, so the first cause named is the upstream one. A finding that explains nothing
+    (`explains` False) is no finding's upstream cause. Each finding's `upstream` and
     `consequences` say so (its `advice` then mentions them)."""
     ranked = sorted(findings, key=lambda f: (_CONF_RANK[f.confidence], _SEV_RANK[f.severity], -f.score))
     for f in ranked:
@@ -113,9 +114,11 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
     if not consequence_of and not any(f.follows for f in ranked):
         return ranked
     position = {f.cause: i for i, f in enumerate(ranked)}
+    # a finding that explains nothing (`Finding.explains` False) is no one's upstream cause either
+    can_lead = {f.cause for f in ranked if f.explains}
     present_up = {
         f.cause: [
-            c for c in dict.fromkeys(consequence_of.get(f.cause, ()) + f.follows) if c in position and c != f.cause
+            c for c in dict.fromkeys(consequence_of.get(f.cause, ()) + f.follows) if c in can_lead and c != f.cause
         ]
         for f in ranked
     }

@@ -73,3 +73,28 @@ def test_an_imbalance_that_cannot_explain_a_loss_above_chance_is_low_and_explain
     # the same histogram on a run whose loss got down to the prior: the imbalance may explain it
     f = fires(CAUSE, make_view(healthy_loss(), diagnostics=d))
     assert f.confidence == "high" and f.explains
+
+
+def test_an_imbalance_that_explains_nothing_is_no_upstream_cause():
+    # found by review: loss_metric_disagreement is a static consequence of class_imbalance, but an imbalance that
+    # cannot explain the outcome must not hang it under itself ("fix that first")
+    from tests.rules.conftest import falling
+    from tests.rules.test_learning_rate_too_high import _ranked
+
+    counts = [140] + [10] * 25 + [1]
+    d = healthy_diagnostics(loss=classification_loss(27, label_counts=counts))
+    train, val = falling(200, 4.6, 3.6, knee=0.3, noise=0.02), falling(20, 4.6, 3.62, knee=0.3, noise=0.02)
+    acc = 0.14 + 0.003 * np.random.default_rng(0).standard_normal(200)
+    view = make_view(train, val, train_acc=acc, diagnostics=d)
+    causes = _ranked(view)
+    assert "loss_metric_disagreement" in causes and causes.index("loss_metric_disagreement") < causes.index(CAUSE)
+
+
+def test_a_loss_that_reached_the_prior_then_diverged_keeps_the_imbalance():
+    # found by review: the training loss got down to 0.2 (below the labels' entropy) and ended at 2.6; it did
+    # reach the prior, so "never got down to" would be false
+    counts = [5520, 240, 240]
+    d = healthy_diagnostics(loss=classification_loss(3, label_counts=counts))
+    train = np.r_[np.linspace(1.1, 0.2, 300), np.linspace(0.2, 2.6, 300)]
+    f = fires(CAUSE, make_view(train, diagnostics=d))
+    assert f.confidence == "high" and f.explains

@@ -47,3 +47,19 @@ def test_a_gradient_norm_nan_with_the_loss_and_no_growth_follows_the_nonfinite_l
 def test_a_gradient_norm_nan_before_the_loss_is_still_high():
     f = fires(CAUSE, make_view(nan_from(healthy_loss(), 500), grad_norm=nan_from(grad_norm(0.5, 1.5), 400)))
     assert f.confidence == "high" and not f.follows
+
+
+def test_a_norm_that_blew_up_early_and_stayed_high_is_still_upstream_of_the_nan_loss():
+    # found by review: the norm explodes 0.5 -> 300 over the first 150 steps and sits there until loss and norm
+    # turn NaN at step 500; and a linear 0.05 -> 200 growth: real explosions, listed before nonfinite_loss
+    from tests.rules.conftest import linear
+    from tests.rules.test_learning_rate_too_high import _ranked
+
+    r = rng(11)
+    early = np.r_[np.geomspace(0.5, 300, 150), np.full(450, 300.0)] * np.exp(0.05 * r.standard_normal(600))
+    steady = linear(600, 0.05, 200.0) * np.exp(0.05 * r.standard_normal(600))
+    for g in (early, steady):
+        view = make_view(nan_from(healthy_loss(), 500), grad_norm=nan_from(g, 500))
+        assert fires(CAUSE, view).confidence == "high"
+        causes = _ranked(view)
+        assert causes.index(CAUSE) < causes.index("nonfinite_loss"), causes

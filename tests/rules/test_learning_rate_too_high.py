@@ -389,3 +389,14 @@ def test_adam_at_its_usual_rate_before_a_collapse_is_not_the_rate():
     # Adam's first steps are ~1e-2 of the weights at its usual 1e-3, and its updates collapse with the gradient
     # of units that died for another reason (found by review): the relaxed first-step test is SGD's only
     quiet(CAUSE, _collapsed_run(0.02, 1.0, optimizer=("Adam", 1e-3, None)))
+
+
+def test_the_largest_feature_skips_a_nan_statistic():
+    # found by review: max() over [nan, 1.7e9] is nan, which hid the raw feature behind it
+    from mlflow_nnaudit.auditor.rules import helpers
+    from tests.rules.conftest import input_stats
+
+    stats = input_stats(np.r_[0.0, 1.7e9], np.r_[1.0, 3e7], batches=2)
+    stats["feature_mean"][0] = float("nan")
+    d = healthy_diagnostics(inputs={"train": stats})
+    assert helpers.largest_feature_rms(make_view(healthy_loss(), diagnostics=d)) >= 1e9

@@ -17,7 +17,7 @@ import numpy as np
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor import stats
-from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS, Curve
+from mlflow_nnaudit.auditor.curves import GRAD_NORM, LEARNING_RATE, TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS, Curve
 from mlflow_nnaudit.auditor.rules.base import (
     CHANCE_LEVELS,
     Evidence,
@@ -90,15 +90,57 @@ def input_rms(view: RunView) -> float | None:
     return math.hypot(float(std), float(mean))
 
 
+#: the gradient norm's end level vs its start level that counts as exploding (AutoTrainer uses 70x)
+GRAD_NORM_GROWTH = 100.0
+#: the gradient norm's last value before a NaN loss vs its early median: this much growth is a blow-up
+GRAD_GROWTH_BEFORE_NAN = 10.0
+
+
+def grad_norm_grew(view: RunView) -> float | None:
+    """`exploding_gradients`' growth test: the gradient norm's end level GRAD_NORM_GROWTH times its
+    start level or more, with a significant upward trend. The growth factor, or None."""
+    lv, trend = view.levels(GRAD_NORM), view.trend(GRAD_NORM)
+    growth = lv.end / lv.start if lv is not None and lv.start > 0 else None
+    grew = growth is not None and growth >= GRAD_NORM_GROWTH and trend is not None and trend.direction > 0
+    return growth if grew else None
+
+
+def grad_growth_before(view: RunView, step: float) -> float | None:
+    """The gradient norm's last finite value up to `step` over the median of the first half of
+    those values, when that is GRAD_GROWTH_BEFORE_NAN or more (the norm blew up before the step);
+    None otherwise (fewer than 3 values, or no such growth)."""
+    gn = view.curve(GRAD_NORM)
+    if gn is None:
+        return None
+    pre = gn.values[(gn.x() <= step) & np.isfinite(gn.values)]
+    if len(pre) < 3:
+        return None
+    early = float(np.median(pre[: max(1, len(pre) // 2)]))
+    ratio = float(pre[-1] / early) if early > 0 else 0.0
+    return ratio if ratio >= GRAD_GROWTH_BEFORE_NAN else None
+
+
+def grad_blew_up_before(view: RunView, step: float) -> bool:
+    """The gradient norm grew GRAD_GROWTH_BEFORE_NAN times or more by either reading: its levels
+    over the whole curve (end vs start: a norm that blew up early and stayed high, or grew
+    linearly) or its last value before the step vs its early median (`grad_growth_before`)."""
+    lv = view.levels(GRAD_NORM)
+    grown = lv is not None and lv.start > 0 and lv.end / lv.start >= GRAD_GROWTH_BEFORE_NAN
+    return grown or grad_growth_before(view, step) is not None
+
+
 def largest_feature_rms(view: RunView) -> float | None:
     """The largest training-input feature's root mean square, sqrt(mean^2 + std^2), over the features
     the recorder lists (the first 64), else the typical one (`input_rms`); None without inputs."""
     means, stds = view.fact("inputs", "train", "feature_mean"), view.fact("inputs", "train", "feature_std")
     if isinstance(means, list) and isinstance(stds, list) and means and len(means) == len(stds):
         try:
-            return max(math.hypot(float(m), float(s)) for m, s in zip(means, stds))
+            rms = [math.hypot(float(m), float(s)) for m, s in zip(means, stds)]
         except (TypeError, ValueError):
-            pass
+            rms = []
+        rms = [r for r in rms if not math.isnan(r)]  # (inf is large and counts)
+        if rms:
+            return max(rms)
     return input_rms(view)
 
 

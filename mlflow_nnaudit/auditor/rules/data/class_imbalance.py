@@ -18,8 +18,8 @@ class ClassImbalance(Rule):
     batches sampled at regular steps from a sorted stream give a biased histogram.
     Imbalance at worst makes a model predict the label prior, whose loss is the labels' entropy
     (below ln C): on a run whose losses never got down to that entropy nor below chance (5% above
-    the entropy and at 95% of ln C or more, the outcome's "no better than chance": the training
-    loss's end and the validation loss's best) it explains nothing of the outcome, and is
+    the entropy and at 95% of ln C or more, the outcome's "no better than chance", at their best)
+    it explains nothing of the outcome, and is
     reported at low confidence without explaining other findings away (a char-level model whose
     loss sat above ln 27 from a bad init was named `class_imbalance` first)."""
 
@@ -53,8 +53,7 @@ class ClassImbalance(Rule):
         top = int(np.argmax(c))
         p = present / present.sum()
         entropy = float(-(p * np.log(p)).sum())
-        lows = [lv.end for lv in [view.levels(TRAIN_LOSS)] if lv is not None]
-        lows += [lv.best for lv in [view.levels(VAL_LOSS)] if lv is not None]
+        lows = [lv.best for lv in (view.levels(TRAIN_LOSS), view.levels(VAL_LOSS)) if lv is not None]
         floor = max(self.ABOVE_PRIOR * entropy, self.AT_CHANCE * math.log(len(c)))
         above_prior = bool(lows) and min(lows) >= floor
         return self.finding(

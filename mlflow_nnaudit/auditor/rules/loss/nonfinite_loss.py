@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from mlflow_nnaudit.auditor.curves import GRAD_NORM, TRAIN_LOSS, VAL_LOSS
+from mlflow_nnaudit.auditor.rules import helpers
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num, fmt_step
 from mlflow_nnaudit.auditor.rules.helpers import LEARNING_RATE_READS, finite_before, growth_before_nonfinite
 
@@ -22,7 +21,8 @@ class NonFiniteLoss(Rule):
     cause = "nonfinite_loss"
     #: upstream causes it follows from, when found too (listed after them): a loss that blew up into
     #: NaN is the too-high learning rate's consequence; `exploding_gradients` only on a run whose gradient
-    #: norm grew before the NaN (`follows`): a NaN from log(0) makes the gradient NaN with it, not before
+    #: norm blew up (`follows`, `helpers.grad_blew_up_before`): a NaN from log(0) makes the gradient NaN
+    #: with it, not before
     consequence_of = (
         "nonfinite_inputs",
         "loss_input_mismatch",
@@ -32,7 +32,7 @@ class NonFiniteLoss(Rule):
     reads = LEARNING_RATE_READS
 
     #: the gradient norm's last value before the NaN vs its early median: this much growth is a blow-up
-    GRAD_GROWTH = 10
+    GRAD_GROWTH = helpers.GRAD_GROWTH_BEFORE_NAN
 
     def evaluate(self, view: RunView) -> Finding | None:
         for role in (TRAIN_LOSS, VAL_LOSS):
@@ -56,15 +56,10 @@ class NonFiniteLoss(Rule):
                 low, last = growth
                 growth_text = f" after rising {fmt_factor(last / low)} from its lowest value {fmt_num(low)}"
                 evidence.append(Evidence("growth_before_nonfinite", curve.key, {"min": low, "last_finite": last}))
-            gn = view.curve(GRAD_NORM)
-            if gn is not None:
-                gx = gn.x()
-                pre = gn.values[(gx <= step) & np.isfinite(gn.values)]
-                if len(pre) >= 3 and np.median(pre[: max(1, len(pre) // 2)]) > 0:
-                    ratio = float(pre[-1] / np.median(pre[: max(1, len(pre) // 2)]))
-                    if ratio >= self.GRAD_GROWTH:
-                        growth_text += f"; the gradient norm had grown {fmt_factor(ratio)} before it"
-                        evidence.append(Evidence("grad_norm_growth", gn.key, {"ratio": ratio}))
+            ratio = helpers.grad_growth_before(view, step)
+            if ratio is not None:
+                growth_text += f"; the gradient norm had grown {fmt_factor(ratio)} before it"
+                evidence.append(Evidence("grad_norm_growth", view.curve(GRAD_NORM).key, {"ratio": ratio}))
             where = "training" if role == TRAIN_LOSS else "validation"
             lr = view.learning_rate()
             lr_text = f" (it was {fmt_num(lr[1])})" if lr else ""
@@ -90,6 +85,6 @@ class NonFiniteLoss(Rule):
                 recommendation=f"The {where} loss became {'NaN' if nf.kind == 'nan' else 'Inf'} at step "
                 f"{fmt_step(step)}{growth_text}: {advice}.",
                 evidence=evidence,
-                follows=("exploding_gradients",) if any(e.test == "grad_norm_growth" for e in evidence) else (),
+                follows=("exploding_gradients",) if helpers.grad_blew_up_before(view, step) else (),
             )
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlflow_nnaudit.auditor.curves import GRAD_NORM, TRAIN_LOSS
+from mlflow_nnaudit.auditor.rules import helpers
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num
 
 
@@ -11,7 +12,7 @@ class ExplodingGradients(Rule):
     Trainer logs it) grows by orders of magnitude: its level at the end is at least 100x its
     level at the start with a significant upward trend (autocorrelation-corrected
     Mann-Kendall), or it becomes NaN/Inf. A gradient norm that turns non-finite without having
-    grown, no earlier than the training loss did, is the non-finite loss's gradient (log(0) in a
+    grown (10x, `helpers.grad_blew_up_before`), no earlier than the training loss did, is the non-finite loss's gradient (log(0) in a
     hand-written loss makes both NaN at once): listed after `nonfinite_loss`, medium confidence."""
 
     cause = "exploding_gradients"
@@ -20,7 +21,7 @@ class ExplodingGradients(Rule):
     consequence_of = ("nonfinite_inputs", "gradients_not_zeroed", "learning_rate_too_high")
 
     #: gradient norm growth (late vs early level) that counts as exploding (AutoTrainer uses 70x)
-    GROWTH = 100.0
+    GROWTH = helpers.GRAD_NORM_GROWTH
 
     def evaluate(self, view: RunView) -> Finding | None:
         curve = view.curve(GRAD_NORM)
@@ -28,9 +29,8 @@ class ExplodingGradients(Rule):
             return None
         nf = view.nonfinite(GRAD_NORM)
         lv = view.levels(GRAD_NORM)
-        trend = view.trend(GRAD_NORM)
-        growth = lv.end / lv.start if lv is not None and lv.start > 0 else None
-        grew = growth is not None and growth >= self.GROWTH and trend is not None and trend.direction > 0
+        growth = helpers.grad_norm_grew(view)
+        grew = growth is not None
         nonfinite = nf is not None and nf.first_index is not None
         if not (grew or nonfinite):
             return None
@@ -39,7 +39,9 @@ class ExplodingGradients(Rule):
             if grew
             else f"the gradient norm became {nf.kind.upper() if nf.kind == 'nan' else 'Inf'}"
         )
-        follows_loss = not grew and self._loss_first(view, float(curve.x()[nf.first_index]))
+        at = float(curve.x()[nf.first_index]) if nonfinite else 0.0
+        # no growth by either reading (`nonfinite_loss`'s too) and the loss NaN no later: the loss's gradient
+        follows_loss = nonfinite and not helpers.grad_blew_up_before(view, at) and self._loss_first(view, at)
         return self.finding(
             confidence="medium" if follows_loss else "high",
             follows=("nonfinite_loss",) if follows_loss else (),
