@@ -24,12 +24,12 @@ mlflow.autolog()
 FIX = "--fix" in sys.argv
 torch.manual_seed(0)
 
-U, I = 200, 150
-pu, qi = torch.randn(U, 4), torch.randn(I, 4)
+N_USERS, N_ITEMS = 200, 150
+pu, qi = torch.randn(N_USERS, 4), torch.randn(N_ITEMS, 4)
 
 
 def sample(n):
-    u, i = torch.randint(0, U, (n,)), torch.randint(0, I, (n,))
+    u, i = torch.randint(0, N_USERS, (n,)), torch.randint(0, N_ITEMS, (n,))
     r = (pu[u] * qi[i]).sum(1) / 2 + 0.3 * torch.randn(n)
     return u, i, r
 
@@ -38,17 +38,17 @@ u_tr, i_tr, r_tr = sample(20000)
 u_va, i_va, r_va = sample(2000)
 mu, sd = r_tr.mean(), r_tr.std()
 r_tr, r_va = (r_tr - mu) / sd, (r_va - mu) / sd
-pretrained_item_vectors = 0.1 * torch.randn(I, 8)  # "pretrained" on another dataset
+pretrained_item_vectors = 0.1 * torch.randn(N_ITEMS, 8)  # "pretrained" on another dataset
 
 
 class MF(nn.Module):
     def __init__(self):
         super().__init__()
-        self.user = nn.Embedding(U, 8)
+        self.user = nn.Embedding(N_USERS, 8)
         nn.init.normal_(self.user.weight, std=0.1)
         self.item = nn.Embedding.from_pretrained(pretrained_item_vectors, freeze=not FIX)
-        self.user_bias = nn.Embedding(U, 1)
-        self.item_bias = nn.Embedding(I, 1)
+        self.user_bias = nn.Embedding(N_USERS, 1)
+        self.item_bias = nn.Embedding(N_ITEMS, 1)
         nn.init.zeros_(self.user_bias.weight)
         nn.init.zeros_(self.item_bias.weight)
 
@@ -75,7 +75,5 @@ with mlflow.start_run():
         model.eval()
         with torch.no_grad():
             val_loss = criterion(model(u_va, i_va), r_va).item()
-        mlflow.log_metrics(
-            {"train_loss": total / 20000, "val_loss": val_loss, "val_rmse": val_loss**0.5}, step=epoch
-        )
+        mlflow.log_metrics({"train_loss": total / 20000, "val_loss": val_loss, "val_rmse": val_loss**0.5}, step=epoch)
         print(epoch, total / 20000, val_loss)

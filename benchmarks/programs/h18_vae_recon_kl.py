@@ -70,6 +70,7 @@ with mlflow.start_run():
             recon, mu, logvar = model(x_val)
             val_loss = loss_function(recon, x_val, mu, logvar)[0].item()
         mlflow.log_metrics(
-            {"train_loss": tot / n, "val_loss": val_loss, "train_recon": tot_rec / n, "train_kl": tot_kl / n}, step=epoch
+            {"train_loss": tot / n, "val_loss": val_loss, "train_recon": tot_rec / n, "train_kl": tot_kl / n},
+            step=epoch,
         )
         print(epoch, tot / n, val_loss, tot_rec / n, tot_kl / n)
