@@ -36,6 +36,9 @@ _BINARY_LOGIT_LOSSES = ("binary_cross_entropy_with_logits",)
 _REGRESSION_LOSSES = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
 #: the classification losses: an input that is exactly 0 (or 1) for every sample is a bug there
 _CLASSIFICATION_LOSSES = _LOGIT_LOSSES + _LOG_PROB_LOSSES + _BINARY_LOGIT_LOSSES + ("binary_cross_entropy",)
+#: the reduction of mse_loss is read (once) only where its squared differences hold at most this many
+#: values (40 MB in float32): the check makes a temporary of that size
+MAX_REDUCTION_CHECK = 10_000_000
 #: how many training calls are always checked before checks fall back to sampled steps
 CHECK_FIRST_CALLS = 5
 #: checked calls that must all lie in [0, 1] before binary_cross_entropy_with_logits is said to
@@ -165,6 +168,8 @@ class LossProbe(Probe):
         keyword, F.mse_loss may get it positionally, legacy `size_average` too): once, as tensors."""
         if not (x.is_floating_point() and target.is_floating_point()):
             return
+        if math.prod(torch.broadcast_shapes(x.shape, target.shape)) > MAX_REDUCTION_CHECK:
+            return  # (a temporary of that size on the user's device: not worth it)
         sq = (as_real(x).float() - as_real(target).float().to(x.device)) ** 2  # broadcast as the loss did
         if sq.numel() == 0:
             return
