@@ -120,13 +120,18 @@ def grad_growth_before(view: RunView, step: float) -> float | None:
     return ratio if ratio >= GRAD_GROWTH_BEFORE_NAN else None
 
 
+def grad_levels_grew(view: RunView) -> bool:
+    """The gradient norm's end level is GRAD_GROWTH_BEFORE_NAN times its start level or more (a
+    norm that blew up early and stayed high, or grew linearly)."""
+    lv = view.levels(GRAD_NORM)
+    return lv is not None and lv.start > 0 and lv.end / lv.start >= GRAD_GROWTH_BEFORE_NAN
+
+
 def grad_blew_up_before(view: RunView, step: float) -> bool:
     """The gradient norm grew GRAD_GROWTH_BEFORE_NAN times or more by either reading: its levels
-    over the whole curve (end vs start: a norm that blew up early and stayed high, or grew
-    linearly) or its last value before the step vs its early median (`grad_growth_before`)."""
-    lv = view.levels(GRAD_NORM)
-    grown = lv is not None and lv.start > 0 and lv.end / lv.start >= GRAD_GROWTH_BEFORE_NAN
-    return grown or grad_growth_before(view, step) is not None
+    over the whole curve (`grad_levels_grew`) or its last value before the step vs its early
+    median (`grad_growth_before`)."""
+    return grad_levels_grew(view) or grad_growth_before(view, step) is not None
 
 
 def largest_feature_rms(view: RunView) -> float | None:
@@ -359,7 +364,7 @@ def val_at_chance(view: RunView, min_points: int) -> stats.Stuck | None:
 
 
 #: what `RunView.targets_variance` (so `val_at_mean`, `learned_nothing`) reads from the recorder
-MEAN_READS = (("loss", "loss_function"), ("loss", "targets"))
+MEAN_READS = (("loss", "loss_function"), ("loss", "reduction"), ("loss", "targets"))
 #: a regression's validation MSE at or above this share of its targets' variance is no better than
 #: predicting their mean: the outcome's failed share (`base.MEAN_LEVELS`, under 5% of the variance
 #: explained). Wider than CHANCE_TOLERANCE's 2% because the variance is no constant like ln C: it is
@@ -406,7 +411,10 @@ def learned_nothing(view: RunView, min_points: int = 5) -> bool:
 
 
 #: what `frozen_share` reads from the recorder
-FROZEN_READS = (("model", "parameters"), ("model", "frozen_parameters"), ("model", "frozen_largest"))
+FROZEN_READS = (
+    *(("model", "parameters"), ("model", "frozen_parameters"), ("model", "frozen_tensors")),
+    *(("model", "frozen_largest"), ("model", "requires_grad_false")),
+)
 
 
 def frozen_share(view: RunView) -> tuple[float, int, str] | None:

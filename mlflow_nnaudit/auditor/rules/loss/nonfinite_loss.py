@@ -85,6 +85,7 @@ class NonFiniteLoss(Rule):
                 recommendation=f"The {where} loss became {'NaN' if nf.kind == 'nan' else 'Inf'} at step "
                 f"{fmt_step(step)}{growth_text}: {advice}.",
                 evidence=evidence,
-                follows=("exploding_gradients",) if helpers.grad_blew_up_before(view, step) else (),
+                # the norm blew up by either reading (`helpers.grad_blew_up_before`; the ratio is read above)
+                follows=("exploding_gradients",) if ratio is not None or helpers.grad_levels_grew(view) else (),
             )
         return None
