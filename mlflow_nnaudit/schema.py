@@ -276,6 +276,12 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
         **dict.fromkeys(("loss_function", "n_classes", "first_loss", "chance_loss", "label_counts")),
         # mse_loss's reduction, read from its value on the first checked call: mean | sum | other
         "reduction": None,
+        # the loss function's training output over the loss backpropagated, median over sampled
+        # steps (below 1: terms added by hand weigh on the objective), the same over the first three
+        # sampled steps, and how many steps it rests on
+        "objective_share": None,
+        "objective_share_start": None,
+        "objective_steps": None,
         "input_mismatch": dict.fromkeys(("loss", "problem", "detail")),
         "targets": _RUNNING_STATS,
         "outputs": _RUNNING_STATS,

@@ -143,10 +143,15 @@ def test_a_dry_run_leaves_a_real_store_byte_identical(store_uri, tmp_path):
 
 # --- one-line errors ----------------------------------------------------------------------------
 @pytest.mark.parametrize("lock", ["EXCLUSIVE", "IMMEDIATE"])
-def test_a_locked_sqlite_store_is_a_one_line_error(store_uri, lock):
-    """EXCLUSIVE: nobody may read; IMMEDIATE: reads go on, writes wait for the lock, then fail."""
+def test_a_locked_sqlite_store_is_a_one_line_error(store_uri, lock, monkeypatch):
+    """EXCLUSIVE: nobody may read; IMMEDIATE: reads go on, writes wait for the lock, then fail.
+    The writer's wait for the lock is cut from its 60 s to 2 s here: what is tested is what
+    happens when the wait runs out, not its length."""
     import sqlite3
 
+    from mlflow_nnaudit.auditor import writer
+
+    monkeypatch.setattr(writer, "SQLITE_LOCK_TIMEOUT", 2)
     rid = log_curves("a", {"train_loss": healthy_curve(100, 7)})
     holder = sqlite3.connect(store_uri.split(":///", 1)[1], timeout=1)
     holder.execute(f"BEGIN {lock}")

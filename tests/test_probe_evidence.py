@@ -605,6 +605,39 @@ def test_gradients_present_checked_on_the_first_steps_when_sampling_is_sparse(st
         assert (check("gradients_not_zeroed", view) is None) == zero_grad
 
 
+def test_input_statistics_of_a_run_that_ends_before_its_first_sampled_step(store):
+    """A regression: input statistics were taken on sampled steps only, and the model is found on
+    the first forward pass, after step 0 was sampled: a run of a few steps (one batch larger than
+    the dataset per epoch, the f41 program) ended with no input statistics at all, and constant
+    columns went unseen when sampling happened to reach two batches. The first three training
+    batches are now always summarised."""
+    x, y = blobs(96)
+    x[:, 0] = 1.0  # a constant column
+    r = record(store, lambda: fit(mlp(), x, y, epochs=5, batch_size=96), sample_every=1000)
+    train = r.diag["inputs"]["train"]
+    assert train["batches"] >= 3 and train["median_batch_size"] == 96
+    assert train["constant_features"] == 1
+
+
+@pytest.mark.parametrize("extra, low, high", [("none", 0.99, 1.01), ("penalty", 0.0, 0.5), ("halved", 1.99, 2.01)])
+def test_loss_function_share_of_the_backpropagated_loss(store, extra, low, high):
+    """`loss.objective_share`: the loss function's output over the loss backpropagated on sampled
+    steps. 1 for a plain loss; under 0.5 when a penalty added by hand outweighs it; 2 for a loss
+    halved before backward (gradient accumulation over two batches divides it so)."""
+    model = mlp()
+
+    def loss(out, y):
+        value = F.cross_entropy(out, y)
+        if extra == "penalty":
+            return value + 0.5 * sum(p.abs().sum() for p in model.parameters())
+        return value / 2 if extra == "halved" else value
+
+    r = record(store, lambda: fit(model, *blobs(), loss=loss))
+    facts = r.diag["loss"]
+    assert facts["objective_steps"] >= 10
+    assert low <= facts["objective_share"] <= high and low <= facts["objective_share_start"] <= high, facts
+
+
 def test_dead_relu_share(store, healthy):
     def train() -> None:
         model = mlp()

@@ -223,6 +223,53 @@ def test_nan_in_a_few_inputs_is_nonfinite_inputs(autologged):
     assert res.causes[0] == "nonfinite_inputs", [(f.cause, f.summary) for f in res.findings]
 
 
+def test_constant_columns_standardised_into_nan_are_constant_features_first(autologged):
+    torch.manual_seed(0)
+    x, y = _teacher(640)
+    xv, yv = _teacher(200, seed=1)
+    # two columns that never vary (a country code, an unused flag), standardised by hand with the
+    # training mean and std: 0 / 0 fills both columns with NaN, and the loss is NaN from the start
+    x[:, 14], xv[:, 14], x[:, 15], xv[:, 15] = 1.0, 1.0, 0.0, 0.0
+    mean, std = x.mean(0), x.std(0)
+    x, xv = (x - mean) / std, (xv - mean) / std
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    with mlflow.start_run() as run:
+        _epochs(model, torch.optim.Adam(model.parameters(), 1e-3), nn.CrossEntropyLoss(), x, y, xv, yv, epochs=6)
+    res = _audit(run.info.run_id)
+    first = res.findings[0]
+    assert first.cause == "constant_features", [(f.cause, f.summary) for f in res.findings]
+    assert first.confidence == "high" and "0 / 0" in first.recommendation
+    assert res.causes.index("nonfinite_inputs") > 0
+    assert res.status == "failed"
+
+
+@pytest.mark.parametrize("divide_by", [32, 640])
+def test_an_l1_penalty_scaled_by_the_batch_size_is_too_much_regularization(autologged, divide_by):
+    # lambda * sum|w| added to the loss by hand, lambda divided by the batch size (32) where it
+    # should be divided by the training-set size (640): the penalty outweighs the data loss from the
+    # first step, drives the weights to zero, and nothing is learned; nothing in the optimizer's
+    # settings shows it (no weight_decay, no dropout)
+    torch.manual_seed(0)
+    x, y = _teacher(840)
+    x, xv, y, yv = x[:640], x[640:], y[:640], y[640:]
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    opt, ce = torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss()
+
+    def l1_loss(out, target):
+        return ce(out, target) + 2.0 / divide_by * sum(
+            p.abs().sum() for n, p in model.named_parameters() if "weight" in n
+        )
+
+    with mlflow.start_run() as run:
+        _epochs(model, opt, l1_loss, x, y, xv, yv, epochs=10)
+    res = _audit(run.info.run_id)
+    if divide_by == 32:
+        assert res.status == "failed" and res.causes[0] == "too_much_regularization", res.causes
+        assert "penalty" in res.recommendation
+    else:  # the same penalty scaled by the training-set size: it learns
+        assert res.status == "healthy" and "too_much_regularization" not in res.causes, res.causes
+
+
 def test_pixels_0_255_blow_up_is_listed_under_the_inputs(autologged):
     """f13: raw 0..255 pixels into an MLP with a learning rate that suits [0, 1] inputs. The loss
     blows up at once, and the blow-up follows from the input scale: inputs_not_normalized first,

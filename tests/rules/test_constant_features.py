@@ -46,3 +46,29 @@ def test_quiet_on_a_cnn_whose_border_pixels_are_always_zero():
     assert view.image_inputs()
     quiet(CAUSE, view)
     fires(CAUSE, run(4))  # the same columns into an MLP's Linear first layer: reported
+
+
+# --- constant columns standardised into NaN (0 / 0) -------------------------------------------------
+def nan_columns_run(constant, nan, features=12, scattered=0.0):
+    """`constant` columns that never vary, `nan` of them NaN in every value (the recorder counts a
+    NaN column as constant: it has no finite minimum or maximum), plus a `scattered` NaN share."""
+    mean, std = standardised_features(features)
+    std[:constant] = 0.0
+    mean[:constant] = 0.0
+    d = healthy_diagnostics()
+    d["inputs"]["train"] = input_stats(mean, std, batches=60, nonfinite_share=nan / features + scattered)
+    return make_view(healthy_loss(), diagnostics=d)
+
+
+def test_constant_columns_that_are_nan_in_every_value_lead_the_nan_inputs():
+    view = nan_columns_run(3, 2)
+    f = fires(CAUSE, view)
+    assert f.confidence == "high" and f.severity == "failed" and "0 / 0" in f.summary
+    assert fires("nonfinite_inputs", view).follows == ("constant_features",)
+
+
+def test_scattered_nan_beside_constant_columns_are_not_tied_to_them():
+    view = nan_columns_run(3, 0, scattered=0.013)
+    f = fires(CAUSE, view)
+    assert f.confidence == "medium" and f.severity == "warning"
+    assert fires("nonfinite_inputs", view).follows == ()

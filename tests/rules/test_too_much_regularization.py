@@ -108,3 +108,26 @@ def test_a_regression_is_judged_by_its_fall_alone():
         model=mlp_model([8, 64, 64, 1], dropout=0.9), optimizer=optimizer_facts(), loss=regression_loss([0.0, 1.0])
     )
     quiet(CAUSE, make_view(falling(600, 2.0, 1.0, knee=0.1, noise=0.02), diagnostics=d))
+
+
+# --- a penalty added to the loss by hand (the recorder's loss.objective_share) ----------------------
+def penalty_run(loss, share, steps=20, start=None):
+    view = run(loss)
+    view.diagnostics["loss"].update(
+        objective_share=share, objective_share_start=share if start is None else start, objective_steps=steps
+    )
+    return view
+
+
+def test_fires_on_a_penalty_outweighing_the_loss_on_a_run_that_learned_nothing():
+    flat = np.full(600, CHANCE) + 0.002 * np.random.default_rng(SEED).standard_normal(600)
+    f = fires(CAUSE, penalty_run(flat, 0.9, start=0.2))  # heavy at the start, then the weights were gone
+    assert f.confidence == "high" and f.severity == "failed" and "20%" in f.summary
+    assert "learning_rate_too_high" not in f.summary
+    quiet(CAUSE, penalty_run(flat, 0.9))  # the loss function was most of the objective throughout
+    quiet(CAUSE, penalty_run(flat, 0.2, steps=2))  # too few sampled steps to read it
+
+
+def test_quiet_on_a_penalty_outweighing_the_loss_of_a_run_that_learned():
+    # a healthy run under any penalty ends with the data loss near 0: the penalty is then most of it
+    quiet(CAUSE, penalty_run(learning(), 0.02))

@@ -149,6 +149,32 @@ def largest_feature_rms(view: RunView) -> float | None:
     return input_rms(view)
 
 
+#: what `nan_columns` reads
+NAN_COLUMN_READS = (
+    ("inputs", "train", "nonfinite_share"),
+    ("inputs", "train", "features"),
+    ("inputs", "train", "constant_features"),
+)
+
+
+def nan_columns(view: RunView) -> int | None:
+    """How many training-input features are NaN/Inf in every sampled value, when all the NaN/Inf
+    the recorder counted fill whole features and those features are among the ones it saw never
+    vary (a NaN column has no finite minimum or maximum): the mark of a constant column standardised
+    by its zero std, 0 / 0 in every row. None when the NaN/Inf are scattered (or there are none).
+    The share is the recorder's exact count over values x features, so k whole columns give k / F
+    to float precision; scattered NaN landing on that fraction is not a practical worry."""
+    st = view.fact("inputs", "train")
+    if not isinstance(st, dict):
+        return None
+    share, n, k = st.get("nonfinite_share"), st.get("features"), st.get("constant_features")
+    if not all(isinstance(v, (int, float)) for v in (share, n, k)) or share <= 0 or n < 1 or k < 1:
+        return None
+    cols = share * n
+    whole = round(cols)
+    return whole if 1 <= whole <= k and abs(cols - whole) <= 1e-6 * whole else None
+
+
 def trend_evidence(name: str, curve_key: str, t, steps=None) -> Evidence:
     """The evidence of a Mann-Kendall trend test (`stats.Trend`) on a curve."""
     return Evidence(
@@ -407,6 +433,65 @@ def learned_nothing(view: RunView, min_points: int = 5) -> bool:
         or (harm is not None and harm.severity == "failed")
         or val_at_chance(view, min_points)
         or val_at_mean(view, min_points)
+    )
+
+
+#: what `penalty_share` reads from the recorder
+PENALTY_READS = (("loss", "objective_share"), ("loss", "objective_share_start"), ("loss", "objective_steps"))
+#: the loss function's output at most this share of the loss backpropagated: the terms added to it by
+#: hand (an L1/L2 penalty, an auxiliary term) weigh at least as much as the loss itself in what the
+#: optimizer minimises. Healthy runs reach this too once their data loss is near 0 under any penalty
+#: (the fixed L1 program ends at 2%): it names a cause only where nothing was learned
+PENALTY_DOMINATES = 0.5
+#: sampled steps the share must rest on
+PENALTY_MIN_STEPS = 3
+
+
+def penalty_share(view: RunView) -> float | None:
+    """The loss function's median share of the backpropagated loss over the recorder's sampled steps,
+    or over its first three of them when lower (`loss.objective_share`, `objective_share_start`: a
+    penalty that drove the weights to zero early weighs little once they are there), when it is
+    PENALTY_DOMINATES or less on PENALTY_MIN_STEPS steps or more; None otherwise (or without the
+    recorder's reading)."""
+    shares = [view.fact("loss", k) for k in ("objective_share", "objective_share_start")]
+    shares = [float(v) for v in shares if isinstance(v, (int, float)) and v >= 0]
+    steps = view.fact("loss", "objective_steps")
+    if not shares or not isinstance(steps, int) or steps < PENALTY_MIN_STEPS:
+        return None
+    return min(shares) if min(shares) <= PENALTY_DOMINATES else None
+
+
+def penalty_reading(view: RunView) -> tuple[str, str, Evidence] | None:
+    """A run that learned nothing (`learned_nothing`) while terms added to the loss by hand made up
+    most of what the optimizer minimised (`penalty_share`): the summary, the recommendation and the
+    evidence of `too_much_regularization`; None otherwise."""
+    share = penalty_share(view)
+    if share is None or not learned_nothing(view):
+        return None
+    fn = view.fact("loss", "loss_function") or "the loss function"
+    summary = (
+        f"nothing was learned while {fn} made up only {share:.0%} of the loss backpropagated: terms added to it "
+        f"by hand (a penalty) were {1 - share:.0%} of what the optimizer minimised"
+    )
+    recommendation = (
+        f"The loss the optimizer minimised was {1 - share:.0%} terms added by hand and only {share:.0%} {fn}, and "
+        "the model learned nothing: the penalty pulls every weight to zero faster than the data can move it. Scale "
+        "it down (a penalty's coefficient is divided by the training-set size, not the batch size: lambda / n * "
+        "sum|w|), or use the optimizer's weight_decay (AdamW), and check that the data loss then falls."
+    )
+    return summary, recommendation, Evidence("penalty_share", None, {"loss_function_share": share})
+
+
+def lr_high_follows(view: RunView, rms_high: float, only_rate: bool) -> tuple[str, ...]:
+    """What a `learning_rate_too_high` finding follows on this run: `inputs_not_normalized` when the
+    largest input feature is at `rms_high` or more (its steps are that feature's doing), the
+    bugs that stop learning when the rate is only a suspect (`only_rate`), and
+    `too_much_regularization` when a penalty added by hand outweighs the loss (`penalty_share`): its
+    gradient, not the rate, drives the steps read as too large."""
+    return (
+        (("inputs_not_normalized",) if (largest_feature_rms(view) or 0.0) >= rms_high else ())
+        + (STUCK_BUGS if only_rate else ())
+        + (("too_much_regularization",) if penalty_share(view) is not None else ())
     )
 
 

@@ -3,8 +3,9 @@ evaluation, and the batch size.
 
 Fed through the probe interface (`on_input`) from a forward pre-hook on the model's root
 module (one Python call per forward pass);
-statistics are taken only on sampled training steps and on the first batches of each
-evaluation, and stay tensors until the summary is asked for. Features are the input's
+statistics are taken on the first FIRST_TRAIN_BATCHES training batches the model is seen
+to run, then only on sampled training steps, and on the first batches of each evaluation,
+and stay tensors until the summary is asked for. Features are the input's
 dimension 1 (columns of a [N, F] table, channels of a [N, C, H, W] image); integer inputs
 (token ids, categorical codes) are skipped.
 """
@@ -22,6 +23,11 @@ from mlflow_nnaudit.recorder.probes.fingerprints import BatchFingerprints
 MAX_FEATURES = 4096
 #: evaluation batches summarised per evaluation
 EVAL_BATCHES = 2
+#: training batches summarised whether their step is sampled or not, from the first one the model
+#: is seen to run: a run of a few steps (a batch larger than the dataset, ten epochs, ten steps)
+#: may end before its first sampled step, and a rule that needs a few batches to call a feature
+#: constant should not depend on how the sampling budget fell (a fixed cost of three batches)
+FIRST_TRAIN_BATCHES = 3
 
 
 class _RunningStats:
@@ -94,29 +100,33 @@ class DataProbe(Probe):
         self.train = _RunningStats()
         self.eval = _RunningStats()
         self._eval_batches_this_phase = 0
+        self._train_forwards = 0  # training forwards seen (the first FIRST_TRAIN_BATCHES are summarised)
         self.fingerprints = BatchFingerprints()  # repeated batches (sampled training steps)
 
     def on_input(self, args: tuple, evaluating: bool, sampled: bool) -> None:
-        if not evaluating and not sampled:  # the common case, kept cheap: a training forward not sampled
+        if not evaluating:
             self._eval_batches_this_phase = 0
-            if self.fingerprints.wants_early():
-                x = next((a for a in args if isinstance(a, torch.Tensor)), None)
-                if x is not None and x.dim() > 0:
-                    self.fingerprints.add(x)
-            return
+            first = self._train_forwards < FIRST_TRAIN_BATCHES
+            self._train_forwards += 1
+            if not sampled and not first:  # the common case, kept cheap: a training forward not sampled
+                if self.fingerprints.wants_early():
+                    x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+                    if x is not None and x.dim() > 0:
+                        self.fingerprints.add(x)
+                return
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
-        if x is None or not x.is_floating_point() or x.dim() == 0 or x.numel() == 0:
+        if x is None or x.dim() == 0 or x.numel() == 0:
+            return
+        if not evaluating and (x.is_floating_point() if sampled else self.fingerprints.wants_early()):
+            self.fingerprints.add(x)  # as on an ordinary step (any dtype among the first batches)
+        if not x.is_floating_point():
             return
         with torch.no_grad():
-            if evaluating:
-                if self._eval_batches_this_phase < EVAL_BATCHES:
-                    self.eval.add(x)
-                    self._eval_batches_this_phase += 1
-            else:
-                self._eval_batches_this_phase = 0
-                if sampled:
-                    self.train.add(x)
-                    self.fingerprints.add(x)
+            if not evaluating:
+                self.train.add(x)
+            elif self._eval_batches_this_phase < EVAL_BATCHES:
+                self.eval.add(x)
+                self._eval_batches_this_phase += 1
 
     def summary(self) -> dict[str, Any]:
         out = {}

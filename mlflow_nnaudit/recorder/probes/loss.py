@@ -39,6 +39,11 @@ _CLASSIFICATION_LOSSES = _LOGIT_LOSSES + _LOG_PROB_LOSSES + _BINARY_LOGIT_LOSSES
 #: the reduction of mse_loss is read (once) only where its squared differences hold at most this many
 #: values (40 MB in float32): the check makes a temporary of that size
 MAX_REDUCTION_CHECK = 10_000_000
+#: sampled steps whose loss function output is kept against the backpropagated loss (`pair_objective`)
+MAX_OBJECTIVE_STEPS = 64
+#: the first this many of them give the share at the start (a penalty that has already zeroed the
+#: weights weighs little later on: the start shows what drove the first steps)
+OBJECTIVE_START_STEPS = 3
 #: how many training calls are always checked before checks fall back to sampled steps
 CHECK_FIRST_CALLS = 5
 #: checked calls that must all lie in [0, 1] before binary_cross_entropy_with_logits is said to
@@ -115,6 +120,10 @@ class LossProbe(Probe):
         self._mse_numel = 0
         self._val_sum: torch.Tensor | None = None
         self._val_n = 0
+        #: the loss function's training outputs on the current sampled step (summed), and per sampled
+        #: step that value against what was backpropagated (`pair_objective`), as tensors
+        self._step_out: torch.Tensor | None = None
+        self._objective: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # --- called for every loss function call --------------------------------------------------
     def on_loss(
@@ -135,6 +144,9 @@ class LossProbe(Probe):
             self._val_n += n
             return {}
         self.train_calls += 1
+        if sampled:
+            v = out.detach().float()
+            self._step_out = v if self._step_out is None else self._step_out + v.to(self._step_out.device)
         if self.loss_fn is None:
             self.loss_fn = fn
             self.first_loss = out.detach().float()
@@ -148,6 +160,30 @@ class LossProbe(Probe):
             if fn == "mse_loss" and self._mse_ratio is None and isinstance(target, torch.Tensor):
                 self._reduction_ratio(inp.detach(), target.detach(), out.detach())
             return self._targets(fn, inp.detach(), target)
+
+    def pair_objective(self, backpropagated: list[torch.Tensor]) -> None:
+        """A sampled step ends: keep the loss function's output on it next to the losses
+        backpropagated on it (both summed), when both are known. Their ratio is the loss function's
+        share of the objective the optimizer minimised: 1 for a plain loss, below 1 when terms the
+        user added by hand (an L1/L2 penalty, a KL term) weigh on it, above 1 when the loss is scaled
+        down (gradient accumulation). Tensors only: no device sync on the step."""
+        out, self._step_out = self._step_out, None
+        if out is None or not backpropagated or len(self._objective) >= MAX_OBJECTIVE_STEPS:
+            return
+        total = sum(t.detach().float().to(out.device) for t in backpropagated)
+        self._objective.append((out, total))
+
+    def _objective_share(self) -> dict[str, Any]:
+        pairs = [(float(a), float(b)) for a, b in self._objective]
+        shares = [a / b for a, b in pairs if math.isfinite(a) and math.isfinite(b) and a >= 0 and b > 0]
+        if not shares:
+            return {}
+        start = sorted(shares[:OBJECTIVE_START_STEPS])
+        return {
+            "objective_share": sorted(shares)[len(shares) // 2],
+            "objective_share_start": start[len(start) // 2],
+            "objective_steps": len(shares),
+        }
 
     @property
     def has_val_loss(self) -> bool:
@@ -311,7 +347,7 @@ class LossProbe(Probe):
         for name, st in (("targets", self.target_stats), ("outputs", self.output_stats)):
             if st is not None:
                 out[name] = _stats_summary(st)
-        return out
+        return out | self._objective_share()
 
 
 #: running means kept per batch by `_merge_stats` (`wvar`: the batch's own variance; `dmean`, `dsq`: its

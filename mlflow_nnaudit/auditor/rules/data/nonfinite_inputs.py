@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
+from mlflow_nnaudit.auditor.rules.helpers import NAN_COLUMN_READS, nan_columns
 
 
 class NonfiniteInputs(Rule):
@@ -11,7 +12,8 @@ class NonfiniteInputs(Rule):
     non-finite (and of the step before): NaN or Inf in that step's model input or loss target
     is the cause of the non-finite loss, whatever the sampled statistics say. Besides, it
     counts NaN and Inf values in the sampled training and evaluation input batches; any at all
-    is reported."""
+    is reported. When the NaN/Inf fill whole features that never vary (`helpers.nan_columns`: a
+    constant column standardised by its zero std), the finding follows `constant_features`."""
 
     cause = "nonfinite_inputs"
     PHASES = ("train", "eval")  # the input statistics the recorder keeps apart
@@ -20,6 +22,7 @@ class NonfiniteInputs(Rule):
         ("inputs", "eval", "nonfinite_share"),
         ("moments", schema.MOMENT_FIRST_NONFINITE_LOSS),
         ("moments", schema.MOMENT_FIRST_LOSS_SPIKE),
+        *NAN_COLUMN_READS,
     )
 
     def evaluate(self, view: RunView) -> Finding | None:
@@ -63,4 +66,5 @@ class NonfiniteInputs(Rule):
             "the dataset, then impute or drop them (and check divisions and logs in the preprocessing). The "
             "non-finite loss and gradients follow from the data, not from the learning rate.",
             evidence=evidence,
+            follows=("constant_features",) if nan_columns(view) else (),
         )

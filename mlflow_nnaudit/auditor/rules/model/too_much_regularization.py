@@ -5,7 +5,12 @@ from __future__ import annotations
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
 from mlflow_nnaudit.auditor.rules.base import CHANCE_LEVELS, Evidence, Finding, Rule, RunView, fmt_num
-from mlflow_nnaudit.auditor.rules.helpers import MEANINGFUL_GAIN, PLATEAU_MAX_IMPROVEMENT
+from mlflow_nnaudit.auditor.rules.helpers import (
+    MEANINGFUL_GAIN,
+    PENALTY_READS,
+    PLATEAU_MAX_IMPROVEMENT,
+    penalty_reading,
+)
 
 
 class TooMuchRegularization(Rule):
@@ -14,7 +19,9 @@ class TooMuchRegularization(Rule):
     inflates the first loss, so the fall from it says little) while the recorder saw strong
     regularisation: dropout of 0.5 or more, or weight decay of 0.01 or more with a non-decoupled
     optimizer. The gradients that vanish under weights decayed towards zero, and the plateau,
-    are listed as its consequences.
+    are listed as its consequences. A penalty added to the loss by hand is regularisation the optimizer's
+    settings do not show: the loss function at most half the loss backpropagated (`helpers.penalty_share`)
+    on a run that learned nothing is named with high confidence (a rate read from its steps follows it).
 
     Curves only (no recorder): the underfitting shape (training loss less than 30% below its
     start and flat from the first half on, validation no more than 10% above it) with
@@ -29,6 +36,7 @@ class TooMuchRegularization(Rule):
         ("model", "dropout"),
         ("optimizer", schema.PARAM_OPTIMIZER_WEIGHT_DECAY),
         ("optimizer", schema.PARAM_OPTIMIZER),
+        *PENALTY_READS,
     )
 
     #: dropout rate / weight decay that count as strong regularisation
@@ -49,6 +57,11 @@ class TooMuchRegularization(Rule):
     def evaluate(self, view: RunView) -> Finding | None:
         if not view.recorded():
             return self._from_curve(view)
+        if (penalty := penalty_reading(view)) is not None:
+            summary, advice, ev = penalty
+            return self.finding(
+                confidence="high", severity="failed", score=0.9, summary=summary, recommendation=advice, evidence=[ev]
+            )
         dropout = view.fact("model", "dropout") or []
         wd = view.fact("optimizer", schema.PARAM_OPTIMIZER_WEIGHT_DECAY) or 0
         opt = view.fact("optimizer", schema.PARAM_OPTIMIZER) or ""
