@@ -170,6 +170,7 @@ _INPUT_STATS: dict[str, Any] = dict.fromkeys(
         "features",
         "median_batch_size",
         "nonfinite_share",
+        "nonfinite_features",
         "constant_features",
         "median_abs_mean",
         "median_std",

@@ -57,6 +57,7 @@ def nan_columns_run(constant, nan, features=12, scattered=0.0):
     mean[:constant] = 0.0
     d = healthy_diagnostics()
     d["inputs"]["train"] = input_stats(mean, std, batches=60, nonfinite_share=nan / features + scattered)
+    d["inputs"]["train"]["nonfinite_features"] = nan
     return make_view(healthy_loss(), diagnostics=d)
 
 
@@ -68,7 +69,8 @@ def test_constant_columns_that_are_nan_in_every_value_lead_the_nan_inputs():
 
 
 def test_scattered_nan_beside_constant_columns_are_not_tied_to_them():
-    view = nan_columns_run(3, 0, scattered=0.013)
-    f = fires(CAUSE, view)
-    assert f.confidence == "medium" and f.severity == "warning"
-    assert fires("nonfinite_inputs", view).follows == ()
+    # whole NaN rows, 1 in 12: the same share as one NaN column of 12, but no feature is NaN throughout
+    for view in (nan_columns_run(3, 0, scattered=1 / 12), nan_columns_run(3, 1, scattered=0.013)):
+        f = fires(CAUSE, view)
+        assert f.confidence == "medium" and f.severity == "warning"
+        assert fires("nonfinite_inputs", view).follows == ()

@@ -152,27 +152,27 @@ def largest_feature_rms(view: RunView) -> float | None:
 #: what `nan_columns` reads
 NAN_COLUMN_READS = (
     ("inputs", "train", "nonfinite_share"),
+    ("inputs", "train", "nonfinite_features"),
     ("inputs", "train", "features"),
     ("inputs", "train", "constant_features"),
 )
 
 
 def nan_columns(view: RunView) -> int | None:
-    """How many training-input features are NaN/Inf in every sampled value, when all the NaN/Inf
-    the recorder counted fill whole features and those features are among the ones it saw never
-    vary (a NaN column has no finite minimum or maximum): the mark of a constant column standardised
-    by its zero std, 0 / 0 in every row. None when the NaN/Inf are scattered (or there are none).
-    The share is the recorder's exact count over values x features, so k whole columns give k / F
-    to float precision; scattered NaN landing on that fraction is not a practical worry."""
+    """How many training-input features are NaN/Inf in every value the recorder saw
+    (`nonfinite_features`), when those hold all the NaN/Inf it counted (the share is then exactly
+    k / F) and are among the features it saw never vary (a NaN column has no finite minimum or
+    maximum): the mark of a constant column standardised by its zero std, 0 / 0 in every row. None
+    when the NaN/Inf are elsewhere too, or there are none (or the recorder predates the count)."""
     st = view.fact("inputs", "train")
     if not isinstance(st, dict):
         return None
-    share, n, k = st.get("nonfinite_share"), st.get("features"), st.get("constant_features")
-    if not all(isinstance(v, (int, float)) for v in (share, n, k)) or share <= 0 or n < 1 or k < 1:
+    share, n, k, cols = (
+        st.get(key) for key in ("nonfinite_share", "features", "constant_features", "nonfinite_features")
+    )
+    if not all(isinstance(v, (int, float)) for v in (share, n, k, cols)) or not 1 <= cols <= min(k, n):
         return None
-    cols = share * n
-    whole = round(cols)
-    return whole if 1 <= whole <= k and abs(cols - whole) <= 1e-6 * whole else None
+    return int(cols) if abs(share * n - cols) <= 1e-6 * cols else None
 
 
 def trend_evidence(name: str, curve_key: str, t, steps=None) -> Evidence:

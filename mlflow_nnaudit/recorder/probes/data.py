@@ -55,7 +55,7 @@ class _RunningStats:
         bmin = torch.where(finite, flat, torch.full((), big, device=flat.device)).amin(dim=1)
         bmax = torch.where(finite, flat, torch.full((), -big, device=flat.device)).amax(dim=1)
         count = flat.shape[1]
-        s, sq, bad = clean.sum(dim=1), (clean * clean).sum(dim=1), (~finite).sum()
+        s, sq, bad = clean.sum(dim=1), (clean * clean).sum(dim=1), (~finite).sum(dim=1)  # bad: per feature
         if self.sum is None or self.sum.shape != s.shape:
             self.min, self.max, self.sum, self.sqsum, self.nonfinite = bmin, bmax, s, sq, bad
             self.values = count
@@ -80,7 +80,9 @@ class _RunningStats:
             "batches": self.n,
             "features": int(mean.numel()),
             "median_batch_size": sizes[len(sizes) // 2],
-            "nonfinite_share": float(self.nonfinite) / float(self.values * mean.numel()),
+            "nonfinite_share": float(self.nonfinite.sum()) / float(self.values * mean.numel()),
+            # features NaN/Inf in every value seen (a constant column standardised by its zero std: 0 / 0)
+            "nonfinite_features": int((self.nonfinite >= self.values).sum()),
             "constant_features": int(constant.sum()),
             "median_abs_mean": float(mean.abs().median()),
             "median_std": float(std.median()),
