@@ -11,7 +11,7 @@ nonlinearity="relu") on every conv as torchvision does; CrossEntropyLoss, SGD(lr
 momentum=0.9, weight_decay=5e-4), batch 64, 1200 training images, 5 epochs; per-epoch train_loss /
 train_acc / val_loss / val_acc.
 Expected first: bad_weight_init
-Acceptable in top 3: exploding_gradients, initial_loss_mismatch, nonfinite_loss
+Acceptable in top 3: exploding_gradients, initial_loss_mismatch
 Symptom: nonfinite_loss, diverging, plateau
 Fixed (--fix, the second conv of every residual branch initialised to zero, Fixup/SkipInit style,
 so each block starts as the identity): val_acc 0.44, val_loss 1.47 after 5 epochs, still climbing (buggy: initial logits std ~14, train_loss and val_loss NaN from the first epoch, accuracy at chance 0.1) (checked).
