@@ -277,12 +277,14 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
         **dict.fromkeys(("loss_function", "n_classes", "first_loss", "chance_loss", "label_counts")),
         # mse_loss's reduction, read from its value on the first checked call: mean | sum | other
         "reduction": None,
-        # the loss function's training output over the loss backpropagated, median over sampled
-        # steps (below 1: terms added by hand weigh on the objective), the same over the first three
-        # sampled steps, and how many steps it rests on
+        # the loss functions' training outputs over the loss backpropagated, per backward call on
+        # sampled steps (the first 64): the median (below 1: terms added by hand weigh on the
+        # objective), the median of the first three, how many calls it rests on, and the median
+        # number of loss function calls per backward (2 or more: a sum of losses, no single criterion)
         "objective_share": None,
         "objective_share_start": None,
         "objective_steps": None,
+        "objective_calls": None,
         "input_mismatch": dict.fromkeys(("loss", "problem", "detail")),
         "targets": _RUNNING_STATS,
         "outputs": _RUNNING_STATS,

@@ -154,11 +154,38 @@ def _after_backward():
     RECORDER.after_backward()
 
 
+#: classification losses whose `reduction='sum'` output is turned into the per-sample mean before the
+#: probes see it (a regression loss's reduction is read from its value: `LossProbe._reduction`)
+_SUMMED_CLASSIFICATION = ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits")
+
+
+def _per_sample(fn: str, inp, target, kwargs, out):
+    """A classification loss called with `reduction='sum'` (by keyword, as `nn.CrossEntropyLoss` and
+    the Hugging Face causal-LM loss pass it) gives the sum over its samples: its first loss, evaluation
+    loss and objective share are compared with ln C and with the loss backpropagated, which are per
+    sample. Divided here by the samples counted: the targets other than `ignore_index` for class
+    indices, the rows for class probabilities, the elements for a binary loss. Other reductions pass."""
+    if kwargs.get("reduction") != "sum" or fn not in _SUMMED_CLASSIFICATION or not isinstance(out, torch.Tensor):
+        return out
+    if not isinstance(inp, torch.Tensor) or not isinstance(target, torch.Tensor) or out.numel() != 1:
+        return out
+    if fn.startswith("binary"):
+        count = torch.tensor(float(max(inp.numel(), 1)), device=out.device)
+    elif target.is_floating_point():  # class probabilities: one row per sample (and position)
+        count = torch.tensor(
+            float(max(inp.numel() // max(int(inp.shape[1]), 1), 1) if inp.dim() >= 2 else 1), device=out.device
+        )
+    else:
+        ignore = kwargs.get("ignore_index", -100)
+        count = (target != ignore).sum().clamp_min(1).to(out.device, out.dtype)
+    return out / count
+
+
 @guarded
 def _after_loss(fn, args, kwargs, out):
     inp = args[0] if args else kwargs.get("input")
     target = args[1] if len(args) > 1 else kwargs.get("target")
-    RECORDER.on_loss(fn, inp, target, out)
+    RECORDER.on_loss(fn, inp, target, _per_sample(fn, inp, target, kwargs, out))
 
 
 @guarded

@@ -189,6 +189,7 @@ class Recorder:
         scaled, self._scaled = self._scaled, None
         if scaled is not None and tensor is scaled[0]:
             loss = scaled[1]  # recorded unscaled (GradScaler)
+        self._pair_objective(loss)
         if self._step_losses is not None:
             return  # later closure calls of a step (LBFGS line search): the first one counts
         if not self.optimizer_seen:
@@ -197,6 +198,23 @@ class Recorder:
             if not self.pending and self.session is not None:
                 self.session.before_backward()
             self.pending.append(loss)
+
+    def _pair_objective(self, loss: torch.Tensor) -> None:
+        """The loss functions' outputs seen since the last backward call, against the loss this one
+        backpropagates (`LossProbe.pair_objective`): per backward call, so that a hand-written update,
+        an L-BFGS closure, a GAN's two optimizers and gradient accumulation each pair their own."""
+        session = self.session
+        probe = session.loss_probe if session is not None else self.early_loss_probe
+        if probe is None:
+            return
+        try:
+            probe.pair_objective(loss)
+        except Exception as exc:  # noqa: BLE001 - never raise into training
+            if session is not None:
+                session._probe_failed(probe, exc)
+            else:
+                self.early_loss_probe = None
+                warn(current_config(), f"probe 'loss' disabled after an error: {type(exc).__name__}: {exc}")
 
     def after_backward(self) -> None:
         """A backward call returned. With hand-written updates, this is when gradients are ready."""

@@ -255,11 +255,6 @@ class RunSession:
         self._keep_loss(losses)
         if self._sampling:
             t0 = time.perf_counter()
-            if self.loss_probe is not None:
-                try:
-                    self.loss_probe.pair_objective(losses)
-                except Exception as exc:  # noqa: BLE001 - never raise into training
-                    self._probe_failed(self.loss_probe, exc)
             self._run_probes("after_step", optimizer)
             lr = optimizer.param_groups[0].get("lr") if optimizer is not None and optimizer.param_groups else None
             if isinstance(lr, (int, float, torch.Tensor)):

@@ -258,3 +258,23 @@ def test_a_parametrised_layers_stored_weight_is_found_without_computing_the_para
     assert init["0.parametrizations.weight.original1"]["layer_weight"]
     assert not init["0.parametrizations.weight.original0"]["layer_weight"]
     assert init["2.parametrizations.weight.original"]["layer_weight"]
+
+
+def test_quiet_on_a_hugging_face_models_own_init():
+    # GPT-2 draws its weights from normal(0, initializer_range = 0.02) and its residual projections
+    # from 0.02 / sqrt(2 n_layer): 0.08x LeCun's 1/sqrt(fan_in) at n_embd 64, by design (Radford et al.
+    # 2019); the Trainer's MLflow callback logs initializer_range with the config
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=48, n_layer=2, n_head=2, n_embd=64, n_positions=24)
+    facts = recorded_model(GPT2LMHeadModel(config))
+    d = healthy_diagnostics(model=facts)
+    quiet(CAUSE, make_view(healthy_loss(), params={"initializer_range": "0.02"}, diagnostics=d))
+    assert "c_proj" in fires(CAUSE, make_view(healthy_loss(), diagnostics=d)).summary  # without the config
+    # weights set by hand far from the config's range are still judged
+    model = GPT2LMHeadModel(config)
+    torch.nn.init.normal_(model.transformer.h[0].mlp.c_fc.weight, std=1.0)
+    d = healthy_diagnostics(model=recorded_model(model))
+    f = fires(CAUSE, make_view(healthy_loss(), params={"initializer_range": "0.02"}, diagnostics=d))
+    assert "c_fc" in f.summary and "c_proj" not in f.summary

@@ -98,3 +98,15 @@ def test_a_loss_that_reached_the_prior_then_diverged_keeps_the_imbalance():
     train = np.r_[np.linspace(1.1, 0.2, 300), np.linspace(0.2, 2.6, 300)]
     f = fires(CAUSE, make_view(train, diagnostics=d))
     assert f.confidence == "high" and f.explains
+
+
+def test_an_lm_head_predicts_tokens_whatever_the_vocabulary_size():
+    # a GPT-2 from a config over 48 tokens (held-out program h30): token frequencies are the text's,
+    # not an imbalance; the head is named `lm_head` (Hugging Face, nanoGPT)
+    counts = zipf_counts(48)
+    d = healthy_diagnostics(loss=classification_loss(48, label_counts=counts))
+    d["model"]["layers"] = {**d["model"]["layers"], "lm_head": [[48, 64]]}
+    view = make_view(healthy_loss(), diagnostics=d)
+    assert view.token_id_labels()
+    quiet(CAUSE, view)
+    fires(CAUSE, run(counts))  # the same histogram behind an ordinary head

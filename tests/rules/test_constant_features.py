@@ -74,3 +74,16 @@ def test_scattered_nan_beside_constant_columns_are_not_tied_to_them():
         f = fires(CAUSE, view)
         assert f.confidence == "medium" and f.severity == "warning"
         assert fires("nonfinite_inputs", view).follows == ()
+
+
+def test_a_nan_column_among_raw_features_is_not_called_a_standardised_constant():
+    # raw features around 50 +/- 20 with one column all NaN (a failed parse): no standardisation
+    # happened, so nothing says 0 / 0 (found by review)
+    mean, std = np.full(8, 50.0), np.full(8, 20.0)
+    mean[0] = std[0] = 0.0  # the recorder's NaN column: no finite value, zero mean and std
+    d = healthy_diagnostics()
+    d["inputs"]["train"] = input_stats(mean, std, batches=60, nonfinite_share=1 / 8)
+    d["inputs"]["train"]["nonfinite_features"] = 1
+    view = make_view(healthy_loss(), diagnostics=d)
+    f = fires(CAUSE, view)
+    assert f.confidence == "medium" and fires("nonfinite_inputs", view).follows == ()

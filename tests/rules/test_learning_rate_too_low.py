@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 from mlflow_nnaudit.auditor.verdict import default_links, judge
 from tests.rules.conftest import (
     fires,
@@ -342,3 +344,13 @@ def test_a_creep_still_falling_through_its_last_half_near_chance_is_too_slow():
     # still falls 5% of its start at its last half's rate, but at 0.16 of its first half's pace
     bottleneck = [1.414, 1.305, 1.235, 1.2, 1.181, 1.168, 1.159, 1.148, 1.141, 1.134]
     quiet(CAUSE, still_improving(bottleneck))
+
+
+def test_a_warm_up_from_zero_is_not_read_as_the_learning_rate():
+    # the Hugging Face Trainer's linear warm-up starts at 0, which the recorder reads when it first sees
+    # the optimizer (held-out program h30: "AdamW at a learning rate of 0")
+    params = {"nnaudit.optimizer.lr": "0.0", "nnaudit.optimizer": "AdamW", "learning_rate": "0.003"}
+    assert make_view(healthy_loss(), params=params).learning_rate() == ("learning_rate", 0.003)
+    params = {"nnaudit.optimizer.lr": "0.0"}
+    view = make_view(healthy_loss(), lr=np.r_[0.0, np.linspace(1e-4, 3e-3, 9), np.linspace(3e-3, 0, 50)], params=params)
+    assert view.learning_rate()[1] == 3e-3  # the peak of the logged rate

@@ -23,3 +23,12 @@ def test_quiet_on_bias_free_layers_before_batchnorm():
     model = mlp_model([8, 32, 16, 3], bias=False, head_bias=True, norm="BatchNorm1d")
     assert model["no_bias_layers"] and not model["no_bias_without_norm"]
     quiet(CAUSE, run(model))
+
+
+def test_quiet_on_a_language_models_bias_free_lm_head():
+    # GPT-2, nanoGPT, LLaMA: the head's weight is tied to the token embedding, bias-free by design
+    d = healthy_diagnostics()
+    d["model"]["no_bias_without_norm"] = ["lm_head"]
+    quiet(CAUSE, make_view(healthy_loss(), diagnostics=d))
+    d["model"]["no_bias_without_norm"] = ["lm_head", "fc1"]
+    assert "lm_head" not in fires(CAUSE, make_view(healthy_loss(), diagnostics=d)).summary

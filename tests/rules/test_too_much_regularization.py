@@ -111,10 +111,13 @@ def test_a_regression_is_judged_by_its_fall_alone():
 
 
 # --- a penalty added to the loss by hand (the recorder's loss.objective_share) ----------------------
-def penalty_run(loss, share, steps=20, start=None):
+def penalty_run(loss, share, steps=20, start=None, calls=1):
     view = run(loss)
     view.diagnostics["loss"].update(
-        objective_share=share, objective_share_start=share if start is None else start, objective_steps=steps
+        objective_share=share,
+        objective_share_start=share if start is None else start,
+        objective_steps=steps,
+        objective_calls=calls,
     )
     return view
 
@@ -126,6 +129,16 @@ def test_fires_on_a_penalty_outweighing_the_loss_on_a_run_that_learned_nothing()
     assert "learning_rate_too_high" not in f.summary
     quiet(CAUSE, penalty_run(flat, 0.9))  # the loss function was most of the objective throughout
     quiet(CAUSE, penalty_run(flat, 0.2, steps=2))  # too few sampled steps to read it
+    # two loss functions per backward (a distillation's weighted KL + cross-entropy): the share says
+    # how they were weighted, not that a penalty was added (found by review)
+    quiet(CAUSE, penalty_run(flat, 0.04, calls=2))
+
+
+def test_quiet_on_a_low_share_when_the_loss_blew_up():
+    # a penalty pulls weights to zero; it does not make the loss rise tenfold (found by review)
+    blown = np.concatenate([[CHANCE, 40 * CHANCE, 30 * CHANCE], np.full(597, CHANCE)])
+    quiet(CAUSE, penalty_run(blown, 0.04))
+    fires(CAUSE, penalty_run(np.full(600, CHANCE), 0.04))
 
 
 def test_quiet_on_a_penalty_outweighing_the_loss_of_a_run_that_learned():

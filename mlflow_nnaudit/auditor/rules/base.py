@@ -536,8 +536,9 @@ class RunView:
 
     def token_id_labels(self) -> bool:
         """The labels are token ids (a language model): a vocabulary-sized class count (the
-        recorder's label histogram or logit width, or a param), or an embedding as the first
-        layer with at least 100 classes. Their histogram is Zipf-like by nature."""
+        recorder's label histogram or logit width, or a param), an embedding as the first
+        layer with at least 100 classes, or a last layer named `lm_head`. Their histogram is
+        Zipf-like by nature."""
         counts = self.fact("loss", "label_counts")
         n_classes = len(counts) if isinstance(counts, list) else None
         if n_classes is None:
@@ -548,8 +549,11 @@ class RunView:
         if n_classes >= TOKEN_VOCABULARY:
             return True
         layers = self.fact("model", "layers")
-        first = next(iter(layers), "") if isinstance(layers, dict) else ""
-        return n_classes >= 100 and ("embed" in first.lower() or "encoder" == first.lower())
+        names = list(layers) if isinstance(layers, dict) else []
+        first, last = (names[0].lower(), names[-1].lower()) if names else ("", "")
+        # a head named `lm_head` (Hugging Face's *LMHeadModel / *ForCausalLM, nanoGPT) predicts tokens
+        # whatever the vocabulary's size
+        return last.endswith("lm_head") or (n_classes >= 100 and ("embed" in first or "encoder" == first))
 
     def image_inputs(self) -> bool:
         """The inputs are images (N, C, H, W): the model's first weight layer is a 2-d
@@ -587,13 +591,23 @@ class RunView:
         return float(cv[0]), float(before[-1] if len(before) else cv[0])
 
     def learning_rate(self) -> tuple[str, float] | None:
-        """The run's learning rate as far as params tell (the recorder logs it; users often do)."""
-        return self.param_float(
-            schema.PARAM_OPTIMIZER_LR, "lr", "learning_rate", "learning-rate", "optimizer.lr", "optimizer_lr", "base_lr"
-        )
+        """The run's learning rate as far as params tell (the recorder logs it; users often do). A
+        rate of 0 is where a warm-up starts (the Hugging Face Trainer's linear warm-up from 0, read by
+        the recorder when it first saw the optimizer), not the rate the run trains at: the next param
+        that names one is read instead, else the peak of the logged learning rate."""
+        zero = False
+        for name in (schema.PARAM_OPTIMIZER_LR, *LR_PARAMS):
+            found = self.param_float(name)
+            if found is not None and found[1] != 0:
+                return found
+            zero = zero or found is not None
+        c = self.curve(LEARNING_RATE) if zero else None
+        peak = float(np.nanmax(c.values[c.finite])) if c is not None and c.finite.any() else 0.0
+        return (c.key, peak) if c is not None and peak > 0 else None
 
 
 #: params that name the same thing in different codebases (Lightning hparams, HF TrainingArguments, ...)
+LR_PARAMS = ("lr", "learning_rate", "learning-rate", "optimizer.lr", "optimizer_lr", "base_lr")
 STEPS_PER_EPOCH_PARAMS = ("steps_per_epoch", "num_update_steps_per_epoch", "batches_per_epoch")
 DATASET_SIZE_PARAMS = (
     "n_train",

@@ -155,22 +155,30 @@ NAN_COLUMN_READS = (
     ("inputs", "train", "nonfinite_features"),
     ("inputs", "train", "features"),
     ("inputs", "train", "constant_features"),
+    *INPUT_SCALE_READS,
 )
+#: the typical finite feature's median |mean| at most, and median std within, these: standardised
+STANDARDISED_MEAN, STANDARDISED_STD = 0.5, (0.5, 2.0)
 
 
 def nan_columns(view: RunView) -> int | None:
     """How many training-input features are NaN/Inf in every value the recorder saw
     (`nonfinite_features`), when those hold all the NaN/Inf it counted (the share is then exactly
-    k / F) and are among the features it saw never vary (a NaN column has no finite minimum or
-    maximum): the mark of a constant column standardised by its zero std, 0 / 0 in every row. None
-    when the NaN/Inf are elsewhere too, or there are none (or the recorder predates the count)."""
+    k / F), are among the features it saw never vary (a NaN column has no finite minimum or
+    maximum), and the other features look standardised (median |mean| <= 0.5, median std 0.5-2):
+    the mark of a constant column standardised by its zero std, 0 / 0 in every row. None when the
+    NaN/Inf are elsewhere too, there are none, or the inputs are not standardised (a column that
+    failed to parse among raw features, found by review), or the recorder predates the count."""
     st = view.fact("inputs", "train")
     if not isinstance(st, dict):
         return None
     share, n, k, cols = (
         st.get(key) for key in ("nonfinite_share", "features", "constant_features", "nonfinite_features")
     )
-    if not all(isinstance(v, (int, float)) for v in (share, n, k, cols)) or not 1 <= cols <= min(k, n):
+    mean, std = st.get("median_abs_mean"), st.get("median_std")
+    if not all(isinstance(v, (int, float)) for v in (share, n, k, cols, mean, std)) or not 1 <= cols <= min(k, n):
+        return None
+    if mean > STANDARDISED_MEAN or not STANDARDISED_STD[0] <= std <= STANDARDISED_STD[1]:
         return None
     return int(cols) if abs(share * n - cols) <= 1e-6 * cols else None
 
@@ -437,28 +445,41 @@ def learned_nothing(view: RunView, min_points: int = 5) -> bool:
 
 
 #: what `penalty_share` reads from the recorder
-PENALTY_READS = (("loss", "objective_share"), ("loss", "objective_share_start"), ("loss", "objective_steps"))
+PENALTY_READS = (
+    ("loss", "objective_share"),
+    ("loss", "objective_share_start"),
+    ("loss", "objective_steps"),
+    ("loss", "objective_calls"),
+)
 #: the loss function's output at most this share of the loss backpropagated: the terms added to it by
 #: hand (an L1/L2 penalty, an auxiliary term) weigh at least as much as the loss itself in what the
 #: optimizer minimises. Healthy runs reach this too once their data loss is near 0 under any penalty
 #: (the fixed L1 program ends at 2%): it names a cause only where nothing was learned
 PENALTY_DOMINATES = 0.5
-#: sampled steps the share must rest on
+#: backward calls the share must rest on
 PENALTY_MIN_STEPS = 3
 
 
 def penalty_share(view: RunView) -> float | None:
-    """The loss function's median share of the backpropagated loss over the recorder's sampled steps,
-    or over its first three of them when lower (`loss.objective_share`, `objective_share_start`: a
-    penalty that drove the weights to zero early weighs little once they are there), when it is
-    PENALTY_DOMINATES or less on PENALTY_MIN_STEPS steps or more; None otherwise (or without the
-    recorder's reading)."""
+    """The loss function's median share of the backpropagated loss over the recorder's sampled
+    backward calls, or over its first three of them when lower (`loss.objective_share`,
+    `objective_share_start`: a penalty that drove the weights to zero early weighs little once they
+    are there), when it is PENALTY_DOMINATES or less on PENALTY_MIN_STEPS calls or more, with one loss
+    function call per backward (`objective_calls`: with two or more, a distillation's weighted
+    KL plus cross-entropy, a GAN's or a multi-task sum, the share says how the losses were weighted,
+    not that a penalty was added), and the training loss never blew up (a penalty pulls weights to
+    zero; it does not make the loss rise tenfold or turn NaN, found by review). None otherwise."""
     shares = [view.fact("loss", k) for k in ("objective_share", "objective_share_start")]
     shares = [float(v) for v in shares if isinstance(v, (int, float)) and v >= 0]
-    steps = view.fact("loss", "objective_steps")
-    if not shares or not isinstance(steps, int) or steps < PENALTY_MIN_STEPS:
+    steps, calls = view.fact("loss", "objective_steps"), view.fact("loss", "objective_calls")
+    if not shares or not isinstance(steps, int) or steps < PENALTY_MIN_STEPS or calls != 1:
         return None
-    return min(shares) if min(shares) <= PENALTY_DOMINATES else None
+    if min(shares) > PENALTY_DOMINATES:
+        return None
+    b, nf = blowup(view), view.nonfinite(TRAIN_LOSS)
+    if (b is not None and b.detected) or (nf is not None and nf.first_index is not None):
+        return None
+    return min(shares)
 
 
 def penalty_reading(view: RunView) -> tuple[str, str, Evidence] | None:
@@ -1523,10 +1544,27 @@ class InitReading:
         return not (self.constant or self.symmetric) and [n for n, _ in self.scaled] == [self.output]
 
 
+#: a Hugging Face model's weights drawn from normal(0, initializer_range) by its own `_init_weights`,
+#: down to initializer_range / sqrt(2 n_layer) for GPT-2's residual projections (Radford et al. 2019;
+#: 1/10 covers 50 layers), up to twice the range: the architecture's designed init, not a bad scale
+LIBRARY_INIT_BAND = (0.1, 2.0)
+
+
+def library_default(view: RunView, w: dict) -> bool:
+    """Whether a weight sits at its library's own designed init: the Hugging Face config's
+    `initializer_range` (a param the Trainer's MLflow callback logs), within LIBRARY_INIT_BAND of it."""
+    r = view.param_float("initializer_range")
+    std = w.get("std")
+    if r is None or r[1] <= 0 or not isinstance(std, (int, float)):
+        return False
+    return LIBRARY_INIT_BAND[0] * r[1] <= std <= LIBRARY_INIT_BAND[1] * r[1]
+
+
 def init_reading(view: RunView) -> InitReading | None:
     """The recorder's initial fan-in weights (`layer_weight`) judged: constant, symmetric, or
     scaled outside INIT_SCALE_BAND (not on L-BFGS, whose line search sizes its steps to the
-    weights; not a weight at PyTorch's own default for its layer). None without the record."""
+    weights; not a weight at PyTorch's own default for its layer, nor at a Hugging Face model's
+    own `initializer_range` init, `library_default`). None without the record."""
     init = view.fact("model", "init")
     if not isinstance(init, list) or not init:
         return None
@@ -1541,7 +1579,11 @@ def init_reading(view: RunView) -> InitReading | None:
     scaled = [
         (w["param"], float(w["scale_vs_lecun"]))
         for w in init
-        if not view.lbfgs() and not w["constant"] and not lo <= w["scale_vs_lecun"] <= hi and not pytorch_default(w)
+        if not view.lbfgs()
+        and not w["constant"]
+        and not lo <= w["scale_vs_lecun"] <= hi
+        and not pytorch_default(w)
+        and not library_default(view, w)
     ]
     n = view.fact("loss", "n_classes")
     last = init[-1] if init else None

@@ -39,7 +39,8 @@ _CLASSIFICATION_LOSSES = _LOGIT_LOSSES + _LOG_PROB_LOSSES + _BINARY_LOGIT_LOSSES
 #: the reduction of mse_loss is read (once) only where its squared differences hold at most this many
 #: values (40 MB in float32): the check makes a temporary of that size
 MAX_REDUCTION_CHECK = 10_000_000
-#: sampled steps whose loss function output is kept against the backpropagated loss (`pair_objective`)
+#: backward calls on sampled steps whose loss function outputs are kept against the loss backpropagated
+#: (`pair_objective`): the first this many
 MAX_OBJECTIVE_STEPS = 64
 #: the first this many of them give the share at the start (a penalty that has already zeroed the
 #: weights weighs little later on: the start shows what drove the first steps)
@@ -123,7 +124,8 @@ class LossProbe(Probe):
         #: the loss function's training outputs on the current sampled step (summed), and per sampled
         #: step that value against what was backpropagated (`pair_objective`), as tensors
         self._step_out: torch.Tensor | None = None
-        self._objective: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._step_calls = 0
+        self._objective: list[tuple[torch.Tensor, torch.Tensor, int]] = []
 
     # --- called for every loss function call --------------------------------------------------
     def on_loss(
@@ -147,6 +149,7 @@ class LossProbe(Probe):
         if sampled:
             v = out.detach().float()
             self._step_out = v if self._step_out is None else self._step_out + v.to(self._step_out.device)
+            self._step_calls += 1
         if self.loss_fn is None:
             self.loss_fn = fn
             self.first_loss = out.detach().float()
@@ -161,28 +164,31 @@ class LossProbe(Probe):
                 self._reduction_ratio(inp.detach(), target.detach(), out.detach())
             return self._targets(fn, inp.detach(), target)
 
-    def pair_objective(self, backpropagated: list[torch.Tensor]) -> None:
-        """A sampled step ends: keep the loss function's output on it next to the losses
-        backpropagated on it (both summed), when both are known. Their ratio is the loss function's
-        share of the objective the optimizer minimised: 1 for a plain loss, below 1 when terms the
-        user added by hand (an L1/L2 penalty, a KL term) weigh on it, above 1 when the loss is scaled
-        down (gradient accumulation). Tensors only: no device sync on the step."""
-        out, self._step_out = self._step_out, None
-        if out is None or not backpropagated or len(self._objective) >= MAX_OBJECTIVE_STEPS:
+    def pair_objective(self, backpropagated: torch.Tensor) -> None:
+        """A backward call: keep the loss functions' training outputs seen since the last one (summed,
+        on sampled steps) next to the loss it backpropagates, and how many calls they were. Their
+        ratio is the loss function's share of the objective the optimizer minimised: 1 for a plain
+        loss, below 1 when terms the user added by hand (an L1/L2 penalty) weigh on it or the loss is
+        weighted up, above 1 when it is scaled down (gradient accumulation). Tensors only: no device
+        sync on the step."""
+        out, calls, self._step_out, self._step_calls = self._step_out, self._step_calls, None, 0
+        if out is None or len(self._objective) >= MAX_OBJECTIVE_STEPS:
             return
-        total = sum(t.detach().float().to(out.device) for t in backpropagated)
-        self._objective.append((out, total))
+        self._objective.append((out, backpropagated.detach().float().to(out.device), calls))
 
     def _objective_share(self) -> dict[str, Any]:
-        pairs = [(float(a), float(b)) for a, b in self._objective]
-        shares = [a / b for a, b in pairs if math.isfinite(a) and math.isfinite(b) and a >= 0 and b > 0]
-        if not shares:
+        kept = [(float(a), float(b), k) for a, b, k in self._objective]
+        pairs = [(a / b, k) for a, b, k in kept if math.isfinite(a) and math.isfinite(b) and a >= 0 and b > 0]
+        if not pairs:
             return {}
+        shares = [share for share, _ in pairs]
         start = sorted(shares[:OBJECTIVE_START_STEPS])
+        calls = sorted(k for _, k in pairs)
         return {
             "objective_share": sorted(shares)[len(shares) // 2],
             "objective_share_start": start[len(start) // 2],
             "objective_steps": len(shares),
+            "objective_calls": calls[len(calls) // 2],
         }
 
     @property

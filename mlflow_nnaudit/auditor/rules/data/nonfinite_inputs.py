@@ -18,7 +18,6 @@ class NonfiniteInputs(Rule):
     cause = "nonfinite_inputs"
     PHASES = ("train", "eval")  # the input statistics the recorder keeps apart
     reads = (
-        ("inputs", "train", "nonfinite_share"),
         ("inputs", "eval", "nonfinite_share"),
         ("moments", schema.MOMENT_FIRST_NONFINITE_LOSS),
         ("moments", schema.MOMENT_FIRST_LOSS_SPIKE),

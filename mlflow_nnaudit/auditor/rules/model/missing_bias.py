@@ -9,7 +9,8 @@ from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
 class MissingBias(Rule):
     """Linear or convolution layers created with `bias=False` whose next layer is not a
     normalisation layer (which would make a bias redundant). Low confidence: some
-    architectures leave biases out on purpose."""
+    architectures leave biases out on purpose. A language model's `lm_head` is one of them (its
+    weight is tied to the token embedding in GPT-2, nanoGPT, LLaMA): not listed."""
 
     cause = "missing_bias"
     reads = (("model", "no_bias_without_norm"),)
@@ -19,6 +20,7 @@ class MissingBias(Rule):
 
     def evaluate(self, view: RunView) -> Finding | None:
         layers = view.fact("model", "no_bias_without_norm")
+        layers = [n for n in layers if not str(n).lower().endswith("lm_head")] if isinstance(layers, list) else []
         if not layers:
             return None
         names = ", ".join(layers[: self.NAMED])
