@@ -255,6 +255,7 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
                 "no_bias_without_norm",
                 "parameters",
                 "trainable_not_in_optimizer",
+                "unregistered_modules",
                 "requires_grad_false",
                 # values with requires_grad=False when the model is attached, and the largest such
                 # tensors as [name, values]

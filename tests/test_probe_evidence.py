@@ -684,6 +684,40 @@ def test_a_cross_entropy_summed_over_its_samples_is_read_per_sample(store):
     assert 0.99 <= r.diag["loss"]["objective_share"] <= 1.01
 
 
+class _ListModel(nn.Module):
+    """Hidden layers kept in a plain Python list (pytorch/pytorch#715), a list that only refers to
+    registered layers, and a teacher kept in a list and run under no_grad (distillation's trick)."""
+
+    def __init__(self, teacher: bool = False) -> None:
+        super().__init__()
+        self.hids = [nn.Linear(FEATURES, 16), nn.ReLU()]  # never registered: never trained
+        self.head = nn.Linear(16, CLASSES)
+        self.refs = [self.head]  # refers to a registered layer: trained
+        self.teacher = [nn.Linear(FEATURES, CLASSES)] if teacher else []
+
+    def forward(self, x):
+        if self.teacher:
+            with torch.no_grad():
+                self.teacher[0](x)
+        for layer in self.hids:
+            x = layer(x)
+        return self.head(x)
+
+
+def test_layers_kept_in_a_python_list_are_recorded_when_they_train(store):
+    torch.manual_seed(0)
+    r = record(store, lambda: fit(_ListModel(teacher=True), *blobs()))
+    assert r.diag["model"]["unregistered_modules"] == ["hids[0]"], r.diag["model"].get("unregistered_modules")
+    from tests.rules.conftest import fires, healthy_diagnostics, make_view
+
+    d = healthy_diagnostics()
+    d["model"]["unregistered_modules"] = r.diag["model"]["unregistered_modules"]
+    f = fires("frozen_parameters", make_view(r.series("train_loss"), diagnostics=d))
+    assert "nn.ModuleList" in f.recommendation and "hids[0]" in f.summary
+    healthy_model = mlp()
+    assert "unregistered_modules" not in record(store, lambda: fit(healthy_model, *blobs())).diag["model"]
+
+
 def test_dead_relu_share(store, healthy):
     def train() -> None:
         model = mlp()

@@ -400,3 +400,18 @@ def test_the_largest_feature_skips_a_nan_statistic():
     stats["feature_mean"][0] = float("nan")
     d = healthy_diagnostics(inputs={"train": stats})
     assert helpers.largest_feature_rms(make_view(healthy_loss(), diagnostics=d)) >= 1e9
+
+
+def test_a_blow_up_from_a_first_loss_already_out_of_scale_follows_the_init():
+    # a ResNet without BatchNorm at He init (held-out program f61): 62.8 at the first step, before any
+    # update, 27x ln 10; NaN two steps later. The rate acted on a network broken at initialisation
+    from mlflow_nnaudit.auditor.rules import helpers
+
+    loss = np.r_[62.8, 3e4, np.nan, np.full(57, np.nan)]
+    for first, follows in ((62.8, True), (2.4, False)):
+        d = healthy_diagnostics(loss=classification_loss(10))
+        d["loss"]["first_loss"] = first
+        view = make_view(loss, diagnostics=d)
+        f = fires(CAUSE, view)
+        assert ("initial_loss_mismatch" in f.follows) == follows
+        assert helpers.broken_at_init(view) == follows

@@ -506,13 +506,58 @@ def penalty_reading(view: RunView) -> tuple[str, str, Evidence] | None:
 def lr_high_follows(view: RunView, rms_high: float, only_rate: bool) -> tuple[str, ...]:
     """What a `learning_rate_too_high` finding follows on this run: `inputs_not_normalized` when the
     largest input feature is at `rms_high` or more (its steps are that feature's doing), the
-    bugs that stop learning when the rate is only a suspect (`only_rate`), and
+    bugs that stop learning when the rate is only a suspect (`only_rate`),
     `too_much_regularization` when a penalty added by hand outweighs the loss (`penalty_share`): its
-    gradient, not the rate, drives the steps read as too large."""
+    gradient, not the rate, drives the steps read as too large, and `initial_loss_mismatch` when the
+    first loss was already far out of scale before any update (`broken_at_init`)."""
     return (
         (("inputs_not_normalized",) if (largest_feature_rms(view) or 0.0) >= rms_high else ())
         + (STUCK_BUGS if only_rate else ())
         + (("too_much_regularization",) if penalty_share(view) is not None else ())
+        + (("initial_loss_mismatch",) if broken_at_init(view) else ())
+    )
+
+
+#: a first loss this many times ln C is the blow-up's own scale (`stats.detect_blowup`'s 10x) reached
+#: before any update
+BROKEN_AT_INIT = 10.0
+
+
+def broken_at_init(view: RunView) -> bool:
+    """The recorder's first training loss, taken before any update, was already BROKEN_AT_INIT x ln C
+    or more: the network's outputs were out of scale at initialisation (a residual stack without
+    normalisation doubling its activations block by block), so a blow-up that follows is the init's
+    before it is the rate's."""
+    first, n = view.fact("loss", "first_loss"), view.n_classes()
+    if not isinstance(first, (int, float)) or not math.isfinite(first) or not n or n[0] < 2:
+        return False
+    return first >= BROKEN_AT_INIT * math.log(n[0])
+
+
+def not_in_optimizer_reading(view: RunView, named: int) -> tuple[str, str, dict] | None:
+    """`frozen_parameters`' reading of trainable parameters no optimizer group holds: layers kept in a
+    plain Python list, tuple or dict that ran with gradients on (`model.unregistered_modules`: never
+    registered, so `model.parameters()` never had them), else tensors left out of the optimizer
+    (`model.trainable_not_in_optimizer`). (summary, recommendation, evidence values), or None."""
+    lists, missing = view.fact("model", "unregistered_modules"), view.fact("model", "trainable_not_in_optimizer")
+    if lists:
+        names = ", ".join(map(str, lists[:named])) + (" ..." if len(lists) > named else "")
+        return (
+            f"{len(lists)} layer(s) kept in a plain Python list or dict ran in training but are not registered, "
+            f"so no optimizer updates them: {names}",
+            f"{names} are kept in a plain Python list (or dict), so they are not registered: `model.parameters()` "
+            "never yields them, the optimizer never updates them, and they keep their random initial weights (nor "
+            "are they saved or moved with `.to(device)`). Hold them in `nn.ModuleList` (or `nn.ModuleDict`).",
+            {"unregistered_modules": lists},
+        )
+    if not missing:
+        return None
+    names = ", ".join(missing[:named]) + (" ..." if len(missing) > named else "")
+    return (
+        f"{len(missing)} trainable parameter tensors are in no optimizer group: {names}",
+        f"These parameters require gradients but no optimizer updates them: {names}. Build the optimizer after the "
+        "model is complete, from `model.parameters()` (or list every sub-module you train).",
+        {"not_in_optimizer": missing},
     )
 
 

@@ -203,6 +203,33 @@ def initial_weight_stats(params: list[torch.Tensor]) -> dict[int, dict[str, Any]
     return out
 
 
+def unregistered_modules(root: torch.nn.Module, opt_ids: set[int]) -> list[tuple[str, torch.nn.Module]]:
+    """Modules with trainable parameters that no optimizer group holds, kept by the model in a plain
+    Python list, tuple or dict attribute (`self.hids = [nn.Linear(...), ...]` instead of an
+    `nn.ModuleList`): not registered, so `model.parameters()` never hands them to the optimizer and
+    they keep their random initial weights. Named as `attr[key]` under their owner. Modules the list
+    only refers to (registered elsewhere, their parameters in the optimizer) are not listed."""
+    out: list[tuple[str, torch.nn.Module]] = []
+    seen: set[int] = set()
+    for owner, m in root.named_modules():
+        for attr, val in vars(m).items():
+            if attr.startswith("_"):
+                continue  # the registration dicts themselves (_modules, _parameters, ...)
+            if isinstance(val, dict):
+                items = list(val.items())
+            elif isinstance(val, (list, tuple)):
+                items = list(enumerate(val))
+            else:
+                continue
+            for key, x in items[: _MAX_NAMES * 4]:
+                if not isinstance(x, torch.nn.Module) or id(x) in seen:
+                    continue
+                seen.add(id(x))
+                if any(p.requires_grad and id(p) not in opt_ids for p in x.parameters()):
+                    out.append((f"{owner + '.' if owner else ''}{attr}[{key!r}]", x))
+    return out
+
+
 class ModelFactsProbe(Probe):
     """The model's structure and initial weights (one-off facts, no metrics)."""
 
@@ -212,6 +239,8 @@ class ModelFactsProbe(Probe):
         self._init_stats: dict[int, dict[str, Any]] = {}
         self._opt_ids: set[int] = set()
         self.facts: dict[str, Any] | None = None
+        self._unregistered_ran: list[str] = []  # unregistered modules seen running with gradients on
+        self._unregistered_hooks: dict[str, Any] = {}  # their hooks, until each has run
 
     def on_parameters(self, optimizer: Any, params: list) -> None:
         self._opt_ids = {id(p) for p in params}
@@ -234,6 +263,27 @@ class ModelFactsProbe(Probe):
             "layers": {name: [list(p.shape) for p in ps] for name, ps in model.layers.items()},
             **structure,
         }
+        for name, module in unregistered_modules(root, self._opt_ids):
+            # listed once it runs with gradients on (a teacher kept in a list and run under no_grad is
+            # not); the hook then removes itself
+            self._unregistered_hooks[name] = module.register_forward_pre_hook(self._ran_hook(name))
+
+    def _ran_hook(self, name: str):
+        def ran(module, args):
+            if torch.is_grad_enabled() and name in self._unregistered_hooks:
+                self._unregistered_ran.append(name)
+                self._unregistered_hooks.pop(name).remove()
+
+        return ran
+
+    def close(self) -> None:
+        for handle in self._unregistered_hooks.values():
+            handle.remove()
+        self._unregistered_hooks = {}
 
     def summary(self) -> dict[str, Any]:
-        return self.facts or {}
+        if not self.facts:
+            return {}
+        return self.facts | (
+            {"unregistered_modules": self._unregistered_ran[:_MAX_NAMES]} if self._unregistered_ran else {}
+        )

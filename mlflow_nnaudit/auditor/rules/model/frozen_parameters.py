@@ -19,7 +19,8 @@ class FrozenParameters(Rule):
       never received a gradient: the tensor the optimizer holds is not the one the loss uses
       (rebuilt each step, e.g. `torch.tensor(a.item(), requires_grad=True)`);
     - parameters that require gradients but are in no optimizer group (the optimizer was built
-      before layers were added or replaced);
+      before layers were added or replaced), or layers kept in a plain Python list that ran with
+      gradients on (never registered: `model.parameters()` never had them);
     - frozen parameters (`requires_grad=False` when the model was attached), a quarter of the
       model's values or more, on a run that learned nothing (`helpers.learned_nothing`): medium
       confidence, the freezing may be on purpose. A quarter is a whole layer or table the rest
@@ -35,6 +36,7 @@ class FrozenParameters(Rule):
     consequence_of = ("loss_input_mismatch", "dead_relu", "learning_rate_too_high", "bad_weight_init")
     reads = (
         ("model", "trainable_not_in_optimizer"),
+        ("model", "unregistered_modules"),
         ("learning", "optimizer"),
         ("learning", "model_outside_optimizer"),
     )
@@ -132,16 +134,15 @@ class FrozenParameters(Rule):
         )
 
     def _not_in_optimizer(self, view: RunView) -> Finding | None:
-        missing = view.fact("model", "trainable_not_in_optimizer")
-        if not missing:
+        read = helpers.not_in_optimizer_reading(view, self.NAMED)
+        if read is None:
             return None
-        names = ", ".join(missing[: self.NAMED]) + (" ..." if len(missing) > self.NAMED else "")
+        summary, advice, values = read
         return self.finding(
             confidence="high",
             severity="warning",
             score=0.7,
-            summary=f"{len(missing)} trainable parameter tensors are in no optimizer group: {names}",
-            recommendation=f"These parameters require gradients but no optimizer updates them: {names}. Build the "
-            "optimizer after the model is complete, from `model.parameters()` (or list every sub-module you train).",
-            evidence=[Evidence("parameters_vs_optimizer", schema.DIAGNOSTICS_ARTIFACT, {"not_in_optimizer": missing})],
+            summary=summary,
+            recommendation=advice,
+            evidence=[Evidence("parameters_vs_optimizer", schema.DIAGNOSTICS_ARTIFACT, values)],
         )
