@@ -619,7 +619,9 @@ def test_input_statistics_of_a_run_that_ends_before_its_first_sampled_step(store
     assert train["constant_features"] == 1
 
 
-@pytest.mark.parametrize("extra, low, high", [("none", 0.99, 1.01), ("penalty", 0.0, 0.5), ("halved", 1.99, 2.01)])
+@pytest.mark.parametrize(
+    "extra, low, high", [("none", 0.99, 1.01), ("penalty", 0.0, 0.5), ("halved", 1.99, 2.01), ("summed", 0.99, 1.01)]
+)
 def test_loss_function_share_of_the_backpropagated_loss(store, extra, low, high):
     """`loss.objective_share`: the loss function's output over the loss backpropagated on sampled
     steps. 1 for a plain loss; under 0.5 when a penalty added by hand outweighs it; 2 for a loss
@@ -627,6 +629,8 @@ def test_loss_function_share_of_the_backpropagated_loss(store, extra, low, high)
     model = mlp()
 
     def loss(out, y):
+        if extra == "summed":  # the sum backpropagated as it is (found by review: read as 1/32 of it)
+            return F.cross_entropy(out, y, reduction="sum")
         value = F.cross_entropy(out, y)
         if extra == "penalty":
             return value + 0.5 * sum(p.abs().sum() for p in model.parameters())
@@ -693,12 +697,13 @@ class _ListModel(nn.Module):
         self.hids = [nn.Linear(FEATURES, 16), nn.ReLU()]  # never registered: never trained
         self.head = nn.Linear(16, CLASSES)
         self.refs = [self.head]  # refers to a registered layer: trained
-        self.teacher = [nn.Linear(FEATURES, CLASSES)] if teacher else []
+        self.teachers = [nn.Linear(FEATURES, CLASSES), nn.Linear(FEATURES, CLASSES)] if teacher else []
 
     def forward(self, x):
-        if self.teacher:
+        if self.teachers:
             with torch.no_grad():
-                self.teacher[0](x)
+                self.teachers[0](x)
+            self.teachers[1](x).detach()  # run with gradients on, its output detached: no gradient reaches it
         for layer in self.hids:
             x = layer(x)
         return self.head(x)
@@ -707,6 +712,8 @@ class _ListModel(nn.Module):
 def test_layers_kept_in_a_python_list_are_recorded_when_they_train(store):
     torch.manual_seed(0)
     r = record(store, lambda: fit(_ListModel(teacher=True), *blobs()))
+    # found by review: teachers were listed when run with gradients on, registered layers a list refers to
+    # as "not registered"; a gradient on a sampled step is what says the layer trains
     assert r.diag["model"]["unregistered_modules"] == ["hids[0]"], r.diag["model"].get("unregistered_modules")
     from tests.rules.conftest import fires, healthy_diagnostics, make_view
 
@@ -716,6 +723,35 @@ def test_layers_kept_in_a_python_list_are_recorded_when_they_train(store):
     assert "nn.ModuleList" in f.recommendation and "hids[0]" in f.summary
     healthy_model = mlp()
     assert "unregistered_modules" not in record(store, lambda: fit(healthy_model, *blobs())).diag["model"]
+
+
+def test_copying_saving_and_averaging_the_model_during_a_recorded_run(store):
+    """Found by review: the recorder's forward pre-hook on the model was a method of its session, which
+    holds a lock, so `copy.deepcopy(model)` (keeping the best weights), `AveragedModel(model)` and
+    `torch.save(model)` raised in the user's loop. A copy or a pickle now carries a no-op that needs
+    nothing of this package to load."""
+    import copy
+    import io
+    import pickle
+
+    model = mlp()
+    kept = {}
+
+    def train():
+        fit(model, *blobs(), epochs=1)
+        kept["best"] = copy.deepcopy(model)
+        kept["swa"] = torch.optim.swa_utils.AveragedModel(model)
+        buf = io.BytesIO()
+        torch.save(model, buf)
+        kept["bytes"] = buf.getvalue()
+
+    record(store, train)
+    assert b"mlflow_nnaudit" not in kept["bytes"] and b"mlflow_nnaudit" not in pickle.dumps(kept["best"])
+    x = blobs()[0][:4]
+    loaded = torch.load(io.BytesIO(kept["bytes"]), weights_only=False)
+    for m in (model, kept["best"], loaded):
+        m.eval()
+    assert torch.equal(kept["best"](x), model(x)) and torch.equal(loaded(x), model(x))  # the copies' hook: a no-op
 
 
 def test_dead_relu_share(store, healthy):
@@ -858,3 +894,21 @@ def test_every_parameter_frozen(store):
     learning = record(store, train).diag["learning"]["optimizer"]
     assert learning["never_grad"] == learning["parameters"] == learning["requires_grad_false"] == 6
     assert learning["learning"] == 0
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"weight": torch.tensor([1.0, 8.0, 8.0])}, {"ignore_index": 255}])
+def test_a_summed_loss_is_divided_as_torchs_mean_divides(kwargs):
+    """`patches._per_sample` gives what `reduction='mean'` gives: with class weights the divisor is the
+    targets' summed weights (found by review: the count gave 2.6 where torch's mean is 1.1), and an
+    ignore_index beyond the classes (255, as segmentation masks use) is never indexed."""
+    from mlflow_nnaudit.recorder.patches import _per_sample
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(40, 3, generator=g)
+    target = torch.tensor([0] * 32 + [1] * 4 + [2] * 4)
+    if "ignore_index" in kwargs:
+        target[::5] = 255
+    summed = F.cross_entropy(logits, target, reduction="sum", **kwargs)
+    mean = F.cross_entropy(logits, target, reduction="mean", **kwargs)
+    got = _per_sample("cross_entropy", logits, target, {"reduction": "sum", **kwargs}, summed)
+    assert torch.allclose(got, mean), (got, mean)

@@ -163,29 +163,39 @@ def _per_sample(fn: str, inp, target, kwargs, out):
     """A classification loss called with `reduction='sum'` (by keyword, as `nn.CrossEntropyLoss` and
     the Hugging Face causal-LM loss pass it) gives the sum over its samples: its first loss, evaluation
     loss and objective share are compared with ln C and with the loss backpropagated, which are per
-    sample. Divided here by the samples counted: the targets other than `ignore_index` for class
-    indices, the rows for class probabilities, the elements for a binary loss. Other reductions pass."""
+    sample. Divided here by what torch's 'mean' divides by: the summed class weights of the targets
+    other than `ignore_index` (their count without `weight=`) for class indices, the rows for class
+    probabilities, the elements for a binary loss. The divisor rides on the result as `_nnaudit_sum`
+    (a loop that backpropagates the sum itself is then still read against the sum: `LossProbe`). No
+    new tensor is made on the device for a count known on the host. Other reductions pass."""
     if kwargs.get("reduction") != "sum" or fn not in _SUMMED_CLASSIFICATION or not isinstance(out, torch.Tensor):
         return out
     if not isinstance(inp, torch.Tensor) or not isinstance(target, torch.Tensor) or out.numel() != 1:
         return out
     if fn.startswith("binary"):
-        count = torch.tensor(float(max(inp.numel(), 1)), device=out.device)
+        count = float(max(inp.numel(), 1))
     elif target.is_floating_point():  # class probabilities: one row per sample (and position)
-        count = torch.tensor(
-            float(max(inp.numel() // max(int(inp.shape[1]), 1), 1) if inp.dim() >= 2 else 1), device=out.device
-        )
+        count = float(max(inp.numel() // max(int(inp.shape[1]), 1), 1)) if inp.dim() >= 2 else 1.0
     else:
-        ignore = kwargs.get("ignore_index", -100)
-        count = (target != ignore).sum().clamp_min(1).to(out.device, out.dtype)
-    return out / count
+        valid = target != kwargs.get("ignore_index", -100)
+        weight = kwargs.get("weight")
+        if isinstance(weight, torch.Tensor):
+            count = weight.to(out.device)[target.clamp(0, weight.numel() - 1)].mul(valid).sum()
+        else:
+            count = valid.sum()
+        count = count.clamp_min(1e-12).to(out.device, out.dtype)
+    per_sample = out / count
+    per_sample._nnaudit_sum = count  # read back by LossProbe
+    return per_sample
 
 
 @guarded
 def _after_loss(fn, args, kwargs, out):
     inp = args[0] if args else kwargs.get("input")
     target = args[1] if len(args) > 1 else kwargs.get("target")
-    RECORDER.on_loss(fn, inp, target, _per_sample(fn, inp, target, kwargs, out))
+    if RECORDER.recording() is not None:
+        out = _per_sample(fn, inp, target, kwargs, out)
+    RECORDER.on_loss(fn, inp, target, out)
 
 
 @guarded

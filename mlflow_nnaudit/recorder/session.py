@@ -17,6 +17,7 @@ import json
 import math
 import sys
 import time
+import weakref
 from typing import Any
 
 import numpy as np
@@ -98,6 +99,27 @@ def _see_compiled_modules_first(find_root):
             cls.__call__ = original
 
     return undo
+
+
+class _RootHook:
+    """The session's forward pre-hook on the model's root module (`RunSession._on_root_forward`). It
+    holds the session weakly, and a deep copy or a pickle of the model (`copy.deepcopy(model)` to keep
+    the best weights, `AveragedModel`, `torch.save(model)`) carries `{}.get` in its place: a pre-hook
+    that returns the inputs unchanged, needs nothing of this package to load, and never reaches the
+    session (a bound method would copy the session and its lock, which raised in the user's loop)."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: RunSession) -> None:
+        self._session = weakref.ref(session)
+
+    def __call__(self, module: torch.nn.Module, args: tuple) -> None:
+        session = self._session()
+        if session is not None and session.model is not None and session.model.root is module:
+            session._on_root_forward(module, args)
+
+    def __reduce__(self):
+        return (getattr, ({}, "get"))
 
 
 class RunSession:
@@ -638,7 +660,7 @@ class RunSession:
             if own:
                 layers[name or type(root).__name__] = own
         self.model = ModelInfo(root=root, layers=layers)
-        self._root_hook = root.register_forward_pre_hook(self._on_root_forward)
+        self._root_hook = root.register_forward_pre_hook(_RootHook(self))
         for probe in list(self.probes):
             try:
                 probe.attach(self.model)

@@ -536,8 +536,8 @@ def broken_at_init(view: RunView) -> bool:
 
 def not_in_optimizer_reading(view: RunView, named: int) -> tuple[str, str, dict] | None:
     """`frozen_parameters`' reading of trainable parameters no optimizer group holds: layers kept in a
-    plain Python list, tuple or dict that ran with gradients on (`model.unregistered_modules`: never
-    registered, so `model.parameters()` never had them), else tensors left out of the optimizer
+    plain Python list, tuple or dict whose parameters got a gradient (`model.unregistered_modules`:
+    never registered, so `model.parameters()` never had them), else tensors left out of the optimizer
     (`model.trainable_not_in_optimizer`). (summary, recommendation, evidence values), or None."""
     lists, missing = view.fact("model", "unregistered_modules"), view.fact("model", "trainable_not_in_optimizer")
     if lists:
@@ -547,7 +547,8 @@ def not_in_optimizer_reading(view: RunView, named: int) -> tuple[str, str, dict]
             f"so no optimizer updates them: {names}",
             f"{names} are kept in a plain Python list (or dict), so they are not registered: `model.parameters()` "
             "never yields them, the optimizer never updates them, and they keep their random initial weights (nor "
-            "are they saved or moved with `.to(device)`). Hold them in `nn.ModuleList` (or `nn.ModuleDict`).",
+            "are they saved or moved with `.to(device)`). Hold them in `nn.ModuleList` (or `nn.ModuleDict`); if "
+            "they are meant to stay fixed (a teacher, a perceptual network), call `.requires_grad_(False)` on them.",
             {"unregistered_modules": lists},
         )
     if not missing:

@@ -124,8 +124,9 @@ class LossProbe(Probe):
         #: the loss function's training outputs on the current sampled step (summed), and per sampled
         #: step that value against what was backpropagated (`pair_objective`), as tensors
         self._step_out: torch.Tensor | None = None
+        self._step_raw: torch.Tensor | None = None
         self._step_calls = 0
-        self._objective: list[tuple[torch.Tensor, torch.Tensor, int]] = []
+        self._objective: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]] = []
 
     # --- called for every loss function call --------------------------------------------------
     def on_loss(
@@ -148,7 +149,11 @@ class LossProbe(Probe):
         self.train_calls += 1
         if sampled:
             v = out.detach().float()
+            # a loss read per sample from a sum (`patches._per_sample`): the sum too, for a loop that
+            # backpropagates the sum itself
+            raw = v * getattr(out, "_nnaudit_sum", 1.0)
             self._step_out = v if self._step_out is None else self._step_out + v.to(self._step_out.device)
+            self._step_raw = raw if self._step_raw is None else self._step_raw + raw.to(self._step_raw.device)
             self._step_calls += 1
         if self.loss_fn is None:
             self.loss_fn = fn
@@ -171,14 +176,23 @@ class LossProbe(Probe):
         loss, below 1 when terms the user added by hand (an L1/L2 penalty) weigh on it or the loss is
         weighted up, above 1 when it is scaled down (gradient accumulation). Tensors only: no device
         sync on the step."""
-        out, calls, self._step_out, self._step_calls = self._step_out, self._step_calls, None, 0
+        out, raw, calls = self._step_out, self._step_raw, self._step_calls
+        self._step_out, self._step_raw, self._step_calls = None, None, 0
         if out is None or len(self._objective) >= MAX_OBJECTIVE_STEPS:
             return
-        self._objective.append((out, backpropagated.detach().float().to(out.device), calls))
+        self._objective.append((out, raw, backpropagated.detach().float().to(out.device), calls))
 
     def _objective_share(self) -> dict[str, Any]:
-        kept = [(float(a), float(b), k) for a, b, k in self._objective]
-        pairs = [(a / b, k) for a, b, k in kept if math.isfinite(a) and math.isfinite(b) and a >= 0 and b > 0]
+        # of the per-sample reading and the sum of a `reduction='sum'` loss, the ratio nearer 1: a loop
+        # that backpropagates the sum itself would otherwise look like 1/N of it, a penalty added by hand,
+        # and one that divides it by the count itself (the Hugging Face causal-LM loss) N times (found
+        # by review); the two are the same for every other reduction
+        kept = [(float(a), float(r), float(b), k) for a, r, b, k in self._objective]
+        pairs = [
+            (min(a / b, r / b, key=lambda q: abs(math.log(q)) if q > 0 else math.inf), k)
+            for a, r, b, k in kept
+            if math.isfinite(a) and math.isfinite(r) and math.isfinite(b) and a >= 0 and r >= 0 and b > 0
+        ]
         if not pairs:
             return {}
         shares = [share for share, _ in pairs]

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from mlflow_nnaudit import schema
-from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe
+from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe, StepContext
 
 
 def optimizer_facts(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
@@ -208,9 +208,9 @@ def unregistered_modules(root: torch.nn.Module, opt_ids: set[int]) -> list[tuple
     Python list, tuple or dict attribute (`self.hids = [nn.Linear(...), ...]` instead of an
     `nn.ModuleList`): not registered, so `model.parameters()` never hands them to the optimizer and
     they keep their random initial weights. Named as `attr[key]` under their owner. Modules the list
-    only refers to (registered elsewhere, their parameters in the optimizer) are not listed."""
+    only refers to (registered elsewhere, their parameters in the optimizer or not) are not listed."""
     out: list[tuple[str, torch.nn.Module]] = []
-    seen: set[int] = set()
+    seen: set[int] = {id(m) for m in root.modules()}  # registered (a list that refers to them is fine)
     for owner, m in root.named_modules():
         for attr, val in vars(m).items():
             if attr.startswith("_"):
@@ -239,8 +239,8 @@ class ModelFactsProbe(Probe):
         self._init_stats: dict[int, dict[str, Any]] = {}
         self._opt_ids: set[int] = set()
         self.facts: dict[str, Any] | None = None
-        self._unregistered_ran: list[str] = []  # unregistered modules seen running with gradients on
-        self._unregistered_hooks: dict[str, Any] = {}  # their hooks, until each has run
+        self._unregistered_ran: list[str] = []  # unregistered modules whose parameters got a gradient
+        self._unregistered: list[tuple[str, list[torch.Tensor]]] = []  # the others, still watched
 
     def on_parameters(self, optimizer: Any, params: list) -> None:
         self._opt_ids = {id(p) for p in params}
@@ -263,23 +263,17 @@ class ModelFactsProbe(Probe):
             "layers": {name: [list(p.shape) for p in ps] for name, ps in model.layers.items()},
             **structure,
         }
-        for name, module in unregistered_modules(root, self._opt_ids):
-            # listed once it runs with gradients on (a teacher kept in a list and run under no_grad is
-            # not); the hook then removes itself
-            self._unregistered_hooks[name] = module.register_forward_pre_hook(self._ran_hook(name))
+        # listed once one of their parameters holds a gradient on a sampled step (`before_step`): they
+        # are in the loss's graph but no optimizer steps them. A teacher kept in a list whose output is
+        # detached, or run under no_grad, never gets one. No hook goes on the user's modules.
+        self._unregistered = [(name, list(m.parameters())) for name, m in unregistered_modules(root, self._opt_ids)]
 
-    def _ran_hook(self, name: str):
-        def ran(module, args):
-            if torch.is_grad_enabled() and name in self._unregistered_hooks:
-                self._unregistered_ran.append(name)
-                self._unregistered_hooks.pop(name).remove()
-
-        return ran
-
-    def close(self) -> None:
-        for handle in self._unregistered_hooks.values():
-            handle.remove()
-        self._unregistered_hooks = {}
+    def before_step(self, ctx: StepContext) -> dict[str, Any]:
+        if self._unregistered:
+            trained = [name for name, ps in self._unregistered if any(p.grad is not None for p in ps)]
+            self._unregistered_ran += trained
+            self._unregistered = [(n, ps) for n, ps in self._unregistered if n not in trained]
+        return {}
 
     def summary(self) -> dict[str, Any]:
         if not self.facts:

@@ -19,8 +19,8 @@ class FrozenParameters(Rule):
       never received a gradient: the tensor the optimizer holds is not the one the loss uses
       (rebuilt each step, e.g. `torch.tensor(a.item(), requires_grad=True)`);
     - parameters that require gradients but are in no optimizer group (the optimizer was built
-      before layers were added or replaced), or layers kept in a plain Python list that ran with
-      gradients on (never registered: `model.parameters()` never had them);
+      before layers were added or replaced), or layers kept in a plain Python list whose
+      parameters got a gradient (never registered: `model.parameters()` never had them);
     - frozen parameters (`requires_grad=False` when the model was attached), a quarter of the
       model's values or more, on a run that learned nothing (`helpers.learned_nothing`): medium
       confidence, the freezing may be on purpose. A quarter is a whole layer or table the rest
