@@ -147,10 +147,12 @@ class LossProbe(Probe):
             self._val_n += n
             return {}
         self.train_calls += 1
-        if sampled:
+        if sampled or self.train_calls <= CHECK_FIRST_CALLS:
+            # kept on sampled steps and on the first calls, whose steps are never the quiet kind (a tiny
+            # model's time budget may sample only two or three steps in a whole run: the share then
+            # rested on too few to read, and the verdict on timing). A loss read per sample from a sum
+            # (`patches._per_sample`): the sum too, for a loop that backpropagates the sum itself
             v = out.detach().float()
-            # a loss read per sample from a sum (`patches._per_sample`): the sum too, for a loop that
-            # backpropagates the sum itself
             raw = v * getattr(out, "_nnaudit_sum", 1.0)
             self._step_out = v if self._step_out is None else self._step_out + v.to(self._step_out.device)
             self._step_raw = raw if self._step_raw is None else self._step_raw + raw.to(self._step_raw.device)
