@@ -174,8 +174,11 @@ class Recorder:
             try:
                 self.early_loss_probe.on_loss(fn, inp, target, out, evaluating, True, 0)
             except Exception as exc:  # noqa: BLE001 - the probe goes, the recorder stays
-                self.early_loss_probe = None  # the session starts without a loss probe
-                warn(current_config(), f"probe 'loss' disabled after an error: {type(exc).__name__}: {exc}")
+                self._early_loss_probe_failed(exc)
+
+    def _early_loss_probe_failed(self, exc: Exception) -> None:
+        self.early_loss_probe = None  # the session starts without a loss probe
+        warn(current_config(), f"probe 'loss' disabled after an error: {type(exc).__name__}: {exc}")
 
     def on_backward(self, tensor: torch.Tensor) -> None:
         config = self.recording()
@@ -213,8 +216,7 @@ class Recorder:
             if session is not None:
                 session._probe_failed(probe, exc)
             else:
-                self.early_loss_probe = None
-                warn(current_config(), f"probe 'loss' disabled after an error: {type(exc).__name__}: {exc}")
+                self._early_loss_probe_failed(exc)
 
     def after_backward(self) -> None:
         """A backward call returned. With hand-written updates, this is when gradients are ready."""

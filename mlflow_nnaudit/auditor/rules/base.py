@@ -551,9 +551,7 @@ class RunView:
         layers = self.fact("model", "layers")
         names = list(layers) if isinstance(layers, dict) else []
         first, last = (names[0].lower(), names[-1].lower()) if names else ("", "")
-        # a head named `lm_head` (Hugging Face's *LMHeadModel / *ForCausalLM, nanoGPT) predicts tokens
-        # whatever the vocabulary's size
-        return last.endswith("lm_head") or (n_classes >= 100 and ("embed" in first or "encoder" == first))
+        return is_lm_head(last) or (n_classes >= 100 and ("embed" in first or "encoder" == first))
 
     def image_inputs(self) -> bool:
         """The inputs are images (N, C, H, W): the model's first weight layer is a 2-d
@@ -568,17 +566,20 @@ class RunView:
         return False
 
     # --- params -------------------------------------------------------------------------
-    def param_float(self, *names: str) -> tuple[str, float] | None:
-        """The first of the named params that parses as a number (case-insensitive names)."""
+    def param_float(self, *names: str, nonzero: bool = False) -> tuple[str, float] | None:
+        """The first of the named params that parses as a number (case-insensitive names); with
+        `nonzero`, the first that parses as one other than 0."""
         lowered = {k.lower(): (k, v) for k, v in self.params.items()}
         for name in names:
             hit = lowered.get(name.lower())
             if hit is None:
                 continue
             try:
-                return hit[0], float(hit[1])
+                value = float(hit[1])
             except (TypeError, ValueError):
                 continue
+            if not (nonzero and value == 0):
+                return hit[0], value
         return None
 
     def lr_at(self, x: float | None) -> tuple[float, float] | None:
@@ -595,13 +596,11 @@ class RunView:
         rate of 0 is where a warm-up starts (the Hugging Face Trainer's linear warm-up from 0, read by
         the recorder when it first saw the optimizer), not the rate the run trains at: the next param
         that names one is read instead, else the peak of the logged learning rate."""
-        zero = False
-        for name in (schema.PARAM_OPTIMIZER_LR, *LR_PARAMS):
-            found = self.param_float(name)
-            if found is not None and found[1] != 0:
-                return found
-            zero = zero or found is not None
-        c = self.curve(LEARNING_RATE) if zero else None
+        names = (schema.PARAM_OPTIMIZER_LR, *LR_PARAMS)
+        found = self.param_float(*names, nonzero=True)
+        if found is not None:
+            return found
+        c = self.curve(LEARNING_RATE) if self.param_float(*names) is not None else None
         peak = float(np.nanmax(c.values[c.finite])) if c is not None and c.finite.any() else 0.0
         return (c.key, peak) if c is not None and peak > 0 else None
 
@@ -781,6 +780,13 @@ def _literal(text: str | None) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None
+
+
+def is_lm_head(name: object) -> bool:
+    """A layer named `lm_head`: a language model's token head (Hugging Face's *LMHeadModel and
+    *ForCausalLM, nanoGPT), which predicts tokens whatever the vocabulary's size, bias-free by
+    design (its weight is tied to the token embedding)."""
+    return str(name).lower().endswith("lm_head")
 
 
 def fmt_step(x: float | None) -> str:

@@ -540,8 +540,12 @@ def not_in_optimizer_reading(view: RunView, named: int) -> tuple[str, str, dict]
     never registered, so `model.parameters()` never had them), else tensors left out of the optimizer
     (`model.trainable_not_in_optimizer`). (summary, recommendation, evidence values), or None."""
     lists, missing = view.fact("model", "unregistered_modules"), view.fact("model", "trainable_not_in_optimizer")
+
+    def listed(items: list) -> str:
+        return ", ".join(map(str, items[:named])) + (" ..." if len(items) > named else "")
+
     if lists:
-        names = ", ".join(map(str, lists[:named])) + (" ..." if len(lists) > named else "")
+        names = listed(lists)
         return (
             f"{len(lists)} layer(s) kept in a plain Python list or dict ran in training but are not registered, "
             f"so no optimizer updates them: {names}",
@@ -553,7 +557,7 @@ def not_in_optimizer_reading(view: RunView, named: int) -> tuple[str, str, dict]
         )
     if not missing:
         return None
-    names = ", ".join(missing[:named]) + (" ..." if len(missing) > named else "")
+    names = listed(missing)
     return (
         f"{len(missing)} trainable parameter tensors are in no optimizer group: {names}",
         f"These parameters require gradients but no optimizer updates them: {names}. Build the optimizer after the "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlflow_nnaudit import schema
-from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
+from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, is_lm_head
 
 
 class MissingBias(Rule):
@@ -20,7 +20,7 @@ class MissingBias(Rule):
 
     def evaluate(self, view: RunView) -> Finding | None:
         layers = view.fact("model", "no_bias_without_norm")
-        layers = [n for n in layers if not str(n).lower().endswith("lm_head")] if isinstance(layers, list) else []
+        layers = [n for n in layers if not is_lm_head(n)] if isinstance(layers, list) else []
         if not layers:
             return None
         names = ", ".join(layers[: self.NAMED])
