@@ -640,6 +640,9 @@ def test_loss_function_share_of_the_backpropagated_loss(store, extra, low, high)
     facts = r.diag["loss"]
     assert facts["objective_steps"] >= 10 and facts["objective_calls"] == 1
     assert low <= facts["objective_share"] <= high and low <= facts["objective_share_start"] <= high, facts
+    # the sum backpropagated itself: its training loss is read per sample by 1/32 (fit's batch size)
+    per_sample = facts["train_loss_per_sample"]
+    assert (0.99 / 32 <= per_sample <= 1.01 / 32) if extra == "summed" else per_sample is None, facts
 
 
 def test_loss_function_share_in_a_hand_written_update_loop_and_with_two_losses(store):
@@ -686,6 +689,7 @@ def test_a_cross_entropy_summed_over_its_samples_is_read_per_sample(store):
     assert 0.5 * chance < first < 2 * chance, first
     assert max(r.series("val_loss")) < 2 * chance
     assert 0.99 <= r.diag["loss"]["objective_share"] <= 1.01
+    assert r.diag["loss"]["train_loss_per_sample"] is None  # divided by the loop: already per sample
 
 
 class _ListModel(nn.Module):

@@ -270,6 +270,23 @@ def test_an_l1_penalty_scaled_by_the_batch_size_is_too_much_regularization(autol
         assert res.status == "healthy" and "too_much_regularization" not in res.causes, res.causes
 
 
+def test_a_summed_cross_entropy_backpropagated_as_it_is_is_healthy(autologged):
+    """`nn.CrossEntropyLoss(reduction='sum')` backpropagated as it is, evaluated with the same
+    criterion, under Adam (which the sum's scale does not move): the recorder's training loss is the
+    batch's sum while its first and evaluation losses are per sample, and the run was `failed` as a
+    learning rate that "blew up 32x at step 0". Read per sample, it is healthy."""
+    x, y = _teacher(2560)
+    x, y, xv, yv = x[:2048], y[:2048], x[2048:], y[2048:]
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with mlflow.start_run() as run:
+        _epochs(model, opt, nn.CrossEntropyLoss(reduction="sum"), x, y, xv, yv, shuffle=True)
+    res = _audit(run.info.run_id)
+    assert res.status == "healthy", (res.status, [f.cause for f in res.findings])
+    assert any("read per sample (divided by 32)" in n for n in res.notes), res.notes
+
+
 def test_a_regression_fitted_in_a_fixed_batch_order_is_healthy(autologged):
     # the loop users write without shuffling: the same batches in the same order every epoch, so the
     # per-step loss repeats a pattern of batch difficulties (a strong spectral peak) a few thousandths

@@ -192,3 +192,22 @@ def assign_roles(lengths: dict[str, int], overrides: dict[str, str | list[str]] 
             chosen[role] = key
             used.add(key)
     return chosen
+
+
+def train_loss_per_sample(by_role: dict[str, Curve], diagnostics: dict | None) -> str | None:
+    """A loop that backpropagates a `reduction='sum'` classification loss itself has its training loss
+    recorded in units of the batch's sum, while the recorder's first loss and evaluation loss are per
+    sample: read against them, a healthy run "blew up 64x at step 0". The recorder's training loss is
+    read per sample then, by the factor the recorder measured (`loss.train_loss_per_sample`); a note
+    says so. A curve the user logged is read as logged."""
+    curve = by_role.get(TRAIN_LOSS)
+    factor = ((diagnostics or {}).get("loss") or {}).get("train_loss_per_sample")
+    if curve is None or curve.key != schema.stored_key(schema.TRAIN_LOSS):
+        return None
+    if not isinstance(factor, (int, float)) or not 0 < factor < 1:
+        return None
+    by_role[TRAIN_LOSS] = Curve(curve.key, curve.steps, curve.values * factor, curve.timestamps)
+    return (
+        f"{curve.key} read per sample (divided by {1 / factor:.3g}): the loop backpropagates a "
+        "reduction='sum' loss, and the first and evaluation losses are per sample"
+    )

@@ -19,7 +19,15 @@ from mlflow_nnaudit import schema
 from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.auditor import bulk, report, ruleset, writer
 from mlflow_nnaudit.auditor.config import load_roles
-from mlflow_nnaudit.auditor.curves import ROLES, TRAIN_LOSS, VAL_LOSS, Curve, assign_roles, role_priority
+from mlflow_nnaudit.auditor.curves import (
+    ROLES,
+    TRAIN_LOSS,
+    VAL_LOSS,
+    Curve,
+    assign_roles,
+    role_priority,
+    train_loss_per_sample,
+)
 from mlflow_nnaudit.auditor.result import AuditResult
 from mlflow_nnaudit.auditor.rules import ALL_RULES, Rule, RunView, curves_read_by
 from mlflow_nnaudit.auditor.store import RunRecord, Store, StoreError
@@ -159,6 +167,7 @@ def analyse(
     run = inp.run
     roles = assign_roles({k: len(c) for k, c in inp.loaded.items()}, inp.role_overrides)
     by_role = {role: inp.loaded[key] for role, key in roles.items()}
+    per_sample_note = train_loss_per_sample(by_role, inp.diagnostics)
     view = RunView(by_role, params=run.params, extra_curves=inp.extra, diagnostics=inp.diagnostics)
 
     result = AuditResult(
@@ -201,6 +210,8 @@ def analyse(
     links = default_links() if rules == ALL_RULES else Links.of(rules)
     result.findings, result.status, dropped = judge(findings, links, result.reason, result.harm)
     result.notes.extend(inp.notes)
+    if per_sample_note:
+        result.notes.append(per_sample_note)
     result.notes.extend(dropped)
     result.sparkline = report.sparkline(loss)  # for the summary page, written or not
     if with_report:

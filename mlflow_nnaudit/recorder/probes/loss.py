@@ -97,6 +97,11 @@ def _batch_size(t: torch.Tensor) -> int:
     return int(t.shape[0]) if t.dim() > 0 else 1
 
 
+def _nearer_one(q: float, other: float) -> bool:
+    """`q` is nearer 1 than `other`, on a log scale."""
+    return q > 0 and (other <= 0 or abs(math.log(q)) < abs(math.log(other)))
+
+
 class LossProbe(Probe):
     """See the module docstring. All statistics stay tensors until the session flushes."""
 
@@ -190,21 +195,27 @@ class LossProbe(Probe):
         # and one that divides it by the count itself (the Hugging Face causal-LM loss) N times (found
         # by review); the two are the same for every other reduction
         kept = [(float(a), float(r), float(b), k) for a, r, b, k in self._objective]
-        pairs = [
-            (min(a / b, r / b, key=lambda q: abs(math.log(q)) if q > 0 else math.inf), k)
+        kept = [
+            (a, r, b, k)
             for a, r, b, k in kept
             if math.isfinite(a) and math.isfinite(r) and math.isfinite(b) and a >= 0 and r >= 0 and b > 0
         ]
-        if not pairs:
+        if not kept:
             return {}
+        pairs = [(min(a / b, r / b, key=lambda q: abs(math.log(q)) if q > 0 else math.inf), k) for a, r, b, k in kept]
         shares = [share for share, _ in pairs]
         start = sorted(shares[:OBJECTIVE_START_STEPS])
         calls = sorted(k for _, k in pairs)
+        # the calls where the loop backpropagated the sum itself: its training loss (`nnaudit/train_loss`,
+        # the loss backpropagated) is then in units of the batch's sum while the first loss and the
+        # evaluation loss are per sample; the factor that reads it per sample, when most calls were so
+        summed = sorted(a / b for a, r, b, _ in kept if a > 0 and r != a and _nearer_one(r / b, a / b))
         return {
             "objective_share": sorted(shares)[len(shares) // 2],
             "objective_share_start": start[len(start) // 2],
             "objective_steps": len(shares),
             "objective_calls": calls[len(calls) // 2],
+            "train_loss_per_sample": summed[len(summed) // 2] if 2 * len(summed) > len(kept) else None,
         }
 
     @property
