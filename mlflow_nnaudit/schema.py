@@ -287,7 +287,7 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
         "objective_steps": None,
         "objective_calls": None,
         # the factor that reads `nnaudit/train_loss` per sample when the loop backpropagated a
-        # `reduction='sum'` classification loss itself (the median per-sample output over the sum)
+        # `reduction='sum'` loss itself (the median per-sample output over the sum)
         "train_loss_per_sample": None,
         "input_mismatch": dict.fromkeys(("loss", "problem", "detail")),
         "targets": _RUNNING_STATS,

@@ -310,20 +310,29 @@ def _loss_name(case: str) -> str:
     return "binary_cross_entropy_with_logits" if fn is _bce_with_logits else fn.__name__
 
 
-def _train_mse(reduction: str, shift: float = 0.0) -> None:
+def _train_mse(reduction: str, shift: float = 0.0, positional: bool = False) -> None:
     x, _ = blobs()
     g = torch.Generator().manual_seed(3)
     t = x @ torch.randn(FEATURES, generator=g) + 0.1 * torch.randn(len(x), generator=g)
     t = (t - t.mean()) / t.std() + shift  # unit variance, around `shift`
-    fit(mlp(out=1), x, t.unsqueeze(1), loss=nn.MSELoss(reduction=reduction))
+    loss = (lambda out, y: F.mse_loss(out, y, None, None, reduction)) if positional else nn.MSELoss(reduction=reduction)
+    fit(mlp(out=1), x, t.unsqueeze(1), loss=loss)
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "sum by position"])
 def test_mse_reduction_is_read_from_the_loss_value(store, reduction):
-    # nn.MSELoss(reduction='sum') reports the batch size times the mean: the targets' variance is no
-    # yardstick for it (found by review: a healthy sum-reduced regression came out "no better than the mean")
+    # a sum reports the batch size times the mean: the targets' variance is no yardstick for it (found
+    # by review: a healthy sum-reduced regression came out "no better than the mean"). nn.MSELoss passes
+    # reduction='sum' by keyword: read per element (`patches._per_sample`), its evaluation loss is then
+    # the mean, and the training loss it backpropagates is read per element by the batch's 1/32
+    if reduction == "sum by position":
+        loss = record(store, lambda: _train_mse("sum", positional=True)).diag["loss"]
+        assert loss["reduction"] == "sum" and loss["train_loss_per_sample"] is None, loss
+        return
     loss = record(store, lambda: _train_mse(reduction)).diag["loss"]
-    assert loss["reduction"] == reduction
+    assert loss["reduction"] == "mean"
+    per_sample = loss["train_loss_per_sample"]
+    assert per_sample is None if reduction == "mean" else 0.99 / 32 <= per_sample <= 1.01 / 32, loss
 
 
 def test_target_variance_is_kept_stably_far_from_zero(store):

@@ -195,7 +195,7 @@ def assign_roles(lengths: dict[str, int], overrides: dict[str, str | list[str]] 
 
 
 def train_loss_per_sample(by_role: dict[str, Curve], diagnostics: dict | None) -> str | None:
-    """A loop that backpropagates a `reduction='sum'` classification loss itself has its training loss
+    """A loop that backpropagates a `reduction='sum'` loss itself has its training loss
     recorded in units of the batch's sum, while the recorder's first loss and evaluation loss are per
     sample: read against them, a healthy run "blew up 64x at step 0". The recorder's training loss is
     read per sample then, by the factor the recorder measured (`loss.train_loss_per_sample`); a note

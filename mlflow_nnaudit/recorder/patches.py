@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -154,9 +155,10 @@ def _after_backward():
     RECORDER.after_backward()
 
 
-#: classification losses whose `reduction='sum'` output is turned into the per-sample mean before the
-#: probes see it (a regression loss's reduction is read from its value: `LossProbe._reduction`)
+#: losses whose `reduction='sum'` output (passed by keyword) is turned into the per-sample mean before
+#: the probes see it (a regression loss given it positionally is read from its value: `LossProbe._reduction`)
 _SUMMED_CLASSIFICATION = ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits")
+_SUMMED_ELEMENTWISE = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
 
 
 def _per_sample(fn: str, inp, target, kwargs, out):
@@ -165,14 +167,20 @@ def _per_sample(fn: str, inp, target, kwargs, out):
     loss and objective share are compared with ln C and with the loss backpropagated, which are per
     sample. Divided here by what torch's 'mean' divides by: the summed class weights of the targets
     other than `ignore_index` (their count without `weight=`) for class indices, the rows for class
-    probabilities, the elements for a binary loss. The divisor rides on the result as `_nnaudit_sum`
-    (a loop that backpropagates the sum itself is then still read against the sum: `LossProbe`). No
-    new tensor is made on the device for a count known on the host. Other reductions pass."""
-    if kwargs.get("reduction") != "sum" or fn not in _SUMMED_CLASSIFICATION or not isinstance(out, torch.Tensor):
+    probabilities, the elements for a binary loss. A regression loss (`nn.MSELoss(reduction='sum')`)
+    likewise, by the elements its input and target broadcast to. The divisor rides on the result as
+    `_nnaudit_sum` (a loop that backpropagates the sum itself is then still read against the sum:
+    `LossProbe`). No new tensor is made on the device for a count known on the host. Other reductions
+    pass."""
+    if kwargs.get("reduction") != "sum" or not isinstance(out, torch.Tensor):
+        return out
+    if fn not in _SUMMED_CLASSIFICATION and fn not in _SUMMED_ELEMENTWISE:
         return out
     if not isinstance(inp, torch.Tensor) or not isinstance(target, torch.Tensor) or out.numel() != 1:
         return out
-    if fn.startswith("binary"):
+    if fn in _SUMMED_ELEMENTWISE:
+        count = float(max(math.prod(torch.broadcast_shapes(inp.shape, target.shape)), 1))
+    elif fn.startswith("binary"):
         count = float(max(inp.numel(), 1))
     elif target.is_floating_point():  # class probabilities: one row per sample (and position)
         count = float(max(inp.numel() // max(int(inp.shape[1]), 1), 1)) if inp.dim() >= 2 else 1.0
