@@ -8,7 +8,7 @@ random teacher network, F.cross_entropy, Adam(lr=1e-3), batch 64, 4000 training 
 rows, 15 epochs, `pl.Trainer(max_epochs=15, overfit_batches=2, ...)`; self.log train_loss per step
 (log_every_n_steps=1 so the two steps an epoch are logged), train_acc, val_loss / val_acc per epoch.
 Expected first: repeated_batch
-Acceptable in top 3: dataset_too_small
+Acceptable in top 3: -
 Symptom: overfitting, not_converged
 Fixed (--fix, no overfit_batches): val_acc 0.912, val_loss 0.22, train_acc 0.97 after 15 epochs (37 s) (buggy: Lightning warns it turns shuffling off; 2 steps an epoch on the same 128 rows, 30 steps in all: train_loss 0.90, train_acc 0.67, val_loss 1.05, val_acc 0.62 after 15 epochs, 23 s) (checked).
 """
