@@ -287,6 +287,27 @@ def test_a_summed_cross_entropy_backpropagated_as_it_is_is_healthy(autologged):
     assert any("read per sample (divided by 32)" in n for n in res.notes), res.notes
 
 
+@pytest.mark.parametrize("total", [10, 400])
+def test_a_linear_schedule_given_the_epochs_as_its_steps_is_lr_decay_too_fast(autologged, total):
+    """`get_linear_schedule_with_warmup(opt, 2, num_training_steps=epochs)` stepped every batch (held-out
+    program f65): the rate is 0 from step 10 of 300 on, before the model learned anything, so no fall of
+    the loss precedes the drop. Given the real number of steps, the same run learns: healthy."""
+    x, y = _teacher(1200)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: s / 2 if s < 2 else max(0.0, (total - s) / (total - 2)))
+    opt.register_step_post_hook(lambda *_: sched.step())  # stepped every batch, after the optimizer
+    with mlflow.start_run() as run:
+        _epochs(model, opt, nn.CrossEntropyLoss(), x[:960], y[:960], x[960:], y[960:], epochs=10, shuffle=True)
+    res = _audit(run.info.run_id)
+    if total == 10:
+        assert res.findings and res.findings[0].cause == "lr_decay_too_fast", _causes(res)
+        assert "never comes back" in res.findings[0].recommendation
+    else:
+        assert res.status == "healthy", _causes(res)
+
+
 def test_a_regression_fitted_in_a_fixed_batch_order_is_healthy(autologged):
     # the loop users write without shuffling: the same batches in the same order every epoch, so the
     # per-step loss repeats a pattern of batch difficulties (a strong spectral peak) a few thousandths

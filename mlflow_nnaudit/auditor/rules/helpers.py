@@ -820,6 +820,7 @@ class LrDecay:
     step: float  # where it fell to LR_DECAYED x peak (between two points: see `lr_decay`)
     share: float  # that step as a share of the training curve's span
     logged: float  # the first logged point at or below LR_DECAYED x peak (a step schedule changes there)
+    stays: bool = False  # every logged rate from there on is at LR_DECAYED x peak or less (no restart)
 
 
 #: what `lr_points` reads from the recorder besides its learning-rate curve
@@ -868,7 +869,8 @@ def lr_decay(view: RunView) -> LrDecay | None:
         (x0, x1), (v0, v1), target = lr.steps[j - 1 : j + 1], lr.values[j - 1 : j + 1], LR_DECAYED * peak
         at = math.log(v0 / target) / math.log(v0 / v1) if v1 > 0 else (v0 - target) / v0
         x = float(x0 + (x1 - x0) * at)
-    return LrDecay(lr.key, peak, x, (x - loss.steps[0]) / (loss.steps[-1] - loss.steps[0]), float(lr.steps[j]))
+    share = (x - loss.steps[0]) / (loss.steps[-1] - loss.steps[0])
+    return LrDecay(lr.key, peak, x, share, float(lr.steps[j]), bool(np.all(lr.values[j:] <= LR_DECAYED * peak)))
 
 
 def val_on_train_axis(view: RunView) -> tuple[Curve, np.ndarray] | None:

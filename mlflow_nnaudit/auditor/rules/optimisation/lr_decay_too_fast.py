@@ -39,7 +39,10 @@ class LrDecayTooFast(Rule):
     there only in it) is too fast as well: the rate was gone before the model learned anything.
     Needs the learning rate as a curve (`lr`, `learning_rate`, Lightning's `lr-Adam`, the
     recorder's `nnaudit/lr`). Never on a training loss whose level after the drop lies within
-    the band of zero: that model converged, with nothing left to fall that the band could see."""
+    the band of zero: that model converged, with nothing left to fall that the band could see.
+    A rate gone within the first 5% of the run and never back (a linear schedule given the epochs
+    as its total steps) needs no fall before it: 3 loss points there do, with the harm and the
+    flat tail; the model never had a rate to learn with."""
 
     cause = "lr_decay_too_fast"
 
@@ -51,6 +54,8 @@ class LrDecayTooFast(Rule):
     DECAY_BEFORE_TAIL = TAIL_START
     #: loss points needed on each side of the drop for the two tests
     MIN_POINTS_EACH_SIDE = 8
+    #: a rate gone (and never back) within this share of the run: gone before anything was learned
+    GONE_AT_ONCE = 0.05
 
     def evaluate(self, view: RunView) -> Finding | None:
         loss = view.finite_curve(TRAIN_LOSS)
@@ -63,7 +68,8 @@ class LrDecayTooFast(Rule):
             return None
         lx = loss.steps
         before, after = lx <= x_drop, lx > x_drop
-        if before.sum() < self.MIN_POINTS_EACH_SIDE or after.sum() < self.MIN_POINTS_EACH_SIDE:
+        at_once = decay.stays and share <= self.GONE_AT_ONCE
+        if before.sum() < (3 if at_once else self.MIN_POINTS_EACH_SIDE) or after.sum() < self.MIN_POINTS_EACH_SIDE:
             return None
         xb, yb = lx[before], loss.values[before]
         k = len(xb)
@@ -79,7 +85,7 @@ class LrDecayTooFast(Rule):
             if harm is None:
                 return None  # the loss had stopped falling before the drop: it may have converged
             pre = stats.mann_kendall(xb, yb)
-            if pre.direction >= 0:
+            if pre.direction >= 0 and not at_once:
                 return None
         flat = stats.flatness(lx[after], loss.values[after], band)
         frozen = None if flat.is_flat or val_fell is None else val_frozen_after(lx[after], loss.values[after], val_fell)
@@ -88,7 +94,7 @@ class LrDecayTooFast(Rule):
         if pre.direction < 0 and frozen is None:
             val_fell = None  # the training loss showed the fall itself
         ended = f", and the run ended without having learned ({harm.summary})" if harm else ""
-        falling = "the loss, falling until then,"
+        falling = "the loss, falling until then," if pre.direction < 0 else "the loss, before it had learned anything,"
         if val_fell is not None:
             vf = val_fell.values
             falling = (
@@ -100,13 +106,19 @@ class LrDecayTooFast(Rule):
             confidence="medium",
             severity="warning",
             score=min(1.0, 1.0 - share),
-            p_value=None if val_fell is not None else pre.p_value,
+            p_value=None if val_fell is not None or pre.direction >= 0 else pre.p_value,
             summary=f"the learning rate fell from {fmt_num(peak)} to {fmt_num(self.DECAYED * peak)} or less by step "
             f"{fmt_step(x_drop)} ({share:.0%} into the run); {falling} stayed at {fmt_num(level)} after it{ended}",
             recommendation=f"The learning-rate schedule shrinks the rate 10x by step {fmt_step(x_drop)}, {share:.0%} into "
-            f"the run, and the loss stops improving there (flat at {fmt_num(level)}) although it was still falling: "
-            "decay later or more gently (e.g. cosine or step decay over the whole run, a larger gamma / step_size), "
-            "or train the remaining epochs at a higher rate.",
+            + (
+                f"the run, and the loss stops improving there (flat at {fmt_num(level)}) although it was still falling: "
+                "decay later or more gently (e.g. cosine or step decay over the whole run, a larger gamma / step_size), "
+                "or train the remaining epochs at a higher rate."
+                if pre.direction < 0
+                else "the run, and it never comes back: the model never had a rate to learn with. A linear or one-cycle "
+                "schedule given the number of epochs as its total steps does this: give it the optimizer steps "
+                "(epochs x batches per epoch), and step it once per batch."
+            ),
             evidence=[
                 Evidence("lr_drop", decay.key, {"peak": peak, "drop_step": x_drop, "share_of_run": share}),
                 val_fell
