@@ -253,6 +253,7 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
                 "normalization",
                 "no_bias_layers",
                 "no_bias_without_norm",
+                "linear_stacks",
                 "parameters",
                 "trainable_not_in_optimizer",
                 "unregistered_modules",

@@ -925,3 +925,25 @@ def test_a_summed_loss_is_divided_as_torchs_mean_divides(kwargs):
     mean = F.cross_entropy(logits, target, reduction="mean", **kwargs)
     got = _per_sample("cross_entropy", logits, target, {"reduction": "sum", **kwargs}, summed)
     assert torch.allclose(got, mean), (got, mean)
+
+
+class _Stacked(nn.Module):
+    """Linear layers stacked with nothing between them in a nested Sequential, with only a dropout
+    between them in another, and an MLP with ReLUs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(FEATURES, 16), nn.Linear(16, 16), nn.Dropout(0.1), nn.Linear(16, 16))
+        self.mlp = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, CLASSES))
+
+    def forward(self, x):
+        return self.mlp(self.body(x))
+
+
+def test_linear_layers_stacked_without_activation_are_recorded(store):
+    """`model.linear_stacks`: consecutive nn.Linear layers in an nn.Sequential with nothing but a
+    flatten, an identity or a dropout between them (one linear map), by their full names."""
+    r = record(store, lambda: fit(_Stacked(), *blobs()))
+    assert r.diag["model"]["linear_stacks"] == [["body.0", "body.1"], ["body.1", "body.3"]]
+    r = record(store, lambda: fit(mlp(), *blobs()))
+    assert r.diag["model"]["linear_stacks"] == []

@@ -308,6 +308,34 @@ def test_a_linear_schedule_given_the_epochs_as_its_steps_is_lr_decay_too_fast(au
         assert res.status == "healthy", _causes(res)
 
 
+def _ring(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """12 standardised features; the label says whether the first two lie outside a ring (half do)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 12, generator=g)
+    return x, (x[:, 0] ** 2 + x[:, 1] ** 2 > 1.386).float().unsqueeze(1)
+
+
+@pytest.mark.parametrize("activation", [False, True])
+def test_linear_layers_stacked_without_activation_are_insufficient_capacity(autologged, activation):
+    """nn.Sequential(Linear, Linear, Linear) with no activation (held-out program f66) is one linear
+    map: on a curved boundary it stays at chance, and that is named, with the fix. With ReLUs
+    between the same layers the run learns and nothing is said about capacity."""
+    x, y = _ring(2400)
+    xv, yv = _ring(600, seed=1)
+    torch.manual_seed(0)
+    act = [nn.ReLU()] if activation else []
+    model = nn.Sequential(nn.Linear(12, 64), *act, nn.Linear(64, 64), *act, nn.Linear(64, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    with mlflow.start_run() as run:
+        _epochs(model, opt, nn.BCEWithLogitsLoss(), x, y, xv, yv, epochs=12, shuffle=True)
+    res = _audit(run.info.run_id)
+    if activation:
+        assert "insufficient_capacity" not in [c for c, *_ in _causes(res)], _causes(res)
+    else:
+        assert res.findings and res.findings[0].cause == "insufficient_capacity", _causes(res)
+        assert "nn.ReLU()" in res.findings[0].recommendation
+
+
 def test_a_regression_fitted_in_a_fixed_batch_order_is_healthy(autologged):
     # the loop users write without shuffling: the same batches in the same order every epoch, so the
     # per-step loss repeats a pattern of batch difficulties (a strong spectral peak) a few thousandths

@@ -1160,10 +1160,16 @@ def no_learning_finding(rule: Rule, view: RunView) -> Finding | None:
 
 class PlateauReadings(Rule):
     """The plateau rule's frame: its own reading of a stalled loss (`stalled`) first, then, when
-    that finds nothing, the curve-only readings of no learning (`no_learning_finding`)."""
+    that finds nothing, the curve-only readings of no learning (`no_learning_finding`). Listed after
+    `insufficient_capacity` when the recorder saw linear layers stacked with no activation."""
 
     def evaluate(self, view: RunView) -> Finding | None:
-        return self.stalled(view) or no_learning_finding(self, view)
+        found = self.stalled(view) or no_learning_finding(self, view)
+        if found is not None and view.fact("model", "linear_stacks"):
+            # the recorder saw why the model cannot fit (linear layers stacked into one linear map): the
+            # stall follows from its capacity when that is found, not from a guess at the model's size
+            found.follows = (*found.follows, "insufficient_capacity")
+        return found
 
     def stalled(self, view: RunView) -> Finding | None:  # pragma: no cover - interface
         raise NotImplementedError

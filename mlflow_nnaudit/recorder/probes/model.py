@@ -70,6 +70,31 @@ def _no_bias_without_norm(leaves: list[tuple[str, torch.nn.Module]]) -> list[str
     return out
 
 
+#: modules that pass their input on by a linear map, or unchanged: no activation between two layers
+_PASS_THROUGH = (torch.nn.Flatten, torch.nn.Unflatten, torch.nn.Identity, torch.nn.modules.dropout._DropoutNd)
+
+
+def _linear_stacks(root: torch.nn.Module) -> list[list[str]]:
+    """Linear layers that follow one another in an `nn.Sequential` with no activation between them
+    (nothing, or only a flatten, an identity or a dropout): together they are one linear map, however
+    many there are, [first, next] by name. Read from `nn.Sequential`s only: a custom `forward`'s order
+    and its functional activations (`F.relu`) are not in the module tree."""
+    out = []
+    for prefix, seq in root.named_modules():
+        if not isinstance(seq, torch.nn.Sequential):
+            continue
+        last = None
+        for name, m in seq.named_children():
+            full = f"{prefix}.{name}" if prefix else name
+            if isinstance(m, torch.nn.Linear):
+                if last is not None:
+                    out.append([last, full])
+                last = full
+            elif not isinstance(m, _PASS_THROUGH):
+                last = None
+    return out[:_MAX_NAMES]
+
+
 def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
     """The model's structure as the rules need it: depth, activations, the output layer,
     regularisation and normalisation layers, bias-less layers, parameters that can never be
@@ -87,6 +112,7 @@ def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
         "normalization": sorted({type(m).__name__ for _, m in leaves if isinstance(m, _NORMS)}),
         "no_bias_layers": [n for n, m in weight_layers if getattr(m, "bias", None) is None][:_MAX_NAMES],
         "no_bias_without_norm": _no_bias_without_norm(leaves)[:_MAX_NAMES],
+        "linear_stacks": _linear_stacks(root),
         "parameters": int(sum(p.numel() for _, p in params)),
         "trainable_not_in_optimizer": [n for n, p in params if p.requires_grad and id(p) not in opt_ids][:_MAX_NAMES],
         "requires_grad_false": [n for n, p in params if not p.requires_grad][:_MAX_NAMES],

@@ -31,7 +31,7 @@ class Plateau(helpers.PlateauReadings):
     after the cause found upstream. Else the curve-only readings of `helpers.no_learning_reading`."""
 
     cause = "plateau"
-    reads = (*BLOWUP_READS, *helpers.MEAN_READS)
+    reads = (*BLOWUP_READS, *helpers.MEAN_READS, ("model", "linear_stacks"))
     #: upstream causes it follows from, when found too (listed after them). Not insufficient_capacity:
     #: from the curves alone that is a guess, and a guess must not outrank the symptom (issue 11)
     consequence_of = (

@@ -20,7 +20,9 @@ class InsufficientCapacity(Rule):
     half as much as the plateau it comes with, so a guess never outranks the symptom.
     The recorder's widths are those of the linear and convolution layers only: a model with
     recurrent or attention layers (an LSTM before a linear head) holds hidden layers the widths
-    do not list, so its size is not judged from them."""
+    do not list, so its size is not judged from them. Linear layers that follow one another in an
+    `nn.Sequential` with no activation between them (`model.linear_stacks`) are one linear map
+    whatever their widths: named so, on the same underfitting."""
 
     cause = "insufficient_capacity"
     explained_by = (
@@ -40,7 +42,7 @@ class InsufficientCapacity(Rule):
         "batch_size_too_large",
         "lr_decay_too_fast",
     )
-    reads = (("model", "widths"), ("model", "depth"), ("model", "init"))
+    reads = (("model", "widths"), ("model", "depth"), ("model", "init"), ("model", "linear_stacks"))
 
     #: with the recorder, the training loss made less than this share of progress: underfitting (a
     #: healthy run on a noisy task gets ~50% on the sample task; a fitting one far more)
@@ -59,13 +61,20 @@ class InsufficientCapacity(Rule):
             if not uf.signature(self.UNDERFIT_MAX_IMPROVEMENT, need_flat=False):
                 return None
             hidden, out = widths[:-1], widths[-1]
-            if hidden and min(hidden) >= out:
+            stacks = view.fact("model", "linear_stacks")
+            if isinstance(stacks, list) and stacks and all(isinstance(p, list) and len(p) == 2 for p in stacks):
+                what = (
+                    f"its linear layers {stacks[0][0]} and {stacks[0][1]} follow one another with no activation "
+                    "between them, so together they are one linear map"
+                )
+            elif hidden and min(hidden) >= out:
                 return None
-            what = (
-                f"its narrowest hidden layer has {min(hidden)} units for {out} outputs"
-                if hidden
-                else f"it has no hidden layer (a single {view.fact('model', 'depth')}-layer linear map)"
-            )
+            else:
+                what = (
+                    f"its narrowest hidden layer has {min(hidden)} units for {out} outputs"
+                    if hidden
+                    else f"it has no hidden layer (a single {view.fact('model', 'depth')}-layer linear map)"
+                )
             confidence, evidence_src = "medium", "recorder"
         elif not view.recorded():
             if not uf.signature(self.CURVE_MAX_IMPROVEMENT) or uf.improvement < NO_LEARNING:
@@ -82,8 +91,12 @@ class InsufficientCapacity(Rule):
             f"{gap}; {what}",
             recommendation=f"The model underfits: the training loss ended at {fmt_num(uf.train_end)}, only "
             f"{uf.improvement:.0%} below its start, with no gap to validation{'' if evidence_src == 'curves' else ', and ' + what}. "
-            "Make the model bigger (wider hidden layers, at least as wide as the number of classes, or one or two "
-            "more layers) and check that the training loss then goes lower.",
+            + (
+                "Put an activation (nn.ReLU()) between the linear layers: without one, more layers add no capacity."
+                if "no activation" in what
+                else "Make the model bigger (wider hidden layers, at least as wide as the number of classes, or one "
+                "or two more layers) and check that the training loss then goes lower."
+            ),
             evidence=[
                 Evidence(
                     "underfitting",
