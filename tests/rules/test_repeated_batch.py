@@ -137,3 +137,16 @@ def test_an_epoch_metric_logged_at_step_epoch_does_not_pass_for_the_loader():
     assert view.epoch_length() == (1.0, "the `epoch` curve")  # what other rules may still read
     f = fires(CAUSE, view)
     assert f.effective_kind == "risk" and "full-batch" in f.summary
+
+
+# --- every epoch cut short to the same few batches (held-out program f67: Lightning's overfit_batches) ---
+def test_a_few_batches_in_turn_while_the_loader_holds_many_is_a_definite_bug():
+    # A, B, A, B, ... from the first step while the loader gives 16 batches an epoch: each epoch stops
+    # after the same 2 (Lightning's `overfit_batches=2` left on, a `break` in the loop); a cycle of 3
+    # repeats a batch on only a third of the steps and is the same bug
+    for cycle in (2, 3):
+        f = fires(CAUSE, run([i % cycle for i in range(40)], loader(512, 32, shuffle=False)))
+        assert f.confidence == "high" and f.effective_kind == "bug", f
+        assert f"{cycle} batches fed in turn" in f.summary and "overfit_batches" in f.recommendation
+    # a loader of 6 batches fed in turn by an unshuffled epoch is the data, not a cut: quiet
+    quiet(CAUSE, run([i % 6 for i in range(40)], loader(192, 32, shuffle=False)))

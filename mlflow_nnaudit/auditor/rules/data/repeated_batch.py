@@ -23,7 +23,9 @@ class RepeatedBatch(Rule):
     just before (fewer than half repeat it), the repeats are a few batches fed in turn, epoch
     after epoch (a training set of a couple of batches, or an unshuffled loader sampled in step
     with its epoch), not one batch fed step after step, and nothing is reported (a tiny training
-    set is `dataset_too_small`'s business)."""
+    set is `dataset_too_small`'s business). Unless the loader (or params) says an epoch holds 4 or
+    more times as many batches as that cycle: then every epoch is cut short to the same few batches
+    (Lightning's `overfit_batches` left on, a `break` in the loop), a definite bug whatever the share."""
 
     cause = "repeated_batch"
     reads = (
@@ -45,6 +47,14 @@ class RepeatedBatch(Rule):
     #: change from step to step (the bug repeats every one; a model called twice per step on each
     #: batch, every other one)
     BACK_TO_BACK = 0.5
+    #: a cycle of k batches fed in turn from the first step while the loader's epoch holds this many
+    #: times k or more: every epoch is cut short to the same few batches
+    CUT_SHORT = 4
+    CUT_ADVICE = (
+        "every epoch stops after the same few batches. Look for Lightning's `overfit_batches` or "
+        "`limit_train_batches` left on from debugging, or a `break` in the batch loop; with `shuffle=False` "
+        "the same batches come first each epoch."
+    )
 
     def applies(self, view: RunView) -> bool:
         """Not on full-batch training (one batch per epoch, a batch the size of the dataset, or
@@ -56,14 +66,20 @@ class RepeatedBatch(Rule):
         if not isinstance(fp, dict) or fp.get("sampled_batches", 0) < self.MIN_BATCHES:
             return None
         share, distinct = fp["most_common_share"], fp["distinct"]
+        # the training DataLoader, else params (steps per epoch, data/batch size); not an `epoch` curve: a
+        # loop that logs `epoch` at step = epoch would read as one batch an epoch and silence the rule
+        epoch = view.epoch_length(from_curve=False)
+        cycle = fp.get("cycle_batches")
+        if isinstance(cycle, int) and epoch is not None and epoch[0] >= self.CUT_SHORT * cycle:
+            told = (
+                f": {cycle} batches fed in turn from the first step, although {epoch[1]} gives {epoch[0]:.0f} per epoch"
+            )
+            return self._found(view, fp, "high", None, told, self.CUT_ADVICE)
         if share < self.SHARE:
             return None
         back_to_back = fp.get("consecutive_repeats")
         if isinstance(back_to_back, (int, float)) and back_to_back < self.BACK_TO_BACK:
             return None  # consecutive steps got different batches: the repeats come round once per epoch
-        # the training DataLoader, else params (steps per epoch, data/batch size); not an `epoch` curve: a
-        # loop that logs `epoch` at step = epoch would read as one batch an epoch and silence the rule
-        epoch = view.epoch_length(from_curve=False)
         if epoch is not None and epoch[0] <= distinct:
             return None  # the epoch has no more batches than were seen: full-batch or tiny data
         if epoch is not None:
@@ -76,20 +92,23 @@ class RepeatedBatch(Rule):
         # advisory on a run that trained well.
         return self._found(view, fp, "medium", "risk", "")
 
-    def _found(self, view: RunView, fp: dict, confidence: str, kind: str | None, told: str) -> Finding:
+    def _found(
+        self, view: RunView, fp: dict, confidence: str, kind: str | None, told: str, advice: str = ""
+    ) -> Finding:
         share, distinct, n = fp["most_common_share"], fp["distinct"], fp["sampled_batches"]
         full = "" if told else " (or, with no DataLoader to say otherwise, full-batch training)"
+        advice = advice or (
+            "iterate the loader (`for x, y in loader:`) instead of calling `next(iter(loader))` every step, and "
+            "check that the batch variables (or the slice index) are reassigned inside the loop, not taken once "
+            "before it. If you train full-batch on purpose, ignore this."
+        )
         return self.finding(
             confidence=confidence,
             severity="failed" if share >= self.FAILED_SHARE else "warning",
             kind=kind,
             score=share,
             summary=f"{share:.0%} of {n} sampled training batches were the same batch ({distinct} distinct){told}{full}",
-            recommendation=f"The model was fed the same batch on {share:.0%} of the {n} sampled steps{told}: "
-            "iterate the loader (`for x, y in loader:`) instead of calling `next(iter(loader))` every step, and "
-            "check that the batch variables (or the slice index) are reassigned inside the loop, not taken once "
-            "before it. "
-            "If you train full-batch on purpose, ignore this.",
+            recommendation=f"The model was fed the same batch on {share:.0%} of the {n} sampled steps{told}: {advice}",
             evidence=[
                 Evidence(
                     "batch_fingerprints",
