@@ -354,3 +354,34 @@ def test_a_warm_up_from_zero_is_not_read_as_the_learning_rate():
     params = {"nnaudit.optimizer.lr": "0.0"}
     view = make_view(healthy_loss(), lr=np.r_[0.0, np.linspace(1e-4, 3e-3, 9), np.linspace(3e-3, 0, 50)], params=params)
     assert view.learning_rate()[1] == 3e-3  # the peak of the logged rate
+
+
+# --- a warm-up longer than the run (held-out program f73: warmup_steps=2000 for a run of 300 steps) ---
+def _warmup_run(peak_step: int, n: int = 300):
+    """An HF-Trainer-style run: learning_rate=1e-3 with a linear warm-up over `peak_step` steps, then
+    constant; the loss falls 30% and is still falling at the end."""
+    lr = 1e-3 * np.minimum(np.arange(n) / peak_step, 1.0)
+    loss = 4.0 - 1.2 * np.arange(n) / n + 0.02 * np.random.default_rng(0).standard_normal(n)
+    return make_view(loss, lr=lr, params={"learning_rate": "0.001", "warmup_steps": str(peak_step)})
+
+
+def test_a_warm_up_that_outlasts_the_run_is_a_rate_never_delivered():
+    f = fires(CAUSE, _warmup_run(2000))
+    assert "still warming up when the run ended (warmup_steps=2000)" in f.summary and "15%" in f.summary
+    assert "warmup_ratio" in f.recommendation and "Multiply" not in f.recommendation
+
+
+def test_a_warm_up_that_ends_within_the_run_is_not_read_so():
+    # the rate reached the 1e-3 set at step 30: whatever the curve says, not an unfinished warm-up
+    f = _rule_finding(_warmup_run(30))
+    assert f is None or "warming up" not in f.summary
+    # a rate that never rose (a constant 1e-4 logged against a param of 1e-3) is no warm-up either
+    view = make_view(4.0 - np.arange(300) / 300, lr=np.full(300, 1e-4), params={"learning_rate": "0.001"})
+    f = _rule_finding(view)
+    assert f is None or "warming up" not in f.summary
+
+
+def _rule_finding(view):
+    from tests.rules.conftest import rule_for
+
+    return rule_for(CAUSE).evaluate(view)

@@ -36,6 +36,9 @@ NO_LEARNING = 0.05
 PLATEAU_MAX_IMPROVEMENT = 0.30
 #: tail window for "still improving": the last 30% of the curve
 TAIL_START = 0.7
+#: the fewest points a tail's Mann-Kendall test is read on: with 4 it can never reach p < 0.05 (its
+#: smallest two-sided p is 2/4! = 0.083; 2/5! = 0.017 with 5), and the last 30% of 12 evaluations is 4
+MIN_TAIL_POINTS = 5
 #: Prechelt's generalization loss (%) that makes overfitting worth reporting
 OVERFIT_GL = 10.0
 #: update/weight ratios per step well above/below ~1e-3 (Karpathy's rule of thumb; DeepDiagnosis
@@ -1723,3 +1726,51 @@ def usual_steps_at_chance_finding(rule: Rule, view: RunView) -> Finding | None:
             )
         ],
     )
+
+
+def tail_trend(view: RunView, role: str) -> stats.Trend | None:
+    """The trend of a curve's tail: its last 30% (`TAIL_START`), widened to its last MIN_TAIL_POINTS
+    points when that holds fewer (a run evaluated 10-14 times has a tail of 4, in which no fall can
+    ever be significant: "still falling at the end" was unreadable on per-epoch curves that short)."""
+    c = view.finite_curve(role)
+    if c is None:
+        return None
+    n = len(c.values)
+    start = TAIL_START if n - round(TAIL_START * n) >= MIN_TAIL_POINTS else max(0.0, (n - MIN_TAIL_POINTS) / n)
+    return view.trend(role, start, 1.0)
+
+
+#: a warm-up still rising when the run ended, at this share of the rate set or less, never delivered it
+WARMUP_SHORT_OF = 0.5
+WARMUP_PARAMS = ("warmup_steps", "num_warmup_steps", "warmup_iters")
+
+
+def warmup_unfinished(view: RunView) -> tuple[str, str, Evidence] | None:
+    """`learning_rate_too_low`'s reading of a warm-up longer than the run (`warmup_steps` above the steps
+    trained: the HF Trainer's schedule then never reaches its peak): the logged learning rate rose through
+    its last 30% of points and ended at its highest, at WARMUP_SHORT_OF of the rate set (a param: the HF
+    Trainer's `learning_rate`) or less, and the training loss was still falling at the end (`tail_trend`).
+    The run trained at a fraction of its rate throughout. None otherwise, or without a rate set as a
+    param other than the curve itself. Returns what was seen, the fix, and the evidence."""
+    lr, rate = lr_points(view), view.learning_rate()
+    if lr is None or rate is None or rate[0] not in view.params or rate[1] <= 0 or len(lr.values) < 3:
+        return None
+    v = lr.values
+    last, k = float(v[-1]), int(TAIL_START * len(v))
+    if last <= 0 or last < 0.99 * float(v.max()) or last > WARMUP_SHORT_OF * rate[1] or not last > 1.1 * float(v[k]):
+        return None
+    tail = tail_trend(view, TRAIN_LOSS)
+    if tail is None or tail.direction >= 0:
+        return None
+    warm = view.param_float(*WARMUP_PARAMS, nonzero=True)
+    why = f" ({warm[0]}={warm[1]:.0f})" if warm else ""
+    seen = (
+        f"the learning rate was still warming up when the run ended{why}: it rose through the whole run to "
+        f"{fmt_num(last)}, {last / rate[1]:.0%} of the {fmt_num(rate[1])} set, and the loss was still falling"
+    )
+    fix = (
+        f"The run trained at a fraction of its learning rate: {seen}. Make the warm-up a small part of the "
+        "run (warmup_ratio=0.06, or warmup_steps a few percent of the steps trained) so that most steps run "
+        "at the rate you set."
+    )
+    return seen, fix, Evidence("warmup_unfinished", lr.key, {"last": last, "set": rate[1], "param": rate[0]})

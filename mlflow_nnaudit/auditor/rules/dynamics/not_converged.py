@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
-from mlflow_nnaudit.auditor.rules.helpers import TAIL_START, trend_evidence
+from mlflow_nnaudit.auditor.rules.helpers import TAIL_START, tail_trend, trend_evidence
 
 
 class NotConverged(Rule):
     """The loss is still falling when training stops: over the last 30% of the run the
     (validation, else training) loss has a significant downward trend (autocorrelation-
-    corrected Mann-Kendall) and that stretch still brought at least 10% of the run's total
-    progress. A converged curve's tail brings a few percent at most."""
+    corrected Mann-Kendall; read on the last 5 points where the last 30% holds fewer) and that
+    stretch still brought at least 10% of the run's total progress. A converged curve's tail brings
+    a few percent at most."""
 
     cause = "not_converged"
     #: upstream causes it follows from, when found too (listed after them): steps too small first
@@ -38,7 +39,7 @@ class NotConverged(Rule):
         div = view.divergence(role)
         if div is not None and div.detected:
             return None
-        t = view.trend(role, self.TAIL_START, 1.0)
+        t = tail_trend(view, role)
         total = view.drop(role, 0.0, 1.0)
         tail = view.drop(role, self.TAIL_START, 1.0)
         if t is None or total is None or total <= 0 or t.direction >= 0:

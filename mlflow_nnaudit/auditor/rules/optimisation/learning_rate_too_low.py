@@ -33,7 +33,8 @@ class LearningRateTooLow(Rule):
     prior: not small steps). A validation loss lower at every one of >= 6 evaluations is a creep
     (a stuck model's is not), too slow under 5%, or under 20% steadily or still falling through its last
     half at plateau's "not stuck" rate (`helpers.monotone_creep`), ending near chance; a warning
-    (it learns), which the outcome fails where the validation loss stayed at chance."""
+    (it learns), which the outcome fails where the validation loss stayed at chance. A warm-up that
+    outlasted the run is one too (`helpers.warmup_unfinished`), with its own fix."""
 
     cause = "learning_rate_too_low"
     consequence_of = ("too_much_regularization",)  # strong regularisation slows any rate's loss
@@ -42,12 +43,8 @@ class LearningRateTooLow(Rule):
     #: whatever the learning rate, and parameters that get no gradient do not move at any rate:
     #: not a sign of small steps)
     contradicted_by = (
-        "learning_rate_too_high",
-        "nonfinite_loss",
-        "diverging",
-        "exploding_gradients",
-        "dead_relu",
-        "frozen_parameters",
+        *("learning_rate_too_high", "nonfinite_loss", "diverging"),
+        *("exploding_gradients", "dead_relu", "frozen_parameters"),
     )
     #: a creep: every one of at least this many evaluations lower than the one before (noise alone
     #: does that with probability 2^-(n-1): 1/32 for 6), while the loss gained less than NO_LEARNING...
@@ -67,9 +64,17 @@ class LearningRateTooLow(Rule):
     def evaluate(self, view: RunView) -> Finding | None:
         if helpers.exploded(view):
             return None
+        warm = helpers.warmup_unfinished(view)  # a warm-up longer than the run: the rate was never delivered
+        if warm is not None:
+            seen, fix, ev = warm
+            return self.finding(
+                confidence="medium", severity="warning", score=0.8, summary=seen, recommendation=fix, evidence=[ev]
+            )
         role = VAL_LOSS if view.finite_curve(VAL_LOSS) is not None else TRAIN_LOSS
         lv = view.levels(role)
         whole = view.trend(role)
+        # not widened to 5 points (`helpers.tail_trend`): 10 evaluations falling steadily far below chance
+        # (a fine-tune near its optimum) are no small rate; `monotone_creep` reads short runs near chance
         tail = view.trend(role, self.TAIL_START, 1.0)
         # exact zeros are frozen or dead layers (another cause), not small steps
         ratios = {k: v for k, v in view.update_ratios().items() if v > 0}
