@@ -1774,3 +1774,22 @@ def warmup_unfinished(view: RunView) -> tuple[str, str, Evidence] | None:
         "at the rate you set."
     )
     return seen, fix, Evidence("warmup_unfinished", lr.key, {"last": last, "set": rate[1], "param": rate[0]})
+
+
+#: the recorder's module names (`model.init`) of a plain recurrent network, and of the gated ones
+PLAIN_RNN_MODULES = ("RNN", "RNNCell")
+GATED_RNN_MODULES = ("LSTM", "GRU", "LSTMCell", "GRUCell")
+
+
+def plain_rnn(view: RunView) -> list[str]:
+    """The weights of plain recurrent layers (`nn.RNN`, `nn.RNNCell`) in a model with no gated ones
+    (LSTM, GRU), from the recorder's initial-weight facts: a tanh recurrence multiplies its gradient
+    by the same matrix at every time step, and over long sequences it vanishes before reaching the
+    early steps (Bengio et al. 1994). Empty otherwise."""
+    init = view.fact("model", "init")
+    if not isinstance(init, list):
+        return []
+    mods = [(w.get("param"), w.get("module")) for w in init if isinstance(w, dict)]
+    if any(m in GATED_RNN_MODULES for _, m in mods):
+        return []
+    return [str(p) for p, m in mods if m in PLAIN_RNN_MODULES]

