@@ -254,6 +254,7 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
                 "no_bias_layers",
                 "no_bias_without_norm",
                 "linear_stacks",
+                "recurrent",
                 "parameters",
                 "trainable_not_in_optimizer",
                 "unregistered_modules",
@@ -293,6 +294,8 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
         "input_mismatch": dict.fromkeys(("loss", "problem", "detail")),
         "targets": _RUNNING_STATS,
         "outputs": _RUNNING_STATS,
+        # a regression loss's evaluation targets (the first 200 evaluation calls): the validation set's variance
+        "eval_targets": _RUNNING_STATS,
     },
     "inputs": {
         "train": _INPUT_STATS,

@@ -947,3 +947,58 @@ def test_linear_layers_stacked_without_activation_are_recorded(store):
     assert r.diag["model"]["linear_stacks"] == [["body.0", "body.1"], ["body.1", "body.3"]]
     r = record(store, lambda: fit(mlp(), *blobs()))
     assert r.diag["model"]["linear_stacks"] == []
+
+
+@pytest.mark.parametrize("divide_by", ["batch", "nothing"])
+def test_a_sum_over_outputs_divided_by_the_batch_is_read_per_element(store, divide_by):
+    """`nn.MSELoss(reduction='sum')(out, y) / len(xb)` over 16 outputs, the usual multi-output
+    regression and autoencoder loss (found by review): what is backpropagated is 16x the per-element
+    loss, so the training loss is read per element by 1/16, and the pair is no share of the objective
+    (1/16 read as a penalty added by hand); backpropagating the sum itself reads by 1/(32 x 16)."""
+    x, _ = blobs()
+    g = torch.Generator().manual_seed(4)
+    y = x @ torch.randn(FEATURES, 16, generator=g)
+    summed = nn.MSELoss(reduction="sum")
+
+    def loss(out, target):
+        return summed(out, target) / len(out) if divide_by == "batch" else summed(out, target)
+
+    facts = record(store, lambda: fit(mlp(out=16), x, y, loss=loss)).diag["loss"]
+    expected = 1 / 16 if divide_by == "batch" else 1 / (32 * 16)
+    assert 0.99 * expected <= facts["train_loss_per_sample"] <= 1.01 * expected, facts
+    share = facts.get("objective_share")
+    assert share is None or 0.5 <= share <= 2.0, facts
+
+
+def test_recurrent_layers_are_described_with_their_input_layout():
+    """`model.recurrent`: each nn.RNN/LSTM/GRU by name, type and `batch_first` (where the model's
+    input holds its sequence length, for `vanishing_gradients` through time)."""
+    from mlflow_nnaudit.recorder.probes.model import describe_model
+
+    class Seq(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.RNN(8, 16, batch_first=True)
+            self.gru = nn.GRU(16, 16)
+            self.head = nn.Linear(16, 4)
+
+    facts = describe_model(Seq(), set())
+    assert facts["recurrent"] == [
+        {"name": "rnn", "type": "RNN", "batch_first": True},
+        {"name": "gru", "type": "GRU", "batch_first": False},
+    ]
+    assert describe_model(mlp(), set())["recurrent"] == []
+
+
+def test_the_evaluation_targets_variance_is_kept_for_a_regression(store):
+    """`loss.eval_targets`: the evaluation targets' statistics over every evaluation batch, the
+    validation set's own variance (what a validation MSE is held against; a few checked training
+    batches estimate it to ~10%)."""
+    x, _ = blobs()
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(FEATURES, generator=g)
+    xv, _ = blobs(200, seed=1)
+    t, tv = (x @ w).unsqueeze(1), (3.0 * (xv @ w)).unsqueeze(1)  # the validation targets 9x as variable
+    facts = record(store, lambda: fit(mlp(out=1), x, t, loss=nn.MSELoss(), val=(xv, tv))).diag["loss"]
+    ev, tr = facts["eval_targets"]["var"], facts["targets"]["var"]
+    assert abs(ev - float(tv.var())) < 0.02 * float(tv.var()) and ev > 5 * tr, facts

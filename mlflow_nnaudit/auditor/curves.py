@@ -209,5 +209,5 @@ def train_loss_per_sample(by_role: dict[str, Curve], diagnostics: dict | None) -
     by_role[TRAIN_LOSS] = Curve(curve.key, curve.steps, curve.values * factor, curve.timestamps)
     return (
         f"{curve.key} read per sample (divided by {1 / factor:.3g}): the loop backpropagates a "
-        "reduction='sum' loss, and the first and evaluation losses are per sample"
+        "reduction='sum' loss (or a part of one), and the first and evaluation losses are per sample"
     )

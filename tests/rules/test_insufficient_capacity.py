@@ -100,3 +100,20 @@ def test_quiet_on_an_lstm_before_a_linear_head():
     quiet(CAUSE, make_view(*underfitting(), diagnostics=healthy_diagnostics(model=facts)))
     # the same head alone is a model without a hidden layer
     fires(CAUSE, make_view(*underfitting(), diagnostics=healthy_diagnostics(model=mlp_model([32, 4]))))
+
+
+def test_a_linear_head_after_a_non_linear_body_is_no_linear_model():
+    """Two linear layers in a row at the end of a ReLU network (a projection then the classifier) is a
+    design, found by review: on an underfitting run whose widths pass, nothing is said of it; the same
+    stack in a model with no activation at all is one linear map."""
+    from tests.rules.conftest import falling
+
+    d = healthy_diagnostics()
+    d["model"]["widths"] = [64, 64, 64, 4]
+    d["model"]["linear_stacks"] = [["4", "6"]]
+    train = falling(600, 1.4, 1.1, knee=0.3, noise=0.01)  # 21% progress: underfits, no gap
+    view = make_view(train, train[::30] + 0.01, diagnostics=d)
+    quiet("insufficient_capacity", view)
+    d["model"]["activations"] = []
+    f = fires("insufficient_capacity", make_view(train, train[::30] + 0.01, diagnostics=d))
+    assert "no activation" in f.summary and "nn.ReLU()" in f.recommendation

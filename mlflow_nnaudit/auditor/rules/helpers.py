@@ -401,7 +401,7 @@ def val_at_chance(view: RunView, min_points: int) -> stats.Stuck | None:
 
 
 #: what `RunView.targets_variance` (so `val_at_mean`, `learned_nothing`) reads from the recorder
-MEAN_READS = (("loss", "loss_function"), ("loss", "reduction"), ("loss", "targets"))
+MEAN_READS = (("loss", "loss_function"), ("loss", "reduction"), ("loss", "targets"), ("loss", "eval_targets"))
 #: a regression's validation MSE at or above this share of its targets' variance is no better than
 #: predicting their mean: the outcome's failed share (`base.MEAN_LEVELS`, under 5% of the variance
 #: explained). Wider than CHANCE_TOLERANCE's 2% because the variance is no constant like ln C: it is
@@ -1168,7 +1168,7 @@ class PlateauReadings(Rule):
 
     def evaluate(self, view: RunView) -> Finding | None:
         found = self.stalled(view) or no_learning_finding(self, view)
-        if found is not None and view.fact("model", "linear_stacks"):
+        if found is not None and linear_stacks(view):
             # the recorder saw why the model cannot fit (linear layers stacked into one linear map): the
             # stall follows from its capacity when that is found, not from a guess at the model's size
             found.follows = (*found.follows, "insufficient_capacity")
@@ -1743,13 +1743,16 @@ def tail_trend(view: RunView, role: str) -> stats.Trend | None:
 #: a warm-up still rising when the run ended, at this share of the rate set or less, never delivered it
 WARMUP_SHORT_OF = 0.5
 WARMUP_PARAMS = ("warmup_steps", "num_warmup_steps", "warmup_iters")
+#: ... while the loss's last 30% still brought this share of its progress (not_converged's line)
+WARMUP_TAIL_SHARE = 0.1
 
 
 def warmup_unfinished(view: RunView) -> tuple[str, str, Evidence] | None:
     """`learning_rate_too_low`'s reading of a warm-up longer than the run (`warmup_steps` above the steps
     trained: the HF Trainer's schedule then never reaches its peak): the logged learning rate rose through
     its last 30% of points and ended at its highest, at WARMUP_SHORT_OF of the rate set (a param: the HF
-    Trainer's `learning_rate`) or less, and the training loss was still falling at the end (`tail_trend`).
+    Trainer's `learning_rate`) or less, and the training loss was still falling at the end (`tail_trend`),
+    its last 30% bringing 10% of its progress or more.
     The run trained at a fraction of its rate throughout. None otherwise, or without a rate set as a
     param other than the curve itself. Returns what was seen, the fix, and the evidence."""
     lr, rate = lr_points(view), view.learning_rate()
@@ -1759,9 +1762,13 @@ def warmup_unfinished(view: RunView) -> tuple[str, str, Evidence] | None:
     last, k = float(v[-1]), int(TAIL_START * len(v))
     if last <= 0 or last < 0.99 * float(v.max()) or last > WARMUP_SHORT_OF * rate[1] or not last > 1.1 * float(v[k]):
         return None
-    tail = tail_trend(view, TRAIN_LOSS)
-    if tail is None or tail.direction >= 0:
-        return None
+    tail, total, tail_drop = (
+        tail_trend(view, TRAIN_LOSS),
+        view.drop(TRAIN_LOSS, 0.0, 1.0),
+        view.drop(TRAIN_LOSS, TAIL_START, 1.0),
+    )
+    if tail is None or tail.direction >= 0 or not total or total <= 0 or (tail_drop or 0.0) < WARMUP_TAIL_SHARE * total:
+        return None  # (a fine-tune that learned what it could under the short rate: no harm, found by review)
     warm = view.param_float(*WARMUP_PARAMS, nonzero=True)
     why = f" ({warm[0]}={warm[1]:.0f})" if warm else ""
     seen = (
@@ -1776,20 +1783,38 @@ def warmup_unfinished(view: RunView) -> tuple[str, str, Evidence] | None:
     return seen, fix, Evidence("warmup_unfinished", lr.key, {"last": last, "set": rate[1], "param": rate[0]})
 
 
-#: the recorder's module names (`model.init`) of a plain recurrent network, and of the gated ones
-PLAIN_RNN_MODULES = ("RNN", "RNNCell")
-GATED_RNN_MODULES = ("LSTM", "GRU", "LSTMCell", "GRUCell")
+#: the recurrent layer types of a plain recurrent network, and of the gated ones (`model.recurrent`)
+PLAIN_RNN_MODULES = ("RNN",)
+GATED_RNN_MODULES = ("LSTM", "GRU")
+#: time steps from which a plain tanh recurrence loses its early inputs' gradient (Bengio et al. 1994;
+#: Hochreiter and Schmidhuber 1997 show plain RNNs failing from lags of 10 to 20 steps on)
+LONG_SEQUENCE = 20
+PLAIN_RNN_READS = (("model", "recurrent"), ("inputs", "train", "features"), ("inputs", "train", "median_batch_size"))
 
 
-def plain_rnn(view: RunView) -> list[str]:
-    """The weights of plain recurrent layers (`nn.RNN`, `nn.RNNCell`) in a model with no gated ones
-    (LSTM, GRU), from the recorder's initial-weight facts: a tanh recurrence multiplies its gradient
-    by the same matrix at every time step, and over long sequences it vanishes before reaching the
-    early steps (Bengio et al. 1994). Empty otherwise."""
-    init = view.fact("model", "init")
-    if not isinstance(init, list):
+def plain_rnn(view: RunView) -> tuple[list[str], int] | None:
+    """The plain recurrent layers (`nn.RNN`) of a model with no gated one (LSTM, GRU) and the length
+    of the sequences they are fed, when it is LONG_SEQUENCE or more: a tanh recurrence multiplies its
+    gradient by the same matrix at every time step, and over long sequences it vanishes before reaching
+    the early steps. The length is read from the model's input (`inputs.train`: its dimension 1 for a
+    `batch_first` layer, else its dimension 0), so a model that embeds token ids first (integer inputs
+    are not summarised) is not read. None otherwise (found by review: a 5-step sequence is no long one)."""
+    rec = view.fact("model", "recurrent")
+    if not isinstance(rec, list) or not rec or any(r.get("type") in GATED_RNN_MODULES for r in rec):
+        return None
+    plain = [r for r in rec if isinstance(r, dict) and r.get("type") in PLAIN_RNN_MODULES]
+    size = view.fact("inputs", "train", "features" if plain and plain[0].get("batch_first") else "median_batch_size")
+    if not plain or not isinstance(size, (int, float)) or size < LONG_SEQUENCE:
+        return None
+    return [str(r.get("name")) for r in plain], int(size)
+
+
+def linear_stacks(view: RunView) -> list[list[str]]:
+    """The recorder's `model.linear_stacks` (linear layers adjacent in an `nn.Sequential`) of a model
+    with no activation module at all: the whole model is then one linear map. Empty when the model
+    has activations elsewhere (a linear head after a non-linear body is a design, found by review),
+    or the facts are missing."""
+    stacks, acts = view.fact("model", "linear_stacks"), view.fact("model", "activations")
+    if not isinstance(stacks, list) or acts != [] or not all(isinstance(p, list) and len(p) == 2 for p in stacks):
         return []
-    mods = [(w.get("param"), w.get("module")) for w in init if isinstance(w, dict)]
-    if any(m in GATED_RNN_MODULES for _, m in mods):
-        return []
-    return [str(p) for p, m in mods if m in PLAIN_RNN_MODULES]
+    return stacks

@@ -42,6 +42,8 @@ MAX_REDUCTION_CHECK = 10_000_000
 #: backward calls on sampled steps whose loss function outputs are kept against the loss backpropagated
 #: (`pair_objective`): the first this many
 MAX_OBJECTIVE_STEPS = 64
+#: evaluation calls of a regression loss whose targets are summarised (`eval_targets`)
+MAX_EVAL_TARGET_BATCHES = 200
 #: the first this many of them give the share at the start (a penalty that has already zeroed the
 #: weights weighs little later on: the start shows what drove the first steps)
 OBJECTIVE_START_STEPS = 3
@@ -97,11 +99,6 @@ def _batch_size(t: torch.Tensor) -> int:
     return int(t.shape[0]) if t.dim() > 0 else 1
 
 
-def _nearer_one(q: float, other: float) -> bool:
-    """`q` is nearer 1 than `other`, on a log scale."""
-    return q > 0 and (other <= 0 or abs(math.log(q)) < abs(math.log(other)))
-
-
 class LossProbe(Probe):
     """See the module docstring. All statistics stay tensors until the session flushes."""
 
@@ -119,6 +116,10 @@ class LossProbe(Probe):
         self.train_calls = 0
         self.label_counts: torch.Tensor | None = None
         self.target_stats: dict[str, Any] | None = None
+        #: a regression loss's evaluation targets, over the first MAX_EVAL_TARGET_BATCHES evaluation calls:
+        #: the validation set's own variance, the yardstick of a validation MSE
+        self.eval_target_stats: dict[str, Any] | None = None
+        self._eval_target_batches = 0
         self.output_stats: dict[str, Any] | None = None
         #: mse_loss's output over its own mean of squared differences on the first checked call, and the
         #: element count: 1 for reduction='mean', the count for 'sum' (the variance is a yardstick of the first only)
@@ -150,6 +151,15 @@ class LossProbe(Probe):
             v = out.detach().float() * n
             self._val_sum = v if self._val_sum is None else self._val_sum + v.to(self._val_sum.device)
             self._val_n += n
+            if (
+                fn in _REGRESSION_LOSSES
+                and self._eval_target_batches < MAX_EVAL_TARGET_BATCHES
+                and isinstance(target, torch.Tensor)
+                and target.is_floating_point()
+            ):
+                self._eval_target_batches += 1
+                with torch.no_grad():
+                    self.eval_target_stats = _merge_stats(self.eval_target_stats, target.detach())
             return {}
         self.train_calls += 1
         if sampled or self.train_calls <= CHECK_FIRST_CALLS:
@@ -190,32 +200,41 @@ class LossProbe(Probe):
         self._objective.append((out, raw, backpropagated.detach().float().to(out.device), calls))
 
     def _objective_share(self) -> dict[str, Any]:
-        # of the per-sample reading and the sum of a `reduction='sum'` loss, the ratio nearer 1: a loop
-        # that backpropagates the sum itself would otherwise look like 1/N of it, a penalty added by hand,
-        # and one that divides it by the count itself (the Hugging Face causal-LM loss) N times (found
-        # by review); the two are the same for every other reduction
+        """The loss functions' share of what was backpropagated, and the factor that reads the training
+        loss per sample. A `reduction='sum'` call is read both ways, per sample (a) and as the sum (r):
+        what the loop backpropagated (b) may be the sum itself, the sum over the batch size (a sum over
+        the outputs, per sample: a/b = 1/outputs), over the token count (the Hugging Face causal-LM loss:
+        a/b = 1), over accumulation steps, with a penalty added... Its share is the reading within 2x of
+        1 (nearer 1 of the two), and the pair is left out of the share when neither is (which scale the
+        loop applied is not known: a share of 1/outputs read as a penalty was found by review). For
+        every other reduction the two are the same."""
         kept = [(float(a), float(r), float(b), k) for a, r, b, k in self._objective]
         kept = [
             (a, r, b, k)
             for a, r, b, k in kept
-            if math.isfinite(a) and math.isfinite(r) and math.isfinite(b) and a >= 0 and r >= 0 and b > 0
+            if math.isfinite(a) and math.isfinite(r) and math.isfinite(b) and a > 0 and r > 0 and b > 0
         ]
-        if not kept:
-            return {}
-        pairs = [(min(a / b, r / b, key=lambda q: abs(math.log(q)) if q > 0 else math.inf), k) for a, r, b, k in kept]
+        pairs = []
+        for a, r, b, k in kept:
+            near = min((a / b, r / b), key=lambda q: abs(math.log(q)))
+            if r == a or 0.5 <= near <= 2.0:
+                pairs.append((near, k))
+        # a summed call's per-sample reading over what was backpropagated: the factor that puts the
+        # training loss (`nnaudit/train_loss`, the loss backpropagated) in the units of the first and
+        # evaluation losses, which are per sample; when most paired calls were summed and it is below 1
+        summed = sorted(a / b for a, r, b, _ in kept if r != a)
+        factor = summed[len(summed) // 2] if summed and 2 * len(summed) > len(kept) else None
+        out: dict[str, Any] = {"train_loss_per_sample": factor if factor is not None and factor < 0.99 else None}
+        if not pairs:
+            return out if kept else {}
         shares = [share for share, _ in pairs]
         start = sorted(shares[:OBJECTIVE_START_STEPS])
         calls = sorted(k for _, k in pairs)
-        # the calls where the loop backpropagated the sum itself: its training loss (`nnaudit/train_loss`,
-        # the loss backpropagated) is then in units of the batch's sum while the first loss and the
-        # evaluation loss are per sample; the factor that reads it per sample, when most calls were so
-        summed = sorted(a / b for a, r, b, _ in kept if a > 0 and r != a and _nearer_one(r / b, a / b))
-        return {
+        return out | {
             "objective_share": sorted(shares)[len(shares) // 2],
             "objective_share_start": start[len(start) // 2],
             "objective_steps": len(shares),
             "objective_calls": calls[len(calls) // 2],
-            "train_loss_per_sample": summed[len(summed) // 2] if 2 * len(summed) > len(kept) else None,
         }
 
     @property
@@ -377,7 +396,11 @@ class LossProbe(Probe):
             out["label_counts"] = [int(c) for c in self.label_counts.tolist()]
         if (reduction := self._reduction()) is not None:
             out["reduction"] = reduction
-        for name, st in (("targets", self.target_stats), ("outputs", self.output_stats)):
+        for name, st in (
+            ("targets", self.target_stats),
+            ("outputs", self.output_stats),
+            ("eval_targets", self.eval_target_stats),
+        ):
             if st is not None:
                 out[name] = _stats_summary(st)
         return out | self._objective_share()
@@ -400,18 +423,19 @@ def _merge_stats(acc: dict[str, Any] | None, t: torch.Tensor) -> dict[str, Any] 
     shift = acc["shift"] if acc is not None else m.detach().clone()
     d = m - shift.to(m.device)
     cur = {"min": t.min(), "max": t.max(), "mean": m, "sqmean": (t * t).mean(), "wvar": t.var(unbiased=False)}
-    cur |= {"dmean": d, "dsq": d * d, "n": torch.tensor(1.0), "shift": shift}
+    w = float(t.numel())  # each batch weighted by its size: a short last batch counts for what it holds
+    cur |= {"dmean": d, "dsq": d * d, "n": torch.tensor(1.0), "w": w, "shift": shift}
     if acc is None:
         return cur
-    n = acc["n"] + 1
-    out = {k: acc[k] + (cur[k] - acc[k]) / n for k in _RUNNING}
+    total = acc["w"] + w
+    out = {k: acc[k] + (cur[k] - acc[k]) * (w / total) for k in _RUNNING}
     out |= {"min": torch.minimum(acc["min"], cur["min"]), "max": torch.maximum(acc["max"], cur["max"])}
-    return out | {"n": n, "shift": shift}
+    return out | {"n": acc["n"] + 1, "w": total, "shift": shift}
 
 
 def _stats_summary(st: dict[str, Any]) -> dict[str, float]:
-    """min, max, mean, sqmean, n and the pooled variance `var` (mean within-batch variance plus the
-    variance of the batch means, each batch weighted alike)."""
+    """min, max, mean, sqmean, n (batches) and the pooled variance `var` (mean within-batch variance
+    plus the variance of the batch means, each batch weighted by its size)."""
     out = {k: float(st[k]) for k in ("min", "max", "mean", "sqmean", "n")}
     out["var"] = max(float(st["wvar"]) + float(st["dsq"]) - float(st["dmean"]) ** 2, 0.0)
     return out

@@ -113,6 +113,13 @@ def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
         "no_bias_layers": [n for n, m in weight_layers if getattr(m, "bias", None) is None][:_MAX_NAMES],
         "no_bias_without_norm": _no_bias_without_norm(leaves)[:_MAX_NAMES],
         "linear_stacks": _linear_stacks(root),
+        # recurrent layers: their type and whether they take (batch, time, ...) inputs, which says
+        # where the model's input holds its sequence length
+        "recurrent": [
+            {"name": n, "type": type(m).__name__, "batch_first": bool(getattr(m, "batch_first", False))}
+            for n, m in root.named_modules()
+            if isinstance(m, torch.nn.RNNBase)
+        ][:_MAX_NAMES],
         "parameters": int(sum(p.numel() for _, p in params)),
         "trainable_not_in_optimizer": [n for n, p in params if p.requires_grad and id(p) not in opt_ids][:_MAX_NAMES],
         "requires_grad_false": [n for n, p in params if not p.requires_grad][:_MAX_NAMES],

@@ -31,9 +31,10 @@ class Plateau(helpers.PlateauReadings):
     after the cause found upstream. Else the curve-only readings of `helpers.no_learning_reading`."""
 
     cause = "plateau"
-    reads = (*BLOWUP_READS, *helpers.MEAN_READS, ("model", "linear_stacks"))
+    reads = (*BLOWUP_READS, *helpers.MEAN_READS, ("model", "linear_stacks"), ("model", "activations"))
     #: upstream causes it follows from, when found too (listed after them). Not insufficient_capacity:
-    #: from the curves alone that is a guess, and a guess must not outrank the symptom (issue 11)
+    #: from the curves alone that is a guess, and a guess must not outrank the symptom (issue 11); only
+    #: a model the recorder saw is one linear map (`PlateauReadings`)
     consequence_of = (
         *("loss_input_mismatch", "frozen_parameters", "final_layer_activation", "learning_rate_too_high"),
         *("bad_weight_init", "dead_relu", "saturated_activations", "vanishing_gradients", "network_too_deep"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
+from mlflow_nnaudit.auditor.rules import helpers
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
 from mlflow_nnaudit.auditor.rules.helpers import NO_LEARNING, PLATEAU_MAX_IMPROVEMENT
 
@@ -21,8 +22,9 @@ class InsufficientCapacity(Rule):
     The recorder's widths are those of the linear and convolution layers only: a model with
     recurrent or attention layers (an LSTM before a linear head) holds hidden layers the widths
     do not list, so its size is not judged from them. Linear layers that follow one another in an
-    `nn.Sequential` with no activation between them (`model.linear_stacks`) are one linear map
-    whatever their widths: named so, on the same underfitting."""
+    `nn.Sequential` with no activation between them (`model.linear_stacks`), in a model with no
+    activation module at all, are one linear map whatever their widths: named so, on the same
+    underfitting."""
 
     cause = "insufficient_capacity"
     explained_by = (
@@ -42,7 +44,13 @@ class InsufficientCapacity(Rule):
         "batch_size_too_large",
         "lr_decay_too_fast",
     )
-    reads = (("model", "widths"), ("model", "depth"), ("model", "init"), ("model", "linear_stacks"))
+    reads = (
+        ("model", "widths"),
+        ("model", "depth"),
+        ("model", "init"),
+        ("model", "linear_stacks"),
+        ("model", "activations"),
+    )
 
     #: with the recorder, the training loss made less than this share of progress: underfitting (a
     #: healthy run on a noisy task gets ~50% on the sample task; a fitting one far more)
@@ -61,8 +69,7 @@ class InsufficientCapacity(Rule):
             if not uf.signature(self.UNDERFIT_MAX_IMPROVEMENT, need_flat=False):
                 return None
             hidden, out = widths[:-1], widths[-1]
-            stacks = view.fact("model", "linear_stacks")
-            if isinstance(stacks, list) and stacks and all(isinstance(p, list) and len(p) == 2 for p in stacks):
+            if stacks := helpers.linear_stacks(view):
                 what = (
                     f"its linear layers {stacks[0][0]} and {stacks[0][1]} follow one another with no activation "
                     "between them, so together they are one linear map"

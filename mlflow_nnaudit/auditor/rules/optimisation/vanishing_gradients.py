@@ -17,8 +17,8 @@ class VanishingGradients(Rule):
     initialised to zero (a zero matrix passes no gradient back), or under too much regularisation
     (weights decayed towards zero pass little gradient back), it is listed as that cause's
     consequence; the advice names ReLU-family activations only for a model that
-    does not already use them. A plain `nn.RNN` on a run that learned nothing is its gradient
-    vanishing through time (`_through_time`)."""
+    does not already use them. A plain `nn.RNN` over 20 steps or more on a run that learned nothing
+    is its gradient vanishing through time (`_through_time`)."""
 
     cause = "vanishing_gradients"
     PREFIX = schema.layer_prefix(schema.LAYER_GRAD_NORM)
@@ -28,7 +28,7 @@ class VanishingGradients(Rule):
         ("model", "activations"),
         ("activations", "layers"),
         schema.layer_prefix(schema.LAYER_DEAD_RELU),
-        ("model", "init"),
+        *helpers.PLAIN_RNN_READS,
     )
     #: upstream causes it follows from, when found too (listed after them); a zero weight matrix passes
     #: no gradient to the layers below it, and a too-small init shrinks it layer by layer
@@ -93,20 +93,25 @@ class VanishingGradients(Rule):
         )
 
     def _through_time(self, view: RunView) -> Finding | None:
-        """A plain `nn.RNN` (no LSTM or GRU in the model) on a run that learned nothing: its gradient
-        vanishes through time, not across layers, which per-layer norms do not show (held-out program
-        f71: the temporal-order task at chance). Medium confidence: a plain RNN fed unrelated labels
-        looks the same, and that finding is listed after this one."""
+        """A plain `nn.RNN` (no LSTM or GRU in the model) fed sequences of 20 steps or more, on a run that
+        learned nothing and did not blow up: its gradient vanishes through time, not across layers,
+        which per-layer norms do not show (held-out program f71: the temporal-order task at chance).
+        Medium confidence: a plain RNN fed unrelated labels looks the same, and that finding is listed
+        after this one."""
         rnn, harm = helpers.plain_rnn(view), view.outcome_harm()
-        if not rnn or harm is None or harm.severity != "failed" or helpers.exploded(view):
+        if rnn is None or harm is None or harm.severity != "failed" or helpers.exploded(view):
             return None  # (a loss that blew up is the opposite: gradients that grew through time)
+        (name, *_), steps = rnn
         return self.finding(
             confidence="medium",
             severity="warning",
             score=0.8,
-            summary=f"a plain recurrent layer ({rnn[0]}) and a run that learned nothing ({harm.summary})",
-            recommendation="A plain nn.RNN multiplies its gradient by the same recurrent matrix at every time step, "
-            f"so over long sequences it vanishes before reaching the early steps ({rnn[0]}): use nn.LSTM or "
-            "nn.GRU, shorten the sequences, or clip gradients and initialise the recurrent weights orthogonally.",
-            evidence=[Evidence("plain_rnn_no_learning", None, {"recurrent_weights": rnn, "outcome": harm.summary})],
+            summary=f"a plain recurrent layer ({name}) over {steps}-step sequences, and a run that learned "
+            f"nothing ({harm.summary})",
+            recommendation=f"A plain nn.RNN multiplies its gradient by the same recurrent matrix at every time step, "
+            f"so over {steps} steps it vanishes before reaching the early ones ({name}): use nn.LSTM or nn.GRU, "
+            "shorten the sequences, or clip gradients and initialise the recurrent weights orthogonally.",
+            evidence=[
+                Evidence("plain_rnn_no_learning", None, {"layers": rnn[0], "steps": steps, "outcome": harm.summary})
+            ],
         )
