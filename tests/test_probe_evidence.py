@@ -949,7 +949,7 @@ def test_linear_layers_stacked_without_activation_are_recorded(store):
     assert r.diag["model"]["linear_stacks"] == []
 
 
-@pytest.mark.parametrize("divide_by", ["batch", "nothing"])
+@pytest.mark.parametrize("divide_by", ["batch", "nothing", "batch, plus a penalty"])
 def test_a_sum_over_outputs_divided_by_the_batch_is_read_per_element(store, divide_by):
     """`nn.MSELoss(reduction='sum')(out, y) / len(xb)` over 16 outputs, the usual multi-output
     regression and autoencoder loss (found by review): what is backpropagated is 16x the per-element
@@ -960,10 +960,18 @@ def test_a_sum_over_outputs_divided_by_the_batch_is_read_per_element(store, divi
     y = x @ torch.randn(FEATURES, 16, generator=g)
     summed = nn.MSELoss(reduction="sum")
 
-    def loss(out, target):
-        return summed(out, target) / len(out) if divide_by == "batch" else summed(out, target)
+    model = mlp(out=16)
 
-    facts = record(store, lambda: fit(mlp(out=16), x, y, loss=loss)).diag["loss"]
+    def loss(out, target):
+        if divide_by == "nothing":
+            return summed(out, target)
+        penalty = 0.05 * sum((p * p).sum() for p in model.parameters()) if "penalty" in divide_by else 0.0
+        return summed(out, target) / len(out) + penalty
+
+    facts = record(store, lambda: fit(model, x, y, loss=loss)).diag["loss"]
+    if "penalty" in divide_by:  # its share is no unit to read the loss by (found by review)
+        assert facts["train_loss_per_sample"] is None, facts
+        return
     expected = 1 / 16 if divide_by == "batch" else 1 / (32 * 16)
     assert 0.99 * expected <= facts["train_loss_per_sample"] <= 1.01 * expected, facts
     share = facts.get("objective_share")
@@ -982,11 +990,17 @@ def test_recurrent_layers_are_described_with_their_input_layout():
             self.gru = nn.GRU(16, 16)
             self.head = nn.Linear(16, 4)
 
+    class MyLSTM(nn.LSTM):
+        pass
+
     facts = describe_model(Seq(), set())
     assert facts["recurrent"] == [
         {"name": "rnn", "type": "RNN", "batch_first": True},
         {"name": "gru", "type": "GRU", "batch_first": False},
     ]
+    # cells and subclasses by their kind (found by review: an RNNCell was not listed, a subclassed LSTM not gated)
+    cells = describe_model(nn.ModuleDict({"cell": nn.RNNCell(8, 16), "mine": MyLSTM(8, 16)}), set())["recurrent"]
+    assert [(r["name"], r["type"]) for r in cells] == [("cell", "RNN"), ("mine", "LSTM")]
     assert describe_model(mlp(), set())["recurrent"] == []
 
 

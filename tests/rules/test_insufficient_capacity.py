@@ -104,8 +104,9 @@ def test_quiet_on_an_lstm_before_a_linear_head():
 
 def test_a_linear_head_after_a_non_linear_body_is_no_linear_model():
     """Two linear layers in a row at the end of a ReLU network (a projection then the classifier) is a
-    design, found by review: on an underfitting run whose widths pass, nothing is said of it; the same
-    stack in a model with no activation at all is one linear map."""
+    design, found by review: on an underfitting run whose widths pass, nothing is said of it, nor when
+    the body's activations are functional (no activation module); linear layers chaining the whole
+    model with no activation are one linear map."""
     from tests.rules.conftest import falling
 
     d = healthy_diagnostics()
@@ -114,6 +115,9 @@ def test_a_linear_head_after_a_non_linear_body_is_no_linear_model():
     train = falling(600, 1.4, 1.1, knee=0.3, noise=0.01)  # 21% progress: underfits, no gap
     view = make_view(train, train[::30] + 0.01, diagnostics=d)
     quiet("insufficient_capacity", view)
-    d["model"]["activations"] = []
+    d["model"]["activations"] = []  # its body's activations may be F.relu calls the facts do not show
+    quiet("insufficient_capacity", make_view(train, train[::30] + 0.01, diagnostics=d))
+    d["model"]["widths"], d["model"]["depth"] = [64, 64, 4], 3  # a stack chaining every layer: one linear map
+    d["model"]["linear_stacks"] = [["0", "1"], ["1", "2"]]
     f = fires("insufficient_capacity", make_view(train, train[::30] + 0.01, diagnostics=d))
     assert "no activation" in f.summary and "nn.ReLU()" in f.recommendation

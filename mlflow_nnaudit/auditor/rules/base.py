@@ -499,8 +499,9 @@ class RunView:
         checked training batches estimate it to within ~10% (a healthy-looking recommender flipped
         across the 95% line between two retrains)."""
         t = self.fact("loss", "eval_targets")
-        if not isinstance(t, dict) or not isinstance(t.get("var"), (int, float)):
-            t = self.fact("loss", "targets")
+        ev = t.get("var") if isinstance(t, dict) else None
+        if not isinstance(ev, (int, float)) or not math.isfinite(ev) or ev <= 0:
+            t = self.fact("loss", "targets")  # (a constant or NaN validation target: the training targets')
         if self.fact("loss", "loss_function") != "mse_loss" or not isinstance(t, dict):
             return None
         if self.fact("loss", "reduction") != "mean":

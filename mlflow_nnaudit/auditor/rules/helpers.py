@@ -1784,37 +1784,47 @@ def warmup_unfinished(view: RunView) -> tuple[str, str, Evidence] | None:
 
 
 #: the recurrent layer types of a plain recurrent network, and of the gated ones (`model.recurrent`)
-PLAIN_RNN_MODULES = ("RNN",)
+PLAIN_RNN_MODULES = ("RNN",)  # (cells and subclasses too: `probes.model._recurrent_kind`)
 GATED_RNN_MODULES = ("LSTM", "GRU")
 #: time steps from which a plain tanh recurrence loses its early inputs' gradient (Bengio et al. 1994;
 #: Hochreiter and Schmidhuber 1997 show plain RNNs failing from lags of 10 to 20 steps on)
 LONG_SEQUENCE = 20
 PLAIN_RNN_READS = (("model", "recurrent"), ("inputs", "train", "features"), ("inputs", "train", "median_batch_size"))
+LINEAR_STACK_READS = (("model", "linear_stacks"), ("model", "activations"), ("model", "depth"), ("model", "recurrent"))
 
 
 def plain_rnn(view: RunView) -> tuple[list[str], int] | None:
-    """The plain recurrent layers (`nn.RNN`) of a model with no gated one (LSTM, GRU) and the length
-    of the sequences they are fed, when it is LONG_SEQUENCE or more: a tanh recurrence multiplies its
-    gradient by the same matrix at every time step, and over long sequences it vanishes before reaching
-    the early steps. The length is read from the model's input (`inputs.train`: its dimension 1 for a
-    `batch_first` layer, else its dimension 0), so a model that embeds token ids first (integer inputs
-    are not summarised) is not read. None otherwise (found by review: a 5-step sequence is no long one)."""
+    """The plain recurrent layers (`nn.RNN`, `nn.RNNCell`) of a model with no gated one (LSTM, GRU) and
+    the length of the sequences they are fed, when it is LONG_SEQUENCE or more: a tanh recurrence
+    multiplies its gradient by the same matrix at every time step, and over long sequences it vanishes
+    before reaching the early steps. The length is read from the model's input (`inputs.train`) as the
+    smaller of its first two dimensions: which one is the time depends on `batch_first` and on how the
+    model permutes its input, which the facts do not show (found by review: a batch of 64 read as 64
+    steps). A model that embeds token ids first (integer inputs are not summarised) is not read. None
+    otherwise (a 5-step sequence is no long one)."""
     rec = view.fact("model", "recurrent")
-    if not isinstance(rec, list) or not rec or any(r.get("type") in GATED_RNN_MODULES for r in rec):
+    rec = [r for r in rec if isinstance(r, dict)] if isinstance(rec, list) else []
+    if not rec or any(r.get("type") in GATED_RNN_MODULES for r in rec):
         return None
-    plain = [r for r in rec if isinstance(r, dict) and r.get("type") in PLAIN_RNN_MODULES]
-    size = view.fact("inputs", "train", "features" if plain and plain[0].get("batch_first") else "median_batch_size")
-    if not plain or not isinstance(size, (int, float)) or size < LONG_SEQUENCE:
+    plain = [r for r in rec if r.get("type") in PLAIN_RNN_MODULES]
+    dims = [view.fact("inputs", "train", k) for k in ("features", "median_batch_size")]
+    if not plain or not all(isinstance(d, (int, float)) for d in dims) or min(dims) < LONG_SEQUENCE:
         return None
-    return [str(r.get("name")) for r in plain], int(size)
+    return [str(r.get("name")) for r in plain], int(min(dims))
 
 
 def linear_stacks(view: RunView) -> list[list[str]]:
-    """The recorder's `model.linear_stacks` (linear layers adjacent in an `nn.Sequential`) of a model
-    with no activation module at all: the whole model is then one linear map. Empty when the model
-    has activations elsewhere (a linear head after a non-linear body is a design, found by review),
-    or the facts are missing."""
+    """The recorder's `model.linear_stacks` (linear layers adjacent in an `nn.Sequential`) when they
+    chain every weight layer of the model into one (no convolution, no recurrent or attention layer,
+    no activation module anywhere): the whole model is then one linear map. Empty otherwise: a linear
+    head after a non-linear body is a design, whether the body's activations are modules or `F.relu`
+    calls the facts cannot show (found by review), or the facts are missing."""
     stacks, acts = view.fact("model", "linear_stacks"), view.fact("model", "activations")
-    if not isinstance(stacks, list) or acts != [] or not all(isinstance(p, list) and len(p) == 2 for p in stacks):
+    depth, rec = view.fact("model", "depth"), view.fact("model", "recurrent")
+    if not isinstance(stacks, list) or not stacks or acts != [] or rec or not isinstance(depth, int):
         return []
-    return stacks
+    if not all(isinstance(p, list) and len(p) == 2 for p in stacks):
+        return []
+    names = {str(n) for p in stacks for n in p}
+    chained = len(stacks) == depth - 1 and len(names) == depth
+    return stacks if chained else []

@@ -99,6 +99,12 @@ def _batch_size(t: torch.Tensor) -> int:
     return int(t.shape[0]) if t.dim() > 0 else 1
 
 
+def _whole(q: float) -> bool:
+    """`q` is a whole number >= 1 to float32 precision: a sum divided by a count (a penalty added to it
+    makes the ratio a fraction of that count, which lands this close to a whole number rarely)."""
+    return q >= 0.999 and abs(q - round(q)) <= 1e-4 * q
+
+
 class LossProbe(Probe):
     """See the module docstring. All statistics stay tensors until the session flushes."""
 
@@ -221,9 +227,12 @@ class LossProbe(Probe):
                 pairs.append((near, k))
         # a summed call's per-sample reading over what was backpropagated: the factor that puts the
         # training loss (`nnaudit/train_loss`, the loss backpropagated) in the units of the first and
-        # evaluation losses, which are per sample; when most paired calls were summed and it is below 1
-        summed = sorted(a / b for a, r, b, _ in kept if r != a)
-        factor = summed[len(summed) // 2] if summed and 2 * len(summed) > len(kept) else None
+        # evaluation losses, which are per sample; when most paired calls were summed and scaled
+        # cleanly (the sum over a whole number: itself, the batch size, accumulation steps, the token
+        # count), not with a penalty added (its share read as a unit, found by review), and below 1
+        summed = [(a, r, b) for a, r, b, _ in kept if r != a]
+        clean = sorted(a / b for a, r, b in summed if _whole(r / b))
+        factor = clean[len(clean) // 2] if clean and 2 * len(clean) > len(kept) else None
         out: dict[str, Any] = {"train_loss_per_sample": factor if factor is not None and factor < 0.99 else None}
         if not pairs:
             return out if kept else {}

@@ -95,6 +95,18 @@ def _linear_stacks(root: torch.nn.Module) -> list[list[str]]:
     return out[:_MAX_NAMES]
 
 
+def _recurrent_kind(m: torch.nn.Module) -> str:
+    """RNN, LSTM or GRU for torch's recurrent layers and cells and their subclasses, else the class name."""
+    for kind, types in (
+        ("LSTM", (torch.nn.LSTM, torch.nn.LSTMCell)),
+        ("GRU", (torch.nn.GRU, torch.nn.GRUCell)),
+        ("RNN", (torch.nn.RNN, torch.nn.RNNCell)),
+    ):
+        if isinstance(m, types):
+            return kind
+    return type(m).__name__
+
+
 def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
     """The model's structure as the rules need it: depth, activations, the output layer,
     regularisation and normalisation layers, bias-less layers, parameters that can never be
@@ -116,9 +128,9 @@ def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
         # recurrent layers: their type and whether they take (batch, time, ...) inputs, which says
         # where the model's input holds its sequence length
         "recurrent": [
-            {"name": n, "type": type(m).__name__, "batch_first": bool(getattr(m, "batch_first", False))}
+            {"name": n, "type": _recurrent_kind(m), "batch_first": bool(getattr(m, "batch_first", False))}
             for n, m in root.named_modules()
-            if isinstance(m, torch.nn.RNNBase)
+            if isinstance(m, (torch.nn.RNNBase, torch.nn.RNNCellBase))
         ][:_MAX_NAMES],
         "parameters": int(sum(p.numel() for _, p in params)),
         "trainable_not_in_optimizer": [n for n, p in params if p.requires_grad and id(p) not in opt_ids][:_MAX_NAMES],

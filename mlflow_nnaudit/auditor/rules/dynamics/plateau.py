@@ -31,7 +31,7 @@ class Plateau(helpers.PlateauReadings):
     after the cause found upstream. Else the curve-only readings of `helpers.no_learning_reading`."""
 
     cause = "plateau"
-    reads = (*BLOWUP_READS, *helpers.MEAN_READS, ("model", "linear_stacks"), ("model", "activations"))
+    reads = (*BLOWUP_READS, *helpers.MEAN_READS, *helpers.LINEAR_STACK_READS)
     #: upstream causes it follows from, when found too (listed after them). Not insufficient_capacity:
     #: from the curves alone that is a guess, and a guess must not outrank the symptom (issue 11); only
     #: a model the recorder saw is one linear map (`PlateauReadings`)

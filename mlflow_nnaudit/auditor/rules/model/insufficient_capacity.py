@@ -22,9 +22,9 @@ class InsufficientCapacity(Rule):
     The recorder's widths are those of the linear and convolution layers only: a model with
     recurrent or attention layers (an LSTM before a linear head) holds hidden layers the widths
     do not list, so its size is not judged from them. Linear layers that follow one another in an
-    `nn.Sequential` with no activation between them (`model.linear_stacks`), in a model with no
-    activation module at all, are one linear map whatever their widths: named so, on the same
-    underfitting."""
+    `nn.Sequential` with no activation between them (`model.linear_stacks`), chaining every weight
+    layer of a model with no activation module (`helpers.linear_stacks`), are one linear map whatever
+    their widths: named so, on the same underfitting."""
 
     cause = "insufficient_capacity"
     explained_by = (
@@ -44,13 +44,7 @@ class InsufficientCapacity(Rule):
         "batch_size_too_large",
         "lr_decay_too_fast",
     )
-    reads = (
-        ("model", "widths"),
-        ("model", "depth"),
-        ("model", "init"),
-        ("model", "linear_stacks"),
-        ("model", "activations"),
-    )
+    reads = (("model", "widths"), ("model", "depth"), ("model", "init"), *helpers.LINEAR_STACK_READS)
 
     #: with the recorder, the training loss made less than this share of progress: underfitting (a
     #: healthy run on a noisy task gets ~50% on the sample task; a fitting one far more)

@@ -106,10 +106,10 @@ class VanishingGradients(Rule):
             confidence="medium",
             severity="warning",
             score=0.8,
-            summary=f"a plain recurrent layer ({name}) over {steps}-step sequences, and a run that learned "
+            summary=f"a plain recurrent layer ({name}) over sequences of {steps} steps or more, and a run that learned "
             f"nothing ({harm.summary})",
             recommendation=f"A plain nn.RNN multiplies its gradient by the same recurrent matrix at every time step, "
-            f"so over {steps} steps it vanishes before reaching the early ones ({name}): use nn.LSTM or nn.GRU, "
+            f"so over {steps} steps or more it vanishes before reaching the early ones ({name}): use nn.LSTM or nn.GRU, "
             "shorten the sequences, or clip gradients and initialise the recurrent weights orthogonally.",
             evidence=[
                 Evidence("plain_rnn_no_learning", None, {"layers": rnn[0], "steps": steps, "outcome": harm.summary})
