@@ -39,6 +39,9 @@ TAIL_START = 0.7
 #: the fewest points a tail's Mann-Kendall test is read on: with 4 it can never reach p < 0.05 (its
 #: smallest two-sided p is 2/4! = 0.083; 2/5! = 0.017 with 5), and the last 30% of 12 evaluations is 4
 MIN_TAIL_POINTS = 5
+#: a tail (the last 30%) that still brings this share of the run's progress is "still improving"
+#: (`not_converged`; an unfinished warm-up's harm)
+TAIL_SHARE_IMPROVING = 0.10
 #: Prechelt's generalization loss (%) that makes overfitting worth reporting
 OVERFIT_GL = 10.0
 #: update/weight ratios per step well above/below ~1e-3 (Karpathy's rule of thumb; DeepDiagnosis
@@ -1728,6 +1731,13 @@ def usual_steps_at_chance_finding(rule: Rule, view: RunView) -> Finding | None:
     )
 
 
+def tail_share(view: RunView, role: str) -> float | None:
+    """The share of a curve's whole fall (start to end) that its last 30% (`TAIL_START`) brought: ~30%
+    for a steady decline, a few percent for a converged one. None when the curve did not fall."""
+    total, tail = view.drop(role, 0.0, 1.0), view.drop(role, TAIL_START, 1.0)
+    return tail / total if total and total > 0 and tail is not None else None
+
+
 def tail_trend(view: RunView, role: str) -> stats.Trend | None:
     """The trend of a curve's tail: its last 30% (`TAIL_START`), widened to its last MIN_TAIL_POINTS
     points when that holds fewer (a run evaluated 10-14 times has a tail of 4, in which no fall can
@@ -1743,8 +1753,6 @@ def tail_trend(view: RunView, role: str) -> stats.Trend | None:
 #: a warm-up still rising when the run ended, at this share of the rate set or less, never delivered it
 WARMUP_SHORT_OF = 0.5
 WARMUP_PARAMS = ("warmup_steps", "num_warmup_steps", "warmup_iters")
-#: ... while the loss's last 30% still brought this share of its progress (not_converged's line)
-WARMUP_TAIL_SHARE = 0.1
 
 
 def warmup_unfinished(view: RunView) -> tuple[str, str, Evidence] | None:
@@ -1762,12 +1770,8 @@ def warmup_unfinished(view: RunView) -> tuple[str, str, Evidence] | None:
     last, k = float(v[-1]), int(TAIL_START * len(v))
     if last <= 0 or last < 0.99 * float(v.max()) or last > WARMUP_SHORT_OF * rate[1] or not last > 1.1 * float(v[k]):
         return None
-    tail, total, tail_drop = (
-        tail_trend(view, TRAIN_LOSS),
-        view.drop(TRAIN_LOSS, 0.0, 1.0),
-        view.drop(TRAIN_LOSS, TAIL_START, 1.0),
-    )
-    if tail is None or tail.direction >= 0 or not total or total <= 0 or (tail_drop or 0.0) < WARMUP_TAIL_SHARE * total:
+    tail, share = tail_trend(view, TRAIN_LOSS), tail_share(view, TRAIN_LOSS)
+    if tail is None or tail.direction >= 0 or share is None or share < TAIL_SHARE_IMPROVING:
         return None  # (a fine-tune that learned what it could under the short rate: no harm, found by review)
     warm = view.param_float(*WARMUP_PARAMS, nonzero=True)
     why = f" ({warm[0]}={warm[1]:.0f})" if warm else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
-from mlflow_nnaudit.auditor.rules.helpers import TAIL_START, tail_trend, trend_evidence
+from mlflow_nnaudit.auditor.rules.helpers import TAIL_SHARE_IMPROVING, TAIL_START, tail_trend, trend_evidence
 
 
 class NotConverged(Rule):
@@ -26,7 +26,7 @@ class NotConverged(Rule):
     #: the tail window: the last 30% of the curve (shared with the other "still falling" readings)
     TAIL_START = TAIL_START
     #: a tail that still brings this share of the whole run's progress is "still improving"
-    TAIL_SHARE_IMPROVING = 0.10
+    TAIL_SHARE_IMPROVING = TAIL_SHARE_IMPROVING
     #: high confidence from this tail share on, with a trend p-value below HIGH_P
     HIGH_SHARE = 0.2
     HIGH_P = 1e-3

@@ -93,8 +93,8 @@ class LearningRateTooLow(Rule):
         set_rate_shown = decay is None or decay.share > self.TAIL_START
         if set_rate_shown and lv is not None and whole is not None and tail is not None and lv.start > 0:
             improvement = (lv.start - lv.end) / abs(lv.start)
-            total, tail_drop = view.drop(role, 0.0, 1.0), view.drop(role, self.TAIL_START, 1.0)
-            steady = bool(total and total > 0 and tail_drop / total >= self.TAIL_SHARE_STEADY)
+            share = helpers.tail_share(view, role)
+            steady = share is not None and share >= self.TAIL_SHARE_STEADY
             curve_slow = (
                 whole.direction < 0 and tail.direction < 0 and steady and 0 < improvement < self.SLOW_MAX_IMPROVEMENT
             )
