@@ -203,6 +203,25 @@ def test_optimizer_given_the_data_tensors_is_no_learning(autologged):
     assert "oscillating_loss" not in res.causes[:1]
 
 
+def test_a_learning_rate_floored_to_zero_is_named_as_the_rate(autologged):
+    # the linear scaling rule written with a floor division: 0.1 * 32 // 256 == 0.0. Every weight gets its
+    # gradient and none moves: the rate, not a loss computed from other tensors (frozen_parameters' advice)
+    torch.manual_seed(0)
+    x, y = _teacher(320)
+    xv, yv = _teacher(96, seed=1)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    base_lr, bs = 0.1, 32
+    with mlflow.start_run() as run:
+        mlflow.log_params({"lr": base_lr, "batch_size": bs})
+        opt = torch.optim.SGD(model.parameters(), lr=base_lr * bs // 256, momentum=0.9)
+        _epochs(model, opt, nn.CrossEntropyLoss(), x, y, xv, yv, epochs=8, bs=bs)
+    res = _audit(run.info.run_id)
+    assert res.status == "failed" and res.causes[0] == "learning_rate_too_low", (res.status, res.causes)
+    assert "frozen_parameters" not in res.causes
+    first = res.findings[0]
+    assert "learning rate is 0" in first.summary and "`lr` param says 0.1" in first.summary
+
+
 def test_nan_in_a_few_inputs_is_nonfinite_inputs(autologged):
     torch.manual_seed(0)
     x, y = _teacher(640)

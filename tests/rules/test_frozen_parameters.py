@@ -1,7 +1,10 @@
 """frozen_parameters: trainable parameters that no optimizer group updates."""
 
 import numpy as np
+import pytest
 
+from mlflow_nnaudit import schema
+from mlflow_nnaudit.auditor.rules import helpers
 from tests.rules.conftest import (
     falling,
     fires,
@@ -151,3 +154,27 @@ def test_the_frozen_tensor_count_is_not_capped_by_the_listed_names():
     model["frozen_tensors"] = 30
     f = fires(CAUSE, view)
     assert "(30 tensors)" in f.summary, f.summary
+
+
+def _rate_zero_view(rate: str, logged=None, user_lr=None):
+    d = healthy_diagnostics(learning={"optimizer": learning(never_changed=6)})
+    d["optimizer"][schema.PARAM_OPTIMIZER_LR] = float(rate) if logged is None else float(logged[-1])  # at the end
+    params = {schema.PARAM_OPTIMIZER_LR: rate, **({"lr": user_lr} if user_lr else {})}
+    return make_view(flat(60, 1.386), params=params, lr=logged, diagnostics=d)
+
+
+def test_a_learning_rate_of_zero_is_named_not_frozen_parameters():
+    # every tensor gets its gradient, none moves, and the optimizer's rate is 0: `0.1 * 64 // 256`
+    view = _rate_zero_view("0.0", logged=np.zeros(10), user_lr="0.1")
+    quiet(CAUSE, view)
+    f = fires("learning_rate_too_low", view)
+    assert f.severity == "failed" and f.confidence == "high"
+    assert "learning rate is 0" in f.summary and "`lr` param says 0.1" in f.summary and "//" in f.recommendation
+
+
+@pytest.mark.parametrize("rate, logged", [("0.0", np.linspace(0.0, 1e-3, 10)), ("0.01", None)])
+def test_weights_that_never_move_under_a_rate_above_zero_stay_frozen_parameters(rate, logged):
+    # a warm-up from 0 (the rate read when the optimizer was first seen) rose: not a rate of 0
+    view = _rate_zero_view(rate, logged=logged)
+    assert helpers.learning_rate_zero(view) is None
+    assert fires(CAUSE, view).severity == "failed"

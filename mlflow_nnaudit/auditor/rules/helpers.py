@@ -20,6 +20,7 @@ from mlflow_nnaudit.auditor import stats
 from mlflow_nnaudit.auditor.curves import GRAD_NORM, LEARNING_RATE, TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS, Curve
 from mlflow_nnaudit.auditor.rules.base import (
     CHANCE_LEVELS,
+    LR_PARAMS,
     Evidence,
     Finding,
     Rule,
@@ -1785,6 +1786,41 @@ def warmup_unfinished(view: RunView) -> tuple[str, str, Evidence] | None:
         "at the rate you set."
     )
     return seen, fix, Evidence("warmup_unfinished", lr.key, {"last": last, "set": rate[1], "param": rate[0]})
+
+
+#: what `learning_rate_zero` reads from the recorder
+ZERO_RATE_READS = (("learning", "optimizer"), ("optimizer", schema.PARAM_OPTIMIZER_LR), schema.PARAM_OPTIMIZER_LR)
+
+
+def learning_rate_zero(view: RunView) -> tuple[str, str, Evidence] | None:
+    """`learning_rate_too_low`'s reading of a rate of 0 (`lr = 0.1 * batch_size // 256` floors to 0.0; a
+    schedule's factor of 0): the rate the recorder read from the optimizer is 0 when it first saw it and at
+    the end of training, and never above 0 in between (its `nnaudit/lr`), while the optimizer's parameters
+    get gradients and none of them changed on 2 sampled steps or more (`learning.optimizer`). Nothing can
+    learn at any gradient: `frozen_parameters`' "the loss is not computed from these tensors" would send
+    the user after the wrong line. None otherwise. Returns what was seen, the fix, and the evidence."""
+    opt = view.fact("learning", "optimizer")
+    rate, last = view.param_float(schema.PARAM_OPTIMIZER_LR), view.fact("optimizer", schema.PARAM_OPTIMIZER_LR)
+    if not isinstance(opt, dict) or rate is None or rate[1] != 0 or last not in (None, 0, 0.0):
+        return None
+    n, sampled = opt.get("parameters") or 0, opt.get("sampled_steps") or 0
+    if n == 0 or sampled < 2 or opt.get("learning") != 0 or (opt.get("never_grad") or 0) >= n:
+        return None
+    lr = view.finite_curve(LEARNING_RATE, min_points=1)
+    if lr is not None and float(np.max(np.abs(lr.values[lr.finite]))) > 0:
+        return None
+    user = view.param_float(*LR_PARAMS, nonzero=True)
+    also = (
+        f" (the run's `{user[0]}` param says {fmt_num(user[1])}: the rate given to the optimizer is not it)"
+        if user
+        else ""
+    )
+    seen = f"the optimizer's learning rate is 0{also}: its {n} parameter tensors get gradients but none changed"
+    fix = (
+        f"Nothing can learn: {seen}. Give the optimizer a rate above 0, and check how it is computed (an integer "
+        "division such as `0.1 * batch_size // 256` floors to 0.0; a LambdaLR factor of 0)."
+    )
+    return seen, fix, Evidence("learning_rate_zero", schema.DIAGNOSTICS_ARTIFACT, {"lr": 0.0, "parameters": n})
 
 
 #: the recurrent layer types of a plain recurrent network, and of the gated ones (`model.recurrent`)

@@ -40,7 +40,7 @@ class FrozenParameters(Rule):
         ("learning", "optimizer"),
         ("learning", "model_outside_optimizer"),
     )
-    reads += (("model", "class"), *helpers.FROZEN_READS, *helpers.MEAN_READS)
+    reads += (("model", "class"), *helpers.FROZEN_READS, *helpers.MEAN_READS, *helpers.ZERO_RATE_READS)
 
     #: parameter names listed in the text at most
     NAMED = 5
@@ -57,7 +57,7 @@ class FrozenParameters(Rule):
         has_module = isinstance(view.fact("model", "class"), str)
         return (
             self._data_in_optimizer(opt, outside, has_module)
-            or self._nothing_learns(opt)
+            or (None if helpers.learning_rate_zero(view) else self._nothing_learns(opt))  # a rate of 0: not frozen
             or self._never_grad(opt, has_module)
             or self._not_in_optimizer(view)
             or self._frozen_explains(view)

@@ -34,14 +34,13 @@ class LearningRateTooLow(Rule):
     (a stuck model's is not), too slow under 5%, or under 20% steadily or still falling through its last
     half at plateau's "not stuck" rate (`helpers.monotone_creep`), ending near chance; a warning
     (it learns), which the outcome fails where the validation loss stayed at chance. A warm-up that
-    outlasted the run is one too (`helpers.warmup_unfinished`), with its own fix."""
+    outlasted the run is one too (`helpers.warmup_unfinished`), and a rate of 0 (`failed`), each with its fix."""
 
     cause = "learning_rate_too_low"
     consequence_of = ("too_much_regularization",)  # strong regularisation slows any rate's loss
-    reads = (*helpers.UPDATE_RATIO_READS, *helpers.LEARNING_RATE_READS, *helpers.BLOWUP_READS)
-    #: a finding of these says the opposite: this one is dropped (dead units make tiny updates
-    #: whatever the learning rate, and parameters that get no gradient do not move at any rate:
-    #: not a sign of small steps)
+    reads = (*helpers.UPDATE_RATIO_READS, *helpers.LEARNING_RATE_READS, *helpers.BLOWUP_READS, *helpers.ZERO_RATE_READS)
+    #: a finding of these says the opposite: this one is dropped (dead units make tiny updates whatever the
+    #: rate, and parameters that get no gradient do not move at any rate: not a sign of small steps)
     contradicted_by = (
         *("learning_rate_too_high", "nonfinite_loss", "diverging"),
         *("exploding_gradients", "dead_relu", "frozen_parameters"),
@@ -64,11 +63,12 @@ class LearningRateTooLow(Rule):
     def evaluate(self, view: RunView) -> Finding | None:
         if helpers.exploded(view):
             return None
-        warm = helpers.warmup_unfinished(view)  # a warm-up longer than the run: the rate was never delivered
-        if warm is not None:
-            seen, fix, ev = warm
+        zero = helpers.learning_rate_zero(view)  # a rate of 0: a definite bug, nothing moves
+        read = zero or helpers.warmup_unfinished(view)  # or a warm-up longer than the run: never delivered
+        if read is not None:
+            (said, fix, ev), (conf, sev) = read, (("high", "failed") if zero else ("medium", "warning"))
             return self.finding(
-                confidence="medium", severity="warning", score=0.8, summary=seen, recommendation=fix, evidence=[ev]
+                confidence=conf, severity=sev, score=0.8, summary=said, recommendation=fix, evidence=[ev]
             )
         role = VAL_LOSS if view.finite_curve(VAL_LOSS) is not None else TRAIN_LOSS
         lv = view.levels(role)
