@@ -120,3 +120,30 @@ def test_clip_grad_value_is_measured_and_the_wrappers_go_away(store_uri):
         assert not hasattr(torch.utils.data.DataLoader.__iter__, "__nnaudit_original__")
     finally:
         install_dormant_hooks()  # as the rest of the session had them
+
+
+def test_a_validation_set_stored_class_by_class_is_summarised_across_its_batches(store_uri):
+    # an unshuffled validation loader over a set stored class by class (as ImageFolder lists it), each class
+    # with its own input mean: the first two batches of every evaluation would show classes 0 and 1 only
+    torch.manual_seed(0)
+    x, y = torch.randn(256, 3), torch.randint(0, 4, (256,))
+    xv = torch.cat([torch.randn(32, 3) + 2.0 * c for c in range(4)])  # 4 classes x 32, means 0, 2, 4, 6
+    yv = torch.arange(4).repeat_interleave(32)
+    val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xv, yv), batch_size=16)  # 8 batches
+    model = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    mlflow_nnaudit.autolog(silent=True)
+    with mlflow.start_run() as run:
+        for _ in range(8):
+            for i in range(0, 256, 32):
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(x[i : i + 32]), y[i : i + 32]).backward()
+                opt.step()
+            with torch.no_grad():
+                for xb, _yb in val:
+                    model(xb)
+    mlflow_nnaudit.autolog(disable=True, silent=True)
+    ev = _diagnostics(run.info.run_id)["inputs"]["eval"]
+    assert ev["batches"] == 16  # two per evaluation
+    # every class seen: the mean of the 4 class means (3.0), where the first two batches alone give 0.0
+    assert all(2.5 < m < 3.5 for m in ev["feature_mean"]), ev["feature_mean"]

@@ -73,3 +73,12 @@ def test_explained_by_a_training_set_the_model_runs_out_of():
     kept, _, notes = judge(found, Links.of(ALL_RULES))
     assert [f.cause for f in kept] == ["dataset_too_small"]
     assert any("batch_size_too_large not reported: explained by dataset_too_small" in n for n in notes)
+
+
+def test_batches_accumulated_into_one_update_count_as_one_large_batch():
+    # HF Trainer: batches of 16 accumulated 16 times over 2,000 samples: 8 updates an epoch, 24 in three
+    d = healthy_diagnostics(data_loader=data_loader_section(loader(2000, 16, epochs=3)))
+    flat_at_chance = np.full(24, CHANCE) + 0.01 * rng(1).standard_normal(24)
+    f = fires(CAUSE, make_view(flat_at_chance, params={"gradient_accumulation_steps": "16"}, diagnostics=d))
+    assert "accumulated 16 times (256 out of 2,000" in f.summary and "Accumulate fewer" in f.recommendation
+    quiet(CAUSE, make_view(flat_at_chance, diagnostics=d))  # the loader's batches alone: 1% of the data

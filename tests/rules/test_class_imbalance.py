@@ -110,3 +110,28 @@ def test_an_lm_head_predicts_tokens_whatever_the_vocabulary_size():
     assert view.token_id_labels()
     quiet(CAUSE, view)
     fires(CAUSE, run(counts))  # the same histogram behind an ordinary head
+
+
+# --- the harm: a model that predicts the majority class only -------------------------------------
+def majority_run(val_acc, counts=(240, 16)):
+    d = healthy_diagnostics(loss=classification_loss(len(counts), label_counts=list(counts)))
+    return make_view(healthy_loss(), val_acc=np.asarray(val_acc), diagnostics=d)
+
+
+def test_an_accuracy_frozen_at_the_majoritys_share_fails_the_run():
+    # an HF Trainer BERT at 1:10 that never named the minority: 0.915 at every evaluation, F1 0
+    f = fires(CAUSE, majority_run([0.915] * 4))
+    assert f.severity == "failed" and f.harmful and "predicts that class only" in f.summary
+
+
+def test_an_accuracy_that_moves_is_no_majority_only_model():
+    f = fires(CAUSE, majority_run([0.915, 0.93, 0.945, 0.95]))
+    assert f.severity == "warning" and not f.harmful
+
+
+def test_an_accuracy_frozen_far_from_the_majoritys_share_is_not_read_so():
+    assert not fires(CAUSE, majority_run([0.7] * 4)).harmful  # 0.7 vs 0.94: something else
+
+
+def test_a_frozen_accuracy_in_percent_is_read_too():
+    assert fires(CAUSE, majority_run([91.5] * 4)).harmful

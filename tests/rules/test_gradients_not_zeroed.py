@@ -66,3 +66,17 @@ def test_two_stale_samples_count_when_the_gradient_norm_grows_like_a_running_sum
     assert "100% of 2" in f.summary
     quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=stale, grad_norm=np.full(600, 0.5)))
     quiet(CAUSE, make_view(healthy_loss(), diagnostics=d, extra=sampled_curve(KEY, np.zeros(2), every=100)))
+
+
+def at_steps(steps, values):
+    return make_view(healthy_loss(), diagnostics=healthy_diagnostics(), extra={KEY: curve(KEY, values, steps)})
+
+
+def test_stale_from_the_first_step_with_one_clean_sample_later_is_never_reset():
+    # a Lightning manual-optimisation loop without zero_grad(): stale on steps 1-5, clean once at an epoch boundary
+    f = fires(CAUSE, at_steps([1, 2, 3, 4, 5, 10, 63, 96], [1, 1, 1, 1, 1, 1, 1, 0]))
+    assert "88% of 8" in f.summary
+
+
+def test_a_reset_among_the_first_steps_keeps_the_ninety_percent():
+    quiet(CAUSE, at_steps([1, 2, 3, 4, 5, 10, 63, 96], [1, 0, 1, 1, 1, 1, 1, 1]))

@@ -50,3 +50,16 @@ def test_a_metric_stuck_at_100_percent_beside_a_loss_that_starts_at_chance_is_br
     # (found by review): the ceiling is no excuse when the loss had not left chance, ln 10
     loss = falling(20, np.log(10), 0.4, knee=0.3)
     fires(CAUSE, make_view(healthy_loss(), loss, val_acc=np.ones(20), params={"n_classes": "10"}))
+
+
+def test_a_short_curve_with_a_frozen_accuracy_the_loss_contradicts():
+    # one logit, accuracy from torch.max(z, 1): always class 0, 0.5 at all 5 epochs while the BCE fell to 0.045
+    loss = np.array([0.16, 0.0895, 0.0714, 0.0534, 0.0446])
+    f = fires(CAUSE, make_view(healthy_loss(), loss, val_acc=np.full(5, 0.5)))
+    assert "did not improve (0.5 -> 0.5)" in f.summary
+
+
+def test_a_short_curve_whose_steady_accuracy_the_loss_allows_is_quiet():
+    # a small validation set at 95% while the margins grow: a loss of 0.15+ allows any accuracy above 0.78
+    loss = np.array([0.3, 0.25, 0.2, 0.17, 0.15])
+    quiet(CAUSE, make_view(healthy_loss(), loss, val_acc=np.full(5, 0.95)))

@@ -100,3 +100,16 @@ def test_a_regression_that_started_high_still_overfits():
     assert f.confidence == "high"
     # the same curves in other units: the same verdict
     fires(CAUSE, make_view(train / 1e4, val / 1e4))
+
+
+def test_a_jump_that_never_came_back_needs_no_trend():
+    # validation images read BGR: 1.41 before training, then 12.9-13.8 at every epoch, flat (no trend in 7 points)
+    val = np.array([1.41, 12.85, 13.5, 13.78, 13.28, 13.31, 13.49])
+    f = fires(CAUSE, make_view(falling(300, 1.37, 1e-4, knee=0.05), val))
+    assert "never improved on its first evaluation" in f.summary and "carries to the validation set" in f.recommendation
+    assert f.p_value is None  # no trend test to rest on
+
+
+def test_a_jump_that_came_back_within_half_of_the_best_is_not_held():
+    val = np.array([0.5, 0.9, 0.95, 0.6, 0.62, 0.6, 0.61])  # back to 20% above the best: no trend, no UP_3
+    quiet(CAUSE, make_view(falling(300, 1.37, 0.2, knee=0.05), val))

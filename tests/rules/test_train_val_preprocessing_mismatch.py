@@ -1,6 +1,9 @@
 """train_val_preprocessing_mismatch: evaluation inputs preprocessed differently from training inputs."""
 
+import numpy as np
+
 from tests.rules.conftest import (
+    falling,
     fires,
     healthy_diagnostics,
     healthy_loss,
@@ -52,3 +55,20 @@ def test_fires_when_both_changes_sit_just_inside_their_own_limits():
 def test_quiet_on_a_mild_difference_of_both():
     mean, std = standardised_features(8, seed=1, batches=2, batch_size=64)
     quiet(CAUSE, run(mean * 1.3 + 0.3, std * 1.3))
+
+
+def image_run(val, train_end=1e-4):
+    # three channels, two of them 0.62 training std apart in evaluation (validation images read BGR)
+    d = healthy_diagnostics()
+    d["inputs"]["train"] = input_stats([0.18, 0.18, 0.08], [0.70, 0.67, 0.69], batches=6, batch_size=32)
+    d["inputs"]["eval"] = input_stats([-0.26, 0.19, 0.51], [0.69, 0.66, 0.72], batches=6, batch_size=100)
+    return make_view(falling(600, 1.1, train_end), val=np.asarray(val), diagnostics=d)
+
+
+def test_half_the_distance_is_read_where_training_fit_and_validation_stayed_at_chance():
+    f = fires(CAUSE, image_run([1.41, 12.9, 13.5, 13.8, 13.3, 13.3]))
+    assert f.confidence == "medium" and "channel order" in f.recommendation
+
+
+def test_half_the_distance_is_quiet_on_a_run_that_generalised():
+    quiet(CAUSE, image_run([0.9, 0.5, 0.3, 0.2, 0.15, 0.12]))  # a forecaster validated on a later window

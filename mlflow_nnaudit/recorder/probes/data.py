@@ -21,7 +21,10 @@ from mlflow_nnaudit.recorder.probes.fingerprints import BatchFingerprints
 
 #: at most this many features are tracked (the rest of a very wide input is ignored)
 MAX_FEATURES = 4096
-#: evaluation batches summarised per evaluation
+#: evaluation batches summarised per evaluation: a different pair in each evaluation, taken in turn
+#: through the longest evaluation seen so far (a validation loader is seldom shuffled, and one stored
+#: class by class, as an ImageFolder lists it, would show only its first classes in its first batches:
+#: their colours then read as a preprocessing difference)
 EVAL_BATCHES = 2
 #: training batches summarised whether their step is sampled or not, from the first one the model
 #: is seen to run: a run of a few steps (a batch larger than the dataset, ten epochs, ten steps)
@@ -101,12 +104,17 @@ class DataProbe(Probe):
     def __init__(self) -> None:
         self.train = _RunningStats()
         self.eval = _RunningStats()
-        self._eval_batches_this_phase = 0
+        self._eval_batches_this_phase = 0  # evaluation forwards seen in the current evaluation
+        self._eval_phases = 0  # evaluations that began (a training forward ends one)
+        self._eval_longest = 0  # the most evaluation forwards one evaluation has had
         self._train_forwards = 0  # training forwards seen (the first FIRST_TRAIN_BATCHES are summarised)
         self.fingerprints = BatchFingerprints()  # repeated batches (sampled training steps)
 
     def on_input(self, args: tuple, evaluating: bool, sampled: bool) -> None:
         if not evaluating:
+            if self._eval_batches_this_phase:
+                self._eval_phases += 1
+                self._eval_longest = max(self._eval_longest, self._eval_batches_this_phase)
             self._eval_batches_this_phase = 0
             first = self._train_forwards < FIRST_TRAIN_BATCHES
             self._train_forwards += 1
@@ -126,9 +134,18 @@ class DataProbe(Probe):
         with torch.no_grad():
             if not evaluating:
                 self.train.add(x)
-            elif self._eval_batches_this_phase < EVAL_BATCHES:
-                self.eval.add(x)
+            else:
+                if self._eval_wanted(self._eval_batches_this_phase):
+                    self.eval.add(x)
                 self._eval_batches_this_phase += 1
+
+    def _eval_wanted(self, i: int) -> bool:
+        """Whether the i-th forward of this evaluation is summarised: positions 2k and 2k+1 of the k-th
+        evaluation, counted around the longest evaluation seen before it (the first: its first two)."""
+        span = self._eval_longest
+        if span <= EVAL_BATCHES:
+            return i < EVAL_BATCHES
+        return i < span and (i - EVAL_BATCHES * self._eval_phases) % span < EVAL_BATCHES
 
     def summary(self) -> dict[str, Any]:
         out = {}

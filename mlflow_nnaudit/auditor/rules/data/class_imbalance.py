@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from mlflow_nnaudit import schema
-from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
+from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import CHANCE_LEVELS, Evidence, Finding, Rule, RunView, fmt_num
 
 
@@ -21,7 +21,13 @@ class ClassImbalance(Rule):
     the entropy and at 95% of ln C or more, the outcome's "no better than chance", at their best)
     it explains nothing of the outcome, and is
     reported at low confidence without explaining other findings away (a char-level model whose
-    loss sat above ln 27 from a bad init was named `class_imbalance` first)."""
+    loss sat above ln 27 from a bad init was named `class_imbalance` first).
+
+    The harm it does is seen where the model predicts the majority class only: the validation accuracy
+    exactly the same at every one of 3 or more evaluations, below 1 and within 5 points of the majority's
+    share of the sampled labels (any prediction that changes moves it). Then it is `failed`: whatever the
+    loss says against ln C, the model never names the rarer classes (an HF Trainer BERT at 1:10 kept
+    0.915 accuracy and an F1 of 0 over four epochs, and was `healthy` with an advisory)."""
 
     cause = "class_imbalance"
     explained_by = ("data_not_shuffled",)
@@ -35,6 +41,10 @@ class ClassImbalance(Rule):
     ABOVE_PRIOR = 1.05
     #: ... and at this share of ln C or more ("no better than chance", the outcome's)
     AT_CHANCE = CHANCE_LEVELS[0][0]
+    #: evaluations with the very same accuracy that show a model predicting one class
+    SAME_ACCURACY = 3
+    #: ... when that accuracy is within this of the majority's share of the sampled labels
+    MAJORITY_NEAR = 0.05
 
     def applies(self, view: RunView) -> bool:
         """Not on token-id labels (a language model): a Zipf-shaped histogram is what text is."""
@@ -56,15 +66,16 @@ class ClassImbalance(Rule):
         lows = [lv.best for lv in (view.levels(TRAIN_LOSS), view.levels(VAL_LOSS)) if lv is not None]
         floor = max(self.ABOVE_PRIOR * entropy, self.AT_CHANCE * math.log(len(c)))
         above_prior = bool(lows) and min(lows) >= floor
+        only = None if above_prior else self._majority_only(view, share)
+        said = f"; not why: the loss never got down to the labels' entropy ({fmt_num(entropy)})" if above_prior else ""
         return self.finding(
             confidence="low" if above_prior else "high",
             explains=not above_prior,
-            severity="warning",
+            severity="failed" if only else "warning",
+            kind="outcome" if only else None,
             score=min(1.0, share),
             summary=f"class {top} makes up {share:.0%} of the sampled labels ({ratio:.0f}x the rarest class)"
-            + (
-                f"; the loss never got down to the labels' entropy ({fmt_num(entropy)}): not why" if above_prior else ""
-            ),
+            + (f"; {only}" if only else said),
             recommendation=f"Class {top} makes up {share:.0%} of the training labels: weight the loss "
             "(`nn.CrossEntropyLoss(weight=...)` with inverse class frequencies) or resample "
             "(`torch.utils.data.WeightedRandomSampler`), and judge the model by per-class recall or F1, not accuracy.",
@@ -75,4 +86,18 @@ class ClassImbalance(Rule):
                     {"label_counts": counts, "max_share": share, "max_to_min_ratio": ratio},
                 )
             ],
+        )
+
+    def _majority_only(self, view: RunView, share: float) -> str | None:
+        """What shows the model predicts the majority class only (see the class docstring), or None."""
+        acc = view.finite_curve(VAL_ACC, min_points=self.SAME_ACCURACY)
+        if acc is None:
+            return None
+        v = acc.values[acc.finite]
+        v = v / 100 if 1 < v.max() <= 100 else v  # logged in percent
+        if v.min() != v.max() or not 0 < v[0] < 1 or abs(v[0] - share) > self.MAJORITY_NEAR:
+            return None
+        return (
+            f"the validation accuracy was {v[0]:.3g} at every one of {len(v)} evaluations, about the majority's "
+            "share: the model predicts that class only"
         )

@@ -13,7 +13,8 @@ class Overfitting(Rule):
     falling. Decided with Prechelt's criteria: the generalization loss GL (validation loss
     now vs its best, in %) must exceed 10%, the validation loss must trend upward after its
     best point (autocorrelation-corrected Mann-Kendall) or rise at 3 consecutive evaluations
-    (UP_3), and the train/validation gap must grow. A rise of only a few evaluations at the
+    (UP_3) or stay 50% above the best at every one of 3 or more evaluations after it (a jump that
+    never came back: no trend in a flat 13 after a best of 1.4), and the train/validation gap must grow. A rise of only a few evaluations at the
     end, small in size, is what early stopping produces and is not reported. Under 10%, a rise at 5
     evaluations in a row an order of magnitude above the training loss counts (`helpers.memorised`).
     Either way, on a classifier, the rise (final minus best validation loss) must reach 1% of ln C
@@ -49,16 +50,20 @@ class Overfitting(Rule):
         rise = helpers.overfit_rise(view, of)
         if rise is not None and rise.negligible:
             return None  # a large GL over a best near zero: a tiny rise on the loss's own scale
-        rising = of.val_trend_after_best.direction > 0 or of.up >= self.UP_EVALS
+        val = view.curve(VAL_LOSS)
+        vals = val.values[val.finite]
+        # a jump that never came back (every later evaluation HIGH_GL% above the best) needs no trend: 1.4 -> 13 held
+        after, best = vals[of.best_index + 1 :], float(vals[of.best_index])
+        held = len(after) >= self.UP_EVALS and best > 0 and bool((after >= (1 + self.HIGH_GL / 100) * best).all())
+        rising = of.val_trend_after_best.direction > 0 or of.up >= self.UP_EVALS or held
         gap_growing = of.gap_trend.direction > 0 or of.gap_trend.change > 0
         train_falling = of.train_trend_after_best.direction <= 0
         if not (rising and gap_growing and train_falling):
             return None
         if of.evals_after_best <= self.EARLY_STOP_EVALS and of.gl < 2 * self.GL:
             return None  # a small rise over the last few evaluations: early stopping's business
-        val = view.curve(VAL_LOSS)
         vx = val.x()[val.finite]
-        best_step = float(vx[of.best_index])
+        best_step, first = float(vx[of.best_index]), of.best_index == 0
         ev = [
             Evidence(
                 "prechelt",
@@ -76,9 +81,14 @@ class Overfitting(Rule):
             severity="warning",
             score=min(1.0, of.gl / 100.0),
             summary=f"validation loss was best at step {fmt_step(best_step)} and ended {of.gl:.0f}% above it while "
-            "the training loss kept falling",
+            "the training loss kept falling" + ("; it never improved on its first evaluation" if first else ""),
             recommendation=f"The model overfits from step {fmt_step(best_step)} on (validation loss ends {of.gl:.0f}% "
             "above its best): keep the best checkpoint or stop early there, and add regularisation (weight decay, "
-            "dropout, data augmentation) or more data.",
+            "dropout, data augmentation) or more data."
+            if not first
+            else f"Nothing the model learned carries to the validation set: its loss never improved on its first "
+            f"evaluation and ended {of.gl:.0f}% above it while the training loss kept falling. Check that validation "
+            "inputs and labels are prepared exactly as the training ones (normalisation, channel order, vocabulary, "
+            "label encoding), then regularise or add data.",
             evidence=ev,
         )

@@ -39,7 +39,7 @@ class Plateau(helpers.PlateauReadings):
         *("loss_input_mismatch", "frozen_parameters", "final_layer_activation", "learning_rate_too_high"),
         *("bad_weight_init", "dead_relu", "saturated_activations", "vanishing_gradients", "network_too_deep"),
         *("too_much_regularization", "lr_decay_too_fast", "learning_rate_too_low", "labels_unrelated"),
-        *("repeated_batch", "data_not_shuffled", "gradients_not_zeroed"),
+        *("repeated_batch", "data_not_shuffled", "gradients_not_zeroed", "batch_size_too_large", "missing_bias"),
     )
 
     #: the flat stretch must start within this share of the run ("early")

@@ -17,7 +17,14 @@ class LossMetricDisagreement(Rule):
     that had already left chance (under 80% of ln C, the outcome's "little better than chance"; the
     class count known or guessed from where the curves start): it has no room to rise, and a loss still
     falling under a perfect accuracy is the margin growing (a task solved in the first epoch). An
-    accuracy at 100% beside a loss that starts at chance is a broken metric (`(pred == pred).mean()`)."""
+    accuracy at 100% beside a loss that starts at chance is a broken metric (`(pred == pred).mean()`).
+
+    Per-epoch curves of fewer than 8 points are too short for the trend test; on them (4 to 7 points)
+    an accuracy exactly the same at every evaluation, under 100%, beside a matching loss lower at every
+    one (falling 10% or more) is read the same way, where the accuracy is also 5 points under the least
+    the final loss allows (a misclassified sample costs a cross-entropy of ln 2 or more, so the accuracy
+    is at least 1 - loss / ln 2): a metric that never moves and contradicts the loss is computed wrongly
+    (`torch.max(z, 1)` over a single logit is always class 0)."""
 
     cause = "loss_metric_disagreement"
     #: upstream causes it follows from, when found too (listed after them)
@@ -30,6 +37,8 @@ class LossMetricDisagreement(Rule):
     #: accuracies above this are logged in percent, not as a fraction
     PERCENT_ABOVE = 1.5
 
+    #: on short curves: the accuracy must sit this far under the least the loss allows (1 - loss / ln 2)
+    BOUND_MARGIN = 0.05
     #: a loss starting under this share of ln C had already learned when the accuracy was first read
     LEFT_CHANCE = CHANCE_LEVELS[-1][0]
 
@@ -43,6 +52,9 @@ class LossMetricDisagreement(Rule):
             acc, loss = view.levels(acc_role), view.levels(loss_role)
             acc_trend = view.trend(acc_role)
             if acc is None or loss is None or acc_trend is None or loss.start <= 0:
+                short = self._short_frozen_metric(view, acc_role, loss_role)
+                if short is not None:
+                    return short
                 continue
             loss_gain = (loss.start - loss.end) / loss.start
             scale = 100.0 if max(acc.start, acc.end) > self.PERCENT_ABOVE else 1.0  # percent or fraction
@@ -51,21 +63,39 @@ class LossMetricDisagreement(Rule):
                 continue  # at its ceiling from the start: no room to improve, nothing to disagree with
             if loss_gain < self.MIN_LOSS_GAIN or acc_trend.direction > 0 or acc_change > self.MAX_METRIC_CHANGE:
                 return None
-            return self.finding(
-                confidence="medium",
-                severity="warning",
-                score=loss_gain,
-                summary=f"the loss fell {loss_gain:.0%} while {view.curve(acc_role).key} did not improve "
-                f"({fmt_num(acc.start)} -> {fmt_num(acc.end)})",
-                recommendation="The loss improves but the accuracy does not: check that the metric is computed on "
-                "the same outputs and labels as the loss (argmax over the right dimension, same label mapping), "
-                "and that the loss measures what you care about (class weights, label smoothing, thresholds).",
-                evidence=[
-                    Evidence(
-                        "loss_vs_metric",
-                        view.curve(acc_role).key,
-                        {"loss_gain": loss_gain, "metric_start": acc.start, "metric_end": acc.end},
-                    )
-                ],
-            )
+            return self._finding(view, acc_role, loss_gain, acc.start, acc.end)
         return None
+
+    def _short_frozen_metric(self, view: RunView, acc_role: str, loss_role: str) -> Finding | None:
+        """The reading of 4 to 7 evaluations (see the class docstring)."""
+        acc, loss = view.finite_curve(acc_role, min_points=4), view.finite_curve(loss_role, min_points=4)
+        if acc is None or loss is None or len(acc) >= 8 or len(loss) >= 8 or loss.values[0] <= 0:
+            return None
+        a, v = acc.values, loss.values
+        gain = float((v[0] - v[-1]) / v[0])
+        ceiling = 100.0 if a.max() > self.PERCENT_ABOVE else 1.0
+        if a.min() != a.max() or a[0] >= ceiling or not (v[1:] < v[:-1]).all() or gain < self.MIN_LOSS_GAIN:
+            return None
+        # each misclassified sample costs a cross-entropy of ln 2 or more: the loss bounds the accuracy from below
+        if a[0] / ceiling > 1 - v[-1] / math.log(2) - self.BOUND_MARGIN:
+            return None  # a small validation set's accuracy, steady while the margins grow, is no disagreement
+        return self._finding(view, acc_role, gain, float(a[0]), float(a[-1]))
+
+    def _finding(self, view: RunView, acc_role: str, loss_gain: float, start: float, end: float) -> Finding:
+        return self.finding(
+            confidence="medium",
+            severity="warning",
+            score=loss_gain,
+            summary=f"the loss fell {loss_gain:.0%} while {view.curve(acc_role).key} did not improve "
+            f"({fmt_num(start)} -> {fmt_num(end)})",
+            recommendation="The loss improves but the accuracy does not: check that the metric is computed on "
+            "the same outputs and labels as the loss (argmax over the right dimension, same label mapping), "
+            "and that the loss measures what you care about (class weights, label smoothing, thresholds).",
+            evidence=[
+                Evidence(
+                    "loss_vs_metric",
+                    view.curve(acc_role).key,
+                    {"loss_gain": loss_gain, "metric_start": start, "metric_end": end},
+                )
+            ],
+        )

@@ -22,7 +22,9 @@ class BatchSizeTooLarge(Rule):
     significantly at the end (it ran out of updates) or made less than 30% progress. Batch and
     dataset sizes come from the recorder's training DataLoader (medium confidence) or from
     params such as `batch_size` and `n_train` (low). Full-batch training on purpose looks the
-    same; the recommendation says so."""
+    same; the recommendation says so. A batch accumulated over k backward passes per update (the
+    HF Trainer's `gradient_accumulation_steps`, Lightning's `accumulate_grad_batches`, read from the
+    params) is k times the loader's batch: 16 x 16 of 2,000 samples is 8 updates an epoch."""
 
     cause = "batch_size_too_large"
     #: a batch that is a large share of a training set the model runs out of (`dataset_too_small`)
@@ -38,8 +40,14 @@ class BatchSizeTooLarge(Rule):
     #: the tail window for "still falling at the end" (shared)
     TAIL_START = TAIL_START
 
+    #: params that say how many batches are accumulated into one update
+    ACCUMULATION_PARAMS = ("gradient_accumulation_steps", "accumulate_grad_batches", "grad_accum_steps")
+
     def evaluate(self, view: RunView) -> Finding | None:
         n, bs = view.dataset_size(), view.batch_size()
+        acc = view.param_float(*self.ACCUMULATION_PARAMS)
+        k = int(acc[1]) if acc is not None and 1 < acc[1] < 1e6 else 1
+        bs = (bs[0] * k, f"{bs[1]} x {acc[0]}={k}" if k > 1 else bs[1]) if bs is not None else None
         if n is None or bs is None or bs[0] < self.LARGE_BATCH_SHARE * n[0]:
             return None
         tail = view.trend(TRAIN_LOSS, self.TAIL_START, 1.0)
@@ -53,22 +61,31 @@ class BatchSizeTooLarge(Rule):
         # the recorder's loss has a point per step (or per window of steps) up to the end
         updates = len(curve) if curve is not None and curve.key.startswith(schema.METRIC_PREFIX) else None
         from_loader = n[1].startswith("the training") and bs[1].startswith("the training")
+        what = (
+            f"batches of {bs[0] / k:,.0f} accumulated {k} times ({bs[0]:,.0f}"
+            if k > 1
+            else f"batches of {bs[0]:,.0f} ("
+        )
         seen = (
             "the training loss was still falling when it stopped"
             if still_falling
-            else (f"the training loss fell only {uf.improvement:.0%}")
+            else (
+                f"the training loss fell only {uf.improvement:.0%}"
+                if uf.improvement > 0
+                else "the training loss did not fall"
+            )
         )
         upd = f", {updates:,} in the whole run" if updates else ""
         return self.finding(
             confidence="medium" if from_loader else "low",
             severity="warning",
             score=min(1.0, bs[0] / n[0]),
-            summary=f"batches of {bs[0]:,.0f} out of {n[0]:,.0f} samples ({bs[0] / n[0]:.0%}): {per_epoch} updates per "
-            f"epoch{upd}; {seen}",
+            summary=f"{what} out of {n[0]:,.0f} samples, {bs[0] / n[0]:.0%}): {per_epoch} updates per epoch{upd}; {seen}",
             recommendation=f"Each batch holds {bs[0] / n[0]:.0%} of the data ({bs[0]:,.0f} of {n[0]:,.0f}), so an epoch "
-            f"gives only {per_epoch} updates{upd} and {seen}. Use batches of 32-256 (a few percent of the data at "
-            "most) for the same epochs; or, to keep the large batch, raise the learning rate with it (linear scaling "
-            "with a warm-up) and train for more steps.",
+            f"gives only {per_epoch} updates{upd} and {seen}. "
+            + ("Accumulate fewer batches per update (or none), or use" if k > 1 else "Use")
+            + " batches of 32-256 (a few percent of the data at most) for the same epochs; or, to keep the large "
+            "batch, raise the learning rate with it (linear scaling with a warm-up) and train for more steps.",
             evidence=[
                 Evidence(
                     "batch_vs_dataset",
