@@ -218,3 +218,22 @@ def test_quiet_when_the_training_loss_is_within_the_band_of_zero_after_the_drop(
     low = np.where(train.steps >= 64, 0.02 + 0.005 * np.abs(np.sin(train.steps)), train.values)
     view.curves["train_loss"] = Curve(train.key, train.steps, low)
     quiet(CAUSE, view)
+
+
+def plateau_schedule_run(val):
+    """The torchtext tutorial's loop: the rate cut 10x (5 -> 0.5 -> 0.05) when the validation stalls; the
+    training loss falls over the first four epochs and is flat after the cut."""
+    rng = np.random.default_rng([SEED, 11])
+    epochs, per_epoch = 10, 60
+    t = np.arange(epochs * per_epoch)
+    loss = 0.35 + 1.0 * np.exp(-np.minimum(t, 240) / 80.0) + 0.01 * rng.standard_normal(len(t))
+    lr = Curve("lr", np.arange(epochs) * per_epoch, np.array([5.0] * 4 + [0.5] * 3 + [0.05] * 3))
+    return make_view(loss, np.asarray(val), lr=lr)
+
+
+def test_quiet_when_the_validation_stalled_before_the_rate_was_cut():
+    quiet(CAUSE, plateau_schedule_run([1.28, 0.9, 0.6, 0.62, 0.41, 0.40, 0.40, 0.40, 0.40, 0.40]))
+
+
+def test_the_same_cut_while_the_validation_still_improved_is_too_fast():
+    fires(CAUSE, plateau_schedule_run([1.28, 0.9, 0.6, 0.45, 0.41, 0.40, 0.40, 0.40, 0.40, 0.40]))

@@ -915,6 +915,19 @@ def val_fell_at_drop(view: RunView, x_gone: float, band: float) -> Evidence | No
     return Evidence("val_fell_before_drop", va.key, values)
 
 
+def val_stalled_before(view: RunView, x_gone: float) -> bool:
+    """`lr_decay_too_fast`'s reading of a decay that answered a stall (ReduceLROnPlateau, a StepLR
+    stepped when the validation accuracy stops improving, as the torchtext tutorial does): the last
+    evaluation at or before `x_gone` set no new best, its loss no lower than the best of the 2 or more
+    before it. The stall came first, the drop second: the schedule did not stop the progress. False
+    when the evaluations cannot be placed on the rate's steps (`val_on_train_axis`)."""
+    placed = val_on_train_axis(view)
+    if placed is None:
+        return False
+    pre = placed[0].values[placed[1] <= x_gone]
+    return len(pre) >= 3 and float(pre[-1]) >= float(np.min(pre[:-1]))
+
+
 def val_frozen_after(x: np.ndarray, y: np.ndarray, val_fell: Evidence) -> Evidence | None:
     """The validation loss that fell at the drop (`val_fell_at_drop`) froze after it: every later
     evaluation within its `band` of the one at the drop, while the training loss after the drop

@@ -15,6 +15,7 @@ from mlflow_nnaudit.auditor.rules.helpers import (
     trend_evidence,
     val_fell_at_drop,
     val_frozen_after,
+    val_stalled_before,
 )
 
 
@@ -42,7 +43,9 @@ class LrDecayTooFast(Rule):
     the band of zero: that model converged, with nothing left to fall that the band could see.
     A rate gone within the first 5% of the run and never back (a linear schedule given the epochs
     as its total steps) needs no fall before it: 3 loss points there do, with the harm and the
-    flat tail; the model never had a rate to learn with."""
+    flat tail; the model never had a rate to learn with. Not on a run that learned whose last
+    evaluation before the drop set no new best (`helpers.val_stalled_before`): a plateau schedule
+    answering a stall, which the drop did not cause."""
 
     cause = "lr_decay_too_fast"
 
@@ -78,6 +81,8 @@ class LrDecayTooFast(Rule):
         level = float(np.median(loss.values[after]))
         if level <= band:
             return None  # within the flat band of zero: converged, nothing left to fall that it could see
+        if not at_once and val_stalled_before(view, decay.logged) and view.outcome_harm() is None:
+            return None  # the validation stalled first, the rate followed (a plateau schedule): no harm done
         late = share > self.DECAY_EARLY  # too fast only for a run that never learned
         val_fell = None if late else val_fell_at_drop(view, decay.logged, band)
         if (pre.direction >= 0 and val_fell is None) or late:
