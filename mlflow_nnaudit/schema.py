@@ -278,6 +278,8 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
     "data_loader": {"loaders": None, "train": _LOADER},
     "loss": {
         **dict.fromkeys(("loss_function", "n_classes", "first_loss", "chance_loss", "label_counts")),
+        # the first training loss call's input shape past the batch dimension: [C] one label's class scores
+        "input_shape": None,
         # mse_loss's reduction, read from its value on the first checked call: mean | sum | other
         "reduction": None,
         # the loss functions' training outputs over the loss backpropagated, per backward call on

@@ -222,6 +222,29 @@ def test_a_learning_rate_floored_to_zero_is_named_as_the_rate(autologged):
     assert "learning rate is 0" in first.summary and "`lr` param says 0.1" in first.summary
 
 
+def test_an_accuracy_taken_by_argmax_over_one_logit_is_a_loss_metric_disagreement(autologged):
+    # BCEWithLogitsLoss on one output unit, accuracy from torch.max(z, 1): always class 0, 0.5 every epoch
+    torch.manual_seed(0)
+    xa, ya = _teacher(2000, k=2)
+    x, y, xv, yv = xa[:1600], ya[:1600], xa[1600:], ya[1600:]  # one teacher for both splits
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    loss_fn = nn.BCEWithLogitsLoss()
+    with mlflow.start_run() as run:
+        for epoch in range(5):
+            for i in range(0, 1600, 32):
+                opt.zero_grad()
+                loss_fn(model(x[i : i + 32]).squeeze(1), y[i : i + 32].float()).backward()
+                opt.step()
+            with torch.no_grad():
+                z = model(xv)
+                val = loss_fn(z.squeeze(1), yv.float()).item()
+                acc = (torch.max(z, 1)[1] == yv).float().mean().item()
+            mlflow.log_metrics({"val_loss": val, "val_acc": acc}, step=epoch)
+    res = _audit(run.info.run_id)
+    assert res.status == "warning" and res.causes[0] == "loss_metric_disagreement", (res.status, res.causes)
+
+
 def test_nan_in_a_few_inputs_is_nonfinite_inputs(autologged):
     torch.manual_seed(0)
     x, y = _teacher(640)

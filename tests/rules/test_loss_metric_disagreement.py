@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tests.rules.conftest import falling, fires, flat, healthy_loss, linear, make_view, quiet, rng
+from tests.rules.conftest import falling, fires, flat, healthy_diagnostics, healthy_loss, linear, make_view, quiet, rng
 
 CAUSE = "loss_metric_disagreement"
 
@@ -52,11 +52,25 @@ def test_a_metric_stuck_at_100_percent_beside_a_loss_that_starts_at_chance_is_br
     fires(CAUSE, make_view(healthy_loss(), loss, val_acc=np.ones(20), params={"n_classes": "10"}))
 
 
+def recorded_loss(fn, shape):
+    return healthy_diagnostics(loss={"loss_function": fn, "n_classes": None, "input_shape": shape})
+
+
 def test_a_short_curve_with_a_frozen_accuracy_the_loss_contradicts():
     # one logit, accuracy from torch.max(z, 1): always class 0, 0.5 at all 5 epochs while the BCE fell to 0.045
     loss = np.array([0.16, 0.0895, 0.0714, 0.0534, 0.0446])
-    f = fires(CAUSE, make_view(healthy_loss(), loss, val_acc=np.full(5, 0.5)))
+    d = recorded_loss("binary_cross_entropy_with_logits", [1])
+    f = fires(CAUSE, make_view(healthy_loss(), loss, val_acc=np.full(5, 0.5), diagnostics=d))
     assert "did not improve (0.5 -> 0.5)" in f.summary
+    quiet(CAUSE, make_view(healthy_loss(), loss, val_acc=np.full(5, 0.5)))  # no recorder: the loss's kind unknown
+
+
+def test_a_short_curve_of_an_exact_match_accuracy_over_many_tags_is_quiet():
+    # 60 tags under a per-tag BCE: the exact-match accuracy stays at 0 while the loss falls (found by review)
+    loss = np.array([0.58, 0.45, 0.36, 0.30, 0.26])
+    d = recorded_loss("binary_cross_entropy_with_logits", [60])
+    quiet(CAUSE, make_view(healthy_loss(), loss, val_acc=np.full(5, 0.0), diagnostics=d))
+    quiet(CAUSE, make_view(healthy_loss(), loss, val_acc=np.full(5, 0.2), diagnostics=d))
 
 
 def test_a_short_curve_whose_steady_accuracy_the_loss_allows_is_quiet():

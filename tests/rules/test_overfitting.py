@@ -105,9 +105,16 @@ def test_a_regression_that_started_high_still_overfits():
 def test_a_jump_that_never_came_back_needs_no_trend():
     # validation images read BGR: 1.41 before training, then 12.9-13.8 at every epoch, flat (no trend in 7 points)
     val = np.array([1.41, 12.85, 13.5, 13.78, 13.28, 13.31, 13.49])
-    f = fires(CAUSE, make_view(falling(300, 1.37, 1e-4, knee=0.05), val))
+    f = fires(CAUSE, make_view(falling(300, 1.37, 1e-4, knee=0.05), val, params={"n_classes": "4"}))
     assert "never improved on its first evaluation" in f.summary and "carries to the validation set" in f.recommendation
     assert f.p_value is None  # no trend test to rest on
+
+
+def test_a_fine_tune_best_at_its_first_evaluation_gets_the_usual_advice():
+    # the first evaluation came after an epoch of learning, far under chance (found by review)
+    val = np.array([0.5, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1])
+    f = fires(CAUSE, make_view(falling(300, 1.37, 1e-3, knee=0.05), val, params={"n_classes": "4"}))
+    assert "carries to the validation set" not in f.recommendation and "keep the best checkpoint" in f.recommendation
 
 
 def test_a_jump_that_came_back_within_half_of_the_best_is_not_held():

@@ -440,6 +440,20 @@ class RunView:
         return math.log(nc[0]) if nc else None
 
     # --- the outcome ------------------------------------------------------------------------
+    def outcome_level(self) -> tuple[float, str] | None:
+        """The loss the outcome is read on (`outcome_harm`): the validation loss at its best, else where
+        the training loss ended; with the words that say which. None when neither is finite."""
+        val = self.curve(VAL_LOSS)
+        vals = val.values[val.finite] if val is not None else np.array([])
+        if len(vals):
+            level, which = float(vals.min()), "validation loss at its best was"
+        else:
+            lv = self.levels(TRAIN_LOSS)
+            if lv is None:
+                return None
+            level, which = lv.end, "training loss ended at"
+        return (level, which) if math.isfinite(level) else None
+
     def outcome_harm(self) -> OutcomeHarm | None:
         """Harm in the run's outcome that needs no rule to name it, read against what an
         untrained model gives. The level read is the validation loss at its best (overfitting
@@ -454,17 +468,10 @@ class RunView:
         when the outcome is fine or cannot be judged this way."""
 
         def compute():
-            val = self.curve(VAL_LOSS)
-            vals = val.values[val.finite] if val is not None else np.array([])
-            if len(vals):
-                level, which = float(vals.min()), "validation loss at its best was"
-            else:
-                lv = self.levels(TRAIN_LOSS)
-                if lv is None:
-                    return None
-                level, which = lv.end, "training loss ended at"
-            if not math.isfinite(level):
+            read = self.outcome_level()
+            if read is None:
                 return None
+            level, which = read
             chance = self.chance_loss()
             if chance:
                 for share, severity, what in CHANCE_LEVELS:

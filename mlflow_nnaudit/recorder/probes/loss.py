@@ -114,6 +114,7 @@ class LossProbe(Probe):
         self.loss_fn: str | None = None
         self.n_classes: int | None = None
         self.first_loss: torch.Tensor | None = None
+        self.input_shape: list[int] | None = None  # the first training loss call's input, past the batch
         self.mismatch: dict[str, Any] | None = None
         # binary_cross_entropy_with_logits inputs without a graph: checked calls that lay entirely
         # in [0, 1], and whether any lay outside (or a graph showed no sigmoid): that settles it
@@ -180,6 +181,7 @@ class LossProbe(Probe):
             self._step_calls += 1
         if self.loss_fn is None:
             self.loss_fn = fn
+            self.input_shape = [int(d) for d in inp.shape[1:]]  # per sample: [C] one label, [] or [1] one logit
             self.first_loss = out.detach().float()
             if fn in _LOGIT_LOSSES + _LOG_PROB_LOSSES and inp.dim() >= 2:
                 self.n_classes = int(inp.shape[1])
@@ -393,6 +395,8 @@ class LossProbe(Probe):
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"loss_function": self.loss_fn, "n_classes": self.n_classes}
+        if self.input_shape is not None:
+            out["input_shape"] = self.input_shape
         if self.first_loss is not None:
             first = float(self.first_loss)
             out["first_loss"] = first

@@ -14,7 +14,10 @@ class Overfitting(Rule):
     now vs its best, in %) must exceed 10%, the validation loss must trend upward after its
     best point (autocorrelation-corrected Mann-Kendall) or rise at 3 consecutive evaluations
     (UP_3) or stay 50% above the best at every one of 3 or more evaluations after it (a jump that
-    never came back: no trend in a flat 13 after a best of 1.4), and the train/validation gap must grow. A rise of only a few evaluations at the
+    never came back: no trend in a flat 13 after a best of 1.4), and the train/validation gap must grow.
+    Best at its first evaluation, before training or at 80% of the untrained level (ln C, the targets'
+    variance) or more, the advice is that nothing learned carries over (check how the validation set is
+    prepared); a fine-tune best at its first evaluation has the usual advice. A rise of only a few evaluations at the
     end, small in size, is what early stopping produces and is not reported. Under 10%, a rise at 5
     evaluations in a row an order of magnitude above the training loss counts (`helpers.memorised`).
     Either way, on a classifier, the rise (final minus best validation loss) must reach 1% of ln C
@@ -42,6 +45,9 @@ class Overfitting(Rule):
     UP_EVALS = 3
     #: GL (%) from which the finding is high confidence
     HIGH_GL = 50
+    #: a best validation loss at this share of the untrained level (ln C, the targets' variance) or more,
+    #: on its first evaluation, is a model that never learned anything the validation set shares
+    UNTRAINED = 0.8
 
     def evaluate(self, view: RunView) -> Finding | None:
         of = view.overfit()
@@ -63,7 +69,10 @@ class Overfitting(Rule):
         if of.evals_after_best <= self.EARLY_STOP_EVALS and of.gl < 2 * self.GL:
             return None  # a small rise over the last few evaluations: early stopping's business
         vx = val.x()[val.finite]
-        best_step, first = float(vx[of.best_index]), of.best_index == 0
+        best_step = float(vx[of.best_index])
+        level = view.chance_loss() or view.targets_variance()  # an untrained model's loss
+        untrained = best_step <= 0 or (level is not None and best >= self.UNTRAINED * level)
+        first = of.best_index == 0 and untrained  # never better than untrained (a fine-tune's first best is)
         ev = [
             Evidence(
                 "prechelt",

@@ -24,7 +24,10 @@ class LossMetricDisagreement(Rule):
     one (falling 10% or more) is read the same way, where the accuracy is also 5 points under the least
     the final loss allows (a misclassified sample costs a cross-entropy of ln 2 or more, so the accuracy
     is at least 1 - loss / ln 2): a metric that never moves and contradicts the loss is computed wrongly
-    (`torch.max(z, 1)` over a single logit is always class 0)."""
+    (`torch.max(z, 1)` over a single logit is always class 0). The bound holds for one label per sample
+    under a cross-entropy, so this reading needs the recorder to have seen one (`loss.input_shape`: class
+    scores per sample, or a single logit or probability): an exact-match accuracy over 60 tags stays at 0
+    under a per-tag BCE that falls (found by review)."""
 
     cause = "loss_metric_disagreement"
     #: upstream causes it follows from, when found too (listed after them)
@@ -72,6 +75,8 @@ class LossMetricDisagreement(Rule):
         if acc is None or loss is None or len(acc) >= 8 or len(loss) >= 8 or loss.values[0] <= 0:
             return None
         a, v = acc.values, loss.values
+        if not self._one_label_per_sample(view) or a[0] <= 0 or v[-1] <= 0:
+            return None
         gain = float((v[0] - v[-1]) / v[0])
         ceiling = 100.0 if a.max() > self.PERCENT_ABOVE else 1.0
         if a.min() != a.max() or a[0] >= ceiling or not (v[1:] < v[:-1]).all() or gain < self.MIN_LOSS_GAIN:
@@ -80,6 +85,16 @@ class LossMetricDisagreement(Rule):
         if a[0] / ceiling > 1 - v[-1] / math.log(2) - self.BOUND_MARGIN:
             return None  # a small validation set's accuracy, steady while the margins grow, is no disagreement
         return self._finding(view, acc_role, gain, float(a[0]), float(a[-1]))
+
+    @staticmethod
+    def _one_label_per_sample(view: RunView) -> bool:
+        """The recorder saw a cross-entropy over one label per sample: class scores (C) or one logit."""
+        fn, shape = view.fact("loss", "loss_function"), view.fact("loss", "input_shape")
+        if not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
+            return False
+        if fn in ("cross_entropy", "nll_loss"):
+            return len(shape) == 1
+        return fn in ("binary_cross_entropy", "binary_cross_entropy_with_logits") and math.prod(shape) == 1
 
     def _finding(self, view: RunView, acc_role: str, loss_gain: float, start: float, end: float) -> Finding:
         return self.finding(
