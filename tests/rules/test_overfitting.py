@@ -120,3 +120,9 @@ def test_a_fine_tune_best_at_its_first_evaluation_gets_the_usual_advice():
 def test_a_jump_that_came_back_within_half_of_the_best_is_not_held():
     val = np.array([0.5, 0.9, 0.95, 0.6, 0.62, 0.6, 0.61])  # back to 20% above the best: no trend, no UP_3
     quiet(CAUSE, make_view(falling(300, 1.37, 0.2, knee=0.05), val))
+
+
+def test_a_jump_of_a_few_hundredths_on_a_solved_task_is_not_held():
+    # best 0.0013 at val accuracy 1.0, then 0.025-0.032: a GL of 2,000%, a rise of 2% of ln 4 (a corpus run)
+    val = np.array([0.0013, 0.03, 0.032, 0.025, 0.03, 0.028])
+    quiet(CAUSE, make_view(falling(200, 1.39, 1e-5, knee=0.05), val, params={"n_classes": "4"}))

@@ -919,13 +919,22 @@ def val_stalled_before(view: RunView, x_gone: float) -> bool:
     """`lr_decay_too_fast`'s reading of a decay that answered a stall (ReduceLROnPlateau, a StepLR
     stepped when the validation accuracy stops improving, as the torchtext tutorial does): the last
     evaluation at or before `x_gone` set no new best, its loss no lower than the best of the 2 or more
-    before it. The stall came first, the drop second: the schedule did not stop the progress. False
+    before it; not where 6 or more evaluations before the drop still fall significantly (Mann-Kendall):
+    one noisy evaluation a little above the best is no stall (found by review: validation on one
+    random batch every 8 steps). The stall came first, the drop second: the schedule did not stop the progress. False
     when the evaluations cannot be placed on the rate's steps (`val_on_train_axis`)."""
     placed = val_on_train_axis(view)
     if placed is None:
         return False
-    pre = placed[0].values[placed[1] <= x_gone]
+    at = placed[1] <= x_gone
+    pre = placed[0].values[at]
+    if len(pre) >= STALL_TREND_EVALS and stats.mann_kendall(placed[1][at], pre).direction < 0:
+        return False  # many noisy evaluations still falling significantly: one above the best is noise
     return len(pre) >= 3 and float(pre[-1]) >= float(np.min(pre[:-1]))
+
+
+#: evaluations before a drop from which their trend, not the last one, says whether they had stalled
+STALL_TREND_EVALS = 6
 
 
 def val_frozen_after(x: np.ndarray, y: np.ndarray, val_fell: Evidence) -> Evidence | None:

@@ -181,8 +181,8 @@ class LossProbe(Probe):
             self._step_calls += 1
         if self.loss_fn is None:
             self.loss_fn = fn
-            self.input_shape = [int(d) for d in inp.shape[1:]]  # per sample: [C] one label, [] or [1] one logit
             self.first_loss = out.detach().float()
+            self.input_shape = _per_sample_shape(inp)
             if fn in _LOGIT_LOSSES + _LOG_PROB_LOSSES and inp.dim() >= 2:
                 self.n_classes = int(inp.shape[1])
         if self.train_calls > CHECK_FIRST_CALLS and not sampled:
@@ -417,6 +417,15 @@ class LossProbe(Probe):
             if st is not None:
                 out[name] = _stats_summary(st)
         return out | self._objective_share()
+
+
+def _per_sample_shape(inp: torch.Tensor) -> list[int] | None:
+    """A loss input's shape past the batch dimension ([C]: one label's class scores; [] or [1]: one logit);
+    None where a dimension is not a plain number (a nested tensor's ragged one)."""
+    try:
+        return [int(d) for d in inp.shape[1:]]
+    except (TypeError, ValueError, AttributeError, RuntimeError):
+        return None
 
 
 #: running means kept per batch by `_merge_stats` (`wvar`: the batch's own variance; `dmean`, `dsq`: its

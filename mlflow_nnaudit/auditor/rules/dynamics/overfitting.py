@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from mlflow_nnaudit.auditor.curves import VAL_LOSS
+import math
+
+from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules import helpers
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_step
 from mlflow_nnaudit.auditor.rules.helpers import OVERFIT_GL, trend_evidence
@@ -15,9 +17,12 @@ class Overfitting(Rule):
     best point (autocorrelation-corrected Mann-Kendall) or rise at 3 consecutive evaluations
     (UP_3) or stay 50% above the best at every one of 3 or more evaluations after it (a jump that
     never came back: no trend in a flat 13 after a best of 1.4), and the train/validation gap must grow.
-    Best at its first evaluation, before training or at 80% of the untrained level (ln C, the targets'
-    variance) or more, the advice is that nothing learned carries over (check how the validation set is
-    prepared); a fine-tune best at its first evaluation has the usual advice. A rise of only a few evaluations at the
+    The jump must also rise by a tenth of the untrained level (ln C, the targets' variance, else the first
+    training loss): 0.0013 -> 0.03 on a task at ln 4 is a GL of 2,000% that no one would act on. Best at
+    its first evaluation at 80% of the untrained level or more, the advice is that nothing learned
+    carries over (check how the validation set is prepared); a fine-tune best at its first evaluation,
+    after an epoch of learning, has the usual advice (a step of 0 is no proof of "before training": a
+    loop logs its first epoch's evaluation at step 0). A rise of only a few evaluations at the
     end, small in size, is what early stopping produces and is not reported. Under 10%, a rise at 5
     evaluations in a row an order of magnitude above the training loss counts (`helpers.memorised`).
     Either way, on a classifier, the rise (final minus best validation loss) must reach 1% of ln C
@@ -48,6 +53,14 @@ class Overfitting(Rule):
     #: a best validation loss at this share of the untrained level (ln C, the targets' variance) or more,
     #: on its first evaluation, is a model that never learned anything the validation set shares
     UNTRAINED = 0.8
+    #: a jump read without a trend rises by this share of the untrained level at least
+    JUMP = 0.1
+
+    @staticmethod
+    def _untrained_level(view: RunView) -> float | None:
+        """An untrained model's loss: ln C, the targets' variance, else the first training loss."""
+        lv = view.levels(TRAIN_LOSS)
+        return view.chance_loss() or view.targets_variance() or (lv.start if lv is not None and lv.start > 0 else None)
 
     def evaluate(self, view: RunView) -> Finding | None:
         of = view.overfit()
@@ -58,9 +71,12 @@ class Overfitting(Rule):
             return None  # a large GL over a best near zero: a tiny rise on the loss's own scale
         val = view.curve(VAL_LOSS)
         vals = val.values[val.finite]
-        # a jump that never came back (every later evaluation HIGH_GL% above the best) needs no trend: 1.4 -> 13 held
+        untrained = self._untrained_level(view)
+        # a jump that never came back (every later evaluation HIGH_GL% above the best, and a tenth of the untrained
+        # level: 0.001 -> 0.03 is no jump on a task at ln 4) needs no trend: 1.4 -> 13 held
         after, best = vals[of.best_index + 1 :], float(vals[of.best_index])
-        held = len(after) >= self.UP_EVALS and best > 0 and bool((after >= (1 + self.HIGH_GL / 100) * best).all())
+        floor = max((1 + self.HIGH_GL / 100) * best, best + self.JUMP * (untrained or math.inf))
+        held = len(after) >= self.UP_EVALS and best > 0 and bool((after >= floor).all())
         rising = of.val_trend_after_best.direction > 0 or of.up >= self.UP_EVALS or held
         gap_growing = of.gap_trend.direction > 0 or of.gap_trend.change > 0
         train_falling = of.train_trend_after_best.direction <= 0
@@ -70,9 +86,8 @@ class Overfitting(Rule):
             return None  # a small rise over the last few evaluations: early stopping's business
         vx = val.x()[val.finite]
         best_step = float(vx[of.best_index])
-        level = view.chance_loss() or view.targets_variance()  # an untrained model's loss
-        untrained = best_step <= 0 or (level is not None and best >= self.UNTRAINED * level)
-        first = of.best_index == 0 and untrained  # never better than untrained (a fine-tune's first best is)
+        # never better than untrained (a fine-tune's first evaluation, after an epoch of learning, is)
+        first = of.best_index == 0 and untrained is not None and best >= self.UNTRAINED * untrained
         ev = [
             Evidence(
                 "prechelt",
