@@ -973,7 +973,7 @@ class NoLearning:
     evidence: Evidence
 
 
-def _accuracy_scale(view: RunView, role: str) -> float:
+def accuracy_scale(view: RunView, role: str) -> float:
     """100 for an accuracy logged in percent, else 1."""
     c = view.finite_curve(role, min_points=1)
     return 100.0 if c is not None and float(np.max(c.values)) > 1.5 else 1.0
@@ -1024,13 +1024,13 @@ def val_never_below_untrained(view: RunView) -> NoLearning | None:
     start = max(start, float(tr.values[tr.finite][0]))
     acc_start = min(acc.start, float(ac.values[ac.finite][0]))
     best = float(np.min(va.values))
-    gain = (acc.end - acc_start) / _accuracy_scale(view, VAL_ACC)
+    gain = (acc.end - acc_start) / accuracy_scale(view, VAL_ACC)
     if start <= 0 or best < start or trend.direction > 0 or gain > ACCURACY_ROSE:
         return None
     # a run resumed from a trained model also starts low and stays flat: the level must be an
     # untrained classifier's (near ln C when C is known; else an accuracy under one half)
     k = class_count(view)
-    if best < UNTRAINED_SHARE * math.log(k) if k else acc.end / _accuracy_scale(view, VAL_ACC) >= 0.5:
+    if best < UNTRAINED_SHARE * math.log(k) if k else acc.end / accuracy_scale(view, VAL_ACC) >= 0.5:
         return None
     return NoLearning(
         VAL_LOSS,
@@ -1099,7 +1099,7 @@ def accuracy_above_chance(view: RunView) -> AboveChance | None:
     c = view.finite_curve(VAL_ACC, min_points=2)
     if c is None:
         return None
-    acc = float(np.median(c.values[-ACCURACY_END_EVALS:])) / _accuracy_scale(view, VAL_ACC)
+    acc = float(np.median(c.values[-ACCURACY_END_EVALS:])) / accuracy_scale(view, VAL_ACC)
     chance, why = chance_accuracy(view)
     size = eval_set_size(view)
     n = size[0] if size else ASSUMED_EVAL_EXAMPLES
@@ -1133,7 +1133,7 @@ def floor_despite_accuracy(view: RunView) -> NoLearning | None:
         acc, st = view.levels(acc_role), view.stall(loss_role)
         if acc is None or st is None or st.start_fraction is None:
             continue
-        end_acc = acc.end / _accuracy_scale(view, acc_role)
+        end_acc = acc.end / accuracy_scale(view, acc_role)
         if end_acc < NEAR_PERFECT_ACCURACY or not softmax_floor(st.level, class_count(view)):
             continue  # another floor (a penalty in the logged loss, label smoothing): not this one
         key = view.curve(loss_role).key
@@ -1829,7 +1829,7 @@ def learning_rate_zero(view: RunView) -> tuple[str, str, Evidence] | None:
     if n == 0 or sampled < 2 or opt.get("learning") != 0 or (opt.get("never_grad") or 0) >= n:
         return None
     lr = view.finite_curve(LEARNING_RATE, min_points=1)
-    if lr is not None and float(np.max(np.abs(lr.values[lr.finite]))) > 0:
+    if lr is not None and float(np.max(np.abs(lr.values))) > 0:
         return None
     user = view.param_float(*LR_PARAMS, nonzero=True)
     also = (

@@ -8,6 +8,7 @@ import numpy as np
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_ACC, VAL_LOSS
+from mlflow_nnaudit.auditor.rules import helpers
 from mlflow_nnaudit.auditor.rules.base import CHANCE_LEVELS, Evidence, Finding, Rule, RunView, fmt_num
 
 
@@ -101,8 +102,7 @@ class ClassImbalance(Rule):
         acc = view.finite_curve(VAL_ACC, min_points=self.SAME_ACCURACY)
         if acc is None:
             return None
-        v = acc.values[acc.finite]
-        v = v / 100 if 1 < v.max() <= 100 else v  # logged in percent
+        v = acc.values / helpers.accuracy_scale(view, VAL_ACC)  # a fraction, also when logged in percent
         if v.min() != v.max() or not 0 < v[0] < 1 or abs(v[0] - share) > self.MAJORITY_NEAR:
             return None
         return (

@@ -78,7 +78,7 @@ class LossMetricDisagreement(Rule):
         if not self._one_label_per_sample(view) or a[0] <= 0 or v[-1] <= 0:
             return None
         gain = float((v[0] - v[-1]) / v[0])
-        ceiling = 100.0 if a.max() > self.PERCENT_ABOVE else 1.0
+        ceiling = helpers.accuracy_scale(view, acc_role)
         if a.min() != a.max() or a[0] >= ceiling or not (v[1:] < v[:-1]).all() or gain < self.MIN_LOSS_GAIN:
             return None
         # each misclassified sample costs a cross-entropy of ln 2 or more: the loss bounds the accuracy from below
