@@ -826,6 +826,37 @@ def test_first_nonfinite_loss_keeps_its_batch_and_the_one_before(store, healthy)
     assert "moments" not in healthy.diag
 
 
+@pytest.mark.parametrize("sample_every", [1, 1000])
+def test_no_step_outlives_itself_through_the_recorder(store, sample_every):
+    """What the moment probe keeps of a step (its loss input, target and model input, for a look
+    back one step) is detached: once the loop lets go of a step's output, nothing of the
+    recorder's keeps it, or the autograd graph hanging on it, alive into the next step (that
+    cost a small model's step ~0.5%). Sampled steps (1) and ordinary ones, the wrappers' fast
+    paths (1000: no sample after the first steps) alike."""
+    import weakref
+
+    x, y = blobs()
+    alive: list[list[bool]] = []
+
+    def train() -> None:
+        model = mlp()
+        opt = adam(model)
+        refs: list = []
+        for i in range(0, 320, 32):
+            opt.zero_grad()
+            out = model(x[i : i + 32])
+            loss = F.cross_entropy(out, y[i : i + 32])
+            loss.backward()
+            opt.step()
+            refs.append(weakref.ref(out))  # the output holds the step's graph (its grad_fn)
+            del out, loss
+            alive.append([r() is not None for r in refs])
+
+    record(store, train, sample_every=sample_every)
+    assert len(alive) == 10
+    assert not any(any(step) for step in alive), alive
+
+
 def test_first_loss_spike_after_a_learning_rate_jump(store):
     x, y = blobs(640)
 

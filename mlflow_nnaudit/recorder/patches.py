@@ -67,6 +67,7 @@ import torch
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.config import current_config
 from mlflow_nnaudit.recorder.probes.clipping import grad_abs_max
+from mlflow_nnaudit.recorder.probes.moments import kept_loss_call
 from mlflow_nnaudit.recorder.recorder import MAX_PENDING_LOSSES, RECORDER, guarded
 
 #: torch.nn.functional losses that are watched (the nn.*Loss modules call these as well)
@@ -266,7 +267,7 @@ def _wrap_loss(fn: str, original):
             return out  # a loss inside a function torch.compile traces: nothing of ours in its graph
         recorder = RECORDER
         if recorder.quiet and getattr(out, "requires_grad", False) and recorder.quiet_root.training:
-            recorder.loss_call = (args, kwargs)  # its target, should this step turn out to matter
+            recorder.loss_call = kept_loss_call(args, kwargs)  # its target, should this step turn out to matter
             return out  # fast path: a training loss on an ordinary step (nothing else to look at)
         _after_loss(fn, args, kwargs, out)
         return out

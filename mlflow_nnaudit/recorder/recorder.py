@@ -25,6 +25,7 @@ from mlflow_nnaudit.recorder.clock import ManualClock
 from mlflow_nnaudit.recorder.config import current_config, warn
 from mlflow_nnaudit.recorder.probes.loader import LoaderProbe
 from mlflow_nnaudit.recorder.probes.loss import LossProbe
+from mlflow_nnaudit.recorder.probes.moments import kept_loss_call
 
 #: how often (in optimizer steps) the recorder checks that the active MLflow run is still the same
 RUN_CHECK_EVERY = 50
@@ -122,7 +123,8 @@ class Recorder:
         self.quiet_optimizer = None  # the optimizer whose next step is the ordinary one
         self.quiet_config = None  # the settings it was decided under (a switch-off ends it)
         self._ordinary = None  # the optimizer whose ordinary step is running (pre-hook fast path taken)
-        # (args, kwargs) of the last training loss call (the session's moment probe takes its target)
+        # (loss input, target) of the last training loss call, detached (`moments.kept_loss_call`: the
+        # session's moment probe takes them)
         self.loss_call: tuple | None = None
 
     def _switched_off(self) -> None:
@@ -163,7 +165,7 @@ class Recorder:
             self._switched_off()
             return
         if getattr(out, "requires_grad", False):
-            self.loss_call = ((inp, target), {})
+            self.loss_call = kept_loss_call((inp, target), {})
         session = self.session
         if session is not None:
             session.observe_loss(fn, inp, target, out)

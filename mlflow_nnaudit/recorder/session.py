@@ -157,8 +157,8 @@ class RunSession:
                 self.probes.append(probe)
         self.loss_probe: LossProbe | None = next((p for p in self.probes if isinstance(p, LossProbe)), None)
         self.moment_probe: MomentProbe | None = next((p for p in self.probes if isinstance(p, MomentProbe)), None)
-        # what feeds this session (the recorder): its `loss_call` holds the (args, kwargs) of the
-        # step's last training loss call, for the moment probe's targets
+        # what feeds this session (the recorder): its `loss_call` holds the (loss input, target) of
+        # the step's last training loss call, for the moment probe
         self.feed: Any = None
         self._hooked: dict[str, list[Probe]] = {}
         self._index_probes()
