@@ -15,6 +15,7 @@ from mlflow_nnaudit.auditor.curves import (
     VAL_ACC,
     VAL_LOSS,
     Curve,
+    adversarial_game,
     assign_roles,
     role_priority,
 )
@@ -215,3 +216,36 @@ def test_curve_axis_falls_back_to_index_when_steps_do_not_advance():
     assert c.x().tolist() == [0.0, 1.0, 2.0, 3.0]
     d = Curve("loss", steps=[10, 20, 40], values=[3.0, 2.0, 1.0])
     assert d.x().tolist() == [10.0, 20.0, 40.0]
+
+
+@pytest.mark.parametrize(
+    ("keys", "game"),
+    [
+        (["loss_D", "loss_G"], True),
+        (["Loss_D", "Loss_G", "D(x)"], True),
+        (["errD", "errG"], True),
+        (["train/d_loss_epoch", "train/g_loss_epoch"], True),
+        (["disc_loss", "gen_loss"], True),
+        (["critic_loss", "generator_loss"], True),
+        (["d_loss", "val_loss"], False),  # one side only
+        (["dice_loss", "g_loss"], False),
+        (["critic_loss", "actor_loss"], False),  # an actor-critic's are each minimised
+        (["loss", "val_loss", "lr"], False),
+    ],
+)
+def test_a_gan_is_told_by_its_sides_names(keys, game):
+    assert (adversarial_game(keys, None) is not None) == game
+
+
+@pytest.mark.parametrize(("own", "game"), [(100, True), (50, True), (49, False), (0, False)])
+def test_a_gan_is_told_by_a_second_optimizer_stepping_on_its_own_loss(own, game):
+    """100 steps of the followed optimizer; another one stepped 100 times, `own` of them after a
+    loss of its own (0: two optimizers sharing one loss, as SparseAdam and Adam do)."""
+    diag = {"steps": 100, "other_optimizers": {"optimizers": 1, "steps": 100, "steps_with_own_loss": own}}
+    assert (adversarial_game(["nnaudit/train_loss"], diag) is not None) == game
+    assert adversarial_game(["nnaudit/train_loss"], {"steps": 100}) is None
+
+
+def test_a_discriminator_loss_is_the_training_loss_when_nothing_else_is():
+    assert assign_roles({"loss_D": 40, "loss_G": 40})[TRAIN_LOSS] == "loss_D"
+    assert assign_roles({"loss_D": 40, "loss": 40})[TRAIN_LOSS] == "loss"

@@ -819,3 +819,80 @@ def test_next_iter_before_the_loop_is_repeated_batch_first(autologged):
     assert res.status in ("failed", "warning") and res.causes[0] == "repeated_batch", _causes(res)
     (f,) = [f for f in res.findings if f.cause == "repeated_batch"]
     assert f.confidence == "high" and f.effective_kind == "bug" and not f.advisory
+
+
+def _gan(lr: float, log_sides: bool, nan_at: int | None = None, epochs: int = 4) -> str:
+    """The DCGAN tutorial's loop on 2-D Gaussian data: the discriminator steps on its loss, then the
+    generator on its own (`nan_at`: a NaN is fed to the discriminator from that step on)."""
+    torch.manual_seed(0)
+    gen = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 2))
+    disc = nn.Sequential(nn.Linear(2, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.5, 0.999))
+    crit = nn.BCEWithLogitsLoss()
+    data = torch.randn(6400, 2) * 0.5 + torch.tensor([2.0, -1.0])
+    step = 0
+    with mlflow.start_run() as run:
+        for epoch in range(epochs):
+            for i in range(0, len(data), 64):
+                real = data[i : i + 64].clone()
+                if nan_at is not None and step >= nan_at:
+                    real[0, 0] = float("nan")
+                disc.zero_grad()
+                fake = gen(torch.randn(len(real), 4))
+                err_d = crit(disc(real), torch.ones(len(real), 1)) + crit(
+                    disc(fake.detach()), torch.zeros(len(real), 1)
+                )
+                err_d.backward()
+                opt_d.step()
+                gen.zero_grad()
+                err_g = crit(disc(fake), torch.ones(len(real), 1))
+                err_g.backward()
+                opt_g.step()
+                step += 1
+            if log_sides:
+                mlflow.log_metrics({"loss_D": err_d.item(), "loss_G": err_g.item()}, step=epoch)
+    return run.info.run_id
+
+
+@pytest.mark.parametrize("log_sides", [False, True])
+def test_a_healthy_gan_is_healthy(autologged, log_sides):
+    """The discriminator's loss falls, then climbs back as the generator catches up: the game, not a
+    divergence (it was `failed: learning_rate_too_high, diverging`). Told by the recorder (another
+    optimizer stepping on a loss of its own) or by the logged sides' names."""
+    res = _audit(_gan(2e-4, log_sides))
+    assert res.status == "healthy", (res.causes, res.notes)
+    assert any("two sides trained against each other" in n or "a GAN" in n for n in res.notes), res.notes
+
+
+def test_a_gan_whose_loss_turns_nan_still_fails(autologged):
+    res = _audit(_gan(2e-4, log_sides=True, nan_at=150, epochs=2))
+    assert res.status == "failed" and "nonfinite_loss" in res.causes, (res.causes, res.notes)
+
+
+def test_two_optimizers_on_one_loss_are_not_a_game(autologged):
+    """SparseAdam-style: one loss, two optimizers over two halves of the model. The loss is one
+    objective, and its blow-up under a far too high rate is still read."""
+    torch.manual_seed(0)
+    x, y = _teacher(640)
+    xv, yv = _teacher(200, seed=1)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4))
+
+    class Both:  # steps both optimizers, as a loop with two of them does
+        def __init__(self, *opts):
+            self.opts = opts
+
+        def zero_grad(self):
+            for o in self.opts:
+                o.zero_grad()
+
+        def step(self):
+            for o in self.opts:
+                o.step()
+
+    with mlflow.start_run() as run:
+        opt = Both(torch.optim.SGD(model[:2].parameters(), lr=10), torch.optim.SGD(model[2:].parameters(), lr=10))
+        _epochs(model, opt, nn.CrossEntropyLoss(), x, y, xv, yv)
+    res = _audit(run.info.run_id)
+    assert not any("a GAN" in n for n in res.notes), res.notes
+    assert res.status == "failed" and res.causes[0] == "learning_rate_too_high", res.causes

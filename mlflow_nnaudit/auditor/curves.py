@@ -114,6 +114,7 @@ _ROLE_PATTERNS: dict[str, list[tuple[str, int]]] = {
         (r"loss(_step)?", 2),  # HF Trainer logs the running training loss as `loss`
         (r"loss_epoch", 4),
         (r"(train|training)_(ce|nll|mse|bce|total)_loss|(train|training)_loss_(total|mean|avg)", 5),
+        (r"(train_)?(loss_?(d|disc|discriminator)|(d|disc|discriminator)_?loss|err_?d)(_step|_epoch)?", 6),  # a GAN's
     ],
     VAL_LOSS: [
         (_recorder(schema.VAL_LOSS), 0),
@@ -149,6 +150,36 @@ _ROLE_PATTERNS: dict[str, list[tuple[str, int]]] = {
 _COMPILED = {
     role: [(re.compile(r"(?:" + p + r")\Z"), prio) for p, prio in pats] for role, pats in _ROLE_PATTERNS.items()
 }
+
+
+# --- two sides trained against each other ----------------------------------------------------
+_SIDE = r"(train_)?(loss_?{0}|{0}_?loss|err_?{0})(_step|_epoch)?\Z"
+_DISCRIMINATOR = re.compile(_SIDE.format(r"(d|disc|discriminator|critic)"))
+_GENERATOR = re.compile(_SIDE.format(r"(g|gen|generator)"))
+#: share of the followed optimizer's steps another optimizer must match, each after a loss of its own
+GAME_STEP_SHARE = 0.5
+
+
+def adversarial_game(metric_keys, diagnostics: dict | None) -> str | None:
+    """Why the run trains two sides against each other (a GAN), or None. The recorder saw
+    another optimizer step, after a loss of its own, on at least half as many steps as the
+    followed one (two optimizers stepping on one loss share an objective: SparseAdam for the
+    embeddings and Adam for the rest are not a game); or the run logs a discriminator's (or
+    critic's) and a generator's loss (`loss_D`/`loss_G`, `d_loss`/`g_loss`, `errD`/`errG`)."""
+    other = (diagnostics or {}).get("other_optimizers") or {}
+    steps = (diagnostics or {}).get("steps")
+    own = other.get("steps_with_own_loss")
+    if isinstance(own, int) and isinstance(steps, int) and steps > 0 and own >= GAME_STEP_SHARE * steps:
+        return (
+            f"another optimizer stepped {own} times after a loss of its own, beside the {steps} steps of "
+            "the one followed: two sides trained against each other (a GAN)"
+        )
+    names = [_normalise(k) for k in metric_keys]
+    d = next((k for k, n in zip(metric_keys, names) if _DISCRIMINATOR.match(n)), None)
+    g = next((k for k, n in zip(metric_keys, names) if _GENERATOR.match(n)), None)
+    if d is not None and g is not None:
+        return f"the run logs a discriminator's and a generator's loss ({d!r}, {g!r}): a GAN"
+    return None
 
 
 def role_priority(key: str, role: str) -> int | None:

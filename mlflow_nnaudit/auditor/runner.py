@@ -24,6 +24,7 @@ from mlflow_nnaudit.auditor.curves import (
     TRAIN_LOSS,
     VAL_LOSS,
     Curve,
+    adversarial_game,
     assign_roles,
     role_priority,
     train_loss_per_sample,
@@ -31,7 +32,14 @@ from mlflow_nnaudit.auditor.curves import (
 from mlflow_nnaudit.auditor.result import AuditResult
 from mlflow_nnaudit.auditor.rules import ALL_RULES, Rule, RunView, curves_read_by
 from mlflow_nnaudit.auditor.store import RunRecord, Store, StoreError
-from mlflow_nnaudit.auditor.verdict import INCONCLUSIVE, Links, control_false_discoveries, default_links, judge
+from mlflow_nnaudit.auditor.verdict import (
+    INCONCLUSIVE,
+    Links,
+    control_false_discoveries,
+    default_links,
+    judge,
+    set_aside_for_game,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -206,10 +214,16 @@ def analyse(
             if f is not None:
                 findings.append(f)
     result.harm = view.outcome_harm() if loss is not None else None
+    game = adversarial_game(run.metric_keys, inp.diagnostics)
+    game_notes: list[str] = []
+    if game is not None:
+        findings, game_notes = set_aside_for_game(findings, game)
+        result.harm = None
     # the registered rules' links are made once per process (stage 3 uses the same), not once a run
     links = default_links() if rules == ALL_RULES else Links.of(rules)
     result.findings, result.status, dropped = judge(findings, links, result.reason, result.harm)
     result.notes.extend(inp.notes)
+    result.notes.extend(game_notes)
     if per_sample_note:
         result.notes.append(per_sample_note)
     result.notes.extend(dropped)

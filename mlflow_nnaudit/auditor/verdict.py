@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlflow_nnaudit.auditor import stats
+from mlflow_nnaudit.auditor.catalog import OUTCOME
 from mlflow_nnaudit.auditor.rules.base import Finding, OutcomeHarm
 
 if TYPE_CHECKING:
@@ -215,6 +216,23 @@ def settle(findings: list[Finding], inconclusive_reason: str | None = None, harm
     for f in findings:
         f.advisory = not harmed
     return decide_status(findings, inconclusive_reason, harm)
+
+
+#: harm a game's losses still show: a non-finite loss is broken whatever the objective
+GAME_HARM = ("nonfinite_loss",)
+
+
+def set_aside_for_game(findings: list[Finding], game: str) -> tuple[list[Finding], list[str]]:
+    """A run that trains two sides against each other (`curves.adversarial_game`): each side's
+    loss rises when the other one gains, by design, so its rises, falls and stalls are not harm
+    (a healthy GAN's discriminator loss fell and then climbed back: "diverging"). The findings
+    read from the outcome are left out, except a non-finite loss; definite bugs stay, and the
+    set-up risks stay as advisories (no harm is read from the curves). Returns the findings
+    kept and one note for what was left out."""
+    kept = [f for f in findings if f.cause in GAME_HARM or f.effective_kind != OUTCOME]
+    left = [f.cause for f in findings if f not in kept]
+    note = f"{game}; its losses rise and fall by design, so they were read for non-finite values only"
+    return kept, [note + (f" ({', '.join(left)} not reported)" if left else "")]
 
 
 def judge(

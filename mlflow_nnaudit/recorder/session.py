@@ -37,6 +37,8 @@ from mlflow_nnaudit.recorder.sink import MAX_BUFFERED, MlflowSink, RunStart, to_
 
 #: sampling never gets rarer than this, so that every run still gets its layer statistics
 MAX_SAMPLE_INTERVAL = 200
+#: optimizers other than the followed one counted at most (their steps are all counted)
+MAX_OTHER_OPTIMIZERS = 8
 #: the training loss is logged at every step for this many steps (short runs and the start of
 #: every run keep full resolution); after that, on steps too fast for the store, it is the mean
 #: over windows of steps just long enough that writing it costs at most its share of
@@ -176,6 +178,11 @@ class RunSession:
         self._param_count = 0  # parameters in the optimizer's groups when last read
         self._group_count = 0  # the optimizer's parameter groups when last read
         self.skipped_steps = 0  # steps a GradScaler skipped (inf/NaN gradients)
+        # steps of optimizers other than the followed one (a GAN's generator, an actor-critic's
+        # critic, a sparse embedding's SparseAdam), and how many came after a loss of their own
+        self._other_optimizers: set[int] = set()
+        self._other_steps = 0
+        self._other_steps_own_loss = 0
         self._logged_lr: float | None = None  # the learning rate last logged (see `_log_lr_change`)
         self._root_hook = None  # the model's own forward pre-hook (inputs, arming activation hooks)
         self._diagnostics_written: str | None = None
@@ -228,8 +235,19 @@ class RunSession:
 
     def after_step(self, optimizer: torch.optim.Optimizer, losses: list[torch.Tensor]) -> None:
         if optimizer is not self.optimizer:
+            self._note_other_step(optimizer, losses)
             return
         self._finish_step(optimizer, losses)
+
+    def _note_other_step(self, optimizer: torch.optim.Optimizer, losses: list[torch.Tensor]) -> None:
+        """Another optimizer stepped: counted, with whether a loss was backpropagated for it since
+        the step before. Two optimizers each stepping after a loss of its own train two sides
+        against each other (a GAN), and the followed one's loss is one side of the game; two
+        stepping on one loss (SparseAdam for the embeddings, Adam for the rest) share an objective."""
+        if len(self._other_optimizers) < MAX_OTHER_OPTIMIZERS:
+            self._other_optimizers.add(id(optimizer))
+        self._other_steps += 1
+        self._other_steps_own_loss += bool(losses)
 
     @property
     def next_sample(self) -> int:
@@ -679,6 +697,12 @@ class RunSession:
                 out[probe.name] = facts
         if self.skipped_steps:
             out["amp"] = {"skipped_steps": self.skipped_steps}
+        if self._other_steps:
+            out["other_optimizers"] = {
+                "optimizers": len(self._other_optimizers),
+                "steps": self._other_steps,
+                "steps_with_own_loss": self._other_steps_own_loss,
+            }
         if "moments" in out:  # written last: the section is read with the rest, but is the least stable
             out["moments"] = out.pop("moments")
         return out
