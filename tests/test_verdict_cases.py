@@ -265,15 +265,23 @@ def test_nan_in_a_few_inputs_is_nonfinite_inputs(autologged):
     assert res.causes[0] == "nonfinite_inputs", [(f.cause, f.summary) for f in res.findings]
 
 
-def test_constant_columns_standardised_into_nan_are_constant_features_first(autologged):
+@pytest.mark.parametrize("scaling", ["standardised", "divided_by_max"])
+def test_constant_columns_standardised_into_nan_are_constant_features_first(autologged, scaling):
     torch.manual_seed(0)
     x, y = _teacher(640)
     xv, yv = _teacher(200, seed=1)
-    # two columns that never vary (a country code, an unused flag), standardised by hand with the
-    # training mean and std: 0 / 0 fills both columns with NaN, and the loss is NaN from the start
-    x[:, 14], xv[:, 14], x[:, 15], xv[:, 15] = 1.0, 1.0, 0.0, 0.0
-    mean, std = x.mean(0), x.std(0)
-    x, xv = (x - mean) / std, (xv - mean) / std
+    if scaling == "standardised":
+        # two columns that never vary (a country code, an unused flag), standardised by hand with the
+        # training mean and std: 0 / 0 fills both columns with NaN, and the loss is NaN from the start
+        x[:, 14], xv[:, 14], x[:, 15], xv[:, 15] = 1.0, 1.0, 0.0, 0.0
+        mean, std = x.mean(0), x.std(0)
+        x, xv = (x - mean) / std, (xv - mean) / std
+    else:
+        # non-negative features divided by each column's maximum; one column is all zeros: 0 / 0
+        x, xv = x.abs(), xv.abs()
+        x[:, 15], xv[:, 15] = 0.0, 0.0
+        top = x.max(0).values
+        x, xv = x / top, xv / top
     model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
     with mlflow.start_run() as run:
         _epochs(model, torch.optim.Adam(model.parameters(), 1e-3), nn.CrossEntropyLoss(), x, y, xv, yv, epochs=6)
@@ -896,3 +904,26 @@ def test_two_optimizers_on_one_loss_are_not_a_game(autologged):
     res = _audit(run.info.run_id)
     assert not any("a GAN" in n for n in res.notes), res.notes
     assert res.status == "failed" and res.causes[0] == "learning_rate_too_high", res.causes
+
+
+def test_a_full_batch_regression_stalled_by_targets_in_the_billions_names_the_targets(autologged):
+    """A plain MLP fitted full-batch (no DataLoader: the same input every step) to x**3 for x up to
+    4000, targets unscaled: the loss sits at 1e20. The same batch cannot be what held a training loss
+    still (a model fed one batch memorises it), and the stall follows the targets' scale."""
+    torch.manual_seed(0)
+    x = torch.linspace(1, 4000, 400).unsqueeze(1)
+    y = x**3
+    xs = (x - x.mean()) / x.std()
+    model = nn.Sequential(nn.Linear(1, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with mlflow.start_run() as run:
+        for step in range(300):
+            opt.zero_grad()
+            loss = nn.functional.mse_loss(model(xs), y)
+            loss.backward()
+            opt.step()
+            if step % 10 == 0:
+                mlflow.log_metric("loss", loss.item(), step=step)
+    res = _audit(run.info.run_id)
+    assert res.status == "failed" and res.causes[0] == "targets_not_normalized", _causes(res)
+    assert "repeated_batch" not in res.causes, _causes(res)

@@ -30,6 +30,14 @@ def test_quiet_on_standardised_targets():
     quiet(CAUSE, run(rng(1).standard_normal(640)))
 
 
+def test_quiet_on_nan_targets():
+    """NaN targets (an autoencoder fed inputs with a NaN column) have NaN statistics: they say
+    nothing about scale (it read "targets have mean NaN and std NaN")."""
+    targets = rng(3).standard_normal(640)
+    targets[::7] = float("nan")
+    quiet(CAUSE, run(targets))
+
+
 def test_quiet_on_targets_of_a_few_units():
     quiet(CAUSE, run(4 + 2 * rng(2).standard_normal(640)))  # mean 4, std 2: fine for a network
 

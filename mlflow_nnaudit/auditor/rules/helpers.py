@@ -172,8 +172,9 @@ def nan_columns(view: RunView) -> int | None:
     """How many training-input features are NaN/Inf in every value the recorder saw
     (`nonfinite_features`), when those hold all the NaN/Inf it counted (the share is then exactly
     k / F), are among the features it saw never vary (a NaN column has no finite minimum or
-    maximum), and the other features look standardised (median |mean| <= 0.5, median std 0.5-2):
-    the mark of a constant column standardised by its zero std, 0 / 0 in every row. None when the
+    maximum), and the other features look standardised (median |mean| <= 0.5, median std 0.5-2) or
+    scaled into a unit range (`_unit_scaled`): the mark of a constant column standardised by its zero
+    std, or divided by its zero maximum, 0 / 0 in every row. None when the
     NaN/Inf are elsewhere too, there are none, or the inputs are not standardised (a column that
     failed to parse among raw features, found by review), or the recorder predates the count."""
     st = view.fact("inputs", "train")
@@ -185,9 +186,22 @@ def nan_columns(view: RunView) -> int | None:
     mean, std = st.get("median_abs_mean"), st.get("median_std")
     if not all(isinstance(v, (int, float)) for v in (share, n, k, cols, mean, std)) or not 1 <= cols <= min(k, n):
         return None
-    if mean > STANDARDISED_MEAN or not STANDARDISED_STD[0] <= std <= STANDARDISED_STD[1]:
+    if (mean > STANDARDISED_MEAN or not STANDARDISED_STD[0] <= std <= STANDARDISED_STD[1]) and not _unit_scaled(st):
         return None
     return int(cols) if abs(share * n - cols) <= 1e-6 * cols else None
+
+
+def _unit_scaled(st: dict) -> bool:
+    """Every feature that varies has its mean within +/-1 and its std at most 1: the inputs were
+    scaled into a unit range (divided by each column's maximum, min-max scaled), where a constant
+    zero column gives 0 / 0 as well."""
+    means, stds = st.get("feature_mean"), st.get("feature_std")
+    if not isinstance(means, list) or not isinstance(stds, list) or len(means) != len(stds):
+        return False
+    varying = [
+        (m, s) for m, s in zip(means, stds) if isinstance(m, (int, float)) and isinstance(s, (int, float)) and s > 0
+    ]
+    return bool(varying) and all(abs(m) <= 1 and s <= 1 for m, s in varying)
 
 
 def trend_evidence(name: str, curve_key: str, t, steps=None) -> Evidence:

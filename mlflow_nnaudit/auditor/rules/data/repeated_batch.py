@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView
-from mlflow_nnaudit.auditor.rules.helpers import EPOCH_LENGTH_READS
+from mlflow_nnaudit.auditor.rules.helpers import EPOCH_LENGTH_READS, stuck
 
 
 class RepeatedBatch(Rule):
@@ -18,7 +18,9 @@ class RepeatedBatch(Rule):
     input every step is also what full-batch training without a DataLoader looks like
     (`model(X_train)` every epoch, a graph network fed the whole graph): reported at medium
     confidence as a set-up risk, a cause only when the outcome shows harm (a validation loss near
-    chance, overfitting) and an advisory on a run that trained well. The recorder also
+    chance, overfitting) and an advisory on a run that trained well; and not at all where the
+    training loss is stuck (a model fed one batch memorises it: the same batch cannot be what held
+    the training loss still, as with regression targets in the billions fed whole). The recorder also
     fingerprints the first 16 training batches in a row: when most of them differ from the batch
     just before (fewer than half repeat it), the repeats are a few batches fed in turn, epoch
     after epoch (a training set of a couple of batches, or an unshuffled loader sampled in step
@@ -89,7 +91,11 @@ class RepeatedBatch(Rule):
         # is also what full-batch training without a DataLoader looks like (`model(X_train)` each
         # epoch, a graph network fed the whole graph). Not a definite bug then but a set-up risk:
         # a cause when the outcome shows harm (a validation loss near chance, overfitting), an
-        # advisory on a run that trained well.
+        # advisory on a run that trained well. Not where the training loss is stuck: a model fed one
+        # batch memorises it, so the same batch cannot be what held a training loss still.
+        sk = stuck(view)
+        if sk is not None and sk.stuck:
+            return None
         return self._found(view, fp, "medium", "risk", "")
 
     def _found(

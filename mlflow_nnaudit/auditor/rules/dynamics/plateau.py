@@ -40,6 +40,7 @@ class Plateau(helpers.PlateauReadings):
         *("bad_weight_init", "dead_relu", "saturated_activations", "vanishing_gradients", "network_too_deep"),
         *("too_much_regularization", "lr_decay_too_fast", "learning_rate_too_low", "labels_unrelated"),
         *("repeated_batch", "data_not_shuffled", "gradients_not_zeroed", "batch_size_too_large", "missing_bias"),
+        "targets_not_normalized",  # a regression stalled with targets far from unit scale: the scale first
     )
 
     #: the flat stretch must start within this share of the run ("early")
