@@ -237,13 +237,38 @@ def test_a_gan_is_told_by_its_sides_names(keys, game):
     assert (adversarial_game(keys, None) is not None) == game
 
 
-@pytest.mark.parametrize(("own", "game"), [(100, True), (50, True), (49, False), (0, False)])
-def test_a_gan_is_told_by_a_second_optimizer_stepping_on_its_own_loss(own, game):
-    """100 steps of the followed optimizer; another one stepped 100 times, `own` of them after a
-    loss of its own (0: two optimizers sharing one loss, as SparseAdam and Adam do)."""
-    diag = {"steps": 100, "other_optimizers": {"optimizers": 1, "steps": 100, "steps_with_own_loss": own}}
+@pytest.mark.parametrize(
+    ("other", "followed", "game"),
+    [
+        ({"optimizers": 1, "steps": 100, "steps_with_own_loss": 100, "coupled": 8}, 100, True),  # a GAN
+        ({"optimizers": 1, "steps": 80, "steps_with_own_loss": 80, "coupled": 8}, 400, True),  # a WGAN, critic followed
+        (
+            {"optimizers": 1, "steps": 100, "steps_with_own_loss": 0, "coupled": 0},
+            100,
+            False,
+        ),  # one loss, two optimizers
+        (
+            {"optimizers": 1, "steps": 100, "steps_with_own_loss": 100, "coupled": 0},
+            100,
+            False,
+        ),  # a probe on detached outputs
+        (
+            {"optimizers": 8, "steps": 280, "steps_with_own_loss": 280, "coupled": 16},
+            20,
+            False,
+        ),  # re-created every epoch
+        ({"optimizers": 0, "steps": 0, "steps_with_own_loss": 0, "coupled": 0}, 100, False),  # none
+    ],
+)
+def test_a_gan_is_told_by_a_second_optimizer_whose_loss_reaches_the_first(other, followed, game):
+    diag = {"steps": followed, "other_optimizers": {**other, "coupling_checks": 16}}
     assert (adversarial_game(["nnaudit/train_loss"], diag) is not None) == game
-    assert adversarial_game(["nnaudit/train_loss"], {"steps": 100}) is None
+    # where the recorder ran and saw no game, the names do not make one (ELECTRA: one optimizer on gen_loss + disc_loss)
+    assert (
+        adversarial_game(["disc_loss", "gen_loss"], {"steps": 100, "other_optimizers": {**other, "optimizers": 0}})
+        is None
+    )
+    assert adversarial_game(["disc_loss", "gen_loss"], {"steps": 100}) is not None  # an older recorder: the names
 
 
 def test_a_discriminator_loss_is_the_training_loss_when_nothing_else_is():

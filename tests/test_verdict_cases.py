@@ -927,3 +927,44 @@ def test_a_full_batch_regression_stalled_by_targets_in_the_billions_names_the_ta
     res = _audit(run.info.run_id)
     assert res.status == "failed" and res.causes[0] == "targets_not_normalized", _causes(res)
     assert "repeated_batch" not in res.causes, _causes(res)
+
+
+def test_a_probe_trained_beside_the_model_is_not_a_game(autologged):
+    """A second optimizer stepping on a loss of its own is not enough: an online linear probe on the
+    model's detached outputs never reaches the model's gradients. Its labels unrelated to the inputs,
+    the run still fails (found by review: it read as a GAN and came out `healthy`)."""
+    torch.manual_seed(0)
+    x, _ = _teacher(640)
+    xv, _ = _teacher(200, seed=1)
+    g = torch.Generator().manual_seed(5)
+    y, yv = torch.randint(0, 4, (640,), generator=g), torch.randint(0, 4, (200,), generator=g)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4))
+    probe = nn.Linear(4, 4)
+    opt, opt_p = torch.optim.Adam(model.parameters(), lr=1e-3), torch.optim.SGD(probe.parameters(), lr=0.05)
+    ce = nn.CrossEntropyLoss()
+    with mlflow.start_run() as run:
+        for epoch in range(15):
+            total = 0.0
+            for i in range(0, 640, 32):
+                opt.zero_grad()
+                out = model(x[i : i + 32])
+                loss = ce(out, y[i : i + 32])
+                loss.backward()
+                opt.step()
+                opt_p.zero_grad()
+                ce(probe(out.detach()), y[i : i + 32]).backward()
+                opt_p.step()
+                total += loss.item()
+            with torch.no_grad():
+                o = model(xv)
+            mlflow.log_metrics(
+                {
+                    "train_loss": total / 20,
+                    "val_loss": ce(o, yv).item(),
+                    "val_acc": (o.argmax(1) == yv).float().mean().item(),
+                },
+                step=epoch,
+            )
+    res = _audit(run.info.run_id)
+    assert not any("a GAN" in n for n in res.notes), res.notes
+    assert res.status == "failed" and res.causes[0] == "labels_unrelated", _causes(res)

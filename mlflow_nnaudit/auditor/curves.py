@@ -156,23 +156,41 @@ _COMPILED = {
 _SIDE = r"(train_)?(loss_?{0}|{0}_?loss|err_?{0})(_step|_epoch)?\Z"
 _DISCRIMINATOR = re.compile(_SIDE.format(r"(d|disc|discriminator|critic)"))
 _GENERATOR = re.compile(_SIDE.format(r"(g|gen|generator)"))
-#: share of the followed optimizer's steps another optimizer must match, each after a loss of its own
-GAME_STEP_SHARE = 0.5
+#: share of the other optimizer's steps that must come after a loss of its own
+GAME_OWN_LOSS_SHARE = 0.5
+#: compared steps at which one side's loss must have reached the other side's gradients
+GAME_MIN_COUPLED = 2
+#: the two sides' step counts within this factor of each other (a WGAN's critic steps 5 times a round)
+GAME_STEP_RATIO = 10.0
 
 
 def adversarial_game(metric_keys, diagnostics: dict | None) -> str | None:
-    """Why the run trains two sides against each other (a GAN), or None. The recorder saw
-    another optimizer step, after a loss of its own, on at least half as many steps as the
-    followed one (two optimizers stepping on one loss share an objective: SparseAdam for the
-    embeddings and Adam for the rest are not a game); or the run logs a discriminator's (or
-    critic's) and a generator's loss (`loss_D`/`loss_G`, `d_loss`/`g_loss`, `errD`/`errG`)."""
-    other = (diagnostics or {}).get("other_optimizers") or {}
-    steps = (diagnostics or {}).get("steps")
-    own = other.get("steps_with_own_loss")
-    if isinstance(own, int) and isinstance(steps, int) and steps > 0 and own >= GAME_STEP_SHARE * steps:
+    """Why the run trains two sides against each other (a GAN), or None.
+
+    Where the recorder ran (its `other_optimizers` section), it alone decides: exactly one other
+    optimizer, stepping mostly after a loss of its own, within 10x as often as the followed one or
+    as rarely (a WGAN's critic steps 5 times a round), and one side's loss seen reaching the other
+    side's gradients on 2 or more compared steps (a generator's loss is backpropagated through the
+    discriminator). Not a game: two optimizers stepping on one loss (SparseAdam for the embeddings,
+    Adam for the rest), a probe or a learned temperature trained on detached outputs (their loss
+    never reaches the model), an optimizer re-created every epoch, and one optimizer minimising a
+    sum of losses with discriminator- and generator-like names (ELECTRA). Without the recorder's
+    section, a run that logs a discriminator's (or critic's) and a generator's loss (`loss_D`/
+    `loss_G`, `d_loss`/`g_loss`, `errD`/`errG`)."""
+    other = (diagnostics or {}).get("other_optimizers")
+    if isinstance(other, dict):
+        steps, n, own, coupled = (other.get(k) for k in ("steps", "optimizers", "steps_with_own_loss", "coupled"))
+        followed = (diagnostics or {}).get("steps")
+        if not all(isinstance(v, int) for v in (steps, n, own, coupled, followed)) or n != 1 or steps < 1:
+            return None
+        if followed < 1 or not 1 / GAME_STEP_RATIO <= steps / followed <= GAME_STEP_RATIO:
+            return None
+        if own < GAME_OWN_LOSS_SHARE * steps or coupled < GAME_MIN_COUPLED:
+            return None
         return (
-            f"another optimizer stepped {own} times after a loss of its own, beside the {steps} steps of "
-            "the one followed: two sides trained against each other (a GAN)"
+            f"a second optimizer stepped {steps} times beside the {followed} steps of the one followed, each "
+            "side on a loss of its own that reached the other side's gradients: two sides trained against "
+            "each other (a GAN)"
         )
     names = [_normalise(k) for k in metric_keys]
     d = next((k for k, n in zip(metric_keys, names) if _DISCRIMINATOR.match(n)), None)
