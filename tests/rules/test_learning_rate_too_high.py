@@ -415,3 +415,11 @@ def test_a_blow_up_from_a_first_loss_already_out_of_scale_follows_the_init():
         f = fires(CAUSE, view)
         assert ("initial_loss_mismatch" in f.follows) == follows
         assert helpers.broken_at_init(view) == follows
+
+
+def test_quiet_on_a_loss_non_finite_at_the_recorders_step_0():
+    """Inf from the first step, before any update (a CTC loss given fewer frames than its labels
+    need, held-out program f90): no learning rate made it. From one step later on, it may have."""
+    d = healthy_diagnostics(loss=classification_loss(10))
+    quiet(CAUSE, make_view(np.full(60, np.inf), diagnostics=d))
+    fires(CAUSE, make_view(np.r_[2.3, np.full(59, np.inf)], diagnostics=d))

@@ -82,3 +82,28 @@ def test_network_too_deep_needs_depth_and_a_sign():
     # deep but training fine, gradients even: not reported
     even = {k: curve(k, np.ones(10)) for k in grads}
     assert rule.evaluate(make_view(healthy_train(), diagnostics=diag, extra=even)) is None
+
+
+def _lstm_model(num_layers, recorded=True):
+    """A one-module LSTM stack under a linear head (held-out program f92: `nn.LSTM(2, 16,
+    num_layers=16)`); `recorded=False`: a recording from before `num_layers`, its weights' names only."""
+    model = mlp_model([16, 2])
+    entry = {"name": "cell", "type": "LSTM", "batch_first": True}
+    if recorded:
+        entry["num_layers"] = num_layers
+    model["recurrent"] = [entry]
+    model["init"] = list(model.get("init", [])) + [
+        {"param": f"cell.weight_{kind}_l{k}", "shape": [64, 16]} for k in range(num_layers) for kind in ("ih", "hh")
+    ]
+    return model
+
+
+def test_recurrent_layers_stacked_in_one_module_count_as_depth():
+    for recorded in (True, False):
+        d = healthy_diagnostics(model=_lstm_model(16, recorded))
+        f = fires(CAUSE, make_view(flat(600, 1.0, noise=0.02), diagnostics=d))
+        assert "16 of them recurrent" in f.summary, f.summary
+        quiet(
+            CAUSE,
+            make_view(flat(600, 1.0, noise=0.02), diagnostics=healthy_diagnostics(model=_lstm_model(2, recorded))),
+        )

@@ -784,7 +784,9 @@ def recorded_step_size(
 def nonfinite_reading(view: RunView) -> tuple[str, Evidence] | None:
     """A training loss that turned NaN/Inf the way too large steps make it: after growing (see
     `growth_before_nonfinite`), or within the first few points, unless the inputs themselves hold
-    NaN (then an early NaN loss says nothing about the learning rate)."""
+    NaN (then an early NaN loss says nothing about the learning rate) or the recorder's training loss
+    was already NaN/Inf at step 0, before any update (a CTC loss given too few frames for its labels,
+    a log of 0 in the loss)."""
     nf = view.nonfinite(TRAIN_LOSS)
     curve = view.curve(TRAIN_LOSS)
     if nf is None or nf.first_index is None or curve is None:
@@ -797,6 +799,8 @@ def nonfinite_reading(view: RunView) -> tuple[str, Evidence] | None:
             f"the loss grew {fmt_factor(ratio)} before turning non-finite",
             Evidence("growth_before_nonfinite", curve.key, {"ratio": ratio}),
         )
+    if nf.first_index == 0 and curve.key == schema.stored_key(schema.TRAIN_LOSS) and curve.steps[0] == 0:
+        return None  # non-finite at the recorder's step 0, before any update: no learning rate made it
     if len(before) < 3 and not view.fact("inputs", "train", "nonfinite_share"):
         return (
             "the loss turned non-finite within the first few steps",

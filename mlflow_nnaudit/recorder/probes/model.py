@@ -125,10 +125,15 @@ def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
         "no_bias_layers": [n for n, m in weight_layers if getattr(m, "bias", None) is None][:_MAX_NAMES],
         "no_bias_without_norm": _no_bias_without_norm(leaves)[:_MAX_NAMES],
         "linear_stacks": _linear_stacks(root),
-        # recurrent layers: their type and whether they take (batch, time, ...) inputs, which says
-        # where the model's input holds its sequence length
+        # recurrent layers: their type, whether they take (batch, time, ...) inputs, which says
+        # where the model's input holds its sequence length, and how many layers one module stacks
         "recurrent": [
-            {"name": n, "type": _recurrent_kind(m), "batch_first": bool(getattr(m, "batch_first", False))}
+            {
+                "name": n,
+                "type": _recurrent_kind(m),
+                "batch_first": bool(getattr(m, "batch_first", False)),
+                "num_layers": int(getattr(m, "num_layers", 1)),
+            }
             for n, m in root.named_modules()
             if isinstance(m, (torch.nn.RNNBase, torch.nn.RNNCellBase))
         ][:_MAX_NAMES],
