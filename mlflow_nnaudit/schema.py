@@ -315,10 +315,9 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
     },
     "eval_in_train_mode": dict.fromkeys(("step", "mode_dependent_layers")),
     "amp": {"skipped_steps": None},
-    # optimizers other than the followed one: how many, their steps, those taken after a loss of their
-    # own was backpropagated, and at how many of the compared steps one side's loss had reached the
-    # other side's gradients (two sides trained against each other: a GAN); zeros when there was none
-    "other_optimizers": dict.fromkeys(("optimizers", "steps", "steps_with_own_loss", "coupling_checks", "coupled")),
+    # optimizers other than the followed one: how many, their steps, and those taken after a loss of
+    # their own was backpropagated (zeros when there was none: one objective, no game)
+    "other_optimizers": dict.fromkeys(("optimizers", "steps", "steps_with_own_loss")),
     "moments": dict.fromkeys(MOMENTS, _MOMENT),
     # `learning.optimizer`: the followed optimizer's parameters; `learning.model_outside_optimizer`:
     # a module that ran forward passes while none of its parameters is in the optimizer

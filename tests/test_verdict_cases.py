@@ -863,14 +863,13 @@ def _gan(lr: float, log_sides: bool, nan_at: int | None = None, epochs: int = 4)
     return run.info.run_id
 
 
-@pytest.mark.parametrize("log_sides", [False, True])
-def test_a_healthy_gan_is_healthy(autologged, log_sides):
+def test_a_healthy_gan_is_healthy(autologged):
     """The discriminator's loss falls, then climbs back as the generator catches up: the game, not a
-    divergence (it was `failed: learning_rate_too_high, diverging`). Told by the recorder (another
-    optimizer stepping on a loss of its own) or by the logged sides' names."""
-    res = _audit(_gan(2e-4, log_sides))
+    divergence (it was `failed: learning_rate_too_high, diverging`). Told by the logged sides' names,
+    the recorder having seen a second optimizer step on losses of its own."""
+    res = _audit(_gan(2e-4, log_sides=True))
     assert res.status == "healthy", (res.causes, res.notes)
-    assert any("two sides trained against each other" in n or "a GAN" in n for n in res.notes), res.notes
+    assert any("a GAN" in n for n in res.notes), res.notes
 
 
 def test_a_gan_whose_loss_turns_nan_still_fails(autologged):

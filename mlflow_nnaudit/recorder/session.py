@@ -39,16 +39,6 @@ from mlflow_nnaudit.recorder.sink import MAX_BUFFERED, MlflowSink, RunStart, to_
 MAX_SAMPLE_INTERVAL = 200
 #: optimizers other than the followed one counted at most (their steps are all counted)
 MAX_OTHER_OPTIMIZERS = 8
-#: steps at which the followed and the first other optimizer's gradients are compared (`_check_coupling`)
-MAX_COUPLING_CHECKS = 32
-
-
-def _grad_marks(params: list[torch.Tensor]) -> tuple | None:
-    """Each present gradient's identity and in-place version (None when none is present)."""
-    marks = tuple((id(g), g._version) for p in params if (g := p.grad) is not None)
-    return marks or None
-
-
 #: the training loss is logged at every step for this many steps (short runs and the start of
 #: every run keep full resolution); after that, on steps too fast for the store, it is the mean
 #: over windows of steps just long enough that writing it costs at most its share of
@@ -193,11 +183,6 @@ class RunSession:
         self._other_optimizers: set[int] = set()
         self._other_steps = 0
         self._other_steps_own_loss = 0
-        # whether the two sides' losses reach each other's parameters (`_check_coupling`)
-        self._other_ref: Any = None  # the first other optimizer (a weak reference)
-        self._marks: dict[str, tuple | None] = {"followed": None, "other": None}
-        self._coupling_checks = 0
-        self._coupled = 0
         self._logged_lr: float | None = None  # the learning rate last logged (see `_log_lr_change`)
         self._root_hook = None  # the model's own forward pre-hook (inputs, arming activation hooks)
         self._diagnostics_written: str | None = None
@@ -252,40 +237,18 @@ class RunSession:
         if optimizer is not self.optimizer:
             self._note_other_step(optimizer, losses)
             return
-        if self._other_ref is not None and self._coupling_checks < MAX_COUPLING_CHECKS:
-            other = self._other_ref()
-            if other is not None:
-                self._check_coupling("other", [p for g in other.param_groups for p in g["params"]])
-            self._marks["followed"] = _grad_marks(self.params)
         self._finish_step(optimizer, losses)
 
     def _note_other_step(self, optimizer: torch.optim.Optimizer, losses: list[torch.Tensor]) -> None:
         """Another optimizer stepped: counted, with whether a loss was backpropagated for it since
-        the step before. Two optimizers each stepping after a loss of its own train two sides
-        against each other (a GAN), and the followed one's loss is one side of the game; two
-        stepping on one loss (SparseAdam for the embeddings, Adam for the rest) share an objective."""
+        the step before. Two optimizers each stepping after a loss of its own may train two sides
+        against each other (a GAN), or a probe, a teacher, a critic beside the model; one optimizer
+        alone, or two stepping on one loss (SparseAdam for the embeddings, Adam for the rest), train
+        one objective: no game, whatever the losses are named."""
         if len(self._other_optimizers) < MAX_OTHER_OPTIMIZERS:
             self._other_optimizers.add(id(optimizer))
         self._other_steps += 1
         self._other_steps_own_loss += bool(losses)
-        if self._other_ref is None:
-            self._other_ref = weakref.ref(optimizer)
-        if self._other_ref() is optimizer and self._coupling_checks < MAX_COUPLING_CHECKS:
-            self._check_coupling("followed", self.params)
-            self._marks["other"] = _grad_marks([p for g in optimizer.param_groups for p in g["params"]])
-
-    def _check_coupling(self, side: str, params: list[torch.Tensor]) -> None:
-        """At one optimizer's step: have the other side's gradients moved since its own step? A
-        GAN's generator loss is backpropagated through the discriminator (and adds to its gradients);
-        a probe or a learned temperature trained on detached outputs leaves the model's untouched.
-        Read from each gradient's identity and in-place version counter: no value is read, nothing
-        waits on a device. Gradients set to None since (`zero_grad()`) say nothing either way."""
-        before = self._marks[side]
-        now = _grad_marks(params)
-        if before is None or now is None:
-            return
-        self._coupling_checks += 1
-        self._coupled += now != before
 
     @property
     def next_sample(self) -> int:
@@ -740,8 +703,6 @@ class RunSession:
                 "optimizers": len(self._other_optimizers),
                 "steps": self._other_steps,
                 "steps_with_own_loss": self._other_steps_own_loss,
-                "coupling_checks": self._coupling_checks,
-                "coupled": self._coupled,
             }
         if "moments" in out:  # written last: the section is read with the rest, but is the least stable
             out["moments"] = out.pop("moments")

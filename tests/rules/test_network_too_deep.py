@@ -107,3 +107,11 @@ def test_recurrent_layers_stacked_in_one_module_count_as_depth():
             CAUSE,
             make_view(flat(600, 1.0, noise=0.02), diagnostics=healthy_diagnostics(model=_lstm_model(2, recorded))),
         )
+
+
+def test_a_usual_recurrent_stack_under_a_deeper_head_is_not_counted():
+    """6 conv and linear layers and a 4-layer GRU, stuck on noisy labels (found by review: it read as
+    a plain stack of 10)."""
+    model = _lstm_model(4)
+    model["depth"] = 6
+    quiet(CAUSE, make_view(flat(600, 1.0, noise=0.02), diagnostics=healthy_diagnostics(model=model)))

@@ -9,10 +9,16 @@ from mlflow_nnaudit.auditor.rules.helpers import NO_LEARNING, PLATEAU_MAX_IMPROV
 RECURRENT_READS = (("model", "recurrent"), ("model", "init"))
 
 
+#: layers one recurrent module must stack to count towards depth (1 to 4 are usual)
+DEEP_RECURRENT = 6
+
+
 def recurrent_layers(view: RunView) -> int:
     """The layers the model's recurrent modules stack (`nn.LSTM(..., num_layers=16)` is one module
-    and 16 layers): the recorder's `num_layers`, or for a recording without it the highest `_lK`
-    suffix among the module's initial weights (`weight_ih_l15`) plus one."""
+    and 16 layers), counting a module only where it stacks DEEP_RECURRENT or more: the recorder's
+    `num_layers`, or for a recording without it the highest `_lK` suffix among the module's initial
+    weights (`weight_ih_l15`) plus one. (Review: a healthy-depth ConvGRU, 6 conv and linear layers and
+    a 4-layer GRU, trained on noisy labels read as too deep.)"""
     total = 0
     init = [str(e.get("param", "")) for e in view.fact("model", "init") or [] if isinstance(e, dict)]
     for r in view.fact("model", "recurrent") or []:
@@ -23,7 +29,7 @@ def recurrent_layers(view: RunView) -> int:
             prefix = f"{r.get('name')}.weight_ih_l"
             ks = [int(p[len(prefix) :]) for p in init if p.startswith(prefix) and p[len(prefix) :].isdigit()]
             n = max(ks) + 1 if ks else 1
-        total += n
+        total += n if n >= DEEP_RECURRENT else 0
     return total
 
 
