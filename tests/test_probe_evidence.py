@@ -1010,15 +1010,16 @@ def test_a_sum_over_outputs_divided_by_the_batch_is_read_per_element(store, divi
 
 
 def test_recurrent_layers_are_described_with_their_input_layout():
-    """`model.recurrent`: each nn.RNN/LSTM/GRU by name, type and `batch_first` (where the model's
-    input holds its sequence length, for `vanishing_gradients` through time)."""
+    """`model.recurrent`: each nn.RNN/LSTM/GRU by name, type, `batch_first` (where the model's
+    input holds its sequence length, for `vanishing_gradients` through time) and `num_layers` (the
+    layers one module stacks, for `network_too_deep`)."""
     from mlflow_nnaudit.recorder.probes.model import describe_model
 
     class Seq(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.rnn = nn.RNN(8, 16, batch_first=True)
-            self.gru = nn.GRU(16, 16)
+            self.gru = nn.GRU(16, 16, num_layers=3)
             self.head = nn.Linear(16, 4)
 
     class MyLSTM(nn.LSTM):
@@ -1026,8 +1027,8 @@ def test_recurrent_layers_are_described_with_their_input_layout():
 
     facts = describe_model(Seq(), set())
     assert facts["recurrent"] == [
-        {"name": "rnn", "type": "RNN", "batch_first": True},
-        {"name": "gru", "type": "GRU", "batch_first": False},
+        {"name": "rnn", "type": "RNN", "batch_first": True, "num_layers": 1},
+        {"name": "gru", "type": "GRU", "batch_first": False, "num_layers": 3},
     ]
     # cells and subclasses by their kind (found by review: an RNNCell was not listed, a subclassed LSTM not gated)
     cells = describe_model(nn.ModuleDict({"cell": nn.RNNCell(8, 16), "mine": MyLSTM(8, 16)}), set())["recurrent"]

@@ -21,6 +21,7 @@ the standardised offsets' variance, in all 6 epochs; at init the first layer's i
 """
 
 import argparse
+import sys
 
 import mlflow
 import torch
@@ -49,7 +50,7 @@ def strokes(n, length=25):
 class StrokeModel(nn.Module):
     def __init__(self):
         super().__init__()
-        depth = args.num_layers if args.fix else args.rnn_size
+        depth = args.num_layers if "--fix" in sys.argv else args.rnn_size
         self.cell = nn.LSTM(2, args.rnn_size, num_layers=depth, batch_first=True)
         self.output = nn.Linear(args.rnn_size, 2)
 
