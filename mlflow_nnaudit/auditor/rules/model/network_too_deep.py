@@ -35,7 +35,8 @@ def recurrent_layers(view: RunView) -> int:
 
 class NetworkTooDeep(Rule):
     """The recorder saw a plain stack of at least 10 weight layers with no normalisation
-    layer (a recurrent module counts as the layers it stacks: `recurrent_layers`), and it does not train as a shallower one would: its gradients decay with depth
+    layer (a recurrent module counts as the layers it stacks: `recurrent_layers`), and it does
+    not train as a shallower one would: its gradients decay with depth
     (the first layer's median gradient norm is under 1% of the last layer's) or its training
     loss made less than 30% progress. Both together are high confidence. Residual connections
     are not visible in the module list; the gradient decay is what they would prevent."""
@@ -79,7 +80,7 @@ class NetworkTooDeep(Rule):
         if stuck:
             signs.append(f"the training loss fell only {uf.improvement:.0%}")
         seen = " and ".join(signs)
-        rec = f" ({stacked} of them recurrent layers stacked; 1 to 3 are usual)" if stacked else ""
+        rec = f" ({stacked} of them recurrent layers stacked; 1 to 4 are usual)" if stacked else ""
         return self.finding(
             confidence="high" if decays and stuck else "medium",
             severity="failed" if uf is not None and uf.improvement < self.NO_LEARNING else "warning",
