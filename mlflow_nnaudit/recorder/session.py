@@ -225,7 +225,7 @@ class RunSession:
             return
         t0 = time.perf_counter()
         self._sample_points = 0
-        self._note_loss_call(clear=False)
+        self._note_loss_call()
         self._run_probes("before_step", optimizer)
         # what this sample cost so far: the probes now, plus their work in the forward and
         # backward passes (input statistics, activation hooks, the stale-gradient check)
@@ -272,9 +272,12 @@ class RunSession:
             loss = losses[0] if len(losses) == 1 else torch.stack([t.float() for t in losses]).mean()
             probe = self.moment_probe
             if probe is not None:
+                feed = self.feed
+                call = getattr(feed, "loss_call", None)
+                if call is not None:
+                    feed.loss_call = None
                 try:
-                    self._note_loss_call(clear=True)
-                    probe.on_step_loss(self.step, loss, self._sampling)
+                    probe.on_step_loss(self.step, loss, self._sampling, call)
                 except Exception as exc:  # noqa: BLE001 - never raise into training
                     self._probe_failed(probe, exc)
             if len(self._losses) < MAX_BUFFERED:
@@ -282,15 +285,12 @@ class RunSession:
             else:  # the store has been unreachable for a long while: memory stays flat
                 self.sink.dropped += 1
 
-    def _note_loss_call(self, clear: bool) -> None:
-        """Hand the step's training loss call (see `feed`) to the moment probe."""
-        feed, probe = self.feed, self.moment_probe
-        call = getattr(feed, "loss_call", None)
-        if call is None or probe is None:
-            return
-        if clear:
-            feed.loss_call = None
-        probe.note_target(call)
+    def _note_loss_call(self) -> None:
+        """Hand the step's training loss call so far (see `feed`) to the moment probe, for a sampled
+        step's probes; `_keep_loss` hands it over at the step's end and lets it go."""
+        call, probe = getattr(self.feed, "loss_call", None), self.moment_probe
+        if call is not None and probe is not None:
+            probe.note_target(call)
 
     def _finish_step(self, optimizer: torch.optim.Optimizer | None, losses: list[torch.Tensor]) -> None:
         self._keep_loss(losses)
