@@ -826,6 +826,30 @@ def test_first_nonfinite_loss_keeps_its_batch_and_the_one_before(store, healthy)
     assert "moments" not in healthy.diag
 
 
+def test_first_nonfinite_loss_in_a_loop_without_optimizer_keeps_its_own_batch(store):
+    """A hand-written update (no optimizer) ends its step only where the next backward call sees
+    the weights moved (clock.py), after the next batch has gone through the model: the moment
+    still holds the batch that gave the non-finite loss, not the one after it."""
+    x, y = blobs()
+    x[100, 2] = float("nan")  # one value, in the fourth batch (rows 96-127)
+
+    def train() -> None:
+        model = mlp()
+        for i in range(0, 320, 32):
+            loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
+            loss.backward()
+            with torch.no_grad():
+                for p in model.parameters():
+                    p -= 0.05 * p.grad
+                    p.grad = None
+
+    fault = record(store, train)
+    m = fault.diag["moments"][schema.MOMENT_FIRST_NONFINITE_LOSS]
+    assert m["step"] == 3 and m["loss"] is None
+    assert m["inputs"]["nonfinite_share"] > 0 and m["previous"]["inputs"]["nonfinite_share"] == 0.0
+    assert m["targets"]["numel"] == 32 and m["previous_loss"] is not None
+
+
 @pytest.mark.parametrize("sample_every", [1, 1000])
 def test_no_step_outlives_itself_through_the_recorder(store, sample_every):
     """What the moment probe keeps of a step (its loss input, target and model input, for a look

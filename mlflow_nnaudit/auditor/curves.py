@@ -153,14 +153,17 @@ _COMPILED = {
 
 
 # --- two sides trained against each other ----------------------------------------------------
-_SIDE = r"(train_)?(loss_?{0}|{0}_?loss|err_?{0})(_step|_epoch)?\Z"
+# a side's loss, or one of its parts as pix2pix and CycleGAN name them (`loss_D_real`, `G_GAN`, `D_A`)
+_PART = r"_(real|fake|gan|adv|a|b)"
+_SIDE = r"(train_)?((loss_?{0}|{0}_?loss|err_?{0})(" + _PART + r")?|{0}" + _PART + r")(_step|_epoch)?\Z"
 _DISCRIMINATOR = re.compile(_SIDE.format(r"(d|disc|discriminator|critic)"))
 _GENERATOR = re.compile(_SIDE.format(r"(g|gen|generator)"))
 
 
 def adversarial_game(metric_keys, diagnostics: dict | None) -> str | None:
     """Why the run trains two sides against each other (a GAN), or None: it logs a discriminator's
-    (or critic's) and a generator's loss (`loss_D`/`loss_G`, `d_loss`/`g_loss`, `errD`/`errG`),
+    (or critic's) and a generator's loss (`loss_D`/`loss_G`, `d_loss`/`g_loss`, `errD`/`errG`, or
+    parts of them as pix2pix and CycleGAN name them: `D_real`/`G_GAN`, `loss_D_A`/`loss_G_A`),
     unless the recorder ran and saw no other optimizer step after a loss of its own (one objective
     under names like a GAN's: ELECTRA's `gen_loss` + `disc_loss` under one optimizer). The recorder's
     counts alone do not make a game: a probe, a teacher or a critic trained beside the model looks

@@ -126,6 +126,10 @@ class Recorder:
         # (loss input, target) of the last training loss call, detached (`moments.kept_loss_call`: the
         # session's moment probe takes them)
         self.loss_call: tuple | None = None
+        # A hand-written update's step ends where the next backward call sees the weights moved,
+        # once the next batch has gone through the model: (model input, loss call) as they were at
+        # the last backward call before that, for the moment probe (`RunSession.manual_step`)
+        self._manual_evidence: tuple | None = None
 
     def _switched_off(self) -> None:
         """A safe point while not recording: the patches go if the recorder was switched off."""
@@ -199,6 +203,8 @@ class Recorder:
             return  # later closure calls of a step (LBFGS line search): the first one counts
         if not self.optimizer_seen:
             self._manual_clock_tick(config, tensor)
+            moments = getattr(self.session, "moment_probe", None)
+            self._manual_evidence = (moments.input, self.loss_call) if moments is not None else None
         if len(self.pending) < MAX_PENDING_LOSSES:
             if not self.pending and self.session is not None:
                 self.session.before_backward()
@@ -238,7 +244,7 @@ class Recorder:
                 session = self._session_for_active_run(config)
             session.config = config
             losses, self.pending = self.pending, []
-            session.manual_step(losses, clock.params)
+            session.manual_step(losses, clock.params, self._manual_evidence)
             if session.step % RUN_CHECK_EVERY == 0:
                 # now and then, look again which parameters the loss reaches (a new model)
                 self.clock = ManualClock(tensor)

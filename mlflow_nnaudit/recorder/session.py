@@ -351,11 +351,25 @@ class RunSession:
         )
 
     # --- loops without optimizer.step() (parameters updated by hand) --------------------------
-    def manual_step(self, losses: list[torch.Tensor], params: list[torch.Tensor]) -> None:
-        """A hand-written update ended a step (seen at the next backward call, see clock.py)."""
+    def manual_step(
+        self, losses: list[torch.Tensor], params: list[torch.Tensor], evidence: tuple | None = None
+    ) -> None:
+        """A hand-written update ended a step (seen at the next backward call, see clock.py). By
+        then the next batch has gone through the model: `evidence` is the (model input, loss call)
+        of the step that ended, taken at its last backward call, and the moment probe reads those
+        while the step is finished (the next step's are put back after)."""
         if self.optimizer is None and not self.params:
             self._adopt(None, params)
-        self._finish_step(None, losses)
+        probe, feed = self.moment_probe, self.feed
+        if evidence is None or probe is None or feed is None:
+            self._finish_step(None, losses)
+            return
+        now = probe.input, feed.loss_call
+        probe.input, feed.loss_call = evidence
+        try:
+            self._finish_step(None, losses)
+        finally:
+            probe.input, feed.loss_call = now
 
     def grads_ready(self) -> None:
         """A backward call returned in a loop without optimizer: on a sampled step, take the
