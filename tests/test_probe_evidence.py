@@ -826,28 +826,48 @@ def test_first_nonfinite_loss_keeps_its_batch_and_the_one_before(store, healthy)
     assert "moments" not in healthy.diag
 
 
-def test_first_nonfinite_loss_in_a_loop_without_optimizer_keeps_its_own_batch(store):
+@pytest.mark.parametrize(("bad", "evaluate_after"), [(0, False), (1, False), (2, False), (3, False), (9, True)])
+def test_first_nonfinite_loss_in_a_loop_without_optimizer_keeps_its_own_batch(store, bad, evaluate_after):
     """A hand-written update (no optimizer) ends its step only where the next backward call sees
-    the weights moved (clock.py), after the next batch has gone through the model: the moment
-    still holds the batch that gave the non-finite loss, not the one after it."""
-    x, y = blobs()
-    x[100, 2] = float("nan")  # one value, in the fourth batch (rows 96-127)
+    the weights moved (clock.py), after the next batch has gone through the model, and the run's
+    last step only when the run ends, after whatever the loop computed since: the moment still
+    holds the batch that gave the non-finite loss and the one before it (batch k's labels are all
+    k % 3, so a target mean names its batch), from the first step on; and nothing of the last batch
+    outlives the run (review)."""
+    import weakref
+
+    labels = torch.tensor([(i // 32) % 3 for i in range(320)])
+    x, y = blobs(labels=labels)
+    x[bad * 32 + 4, 2] = float("nan")
+    last: list = []
 
     def train() -> None:
         model = mlp()
         for i in range(0, 320, 32):
-            loss = F.cross_entropy(model(x[i : i + 32]), y[i : i + 32])
+            xb = x[i : i + 32].clone()
+            loss = F.cross_entropy(model(xb), y[i : i + 32])
             loss.backward()
             with torch.no_grad():
                 for p in model.parameters():
                     p -= 0.05 * p.grad
                     p.grad = None
+        last.append(weakref.ref(xb))
+        if evaluate_after:  # a loss under grad after the loop, on other targets, is no step's
+            model.eval()
+            F.cross_entropy(model(x[:64]), torch.ones(64, dtype=torch.long))
 
     fault = record(store, train)
     m = fault.diag["moments"][schema.MOMENT_FIRST_NONFINITE_LOSS]
-    assert m["step"] == 3 and m["loss"] is None
-    assert m["inputs"]["nonfinite_share"] > 0 and m["previous"]["inputs"]["nonfinite_share"] == 0.0
-    assert m["targets"]["numel"] == 32 and m["previous_loss"] is not None
+    assert m["step"] == bad and m["loss"] is None
+    assert m["inputs"]["nonfinite_share"] > 0
+    assert m["targets"]["numel"] == 32 and m["targets"]["mean"] == bad % 3
+    if bad:
+        assert m["previous"]["targets"]["mean"] == (bad - 1) % 3
+        assert m["previous"]["inputs"]["nonfinite_share"] == 0.0 and m["previous_loss"] is not None
+    import gc
+
+    gc.collect()
+    assert last[0]() is None  # the recorder lets go of the last batch when the run ends
 
 
 @pytest.mark.parametrize("sample_every", [1, 1000])

@@ -153,17 +153,19 @@ _COMPILED = {
 
 
 # --- two sides trained against each other ----------------------------------------------------
-# a side's loss, or one of its parts as pix2pix and CycleGAN name them (`loss_D_real`, `G_GAN`, `D_A`)
-_PART = r"_(real|fake|gan|adv|a|b)"
-_SIDE = r"(train_)?((loss_?{0}|{0}_?loss|err_?{0})(" + _PART + r")?|{0}" + _PART + r")(_step|_epoch)?\Z"
-_DISCRIMINATOR = re.compile(_SIDE.format(r"(d|disc|discriminator|critic)"))
-_GENERATOR = re.compile(_SIDE.format(r"(g|gen|generator)"))
+# a side's loss, or one of its parts (`loss_D_real`, `loss_G_A`); without the word "loss", only
+# pix2pix's own part names (`D_real`, `D_fake`, `G_GAN`): `d_a`/`g_a`, `D_real`/`G_real` or a
+# `critic_a` are too common outside GANs, and a game hides a run's outcome findings (review)
+_SIDE = r"(loss_?{0}|{0}_?loss|err_?{0})(_(real|fake|gan|adv|a|b))?"
+_RUN_SIDE = r"(train_)?({0}|{1})(_step|_epoch)?\Z"
+_DISCRIMINATOR = re.compile(_RUN_SIDE.format(_SIDE.format(r"(d|disc|discriminator|critic)"), r"d_(real|fake)"))
+_GENERATOR = re.compile(_RUN_SIDE.format(_SIDE.format(r"(g|gen|generator)"), r"g_gan"))
 
 
 def adversarial_game(metric_keys, diagnostics: dict | None) -> str | None:
     """Why the run trains two sides against each other (a GAN), or None: it logs a discriminator's
     (or critic's) and a generator's loss (`loss_D`/`loss_G`, `d_loss`/`g_loss`, `errD`/`errG`, or
-    parts of them as pix2pix and CycleGAN name them: `D_real`/`G_GAN`, `loss_D_A`/`loss_G_A`),
+    parts of them: `loss_D_A`/`loss_G_A`, and pix2pix's `D_real`/`D_fake`/`G_GAN`),
     unless the recorder ran and saw no other optimizer step after a loss of its own (one objective
     under names like a GAN's: ELECTRA's `gen_loss` + `disc_loss` under one optimizer). The recorder's
     counts alone do not make a game: a probe, a teacher or a critic trained beside the model looks

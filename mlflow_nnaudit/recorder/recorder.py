@@ -204,7 +204,7 @@ class Recorder:
         if not self.optimizer_seen:
             self._manual_clock_tick(config, tensor)
             moments = getattr(self.session, "moment_probe", None)
-            self._manual_evidence = (moments.input, self.loss_call) if moments is not None else None
+            self._manual_evidence = (getattr(moments, "input", None), self.loss_call)
         if len(self.pending) < MAX_PENDING_LOSSES:
             if not self.pending and self.session is not None:
                 self.session.before_backward()
@@ -469,8 +469,9 @@ class Recorder:
             return
         if self.clock is not None and not self.optimizer_seen and self.pending:
             losses, self.pending = self.pending, []
-            session.manual_step(losses, self.clock.params)  # the last hand-written step
+            session.manual_step(losses, self.clock.params, self._manual_evidence)  # the last hand-written step
         self.session = None
+        self._manual_evidence = None
         self.quiet = False
         self.quiet_root = self.quiet_optimizer = self.quiet_config = self._ordinary = None
         self.clock = None  # the next run may train another model, maybe without an optimizer
