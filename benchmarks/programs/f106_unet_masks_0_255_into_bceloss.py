@@ -1,4 +1,4 @@
-"""A small U-Net whose binary masks are loaded as 0/255 (PNG masks read straight into a tensor) and fed to nn.BCEWithLogitsLoss: the loss goes negative without bound and the network learns to say "foreground" everywhere.
+"""A small U-Net whose binary masks are loaded as 0/255 (PNG masks read straight into a tensor) and fed to nn.BCEWithLogitsLoss: the loss goes negative without bound and the network marks far too much as foreground.
 
 Report: milesial/Pytorch-UNet issue #84 "loss is negative" ("the format of my mask is PNG, yours are
   GIF, the loss is negative when I was training": batch losses of -9.27e+5 .. -3.4e+7 over 5 epochs and a
