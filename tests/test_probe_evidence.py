@@ -920,6 +920,36 @@ def test_first_loss_spike_after_a_learning_rate_jump(store):
 
 
 # --- parameters that never learn --------------------------------------------------------------
+def test_a_teacher_trained_then_its_student_reads_no_stale_gradients(store):
+    """Knowledge distillation in one run (the PyTorch tutorial's way): the teacher's optimizer,
+    the first to step, is the one the session follows; the student's then steps alone for the
+    rest of the run while the teacher's last gradients stay where its loop left them. Those are
+    not a loop that forgot `zero_grad()` (a held-out healthy program was `failed:
+    gradients_not_zeroed`): the gradients are looked at once per step of the followed optimizer,
+    and a long stretch of another optimizer's steps alone ends the sampling at the frozen step."""
+    x, y = blobs()
+    teacher, student = mlp(seed=1), mlp(seed=2)
+
+    def train() -> None:
+        fit(teacher, x, y)  # 20 steps, `zero_grad()` before each: its last gradients stay
+        teacher.eval()
+        opt = adam(student)
+        for _ in range(3):
+            for i in range(0, 320, 32):
+                opt.zero_grad()
+                with torch.no_grad():
+                    soft = F.softmax(teacher(x[i : i + 32]) / 4, dim=-1)
+                logits = student(x[i : i + 32])
+                kd = F.kl_div(F.log_softmax(logits / 4, dim=-1), soft, reduction="batchmean") * 16
+                (0.75 * kd + 0.25 * F.cross_entropy(logits, y[i : i + 32])).backward()
+                opt.step()
+
+    run = record(store, train)
+    present = run.series(schema.GRAD_PRESENT_BEFORE_BACKWARD)
+    assert len(present) <= 21 and sum(present) <= 1, present  # the teacher's 20 steps, + one look at its last
+    assert run.diag["other_optimizers"]["steps"] == 30
+
+
 def test_healthy_parameters_all_learn(healthy):
     learning = healthy.diag["learning"]["optimizer"]
     assert learning["never_grad"] == 0 and learning["never_changed"] == 0

@@ -39,6 +39,10 @@ from mlflow_nnaudit.recorder.sink import MAX_BUFFERED, MlflowSink, RunStart, to_
 MAX_SAMPLE_INTERVAL = 200
 #: optimizers other than the followed one counted at most (their steps are all counted)
 MAX_OTHER_OPTIMIZERS = 8
+#: steps of other optimizers in a row, the followed one not stepping, after which the session stops
+#: sampling at its frozen step: another phase took over (a teacher trained, then its student; an
+#: optimizer made anew), and each of its steps would otherwise be read as the same sampled step
+ALONE_STEPS = 20
 #: the training loss is logged at every step for this many steps (short runs and the start of
 #: every run keep full resolution); after that, on steps too fast for the store, it is the mean
 #: over windows of steps just long enough that writing it costs at most its share of
@@ -183,6 +187,8 @@ class RunSession:
         self._other_optimizers: set[int] = set()
         self._other_steps = 0
         self._other_steps_own_loss = 0
+        self._others_in_a_row = 0  # other optimizers' steps since the followed one's last
+        self._grads_checked_at = -1  # the step whose gradients `before_backward` last looked at
         self._logged_lr: float | None = None  # the learning rate last logged (see `_log_lr_change`)
         self._root_hook = None  # the model's own forward pre-hook (inputs, arming activation hooks)
         self._diagnostics_written: str | None = None
@@ -237,6 +243,7 @@ class RunSession:
         if optimizer is not self.optimizer:
             self._note_other_step(optimizer, losses)
             return
+        self._others_in_a_row = 0
         self._finish_step(optimizer, losses)
 
     def _note_other_step(self, optimizer: torch.optim.Optimizer, losses: list[torch.Tensor]) -> None:
@@ -249,6 +256,11 @@ class RunSession:
             self._other_optimizers.add(id(optimizer))
         self._other_steps += 1
         self._other_steps_own_loss += bool(losses)
+        self._others_in_a_row += 1
+        if self._others_in_a_row == ALONE_STEPS:
+            # Not followed (its model's hooks, parameters and loss would all be another's): left
+            # unrecorded, and the frozen step is not sampled again until the followed optimizer steps
+            self._next_sample = max(self._next_sample, self.step + 1)
 
     @property
     def next_sample(self) -> int:
@@ -659,11 +671,12 @@ class RunSession:
         """The first backward since the last optimizer step is about to run: on sampled steps,
         and on each of the first STALE_GRADS_FIRST_STEPS steps, the probes that look at the
         gradients left from the last step."""
-        if self.step < 1 or not self.params:
-            return
+        if self.step < 1 or not self.params or self.step == self._grads_checked_at:
+            return  # (once per step of the followed optimizer: another's steps leave its gradients alone)
         sampled = self.step >= self._next_sample
         if not sampled and self.step > STALE_GRADS_FIRST_STEPS:
             return
+        self._grads_checked_at = self.step
         t0 = time.perf_counter()
         ctx = StepContext(self.step, self.optimizer, self.params, self.model)
         for probe in self._hooked["on_before_backward"]:
