@@ -153,6 +153,7 @@ LOSS_FUNCTIONS = (
     "smooth_l1_loss",
     "huber_loss",
     "kl_div",
+    "ctc_loss",
 )
 
 # --- artifacts -----------------------------------------------------------------------------------
@@ -294,6 +295,8 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
         # `reduction='sum'` loss itself (the median per-sample output over the sum)
         "train_loss_per_sample": None,
         "input_mismatch": dict.fromkeys(("loss", "problem", "detail")),
+        # the activation (ReLU, Sigmoid, Tanh, Softplus) a cross_entropy training input came out of
+        "input_activation": None,
         "targets": _RUNNING_STATS,
         "outputs": _RUNNING_STATS,
         # a regression loss's evaluation targets (the first 200 evaluation calls): the validation set's variance

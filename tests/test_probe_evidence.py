@@ -920,6 +920,50 @@ def test_first_loss_spike_after_a_learning_rate_jump(store):
 
 
 # --- parameters that never learn --------------------------------------------------------------
+@pytest.mark.parametrize("last", [nn.ReLU(), nn.Sigmoid(), nn.Tanh(), None])
+def test_logits_through_an_activation_into_cross_entropy_are_recorded(store, last):
+    """Read from the loss input's autograd graph, not from the module order: a classifier whose
+    logits pass through an activation before `cross_entropy`."""
+    x, y = blobs()
+    torch.manual_seed(0)
+    layers = [nn.Linear(FEATURES, 16), nn.ReLU(), nn.Linear(16, CLASSES)] + ([last] if last is not None else [])
+    run = record(store, lambda: fit(nn.Sequential(*layers), x, y))
+    expected = {nn.ReLU: "ReLU", nn.Sigmoid: "Sigmoid", nn.Tanh: "Tanh"}.get(type(last))
+    assert run.diag["loss"].get("input_activation") == expected
+
+
+@pytest.mark.parametrize("log_softmax", [False, True])
+def test_raw_logits_into_ctc_loss_are_recorded(store, log_softmax):
+    """`nn.CTCLoss` wants log-probabilities over its last dimension ((T, N, C)); fed the raw logits
+    (a held-out DeepSpeech-style program: a negative loss at the first step, then flat, nothing ever
+    transcribed) the recorder names them, and a healthy run's log_softmax passes."""
+    torch.manual_seed(0)
+    frames, batch, classes = 20, 8, 6
+    rnn, head = nn.GRU(4, 16), nn.Linear(16, classes)
+    ctc = nn.CTCLoss()
+    params = list(rnn.parameters()) + list(head.parameters())
+
+    def train() -> None:
+        opt = torch.optim.Adam(params, lr=1e-3)
+        for _ in range(6):
+            x = torch.randn(frames, batch, 4)
+            targets = torch.randint(1, classes, (batch, 5))
+            out = head(rnn(x)[0])
+            out = out.log_softmax(-1) if log_softmax else out
+            loss = ctc(out, targets, torch.full((batch,), frames), torch.full((batch,), 5))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    run = record(store, train)
+    assert run.diag["loss"]["loss_function"] == "ctc_loss"
+    mismatch = run.diag["loss"].get("input_mismatch")
+    if log_softmax:
+        assert mismatch is None
+    else:
+        assert mismatch["problem"] == "not_log_probabilities" and "ctc_loss" in mismatch["detail"]
+
+
 def test_a_teacher_trained_then_its_student_reads_no_stale_gradients(store):
     """Knowledge distillation in one run (the PyTorch tutorial's way): the teacher's optimizer,
     the first to step, is the one the session follows; the student's then steps alone for the

@@ -32,6 +32,8 @@ from mlflow_nnaudit.recorder.probes.base import Probe, as_real
 #: loss functions whose input should be class scores (logits) over dim 1
 _LOGIT_LOSSES = ("cross_entropy",)
 _LOG_PROB_LOSSES = ("nll_loss",)
+#: losses fed log-probabilities over their last dimension, (T, N, C) for ctc_loss
+_SEQUENCE_LOG_PROB_LOSSES = ("ctc_loss",)
 _BINARY_LOGIT_LOSSES = ("binary_cross_entropy_with_logits",)
 _REGRESSION_LOSSES = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
 #: the classification losses: an input that is exactly 0 (or 1) for every sample is a bug there
@@ -71,23 +73,29 @@ _PASS_THROUGH = (
 )
 
 
-def made_by_sigmoid(x: Any) -> bool | None:
-    """Was `x` computed by a sigmoid (torch.sigmoid, nn.Sigmoid, F.sigmoid), possibly followed
-    by reshapes? Read from its autograd graph: None when it has none (no grad, or a leaf)."""
+#: activations told from a loss input's autograd graph: their backward node's name -> the module's
+_ACTIVATIONS = {"Sigmoid": "Sigmoid", "Relu": "ReLU", "Tanh": "Tanh", "Softplus": "Softplus"}
+
+
+def made_by(x: Any) -> str | None:
+    """The activation that computed `x` (torch.sigmoid, nn.ReLU, F.tanh, ...), possibly followed by
+    reshapes: "Sigmoid", "ReLU", "Tanh" or "Softplus"; "" for anything else; None when `x` has no
+    autograd graph (no grad, or a leaf)."""
     fn = getattr(x, "grad_fn", None)
     if fn is None:
         return None
     for _ in range(8):
         name = type(fn).__name__
-        if name.startswith("Sigmoid"):
-            return True
+        made = next((m for node, m in _ACTIVATIONS.items() if name.startswith(node + "Backward")), None)
+        if made is not None:
+            return made
         if not name.startswith(_PASS_THROUGH):
-            return False
+            return ""
         inputs = [f for f, _ in fn.next_functions if f is not None]
         if len(inputs) != 1:
-            return False
+            return ""
         fn = inputs[0]
-    return False
+    return ""
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -134,6 +142,8 @@ class LossProbe(Probe):
         self._mse_numel = 0
         self._val_sum: torch.Tensor | None = None
         self._val_n = 0
+        #: the activation a logit loss's training input came out of (`made_by`), when one did
+        self.input_activation: str | None = None
         #: the loss function's training outputs on the current sampled step (summed), and per sampled
         #: step that value against what was backpropagated (`pair_objective`), as tensors
         self._step_out: torch.Tensor | None = None
@@ -189,7 +199,10 @@ class LossProbe(Probe):
             return {}
         with torch.no_grad():
             self._check_shapes(fn, inp, target)
-            self._check_input(fn, inp.detach(), made_by_sigmoid(inp))
+            made = made_by(inp)
+            self._check_input(fn, inp.detach(), None if made is None else made == "Sigmoid")
+            if made and fn in _LOGIT_LOSSES and self.input_activation is None:
+                self.input_activation = made  # logits through an activation: bounded, or cut at 0
             if fn == "mse_loss" and self._mse_ratio is None and isinstance(target, torch.Tensor):
                 self._reduction_ratio(inp.detach(), target.detach(), out.detach())
             return self._targets(fn, inp.detach(), target)
@@ -336,15 +349,18 @@ class LossProbe(Probe):
                     "detail": "its input rows are probabilities (each in [0, 1], summing to 1): "
                     "softmax was applied before a loss that applies log-softmax itself",
                 }
-        elif fn in _LOG_PROB_LOSSES and x.dim() >= 2 and x.shape[1] > 1:
-            lse = torch.logsumexp(x, dim=1)
+        elif (fn in _LOG_PROB_LOSSES and x.dim() >= 2 and x.shape[1] > 1) or (
+            fn in _SEQUENCE_LOG_PROB_LOSSES and x.dim() >= 2 and x.shape[-1] > 1
+        ):
+            dim = 1 if fn in _LOG_PROB_LOSSES else -1
+            lse = torch.logsumexp(x, dim=dim)
             if bool((x > 1e-6).any()) or bool(((lse).abs() > 1e-2).any()):
                 self.mismatch = {
                     "loss": fn,
                     "problem": "not_log_probabilities",
                     "detail": "its input is not log-probabilities (positive values, or rows whose "
-                    "exp does not sum to 1): raw logits were fed to nll_loss without "
-                    "log_softmax",
+                    f"exp does not sum to 1): raw logits were fed to {fn} without "
+                    f"log_softmax (over dim={dim})",
                 }
         elif fn in _BINARY_LOGIT_LOSSES:
             # The autograd graph tells directly whether a sigmoid made the input. The values
@@ -405,6 +421,8 @@ class LossProbe(Probe):
         mismatch = self.mismatch or self._binary_mismatch()
         if mismatch is not None:
             out["input_mismatch"] = mismatch
+        if self.input_activation is not None:
+            out["input_activation"] = self.input_activation
         if self.label_counts is not None:
             out["label_counts"] = [int(c) for c in self.label_counts.tolist()]
         if (reduction := self._reduction()) is not None:

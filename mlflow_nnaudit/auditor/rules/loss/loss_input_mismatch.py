@@ -39,7 +39,8 @@ class LossInputMismatch(Rule):
         "the raw output into `nn.BCEWithLogitsLoss` (softmax and log_softmax need at least two "
         "classes along their dimension)",
         "broadcast": "make the shapes equal, e.g. `out.squeeze(-1)` with `target.squeeze(-1)` or `out.view_as(target)`",
-        "not_log_probabilities": "apply `torch.log_softmax(logits, dim=1)` before `nll_loss`, or use "
+        "not_log_probabilities": "apply `torch.log_softmax` over the classes before the loss (`dim=1` for "
+        "`nll_loss`, the last dimension of `ctc_loss`'s (T, N, C) input), or for a classifier use "
         "`nn.CrossEntropyLoss` on the raw logits",
     }
 
