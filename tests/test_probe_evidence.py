@@ -994,6 +994,26 @@ def test_a_teacher_trained_then_its_student_reads_no_stale_gradients(store):
     assert run.diag["other_optimizers"]["steps"] == 30
 
 
+def test_an_optimizer_made_anew_each_epoch_is_followed(store):
+    """A loop that builds a new optimizer over the same parameters every epoch (for a new learning
+    rate): each new one is followed after two of its steps, so the run's steps and losses are recorded
+    to the end, not only the first epoch's."""
+    x, y = blobs()
+    model = mlp()
+
+    def train() -> None:
+        for epoch in range(4):
+            opt = torch.optim.SGD(model.parameters(), lr=0.1 * 0.5**epoch)
+            for i in range(0, 320, 32):
+                opt.zero_grad()
+                F.cross_entropy(model(x[i : i + 32]), y[i : i + 32]).backward()
+                opt.step()
+
+    run = record(store, train)
+    assert run.diag["steps"] == 40 - 3 * 2  # each new optimizer's first two steps are another's
+    assert len(run.series("train_loss")) == 34
+
+
 def test_healthy_parameters_all_learn(healthy):
     learning = healthy.diag["learning"]["optimizer"]
     assert learning["never_grad"] == 0 and learning["never_changed"] == 0

@@ -43,6 +43,9 @@ MAX_OTHER_OPTIMIZERS = 8
 #: sampling at its frozen step: another phase took over (a teacher trained, then its student; an
 #: optimizer made anew), and each of its steps would otherwise be read as the same sampled step
 ALONE_STEPS = 20
+#: ... and after which an optimizer over exactly the followed parameters is followed instead (one made
+#: anew each epoch, say, for a new learning rate): the same model, so nothing else changes
+SAME_PARAMS_STEPS = 2
 #: the training loss is logged at every step for this many steps (short runs and the start of
 #: every run keep full resolution); after that, on steps too fast for the store, it is the mean
 #: over windows of steps just long enough that writing it costs at most its share of
@@ -257,10 +260,27 @@ class RunSession:
         self._other_steps += 1
         self._other_steps_own_loss += bool(losses)
         self._others_in_a_row += 1
+        if self._others_in_a_row == SAME_PARAMS_STEPS and self._same_params(optimizer):
+            self._follow(optimizer)
+            return
         if self._others_in_a_row == ALONE_STEPS:
             # Not followed (its model's hooks, parameters and loss would all be another's): left
             # unrecorded, and the frozen step is not sampled again until the followed optimizer steps
             self._next_sample = max(self._next_sample, self.step + 1)
+
+    def _same_params(self, optimizer: torch.optim.Optimizer) -> bool:
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        return len(params) == len(self.params) and {id(p) for p in params} == {id(p) for p in self.params}
+
+    def _follow(self, optimizer: torch.optim.Optimizer) -> None:
+        """Follow `optimizer`, over the parameters followed so far, from its next step on."""
+        self.optimizer, self._others_in_a_row = optimizer, 0
+        self._refresh_params(optimizer)
+        for probe in self._hooked["on_parameters"]:
+            try:
+                probe.on_parameters(optimizer, self.params)
+            except Exception as exc:  # noqa: BLE001
+                self._probe_failed(probe, exc)
 
     @property
     def next_sample(self) -> int:
