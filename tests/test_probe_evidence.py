@@ -969,8 +969,8 @@ def test_a_teacher_trained_then_its_student_reads_no_stale_gradients(store):
     the first to step, is the one the session follows; the student's then steps alone for the
     rest of the run while the teacher's last gradients stay where its loop left them. Those are
     not a loop that forgot `zero_grad()` (a held-out healthy program was `failed:
-    gradients_not_zeroed`): the gradients are looked at once per step of the followed optimizer,
-    and a long stretch of another optimizer's steps alone ends the sampling at the frozen step."""
+    gradients_not_zeroed`): they are not looked at once another optimizer has stepped alone twice,
+    and a long stretch of its steps ends the sampling at the frozen step."""
     x, y = blobs()
     teacher, student = mlp(seed=1), mlp(seed=2)
 
@@ -990,7 +990,7 @@ def test_a_teacher_trained_then_its_student_reads_no_stale_gradients(store):
 
     run = record(store, train)
     present = run.series(schema.GRAD_PRESENT_BEFORE_BACKWARD)
-    assert len(present) <= 21 and sum(present) <= 1, present  # the teacher's 20 steps, + one look at its last
+    assert len(present) <= 22 and sum(present) <= 2, present  # the teacher's 20 steps, + two looks at its last
     assert run.diag["other_optimizers"]["steps"] == 30
 
 

@@ -191,7 +191,6 @@ class RunSession:
         self._other_steps = 0
         self._other_steps_own_loss = 0
         self._others_in_a_row = 0  # other optimizers' steps since the followed one's last
-        self._grads_checked_at = -1  # the step whose gradients `before_backward` last looked at
         self._logged_lr: float | None = None  # the learning rate last logged (see `_log_lr_change`)
         self._root_hook = None  # the model's own forward pre-hook (inputs, arming activation hooks)
         self._diagnostics_written: str | None = None
@@ -691,12 +690,13 @@ class RunSession:
         """The first backward since the last optimizer step is about to run: on sampled steps,
         and on each of the first STALE_GRADS_FIRST_STEPS steps, the probes that look at the
         gradients left from the last step."""
-        if self.step < 1 or not self.params or self.step == self._grads_checked_at:
-            return  # (once per step of the followed optimizer: another's steps leave its gradients alone)
+        if self.step < 1 or not self.params or self._others_in_a_row >= 2:
+            # (another optimizer has stepped alone since the followed one: its phase, not this model's
+            # steps; one other step in between is a GAN's other side, its D's zeroed gradients are read)
+            return
         sampled = self.step >= self._next_sample
         if not sampled and self.step > STALE_GRADS_FIRST_STEPS:
             return
-        self._grads_checked_at = self.step
         t0 = time.perf_counter()
         ctx = StepContext(self.step, self.optimizer, self.params, self.model)
         for probe in self._hooked["on_before_backward"]:
