@@ -1014,6 +1014,36 @@ def test_an_optimizer_made_anew_each_epoch_is_followed(store):
     assert len(run.series("train_loss")) == 34
 
 
+def test_two_optimizers_over_the_same_parameters_taking_turns_keep_one_followed(store):
+    """Two optimizers over one model stepping two at a time each (review): the second is followed
+    once, and the first, followed before, is not taken back, so half the steps are recorded (not 2)."""
+    x, y = blobs()
+    model = mlp()
+
+    def train() -> None:
+        first, second = torch.optim.SGD(model.parameters(), lr=0.05), adam(model)
+        for k, i in enumerate(list(range(0, 320, 32)) * 3):
+            opt = first if (k // 2) % 2 == 0 else second
+            opt.zero_grad()
+            F.cross_entropy(model(x[i : i + 32]), y[i : i + 32]).backward()
+            opt.step()
+
+    run = record(store, train)
+    assert run.diag["steps"] >= 14, run.diag["steps"]
+
+
+def test_bf16_log_probabilities_into_ctc_loss_are_not_raw_logits():
+    """A bf16 log_softmax over 1000 classes sums to 1 only within ~0.016 in its own precision (review)."""
+    from mlflow_nnaudit.recorder.probes.loss import LossProbe
+
+    probe = LossProbe()
+    torch.manual_seed(0)
+    probe._check_input("ctc_loss", (torch.randn(50, 8, 1000) * 3).bfloat16().log_softmax(-1), None)
+    assert probe.mismatch is None
+    probe._check_input("ctc_loss", (torch.randn(50, 8, 1000) * 3).bfloat16(), None)
+    assert probe.mismatch["problem"] == "not_log_probabilities"
+
+
 def test_healthy_parameters_all_learn(healthy):
     learning = healthy.diag["learning"]["optimizer"]
     assert learning["never_grad"] == 0 and learning["never_changed"] == 0

@@ -191,6 +191,7 @@ class RunSession:
         self._other_steps = 0
         self._other_steps_own_loss = 0
         self._others_in_a_row = 0  # other optimizers' steps since the followed one's last
+        self._followed: weakref.WeakSet = weakref.WeakSet()  # every optimizer followed so far (`_follow`)
         self._logged_lr: float | None = None  # the learning rate last logged (see `_log_lr_change`)
         self._root_hook = None  # the model's own forward pre-hook (inputs, arming activation hooks)
         self._diagnostics_written: str | None = None
@@ -259,7 +260,13 @@ class RunSession:
         self._other_steps += 1
         self._other_steps_own_loss += bool(losses)
         self._others_in_a_row += 1
-        if self._others_in_a_row == SAME_PARAMS_STEPS and self._same_params(optimizer):
+        # (one followed before and still alive is not followed again: two optimizers over the same
+        # parameters that take turns in runs of steps would hand the session back and forth: review)
+        if (
+            self._others_in_a_row == SAME_PARAMS_STEPS
+            and optimizer not in self._followed
+            and self._same_params(optimizer)
+        ):
             self._follow(optimizer)
             return
         if self._others_in_a_row == ALONE_STEPS:
@@ -273,6 +280,7 @@ class RunSession:
 
     def _follow(self, optimizer: torch.optim.Optimizer) -> None:
         """Follow `optimizer`, over the parameters followed so far, from its next step on."""
+        self._followed.add(self.optimizer)
         self.optimizer, self._others_in_a_row = optimizer, 0
         self._refresh_params(optimizer)
         for probe in self._hooked["on_parameters"]:
