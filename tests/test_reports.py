@@ -218,7 +218,17 @@ def test_progress_bar_on_a_terminal_and_quiet_otherwise():
             bar._last = -1.0  # draw every update
             bar(R())
         bar.close()
-    text = os.read(master, 65536).decode()
+    # read until the closed terminal says so (EIO): one read may return only part of what was written
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    text = b"".join(chunks).decode()
     os.close(master)
     assert "4/4 runs" in text and "4 failed" in text and "[" + "#" * 30 + "]" in text
     with open(os.devnull, "w") as devnull:
