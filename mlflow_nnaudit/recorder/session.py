@@ -43,9 +43,11 @@ MAX_OTHER_OPTIMIZERS = 8
 #: sampling at its frozen step: another phase took over (a teacher trained, then its student; an
 #: optimizer made anew), and each of its steps would otherwise be read as the same sampled step
 ALONE_STEPS = 20
-#: ... and after which an optimizer over exactly the followed parameters is followed instead (one made
-#: anew each epoch, say, for a new learning rate): the same model, so nothing else changes
-SAME_PARAMS_STEPS = 2
+#: another optimizer's steps in a row, the followed one not stepping, that make it the one training
+#: now: from then on the followed model's leftover gradients are not read as stale, and an optimizer
+#: over exactly the followed parameters is followed instead (one made anew each epoch, say, for a new
+#: learning rate: the same model, so nothing else changes). One step in between is a GAN's other side.
+TAKEN_OVER_STEPS = 2
 #: the training loss is logged at every step for this many steps (short runs and the start of
 #: every run keep full resolution); after that, on steps too fast for the store, it is the mean
 #: over windows of steps just long enough that writing it costs at most its share of
@@ -108,6 +110,11 @@ def _see_compiled_modules_first(find_root):
             cls.__call__ = original
 
     return undo
+
+
+def _params_of(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """An optimizer's parameters, group after group."""
+    return [p for g in optimizer.param_groups for p in g["params"]]
 
 
 class _RootHook:
@@ -263,7 +270,7 @@ class RunSession:
         # (one followed before and still alive is not followed again: two optimizers over the same
         # parameters that take turns in runs of steps would hand the session back and forth: review)
         if (
-            self._others_in_a_row == SAME_PARAMS_STEPS
+            self._others_in_a_row == TAKEN_OVER_STEPS
             and optimizer not in self._followed
             and self._same_params(optimizer)
         ):
@@ -275,7 +282,7 @@ class RunSession:
             self._next_sample = max(self._next_sample, self.step + 1)
 
     def _same_params(self, optimizer: torch.optim.Optimizer) -> bool:
-        params = [p for g in optimizer.param_groups for p in g["params"]]
+        params = _params_of(optimizer)
         return len(params) == len(self.params) and {id(p) for p in params} == {id(p) for p in self.params}
 
     def _follow(self, optimizer: torch.optim.Optimizer) -> None:
@@ -283,6 +290,10 @@ class RunSession:
         self._followed.add(self.optimizer)
         self.optimizer, self._others_in_a_row = optimizer, 0
         self._refresh_params(optimizer)
+        self._announce_parameters(optimizer)
+
+    def _announce_parameters(self, optimizer: torch.optim.Optimizer | None) -> None:
+        """Tell the probes which optimizer and parameters are followed now."""
         for probe in self._hooked["on_parameters"]:
             try:
                 probe.on_parameters(optimizer, self.params)
@@ -570,18 +581,14 @@ class RunSession:
         """Follow this optimizer (or, in a loop without one, these parameters)."""
         self.optimizer = optimizer
         if optimizer is not None:
-            self.params = [p for g in optimizer.param_groups for p in g["params"]]
+            self.params = _params_of(optimizer)
             self._param_count = len(self.params)
             self._group_count = len(optimizer.param_groups)
             facts = optimizer_facts(optimizer)
         else:
             self.params = list(params or [])
             facts = {schema.PARAM_OPTIMIZER: "none"}
-        for probe in self._hooked["on_parameters"]:
-            try:
-                probe.on_parameters(optimizer, self.params)
-            except Exception as exc:  # noqa: BLE001
-                self._probe_failed(probe, exc)
+        self._announce_parameters(optimizer)
         facts[schema.PARAM_MODEL_PARAMETERS] = int(sum(p.numel() for p in self.params))
         try:
             self.sink.log_params(facts)
@@ -607,7 +614,7 @@ class RunSession:
         count = sum(len(g["params"]) for g in optimizer.param_groups)
         if count != self._param_count:
             self._param_count = count
-            self.params = [p for g in optimizer.param_groups for p in g["params"]]
+            self.params = _params_of(optimizer)
 
     def _run_probes(self, phase: str, optimizer: torch.optim.Optimizer | None) -> None:
         ctx = StepContext(self.step, optimizer, self.params, self.model)
@@ -698,9 +705,8 @@ class RunSession:
         """The first backward since the last optimizer step is about to run: on sampled steps,
         and on each of the first STALE_GRADS_FIRST_STEPS steps, the probes that look at the
         gradients left from the last step."""
-        if self.step < 1 or not self.params or self._others_in_a_row >= 2:
-            # (another optimizer has stepped alone since the followed one: its phase, not this model's
-            # steps; one other step in between is a GAN's other side, its D's zeroed gradients are read)
+        if self.step < 1 or not self.params or self._others_in_a_row >= TAKEN_OVER_STEPS:
+            # (another optimizer trains now: the followed model's gradients are where its loop left them)
             return
         sampled = self.step >= self._next_sample
         if not sampled and self.step > STALE_GRADS_FIRST_STEPS:
