@@ -134,6 +134,37 @@ def test_quiet_at_chance_when_a_layer_does_not_move_or_steps_are_tiny():
     quiet(CAUSE, at_chance_run({"0": 2e-3, "3": 4e-3, "6": 6e-3}, diagnostics=False))  # curves alone cannot tell
 
 
+def prior_run(label_counts, level=None, seed=0):
+    """A 4-class tagger whose labels are mostly one class: both losses sit at `level` (default: the
+    entropy of `label_counts`, what predicting the label frequencies whatever the input gives), well
+    under ln 4, while every layer moves at a usual rate (tags misaligned with their tokens)."""
+    p = np.asarray(label_counts, dtype=float) / sum(label_counts)
+    level = float(-(p * np.log(p)).sum()) if level is None else level
+    g = rng(seed)
+    train = level + 0.02 * g.standard_normal(600)
+    val = level + 0.004 * g.standard_normal(6) + 0.03
+    per_layer = {
+        name: np.full(30, r) * np.exp(0.1 * g.standard_normal(30)) for name, r in {"0": 2e-3, "3": 4e-3}.items()
+    }
+    d = healthy_diagnostics(model=mlp_model([8, 32, 4]), loss=classification_loss(4, label_counts=label_counts))
+    return make_view(train, val, diagnostics=d, extra=layer_curves("update_ratio", per_layer))
+
+
+def test_at_the_label_frequencies_entropy_on_imbalanced_labels_is_learning_nothing():
+    # 67% `O` tags: predicting the frequencies gives 0.98, 71% of ln 4; a model sitting there learned
+    # nothing from its inputs, as one at ln 4 on balanced labels (f104's NER tags misaligned to subwords)
+    imbalanced = [2562, 618, 379, 277]
+    f = fires(CAUSE, prior_run(imbalanced))
+    assert "label frequencies" in f.summary and f.severity == "failed"
+    assert prior_run(imbalanced).outcome_harm().severity == "failed"
+    quiet(CAUSE, prior_run(imbalanced, level=0.6))  # well under the prior's entropy: it learned
+    assert prior_run(imbalanced, level=0.6).outcome_harm() is None
+    # balanced labels at the same 0.98: far under ln 4, it learned (the prior's entropy is ln 4 there)
+    quiet(CAUSE, prior_run([960, 950, 1010, 1000], level=0.98))
+    # too few labels to trust a histogram's entropy (20 a class): ln C stays the yardstick
+    quiet(CAUSE, prior_run([40, 10, 6, 4]))
+
+
 # --- a held-out accuracy clearly above chance: something carried over, whatever the losses say -------
 def preprocessing_mismatch_run(val_acc, params=None, diagnostics=None):
     """An RNN whose validation inputs are scaled x3+1 (4 classes, 8 epochs of Adam): the training loss

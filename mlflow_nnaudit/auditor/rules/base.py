@@ -439,6 +439,35 @@ class RunView:
         nc = self.n_classes() if not self.recorded() else None
         return math.log(nc[0]) if nc else None
 
+    def prior_loss(self) -> float | None:
+        """The cross-entropy of predicting the label frequencies whatever the input: the entropy of the
+        recorder's label histogram (natural log), the best a model that ignores its inputs can reach; ln C
+        only on balanced labels, lower otherwise (a tagger whose labels are 67% `O` reaches 0.98 of ln 4
+        = 1.39 by predicting the frequencies). The classifier's analogue of a regression's targets'
+        variance. None without the histogram, on token-id labels (a sampled histogram over a vocabulary
+        misses its rare words), and on fewer than PRIOR_MIN_PER_CLASS labels per class (the plug-in
+        entropy's downward bias is about (C - 1) / 2N nats: under 0.025 there)."""
+        counts = self.fact("loss", "label_counts")
+        if not isinstance(counts, list) or len(counts) < 2 or self.token_id_labels():
+            return None
+        c = np.asarray([v for v in counts if isinstance(v, (int, float)) and v > 0], dtype=float)
+        if len(c) < 2 or c.sum() < PRIOR_MIN_PER_CLASS * len(counts):
+            return None
+        p = c / c.sum()
+        return float(-(p * np.log(p)).sum())
+
+    def no_signal_loss(self) -> tuple[float, str] | None:
+        """The loss of a classifier that learned nothing from its inputs, with its words: the label
+        prior's entropy (`prior_loss`) where it is clearly under ln C (by PRIOR_UNDER_CHANCE), else ln C
+        (`chance_loss`). None for a regression."""
+        chance = self.chance_loss()
+        if not chance:
+            return None
+        prior = self.prior_loss()
+        if prior is not None and prior < (1 - PRIOR_UNDER_CHANCE) * chance:
+            return prior, f"predicting the label frequencies (their entropy {fmt_num(prior)}; ln C = {fmt_num(chance)})"
+        return chance, f"chance (ln C = {fmt_num(chance)})"
+
     # --- the outcome ------------------------------------------------------------------------
     def outcome_level(self) -> tuple[float, str] | None:
         """The loss the outcome is read on (`outcome_harm`): the validation loss at its best, else where
@@ -458,7 +487,8 @@ class RunView:
         """Harm in the run's outcome that needs no rule to name it, read against what an
         untrained model gives. The level read is the validation loss at its best (overfitting
         is judged by its own rule), else where the training loss ended. A classifier (chance =
-        ln C, from the recorder or a class-count param) at 95% of chance or more did not learn
+        ln C, from the recorder or a class-count param; on clearly imbalanced labels the entropy of
+        their recorded frequencies, `no_signal_loss`) at 95% of it or more did not learn
         (`failed`); at 80% or more it learned little (`warning`). A regression (`mse_loss`, with the
         recorder's target statistics) is read the same way against its targets' variance, the MSE
         of predicting their mean (`targets_variance`), its analogue of ln C: at 95% of it or more
@@ -472,13 +502,12 @@ class RunView:
             if read is None:
                 return None
             level, which = read
-            chance = self.chance_loss()
-            if chance:
+            no_signal = self.no_signal_loss()
+            if no_signal:
+                chance, words = no_signal
                 for share, severity, what in CHANCE_LEVELS:
                     if level >= share * chance:
-                        return OutcomeHarm(
-                            severity, f"the {which} {fmt_num(level)}, {what} chance (ln C = {fmt_num(chance)})"
-                        )
+                        return OutcomeHarm(severity, f"the {which} {fmt_num(level)}, {what} {words}")
                 return None
             var = self.targets_variance()
             for share, severity, what in MEAN_LEVELS if var else ():
@@ -635,6 +664,10 @@ BATCH_SIZE_PARAMS = ("batch_size", "train_batch_size", "per_device_train_batch_s
 N_CLASSES_PARAMS = ("n_classes", "num_classes", "num_labels", "classes", "n_labels")
 #: a class count this large is a vocabulary: the labels are token ids
 TOKEN_VOCABULARY = 1000
+#: `prior_loss` needs this many recorded labels per class (its bias is then under 1/40 nat)
+PRIOR_MIN_PER_CLASS = 20
+#: the label prior's entropy replaces ln C as "learned nothing" only this far under it (balanced labels: the same)
+PRIOR_UNDER_CHANCE = 0.05
 
 
 #: a classifier's loss at these shares of ln C or above: no better than chance, little better

@@ -1735,10 +1735,13 @@ def usual_steps_at_chance_finding(rule: Rule, view: RunView) -> Finding | None:
     second half lies in the usual band (UPDATE_RATIO_LOW..UPDATE_RATIO_HIGH: no frozen, dead or starved
     layer) and their median reaches UPDATE_RATIO_HEALTHY (no rate too small). A model whose every layer
     takes steps of a usual size and still gains nothing over a uniform guess finds no signal in its
-    labels (the spec's "loss at chance level"): low confidence, a reading by elimination."""
-    chance, ratios = view.chance_loss(), view.update_ratios()
-    if not view.recorded() or chance is None or not ratios:
+    labels (the spec's "loss at chance level"): low confidence, a reading by elimination. On clearly
+    imbalanced labels "chance" is the entropy of their frequencies (`RunView.no_signal_loss`): predicting
+    the frequencies whatever the input is learning nothing from it."""
+    no_signal, ratios = view.no_signal_loss(), view.update_ratios()
+    if not view.recorded() or no_signal is None or not ratios:
         return None
+    chance, words = no_signal
     low, high, med = min(ratios.values()), max(ratios.values()), float(np.median(list(ratios.values())))
     if low < UPDATE_RATIO_LOW or high > UPDATE_RATIO_HIGH or med < UPDATE_RATIO_HEALTHY:
         return None
@@ -1751,7 +1754,7 @@ def usual_steps_at_chance_finding(rule: Rule, view: RunView) -> Finding | None:
         severity="failed",
         kind="outcome",
         score=min(1.0, med / UPDATE_RATIO_HEALTHY / 10),
-        summary=f"the validation loss never got clearly below chance (best {best:.3g}, ln C = {chance:.3g}) nor the "
+        summary=f"the validation loss never got clearly below {words} (best {best:.3g}) nor the "
         f"training loss (ended at {tr.end:.3g}) while every layer's weights moved at a usual rate (median "
         f"update/weight ratio {med:.1e}, the smallest layer's {low:.1e})",
         recommendation="The model learned nothing although the optimiser moved every layer at a usual rate: nothing "
