@@ -17,6 +17,7 @@ from mlflow_nnaudit.auditor.curves import (
     Curve,
     adversarial_game,
     assign_roles,
+    reinforcement_learning,
     role_priority,
 )
 
@@ -270,3 +271,19 @@ def test_a_gan_named_as_one_is_a_game_unless_the_recorder_saw_one_objective(own,
 def test_a_discriminator_loss_is_the_training_loss_when_nothing_else_is():
     assert assign_roles({"loss_D": 40, "loss_G": 40})[TRAIN_LOSS] == "loss_D"
     assert assign_roles({"loss_D": 40, "loss": 40})[TRAIN_LOSS] == "loss"
+
+
+@pytest.mark.parametrize(
+    ("keys", "rl"),
+    [
+        (["loss", "episode_reward", "running_reward"], True),  # pytorch/examples actor_critic.py / reinforce.py
+        (["rollout/ep_rew_mean", "train/loss"], True),  # Stable-Baselines3
+        (["train_loss", "mean_return"], True),
+        (["policy_loss", "value_loss", "eval/episode_return"], True),
+        (["train_loss", "val_loss", "val_acc"], False),
+        (["train_loss", "return_mse"], False),  # a regression of returns: a statistic suffix only
+        (["reward_model_loss", "val_loss"], False),  # a reward model is trained supervised
+    ],
+)
+def test_a_reinforcement_learning_run_is_told_by_its_reward(keys, rl):
+    assert (reinforcement_learning(keys) is not None) == rl

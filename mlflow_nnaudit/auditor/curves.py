@@ -162,6 +162,25 @@ _DISCRIMINATOR = re.compile(_RUN_SIDE.format(_SIDE.format(r"(d|disc|discriminato
 _GENERATOR = re.compile(_RUN_SIDE.format(_SIDE.format(r"(g|gen|generator)"), r"g_gan"))
 
 
+# a reward or return as reinforcement-learning loops log it: `episode_reward`, `running_reward`,
+# `mean_return`, Stable-Baselines3's `rollout/ep_rew_mean`; a statistic suffix only (`return_mse` is a regression's)
+_REWARD = re.compile(
+    r"(\w+_)?(ep_rew|reward|rewards|return|returns|episode_return|ep_return|ep_ret)(_(mean|avg|sum|total|max|min|std))?\Z"
+)
+
+
+def reinforcement_learning(metric_keys) -> str | None:
+    """Why the run is reinforcement learning, or None: it logs a reward or a return (`episode_reward`,
+    `running_reward`, `mean_return`, `rollout/ep_rew_mean`). Its loss is a surrogate whose scale follows
+    the episodes (a policy gradient weighted by returns that grow as the agent improves, a value loss
+    against them), not a loss falling to a floor: its rises and falls are not harm, and the progress
+    to judge is the reward's."""
+    key = next((k for k in metric_keys if _REWARD.match(_normalise(k))), None)
+    if key is None:
+        return None
+    return f"the run logs a reward ({key!r}): reinforcement learning, whose loss follows its episodes"
+
+
 def adversarial_game(metric_keys, diagnostics: dict | None) -> str | None:
     """Why the run trains two sides against each other (a GAN), or None: it logs a discriminator's
     (or critic's) and a generator's loss (`loss_D`/`loss_G`, `d_loss`/`g_loss`, `errD`/`errG`, or

@@ -26,6 +26,7 @@ from mlflow_nnaudit.auditor.curves import (
     Curve,
     adversarial_game,
     assign_roles,
+    reinforcement_learning,
     role_priority,
     train_loss_per_sample,
 )
@@ -214,7 +215,7 @@ def analyse(
             if f is not None:
                 findings.append(f)
     result.harm = view.outcome_harm() if loss is not None else None
-    game = adversarial_game(run.metric_keys, inp.diagnostics)
+    game = adversarial_game(run.metric_keys, inp.diagnostics) or reinforcement_learning(run.metric_keys)
     game_notes: list[str] = []
     if game is not None:
         findings, game_notes = set_aside_for_game(findings, game)

@@ -225,7 +225,9 @@ GAME_HARM = ("nonfinite_loss",)
 def set_aside_for_game(findings: list[Finding], game: str) -> tuple[list[Finding], list[str]]:
     """A run that trains two sides against each other (`curves.adversarial_game`): each side's
     loss rises when the other one gains, by design, so its rises, falls and stalls are not harm
-    (a healthy GAN's discriminator loss fell and then climbed back: "diverging"). The findings
+    (a healthy GAN's discriminator loss fell and then climbed back: "diverging"). A reinforcement
+    learning run (`curves.reinforcement_learning`) likewise: its loss follows the episodes (a
+    healthy actor-critic's swung from -19 to 273 as the agent learned: "learning_rate_too_high"). The findings
     read from the outcome are left out, except a non-finite loss; definite bugs stay, and the
     set-up risks stay as advisories (no harm is read from the curves). Returns the findings
     kept and one note for what was left out."""

@@ -107,6 +107,18 @@ def test_a_blow_up_with_one_raw_feature_among_standardised_ones_follows_from_the
     assert f.follows == ("inputs_not_normalized",)
 
 
+def test_a_blow_up_on_regression_targets_in_the_thousands_follows_from_the_target_scale():
+    # a tanh MLP fitting targets near -2,700 (program f114): the MSE's gradient is thousands, the first
+    # step moves the weights by their own size at lr 0.01; standardised targets would not
+    from tests.rules.conftest import regression_loss
+
+    train = np.r_[7.4e6, 3e7, 2.6e3, np.full(60, 2.6e3)]
+    for targets, follows in ((-2715 + 51 * np.random.default_rng(1).standard_normal(500), True), (np.ones(500), False)):
+        d = healthy_diagnostics(loss=regression_loss(targets))
+        f = fires(CAUSE, make_view(train, diagnostics=d, params=recorder_params(d)))
+        assert ("targets_not_normalized" in f.follows) == follows
+
+
 def test_a_blow_up_on_standardised_or_tiny_inputs_does_not_point_at_them():
     # standardised inputs (f01/f02): the learning rate alone; tiny inputs cannot inflate a step
     for mean, std in ((0.3, 1.3), (0.001, 0.005)):

@@ -127,3 +127,19 @@ def test_broadcast_predictions_against_targets_fail_a_run_that_learned_nothing()
 def test_broadcast_on_a_run_that_learned_is_a_warning():
     f = fires(CAUSE, regression_run(np.linspace(0.8, 0.1, 15)))
     assert f.severity == "warning" and "squeeze(-1)" in f.recommendation
+
+
+def test_a_negative_training_loss_beside_a_regression_loss_is_other_terms_not_its_input():
+    # an actor-critic (pytorch/examples' actor_critic.py, program h64): `smooth_l1_loss` for the critic
+    # plus -log_prob * advantage for the actor, backpropagated together; the sum swings below zero,
+    # which the element-wise loss cannot do on any input: the policy term did it
+    from tests.rules.conftest import regression_loss
+
+    g = np.random.default_rng(3)
+    train = 20 * g.standard_normal(200) + 10
+    d = healthy_diagnostics(loss=regression_loss(g.standard_normal(248), fn="smooth_l1_loss"))
+    assert train.min() < 0
+    quiet(CAUSE, make_view(train, diagnostics=d))
+    # the same curve beside nll_loss: that loss goes negative only on raw logits
+    d = healthy_diagnostics(loss={"loss_function": "nll_loss", "n_classes": 4, "chance_loss": float(np.log(4))})
+    assert fires(CAUSE, make_view(train, diagnostics=d)).severity == "failed"

@@ -249,3 +249,43 @@ def test_many_noisy_evaluations_still_falling_are_no_stall():
     loss = 0.9 + 0.5 * np.exp(-np.minimum(t, 150) / 60.0) + 0.01 * rng.standard_normal(600)
     lr = Curve("lr", np.arange(0, 600, 50), np.array([5e-3] * 3 + [5e-5] * 9))
     fires(CAUSE, make_view(loss, val, lr=lr))
+
+
+def test_quiet_when_the_schedule_brings_the_rate_back():
+    # SWA (program h59): cosine down to a tenth of the peak by 60% of the run, then SWALR holds 40% of
+    # it; the run had a rate to learn with again, so a flat tail is not the decay's doing
+    rng = np.random.default_rng([SEED, 9])
+    steps = np.arange(2500)
+    loss = 0.31 + 0.9 * np.exp(-steps / 300) + 0.03 * rng.standard_normal(len(steps))
+    var = 0.95
+    from tests.rules.conftest import regression_loss
+
+    d = healthy_diagnostics(loss=regression_loss(np.sqrt(var) * rng.standard_normal(800)))
+    lrs = np.r_[0.05 * (1 + np.cos(np.linspace(0, np.pi, 16))) / 2 + 0.004, np.full(5, 0.02)]
+    lr_steps = np.r_[np.linspace(0, 1500, 16), np.linspace(1600, 2500, 5)]
+    val = np.full(40, 0.31) + 0.01 * rng.standard_normal(40)
+    back = make_view(loss, val, lr=Curve("lr", lr_steps, lrs), diagnostics=d)
+    quiet(CAUSE, back)
+    # the same schedule left at its low: the finding stands
+    fires(CAUSE, make_view(loss, val, lr=Curve("lr", lr_steps, np.r_[lrs[:16], np.full(5, 0.004)]), diagnostics=d))
+
+
+def test_fires_on_a_rate_gone_in_the_first_tenth_with_the_validation_loss_frozen():
+    # a linear warm-up schedule sized in epochs (4) and stepped per batch (152 steps, f112): the rate
+    # peaks at step 8 and is 0 from step 10 (6.5% into the run); the multi-label BCE's validation loss
+    # then sits exactly at 0.7196 (no ln C for a multi-label loss to read the outcome against)
+    rng = np.random.default_rng([SEED, 11])
+    # the training loss: no clear fall before the drop, and per-batch noise that drifts up 0.1 in the last
+    # epoch after it (batch composition), too much for the flat test (as the program's 0.68, 0.67, 0.68, 0.78)
+    train = np.r_[0.85, 0.68 + 0.06 * rng.standard_normal(9), 0.66 + 0.1 * np.linspace(0, 1, 142) ** 4]
+    train[10:] += 0.06 * rng.standard_normal(142)
+    val = np.r_[0.8485, np.full(4, 0.7196)]
+    lr = Curve("lr", np.array([0, 1, 2, 4, 8, 10, 52, 87, 122, 152.0]), np.r_[0, 1e-4, 2e-4, 4e-4, 8e-4, np.zeros(5)])
+    v = make_view(train, val, lr=lr)
+    v.curves["val_loss"] = Curve("val_loss", np.array([0, 38, 76, 114, 152.0]), val)
+    f = fires(CAUSE, v)
+    assert "exactly at 0.72" in f.summary
+    # the same run whose validation loss moves: no harm to read, nothing said
+    v = make_view(train, val, lr=lr)
+    v.curves["val_loss"] = Curve("val_loss", np.array([0, 38, 76, 114, 152.0]), np.r_[0.8485, 0.70, 0.66, 0.62, 0.60])
+    quiet(CAUSE, v)

@@ -23,6 +23,7 @@ from mlflow_nnaudit.auditor.rules.base import (
     LR_PARAMS,
     Evidence,
     Finding,
+    OutcomeHarm,
     Rule,
     RunView,
     _shared_axis,
@@ -451,6 +452,16 @@ def val_at_mean(view: RunView, min_points: int) -> stats.Stuck | None:
     return stats.Stuck(False, None, False, level, float(np.ptp(tail)) / level, True, var)
 
 
+def frozen_outcome(view: RunView) -> OutcomeHarm | None:
+    """Harm the outcome's levels cannot read where no yardstick is known (a multi-label BCE has no ln C):
+    a validation loss exactly constant over its evaluations (3 or more, `stats.stuck_loss`) moved not
+    at all, which no model that learned does."""
+    sk = stuck(view, VAL_LOSS)
+    if sk is None or not sk.constant:
+        return None
+    return OutcomeHarm("failed", f"the validation loss stayed exactly at {fmt_num(sk.level)} at every evaluation")
+
+
 def learned_nothing(view: RunView, min_points: int = 5) -> bool:
     """The run learned nothing at all: the training loss stuck (constant, or at ln C), the
     validation loss at chance (`val_at_chance`) or no better than the targets' mean
@@ -524,15 +535,29 @@ def penalty_reading(view: RunView) -> tuple[str, str, Evidence] | None:
     return summary, recommendation, Evidence("penalty_share", None, {"loss_function_share": share})
 
 
+def targets_rms(view: RunView) -> float | None:
+    """The root mean square of a regression's targets (the recorder's statistics of an element-wise
+    loss's targets): their typical size, mean and spread together. None without them."""
+    t = view.fact("loss", "targets")
+    if not isinstance(t, dict) or not isinstance(t.get("mean"), (int, float)):
+        return None
+    var = t.get("var") if isinstance(t.get("var"), (int, float)) else t.get("sqmean", 0.0) - t["mean"] ** 2
+    value = math.sqrt(max(float(var), 0.0) + float(t["mean"]) ** 2)
+    return value if math.isfinite(value) else None
+
+
 def lr_high_follows(view: RunView, rms_high: float, only_rate: bool) -> tuple[str, ...]:
     """What a `learning_rate_too_high` finding follows on this run: `inputs_not_normalized` when the
-    largest input feature is at `rms_high` or more (its steps are that feature's doing), the
+    largest input feature is at `rms_high` or more (its steps are that feature's doing),
+    `targets_not_normalized` when the regression targets are (an MSE's gradient scales with the targets:
+    at -2,700 the first step moves the weights by their own size at lr 0.01), the
     bugs that stop learning when the rate is only a suspect (`only_rate`),
     `too_much_regularization` when a penalty added by hand outweighs the loss (`penalty_share`): its
     gradient, not the rate, drives the steps read as too large, and `initial_loss_mismatch` when the
     first loss was already far out of scale before any update (`broken_at_init`)."""
     return (
         (("inputs_not_normalized",) if (largest_feature_rms(view) or 0.0) >= rms_high else ())
+        + (("targets_not_normalized",) if (targets_rms(view) or 0.0) >= rms_high else ())
         + (STUCK_BUGS if only_rate else ())
         + (("too_much_regularization",) if penalty_share(view) is not None else ())
         + (("initial_loss_mismatch",) if broken_at_init(view) else ())

@@ -23,8 +23,7 @@ class LabelsUnrelated(Rule):
     outcome's level) while the validation loss at its best is 20% or more below it. A model fits its own
     training data better than held-out data unless most training labels are noise; not read on a model with
     dropout (active only in training, it holds the training loss up by itself). (4) With the recorder:
-    validation (5+ evaluations) and training losses no better than chance (95% of ln C; on clearly imbalanced
-    labels, of the entropy of their frequencies, `RunView.no_signal_loss`) while every layer's
+    validation (5+ evaluations) and training losses no better than chance (95% of `RunView.no_signal_loss`) while every layer's
     update/weight ratio is in the usual 1e-5..1e-1, their median ~1e-3 or more: the optimiser works and finds no
     signal (low confidence, by elimination; `helpers.usual_steps_at_chance_finding`). Readings 1 and 2 rest on
     memorisation, which leaves held-out accuracy at chance (Zhang et al. 2017): neither is read when a logged

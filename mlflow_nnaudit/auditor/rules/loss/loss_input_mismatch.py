@@ -9,6 +9,10 @@ from mlflow_nnaudit.auditor.curves import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LO
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
 from mlflow_nnaudit.auditor.rules.helpers import MEAN_READS, N_CLASSES_READS, learned_nothing
 
+#: element-wise regression losses: never negative on any input, so a negative training loss beside one
+#: comes from other terms added to it (an actor-critic's policy-gradient term), never from its input
+ALWAYS_NON_NEGATIVE = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
+
 
 class LossInputMismatch(Rule):
     """The recorder checks the input of the loss function on the first training calls and on
@@ -20,14 +24,16 @@ class LossInputMismatch(Rule):
     whose shapes broadcast to more elements than either (`(N,)` against `(N, 1)`: every prediction
     meets every target, the loss is least at their mean; torch only warns). Failed when the input
     cannot work at all or the run learned nothing (`helpers.learned_nothing`). Also read from
-    the curve: a loss function that cannot go below zero (the recorder names it: cross-entropy,
-    NLL, BCE, MSE, ...) whose training loss did (raw logits into `nll_loss` make it fall without
-    bound) was fed the wrong input, whatever the probe saw on its sampled calls."""
+    the curve: a loss function that goes below zero only on the wrong input (the recorder names it:
+    cross-entropy, NLL, BCE, KL, CTC) whose training loss did (raw logits into `nll_loss` make it fall
+    without bound) was fed the wrong input, whatever the probe saw on its sampled calls. Not for an
+    element-wise regression loss: it is never negative on any input, so a negative training loss
+    beside it comes from other terms added to it (an actor-critic's policy term)."""
 
     cause = "loss_input_mismatch"
     reads = (("loss", "input_mismatch"), *N_CLASSES_READS, *MEAN_READS)
-    #: losses that are never negative on valid input: every loss the recorder watches, by the name it logs
-    NON_NEGATIVE = schema.LOSS_FUNCTIONS
+    #: losses that go negative only on the wrong input, by the name the recorder logs
+    NON_NEGATIVE = tuple(fn for fn in schema.LOSS_FUNCTIONS if fn not in ALWAYS_NON_NEGATIVE)
     #: a loss below this (a float32 rounding's worth under zero) is negative
     NEGATIVE = -1e-4
 

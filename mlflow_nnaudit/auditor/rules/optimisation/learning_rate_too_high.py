@@ -37,8 +37,8 @@ class LearningRateTooHigh(Rule):
     model fits its training labels (`helpers.fits_training_only`: its steps work, the labels carry no signal).
     A logged rate still rising at the end, tenfold over the run to 10x that range or more, is a sign too. With
     a feature 10x unit scale or more (the largest's RMS: one raw feature, a timestamp, dominates every first-layer
-    sum; each step is then 10-100x what it is on standardised inputs) it follows `inputs_not_normalized`; with a
-    penalty added by hand outweighing the loss (`helpers.penalty_share`), `too_much_regularization`.
+    sum; steps 10-100x) it follows `inputs_not_normalized`, with targets that far off `targets_not_normalized`;
+    with a penalty added by hand outweighing the loss (`helpers.penalty_share`), `too_much_regularization`.
 
     Smaller jumps say it with what followed them: a loss that rose to 3x its first-step level early (a blow-up
     too small for 10x; noise and warm-up bumps stay within 2-3x) and then sat stuck, or a ReLU layer
@@ -52,7 +52,7 @@ class LearningRateTooHigh(Rule):
     cause = "learning_rate_too_high"
     explained_by = ("data_not_shuffled", "nonfinite_inputs", "gradients_not_zeroed")
     reads = (("inputs", "train", "nonfinite_share"), *INPUT_SCALE_READS, *UPDATE_RATIO_READS, *LEARNING_RATE_READS)
-    reads += (*BLOWUP_READS, *DEAD_RELU_READS, *helpers.PENALTY_READS)
+    reads += (*BLOWUP_READS, *DEAD_RELU_READS, *helpers.PENALTY_READS, ("loss", "targets"))
     #: an adaptive optimiser (Adam, RMSprop, ...) at this learning rate or more takes steps of about
     #: this size on every weight: 100x above its usual 1e-4..1e-3 (a sign, never decisive alone)
     ADAPTIVE_LR_HIGH = 0.1

@@ -11,7 +11,9 @@ from mlflow_nnaudit.auditor.rules.helpers import (
     LR_DECAY_EARLY,
     LR_DECAYED,
     TAIL_START,
+    frozen_outcome,
     lr_decay,
+    lr_points,
     trend_evidence,
     val_fell_at_drop,
     val_frozen_after,
@@ -38,10 +40,12 @@ class LrDecayTooFast(Rule):
     is not a converged model either. On such a run a decay before the last 30% of the run (the
     tail window of the learning-rate rules; a cosine or linear schedule over the whole run gets
     there only in it) is too fast as well: the rate was gone before the model learned anything.
-    Needs the learning rate as a curve (`lr`, `learning_rate`, Lightning's `lr-Adam`, the
-    recorder's `nnaudit/lr`). Never on a training loss whose level after the drop lies within
-    the band of zero: that model converged, with nothing left to fall that the band could see.
-    A rate gone within the first 5% of the run and never back (a linear schedule given the epochs
+    Needs the learning rate as a curve (`lr`, `learning_rate`, `lr-Adam`, `nnaudit/lr`). Never on a training
+    loss whose level after the drop lies within the band of zero: that model converged.
+    Not on a schedule that brings the rate back to a quarter of its peak or more after the drop (a warm
+    restart, SWA's constant rate, a cyclic schedule): the model had a rate to learn with again.
+    A rate gone within the first 10% of the run and never back (harm, or a flat tail: also a validation loss
+    exactly constant) (a linear schedule given the epochs
     as its total steps) needs no fall before it: 3 loss points there do, with the harm and the
     flat tail; the model never had a rate to learn with. Not on a run that learned whose last
     evaluation before the drop set no new best (`helpers.val_stalled_before`): a plateau schedule
@@ -57,8 +61,12 @@ class LrDecayTooFast(Rule):
     DECAY_BEFORE_TAIL = TAIL_START
     #: loss points needed on each side of the drop for the two tests
     MIN_POINTS_EACH_SIDE = 8
-    #: a rate gone (and never back) within this share of the run: gone before anything was learned
-    GONE_AT_ONCE = 0.05
+    GONE_AT_ONCE = 0.1  #: gone this early, never back: before anything was learned (sized in epochs, stepped per batch)
+    BACK = 0.25  #: a rate back to this share of its peak after the drop is a rate to learn with again
+
+    def _brought_back(self, view: RunView, x_gone: float, peak: float) -> bool:  # to BACK of its peak after
+        lr = lr_points(view)
+        return lr is not None and bool(np.any(lr.values[lr.steps > x_gone] >= self.BACK * peak))
 
     def evaluate(self, view: RunView) -> Finding | None:
         loss = view.finite_curve(TRAIN_LOSS)
@@ -67,7 +75,7 @@ class LrDecayTooFast(Rule):
         if decay is None or loss is None or lv is None or lv.start <= 0:
             return None
         peak, x_drop, share = decay.peak, decay.step, decay.share
-        if not 0 < share <= self.DECAY_BEFORE_TAIL:
+        if not 0 < share <= self.DECAY_BEFORE_TAIL or self._brought_back(view, decay.logged, peak):
             return None
         lx = loss.steps
         before, after = lx <= x_drop, lx > x_drop
@@ -86,7 +94,7 @@ class LrDecayTooFast(Rule):
         late = share > self.DECAY_EARLY  # too fast only for a run that never learned
         val_fell = None if late else val_fell_at_drop(view, decay.logged, band)
         if (pre.direction >= 0 and val_fell is None) or late:
-            harm = view.outcome_harm()
+            harm = view.outcome_harm() or (frozen_outcome(view) if at_once else None)
             if harm is None:
                 return None  # the loss had stopped falling before the drop: it may have converged
             pre = stats.mann_kendall(xb, yb)
@@ -94,7 +102,7 @@ class LrDecayTooFast(Rule):
                 return None
         flat = stats.flatness(lx[after], loss.values[after], band)
         frozen = None if flat.is_flat or val_fell is None else val_frozen_after(lx[after], loss.values[after], val_fell)
-        if not flat.is_flat and frozen is None:
+        if not flat.is_flat and frozen is None and not (at_once and frozen_outcome(view)):
             return None
         if pre.direction < 0 and frozen is None:
             val_fell = None  # the training loss showed the fall itself
