@@ -147,3 +147,28 @@ def test_a_validation_set_stored_class_by_class_is_summarised_across_its_batches
     assert ev["batches"] == 16  # two per evaluation
     # every class seen: the mean of the 4 class means (3.0), where the first two batches alone give 0.0
     assert all(2.5 < m < 3.5 for m in ev["feature_mean"]), ev["feature_mean"]
+
+
+def test_a_weighted_sampler_s_population_is_recorded(store_uri):
+    # one weight per class instead of per sample (held-out program f113): the sampler can draw only
+    # indices 0..1 of 320; per sample, all 320
+    torch.manual_seed(0)
+    x, y = torch.randn(320, 8), torch.randint(0, 2, (320,))
+    ds = torch.utils.data.TensorDataset(x, y)
+    class_weight = torch.tensor([0.3, 0.7])
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    mlflow_nnaudit.autolog(silent=True)
+    runs = {}
+    for name, weights in (("per_class", class_weight), ("per_sample", class_weight[y])):
+        sampler = torch.utils.data.WeightedRandomSampler(weights, num_samples=len(ds))
+        loader = torch.utils.data.DataLoader(ds, batch_size=32, sampler=sampler)
+        with mlflow.start_run() as run:
+            for _ in range(2):
+                for xb, yb in loader:
+                    opt.zero_grad()
+                    nn.functional.cross_entropy(model(xb), yb).backward()
+                    opt.step()
+        runs[name] = _diagnostics(run.info.run_id)["data_loader"]["train"]
+    assert runs["per_class"]["sampler"] == "WeightedRandomSampler" and runs["per_class"]["sampler_population"] == 2
+    assert runs["per_sample"]["sampler_population"] == runs["per_sample"]["dataset_size"] == 320

@@ -150,3 +150,22 @@ def test_a_few_batches_in_turn_while_the_loader_holds_many_is_a_definite_bug():
         assert f"{cycle} batches fed in turn" in f.summary and "overfit_batches" in f.recommendation
     # a loader of 6 batches fed in turn by an unshuffled epoch is the data, not a cut: quiet
     quiet(CAUSE, run([i % 6 for i in range(40)], loader(192, 32, shuffle=False)))
+
+
+def _weighted(population, dataset_size=2400):
+    lo = {**loader(dataset_size, 32, shuffle=False), "sampler": "WeightedRandomSampler"}
+    if population is not None:
+        lo["sampler_population"] = population
+    return run(list(range(24)), lo)  # every sampled batch different: the fingerprints see nothing
+
+
+def test_a_weighted_sampler_with_a_weight_per_class_draws_a_few_samples_only():
+    # WeightedRandomSampler(class_weights, len(dataset)) (program f113): indices 0 and 1, nothing else
+    f = fires(CAUSE, _weighted(2))
+    assert f.confidence == "high" and f.severity == "failed" and f.effective_kind == "bug"
+    assert "2 weights for a dataset of 2400" in f.summary and "per sample" in f.recommendation
+    assert fires(CAUSE, _weighted(2000)).severity == "warning"  # 400 samples never drawn
+    quiet(CAUSE, _weighted(2400))  # one weight per sample
+    quiet(CAUSE, _weighted(None))  # a recorder that did not say
+    lo = {**loader(2400, 32, shuffle=False), "sampler": "SubsetRandomSampler", "sampler_population": 200}
+    quiet(CAUSE, run(list(range(24)), lo))  # a subset is a split by design

@@ -27,14 +27,14 @@ class RepeatedBatch(Rule):
     with its epoch), not one batch fed step after step, and nothing is reported (a tiny training
     set is `dataset_too_small`'s business). Unless the loader (or params) says an epoch holds 4 or
     more times as many batches as that cycle: then every epoch is cut short to the same few batches
-    (Lightning's `overfit_batches` left on, a `break` in the loop), a definite bug whatever the share."""
+    (Lightning's `overfit_batches` left on, a `break` in the loop), a definite bug whatever the share.
+    A WeightedRandomSampler with fewer weights than samples (one per class) draws only indices below
+    that count: every batch is made of those few samples, a bug (failed at 10% of the data or less)."""
 
     cause = "repeated_batch"
-    reads = (
-        ("inputs", "fingerprints"),
-        ("inputs", "fingerprints", "consecutive_repeats"),
-        *EPOCH_LENGTH_READS,
-    )
+    reads = (("inputs", "fingerprints"), ("inputs", "fingerprints", "consecutive_repeats"), *EPOCH_LENGTH_READS)
+    reads += tuple(("data_loader", "train", k) for k in ("sampler", "sampler_population", "dataset_size"))
+    FEW_SAMPLES = 0.1  #: a sampler drawing from this share of the dataset or less feeds almost nothing of it
 
     #: sampled training batches needed before a repeat means anything
     MIN_BATCHES = 4
@@ -63,7 +63,28 @@ class RepeatedBatch(Rule):
         L-BFGS calling the model on the same batch): the same batch every step is the design."""
         return not view.full_batch()
 
+    def _weights_per_class(self, view: RunView) -> Finding | None:  # fewer sampler weights than samples
+        train = view.fact("data_loader", "train") or {}
+        k, n = train.get("sampler_population"), train.get("dataset_size")
+        if train.get("sampler") != "WeightedRandomSampler" or not (
+            isinstance(k, int) and isinstance(n, int) and 0 < k < n
+        ):
+            return None
+        return self.finding(
+            confidence="high",
+            severity="failed" if k <= self.FEW_SAMPLES * n else "warning",
+            kind="bug",
+            score=1 - k / n,
+            summary=f"the training DataLoader's WeightedRandomSampler holds {k} weights for a dataset of {n} samples: "
+            f"it draws only indices 0..{k - 1}, so every batch is made of those {k} samples",
+            recommendation="WeightedRandomSampler takes one weight per sample, not per class: give it each sample's "
+            "class weight (`weights = class_weight[labels]`, one entry per sample) with `num_samples=len(dataset)`.",
+            evidence=[Evidence("sampler_population", schema.DIAGNOSTICS_ARTIFACT, {"weights": k, "dataset_size": n})],
+        )
+
     def evaluate(self, view: RunView) -> Finding | None:
+        if (few := self._weights_per_class(view)) is not None:
+            return few
         fp = view.fact("inputs", "fingerprints")
         if not isinstance(fp, dict) or fp.get("sampled_batches", 0) < self.MIN_BATCHES:
             return None
