@@ -280,6 +280,9 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
     "data_loader": {"loaders": None, "train": _LOADER},
     "loss": {
         **dict.fromkeys(("loss_function", "n_classes", "first_loss", "chance_loss", "label_counts")),
+        # a class-index loss given `weight=` (True when it was), its largest `label_smoothing`
+        "class_weighted": None,
+        "label_smoothing": None,
         # the first training loss call's input shape past the batch dimension: [C] one label's class scores
         "input_shape": None,
         # mse_loss's reduction, read from its value on the first checked call: mean | sum | other

@@ -278,12 +278,26 @@ def test_a_discriminator_loss_is_the_training_loss_when_nothing_else_is():
     [
         (["loss", "episode_reward", "running_reward"], True),  # pytorch/examples actor_critic.py / reinforce.py
         (["rollout/ep_rew_mean", "train/loss"], True),  # Stable-Baselines3
-        (["train_loss", "mean_return"], True),
+        (["eval/mean_reward", "train/value_loss"], True),
         (["policy_loss", "value_loss", "eval/episode_return"], True),
+        (["loss", "reward"], True),
         (["train_loss", "val_loss", "val_acc"], False),
         (["train_loss", "return_mse"], False),  # a regression of returns: a statistic suffix only
         (["reward_model_loss", "val_loss"], False),  # a reward model is trained supervised
+        (["reward_model/reward_mean", "loss"], False),
+        # a return forecaster's or a backtest's figures (found by review): no episode in them
+        (["train_loss", "portfolio_return"], False),
+        (["val_loss", "val_return", "strategy_return", "backtest/total_return", "log_return_std"], False),
+        (["train_loss", "mean_return"], False),
     ],
 )
 def test_a_reinforcement_learning_run_is_told_by_its_reward(keys, rl):
     assert (reinforcement_learning(keys) is not None) == rl
+
+
+def test_a_run_with_a_training_dataloader_is_not_reinforcement_learning():
+    # supervised data: an RL loop collects its own experience; a reward-named metric beside a DataLoader
+    # must not hide a supervised run's divergence (review)
+    loader = {"data_loader": {"train": {"dataset_size": 640, "batch_size": 32}}}
+    assert reinforcement_learning(["loss", "episode_reward"], loader) is None
+    assert reinforcement_learning(["loss", "episode_reward"], {"steps": 400}) is not None

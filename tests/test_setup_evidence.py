@@ -172,3 +172,34 @@ def test_a_weighted_sampler_s_population_is_recorded(store_uri):
         runs[name] = _diagnostics(run.info.run_id)["data_loader"]["train"]
     assert runs["per_class"]["sampler"] == "WeightedRandomSampler" and runs["per_class"]["sampler_population"] == 2
     assert runs["per_sample"]["sampler_population"] == runs["per_sample"]["dataset_size"] == 320
+
+
+def test_class_weights_label_smoothing_and_an_ignore_index_in_range_are_noted(store_uri):
+    # what moves a cross-entropy off the label frequencies' entropy (review): weights, smoothing; and
+    # padding tagged 0 with ignore_index=0 is left out of the label histogram
+    def train(criterion):
+        torch.manual_seed(0)
+        x, y = torch.randn(256, 8), torch.randint(0, 4, (256,))
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(3):
+            for i in range(0, 256, 32):
+                opt.zero_grad()
+                criterion(model(x[i : i + 32]), y[i : i + 32]).backward()
+                opt.step()
+        return [p.detach().clone() for p in model.parameters()]
+
+    special = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 3.0, 4.0]), label_smoothing=0.1, ignore_index=0)
+    plain = train(special)
+    mlflow_nnaudit.autolog(silent=True)
+    facts = {}
+    for name, criterion in (("special", special), ("plain", nn.CrossEntropyLoss())):
+        with mlflow.start_run() as run:
+            params = train(criterion)
+        if name == "special":
+            assert all(torch.equal(a, b) for a, b in zip(plain, params))  # no number changed
+        facts[name] = _diagnostics(run.info.run_id)["loss"]
+    special, plain = facts["special"], facts["plain"]
+    assert special["class_weighted"] is True and special["label_smoothing"] == 0.1
+    assert special["label_counts"][0] == 0 and sum(special["label_counts"]) > 0
+    assert "class_weighted" not in plain and "label_smoothing" not in plain and plain["label_counts"][0] > 0

@@ -162,19 +162,25 @@ _DISCRIMINATOR = re.compile(_RUN_SIDE.format(_SIDE.format(r"(d|disc|discriminato
 _GENERATOR = re.compile(_RUN_SIDE.format(_SIDE.format(r"(g|gen|generator)"), r"g_gan"))
 
 
-# a reward or return as reinforcement-learning loops log it: `episode_reward`, `running_reward`,
-# `mean_return`, Stable-Baselines3's `rollout/ep_rew_mean`; a statistic suffix only (`return_mse` is a regression's)
+# a reward or return as reinforcement-learning loops log it, with its episode context: `episode_reward`,
+# `running_reward`, `ep_return`, `rollout/ep_rew_mean` (Stable-Baselines3), `eval/mean_reward`, a bare
+# `reward`; not a supervised model's `portfolio_return`, `val_return` or a reward model's `reward_mean`
 _REWARD = re.compile(
-    r"(\w+_)?(ep_rew|reward|rewards|return|returns|episode_return|ep_return|ep_ret)(_(mean|avg|sum|total|max|min|std))?\Z"
+    r"((rollout|eval|train|test)_)?((mean|avg|average|total|running|cumulative)_)?"
+    r"(episode_reward|episode_return|ep_rew|ep_reward|ep_return|ep_ret|episodic_return|running_reward|reward)s?"
+    r"(_(mean|avg|sum|total|max|min|std))?\Z"
 )
 
 
-def reinforcement_learning(metric_keys) -> str | None:
-    """Why the run is reinforcement learning, or None: it logs a reward or a return (`episode_reward`,
-    `running_reward`, `mean_return`, `rollout/ep_rew_mean`). Its loss is a surrogate whose scale follows
-    the episodes (a policy gradient weighted by returns that grow as the agent improves, a value loss
-    against them), not a loss falling to a floor: its rises and falls are not harm, and the progress
-    to judge is the reward's."""
+def reinforcement_learning(metric_keys, diagnostics: dict | None = None) -> str | None:
+    """Why the run is reinforcement learning, or None: it logs an episode's reward or return
+    (`episode_reward`, `running_reward`, `ep_return`, `rollout/ep_rew_mean`, `mean_reward`), unless the
+    recorder saw a training DataLoader (supervised data; an RL loop collects its own experience). Its
+    loss is a surrogate whose scale follows the episodes (a policy gradient weighted by returns that
+    grow as the agent improves, a value loss against them), not a loss falling to a floor: its rises
+    and falls are not harm, and the progress to judge is the reward's."""
+    if isinstance((diagnostics or {}).get("data_loader"), dict) and diagnostics["data_loader"].get("train"):
+        return None
     key = next((k for k in metric_keys if _REWARD.match(_normalise(k))), None)
     if key is None:
         return None

@@ -215,7 +215,9 @@ def analyse(
             if f is not None:
                 findings.append(f)
     result.harm = view.outcome_harm() if loss is not None else None
-    game = adversarial_game(run.metric_keys, inp.diagnostics) or reinforcement_learning(run.metric_keys)
+    game = adversarial_game(run.metric_keys, inp.diagnostics) or reinforcement_learning(
+        run.metric_keys, inp.diagnostics
+    )
     game_notes: list[str] = []
     if game is not None:
         findings, game_notes = set_aside_for_game(findings, game)

@@ -159,6 +159,8 @@ def _after_backward():
 #: losses whose `reduction='sum'` output (passed by keyword) is turned into the per-sample mean before
 #: the probes see it (a regression loss given it positionally is read from its value: `LossProbe._reduction`)
 _SUMMED_CLASSIFICATION = ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits")
+#: the losses over class indices whose weights, label smoothing and ignore_index the probe is told
+_CLASS_INDEX_LOSSES = ("cross_entropy", "nll_loss")
 _SUMMED_ELEMENTWISE = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
 
 
@@ -204,6 +206,13 @@ def _after_loss(fn, args, kwargs, out):
     target = args[1] if len(args) > 1 else kwargs.get("target")
     if RECORDER.recording() is not None:
         out = _per_sample(fn, inp, target, kwargs, out)
+        if fn in _CLASS_INDEX_LOSSES and isinstance(out, torch.Tensor):
+            # what moves a class-index loss off the label frequencies' entropy, read by `LossProbe`
+            out._nnaudit_options = (
+                kwargs.get("weight") is not None,
+                float(kwargs.get("label_smoothing") or 0.0),
+                kwargs.get("ignore_index", -100),
+            )
     RECORDER.on_loss(fn, inp, target, out)
 
 

@@ -284,7 +284,12 @@ def test_fires_on_a_rate_gone_in_the_first_tenth_with_the_validation_loss_frozen
     v = make_view(train, val, lr=lr)
     v.curves["val_loss"] = Curve("val_loss", np.array([0, 38, 76, 114, 152.0]), val)
     f = fires(CAUSE, v)
-    assert "exactly at 0.72" in f.summary
+    assert "exactly at 0.72 over its last 3 evaluations, 15% below its first" in f.summary
+    # the same rate gone after the model had learned (the validation loss 75% down when it froze,
+    # review): nothing says the run ended without having learned
+    v = make_view(train, val, lr=lr)
+    v.curves["val_loss"] = Curve("val_loss", np.array([0, 38, 76, 114, 152.0]), np.r_[0.85, np.full(4, 0.2)])
+    quiet(CAUSE, v)
     # the same run whose validation loss moves: no harm to read, nothing said
     v = make_view(train, val, lr=lr)
     v.curves["val_loss"] = Curve("val_loss", np.array([0, 38, 76, 114, 152.0]), np.r_[0.8485, 0.70, 0.66, 0.62, 0.60])

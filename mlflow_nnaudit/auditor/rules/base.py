@@ -445,16 +445,41 @@ class RunView:
         only on balanced labels, lower otherwise (a tagger whose labels are 67% `O` reaches 0.98 of ln 4
         = 1.39 by predicting the frequencies). The classifier's analogue of a regression's targets'
         variance. None without the histogram, on token-id labels (a sampled histogram over a vocabulary
-        misses its rare words), and on fewer than PRIOR_MIN_PER_CLASS labels per class (the plug-in
-        entropy's downward bias is about (C - 1) / 2N nats: under 0.025 there)."""
+        misses its rare words), on fewer than PRIOR_MIN_PER_CLASS labels per class on average (the
+        plug-in entropy's downward bias is about (C - 1) / 2N nats: under 0.025 there), and on a loss
+        given class weights or label smoothing (`loss.class_weighted`, `loss.label_smoothing`): a
+        weighted cross-entropy that learned nothing sits at ln C or above (inverse-frequency weights
+        make predicting the frequencies cost the mean of -ln p over the classes), and smoothing lifts
+        the floor above the entropy. Measured on the training labels only."""
         counts = self.fact("loss", "label_counts")
         if not isinstance(counts, list) or len(counts) < 2 or self.token_id_labels():
+            return None
+        if self.fact("loss", "class_weighted") or self.fact("loss", "label_smoothing"):
             return None
         c = np.asarray([v for v in counts if isinstance(v, (int, float)) and v > 0], dtype=float)
         if len(c) < 2 or c.sum() < PRIOR_MIN_PER_CLASS * len(counts):
             return None
         p = c / c.sum()
         return float(-(p * np.log(p)).sum())
+
+    def _at_prior(self) -> OutcomeHarm | None:
+        """On clearly imbalanced labels, the "learned nothing" level of the outcome (`failed` only) read
+        against the label frequencies' entropy (`no_signal_loss`): the training loss at its end and the
+        validation loss at its best both at 95% of it or more. Both, because the histogram is the
+        training labels' (a balanced validation set scores the training frequencies at ln C or more);
+        not the "learned little" level, which heavy imbalance makes too easy to reach (a calibrated
+        model with an AUC of 0.8 at 1% positives sits at 90% of that entropy)."""
+        no_signal, tr = self.no_signal_loss(), self.levels(TRAIN_LOSS)
+        if no_signal is None or tr is None or no_signal[0] >= self.chance_loss():
+            return None
+        level, words = no_signal
+        va = self.curve(VAL_LOSS)
+        vals = va.values[va.finite] if va is not None else np.array([])
+        lowest = min(tr.end, float(vals.min())) if len(vals) else tr.end
+        share, severity, what = CHANCE_LEVELS[0]
+        if lowest < share * level:
+            return None
+        return OutcomeHarm(severity, f"the training loss ended at {fmt_num(tr.end)}, {what} {words}")
 
     def no_signal_loss(self) -> tuple[float, str] | None:
         """The loss of a classifier that learned nothing from its inputs, with its words: the label
@@ -487,9 +512,9 @@ class RunView:
         """Harm in the run's outcome that needs no rule to name it, read against what an
         untrained model gives. The level read is the validation loss at its best (overfitting
         is judged by its own rule), else where the training loss ended. A classifier (chance =
-        ln C, from the recorder or a class-count param; on clearly imbalanced labels the entropy of
-        their recorded frequencies, `no_signal_loss`) at 95% of it or more did not learn
-        (`failed`); at 80% or more it learned little (`warning`). A regression (`mse_loss`, with the
+        ln C, from the recorder or a class-count param) at 95% of it or more did not learn
+        (`failed`); at 80% or more it learned little (`warning`); on clearly imbalanced labels also
+        `failed` at 95% of the entropy of their frequencies (`_at_prior`). A regression (`mse_loss`, with the
         recorder's target statistics) is read the same way against its targets' variance, the MSE
         of predicting their mean (`targets_variance`), its analogue of ln C: at 95% of it or more
         (it explains under 5% of it) it is no better than predicting the mean (`failed`, the
@@ -502,13 +527,14 @@ class RunView:
             if read is None:
                 return None
             level, which = read
-            no_signal = self.no_signal_loss()
-            if no_signal:
-                chance, words = no_signal
+            chance = self.chance_loss()
+            if chance:
                 for share, severity, what in CHANCE_LEVELS:
                     if level >= share * chance:
-                        return OutcomeHarm(severity, f"the {which} {fmt_num(level)}, {what} {words}")
-                return None
+                        return OutcomeHarm(
+                            severity, f"the {which} {fmt_num(level)}, {what} chance (ln C = {fmt_num(chance)})"
+                        )
+                return self._at_prior()
             var = self.targets_variance()
             for share, severity, what in MEAN_LEVELS if var else ():
                 if level >= share * var:

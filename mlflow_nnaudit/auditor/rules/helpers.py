@@ -452,14 +452,26 @@ def val_at_mean(view: RunView, min_points: int) -> stats.Stuck | None:
     return stats.Stuck(False, None, False, level, float(np.ptp(tail)) / level, True, var)
 
 
+#: what `RunView.prior_loss` reads (the label frequencies' entropy, `usual_steps_at_chance_finding`)
+PRIOR_READS = (("loss", "label_counts"), ("loss", "class_weighted"), ("loss", "label_smoothing"))
+
+
 def frozen_outcome(view: RunView) -> OutcomeHarm | None:
     """Harm the outcome's levels cannot read where no yardstick is known (a multi-label BCE has no ln C):
-    a validation loss exactly constant over its evaluations (3 or more, `stats.stuck_loss`) moved not
-    at all, which no model that learned does."""
-    sk = stuck(view, VAL_LOSS)
-    if sk is None or not sk.constant:
+    a validation loss exactly constant over its last evaluations (the tail of `stats.stuck_loss`, 3 or
+    more points) at a level less than PLATEAU_MAX_IMPROVEMENT below its first evaluation: it stopped
+    moving before it had learned much (one frozen after falling 75% learned first)."""
+    sk, va = stuck(view, VAL_LOSS), view.finite_curve(VAL_LOSS, min_points=3)
+    if sk is None or not sk.constant or va is None or va.values[0] <= 0:
         return None
-    return OutcomeHarm("failed", f"the validation loss stayed exactly at {fmt_num(sk.level)} at every evaluation")
+    if sk.level < (1 - PLATEAU_MAX_IMPROVEMENT) * float(va.values[0]):
+        return None
+    n = max(3, math.ceil(stats.STUCK_TAIL * len(va.values)))
+    return OutcomeHarm(
+        "failed",
+        f"the validation loss stayed exactly at {fmt_num(sk.level)} over its last {n} evaluations, "
+        f"{1 - sk.level / float(va.values[0]):.0%} below its first",
+    )
 
 
 def learned_nothing(view: RunView, min_points: int = 5) -> bool:

@@ -130,6 +130,10 @@ class LossProbe(Probe):
         self._outside_unit_interval = False
         self.train_calls = 0
         self.label_counts: torch.Tensor | None = None
+        #: a class-index loss given class weights, or label smoothing (largest seen): the no-signal loss is
+        #: then not the label frequencies' entropy (`patches._after_loss` tells)
+        self.class_weighted = False
+        self.label_smoothing = 0.0
         self.target_stats: dict[str, Any] | None = None
         #: a regression loss's evaluation targets, over the first MAX_EVAL_TARGET_BATCHES evaluation calls:
         #: the validation set's own variance, the yardstick of a validation MSE
@@ -205,7 +209,7 @@ class LossProbe(Probe):
                 self.input_activation = made  # logits through an activation: bounded, or cut at 0
             if fn == "mse_loss" and self._mse_ratio is None and isinstance(target, torch.Tensor):
                 self._reduction_ratio(inp.detach(), target.detach(), out.detach())
-            return self._targets(fn, inp.detach(), target)
+            return self._targets(fn, inp.detach(), target, getattr(out, "_nnaudit_options", None))
 
     def pair_objective(self, backpropagated: torch.Tensor) -> None:
         """A backward call: keep the loss functions' training outputs seen since the last one (summed,
@@ -395,13 +399,20 @@ class LossProbe(Probe):
             "sigmoid was applied before a loss that applies it itself",
         }
 
-    def _targets(self, fn: str, x: torch.Tensor, target: Any) -> dict[str, Any]:
+    def _targets(self, fn: str, x: torch.Tensor, target: Any, options: tuple | None = None) -> dict[str, Any]:
         if not isinstance(target, torch.Tensor):
             return {}
         metrics: dict[str, Any] = {}
+        if options is not None:
+            weighted, smoothing, _ = options
+            self.class_weighted = self.class_weighted or bool(weighted)
+            self.label_smoothing = max(self.label_smoothing, smoothing)
         if fn in _LOGIT_LOSSES + _LOG_PROB_LOSSES and not target.is_floating_point() and self.n_classes:
             t = target.flatten()
-            t = t[(t >= 0) & (t < self.n_classes)]  # ignore_index and padding
+            keep = (t >= 0) & (t < self.n_classes)  # ignore_index and padding
+            if options is not None and isinstance(options[2], int) and 0 <= options[2] < self.n_classes:
+                keep &= t != options[2]  # an ignore_index inside the class range (padding tagged 0)
+            t = t[keep]
             counts = torch.bincount(t, minlength=self.n_classes)
             self.label_counts = counts if self.label_counts is None else self.label_counts + counts
             metrics[schema.LABELS_PER_BATCH] = (counts > 0).sum()
@@ -426,6 +437,10 @@ class LossProbe(Probe):
             out["input_activation"] = self.input_activation
         if self.label_counts is not None:
             out["label_counts"] = [int(c) for c in self.label_counts.tolist()]
+        if self.class_weighted:
+            out["class_weighted"] = True
+        if self.label_smoothing > 0:
+            out["label_smoothing"] = self.label_smoothing
         if (reduction := self._reduction()) is not None:
             out["reduction"] = reduction
         for name, st in (
