@@ -295,9 +295,12 @@ def test_a_reinforcement_learning_run_is_told_by_its_reward(keys, rl):
     assert (reinforcement_learning(keys) is not None) == rl
 
 
-def test_a_run_with_a_training_dataloader_is_not_reinforcement_learning():
-    # supervised data: an RL loop collects its own experience; a reward-named metric beside a DataLoader
-    # must not hide a supervised run's divergence (review)
+def test_a_bare_reward_beside_a_training_dataloader_is_not_reinforcement_learning():
+    # supervised data: a bare `reward` beside a DataLoader must not hide a supervised run's divergence (review)
     loader = {"data_loader": {"train": {"dataset_size": 640, "batch_size": 32}}}
-    assert reinforcement_learning(["loss", "episode_reward"], loader) is None
-    assert reinforcement_learning(["loss", "episode_reward"], {"steps": 400}) is not None
+    for weak in ("reward", "mean_reward", "train/reward_std"):
+        assert reinforcement_learning(["loss", weak], loader) is None
+        assert reinforcement_learning(["loss", weak], {"steps": 400}) is not None
+    # an episode's reward is RL whatever feeds the loss: a PPO loop minibatches its rollouts through a
+    # DataLoader (second review: a healthy one was failed on five causes)
+    assert reinforcement_learning(["loss", "episode_reward"], loader) is not None

@@ -203,3 +203,29 @@ def test_class_weights_label_smoothing_and_an_ignore_index_in_range_are_noted(st
     assert special["class_weighted"] is True and special["label_smoothing"] == 0.1
     assert special["label_counts"][0] == 0 and sum(special["label_counts"]) > 0
     assert "class_weighted" not in plain and "label_smoothing" not in plain and plain["label_counts"][0] > 0
+
+
+def test_loss_options_given_by_position_are_read_and_nothing_is_left_on_the_loss(store_uri):
+    # `F.cross_entropy(out, y, w)` and a numpy ignore_index (second review); the user's loss tensor carries
+    # nothing of ours (it would travel into their checkpoints)
+    import numpy as np
+
+    torch.manual_seed(0)
+    x, y = torch.randn(256, 8), torch.randint(0, 4, (256,))
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    w = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    mlflow_nnaudit.autolog(silent=True)
+    losses = []
+    with mlflow.start_run() as run:
+        for _ in range(3):
+            for i in range(0, 256, 32):
+                opt.zero_grad()
+                out = model(x[i : i + 32])
+                loss = nn.functional.cross_entropy(out, y[i : i + 32], w, None, np.int64(0))
+                loss.backward()
+                opt.step()
+                losses.append(loss)
+    assert not any(k.startswith("_nnaudit") for loss in losses for k in vars(loss))
+    facts = _diagnostics(run.info.run_id)["loss"]
+    assert facts["class_weighted"] is True and facts["label_counts"][0] == 0

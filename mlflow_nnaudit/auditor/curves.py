@@ -170,18 +170,24 @@ _REWARD = re.compile(
     r"(episode_reward|episode_return|ep_rew|ep_reward|ep_return|ep_ret|episodic_return|running_reward|reward)s?"
     r"(_(mean|avg|sum|total|max|min|std))?\Z"
 )
+# ... of which a reward without an episode in its name (`reward`, `mean_reward`, `train/reward_std`) is
+# also what a supervised loop or an RLHF trainer over a prompt DataLoader may log
+_WEAK_REWARD = re.compile(
+    r"((rollout|eval|train|test)_)?((mean|avg|average|total)_)?rewards?(_(mean|avg|sum|total|max|min|std))?\Z"
+)
 
 
 def reinforcement_learning(metric_keys, diagnostics: dict | None = None) -> str | None:
     """Why the run is reinforcement learning, or None: it logs an episode's reward or return
-    (`episode_reward`, `running_reward`, `ep_return`, `rollout/ep_rew_mean`, `mean_reward`), unless the
-    recorder saw a training DataLoader (supervised data; an RL loop collects its own experience). Its
+    (`episode_reward`, `running_reward`, `ep_return`, `rollout/ep_rew_mean`), or a bare reward
+    (`reward`, `mean_reward`) unless the recorder saw a training DataLoader (supervised data; a PPO loop
+    that minibatches its rollouts through one logs an episode's reward by that name). Its
     loss is a surrogate whose scale follows the episodes (a policy gradient weighted by returns that
     grow as the agent improves, a value loss against them), not a loss falling to a floor: its rises
     and falls are not harm, and the progress to judge is the reward's."""
-    if isinstance((diagnostics or {}).get("data_loader"), dict) and diagnostics["data_loader"].get("train"):
-        return None
-    key = next((k for k in metric_keys if _REWARD.match(_normalise(k))), None)
+    loader = isinstance((diagnostics or {}).get("data_loader"), dict) and diagnostics["data_loader"].get("train")
+    names = [(k, _normalise(k)) for k in metric_keys]
+    key = next((k for k, n in names if _REWARD.match(n) and not (loader and _WEAK_REWARD.match(n))), None)
     if key is None:
         return None
     return f"the run logs a reward ({key!r}): reinforcement learning, whose loss follows its episodes"

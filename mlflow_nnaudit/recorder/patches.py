@@ -58,6 +58,7 @@ from __future__ import annotations
 import atexit
 import functools
 import math
+import operator
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -66,6 +67,7 @@ import torch
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.config import current_config
+from mlflow_nnaudit.recorder.probes import loss as loss_probe
 from mlflow_nnaudit.recorder.probes.clipping import grad_abs_max
 from mlflow_nnaudit.recorder.probes.moments import kept_loss_call
 from mlflow_nnaudit.recorder.recorder import MAX_PENDING_LOSSES, RECORDER, guarded
@@ -204,16 +206,38 @@ def _per_sample(fn: str, inp, target, kwargs, out):
 def _after_loss(fn, args, kwargs, out):
     inp = args[0] if args else kwargs.get("input")
     target = args[1] if len(args) > 1 else kwargs.get("target")
+    options = None
     if RECORDER.recording() is not None:
         out = _per_sample(fn, inp, target, kwargs, out)
-        if fn in _CLASS_INDEX_LOSSES and isinstance(out, torch.Tensor):
-            # what moves a class-index loss off the label frequencies' entropy, read by `LossProbe`
-            out._nnaudit_options = (
-                kwargs.get("weight") is not None,
-                float(kwargs.get("label_smoothing") or 0.0),
-                kwargs.get("ignore_index", -100),
-            )
-    RECORDER.on_loss(fn, inp, target, out)
+        if fn in _CLASS_INDEX_LOSSES:
+            options = _class_index_options(fn, args, kwargs)
+    # handed to `LossProbe` beside the call, never set on the user's tensor (it would travel into their
+    # checkpoints); plain Python values only
+    loss_probe.CALL_OPTIONS = options
+    try:
+        RECORDER.on_loss(fn, inp, target, out)
+    finally:
+        loss_probe.CALL_OPTIONS = None
+
+
+def _class_index_options(fn: str, args: tuple, kwargs: dict) -> tuple[bool, float, int]:
+    """What moves a class-index loss off the label frequencies' entropy, by keyword or position
+    (`F.cross_entropy(input, target, weight, size_average, ignore_index, reduce, reduction,
+    label_smoothing)`; `F.nll_loss` the same without the last): class weights given, the label
+    smoothing, the ignore_index (as a Python int; -100 when it cannot be read as one)."""
+
+    def arg(name: str, pos: int, default):
+        return kwargs[name] if name in kwargs else args[pos] if len(args) > pos else default
+
+    try:
+        ignore = operator.index(arg("ignore_index", 4, -100))
+    except TypeError:
+        ignore = -100
+    try:
+        smoothing = float(arg("label_smoothing", 7, 0.0) or 0.0) if fn == "cross_entropy" else 0.0
+    except (TypeError, ValueError):
+        smoothing = 0.0
+    return arg("weight", 2, None) is not None, smoothing, ignore
 
 
 @guarded

@@ -182,6 +182,9 @@ def test_the_label_frequencies_entropy_needs_the_training_loss_there_too():
     d = healthy_diagnostics(model=mlp_model([8, 32, 4]), loss=classification_loss(4, label_counts=imbalanced))
     learned = make_view(falling(600, 1.3, 0.45, noise=0.02), np.full(6, 1.0), diagnostics=d)
     assert learned.outcome_harm() is None
+    # a model memorising noise: its training loss a little under the entropy (85%), validation at it
+    memorised = make_view(np.full(600, 0.84) + 0.01 * rng(3).standard_normal(600), np.full(6, 1.0), diagnostics=d)
+    assert memorised.outcome_harm().severity == "failed"
     # the same validation loss with the training loss at the entropy too: learned nothing
     stuck = make_view(np.full(600, 0.98) + 0.01 * rng(2).standard_normal(600), np.full(6, 1.0), diagnostics=d)
     assert stuck.outcome_harm().severity == "failed" and "label frequencies" in stuck.outcome_harm().summary

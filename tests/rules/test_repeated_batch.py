@@ -164,8 +164,8 @@ def test_a_weighted_sampler_with_a_weight_per_class_draws_a_few_samples_only():
     f = fires(CAUSE, _weighted(2))
     assert f.confidence == "high" and f.severity == "failed" and f.effective_kind == "bug"
     assert "2 weights for a dataset of 2400" in f.summary and "per sample" in f.recommendation
-    assert fires(CAUSE, _weighted(2000)).severity == "warning"  # 400 samples never drawn
+    # 2000 of 2400: 400 never drawn, or a training split kept in the first rows on purpose (second review)
+    f = fires(CAUSE, _weighted(2000))
+    assert f.severity == "warning" and f.confidence == "medium" and f.effective_kind == "risk"
     quiet(CAUSE, _weighted(2400))  # one weight per sample
     quiet(CAUSE, _weighted(None))  # a recorder that did not say
-    lo = {**loader(2400, 32, shuffle=False), "sampler": "SubsetRandomSampler", "sampler_population": 200}
-    quiet(CAUSE, run(list(range(24)), lo))  # a subset is a split by design

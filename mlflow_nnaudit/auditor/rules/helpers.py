@@ -459,18 +459,24 @@ PRIOR_READS = (("loss", "label_counts"), ("loss", "class_weighted"), ("loss", "l
 def frozen_outcome(view: RunView) -> OutcomeHarm | None:
     """Harm the outcome's levels cannot read where no yardstick is known (a multi-label BCE has no ln C):
     a validation loss exactly constant over its last evaluations (the tail of `stats.stuck_loss`, 3 or
-    more points) at a level less than PLATEAU_MAX_IMPROVEMENT below its first evaluation: it stopped
-    moving before it had learned much (one frozen after falling 75% learned first)."""
-    sk, va = stuck(view, VAL_LOSS), view.finite_curve(VAL_LOSS, min_points=3)
-    if sk is None or not sk.constant or va is None or va.values[0] <= 0:
+    more points) at a level less than PLATEAU_MAX_IMPROVEMENT below where the run started (the highest
+    of its first evaluation, the training loss's first point, the recorder's first loss and ln C): it stopped moving
+    before it had learned much (one frozen after falling 75% learned first)."""
+    sk, va, tr = stuck(view, VAL_LOSS), view.finite_curve(VAL_LOSS, min_points=3), view.finite_curve(TRAIN_LOSS)
+    if sk is None or not sk.constant or va is None:
         return None
-    if sk.level < (1 - PLATEAU_MAX_IMPROVEMENT) * float(va.values[0]):
+    # where an untrained model stands: the first evaluation, the training loss's start, the recorder's
+    # first loss or ln C, whichever is highest (most loops evaluate only after their first epoch)
+    first = view.fact("loss", "first_loss")
+    starts = [float(va.values[0]), float(tr.values[0]) if tr is not None else 0.0, view.chance_loss() or 0.0]
+    start = max([*starts, float(first) if isinstance(first, (int, float)) and math.isfinite(first) else 0.0])
+    if start <= 0 or sk.level < (1 - PLATEAU_MAX_IMPROVEMENT) * start:
         return None
     n = max(3, math.ceil(stats.STUCK_TAIL * len(va.values)))
     return OutcomeHarm(
         "failed",
         f"the validation loss stayed exactly at {fmt_num(sk.level)} over its last {n} evaluations, "
-        f"{1 - sk.level / float(va.values[0]):.0%} below its first",
+        f"{1 - sk.level / start:.0%} below where the run started",
     )
 
 

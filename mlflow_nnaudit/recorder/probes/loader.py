@@ -31,8 +31,8 @@ MAX_LOADERS = 16
 
 def loader_facts(loader: Any) -> dict[str, Any]:
     """Dataset size, batch size, batches per epoch, shuffling and drop_last of a DataLoader, and
-    for a WeightedRandomSampler or SubsetRandomSampler how many indices it draws from; each left
-    out when the loader cannot tell (iterable datasets, custom batch samplers)."""
+    for a WeightedRandomSampler how many indices it draws from; each left out when the loader
+    cannot tell (iterable datasets, custom batch samplers)."""
     facts: dict[str, Any] = {"dataset": type(getattr(loader, "dataset", None)).__name__}
     try:
         facts["dataset_size"] = int(len(loader.dataset))
@@ -50,18 +50,13 @@ def loader_facts(loader: Any) -> dict[str, Any]:
     sampler = getattr(loader, "sampler", None)
     facts["sampler"] = type(sampler).__name__
     facts["shuffle"] = isinstance(sampler, torch.utils.data.RandomSampler)
-    # how many dataset indices the sampler can draw: a WeightedRandomSampler draws 0..len(weights)-1,
-    # so one weight per class instead of per sample feeds those few samples only
-    population = (
-        getattr(sampler, "weights", None) if isinstance(sampler, torch.utils.data.WeightedRandomSampler) else None
-    )
-    if population is None and isinstance(sampler, torch.utils.data.SubsetRandomSampler):
-        population = getattr(sampler, "indices", None)
-    try:
-        if population is not None:
-            facts["sampler_population"] = int(len(population))
-    except Exception:  # noqa: BLE001 - a sampler's own attributes are not ours to trust
-        pass
+    # how many dataset indices a WeightedRandomSampler (or a subclass) can draw: 0..len(weights)-1, so
+    # one weight per class instead of per sample feeds those few samples only
+    if isinstance(sampler, torch.utils.data.WeightedRandomSampler):
+        try:
+            facts["sampler_population"] = int(len(sampler.weights))
+        except Exception:  # noqa: BLE001 - a sampler's own attributes are not ours to trust
+            pass
     facts["drop_last"] = bool(getattr(loader, "drop_last", False))
     return facts
 

@@ -30,6 +30,9 @@ from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.probes.base import Probe, as_real
 
 #: loss functions whose input should be class scores (logits) over dim 1
+#: the class-index options of the loss call being observed (class weights given, label smoothing,
+#: ignore_index), set by `patches._after_loss` around the call and None otherwise
+CALL_OPTIONS: tuple[bool, float, int] | None = None
 _LOGIT_LOSSES = ("cross_entropy",)
 _LOG_PROB_LOSSES = ("nll_loss",)
 #: losses fed log-probabilities over their last dimension, (T, N, C) for ctc_loss
@@ -209,7 +212,7 @@ class LossProbe(Probe):
                 self.input_activation = made  # logits through an activation: bounded, or cut at 0
             if fn == "mse_loss" and self._mse_ratio is None and isinstance(target, torch.Tensor):
                 self._reduction_ratio(inp.detach(), target.detach(), out.detach())
-            return self._targets(fn, inp.detach(), target, getattr(out, "_nnaudit_options", None))
+            return self._targets(fn, inp.detach(), target, CALL_OPTIONS)
 
     def pair_objective(self, backpropagated: torch.Tensor) -> None:
         """A backward call: keep the loss functions' training outputs seen since the last one (summed,
@@ -410,7 +413,7 @@ class LossProbe(Probe):
         if fn in _LOGIT_LOSSES + _LOG_PROB_LOSSES and not target.is_floating_point() and self.n_classes:
             t = target.flatten()
             keep = (t >= 0) & (t < self.n_classes)  # ignore_index and padding
-            if options is not None and isinstance(options[2], int) and 0 <= options[2] < self.n_classes:
+            if options is not None and 0 <= options[2] < self.n_classes:
                 keep &= t != options[2]  # an ignore_index inside the class range (padding tagged 0)
             t = t[keep]
             counts = torch.bincount(t, minlength=self.n_classes)

@@ -28,12 +28,12 @@ class RepeatedBatch(Rule):
     set is `dataset_too_small`'s business). Unless the loader (or params) says an epoch holds 4 or
     more times as many batches as that cycle: then every epoch is cut short to the same few batches
     (Lightning's `overfit_batches` left on, a `break` in the loop), a definite bug whatever the share.
-    A WeightedRandomSampler with fewer weights than samples (one per class) draws only indices below
-    that count: every batch is made of those few samples, a bug (failed at 10% of the data or less)."""
+    A WeightedRandomSampler with fewer weights than samples draws only indices below that count: a bug
+    at 10% of the data or less or one weight per class (failed), else a risk (a split in the first rows)."""
 
     cause = "repeated_batch"
     reads = (("inputs", "fingerprints"), ("inputs", "fingerprints", "consecutive_repeats"), *EPOCH_LENGTH_READS)
-    reads += tuple(("data_loader", "train", k) for k in ("sampler", "sampler_population", "dataset_size"))
+    reads += (*(("data_loader", "train", k) for k in ("sampler_population", "dataset_size")), ("loss", "n_classes"))
     FEW_SAMPLES = 0.1  #: a sampler drawing from this share of the dataset or less feeds almost nothing of it
 
     #: sampled training batches needed before a repeat means anything
@@ -66,17 +66,18 @@ class RepeatedBatch(Rule):
     def _weights_per_class(self, view: RunView) -> Finding | None:  # fewer sampler weights than samples
         train = view.fact("data_loader", "train") or {}
         k, n = train.get("sampler_population"), train.get("dataset_size")
-        if train.get("sampler") != "WeightedRandomSampler" or not (
-            isinstance(k, int) and isinstance(n, int) and 0 < k < n
-        ):
+        if not (isinstance(k, int) and isinstance(n, int) and 0 < k < n):
             return None
+        # one weight per class: a bug; 80% of the data may be a training split kept in the first rows
+        per_class = k <= self.FEW_SAMPLES * n or k == view.fact("loss", "n_classes")
         return self.finding(
-            confidence="high",
-            severity="failed" if k <= self.FEW_SAMPLES * n else "warning",
-            kind="bug",
+            confidence="high" if per_class else "medium",
+            severity="failed" if per_class else "warning",
+            kind="bug" if per_class else "risk",
             score=1 - k / n,
             summary=f"the training DataLoader's WeightedRandomSampler holds {k} weights for a dataset of {n} samples: "
-            f"it draws only indices 0..{k - 1}, so every batch is made of those {k} samples",
+            f"it never draws an index from {k} on"
+            + (f", so every batch is made of those {k} samples" if per_class else ""),
             recommendation="WeightedRandomSampler takes one weight per sample, not per class: give it each sample's "
             "class weight (`weights = class_weight[labels]`, one entry per sample) with `num_samples=len(dataset)`.",
             evidence=[Evidence("sampler_population", schema.DIAGNOSTICS_ARTIFACT, {"weights": k, "dataset_size": n})],
