@@ -58,7 +58,6 @@ from __future__ import annotations
 import atexit
 import functools
 import math
-import operator
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -161,8 +160,6 @@ def _after_backward():
 #: losses whose `reduction='sum'` output (passed by keyword) is turned into the per-sample mean before
 #: the probes see it (a regression loss given it positionally is read from its value: `LossProbe._reduction`)
 _SUMMED_CLASSIFICATION = ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits")
-#: the losses over class indices whose weights, label smoothing and ignore_index the probe is told
-_CLASS_INDEX_LOSSES = ("cross_entropy", "nll_loss")
 _SUMMED_ELEMENTWISE = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
 
 
@@ -206,38 +203,18 @@ def _per_sample(fn: str, inp, target, kwargs, out):
 def _after_loss(fn, args, kwargs, out):
     inp = args[0] if args else kwargs.get("input")
     target = args[1] if len(args) > 1 else kwargs.get("target")
-    options = None
+    call = None
     if RECORDER.recording() is not None:
         out = _per_sample(fn, inp, target, kwargs, out)
-        if fn in _CLASS_INDEX_LOSSES:
-            options = _class_index_options(fn, args, kwargs)
-    # handed to `LossProbe` beside the call, never set on the user's tensor (it would travel into their
-    # checkpoints); plain Python values only
-    loss_probe.CALL_OPTIONS = options
+        call = (fn, args, kwargs)
+    # the call's arguments go to `LossProbe` beside it (it reads class weights, label smoothing and
+    # ignore_index only on the calls it checks), never onto the user's tensor, which would carry them
+    # into their checkpoints; dropped when the call returns
+    loss_probe.CALL = call
     try:
         RECORDER.on_loss(fn, inp, target, out)
     finally:
-        loss_probe.CALL_OPTIONS = None
-
-
-def _class_index_options(fn: str, args: tuple, kwargs: dict) -> tuple[bool, float, int]:
-    """What moves a class-index loss off the label frequencies' entropy, by keyword or position
-    (`F.cross_entropy(input, target, weight, size_average, ignore_index, reduce, reduction,
-    label_smoothing)`; `F.nll_loss` the same without the last): class weights given, the label
-    smoothing, the ignore_index (as a Python int; -100 when it cannot be read as one)."""
-
-    def arg(name: str, pos: int, default):
-        return kwargs[name] if name in kwargs else args[pos] if len(args) > pos else default
-
-    try:
-        ignore = operator.index(arg("ignore_index", 4, -100))
-    except TypeError:
-        ignore = -100
-    try:
-        smoothing = float(arg("label_smoothing", 7, 0.0) or 0.0) if fn == "cross_entropy" else 0.0
-    except (TypeError, ValueError):
-        smoothing = 0.0
-    return arg("weight", 2, None) is not None, smoothing, ignore
+        loss_probe.CALL = None
 
 
 @guarded

@@ -22,6 +22,7 @@ Fed through the probe interface (`on_loss`) from the wrapper around torch's func
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import torch
@@ -29,10 +30,10 @@ import torch
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.probes.base import Probe, as_real
 
+#: the loss call being observed, (function name, args, kwargs), set by `patches._after_loss` around
+#: it and None otherwise: `class_index_options` reads it on the calls the probe checks
+CALL: tuple[str, tuple, dict] | None = None
 #: loss functions whose input should be class scores (logits) over dim 1
-#: the class-index options of the loss call being observed (class weights given, label smoothing,
-#: ignore_index), set by `patches._after_loss` around the call and None otherwise
-CALL_OPTIONS: tuple[bool, float, int] | None = None
 _LOGIT_LOSSES = ("cross_entropy",)
 _LOG_PROB_LOSSES = ("nll_loss",)
 #: losses fed log-probabilities over their last dimension, (T, N, C) for ctc_loss
@@ -114,6 +115,30 @@ def _whole(q: float) -> bool:
     """`q` is a whole number >= 1 to float32 precision: a sum divided by a count (a penalty added to it
     makes the ratio a fraction of that count, which lands this close to a whole number rarely)."""
     return q >= 0.999 and abs(q - round(q)) <= 1e-4 * q
+
+
+def class_index_options(call: tuple[str, tuple, dict] | None) -> tuple[bool, float, int] | None:
+    """What moves a class-index loss off the label frequencies' entropy, from the call's arguments by
+    keyword or position (`F.cross_entropy(input, target, weight, size_average, ignore_index, reduce,
+    reduction, label_smoothing)`; `F.nll_loss` the same without the last): class weights given, the
+    label smoothing, the ignore_index (a Python int; -100 when it cannot be read as one). None for
+    another loss or no call."""
+    if call is None or call[0] not in _LOGIT_LOSSES + _LOG_PROB_LOSSES:
+        return None
+    fn, args, kwargs = call
+
+    def arg(name: str, pos: int, default):
+        return kwargs[name] if name in kwargs else args[pos] if len(args) > pos else default
+
+    try:
+        ignore = operator.index(arg("ignore_index", 4, -100))
+    except TypeError:
+        ignore = -100
+    try:
+        smoothing = float(arg("label_smoothing", 7, 0.0) or 0.0) if fn in _LOGIT_LOSSES else 0.0
+    except (TypeError, ValueError):
+        smoothing = 0.0
+    return arg("weight", 2, None) is not None, smoothing, ignore
 
 
 class LossProbe(Probe):
@@ -212,7 +237,7 @@ class LossProbe(Probe):
                 self.input_activation = made  # logits through an activation: bounded, or cut at 0
             if fn == "mse_loss" and self._mse_ratio is None and isinstance(target, torch.Tensor):
                 self._reduction_ratio(inp.detach(), target.detach(), out.detach())
-            return self._targets(fn, inp.detach(), target, CALL_OPTIONS)
+            return self._targets(fn, inp.detach(), target, class_index_options(CALL))
 
     def pair_objective(self, backpropagated: torch.Tensor) -> None:
         """A backward call: keep the loss functions' training outputs seen since the last one (summed,
