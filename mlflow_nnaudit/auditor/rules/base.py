@@ -462,28 +462,24 @@ class RunView:
         p = c / c.sum()
         return float(-(p * np.log(p)).sum())
 
-    def _at_prior(self) -> OutcomeHarm | None:
+    def _at_prior(self, level: float, which: str) -> OutcomeHarm | None:
         """On clearly imbalanced labels, the "learned nothing" level of the outcome (`failed` only) read
-        against the label frequencies' entropy (`no_signal_loss`): the validation loss at its best at 95%
-        of it or more, with the training loss at its end at 80% of it or more (a model memorising noise
-        gets a little under 95%); without a validation loss, the training loss at 95%. The training loss
-        too, because the histogram is the training labels' (a balanced validation set scores the
-        training frequencies at ln C or more, while its model fits its training labels well); not the
-        "learned little" level, which heavy imbalance makes too easy to reach (a calibrated model with
-        an AUC of 0.8 at 1% positives sits at 90% of that entropy)."""
+        against the label frequencies' entropy (`no_signal_loss`): the outcome's level (`outcome_level`:
+        the validation loss at its best, else the training loss at its end) at 95% of it or more, with
+        the training loss at its end at 80% of it or more beside a validation loss (a model memorising
+        noise gets a little under 95%). The training loss too, because the histogram is the training
+        labels' (a balanced validation set scores the training frequencies at ln C or more, while its
+        model fits its training labels well); not the "learned little" level, which heavy imbalance
+        makes too easy to reach (a calibrated model with an AUC of 0.8 at 1% positives sits at 90% of
+        that entropy)."""
         no_signal, tr = self.no_signal_loss(), self.levels(TRAIN_LOSS)
         if no_signal is None or tr is None or no_signal[0] >= self.chance_loss():
             return None
-        level, words = no_signal
-        va = self.curve(VAL_LOSS)
-        vals = va.values[va.finite] if va is not None else np.array([])
+        prior, words = no_signal
         (share, severity, what), (little, _, _) = CHANCE_LEVELS
-        if len(vals) and (float(vals.min()) < share * level or tr.end < little * level):
+        if level < share * prior or tr.end < little * prior:
             return None
-        if not len(vals) and tr.end < share * level:
-            return None
-        read = f"the validation loss at its best was {fmt_num(float(vals.min()))}" if len(vals) else "the training loss"
-        return OutcomeHarm(severity, f"{read if len(vals) else read + ' ended at ' + fmt_num(tr.end)}, {what} {words}")
+        return OutcomeHarm(severity, f"the {which} {fmt_num(level)}, {what} {words}")
 
     def no_signal_loss(self) -> tuple[float, str] | None:
         """The loss of a classifier that learned nothing from its inputs, with its words: the label
@@ -538,7 +534,7 @@ class RunView:
                         return OutcomeHarm(
                             severity, f"the {which} {fmt_num(level)}, {what} chance (ln C = {fmt_num(chance)})"
                         )
-                return self._at_prior()
+                return self._at_prior(level, which)
             var = self.targets_variance()
             for share, severity, what in MEAN_LEVELS if var else ():
                 if level >= share * var:

@@ -553,14 +553,22 @@ def penalty_reading(view: RunView) -> tuple[str, str, Evidence] | None:
     return summary, recommendation, Evidence("penalty_share", None, {"loss_function_share": share})
 
 
+def target_std(t: dict) -> float:
+    """The standard deviation of the recorder's target statistics: its stable pooled variance `var`,
+    else (a run recorded before it kept one) from its running mean and mean square."""
+    var = t.get("var")
+    if isinstance(var, (int, float)) and not isinstance(var, bool):
+        return math.sqrt(max(float(var), 0.0))
+    return math.sqrt(max(t["sqmean"] - t["mean"] ** 2, 0.0))
+
+
 def targets_rms(view: RunView) -> float | None:
     """The root mean square of a regression's targets (the recorder's statistics of an element-wise
     loss's targets): their typical size, mean and spread together. None without them."""
     t = view.fact("loss", "targets")
     if not isinstance(t, dict) or not isinstance(t.get("mean"), (int, float)):
         return None
-    var = t.get("var") if isinstance(t.get("var"), (int, float)) else t.get("sqmean", 0.0) - t["mean"] ** 2
-    value = math.sqrt(max(float(var), 0.0) + float(t["mean"]) ** 2)
+    value = math.hypot(target_std({"sqmean": 0.0, **t}), float(t["mean"]))
     return value if math.isfinite(value) else None
 
 

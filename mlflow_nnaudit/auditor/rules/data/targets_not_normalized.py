@@ -9,16 +9,7 @@ import numpy as np
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
-from mlflow_nnaudit.auditor.rules.helpers import N_CLASSES_READS
-
-
-def target_std(t: dict) -> float:
-    """The standard deviation: the recorder's stable pooled variance `var`, else (a run recorded
-    before it kept one) from its running mean and mean square."""
-    var = t.get("var")
-    if isinstance(var, (int, float)) and not isinstance(var, bool):
-        return math.sqrt(max(float(var), 0.0))
-    return math.sqrt(max(t["sqmean"] - t["mean"] ** 2, 0.0))
+from mlflow_nnaudit.auditor.rules.helpers import N_CLASSES_READS, target_std
 
 
 class TargetsNotNormalized(Rule):

@@ -44,10 +44,9 @@ class LrDecayTooFast(Rule):
     loss whose level after the drop lies within the band of zero: that model converged.
     Not on a schedule that brings the rate back to a quarter of its peak or more after the drop (a warm
     restart, SWA's constant rate, a cyclic schedule): the model had a rate to learn with again.
-    A rate gone within the first 10% of the run and never back (harm, or a flat tail: also a validation loss
-    exactly constant) (a linear schedule given the epochs
-    as its total steps) needs no fall before it: 3 loss points there do, with the harm and the
-    flat tail; the model never had a rate to learn with. Not on a run that learned whose last
+    A rate gone within the first 10% of the run and never back (a linear schedule given the epochs as its total
+    steps) needs no fall before it: 3 loss points there do, with the harm and the flat tail (either also a
+    validation loss frozen before it learned, `helpers.frozen_outcome`); the model never had a rate to learn with. Not on a run that learned whose last
     evaluation before the drop set no new best (`helpers.val_stalled_before`): a plateau schedule
     answering a stall, which the drop did not cause."""
 
@@ -91,10 +90,11 @@ class LrDecayTooFast(Rule):
             return None  # within the flat band of zero: converged, nothing left to fall that it could see
         if not at_once and val_stalled_before(view, decay.logged) and view.outcome_harm() is None:
             return None  # the validation stalled first, the rate followed (a plateau schedule): no harm done
+        still = frozen_outcome(view) if at_once else None  # a validation loss frozen before it learned
         late = share > self.DECAY_EARLY  # too fast only for a run that never learned
         val_fell = None if late else val_fell_at_drop(view, decay.logged, band)
         if (pre.direction >= 0 and val_fell is None) or late:
-            harm = view.outcome_harm() or (frozen_outcome(view) if at_once else None)
+            harm = view.outcome_harm() or still
             if harm is None:
                 return None  # the loss had stopped falling before the drop: it may have converged
             pre = stats.mann_kendall(xb, yb)
@@ -102,7 +102,7 @@ class LrDecayTooFast(Rule):
                 return None
         flat = stats.flatness(lx[after], loss.values[after], band)
         frozen = None if flat.is_flat or val_fell is None else val_frozen_after(lx[after], loss.values[after], val_fell)
-        if not flat.is_flat and frozen is None and not (at_once and frozen_outcome(view)):
+        if not flat.is_flat and frozen is None and still is None:
             return None
         if pre.direction < 0 and frozen is None:
             val_fell = None  # the training loss showed the fall itself
