@@ -264,6 +264,17 @@ def test_quiet_on_a_loss_fitted_to_exactly_zero():
     fires(CAUSE, make_view(flat(192, 0.7), np.full(6, 0.7), val_acc=np.full(6, 0.5)))
 
 
+def test_a_validation_loss_frozen_after_the_model_learned_is_not_no_learning():
+    """Found by review: a validation loss exactly constant over many evaluations means the weights stopped
+    changing, but frozen at a fifth of where the run started (ln 4) the model learned first: not "learned
+    nothing at all". The same constant near the start is."""
+    train = np.concatenate([falling(32, CHANCE, 0.3, knee=0.3), flat(160, 0.3, noise=0.01)])
+    learned = np.array([0.31, 0.29, 0.29, 0.29, 0.29, 0.29])
+    quiet(CAUSE, make_view(train, learned, params={"n_classes": "4"}))
+    f = fires(CAUSE, make_view(flat(192, CHANCE, noise=0.01), np.full(6, 0.98 * CHANCE), params={"n_classes": "4"}))
+    assert f.severity == "failed" and "learned nothing" in f.summary
+
+
 # --- a regression against the mean predictor (the targets' variance: the MSE of predicting their mean)
 
 

@@ -58,9 +58,10 @@ class Plateau(helpers.PlateauReadings):
 
     def stalled(self, view: RunView) -> Finding | None:
         vsk = stuck(view, VAL_LOSS)
-        if vsk is not None and vsk.constant and view.finite_curve(VAL_LOSS, min_points=self.FROZEN_VAL_POINTS):
-            # the validation loss never moved at all over many evaluations: the weights never changed,
-            # whatever the training curve does (an optimiser handed the data instead of the weights)
+        if helpers.frozen_outcome(view) and view.finite_curve(VAL_LOSS, min_points=self.FROZEN_VAL_POINTS):
+            # the validation loss never moved at all over many evaluations, near where the run started: the
+            # weights never changed, whatever the training curve does (an optimiser handed the data instead
+            # of the weights). Frozen far below the start, the model learned first: not "nothing at all"
             return self._stuck_finding(view, vsk, VAL_LOSS, None)
         vch = helpers.val_at_chance(view, self.FROZEN_VAL_POINTS) or helpers.val_at_mean(view, self.FROZEN_VAL_POINTS)
         if vch is not None:  # nothing learned: not even the training loss got below chance (or the mean)
