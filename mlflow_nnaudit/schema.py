@@ -188,7 +188,7 @@ _LOADER: dict[str, Any] = dict.fromkeys(
         "batch_size",
         "batches_per_epoch",
         "sampler",
-        "sampler_population",  # indices a WeightedRandomSampler / SubsetRandomSampler draws from
+        "sampler_population",  # indices a WeightedRandomSampler draws from (also inside a BatchSampler)
         "shuffle",
         "drop_last",
         "iterations",

@@ -160,9 +160,18 @@ def test_a_weighted_sampler_s_population_is_recorded(store_uri):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     mlflow_nnaudit.autolog(silent=True)
     runs = {}
-    for name, weights in (("per_class", class_weight), ("per_sample", class_weight[y])):
+    cases = (
+        ("per_class", class_weight, False),
+        ("per_sample", class_weight[y], False),
+        ("batched", class_weight, True),
+    )
+    for name, weights, batched in cases:
         sampler = torch.utils.data.WeightedRandomSampler(weights, num_samples=len(ds))
-        loader = torch.utils.data.DataLoader(ds, batch_size=32, sampler=sampler)
+        if batched:  # the sampler inside a BatchSampler handed to the loader (review)
+            batches = torch.utils.data.BatchSampler(sampler, batch_size=32, drop_last=False)
+            loader = torch.utils.data.DataLoader(ds, batch_sampler=batches)
+        else:
+            loader = torch.utils.data.DataLoader(ds, batch_size=32, sampler=sampler)
         with mlflow.start_run() as run:
             for _ in range(2):
                 for xb, yb in loader:
@@ -172,6 +181,7 @@ def test_a_weighted_sampler_s_population_is_recorded(store_uri):
         runs[name] = _diagnostics(run.info.run_id)["data_loader"]["train"]
     assert runs["per_class"]["sampler"] == "WeightedRandomSampler" and runs["per_class"]["sampler_population"] == 2
     assert runs["per_sample"]["sampler_population"] == runs["per_sample"]["dataset_size"] == 320
+    assert runs["batched"]["sampler"] == "WeightedRandomSampler" and runs["batched"]["sampler_population"] == 2
 
 
 def test_class_weights_label_smoothing_and_an_ignore_index_in_range_are_noted(store_uri):

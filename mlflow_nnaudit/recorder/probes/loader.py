@@ -48,6 +48,11 @@ def loader_facts(loader: Any) -> dict[str, Any]:
     except Exception:  # noqa: BLE001
         pass
     sampler = getattr(loader, "sampler", None)
+    # DataLoader(batch_sampler=BatchSampler(WeightedRandomSampler(...), ...)): the loader's own sampler is
+    # then an unused SequentialSampler; the one drawing the indices is the batch sampler's
+    inner = getattr(getattr(loader, "batch_sampler", None), "sampler", None)
+    if isinstance(inner, torch.utils.data.Sampler) and inner is not sampler:
+        sampler = inner
     facts["sampler"] = type(sampler).__name__
     facts["shuffle"] = isinstance(sampler, torch.utils.data.RandomSampler)
     # how many dataset indices a WeightedRandomSampler (or a subclass) can draw: 0..len(weights)-1, so
