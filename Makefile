@@ -30,8 +30,11 @@ demo: setup
 	@echo
 	$(PY) -m sample_runs report --tracking-uri $(STORE) --experiment $(SAMPLES)
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist; `make test TEST_WORKERS=0` runs it in one): most of
+# its time is single-threaded tiny-model training and waiting on servers, so two workers on two cores.
+TEST_WORKERS ?= 2
 test: setup lint
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15
 
 # The dependency floors of pyproject.toml (tests/compat-floors.txt) and the newest versions the registry
 # serves, each in a throwaway venv under $(COMPAT_DIR): train two sample runs with the recorder, audit
@@ -49,7 +52,7 @@ compat:
 
 # the quick loop while working: no PostgreSQL, browser, server, framework or sample-run tests
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow and not postgres and not browser"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow and not postgres and not browser"
 
 lint: setup
 	$(PY) -m ruff check .

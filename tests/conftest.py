@@ -14,6 +14,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # for `sample_runs`
 
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+# `make test` runs the suite in two worker processes (pytest-xdist): one torch thread each, or the
+# workers' thread pools fight over the cores of a 2-core machine (set before torch is imported)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def sqlite_uri(path: Path) -> str:
