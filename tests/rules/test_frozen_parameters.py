@@ -32,6 +32,25 @@ def test_fires_when_the_head_was_left_out_of_the_optimizer():
     assert "2 trainable parameter tensors" in f.summary and "4.weight" in f.summary
 
 
+def test_a_head_left_out_of_the_optimizer_is_no_consequence_of_dead_units():
+    """Held-out VAE (f127): a decoder in no optimizer group beside dead ReLUs was listed as "a consequence of
+    dead_relu": a missing gradient can follow from dead units, a parameter the optimizer never holds cannot."""
+    from mlflow_nnaudit.auditor.verdict import default_links, rank_findings
+    from tests.rules.conftest import Finding
+
+    left_out = fires(CAUSE, run(not_in_optimizer=("4.weight", "4.bias")))
+    dead = Finding("dead_relu", "high", "warning", "dead units", "Fix them.", score=0.95)
+    ranked = rank_findings([dead, left_out], default_links().consequence_of)
+    assert [f.cause for f in ranked] == ["dead_relu", "frozen_parameters"] and ranked[1].upstream is None
+    # a gradient that never arrives may follow from them
+    never = fires(CAUSE, learning_view(learning(parameters=2, never_grad=1, never_changed=1), module=False))
+    assert "dead_relu" in never.follows
+    assert [(f.cause, f.upstream) for f in rank_findings([dead, never], default_links().consequence_of)] == [
+        ("dead_relu", None),
+        ("frozen_parameters", "dead_relu"),
+    ]
+
+
 def test_quiet_when_every_parameter_is_in_the_optimizer():
     quiet(CAUSE, run())
 
