@@ -138,6 +138,21 @@ def test_the_upstream_cause_comes_first_and_its_recommendation_names_its_consequ
     assert d["learning_rate_too_high"]["consequences"] == ["nonfinite_loss", "dead_relu"]
 
 
+def test_a_definite_bug_ranks_before_a_risk_or_an_outcome_found_as_surely():
+    # soft Dice fed raw logits (held-out program f123): the negative loss (a bug) and the blow-up (read as the
+    # rate, a risk) both high and failed; the rate's larger score no longer puts it first. Confidence and
+    # severity still come first: a medium bug stays after a high risk
+    risk, bug = _f("learning_rate_too_high", "high", "failed", 1.0), _f("loss_input_mismatch", "high", "failed", 0.9)
+    outcome = _f("overfitting", "high", "failed", 0.95)
+    assert [f.cause for f in rank_findings([risk, outcome, bug])] == [
+        "loss_input_mismatch",
+        "learning_rate_too_high",
+        "overfitting",
+    ]
+    unsure = _f("gradients_not_zeroed", "medium", "failed", 1.0)
+    assert [f.cause for f in rank_findings([unsure, risk])] == ["learning_rate_too_high", "gradients_not_zeroed"]
+
+
 def test_the_best_ranked_upstream_wins_and_cycles_cannot_loop():
     # NaN inputs (high) and a high learning rate (medium) both explain a NaN loss: the better one holds it
     order = rank_findings(

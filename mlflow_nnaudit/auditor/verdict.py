@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlflow_nnaudit.auditor import stats
-from mlflow_nnaudit.auditor.catalog import OUTCOME
+from mlflow_nnaudit.auditor.catalog import BUG, OUTCOME
 from mlflow_nnaudit.auditor.rules.base import Finding, OutcomeHarm
 
 if TYPE_CHECKING:
@@ -99,8 +99,9 @@ def drop_explained(
 
 
 def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, ...]] | None = None) -> list[Finding]:
-    """Most likely first: by confidence, then severity, then the rule's own strength score (ties
-    keep the rules' registry order, so the result is deterministic). Then the causal order: a
+    """Most likely first: by confidence, then severity, then a definite bug (kind `bug`) before a
+    set-up risk or an outcome reading, then the rule's own strength score (ties keep the rules'
+    registry order, so the result is deterministic). Then the causal order: a
     finding that is a consequence of other findings on the run (`Rule.consequence_of`, and the
     finding's own `follows` where its rule saw a run-specific link) hangs under
     the most upstream of them (one that none of the others leads to) and is listed after it, direct
@@ -108,7 +109,9 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
     stood, so the first cause named is the upstream one. A finding that explains nothing
     (`explains` False) is no finding's upstream cause. Each finding's `upstream` and
     `consequences` say so (its `advice` then mentions them)."""
-    ranked = sorted(findings, key=lambda f: (_CONF_RANK[f.confidence], _SEV_RANK[f.severity], -f.score))
+    ranked = sorted(
+        findings, key=lambda f: (_CONF_RANK[f.confidence], _SEV_RANK[f.severity], f.effective_kind != BUG, -f.score)
+    )
     for f in ranked:
         f.upstream, f.consequences = None, []
     consequence_of = consequence_of or {}

@@ -41,7 +41,8 @@ def test_a_head_left_out_of_the_optimizer_is_no_consequence_of_dead_units():
     left_out = fires(CAUSE, run(not_in_optimizer=("4.weight", "4.bias")))
     dead = Finding("dead_relu", "high", "warning", "dead units", "Fix them.", score=0.95)
     ranked = rank_findings([dead, left_out], default_links().consequence_of)
-    assert [f.cause for f in ranked] == ["dead_relu", "frozen_parameters"] and ranked[1].upstream is None
+    # a definite bug ranks before a set-up risk found as surely (and it is nobody's consequence here)
+    assert [(f.cause, f.upstream) for f in ranked] == [("frozen_parameters", None), ("dead_relu", None)]
     # a gradient that never arrives may follow from them
     never = fires(CAUSE, learning_view(learning(parameters=2, never_grad=1, never_changed=1), module=False))
     assert "dead_relu" in never.follows

@@ -435,3 +435,22 @@ def test_quiet_on_a_loss_non_finite_at_the_recorders_step_0():
     d = healthy_diagnostics(loss=classification_loss(10))
     quiet(CAUSE, make_view(np.full(60, np.inf), diagnostics=d))
     fires(CAUSE, make_view(np.r_[2.3, np.full(59, np.inf)], diagnostics=d))
+
+
+def test_a_blow_up_of_a_loss_that_falls_below_its_floor_follows_the_loss_input():
+    # a soft Dice loss fed raw logits beside BCEWithLogitsLoss (held-out program f123): the Dice term's
+    # denominator crosses zero, the total jumps to 1e9 and falls to -1e14; BCE with logits is never below zero
+    # on valid input, so the swings are the input's doing before they are the rate's
+    train = np.r_[0.66, 1.5e9, 3e8, -np.logspace(0, 14, 60)]
+    bce = {"loss_function": "binary_cross_entropy_with_logits", "reduction": "mean"}
+    f = fires(CAUSE, make_view(train, diagnostics=healthy_diagnostics(loss=bce), params={"lr": "0.01"}))
+    assert "loss_input_mismatch" in f.follows
+    assert _ranked(make_view(train, diagnostics=healthy_diagnostics(loss=bce)))[:2] == [
+        "loss_input_mismatch",
+        "learning_rate_too_high",
+    ]
+    # beside an MSE, which no input makes negative, the negative total came from other terms: no link
+    mse = {"loss_function": "mse_loss", "reduction": "mean"}
+    assert (
+        "loss_input_mismatch" not in fires(CAUSE, make_view(train, diagnostics=healthy_diagnostics(loss=mse))).follows
+    )

@@ -572,6 +572,23 @@ def targets_rms(view: RunView) -> float | None:
     return value if math.isfinite(value) else None
 
 
+#: element-wise regression losses: never negative on any input, so a negative training loss beside one
+#: comes from other terms added to it (an actor-critic's policy-gradient term), never from its input
+ALWAYS_NON_NEGATIVE = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
+#: a loss below this (a float32 rounding's worth under zero) is negative
+BELOW_ZERO = -1e-4
+
+
+def fell_below_floor(view: RunView) -> bool:
+    """The training loss went below zero beside a loss function the recorder saw that is negative only on
+    the wrong input (any it names but `ALWAYS_NON_NEGATIVE`): `loss_input_mismatch`'s reading from the curve.
+    A loss falling without bound swings and "blows up" by itself, whatever the rate."""
+    fn, c = view.fact("loss", "loss_function"), view.finite_curve(TRAIN_LOSS)
+    if fn not in schema.LOSS_FUNCTIONS or fn in ALWAYS_NON_NEGATIVE or c is None:
+        return False
+    return float(np.min(c.values)) < BELOW_ZERO
+
+
 def lr_high_follows(view: RunView, rms_high: float, only_rate: bool) -> tuple[str, ...]:
     """What a `learning_rate_too_high` finding follows on this run: `inputs_not_normalized` when the
     largest input feature is at `rms_high` or more (its steps are that feature's doing),
@@ -580,9 +597,11 @@ def lr_high_follows(view: RunView, rms_high: float, only_rate: bool) -> tuple[st
     bugs that stop learning when the rate is only a suspect (`only_rate`),
     `too_much_regularization` when a penalty added by hand outweighs the loss (`penalty_share`): its
     gradient, not the rate, drives the steps read as too large, and `initial_loss_mismatch` when the
-    first loss was already far out of scale before any update (`broken_at_init`)."""
+    first loss was already far out of scale before any update (`broken_at_init`), and `loss_input_mismatch`
+    when the loss fell below a floor it has on valid input (`fell_below_floor`)."""
     return (
         (("inputs_not_normalized",) if (largest_feature_rms(view) or 0.0) >= rms_high else ())
+        + (("loss_input_mismatch",) if fell_below_floor(view) else ())
         + (("targets_not_normalized",) if (targets_rms(view) or 0.0) >= rms_high else ())
         + (STUCK_BUGS if only_rate else ())
         + (("too_much_regularization",) if penalty_share(view) is not None else ())

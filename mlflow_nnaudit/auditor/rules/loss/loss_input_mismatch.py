@@ -7,11 +7,13 @@ import numpy as np
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.curves import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
-from mlflow_nnaudit.auditor.rules.helpers import MEAN_READS, N_CLASSES_READS, learned_nothing
-
-#: element-wise regression losses: never negative on any input, so a negative training loss beside one
-#: comes from other terms added to it (an actor-critic's policy-gradient term), never from its input
-ALWAYS_NON_NEGATIVE = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
+from mlflow_nnaudit.auditor.rules.helpers import (
+    ALWAYS_NON_NEGATIVE,
+    BELOW_ZERO,
+    MEAN_READS,
+    N_CLASSES_READS,
+    learned_nothing,
+)
 
 
 class LossInputMismatch(Rule):
@@ -34,8 +36,7 @@ class LossInputMismatch(Rule):
     reads = (("loss", "input_mismatch"), *N_CLASSES_READS, *MEAN_READS)
     #: losses that go negative only on the wrong input, by the name the recorder logs
     NON_NEGATIVE = tuple(fn for fn in schema.LOSS_FUNCTIONS if fn not in ALWAYS_NON_NEGATIVE)
-    #: a loss below this (a float32 rounding's worth under zero) is negative
-    NEGATIVE = -1e-4
+    NEGATIVE = BELOW_ZERO  #: a loss below this (a float32 rounding's worth under zero) is negative
 
     #: what to do about each problem the recorder names
     FIXES = {
@@ -119,6 +120,8 @@ class LossInputMismatch(Rule):
             }
         problem = "not_log_probabilities" if fn == "nll_loss" else "negative_loss"
         detail = f"the training loss went down to {fmt_num(low)}, below zero, which {fn} never does on valid input" + (
-            ": raw logits were fed to nll_loss without log_softmax" if fn == "nll_loss" else ""
+            ": raw logits were fed to nll_loss without log_softmax"
+            if fn == "nll_loss"
+            else f" ({fn}, or a term added to it by hand, such as a Dice loss fed logits, gets the wrong input)"
         )
         return {"loss": fn, "problem": problem, "detail": detail, "lowest_loss": low}

@@ -28,14 +28,15 @@ class FrozenParameters(Rule):
       frozen backbone on a run that learned is fine-tuning, not a fault.
 
     `failed` when nothing of the model learns, else `warning`; not reported: a few parameters
-    without gradient (an unused pooler), frozen parameters the optimizer does not hold."""
+    without gradient (an unused pooler), frozen parameters the optimizer does not hold. A missing
+    gradient is listed after the causes of `GRADIENT_UPSTREAM` found too; the other readings never."""
 
     cause = "frozen_parameters"
-    #: gradients that are all zero because the loss input is constant, the units died upstream, or
-    #: the weights were initialised to zero (a zero matrix passes no gradient back: nothing below it moves)
-    #: only a missing gradient can follow from these (`follows` of those readings); a parameter in no optimizer
-    #: group, or data in the optimizer, is a bug of its own whatever else the run shows (a held-out VAE: review)
+    #: gradients all zero because the loss input is constant, the units died or saturated to an exact 0 upstream,
+    #: or the weights were initialised to zero (a zero matrix passes no gradient back). A parameter in no optimizer
+    #: group, or data in the optimizer, is a bug of its own (a held-out VAE's decoder was "a consequence of dead_relu")
     GRADIENT_UPSTREAM = ("loss_input_mismatch", "dead_relu", "learning_rate_too_high", "bad_weight_init")
+    GRADIENT_UPSTREAM += ("saturated_activations", "vanishing_gradients")
     reads = (("model", "trainable_not_in_optimizer"), ("model", "unregistered_modules"), ("learning", "optimizer"))
     reads += (("learning", "model_outside_optimizer"), ("model", "class"), *helpers.FROZEN_READS)
     reads += (*helpers.MEAN_READS, *helpers.ZERO_RATE_READS)

@@ -66,10 +66,10 @@ class GradientClippingMasksLr(Rule):
             severity="warning",
             score=min(1.0, share),
             summary=f"`{fn}` (limit {fmt_num(limit)}) cut the gradient on {share:.0%} of {clip['measured_calls']} "
-            f"measured calls; the gradient {what} was typically {ratio:.1f}x the limit"
-            + (f", and {p90:.0f}x or more on a tenth of them" if share < self.BITES_SHARE else ""),
+            f"measured calls; the gradient {what} was typically {fmt_num(ratio)}x the limit"
+            + (f", and {fmt_num(p90)}x or more on a tenth of them" if share < self.BITES_SHARE else ""),
             recommendation=f"Gradient clipping is active on {share:.0%} of the steps (the gradient {what} is typically "
-            f"{ratio:.1f}x the limit {fmt_num(limit)}), so the step size is set by the clip, not by the learning rate: "
+            f"{fmt_num(ratio)}x the limit {fmt_num(limit)}), so the step size is set by the clip, not by the learning rate: "
             f"lower the learning rate{lr_text} and set the limit near the gradient {what} of a healthy step (e.g. its "
             "90th percentile), so that clipping only catches the rare spikes.",
             evidence=[Evidence("clipping_activity", schema.DIAGNOSTICS_ARTIFACT, dict(clip))],
