@@ -94,3 +94,15 @@ def test_quiet_on_a_loss_fitted_to_near_zero():
     lv = view.levels(TRAIN_LOSS)
     assert lv.noise >= 0.5 * lv.end and view.trend(TRAIN_LOSS).direction == 0  # "erratic" against its own level
     quiet(CAUSE, view)
+
+
+def test_a_ripple_under_a_tenth_of_the_progress_is_a_risk_not_harm():
+    """A healthy LoRA fine-tune (held-out program h70): the loss fell from 2.3 to 0.47 with an epoch-long ripple of
+    +/-0.047, a tenth of its level but 3% of what it gained: a set-up risk (an advisory when nothing harmed the
+    run). The same ripple on a loss that gained less than ten times it is harm."""
+    t = np.arange(400)
+    ripple = 0.08 * np.sin(2 * np.pi * t / 47) + 0.01 * rng(4).standard_normal(400)  # +/-0.07 as measured
+    learned = fires(CAUSE, make_view(0.45 + 1.85 * np.exp(-t / 60) + ripple))
+    assert learned.effective_kind == "risk" and not learned.harmful
+    stalled = fires(CAUSE, make_view(0.45 + 0.2 * np.exp(-t / 60) + ripple))
+    assert stalled.effective_kind == "outcome" and stalled.harmful

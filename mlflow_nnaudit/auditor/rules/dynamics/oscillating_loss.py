@@ -21,7 +21,9 @@ class OscillatingLoss(Rule):
     near zero (99% of its start gone) makes any wiggle large against its own level, and swings of a
     few thousandths of the start are harmless (seen on CNNs solved to a loss of 1e-4, accuracy 100%,
     and on a regression fitted in a fixed batch order, whose per-step loss repeats its batches'
-    difficulties at 0.2% of the start): with the 10% amplitude line, a swing must reach 0.5% of the start."""
+    difficulties at 0.2% of the start): with the 10% amplitude line, a swing must reach 0.5% of the start.
+    A periodic swing under 10% of what the run gained is a ripple on a run that learned: a set-up risk,
+    an advisory unless something else harmed the run."""
 
     cause = "oscillating_loss"
     #: upstream causes it follows from, when found too (listed after them)
@@ -78,7 +80,11 @@ class OscillatingLoss(Rule):
         )
         lr = view.learning_rate()
         lr_text = f" (now {fmt_num(lr[1])})" if lr else ""
+        # a periodic ripple under a tenth of what the run gained, on a run that learned: a set-up risk (advisory
+        # unless something harmed the run), not harm in itself (a healthy LoRA fine-tune's epoch-long ripple)
+        ripple = periodic and not erratic and osc.amplitude < self.MIN_AMPLITUDE * gained
         return self.finding(
+            kind="risk" if ripple else None,
             p_value=osc.p_value if periodic else None,
             confidence="medium" if periodic and erratic else "low",
             severity="warning",
