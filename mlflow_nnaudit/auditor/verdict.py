@@ -104,9 +104,10 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
     registry order, so the result is deterministic). Then the causal order: a
     finding that is a consequence of other findings on the run (`Rule.consequence_of`, and the
     finding's own `follows` where its rule saw a run-specific link) hangs under
-    the most upstream of them (one that none of the others leads to) and is listed after it, direct
-    consequences first; the upstream cause moves up to where the best-ranked finding of its group
-    stood, so the first cause named is the upstream one. A finding that explains nothing
+    the nearest of them (one that leads to none of the others: a chain, the ReLUs died in the blow-up
+    and the gradients vanished with them) and is listed after it, direct consequences first; the
+    root of each chain moves up to where the best-ranked finding of its group stood, so the first
+    cause named is the most upstream one. A finding that explains nothing
     (`explains` False) is no finding's upstream cause. Each finding's `upstream` and
     `consequences` say so (its `advice` then mentions them)."""
     ranked = sorted(
@@ -145,7 +146,7 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
 
     for f in ranked:  # best-ranked first: where two findings name each other, the first one read holds
         ups = present_up[f.cause]
-        # the most upstream of its upstream causes (one no other candidate leads to), best-ranked first
+        # the nearest of its upstream causes (one that leads to no other candidate: a chain, not a fan), best-ranked first
         ups = sorted(ups, key=lambda c: (any(c in ancestors(o) for o in ups if o != c), position[c]))
         for up in ups:
             if root_of(up) != f.cause:  # never a cycle
