@@ -42,6 +42,14 @@ def test_quiet_when_overfitting_starts_late():
     quiet(CAUSE, make_view(*early_overfit(best_eval=20), diagnostics=with_loader(96)))
 
 
+def test_a_set_known_to_be_small_explains_an_overfit_from_a_third_of_the_run():
+    """A CLIP-style model on 480 pairs (held-out program f130): validation best a third into the run, then up
+    25%. Known small, the data running out explains it; not known, a third is too late to say so from the curves."""
+    f = fires(CAUSE, make_view(*early_overfit(best_eval=10), diagnostics=with_loader(480)))
+    assert f.confidence == "medium" and "480 training samples" in f.summary
+    quiet(CAUSE, make_view(*early_overfit(best_eval=10)))
+
+
 # --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
 def test_dataset_too_small_is_early_overfitting():
     n = 60

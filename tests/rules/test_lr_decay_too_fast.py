@@ -299,3 +299,29 @@ def test_fires_on_a_rate_gone_in_the_first_tenth_with_the_validation_loss_frozen
     v = make_view(train, val, lr=lr)
     v.curves["val_loss"] = Curve("val_loss", np.array([0, 38, 76, 114, 152.0]), np.r_[0.8485, 0.70, 0.66, 0.62, 0.60])
     quiet(CAUSE, v)
+
+
+def collapse_run(per_step: bool, steps=960, at=400, seed=9):
+    """A GOTURN-style regressor (held-out program f125): the loss falls noisily, the validation loss stops
+    setting new bests before step 400, and there StepLR's 0.1 is applied at every step of the inner loop
+    (5e-4 to 5e-8 in 4 steps, never back) or, `per_step` False, once per 100 steps (a plateau-style cut)."""
+    rng = np.random.default_rng([SEED, seed])
+    t = np.arange(steps)
+    lr_steps = np.r_[0, 10, 124, 217, 330, at, at + 1, at + 2, at + 3, 600, 800, 960].astype(float)
+    if per_step:
+        lrs = np.r_[np.full(5, 5e-4), 5e-5, 5e-6, 5e-7, 5e-8, 5e-8, 5e-8, 5e-8]
+    else:
+        lrs = np.r_[np.full(5, 5e-4), 5e-5, 5e-5, 5e-5, 5e-5, 5e-5, 5e-6, 5e-6]
+    gain = 0.4 * (1 - np.exp(-np.minimum(t, at) / 80.0))
+    loss = 1.0 - gain + 0.03 * rng.standard_normal(steps)
+    val = np.r_[0.9, 0.66, 0.68, 0.61, 0.62, 0.63, 0.64, 0.63, 0.635, 0.64, np.full(14, 0.64)]
+    lr = Curve("nnaudit/lr", lr_steps, lrs)
+    val_curve = Curve("val_loss", np.arange(40, 961, 40, dtype=float), val)
+    return make_view(loss, lr=lr, val=val_curve)
+
+
+def test_a_rate_collapsed_by_a_scheduler_stepped_in_a_loop_is_too_fast_even_after_a_stall():
+    f = fires(CAUSE, collapse_run(per_step=True))
+    assert "stepped many times in a row" in f.recommendation and "1e+03x" in f.summary
+    # the same cut once per 100 steps, after the validation loss stopped improving: a plateau schedule
+    quiet(CAUSE, collapse_run(per_step=False))

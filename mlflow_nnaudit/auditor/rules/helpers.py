@@ -968,6 +968,51 @@ def lr_decay(view: RunView) -> LrDecay | None:
     return LrDecay(lr.key, peak, x, share, float(lr.steps[j]), bool(np.all(lr.values[j:] <= LR_DECAYED * peak)))
 
 
+#: a rate that falls this many times over within LR_COLLAPSE_SPAN of the run was stepped in a loop, not scheduled
+LR_COLLAPSE = 1000.0
+LR_COLLAPSE_SPAN = 0.01
+
+
+def lr_collapsed(view: RunView, decay: LrDecay) -> bool:
+    """The logged rate fell LR_COLLAPSE x or more within LR_COLLAPSE_SPAN of the run from the last logged
+    point before its decay, and never came back (`LrDecay.stays`): a scheduler stepped once per batch inside
+    a loop meant once per epoch (StepLR's 0.1 applied at every step from there: 5e-4 to 5e-8 in 4 steps).
+    No schedule does this: a step decay per epoch needs 3 epochs for 1000x, an exponential per batch hundreds
+    of steps, and a plateau schedule a patience each time. A rate that reaches exactly 0 is not one."""
+    lr, loss = lr_points(view), view.finite_curve(TRAIN_LOSS)
+    if lr is None or loss is None or not decay.stays:
+        return False
+    before = lr.values[lr.steps < decay.logged]
+    if not len(before) or before[-1] <= 0:
+        return False
+    span = LR_COLLAPSE_SPAN * float(loss.steps[-1] - loss.steps[0])
+    soon = lr.values[(lr.steps >= decay.logged) & (lr.steps <= decay.logged + span)]
+    # a rate that reaches exactly 0 is a linear schedule ending (too early: the `GONE_AT_ONCE` reading), not a loop
+    return bool(len(soon)) and 0 < float(np.min(soon)) and float(before[-1]) >= LR_COLLAPSE * float(np.min(soon))
+
+
+def lr_decay_advice(collapsed: bool, falling: bool, level: float) -> str:
+    """`lr_decay_too_fast`'s advice after "the schedule shrinks the rate 10x by step k, x% into ", by what the
+    rate did: collapsed in a loop (`lr_collapsed`), cut while the loss still fell, or gone before it learned."""
+    if collapsed:
+        return (
+            f"the run, and {fmt_num(LR_COLLAPSE)}x or more within {LR_COLLAPSE_SPAN:.0%} of it, never to come back: the "
+            "scheduler is stepped many times in a row (`scheduler.step()` inside the batch loop where it was meant "
+            "once per epoch, or once per sample). Step it where its step_size counts."
+        )
+    if falling:
+        return (
+            f"the run, and the loss stops improving there (flat at {fmt_num(level)}) although it was still falling: "
+            "decay later or more gently (e.g. cosine or step decay over the whole run, a larger gamma / step_size), "
+            "or train the remaining epochs at a higher rate."
+        )
+    return (
+        "the run, and it never comes back: the model never had a rate to learn with. A linear or one-cycle "
+        "schedule given the number of epochs as its total steps does this: give it the optimizer steps "
+        "(epochs x batches per epoch), and step it once per batch."
+    )
+
+
 def val_on_train_axis(view: RunView) -> tuple[Curve, np.ndarray] | None:
     """The validation loss (2 points or more) and where its evaluations sit on the training loss's
     step axis (that of the learning rate too): its own steps when both count the same unit, else

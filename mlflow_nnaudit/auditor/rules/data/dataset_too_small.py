@@ -16,8 +16,8 @@ from mlflow_nnaudit.auditor.rules.helpers import (
 
 
 class DatasetTooSmall(Rule):
-    """The model overfits early: the validation loss is best within the first 30% of the run
-    and ends at least 10% above that best (Prechelt's generalisation loss), rising after it
+    """The model overfits early: the validation loss is best within the first 30% of the run (the first
+    half on a training set known to be small) and ends at least 10% above that best (Prechelt's generalisation loss), rising after it
     (an upward trend, or 3 consecutive rising evaluations, as `overfitting` asks), while the
     training loss keeps falling. A validation loss that only wanders above one low point (a
     noisy curve's lucky dip, or a loss near zero whose tiny absolute changes are large in %)
@@ -44,13 +44,12 @@ class DatasetTooSmall(Rule):
     #: stricter; these flag only the clearly small cases)
     SMALL_DATASET = 1000
     PARAMS_PER_SAMPLE = 100.0
+    #: ... or in this share, on a training set known to be small (the recorder's DataLoader, a param)
+    KNOWN_SMALL_SHARE = 0.5
     #: consecutive rising evaluations that count as a rise without a significant trend (Prechelt's UP_3)
     UP_EVALS = 3
 
     def evaluate(self, view: RunView) -> Finding | None:
-        eo = early_overfit(view, self.EARLY_OVERFIT_SHARE, self.UP_EVALS)
-        if eo is None:
-            return None  # no overfit, a late one, or above its best without rising: a dip or noise
         n = view.dataset_size()
         params = view.fact("model", "parameters")
         if not isinstance(params, int):
@@ -61,6 +60,10 @@ class DatasetTooSmall(Rule):
             return count < self.SMALL_DATASET or (params is not None and params / count >= self.PARAMS_PER_SAMPLE)
 
         small = n is not None and too_few(n[0])
+        # a set known to be small explains an overfit that starts by mid-run too; from the curves, only an early one
+        eo = early_overfit(view, self.KNOWN_SMALL_SHARE if small else self.EARLY_OVERFIT_SHARE, self.UP_EVALS)
+        if eo is None:
+            return None  # no overfit, a late one, or above its best without rising: a dip or noise
         # a training set holds at least one batch: a batch that is not small says the set is not either
         bs = view.batch_size() if n is None else None
         if (n is not None and not small) or (bs is not None and not too_few(bs[0])):

@@ -8,11 +8,15 @@ from mlflow_nnaudit.auditor import stats
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS
 from mlflow_nnaudit.auditor.rules.base import FLAT_TOLERANCE, Evidence, Finding, Rule, RunView, fmt_num, fmt_step
 from mlflow_nnaudit.auditor.rules.helpers import (
+    LR_COLLAPSE,
+    LR_COLLAPSE_SPAN,
     LR_DECAY_EARLY,
     LR_DECAYED,
     TAIL_START,
     frozen_outcome,
+    lr_collapsed,
     lr_decay,
+    lr_decay_advice,
     lr_points,
     trend_evidence,
     val_fell_at_drop,
@@ -22,33 +26,31 @@ from mlflow_nnaudit.auditor.rules.helpers import (
 
 
 class LrDecayTooFast(Rule):
-    """A logged learning-rate curve falls to 10% of its peak or less within the first half of the
-    run, the training loss was still falling significantly just before (Mann-Kendall on the
-    stretch before the drop, autocorrelation-corrected), and after the drop it is flat (the
-    equivalence test of `plateau`: its change lies within +/-5% of the starting loss) for the
-    rest of the run: progress stopped when the learning rate went, not because the model had
-    learned. Where the stretch just before the drop is too short or too noisy to show the fall
-    (a cut after the first epoch), the validation loss says it: its last evaluation before the
-    drop fell by more than that +/-5% band, more than it moved in all the evaluations after the
-    drop together (the drop placed at the first logged rate at a tenth of the peak or less, the
-    evaluations on the rate's steps). There, where the per-step training loss is too noisy for
-    the flat test, the validation loss frozen after the drop shows the flat tail instead: all
-    its later evaluations (3 or more) within the band of the one at the drop, the training loss
-    without a significant fall after it. Failing that, the whole stretch before the drop must
-    have fallen significantly and the run must have ended without having learned (the outcome's
-    harm: a classifier at or near chance, a regression that explains little): then the flat tail
-    is not a converged model either. On such a run a decay before the last 30% of the run (the
-    tail window of the learning-rate rules; a cosine or linear schedule over the whole run gets
-    there only in it) is too fast as well: the rate was gone before the model learned anything.
-    Needs the learning rate as a curve (`lr`, `learning_rate`, `lr-Adam`, `nnaudit/lr`). Never on a training
-    loss whose level after the drop lies within the band of zero: that model converged.
-    Not on a schedule that brings the rate back to a quarter of its peak or more after the drop (a warm
-    restart, SWA's constant rate, a cyclic schedule): the model had a rate to learn with again.
-    A rate gone within the first 10% of the run and never back (a linear schedule given the epochs as its total
-    steps) needs no fall before it: 3 loss points there do, with the harm and the flat tail (either also a
-    validation loss frozen before it learned, `helpers.frozen_outcome`); the model never had a rate to learn with. Not on a run that learned whose last
-    evaluation before the drop set no new best (`helpers.val_stalled_before`): a plateau schedule
-    answering a stall, which the drop did not cause."""
+    """A logged learning-rate curve falls to 10% of its peak or less within the first half of the run, the training
+    loss was still falling significantly just before (Mann-Kendall on the stretch before the drop, autocorrelation-
+    corrected), and after the drop it is flat (the equivalence test of `plateau`: its change lies within +/-5% of
+    the starting loss) for the rest of the run: progress stopped when the learning rate went, not because the model
+    had learned. Where the stretch just before the drop is too short or too noisy to show the fall (a cut after the
+    first epoch), the validation loss says it: its last evaluation before the drop fell by more than that +/-5%
+    band, more than it moved in all the evaluations after the drop together (the drop placed at the first logged
+    rate at a tenth of the peak or less, the evaluations on the rate's steps). There, where the per-step training
+    loss is too noisy for the flat test, the validation loss frozen after the drop shows the flat tail instead: all
+    its later evaluations (3 or more) within the band of the one at the drop, the training loss without a
+    significant fall after it. Failing that, the whole stretch before the drop must have fallen significantly and
+    the run must have ended without having learned (the outcome's harm: a classifier at or near chance, a regression
+    that explains little): then the flat tail is not a converged model either. On such a run a decay before the last
+    30% of the run (the tail window of the learning-rate rules; a cosine or linear schedule over the whole run gets
+    there only in it) is too fast as well: the rate was gone before the model learned anything. Needs the learning
+    rate as a curve (`lr`, `learning_rate`, `lr-Adam`, `nnaudit/lr`). Never on a training loss whose level after the
+    drop lies within the band of zero: that model converged. Not on a schedule that brings the rate back to a
+    quarter of its peak or more after the drop (a warm restart, SWA's constant rate, a cyclic schedule): the model
+    had a rate to learn with again. A rate gone within the first 10% of the run and never back (a linear schedule
+    given the epochs as its total steps) needs no fall before it: 3 loss points there do, with the harm and the flat
+    tail (either also a validation loss frozen before it learned, `helpers.frozen_outcome`); the model never had a
+    rate to learn with. Not on a run that learned whose last evaluation before the drop set no new best
+    (`helpers.val_stalled_before`): a plateau schedule answering a stall, which the drop did not cause. A rate that
+    falls 1000x or more within 1% of the run and never comes back (`helpers.lr_collapsed`: a scheduler stepped in a
+    loop) needs neither a fall before it nor a stall-free validation loss: no schedule does that."""
 
     cause = "lr_decay_too_fast"
 
@@ -88,12 +90,13 @@ class LrDecayTooFast(Rule):
         level = float(np.median(loss.values[after]))
         if level <= band:
             return None  # within the flat band of zero: converged, nothing left to fall that it could see
-        if not at_once and val_stalled_before(view, decay.logged) and view.outcome_harm() is None:
+        collapsed = lr_collapsed(view, decay)  # 1000x within 1% of the run: stepped in a loop, no schedule
+        if not (at_once or collapsed) and val_stalled_before(view, decay.logged) and view.outcome_harm() is None:
             return None  # the validation stalled first, the rate followed (a plateau schedule): no harm done
         still = frozen_outcome(view) if at_once else None  # a validation loss frozen before it learned
         late = share > self.DECAY_EARLY  # too fast only for a run that never learned
         val_fell = None if late else val_fell_at_drop(view, decay.logged, band)
-        if (pre.direction >= 0 and val_fell is None) or late:
+        if ((pre.direction >= 0 and val_fell is None) or late) and not collapsed:
             harm = view.outcome_harm() or still
             if harm is None:
                 return None  # the loss had stopped falling before the drop: it may have converged
@@ -108,6 +111,11 @@ class LrDecayTooFast(Rule):
             val_fell = None  # the training loss showed the fall itself
         ended = f", and the run ended without having learned ({harm.summary})" if harm else ""
         falling = "the loss, falling until then," if pre.direction < 0 else "the loss, before it had learned anything,"
+        falling = (
+            f"the rate then fell {fmt_num(LR_COLLAPSE)}x in {LR_COLLAPSE_SPAN:.0%} of the run; the loss"
+            if collapsed
+            else falling
+        )
         if val_fell is not None:
             vf = val_fell.values
             falling = (
@@ -123,15 +131,7 @@ class LrDecayTooFast(Rule):
             summary=f"the learning rate fell from {fmt_num(peak)} to {fmt_num(self.DECAYED * peak)} or less by step "
             f"{fmt_step(x_drop)} ({share:.0%} into the run); {falling} stayed at {fmt_num(level)} after it{ended}",
             recommendation=f"The learning-rate schedule shrinks the rate 10x by step {fmt_step(x_drop)}, {share:.0%} into "
-            + (
-                f"the run, and the loss stops improving there (flat at {fmt_num(level)}) although it was still falling: "
-                "decay later or more gently (e.g. cosine or step decay over the whole run, a larger gamma / step_size), "
-                "or train the remaining epochs at a higher rate."
-                if pre.direction < 0
-                else "the run, and it never comes back: the model never had a rate to learn with. A linear or one-cycle "
-                "schedule given the number of epochs as its total steps does this: give it the optimizer steps "
-                "(epochs x batches per epoch), and step it once per batch."
-            ),
+            + lr_decay_advice(collapsed, pre.direction < 0, level),
             evidence=[
                 Evidence("lr_drop", decay.key, {"peak": peak, "drop_step": x_drop, "share_of_run": share}),
                 val_fell
