@@ -105,8 +105,9 @@ def recorder_writes(key: str) -> bool:
 # --- params (logged once, when the recorder adopts an optimizer) --------------------------------
 PARAM_OPTIMIZER = "nnaudit.optimizer"  # the optimizer's class name ("none" in a loop without one)
 PARAM_OPTIMIZER_PREFIX = "nnaudit.optimizer."
-#: settings of the optimizer's first parameter group: `nnaudit.optimizer.<setting>`
-OPTIMIZER_SETTINGS = ("lr", "weight_decay", "momentum", "betas", "param_groups")
+#: settings of the optimizer's first parameter group: `nnaudit.optimizer.<setting>`; `lr_spread` is the
+#: highest group's learning rate over the lowest's, with 2+ groups (discriminative fine-tuning rates)
+OPTIMIZER_SETTINGS = ("lr", "weight_decay", "momentum", "betas", "param_groups", "lr_spread")
 PARAM_MODEL_PARAMETERS = "nnaudit.model.parameters"  # parameters the optimizer trains
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import mlflow
+import pytest
 import torch
 from mlflow.tracking import MlflowClient
 from torch import nn
@@ -239,3 +240,26 @@ def test_loss_options_given_by_position_are_read_and_nothing_is_left_on_the_loss
     assert not any(k.startswith("_nnaudit") for loss in losses for k in vars(loss))
     facts = _diagnostics(run.info.run_id)["loss"]
     assert facts["class_weighted"] is True and facts["label_counts"][0] == 0
+
+
+def test_the_spread_of_the_parameter_groups_learning_rates_is_recorded(store_uri):
+    # a pretrained encoder fine-tuned at a hundredth of its head's rate (held-out program f130); a weight-decay
+    # split keeps one rate (spread 1); one group records no spread
+    torch.manual_seed(0)
+    x, y = torch.randn(128, 8), torch.randint(0, 2, (128,))
+    mlflow_nnaudit.autolog(silent=True)
+    spreads = {}
+    for name, rates in (("fine_tune", (1e-3, 1e-5)), ("decay_split", (1e-3, 1e-3)), ("one_group", (1e-3,))):
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+        groups = [{"params": m.parameters(), "lr": lr} for m, lr in zip((model[0], model[2]), rates)]
+        if len(rates) == 1:
+            groups = [{"params": model.parameters(), "lr": rates[0]}]
+        opt = torch.optim.Adam(groups)
+        with mlflow.start_run() as run:
+            for i in range(0, 128, 32):
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(x[i : i + 32]), y[i : i + 32]).backward()
+                opt.step()
+        spreads[name] = _diagnostics(run.info.run_id)["optimizer"].get("nnaudit.optimizer.lr_spread")
+    mlflow_nnaudit.autolog(disable=True, silent=True)
+    assert spreads == {"fine_tune": pytest.approx(100.0), "decay_split": 1.0, "one_group": None}

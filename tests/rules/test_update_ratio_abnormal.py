@@ -53,3 +53,27 @@ def test_quiet_when_a_layer_just_crosses_the_line_next_to_layers_as_fast():
     quiet(CAUSE, run({"0": 55 * HEALTHY, "3": 50 * HEALTHY, "6": 110 * HEALTHY}))
     # the same head 10x above the others stands apart
     fires(CAUSE, run({"0": 5 * HEALTHY, "3": 5 * HEALTHY, "6": 110 * HEALTHY}))
+
+
+def test_a_slow_layer_under_a_group_rate_set_10x_lower_is_by_design():
+    """A CLIP-style model (held-out program f130) fine-tunes its text encoder at 1e-5 beside a head at 1e-3: the
+    encoder's tiny update ratios follow the rates the user chose. Groups at one rate (a weight-decay split) do not
+    excuse a slow layer."""
+    ratios = {"0": HEALTHY / 1e4, "3": HEALTHY, "6": HEALTHY}
+    for spread, reported in ((100.0, False), (1.0, True), (None, True)):
+        d = healthy_diagnostics()
+        if spread is not None:
+            d.setdefault("optimizer", {})["nnaudit.optimizer.lr_spread"] = spread
+        v = make_view(healthy_loss(), diagnostics=d, extra=layer_curves("update_ratio", ratios))
+        assert (rule_for(CAUSE).evaluate(v) is not None) == reported, spread
+    # a layer moving far too much is reported whatever the groups' rates
+    d = healthy_diagnostics()
+    d.setdefault("optimizer", {})["nnaudit.optimizer.lr_spread"] = 100.0
+    fires(
+        CAUSE,
+        make_view(
+            healthy_loss(),
+            diagnostics=d,
+            extra=layer_curves("update_ratio", {"0": HEALTHY, "3": HEALTHY, "6": 400 * HEALTHY}),
+        ),
+    )
