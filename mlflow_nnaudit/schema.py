@@ -196,8 +196,9 @@ _LOADER: dict[str, Any] = dict.fromkeys(
         "training_iterations",
     )
 )
-#: (`var`: the pooled variance, computed stably: `recorder/probes/loss.py:_stats_summary`)
-_RUNNING_STATS: dict[str, Any] = dict.fromkeys(("min", "max", "mean", "sqmean", "n", "var"))
+#: (`var`: the pooled variance, computed stably; `output_var`: with several outputs a sample, the mean of each
+#: output's own variance: `recorder/probes/loss.py:_stats_summary`)
+_RUNNING_STATS: dict[str, Any] = dict.fromkeys(("min", "max", "mean", "sqmean", "n", "var", "output_var"))
 #: statistics of one tensor at a moment (model input, loss target): `recorder/probes/moments.py:tensor_stats`
 _TENSOR_STATS: dict[str, Any] = dict.fromkeys(("numel", "dtype", "nonfinite_share", "min", "max", "mean", "std"))
 #: the moments the recorder keeps evidence of (the section `moments` of the diagnostics)

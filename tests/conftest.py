@@ -67,7 +67,8 @@ def _reset_autolog_config():
 
 @pytest.fixture(scope="session")
 def sample_store(tmp_path_factory) -> str:
-    """Every sample run trained once into one sqlite store shared by the integration tests."""
+    """Every sample run trained once into one sqlite store shared by the integration tests (once per
+    pytest-xdist worker that needs it)."""
     import mlflow
 
     from sample_runs.faults import SAMPLES, train_sample

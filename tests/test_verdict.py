@@ -138,19 +138,18 @@ def test_the_upstream_cause_comes_first_and_its_recommendation_names_its_consequ
     assert d["learning_rate_too_high"]["consequences"] == ["nonfinite_loss", "dead_relu"]
 
 
-def test_a_definite_bug_ranks_before_a_risk_or_an_outcome_found_as_surely():
-    # soft Dice fed raw logits (held-out program f123): the negative loss (a bug) and the blow-up (read as the
-    # rate, a risk) both high and failed; the rate's larger score no longer puts it first. Confidence and
-    # severity still come first: a medium bug stays after a high risk
-    risk, bug = _f("learning_rate_too_high", "high", "failed", 1.0), _f("loss_input_mismatch", "high", "failed", 0.9)
-    outcome = _f("overfitting", "high", "failed", 0.95)
-    assert [f.cause for f in rank_findings([risk, outcome, bug])] == [
-        "loss_input_mismatch",
-        "learning_rate_too_high",
-        "overfitting",
-    ]
-    unsure = _f("gradients_not_zeroed", "medium", "failed", 1.0)
-    assert [f.cause for f in rank_findings([unsure, risk])] == ["learning_rate_too_high", "gradients_not_zeroed"]
+def test_a_definite_bug_ranks_before_a_risk_found_as_surely_and_ties_with_harm_seen():
+    # a layer left out of the optimizer (a bug) beside dead units (a risk, higher score): the bug first. A
+    # blow-up the rate's rule saw itself (an outcome) ties with a bug: the score decides (review: a blow-up
+    # that saturated a sigmoid to exactly 0 reads as a constant loss input, which must not lead)
+    risk, bug = _f("dead_relu", "high", "warning", 0.95), _f("frozen_parameters", "high", "warning", 0.7)
+    assert [f.cause for f in rank_findings([risk, bug])] == ["frozen_parameters", "dead_relu"]
+    blow_up = _f("learning_rate_too_high", "high", "failed", 1.0, kind="outcome")
+    constant = _f("loss_input_mismatch", "high", "failed", 0.9)
+    assert [f.cause for f in rank_findings([constant, blow_up])] == ["learning_rate_too_high", "loss_input_mismatch"]
+    # confidence and severity still come first: a medium bug stays after a high risk
+    unsure = _f("gradients_not_zeroed", "medium", "warning", 1.0)
+    assert [f.cause for f in rank_findings([unsure, risk])] == ["dead_relu", "gradients_not_zeroed"]
 
 
 def test_the_best_ranked_upstream_wins_and_cycles_cannot_loop():
@@ -236,3 +235,19 @@ def test_a_regression_no_better_than_predicting_its_mean_is_a_failed_outcome():
     assert harm(0.97).severity == "failed" and "no better than predicting their mean" in harm(0.97).summary
     assert harm(0.6).severity == "warning" and "mean" not in harm(0.6).summary
     assert harm(0.1) is None and harm(0.97, fn="l1_loss") is None  # the variance is no yardstick for L1
+
+
+def test_a_multi_output_regression_is_held_against_each_outputs_own_variance():
+    """68 keypoints in pixels (held-out program f120): a validation MSE of 174 is 18% of the pooled variance
+    (984: the keypoints sit apart) but 71% of what predicting each keypoint's mean face leaves (246)."""
+    import numpy as np
+
+    from tests.rules.conftest import falling, healthy_diagnostics, make_view, regression_loss
+
+    loss = regression_loss(np.linspace(30, 210, 2000))
+    loss["targets"]["var"] = 984.0
+    view = lambda lo: make_view(falling(600, 7000, 250), np.full(8, 174.0), diagnostics=healthy_diagnostics(loss=lo))  # noqa: E731
+    assert view(loss).targets_variance() == 984.0 and view(loss).outcome_harm() is None  # recorded before output_var
+    loss["targets"]["output_var"] = 246.0
+    harm = view(loss).outcome_harm()
+    assert view(loss).targets_variance() == 246.0 and harm.severity == "warning" and "71%" in harm.summary

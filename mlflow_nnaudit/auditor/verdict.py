@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlflow_nnaudit.auditor import stats
-from mlflow_nnaudit.auditor.catalog import BUG, OUTCOME
+from mlflow_nnaudit.auditor.catalog import BUG, OUTCOME, RISK
 from mlflow_nnaudit.auditor.rules.base import Finding, OutcomeHarm
 
 if TYPE_CHECKING:
@@ -25,6 +25,10 @@ HEALTHY, WARNING, FAILED, INCONCLUSIVE = "healthy", "warning", "failed", "inconc
 STATUSES = (HEALTHY, WARNING, FAILED, INCONCLUSIVE)
 _CONF_RANK = {"high": 0, "medium": 1, "low": 2}
 _SEV_RANK = {"failed": 0, "warning": 1}
+#: at equal confidence and severity a definite bug before a set-up risk; a finding that saw the harm itself
+#: (an outcome: the loss blew up) ties with the bug, its score decides (a blow-up that saturated a sigmoid to
+#: exactly 0 reads as a constant loss input: found by review)
+_KIND_RANK = {BUG: 0, OUTCOME: 0, RISK: 1}
 
 
 @dataclass(frozen=True)
@@ -99,8 +103,8 @@ def drop_explained(
 
 
 def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, ...]] | None = None) -> list[Finding]:
-    """Most likely first: by confidence, then severity, then a definite bug (kind `bug`) before a
-    set-up risk or an outcome reading, then the rule's own strength score (ties keep the rules'
+    """Most likely first: by confidence, then severity, then a definite bug (kind `bug`) or harm seen
+    (kind `outcome`) before a set-up risk, then the rule's own strength score (ties keep the rules'
     registry order, so the result is deterministic). Then the causal order: a
     finding that is a consequence of other findings on the run (`Rule.consequence_of`, and the
     finding's own `follows` where its rule saw a run-specific link) hangs under
@@ -111,7 +115,8 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
     (`explains` False) is no finding's upstream cause. Each finding's `upstream` and
     `consequences` say so (its `advice` then mentions them)."""
     ranked = sorted(
-        findings, key=lambda f: (_CONF_RANK[f.confidence], _SEV_RANK[f.severity], f.effective_kind != BUG, -f.score)
+        findings,
+        key=lambda f: (_CONF_RANK[f.confidence], _SEV_RANK[f.severity], _KIND_RANK[f.effective_kind], -f.score),
     )
     for f in ranked:
         f.upstream, f.consequences = None, []

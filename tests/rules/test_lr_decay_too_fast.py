@@ -325,3 +325,17 @@ def test_a_rate_collapsed_by_a_scheduler_stepped_in_a_loop_is_too_fast_even_afte
     assert "stepped many times in a row" in f.recommendation and "1e+03x" in f.summary
     # the same cut once per 100 steps, after the validation loss stopped improving: a plateau schedule
     quiet(CAUSE, collapse_run(per_step=False))
+
+
+def test_a_collapse_needs_two_falls_in_a_row_and_counts_exactly_1000x():
+    """Review: StepLR's 0.1 applied three times in a row is exactly 1000x (0.999... in floats) and a collapse;
+    one cut of 1000x (MultiStepLR with gamma 0.001) and a plateau schedule logged once an epoch are not."""
+    from mlflow_nnaudit.auditor.rules import helpers
+
+    def decay_of(steps, rates):
+        v = make_view(np.linspace(1.0, 0.5, 960), lr=Curve("nnaudit/lr", np.asarray(steps, float), np.asarray(rates)))
+        return helpers.lr_collapsed(v, helpers.lr_decay(v))
+
+    assert decay_of([0, 300, 400, 401, 402, 960], [1e-3, 1e-3, 1e-4, 1e-5, 1e-6, 1e-6])  # three steps in a loop
+    assert not decay_of([0, 300, 400, 960], [1e-3, 1e-3, 1e-6, 1e-6])  # one deliberate cut
+    assert not decay_of([0, 100, 200, 300, 400, 500, 960], [1e-3, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-7])  # per epoch

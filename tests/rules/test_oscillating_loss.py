@@ -99,10 +99,14 @@ def test_quiet_on_a_loss_fitted_to_near_zero():
 def test_a_ripple_under_a_tenth_of_the_progress_is_a_risk_not_harm():
     """A healthy LoRA fine-tune (held-out program h70): the loss fell from 2.3 to 0.47 with an epoch-long ripple of
     +/-0.047, a tenth of its level but 3% of what it gained: a set-up risk (an advisory when nothing harmed the
-    run). The same ripple on a loss that gained less than ten times it is harm."""
+    run). The same ripple on a loss that gained less than ten times it is harm, and so is a swing of a quarter of
+    the loss level or more, whatever the gain."""
     t = np.arange(400)
     ripple = 0.08 * np.sin(2 * np.pi * t / 47) + 0.01 * rng(4).standard_normal(400)  # +/-0.07 as measured
     learned = fires(CAUSE, make_view(0.45 + 1.85 * np.exp(-t / 60) + ripple))
     assert learned.effective_kind == "risk" and not learned.harmful
     stalled = fires(CAUSE, make_view(0.45 + 0.2 * np.exp(-t / 60) + ripple))
     assert stalled.effective_kind == "outcome" and stalled.harmful
+    # review: a swing of 75% of the level after a large gain (ln 10 down to 0.2, then 0.02..0.39) is no ripple
+    big = fires(CAUSE, make_view(0.2 + 2.1 * np.exp(-t / 30) + 0.15 * np.sin(2 * np.pi * t / 47)))
+    assert big.effective_kind == "outcome" and big.harmful

@@ -273,6 +273,10 @@ def test_a_validation_loss_frozen_after_the_model_learned_is_not_no_learning():
     quiet(CAUSE, make_view(train, learned, params={"n_classes": "4"}))
     f = fires(CAUSE, make_view(flat(192, CHANCE, noise=0.01), np.full(6, 0.98 * CHANCE), params={"n_classes": "4"}))
     assert f.severity == "failed" and "learned nothing" in f.summary
+    # review: a training loss logged per batch as a sum (32x the mean) puts "the start" at 32; a validation mean
+    # constant at 1.0 from its first evaluation, beside a training loss that never fell, still learned nothing
+    f = fires(CAUSE, make_view(flat(192, 32.0, noise=3.0), np.full(8, 1.0)))
+    assert f.severity == "failed" and "learned nothing" in f.summary
 
 
 # --- a regression against the mean predictor (the targets' variance: the MSE of predicting their mean)

@@ -480,6 +480,18 @@ def frozen_outcome(view: RunView) -> OutcomeHarm | None:
     )
 
 
+def learned_before_frozen(view: RunView, val: Curve) -> bool:
+    """A validation loss exactly constant over its last evaluations came after learning: it sits
+    PLATEAU_MAX_IMPROVEMENT or more below where the run started (`frozen_outcome` finds no harm) and either it
+    moved itself before it froze or the training loss fell that much too. A start read from a training loss
+    logged on another scale (a per-batch sum beside a mean validation loss) alone says nothing (review)."""
+    if frozen_outcome(view) is not None:
+        return False
+    lv = view.levels(TRAIN_LOSS)
+    fell = lv is not None and lv.start > 0 and lv.end <= (1 - PLATEAU_MAX_IMPROVEMENT) * lv.start
+    return bool(np.ptp(val.values) > 0) or fell
+
+
 def learned_nothing(view: RunView, min_points: int = 5) -> bool:
     """The run learned nothing at all: the training loss stuck (constant, or at ln C), the
     validation loss at chance (`val_at_chance`) or no better than the targets' mean
@@ -974,8 +986,8 @@ LR_COLLAPSE_SPAN = 0.01
 
 
 def lr_collapsed(view: RunView, decay: LrDecay) -> bool:
-    """The logged rate fell LR_COLLAPSE x or more within LR_COLLAPSE_SPAN of the run from the last logged
-    point before its decay, and never came back (`LrDecay.stays`): a scheduler stepped once per batch inside
+    """The logged rate fell LR_COLLAPSE x or more, in 2 or more logged falls within LR_COLLAPSE_SPAN of the run
+    from the last logged point before its decay, and never came back (`LrDecay.stays`): a scheduler stepped inside
     a loop meant once per epoch (StepLR's 0.1 applied at every step from there: 5e-4 to 5e-8 in 4 steps).
     No schedule does this: a step decay per epoch needs 3 epochs for 1000x, an exponential per batch hundreds
     of steps, and a plateau schedule a patience each time. A rate that reaches exactly 0 is not one."""
@@ -987,8 +999,10 @@ def lr_collapsed(view: RunView, decay: LrDecay) -> bool:
         return False
     span = LR_COLLAPSE_SPAN * float(loss.steps[-1] - loss.steps[0])
     soon = lr.values[(lr.steps >= decay.logged) & (lr.steps <= decay.logged + span)]
-    # a rate that reaches exactly 0 is a linear schedule ending (too early: the `GONE_AT_ONCE` reading), not a loop
-    return bool(len(soon)) and 0 < float(np.min(soon)) and float(before[-1]) >= LR_COLLAPSE * float(np.min(soon))
+    falls = int(np.sum(np.diff(np.r_[before[-1], soon]) < 0))
+    # one cut is a schedule's own (MultiStepLR with gamma 0.001, a plateau schedule logged per epoch: review); a
+    # rate that reaches exactly 0 is a linear schedule ending (the `GONE_AT_ONCE` reading); 0.999: 0.1**3 in floats
+    return falls >= 2 and 0 < float(np.min(soon)) and float(before[-1]) >= 0.999 * LR_COLLAPSE * float(np.min(soon))
 
 
 def lr_decay_advice(collapsed: bool, falling: bool, level: float) -> str:

@@ -509,17 +509,24 @@ def _merge_stats(acc: dict[str, Any] | None, t: torch.Tensor) -> dict[str, Any] 
     cur = {"min": t.min(), "max": t.max(), "mean": m, "sqmean": (t * t).mean(), "wvar": t.var(unbiased=False)}
     w = float(t.numel())  # each batch weighted by its size: a short last batch counts for what it holds
     cur |= {"dmean": d, "dsq": d * d, "n": torch.tensor(1.0), "w": w, "shift": shift}
+    if t.dim() >= 2 and t.shape[0] >= 2 and t[0].numel() > 1:  # several outputs a sample: each one's own variance
+        cur["ovar"] = t.reshape(t.shape[0], -1).var(dim=0).mean()
     if acc is None:
         return cur
     total = acc["w"] + w
-    out = {k: acc[k] + (cur[k] - acc[k]) * (w / total) for k in _RUNNING}
+    keys = _RUNNING + (("ovar",) if "ovar" in acc and "ovar" in cur else ())  # kept while every batch has it
+    out = {k: acc[k] + (cur[k] - acc[k]) * (w / total) for k in keys}
     out |= {"min": torch.minimum(acc["min"], cur["min"]), "max": torch.maximum(acc["max"], cur["max"])}
     return out | {"n": acc["n"] + 1, "w": total, "shift": shift}
 
 
 def _stats_summary(st: dict[str, Any]) -> dict[str, float]:
     """min, max, mean, sqmean, n (batches) and the pooled variance `var` (mean within-batch variance
-    plus the variance of the batch means, each batch weighted by its size)."""
+    plus the variance of the batch means, each batch weighted by its size); with several outputs a
+    sample (keypoints, boxes, a forecast horizon), `output_var`: each output's own variance over the
+    batch (unbiased), averaged over outputs and batches, the MSE of predicting each output's mean."""
     out = {k: float(st[k]) for k in ("min", "max", "mean", "sqmean", "n")}
     out["var"] = max(float(st["wvar"]) + float(st["dsq"]) - float(st["dmean"]) ** 2, 0.0)
+    if "ovar" in st:
+        out["output_var"] = max(float(st["ovar"]), 0.0)
     return out

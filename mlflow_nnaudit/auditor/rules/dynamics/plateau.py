@@ -57,11 +57,10 @@ class Plateau(helpers.PlateauReadings):
     PATIENCE = 3
 
     def stalled(self, view: RunView) -> Finding | None:
-        vsk = stuck(view, VAL_LOSS)
-        if helpers.frozen_outcome(view) and view.finite_curve(VAL_LOSS, min_points=self.FROZEN_VAL_POINTS):
-            # the validation loss never moved at all over many evaluations, near where the run started: the
-            # weights never changed, whatever the training curve does (an optimiser handed the data instead
-            # of the weights). Frozen far below the start, the model learned first: not "nothing at all"
+        vsk, va = stuck(view, VAL_LOSS), view.finite_curve(VAL_LOSS, min_points=self.FROZEN_VAL_POINTS)
+        if vsk is not None and vsk.constant and va is not None and not helpers.learned_before_frozen(view, va):
+            # the validation loss never moved at all over many evaluations: the weights never changed, whatever
+            # the training curve does (an optimiser handed the data instead of the weights)
             return self._stuck_finding(view, vsk, VAL_LOSS, None)
         vch = helpers.val_at_chance(view, self.FROZEN_VAL_POINTS) or helpers.val_at_mean(view, self.FROZEN_VAL_POINTS)
         if vch is not None:  # nothing learned: not even the training loss got below chance (or the mean)

@@ -27,14 +27,14 @@ class FrozenParameters(Rule):
       must work through; a few frozen values cannot explain a run that learned nothing, and a
       frozen backbone on a run that learned is fine-tuning, not a fault.
 
-    `failed` when nothing of the model learns, else `warning`; not reported: a few parameters
-    without gradient (an unused pooler), frozen parameters the optimizer does not hold. A missing
-    gradient is listed after the causes of `GRADIENT_UPSTREAM` found too; the other readings never."""
+    `failed` when nothing of the model learns, else `warning`; not reported: a few parameters without gradient (an
+    unused pooler), frozen parameters the optimizer does not hold. A missing gradient is listed after
+    `loss_input_mismatch`, `dead_relu`, `learning_rate_too_high`, `bad_weight_init`, `saturated_activations` or
+    `vanishing_gradients` when found too (`GRADIENT_UPSTREAM`); the other readings never."""
 
     cause = "frozen_parameters"
-    #: gradients all zero because the loss input is constant, the units died or saturated to an exact 0 upstream,
-    #: or the weights were initialised to zero (a zero matrix passes no gradient back). A parameter in no optimizer
-    #: group, or data in the optimizer, is a bug of its own (a held-out VAE's decoder was "a consequence of dead_relu")
+    #: gradients all zero because the loss input is constant, units died or saturated to an exact 0, or a zero init
+    #: (a zero matrix passes no gradient back); a parameter in no optimizer group is a bug of its own (a VAE's decoder)
     GRADIENT_UPSTREAM = ("loss_input_mismatch", "dead_relu", "learning_rate_too_high", "bad_weight_init")
     GRADIENT_UPSTREAM += ("saturated_activations", "vanishing_gradients")
     reads = (("model", "trainable_not_in_optimizer"), ("model", "unregistered_modules"), ("learning", "optimizer"))

@@ -49,8 +49,8 @@ class LrDecayTooFast(Rule):
     tail (either also a validation loss frozen before it learned, `helpers.frozen_outcome`); the model never had a
     rate to learn with. Not on a run that learned whose last evaluation before the drop set no new best
     (`helpers.val_stalled_before`): a plateau schedule answering a stall, which the drop did not cause. A rate that
-    falls 1000x or more within 1% of the run and never comes back (`helpers.lr_collapsed`: a scheduler stepped in a
-    loop) needs neither a fall before it nor a stall-free validation loss: no schedule does that."""
+    falls 1000x or more in 2+ logged falls within 1% of the run, never to come back (`helpers.lr_collapsed`: a
+    scheduler stepped in a loop) needs neither a fall before it nor a stall-free validation loss."""
 
     cause = "lr_decay_too_fast"
 
