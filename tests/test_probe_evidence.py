@@ -1231,3 +1231,12 @@ def test_each_outputs_own_variance_is_kept_for_a_multi_output_regression(store):
         assert 20 < st["output_var"] < 30 and st["var"] > 10_000, (which, st)
     one = record(store, lambda: fit(mlp(out=1), x, t[:, :1], loss=nn.MSELoss())).diag["loss"]["targets"]
     assert "output_var" not in one  # one output: the pooled variance is its own
+    # review: a validation set in time order (a drift across its rows, batches of 64 of neighbours alike) is
+    # measured over the whole set, not batch by batch; a last batch of one sample changes nothing
+    drift = torch.linspace(-20, 20, 320).unsqueeze(1)
+    tv = t + drift
+    want = float(tv.var(dim=0, unbiased=False).mean())  # ~133 of drift + 25 of noise a output
+    facts = record(store, lambda: fit(mlp(out=4), x, t, loss=nn.MSELoss(), val=(x, tv))).diag["loss"]
+    assert abs(facts["eval_targets"]["output_var"] - want) < 0.02 * want, (facts["eval_targets"], want)
+    odd = record(store, lambda: fit(mlp(out=4), x[:65], t[:65], loss=nn.MSELoss())).diag["loss"]["targets"]
+    assert 15 < odd["output_var"] < 35, odd

@@ -249,17 +249,29 @@ def test_the_spread_of_the_parameter_groups_learning_rates_is_recorded(store_uri
     x, y = torch.randn(128, 8), torch.randint(0, 2, (128,))
     mlflow_nnaudit.autolog(silent=True)
     spreads = {}
-    for name, rates in (("fine_tune", (1e-3, 1e-5)), ("decay_split", (1e-3, 1e-3)), ("one_group", (1e-3,))):
-        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
-        groups = [{"params": m.parameters(), "lr": lr} for m, lr in zip((model[0], model[2]), rates)]
+    cases = {
+        "fine_tune": (1e-3, 1e-5),
+        "decayed_to_zero": (1e-3, 1e-5),  # a schedule that ends every group at 0 (review): the rates as set
+        "frozen_group": (1e-3, 1e-5, 0.0),  # a group held at lr 0 has no rate to compare
+        "decay_split": (1e-3, 1e-3),
+        "one_group": (1e-3,),
+    }
+    for name, rates in cases.items():
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
+        groups = [{"params": model[i].parameters(), "lr": lr} for i, lr in zip((0, 2, 4), rates)]
+        groups += [{"params": model[i].parameters(), "lr": rates[-1]} for i in (0, 2, 4)[len(rates) :]]
         if len(rates) == 1:
             groups = [{"params": model.parameters(), "lr": rates[0]}]
         opt = torch.optim.Adam(groups)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / 3)) if "zero" in name else None
         with mlflow.start_run() as run:
             for i in range(0, 128, 32):
                 opt.zero_grad()
                 nn.functional.cross_entropy(model(x[i : i + 32]), y[i : i + 32]).backward()
                 opt.step()
+                if sched is not None:
+                    sched.step()
         spreads[name] = _diagnostics(run.info.run_id)["optimizer"].get("nnaudit.optimizer.lr_spread")
     mlflow_nnaudit.autolog(disable=True, silent=True)
-    assert spreads == {"fine_tune": pytest.approx(100.0), "decay_split": 1.0, "one_group": None}
+    assert spreads["fine_tune"] == spreads["decayed_to_zero"] == spreads["frozen_group"] == pytest.approx(100.0)
+    assert spreads["decay_split"] == 1.0 and spreads["one_group"] is None, spreads

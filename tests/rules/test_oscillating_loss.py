@@ -110,3 +110,6 @@ def test_a_ripple_under_a_tenth_of_the_progress_is_a_risk_not_harm():
     # review: a swing of 75% of the level after a large gain (ln 10 down to 0.2, then 0.02..0.39) is no ripple
     big = fires(CAUSE, make_view(0.2 + 2.1 * np.exp(-t / 30) + 0.15 * np.sin(2 * np.pi * t / 47)))
     assert big.effective_kind == "outcome" and big.harmful
+    # review: a ripple of +/-0.035 on a loss fitted near 0 (2.3 -> 0.02) stays a ripple: 1.5% of the gain
+    small = 0.04 * np.sin(2 * np.pi * t / 47) + 0.003 * rng(4).standard_normal(400)
+    assert fires(CAUSE, make_view(0.02 + 2.28 * np.exp(-t / 60) + small)).effective_kind == "risk"

@@ -277,6 +277,9 @@ def test_a_validation_loss_frozen_after_the_model_learned_is_not_no_learning():
     # constant at 1.0 from its first evaluation, beside a training loss that never fell, still learned nothing
     f = fires(CAUSE, make_view(flat(192, 32.0, noise=3.0), np.full(8, 1.0)))
     assert f.severity == "failed" and "learned nothing" in f.summary
+    # the same at a float32 step of movement (a shuffled evaluation order): still no learning
+    wobble = np.full(8, 1.0) + 1e-7 * np.r_[0, 1, 0, 1, 0, 1, 0, 1]
+    assert fires(CAUSE, make_view(flat(192, 32.0, noise=3.0), wobble)).severity == "failed"
 
 
 # --- a regression against the mean predictor (the targets' variance: the MSE of predicting their mean)

@@ -480,6 +480,10 @@ def frozen_outcome(view: RunView) -> OutcomeHarm | None:
     )
 
 
+#: a validation loss that moved by this share of its level (or more) moved
+VAL_MOVED = 0.01
+
+
 def learned_before_frozen(view: RunView, val: Curve) -> bool:
     """A validation loss exactly constant over its last evaluations came after learning: it sits
     PLATEAU_MAX_IMPROVEMENT or more below where the run started (`frozen_outcome` finds no harm) and either it
@@ -489,7 +493,8 @@ def learned_before_frozen(view: RunView, val: Curve) -> bool:
         return False
     lv = view.levels(TRAIN_LOSS)
     fell = lv is not None and lv.start > 0 and lv.end <= (1 - PLATEAU_MAX_IMPROVEMENT) * lv.start
-    return bool(np.ptp(val.values) > 0) or fell
+    # moved: by 1% of its level, not a float32 step of a shuffled evaluation order (review)
+    return bool(np.ptp(val.values) > VAL_MOVED * abs(float(np.median(val.values)))) or fell
 
 
 def learned_nothing(view: RunView, min_points: int = 5) -> bool:

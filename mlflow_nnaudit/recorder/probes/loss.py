@@ -208,7 +208,7 @@ class LossProbe(Probe):
             ):
                 self._eval_target_batches += 1
                 with torch.no_grad():
-                    self.eval_target_stats = _merge_stats(self.eval_target_stats, target.detach())
+                    self.eval_target_stats = _merge_stats(self.eval_target_stats, target.detach(), per_output=True)
             return {}
         self.train_calls += 1
         if sampled or self.train_calls <= CHECK_FIRST_CALLS:
@@ -445,7 +445,7 @@ class LossProbe(Probe):
             self.label_counts = counts if self.label_counts is None else self.label_counts + counts
             metrics[schema.LABELS_PER_BATCH] = (counts > 0).sum()
         elif fn in _REGRESSION_LOSSES and target.is_floating_point():
-            self.target_stats = _merge_stats(self.target_stats, target.detach())
+            self.target_stats = _merge_stats(self.target_stats, target.detach(), per_output=True)
             self.output_stats = _merge_stats(self.output_stats, x)
         return metrics
 
@@ -495,7 +495,7 @@ def _per_sample_shape(inp: torch.Tensor) -> list[int] | None:
 _RUNNING = ("mean", "sqmean", "wvar", "dmean", "dsq")
 
 
-def _merge_stats(acc: dict[str, Any] | None, t: torch.Tensor) -> dict[str, Any] | None:
+def _merge_stats(acc: dict[str, Any] | None, t: torch.Tensor, per_output: bool = False) -> dict[str, Any] | None:
     """Running min/max/mean/sq-mean over everything seen, and what the pooled variance needs
     computed stably (tensors, no device sync): each batch's own variance (two-pass) and the spread of
     the batch means around the first batch's mean. In float32, sqmean - mean^2 loses the variance to
@@ -509,24 +509,42 @@ def _merge_stats(acc: dict[str, Any] | None, t: torch.Tensor) -> dict[str, Any] 
     cur = {"min": t.min(), "max": t.max(), "mean": m, "sqmean": (t * t).mean(), "wvar": t.var(unbiased=False)}
     w = float(t.numel())  # each batch weighted by its size: a short last batch counts for what it holds
     cur |= {"dmean": d, "dsq": d * d, "n": torch.tensor(1.0), "w": w, "shift": shift}
-    if t.dim() >= 2 and t.shape[0] >= 2 and t[0].numel() > 1:  # several outputs a sample: each one's own variance
-        cur["ovar"] = t.reshape(t.shape[0], -1).var(dim=0).mean()
+    if per_output:
+        cur |= _per_output(acc, t)
     if acc is None:
         return cur
     total = acc["w"] + w
-    keys = _RUNNING + (("ovar",) if "ovar" in acc and "ovar" in cur else ())  # kept while every batch has it
-    out = {k: acc[k] + (cur[k] - acc[k]) * (w / total) for k in keys}
+    out = {k: acc[k] + (cur[k] - acc[k]) * (w / total) for k in _RUNNING}
     out |= {"min": torch.minimum(acc["min"], cur["min"]), "max": torch.maximum(acc["max"], cur["max"])}
+    if "orows" in acc and "orows" in cur:  # each output's running moments, every row weighted alike
+        rows = acc["orows"] + cur["orows"]
+        out |= {k: acc[k] + (cur[k] - acc[k]) * (cur["orows"] / rows) for k in ("om1", "om2")}
+        out |= {"orows": rows, "oshift": acc["oshift"]}
     return out | {"n": acc["n"] + 1, "w": total, "shift": shift}
+
+
+def _per_output(acc: dict[str, Any] | None, t: torch.Tensor) -> dict[str, Any]:
+    """Each output's running first and second moments around the first batch's per-output means (length-D
+    tensors, D = the values a sample), for `output_var`: with several outputs a sample, across all batches, so
+    an evaluation loader in time order (neighbouring windows alike) or a batch of one changes nothing. Nothing
+    (and nothing kept after) for one output a sample, or when D changes between batches."""
+    if t.dim() < 2 or t[0].numel() < 2 or (acc is not None and "orows" not in acc):
+        return {}
+    r = t.reshape(t.shape[0], -1)
+    shift = acc["oshift"] if acc is not None else r.mean(0).detach().clone()
+    if shift.shape[0] != r.shape[1]:
+        return {}
+    d = r - shift.to(r.device)
+    return {"om1": d.mean(0), "om2": (d * d).mean(0), "orows": float(r.shape[0]), "oshift": shift}
 
 
 def _stats_summary(st: dict[str, Any]) -> dict[str, float]:
     """min, max, mean, sqmean, n (batches) and the pooled variance `var` (mean within-batch variance
     plus the variance of the batch means, each batch weighted by its size); with several outputs a
-    sample (keypoints, boxes, a forecast horizon), `output_var`: each output's own variance over the
-    batch (unbiased), averaged over outputs and batches, the MSE of predicting each output's mean."""
+    sample (keypoints, boxes, a forecast horizon), `output_var`: each output's own variance over every
+    checked batch, averaged over outputs, the MSE of predicting each output's mean (`_per_output`)."""
     out = {k: float(st[k]) for k in ("min", "max", "mean", "sqmean", "n")}
     out["var"] = max(float(st["wvar"]) + float(st["dsq"]) - float(st["dmean"]) ** 2, 0.0)
-    if "ovar" in st:
-        out["output_var"] = max(float(st["ovar"]), 0.0)
+    if "orows" in st:
+        out["output_var"] = max(float((st["om2"] - st["om1"] ** 2).clamp(min=0).mean()), 0.0)
     return out

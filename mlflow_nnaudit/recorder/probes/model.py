@@ -30,8 +30,11 @@ def optimizer_facts(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     if "betas" in group:
         facts[schema.optimizer_param("betas")] = ",".join(str(float(b)) for b in group["betas"])
     facts[schema.optimizer_param("param_groups")] = len(optimizer.param_groups)
-    rates = [float(g.get("lr")) for g in optimizer.param_groups if isinstance(g.get("lr"), (int, float, torch.Tensor))]
-    if len(rates) >= 2 and min(rates) > 0:  # groups given rates of their own (a pretrained encoder's 10x lower)
+    # groups given rates of their own (a pretrained encoder's 10x lower): as set, before a schedule (which keeps
+    # `initial_lr`) took them to 0 at the end; a group frozen at lr 0 has no rate to compare (review)
+    rates = [g.get("initial_lr", g.get("lr")) for g in optimizer.param_groups]
+    rates = [float(r) for r in rates if isinstance(r, (int, float, torch.Tensor)) and float(r) > 0]
+    if len(rates) >= 2:
         facts[schema.optimizer_param("lr_spread")] = max(rates) / min(rates)
     return facts
 

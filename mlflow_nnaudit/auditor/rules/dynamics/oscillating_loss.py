@@ -22,8 +22,9 @@ class OscillatingLoss(Rule):
     few thousandths of the start are harmless (seen on CNNs solved to a loss of 1e-4, accuracy 100%,
     and on a regression fitted in a fixed batch order, whose per-step loss repeats its batches'
     difficulties at 0.2% of the start): with the 10% amplitude line, a swing must reach 0.5% of the start.
-    A periodic swing under 10% of what the run gained and under 25% of the loss level is a ripple on a run
-    that learned: a set-up risk, an advisory unless something else harmed the run."""
+    A periodic swing under 10% of what the run gained and under 25% of the loss level (or of 10% of the
+    start, for a loss fitted near 0) is a ripple on a run that learned: a set-up risk, an advisory unless
+    something else harmed the run."""
 
     cause = "oscillating_loss"
     #: upstream causes it follows from, when found too (listed after them)
@@ -84,7 +85,10 @@ class OscillatingLoss(Rule):
         lr_text = f" (now {fmt_num(lr[1])})" if lr else ""
         # a small periodic ripple on a run that learned: a set-up risk (advisory unless something harmed the
         # run), not harm in itself (a healthy LoRA fine-tune's epoch-long ripple, 10% of its level)
-        ripple = periodic and not erratic and osc.amplitude < min(self.MIN_AMPLITUDE * gained, self.RIPPLE * level)
+        small = self.RIPPLE * max(
+            level, self.MIN_AMPLITUDE * abs(lv.start)
+        )  # a quarter of the level, or of 10% of the start
+        ripple = periodic and not erratic and osc.amplitude < min(self.MIN_AMPLITUDE * gained, small)
         return self.finding(
             kind="risk" if ripple else None,
             p_value=osc.p_value if periodic else None,

@@ -16,9 +16,9 @@ class UpdateRatioAbnormal(Rule):
     from the median of the layers inside the band. When all layers are off together, or one
     just crosses the line next to layers as fast (a whole network moving at 5e-2 with its head at
     1.1e-1 is one learning rate, not one layer's), the learning-rate rules say so instead. Exact
-    zeros are left to `frozen_parameters`. A layer moving too little is not reported when the optimizer's
-    parameter groups were given learning rates 10x or more apart (the recorder's `lr_spread`): a pretrained
-    encoder fine-tuned at a tenth of its head's rate is slow by design."""
+    zeros are left to `frozen_parameters`. When the optimizer's parameter groups were given learning rates 10x
+    or more apart (the recorder's `lr_spread`), a layer moving too little must also stand 10x further apart than
+    the rates do: a pretrained encoder fine-tuned at a hundredth of its head's rate is slow by design."""
 
     cause = "update_ratio_abnormal"
     explained_by = ("learning_rate_too_low", "learning_rate_too_high", "frozen_parameters")
@@ -53,7 +53,8 @@ class UpdateRatioAbnormal(Rule):
         low = {k: v for k, v in low.items() if v <= typical / self.APART}
         spread = view.fact("optimizer", schema.optimizer_param("lr_spread"))
         if isinstance(spread, (int, float)) and spread >= self.APART:
-            low = {}  # parameter groups given rates 10x or more apart: slow layers are slow by design
+            # parameter groups given rates 10x or more apart: a layer as much slower as the rates are is by design
+            low = {k: v for k, v in low.items() if v < typical / (self.APART * spread)}
         off = {**high, **low}
         if not off:
             return None
