@@ -12,7 +12,8 @@ sends SIGINT or SIGKILL (alternating), and checks every run's tags (each interru
 the earlier audit's tags again, so that every one lands in an audit with all runs to write):
 
 * consistent: either the earlier audit's tags untouched, or a complete new audit (status,
-  causes, time and version present, one `nnaudit.cause.<id>` tag per cause listed and no other);
+  causes, time and version present, one `nnaudit.cause.<id>` tag per cause or advisory listed and
+  no other);
 * finally, after the last interrupted audit is resumed (one more audit), the tags of every run equal (except the audit
   time) those of an uninterrupted audit of a fresh copy of the same store.
 
@@ -60,7 +61,8 @@ def consistent(tags: dict[str, str]) -> bool:
         return True
     if not all(k in mine for k in OWN):
         return False
-    listed = {c for c in mine["nnaudit.causes"].split(",") if c}
+    # a healthy run's advisories are tagged `nnaudit.cause.<id>` too (filtering by cause finds them)
+    listed = {c for key in ("nnaudit.causes", "nnaudit.advisories") for c in tags.get(key, "").split(",") if c}
     # an emptied cause tag (writer.WITHDRAWN) has no confidence: no cause filter matches it
     tagged = {k[len("nnaudit.cause.") :] for k, v in mine.items() if k.startswith("nnaudit.cause.") and v}
     return listed == tagged and mine["nnaudit.version"] != EARLIER["nnaudit.version"]
