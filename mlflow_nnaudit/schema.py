@@ -118,6 +118,7 @@ def optimizer_param(setting: str) -> str:
 
 PARAM_OPTIMIZER_LR = optimizer_param("lr")
 PARAM_OPTIMIZER_WEIGHT_DECAY = optimizer_param("weight_decay")
+PARAM_OPTIMIZER_LR_SPREAD = optimizer_param("lr_spread")
 #: the optimizer's params (its class, then its settings), also the keys of the diagnostics' `optimizer` section
 OPTIMIZER_PARAMS = (PARAM_OPTIMIZER, *(optimizer_param(s) for s in OPTIMIZER_SETTINGS))
 PARAMS = (*OPTIMIZER_PARAMS, PARAM_MODEL_PARAMETERS)

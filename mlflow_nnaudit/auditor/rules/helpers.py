@@ -596,14 +596,16 @@ ALWAYS_NON_NEGATIVE = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
 BELOW_ZERO = -1e-4
 
 
-def fell_below_floor(view: RunView) -> bool:
-    """The training loss went below zero beside a loss function the recorder saw that is negative only on
-    the wrong input (any it names but `ALWAYS_NON_NEGATIVE`): `loss_input_mismatch`'s reading from the curve.
-    A loss falling without bound swings and "blows up" by itself, whatever the rate."""
-    fn, c = view.fact("loss", "loss_function"), view.finite_curve(TRAIN_LOSS)
+def fell_below_floor(view: RunView, min_points: int = 8) -> float | None:
+    """The training loss's lowest point (`min_points` finite points or more) when it went below zero beside a
+    loss function the recorder saw that is negative only on the wrong input (any it names but
+    `ALWAYS_NON_NEGATIVE`), else None: `loss_input_mismatch`'s reading from the curve. A loss falling without
+    bound swings and "blows up" by itself, whatever the rate."""
+    fn, c = view.fact("loss", "loss_function"), view.finite_curve(TRAIN_LOSS, min_points)
     if fn not in schema.LOSS_FUNCTIONS or fn in ALWAYS_NON_NEGATIVE or c is None:
-        return False
-    return float(np.min(c.values)) < BELOW_ZERO
+        return None
+    low = float(np.min(c.values))
+    return low if low < BELOW_ZERO else None
 
 
 def lr_high_follows(view: RunView, rms_high: float, only_rate: bool) -> tuple[str, ...]:
@@ -618,7 +620,7 @@ def lr_high_follows(view: RunView, rms_high: float, only_rate: bool) -> tuple[st
     when the loss fell below a floor it has on valid input (`fell_below_floor`)."""
     return (
         (("inputs_not_normalized",) if (largest_feature_rms(view) or 0.0) >= rms_high else ())
-        + (("loss_input_mismatch",) if fell_below_floor(view) else ())
+        + (("loss_input_mismatch",) if fell_below_floor(view) is not None else ())
         + (("targets_not_normalized",) if (targets_rms(view) or 0.0) >= rms_high else ())
         + (STUCK_BUGS if only_rate else ())
         + (("too_much_regularization",) if penalty_share(view) is not None else ())

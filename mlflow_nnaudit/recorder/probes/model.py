@@ -35,7 +35,7 @@ def optimizer_facts(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     rates = [g.get("initial_lr", g.get("lr")) for g in optimizer.param_groups]
     rates = [float(r) for r in rates if isinstance(r, (int, float, torch.Tensor)) and float(r) > 0]
     if len(rates) >= 2:
-        facts[schema.optimizer_param("lr_spread")] = max(rates) / min(rates)
+        facts[schema.PARAM_OPTIMIZER_LR_SPREAD] = max(rates) / min(rates)
     return facts
 
 

@@ -85,9 +85,8 @@ class OscillatingLoss(Rule):
         lr_text = f" (now {fmt_num(lr[1])})" if lr else ""
         # a small periodic ripple on a run that learned: a set-up risk (advisory unless something harmed the
         # run), not harm in itself (a healthy LoRA fine-tune's epoch-long ripple, 10% of its level)
-        small = self.RIPPLE * max(
-            level, self.MIN_AMPLITUDE * abs(lv.start)
-        )  # a quarter of the level, or of 10% of the start
+        # under a quarter of the level, or of 10% of the start for a loss fitted near 0
+        small = self.RIPPLE * max(level, self.MIN_AMPLITUDE * abs(lv.start))
         ripple = periodic and not erratic and osc.amplitude < min(self.MIN_AMPLITUDE * gained, small)
         return self.finding(
             kind="risk" if ripple else None,

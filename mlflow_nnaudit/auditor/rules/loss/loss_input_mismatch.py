@@ -8,10 +8,10 @@ from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.curves import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
 from mlflow_nnaudit.auditor.rules.helpers import (
-    ALWAYS_NON_NEGATIVE,
     BELOW_ZERO,
     MEAN_READS,
     N_CLASSES_READS,
+    fell_below_floor,
     learned_nothing,
 )
 
@@ -34,8 +34,6 @@ class LossInputMismatch(Rule):
 
     cause = "loss_input_mismatch"
     reads = (("loss", "input_mismatch"), *N_CLASSES_READS, *MEAN_READS)
-    #: losses that go negative only on the wrong input, by the name the recorder logs
-    NON_NEGATIVE = tuple(fn for fn in schema.LOSS_FUNCTIONS if fn not in ALWAYS_NON_NEGATIVE)
     NEGATIVE = BELOW_ZERO  #: a loss below this (a float32 rounding's worth under zero) is negative
 
     #: what to do about each problem the recorder names
@@ -95,19 +93,15 @@ class LossInputMismatch(Rule):
         hinge, focal) is non-negative: its training or validation loss below zero is read the same
         way, one step less sure (the loss function is inferred)."""
         fn = view.fact("loss", "loss_function")
-        inferred = fn is None and not view.recorded() and self._classifier(view)
-        if fn not in self.NON_NEGATIVE and not inferred:
-            return None
-        roles = (TRAIN_LOSS, VAL_LOSS) if inferred else (TRAIN_LOSS,)
+        if not (fn is None and not view.recorded() and self._classifier(view)):
+            return self._below_floor(view, fn)
         lows = [
             (float(np.min(c.values[c.finite])), c.key)
-            for c in map(view.curve, roles)
+            for c in map(view.curve, (TRAIN_LOSS, VAL_LOSS))
             if c is not None and c.finite.any()
         ]
         low, key = min(lows, default=(0.0, None))
-        if low >= self.NEGATIVE:
-            return None
-        if inferred:
+        if low < self.NEGATIVE:
             return {
                 "loss": "classifier's loss",
                 "problem": "negative_loss",
@@ -118,6 +112,14 @@ class LossInputMismatch(Rule):
                 "inferred_from": "an accuracy curve",
                 "curve": key,
             }
+        return None
+
+    @staticmethod
+    def _below_floor(view: RunView, fn: str | None) -> dict | None:
+        """The recorder's loss function, negative only on the wrong input, below zero (`helpers.fell_below_floor`)."""
+        low = fell_below_floor(view, min_points=1)
+        if low is None:
+            return None
         problem = "not_log_probabilities" if fn == "nll_loss" else "negative_loss"
         detail = f"the training loss went down to {fmt_num(low)}, below zero, which {fn} never does on valid input" + (
             ": raw logits were fed to nll_loss without log_softmax"

@@ -24,7 +24,7 @@ class UpdateRatioAbnormal(Rule):
     explained_by = ("learning_rate_too_low", "learning_rate_too_high", "frozen_parameters")
     #: upstream causes it follows from, when found too (listed after them)
     consequence_of = ("learning_rate_too_high", "bad_weight_init")
-    reads = (*UPDATE_RATIO_READS, ("optimizer", schema.optimizer_param("lr_spread")))
+    reads = (*UPDATE_RATIO_READS, ("optimizer", schema.PARAM_OPTIMIZER_LR_SPREAD))
 
     #: a layer's median ratio above / below these is far from ~1e-3 (shared with the learning-rate rules)
     RATIO_HIGH = UPDATE_RATIO_HIGH
@@ -51,7 +51,7 @@ class UpdateRatioAbnormal(Rule):
         typical = float(np.median(inside))
         high = {k: v for k, v in high.items() if v >= self.APART * typical}
         low = {k: v for k, v in low.items() if v <= typical / self.APART}
-        spread = view.fact("optimizer", schema.optimizer_param("lr_spread"))
+        spread = view.fact("optimizer", schema.PARAM_OPTIMIZER_LR_SPREAD)
         if isinstance(spread, (int, float)) and spread >= self.APART:
             # parameter groups given rates 10x or more apart: a layer as much slower as the rates are is by design
             low = {k: v for k, v in low.items() if v < typical / (self.APART * spread)}
