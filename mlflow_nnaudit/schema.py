@@ -41,6 +41,9 @@ GRAD_NORM = "grad_norm_total"
 NONFINITE_GRADS = "nonfinite_grads"  # parameters with a NaN/Inf gradient norm, on sampled steps
 LABELS_PER_BATCH = "labels_per_batch"  # distinct class labels in a sampled classification batch
 GRAD_PRESENT_BEFORE_BACKWARD = "grad_present_before_backward"  # 1 when gradients were not reset
+#: 1 when an optimizer step's closure, called again (L-BFGS's line search), began its backward pass
+#: with the previous call's gradients still there (`zero_grad()` outside the closure)
+GRAD_PRESENT_IN_CLOSURE = "grad_present_in_closure"
 AMP_SKIPPED_STEPS = "amp_skipped_steps"  # running count of steps a GradScaler skipped
 
 #: metrics with one fixed name
@@ -52,6 +55,7 @@ METRICS = (
     NONFINITE_GRADS,
     LABELS_PER_BATCH,
     GRAD_PRESENT_BEFORE_BACKWARD,
+    GRAD_PRESENT_IN_CLOSURE,
     AMP_SKIPPED_STEPS,
 )
 

@@ -79,7 +79,7 @@ def test_loop_without_optimizer_is_counted_from_backward(store_uri, accumulate, 
     assert MlflowClient().get_run(run_id).data.params["nnaudit.optimizer"] == "none"
 
 
-def train_lbfgs(steps: int = 6) -> list[float]:
+def train_lbfgs(steps: int = 6, zero_grad_in_closure: bool = True) -> list[float]:
     torch.manual_seed(0)
     x = torch.randn(64, 4)
     y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0])
@@ -89,11 +89,14 @@ def train_lbfgs(steps: int = 6) -> list[float]:
     for _ in range(steps):
 
         def closure():
-            opt.zero_grad()
+            if zero_grad_in_closure:
+                opt.zero_grad()
             loss = F.mse_loss(model(x).squeeze(1), y)
             loss.backward()
             return loss
 
+        if not zero_grad_in_closure:
+            opt.zero_grad()  # once a step, outside the closure: its later calls add to the first's gradients
         losses.append(opt.step(closure).item())  # LBFGS returns the closure's first loss
     return losses
 
@@ -113,6 +116,21 @@ def test_lbfgs_closure_steps(store_uri, caplog):
     # taken after the closure's first call: the gradients at the step's start, not the last step's
     assert grads[0][0] == 0 and grads[0][1] > 1
     assert history(run_id, "nnaudit/update_ratio/Linear")[0][1] > 0
+    # each step that called its closure again began that call from zero gradients (a converged
+    # step calls it once)
+    again = [v for _, v in history(run_id, "nnaudit/grad_present_in_closure")]
+    assert again and set(again) == {0.0}
+
+
+def test_lbfgs_closure_without_zero_grad_is_seen_on_its_second_call(store_uri):
+    without, with_recorder, run_id = recorded_both_ways(
+        lambda: train_lbfgs(zero_grad_in_closure=False), sample_every_n_steps=1, max_probe_overhead=None
+    )
+    assert with_recorder == without
+    # the step's first closure call is clean (zero_grad() before the step), its second is not
+    assert [v for _, v in history(run_id, "nnaudit/grad_present_before_backward")] == [0.0] * 5
+    again = [v for _, v in history(run_id, "nnaudit/grad_present_in_closure")]
+    assert again and set(again) == {1.0}
 
 
 # --- AMP ------------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ def test_the_audit_fetches_the_curves_the_rules_read():
         schema.layer_prefix(schema.LAYER_GRAD_NORM),
         schema.stored_key(schema.LABELS_PER_BATCH),
         schema.stored_key(schema.GRAD_PRESENT_BEFORE_BACKWARD),
+        schema.stored_key(schema.GRAD_PRESENT_IN_CLOSURE),
     }
 
 

@@ -109,6 +109,7 @@ class Recorder:
         self._outer = None  # the optimizer whose step is running now (wrappers call inner ones)
         self._inner = None  # the torch optimizer inside `_outer`
         self._step_losses: list[torch.Tensor] | None = None  # a closure step's losses, once taken
+        self._closure_repeat = False  # a step's closure is being called again: check its first backward
         self._scaled: tuple[torch.Tensor, torch.Tensor] | None = None  # (scaled loss, unscaled loss)
         self._recheck_run = False
         self._rank: int | None = None
@@ -200,7 +201,13 @@ class Recorder:
             loss = scaled[1]  # recorded unscaled (GradScaler)
         self._pair_objective(loss)
         if self._step_losses is not None:
-            return  # later closure calls of a step (LBFGS line search): the first one counts
+            # later closure calls of a step (LBFGS line search): the first one's loss counts; the
+            # second call's first backward must find the gradients zeroed again, as the first's did
+            if self._closure_repeat:
+                self._closure_repeat = False
+                if self.session is not None:
+                    self.session.before_backward(closure_repeat=True)
+            return
         if not self.optimizer_seen:
             self._manual_clock_tick(config, tensor)
             moments = getattr(self.session, "moment_probe", None)
@@ -292,13 +299,14 @@ class Recorder:
         return args, {**kwargs, "closure": wrapped}
 
     def _wrap_closure(self, closure, session, optimizer):
-        state = {"first": True}
+        state = {"calls": 0}
 
         @functools.wraps(closure)
         def closure_with_probes(*a, **k):
+            state["calls"] += 1
+            self._closure_repeat = state["calls"] == 2  # (only the second call is checked)
             out = closure(*a, **k)
-            if state["first"]:
-                state["first"] = False
+            if state["calls"] == 1:
                 _after_first_closure(self, session, optimizer)
             return out
 
@@ -313,6 +321,7 @@ class Recorder:
         if outer is not None and outer is not optimizer:
             return  # inner optimizer of a wrapper
         self._outer = None
+        self._closure_repeat = False
         losses = self._step_losses if self._step_losses is not None else self.pending
         self._step_losses, self.pending = None, []
         session = self.session

@@ -701,10 +701,12 @@ class RunSession:
         if timed:
             self._hook_seconds += time.perf_counter() - t0
 
-    def before_backward(self) -> None:
+    def before_backward(self, closure_repeat: bool = False) -> None:
         """The first backward since the last optimizer step is about to run: on sampled steps,
         and on each of the first STALE_GRADS_FIRST_STEPS steps, the probes that look at the
-        gradients left from the last step."""
+        gradients left from the last step. With `closure_repeat`, the first backward of a step's
+        closure called again (L-BFGS): the gradients left from its previous call, written as
+        GRAD_PRESENT_IN_CLOSURE (each closure call must start from zero gradients)."""
         if self.step < 1 or not self.params or self._others_in_a_row >= TAKEN_OVER_STEPS:
             # (another optimizer trains now: the followed model's gradients are where its loop left them)
             return
@@ -720,6 +722,8 @@ class RunSession:
                 self._probe_failed(probe, exc)
                 continue
             for key, value in metrics.items():
+                if closure_repeat and key == schema.GRAD_PRESENT_BEFORE_BACKWARD:
+                    key = schema.GRAD_PRESENT_IN_CLOSURE
                 self.sink.add(key, value, self.step)
         if sampled:  # the first steps' checks are a fixed cost, not part of the sampling budget
             self._hook_seconds += time.perf_counter() - t0

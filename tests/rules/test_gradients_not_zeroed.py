@@ -80,3 +80,19 @@ def test_stale_from_the_first_step_with_one_clean_sample_later_is_never_reset():
 
 def test_a_reset_among_the_first_steps_keeps_the_ninety_percent():
     quiet(CAUSE, at_steps([1, 2, 3, 4, 5, 10, 63, 96], [1, 0, 1, 1, 1, 1, 1, 1]))
+
+
+CLOSURE_KEY = "nnaudit/grad_present_in_closure"
+
+
+def closure_steps(step_check, closure_check):
+    extra = {**sampled_curve(KEY, step_check), **sampled_curve(CLOSURE_KEY, closure_check)}
+    return make_view(healthy_loss(), diagnostics=healthy_diagnostics(), extra=extra)
+
+
+def test_fires_when_an_lbfgs_closure_never_zeroes_its_own_gradients():
+    # zero_grad() once a step, before optimizer.step(closure): each step's first closure call is
+    # clean, its second finds the first one's gradients
+    f = fires(CAUSE, closure_steps(np.zeros(30), np.ones(30)))
+    assert "closure's previous call" in f.summary and "inside the closure" in f.recommendation
+    quiet(CAUSE, closure_steps(np.zeros(30), np.zeros(30)))  # zero_grad() inside the closure

@@ -21,7 +21,10 @@ class GradientsNotZeroed(Rule):
     Stale on each of the first 5 steps (checked one by one: no reset in the first 6 steps, which no
     loop does on purpose) and on 75% of all the sampled steps counts too: a framework that resets
     once an epoch (a Lightning manual-optimisation loop without `zero_grad()`) leaves a sample or
-    two clean, which took a run of 8 samples under the 90%.
+    two clean, which took a run of 8 samples under the 90%. The same test reads the check made when
+    an optimizer step calls its closure a second time (L-BFGS's line search): the second call must
+    start from zero gradients too, and finds the first call's when `zero_grad()` sits outside the
+    closure, before `optimizer.step(closure)`.
 
     Curves only (no recorder): a logged gradient-norm curve (`grad_norm`, as the HF Trainer
     logs it) that rises steadily over the whole run: at least 10x from start to end with a
@@ -33,7 +36,9 @@ class GradientsNotZeroed(Rule):
     cause = "gradients_not_zeroed"
     #: the recorder's 0/1 per sampled step: were the last step's gradients still there?
     CURVE = schema.stored_key(schema.GRAD_PRESENT_BEFORE_BACKWARD)
-    reads = (CURVE,)
+    #: the same for a step's closure called again (L-BFGS): the last call's gradients?
+    CLOSURE = schema.stored_key(schema.GRAD_PRESENT_IN_CLOSURE)
+    reads = (CURVE, CLOSURE)
 
     #: share of sampled steps with stale gradients that makes the finding (a loop that accumulates
     #: on purpose over k steps still resets on one step in k)
@@ -46,13 +51,17 @@ class GradientsNotZeroed(Rule):
     GROWTH = 10.0
     #: Mann-Kendall tau of a strong, nearly monotone rise (curve-only reading)
     MIN_TAU = 0.6
+    SINCE = {False: "previous step", True: "closure's previous call"}
 
     def evaluate(self, view: RunView) -> Finding | None:
-        c = view.extra_curves.get(self.CURVE)
-        if c is None and not view.recorded():
+        c, closure = view.extra_curves.get(self.CURVE), view.extra_curves.get(self.CLOSURE)
+        if c is None and closure is None and not view.recorded():
             return self._from_curve(view)
-        if c is None:
-            return None
+        return (self._stale(view, c) if c is not None else None) or (
+            self._stale(view, closure, in_closure=True) if closure is not None else None
+        )
+
+    def _stale(self, view: RunView, c, in_closure: bool = False) -> Finding | None:
         v = c.values[np.isfinite(c.values)]
         first = c.values[(c.x() >= 1) & (c.x() <= self.FIRST_STEPS)]
         from_start = len(first) == self.FIRST_STEPS and bool((first == 1).all())
@@ -64,13 +73,16 @@ class GradientsNotZeroed(Rule):
             confidence="high",
             severity="failed",
             score=1.0,
-            summary=f"gradients from the previous step were still there before backward on {np.mean(v):.0%} of "
-            f"{len(v)} sampled steps",
-            recommendation="Gradients are never reset, so every step adds the new gradient to all earlier ones: call "
-            "`optimizer.zero_grad()` once per step, before `loss.backward()` (or after `optimizer.step()`).",
-            evidence=[
-                Evidence("grad_present_before_backward", c.key, {"share": float(np.mean(v)), "sampled_steps": len(v)})
-            ],
+            summary=f"gradients from the {self.SINCE[in_closure]} were still there before backward on {np.mean(v):.0%} "
+            f"of {len(v)} sampled steps",
+            recommendation=(
+                "The optimizer calls the closure several times a step (L-BFGS's line search), and each call adds its "
+                "gradient to the last one's: call `optimizer.zero_grad()` inside the closure, before `loss.backward()`."
+                if in_closure
+                else "Gradients are never reset, so every step adds the new gradient to all earlier ones: call "
+                "`optimizer.zero_grad()` once per step, before `loss.backward()` (or after `optimizer.step()`)."
+            ),
+            evidence=[Evidence(c.key.rsplit("/", 1)[-1], c.key, {"share": float(np.mean(v)), "sampled_steps": len(v)})],
         )
 
     @staticmethod
