@@ -196,9 +196,9 @@ class DictOut(nn.Module):
 
 
 class Embedder(nn.Module):
-    def __init__(self):
+    def __init__(self, sparse: bool = False):
         super().__init__()
-        self.emb = nn.Embedding(20, 4)
+        self.emb = nn.Embedding(20, 4, sparse=sparse)  # sparse: its gradient is a sparse tensor
         self.fc = nn.Linear(4, 3)
 
     def forward(self, tokens):
@@ -247,11 +247,14 @@ def train_odd(kind: str, steps: int = 12) -> list[float]:
         "tuple": TupleOut,
         "dict": DictOut,
         "embedding": Embedder,
+        "sparse_embedding": lambda: Embedder(sparse=True),
         "no_params": NoParams,
         "tied": Tied,
         "growing": Growing,
     }[kind]()
-    opt = torch.optim.Adam([w] if w is not None else model.parameters(), lr=1e-2)
+    params = [w] if w is not None else model.parameters()
+    # (Adam takes no sparse gradient: word2vec-style code pairs them with SGD or SparseAdam)
+    opt = torch.optim.SGD(params, lr=0.1) if kind == "sparse_embedding" else torch.optim.Adam(params, lr=1e-2)
     losses = []
     for i in range(steps):
         idx = torch.arange(i * 8, i * 8 + 8) % 48
@@ -263,7 +266,7 @@ def train_odd(kind: str, steps: int = 12) -> list[float]:
             logits, _ = model(x[idx])
         elif kind == "dict":
             logits = model({"x": x[idx], "y": y[idx]})["logits"]
-        elif kind == "embedding":
+        elif kind in ("embedding", "sparse_embedding"):
             logits = model(tokens[idx])
         elif kind == "no_params":
             logits = model(x[idx], w)
@@ -277,7 +280,7 @@ def train_odd(kind: str, steps: int = 12) -> list[float]:
     return losses
 
 
-@pytest.mark.parametrize("kind", ["tuple", "dict", "embedding", "no_params", "tied", "growing"])
+@pytest.mark.parametrize("kind", ["tuple", "dict", "embedding", "sparse_embedding", "no_params", "tied", "growing"])
 def test_odd_models_train_identically_without_complaint(store_uri, kind, caplog):
     with caplog.at_level(logging.WARNING, logger="mlflow_nnaudit"):
         without, with_recorder, run_id = recorded_both_ways(
@@ -304,7 +307,8 @@ def test_odd_models_train_identically_without_complaint(store_uri, kind, caplog)
 )
 def test_each_failing_probe_is_switched_off_with_one_warning(store_uri, monkeypatch, caplog, cls, method, name):
     def broken(*args, **kwargs):
-        raise RuntimeError("odd model")
+        # as torch's dispatcher errors are: one line of cause, then every backend on a line of its own
+        raise RuntimeError("odd model\n" + "".join(f"Backend{i}: registered at somewhere.cpp\n" for i in range(40)))
 
     from tests.test_recorder import train
 
@@ -315,6 +319,7 @@ def test_each_failing_probe_is_switched_off_with_one_warning(store_uri, monkeypa
             losses = train(steps=10)
     messages = recorder_warnings(caplog)
     assert len(messages) == 1 and f"'{name}'" in messages[0], messages
+    assert "RuntimeError: odd model..." in messages[0] and "\n" not in messages[0]  # one line, not the backends
     assert len(history(run.info.run_id, "nnaudit/train_loss")) == 10
     assert len(history(run.info.run_id, "nnaudit/grad_norm_total")) == 10  # the other probes go on
     monkeypatch.undo()

@@ -45,9 +45,9 @@ def _unbind(trainer) -> None:
 
 def _warn(exc: Exception) -> None:
     try:
-        from mlflow_nnaudit.recorder.config import current_config, warn
+        from mlflow_nnaudit.recorder.config import current_config, describe, warn
 
-        warn(current_config(), f"Lightning integration error ({type(exc).__name__}: {exc}); training continues")
+        warn(current_config(), f"Lightning integration error ({describe(exc)}); training continues")
     except Exception:  # noqa: BLE001
         pass
 

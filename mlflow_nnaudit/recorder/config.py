@@ -87,6 +87,14 @@ def _resolve(own: dict | None, glob: dict | None, flavor: dict | None = None) ->
     return None
 
 
+def describe(exc: BaseException, limit: int = 300) -> str:
+    """An error in one line for a warning: its type and the first line of its message, cut at
+    `limit` characters (a dispatcher error from torch lists every backend over dozens of lines)."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first[:limit]}" + ("..." if len(first) > limit or len(text) > 1 else "")
+
+
 def warn(config: RecorderConfig | None, message: str) -> None:
     """The recorder's only way to complain: a logged warning, unless silent."""
     if config is None or not config.silent:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from mlflow_nnaudit.recorder.clock import ManualClock
-from mlflow_nnaudit.recorder.config import current_config, warn
+from mlflow_nnaudit.recorder.config import current_config, describe, warn
 from mlflow_nnaudit.recorder.probes.loader import LoaderProbe
 from mlflow_nnaudit.recorder.probes.loss import LossProbe
 from mlflow_nnaudit.recorder.probes.moments import kept_loss_call
@@ -185,7 +185,7 @@ class Recorder:
 
     def _early_loss_probe_failed(self, exc: Exception) -> None:
         self.early_loss_probe = None  # the session starts without a loss probe
-        warn(current_config(), f"probe 'loss' disabled after an error: {type(exc).__name__}: {exc}")
+        warn(current_config(), f"probe 'loss' disabled after an error: {describe(exc)}")
 
     def on_backward(self, tensor: torch.Tensor) -> None:
         config = self.recording()
@@ -527,7 +527,7 @@ def guarded(fn):
             RECORDER.failures += 1
             warn(
                 current_config(),
-                f"recorder error ({type(exc).__name__}: {exc}); training continues"
+                f"recorder error ({describe(exc)}); training continues"
                 + ("; recorder switched off for this process" if RECORDER.failures >= 3 else ""),
             )
             return None

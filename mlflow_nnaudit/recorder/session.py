@@ -25,7 +25,7 @@ import torch
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit._version import __version__
-from mlflow_nnaudit.recorder.config import RecorderConfig, warn
+from mlflow_nnaudit.recorder.config import RecorderConfig, describe, warn
 from mlflow_nnaudit.recorder.probes import DataProbe, ModelInfo, Probe, StepContext, default_probes
 from mlflow_nnaudit.recorder.probes.base import overrides
 from mlflow_nnaudit.recorder.probes.learning import LearningProbe
@@ -442,7 +442,7 @@ class RunSession:
 
     def _probe_failed(self, probe: Probe, exc: Exception) -> None:
         self._drop_probe(probe)
-        warn(self.config, f"probe '{probe.name}' disabled after an error: {type(exc).__name__}: {exc}")
+        warn(self.config, f"probe '{probe.name}' disabled after an error: {describe(exc)}")
 
     def observe_loss(self, fn: str, inp, target, out) -> None:
         """A torch loss function was called: training loss or evaluation loss?"""
@@ -780,14 +780,14 @@ class RunSession:
             self._move_losses(final)
             self.sink.flush()  # hands the points to the writer thread: never waits for the store
         except Exception as exc:  # noqa: BLE001 - never raise into training
-            warn(self.config, f"could not write metrics: {type(exc).__name__}: {exc}")
+            warn(self.config, f"could not write metrics: {describe(exc)}")
         try:
             text = json.dumps(self.diagnostics(), indent=2)
             if text != self._diagnostics_written:
                 self.sink.log_text(text, schema.DIAGNOSTICS_ARTIFACT)
                 self._diagnostics_written = text
         except Exception as exc:  # noqa: BLE001
-            warn(self.config, f"could not write {schema.DIAGNOSTICS_ARTIFACT}: {type(exc).__name__}: {exc}")
+            warn(self.config, f"could not write {schema.DIAGNOSTICS_ARTIFACT}: {describe(exc)}")
 
     def close(self) -> None:
         """Write what is buffered and the diagnostics; release the model hooks."""

@@ -23,7 +23,7 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunTag
 
 from mlflow_nnaudit import schema
-from mlflow_nnaudit.recorder.config import RecorderConfig, warn
+from mlflow_nnaudit.recorder.config import RecorderConfig, describe, warn
 
 METRIC_PREFIX = schema.METRIC_PREFIX
 _BATCH = 1000  # MLflow's log_batch takes at most 1000 metrics per call
@@ -407,7 +407,7 @@ class MlflowSink:
         try:
             self._write_jobs()
         except Exception as exc:  # noqa: BLE001 - a bug here must not print a thread traceback
-            warn(self.config, f"the recorder's writer stopped ({type(exc).__name__}: {exc})")
+            warn(self.config, f"the recorder's writer stopped ({describe(exc)})")
             with self._cond:
                 self._drop_jobs()
                 self._busy_since, self._busy_points, self._busy_job = None, 0, None

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from mlflow_nnaudit.recorder.probes.base import Probe
+from mlflow_nnaudit.recorder.probes.gradients import stored_values
 
 #: pre-clip norms kept; beyond this every other one is dropped and the keep-stride doubles,
 #: so memory stays flat on long runs while the sample stays spread over the whole run
@@ -85,4 +86,4 @@ def grad_abs_max(parameters) -> torch.Tensor | None:
     if not grads:
         return None
     with torch.no_grad():
-        return torch.stack([g.detach().abs().amax().float() for g in grads]).amax()
+        return torch.stack([stored_values(g.detach()).abs().amax().float() for g in grads]).amax()

@@ -10,10 +10,21 @@ from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe, StepContext
 
 
+def stored_values(t: torch.Tensor) -> torch.Tensor:
+    """A tensor's stored values: a sparse one's (the gradient of `nn.Embedding(sparse=True)`),
+    coalesced so that an index met twice counts once, summed; a dense one as it is. Norms and
+    extremes over them are the tensor's own (the zeros it does not store change neither)."""
+    if t.layout == torch.strided:
+        return t
+    return t.coalesce().values() if t.layout == torch.sparse_coo else t.values()
+
+
 def foreach_norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-    """L2 norm of each tensor, batched where torch allows (one kernel per device/dtype)."""
+    """L2 norm of each tensor, batched where torch allows (one kernel per device/dtype); sparse
+    tensors by their stored values (no norm kernel takes them)."""
     if not tensors:
         return []
+    tensors = [stored_values(t) for t in tensors]
     try:
         return list(torch._foreach_norm(tensors))
     except Exception:  # noqa: BLE001 - private API; fall back to the plain loop

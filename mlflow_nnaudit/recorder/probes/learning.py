@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe, StepContext
+from mlflow_nnaudit.recorder.probes.gradients import foreach_norms
 
 #: parameter names listed at most
 MAX_NAMES = 10
@@ -103,10 +104,7 @@ class LearningProbe(Probe):
             present = [g.detach() for g in grads if g is not None]
             zero = torch.ones(len(params), dtype=torch.int64)
             if present:
-                try:
-                    norms = torch._foreach_norm(present)
-                except Exception:  # noqa: BLE001
-                    norms = [torch.linalg.vector_norm(g) for g in present]
+                norms = foreach_norms(present)
                 nz = (torch.stack([n.float().cpu() for n in norms]) == 0).long()
                 idx = torch.tensor([i for i, g in enumerate(grads) if g is not None])
                 zero[idx] = nz

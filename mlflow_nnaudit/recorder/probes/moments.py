@@ -27,6 +27,7 @@ import torch
 
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.recorder.probes.base import Probe
+from mlflow_nnaudit.recorder.probes.gradients import foreach_norms
 
 #: a loss at least this many times its running median is a spike; the same for the gradient norm
 SPIKE_FACTOR = 10.0
@@ -239,7 +240,7 @@ class MomentProbe(Probe):
         out: dict[str, Any] = {}
         with torch.no_grad():
             if grads:
-                norms = torch.stack([torch.linalg.vector_norm(g).float().cpu() for g in grads])
+                norms = torch.stack([n.float().cpu() for n in foreach_norms(grads)])
                 finite = torch.isfinite(norms)
                 out["grad_norm"] = float(torch.linalg.vector_norm(norms[finite])) if bool(finite.any()) else None
                 out["nonfinite_grads"] = int((~finite).sum())
