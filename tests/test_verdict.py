@@ -190,6 +190,27 @@ def test_a_finding_can_follow_a_cause_on_this_run_only():
     assert [f.cause for f in order] == ["learning_rate_too_high", "dead_relu"] and order[0].upstream is None
 
 
+def test_a_link_seen_on_the_run_outweighs_one_only_possible_in_general():
+    # the corpus's Adam 1e-2 sweep member: an early overfit the rate raced to (overfitting follows it on
+    # this run), the too-small-data reading following the rate too, and no regularisation ranked above both
+    def findings(follows):
+        return [
+            _f("overfitting", "high", "warning", 0.6, kind="outcome", follows=follows),
+            _f("no_regularization", "medium", "warning", 0.9),
+            _f("learning_rate_too_high", "high", "warning", 0.4, kind="risk"),
+            _f("dataset_too_small", "low", "warning", 0.5, follows=("learning_rate_too_high",)),
+        ]
+
+    declared = {"overfitting": ("dataset_too_small", "no_regularization")}  # as the overfitting rule declares
+    order = rank_findings(findings(("learning_rate_too_high",)), declared)
+    # through the cause that follows the rate (the nearest on the seen path), the rate leads
+    assert [f.cause for f in order][:3] == ["learning_rate_too_high", "dataset_too_small", "overfitting"]
+    assert order[2].upstream == "dataset_too_small"
+    # no link seen: the declared ones alone, the nearest best-ranked one (no regularisation) leads
+    order = rank_findings(findings(()), declared)
+    assert [f.cause for f in order][:2] == ["no_regularization", "overfitting"]
+
+
 def test_a_contradicted_finding_is_dropped_with_a_note():
     result = _judged([_f("learning_rate_too_low", "medium", "failed"), _f("nonfinite_loss", "high", "failed")], LINKS)
     assert result.causes == ["nonfinite_loss"]

@@ -109,7 +109,8 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
     finding that is a consequence of other findings on the run (`Rule.consequence_of`, and the
     finding's own `follows` where its rule saw a run-specific link) hangs under
     the nearest of them (one that leads to none of the others: a chain, the ReLUs died in the blow-up
-    and the gradients vanished with them) and is listed after it, direct consequences first; the
+    and the gradients vanished with them), a link seen on the run (`follows`, directly or through a
+    cause that follows it) before one only possible in general, and is listed after it, direct consequences first; the
     root of each chain moves up to where the best-ranked finding of its group stood, so the first
     cause named is the most upstream one. A finding that explains nothing
     (`explains` False) is no finding's upstream cause. Each finding's `upstream` and
@@ -150,9 +151,18 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
         return cause
 
     for f in ranked:  # best-ranked first: where two findings name each other, the first one read holds
-        ups = present_up[f.cause]
-        # the nearest of its upstream causes (one that leads to no other candidate: a chain, not a fan), best-ranked first
-        ups = sorted(ups, key=lambda c: (any(c in ancestors(o) for o in ups if o != c), position[c]))
+        ups, own = present_up[f.cause], set(f.follows)
+        # a link its rule saw on this run first (one of its own `follows`, or a cause that itself follows
+        # one), over one its rule only allows in general; then the nearest of its upstream causes (one that
+        # leads to no other candidate: a chain, not a fan), best-ranked first
+        ups = sorted(
+            ups,
+            key=lambda c: (
+                not (c in own or own & ancestors(c)),
+                any(c in ancestors(o) for o in ups if o != c),
+                position[c],
+            ),
+        )
         for up in ups:
             if root_of(up) != f.cause:  # never a cycle
                 parent[f.cause] = up

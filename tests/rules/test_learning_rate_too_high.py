@@ -11,6 +11,7 @@ from tests.rules.conftest import (
     layer_curves,
     layer_names,
     make_view,
+    mlp_model,
     nan_from,
     optimizer_facts,
     quiet,
@@ -199,6 +200,23 @@ def test_adam_at_10x_its_usual_rate_with_an_early_overfit_is_the_rate_first():
     assert f.confidence == "high" and f.summary.startswith("Adam at a learning rate of 0.01 (10x the top")
     causes = _ranked(_raced("Adam", 0.01, 0.012))
     assert causes[0] == CAUSE and "dataset_too_small" in causes and "overfitting" in causes
+
+
+def test_an_early_overfit_without_regularisation_still_names_the_rate_first():
+    # the corpus's held-out Adam 1e-2 sweep members with no dropout and no weight decay: the overfit
+    # (an outcome) hung under no_regularization and led with it; best early, it hangs under the rate
+    d = healthy_diagnostics(model=mlp_model([8, 256, 256, 3]), optimizer=optimizer_facts("Adam", 0.01, momentum=None))
+    val = np.r_[0.82, 0.78, np.linspace(0.85, 1.25, 8)] + 0.01 * rng(6).standard_normal(10)
+    ratios = layer_curves("update_ratio", {n: 0.012 for n in layer_names(d["model"])})
+    view = make_view(falling(600, 1.34, 0.3, knee=0.3, noise=0.08), val, diagnostics=d, params=recorder_params(d))
+    view.extra_curves.update(ratios)
+    causes = _ranked(view)
+    assert causes[:2] == [CAUSE, "overfitting"] and "no_regularization" in causes
+    # best late (the steps did not race past it): the overfit is the missing regularisation's
+    late = np.r_[np.linspace(0.95, 0.6, 6), np.linspace(0.65, 0.95, 4)] + 0.01 * rng(6).standard_normal(10)
+    view = make_view(falling(600, 1.34, 0.3, knee=0.3, noise=0.08), late, diagnostics=d, params=recorder_params(d))
+    view.extra_curves.update(ratios)
+    assert _ranked(view)[:2] == ["no_regularization", "overfitting"]
 
 
 def test_sgd_steps_10x_the_usual_ratio_with_an_early_overfit_are_the_rate():

@@ -28,7 +28,9 @@ class Overfitting(Rule):
     Either way, on a classifier, the rise (final minus best validation loss) must reach 1% of ln C
     (`helpers.OVERFIT_MIN_RISE`): GL is relative to the best, and on a task solved to near-zero
     loss a rise of 0.0005 nats is a GL of 60%, noise no one would act on. A regression's first loss
-    has no task scale (the targets' units): no floor there."""
+    has no task scale (the targets' units): no floor there. An overfit whose best came early (within the
+    first 30% of evaluations, `helpers.early_overfit`) follows a learning rate found too high: steps too
+    large race past the best (listed after it, where that is found)."""
 
     cause = "overfitting"
     #: upstream causes it follows from, when found too (listed after them)
@@ -115,4 +117,6 @@ class Overfitting(Rule):
             "inputs and labels are prepared exactly as the training ones (normalisation, channel order, vocabulary, "
             "label encoding), then regularise or add data.",
             evidence=ev,
+            # best early, then worse: what large steps do (the learning rate's raced reading), where that is found
+            follows=("learning_rate_too_high",) if helpers.early_overfit(view) is not None else (),
         )
