@@ -1204,6 +1204,21 @@ def test_recurrent_layers_are_described_with_their_input_layout():
     assert describe_model(mlp(), set())["recurrent"] == []
 
 
+def test_gpt2_transposed_linear_layers_and_its_activation_module_are_layers_and_an_activation():
+    """Hugging Face's GPT-2 family builds its blocks from `transformers.pytorch_utils.Conv1D` (a linear
+    layer, weight transposed; not a torch class) and `NewGELUActivation`: a GPT-2 was described as
+    its `lm_head` alone, "no hidden layer (a single 1-layer linear map)" (held-out f135)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from mlflow_nnaudit.recorder.probes.model import describe_model
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=50, n_positions=16))
+    facts = describe_model(model, {id(p) for p in model.parameters()})
+    # per block: attention in (3 x 32), attention out, MLP in (4 x 32), MLP out; then the head
+    assert facts["widths"] == [96, 32, 128, 32] * 2 + [50] and facts["depth"] == 9
+    assert facts["activations"] == ["NewGELUActivation"] and facts["linear_stacks"] == []
+
+
 def test_the_evaluation_targets_variance_is_kept_for_a_regression(store):
     """`loss.eval_targets`: the evaluation targets' statistics over every evaluation batch, the
     validation set's own variance (what a validation MSE is held against; a few checked training

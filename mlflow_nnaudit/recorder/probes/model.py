@@ -40,6 +40,29 @@ def optimizer_facts(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
 
 
 _WEIGHT_LAYERS = (torch.nn.Linear, torch.nn.modules.conv._ConvNd)
+
+
+def _is_weight_layer(m: torch.nn.Module) -> bool:
+    """A linear or convolution layer: torch's, or the Hugging Face `Conv1D` of GPT-2 and its family
+    (a linear layer with its weight stored transposed, `nf` outputs; not a torch subclass)."""
+    return isinstance(m, _WEIGHT_LAYERS) or _hf_conv1d(m)
+
+
+def _hf_conv1d(m: torch.nn.Module) -> bool:
+    return type(m).__name__ == "Conv1D" and isinstance(getattr(m, "nf", None), int)
+
+
+def _width(m: torch.nn.Module) -> int:
+    """A weight layer's outputs."""
+    return int(m.nf) if _hf_conv1d(m) else int(m.weight.shape[0])
+
+
+def _is_activation(m: torch.nn.Module) -> bool:
+    """torch's activation modules, and those of libraries that write their own (Hugging Face's
+    `NewGELUActivation`, `GELUActivation`, ...: a class named `*Activation`)."""
+    return isinstance(m, _ACTIVATIONS) or type(m).__name__.endswith("Activation")
+
+
 _ACTIVATIONS = (
     torch.nn.ReLU,
     torch.nn.LeakyReLU,
@@ -69,7 +92,7 @@ def _no_bias_without_norm(leaves: list[tuple[str, torch.nn.Module]]) -> list[str
     before BatchNorm/LayerNorm is redundant, so leaving it out there is normal)."""
     out = []
     for i, (name, m) in enumerate(leaves):
-        if isinstance(m, _WEIGHT_LAYERS) and getattr(m, "bias", None) is None:
+        if _is_weight_layer(m) and getattr(m, "bias", None) is None:
             nxt = leaves[i + 1][1] if i + 1 < len(leaves) else None
             if not isinstance(nxt, _NORMS):
                 out.append(name)
@@ -118,12 +141,12 @@ def describe_model(root: torch.nn.Module, opt_ids: set[int]) -> dict[str, Any]:
     regularisation and normalisation layers, bias-less layers, parameters that can never be
     trained (requires_grad on, but missing from every optimizer group), and frozen ones."""
     leaves = [(n, m) for n, m in root.named_modules() if not list(m.children())]
-    weight_layers = [(n, m) for n, m in leaves if isinstance(m, _WEIGHT_LAYERS)]
+    weight_layers = [(n, m) for n, m in leaves if _is_weight_layer(m)]
     params = list(root.named_parameters())
     return {
         "depth": len(weight_layers),
-        "widths": [int(m.weight.shape[0]) for _, m in weight_layers][:64],
-        "activations": sorted({type(m).__name__ for _, m in leaves if isinstance(m, _ACTIVATIONS)}),
+        "widths": [_width(m) for _, m in weight_layers][:64],
+        "activations": sorted({type(m).__name__ for _, m in leaves if _is_activation(m)}),
         "last_module": type(leaves[-1][1]).__name__ if leaves else None,
         "last_module_name": leaves[-1][0] if leaves else None,  # the per-layer metrics' name for it
         "dropout": [float(m.p) for _, m in leaves if isinstance(m, torch.nn.modules.dropout._DropoutNd)][:16],
