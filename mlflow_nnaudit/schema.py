@@ -327,7 +327,7 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
             )
         ),
     },
-    "eval_in_train_mode": dict.fromkeys(("step", "mode_dependent_layers")),
+    "eval_in_train_mode": dict.fromkeys(("step", "mode_dependent_layers", "functional_dropout_calls")),
     "amp": {"skipped_steps": None},
     # optimizers other than the followed one: how many, their steps, and those taken after a loss of
     # their own was backpropagated (zeros when there was none: one objective, no game)

@@ -133,6 +133,89 @@ def test_lbfgs_closure_without_zero_grad_is_seen_on_its_second_call(store_uri):
     assert again and set(again) == {1.0}
 
 
+def train_adam_beside_an_lbfgs_fit(steps: int = 8) -> list[float]:
+    """Adam trains the model; an L-BFGS fits a temperature on its outputs each step, zeroing its own
+    gradients inside its closure (a calibration or linear-probe fit beside training)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    t = torch.ones(1, requires_grad=True)
+    fit = torch.optim.LBFGS([t], lr=0.1, max_iter=5)
+    out = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()  # the model's gradients stay until the next zero_grad()
+        opt.step()
+        with torch.no_grad():
+            logits = model(x)
+
+        def closure(logits=logits):
+            fit.zero_grad()
+            nll = F.cross_entropy(logits / t, y)
+            nll.backward()
+            return nll
+
+        fit.step(closure)
+        out.append(loss.item())
+    return out
+
+
+def test_another_optimizers_closure_is_not_checked_against_the_followed_parameters(store_uri):
+    without, with_recorder, run_id = recorded_both_ways(
+        train_adam_beside_an_lbfgs_fit, sample_every_n_steps=1, max_probe_overhead=None
+    )
+    assert with_recorder == without
+    # the L-BFGS closure zeroes its own gradients; the model's, left from Adam's step, are not its business
+    assert set(v for _, v in history(run_id, "nnaudit/grad_present_in_closure")) <= {0.0}
+
+
+class FunctionalDropout(nn.Module):
+    def __init__(self, mode_aware: bool):
+        super().__init__()
+        self.a, self.b, self.mode_aware = nn.Linear(4, 16), nn.Linear(16, 2), mode_aware
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        # the bug: F.dropout's `training` defaults to True, whatever model.eval() said
+        h = F.dropout(h, 0.5, training=self.training) if self.mode_aware else F.dropout(h, 0.5)
+        return self.b(h)
+
+
+def train_functional_dropout(mode_aware: bool, epochs: int = 6) -> list[float]:
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), (torch.randn(64) > 0).long()
+    model = FunctionalDropout(mode_aware)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    out = []
+    for _ in range(epochs):
+        model.train()
+        for i in range(0, 64, 16):
+            opt.zero_grad()
+            F.cross_entropy(model(x[i : i + 16]), y[i : i + 16]).backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            out.append(F.cross_entropy(model(x), y).item())
+    return out
+
+
+@pytest.mark.parametrize("mode_aware", [False, True])
+def test_a_functional_dropout_that_ignores_eval_mode_is_counted(store_uri, mode_aware):
+    without, with_recorder, run_id = recorded_both_ways(
+        lambda: train_functional_dropout(mode_aware), sample_every_n_steps=1, max_probe_overhead=None
+    )
+    assert with_recorder == without
+    from tests.test_recorder import diagnostics_of
+
+    facts = diagnostics_of(run_id).get("eval_in_train_mode", {})
+    if mode_aware:
+        assert "functional_dropout_calls" not in facts
+    else:
+        assert facts["functional_dropout_calls"] >= 5 and "mode_dependent_layers" not in facts, facts
+
+
 # --- AMP ------------------------------------------------------------------------------------
 def train_amp(steps: int = 12, overflow_at: tuple[int, ...] = (3,)) -> list[tuple[float, float]]:
     """bf16 autocast with a GradScaler on CPU; at `overflow_at` a gradient is made infinite (as an

@@ -209,6 +209,23 @@ def test_a_link_seen_on_the_run_outweighs_one_only_possible_in_general():
     # no link seen: the declared ones alone, the nearest best-ranked one (no regularisation) leads
     order = rank_findings(findings(()), declared)
     assert [f.cause for f in order][:2] == ["no_regularization", "overfitting"]
+    # a definite bug among the declared links is not outweighed by the rate seen on the run (review)
+    bug = _f("train_val_preprocessing_mismatch", "medium", "failed", 0.5, kind="bug")
+    lr = _f("learning_rate_too_high", "medium", "warning", 0.4, kind="risk")
+    over = _f("overfitting", "high", "warning", 0.6, kind="outcome", follows=("learning_rate_too_high",))
+    order = rank_findings([over, bug, lr], {"overfitting": ("train_val_preprocessing_mismatch",)})
+    assert [f.cause for f in order] == ["train_val_preprocessing_mismatch", "overfitting", "learning_rate_too_high"]
+
+
+def test_an_upstream_walk_never_passes_through_the_finding_itself():
+    # the non-finite loss followed the rate on this run; the gradients exploded with the loss (a run-time
+    # link back): the loss must hang under the rate, not under its own consequence (review)
+    nan = _f("nonfinite_loss", "high", "failed", 1.0, follows=("learning_rate_too_high",))
+    grads = _f("exploding_gradients", "high", "failed", 0.9, follows=("nonfinite_loss",))
+    lr = _f("learning_rate_too_high", "medium", "failed", 0.6)
+    order = rank_findings([nan, grads, lr], {"nonfinite_loss": ("exploding_gradients",)})
+    assert order[0].cause == "learning_rate_too_high"
+    assert {f.cause: f.upstream for f in order}["nonfinite_loss"] == "learning_rate_too_high"
 
 
 def test_a_contradicted_finding_is_dropped_with_a_note():

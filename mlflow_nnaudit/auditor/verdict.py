@@ -110,7 +110,8 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
     finding's own `follows` where its rule saw a run-specific link) hangs under
     the nearest of them (one that leads to none of the others: a chain, the ReLUs died in the blow-up
     and the gradients vanished with them), a link seen on the run (`follows`, directly or through a
-    cause that follows it) before one only possible in general, and is listed after it, direct consequences first; the
+    cause downstream of one) before one only possible in general (unless that one is a definite bug),
+    and is listed after it, direct consequences first; the
     root of each chain moves up to where the best-ranked finding of its group stood, so the first
     cause named is the most upstream one. A finding that explains nothing
     (`explains` False) is no finding's upstream cause. Each finding's `upstream` and
@@ -134,14 +135,17 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
         for f in ranked
     }
 
-    def ancestors(cause: str) -> set[str]:
-        seen, todo = set(), list(present_up.get(cause, ()))
+    def ancestors(cause: str, skip: str | None = None) -> set[str]:
+        """The causes upstream of `cause`, not walking through `skip`."""
+        seen, todo = set(), [c for c in present_up.get(cause, ()) if c != skip]
         while todo:
             c = todo.pop()
             if c not in seen:
                 seen.add(c)
-                todo += present_up.get(c, ())
+                todo += [u for u in present_up.get(c, ()) if u != skip]
         return seen
+
+    kind = {f.cause: f.effective_kind for f in ranked}
 
     parent: dict[str, str] = {}
 
@@ -152,14 +156,15 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
 
     for f in ranked:  # best-ranked first: where two findings name each other, the first one read holds
         ups, own = present_up[f.cause], set(f.follows)
-        # a link its rule saw on this run first (one of its own `follows`, or a cause that itself follows
-        # one), over one its rule only allows in general; then the nearest of its upstream causes (one that
-        # leads to no other candidate: a chain, not a fan), best-ranked first
+        # a link its rule saw on this run first (one of its own `follows`, or a cause downstream of one),
+        # over one its rule only allows in general, unless that one is a definite bug; then the nearest
+        # of its upstream causes (one that leads to no other candidate: a chain, not a fan), best-ranked
+        # first (upstream walks never pass through the finding itself)
         ups = sorted(
             ups,
             key=lambda c: (
-                not (c in own or own & ancestors(c)),
-                any(c in ancestors(o) for o in ups if o != c),
+                not (c in own or own & ancestors(c, f.cause) or kind[c] == BUG),
+                any(c in ancestors(o, f.cause) for o in ups if o != c),
                 position[c],
             ),
         )

@@ -183,6 +183,10 @@ class Recorder:
             except Exception as exc:  # noqa: BLE001 - the probe goes, the recorder stays
                 self._early_loss_probe_failed(exc)
 
+    def on_eval_dropout(self) -> None:
+        if self.recording() is not None and self.session is not None:
+            self.session.on_eval_dropout()
+
     def _early_loss_probe_failed(self, exc: Exception) -> None:
         self.early_loss_probe = None  # the session starts without a loss probe
         warn(current_config(), f"probe 'loss' disabled after an error: {describe(exc)}")
@@ -304,7 +308,9 @@ class Recorder:
         @functools.wraps(closure)
         def closure_with_probes(*a, **k):
             state["calls"] += 1
-            self._closure_repeat = state["calls"] == 2  # (only the second call is checked)
+            # (only the second call is checked, and only the followed optimizer's: another's closure, an
+            # L-BFGS temperature fit beside Adam, would be checked against the followed parameters)
+            self._closure_repeat = state["calls"] == 2 and optimizer is session.optimizer
             out = closure(*a, **k)
             if state["calls"] == 1:
                 _after_first_closure(self, session, optimizer)

@@ -121,7 +121,9 @@ def test_quiet_on_a_two_batch_training_set_fed_in_turn_every_epoch():
 
 def test_the_same_batch_back_to_back_is_still_reported_without_a_loader():
     f = fires(CAUSE, run([0] * 40))
-    assert f.confidence == "medium" and f.severity == "failed"
+    # a set-up risk (full-batch training by design looks the same: a graph network fed its whole graph,
+    # held-out f138): a warning at most, never `failed` by itself
+    assert f.confidence == "medium" and f.severity == "warning"
 
 
 def test_an_epoch_metric_logged_at_step_epoch_does_not_pass_for_the_loader():

@@ -3,7 +3,12 @@ is in training mode, which matters only if the model has layers that behave diff
 the two modes (dropout, batch normalisation). Reported once, with the step and those layers,
 in `nnaudit/diagnostics.json` ("eval_in_train_mode").
 
-Fed through the probe interface (`on_loss`; the model from `attach`).
+A model in eval mode whose forward calls dropout through the functional API without its mode
+(`F.dropout(x, p)`, whose `training` defaults to True) still drops units in evaluation: such a call
+under `no_grad` while the model is in eval mode is counted (`functional_dropout_calls`, with the
+first step it was seen on), beside or instead of the above.
+
+Fed through the probe interface (`on_loss`, `on_eval_dropout`; the model from `attach`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ class EvalModeProbe(Probe):
     def __init__(self) -> None:
         self.root = None
         self.found: dict[str, Any] | None = None
+        self.functional: dict[str, Any] | None = None
 
     def attach(self, model: ModelInfo) -> None:
         self.root = model.root
@@ -41,5 +47,13 @@ class EvalModeProbe(Probe):
             self.found = {"step": step, "mode_dependent_layers": layers}
         return {}
 
+    def on_eval_dropout(self, step: int) -> None:
+        root = self.root
+        if root is None or root.training:
+            return  # a model left in training mode: `on_loss` reports it with its layers
+        if self.functional is None:
+            self.functional = {"step": step, "functional_dropout_calls": 0}
+        self.functional["functional_dropout_calls"] += 1
+
     def summary(self) -> dict[str, Any]:
-        return self.found or {}
+        return {**(self.functional or {}), **(self.found or {})}

@@ -59,8 +59,10 @@ def _width(m: torch.nn.Module) -> int:
 
 def _is_activation(m: torch.nn.Module) -> bool:
     """torch's activation modules, and those of libraries that write their own (Hugging Face's
-    `NewGELUActivation`, `GELUActivation`, ...: a class named `*Activation`)."""
-    return isinstance(m, _ACTIVATIONS) or type(m).__name__.endswith("Activation")
+    `NewGELUActivation`, `GELUActivation`, ...: a class named `*Activation`; not its identity,
+    `LinearActivation`)."""
+    name = type(m).__name__
+    return isinstance(m, _ACTIVATIONS) or (name.endswith("Activation") and name != "LinearActivation")
 
 
 _ACTIVATIONS = (

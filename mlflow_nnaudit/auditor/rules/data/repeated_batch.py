@@ -132,7 +132,8 @@ class RepeatedBatch(Rule):
         )
         return self.finding(
             confidence=confidence,
-            severity="failed" if share >= self.FAILED_SHARE else "warning",
+            # a set-up risk (nothing says the run has more than one batch) is no definite failure
+            severity="failed" if share >= self.FAILED_SHARE and kind != "risk" else "warning",
             kind=kind,
             score=share,
             summary=f"{share:.0%} of {n} sampled training batches were the same batch ({distinct} distinct){told}{full}",

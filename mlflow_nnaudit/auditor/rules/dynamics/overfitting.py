@@ -29,8 +29,8 @@ class Overfitting(Rule):
     (`helpers.OVERFIT_MIN_RISE`): GL is relative to the best, and on a task solved to near-zero
     loss a rise of 0.0005 nats is a GL of 60%, noise no one would act on. A regression's first loss
     has no task scale (the targets' units): no floor there. An overfit whose best came early (within the
-    first 30% of evaluations, `helpers.early_overfit`) follows a learning rate found too high: steps too
-    large race past the best (listed after it, where that is found)."""
+    first 30% of evaluations, `helpers.early_overfit`; not at the first, never better than untrained)
+    follows a learning rate found too high: steps too large race past the best (listed after it)."""
 
     cause = "overfitting"
     #: upstream causes it follows from, when found too (listed after them)
@@ -118,5 +118,5 @@ class Overfitting(Rule):
             "label encoding), then regularise or add data.",
             evidence=ev,
             # best early, then worse: what large steps do (the learning rate's raced reading), where that is found
-            follows=("learning_rate_too_high",) if helpers.early_overfit(view) is not None else (),
+            follows=("learning_rate_too_high",) if helpers.early_overfit(view) is not None and not first else (),
         )
