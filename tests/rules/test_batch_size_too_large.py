@@ -42,6 +42,16 @@ def test_quiet_on_small_batches_from_the_loader():
     quiet(CAUSE, make_view(slow(), diagnostics=with_loader(512, 32)))
 
 
+def test_quiet_on_a_training_set_no_larger_than_the_smallest_batch_advised():
+    # a Dataset whose __len__ says 2 (held-out f140) under batch_size=16: "batches of 16 out of 2 samples,
+    # 800%, use batches of 32-256" was nonsense; no smaller batch gives more updates there
+    quiet(CAUSE, make_view(slow(), diagnostics=with_loader(2, 16)))
+    quiet(CAUSE, make_view(slow(), diagnostics=with_loader(32, 16)))
+    # a batch size over the data: each batch is the whole data, said as such
+    f = fires(CAUSE, make_view(slow(), diagnostics=with_loader(48, 64)))
+    assert "batches of 48 (" in f.summary and "100%" in f.summary
+
+
 # --- moved from tests/test_setup_rules.py (curve-only and set-up cases) ------------------------
 def test_batch_size_too_large_from_params_is_low_confidence():
     t = np.arange(40)

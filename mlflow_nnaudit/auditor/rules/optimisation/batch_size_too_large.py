@@ -24,7 +24,9 @@ class BatchSizeTooLarge(Rule):
     params such as `batch_size` and `n_train` (low). Full-batch training on purpose looks the
     same; the recommendation says so. A batch accumulated over k backward passes per update (the
     HF Trainer's `gradient_accumulation_steps`, Lightning's `accumulate_grad_batches`, read from the
-    params) is k times the loader's batch: 16 x 16 of 2,000 samples is 8 updates an epoch."""
+    params) is k times the loader's batch: 16 x 16 of 2,000 samples is 8 updates an epoch. Not on a
+    training set of 32 samples or fewer (the smallest batch the advice names): no smaller batch helps
+    there, and a batch size over the data means the whole data in each batch."""
 
     cause = "batch_size_too_large"
     #: a batch that is a large share of a training set the model runs out of (`dataset_too_small`)
@@ -40,6 +42,8 @@ class BatchSizeTooLarge(Rule):
     #: the tail window for "still falling at the end" (shared)
     TAIL_START = TAIL_START
 
+    #: the smallest batch the advice names: a training set no larger gains nothing from smaller batches
+    SMALLEST_ADVISED = 32
     #: params that say how many batches are accumulated into one update
     ACCUMULATION_PARAMS = ("gradient_accumulation_steps", "accumulate_grad_batches", "grad_accum_steps")
 
@@ -50,6 +54,9 @@ class BatchSizeTooLarge(Rule):
         bs = (bs[0] * k, f"{bs[1]} x {acc[0]}={k}" if k > 1 else bs[1]) if bs is not None else None
         if n is None or bs is None or bs[0] < self.LARGE_BATCH_SHARE * n[0]:
             return None
+        if n[0] <= self.SMALLEST_ADVISED:
+            return None  # no smaller batch gives more updates: the data is too few, not the batch too large
+        bs = (min(bs[0], n[0]), bs[1])  # a batch size over the data is the whole data in each batch
         tail = view.trend(TRAIN_LOSS, self.TAIL_START, 1.0)
         uf = view.underfit()
         still_falling = tail is not None and tail.direction < 0
