@@ -177,7 +177,9 @@ def analyse(
     roles = assign_roles({k: len(c) for k, c in inp.loaded.items()}, inp.role_overrides)
     by_role = {role: inp.loaded[key] for role, key in roles.items()}
     per_sample_note = train_loss_per_sample(by_role, inp.diagnostics)
-    view = RunView(by_role, params=run.params, extra_curves=inp.extra, diagnostics=inp.diagnostics)
+    view = RunView(
+        by_role, params=run.params, extra_curves=inp.extra, diagnostics=inp.diagnostics, metric_keys=run.metric_keys
+    )
 
     result = AuditResult(
         run_id=run.run_id,

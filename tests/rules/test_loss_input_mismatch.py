@@ -89,6 +89,21 @@ def test_curves_only_a_classifier_whose_loss_goes_negative_was_fed_raw_logits():
     assert f.severity == "failed" and f.confidence == "medium" and "log_softmax" in f.recommendation
 
 
+def test_curves_only_a_negative_total_beside_logged_loss_terms_is_not_read():
+    # held-out h75: a multi-task model with learned uncertainty weights logs its total (negative by
+    # design: the log-sigma terms) beside its terms and an accuracy; it was `failed` from the curves
+    import torch
+
+    losses, accs = _train_curves(torch.nn.NLLLoss(), classify=True)
+    view = make_view(losses, val_acc=accs)
+    view.metric_keys = frozenset({"train_loss", "val_acc", "train_ce", "val_mse", "sigma_cls"})
+    quiet(CAUSE, view)
+    # whole losses of other splits or summaries are no terms: a classifier that logs them is still read
+    view = make_view(losses, val_acc=accs)
+    view.metric_keys = frozenset({"train_loss", "val_acc", "test_loss", "train_loss_step", "best_val_loss"})
+    assert fires(CAUSE, view).severity == "failed"
+
+
 def test_curves_only_a_negative_loss_without_an_accuracy_is_not_read():
     import torch
 

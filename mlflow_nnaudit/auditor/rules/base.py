@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -166,8 +167,10 @@ class RunView:
         params: dict[str, str] | None = None,
         extra_curves: dict[str, Curve] | None = None,
         diagnostics: dict | None = None,
+        metric_keys: Iterable[str] = (),
     ) -> None:
         self.curves = curves  # role -> Curve
+        self.metric_keys = frozenset(metric_keys)  # every metric the run logged (curves not read included)
         self.params = params or {}
         self.extra_curves = extra_curves or {}  # metric key -> Curve (recorder per-layer curves, ...)
         self.diagnostics = diagnostics

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from mlflow_nnaudit import schema
@@ -35,6 +37,13 @@ class LossInputMismatch(Rule):
     cause = "loss_input_mismatch"
     reads = (("loss", "input_mismatch"), *N_CLASSES_READS, *MEAN_READS)
     NEGATIVE = BELOW_ZERO  #: a loss below this (a float32 rounding's worth under zero) is negative
+    #: words of a metric name that make it a term of a loss (`train_ce`, `kl_loss`, `val_mse`), and words
+    #: that only say which split or summary it is (`test_loss` is a whole loss, not a term)
+    TERMS = frozenset(("ce", "nll", "mse", "mae", "l1", "l2", "kl", "kld", "bce", "recon", "reg", "cls", "aux"))
+    SPLITS = frozenset(
+        ("train", "training", "val", "valid", "validation", "test", "eval", "epoch", "step", "batch", "mean", "avg")
+        + ("running", "smooth", "ema", "total", "sum", "final", "best")
+    )
 
     #: what to do about each problem the recorder names
     FIXES = {
@@ -81,6 +90,10 @@ class LossInputMismatch(Rule):
             ],
         )
 
+    def _loss_term(self, key: str) -> bool:
+        words = [w for w in re.split(r"[^a-z0-9]+", key.lower()) if w and w not in self.SPLITS]
+        return bool(self.TERMS.intersection(words)) or ("loss" in words and len(words) > 1)
+
     @staticmethod
     def _classifier(view: RunView) -> bool:
         """The run logs an accuracy (training or validation) with at least 3 finite points."""
@@ -91,10 +104,14 @@ class LossInputMismatch(Rule):
         Without the recorder the loss function is not known, but a run that logs an accuracy is a
         classifier, and every classification loss (cross-entropy, NLL on log-probabilities, BCE,
         hinge, focal) is non-negative: its training or validation loss below zero is read the same
-        way, one step less sure (the loss function is inferred)."""
+        way, one step less sure (the loss function is inferred). Not where the run also logs terms of
+        its loss (`train_ce`, `val_mse`, `kl`, ...): the loss logged is then a total of several, and a
+        total may go negative on valid input (learned uncertainty weights, a likelihood term)."""
         fn = view.fact("loss", "loss_function")
         if not (fn is None and not view.recorded() and self._classifier(view)):
             return self._below_floor(view, fn)
+        if any(self._loss_term(k) for k in view.metric_keys - {c.key for c in view.curves.values()}):
+            return None
         lows = [
             (float(np.min(c.values[c.finite])), c.key)
             for c in map(view.curve, (TRAIN_LOSS, VAL_LOSS))
