@@ -172,21 +172,28 @@ def test_another_optimizers_closure_is_not_checked_against_the_followed_paramete
 
 
 class FunctionalDropout(nn.Module):
-    def __init__(self, mode_aware: bool):
+    def __init__(self, kind: str):
         super().__init__()
-        self.a, self.b, self.mode_aware = nn.Linear(4, 16), nn.Linear(16, 2), mode_aware
+        self.a, self.b, self.kind = nn.Linear(4, 16), nn.Linear(16, 2), kind
+        self.drop = nn.Dropout(0.5)
 
     def forward(self, x):
         h = torch.relu(self.a(x))
-        # the bug: F.dropout's `training` defaults to True, whatever model.eval() said
-        h = F.dropout(h, 0.5, training=self.training) if self.mode_aware else F.dropout(h, 0.5)
+        if self.kind == "default":  # the bug: F.dropout's `training` defaults to True, whatever model.eval() said
+            h = F.dropout(h, 0.5)
+        elif self.kind == "mode_aware":
+            h = F.dropout(h, 0.5, training=self.training)
+        elif self.kind == "explicit":  # dropout asked for in evaluation too, in so many words
+            h = F.dropout(h, 0.5, training=True)
+        else:  # "mc": the dropout module switched back on after model.eval() (Monte Carlo dropout)
+            h = self.drop(h)
         return self.b(h)
 
 
-def train_functional_dropout(mode_aware: bool, epochs: int = 6) -> list[float]:
+def train_functional_dropout(kind: str, epochs: int = 6) -> list[float]:
     torch.manual_seed(0)
     x, y = torch.randn(64, 4), (torch.randn(64) > 0).long()
-    model = FunctionalDropout(mode_aware)
+    model = FunctionalDropout(kind)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     out = []
     for _ in range(epochs):
@@ -196,24 +203,63 @@ def train_functional_dropout(mode_aware: bool, epochs: int = 6) -> list[float]:
             F.cross_entropy(model(x[i : i + 16]), y[i : i + 16]).backward()
             opt.step()
         model.eval()
+        if kind == "mc":
+            model.drop.train()
         with torch.no_grad():
             out.append(F.cross_entropy(model(x), y).item())
     return out
 
 
-@pytest.mark.parametrize("mode_aware", [False, True])
-def test_a_functional_dropout_that_ignores_eval_mode_is_counted(store_uri, mode_aware):
+@pytest.mark.parametrize("kind", ["default", "mode_aware", "explicit", "mc"])
+def test_a_functional_dropout_that_ignores_eval_mode_is_counted(store_uri, kind):
+    original = F.dropout
     without, with_recorder, run_id = recorded_both_ways(
-        lambda: train_functional_dropout(mode_aware), sample_every_n_steps=1, max_probe_overhead=None
+        lambda: train_functional_dropout(kind), sample_every_n_steps=1, max_probe_overhead=None
     )
     assert with_recorder == without
+    assert F.dropout is original  # watched only within the checked evaluation forwards
     from tests.test_recorder import diagnostics_of
 
     facts = diagnostics_of(run_id).get("eval_in_train_mode", {})
-    if mode_aware:
-        assert "functional_dropout_calls" not in facts
+    if kind == "default":  # one call in each of the first evaluation forwards watched
+        assert facts["functional_dropout_calls"] == 3 and "mode_dependent_layers" not in facts, facts
     else:
-        assert facts["functional_dropout_calls"] >= 5 and "mode_dependent_layers" not in facts, facts
+        assert "functional_dropout_calls" not in facts
+
+
+def test_a_watched_evaluation_forward_that_raises_leaves_torch_as_it_was(store_uri):
+    class Flaky(FunctionalDropout):
+        calls = 0
+
+        def forward(self, x):
+            out = super().forward(x)
+            if not self.training:
+                Flaky.calls += 1
+                if Flaky.calls == 1:
+                    raise ValueError("bad batch")  # the user's loop catches it and goes on
+            return out
+
+    original = F.dropout
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 4), (torch.randn(32) > 0).long()
+    model = Flaky("default")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    mlflow_nnaudit.autolog(sample_every_n_steps=1, max_probe_overhead=None)
+    with mlflow.start_run():
+        for _ in range(3):
+            model.train()
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            model.eval()
+            with torch.no_grad():
+                try:
+                    model(x)
+                except ValueError:
+                    assert F.dropout is not original  # (the watch was on when it raised)
+        model.train()
+        model(x)  # the next forward undoes the watch the raising one left
+        assert F.dropout is original
 
 
 # --- AMP ------------------------------------------------------------------------------------

@@ -285,30 +285,6 @@ def _wrap_loss(fn: str, original):
     return loss
 
 
-#: torch's functional dropouts (the `nn.Dropout*` modules call them with their own mode)
-WATCHED_DROPOUTS = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout")
-
-
-@guarded
-def _dropout_in_eval(args, kwargs):
-    p = args[1] if len(args) > 1 else kwargs.get("p", 0.5)
-    if isinstance(p, (int, float)) and p > 0:
-        RECORDER.on_eval_dropout()
-
-
-def _wrap_dropout(original):
-    @functools.wraps(original)
-    def dropout(*args, **kwargs):
-        # in training mode with autograd off: an evaluation with dropout on (`F.dropout(x, p)` without
-        # `training=self.training`); the common calls (training, or a module in eval mode) pass at once
-        if (args[2] if len(args) > 2 else kwargs.get("training", True)) is True and not torch.is_grad_enabled():
-            if not torch.compiler.is_compiling():
-                _dropout_in_eval(args, kwargs)
-        return original(*args, **kwargs)
-
-    return dropout
-
-
 def _wrap_scaler_scale(original):
     @functools.wraps(original)
     def scale(self, outputs):
@@ -425,10 +401,6 @@ class Patches:
                 original = getattr(F, fn, None)
                 if original is not None:
                     ledger.patch(f"loss.{fn}", F, fn, _wrap_loss(fn, original))
-            for fn in WATCHED_DROPOUTS:
-                original = getattr(F, fn, None)
-                if original is not None:
-                    ledger.patch(f"dropout.{fn}", F, fn, _wrap_dropout(original))
             try:
                 from torch.amp.grad_scaler import GradScaler
             except Exception:  # noqa: BLE001 - an old torch without torch.amp.GradScaler

@@ -183,10 +183,6 @@ class Recorder:
             except Exception as exc:  # noqa: BLE001 - the probe goes, the recorder stays
                 self._early_loss_probe_failed(exc)
 
-    def on_eval_dropout(self) -> None:
-        if self.recording() is not None and self.session is not None:
-            self.session.on_eval_dropout()
-
     def _early_loss_probe_failed(self, exc: Exception) -> None:
         self.early_loss_probe = None  # the session starts without a loss probe
         warn(current_config(), f"probe 'loss' disabled after an error: {describe(exc)}")

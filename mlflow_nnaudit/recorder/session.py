@@ -78,7 +78,6 @@ _HOOKS = (
     "on_before_clip",
     "on_clip",
     "on_loader_iter",
-    "on_eval_dropout",
 )
 
 
@@ -484,14 +483,6 @@ class RunSession:
             except Exception as exc:  # noqa: BLE001
                 self._probe_failed(probe, exc)
         return wanted
-
-    def on_eval_dropout(self) -> None:
-        """A functional dropout ran in training mode with autograd off (see `Probe.on_eval_dropout`)."""
-        for probe in self._hooked["on_eval_dropout"]:
-            try:
-                probe.on_eval_dropout(self.step)
-            except Exception as exc:  # noqa: BLE001
-                self._probe_failed(probe, exc)
 
     def on_loader_iter(self, loader) -> None:
         """A DataLoader's iteration (an epoch) begins."""

@@ -97,10 +97,6 @@ class Probe:
     def on_loader_iter(self, loader: Any) -> None:
         """A DataLoader's iteration (an epoch) begins."""
 
-    def on_eval_dropout(self, step: int) -> None:
-        """A functional dropout (`F.dropout`, ...) ran in training mode (`training=True`, p > 0) with
-        autograd off: an evaluation with dropout on."""
-
     def take_seconds(self) -> float:
         """Time spent outside `before_step`/`after_step` (in hooks of the forward pass, say)
         since last asked: it counts against the sampling budget like the rest."""

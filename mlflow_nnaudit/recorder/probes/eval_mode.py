@@ -4,15 +4,20 @@ the two modes (dropout, batch normalisation). Reported once, with the step and t
 in `nnaudit/diagnostics.json` ("eval_in_train_mode").
 
 A model in eval mode whose forward calls dropout through the functional API without its mode
-(`F.dropout(x, p)`, whose `training` defaults to True) still drops units in evaluation: such a call
-under `no_grad` while the model is in eval mode is counted (`functional_dropout_calls`, with the
-first step it was seen on), beside or instead of the above.
+(`F.dropout(x, p)`, whose `training` defaults to True) still drops units in evaluation. On the
+model's first EVAL_FORWARDS_CHECKED forward passes in eval mode under `no_grad` (and only while
+none of its dropout modules is in training mode: Monte Carlo dropout on purpose), torch's functional
+dropouts are watched for the length of that one forward pass: a call that leaves `training` at its
+default with p > 0 is counted (`functional_dropout_calls`). Nothing of torch is changed outside those
+few forward passes (a global wrapper would be what TorchScript and FX see), and the watch is undone
+when the forward returns, or, should it raise, on the model's next forward and when the session ends.
 
-Fed through the probe interface (`on_loss`, `on_eval_dropout`; the model from `attach`).
+Fed through the probe interface (`on_loss`, `on_input`; the model from `attach`).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -20,6 +25,10 @@ import torch
 from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe
 
 _MODE_DEPENDENT = (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._BatchNorm)
+#: the functional dropouts whose `training` defaults to True (the alpha dropouts' default to False)
+_WATCHED = ("dropout", "dropout1d", "dropout2d", "dropout3d")
+#: evaluation forward passes watched (the bug is in the model's code: it shows on every one)
+EVAL_FORWARDS_CHECKED = 3
 
 
 class EvalModeProbe(Probe):
@@ -28,7 +37,10 @@ class EvalModeProbe(Probe):
     def __init__(self) -> None:
         self.root = None
         self.found: dict[str, Any] | None = None
-        self.functional: dict[str, Any] | None = None
+        self.functional_calls = 0
+        self.checks_left = EVAL_FORWARDS_CHECKED
+        self._watching: list[tuple[str, Any, Any]] = []  # (name, torch's function, our wrapper)
+        self._done_hook = None
 
     def attach(self, model: ModelInfo) -> None:
         self.root = model.root
@@ -47,13 +59,53 @@ class EvalModeProbe(Probe):
             self.found = {"step": step, "mode_dependent_layers": layers}
         return {}
 
-    def on_eval_dropout(self, step: int) -> None:
+    # --- a functional dropout left on in an eval-mode model ---------------------------------------
+    def on_input(self, args: tuple, evaluating: bool, sampled: bool) -> None:
+        if self._watching:
+            self._unwatch()  # the last watched forward raised: its hook never ran
         root = self.root
-        if root is None or root.training:
-            return  # a model left in training mode: `on_loss` reports it with its layers
-        if self.functional is None:
-            self.functional = {"step": step, "functional_dropout_calls": 0}
-        self.functional["functional_dropout_calls"] += 1
+        if self.checks_left <= 0 or root is None or root.training or torch.is_grad_enabled():
+            return
+        if torch.compiler.is_compiling():
+            return
+        modules = [m for m in root.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+        if any(m.training for m in modules):
+            return  # dropout modules switched back on under an eval model: Monte Carlo dropout on purpose
+        self.checks_left -= 1
+        functional = torch.nn.functional
+        for name in _WATCHED:
+            original = getattr(functional, name, None)
+            if callable(original):
+                wrapper = self._counting(original)
+                setattr(functional, name, wrapper)
+                self._watching.append((name, original, wrapper))
+        self._done_hook = root.register_forward_hook(lambda *_: self._unwatch())
+
+    def _counting(self, original):
+        @functools.wraps(original)
+        def dropout(*args, **kwargs):
+            # `training` left at its default (True): `nn.Dropout` passes its own mode, MC dropout passes True
+            if len(args) <= 2 and "training" not in kwargs:
+                p = args[1] if len(args) > 1 else kwargs.get("p", 0.5)
+                if isinstance(p, (int, float)) and p > 0:
+                    self.functional_calls += 1
+            return original(*args, **kwargs)
+
+        return dropout
+
+    def _unwatch(self) -> None:
+        functional = torch.nn.functional
+        for name, original, wrapper in self._watching:
+            if getattr(functional, name, None) is wrapper:  # still ours (nothing wrapped it since)
+                setattr(functional, name, original)
+        self._watching = []
+        if self._done_hook is not None:
+            self._done_hook.remove()
+            self._done_hook = None
+
+    def close(self) -> None:
+        self._unwatch()
 
     def summary(self) -> dict[str, Any]:
-        return {**(self.functional or {}), **(self.found or {})}
+        functional = {"functional_dropout_calls": self.functional_calls} if self.functional_calls else {}
+        return {**functional, **(self.found or {})}
