@@ -24,7 +24,8 @@ import torch
 
 from mlflow_nnaudit.recorder.probes.base import ModelInfo, Probe
 
-_MODE_DEPENDENT = (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._BatchNorm)
+_DROPOUT = torch.nn.modules.dropout._DropoutNd
+_MODE_DEPENDENT = (_DROPOUT, torch.nn.modules.batchnorm._BatchNorm)
 #: the functional dropouts whose `training` defaults to True (the alpha dropouts' default to False)
 _WATCHED = ("dropout", "dropout1d", "dropout2d", "dropout3d")
 #: evaluation forward passes watched (the bug is in the model's code: it shows on every one)
@@ -68,8 +69,7 @@ class EvalModeProbe(Probe):
             return
         if torch.compiler.is_compiling():
             return
-        modules = [m for m in root.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
-        if any(m.training for m in modules):
+        if any(m.training for m in root.modules() if isinstance(m, _DROPOUT)):
             return  # dropout modules switched back on under an eval model: Monte Carlo dropout on purpose
         self.checks_left -= 1
         functional = torch.nn.functional
