@@ -122,7 +122,7 @@ def test_quiet_on_a_two_batch_training_set_fed_in_turn_every_epoch():
 def test_the_same_batch_back_to_back_is_still_reported_without_a_loader():
     f = fires(CAUSE, run([0] * 40))
     # a set-up risk (full-batch training by design looks the same: a graph network fed its whole graph,
-    # held-out f138): a warning at most, never `failed` by itself
+    # held-out f138): its severity a warning at most (a risk's never set the status; `failed` ranked it first)
     assert f.confidence == "medium" and f.severity == "warning"
 
 
