@@ -152,6 +152,20 @@ def test_a_definite_bug_ranks_before_a_risk_found_as_surely_and_ties_with_harm_s
     assert [f.cause for f in rank_findings([unsure, risk])] == ["dead_relu", "gradients_not_zeroed"]
 
 
+def test_a_risk_ranks_as_a_warning_at_most_so_it_never_outranks_harm_seen_as_surely():
+    # a set-up risk whose rule gave it severity `failed` (it never sets the status: docs/auditor.md) ranks as a
+    # warning: after harm seen at `warning` and the same confidence, whatever the scores
+    risk = _f("bad_weight_init", "high", "failed", 1.0)
+    harm = _f("overfitting", "high", "warning", 0.2)
+    assert [f.cause for f in rank_findings([risk, harm])] == ["overfitting", "bad_weight_init"]
+    # the same risk found with harm (its own kind `outcome`) keeps its severity and leads
+    risk_with_harm = _f("bad_weight_init", "high", "failed", 0.1, kind="outcome")
+    assert [f.cause for f in rank_findings([harm, risk_with_harm])] == ["bad_weight_init", "overfitting"]
+    # among risks their own severity still parts them before the score
+    weak_failed, strong_warning = _f("dead_relu", "high", "failed", 0.3), _f("missing_bias", "high", "warning", 0.9)
+    assert [f.cause for f in rank_findings([strong_warning, weak_failed])] == ["dead_relu", "missing_bias"]
+
+
 def test_the_best_ranked_upstream_wins_and_cycles_cannot_loop():
     # NaN inputs (high) and a high learning rate (medium) both explain a NaN loss: the better one holds it
     order = rank_findings(

@@ -102,9 +102,17 @@ def drop_explained(
     return kept, notes
 
 
+def _rank_severity(f: Finding) -> int:
+    """The severity a finding ranks by: its own where it is harm or a bug, at most `warning` where
+    it is a set-up risk (a risk never sets the status, so it does not outrank harm seen on the run;
+    among risks their own severities still part them, after the kind)."""
+    return _SEV_RANK[f.severity] if f.harmful else max(_SEV_RANK[f.severity], _SEV_RANK[WARNING])
+
+
 def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, ...]] | None = None) -> list[Finding]:
-    """Most likely first: by confidence, then severity, then a definite bug (kind `bug`) or harm seen
-    (kind `outcome`) before a set-up risk, then the rule's own strength score (ties keep the rules'
+    """Most likely first: by confidence, then severity (a set-up risk's counts as `warning` at most: it
+    never sets the status), then a definite bug (kind `bug`) or harm seen (kind `outcome`) before a
+    set-up risk, then the risks' own severity, then the rule's own strength score (ties keep the rules'
     registry order, so the result is deterministic). Then the causal order: a
     finding that is a consequence of other findings on the run (`Rule.consequence_of`, and the
     finding's own `follows` where its rule saw a run-specific link) hangs under
@@ -118,7 +126,13 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
     `consequences` say so (its `advice` then mentions them)."""
     ranked = sorted(
         findings,
-        key=lambda f: (_CONF_RANK[f.confidence], _SEV_RANK[f.severity], _KIND_RANK[f.effective_kind], -f.score),
+        key=lambda f: (
+            _CONF_RANK[f.confidence],
+            _rank_severity(f),
+            _KIND_RANK[f.effective_kind],
+            _SEV_RANK[f.severity],
+            -f.score,
+        ),
     )
     for f in ranked:
         f.upstream, f.consequences = None, []
