@@ -416,6 +416,46 @@ def test_every_epoch_cut_short_to_the_same_two_batches_is_repeated_batch(autolog
     assert "2 batches fed in turn" in res.findings[0].summary and res.status != "healthy"
 
 
+def test_a_dataset_whose_len_counts_its_columns_is_dataset_too_small_first(autologged):
+    """A tabular Dataset whose `__len__` returns the feature count (8) instead of the row count (1,000), as a
+    Dataset's length taken over the wrong axis or list does (held-out program f140: `len([images, labels])`):
+    one batch of the same 8 rows each epoch. Named from the loader's own figures, with where to look."""
+    from torch.utils.data import DataLoader, Dataset
+
+    x, y = _teacher(1300, d=8)
+
+    class Rows(Dataset):
+        def __init__(self, features, labels):
+            self.features, self.labels = features, labels
+
+        def __len__(self):
+            return self.features.shape[1]  # the bug: columns, not rows
+
+        def __getitem__(self, i):
+            return self.features[i], self.labels[i]
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 4))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(Rows(x[:1000], y[:1000]), batch_size=32, shuffle=True)
+    with mlflow.start_run() as run:
+        for epoch in range(25):
+            model.train()
+            for xb, yb in loader:
+                opt.zero_grad()
+                loss = nn.functional.cross_entropy(model(xb), yb)
+                loss.backward()
+                opt.step()
+            model.eval()
+            with torch.no_grad():
+                val = nn.functional.cross_entropy(model(x[1000:]), y[1000:]).item()
+            mlflow.log_metrics({"train_loss": loss.item(), "val_loss": val}, step=epoch)
+    res = _audit(run.info.run_id)
+    assert res.findings and res.findings[0].cause == "dataset_too_small", _causes(res)
+    assert "holds 8 samples, fewer than one batch of 32" in res.findings[0].summary and res.status != "healthy"
+    assert "__len__" in res.findings[0].recommendation
+
+
 def test_a_regression_fitted_in_a_fixed_batch_order_is_healthy(autologged):
     # the loop users write without shuffling: the same batches in the same order every epoch, so the
     # per-step loss repeats a pattern of batch difficulties (a strong spectral peak) a few thousandths

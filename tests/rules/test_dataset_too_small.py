@@ -130,3 +130,35 @@ def test_early_overfitting_under_steps_10x_the_usual_follows_the_learning_rate()
     # a set known to be small stays the first suspect whatever the steps
     d = with_loader(96)
     assert fires(CAUSE, make_view(*early_overfit(), diagnostics=d, extra=_large_steps(0.02, d))).follows == ()
+
+
+def _one_small_batch(n, batch, val, drop_last=False):
+    """A training DataLoader of `n` samples and batches of `batch`: one batch an epoch, 25 epochs."""
+    diagnostics = healthy_diagnostics(data_loader=data_loader_section(loader(n, batch, drop_last=drop_last)))
+    return make_view(falling(25, 1.4, 0.9), val, diagnostics=diagnostics)
+
+
+def test_a_loader_dataset_under_one_batch_that_learned_little_is_named():
+    """A Dataset whose `__len__` counts the wrong thing (held-out program f140: 2 of 320 images, batches of 16):
+    the validation loss fell 6%. Named from the loader's own figures, with where to look, at high confidence."""
+    f = fires(CAUSE, _one_small_batch(2, 16, linear(25, 0.146, 0.137, noise=0.0005)))
+    assert f.confidence == "high" and f.severity == "warning"
+    assert "holds 2 samples, fewer than one batch of 16" in f.summary and "__len__" in f.recommendation
+    assert f.recommendation.startswith("Every step trained on the same 2 samples")
+    # with drop_last the only batch is dropped: no step trained, and it says so
+    f = fires(CAUSE, _one_small_batch(2, 16, linear(25, 0.146, 0.146), drop_last=True))
+    assert f.recommendation.startswith("No step trained (`drop_last=True`")
+
+
+def test_quiet_on_a_tiny_set_that_learned_or_a_set_of_at_least_one_batch():
+    # a toy set smaller than its batch that learned (XOR-sized data fitted on purpose): the validation loss fell 80%
+    quiet(CAUSE, _one_small_batch(4, 32, falling(25, 0.7, 0.14)))
+    # a set as large as its batch (full-batch training by design), however little it learned
+    quiet(CAUSE, _one_small_batch(16, 16, linear(25, 0.146, 0.137)))
+    # no validation loss to say it learned little
+    quiet(
+        CAUSE,
+        make_view(
+            falling(25, 1.4, 0.9), diagnostics=healthy_diagnostics(data_loader=data_loader_section(loader(2, 16)))
+        ),
+    )

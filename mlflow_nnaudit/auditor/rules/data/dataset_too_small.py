@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from mlflow_nnaudit import schema
+from mlflow_nnaudit.auditor.curves import VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_step
 from mlflow_nnaudit.auditor.rules.helpers import (
     BATCH_SIZE_READS,
     DATASET_SIZE_READS,
     LEARNING_RATE_READS,
     OVERFIT_GL,
+    PLATEAU_MAX_IMPROVEMENT,
     UPDATE_RATIO_READS,
     early_overfit,
     large_steps,
@@ -28,7 +30,10 @@ class DatasetTooSmall(Rule):
     1,024 samples) says the set is not small either. Under steps 10x their usual size
     (`helpers.large_steps`: an adaptive optimiser at 1e-2 or more, SGD moving 1% of each weight a
     step) on a set not known to be small, it is listed after `learning_rate_too_high`: such steps
-    race through any data, and the rate is the first thing to try."""
+    race through any data, and the rate is the first thing to try. Without an overfit: a training
+    DataLoader whose dataset holds fewer samples than one of its batches, while the validation loss
+    fell less than 30%, trained on a handful of samples every step (a Dataset's `__len__` that
+    counts the wrong thing, a split that kept a few rows): the loader's own figures say so."""
 
     cause = "dataset_too_small"
     explained_by = ("labels_unrelated", "train_val_preprocessing_mismatch", "repeated_batch")
@@ -49,7 +54,43 @@ class DatasetTooSmall(Rule):
     #: consecutive rising evaluations that count as a rise without a significant trend (Prechelt's UP_3)
     UP_EVALS = 3
 
+    #: a validation loss that fell less than this share learned little (shared with the plateau reading)
+    LEARNED_LITTLE = PLATEAU_MAX_IMPROVEMENT
+
+    def _under_one_batch(self, view: RunView) -> Finding | None:
+        """The training DataLoader's dataset is smaller than one of its batches and the validation loss
+        learned little: every step saw the same handful of samples."""
+        n, b = view.fact("data_loader", "train", "dataset_size"), view.fact("data_loader", "train", "batch_size")
+        lv = view.levels(VAL_LOSS)
+        if not (isinstance(n, int) and isinstance(b, int) and 0 < n < b) or lv is None or lv.start <= 0:
+            return None
+        gain = (lv.start - lv.best) / lv.start
+        if gain >= self.LEARNED_LITTLE:
+            return None
+        # with drop_last the loader drops its only batch: no step trained at all
+        fed = (
+            "No step trained (`drop_last=True` drops the only, incomplete batch)"
+            if view.fact("data_loader", "train", "batches_per_epoch") == 0
+            else f"Every step trained on the same {n} samples"
+        )
+        return self.finding(
+            confidence="high",
+            severity="warning",
+            score=1 - n / b,
+            summary=f"the training DataLoader holds {n} samples, fewer than one batch of {b}, and the validation "
+            f"loss fell only {max(gain, 0):.0%}",
+            recommendation=f"{fed}: the training Dataset says it holds {n} "
+            f"though the DataLoader asks for batches of {b}. Check the Dataset's `__len__` (it must count samples, "
+            "not lists or columns) and the train/validation split.",
+            evidence=[
+                Evidence("dataset_size", schema.DIAGNOSTICS_ARTIFACT, {"samples": n, "batch_size": b}),
+                Evidence("validation_gain", view.curve(VAL_LOSS).key, {"start": lv.start, "best": lv.best}),
+            ],
+        )
+
     def evaluate(self, view: RunView) -> Finding | None:
+        if (tiny := self._under_one_batch(view)) is not None:
+            return tiny
         n = view.dataset_size()
         params = view.fact("model", "parameters")
         if not isinstance(params, int):
