@@ -11,7 +11,7 @@ batch 32, 2,000 training / 400 validation maps, 10 epochs; per-epoch train_loss,
 val_pixel_acc.
 Expected first: loss_input_mismatch
 Acceptable in top 3: -
-Symptom: diverging, nonfinite_loss
+Symptom: diverging, not_converged
 Fixed (--fix, `nn.LogSoftmax(dim=1)` after the last convolution, as the pull request adds): val_loss 0.780 -> 0.636,
 val_pixel_acc 0.705 -> 0.740 after 10 epochs (the teacher's noise caps it), train_loss 0.91 -> 0.60 (buggy:
 train_loss -3.7 -> -1,235, val_loss -10.4 -> -1,370 after 10 epochs, falling faster every epoch (the raw
