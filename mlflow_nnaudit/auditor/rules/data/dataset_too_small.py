@@ -19,7 +19,7 @@ from mlflow_nnaudit.auditor.rules.helpers import (
 
 class DatasetTooSmall(Rule):
     """The model overfits early: the validation loss is best within the first 30% of the run (the first
-    half on a training set known to be small) and ends at least 10% above that best (Prechelt's generalisation loss), rising after it
+    half on a training set known to be small, anywhere on one known to hold under 100 samples) and ends at least 10% above that best (Prechelt's generalisation loss), rising after it
     (an upward trend, or 3 consecutive rising evaluations, as `overfitting` asks), while the
     training loss keeps falling. A validation loss that only wanders above one low point (a
     noisy curve's lucky dip, or a loss near zero whose tiny absolute changes are large in %)
@@ -51,6 +51,9 @@ class DatasetTooSmall(Rule):
     PARAMS_PER_SAMPLE = 100.0
     #: ... or in this share, on a training set known to be small (the recorder's DataLoader, a param)
     KNOWN_SMALL_SHARE = 0.5
+    #: a training set known to hold fewer samples than this is tiny: an overfit starting anywhere in the run
+    #: is the data running out (10x under SMALL_DATASET: no network of any size has enough samples there)
+    TINY_DATASET = 100
     #: consecutive rising evaluations that count as a rise without a significant trend (Prechelt's UP_3)
     UP_EVALS = 3
 
@@ -102,7 +105,9 @@ class DatasetTooSmall(Rule):
 
         small = n is not None and too_few(n[0])
         # a set known to be small explains an overfit that starts by mid-run too; from the curves, only an early one
-        eo = early_overfit(view, self.KNOWN_SMALL_SHARE if small else self.EARLY_OVERFIT_SHARE, self.UP_EVALS)
+        tiny = n is not None and n[0] < self.TINY_DATASET
+        share = 1.0 if tiny else self.KNOWN_SMALL_SHARE if small else self.EARLY_OVERFIT_SHARE
+        eo = early_overfit(view, share, self.UP_EVALS)
         if eo is None:
             return None  # no overfit, a late one, or above its best without rising: a dip or noise
         # a training set holds at least one batch: a batch that is not small says the set is not either
@@ -121,7 +126,7 @@ class DatasetTooSmall(Rule):
             score=min(1.0, gl / 100.0),
             summary=f"the validation loss was best {best_share:.0%} into the run (step {fmt_step(best_step)}) and "
             f"ended {gl:.0f}% above it{size_text}",
-            recommendation=f"The model runs out of data early: validation loss best at step {fmt_step(best_step)} "
+            recommendation=f"The model runs out of data{' early' if best_share <= self.KNOWN_SMALL_SHARE else ''}: validation loss best at step {fmt_step(best_step)} "
             f"({best_share:.0%} into the run), {gl:.0f}% worse by the end{size_text}. Get more data or augment "
             "it, use a smaller model or a pre-trained one, add weight decay/dropout, and stop at the best "
             "validation point.",
