@@ -184,6 +184,20 @@ def test_the_best_ranked_upstream_wins_and_cycles_cannot_loop():
     assert order[1].upstream == "insufficient_capacity" and order[0].upstream is None
 
 
+def test_a_finding_can_rule_out_a_link_its_rule_allows_in_general():
+    # an accuracy under the least its loss allows (a metric bug) beside a skewed label histogram: the general link
+    # (imbalance -> the metric disagrees) would list the imbalance first; the finding rules it out on this run
+    def order(rules_out):
+        bug = _f("loss_metric_disagreement", "high", "warning", 0.9, kind="bug", rules_out=rules_out)
+        links = {"loss_metric_disagreement": ("class_imbalance",)}
+        return rank_findings([bug, _f("class_imbalance", "high", "warning", 0.95)], links)
+
+    assert [f.cause for f in order(())] == ["class_imbalance", "loss_metric_disagreement"]
+    ranked = order(("class_imbalance",))
+    assert [f.cause for f in ranked] == ["loss_metric_disagreement", "class_imbalance"]
+    assert ranked[0].upstream is None and ranked[1].consequences == []
+
+
 def test_a_finding_can_follow_a_cause_on_this_run_only():
     # the rule saw why (inputs in the hundreds): the blow-up hangs under the inputs, and what the
     # blow-up destroyed under it; without `follows` the declared links alone put the learning rate first

@@ -456,6 +456,40 @@ def test_a_dataset_whose_len_counts_its_columns_is_dataset_too_small_first(autol
     assert "__len__" in res.findings[0].recommendation
 
 
+def test_an_accuracy_against_labels_in_another_order_is_a_metric_bug_first(autologged):
+    """The validation loss from a shuffled loader, the accuracy from its predictions against the dataset's labels
+    in file order (a common evaluation bug): the loss falls far under what the accuracy at chance allows. Named as
+    the metric, at high confidence."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = _teacher(1800)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    train = DataLoader(TensorDataset(x[:1200], y[:1200]), batch_size=32, shuffle=True)
+    val = DataLoader(TensorDataset(x[1200:], y[1200:]), batch_size=100, shuffle=True)  # the bug: shuffled
+    with mlflow.start_run() as run:
+        for epoch in range(12):
+            model.train()
+            for xb, yb in train:
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(xb), yb).backward()
+                opt.step()
+            model.eval()
+            with torch.no_grad():
+                losses, preds = [], []
+                for xb, yb in val:
+                    out = model(xb)
+                    losses.append(nn.functional.cross_entropy(out, yb).item())
+                    preds.append(out.argmax(1))
+                acc = (torch.cat(preds) == y[1200:]).float().mean().item()  # against the labels in file order
+            mlflow.log_metrics({"val_loss": sum(losses) / len(losses), "val_acc": acc}, step=epoch)
+    res = _audit(run.info.run_id)
+    assert res.findings and res.findings[0].cause == "loss_metric_disagreement", _causes(res)
+    first = res.findings[0]
+    assert first.confidence == "high" and "its loss allows" in first.summary and res.status != "healthy"
+
+
 def test_a_regression_fitted_in_a_fixed_batch_order_is_healthy(autologged):
     # the loop users write without shuffling: the same batches in the same order every epoch, so the
     # per-step loss repeats a pattern of batch difficulties (a strong spectral peak) a few thousandths

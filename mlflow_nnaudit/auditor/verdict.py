@@ -115,7 +115,7 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
     set-up risk, then the risks' own severity, then the rule's own strength score (ties keep the rules'
     registry order, so the result is deterministic). Then the causal order: a
     finding that is a consequence of other findings on the run (`Rule.consequence_of`, and the
-    finding's own `follows` where its rule saw a run-specific link) hangs under
+    finding's own `follows` where its rule saw a run-specific link, less those its `rules_out`) hangs under
     the nearest of them (one that leads to none of the others: a chain, the ReLUs died in the blow-up
     and the gradients vanished with them), a link seen on the run (`follows`, directly or through a
     cause downstream of one) before one only possible in general (unless that one is a definite bug),
@@ -144,7 +144,9 @@ def rank_findings(findings: list[Finding], consequence_of: dict[str, tuple[str, 
     can_lead = {f.cause for f in ranked if f.explains}
     present_up = {
         f.cause: [
-            c for c in dict.fromkeys(consequence_of.get(f.cause, ()) + f.follows) if c in can_lead and c != f.cause
+            c
+            for c in dict.fromkeys(consequence_of.get(f.cause, ()) + f.follows)
+            if c in can_lead and c != f.cause and c not in f.rules_out
         ]
         for f in ranked
     }

@@ -77,3 +77,33 @@ def test_a_short_curve_whose_steady_accuracy_the_loss_allows_is_quiet():
     # a small validation set at 95% while the margins grow: a loss of 0.15+ allows any accuracy above 0.78
     loss = np.array([0.3, 0.25, 0.2, 0.17, 0.15])
     quiet(CAUSE, make_view(healthy_loss(), loss, val_acc=np.full(5, 0.95)))
+
+
+def _tagger(val_acc, class_weighted=False, shape=(5,)):
+    """A tagger whose cross-entropy fell from 0.6 to under 0.01 over 12 evaluations, its accuracy `val_acc`."""
+    d = recorded_loss("cross_entropy", list(shape))
+    d["loss"]["class_weighted"] = class_weighted
+    loss = falling(12, 0.6, 0.002, knee=0.2)
+    return make_view(healthy_loss(), loss, val_acc=val_acc, diagnostics=d)
+
+
+def test_an_accuracy_under_the_least_its_loss_allows_is_a_metric_bug():
+    """A BiLSTM tagger whose F1/accuracy flattens (seq, batch) predictions against (batch, seq) tags (held-out
+    program f142): the cross-entropy ends at 0.002, which allows no accuracy under 99.7%, while val_acc falls
+    0.74 -> 0.58. A definite bug in the metric, at high confidence, and no skewed label histogram's doing."""
+    f = fires(CAUSE, _tagger(np.r_[0.74, np.full(11, 0.58)]))
+    assert f.confidence == "high" and f.effective_kind == "bug" and f.rules_out == ("class_imbalance",)
+    floor = f.evidence[0].values["least_accuracy_the_loss_allows"]
+    assert floor > 0.95 and f"under the {floor:.1%} its loss allows" in f.summary
+    assert "computed wrongly" in f.recommendation
+    # an accuracy that rose, but still ends far under what the loss allows, is the same bug
+    assert fires(CAUSE, _tagger(np.linspace(0.3, 0.6, 12))).effective_kind == "bug"
+
+
+def test_an_accuracy_the_loss_allows_or_a_loss_the_bound_does_not_hold_for_is_no_metric_bug():
+    # an accuracy that rose to what the loss allows: healthy
+    quiet(CAUSE, _tagger(np.linspace(0.7, 0.999, 12)))
+    # a class-weighted cross-entropy (a weighted mean can hide many cheap mistakes) or many labels per sample
+    # (an exact-match accuracy over tags): the bound does not hold, and a rising accuracy is no disagreement
+    quiet(CAUSE, _tagger(np.linspace(0.3, 0.6, 12), class_weighted=True))
+    quiet(CAUSE, _tagger(np.linspace(0.3, 0.6, 12), shape=(60, 5)))

@@ -92,6 +92,9 @@ class Finding:
     #: top of its rule's `consequence_of`: for a link that holds only when the rule saw why (a
     #: blow-up with inputs in the hundreds follows from the input scale, not always from it)
     follows: tuple[str, ...] = ()
+    #: causes this finding cannot follow from on this run, though its rule's `consequence_of` allows the
+    #: link in general (an accuracy under the least its loss allows is no skewed label histogram's doing)
+    rules_out: tuple[str, ...] = ()
     # set by the verdict (verdict.py), not by rules:
     advisory: bool = False  # kept as advice: the run showed no harm, so this is not a cause of it
     upstream: str | None = None  # the cause found on the run that this finding is a consequence of

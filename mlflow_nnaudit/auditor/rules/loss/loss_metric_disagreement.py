@@ -62,6 +62,9 @@ class LossMetricDisagreement(Rule):
             loss_gain = (loss.start - loss.end) / loss.start
             scale = 100.0 if max(acc.start, acc.end) > self.PERCENT_ABOVE else 1.0  # percent or fraction
             acc_change = (acc.end - acc.start) / scale
+            floor = self._floor_broken(view, loss.end, acc.end / scale) if loss_gain >= self.MIN_LOSS_GAIN else None
+            if floor is not None:
+                return self._finding(view, acc_role, loss_gain, acc.start, acc.end, floor)
             if 1.0 - acc.start / scale <= self.MAX_METRIC_CHANGE and self._solved_early(view, loss.start):
                 continue  # at its ceiling from the start: no room to improve, nothing to disagree with
             if loss_gain < self.MIN_LOSS_GAIN or acc_trend.direction > 0 or acc_change > self.MAX_METRIC_CHANGE:
@@ -86,6 +89,15 @@ class LossMetricDisagreement(Rule):
             return None  # a small validation set's accuracy, steady while the margins grow, is no disagreement
         return self._finding(view, acc_role, gain, float(a[0]), float(a[-1]))
 
+    def _floor_broken(self, view: RunView, loss_end: float, acc_end: float) -> float | None:
+        """The least accuracy the loss allows (1 - loss / ln 2), where the accuracy ended BOUND_MARGIN or more
+        under it; None otherwise, or where the bound does not hold: no cross-entropy over one label per sample
+        seen by the recorder, or one given class weights (a weighted mean can hide many cheap mistakes)."""
+        if not self._one_label_per_sample(view) or view.fact("loss", "class_weighted") or loss_end <= 0:
+            return None
+        floor = 1 - loss_end / math.log(2)
+        return floor if acc_end < floor - self.BOUND_MARGIN else None
+
     @staticmethod
     def _one_label_per_sample(view: RunView) -> bool:
         """The recorder saw a cross-entropy over one label per sample: class scores (C) or one logit."""
@@ -96,21 +108,42 @@ class LossMetricDisagreement(Rule):
             return len(shape) == 1
         return fn in ("binary_cross_entropy", "binary_cross_entropy_with_logits") and math.prod(shape) == 1
 
-    def _finding(self, view: RunView, acc_role: str, loss_gain: float, start: float, end: float) -> Finding:
+    def _finding(
+        self, view: RunView, acc_role: str, loss_gain: float, start: float, end: float, floor: float | None = None
+    ) -> Finding:
+        key = view.curve(acc_role).key
+        said = f"the loss fell {loss_gain:.0%} while {key} did not improve ({fmt_num(start)} -> {fmt_num(end)})"
+        fix = (
+            "The loss improves but the accuracy does not: check that the metric is computed on the same outputs and "
+            "labels as the loss (argmax over the right dimension, same label mapping), and that the loss measures "
+            "what you care about (class weights, label smoothing, thresholds)."
+        )
+        if floor is not None:  # the accuracy contradicts its loss: a metric computed wrongly, whatever the labels
+            said = (
+                f"{key} ended at {fmt_num(end)}, under the {floor:.1%} its loss allows on the same outputs (a "
+                "misclassified sample costs a cross-entropy of ln 2 or more)"
+            )
+            fix = (
+                f"The accuracy is computed wrongly: the loss the model ended at allows no less than {floor:.1%} on "
+                "the same outputs and labels. Compare predictions and labels in the same order and shape (a "
+                "(seq, batch) tensor flattened against a (batch, seq) one, argmax over the wrong dimension, padding "
+                "counted) and on the same data as the loss."
+            )
         return self.finding(
-            confidence="medium",
+            confidence="medium" if floor is None else "high",
             severity="warning",
+            kind=None if floor is None else "bug",
             score=loss_gain,
-            summary=f"the loss fell {loss_gain:.0%} while {view.curve(acc_role).key} did not improve "
-            f"({fmt_num(start)} -> {fmt_num(end)})",
-            recommendation="The loss improves but the accuracy does not: check that the metric is computed on "
-            "the same outputs and labels as the loss (argmax over the right dimension, same label mapping), "
-            "and that the loss measures what you care about (class weights, label smoothing, thresholds).",
+            summary=said,
+            recommendation=fix,
+            # no skewed label histogram explains an accuracy under what its loss allows
+            rules_out=() if floor is None else ("class_imbalance",),
             evidence=[
                 Evidence(
                     "loss_vs_metric",
-                    view.curve(acc_role).key,
-                    {"loss_gain": loss_gain, "metric_start": start, "metric_end": end},
+                    key,
+                    {"loss_gain": loss_gain, "metric_start": start, "metric_end": end}
+                    | ({"least_accuracy_the_loss_allows": floor} if floor is not None else {}),
                 )
             ],
         )
