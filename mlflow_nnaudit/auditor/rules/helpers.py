@@ -645,7 +645,8 @@ def broken_at_init(view: RunView) -> bool:
 
 
 def not_in_optimizer_reading(view: RunView, named: int) -> tuple[str, str, dict] | None:
-    """`frozen_parameters`' reading of trainable parameters no optimizer group holds: layers kept in a
+    """`frozen_parameters`' reading of trainable parameters no optimizer group holds: layers built inside the
+    model's `forward` on every call (`model.outside_modules`, `rebuilt`), else layers kept in a
     plain Python list, tuple or dict whose parameters got a gradient (`model.unregistered_modules`:
     never registered, so `model.parameters()` never had them), else tensors left out of the optimizer
     (`model.trainable_not_in_optimizer`). (summary, recommendation, evidence values), or None."""
@@ -654,6 +655,17 @@ def not_in_optimizer_reading(view: RunView, named: int) -> tuple[str, str, dict]
     def listed(items: list) -> str:
         return ", ".join(map(str, items[:named])) + (" ..." if len(items) > named else "")
 
+    built = [m for m in view.fact("model", "outside_modules") or [] if isinstance(m, dict) and m.get("rebuilt")]
+    if built:  # layers built inside the model's forward on every call: new random weights each time
+        names = listed([f"{m.get('module')} ({m.get('parameters', 0):,} parameters)" for m in built])
+        return (
+            f"{len(built)} layer(s) with trainable weights are built inside `forward` on every call, so no optimizer "
+            f"holds them: {names}",
+            f"{names}: built inside `forward` on every call, so each call makes a new layer with new random weights "
+            "and no optimizer ever updates them. Create it once in `__init__` (`self.out = nn.Linear(...)`), use it in "
+            "`forward`, and build the optimizer from `model.parameters()` after the model is complete.",
+            {"outside_modules": built},
+        )
     if lists:
         names = listed(lists)
         return (

@@ -9,7 +9,9 @@ are trained (the initial weights are read then, before the optimizer's first upd
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
 from typing import Any
 
 import torch
@@ -311,8 +313,26 @@ def unregistered_modules(root: torch.nn.Module, opt_ids: set[int]) -> list[tuple
     return out
 
 
+def _numel(p: torch.Tensor) -> int:
+    """Values in a parameter; 0 for a lazy one not yet materialised (`nn.LazyLinear` before its first call)."""
+    return 0 if isinstance(p, torch.nn.parameter.UninitializedParameter) else int(p.numel())
+
+
+#: `sys.getrefcount` of a module held only by the probe's list (the list, the loop's name and the call's argument)
+_ONLY_OURS = 3
+#: training forward passes watched for layers the model calls but does not own (a global hook, those passes only)
+OUTSIDE_CHECKS = 3
+
+
 class ModelFactsProbe(Probe):
-    """The model's structure and initial weights (one-off facts, no metrics)."""
+    """The model's structure and initial weights (one-off facts, no metrics).
+
+    On the model's first OUTSIDE_CHECKS training forward passes `nn.Module.__init__` is wrapped for the length
+    of that forward (undone when it returns, or, should it raise, on the next forward and when the session
+    ends): a module with trainable parameters outside the followed optimizer that is built during the forward
+    and held by nothing once it returned was built inside `forward` on every call (`nn.Linear(128, 10)(x)`):
+    new random weights each call, which never train (`outside_modules`, `rebuilt`). A module built there and
+    kept (a lazily created attribute) is not recorded. No global module hook: a compiled module warns of one."""
 
     name = "model"
 
@@ -322,6 +342,12 @@ class ModelFactsProbe(Probe):
         self.facts: dict[str, Any] | None = None
         self._unregistered_ran: list[str] = []  # unregistered modules whose parameters got a gradient
         self._unregistered: list[tuple[str, list[torch.Tensor]]] = []  # the others, still watched
+        self._root: torch.nn.Module | None = None
+        self._registered: set[int] = set()
+        self._outside_checks = 0
+        self._watch: list[Any] = []  # (Module.__init__, ours) and the root's forward hook, while a forward is watched
+        self._built: list[torch.nn.Module] = []  # modules built during the watched forward
+        self.outside: dict[str, dict[str, Any]] = {}  # "Linear (1,290 parameters)" -> {module, parameters, rebuilt}
 
     def on_parameters(self, optimizer: Any, params: list) -> None:
         self._opt_ids = {id(p) for p in params}
@@ -348,6 +374,47 @@ class ModelFactsProbe(Probe):
         # are in the loss's graph but no optimizer steps them. A teacher kept in a list whose output is
         # detached, or run under no_grad, never gets one. No hook goes on the user's modules.
         self._unregistered = [(name, list(m.parameters())) for name, m in unregistered_modules(root, self._opt_ids)]
+        self._root, self._registered = root, {id(m) for m in root.modules()}
+
+    # --- layers built inside forward on every call ------------------------------------------------
+    def on_input(self, args: tuple, evaluating: bool, sampled: bool) -> None:
+        self._unwatch()  # the last watched forward raised: its hook never ran
+        root = self._root
+        if evaluating or root is None or self._outside_checks >= OUTSIDE_CHECKS or torch.compiler.is_compiling():
+            return
+        self._outside_checks += 1
+        original, built = torch.nn.Module.__init__, self._built
+
+        @functools.wraps(original)
+        def __init__(module, *a, **k):
+            original(module, *a, **k)
+            built.append(module)
+
+        torch.nn.Module.__init__ = __init__
+        self._watch = [(original, __init__), root.register_forward_hook(lambda *_: self._unwatch())]
+
+    def _unwatch(self) -> None:
+        if not self._watch:
+            return
+        (original, ours), hook = self._watch
+        if torch.nn.Module.__init__ is ours:  # still ours (nothing patched it since)
+            torch.nn.Module.__init__ = original
+        hook.remove()
+        self._watch = []
+        # a module built during the forward that nothing but this list holds any more was thrown away when it returned
+        for module in self._built:
+            own = [p for p in module.parameters() if p.requires_grad and id(p) not in self._opt_ids]
+            if own and sys.getrefcount(module) <= _ONLY_OURS:
+                name = f"{type(module).__name__} ({sum(map(_numel, own)):,} parameters)"
+                self.outside[name] = {
+                    "module": type(module).__name__,
+                    "parameters": sum(map(_numel, own)),
+                    "rebuilt": True,
+                }
+        self._built.clear()
+
+    def close(self) -> None:
+        self._unwatch()
 
     def before_step(self, ctx: StepContext) -> dict[str, Any]:
         if self._unregistered:
@@ -359,6 +426,9 @@ class ModelFactsProbe(Probe):
     def summary(self) -> dict[str, Any]:
         if not self.facts:
             return {}
-        return self.facts | (
-            {"unregistered_modules": self._unregistered_ran[:_MAX_NAMES]} if self._unregistered_ran else {}
+        outside = {"outside_modules": list(self.outside.values())[:_MAX_NAMES]} if self.outside else {}
+        return (
+            self.facts
+            | ({"unregistered_modules": self._unregistered_ran[:_MAX_NAMES]} if self._unregistered_ran else {})
+            | outside
         )

@@ -37,9 +37,9 @@ class FrozenParameters(Rule):
     #: (a zero matrix passes no gradient back); a parameter in no optimizer group is a bug of its own (a VAE's decoder)
     GRADIENT_UPSTREAM = ("loss_input_mismatch", "dead_relu", "learning_rate_too_high", "bad_weight_init")
     GRADIENT_UPSTREAM += ("saturated_activations", "vanishing_gradients")
-    reads = (("model", "trainable_not_in_optimizer"), ("model", "unregistered_modules"), ("learning", "optimizer"))
-    reads += (("learning", "model_outside_optimizer"), ("model", "class"), *helpers.FROZEN_READS)
-    reads += (*helpers.MEAN_READS, *helpers.ZERO_RATE_READS)
+    reads = (("model", "trainable_not_in_optimizer"), ("model", "unregistered_modules"), ("model", "outside_modules"))
+    reads += (("learning", "optimizer"), ("learning", "model_outside_optimizer"), ("model", "class"))
+    reads += (*helpers.FROZEN_READS, *helpers.MEAN_READS, *helpers.ZERO_RATE_READS)
 
     #: parameter names listed in the text at most
     NAMED = 5
