@@ -173,6 +173,22 @@ def test_a_failing_probe_is_switched_off_and_training_goes_on(store_uri, monkeyp
     assert len(m["nnaudit/train_loss"]) == 10 and "nnaudit/update_ratio/0" in m
 
 
+def test_a_run_resumed_from_a_checkpoint_keeps_its_first_params_without_a_warning(store_uri, caplog):
+    """The checkpoint recipe: the job stops, a new process resumes the same run (`start_run(run_id=...)`) with a
+    new optimizer whose learning rate its schedule has lowered (held-out program h82). MLflow refuses a changed
+    param: the recorder kept warning that it could not write to the store. The first values stay, quietly."""
+    mlflow_nnaudit.autolog(sample_every_n_steps=1, max_probe_overhead=None)
+    with caplog.at_level(logging.WARNING, logger="mlflow_nnaudit"):
+        with mlflow.start_run() as run:
+            train(steps=5, lr=0.05)
+        with mlflow.start_run(run_id=run.info.run_id):
+            train(steps=5, lr=0.02)
+    assert not [r.getMessage() for r in caplog.records], [r.getMessage() for r in caplog.records]
+    params = MlflowClient().get_run(run.info.run_id).data.params
+    assert float(params[schema.PARAM_OPTIMIZER_LR]) == 0.05
+    assert len(metrics_of(run.info.run_id)["nnaudit/train_loss"]) == 10
+
+
 def test_sampling_thins_out_when_probes_cost_too_much(store_uri):
     # a tiny model: one sample of the probes costs far more than 1/1000 of a step
     mlflow_nnaudit.autolog(sample_every_n_steps=1, max_probe_overhead=0.001)

@@ -504,7 +504,12 @@ class MlflowSink:
         if kind == "metrics":
             client.log_batch(self.run_id, metrics=payload, synchronous=True)
         elif kind == "params":
-            client.log_batch(self.run_id, params=payload, synchronous=True)
+            # a run resumed from a checkpoint (`start_run(run_id=...)`) already has them, and MLflow refuses a
+            # changed value: the first values stay (the optimizer as the run started)
+            have = client.get_run(self.run_id).data.params
+            payload = [p for p in payload if p.key not in have]
+            if payload:
+                client.log_batch(self.run_id, params=payload, synchronous=True)
         elif kind == "tags":
             client.log_batch(self.run_id, tags=payload, synchronous=True)
         elif kind == "text":
