@@ -779,6 +779,56 @@ def test_layers_the_model_calls_but_does_not_own_are_recorded(store):
     assert getattr(nn.Module.__init__, "__wrapped__", None) is None
 
 
+class _Careful(nn.Module):
+    """A forward that raises when asked, builds a random projection under no_grad on purpose, and waits for a
+    thread that builds and drops a layer of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.head = nn.Linear(FEATURES, 16), nn.Linear(16, CLASSES)
+
+    def forward(self, x, fail=False):
+        import threading
+
+        h = nn.functional.relu(self.fc1(x))
+        if fail:
+            raise RuntimeError("out of memory")
+        with torch.no_grad():
+            proj = nn.Linear(16, 16)  # a fresh random projection each call, on purpose
+        worker = threading.Thread(target=lambda: nn.Linear(8, 8))
+        worker.start()
+        worker.join()
+        return self.head(proj(h))
+
+
+def test_the_watch_for_layers_built_in_forward_leaves_the_loop_alone(store, tmp_path):
+    """Found by review: a forward that raised left a hook on the model (`torch.save(model)` in the handler failed
+    to pickle it) and the watch on, so a layer the handler built and dropped was recorded; a layer built by
+    another thread during the forward, or one built under no_grad (a random projection on purpose), was too."""
+    torch.manual_seed(0)
+    model, (x, y) = _Careful(), blobs()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    saved = []
+
+    def train():
+        for step in range(6):
+            opt.zero_grad()
+            try:
+                out = model(x[:32], fail=step == 1)
+            except RuntimeError:
+                torch.save(model, tmp_path / "crash.pt")  # the handler saves a checkpoint...
+                nn.Linear(4, 4)  # ... and builds a layer it drops
+                saved.append(step)
+                continue
+            nn.functional.cross_entropy(out, y[:32]).backward()
+            opt.step()
+
+    r = record(store, train)
+    assert saved == [1] and (tmp_path / "crash.pt").exists()
+    assert "outside_modules" not in r.diag["model"], r.diag["model"].get("outside_modules")
+    assert getattr(nn.Module.__init__, "__wrapped__", None) is None and not model._forward_hooks
+
+
 def test_copying_saving_and_averaging_the_model_during_a_recorded_run(store):
     """Found by review: the recorder's forward pre-hook on the model was a method of its session, which
     holds a lock, so `copy.deepcopy(model)` (keeping the best weights), `AveragedModel(model)` and

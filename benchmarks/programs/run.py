@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(Outcome(p, run.info.run_id, 0 if run.info.status == "FINISHED" else 1, seconds))
         rows.sort(key=lambda r: r.program.name)
         return _finish(rows, client, tracking_uri, experiment, args)
-    experiment_id = exp.experiment_id if exp else client.create_experiment(experiment)
+    experiment_id = exp.experiment_id if exp else client.create_experiment(experiment, _artifacts_beside(tracking_uri))
     for old in client.search_runs([experiment_id], max_results=10000):  # a rerun replaces earlier runs
         if old.data.tags.get(NAME_TAG) in {p.name for p in progs}:
             client.delete_run(old.info.run_id)
@@ -291,6 +291,16 @@ def main(argv: list[str] | None = None) -> int:
         rows = list(pool.map(job, progs))
     print(f"trained in {time.time() - t0:.0f}s; auditing ...", flush=True)
     return _finish(rows, client, tracking_uri, experiment, args)
+
+
+def _artifacts_beside(tracking_uri: str) -> str | None:
+    """A sqlite store's artifacts in a folder beside its file (`DIR/NAME-artifacts`), not MLflow's default
+    `./mlruns` under wherever the command ran (the repository: a `rm -rf mlruns` there lost every program's
+    recorded evidence once). None (MLflow's default) for other stores."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri[len("sqlite:///") :]).resolve()
+    return (db.parent / f"{db.stem}-artifacts").as_uri()
 
 
 def _finish(rows: list[Outcome], client, tracking_uri: str, experiment: str, args) -> int:

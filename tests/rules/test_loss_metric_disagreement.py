@@ -107,3 +107,11 @@ def test_an_accuracy_the_loss_allows_or_a_loss_the_bound_does_not_hold_for_is_no
     # (an exact-match accuracy over tags): the bound does not hold, and a rising accuracy is no disagreement
     quiet(CAUSE, _tagger(np.linspace(0.3, 0.6, 12), class_weighted=True))
     quiet(CAUSE, _tagger(np.linspace(0.3, 0.6, 12), shape=(60, 5)))
+
+
+def test_the_floor_is_read_on_the_validation_pair_only():
+    """Found by review: a healthy run accumulating gradients over 8 batches backpropagates the loss over 8, which
+    the recorder's training loss is; its training accuracy read against that loss broke the floor."""
+    d = recorded_loss("cross_entropy", [5])
+    train, train_acc = falling(12, 1.4 / 8, 0.95 / 8, knee=0.2), np.linspace(0.3, 0.61, 12)
+    quiet(CAUSE, make_view(train, train_acc=train_acc, diagnostics=d))

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
+import threading
+import weakref
 from typing import Any
 
 import torch
@@ -318,8 +319,33 @@ def _numel(p: torch.Tensor) -> int:
     return 0 if isinstance(p, torch.nn.parameter.UninitializedParameter) else int(p.numel())
 
 
-#: `sys.getrefcount` of a module held only by the probe's list (the list, the loop's name and the call's argument)
-_ONLY_OURS = 3
+def _ignore(*_: Any) -> None:
+    """What a copy or a pickle of the model carries in place of `_WatchEnd`: nothing to do."""
+
+
+class _WatchEnd:
+    """The forward hook that ends `ModelFactsProbe`'s watch when the model's forward returns or raises. It holds
+    the probe weakly, never raises into the model's call, and a deep copy or a pickle of the model taken during
+    that forward carries `_ignore` in its place."""
+
+    __slots__ = ("_probe",)
+
+    def __init__(self, probe: ModelFactsProbe) -> None:
+        self._probe = weakref.ref(probe)
+
+    def __call__(self, *_: Any) -> None:
+        probe = self._probe()
+        if probe is None:
+            return
+        try:
+            probe._unwatch()
+        except Exception:  # noqa: BLE001 - never raise into the user's forward
+            probe._watch = None
+
+    def __reduce__(self):
+        return (_ignore, ())
+
+
 #: training forward passes watched for layers the model calls but does not own (a global hook, those passes only)
 OUTSIDE_CHECKS = 3
 
@@ -327,12 +353,15 @@ OUTSIDE_CHECKS = 3
 class ModelFactsProbe(Probe):
     """The model's structure and initial weights (one-off facts, no metrics).
 
-    On the model's first OUTSIDE_CHECKS training forward passes `nn.Module.__init__` is wrapped for the length
-    of that forward (undone when it returns, or, should it raise, on the next forward and when the session
-    ends): a module with trainable parameters outside the followed optimizer that is built during the forward
-    and held by nothing once it returned was built inside `forward` on every call (`nn.Linear(128, 10)(x)`):
-    new random weights each call, which never train (`outside_modules`, `rebuilt`). A module built there and
-    kept (a lazily created attribute) is not recorded. No global module hook: a compiled module warns of one."""
+    For the length of each of the model's first OUTSIDE_CHECKS training forward passes (ended by a forward
+    hook when it returns or raises, and, should that be missed, by the next loss call, backward, step or
+    forward, or the session's end), `nn.Module.__init__` is wrapped: a module with trainable parameters
+    outside the followed optimizer, built by the training thread with gradients on, and already gone when the
+    watch ends, was built inside `forward` on every call (`nn.Linear(128, 10)(x)`): new random weights each
+    call, which never train (`outside_modules`, `rebuilt`). Modules are held weakly (their parameter dicts,
+    which outlive them, say what they held). A module built there and kept (a lazily created attribute) is
+    not recorded, nor one that holds a reference to itself (freed only by the garbage collector). No global
+    module hook: a compiled module warns of one."""
 
     name = "model"
 
@@ -343,10 +372,9 @@ class ModelFactsProbe(Probe):
         self._unregistered_ran: list[str] = []  # unregistered modules whose parameters got a gradient
         self._unregistered: list[tuple[str, list[torch.Tensor]]] = []  # the others, still watched
         self._root: torch.nn.Module | None = None
-        self._registered: set[int] = set()
         self._outside_checks = 0
-        self._watch: list[Any] = []  # (Module.__init__, ours) and the root's forward hook, while a forward is watched
-        self._built: list[torch.nn.Module] = []  # modules built during the watched forward
+        self._watch: tuple[Any, Any, Any] | None = None  # (torch's Module.__init__, ours, hook) while watched
+        self._built: list[tuple[Any, str, dict]] = []  # (weakref, class, parameter dict) built while watched
         self.outside: dict[str, dict[str, Any]] = {}  # "Linear (1,290 parameters)" -> {module, parameters, rebuilt}
 
     def on_parameters(self, optimizer: Any, params: list) -> None:
@@ -374,49 +402,57 @@ class ModelFactsProbe(Probe):
         # are in the loss's graph but no optimizer steps them. A teacher kept in a list whose output is
         # detached, or run under no_grad, never gets one. No hook goes on the user's modules.
         self._unregistered = [(name, list(m.parameters())) for name, m in unregistered_modules(root, self._opt_ids)]
-        self._root, self._registered = root, {id(m) for m in root.modules()}
+        self._root = root
 
     # --- layers built inside forward on every call ------------------------------------------------
     def on_input(self, args: tuple, evaluating: bool, sampled: bool) -> None:
-        self._unwatch()  # the last watched forward raised: its hook never ran
-        root = self._root
-        if evaluating or root is None or self._outside_checks >= OUTSIDE_CHECKS or torch.compiler.is_compiling():
+        self._unwatch()  # the last watched forward never reached a loss or a step (it raised, or nothing followed)
+        if evaluating or self._root is None or self._outside_checks >= OUTSIDE_CHECKS or torch.compiler.is_compiling():
             return
         self._outside_checks += 1
-        original, built = torch.nn.Module.__init__, self._built
+        original, built, thread = torch.nn.Module.__init__, self._built, threading.get_ident()
 
         @functools.wraps(original)
         def __init__(module, *a, **k):
             original(module, *a, **k)
-            built.append(module)
+            # built by this thread with gradients on (a random projection built under no_grad is on purpose):
+            # held weakly, with its own parameter dict, which outlives it
+            if threading.get_ident() == thread and torch.is_grad_enabled():
+                built.append((weakref.ref(module), type(module).__name__, module._parameters))
 
         torch.nn.Module.__init__ = __init__
-        self._watch = [(original, __init__), root.register_forward_hook(lambda *_: self._unwatch())]
+        # ended when the forward returns or raises (`always_call`), by a hook that removes itself
+        hook = self._root.register_forward_hook(_WatchEnd(self), always_call=True)
+        self._watch = (original, __init__, hook)
+
+    def on_loss(self, fn: str, inp: Any, target: Any, out: Any, evaluating: bool, sampled: bool, step: int) -> dict:
+        self._unwatch()  # the forward returned: what it built and let go is gone
+        return {}
+
+    def on_before_backward(self, ctx: StepContext) -> dict[str, Any]:
+        self._unwatch()  # a loss written by hand: no loss function call ended the watch
+        return {}
 
     def _unwatch(self) -> None:
-        if not self._watch:
+        if self._watch is None:
             return
-        (original, ours), hook = self._watch
+        original, ours, hook = self._watch
+        self._watch = None
         if torch.nn.Module.__init__ is ours:  # still ours (nothing patched it since)
             torch.nn.Module.__init__ = original
         hook.remove()
-        self._watch = []
-        # a module built during the forward that nothing but this list holds any more was thrown away when it returned
-        for module in self._built:
-            own = [p for p in module.parameters() if p.requires_grad and id(p) not in self._opt_ids]
-            if own and sys.getrefcount(module) <= _ONLY_OURS:
-                name = f"{type(module).__name__} ({sum(map(_numel, own)):,} parameters)"
-                self.outside[name] = {
-                    "module": type(module).__name__,
-                    "parameters": sum(map(_numel, own)),
-                    "rebuilt": True,
-                }
-        self._built.clear()
+        built, self._built = self._built, []
+        for ref, name, params in built:  # gone already: built inside the forward and let go when it returned
+            own = [p for p in params.values() if p is not None and p.requires_grad and id(p) not in self._opt_ids]
+            if own and ref() is None:
+                n = sum(map(_numel, own))
+                self.outside[f"{name} ({n:,} parameters)"] = {"module": name, "parameters": n, "rebuilt": True}
 
     def close(self) -> None:
         self._unwatch()
 
     def before_step(self, ctx: StepContext) -> dict[str, Any]:
+        self._unwatch()
         if self._unregistered:
             trained = [name for name, ps in self._unregistered if any(p.grad is not None for p in ps)]
             self._unregistered_ran += trained

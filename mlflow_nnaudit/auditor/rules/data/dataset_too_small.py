@@ -33,12 +33,16 @@ class DatasetTooSmall(Rule):
     race through any data, and the rate is the first thing to try. Without an overfit: a training
     DataLoader whose dataset holds fewer samples than one of its batches, while the validation loss
     fell less than 30%, trained on a handful of samples every step (a Dataset's `__len__` that
-    counts the wrong thing, a split that kept a few rows): the loader's own figures say so."""
+    counts the wrong thing, a split that kept a few rows): the loader's own figures say so, where it was
+    iterated for training every time, twice or more."""
 
     cause = "dataset_too_small"
     explained_by = ("labels_unrelated", "train_val_preprocessing_mismatch", "repeated_batch")
     reads = (*DATASET_SIZE_READS, ("model", "parameters"), schema.PARAM_MODEL_PARAMETERS, *UPDATE_RATIO_READS)
     reads += (*BATCH_SIZE_READS, *LEARNING_RATE_READS)
+    #: the training DataLoader's figures read by the under-one-batch reading
+    LOADER = ("dataset_size", "batch_size", "training_iterations", "iterations")
+    reads += tuple(("data_loader", "train", k) for k in LOADER)
 
     #: Prechelt's generalisation loss (%) that counts as overfitting (shared with overfitting)
     GL = OVERFIT_GL
@@ -63,9 +67,11 @@ class DatasetTooSmall(Rule):
     def _under_one_batch(self, view: RunView) -> Finding | None:
         """The training DataLoader's dataset is smaller than one of its batches and the validation loss
         learned little: every step saw the same handful of samples."""
-        n, b = view.fact("data_loader", "train", "dataset_size"), view.fact("data_loader", "train", "batch_size")
+        n, b, t, it = (view.fact("data_loader", "train", k) for k in self.LOADER)
         lv = view.levels(VAL_LOSS)
         if not (isinstance(n, int) and isinstance(b, int) and 0 < n < b) or lv is None or lv.start <= 0:
+            return None
+        if not (isinstance(t, int) and 2 <= t == it):  # not a validation loader run with gradients on (review)
             return None
         gain = (lv.start - lv.best) / lv.start
         if gain >= self.LEARNED_LITTLE:

@@ -10,22 +10,20 @@ from mlflow_nnaudit.auditor.rules.base import CHANCE_LEVELS, Evidence, Finding, 
 
 
 class LossMetricDisagreement(Rule):
-    """The loss improves significantly while the task metric does not: accuracy (validation,
-    else training) shows no significant upward trend (autocorrelation-corrected Mann-Kendall)
-    and changes by less than 1 percentage point, while the matching loss falls by at least
-    10%. Not read on an accuracy that started within that 1 point of its ceiling (100%) beside a loss
-    that had already left chance (under 80% of ln C, the outcome's "little better than chance"; the
-    class count known or guessed from where the curves start): it has no room to rise, and a loss still
-    falling under a perfect accuracy is the margin growing (a task solved in the first epoch). An
-    accuracy at 100% beside a loss that starts at chance is a broken metric (`(pred == pred).mean()`).
-
-    Per-epoch curves of fewer than 8 points are too short for the trend test; on them (4 to 7 points)
-    an accuracy exactly the same at every evaluation, under 100%, beside a matching loss lower at every
-    one (falling 10% or more) is read the same way, where the accuracy is also 5 points under the least
-    the final loss allows (a misclassified sample costs a cross-entropy of ln 2 or more, so the accuracy
-    is at least 1 - loss / ln 2): a metric that never moves and contradicts the loss is computed wrongly
-    (`torch.max(z, 1)` over a single logit is always class 0). The bound holds for one label per sample
-    under a cross-entropy, so this reading needs the recorder to have seen one (`loss.input_shape`: class
+    """The loss improves significantly while the task metric does not: accuracy (validation, else training)
+    shows no significant upward trend (autocorrelation-corrected Mann-Kendall) and changes by less than 1
+    percentage point, while the matching loss falls by at least 10%. Not read on an accuracy that started within
+    that 1 point of its ceiling (100%) beside a loss that had already left chance (under 80% of ln C; the class
+    count known or guessed from where the curves start): it has no room to rise, and a loss still falling under
+    a perfect accuracy is the margin growing. An accuracy at 100% beside a loss that starts at chance is a
+    broken metric (`(pred == pred).mean()`). A misclassified sample costs a cross-entropy of ln 2 or more, so
+    a mean loss L allows no accuracy under 1 - L / ln 2: a validation accuracy that ends 5 points or more under
+    that floor (its loss having fallen 10%), whatever its trend, is computed wrongly (predictions and labels in
+    different orders), a definite bug at high confidence that no skewed label histogram explains. Per-epoch
+    curves of 4 to 7 points (too short for the trend test) are read the same way where the accuracy is exactly
+    the same at every evaluation, under 100%, beside a loss lower at every one and that floor is broken
+    (`torch.max(z, 1)` over a single logit is always class 0). The bound holds for one label per sample under
+    an unweighted cross-entropy, so the floor needs the recorder to have seen one (`loss.input_shape`: class
     scores per sample, or a single logit or probability): an exact-match accuracy over 60 tags stays at 0
     under a per-tag BCE that falls (found by review)."""
 
@@ -62,7 +60,9 @@ class LossMetricDisagreement(Rule):
             loss_gain = (loss.start - loss.end) / loss.start
             scale = 100.0 if max(acc.start, acc.end) > self.PERCENT_ABOVE else 1.0  # percent or fraction
             acc_change = (acc.end - acc.start) / scale
-            floor = self._floor_broken(view, loss.end, acc.end / scale) if loss_gain >= self.MIN_LOSS_GAIN else None
+            # validation only: a training loss backpropagated over K accumulation steps is 1/K of it (review)
+            floor = self._floor_broken(view, loss.end, acc.end / scale) if acc_role == VAL_ACC else None
+            floor = floor if loss_gain >= self.MIN_LOSS_GAIN else None
             if floor is not None:
                 return self._finding(view, acc_role, loss_gain, acc.start, acc.end, floor)
             if 1.0 - acc.start / scale <= self.MAX_METRIC_CHANGE and self._solved_early(view, loss.start):
@@ -90,9 +90,9 @@ class LossMetricDisagreement(Rule):
         return self._finding(view, acc_role, gain, float(a[0]), float(a[-1]))
 
     def _floor_broken(self, view: RunView, loss_end: float, acc_end: float) -> float | None:
-        """The least accuracy the loss allows (1 - loss / ln 2), where the accuracy ended BOUND_MARGIN or more
-        under it; None otherwise, or where the bound does not hold: no cross-entropy over one label per sample
-        seen by the recorder, or one given class weights (a weighted mean can hide many cheap mistakes)."""
+        """The least accuracy the loss allows (1 - loss / ln 2), where the accuracy ended BOUND_MARGIN or more under
+        it; None otherwise, or where the bound does not hold (no cross-entropy over one label per sample seen by
+        the recorder, or a class-weighted one: a weighted mean can hide many cheap mistakes)."""
         if not self._one_label_per_sample(view) or view.fact("loss", "class_weighted") or loss_end <= 0:
             return None
         floor = 1 - loss_end / math.log(2)
