@@ -16,6 +16,7 @@ gradient clipping (`test_setup_evidence.py`), evaluation losses as `nnaudit/val_
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import statistics
@@ -827,6 +828,54 @@ def test_the_watch_for_layers_built_in_forward_leaves_the_loop_alone(store, tmp_
     assert saved == [1] and (tmp_path / "crash.pt").exists()
     assert "outside_modules" not in r.diag["model"], r.diag["model"].get("outside_modules")
     assert getattr(nn.Module.__init__, "__wrapped__", None) is None and not model._forward_hooks
+
+
+class _CopiesItself(nn.Module):
+    """A forward that keeps a copy of the model (a lazily made EMA teacher) and, when asked, registers an output
+    hook on itself and raises an out-of-memory error of its own, which the loop catches and retries."""
+
+    class OOM(RuntimeError):
+        pass
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.copies = nn.Linear(FEATURES, CLASSES), []
+
+    def forward(self, x, fail=False):
+        if not self.copies:
+            self.copies.append(copy.deepcopy(self))
+        if fail:
+            self.register_forward_hook(lambda *_: None)
+            raise self.OOM("out of memory")
+        return self.fc(x)
+
+
+def test_copies_of_the_model_and_its_own_errors_pass_the_watch_untouched(store, tmp_path):
+    """Found by the second review: a copy made during a watched forward held None in its hook table and raised on
+    every call, also once saved and loaded; a forward that added a hook of its own and raised had its error
+    replaced by torch's "OrderedDict mutated during iteration" (the watch's hook removed itself in torch's loop)."""
+    torch.manual_seed(0)
+    model, (x, y) = _CopiesItself(), blobs()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    caught = []
+
+    def train():
+        for step in range(5):
+            opt.zero_grad()
+            try:
+                out = model(x[:32], fail=step == 1)
+            except _CopiesItself.OOM:
+                caught.append(step)
+                continue
+            nn.functional.cross_entropy(out, y[:32]).backward()
+            opt.step()
+
+    record(store, train)
+    assert caught == [1]
+    teacher = model.copies[0]
+    assert teacher(x[:4]).shape == (4, CLASSES)  # the copy's forward runs
+    torch.save(teacher, tmp_path / "teacher.pt")
+    assert torch.load(tmp_path / "teacher.pt", weights_only=False)(x[:4]).shape == (4, CLASSES)
 
 
 def test_copying_saving_and_averaging_the_model_during_a_recorded_run(store):

@@ -174,12 +174,6 @@ class LossProbe(Probe):
         self._mse_numel = 0
         self._val_sum: torch.Tensor | None = None
         self._val_n = 0
-        #: samples of the evaluation forward passes (counted on each one's first loss call), and whether one
-        #: began and has not met a loss call yet: a total of several terms is their sum per sample
-        self._val_forward_n = 0
-        self._new_eval_forward = False
-        #: whether the training objective is the sum of several loss calls (`_objective_share`), once known
-        self._summed_terms: bool | None = None
         #: the activation a logit loss's training input came out of (`made_by`), when one did
         self.input_activation: str | None = None
         #: the loss function's training outputs on the current sampled step (summed), and per sampled
@@ -206,9 +200,6 @@ class LossProbe(Probe):
             v = out.detach().float() * n
             self._val_sum = v if self._val_sum is None else self._val_sum + v.to(self._val_sum.device)
             self._val_n += n
-            if self._new_eval_forward:
-                self._new_eval_forward = False
-                self._val_forward_n += n
             if (
                 fn in _REGRESSION_LOSSES
                 and self._eval_target_batches < MAX_EVAL_TARGET_BATCHES
@@ -307,31 +298,13 @@ class LossProbe(Probe):
         """Evaluation losses are waiting to be taken."""
         return self._val_n > 0
 
-    def on_input(self, args: tuple, evaluating: bool, sampled: bool) -> None:
-        if evaluating:
-            self._new_eval_forward = True
-
     def take_val_loss(self) -> torch.Tensor | None:
-        """The average evaluation loss since the last call, or None when there was none: per loss call, or,
-        where the training objective is the sum of several loss calls (a detector's classification and box
-        losses), per evaluation forward pass, the sum of its calls: in the units of `nnaudit/train_loss`,
-        the total backpropagated (the mean of the terms read a detector's validation loss at half its
-        training loss, as a model doing better on held-out data than on its own labels)."""
+        """The average evaluation loss since the last call, or None when there was none."""
         if self._val_sum is None or self._val_n == 0:
             return None
-        per_forward = self._val_forward_n > 0 and self._terms_summed()
-        value = self._val_sum / (self._val_forward_n if per_forward else self._val_n)
-        self._val_sum, self._val_n, self._val_forward_n = None, 0, 0
+        value = self._val_sum / self._val_n
+        self._val_sum, self._val_n = None, 0
         return value
-
-    def _terms_summed(self) -> bool:
-        """The training objective is the sum of two or more loss calls (their share of it within 10% of 1),
-        read once OBJECTIVE_START_STEPS training steps were paired."""
-        if self._summed_terms is None and len(self._objective) >= OBJECTIVE_START_STEPS:
-            facts = self._objective_share()
-            share, calls = facts.get("objective_share"), facts.get("objective_calls")
-            self._summed_terms = isinstance(calls, int) and calls >= 2 and share is not None and abs(share - 1) < 0.1
-        return bool(self._summed_terms)
 
     # --- checks ------------------------------------------------------------------------------
     def _reduction_ratio(self, x: torch.Tensor, target: torch.Tensor, out: torch.Tensor) -> None:

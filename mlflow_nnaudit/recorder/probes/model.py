@@ -323,6 +323,11 @@ def _ignore(*_: Any) -> None:
     """What a copy or a pickle of the model carries in place of `_WatchEnd`: nothing to do."""
 
 
+def _ignoring() -> Any:
+    """Rebuilds `_ignore` from a copy or a pickle (a hook table holding None raises on every call)."""
+    return _ignore
+
+
 class _WatchEnd:
     """The forward hook that ends `ModelFactsProbe`'s watch when the model's forward returns or raises. It holds
     the probe weakly, never raises into the model's call, and a deep copy or a pickle of the model taken during
@@ -337,13 +342,13 @@ class _WatchEnd:
         probe = self._probe()
         if probe is None:
             return
-        try:
-            probe._unwatch()
+        try:  # not removed here: torch iterates the hook table while it calls this (a forward that raised)
+            probe._end_watch()
         except Exception:  # noqa: BLE001 - never raise into the user's forward
             probe._watch = None
 
     def __reduce__(self):
-        return (_ignore, ())
+        return (_ignoring, ())
 
 
 #: training forward passes watched for layers the model calls but does not own (a global hook, those passes only)
@@ -373,7 +378,8 @@ class ModelFactsProbe(Probe):
         self._unregistered: list[tuple[str, list[torch.Tensor]]] = []  # the others, still watched
         self._root: torch.nn.Module | None = None
         self._outside_checks = 0
-        self._watch: tuple[Any, Any, Any] | None = None  # (torch's Module.__init__, ours, hook) while watched
+        self._watch: tuple[Any, Any, list] | None = None  # (torch's Module.__init__, ours, [on]) while watched
+        self._hook: Any = None  # the handle of `_WatchEnd` on the model, until the next event removes it
         self._built: list[tuple[Any, str, dict]] = []  # (weakref, class, parameter dict) built while watched
         self.outside: dict[str, dict[str, Any]] = {}  # "Linear (1,290 parameters)" -> {module, parameters, rebuilt}
 
@@ -410,20 +416,21 @@ class ModelFactsProbe(Probe):
         if evaluating or self._root is None or self._outside_checks >= OUTSIDE_CHECKS or torch.compiler.is_compiling():
             return
         self._outside_checks += 1
-        original, built, thread = torch.nn.Module.__init__, self._built, threading.get_ident()
+        original, built, thread, on = torch.nn.Module.__init__, self._built, threading.get_ident(), [True]
 
         @functools.wraps(original)
         def __init__(module, *a, **k):
             original(module, *a, **k)
-            # built by this thread with gradients on (a random projection built under no_grad is on purpose):
-            # held weakly, with its own parameter dict, which outlives it
-            if threading.get_ident() == thread and torch.is_grad_enabled():
+            # built by this thread with gradients on while watched (a random projection built under no_grad is
+            # on purpose; a wrapper left stranded by another's patch records nothing): held weakly, with its own
+            # parameter dict, which outlives it
+            if on[0] and threading.get_ident() == thread and torch.is_grad_enabled():
                 built.append((weakref.ref(module), type(module).__name__, module._parameters))
 
+        # the hook first: should it fail, nothing is patched. It ends the watch when the forward returns or raises
+        self._hook = self._root.register_forward_hook(_WatchEnd(self), always_call=True)
         torch.nn.Module.__init__ = __init__
-        # ended when the forward returns or raises (`always_call`), by a hook that removes itself
-        hook = self._root.register_forward_hook(_WatchEnd(self), always_call=True)
-        self._watch = (original, __init__, hook)
+        self._watch = (original, __init__, on)
 
     def on_loss(self, fn: str, inp: Any, target: Any, out: Any, evaluating: bool, sampled: bool, step: int) -> dict:
         self._unwatch()  # the forward returned: what it built and let go is gone
@@ -434,13 +441,20 @@ class ModelFactsProbe(Probe):
         return {}
 
     def _unwatch(self) -> None:
+        """End the watch (if on) and remove its hook."""
+        if self._hook is not None:
+            hook, self._hook = self._hook, None
+            hook.remove()
+        self._end_watch()
+
+    def _end_watch(self) -> None:
+        """Undo the wrapped `Module.__init__` and record the modules built and already gone."""
         if self._watch is None:
             return
-        original, ours, hook = self._watch
-        self._watch = None
+        original, ours, on = self._watch
+        self._watch, on[0] = None, False
         if torch.nn.Module.__init__ is ours:  # still ours (nothing patched it since)
             torch.nn.Module.__init__ = original
-        hook.remove()
         built, self._built = self._built, []
         for ref, name, params in built:  # gone already: built inside the forward and let go when it returned
             own = [p for p in params.values() if p is not None and p.requires_grad and id(p) not in self._opt_ids]
