@@ -351,7 +351,7 @@ class _WatchEnd:
         return (_ignoring, ())
 
 
-#: training forward passes watched for layers the model calls but does not own (a global hook, those passes only)
+#: training forward passes watched for layers built inside `forward` (`nn.Module.__init__` wrapped for those only)
 OUTSIDE_CHECKS = 3
 
 
@@ -425,7 +425,10 @@ class ModelFactsProbe(Probe):
             # on purpose; a wrapper left stranded by another's patch records nothing): held weakly, with its own
             # parameter dict, which outlives it
             if on[0] and threading.get_ident() == thread and torch.is_grad_enabled():
-                built.append((weakref.ref(module), type(module).__name__, module._parameters))
+                try:
+                    built.append((weakref.ref(module), type(module).__name__, module._parameters))
+                except Exception:  # noqa: BLE001 - a module that cannot be watched is built all the same
+                    pass
 
         # the hook first: should it fail, nothing is patched. It ends the watch when the forward returns or raises
         self._hook = self._root.register_forward_hook(_WatchEnd(self), always_call=True)
