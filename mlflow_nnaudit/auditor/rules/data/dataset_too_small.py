@@ -40,8 +40,7 @@ class DatasetTooSmall(Rule):
     explained_by = ("labels_unrelated", "train_val_preprocessing_mismatch", "repeated_batch")
     reads = (*DATASET_SIZE_READS, ("model", "parameters"), schema.PARAM_MODEL_PARAMETERS, *UPDATE_RATIO_READS)
     reads += (*BATCH_SIZE_READS, *LEARNING_RATE_READS)
-    #: the training DataLoader's figures read by the under-one-batch reading
-    LOADER = ("dataset_size", "batch_size", "training_iterations", "iterations")
+    LOADER = ("dataset_size", "batch_size", "training_iterations", "iterations")  #: read by the under-one-batch reading
     reads += tuple(("data_loader", "train", k) for k in LOADER)
 
     #: Prechelt's generalisation loss (%) that counts as overfitting (shared with overfitting)
