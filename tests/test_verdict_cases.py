@@ -59,6 +59,24 @@ def _epochs(model, opt, loss_fn, x, y, xv, yv, epochs=15, bs=32, step_hook=None,
         mlflow.log_metrics({"train_loss": total / n, "val_loss": val, "val_acc": acc}, step=epoch)
 
 
+def _loader_epochs(model, opt, loader, xv, yv, epochs, batches=None):
+    """The DataLoader loop users write: each epoch iterates the loader (leaving it after `batches`, when given),
+    then logs the last batch's cross-entropy as `train_loss` and the validation one as `val_loss`."""
+    for epoch in range(epochs):
+        model.train()
+        for i, (xb, yb) in enumerate(loader):
+            if i == batches:
+                break
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            val = nn.functional.cross_entropy(model(xv), yv).item()
+        mlflow.log_metrics({"train_loss": loss.item(), "val_loss": val}, step=epoch)
+
+
 @pytest.fixture
 def autologged(store_uri):
     mlflow.autolog(silent=True, log_models=False)
@@ -398,19 +416,7 @@ def test_every_epoch_cut_short_to_the_same_two_batches_is_repeated_batch(autolog
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loader = DataLoader(TensorDataset(x[:960], y[:960]), batch_size=32, shuffle=False)
     with mlflow.start_run() as run:
-        for epoch in range(15):
-            model.train()
-            for i, (xb, yb) in enumerate(loader):
-                if i == 2:
-                    break
-                opt.zero_grad()
-                loss = nn.functional.cross_entropy(model(xb), yb)
-                loss.backward()
-                opt.step()
-            model.eval()
-            with torch.no_grad():
-                val = nn.functional.cross_entropy(model(x[960:]), y[960:]).item()
-            mlflow.log_metrics({"train_loss": loss.item(), "val_loss": val}, step=epoch)
+        _loader_epochs(model, opt, loader, x[960:], y[960:], epochs=15, batches=2)
     res = _audit(run.info.run_id)
     assert res.findings and res.findings[0].cause == "repeated_batch", _causes(res)
     assert "2 batches fed in turn" in res.findings[0].summary and res.status != "healthy"
@@ -439,17 +445,7 @@ def test_a_dataset_whose_len_counts_its_columns_is_dataset_too_small_first(autol
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loader = DataLoader(Rows(x[:1000], y[:1000]), batch_size=32, shuffle=True)
     with mlflow.start_run() as run:
-        for epoch in range(25):
-            model.train()
-            for xb, yb in loader:
-                opt.zero_grad()
-                loss = nn.functional.cross_entropy(model(xb), yb)
-                loss.backward()
-                opt.step()
-            model.eval()
-            with torch.no_grad():
-                val = nn.functional.cross_entropy(model(x[1000:]), y[1000:]).item()
-            mlflow.log_metrics({"train_loss": loss.item(), "val_loss": val}, step=epoch)
+        _loader_epochs(model, opt, loader, x[1000:], y[1000:], epochs=25)
     res = _audit(run.info.run_id)
     assert res.findings and res.findings[0].cause == "dataset_too_small", _causes(res)
     assert "holds 8 samples, fewer than one batch of 32" in res.findings[0].summary and res.status != "healthy"
