@@ -3,6 +3,7 @@
 import numpy as np
 
 from tests.rules.conftest import (
+    check,
     classification_loss,
     falling,
     fires,
@@ -472,3 +473,35 @@ def test_a_blow_up_of_a_loss_that_falls_below_its_floor_follows_the_loss_input()
     assert (
         "loss_input_mismatch" not in fires(CAUSE, make_view(train, diagnostics=healthy_diagnostics(loss=mse))).follows
     )
+
+
+def _late_start_run(first, at_chance_share, optimizer=("SGD", 1.0, None), cut=True):
+    """pytorch/examples' MNIST script switched to SGD at Adadelta's lr of 1 (benchmarks/programs f148): the first
+    sampled step moved the weights `first` of their size, later ones ~1e-2; the per-batch loss sat at ln 3 (with
+    a jump above it) for `at_chance_share` of 90 points, then fell; StepLR cut the rate to 0.7 a third in."""
+    name, lr, momentum = optimizer
+    d = healthy_diagnostics(optimizer=optimizer_facts(name, lr, momentum=momentum))
+    extra = layer_curves("update_ratio", {n: np.r_[first, np.full(8, 1.2e-2)] for n in layer_names(d["model"])})
+    k, chance = int(at_chance_share * 90), np.log(3)
+    train = np.r_[np.full(k, chance), np.linspace(chance, 0.45, 90 - k)] + 0.03 * rng(11).standard_normal(90)
+    train[5] = 2.4 * chance
+    rate = np.r_[np.full(30, 1.0), np.full(30, 0.7), np.full(30, 0.49)] if cut else np.ones(90)
+    return make_view(train, diagnostics=d, params=recorder_params(d), lr=rate, extra=extra)
+
+
+def test_sgd_first_steps_100x_the_usual_then_a_third_of_the_run_at_chance_are_the_rate():
+    f = fires(CAUSE, _late_start_run(0.33, 0.55))
+    assert f.confidence == "high" and f.kind == "outcome"
+    assert "changed the weights by 33%" in f.summary and "sat at chance" in f.summary
+    assert "once the schedule had cut the rate to 0.7" in f.summary
+    assert "cut the rate" not in fires(CAUSE, _late_start_run(0.33, 0.55, cut=False)).summary
+
+
+def test_a_late_start_after_first_steps_of_a_usual_size_or_an_early_start_is_not_the_rate():
+    # 1% first steps (10x the rule of thumb, but under the 10% the reading needs): a slow start, not a wreck
+    assert "sat at chance" not in (getattr(check(CAUSE, _late_start_run(0.01, 0.55)), "summary", ""))
+    # left chance a fifth into the run: an ordinary start, whatever the first steps
+    assert "sat at chance" not in (getattr(check(CAUSE, _late_start_run(0.33, 0.2)), "summary", ""))
+    # Adam's first steps are lr / rms(w) by design, ~1e-2 at its usual 1e-3: not read
+    view = _late_start_run(0.33, 0.55, optimizer=("Adam", 1e-3, None))
+    assert "sat at chance" not in (getattr(check(CAUSE, view), "summary", ""))

@@ -1438,6 +1438,7 @@ LR_HARM_TESTS = (
     "divergence",
     "stuck_loss",
     "large_steps_undone",
+    "late_start",
 )
 #: a median update/weight ratio of at least this is 10x the healthy ~1e-3 (Karpathy's rule of thumb
 #: for SGD-type steps): steps large enough to be a suspect of harm seen with them, never a sign
@@ -1649,6 +1650,48 @@ def early_spike(view: RunView) -> tuple[str, Evidence] | None:
         return None
     sign = f"the loss jumped to {fmt_factor(growth)} its start in the first steps"
     return sign, Evidence("early_spike", c.key, {"growth": growth, "start": start})
+
+
+#: `late_start_reading`: a training loss that sat at chance through this share of its points or more
+#: wasted that much of the run (a hard task's first epochs, or a warm-up, leave chance well before)
+LATE_START_SHARE = 1 / 3
+#: ... "at chance": a rolling median of the per-batch losses at least this share of ln C (their noise
+#: dips below it) and "learned after": the last points' median this share under ln C or more
+CHANCE_BAND, LEARNED_BELOW_CHANCE = 0.05, 0.1
+
+
+def late_start_reading(view: RunView) -> tuple[str, Evidence] | None:
+    """Too large steps seen after the network recovered from them: the first measured steps of an
+    optimiser whose steps scale with the gradient (SGD, with or without momentum; `recorded_step_size`
+    on Adam's) changed the weights by UPDATE_RATIO_HIGH of their size or more (median over layers:
+    100x the healthy ~1e-3) and the training loss then sat at chance (ln C; `CHANCE_BAND`) through
+    LATE_START_SHARE of its points or more (two thirds of its rolling medians at chance until the last
+    one) before it fell well below it (`LEARNED_BELOW_CHANCE`). A
+    run that never left chance is `destroyed_signs`' to read. When a logged rate had been cut before
+    the fall began, that is said too: the steps had to shrink before the network could learn."""
+    c, chance = view.finite_curve(TRAIN_LOSS, min_points=10), view.chance_loss()
+    early = early_update_ratios(view)
+    if c is None or not chance or not early or view.lbfgs() or (view.optimizer_name() or "").lower() in ADAPTIVE:
+        return None
+    first = float(np.median(list(early.values())))
+    w = max(3, len(c.values) // 10)
+    med = np.array([np.median(c.values[i : i + w]) for i in range(len(c.values) - w + 1)])
+    at_chance = med >= (1 - CHANCE_BAND) * chance
+    # it left chance for good after the last window at chance (a dip that an early jump undid is no start)
+    onset = len(med) - int(np.argmax(at_chance[::-1])) if at_chance.any() else 0
+    if first < UPDATE_RATIO_HIGH or onset < LATE_START_SHARE * len(c.values) or at_chance[:onset].mean() < 2 / 3:
+        return None
+    if not med[-1] < (1 - LEARNED_BELOW_CHANCE) * chance:
+        return None
+    sign = (
+        f"the first measured steps changed the weights by {first:.0%} of their size (median over layers; healthy is "
+        f"~0.1%), and the loss then sat at chance (ln {round(math.exp(chance))} = {fmt_num(chance)}) for the "
+        f"first {onset / len(c.values):.0%} of the run"
+    )
+    lr, at = lr_points(view), float(c.steps[min(onset + w // 2, len(c.values) - 1)])
+    if lr is not None and (cut := lr.values[lr.steps <= at]).size and cut[-1] < 0.75 * float(np.max(cut)):
+        sign += f"; it began to learn only once the schedule had cut the rate to {fmt_num(float(cut[-1]))}"
+    return sign, Evidence("late_start", c.key, {"first_update_ratio": first, "chance_share": onset / len(c.values)})
 
 
 #: what `dead_units` reads

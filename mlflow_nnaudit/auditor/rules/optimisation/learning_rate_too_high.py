@@ -17,37 +17,36 @@ from mlflow_nnaudit.auditor.rules.helpers import (
 
 
 class LearningRateTooHigh(Rule):
-    """Steps too large for the loss surface. The curves show it as a loss that grows at least
-    3x above its lowest value before turning NaN/Inf (or turns non-finite within the first
-    few points), as a divergence (see `diverging`), or as point-to-point swings of at least
-    half the loss level that exceed everything the run gained. The recorder adds the direct
-    measurement: update/weight ratios far above ~1e-3 (median > 1e-1). Curve-only evidence is
-    medium confidence at most (a divergence can also come from bad data), swings alone low;
-    the recorder's ratios together with a curve sign make it high.
+    """Steps too large for the loss surface. The curves show it as a loss that grows at least 3x above its lowest value before
+    turning NaN/Inf (or turns non-finite within the first few points), as a divergence (see `diverging`), or as
+    point-to-point swings of at least half the loss level that exceed everything the run gained. The recorder adds the
+    direct measurement: update/weight ratios far above ~1e-3 (median > 1e-1). Curve-only evidence is medium confidence
+    at most (a divergence can also come from bad data), swings alone low; the recorder's ratios together with a curve
+    sign make it high.
 
-    The most common picture of all is an early blow-up (`stats.detect_blowup`): the loss rises
-    at least 10x above where it started (the recorder's first-step loss, or ln C), or past 1e3
-    for a classifier, or turns non-finite, within the first 30% of the run. That decides the
-    finding with high confidence, and the run failed unless it recovered to well below where it
-    started; what it destroyed on the way (dead ReLUs, vanishing gradients, a loss stuck at ln C)
-    is listed as its consequence. A loss that sits at chance (ln C) or is exactly constant while
-    the steps are far too large (recorded update ratios, or an adaptive optimiser at a learning
-    rate of 0.1 or more, 100x its usual range) is the same destruction seen after the fact; at 10x the
-    top of its usual range (`helpers.large_steps`) a suspect (medium), after a bug found beside it; none if the
-    model fits its training labels (`helpers.fits_training_only`: its steps work, the labels carry no signal).
-    A logged rate still rising at the end, tenfold over the run to 10x that range or more, is a sign too. With
-    a feature 10x unit scale or more (the largest's RMS: one raw feature, a timestamp, dominates every first-layer
-    sum; steps 10-100x) it follows `inputs_not_normalized`, with targets that far off `targets_not_normalized`;
-    with a penalty added by hand outweighing the loss (`helpers.penalty_share`), `too_much_regularization`.
+    The most common picture of all is an early blow-up (`stats.detect_blowup`): the loss rises at least 10x above where
+    it started (the recorder's first-step loss, or ln C), or past 1e3 for a classifier, or turns non-finite, within the
+    first 30% of the run. That decides the finding with high confidence, and the run failed unless it recovered to well
+    below where it started; what it destroyed on the way (dead ReLUs, vanishing gradients, a loss stuck at ln C) is
+    listed as its consequence. A loss that sits at chance (ln C) or is exactly constant while the steps are far too
+    large (recorded update ratios, or an adaptive optimiser at a learning rate of 0.1 or more, 100x its usual range) is
+    the same destruction seen after the fact; at 10x the top of its usual range (`helpers.large_steps`) a suspect
+    (medium), after a bug found beside it; none if the model fits its training labels (`helpers.fits_training_only`:
+    its steps work, the labels carry no signal). A logged rate still rising at the end, tenfold over the run to 10x
+    that range or more, is a sign too. With a feature 10x unit scale or more (the largest's RMS: one raw feature, a
+    timestamp, dominates every first-layer sum; steps 10-100x) it follows `inputs_not_normalized`, with targets that
+    far off `targets_not_normalized`; with a penalty added by hand outweighing the loss (`helpers.penalty_share`),
+    `too_much_regularization`.
 
-    Smaller jumps say it with what followed them: a loss that rose to 3x its first-step level early (a blow-up
-    too small for 10x; noise and warm-up bumps stay within 2-3x) and then sat stuck, or a ReLU layer
-    half dead, next to steps known to be too large (first recorded steps 10x the usual, then 1000x smaller,
-    count), is a destroyed network too (high confidence when stuck). And steps 10x their usual size (an adaptive optimiser at 1e-2 or more; for SGD a
-    recorded median update ratio >= 1e-2) with the validation loss best in the first 30% of the
-    run, then rising 10% or more above it, or ending back at chance after getting well below it
-    (an outcome: the run undid its learning), is a rate that raced past the model's best point (2% under chance
-    at least, `helpers.learned_something`; high: steps and harm seen); then `dataset_too_small`, unless known small."""
+    Smaller jumps say it with what followed them: a loss that rose to 3x its first-step level early (a blow-up too
+    small for 10x; noise and warm-up bumps stay within 2-3x) and then sat stuck, or a ReLU layer half dead, next to
+    steps known to be too large (first recorded steps 10x the usual, then 1000x smaller, count), is a destroyed network
+    too (high confidence when stuck). And steps 10x their usual size (an adaptive optimiser at 1e-2 or more; for SGD a
+    recorded median update ratio >= 1e-2) with the validation loss best in the first 30% of the run, then rising 10% or
+    more above it, or ending back at chance after getting well below it (an outcome: the run undid its learning), is a
+    rate that raced past the model's best point (2% under chance at least, `helpers.learned_something`; high: steps and
+    harm seen); then `dataset_too_small`, unless known small. SGD's first steps 100x the usual, then a third of the run
+    at chance: high too (`helpers.late_start_reading`)."""
 
     cause = "learning_rate_too_high"
     explained_by = ("data_not_shuffled", "nonfinite_inputs", "gradients_not_zeroed")
@@ -100,8 +99,7 @@ class LearningRateTooHigh(Rule):
         # L-BFGS steps come from its line search and curvature estimate, not from the learning rate
         wreck, stuck = helpers.destroyed_signs(view, self.DEAD_SHARE)
         step = helpers.recorded_step_size(view, self.RATIO_HIGH, self.RATIO_COLLAPSE, destroyed=bool(wreck))
-        recorded_high = step is not None
-        if step is not None:
+        if recorded_high := step is not None:
             add(*step)
         if (rising := helpers.rising_rate(view)) is not None:  # a schedule that keeps raising the rate
             add(*rising)
@@ -124,13 +122,15 @@ class LearningRateTooHigh(Rule):
         raced = helpers.raced_reading(view, large)
         if raced:  # steps 10x the usual, and the validation loss best early then worse, or back at chance
             add(*raced)
+        if late := helpers.late_start_reading(view):  # first steps 100x the usual, then a third of the run at chance
+            add(*late)
         if not signs:
             return None
         curve_signs = len(signs) - int(recorded_high)
         confidence = "high" if recorded_high and curve_signs else ("medium" if curve_signs or recorded_high else "low")
         if curve_signs == 1 and evidence[0].test == "erratic_loss" and not recorded_high:
             confidence = "low"
-        if blew_up or raced or (stuck and wreck[0][0] in signs and not only_rate):
+        if blew_up or raced or late or (stuck and wreck[0][0] in signs and not only_rate):
             confidence = "high"  # (a usual-looking rate 10x its top and no learning: medium, a suspect)
         harm_seen = any(e.test in helpers.LR_HARM_TESTS for e in evidence)  # an outcome, not a set-up risk
         return self.finding(
