@@ -296,6 +296,9 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
         "label_smoothing": None,
         # the first training loss call's input shape past the batch dimension: [C] one label's class scores
         "input_shape": None,
+        # a loss function seen only with `reduction='none'` (the run reduces it in its own loss: focal,
+        # PolyLoss): its label_counts, input checks and targets are read; no first_loss, chance_loss, n_classes
+        "per_sample_loss": None,
         # mse_loss's reduction, read from its value on the first checked call: mean | sum | other
         "reduction": None,
         # the loss functions' training outputs over the loss backpropagated, per backward call on

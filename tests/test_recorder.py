@@ -318,6 +318,46 @@ def test_softmax_before_cross_entropy_is_seen(store_uri):
     assert diag["loss"]["input_mismatch"]["problem"] == "probabilities"
 
 
+def poly1_loss(logits: torch.Tensor, labels: torch.Tensor, epsilon: float = 1.0) -> torch.Tensor:
+    """PolyLoss (Leng et al. 2022) as polyloss-pytorch writes it: a per-sample cross-entropy plus epsilon (1 - p_t)."""
+    pt = (nn.functional.one_hot(labels, logits.shape[1]) * nn.functional.softmax(logits, dim=-1)).sum(-1)
+    return (nn.functional.cross_entropy(logits, labels, reduction="none") + epsilon * (1 - pt)).mean()
+
+
+def train_with_own_loss(softmax_head: bool = False, reduced_later: bool = False) -> dict:
+    """Two epochs of `train_with_validation`'s classifier under `poly1_loss` (and `nn.CrossEntropyLoss` in the
+    second epoch when `reduced_later`); the run's diagnostics."""
+    torch.manual_seed(0)
+    x, y = torch.randn(256, 8), torch.randint(0, 3, (256,))
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3), *([nn.Softmax(dim=1)] if softmax_head else []))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    mlflow_nnaudit.autolog()
+    with mlflow.start_run() as run:
+        for epoch in range(2):
+            loss_fn = nn.CrossEntropyLoss() if reduced_later and epoch else poly1_loss
+            for i in range(0, 256, 32):
+                opt.zero_grad()
+                loss_fn(model(x[i : i + 32]), y[i : i + 32]).backward()
+                opt.step()
+    return diagnostics_of(run.info.run_id)["loss"]
+
+
+def test_a_loss_built_on_a_per_sample_cross_entropy_is_read_for_what_it_is_fed(store_uri):
+    loss = train_with_own_loss()
+    assert loss["per_sample_loss"] == "cross_entropy" and loss["loss_function"] is None
+    assert len(loss["label_counts"]) == 3 and sum(loss["label_counts"]) >= 5 * 32  # the first calls, checked
+    # the objective is not the function's mean: no first loss or chance level is read from it
+    assert loss["n_classes"] is None and "first_loss" not in loss and "chance_loss" not in loss
+    assert "input_mismatch" not in loss
+    assert train_with_own_loss(softmax_head=True)["input_mismatch"]["problem"] == "probabilities"
+
+
+def test_a_reduced_loss_call_takes_over_from_per_sample_ones(store_uri):
+    loss = train_with_own_loss(reduced_later=True)
+    assert loss["loss_function"] == "cross_entropy" and loss["n_classes"] == 3 and "per_sample_loss" not in loss
+    assert abs(loss["first_loss"] - math.log(3)) < 0.7  # the reduced call's own first loss
+
+
 def test_evaluation_in_training_mode_is_seen(store_uri):
     mlflow_nnaudit.autolog()
     with mlflow.start_run() as run:

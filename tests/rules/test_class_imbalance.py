@@ -142,3 +142,27 @@ def test_an_accuracy_frozen_far_from_the_majoritys_share_is_not_read_so():
 
 def test_a_frozen_accuracy_in_percent_is_read_too():
     assert fires(CAUSE, majority_run([91.5] * 4)).harmful
+
+
+def own_loss_run(val_acc):
+    """`majority_run` under a loss of the run's own built on a per-sample cross-entropy (PolyLoss, a focal loss),
+    as the recorder writes it: the labels read, no loss function, class count or chance level of the objective."""
+    loss = {"loss_function": None, "n_classes": None, "per_sample_loss": "cross_entropy", "label_counts": [240, 16]}
+    d = healthy_diagnostics(loss=loss)
+    return make_view(healthy_loss(), np.full(len(val_acc), 0.29), val_acc=np.asarray(val_acc), diagnostics=d)
+
+
+def test_a_loss_of_the_runs_own_is_read_for_the_harm_only():
+    # PolyLoss without class weights on 86/14 labels: every validation prediction the majority (f150)
+    f = fires(CAUSE, own_loss_run([0.915] * 4))
+    assert f.severity == "failed" and f.harmful
+    # a focal loss is often the answer to the imbalance: without the harm, nothing to say
+    quiet(CAUSE, own_loss_run([0.915, 0.93, 0.945, 0.95]))
+
+
+def test_a_milder_imbalance_is_named_with_the_harm_only():
+    # 5:1 (entropy 0.45): under the 10:1 of the risk, but a model frozen at the majority's share predicts it only
+    f = fires(CAUSE, majority_run([0.833] * 4, counts=(200, 40), val_loss=0.47))
+    assert f.severity == "failed" and f.harmful
+    quiet(CAUSE, majority_run([0.8, 0.83, 0.85, 0.86], counts=(200, 40), val_loss=0.47))
+    quiet(CAUSE, majority_run([0.75] * 4, counts=(150, 100), val_loss=0.7))  # 1.5:1: no imbalance to name

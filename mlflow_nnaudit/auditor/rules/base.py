@@ -462,6 +462,8 @@ class RunView:
             return None
         if self.fact("loss", "class_weighted") or self.fact("loss", "label_smoothing"):
             return None
+        if self.fact("loss", "per_sample_loss"):  # a loss of the run's own making (focal): its floor is not known
+            return None
         c = np.asarray([v for v in counts if isinstance(v, (int, float)) and v > 0], dtype=float)
         if len(c) < 2 or c.sum() < PRIOR_MIN_PER_CLASS * len(counts):
             return None

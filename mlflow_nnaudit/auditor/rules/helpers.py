@@ -453,7 +453,12 @@ def val_at_mean(view: RunView, min_points: int) -> stats.Stuck | None:
 
 
 #: what `RunView.prior_loss` reads (the label frequencies' entropy, `usual_steps_at_chance_finding`)
-PRIOR_READS = (("loss", "label_counts"), ("loss", "class_weighted"), ("loss", "label_smoothing"))
+PRIOR_READS = (
+    ("loss", "label_counts"),
+    ("loss", "class_weighted"),
+    ("loss", "label_smoothing"),
+    ("loss", "per_sample_loss"),
+)
 
 
 def frozen_outcome(view: RunView) -> OutcomeHarm | None:

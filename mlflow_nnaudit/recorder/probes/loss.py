@@ -182,6 +182,9 @@ class LossProbe(Probe):
         self._step_raw: torch.Tensor | None = None
         self._step_calls = 0
         self._objective: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]] = []
+        #: a loss function called with `reduction='none'` (its per-sample outputs reduced by the run's own
+        #: code: a focal or poly loss), read while no reduced call has been seen (`_per_sample_call`)
+        self.per_sample_fn: str | None = None
 
     # --- called for every loss function call --------------------------------------------------
     def on_loss(
@@ -193,8 +196,12 @@ class LossProbe(Probe):
         self, fn: str, inp: torch.Tensor, target: Any, out: torch.Tensor, evaluating: bool, sampled: bool
     ) -> dict[str, Any]:
         """Record one loss call; returns metrics to log now (e.g. labels per batch)."""
-        if not isinstance(inp, torch.Tensor) or not isinstance(out, torch.Tensor) or out.numel() != 1:
+        if not isinstance(inp, torch.Tensor) or not isinstance(out, torch.Tensor):
             return {}
+        if out.numel() != 1:
+            return self._per_sample_call(fn, inp, target, out, evaluating, sampled)
+        if self.per_sample_fn is not None and not evaluating and self.loss_fn is None:
+            self._drop_per_sample()
         if evaluating:
             n = _batch_size(inp)
             v = out.detach().float() * n
@@ -238,6 +245,42 @@ class LossProbe(Probe):
             if fn == "mse_loss" and self._mse_ratio is None and isinstance(target, torch.Tensor):
                 self._reduction_ratio(inp.detach(), target.detach(), out.detach())
             return self._targets(fn, inp.detach(), target, class_index_options(CALL))
+
+    def _per_sample_call(
+        self, fn: str, inp: torch.Tensor, target: Any, out: torch.Tensor, evaluating: bool, sampled: bool
+    ) -> dict[str, Any]:
+        """A training call with one output per sample (`reduction='none'`) while no reduced call has been
+        seen: the loss is the run's own (a focal loss, PolyLoss, a masked or weighted mean) built on this
+        function. What it is fed is read as for a reduced call: the class count and label histogram, the
+        input checks (softmax before `cross_entropy`, a sigmoid before the logit loss), a regression's
+        targets. Not its value: the objective is not the function's mean, so no first loss, chance level,
+        evaluation loss or objective share comes of it; nor the broadcast check (a per-sample loss may pair
+        every prediction with every target on purpose, as a pairwise loss does). The first function seen
+        this way is the one read; the first reduced training call takes over (`_drop_per_sample`)."""
+        if evaluating or self.loss_fn is not None or self.per_sample_fn not in (None, fn):
+            return {}
+        if inp.dim() == 0 or out.dim() == 0 or out.shape[0] != inp.shape[0]:
+            return {}
+        self.per_sample_fn = fn
+        self.train_calls += 1  # (the session's quiet steps wait for the first checked calls: these count)
+        if self.train_calls > CHECK_FIRST_CALLS and not sampled:
+            return {}
+        if self.n_classes is None and fn in _LOGIT_LOSSES + _LOG_PROB_LOSSES and inp.dim() >= 2:
+            self.n_classes = int(inp.shape[1])
+        with torch.no_grad():
+            made = made_by(inp)
+            self._check_input(fn, inp.detach(), None if made is None else made == "Sigmoid")
+            if made and fn in _LOGIT_LOSSES and self.input_activation is None:
+                self.input_activation = made
+            return self._targets(fn, inp.detach(), target, class_index_options(CALL))
+
+    def _drop_per_sample(self) -> None:
+        """A reduced training call after per-sample ones: the reduced one is the loss function the run is
+        read by; what the per-sample calls gathered (another function's labels or targets) is dropped. A
+        mismatch they found stays: a bug in what a loss function is fed is one whatever reduces it."""
+        self.per_sample_fn, self.train_calls = None, 0
+        self.n_classes = self.label_counts = self.target_stats = self.output_stats = self.input_activation = None
+        self.class_weighted, self.label_smoothing = False, 0.0
 
     def pair_objective(self, backpropagated: torch.Tensor) -> None:
         """A backward call: keep the loss functions' training outputs seen since the last one (summed,
@@ -450,7 +493,10 @@ class LossProbe(Probe):
         return metrics
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"loss_function": self.loss_fn, "n_classes": self.n_classes}
+        # a class count read from per-sample calls only is no chance level of the run's own loss
+        out: dict[str, Any] = {"loss_function": self.loss_fn, "n_classes": self.n_classes if self.loss_fn else None}
+        if self.per_sample_fn is not None:
+            out["per_sample_loss"] = self.per_sample_fn
         if self.input_shape is not None:
             out["input_shape"] = self.input_shape
         if self.first_loss is not None:
