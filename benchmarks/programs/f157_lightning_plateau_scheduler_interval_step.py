@@ -16,7 +16,8 @@ Acceptable in top 3: learning_rate_too_low
 Symptom: plateau
 Fixed (--fix, the scheduler left at Lightning's default interval, once an epoch, on val_loss): val_acc 0.445 ->
 0.746 -> 0.843 -> 0.875, val_loss 1.597 -> 0.801 -> 0.499 -> 0.394 after 4 epochs, lr 2e-3 throughout (buggy: the
-lr is cut 6 times within the first epoch, 2e-3 -> 2e-9, while the batch loss is still at ln 6 = 1.79; val_loss
+lr is below 5e-5 at the end of the first epoch and ends at 2e-9 (where the scheduler's eps stops the cuts),
+while the batch loss is still at ln 6 = 1.79; val_loss
 1.789 and val_acc 0.167 (chance) at every epoch, train_loss 1.77-1.80) (checked; ~75 s / ~90 s CPU, 4-6 min wall
 on a 2-core machine loaded 3x over).
 """
