@@ -358,6 +358,35 @@ def test_a_reduced_loss_call_takes_over_from_per_sample_ones(store_uri):
     assert abs(loss["first_loss"] - math.log(3)) < 0.7  # the reduced call's own first loss
 
 
+class IdsThenCounts(nn.Module):
+    """A click-through-rate model called as `model(cat_ids, counts)`: categorical ids first, numbers second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb, self.head = nn.Embedding(20, 4), nn.Linear(4 + 3, 1)
+
+    def forward(self, ids: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.emb(ids), counts], dim=1)).squeeze(1)
+
+
+def test_a_model_called_with_ids_then_features_is_read_on_its_features(store_uri):
+    torch.manual_seed(0)
+    ids, counts = torch.randint(0, 20, (128,)), torch.rand(128, 3) * torch.tensor([1.0, 100.0, 1e4])
+    y = (counts[:, 0] > 0.5).float()
+    model = IdsThenCounts()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    mlflow_nnaudit.autolog()
+    with mlflow.start_run() as run:
+        for i in range(0, 128, 16):
+            opt.zero_grad()
+            nn.functional.binary_cross_entropy_with_logits(
+                model(ids[i : i + 16], counts[i : i + 16]), y[i : i + 16]
+            ).backward()
+            opt.step()
+    train = diagnostics_of(run.info.run_id)["inputs"]["train"]
+    assert train["features"] == 3 and train["max_abs"] > 1000  # the raw counts, not the ids
+
+
 def test_evaluation_in_training_mode_is_seen(store_uri):
     mlflow_nnaudit.autolog()
     with mlflow.start_run() as run:

@@ -134,6 +134,14 @@ def test_quiet_at_chance_when_a_layer_does_not_move_or_steps_are_tiny():
     quiet(CAUSE, at_chance_run({"0": 2e-3, "3": 4e-3, "6": 6e-3}, diagnostics=False))  # curves alone cannot tell
 
 
+def test_quiet_at_chance_on_a_model_that_is_one_linear_map():
+    # three nn.Linear stacked with no activation on a ring-shaped label (benchmarks/programs f66): it finds no
+    # signal but a linear one, which is the model's limit (insufficient_capacity), not the labels'
+    view = at_chance_run({"0": 2e-3, "1": 4e-3, "2": 6e-3})
+    view.diagnostics["model"] |= {"linear_stacks": [["0", "1"], ["1", "2"]], "activations": [], "depth": 3}
+    quiet(CAUSE, view)
+
+
 def prior_run(label_counts, level=None, seed=0, **loss_facts):
     """A 4-class tagger whose labels are mostly one class: both losses sit at `level` (default: the
     entropy of `label_counts`, what predicting the label frequencies whatever the input gives), well

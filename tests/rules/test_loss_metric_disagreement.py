@@ -45,6 +45,16 @@ def test_still_fires_on_a_high_accuracy_that_had_room_to_rise():
     fires(CAUSE, make_view(healthy_loss(), val_loss(), val_acc=acc))
 
 
+def test_quiet_on_an_accuracy_a_tenth_of_the_way_from_its_ceiling_after_the_first_epoch():
+    # GraphSAGE on 6 classes (benchmarks/programs h83): 0.96 at the first evaluation (95% of the way from chance,
+    # 1/6, to 1), 0.967 at the end, the loss 1.04 -> 0.12 (it had left ln 6 = 1.79): the margins grew
+    acc = flat(12, 0.965) + 0.004 * rng(5).standard_normal(12)
+    loss, params = falling(12, 1.04, 0.12, knee=0.2), {"n_classes": "6"}
+    quiet(CAUSE, make_view(healthy_loss(), loss, val_acc=acc, params=params))
+    # stuck at 0.90 (88% of the way) it had room enough for a 1-point change to mean something
+    fires(CAUSE, make_view(healthy_loss(), loss, val_acc=acc - 0.065, params=params))
+
+
 def test_a_metric_stuck_at_100_percent_beside_a_loss_that_starts_at_chance_is_broken():
     # `(pred == pred).float().mean()` reads 1.0 from the first evaluation of an untrained 10-class model
     # (found by review): the ceiling is no excuse when the loss had not left chance, ln 10

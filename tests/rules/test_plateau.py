@@ -318,3 +318,22 @@ def test_a_validation_mse_at_the_variance_beside_a_training_loss_well_below_it_i
 
 def test_the_variance_is_no_yardstick_for_an_l1_loss():
     quiet(CAUSE, _regression(1.08, fn="l1_loss")[0])
+
+
+def binary_loss(shape, first_loss=0.7):
+    """The recorder's loss section for `nn.BCEWithLogitsLoss` over `shape` outputs a sample."""
+    loss = {"loss_function": "binary_cross_entropy_with_logits", "n_classes": None, "input_shape": shape}
+    return loss | ({"first_loss": first_loss} if first_loss is not None else {})
+
+
+def test_a_binary_classifier_over_one_logit_has_chance_at_ln_2():
+    # a CTR model's BCE at 4.3 after six epochs was "nothing harmed" while chance (a 0.5 guess) costs ln 2
+    at_ln2 = flat(10, math.log(2), noise=0.003, seed=3)
+    for shape in ([], [1]):
+        view = make_view(flat(600, 0.69, noise=0.02), at_ln2, diagnostics=healthy_diagnostics(loss=binary_loss(shape)))
+        assert view.chance_loss() == math.log(2) and view.n_classes()[0] == 2
+        assert "ln 2" in fires(CAUSE, view).summary
+    # multi-label (5 outputs a sample: sparse labels cost far less than ln 2), or no reduced call seen: no yardstick
+    for loss in (binary_loss([5]), binary_loss([], first_loss=None)):
+        view = make_view(flat(600, 0.69, noise=0.02), at_ln2, diagnostics=healthy_diagnostics(loss=loss))
+        assert view.chance_loss() is None and view.n_classes() is None

@@ -421,6 +421,8 @@ class RunView:
         n = self.fact("loss", "n_classes")
         if isinstance(n, int) and n > 1:
             return n, "the recorder"
+        if self._one_logit():
+            return 2, "the recorder (one logit per sample)"
         p = self.param_float(*N_CLASSES_PARAMS)
         if p is not None and p[1] > 1:
             return int(p[1]), f"param {p[0]}"
@@ -437,13 +439,23 @@ class RunView:
         return None
 
     def chance_loss(self) -> float | None:
-        """A classifier's chance loss, ln C (the loss of a uniform guess): the recorder's, else
-        from a class count (`n_classes`) on a run without the recorder. None for a regression."""
+        """A classifier's chance loss, ln C (the loss of a uniform guess): the recorder's (ln 2 for a binary
+        cross-entropy over one output a sample, `_one_logit`), else from a class count (`n_classes`) on a run
+        without the recorder. None for a regression."""
         chance = self.fact("loss", "chance_loss")
         if isinstance(chance, (int, float)) and not isinstance(chance, bool):
             return float(chance) if chance > 0 else None
-        nc = self.n_classes() if not self.recorded() else None
+        nc = self.n_classes() if not self.recorded() or self._one_logit() else None
         return math.log(nc[0]) if nc else None
+
+    def _one_logit(self) -> bool:
+        """The recorder saw a binary cross-entropy (with or without logits) over one output per sample, and its
+        first training loss: a binary classifier, whose uniform guess (0.5) costs ln 2 as a 2-class softmax's
+        does. A multi-label BCE (K outputs a sample) has no such yardstick: sparse labels cost far less."""
+        fn, shape = self.fact("loss", "loss_function"), self.fact("loss", "input_shape")
+        first = self.fact("loss", "first_loss")
+        one = isinstance(shape, list) and all(isinstance(d, int) for d in shape) and math.prod(shape) == 1
+        return fn in ("binary_cross_entropy", "binary_cross_entropy_with_logits") and one and first is not None
 
     def prior_loss(self) -> float | None:
         """The cross-entropy of predicting the label frequencies whatever the input: the entropy of the

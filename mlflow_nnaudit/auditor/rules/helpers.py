@@ -66,7 +66,7 @@ LEARNING_RATE_READS = (schema.PARAM_OPTIMIZER_LR,)
 #: what `RunView.update_ratios()` reads
 UPDATE_RATIO_READS = (schema.layer_prefix(schema.LAYER_UPDATE_RATIO),)
 #: what `RunView.n_classes()` reads from the recorder
-N_CLASSES_READS = (("loss", "n_classes"),)
+N_CLASSES_READS = (("loss", "n_classes"), ("loss", "loss_function"), ("loss", "input_shape"), ("loss", "first_loss"))
 #: what `RunView.epoch_length()` reads from the recorder
 #: what `RunView.dataset_size()` reads from the recorder
 DATASET_SIZE_READS = (
@@ -1933,9 +1933,11 @@ def usual_steps_at_chance_finding(rule: Rule, view: RunView) -> Finding | None:
     takes steps of a usual size and still gains nothing over a uniform guess finds no signal in its
     labels (the spec's "loss at chance level"): low confidence, a reading by elimination. On clearly
     imbalanced labels "chance" is the entropy of their frequencies (`RunView.no_signal_loss`): predicting
-    the frequencies whatever the input is learning nothing from it."""
+    the frequencies whatever the input is learning nothing from it. Not on a model that is one linear map
+    (`linear_stacks`: layers stacked with no activation): it finds no signal but a linear one, and
+    `insufficient_capacity` names that."""
     no_signal, ratios = view.no_signal_loss(), view.update_ratios()
-    if not view.recorded() or no_signal is None or not ratios:
+    if not view.recorded() or no_signal is None or not ratios or linear_stacks(view):
         return None
     chance, words = no_signal
     low, high, med = min(ratios.values()), max(ratios.values()), float(np.median(list(ratios.values())))

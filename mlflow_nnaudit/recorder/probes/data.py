@@ -6,8 +6,9 @@ module (one Python call per forward pass);
 statistics are taken on the first FIRST_TRAIN_BATCHES training batches the model is seen
 to run, then only on sampled training steps, and on the first batches of each evaluation,
 and stay tensors until the summary is asked for. Features are the input's
-dimension 1 (columns of a [N, F] table, channels of a [N, C, H, W] image); integer inputs
-(token ids, categorical codes) are skipped.
+dimension 1 (columns of a [N, F] table, channels of a [N, C, H, W] image), of the first
+floating-point argument of the forward call: integer inputs (token ids, categorical codes) are
+skipped, so a model called with ids and then numeric features is read on its features.
 """
 
 from __future__ import annotations
@@ -129,8 +130,10 @@ class DataProbe(Probe):
             return
         if not evaluating and (x.is_floating_point() if sampled else self.fingerprints.wants_early()):
             self.fingerprints.add(x)  # as on an ordinary step (any dtype among the first batches)
-        if not x.is_floating_point():
-            return
+        if not x.is_floating_point():  # ids first, then the features (a CTR model's `model(cat_ids, counts)`)
+            x = next((a for a in args if isinstance(a, torch.Tensor) and a.is_floating_point() and a.dim() > 0), None)
+            if x is None or x.numel() == 0:
+                return
         with torch.no_grad():
             if not evaluating:
                 self.train.add(x)

@@ -35,7 +35,7 @@ class LabelsUnrelated(Rule):
     explained_by = ("class_imbalance", "train_val_preprocessing_mismatch", "too_much_regularization", *NOT_LEARNING)
     contradicted_by = ("learning_rate_too_high",)
     reads = (*BLOWUP_READS, ("loss", "chance_loss"), ("model", "dropout"), *helpers.UPDATE_RATIO_READS)
-    reads += (*helpers.ABOVE_CHANCE_READS, *helpers.PLAIN_RNN_READS, *helpers.PRIOR_READS)
+    reads += (*helpers.ABOVE_CHANCE_READS, *helpers.PLAIN_RNN_READS, *helpers.PRIOR_READS, *helpers.LINEAR_STACK_READS)
     consequence_of = ("repeated_batch", "nonfinite_inputs")  # listed after these when they are found too
 
     #: the training loss must fall at least this share of its start ("a long way")
