@@ -324,20 +324,20 @@ def poly1_loss(logits: torch.Tensor, labels: torch.Tensor, epsilon: float = 1.0)
     return (nn.functional.cross_entropy(logits, labels, reduction="none") + epsilon * (1 - pt)).mean()
 
 
-def train_with_own_loss(softmax_head: bool = False, reduced_later: bool = False) -> dict:
-    """Two epochs of `train_with_validation`'s classifier under `poly1_loss` (and `nn.CrossEntropyLoss` in the
-    second epoch when `reduced_later`); the run's diagnostics."""
+def train_with_own_loss(softmax_head: bool = False, reduced_later: bool = False, n: int = 256) -> dict:
+    """Two epochs of `train_with_validation`'s classifier under `poly1_loss` over `n` samples in batches of 32 (the
+    last one short); with `reduced_later`, 3 more under `nn.CrossEntropyLoss` on labels 0 and 1 only. The diagnostics."""
     torch.manual_seed(0)
-    x, y = torch.randn(256, 8), torch.randint(0, 3, (256,))
+    x, y = torch.randn(n, 8), torch.randint(0, 3, (n,))
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3), *([nn.Softmax(dim=1)] if softmax_head else []))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     mlflow_nnaudit.autolog()
     with mlflow.start_run() as run:
-        for epoch in range(2):
-            loss_fn = nn.CrossEntropyLoss() if reduced_later and epoch else poly1_loss
-            for i in range(0, 256, 32):
+        for epoch in range(5 if reduced_later else 2):
+            loss_fn = nn.CrossEntropyLoss() if epoch >= 2 else poly1_loss
+            for i in range(0, n, 32):
                 opt.zero_grad()
-                loss_fn(model(x[i : i + 32]), y[i : i + 32]).backward()
+                loss_fn(model(x[i : i + 32]), y[i : i + 32] % (2 if epoch >= 2 else 3)).backward()
                 opt.step()
     return diagnostics_of(run.info.run_id)["loss"]
 
@@ -355,7 +355,52 @@ def test_a_loss_built_on_a_per_sample_cross_entropy_is_read_for_what_it_is_fed(s
 def test_a_reduced_loss_call_takes_over_from_per_sample_ones(store_uri):
     loss = train_with_own_loss(reduced_later=True)
     assert loss["loss_function"] == "cross_entropy" and loss["n_classes"] == 3 and "per_sample_loss" not in loss
-    assert abs(loss["first_loss"] - math.log(3)) < 0.7  # the reduced call's own first loss
+    assert loss["label_counts"][2] == 0  # the per-sample calls' labels (class 2 among them) were dropped
+    # a batch of one under the per-sample loss (65 samples: 32, 32, 1) is no reduced call (review)
+    loss = train_with_own_loss(n=65)
+    assert loss["per_sample_loss"] == "cross_entropy" and loss["loss_function"] is None
+
+
+def test_a_per_sample_nll_loss_is_not_read(store_uri):
+    # `-F.nll_loss(log_intensity, event, reduction="none")` gathers a point process's log-likelihood (review):
+    # its input is no log-probabilities, and nothing of it is read
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    mlflow_nnaudit.autolog()
+    with mlflow.start_run() as run:
+        for _ in range(8):
+            opt.zero_grad()
+            x, events = torch.randn(16, 4), torch.randint(0, 3, (16,))
+            (-nn.functional.nll_loss(model(x), events, reduction="none")).exp().mean().backward()
+            opt.step()
+    loss = diagnostics_of(run.info.run_id)["loss"]
+    assert "per_sample_loss" not in loss and "input_mismatch" not in loss and "label_counts" not in loss
+
+
+def train_binary(pos_weight: float | None = None, soft: bool = False) -> dict:
+    """A one-logit classifier under `nn.BCEWithLogitsLoss` for 12 steps; the diagnostics' loss section."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=None if pos_weight is None else torch.tensor([pos_weight]))
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    mlflow_nnaudit.autolog()
+    with mlflow.start_run() as run:
+        for _ in range(12):
+            opt.zero_grad()
+            x = torch.randn(16, 4)
+            y = torch.sigmoid(x[:, :1]) if soft else (x[:, :1] > 0).float()
+            loss_fn(model(x), y).backward()
+            opt.step()
+    return diagnostics_of(run.info.run_id)["loss"]
+
+
+def test_a_binary_cross_entropys_targets_and_weights_are_recorded(store_uri):
+    # what decides whether a 0.5 guess costs ln 2 (the auditor's chance level for one logit)
+    plain = train_binary()
+    assert plain["binary_targets"] == "hard" and "class_weighted" not in plain
+    assert train_binary(pos_weight=9.0)["class_weighted"] is True
+    assert train_binary(soft=True)["binary_targets"] == "soft"
 
 
 class IdsThenCounts(nn.Module):
@@ -385,6 +430,32 @@ def test_a_model_called_with_ids_then_features_is_read_on_its_features(store_uri
             opt.step()
     train = diagnostics_of(run.info.run_id)["inputs"]["train"]
     assert train["features"] == 3 and train["max_abs"] > 1000  # the raw counts, not the ids
+
+
+def test_a_mask_or_hidden_state_after_ids_is_no_input(store_uri):
+    # the nn.Transformer tutorial's `model(data, src_mask)` ([S, B] ids, an additive [S, S] mask of -inf) and a
+    # word language model's `model(data, hidden)` ([layers, B, H]): neither is what the model is fed (review)
+    class Seq(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb, self.out = nn.Embedding(12, 8), nn.Linear(8, 12)
+
+        def forward(self, ids: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
+            return self.out(self.emb(ids))
+
+    torch.manual_seed(0)
+    model, s, b = Seq(), 6, 8
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    mask = torch.triu(torch.full((s, s), float("-inf")), diagonal=1)
+    mlflow_nnaudit.autolog()
+    with mlflow.start_run() as run:
+        for extra in (mask, torch.zeros(2, b, 8)):
+            for _ in range(4):
+                opt.zero_grad()
+                ids = torch.randint(0, 12, (s, b))
+                nn.functional.cross_entropy(model(ids, extra).reshape(-1, 12), ids.reshape(-1)).backward()
+                opt.step()
+    assert "train" not in diagnostics_of(run.info.run_id).get("inputs", {})
 
 
 def test_evaluation_in_training_mode_is_seen(store_uri):

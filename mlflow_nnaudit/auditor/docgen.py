@@ -107,7 +107,8 @@ def detection_text(cause_id: str, rules: tuple[Rule, ...] = ALL_RULES) -> str:
 
 
 def reads_text(reads: tuple) -> str:
-    """A rule's `reads`, for a reader: its metrics, its facts, its params."""
+    """A rule's `reads`, for a reader: its metrics, its facts, its params (each once, in first-read order)."""
+    reads = tuple(dict.fromkeys(reads))
     metrics = [
         f"`{r}<layer>`" if r.endswith("/") else f"`{r}`"
         for r in reads

@@ -166,3 +166,10 @@ def test_a_milder_imbalance_is_named_with_the_harm_only():
     assert f.severity == "failed" and f.harmful
     quiet(CAUSE, majority_run([0.8, 0.83, 0.85, 0.86], counts=(200, 40), val_loss=0.47))
     quiet(CAUSE, majority_run([0.75] * 4, counts=(150, 100), val_loss=0.7))  # 1.5:1: no imbalance to name
+
+
+def test_an_accuracy_frozen_at_another_class_share_is_no_majority_only_model():
+    # 3:1 over five classes (review): stuck at 0.25, class 1's share, 5 points from the majority's 0.30
+    counts = (300, 250, 200, 150, 100)
+    quiet(CAUSE, majority_run([0.25] * 4, counts=counts, val_loss=1.6))
+    assert fires(CAUSE, majority_run([0.30] * 4, counts=counts, val_loss=1.6)).harmful  # at the majority's own

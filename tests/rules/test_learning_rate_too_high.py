@@ -503,5 +503,10 @@ def test_a_late_start_after_first_steps_of_a_usual_size_or_an_early_start_is_not
     # left chance a fifth into the run: an ordinary start, whatever the first steps
     assert "sat at chance" not in (getattr(check(CAUSE, _late_start_run(0.33, 0.2)), "summary", ""))
     # Adam's first steps are lr / rms(w) by design, ~1e-2 at its usual 1e-3: not read
-    view = _late_start_run(0.33, 0.55, optimizer=("Adam", 1e-3, None))
+    for name in ("Adam", "FusedAdam"):
+        view = _late_start_run(0.33, 0.55, optimizer=(name, 1e-3, None))
+        assert "sat at chance" not in (getattr(check(CAUSE, view), "summary", ""))
+    # a loss falling from far above chance (large initial logits) never sat there (review)
+    view = _late_start_run(0.33, 0.55)
+    view.curves["train_loss"].values[:60] = np.log(3) * np.linspace(3.0, 1.15, 60)
     assert "sat at chance" not in (getattr(check(CAUSE, view), "summary", ""))

@@ -320,10 +320,10 @@ def test_the_variance_is_no_yardstick_for_an_l1_loss():
     quiet(CAUSE, _regression(1.08, fn="l1_loss")[0])
 
 
-def binary_loss(shape, first_loss=0.7):
+def binary_loss(shape, targets="hard", **facts):
     """The recorder's loss section for `nn.BCEWithLogitsLoss` over `shape` outputs a sample."""
     loss = {"loss_function": "binary_cross_entropy_with_logits", "n_classes": None, "input_shape": shape}
-    return loss | ({"first_loss": first_loss} if first_loss is not None else {})
+    return loss | {"first_loss": 0.7} | ({"binary_targets": targets} if targets else {}) | facts
 
 
 def test_a_binary_classifier_over_one_logit_has_chance_at_ln_2():
@@ -333,7 +333,14 @@ def test_a_binary_classifier_over_one_logit_has_chance_at_ln_2():
         view = make_view(flat(600, 0.69, noise=0.02), at_ln2, diagnostics=healthy_diagnostics(loss=binary_loss(shape)))
         assert view.chance_loss() == math.log(2) and view.n_classes()[0] == 2
         assert "ln 2" in fires(CAUSE, view).summary
-    # multi-label (5 outputs a sample: sparse labels cost far less than ln 2), or no reduced call seen: no yardstick
-    for loss in (binary_loss([5]), binary_loss([], first_loss=None)):
+    # multi-label (5 outputs a sample: sparse labels cost far less than ln 2); pos_weight (a 0.5 guess costs
+    # 2(1-p) ln 2: 1.25 at 10% positives, review); soft targets (their own entropy is the floor); a record from
+    # before the targets were read: no yardstick
+    for loss in (
+        binary_loss([5]),
+        binary_loss([], class_weighted=True),
+        binary_loss([], "soft"),
+        binary_loss([], None),
+    ):
         view = make_view(flat(600, 0.69, noise=0.02), at_ln2, diagnostics=healthy_diagnostics(loss=loss))
         assert view.chance_loss() is None and view.n_classes() is None

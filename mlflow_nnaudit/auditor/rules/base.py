@@ -410,7 +410,8 @@ class RunView:
         return self._cached("n_classes", "", self._n_classes)
 
     def _n_classes(self) -> tuple[int, str] | None:
-        """Class count: the recorder's (width of the logits), else a param, else, on a run without
+        """Class count: the recorder's (width of the logits; 2 for a binary classifier over one logit,
+        `_one_logit`), else a param, else, on a run without
         the recorder, the label map of a Hugging Face model config (`id2label`, logged by the
         Trainer's MLflow callback) on a run that logs an accuracy, when its labels were named
         (not the default `LABEL_0`, `LABEL_1`, ...) or the `architectures` param names a
@@ -449,13 +450,16 @@ class RunView:
         return math.log(nc[0]) if nc else None
 
     def _one_logit(self) -> bool:
-        """The recorder saw a binary cross-entropy (with or without logits) over one output per sample, and its
-        first training loss: a binary classifier, whose uniform guess (0.5) costs ln 2 as a 2-class softmax's
-        does. A multi-label BCE (K outputs a sample) has no such yardstick: sparse labels cost far less."""
+        """The recorder saw a binary cross-entropy (with or without logits) over one output per sample, on targets
+        exactly 0 or 1 (`loss.binary_targets`) and without `weight=`/`pos_weight=` (`loss.class_weighted`): a
+        binary classifier, whose uniform guess (0.5) costs ln 2 as a 2-class softmax's does. Not with weights
+        (`pos_weight = neg/pos` makes a 0.5 guess cost 2(1-p) ln 2, 1.25 at 10% positives), nor on soft targets
+        (distillation, a regression onto [0, 1]: their floor is their own entropy), nor a multi-label BCE (K
+        outputs a sample: sparse labels cost far less), nor on records from before those facts."""
         fn, shape = self.fact("loss", "loss_function"), self.fact("loss", "input_shape")
-        first = self.fact("loss", "first_loss")
         one = isinstance(shape, list) and all(isinstance(d, int) for d in shape) and math.prod(shape) == 1
-        return fn in ("binary_cross_entropy", "binary_cross_entropy_with_logits") and one and first is not None
+        hard = self.fact("loss", "binary_targets") == "hard" and not self.fact("loss", "class_weighted")
+        return fn in ("binary_cross_entropy", "binary_cross_entropy_with_logits") and one and hard
 
     def prior_loss(self) -> float | None:
         """The cross-entropy of predicting the label frequencies whatever the input: the entropy of the
@@ -473,8 +477,6 @@ class RunView:
         if not isinstance(counts, list) or len(counts) < 2 or self.token_id_labels():
             return None
         if self.fact("loss", "class_weighted") or self.fact("loss", "label_smoothing"):
-            return None
-        if self.fact("loss", "per_sample_loss"):  # a loss of the run's own making (focal): its floor is not known
             return None
         c = np.asarray([v for v in counts if isinstance(v, (int, float)) and v > 0], dtype=float)
         if len(c) < 2 or c.sum() < PRIOR_MIN_PER_CLASS * len(counts):

@@ -66,7 +66,8 @@ LEARNING_RATE_READS = (schema.PARAM_OPTIMIZER_LR,)
 #: what `RunView.update_ratios()` reads
 UPDATE_RATIO_READS = (schema.layer_prefix(schema.LAYER_UPDATE_RATIO),)
 #: what `RunView.n_classes()` reads from the recorder
-N_CLASSES_READS = (("loss", "n_classes"), ("loss", "loss_function"), ("loss", "input_shape"), ("loss", "first_loss"))
+N_CLASSES_READS = (("loss", "n_classes"), ("loss", "loss_function"), ("loss", "input_shape"))
+N_CLASSES_READS += (("loss", "binary_targets"), ("loss", "class_weighted"))
 #: what `RunView.epoch_length()` reads from the recorder
 #: what `RunView.dataset_size()` reads from the recorder
 DATASET_SIZE_READS = (
@@ -453,12 +454,7 @@ def val_at_mean(view: RunView, min_points: int) -> stats.Stuck | None:
 
 
 #: what `RunView.prior_loss` reads (the label frequencies' entropy, `usual_steps_at_chance_finding`)
-PRIOR_READS = (
-    ("loss", "label_counts"),
-    ("loss", "class_weighted"),
-    ("loss", "label_smoothing"),
-    ("loss", "per_sample_loss"),
-)
+PRIOR_READS = (("loss", "label_counts"), ("loss", "class_weighted"), ("loss", "label_smoothing"))
 
 
 def frozen_outcome(view: RunView) -> OutcomeHarm | None:
@@ -1669,19 +1665,21 @@ def late_start_reading(view: RunView) -> tuple[str, Evidence] | None:
     """Too large steps seen after the network recovered from them: the first measured steps of an
     optimiser whose steps scale with the gradient (SGD, with or without momentum; `recorded_step_size`
     on Adam's) changed the weights by UPDATE_RATIO_HIGH of their size or more (median over layers:
-    100x the healthy ~1e-3) and the training loss then sat at chance (ln C; `CHANCE_BAND`) through
+    100x the healthy ~1e-3) and the training loss then sat at chance (ln C, 5% under to 10% over it: a loss
+    falling from far above it, large initial logits, never sat there; `CHANCE_BAND`) through
     LATE_START_SHARE of its points or more (two thirds of its rolling medians at chance until the last
     one) before it fell well below it (`LEARNED_BELOW_CHANCE`). A
     run that never left chance is `destroyed_signs`' to read. When a logged rate had been cut before
     the fall began, that is said too: the steps had to shrink before the network could learn."""
     c, chance = view.finite_curve(TRAIN_LOSS, min_points=10), view.chance_loss()
-    early = early_update_ratios(view)
-    if c is None or not chance or not early or view.lbfgs() or (view.optimizer_name() or "").lower() in ADAPTIVE:
+    early, name = early_update_ratios(view), (view.optimizer_name() or "").lower()
+    # (adaptive by name: FusedAdam, AdamW8bit, PagedAdamW, DeepSpeedCPUAdam take Adam's steps too)
+    if c is None or not chance or not early or view.lbfgs() or any(a in name for a in ADAPTIVE):
         return None
     first = float(np.median(list(early.values())))
     w = max(3, len(c.values) // 10)
     med = np.array([np.median(c.values[i : i + w]) for i in range(len(c.values) - w + 1)])
-    at_chance = med >= (1 - CHANCE_BAND) * chance
+    at_chance = ((1 - CHANCE_BAND) * chance <= med) & (med <= (1 + 2 * CHANCE_BAND) * chance)  # not well above it
     # it left chance for good after the last window at chance (a dip that an early jump undid is no start)
     onset = len(med) - int(np.argmax(at_chance[::-1])) if at_chance.any() else 0
     if first < UPDATE_RATIO_HIGH or onset < LATE_START_SHARE * len(c.values) or at_chance[:onset].mean() < 2 / 3:

@@ -7,8 +7,8 @@ statistics are taken on the first FIRST_TRAIN_BATCHES training batches the model
 to run, then only on sampled training steps, and on the first batches of each evaluation,
 and stay tensors until the summary is asked for. Features are the input's
 dimension 1 (columns of a [N, F] table, channels of a [N, C, H, W] image), of the first
-floating-point argument of the forward call: integer inputs (token ids, categorical codes) are
-skipped, so a model called with ids and then numeric features is read on its features.
+tensor argument of the forward call; integer inputs (token ids, categorical codes) are skipped,
+and a model called with ids and then a float [N, F] table is read on the table (`_table_beside`).
 """
 
 from __future__ import annotations
@@ -97,6 +97,15 @@ class _RunningStats:
         }
 
 
+def _table_beside(a: Any, ids: torch.Tensor) -> bool:
+    """A plain float [N, F] table passed after integer ids of the same N (`model(cat_ids, counts)`): not a
+    mask aligned with the ids (their shape) or over a sequence ([S, S]: the nn.Transformer tutorial's
+    `model(data, src_mask)`), not an RNN's [layers, N, H] hidden state, nor a sparse or nested tensor."""
+    if not isinstance(a, torch.Tensor) or not a.is_floating_point() or a.layout != torch.strided or a.is_nested:
+        return False
+    return a.dim() == 2 and a.shape[0] == ids.shape[0] and a.shape[0] != a.shape[1] and a.shape != ids.shape
+
+
 class DataProbe(Probe):
     """Input statistics of training batches (sampled steps) and evaluation batches."""
 
@@ -131,7 +140,7 @@ class DataProbe(Probe):
         if not evaluating and (x.is_floating_point() if sampled else self.fingerprints.wants_early()):
             self.fingerprints.add(x)  # as on an ordinary step (any dtype among the first batches)
         if not x.is_floating_point():  # ids first, then the features (a CTR model's `model(cat_ids, counts)`)
-            x = next((a for a in args if isinstance(a, torch.Tensor) and a.is_floating_point() and a.dim() > 0), None)
+            x = next((a for a in args if _table_beside(a, x)), None)
             if x is None or x.numel() == 0:
                 return
         with torch.no_grad():

@@ -39,7 +39,11 @@ _LOG_PROB_LOSSES = ("nll_loss",)
 #: losses fed log-probabilities over their last dimension, (T, N, C) for ctc_loss
 _SEQUENCE_LOG_PROB_LOSSES = ("ctc_loss",)
 _BINARY_LOGIT_LOSSES = ("binary_cross_entropy_with_logits",)
+_BINARY_LOSSES = ("binary_cross_entropy", *_BINARY_LOGIT_LOSSES)
 _REGRESSION_LOSSES = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
+#: loss functions read when called with reduction='none' (`LossProbe._per_sample_call`): not `nll_loss`,
+#: often a gather of log-likelihoods that are no class scores (a point process's intensities, a policy's actions)
+_PER_SAMPLE_READ = ("cross_entropy", *_BINARY_LOSSES, *_REGRESSION_LOSSES)
 #: the classification losses: an input that is exactly 0 (or 1) for every sample is a bug there
 _CLASSIFICATION_LOSSES = _LOGIT_LOSSES + _LOG_PROB_LOSSES + _BINARY_LOGIT_LOSSES + ("binary_cross_entropy",)
 #: the reduction of mse_loss is read (once) only where its squared differences hold at most this many
@@ -141,6 +145,18 @@ def class_index_options(call: tuple[str, tuple, dict] | None) -> tuple[bool, flo
     return arg("weight", 2, None) is not None, smoothing, ignore
 
 
+def binary_weighted(call: tuple[str, tuple, dict] | None) -> bool:
+    """A binary cross-entropy call given element weights or a `pos_weight` (`F.binary_cross_entropy(input,
+    target, weight, ...)`, `F.binary_cross_entropy_with_logits(input, target, weight, size_average, reduce,
+    reduction, pos_weight)`, by keyword or position): a 0.5 guess then costs other than ln 2."""
+    if call is None or call[0] not in _BINARY_LOSSES:
+        return False
+    fn, args, kwargs = call
+    weight = kwargs["weight"] if "weight" in kwargs else args[2] if len(args) > 2 else None
+    pos = kwargs.get("pos_weight", args[6] if len(args) > 6 and fn in _BINARY_LOGIT_LOSSES else None)
+    return weight is not None or pos is not None
+
+
 class LossProbe(Probe):
     """See the module docstring. All statistics stay tensors until the session flushes."""
 
@@ -185,6 +201,10 @@ class LossProbe(Probe):
         #: a loss function called with `reduction='none'` (its per-sample outputs reduced by the run's own
         #: code: a focal or poly loss), read while no reduced call has been seen (`_per_sample_call`)
         self.per_sample_fn: str | None = None
+        self._per_sample_calls = 0
+        #: a binary cross-entropy's checked targets: whether any was other than exactly 0 or 1 (soft labels,
+        #: distillation, a regression onto [0, 1]), once one was checked (None before)
+        self.binary_soft: bool | None = None
 
     # --- called for every loss function call --------------------------------------------------
     def on_loss(
@@ -198,7 +218,7 @@ class LossProbe(Probe):
         """Record one loss call; returns metrics to log now (e.g. labels per batch)."""
         if not isinstance(inp, torch.Tensor) or not isinstance(out, torch.Tensor):
             return {}
-        if out.numel() != 1:
+        if out.dim() != 0:  # torch's reductions give a 0-dim tensor; 'none' one value a sample, [1] for a batch of 1
             return self._per_sample_call(fn, inp, target, out, evaluating, sampled)
         if self.per_sample_fn is not None and not evaluating and self.loss_fn is None:
             self._drop_per_sample()
@@ -257,13 +277,15 @@ class LossProbe(Probe):
         evaluation loss or objective share comes of it; nor the broadcast check (a per-sample loss may pair
         every prediction with every target on purpose, as a pairwise loss does). The first function seen
         this way is the one read; the first reduced training call takes over (`_drop_per_sample`)."""
-        if evaluating or self.loss_fn is not None or self.per_sample_fn not in (None, fn):
+        if evaluating or self.loss_fn is not None or self.per_sample_fn not in (None, fn) or fn not in _PER_SAMPLE_READ:
             return {}
         if inp.dim() == 0 or out.dim() == 0 or out.shape[0] != inp.shape[0]:
             return {}
         self.per_sample_fn = fn
-        self.train_calls += 1  # (the session's quiet steps wait for the first checked calls: these count)
-        if self.train_calls > CHECK_FIRST_CALLS and not sampled:
+        # (not `train_calls`: the session's quiet steps wait for a reduced call's first checks, so that one
+        # arriving later is seen whether its step is sampled or not)
+        self._per_sample_calls += 1
+        if self._per_sample_calls > CHECK_FIRST_CALLS and not sampled:
             return {}
         if self.n_classes is None and fn in _LOGIT_LOSSES + _LOG_PROB_LOSSES and inp.dim() >= 2:
             self.n_classes = int(inp.shape[1])
@@ -278,8 +300,10 @@ class LossProbe(Probe):
         """A reduced training call after per-sample ones: the reduced one is the loss function the run is
         read by; what the per-sample calls gathered (another function's labels or targets) is dropped. A
         mismatch they found stays: a bug in what a loss function is fed is one whatever reduces it."""
-        self.per_sample_fn, self.train_calls = None, 0
+        self.per_sample_fn = None
         self.n_classes = self.label_counts = self.target_stats = self.output_stats = self.input_activation = None
+        self.binary_soft = None
+        self._unit_interval_calls, self._outside_unit_interval = 0, False
         self.class_weighted, self.label_smoothing = False, 0.0
 
     def pair_objective(self, backpropagated: torch.Tensor) -> None:
@@ -490,6 +514,10 @@ class LossProbe(Probe):
         elif fn in _REGRESSION_LOSSES and target.is_floating_point():
             self.target_stats = _merge_stats(self.target_stats, target.detach(), per_output=True)
             self.output_stats = _merge_stats(self.output_stats, x)
+        elif fn in _BINARY_LOSSES and target.numel() > 0:
+            self.class_weighted = self.class_weighted or binary_weighted(CALL)
+            hard = bool(((target == 0) | (target == 1)).all())
+            self.binary_soft = (self.binary_soft or False) or not hard
         return metrics
 
     def summary(self) -> dict[str, Any]:
@@ -513,6 +541,8 @@ class LossProbe(Probe):
             out["label_counts"] = [int(c) for c in self.label_counts.tolist()]
         if self.class_weighted:
             out["class_weighted"] = True
+        if self.binary_soft is not None:
+            out["binary_targets"] = "soft" if self.binary_soft else "hard"
         if self.label_smoothing > 0:
             out["label_smoothing"] = self.label_smoothing
         if (reduction := self._reduction()) is not None:
