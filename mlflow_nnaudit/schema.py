@@ -291,10 +291,10 @@ DIAGNOSTICS_FIELDS: dict[str, Any] = {
     "data_loader": {"loaders": None, "train": _LOADER},
     "loss": {
         **dict.fromkeys(("loss_function", "n_classes", "first_loss", "chance_loss", "label_counts")),
-        # a class-index loss given `weight=`, or a binary cross-entropy given `weight=`/`pos_weight=` (True when
-        # it was), its largest `label_smoothing`
+        # a class-index loss given `weight=` (True when it was), its largest `label_smoothing`
         "class_weighted": None,
-        # a binary cross-entropy's checked targets: "hard" (every one exactly 0 or 1) or "soft"
+        # the run's binary cross-entropy (the function it is read by): "weighted" (a call had `weight=` or
+        # `pos_weight=`), else its checked targets "hard" (every one exactly 0 or 1) or "soft"
         "binary_targets": None,
         "label_smoothing": None,
         # the first training loss call's input shape past the batch dimension: [C] one label's class scores

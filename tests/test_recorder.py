@@ -332,14 +332,17 @@ def train_with_own_loss(softmax_head: bool = False, reduced_later: bool = False,
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3), *([nn.Softmax(dim=1)] if softmax_head else []))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     mlflow_nnaudit.autolog()
+    reduced: list[float] = []
     with mlflow.start_run() as run:
         for epoch in range(5 if reduced_later else 2):
             loss_fn = nn.CrossEntropyLoss() if epoch >= 2 else poly1_loss
             for i in range(0, n, 32):
                 opt.zero_grad()
-                loss_fn(model(x[i : i + 32]), y[i : i + 32] % (2 if epoch >= 2 else 3)).backward()
+                loss = loss_fn(model(x[i : i + 32]), y[i : i + 32] % (2 if epoch >= 2 else 3))
+                reduced += [loss.item()] if epoch >= 2 else []
+                loss.backward()
                 opt.step()
-    return diagnostics_of(run.info.run_id)["loss"]
+    return diagnostics_of(run.info.run_id)["loss"] | ({"first_reduced": reduced[0]} if reduced else {})
 
 
 def test_a_loss_built_on_a_per_sample_cross_entropy_is_read_for_what_it_is_fed(store_uri):
@@ -356,6 +359,8 @@ def test_a_reduced_loss_call_takes_over_from_per_sample_ones(store_uri):
     loss = train_with_own_loss(reduced_later=True)
     assert loss["loss_function"] == "cross_entropy" and loss["n_classes"] == 3 and "per_sample_loss" not in loss
     assert loss["label_counts"][2] == 0  # the per-sample calls' labels (class 2 among them) were dropped
+    # the first reduced call is seen whether its step is sampled or not: per-sample calls keep the quiet gate shut
+    assert loss["first_loss"] == pytest.approx(loss["first_reduced"], rel=1e-5)
     # a batch of one under the per-sample loss (65 samples: 32, 32, 1) is no reduced call (review)
     loss = train_with_own_loss(n=65)
     assert loss["per_sample_loss"] == "cross_entropy" and loss["loss_function"] is None
@@ -399,7 +404,7 @@ def test_a_binary_cross_entropys_targets_and_weights_are_recorded(store_uri):
     # what decides whether a 0.5 guess costs ln 2 (the auditor's chance level for one logit)
     plain = train_binary()
     assert plain["binary_targets"] == "hard" and "class_weighted" not in plain
-    assert train_binary(pos_weight=9.0)["class_weighted"] is True
+    assert train_binary(pos_weight=9.0)["binary_targets"] == "weighted"
     assert train_binary(soft=True)["binary_targets"] == "soft"
 
 

@@ -395,3 +395,17 @@ def test_a_warm_up_that_outlasts_a_fine_tune_which_learned_what_it_could_is_no_h
     loss = 1.0 + 3.0 * np.exp(-np.arange(n) / 30) + 0.002 * np.random.default_rng(0).standard_normal(n)
     f = _rule_finding(make_view(loss, lr=lr, params={"learning_rate": "0.001", "warmup_steps": "2000"}))
     assert f is None or "warming up" not in f.summary
+
+
+def test_an_adam_family_optimiser_is_told_by_name_whatever_its_package_calls_it():
+    # bitsandbytes' AdamW8bit and apex's FusedAdam take Adam's steps (lr / rms(w)): their update ratios are not
+    # read on SGD's scale (review: AdamW8bit at 1e-4 with ratios of 5e-5 read as "10x under the usual")
+    from mlflow_nnaudit.auditor.rules.helpers import large_steps, small_steps
+    from tests.rules.conftest import optimizer_facts, recorder_params
+
+    for name in ("AdamW", "AdamW8bit", "FusedAdam", "PagedAdamW8bit"):
+        for lr, ratio in ((1e-4, 5e-5), (1e-3, 2e-2)):
+            d = healthy_diagnostics(optimizer=optimizer_facts(name, lr, momentum=None))
+            extra = layer_curves("update_ratio", {n: ratio for n in layer_names(d["model"])})
+            view = make_view(healthy_loss(), diagnostics=d, params=recorder_params(d), extra=extra)
+            assert small_steps(view) is None and large_steps(view) is None, (name, lr)

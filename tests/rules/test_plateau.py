@@ -338,7 +338,7 @@ def test_a_binary_classifier_over_one_logit_has_chance_at_ln_2():
     # before the targets were read: no yardstick
     for loss in (
         binary_loss([5]),
-        binary_loss([], class_weighted=True),
+        binary_loss([], "weighted"),
         binary_loss([], "soft"),
         binary_loss([], None),
     ):

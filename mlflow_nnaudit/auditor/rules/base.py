@@ -451,14 +451,14 @@ class RunView:
 
     def _one_logit(self) -> bool:
         """The recorder saw a binary cross-entropy (with or without logits) over one output per sample, on targets
-        exactly 0 or 1 (`loss.binary_targets`) and without `weight=`/`pos_weight=` (`loss.class_weighted`): a
+        exactly 0 or 1 and without `weight=`/`pos_weight=` (`loss.binary_targets` "hard"): a
         binary classifier, whose uniform guess (0.5) costs ln 2 as a 2-class softmax's does. Not with weights
         (`pos_weight = neg/pos` makes a 0.5 guess cost 2(1-p) ln 2, 1.25 at 10% positives), nor on soft targets
         (distillation, a regression onto [0, 1]: their floor is their own entropy), nor a multi-label BCE (K
         outputs a sample: sparse labels cost far less), nor on records from before those facts."""
         fn, shape = self.fact("loss", "loss_function"), self.fact("loss", "input_shape")
         one = isinstance(shape, list) and all(isinstance(d, int) for d in shape) and math.prod(shape) == 1
-        hard = self.fact("loss", "binary_targets") == "hard" and not self.fact("loss", "class_weighted")
+        hard = self.fact("loss", "binary_targets") == "hard"
         return fn in ("binary_cross_entropy", "binary_cross_entropy_with_logits") and one and hard
 
     def prior_loss(self) -> float | None:

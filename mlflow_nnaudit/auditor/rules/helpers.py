@@ -67,7 +67,7 @@ LEARNING_RATE_READS = (schema.PARAM_OPTIMIZER_LR,)
 UPDATE_RATIO_READS = (schema.layer_prefix(schema.LAYER_UPDATE_RATIO),)
 #: what `RunView.n_classes()` reads from the recorder
 N_CLASSES_READS = (("loss", "n_classes"), ("loss", "loss_function"), ("loss", "input_shape"))
-N_CLASSES_READS += (("loss", "binary_targets"), ("loss", "class_weighted"))
+N_CLASSES_READS += (("loss", "binary_targets"),)
 #: what `RunView.epoch_length()` reads from the recorder
 #: what `RunView.dataset_size()` reads from the recorder
 DATASET_SIZE_READS = (
@@ -867,7 +867,7 @@ def recorded_step_size(
     early = early_update_ratios(view)
     early_med = float(np.median(list(early.values()))) if early else 0.0
     med = float(np.median(list(ratios.values())))
-    sgd_like = (view.optimizer_name() or "").lower() not in ADAPTIVE
+    sgd_like = not adaptive(view)
     first_high = UPDATE_RATIO_LARGE if destroyed and sgd_like else ratio_high
     if med <= ratio_high and early_med > first_high and med < early_med * collapse:
         sign = (
@@ -1482,7 +1482,7 @@ def large_steps(view: RunView) -> str | None:
         return f"{view.optimizer_name()} at a learning rate of {fmt_num(lr)} (10x the top of its usual range, {fmt_num(top)})"
     ratios = list(view.update_ratios().values())
     med = float(np.median(ratios)) if ratios else 0.0
-    if med < UPDATE_RATIO_LARGE or (view.optimizer_name() or "").lower() in ADAPTIVE:
+    if med < UPDATE_RATIO_LARGE or adaptive(view):
         return None
     return f"each step moved the weights by {med:.1%} of their size (10x the usual ~0.1%)"
 
@@ -1537,7 +1537,7 @@ def small_steps(view: RunView) -> str | None:
         return f"{view.optimizer_name()} at a learning rate of {fmt_num(lr)} (a tenth of the bottom of its usual range or less)"
     ratios = [v for v in view.update_ratios().values() if v > 0]
     first = [v for v in early_update_ratios(view).values() if v > 0]
-    if not ratios or not first or (view.optimizer_name() or "").lower() in ADAPTIVE:
+    if not ratios or not first or adaptive(view):
         return None
     med, first_med = float(np.median(ratios)), float(np.median(first))
     if max(med, first_med) > UPDATE_RATIO_SMALL:
@@ -1672,9 +1672,8 @@ def late_start_reading(view: RunView) -> tuple[str, Evidence] | None:
     run that never left chance is `destroyed_signs`' to read. When a logged rate had been cut before
     the fall began, that is said too: the steps had to shrink before the network could learn."""
     c, chance = view.finite_curve(TRAIN_LOSS, min_points=10), view.chance_loss()
-    early, name = early_update_ratios(view), (view.optimizer_name() or "").lower()
-    # (adaptive by name: FusedAdam, AdamW8bit, PagedAdamW, DeepSpeedCPUAdam take Adam's steps too)
-    if c is None or not chance or not early or view.lbfgs() or any(a in name for a in ADAPTIVE):
+    early = early_update_ratios(view)
+    if c is None or not chance or not early or view.lbfgs() or adaptive(view):
         return None
     first = float(np.median(list(early.values())))
     w = max(3, len(c.values) // 10)
@@ -1712,11 +1711,18 @@ def dead_units(view: RunView, threshold: float) -> tuple[str, float] | None:
 ADAPTIVE = ("adam", "adamw", "nadam", "radam", "adamax", "rmsprop", "adagrad", "adafactor", "lamb")
 
 
+def adaptive(view: RunView) -> bool:
+    """The run's optimiser is adaptive (`ADAPTIVE`), its name read by substring: FusedAdam, AdamW8bit,
+    PagedAdamW8bit, DeepSpeedCPUAdam take Adam's steps too (found by review)."""
+    name = (view.optimizer_name() or "").lower()
+    return any(a in name for a in ADAPTIVE)
+
+
 def adaptive_lr(view: RunView) -> float | None:
     """The learning rate of an adaptive optimiser (`ADAPTIVE`: each of its steps moves every weight
     by about the rate), None for another optimiser or an unknown rate."""
     lr = view.learning_rate()
-    return lr[1] if lr is not None and (view.optimizer_name() or "").lower() in ADAPTIVE else None
+    return lr[1] if lr is not None and adaptive(view) else None
 
 
 def erratic_reading(view: RunView, noise_share: float) -> tuple[str, Evidence] | None:

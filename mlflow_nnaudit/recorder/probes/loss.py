@@ -202,9 +202,11 @@ class LossProbe(Probe):
         #: code: a focal or poly loss), read while no reduced call has been seen (`_per_sample_call`)
         self.per_sample_fn: str | None = None
         self._per_sample_calls = 0
-        #: a binary cross-entropy's checked targets: whether any was other than exactly 0 or 1 (soft labels,
-        #: distillation, a regression onto [0, 1]), once one was checked (None before)
-        self.binary_soft: bool | None = None
+        #: a binary cross-entropy's checked targets (of the function the run is read by): whether any was other
+        #: than exactly 0 or 1 (soft labels, distillation, a regression onto [0, 1]), a tensor once one was
+        #: checked (None before), and whether a call had `weight=`/`pos_weight=`
+        self.binary_soft: torch.Tensor | None = None
+        self.binary_weighted = False
 
     # --- called for every loss function call --------------------------------------------------
     def on_loss(
@@ -302,7 +304,7 @@ class LossProbe(Probe):
         mismatch they found stays: a bug in what a loss function is fed is one whatever reduces it."""
         self.per_sample_fn = None
         self.n_classes = self.label_counts = self.target_stats = self.output_stats = self.input_activation = None
-        self.binary_soft = None
+        self.binary_soft, self.binary_weighted = None, False
         self._unit_interval_calls, self._outside_unit_interval = 0, False
         self.class_weighted, self.label_smoothing = False, 0.0
 
@@ -514,10 +516,11 @@ class LossProbe(Probe):
         elif fn in _REGRESSION_LOSSES and target.is_floating_point():
             self.target_stats = _merge_stats(self.target_stats, target.detach(), per_output=True)
             self.output_stats = _merge_stats(self.output_stats, x)
-        elif fn in _BINARY_LOSSES and target.numel() > 0:
-            self.class_weighted = self.class_weighted or binary_weighted(CALL)
-            hard = bool(((target == 0) | (target == 1)).all())
-            self.binary_soft = (self.binary_soft or False) or not hard
+        elif fn in _BINARY_LOSSES and target.numel() > 0 and fn == (self.loss_fn or self.per_sample_fn):
+            # (an auxiliary BCE beside another loss function says nothing of the run's yardstick)
+            self.binary_weighted = self.binary_weighted or binary_weighted(CALL)
+            soft = ~((target == 0) | (target == 1)).all()  # a tensor: read when the summary is made
+            self.binary_soft = soft if self.binary_soft is None else self.binary_soft | soft.to(self.binary_soft.device)
         return metrics
 
     def summary(self) -> dict[str, Any]:
@@ -542,7 +545,7 @@ class LossProbe(Probe):
         if self.class_weighted:
             out["class_weighted"] = True
         if self.binary_soft is not None:
-            out["binary_targets"] = "soft" if self.binary_soft else "hard"
+            out["binary_targets"] = "weighted" if self.binary_weighted else "soft" if bool(self.binary_soft) else "hard"
         if self.label_smoothing > 0:
             out["label_smoothing"] = self.label_smoothing
         if (reduction := self._reduction()) is not None:
