@@ -55,6 +55,16 @@ def test_quiet_on_an_accuracy_a_tenth_of_the_way_from_its_ceiling_after_the_firs
     fires(CAUSE, make_view(healthy_loss(), loss, val_acc=acc - 0.065, params=params))
 
 
+def test_on_imbalanced_labels_the_way_from_chance_starts_at_the_majoritys_share():
+    # a fraud model at 0.9885 every epoch on 98% legitimate labels (benchmarks/programs f27): 0.99 is 99% of the
+    # way from 1/2 to 1, but no way at all from the majority's share: it names no fraud while the loss falls
+    from tests.rules.conftest import classification_loss
+
+    d = healthy_diagnostics(loss=classification_loss(2, label_counts=[628, 12]))
+    loss = falling(10, 0.27, 0.074, knee=0.3)
+    fires(CAUSE, make_view(healthy_loss(), loss, val_acc=np.full(10, 0.9885), diagnostics=d))
+
+
 def test_a_metric_stuck_at_100_percent_beside_a_loss_that_starts_at_chance_is_broken():
     # `(pred == pred).float().mean()` reads 1.0 from the first evaluation of an untrained 10-class model
     # (found by review): the ceiling is no excuse when the loss had not left chance, ln 10

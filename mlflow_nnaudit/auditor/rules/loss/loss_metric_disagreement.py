@@ -45,13 +45,13 @@ class LossMetricDisagreement(Rule):
     LEFT_CHANCE = CHANCE_LEVELS[-1][0]
 
     def _no_room(self, view: RunView, acc_start: float, loss_start: float) -> bool:
-        """The accuracy started within MAX_METRIC_CHANGE of 100%, or (the class count known) with a tenth or less of
-        the way from chance (1/C) to 100% left, and the loss had left chance by its first reading (unknown class
-        count: taken as solved): a 1-point change is then no measure of what the loss gained."""
-        k, room = helpers.class_count(view), 1.0 - acc_start
+        """Within MAX_METRIC_CHANGE of 100% at the start, or (C known, the loss off chance) a tenth of the way or less
+        left from chance (1/C or the recorder's majority share: 0.98 frozen names no fraud) to 100%."""
+        k, room, c = helpers.class_count(view), 1.0 - acc_start, view.fact("loss", "label_counts")
         if k is None or k < 2:
             return room <= self.MAX_METRIC_CHANGE
-        return room <= max(self.MAX_METRIC_CHANGE, 0.1 * (1 - 1 / k)) and loss_start < self.LEFT_CHANCE * math.log(k)
+        base = max(1 / k, max(c) / sum(c) if isinstance(c, list) and sum(c) > 0 else 0.0)
+        return room <= max(self.MAX_METRIC_CHANGE, 0.1 * (1 - base)) and loss_start < self.LEFT_CHANCE * math.log(k)
 
     def evaluate(self, view: RunView) -> Finding | None:
         for acc_role, loss_role in ((VAL_ACC, VAL_LOSS), (TRAIN_ACC, TRAIN_LOSS)):
