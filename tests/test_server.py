@@ -225,18 +225,18 @@ def test_rest_bulk_reading_gives_the_client_curves(sqlite_server, monkeypatch):
 def test_audit_through_a_server_that_asks_for_credentials(tmp_path, monkeypatch):
     """MLflow's basic-auth server: the audit reads and tags with the credentials MLflow's own
     variables give it (bulk reads included), and without them stops with a clear message and
-    writes nothing. The runs are trained into the server's store before it starts: logging them through
-    basic auth (a password hash checked per request) took most of this test's 100 s, and is not its subject."""
-    backend = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(backend)
-    exp_id = mlflow.create_experiment("auth-samples", artifact_location=str(tmp_path / "artifacts"))
-    by_name = {s.name: s for s in SAMPLES}
-    for name in ("healthy_logged_by_hand", "nan_lr_huge"):
-        train_sample(by_name[name], exp_id)
-    server = MlflowServer(backend, str(tmp_path), basic_auth=True)
+    writes nothing."""
+    server = MlflowServer(f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path), basic_auth=True)
     try:
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", MlflowServer.ADMIN[0])
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", MlflowServer.ADMIN[1])
         mlflow.set_tracking_uri(server.url)
+        exp_id = mlflow.create_experiment("auth-samples")
+        by_name = {s.name: s for s in SAMPLES}
+        for name in ("healthy_logged_by_hand", "nan_lr_huge"):
+            train_sample(by_name[name], exp_id)
+
+        monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
         res = CliRunner().invoke(main, ["audit", "--tracking-uri", server.url])
         assert res.exit_code != 0
         assert "401" in res.output and "MLFLOW_TRACKING_USERNAME" in res.output, res.output
