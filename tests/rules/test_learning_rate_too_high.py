@@ -260,6 +260,19 @@ def test_large_steps_that_left_the_validation_loss_back_at_chance_are_the_rate_a
     quiet(CAUSE, _sgd_lr1([0.938, 0.969, 0.774, 0.852, 0.878, 0.937, 0.961, 1.008, 0.922, 0.93]))
 
 
+def test_a_clean_overfit_that_passes_chance_on_its_way_up_is_no_undone_learning():
+    # a binary GCN on 120 graphs under Adam at PyG's usual 1e-2 (f163): validation best 35% into the run, then
+    # rising steadily to 0.695 (ln 2 by coincidence) while the training loss keeps falling: it memorised
+    d = healthy_diagnostics(optimizer=optimizer_facts("Adam", 0.01, momentum=None), loss=classification_loss(2))
+    val = np.r_[np.linspace(0.69, 0.47, 14), np.linspace(0.48, 0.695, 26)] + 0.004 * rng(3).standard_normal(40)
+    view = make_view(falling(600, 0.69, 0.2, knee=0.3, noise=0.03), val, diagnostics=d, params=recorder_params(d))
+    f = fires(CAUSE, _sgd_lr1([1.21, 1.025, 0.916, 0.878, 1.006, 1.182, 1.009, 0.961, 1.143, 1.395]))
+    assert f.kind == "outcome"  # (the same reading on a validation loss that only jumps about: still the rate)
+    found = check(CAUSE, view)
+    assert found is None or found.kind != "outcome"
+    assert _ranked(view)[0] != CAUSE and "overfitting" in _ranked(view)
+
+
 def rate_schedule_run(optimizer: str, rates: np.ndarray):
     """A healthy recorded run whose logged learning rate follows `rates` (one point every 10 steps;
     the diagnostics hold the optimizer's rate at the end, as the recorder writes them)."""

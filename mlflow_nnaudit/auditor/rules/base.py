@@ -456,10 +456,19 @@ class RunView:
         (`pos_weight = neg/pos` makes a 0.5 guess cost 2(1-p) ln 2, 1.25 at 10% positives), nor on soft targets
         (distillation, a regression onto [0, 1]: their floor is their own entropy), nor a multi-label BCE (K
         outputs a sample: sparse labels cost far less), nor on records from before those facts."""
+        return self.one_label_per_sample() == "binary" and self.fact("loss", "binary_targets") == "hard"
+
+    def one_label_per_sample(self) -> str | None:
+        """The recorder saw a cross-entropy over one label per sample: "classes" (`cross_entropy`/`nll_loss` over
+        class scores, a shape of one int) or "binary" (a binary cross-entropy over one output a sample); None
+        otherwise (a sequence's or an image's labels, a multi-label BCE, a regression, no recorder)."""
         fn, shape = self.fact("loss", "loss_function"), self.fact("loss", "input_shape")
-        one = isinstance(shape, list) and all(isinstance(d, int) for d in shape) and math.prod(shape) == 1
-        hard = self.fact("loss", "binary_targets") == "hard"
-        return fn in ("binary_cross_entropy", "binary_cross_entropy_with_logits") and one and hard
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+            return None
+        if fn in ("cross_entropy", "nll_loss"):
+            return "classes" if len(shape) == 1 else None
+        one = fn in ("binary_cross_entropy", "binary_cross_entropy_with_logits") and math.prod(shape) == 1
+        return "binary" if one else None
 
     def prior_loss(self) -> float | None:
         """The cross-entropy of predicting the label frequencies whatever the input: the entropy of the

@@ -1598,9 +1598,15 @@ def early_overfit(view: RunView, early: float = 0.3, up_evals: int = 3) -> Early
 def val_undone(view: RunView) -> EarlyOverfit | None:
     """A classifier's validation loss that got well below chance (by PLATEAU_MAX_IMPROVEMENT of
     ln C) and ended back at chance or above (within CHANCE_TOLERANCE): whatever the run learned,
-    the end of it undid (the same reading as `early_overfit`, wherever the best point was)."""
-    va, k = view.finite_curve(VAL_LOSS, min_points=4), class_count(view)
-    if va is None or k is None:
+    the end of it undid (the same reading as `early_overfit`, wherever the best point was). Not on a clean
+    overfit, the validation loss rising and the training loss falling after that best (both significant
+    trends): the run did not undo its learning, it memorised its training set, and a binary classifier's
+    overfit validation loss passes ln 2 on its way up (a GCN on 120 graphs under Adam at PyG's usual 1e-2,
+    best 32% into the run). A validation loss that only jumps about after its best (no trend) beside large
+    steps stays this reading (plain SGD at lr 1)."""
+    va, k, of = view.finite_curve(VAL_LOSS, min_points=4), class_count(view), view.overfit()
+    clean = of is not None and of.train_trend_after_best.direction < 0 < of.val_trend_after_best.direction
+    if va is None or k is None or clean:
         return None
     chance, i = math.log(k), int(np.argmin(va.values))
     best, last = float(va.values[i]), float(va.values[-1])

@@ -83,7 +83,7 @@ class LossMetricDisagreement(Rule):
         if acc is None or loss is None or len(acc) >= 8 or len(loss) >= 8 or loss.values[0] <= 0:
             return None
         a, v = acc.values, loss.values
-        if not self._one_label_per_sample(view) or a[0] <= 0 or v[-1] <= 0:
+        if not view.one_label_per_sample() or a[0] <= 0 or v[-1] <= 0:
             return None
         gain = float((v[0] - v[-1]) / v[0])
         ceiling = helpers.accuracy_scale(view, acc_role)
@@ -98,20 +98,10 @@ class LossMetricDisagreement(Rule):
         """The least accuracy the loss allows (1 - loss / ln 2), where the accuracy ended BOUND_MARGIN or more under
         it; None otherwise, or where the bound does not hold (no cross-entropy over one label per sample seen by
         the recorder, or a class-weighted one: a weighted mean can hide many cheap mistakes)."""
-        if not self._one_label_per_sample(view) or view.fact("loss", "class_weighted") or loss_end <= 0:
+        if not view.one_label_per_sample() or view.fact("loss", "class_weighted") or loss_end <= 0:
             return None
         floor = 1 - loss_end / math.log(2)
         return floor if acc_end < floor - self.BOUND_MARGIN else None
-
-    @staticmethod
-    def _one_label_per_sample(view: RunView) -> bool:
-        """The recorder saw a cross-entropy over one label per sample: class scores (C) or one logit."""
-        fn, shape = view.fact("loss", "loss_function"), view.fact("loss", "input_shape")
-        if not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
-            return False
-        if fn in ("cross_entropy", "nll_loss"):
-            return len(shape) == 1
-        return fn in ("binary_cross_entropy", "binary_cross_entropy_with_logits") and math.prod(shape) == 1
 
     def _finding(
         self, view: RunView, acc_role: str, loss_gain: float, start: float, end: float, floor: float | None = None
