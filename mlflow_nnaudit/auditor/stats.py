@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -793,6 +794,7 @@ def detect_blowup(
     expected_start: float | None = None,
     classification: bool = False,
     early: float = BLOWUP_EARLY,
+    smooth: int = 1,
 ) -> BlowUp:
     """Did the curve explode early? It rises at least BLOWUP_GROWTH times above its starting
     level, or (when `expected_start` says it is a classification loss, e.g. ln C) to at least
@@ -804,8 +806,19 @@ def detect_blowup(
     already averages the explosion starts there, not at 1e14), except on a curve that ends below
     BLOWUP_TRAINED_AWAY of `expected_start`: it learned, and its high first point is a high first
     loss, so growth is measured from that point. The absolute level counts only for
-    a `classification` loss (a regression's MSE can start in the thousands). Pure numpy; `y` may hold NaN/Inf (MLflow's stand-ins are mapped back)."""
+    a `classification` loss (a regression's MSE can start in the thousands). With `smooth` > 1 the growth is
+    read on the centred running median of that many points (the loss of one sample a step: one rare sample's
+    loss is no explosion; a non-finite point still is). Pure numpy; `y` may hold NaN/Inf (MLflow's stand-ins are
+    mapped back)."""
     y = normalize_nonfinite(np.asarray(y, dtype=float))
+    if smooth > 1 and len(y) >= smooth:
+        raw, h = y, smooth // 2
+        padded = np.r_[np.full(h, np.nan), y, np.full(h, np.nan)]
+        windows = np.lib.stride_tricks.sliding_window_view(padded, smooth)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # (all-NaN windows)
+            y = np.nanmedian(np.where(np.isfinite(windows), windows, np.nan), axis=1)
+        y = np.where(np.isfinite(raw), y, raw)  # a non-finite point stays one
     x = np.asarray(x, dtype=float)
     n = len(y)
     finite = np.isfinite(y)

@@ -13,8 +13,17 @@ def grad_norm(start, end, n=600, seed=0):
 
 
 def test_fires_on_a_thousandfold_growth():
-    f = fires(CAUSE, make_view(healthy_loss(), grad_norm=grad_norm(0.5, 500.0)))
+    # beside a loss that stopped falling and rose again: harm seen, failed
+    worse = np.r_[np.linspace(2.0, 1.0, 300), np.linspace(1.0, 1.6, 300)] + 0.02 * rng(4).standard_normal(600)
+    f = fires(CAUSE, make_view(worse, grad_norm=grad_norm(0.5, 500.0)))
     assert f.confidence == "high" and f.severity == "failed"
+
+
+def test_a_growth_beside_a_loss_that_fell_throughout_is_a_warning():
+    # f169 (a price regressor on raw dollars, MAPE written by hand): the norm grew 216x as the outputs grew towards
+    # targets in the hundred thousands, while the loss fell from 100 to 28 without a jump: no harm seen in it
+    f = fires(CAUSE, make_view(healthy_loss(), grad_norm=grad_norm(0.5, 500.0)))
+    assert f.confidence == "medium" and f.severity == "warning" and "still fell" in f.summary
 
 
 def test_fires_on_a_gradient_norm_that_turns_nan():

@@ -523,3 +523,25 @@ def test_a_late_start_after_first_steps_of_a_usual_size_or_an_early_start_is_not
     view = _late_start_run(0.33, 0.55)
     view.curves["train_loss"].values[:60] = np.log(3) * np.linspace(3.0, 1.15, 60)
     assert "sat at chance" not in (getattr(check(CAUSE, view), "summary", ""))
+
+
+def test_one_rare_samples_loss_under_batches_of_one_is_no_blow_up():
+    # f171 (attention MIL, one bag a step, 198 of 200 bags positive): a negative bag cost 17x the mean loss at
+    # step 140, a single point; the recorder's per-step loss of one sample is read on its running median
+    from tests.rules.conftest import data_loader_section, loader
+
+    def run(train, batch_size):
+        d = healthy_diagnostics(
+            optimizer=optimizer_facts("Adam", 5e-4, momentum=None),
+            data_loader=data_loader_section(loader(200, batch_size, epochs=5)),
+        )
+        return make_view(train, diagnostics=d, params=recorder_params(d))
+
+    spiky = falling(1000, 0.64, 0.01, knee=0.1, noise=0.0)
+    spiky[[15, 140, 244, 295]] = [2.4, 10.8, 7.5, 5.3]
+    assert not [f for f in [check(CAUSE, run(spiky, 1))] if f is not None and f.kind == "outcome"]
+    # batches of 32 average such a sample away: the same point is an explosion there, as is a sustained one at 1
+    assert fires(CAUSE, run(spiky, 32)).kind == "outcome"
+    sustained = spiky.copy()
+    sustained[140:200] = 10.8
+    assert fires(CAUSE, run(sustained, 1)).kind == "outcome"

@@ -300,14 +300,26 @@ def expected_first_loss(view: RunView) -> float | None:
 
 
 #: what `blowup` and `stuck` read from the recorder
-BLOWUP_READS = (("loss", "first_loss"), *N_CLASSES_READS)
+BLOWUP_READS = (("loss", "first_loss"), *N_CLASSES_READS, *BATCH_SIZE_READS)
+
+
+#: training batches under this many samples make the recorder's per-step loss that of a sample or two: its
+#: blow-up is read on a running median of BLOWUP_SMOOTH points (one bag in a multiple-instance learner's
+#: stream of positives cost 17x the mean loss at step 140 and was called an explosion)
+FEW_SAMPLE_BATCH = 4
+BLOWUP_SMOOTH = 5
 
 
 def blowup(view: RunView, role: str = TRAIN_LOSS) -> stats.BlowUp | None:
-    """The early blow-up reading of a loss curve (`stats.detect_blowup`), computed once per view."""
+    """The early blow-up reading of a loss curve (`stats.detect_blowup`), computed once per view. On the
+    recorder's per-step loss of batches under FEW_SAMPLE_BATCH samples, read on its running median (the
+    loss of single samples spikes where a mean over a batch would not); a user's curve may be per-epoch
+    means, where one point high is the explosion, so it is read as it is."""
     c = view.curve(role)
     if c is None or len(c.values) < 3:
         return None
+    bs = view.batch_size()
+    few = bs is not None and bs[0] < FEW_SAMPLE_BATCH and c.key.startswith(schema.METRIC_PREFIX)
     return view._cached(
         "blowup",
         role,
@@ -316,6 +328,7 @@ def blowup(view: RunView, role: str = TRAIN_LOSS) -> stats.BlowUp | None:
             c.values,
             expected_first_loss(view) if role == TRAIN_LOSS else None,
             classification=view.n_classes() is not None,
+            smooth=BLOWUP_SMOOTH if few else 1,
         ),
     )
 

@@ -11,11 +11,15 @@ class ExplodingGradients(Rule):
     """The gradient-norm curve (the recorder's `nnaudit/grad_norm_total`, or `grad_norm` as the HF
     Trainer logs it) grows by orders of magnitude: its level at the end is at least 100x its
     level at the start with a significant upward trend (autocorrelation-corrected
-    Mann-Kendall), or it becomes NaN/Inf. A gradient norm that turns non-finite without having
+    Mann-Kendall), or it becomes NaN/Inf. Grown, but finite, beside a training loss that fell throughout
+    (a significant downward trend, no early blow-up, ending 30% or more under its start), it did no harm
+    seen: a warning at medium confidence (a network escaping a flat start, outputs growing towards targets
+    in the hundred thousands, sees its gradient grow 200x). A gradient norm that turns non-finite without having
     grown (10x, `helpers.grad_blew_up_before`), no earlier than the training loss did, is the non-finite loss's gradient (log(0) in a
     hand-written loss makes both NaN at once): listed after `nonfinite_loss`, medium confidence."""
 
     cause = "exploding_gradients"
+    reads = helpers.BLOWUP_READS
     explained_by = ("nonfinite_inputs",)
     #: upstream causes it follows from, when found too (listed after them)
     consequence_of = ("nonfinite_inputs", "gradients_not_zeroed", "learning_rate_too_high")
@@ -42,16 +46,26 @@ class ExplodingGradients(Rule):
         at = float(curve.x()[nf.first_index]) if nonfinite else 0.0
         # no growth by either reading (`nonfinite_loss`'s too) and the loss NaN no later: the loss's gradient
         follows_loss = nonfinite and not helpers.grad_blew_up_before(view, at) and self._loss_first(view, at)
+        harmless = not nonfinite and self._loss_fell(view)
+        seen += "; the training loss still fell throughout" if harmless else ""
         return self.finding(
-            confidence="medium" if follows_loss else "high",
+            confidence="medium" if follows_loss or harmless else "high",
             follows=("nonfinite_loss",) if follows_loss else (),
-            severity="failed",
+            severity="warning" if harmless else "failed",
             score=0.9,
             summary=seen,
             recommendation=f"Gradients explode ({seen}): clip them (`torch.nn.utils.clip_grad_norm_(model.parameters(), "
             "1.0)`), lower the learning rate, and check the initialisation and normalisation of deep stacks.",
             evidence=[Evidence("grad_norm_growth", curve.key, {"growth": growth, "nonfinite": nonfinite})],
         )
+
+    @staticmethod
+    def _loss_fell(view: RunView) -> bool:
+        """The training loss fell throughout: a downward trend, no early blow-up, 30% or more under its start."""
+        lv, trend, b = view.levels(TRAIN_LOSS), view.trend(TRAIN_LOSS), helpers.blowup(view)
+        if lv is None or trend is None or trend.direction >= 0 or (b is not None and b.detected) or lv.start <= 0:
+            return False
+        return lv.end <= (1 - helpers.PLATEAU_MAX_IMPROVEMENT) * lv.start
 
     @staticmethod
     def _loss_first(view: RunView, grad_step: float) -> bool:
