@@ -299,6 +299,8 @@ def expected_first_loss(view: RunView) -> float | None:
     return math.log(n[0]) if n else None
 
 
+#: the loss function the recorder saw the run reduce (or reduce itself, per sample)
+LOSS_FUNCTION_READS = (("loss", "loss_function"), ("loss", "per_sample_loss"))
 #: what `blowup` and `stuck` read from the recorder
 BLOWUP_READS = (("loss", "first_loss"), *N_CLASSES_READS, *BATCH_SIZE_READS)
 
