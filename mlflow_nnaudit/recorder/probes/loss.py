@@ -207,7 +207,6 @@ class LossProbe(Probe):
         #: checked (None before), and whether a call had `weight=`/`pos_weight=`
         self.binary_soft: torch.Tensor | None = None
         self.binary_weighted = False
-        self.binary_counts: torch.Tensor | None = None  # [zeros, ones] of a one-output-a-sample BCE's targets
 
     # --- called for every loss function call --------------------------------------------------
     def on_loss(
@@ -305,7 +304,7 @@ class LossProbe(Probe):
         mismatch they found stays: a bug in what a loss function is fed is one whatever reduces it."""
         self.per_sample_fn = None
         self.n_classes = self.label_counts = self.target_stats = self.output_stats = self.input_activation = None
-        self.binary_soft, self.binary_weighted, self.binary_counts = None, False, None
+        self.binary_soft, self.binary_weighted = None, False
         self._unit_interval_calls, self._outside_unit_interval = 0, False
         self.class_weighted, self.label_smoothing = False, 0.0
 
@@ -522,12 +521,6 @@ class LossProbe(Probe):
             self.binary_weighted = self.binary_weighted or binary_weighted(CALL)
             soft = ~((target == 0) | (target == 1)).all()  # a tensor: read when the summary is made
             self.binary_soft = soft if self.binary_soft is None else self.binary_soft | soft.to(self.binary_soft.device)
-            if x.dim() == 1 or (x.dim() == 2 and x.shape[1] == 1):  # one output a sample: a binary classifier's labels
-                t = target.detach().flatten()
-                counts = torch.stack(((t == 0).sum(), (t == 1).sum()))
-                self.binary_counts = (
-                    counts if self.binary_counts is None else self.binary_counts + counts.to(self.binary_counts.device)
-                )
         return metrics
 
     def summary(self) -> dict[str, Any]:
@@ -553,8 +546,6 @@ class LossProbe(Probe):
             out["class_weighted"] = True
         if self.binary_soft is not None:
             out["binary_targets"] = "weighted" if self.binary_weighted else "soft" if bool(self.binary_soft) else "hard"
-            if out["binary_targets"] == "hard" and self.label_counts is None and self.binary_counts is not None:
-                out["label_counts"] = [int(c) for c in self.binary_counts.tolist()]  # classes 0 and 1
         if self.label_smoothing > 0:
             out["label_smoothing"] = self.label_smoothing
         if (reduction := self._reduction()) is not None:
