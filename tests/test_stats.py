@@ -834,3 +834,23 @@ def test_a_high_first_loss_the_run_trains_away_from_is_not_a_blowup():
     later = y.copy()
     later[20:25] = 500.0  # 25x the first point
     assert S.detect_blowup(x, later, expected_start=LN4, classification=True).detected
+
+
+def test_a_blow_up_of_single_samples_losses_needs_a_second_point_over_the_line():
+    # batches of one sample (`isolated_ok`): one rare sample's loss, the next two points back down, is no explosion
+    x = np.arange(300.0)
+    y = np.r_[1.0, np.full(299, 0.5)]
+    y[[15, 140]] = [12.0, 11.0]
+    assert not S.detect_blowup(x, y, isolated_ok=True).detected
+    assert S.detect_blowup(x, y).detected  # (a batch's mean: one point is the explosion)
+    # found by review: a loss that jumps at step 1 and stays high is detected, from the raw first loss
+    jumped = np.r_[1.1, 40.0 + np.sin(np.arange(299))]
+    b = S.detect_blowup(x, jumped, expected_start=1.1, isolated_ok=True)
+    assert b.detected and b.index == 1 and b.start == pytest.approx(1.1) and b.peak >= 40
+    # a wrecked classifier's samples cost ~0 (its favoured class) or far more: two of three high is enough
+    wrecked = np.r_[1.1, np.tile([0.0, 60.0, 55.0], 100)[:299]]
+    assert S.detect_blowup(x, wrecked, expected_start=1.1, isolated_ok=True).detected
+    # a NaN right after a spike counts with it
+    nan_after = np.r_[1.0, np.full(299, 0.5)]
+    nan_after[20:22] = [30.0, np.nan]
+    assert S.detect_blowup(x, nan_after, isolated_ok=True).detected

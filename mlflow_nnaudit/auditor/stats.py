@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -794,7 +793,7 @@ def detect_blowup(
     expected_start: float | None = None,
     classification: bool = False,
     early: float = BLOWUP_EARLY,
-    smooth: int = 1,
+    isolated_ok: bool = False,
 ) -> BlowUp:
     """Did the curve explode early? It rises at least BLOWUP_GROWTH times above its starting
     level, or (when `expected_start` says it is a classification loss, e.g. ln C) to at least
@@ -806,19 +805,11 @@ def detect_blowup(
     already averages the explosion starts there, not at 1e14), except on a curve that ends below
     BLOWUP_TRAINED_AWAY of `expected_start`: it learned, and its high first point is a high first
     loss, so growth is measured from that point. The absolute level counts only for
-    a `classification` loss (a regression's MSE can start in the thousands). With `smooth` > 1 the growth is
-    read on the centred running median of that many points (the loss of one sample a step: one rare sample's
-    loss is no explosion; a non-finite point still is). Pure numpy; `y` may hold NaN/Inf (MLflow's stand-ins are
-    mapped back)."""
+    a `classification` loss (a regression's MSE can start in the thousands). With `isolated_ok`, a point over
+    the line counts only where another of the next two is over it too or non-finite (the loss of one sample a
+    step: one rare sample's loss is no explosion; a wrecked classifier's samples cost ~0 or far more, so most
+    of any three are high). Pure numpy; `y` may hold NaN/Inf (MLflow's stand-ins are mapped back)."""
     y = normalize_nonfinite(np.asarray(y, dtype=float))
-    if smooth > 1 and len(y) >= smooth:
-        raw, h = y, smooth // 2
-        padded = np.r_[np.full(h, np.nan), y, np.full(h, np.nan)]
-        windows = np.lib.stride_tricks.sliding_window_view(padded, smooth)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # (all-NaN windows)
-            y = np.nanmedian(np.where(np.isfinite(windows), windows, np.nan), axis=1)
-        y = np.where(np.isfinite(raw), y, raw)  # a non-finite point stays one
     x = np.asarray(x, dtype=float)
     n = len(y)
     finite = np.isfinite(y)
@@ -849,6 +840,10 @@ def detect_blowup(
         if not np.isfinite(v):
             return BlowUp(True, i, float(x[i]), start, math.inf, math.inf, True, end)
         if start > 0 and (v >= BLOWUP_GROWTH * start or (absolute_ok and v >= BLOWUP_ABSOLUTE)):
+            after = y[i + 1 : i + 3]
+            over = ~np.isfinite(after) | (after >= BLOWUP_GROWTH * start) | (absolute_ok & (after >= BLOWUP_ABSOLUTE))
+            if isolated_ok and not over.any():
+                continue  # one sample's loss: the next two points are back under the line
             peak = float(np.max(y[finite]))
             nf = bool((~finite).any())
             return BlowUp(

@@ -24,6 +24,12 @@ def test_a_growth_beside_a_loss_that_fell_throughout_is_a_warning():
     # targets in the hundred thousands, while the loss fell from 100 to 28 without a jump: no harm seen in it
     f = fires(CAUSE, make_view(healthy_loss(), grad_norm=grad_norm(0.5, 500.0)))
     assert f.confidence == "medium" and f.severity == "warning" and "still fell" in f.summary
+    # found by review: late spikes 40x the level, or a validation loss that rose, are harm beside the growth
+    spiky = healthy_loss()
+    spiky[250:400:15] *= 40
+    assert fires(CAUSE, make_view(spiky, grad_norm=grad_norm(0.5, 500.0))).severity == "failed"
+    rising_val = np.linspace(1.7, 3.5, 10)
+    assert fires(CAUSE, make_view(healthy_loss(), rising_val, grad_norm=grad_norm(0.5, 500.0))).severity == "failed"
 
 
 def test_fires_on_a_gradient_norm_that_turns_nan():

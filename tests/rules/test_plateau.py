@@ -14,6 +14,7 @@ from tests.rules.conftest import (
     healthy_loss,
     linear,
     make_view,
+    mlp_model,
     quiet,
     regression_loss,
     rng,
@@ -43,11 +44,15 @@ def test_a_small_gain_of_a_loss_written_by_hand_is_an_advisory():
 
     y = falling(600, 4.9, 0.89 * 4.9, knee=0.03, noise=0.05)
     val = falling(14, 5.3, 0.95 * 5.3, knee=0.05) + 0.01 * rng(2).standard_normal(14)
-    d = healthy_diagnostics(loss={"loss_function": None, "n_classes": None})
+    d = healthy_diagnostics(loss={"loss_function": None, "n_classes": None}, model=mlp_model([9, 32, 32, 1]))
     view = make_view(y, val, diagnostics=d)
     f = fires(CAUSE, view)
     assert f.confidence == "low" and f.kind == "risk" and not f.harmful
     assert judge([f], harm=view.outcome_harm())[1] == "healthy"
+    # class scores under a cross-entropy written by hand (`log_softmax(...).gather(...)`), stalled at the labels'
+    # prior: harm (found by review)
+    d = healthy_diagnostics(loss={"loss_function": None, "n_classes": None}, model=mlp_model([9, 32, 32, 5]))
+    assert fires(CAUSE, make_view(y, val, diagnostics=d)).harmful
     g = fires(CAUSE, make_view(y, val, diagnostics=healthy_diagnostics(loss=classification_loss(200))))
     assert g.harmful and judge([g])[1] == "warning"
 

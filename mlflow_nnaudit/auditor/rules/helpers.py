@@ -299,24 +299,35 @@ def expected_first_loss(view: RunView) -> float | None:
     return math.log(n[0]) if n else None
 
 
-#: the loss function the recorder saw the run reduce (or reduce itself, per sample)
-LOSS_FUNCTION_READS = (("loss", "loss_function"), ("loss", "per_sample_loss"))
+#: what `own_score_loss` reads
+OWN_SCORE_READS = (("loss", "loss_function"), ("loss", "per_sample_loss"), ("model", "widths"))
+
+
+def own_score_loss(view: RunView) -> bool:
+    """A recorded run whose loss the recorder saw no loss function of (written by hand) over a model of one output
+    a sample (its last weight layer's width): a score, a risk, a log-density, whose loss has no known floor (DeepSurv's
+    Cox partial likelihood falls about 10% on a healthy run). Not class scores: a cross-entropy written by hand with
+    `log_softmax(...).gather(...)` stalled at the labels' prior is harm (found by review)."""
+    widths = view.fact("model", "widths")
+    one = isinstance(widths, list) and bool(widths) and widths[-1] == 1
+    return view.recorded() and one and not (view.fact("loss", "loss_function") or view.fact("loss", "per_sample_loss"))
+
+
 #: what `blowup` and `stuck` read from the recorder
 BLOWUP_READS = (("loss", "first_loss"), *N_CLASSES_READS, *BATCH_SIZE_READS)
 
 
-#: training batches under this many samples make the recorder's per-step loss that of a sample or two: its
-#: blow-up is read on a running median of BLOWUP_SMOOTH points (one bag in a multiple-instance learner's
-#: stream of positives cost 17x the mean loss at step 140 and was called an explosion)
+#: training batches under this many samples make the recorder's per-step loss that of a sample or two: a
+#: point over the blow-up line counts there only with another of the next two (one bag in a multiple-instance
+#: learner's stream of positives cost 17x the mean loss at step 140 and was called an explosion)
 FEW_SAMPLE_BATCH = 4
-BLOWUP_SMOOTH = 5
 
 
 def blowup(view: RunView, role: str = TRAIN_LOSS) -> stats.BlowUp | None:
     """The early blow-up reading of a loss curve (`stats.detect_blowup`), computed once per view. On the
-    recorder's per-step loss of batches under FEW_SAMPLE_BATCH samples, read on its running median (the
-    loss of single samples spikes where a mean over a batch would not); a user's curve may be per-epoch
-    means, where one point high is the explosion, so it is read as it is."""
+    recorder's per-step loss of batches under FEW_SAMPLE_BATCH samples, a point over the line alone, the next
+    two back under it, is one sample's loss, not an explosion (`isolated_ok`); a user's curve may be per-epoch
+    means, where one point high is the explosion, so it is read as it is. The start is the raw first loss."""
     c = view.curve(role)
     if c is None or len(c.values) < 3:
         return None
@@ -330,7 +341,7 @@ def blowup(view: RunView, role: str = TRAIN_LOSS) -> stats.BlowUp | None:
             c.values,
             expected_first_loss(view) if role == TRAIN_LOSS else None,
             classification=view.n_classes() is not None,
-            smooth=BLOWUP_SMOOTH if few else 1,
+            isolated_ok=few,
         ),
     )
 

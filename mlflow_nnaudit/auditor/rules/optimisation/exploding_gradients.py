@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from mlflow_nnaudit.auditor.curves import GRAD_NORM, TRAIN_LOSS
+import numpy as np
+
+from mlflow_nnaudit.auditor.curves import GRAD_NORM, TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules import helpers
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_factor, fmt_num
 
@@ -61,9 +63,14 @@ class ExplodingGradients(Rule):
 
     @staticmethod
     def _loss_fell(view: RunView) -> bool:
-        """The training loss fell throughout: a downward trend, no early blow-up, 30% or more under its start."""
+        """The training loss fell throughout: a downward trend, no early blow-up, every point finite and none over
+        twice its start (no late spike, found by review), ending 30% or more under its start; a validation loss, where
+        logged, ending no higher than it started."""
         lv, trend, b = view.levels(TRAIN_LOSS), view.trend(TRAIN_LOSS), helpers.blowup(view)
         if lv is None or trend is None or trend.direction >= 0 or (b is not None and b.detected) or lv.start <= 0:
+            return False
+        y, va = view.curve(TRAIN_LOSS).values, view.levels(VAL_LOSS)
+        if not np.isfinite(y).all() or y.max() > 2 * lv.start or (va is not None and va.end > va.start):
             return False
         return lv.end <= (1 - helpers.PLATEAU_MAX_IMPROVEMENT) * lv.start
 
