@@ -30,6 +30,13 @@ def test_a_growth_beside_a_loss_that_fell_throughout_is_a_warning():
     assert fires(CAUSE, make_view(spiky, grad_norm=grad_norm(0.5, 500.0))).severity == "failed"
     rising_val = np.linspace(1.7, 3.5, 10)
     assert fires(CAUSE, make_view(healthy_loss(), rising_val, grad_norm=grad_norm(0.5, 500.0))).severity == "failed"
+    # found by the third review: a first loss far above the rest (before any update), or a validation loss ending a
+    # hair above its first point, is no harm
+    high_first = healthy_loss()
+    high_first[0] = 3.5
+    assert fires(CAUSE, make_view(high_first, grad_norm=grad_norm(0.5, 500.0))).severity == "warning"
+    flat_val = np.r_[0.40, 0.37, np.full(7, 0.36), 0.401]
+    assert fires(CAUSE, make_view(healthy_loss(), flat_val, grad_norm=grad_norm(0.5, 500.0))).severity == "warning"
 
 
 def test_fires_on_a_gradient_norm_that_turns_nan():

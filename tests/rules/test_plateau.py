@@ -14,7 +14,6 @@ from tests.rules.conftest import (
     healthy_loss,
     linear,
     make_view,
-    mlp_model,
     quiet,
     regression_loss,
     rng,
@@ -34,27 +33,6 @@ def test_a_small_early_gain_then_flat_is_low_confidence():
     val = falling(10, CHANCE, 0.86 * CHANCE, knee=0.05) + 0.002 * rng(0).standard_normal(10)
     f = fires(CAUSE, make_view(y, val))
     assert f.confidence == "low" and f.severity == "warning"
-
-
-def test_a_small_gain_of_a_loss_written_by_hand_is_an_advisory():
-    # h90 (DeepSurv: a Cox partial likelihood, written by hand, falls 10% and holds while the C-index climbs): the
-    # recorder saw no loss function, so nothing says where the loss's floor is; the same curves under a
-    # cross-entropy stay harm (the small-gain reading above)
-    from mlflow_nnaudit.auditor.verdict import judge
-
-    y = falling(600, 4.9, 0.89 * 4.9, knee=0.03, noise=0.05)
-    val = falling(14, 5.3, 0.95 * 5.3, knee=0.05) + 0.01 * rng(2).standard_normal(14)
-    d = healthy_diagnostics(loss={"loss_function": None, "n_classes": None}, model=mlp_model([9, 32, 32, 1]))
-    view = make_view(y, val, diagnostics=d)
-    f = fires(CAUSE, view)
-    assert f.confidence == "low" and f.kind == "risk" and not f.harmful
-    assert judge([f], harm=view.outcome_harm())[1] == "healthy"
-    # class scores under a cross-entropy written by hand (`log_softmax(...).gather(...)`), stalled at the labels'
-    # prior: harm (found by review)
-    d = healthy_diagnostics(loss={"loss_function": None, "n_classes": None}, model=mlp_model([9, 32, 32, 5]))
-    assert fires(CAUSE, make_view(y, val, diagnostics=d)).harmful
-    g = fires(CAUSE, make_view(y, val, diagnostics=healthy_diagnostics(loss=classification_loss(200))))
-    assert g.harmful and judge([g])[1] == "warning"
 
 
 def test_quiet_on_a_healthy_run():

@@ -299,40 +299,27 @@ def expected_first_loss(view: RunView) -> float | None:
     return math.log(n[0]) if n else None
 
 
-#: what `own_score_loss` reads
-OWN_SCORE_READS = (("loss", "loss_function"), ("loss", "per_sample_loss"), ("model", "widths"))
-
-
-def own_score_loss(view: RunView) -> bool:
-    """A recorded run whose loss the recorder saw no loss function of (written by hand) over a model of one output
-    a sample (its last weight layer's width): a score, a risk, a log-density, whose loss has no known floor (DeepSurv's
-    Cox partial likelihood falls about 10% on a healthy run). Not class scores: a cross-entropy written by hand with
-    `log_softmax(...).gather(...)` stalled at the labels' prior is harm (found by review)."""
-    widths = view.fact("model", "widths")
-    one = isinstance(widths, list) and bool(widths) and widths[-1] == 1
-    return view.recorded() and one and not (view.fact("loss", "loss_function") or view.fact("loss", "per_sample_loss"))
-
-
 #: what `blowup` and `stuck` read from the recorder
 BLOWUP_READS = (("loss", "first_loss"), *N_CLASSES_READS, *BATCH_SIZE_READS)
 
 
 #: training batches under this many samples make the recorder's per-step loss that of a sample or two: a
-#: point over the blow-up line counts there only with another of the next two (one bag in a multiple-instance
+#: point over the blow-up line counts there only with most of the 4 after it (one bag in a multiple-instance
 #: learner's stream of positives cost 17x the mean loss at step 140 and was called an explosion)
 FEW_SAMPLE_BATCH = 4
 
 
 def blowup(view: RunView, role: str = TRAIN_LOSS) -> stats.BlowUp | None:
     """The early blow-up reading of a loss curve (`stats.detect_blowup`), computed once per view. On the
-    recorder's per-step loss of batches under FEW_SAMPLE_BATCH samples, a point over the line alone, the next
-    two back under it, is one sample's loss, not an explosion (`isolated_ok`); a user's curve may be per-epoch
-    means, where one point high is the explosion, so it is read as it is. The start is the raw first loss."""
+    recorder's per-step training loss of batches under FEW_SAMPLE_BATCH samples, a point over the line with most
+    of the points after it back under it is one or two samples' losses, not an explosion (`isolated_ok`); a
+    user's curve may be per-epoch means, and the recorder's validation loss is a mean over the evaluation set,
+    where one point high is the explosion: read as they are. The start is the raw first loss."""
     c = view.curve(role)
     if c is None or len(c.values) < 3:
         return None
     bs = view.batch_size()
-    few = bs is not None and bs[0] < FEW_SAMPLE_BATCH and c.key.startswith(schema.METRIC_PREFIX)
+    few = role == TRAIN_LOSS and bs is not None and bs[0] < FEW_SAMPLE_BATCH and c.key.startswith(schema.METRIC_PREFIX)
     return view._cached(
         "blowup",
         role,

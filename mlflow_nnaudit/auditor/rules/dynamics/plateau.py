@@ -28,12 +28,10 @@ class Plateau(helpers.PlateauReadings):
     either (`helpers.val_at_mean`; medium confidence: the variance is estimated), however noisy the
     per-step training loss. Without a known class count, C is the k whose ln k (k = 2..10,
     within 0.5%) a loss curve starts at (`helpers.guessed_classes`; medium confidence). Listed
-    after the cause found upstream. Else the curve-only readings of `helpers.no_learning_reading`. A loss of one
-    output a sample the recorder saw no loss function of (`helpers.own_score_loss`: a Cox partial likelihood) has no
-    known floor: its fall of 5-30% then flat is a set-up risk, an advisory on a run otherwise unharmed."""
+    after the cause found upstream. Else the curve-only readings of `helpers.no_learning_reading`."""
 
     cause = "plateau"
-    reads = (*BLOWUP_READS, *helpers.MEAN_READS, *helpers.LINEAR_STACK_READS, *helpers.OWN_SCORE_READS)
+    reads = (*BLOWUP_READS, *helpers.MEAN_READS, *helpers.LINEAR_STACK_READS)
     #: upstream causes it follows from, when found too (listed after them). Not insufficient_capacity:
     #: from the curves alone that is a guess, and a guess must not outrank the symptom (issue 11); only
     #: a model the recorder saw is one linear map (`PlateauReadings`)
@@ -98,14 +96,12 @@ class Plateau(helpers.PlateauReadings):
             if -tail.slope * float(np.ptp(curve.x()[curve.finite])) >= self.STILL_FALLING * abs(start):
                 return None
         no_learning = improvement < self.NO_LEARNING
-        floorless = helpers.own_score_loss(view)
         # a constant away from chance counts only when the loss never improved on its start
         if sk is not None and sk.constant and no_learning:
             return self._stuck_finding(view, sk, TRAIN_LOSS, start)
         return self.finding(
             confidence="medium" if no_learning else "low",
             severity="failed" if no_learning else "warning",
-            kind="risk" if floorless and not no_learning else None,
             score=1.0 - improvement,
             summary=f"the training loss has been flat at {fmt_num(st.level)} since step {fmt_step(st.start_x)} "
             f"({improvement:.0%} below where it started)",
