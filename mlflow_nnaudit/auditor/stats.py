@@ -842,14 +842,14 @@ def detect_blowup(
     # network destroyed in its first epoch ends at chance, not well below it.
     if start < first and end < BLOWUP_TRAINED_AWAY * start:
         start = first  # growth is then measured from the first point itself
+    # the points over the line (NaN compares False: non-finite points are read on their own below)
+    over = (start > 0) & ((y >= BLOWUP_GROWTH * start) | (absolute_ok & (y >= BLOWUP_ABSOLUTE)))
     for i in range(min(n, horizon)):
-        v = y[i]
-        if not np.isfinite(v):
+        if not finite[i]:
             return BlowUp(True, i, float(x[i]), start, math.inf, math.inf, True, end)
-        if start > 0 and (v >= BLOWUP_GROWTH * start or (absolute_ok and v >= BLOWUP_ABSOLUTE)):
-            win = y[i : i + ISOLATED_WINDOW]
-            over = ~np.isfinite(win) | (win >= BLOWUP_GROWTH * start) | (absolute_ok & (win >= BLOWUP_ABSOLUTE))
-            if isolated_ok and len(win) == ISOLATED_WINDOW and int(over.sum()) < ISOLATED_OVER:
+        if over[i]:
+            win = (over | ~finite)[i : i + ISOLATED_WINDOW]
+            if isolated_ok and len(win) == ISOLATED_WINDOW and int(win.sum()) < ISOLATED_OVER:
                 continue  # one or two samples' losses: most of the points from here are back under the line
             peak = float(np.max(y[i:][finite[i:]]))
             nf = bool((~finite).any())

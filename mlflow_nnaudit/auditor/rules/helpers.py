@@ -318,19 +318,18 @@ def blowup(view: RunView, role: str = TRAIN_LOSS) -> stats.BlowUp | None:
     c = view.curve(role)
     if c is None or len(c.values) < 3:
         return None
-    bs = view.batch_size()
-    few = role == TRAIN_LOSS and bs is not None and bs[0] < FEW_SAMPLE_BATCH and c.key.startswith(schema.METRIC_PREFIX)
-    return view._cached(
-        "blowup",
-        role,
-        lambda: stats.detect_blowup(
+
+    def compute() -> stats.BlowUp:
+        bs = view.batch_size() if role == TRAIN_LOSS and c.key.startswith(schema.METRIC_PREFIX) else None
+        return stats.detect_blowup(
             c.x(),
             c.values,
             expected_first_loss(view) if role == TRAIN_LOSS else None,
             classification=view.n_classes() is not None,
-            isolated_ok=few,
-        ),
-    )
+            isolated_ok=bs is not None and bs[0] < FEW_SAMPLE_BATCH,
+        )
+
+    return view._cached("blowup", role, compute)
 
 
 def guessed_classes(view: RunView) -> int | None:
