@@ -63,6 +63,8 @@ from mlflow_nnaudit.auditor.curves import Curve
 #: after running those tests on a store of that version.
 VERIFIED_SCHEMA_VERSIONS: dict[str, str] = {
     "dc11669786a5": "MLflow 3.17.2",
+    # 3.18.0's three migrations (skill registry, issues, MCP server versions) touch none of the tables read
+    "f4a9b2c7d1e6": "MLflow 3.18.0",
 }
 
 #: the schema version (alembic head) each MLflow release checked here expects of a store; MLflow's
@@ -70,6 +72,7 @@ VERIFIED_SCHEMA_VERSIONS: dict[str, str] = {
 #: entry: after an MLflow upgrade, add its version here (with its head, if the schema changed)
 SCHEMA_OF_MLFLOW: dict[str, str] = {
     "3.17.2": "dc11669786a5",
+    "3.18.0": "f4a9b2c7d1e6",
 }
 
 #: environment variables that change how MLflow's client opens a SQL store (workspaces, trace
