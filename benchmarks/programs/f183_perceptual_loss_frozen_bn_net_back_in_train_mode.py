@@ -14,7 +14,7 @@ classifier (150 Adam steps on 800 clean images, `pretrain_loss` logged every 50 
 (`requires_grad_(False)`, `.eval()`) and kept as `model.loss_net` beside `model.generator` (4 conv layers, 32 channels, residual output); loss = MSE between the loss network's
 features of the output and of the target (the perceptual loss alone); Adam(lr=1e-3) over the generator's
 parameters, batch 32, 960 training / 320 validation pairs, 10 epochs; a plain loop that calls `model.train()` at the
-start of every epoch (as Lightning's loop did) and `model.eval()` for validation; per epoch `train_loss`, `val_loss` (the perceptual loss,
+start of every epoch (as Lightning's loop did before 2.2) and `model.eval()` for validation; per epoch `train_loss`, `val_loss` (the perceptual loss,
 eval mode), `val_mse` and `val_psnr` (pixels against the clean targets).
 Expected first: eval_mode_not_set
 Acceptable in top 3: -
