@@ -1123,3 +1123,53 @@ def test_a_healthy_actor_critic_is_healthy(autologged):
     res = _audit(run.info.run_id)
     assert res.status == "healthy", (res.causes, res.notes)
     assert any("reinforcement learning" in n for n in res.notes), res.notes
+
+
+def test_zero_initialised_sparse_logistic_regression_with_two_optimizers_is_healthy(autologged):
+    """The PyTorch docs' sparse set-up (h95, h98, h99): an `EmbeddingBag(sparse=True)` of hashed features,
+    zero-initialised as logistic regressions are, trained by SparseAdam, and a dense bias by Adam. Its
+    first logits are exactly 0 (no single-output log_softmax: they move after the first step), and the bias
+    is in the second optimizer (not "in no optimizer group")."""
+    torch.manual_seed(0)
+    buckets, fields = 256, 6
+    g = torch.Generator().manual_seed(0)
+    true_w = torch.randn(buckets, generator=g)
+
+    def batch(n, seed):
+        ids = torch.randint(0, buckets, (n, fields), generator=torch.Generator().manual_seed(seed))
+        return ids, (
+            torch.rand(n, generator=torch.Generator().manual_seed(seed + 1)) < torch.sigmoid(true_w[ids].sum(1) - 1)
+        ).float()
+
+    class SparseLogReg(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weights = nn.EmbeddingBag(buckets, 1, mode="sum", sparse=True)
+            nn.init.zeros_(self.weights.weight)
+            self.bias = nn.Parameter(torch.zeros(1))
+
+        def forward(self, ids):
+            return self.weights(ids).squeeze(1) + self.bias
+
+    model, bce = SparseLogReg(), nn.BCEWithLogitsLoss()
+    sparse, dense = torch.optim.SparseAdam(model.weights.parameters(), lr=0.01), torch.optim.Adam([model.bias], lr=0.01)
+    (x, y), (xv, yv) = batch(4096, 1), batch(1024, 2)
+    with mlflow.start_run() as run:
+        for epoch in range(5):
+            total = 0.0
+            for i in range(0, len(x), 64):
+                sparse.zero_grad()
+                dense.zero_grad()
+                loss = bce(model(x[i : i + 64]), y[i : i + 64])
+                loss.backward()
+                sparse.step()
+                dense.step()
+                total += loss.item() * 64
+            with torch.no_grad():
+                mlflow.log_metrics({"train_loss": total / len(x), "val_loss": bce(model(xv), yv).item()}, step=epoch)
+    res = _audit(run.info.run_id)
+    assert res.status == "healthy", (res.status, res.causes)
+    with open(mlflow.MlflowClient().download_artifacts(run.info.run_id, schema.DIAGNOSTICS_ARTIFACT)) as fh:
+        diagnostics = json.load(fh)
+    assert "input_mismatch" not in diagnostics["loss"], diagnostics["loss"]
+    assert diagnostics["model"]["trainable_not_in_optimizer"] == [], diagnostics["model"]

@@ -72,6 +72,7 @@ _HOOKS = (
     "after_step",
     "take_seconds",
     "on_parameters",
+    "on_other_optimizer",
     "on_loss",
     "on_input",
     "on_before_backward",
@@ -262,8 +263,14 @@ class RunSession:
         against each other (a GAN), or a probe, a teacher, a critic beside the model; one optimizer
         alone, or two stepping on one loss (SparseAdam for the embeddings, Adam for the rest), train
         one objective: no game, whatever the losses are named."""
-        if len(self._other_optimizers) < MAX_OTHER_OPTIMIZERS:
+        if len(self._other_optimizers) < MAX_OTHER_OPTIMIZERS and id(optimizer) not in self._other_optimizers:
             self._other_optimizers.add(id(optimizer))
+            params = _params_of(optimizer)
+            for probe in self._hooked["on_other_optimizer"]:
+                try:
+                    probe.on_other_optimizer(optimizer, params)
+                except Exception as exc:  # noqa: BLE001
+                    self._probe_failed(probe, exc)
         self._other_steps += 1
         self._other_steps_own_loss += bool(losses)
         self._others_in_a_row += 1

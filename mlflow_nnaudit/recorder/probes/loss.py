@@ -59,6 +59,8 @@ MAX_EVAL_TARGET_BATCHES = 200
 OBJECTIVE_START_STEPS = 3
 #: how many training calls are always checked before checks fall back to sampled steps
 CHECK_FIRST_CALLS = 5
+#: checked calls of a single-output classification loss that must all see one exact 0 or 1 (`_constant_mismatch`)
+CONSTANT_CHECKS_NEEDED = 2
 #: checked calls that must all lie in [0, 1] before binary_cross_entropy_with_logits is said to
 #: be fed probabilities, when the input carries no autograd graph to tell
 BINARY_CHECKS_NEEDED = 5
@@ -172,6 +174,13 @@ class LossProbe(Probe):
         # in [0, 1], and whether any lay outside (or a graph showed no sigmoid): that settles it
         self._unit_interval_calls = 0
         self._outside_unit_interval = False
+        # a single-output classification loss's checked inputs: calls whose every value was the same exact 0
+        # or 1 (that value, that function), and whether any call's were not: decided over the run
+        # (`_constant_mismatch`)
+        self._constant_calls = 0
+        self._constant_value: int | None = None
+        self._constant_fn: str | None = None
+        self._varied_input = False
         self.train_calls = 0
         self.label_counts: torch.Tensor | None = None
         #: a class-index loss given class weights, or label smoothing (largest seen): the no-signal loss is
@@ -427,20 +436,13 @@ class LossProbe(Probe):
             and x.dim() >= 1
             and x.shape[0] >= 2
             and (x.dim() == 1 or x.shape[1] == 1)
-            and (bool((x == 0).all()) or bool((x == 1).all()))
         ):
-            # the same exact 0 or 1 for every sample: (log_)softmax over a single output unit (softmax over
-            # one value is 1, its log 0), whatever the inputs; the loss cannot move
-            value = int(x.flatten()[0].item())
-            self.mismatch = {
-                "loss": fn,
-                "problem": "constant_input",
-                "detail": f"its input is exactly {value} for every sample: "
-                f"{'log_softmax' if value == 0 else 'softmax'} over a single output unit "
-                "always gives that, so the loss cannot change (use a sigmoid, or "
-                "binary_cross_entropy_with_logits on the raw output)",
-            }
-            return
+            value = 0 if bool((x == 0).all()) else 1 if bool((x == 1).all()) else None
+            if value is None or self._constant_value not in (None, value):
+                self._varied_input = True
+            else:  # the same exact 0 or 1 for every sample (see `_constant_mismatch`)
+                self._constant_value, self._constant_calls, self._constant_fn = value, self._constant_calls + 1, fn
+                return
         if fn in _LOGIT_LOSSES and x.dim() >= 2 and x.shape[1] > 1:
             sums = x.sum(dim=1)
             if bool(((x >= 0) & (x <= 1)).all()) and bool(((sums - 1).abs() < 1e-3).all()):
@@ -481,6 +483,24 @@ class LossProbe(Probe):
                     self._unit_interval_calls += 1
                 else:
                     self._outside_unit_interval = True
+
+    def _constant_mismatch(self) -> dict[str, Any] | None:
+        """A single-output classification loss whose input was the same exact 0 or 1 for every sample on
+        every checked call (CONSTANT_CHECKS_NEEDED or more): (log_)softmax over a single output unit
+        (softmax over one value is 1, its log 0), whatever the inputs, so the loss cannot change. Decided
+        over the run, not on one call: a zero-initialised output layer (a logistic regression's usual
+        start) gives exactly 0 on the first call, and other values once the first step has moved it."""
+        if self._varied_input or self._constant_calls < CONSTANT_CHECKS_NEEDED:
+            return None
+        value = self._constant_value
+        return {
+            "loss": self._constant_fn,
+            "problem": "constant_input",
+            "detail": f"its input is exactly {value} for every sample in all {self._constant_calls} checked calls: "
+            f"{'log_softmax' if value == 0 else 'softmax'} over a single output unit "
+            "always gives that, so the loss cannot change (use a sigmoid, or "
+            "binary_cross_entropy_with_logits on the raw output)",
+        }
 
     def _binary_mismatch(self) -> dict[str, Any] | None:
         """For inputs without an autograd graph only, decided over the run, not on one batch:
@@ -535,7 +555,7 @@ class LossProbe(Probe):
             out["first_loss"] = first
             if self.n_classes and self.n_classes > 1:
                 out["chance_loss"] = math.log(self.n_classes)
-        mismatch = self.mismatch or self._binary_mismatch()
+        mismatch = self.mismatch or self._constant_mismatch() or self._binary_mismatch()
         if mismatch is not None:
             out["input_mismatch"] = mismatch
         if self.input_activation is not None:

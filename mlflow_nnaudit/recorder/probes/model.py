@@ -373,6 +373,10 @@ class ModelFactsProbe(Probe):
     def __init__(self) -> None:
         self._init_stats: dict[int, dict[str, Any]] = {}
         self._opt_ids: set[int] = set()
+        #: the parameters of the other optimizers seen stepping (`on_other_optimizer`): trained as well
+        self._other_ids: set[int] = set()
+        #: the parameters found in no optimizer when the model was attached, by name (checked again at the summary)
+        self._untrained_ids: dict[str, int] = {}
         self.facts: dict[str, Any] | None = None
         self._unregistered_ran: list[str] = []  # unregistered modules whose parameters got a gradient
         self._unregistered: list[tuple[str, list[torch.Tensor]]] = []  # the others, still watched
@@ -387,11 +391,22 @@ class ModelFactsProbe(Probe):
         self._opt_ids = {id(p) for p in params}
         self._init_stats = initial_weight_stats(params)
 
+    def on_other_optimizer(self, optimizer: Any, params: list) -> None:
+        # SparseAdam over an embedding table and Adam over the rest: a parameter that only the other
+        # optimizer holds is trained all the same (it is not "in no optimizer group")
+        self._other_ids |= {id(p) for p in params}
+        self._unregistered = [(n, ps) for n, ps in self._unregistered if not all(id(p) in self._other_ids for p in ps)]
+
+    def _trained_ids(self) -> set[int]:
+        """The parameters of the followed optimizer and of every other one seen stepping."""
+        return self._opt_ids | self._other_ids
+
     def attach(self, model: ModelInfo) -> None:
         root = model.root
         if root is None:
             return
-        structure = describe_model(root, self._opt_ids)
+        trained = self._trained_ids()
+        structure = describe_model(root, trained)
         names = {id(p): n for n, p in root.named_parameters()}
         roles = parameter_roles(root)
         structure["init"] = [
@@ -407,7 +422,9 @@ class ModelFactsProbe(Probe):
         # listed once one of their parameters holds a gradient on a sampled step (`before_step`): they
         # are in the loss's graph but no optimizer steps them. A teacher kept in a list whose output is
         # detached, or run under no_grad, never gets one. No hook goes on the user's modules.
-        self._unregistered = [(name, list(m.parameters())) for name, m in unregistered_modules(root, self._opt_ids)]
+        self._unregistered = [(name, list(m.parameters())) for name, m in unregistered_modules(root, trained)]
+        untrained = set(structure["trainable_not_in_optimizer"])
+        self._untrained_ids = {n: id(p) for n, p in root.named_parameters() if n in untrained}
         self._root = root
 
     # --- layers built inside forward on every call ------------------------------------------------
@@ -459,8 +476,9 @@ class ModelFactsProbe(Probe):
         if torch.nn.Module.__init__ is ours:  # still ours (nothing patched it since)
             torch.nn.Module.__init__ = original
         built, self._built = self._built, []
+        trained = self._trained_ids() if built else set()
         for ref, name, params in built:  # gone already: built inside the forward and let go when it returned
-            own = [p for p in params.values() if p is not None and p.requires_grad and id(p) not in self._opt_ids]
+            own = [p for p in params.values() if p is not None and p.requires_grad and id(p) not in trained]
             if own and ref() is None:
                 n = sum(map(_numel, own))
                 self.outside[f"{name} ({n:,} parameters)"] = {"module": name, "parameters": n, "rebuilt": True}
@@ -480,8 +498,10 @@ class ModelFactsProbe(Probe):
         if not self.facts:
             return {}
         outside = {"outside_modules": list(self.outside.values())[:_MAX_NAMES]} if self.outside else {}
+        untrained = [n for n, i in self._untrained_ids.items() if i not in self._other_ids]
         return (
             self.facts
+            | {"trainable_not_in_optimizer": untrained}
             | ({"unregistered_modules": self._unregistered_ran[:_MAX_NAMES]} if self._unregistered_ran else {})
             | outside
         )
