@@ -431,12 +431,7 @@ class LossProbe(Probe):
     def _check_input(self, fn: str, x: torch.Tensor, sigmoid: bool | None = None) -> None:
         if self.mismatch is not None or not x.is_floating_point() or x.numel() == 0:
             return
-        if (
-            fn in _CLASSIFICATION_LOSSES
-            and x.dim() >= 1
-            and x.shape[0] >= 2
-            and (x.dim() == 1 or x.shape[1] == 1)
-        ):
+        if fn in _CLASSIFICATION_LOSSES and x.dim() >= 1 and x.shape[0] >= 2 and (x.dim() == 1 or x.shape[1] == 1):
             value = 0 if bool((x == 0).all()) else 1 if bool((x == 1).all()) else None
             if value is None or self._constant_value not in (None, value):
                 self._varied_input = True
