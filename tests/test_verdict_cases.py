@@ -1173,3 +1173,68 @@ def test_zero_initialised_sparse_logistic_regression_with_two_optimizers_is_heal
         diagnostics = json.load(fh)
     assert "input_mismatch" not in diagnostics["loss"], diagnostics["loss"]
     assert diagnostics["model"]["trainable_not_in_optimizer"] == [], diagnostics["model"]
+
+
+def _regression_epochs(model, x, y, xv, yv, epochs, loss_fn, val_out=lambda out: out, lr=1e-2):
+    """A regression loop as users write it: Adam, minibatches of 32, per-epoch train_loss / val_loss."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for epoch in range(epochs):
+        model.train()
+        total = 0.0
+        for i in range(0, len(x), 32):
+            opt.zero_grad()
+            loss = loss_fn(model(x[i : i + 32]), y[i : i + 32])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(x[i : i + 32])
+        model.eval()
+        with torch.no_grad():
+            val = loss_fn(val_out(model(xv)), yv).item()
+        mlflow.log_metrics({"train_loss": total / len(x), "val_loss": val}, step=epoch)
+
+
+def test_regression_targets_paired_with_the_wrong_rows_are_labels_unrelated(autologged):
+    """f178's bug in a plain loop: the targets were looked up by a shuffled index (pandas label indexing), so
+    every row trains on another row's target. The model memorises the training pairs; the validation MSE
+    never beats predicting the targets' mean."""
+    torch.manual_seed(0)
+    x, xv = torch.randn(512, 8), torch.randn(128, 8)
+    w = torch.randn(8, 1)
+    y, yv = x @ w + 0.1 * torch.randn(512, 1), xv @ w + 0.1 * torch.randn(128, 1)
+    y = y[torch.randperm(512)]  # the bug: each input gets another row's target
+    model = nn.Sequential(nn.Linear(8, 128), nn.ReLU(), nn.Linear(128, 1))
+    with mlflow.start_run() as run:
+        _regression_epochs(model, x, y, xv, yv, 20, nn.MSELoss(), lr=1e-3)
+    res = _audit(run.info.run_id)
+    assert res.status == "failed" and res.causes[0] == "labels_unrelated", (res.status, res.causes)
+    assert res.findings[0].evidence[0].test == "fit_not_carried_over", res.findings[0].summary
+
+
+@pytest.mark.parametrize("mapped_back", [False, True])
+def test_validation_loss_of_standardised_predictions_against_raw_targets(autologged, mapped_back):
+    """f181's bug: trained on standardised targets, validated against the targets in their own units (a level
+    near 500) without mapping the predictions back: the validation loss is what predicting 0 scores. Mapped
+    back (the fix), the same targets in their units are no mismatch."""
+    torch.manual_seed(0)
+    x, xv = torch.randn(512, 8), torch.randn(128, 8)
+    w = torch.randn(8, 1)
+    y, yv = 500 + 60 * (x @ w) / 3, 500 + 60 * (xv @ w) / 3
+    mean, std = y.mean(), y.std()
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1))
+    targets = (y - mean) / std
+    with mlflow.start_run() as run:
+        _regression_epochs(
+            model,
+            x,
+            targets,
+            xv,
+            yv,
+            8,
+            nn.L1Loss(),
+            (lambda out: out * std + mean) if mapped_back else (lambda out: out),
+        )
+    res = _audit(run.info.run_id)
+    if mapped_back:
+        assert res.status == "healthy", (res.status, res.causes)
+    else:
+        assert res.causes[0] == "train_val_preprocessing_mismatch", (res.status, res.causes)

@@ -578,7 +578,7 @@ class RunView:
 
         return self._cached("outcome_harm", "", compute)
 
-    def targets_variance(self) -> float | None:
+    def targets_variance(self, training: bool = False) -> float | None:
         """A regression's yardstick: the variance of its targets (the recorder's running statistics
         of the `mse_loss` targets on the checked training batches: `var`, computed stably), which is
         the MSE of always predicting their mean. Over several outputs a sample it is each output's own
@@ -592,8 +592,8 @@ class RunView:
         never vary. The evaluation targets' variance (`eval_targets`, the validation set's own, over
         every evaluation batch) is read first: it is what a validation MSE is held against, and a few
         checked training batches estimate it to within ~10% (a healthy-looking recommender flipped
-        across the 95% line between two retrains)."""
-        t = self.fact("loss", "eval_targets")
+        across the 95% line between two retrains). `training`: the training targets' own (a training MSE's yardstick)."""
+        t = None if training else self.fact("loss", "eval_targets")
         ev = t.get("var") if isinstance(t, dict) else None
         if not isinstance(ev, (int, float)) or not math.isfinite(ev) or ev <= 0:
             t = self.fact("loss", "targets")  # (a constant or NaN validation target: the training targets')

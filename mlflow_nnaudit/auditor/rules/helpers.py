@@ -602,9 +602,11 @@ def targets_rms(view: RunView) -> float | None:
     return value if math.isfinite(value) else None
 
 
-#: element-wise regression losses: never negative on any input, so a negative training loss beside one
+#: the element-wise regression losses the recorder watches (it keeps their targets' statistics)
+REGRESSION_LOSSES = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
+#: losses never negative on any input (the regression ones), so a negative training loss beside one
 #: comes from other terms added to it (an actor-critic's policy-gradient term), never from its input
-ALWAYS_NON_NEGATIVE = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
+ALWAYS_NON_NEGATIVE = REGRESSION_LOSSES
 #: a loss below this (a float32 rounding's worth under zero) is negative
 BELOW_ZERO = -1e-4
 
@@ -1991,6 +1993,67 @@ def usual_steps_at_chance_finding(rule: Rule, view: RunView) -> Finding | None:
                     "per_layer": ratios,
                 },
             )
+        ],
+    )
+
+
+def noisy_training_labels_finding(rule: Rule, view: RunView) -> Finding | None:
+    """labels_unrelated's reading (3): training ends near chance while validation does far better: noisy
+    training labels."""
+    chance, tr, va = view.chance_loss(), view.levels(TRAIN_LOSS), view.finite_curve(VAL_LOSS, min_points=3)
+    if chance is None or tr is None or va is None or view.fact("model", "dropout"):
+        return None
+    best = float(va.values.min())
+    if tr.end < rule.NEAR_CHANCE * chance or best > rule.VAL_BELOW_TRAIN * tr.end:
+        return None
+    return rule.finding(
+        confidence="medium",
+        severity="warning",
+        score=min(1.0, 1 - best / tr.end),
+        summary=f"the training loss ended at {tr.end:.3g}, little better than chance (ln C = {chance:.3g}), while "
+        f"the validation loss reached {best:.3g}: the model does better on held-out data than on its own "
+        "training labels",
+        recommendation="The model cannot fit its training labels yet predicts the validation labels far better: "
+        "most training labels look like noise (shuffled, mislabelled, or paired with the wrong inputs), unlike the "
+        "validation ones. " + CHECK_LABELS[0].upper() + CHECK_LABELS[1:],
+        evidence=[Evidence("train_vs_val_level", va.key, {"train_end": tr.end, "val_best": best})],
+    )
+
+
+def fit_not_carried_over_finding(rule: Rule, view: RunView) -> Finding | None:
+    """labels_unrelated's reading (5), a regression's (2): the validation MSE at none of `rule.CHANCE_EVALS`+
+    evaluations clearly below the evaluation targets' variance (the MSE of predicting their mean, within
+    MEAN_TOLERANCE: the outcome's "no better than predicting their mean") and not falling (Mann-Kendall),
+    while the training loss falls (a significant downward trend) and ends under its own targets' variance
+    (`RunView.targets_variance(training=True)`): what the model fits of its training pairs does not carry
+    over at all, as with targets paired with the wrong rows. A regression whose validation set is merely
+    hard still beats the mean a little; `plateau`'s `val_at_mean` reads the case where training did not fit either."""
+    var, train_var = view.targets_variance(), view.targets_variance(training=True)
+    va, lv, trend = view.finite_curve(VAL_LOSS, rule.CHANCE_EVALS), view.levels(TRAIN_LOSS), view.trend(TRAIN_LOSS)
+    if not var or not train_var or va is None or lv is None or trend is None:
+        return None
+    best = float(va.values.min())
+    if best < (1 - MEAN_TOLERANCE) * var or stats.mann_kendall(va.steps, va.values).direction < 0:
+        return None  # validation beat the mean, or is still getting better
+    if trend.direction >= 0 or lv.end >= train_var:
+        return None  # the training loss did not fit anything either
+    return rule.finding(
+        p_value=trend.p_value,
+        confidence="medium",
+        severity="failed",
+        score=min(1.0, best / var),
+        summary=f"the validation loss never got clearly below the targets' variance ({fmt_num(var)}, what predicting "
+        f"their mean scores; best {fmt_num(best)}) while the training loss fell to {fmt_num(lv.end)}, under its own "
+        f"targets' variance ({fmt_num(train_var)})",
+        recommendation="What the model fits of its training pairs does not carry over to validation at all: "
+        + CHECK_LABELS,
+        evidence=[
+            Evidence(
+                "fit_not_carried_over",
+                va.key,
+                {"val_best": best, "variance": var, "train_end": lv.end, "train_variance": train_var},
+            ),
+            trend_evidence("mann_kendall_train_whole", view.curve(TRAIN_LOSS).key, trend),
         ],
     )
 

@@ -25,7 +25,9 @@ class LabelsUnrelated(Rule):
     dropout (active only in training, it holds the training loss up by itself). (4) With the recorder:
     validation (5+ evaluations) and training losses no better than chance (95% of `RunView.no_signal_loss`) while every layer's
     update/weight ratio is in the usual 1e-5..1e-1, their median ~1e-3 or more: the optimiser works and finds no
-    signal (low confidence, by elimination; `helpers.usual_steps_at_chance_finding`). Readings 1 and 2 rest on
+    signal (low confidence, by elimination; `helpers.usual_steps_at_chance_finding`). (5) A regression's (2): the
+    validation MSE never clearly under its targets' variance while the training loss falls under its own
+    (`helpers.fit_not_carried_over_finding`). Readings 1 and 2 rest on
     memorisation, which leaves held-out accuracy at chance (Zhang et al. 2017): neither is read when a logged
     validation accuracy ends clearly above chance (`helpers.accuracy_above_chance`: a one-sided binomial test at
     1%, against 1/C (1/2 with no class count), with the evaluation set's size, else a cautious 100). On a plain
@@ -34,7 +36,13 @@ class LabelsUnrelated(Rule):
     cause = "labels_unrelated"
     explained_by = ("class_imbalance", "train_val_preprocessing_mismatch", "too_much_regularization", *NOT_LEARNING)
     contradicted_by = ("learning_rate_too_high",)
-    reads = (*BLOWUP_READS, ("loss", "chance_loss"), ("model", "dropout"), *helpers.UPDATE_RATIO_READS)
+    reads = (
+        *BLOWUP_READS,
+        ("loss", "chance_loss"),
+        ("model", "dropout"),
+        *helpers.UPDATE_RATIO_READS,
+        *helpers.MEAN_READS,
+    )
     reads += (*helpers.ABOVE_CHANCE_READS, *helpers.PLAIN_RNN_READS, *helpers.PRIOR_READS, *helpers.LINEAR_STACK_READS)
     consequence_of = ("repeated_batch", "nonfinite_inputs")  # listed after these when they are found too
 
@@ -53,9 +61,14 @@ class LabelsUnrelated(Rule):
 
     def evaluate(self, view: RunView) -> Finding | None:
         memorised = () if helpers.accuracy_above_chance(view) else (self._memorising, self._against_training)
-        readings = (*memorised, self._noisy_training_labels)
+        readings = (*memorised, lambda v: helpers.noisy_training_labels_finding(self, v))
         found = next((f for read in readings if (f := read(view)) is not None), None)
-        if (found := found or helpers.usual_steps_at_chance_finding(self, view)) and helpers.plain_rnn(view):
+        found = (
+            found
+            or helpers.usual_steps_at_chance_finding(self, view)
+            or helpers.fit_not_carried_over_finding(self, view)
+        )
+        if found and helpers.plain_rnn(view):
             found.follows = (*found.follows, "vanishing_gradients")  # a plain RNN at chance: through time first
         return found
 
@@ -125,25 +138,4 @@ class LabelsUnrelated(Rule):
                 trend_evidence("mann_kendall_val_whole", va.key, val_trend),
                 trend_evidence("mann_kendall_train_whole", tr.key, train_trend),
             ],
-        )
-
-    def _noisy_training_labels(self, view: RunView) -> Finding | None:
-        """Training ends near chance while validation does far better: noisy training labels."""
-        chance, tr, va = view.chance_loss(), view.levels(TRAIN_LOSS), view.finite_curve(VAL_LOSS, min_points=3)
-        if chance is None or tr is None or va is None or view.fact("model", "dropout"):
-            return None
-        best = float(va.values.min())
-        if tr.end < self.NEAR_CHANCE * chance or best > self.VAL_BELOW_TRAIN * tr.end:
-            return None
-        return self.finding(
-            confidence="medium",
-            severity="warning",
-            score=min(1.0, 1 - best / tr.end),
-            summary=f"the training loss ended at {tr.end:.3g}, little better than chance (ln C = {chance:.3g}), while "
-            f"the validation loss reached {best:.3g}: the model does better on held-out data than on its own "
-            "training labels",
-            recommendation="The model cannot fit its training labels yet predicts the validation labels far better: "
-            "most training labels look like noise (shuffled, mislabelled, or paired with the wrong inputs), unlike the "
-            "validation ones. " + CHECK_LABELS[0].upper() + CHECK_LABELS[1:],
-            evidence=[Evidence("train_vs_val_level", va.key, {"train_end": tr.end, "val_best": best})],
         )
