@@ -10,7 +10,7 @@ from mlflow_nnaudit.auditor.rules.helpers import BLOWUP_READS, CHECK_LABELS, NOT
 
 
 class LabelsUnrelated(Rule):
-    """Four readings of a model that learns nothing from its labels that carries over, as with shuffled, noisy or
+    """Five readings of a model that learns nothing from its labels that carries over, as with shuffled, noisy or
     mispaired labels. (1) The training loss falls a long way (50% of its start or more) while the validation
     loss never gets meaningfully better than its start (best within 2% of its first value, and of ln C where
     known: a first evaluation already below chance learned something in the first epoch); both falls measured

@@ -28,7 +28,11 @@ class TrainValPreprocessingMismatch(Rule):
     where it has a failure to explain: the training loss ended under half of the untrained level (ln C,
     or a regression's targets' variance) while the validation loss never got below 95% of it, the
     outcome's "no better than chance". Time series validated on a later window shift as much and
-    generalise (two healthy forecasters sit at 0.36 and 0.52)."""
+    generalise (two healthy forecasters sit at 0.36 and 0.52).
+
+    The same test on a regression loss's targets (`_targets_apart`): evaluation targets outside the ellipse
+    around the training targets, and the validation loss at what predicting 0 scores on them (a forecaster's
+    standardised predictions compared with targets in their own units)."""
 
     cause = "train_val_preprocessing_mismatch"
     reads = (
