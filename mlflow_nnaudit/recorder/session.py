@@ -196,6 +196,8 @@ class RunSession:
         # steps of optimizers other than the followed one (a GAN's generator, an actor-critic's
         # critic, a sparse embedding's SparseAdam), and how many came after a loss of their own
         self._other_optimizers: set[int] = set()
+        #: the other optimizers whose parameters the probes were told of (`Probe.on_other_optimizer`), held weakly
+        self._announced_others: weakref.WeakSet = weakref.WeakSet()
         self._other_steps = 0
         self._other_steps_own_loss = 0
         self._others_in_a_row = 0  # other optimizers' steps since the followed one's last
@@ -263,8 +265,15 @@ class RunSession:
         against each other (a GAN), or a probe, a teacher, a critic beside the model; one optimizer
         alone, or two stepping on one loss (SparseAdam for the embeddings, Adam for the rest), train
         one objective: no game, whatever the losses are named."""
-        if len(self._other_optimizers) < MAX_OTHER_OPTIMIZERS and id(optimizer) not in self._other_optimizers:
+        counted = len(self._other_optimizers) < MAX_OTHER_OPTIMIZERS and id(optimizer) not in self._other_optimizers
+        if counted:
             self._other_optimizers.add(id(optimizer))
+        try:  # every one, past the count's cap and one given a freed one's id too
+            new = optimizer not in self._announced_others
+            self._announced_others.add(optimizer)
+        except TypeError:  # an optimizer that takes no weak reference: the counted ones
+            new = counted
+        if new:
             params = _params_of(optimizer)
             for probe in self._hooked["on_other_optimizer"]:
                 try:

@@ -12,7 +12,9 @@ from tests.rules.conftest import (
     make_view,
     mlp_model,
     quiet,
+    regression_loss,
     rng,
+    target_stats,
 )
 
 CAUSE = "labels_unrelated"
@@ -240,3 +242,26 @@ def test_the_evaluation_set_size_sets_how_far_above_chance_is_clear():
         ]
     }
     quiet(CAUSE, preprocessing_mismatch_run(acc, diagnostics=d))  # the recorder's validation DataLoader
+
+
+def regression_run(train_fall=0.12, eval_mean=0.07, seed=0, noise=0.15):
+    """f178: a regression whose 500 per-step training losses fall from its targets' variance (~0.97) by
+    `train_fall` while its 21 validation MSEs hover at the validation targets' variance (~1.23)."""
+    g = rng(seed)
+    train = 0.97 - train_fall * np.linspace(0, 1, 500) + noise * g.standard_normal(500)
+    val = 1.225 + 0.012 * g.standard_normal(21)
+    targets = 0.98 * g.standard_normal(4000)
+    loss = regression_loss(targets)
+    loss["eval_targets"] = target_stats(eval_mean + 1.107 * g.standard_normal(4000))
+    return make_view(train, val, diagnostics=healthy_diagnostics(model=mlp_model([48, 64, 1]), loss=loss))
+
+
+def test_fires_on_a_regression_whose_fit_does_not_carry_over():
+    f = fires(CAUSE, regression_run())
+    assert f.evidence[0].test == "fit_not_carried_over" and f.severity == "failed", f.summary
+
+
+def test_quiet_on_a_regression_whose_training_loss_barely_moves_or_whose_validation_mean_shifted():
+    quiet(CAUSE, regression_run(train_fall=0.003, noise=0.002))  # significant, but no effect (f08's 0.3%)
+    # validated on a later regime: predicting the training mean there scores far more than the window's variance
+    quiet(CAUSE, regression_run(eval_mean=1.5))

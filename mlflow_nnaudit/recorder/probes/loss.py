@@ -59,8 +59,9 @@ MAX_EVAL_TARGET_BATCHES = 200
 OBJECTIVE_START_STEPS = 3
 #: how many training calls are always checked before checks fall back to sampled steps
 CHECK_FIRST_CALLS = 5
-#: checked calls of a single-output classification loss that must all see one exact 0 or 1 (`_constant_mismatch`)
-CONSTANT_CHECKS_NEEDED = 2
+#: optimizer steps (after the first update) on which a single-output classification loss's checked input must be
+#: one exact 0 or 1 (`_constant_mismatch`)
+CONSTANT_STEPS_NEEDED = 2
 #: checked calls that must all lie in [0, 1] before binary_cross_entropy_with_logits is said to
 #: be fed probabilities, when the input carries no autograd graph to tell
 BINARY_CHECKS_NEEDED = 5
@@ -174,13 +175,13 @@ class LossProbe(Probe):
         # in [0, 1], and whether any lay outside (or a graph showed no sigmoid): that settles it
         self._unit_interval_calls = 0
         self._outside_unit_interval = False
-        # a single-output classification loss's checked inputs: calls whose every value was the same exact 0
-        # or 1 (that value, that function), and whether any call's were not: decided over the run
-        # (`_constant_mismatch`)
-        self._constant_calls = 0
+        # a single-output classification loss's checked inputs of one exact 0 or 1 for every sample, after the
+        # first update: the optimizer steps they were seen on (up to CONSTANT_STEPS_NEEDED), the value and the
+        # function (`_constant_mismatch`); the step of the current call
+        self._constant_steps: set[int] = set()
         self._constant_value: int | None = None
         self._constant_fn: str | None = None
-        self._varied_input = False
+        self._step = 0
         self.train_calls = 0
         self.label_counts: torch.Tensor | None = None
         #: a class-index loss given class weights, or label smoothing (largest seen): the no-signal loss is
@@ -221,6 +222,7 @@ class LossProbe(Probe):
     def on_loss(
         self, fn: str, inp: Any, target: Any, out: Any, evaluating: bool, sampled: bool, step: int
     ) -> dict[str, Any]:
+        self._step = step
         return self.observe(fn, inp, target, out, evaluating, sampled)
 
     def observe(
@@ -432,11 +434,14 @@ class LossProbe(Probe):
         if self.mismatch is not None or not x.is_floating_point() or x.numel() == 0:
             return
         if fn in _CLASSIFICATION_LOSSES and x.dim() >= 1 and x.shape[0] >= 2 and (x.dim() == 1 or x.shape[1] == 1):
+            if self._step < 1 or len(self._constant_steps) >= CONSTANT_STEPS_NEEDED:
+                return  # before any update (a zero-initialised output gives exactly 0), or settled: no sync
             value = 0 if bool((x == 0).all()) else 1 if bool((x == 1).all()) else None
-            if value is None or self._constant_value not in (None, value):
-                self._varied_input = True
-            else:  # the same exact 0 or 1 for every sample (see `_constant_mismatch`)
-                self._constant_value, self._constant_calls, self._constant_fn = value, self._constant_calls + 1, fn
+            if value is not None and self._constant_value in (None, value):
+                # the same exact 0 or 1 for every sample (see `_constant_mismatch`); per step, not cleared by another
+                # call's varied input (a second, healthy head beside a buggy one)
+                self._constant_value, self._constant_fn = value, fn
+                self._constant_steps.add(self._step)
                 return
         if fn in _LOGIT_LOSSES and x.dim() >= 2 and x.shape[1] > 1:
             sums = x.sum(dim=1)
@@ -481,17 +486,19 @@ class LossProbe(Probe):
 
     def _constant_mismatch(self) -> dict[str, Any] | None:
         """A single-output classification loss whose input was the same exact 0 or 1 for every sample on
-        every checked call (CONSTANT_CHECKS_NEEDED or more): (log_)softmax over a single output unit
-        (softmax over one value is 1, its log 0), whatever the inputs, so the loss cannot change. Decided
-        over the run, not on one call: a zero-initialised output layer (a logistic regression's usual
-        start) gives exactly 0 on the first call, and other values once the first step has moved it."""
-        if self._varied_input or self._constant_calls < CONSTANT_CHECKS_NEEDED:
+        checked calls of CONSTANT_STEPS_NEEDED optimizer steps or more, all after the first update:
+        (log_)softmax over a single output unit (softmax over one value is 1, its log 0), whatever the
+        inputs, so the loss cannot change. Not read before any update: a zero-initialised output layer (a
+        logistic regression's usual start) gives exactly 0 until the first step moves it (through a
+        gradient accumulation's micro-batches too); a warm-up starting at rate 0 keeps it at 0 one step
+        more. Another loss call's varied input does not clear it (a healthy head beside the buggy one)."""
+        if len(self._constant_steps) < CONSTANT_STEPS_NEEDED:
             return None
         value = self._constant_value
         return {
             "loss": self._constant_fn,
             "problem": "constant_input",
-            "detail": f"its input is exactly {value} for every sample in all {self._constant_calls} checked calls: "
+            "detail": f"its input is exactly {value} for every sample, step after step: "
             f"{'log_softmax' if value == 0 else 'softmax'} over a single output unit "
             "always gives that, so the loss cannot change (use a sigmoid, or "
             "binary_cross_entropy_with_logits on the raw output)",

@@ -99,7 +99,8 @@ class TrainValPreprocessingMismatch(Rule):
         targets' mean and std), FAR_FROM_ZERO of their std from 0, with the validation loss at its best AT_ZERO of
         what predicting 0 scores on them: the predictions stay on the training targets' scale (standardised
         targets, or a forecaster's scaled outputs compared with targets in their units) while the validation
-        targets are not on it. Training may go well; the validation loss (and early stopping on it) is meaningless."""
+        targets are not on it. Training went well (its loss ended under TRAIN_FIT of what predicting 0 scores on the
+        training targets); the validation loss (and early stopping on it) is meaningless."""
         fn, va = view.fact("loss", "loss_function"), view.finite_curve(VAL_LOSS, min_points=1)
         tr, ev = view.fact("loss", "targets"), view.fact("loss", "eval_targets")
         if fn not in REGRESSION_LOSSES or va is None or not isinstance(tr, dict) or not isinstance(ev, dict):
@@ -111,6 +112,11 @@ class TrainValPreprocessingMismatch(Rule):
         zero, best = (me * me + ve if fn == "mse_loss" else abs(me)), float(va.values.min())
         shift, scale = abs(me - mt) / st, se / st
         if abs(me) < self.FAR_FROM_ZERO * se or self._distance(shift, scale) <= 1 or best < self.AT_ZERO * zero:
+            return None
+        # training went well: its loss ended under TRAIN_FIT of what predicting 0 scores on the training targets (a
+        # model whose output is dead at 0 scores that on both sets, found by review)
+        lv, train_zero = view.levels(TRAIN_LOSS), (mt * mt + vt if fn == "mse_loss" else math.sqrt(mt * mt + vt))
+        if lv is None or lv.end >= self.TRAIN_FIT * train_zero:
             return None
         return self.finding(
             confidence="high",
