@@ -57,9 +57,8 @@ class Probe:
         loop without optimizer, those the loss reaches, once the first hand-written step ended)."""
 
     def on_other_optimizer(self, optimizer: Any, params: list) -> None:
-        """Another optimizer than the followed one stepped for the first time (the session counts up to
-        MAX_OTHER_OPTIMIZERS): `params` are trained too, by it (SparseAdam for an embedding table beside
-        Adam for the rest, a GAN's other side)."""
+        """Another optimizer than the followed one stepped for the first time (each one once): `params` are
+        trained too, by it (SparseAdam for an embedding table beside Adam for the rest, a GAN's other side)."""
 
     def attach(self, model: ModelInfo) -> None:
         """The model became known (its layers and parameters)."""

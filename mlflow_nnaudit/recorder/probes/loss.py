@@ -433,9 +433,15 @@ class LossProbe(Probe):
     def _check_input(self, fn: str, x: torch.Tensor, sigmoid: bool | None = None) -> None:
         if self.mismatch is not None or not x.is_floating_point() or x.numel() == 0:
             return
-        if fn in _CLASSIFICATION_LOSSES and x.dim() >= 1 and x.shape[0] >= 2 and (x.dim() == 1 or x.shape[1] == 1):
-            if self._step < 1 or len(self._constant_steps) >= CONSTANT_STEPS_NEEDED:
-                return  # before any update (a zero-initialised output gives exactly 0), or settled: no sync
+        if (
+            fn in _CLASSIFICATION_LOSSES
+            and x.dim() >= 1
+            and x.shape[0] >= 2
+            and (x.dim() == 1 or x.shape[1] == 1)
+            # not before any update (a zero-initialised output gives exactly 0), nor once settled (no sync)
+            and self._step >= 1
+            and len(self._constant_steps) < CONSTANT_STEPS_NEEDED
+        ):
             value = 0 if bool((x == 0).all()) else 1 if bool((x == 1).all()) else None
             if value is not None and self._constant_value in (None, value):
                 # the same exact 0 or 1 for every sample (see `_constant_mismatch`); per step, not cleared by another
