@@ -9,7 +9,7 @@ import numpy as np
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor.curves import TRAIN_LOSS, VAL_LOSS
 from mlflow_nnaudit.auditor.rules.base import Evidence, Finding, Rule, RunView, fmt_num
-from mlflow_nnaudit.auditor.rules.helpers import REGRESSION_LOSSES
+from mlflow_nnaudit.auditor.rules.helpers import REGRESSION_LOSSES, targets_rms
 
 
 class TrainValPreprocessingMismatch(Rule):
@@ -115,8 +115,8 @@ class TrainValPreprocessingMismatch(Rule):
             return None
         # training went well: its loss ended under TRAIN_FIT of what predicting 0 scores on the training targets (a
         # model whose output is dead at 0 scores that on both sets, found by review)
-        lv, train_zero = view.levels(TRAIN_LOSS), (mt * mt + vt if fn == "mse_loss" else math.sqrt(mt * mt + vt))
-        if lv is None or lv.end >= self.TRAIN_FIT * train_zero:
+        lv, rms = view.levels(TRAIN_LOSS), targets_rms(view)
+        if lv is None or rms is None or lv.end >= self.TRAIN_FIT * (rms * rms if fn == "mse_loss" else rms):
             return None
         return self.finding(
             confidence="high",
