@@ -23,7 +23,9 @@ TRAIN_ACC = "train_acc"
 VAL_ACC = "val_acc"
 LEARNING_RATE = "lr"
 GRAD_NORM = "grad_norm"
-ROLES = (TRAIN_LOSS, VAL_LOSS, TRAIN_ACC, VAL_ACC, LEARNING_RATE, GRAD_NORM)
+#: a regression's coefficient of determination on its validation set, as users log it (`val_r2`)
+VAL_R2 = "val_r2"
+ROLES = (TRAIN_LOSS, VAL_LOSS, TRAIN_ACC, VAL_ACC, LEARNING_RATE, GRAD_NORM, VAL_R2)
 
 #: fewest points a curve needs to be chosen for a role when a longer candidate exists
 MIN_POINTS = 3
@@ -143,6 +145,11 @@ _ROLE_PATTERNS: dict[str, list[tuple[str, int]]] = {
         *((_recorder(old), 0) for old in schema.LEGACY_METRICS[schema.GRAD_NORM]),  # runs recorded by 0.1
         (r"grad_norm|gradient_norm|grad_norm_total|grad_2_0_norm_total", 1),
         (r"(train|training)_(grad_norm|gradient_norm)", 1),  # train/grad_norm (the HF Trainer under W&B)
+    ],
+    # one R^2 for the whole validation set; not one output's (`val_r2_gpp`) or the training set's
+    VAL_R2: [
+        (r"(val|valid|validation|eval|dev)_r2(_score)?(_epoch)?|r2(_score)?_(val|valid|validation|eval|dev)", 1),
+        (r"test_r2(_score)?(_epoch)?", 3),
     ],
 }
 # The group matters: several patterns are alternations, and a bare `a|b\Z` anchors only `b`

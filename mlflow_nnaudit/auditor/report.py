@@ -21,7 +21,17 @@ import numpy as np
 
 from mlflow_nnaudit._version import __version__
 from mlflow_nnaudit.auditor.catalog import BY_ID
-from mlflow_nnaudit.auditor.curves import GRAD_NORM, LEARNING_RATE, TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS, Curve
+from mlflow_nnaudit.auditor.curves import (
+    GRAD_NORM,
+    LEARNING_RATE,
+    ROLES,
+    TRAIN_ACC,
+    TRAIN_LOSS,
+    VAL_ACC,
+    VAL_LOSS,
+    VAL_R2,
+    Curve,
+)
 
 #: most points a chart line is drawn with (min/max per bucket beyond that, so spikes stay visible)
 MAX_DRAWN_POINTS = 600
@@ -36,6 +46,7 @@ _SERIES_COLOURS = ("#1565c0", "#d81b60", "#6a1b9a", "#00897b")
 CHARTS = (
     ("Loss", (TRAIN_LOSS, VAL_LOSS)),
     ("Accuracy", (TRAIN_ACC, VAL_ACC)),
+    ("R²", (VAL_R2,)),
     ("Learning rate", (LEARNING_RATE,)),
     ("Gradient norm", (GRAD_NORM,)),
 )
@@ -596,7 +607,7 @@ def explain_text(result, curves: dict[str, Curve]) -> str:
     ]
     if result.reason:
         lines.append(f"Not enough to judge: {result.reason}.")
-    for role in (TRAIN_LOSS, VAL_LOSS, TRAIN_ACC, VAL_ACC, LEARNING_RATE, GRAD_NORM):
+    for role in ROLES:
         c = curves.get(role)
         if c is None or not len(c):
             continue

@@ -25,7 +25,7 @@ import numpy as np
 from mlflow_nnaudit import schema
 from mlflow_nnaudit.auditor import stats
 from mlflow_nnaudit.auditor.catalog import BUG, BY_ID, KINDS, OUTCOME
-from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS, Curve
+from mlflow_nnaudit.auditor.curves import LEARNING_RATE, TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS, VAL_R2, Curve
 
 CONFIDENCES = ("high", "medium", "low")
 #: the recorder logs one update/weight-ratio curve per layer under this prefix
@@ -549,7 +549,11 @@ class RunView:
         recorder's target statistics) is read the same way against its targets' variance, the MSE
         of predicting their mean (`targets_variance`), its analogue of ln C: at 95% of it or more
         (it explains under 5% of it) it is no better than predicting the mean (`failed`, the
-        classifier's share); at a quarter or more it explains less than 75% of it (`warning`). A
+        classifier's share); at a quarter or more it explains less than 75% of it (`warning`). Without
+        the recorder's variance (curves only, an L1 or Huber loss), the validation R² the run logged at its
+        best (`best_r2`) is read on the classifier's shares: 0.05 or less (95% of the variance left, no better
+        than the mean) is `failed`, 0.2 or less (80%, little better) `warning`; a run still short of 0.75 is
+        no harm on its own here (a run stopped while still improving is common and healthy). A
         set-up risk found on such a run is a cause of it, not an advisory (see verdict.py). None
         when the outcome is fine or cannot be judged this way."""
 
@@ -574,9 +578,31 @@ class RunView:
                         f"the {which} {fmt_num(level)}, {level / var:.0%} of the targets' variance "
                         f"({fmt_num(var)}){what}",
                     )
+            r2 = None if var else self.best_r2()
+            for share, severity, what in CHANCE_LEVELS if r2 is not None else ():
+                if 1 - r2 >= share:
+                    return OutcomeHarm(
+                        severity,
+                        f"the validation R² at its best was {fmt_num(r2)} ({max(r2, 0.0):.0%} of the targets' "
+                        f"variance explained): {what} predicting their mean",
+                    )
             return None
 
         return self._cached("outcome_harm", "", compute)
+
+    def r2_curve(self, min_points: int = 3) -> Curve | None:
+        """The validation R² the run logged (`curves.VAL_R2`: `val_r2`, `val_r2_score`, ...), its
+        non-finite points dropped, with `min_points` or more left; None when there is none, or when a
+        value above 1 says it is no R² (1 - SS_res / SS_tot is 1 at most; a percentage is not read)."""
+        c = self.finite_curve(VAL_R2, min_points=min_points)
+        return None if c is None or float(c.values.max()) > 1 + R2_SLACK else c
+
+    def best_r2(self) -> float | None:
+        """A regression's yardstick where the recorder gave none (curves only, or an L1 or Huber loss):
+        the best validation R² the run logged itself (`r2_curve`), the share of the validation
+        targets' variance its predictions explain (0: no better than their mean). None without one."""
+        c = self.r2_curve()
+        return float(c.values.max()) if c is not None else None
 
     def targets_variance(self, training: bool = False) -> float | None:
         """A regression's yardstick: the variance of its targets (the recorder's running statistics
@@ -733,6 +759,8 @@ PRIOR_UNDER_CHANCE = 0.05
 CHANCE_LEVELS = ((0.95, "failed", "no better than"), (0.8, "warning", "little better than"))
 #: a regression whose MSE ends above this share of its targets' variance explains too little of it
 UNEXPLAINED_VARIANCE = 0.25
+#: an R² this far above 1 (float rounding of 1 - SS_res / SS_tot) is no R²
+R2_SLACK = 1e-6
 #: a regression's MSE at these shares of its targets' variance (the MSE of predicting their mean) or
 #: above: no better than the mean (the classifier's CHANCE_LEVELS failed share: under 5% of it
 #: explained), and explaining less than 75% of it

@@ -454,7 +454,7 @@ def val_at_mean(view: RunView, min_points: int) -> stats.Stuck | None:
     var = view.targets_variance()
     c = view.finite_curve(VAL_LOSS, min_points=min_points) if var else None
     if c is None:
-        return None
+        return None if var else val_r2_at_mean(view, min_points)
     v = c.values[c.finite]
     tail = v[-max(3, int(math.ceil(stats.STUCK_TAIL * len(v)))) :]
     floor = (1 - MEAN_TOLERANCE) * var
@@ -463,6 +463,37 @@ def val_at_mean(view: RunView, min_points: int) -> stats.Stuck | None:
         return None
     level = float(np.median(tail))
     return stats.Stuck(False, None, False, level, float(np.ptp(tail)) / level, True, var)
+
+
+def val_r2_at_mean(view: RunView, min_points: int) -> stats.Stuck | None:
+    """`val_at_mean` without the recorder's variance, on the validation R² the run logged (`RunView.r2_curve`,
+    0 for predicting the validation targets' mean): never above MEAN_TOLERANCE (0.05) through the last half of
+    at least `min_points` evaluations, not still rising (`still_falling` of its negation), and the training loss
+    not down by PLATEAU_MAX_IMPROVEMENT of its start or more (one that fell that far fitted the training set:
+    overfitting's to judge; its own yardstick is unknown here). A reading with `no_better_than_chance`, `r2` (the
+    tail's best) and the validation loss's tail median as `level`; None otherwise."""
+    r2, va = view.r2_curve(min_points), view.finite_curve(VAL_LOSS, min_points=min_points)
+    if r2 is None or va is None:
+        return None
+    tail = r2.values[-max(3, int(math.ceil(stats.STUCK_TAIL * len(r2.values)))) :]
+    flipped = Curve(r2.key, r2.x(), -r2.values)  # falling when the R² rises
+    lv, start = view.levels(TRAIN_LOSS), start_level(view)
+    fitted = lv is not None and start is not None and start > 0 and lv.end <= (1 - PLATEAU_MAX_IMPROVEMENT) * start
+    if float(tail.max()) > MEAN_TOLERANCE or _r2_rising(flipped) or fitted:
+        return None
+    v = va.values[-len(tail) :]
+    level = float(np.median(v))
+    spread = float(np.ptp(v)) / abs(level) if level else 0.0
+    return stats.Stuck(False, None, False, level, spread, True, None, float(tail.max()))
+
+
+def _r2_rising(flipped: Curve) -> bool:
+    """An R² (negated: `flipped`) still rising through the last half of its points: a Mann-Kendall trend
+    there that gained NO_LEARNING (0.05) of R² or more (`still_falling` on a loss measures the fall against
+    the loss's level; an R² near 0 has none, its scale is 1)."""
+    h = len(flipped.values) // 2
+    t = stats.mann_kendall(flipped.x()[h:], flipped.values[h:])
+    return t.direction < 0 and -t.change >= NO_LEARNING
 
 
 #: what `RunView.prior_loss` reads (the label frequencies' entropy, `usual_steps_at_chance_finding`)
@@ -773,6 +804,11 @@ def stuck_words(view: RunView, sk: stats.Stuck) -> str:
             f"no better than predicting the targets' mean (around {fmt_num(sk.level)}, "
             f"{sk.level / sk.variance:.0%} of their variance {fmt_num(sk.variance)}: the MSE of their mean)"
         )
+    if sk.r2 is not None:
+        return (
+            f"no better than predicting the targets' mean (around {fmt_num(sk.level)}, with the validation R² "
+            f"never above {fmt_num(sk.r2)}: 0 is the mean's)"
+        )
     guess = "" if sk.known_classes else ", the level a classifier's loss starts at"
     if sk.chance_k is not None:
         return (
@@ -791,7 +827,7 @@ def stuck_checks(sk: stats.Stuck) -> str:
     classifier's logits), an early explosion."""
     loss_input = (
         "that predictions and targets have the same shape (no `(N,)` against `(N, 1)`: the loss broadcasts them)"
-        if sk.variance is not None
+        if sk.variance is not None or sk.r2 is not None
         else "that the loss gets raw logits (no softmax before `CrossEntropyLoss`, no `log_softmax` over one unit)"
     )
     return (

@@ -26,7 +26,8 @@ class Plateau(helpers.PlateauReadings):
     early, not a slow optimiser. So is a regression's validation MSE no better than predicting the
     targets' mean (their variance, within 5%) over 5+ evaluations, the training loss not below it
     either (`helpers.val_at_mean`; medium confidence: the variance is estimated), however noisy the
-    per-step training loss. Without a known class count, C is the k whose ln k (k = 2..10,
+    per-step training loss; without the recorder, a validation R² the run logged that never got above 0.05
+    (`helpers.val_r2_at_mean`). Without a known class count, C is the k whose ln k (k = 2..10,
     within 0.5%) a loss curve starts at (`helpers.guessed_classes`; medium confidence). Listed
     after the cause found upstream. Else the curve-only readings of `helpers.no_learning_reading`."""
 
@@ -137,7 +138,8 @@ class Plateau(helpers.PlateauReadings):
                     "stuck_loss",
                     view.curve(role).key,
                     {"level": sk.level, "chance_k": sk.chance_k, "constant": sk.constant, "spread": sk.spread}
-                    | {"start": start, "targets_variance": sk.variance},
+                    | {"start": start, "targets_variance": sk.variance}
+                    | ({"val_r2": sk.r2} if sk.r2 is not None else {}),
                 )
             ],
         )
