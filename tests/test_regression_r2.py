@@ -120,7 +120,63 @@ def test_raw_scale_targets_still_falling_with_a_negative_r2_are_not_converged(st
                     step=epoch,
                 )
     res = _audit(run.info.run_id)
-    assert res.status == "failed", (res.status, res.causes, res.harm)
-    assert res.causes[:2] == ["targets_not_normalized", "not_converged"], res.causes  # the scale first
-    assert "log scale" in res.findings[1].summary
-    assert res.harm is not None and "R²" in res.harm.summary
+    # without the R² the huge start is a set-up risk on a run whose curves look fine: `healthy`
+    assert res.status == "failed" and res.causes[0] == "targets_not_normalized", (res.status, res.causes)
+    assert res.harm is not None and "worse than predicting their mean" in res.harm.summary
+    # (`not_converged` second, read on a log scale, is ~13% of the fall here against a 10% line: too close
+    # to assert on a trained run; `test_a_geometric_fall_still_going_is_read_on_a_log_scale` asserts it)
+
+
+def _log(curves: dict[str, list[float]]) -> str:
+    """Curves logged by hand, one point an epoch."""
+    with mlflow.start_run() as run:
+        for key, values in curves.items():
+            for step, v in enumerate(values):
+                mlflow.log_metric(key, v, step=step)
+    return run.info.run_id
+
+
+#: f179's validation loss and R² (benchmarks/programs: raw targets near 12,000, still halving each epoch)
+F179_VAL = [1.777e7, 1.276e7, 1.399e6, 5.633e5, 4.867e5, 4.384e5, 3.748e5, 3.255e5, 2.786e5, 2.277e5]
+F179_VAL += [1.845e5, 1.561e5, 1.131e5, 8.593e4, 6.418e4]
+F179_R2 = [-610.6, -432.7, -959.9, -402.7, -205.5, -239.6, -197.8, -192.5, -129.8, -123.1, -87.75, -133, -87.29]
+F179_R2 += [-72.89, -51.56]
+
+
+def test_a_geometric_fall_still_going_is_read_on_a_log_scale(store_uri):
+    res = _audit(_log({"train_loss": [v * 1.05 for v in F179_VAL], "val_loss": F179_VAL, "val_r2": F179_R2}))
+    assert res.status == "failed" and "not_converged" in res.causes, (res.status, res.causes)
+    nc = res.findings[res.causes.index("not_converged")]
+    assert "log scale" in nc.summary and nc.confidence == "medium"
+
+
+def test_the_log_scale_is_not_read_without_harm_or_on_a_training_loss(store_uri):
+    """The same fall with an R² of 0.9 is a run that did well (its absolute fall is done); a training loss
+    falling geometrically without a validation loss is as often a model memorising its set."""
+    good = _audit(_log({"train_loss": F179_VAL, "val_loss": F179_VAL, "val_r2": [0.5 + 0.03 * i for i in range(15)]}))
+    assert good.status == "healthy" and good.harm is None, (good.status, good.causes)
+    train_only = _audit(_log({"train_loss": F179_VAL, "val_r2": [0.1 - 0.007 * i for i in range(15)]}))
+    assert "not_converged" not in train_only.causes, train_only.causes
+
+
+def test_a_short_run_whose_r2_climbs_steeply_is_no_plateau(store_uri):
+    """Six evaluations, R² -0.6 -> 0.04 evenly (still rising 0.27 over its last half, never significant on 3
+    points), an L1 loss falling with it only ~22%: a run still learning, not one that learned nothing."""
+    r2 = [-0.6 + 0.128 * i for i in range(6)]
+    l1 = [0.8 * (1 - r) ** 0.5 for r in r2]
+    res = _audit(_log({"train_loss": [v * 0.98 for v in l1], "val_loss": l1, "val_r2": r2}))
+    assert "plateau" not in res.causes, (res.status, res.causes)
+
+
+def test_a_negative_log_likelihood_that_fell_is_not_stuck(store_uri):
+    """A Gaussian NLL falling from -0.2 to -1.5 has no share of its start to read: no "learned nothing"."""
+    nll = [-0.2 - 1.3 * (1 - 0.7**i) for i in range(12)]
+    res = _audit(_log({"train_loss": nll, "val_loss": [v + 0.01 for v in nll], "val_r2": [0.03] * 12}))
+    assert "plateau" not in res.causes, (res.status, res.causes)
+
+
+def test_a_classifier_logging_val_r2_is_not_read_as_a_regression(store_uri):
+    """A summariser's ROUGE-2 as `val_r2` beside an accuracy: no R² harm."""
+    loss = [1.0 * 0.9**i for i in range(12)]
+    res = _audit(_log({"train_loss": loss, "val_loss": loss, "val_acc": [0.5] * 12, "val_r2": [0.1] * 12}))
+    assert res.harm is None or "R²" not in res.harm.summary, res.harm

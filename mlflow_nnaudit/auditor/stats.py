@@ -886,7 +886,7 @@ class Stuck:
     #: a regression's reading: the targets' variance (the MSE of predicting their mean) the loss
     #: sits at or above (`helpers.val_at_mean`); None for a classifier's or a constant loss
     variance: float | None = None
-    #: ... or, without the targets' variance, the best validation R² of the tail (`helpers.val_at_mean`)
+    #: ... or, without the targets' variance, the best validation R² of the tail (`helpers.val_r2_at_mean`)
     r2: float | None = None
 
     @property

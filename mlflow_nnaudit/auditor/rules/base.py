@@ -552,8 +552,9 @@ class RunView:
         classifier's share); at a quarter or more it explains less than 75% of it (`warning`). Without
         the recorder's variance (curves only, an L1 or Huber loss), the validation R² the run logged at its
         best (`best_r2`) is read on the classifier's shares: 0.05 or less (95% of the variance left, no better
-        than the mean) is `failed`, 0.2 or less (80%, little better) `warning`; a run still short of 0.75 is
-        no harm on its own here (a run stopped while still improving is common and healthy). A
+        than the mean) is `failed`, 0.2 or less (80%, little better) `warning`, whether or not it was still
+        rising (as a classifier's loss near ln C is, still falling or not). These are absolute: where 0.1 is the
+        best a domain's targets allow, they cry wolf (log such an R² under a name no role reads). A
         set-up risk found on such a run is a cause of it, not an advisory (see verdict.py). None
         when the outcome is fine or cannot be judged this way."""
 
@@ -581,6 +582,7 @@ class RunView:
             r2 = None if var else self.best_r2()
             for share, severity, what in CHANCE_LEVELS if r2 is not None else ():
                 if 1 - r2 >= share:
+                    what = "worse than" if r2 < 0 else what
                     return OutcomeHarm(
                         severity,
                         f"the validation R² at its best was {fmt_num(r2)} ({max(r2, 0.0):.0%} of the targets' "
@@ -592,10 +594,13 @@ class RunView:
 
     def r2_curve(self, min_points: int = 3) -> Curve | None:
         """The validation R² the run logged (`curves.VAL_R2`: `val_r2`, `val_r2_score`, ...), its
-        non-finite points dropped, with `min_points` or more left; None when there is none, or when a
-        value above 1 says it is no R² (1 - SS_res / SS_tot is 1 at most; a percentage is not read)."""
+        non-finite points dropped, with `min_points` or more left; None when there is none, when a
+        value above 1 says it is no R² (1 - SS_res / SS_tot is 1 at most; a percentage is not read), or
+        when the run logs an accuracy too (a classifier's `val_r2` is something else: ROUGE-2, a recall)."""
         c = self.finite_curve(VAL_R2, min_points=min_points)
-        return None if c is None or float(c.values.max()) > 1 + R2_SLACK else c
+        if c is None or TRAIN_ACC in self.curves or VAL_ACC in self.curves:
+            return None
+        return None if float(c.values.max()) > 1 + R2_SLACK else c
 
     def best_r2(self) -> float | None:
         """A regression's yardstick where the recorder gave none (curves only, or an L1 or Huber loss):

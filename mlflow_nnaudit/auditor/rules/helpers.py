@@ -468,18 +468,18 @@ def val_at_mean(view: RunView, min_points: int) -> stats.Stuck | None:
 def val_r2_at_mean(view: RunView, min_points: int) -> stats.Stuck | None:
     """`val_at_mean` without the recorder's variance, on the validation R² the run logged (`RunView.r2_curve`,
     0 for predicting the validation targets' mean): never above MEAN_TOLERANCE (0.05) through the last half of
-    at least `min_points` evaluations, not still rising (`still_falling` of its negation), and the training loss
-    not down by PLATEAU_MAX_IMPROVEMENT of its start or more (one that fell that far fitted the training set:
-    overfitting's to judge; its own yardstick is unknown here). A reading with `no_better_than_chance`, `r2` (the
-    tail's best) and the validation loss's tail median as `level`; None otherwise."""
+    at least `min_points` evaluations, not rising there by NO_LEARNING (0.05) or more (`_r2_rising`), the
+    validation loss not still falling (`still_falling`), and the training loss, positive at its start, not
+    down by PLATEAU_MAX_IMPROVEMENT of it or more (one that fell that far fitted the training set: overfitting's
+    to judge; a loss that starts at or below 0, a Gaussian NLL, has no such share and is not read). A reading
+    with `no_better_than_chance`, `r2` (the tail's best) and the validation loss's tail median as `level`."""
     r2, va = view.r2_curve(min_points), view.finite_curve(VAL_LOSS, min_points=min_points)
-    if r2 is None or va is None:
+    lv, start = view.levels(TRAIN_LOSS), start_level(view)
+    if r2 is None or va is None or lv is None or start is None or start <= 0:
         return None
     tail = r2.values[-max(3, int(math.ceil(stats.STUCK_TAIL * len(r2.values)))) :]
-    flipped = Curve(r2.key, r2.x(), -r2.values)  # falling when the R² rises
-    lv, start = view.levels(TRAIN_LOSS), start_level(view)
-    fitted = lv is not None and start is not None and start > 0 and lv.end <= (1 - PLATEAU_MAX_IMPROVEMENT) * start
-    if float(tail.max()) > MEAN_TOLERANCE or _r2_rising(flipped) or fitted:
+    fitted = lv.end <= (1 - PLATEAU_MAX_IMPROVEMENT) * start
+    if float(tail.max()) > MEAN_TOLERANCE or _r2_rising(r2) or still_falling(va) or fitted:
         return None
     v = va.values[-len(tail) :]
     level = float(np.median(v))
@@ -487,13 +487,13 @@ def val_r2_at_mean(view: RunView, min_points: int) -> stats.Stuck | None:
     return stats.Stuck(False, None, False, level, spread, True, None, float(tail.max()))
 
 
-def _r2_rising(flipped: Curve) -> bool:
-    """An R² (negated: `flipped`) still rising through the last half of its points: a Mann-Kendall trend
-    there that gained NO_LEARNING (0.05) of R² or more (`still_falling` on a loss measures the fall against
-    the loss's level; an R² near 0 has none, its scale is 1)."""
-    h = len(flipped.values) // 2
-    t = stats.mann_kendall(flipped.x()[h:], flipped.values[h:])
-    return t.direction < 0 and -t.change >= NO_LEARNING
+def _r2_rising(r2: Curve) -> bool:
+    """An R² still rising through the last half of its points: the Theil-Sen line there gained NO_LEARNING
+    (0.05) of R² or more, significant or not (a steady rise over the 3 or 4 points of a short run's half is
+    never significant; `still_falling` on a loss measures the fall against the loss's level, and an R² near
+    0 has none: its scale is 1)."""
+    h = len(r2.values) // 2
+    return stats.mann_kendall(r2.x()[h:], r2.values[h:]).change >= NO_LEARNING
 
 
 #: what `RunView.prior_loss` reads (the label frequencies' entropy, `usual_steps_at_chance_finding`)
@@ -807,7 +807,7 @@ def stuck_words(view: RunView, sk: stats.Stuck) -> str:
     if sk.r2 is not None:
         return (
             f"no better than predicting the targets' mean (around {fmt_num(sk.level)}, with the validation R² "
-            f"never above {fmt_num(sk.r2)}: 0 is the mean's)"
+            f"at most {fmt_num(sk.r2)} over the last half of the run: 0 is the mean's)"
         )
     guess = "" if sk.known_classes else ", the level a classifier's loss starts at"
     if sk.chance_k is not None:

@@ -15,7 +15,7 @@ class NotConverged(Rule):
     (validation, else training) loss has a significant downward trend (autocorrelation-
     corrected Mann-Kendall; read on the last 5 points where the last 30% holds fewer) and that
     stretch still brought at least 10% of the run's total progress. A converged curve's tail brings
-    a few percent at most. On a run whose outcome is harmed, a loss that fell tenfold or more is also
+    a few percent at most. On a run whose outcome is harmed, a validation loss that fell tenfold or more is also
     read on a log scale (`_log_drops`): a geometric fall still going brings little of its absolute
     progress late."""
 
@@ -53,7 +53,7 @@ class NotConverged(Rule):
         if t is None or total is None or total <= 0 or t.direction >= 0:
             return None
         share, scale = tail / total, ""
-        logs = self._log_drops(view, curve) if share < self.TAIL_SHARE_IMPROVING else None
+        logs = self._log_drops(view, curve) if share < self.TAIL_SHARE_IMPROVING and role == VAL_LOSS else None
         if logs is not None:
             (tail, total), scale = logs, " (read on a log scale)"
             share = tail / total
@@ -82,7 +82,8 @@ class NotConverged(Rule):
         )
 
     def _log_drops(self, view: RunView, curve) -> tuple[float, float] | None:
-        """The tail's fall and the whole fall of the log of the loss, on a run whose outcome is harmed
+        """The tail's fall and the whole fall of the log of the validation loss (a training loss falling
+        geometrically towards 0 is as often a model memorising its set), on a run whose outcome is harmed
         (`RunView.outcome_harm`) and whose loss, positive throughout, fell LOG_FALL-fold or more: a loss
         falling geometrically (a regression on raw-scale targets, 1.8e7 -> 6.4e4 and still halving each
         epoch) brings little of its absolute fall late, yet is as far from converged as it was. Only
