@@ -16,7 +16,7 @@ Acceptable in top 3: -
 Symptom: healthy
 Fixed (no fix: healthy): train_loss 0.594 -> 0.252 -> 0.078 (epoch 3) -> 0.0095 at epoch 16, train_acc 0.82 ->
 1.00; val_loss 1.13 -> 0.72 -> 0.16, a rise to 0.60 at epoch 4 and 0.12 at epoch 6 (BatchNorm running statistics
-still settling at lr 1e-3), then 0.012 -> 0.0053-0.0076 after the first StepLR halving, val_acc 0.57 -> 0.80 ->
+still settling at lr 1e-3), then 0.012 -> 0.0053 after the first StepLR halving (one bump to 0.027 at epoch 10), val_acc 0.57 -> 0.80 ->
 1.00 from epoch 7 on (0.993-1.000) (checked; 88 s wall / 39 s CPU on the 2-core machine shared by three helpers,
 OMP_NUM_THREADS=1).
 """
