@@ -16,11 +16,11 @@ weights.
 Expected first: healthy
 Acceptable in top 3: -
 Symptom: healthy
-Fixed (healthy; reached): loss_val 1.788 -> 1.055 (epoch 101) -> 0.718 (201) -> 0.579 (501) -> best 0.552 at
-epoch 710, early stopping at epoch 811 (loss_val 0.569); acc_val 0.30 -> 0.92 by epoch 71, then 0.88-0.92;
-loss_train 1.79 -> 0.63-0.89 from epoch 501 on (dropout 0.6 keeps it noisy and above loss_val), acc_train
-0.22 -> 0.62-0.83; test_loss 0.610, test_acc 0.864 with the best epoch's weights (checked; 79 s CPU, 2:55 wall on the 2-core
-machine shared by four helpers; one logged step per epoch).
+Fixed (healthy; reached): loss_val 1.788 -> 1.055 (epoch 101) -> 0.718 (201) -> 0.579 (501) -> best 0.552 at epoch
+710, early stopping at epoch 811 (loss_val 0.569); acc_val 0.30 -> 0.92 by epoch 71, then 0.88-0.92; loss_train
+1.79 -> 0.63-0.89 from epoch 501 on (dropout 0.6 keeps it noisy and above loss_val), acc_train 0.22 -> 0.62-0.83;
+test_loss 0.610, test_acc 0.864 with the best epoch's weights (checked; 79 s CPU, 2:55 wall on the 2-core machine
+shared by four helpers; one logged step per epoch).
 """
 
 import copy
