@@ -1,9 +1,8 @@
 """The convolutional VAE of orybkin/sigma-vae-pytorch's "MSE VAE" baseline, whose reconstruction term is
 `torch.nn.MSELoss()(recon_x, x)` (the mean over batch, channels and pixels) while the KL term is summed over the
 batch and the latent dimensions: against the summed ELBO the KL term is weighted ~10^5 times (batch x pixels x
-channels) too heavily, the encoder
-gives up on the latent code (KL -> 0, the posterior collapses onto the prior) and the decoder outputs one blurry
-average image whatever the input.
+channels) too heavily, the encoder gives up on the latent code (KL -> 0, the posterior collapses onto the prior)
+and the decoder outputs one blurry average image whatever the input.
 
 Report: orybkin/sigma-vae-pytorch pull request #12 "fix: mse_vae training broken due to incorrect averaging"
   ("When training, the model generates blurry images and is unable to improve. Setting MSELoss size_average to
