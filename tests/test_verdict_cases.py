@@ -1311,3 +1311,42 @@ def test_a_dead_output_on_a_growing_series_is_no_preprocessing_mismatch(autologg
         _regression_epochs(model, inputs[:1200], targets[:1200], inputs[1200:], targets[1200:], 6, nn.L1Loss(), lr=1e-3)
     res = _audit(run.info.run_id)
     assert "train_val_preprocessing_mismatch" not in res.causes, (res.status, res.causes)
+
+
+def test_an_encoder_whose_state_never_reaches_the_decoder_is_named_by_its_missing_gradients(autologged):
+    """pytorch-seq2seq#3 in small (f189): the decoder's GRU is called without the encoder's hidden state, so
+    the encoder's parameters never get a gradient; the advice says its output never reaches the loss."""
+
+    class Seq2Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.GRU(4, 16, batch_first=True)
+            self.decoder = nn.GRU(4, 16, batch_first=True)
+            self.out = nn.Linear(16, 4)
+
+        def forward(self, src, tgt_in):
+            _, hidden = self.encoder(src)  # the bug: computed, never passed on
+            dec, _ = self.decoder(tgt_in)  # should be self.decoder(tgt_in, hidden)
+            return self.out(dec)
+
+    g = torch.Generator().manual_seed(0)
+    src = nn.functional.one_hot(torch.randint(0, 4, (320, 6), generator=g), 4).float()
+    tgt = src.flip(1).argmax(-1)  # reverse the sequence
+    tgt_in = torch.zeros_like(src)
+    torch.manual_seed(0)
+    model = Seq2Seq()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with mlflow.start_run() as run:
+        for epoch in range(8):
+            for i in range(0, 320, 32):
+                opt.zero_grad()
+                loss = nn.functional.cross_entropy(
+                    model(src[i : i + 32], tgt_in[i : i + 32]).flatten(0, 1), tgt[i : i + 32].flatten()
+                )
+                loss.backward()
+                opt.step()
+            mlflow.log_metric("train_loss", loss.item(), step=epoch)
+    res = _audit(run.info.run_id)
+    assert "frozen_parameters" in res.causes, res.causes
+    f = res.findings[res.causes.index("frozen_parameters")]
+    assert "encoder" in f.summary and "never reaches the loss" in f.recommendation

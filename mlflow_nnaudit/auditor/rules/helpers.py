@@ -1111,6 +1111,26 @@ def val_on_train_axis(view: RunView) -> tuple[Curve, np.ndarray] | None:
     return va, np.interp(vx, tr.timestamps, tr.steps)
 
 
+def train_level_when_first_validated(view: RunView) -> float | None:
+    """Where the training loss stood at the first evaluation (the median of its last 5 points up to there, on
+    its own step axis: `val_on_train_axis`), when 3 or more training points came before it; None otherwise. A
+    loop evaluating after its first epoch (the recorder's per-step training loss, a validation loss an epoch)
+    first evaluates a model that has already learned: its validation loss's start is no untrained level."""
+    placed, tr = val_on_train_axis(view), view.finite_curve(TRAIN_LOSS)
+    if placed is None or tr is None:
+        return None
+    before = tr.values[tr.steps <= placed[1][0]]
+    return float(np.median(before[-5:])) if len(before) >= 3 else None
+
+
+def learned_before_validated(view: RunView, share: float = 0.2) -> bool:
+    """The training loss had fallen `share` (`learning_rate_too_low`'s slow run's whole gain) of its start (`start_level`) or more by the first evaluation
+    (`train_level_when_first_validated`): the validation curve begins after most of the learning, so its own
+    small progress says nothing of a slow rate (a super-resolution CNN near its floor after one epoch)."""
+    at, start = train_level_when_first_validated(view), start_level(view)
+    return at is not None and start is not None and start > 0 and (start - at) / start >= share
+
+
 def val_fell_at_drop(view: RunView, x_gone: float, band: float) -> Evidence | None:
     """`lr_decay_too_fast`'s reading of the validation loss at a drop of the rate: its last evaluation
     at or before `x_gone` (the first logged rate at a tenth of the peak or less: evaluations up to

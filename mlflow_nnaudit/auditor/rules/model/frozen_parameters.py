@@ -16,8 +16,8 @@ class FrozenParameters(Rule):
       or zero and none changed (every parameter frozen with `requires_grad=False`, the error
       that follows silenced with `loss.requires_grad = True`);
     - some parameters of a hand-written model (no `nn.Module`), or at least half of a module's,
-      never received a gradient: the tensor the optimizer holds is not the one the loss uses
-      (rebuilt each step, e.g. `torch.tensor(a.item(), requires_grad=True)`);
+      never received a gradient: the module's output never reaches the loss, or the tensor the
+      optimizer holds is not the one the loss uses (rebuilt, `torch.tensor(a.item(), requires_grad=True)`);
     - parameters that require gradients but are in no optimizer group (the optimizer was built
       before layers were added or replaced), or layers kept in a plain Python list whose
       parameters got a gradient (never registered: `model.parameters()` never had them);
@@ -127,10 +127,10 @@ class FrozenParameters(Rule):
             summary=f"{never} of the optimizer's {n} parameter tensors never received a gradient: {listed}",
             follows=self.GRADIENT_UPSTREAM,
             recommendation=f"{listed} never received a gradient on {opt.get('sampled_steps')} sampled steps, so "
-            "they never learn: the tensor the optimizer holds is not the one the loss is computed from (rebuilt each "
-            "step, e.g. `a = torch.tensor(a.item(), requires_grad=True)`, or detached). Create each parameter once, "
-            "as a leaf tensor with `requires_grad=True` (or an `nn.Parameter`), before the optimizer, and use that "
-            "same tensor in the loss.",
+            "they never learn: their module's output never reaches the loss (an encoder's state not passed to the "
+            "decoder), or the tensor the optimizer holds is not the one the loss is computed from (rebuilt each step, "
+            "e.g. `a = torch.tensor(a.item(), requires_grad=True)`, or detached). Use that output, or create each "
+            "parameter once, as an `nn.Parameter`, before the optimizer, and use that same tensor in the loss.",
             evidence=[Evidence("parameters_without_gradient", schema.DIAGNOSTICS_ARTIFACT, helpers.names_cut(opt))],
         )
 

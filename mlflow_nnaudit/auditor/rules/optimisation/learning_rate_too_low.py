@@ -22,8 +22,9 @@ class LearningRateTooLow(Rule):
     (the gradient vanishes) or a schedule decaying the rate, not a small rate. A run that ended
     without having learned (the outcome's harm) with steps 10x under the usual (`small_steps`)
     is one too, whatever shape its noisy curves took. The curves are not read for it when a logged
-    rate fell to a tenth of its peak before the last 30% of the run (the tail the test reads):
-    their slowness is then the schedule's (`lr_decay_too_fast`), not the set rate's.
+    rate fell to a tenth of its peak before the last 30% of the run (their slowness is the schedule's,
+    `lr_decay_too_fast`), or when the training loss had fallen 20% of its start by the first evaluation
+    (`helpers.learned_before_validated`: the validation curve begins after most of the learning).
 
     Never on a run whose loss blew up early (`stats.detect_blowup`): tiny updates after an
     explosion are dead units, not a small learning rate, and a finding of `learning_rate_too_high`
@@ -89,8 +90,8 @@ class LearningRateTooLow(Rule):
         evidence: list[Evidence] = []
         improvement = None
         decay = helpers.lr_decay(view)
-        # a rate decayed to a tenth before the tail window: the tail's slowness is the schedule's, not the set rate's
-        set_rate_shown = decay is None or decay.share > self.TAIL_START
+        # the curves show the set rate: not decayed to a tenth before the tail window, not begun after a 20% fall
+        set_rate_shown = (decay is None or decay.share > self.TAIL_START) and not helpers.learned_before_validated(view)
         if set_rate_shown and lv is not None and whole is not None and tail is not None and lv.start > 0:
             improvement = (lv.start - lv.end) / abs(lv.start)
             share = helpers.tail_share(view, role)
@@ -125,10 +126,7 @@ class LearningRateTooLow(Rule):
         curve_slow = curve_slow or creep
         name = "validation" if role == VAL_LOSS or creep else "training"
         if curve_slow:
-            seen = (
-                f"the {name} loss fell only {improvement:.0%} over the whole run and was still falling steadily "
-                "at the end"
-            )
+            seen = f"the {name} loss fell only {improvement:.0%} over the whole run and was still falling steadily at the end"
         elif small:
             seen = f"{small}, and the run ended without having learned ({harm.summary})"
         else:
