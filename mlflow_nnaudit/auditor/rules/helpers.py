@@ -1113,22 +1113,29 @@ def val_on_train_axis(view: RunView) -> tuple[Curve, np.ndarray] | None:
 
 def train_level_when_first_validated(view: RunView) -> float | None:
     """Where the training loss stood at the first evaluation (the median of its last 5 points up to there, on
-    its own step axis: `val_on_train_axis`), when 3 or more training points came before it; None otherwise. A
-    loop evaluating after its first epoch (the recorder's per-step training loss, a validation loss an epoch)
-    first evaluates a model that has already learned: its validation loss's start is no untrained level."""
+    its own step axis: `val_on_train_axis`), when 3 or more training points came before it and the evaluation
+    sits before the training loss's last step (curves logged after training, the training loss's first, have
+    every evaluation's timestamp after it: they are all placed at its end); None otherwise, or when that level
+    is not positive. A loop evaluating after its first epoch (the recorder's per-step training loss, a
+    validation loss an epoch) first evaluates a model that has already learned."""
     placed, tr = val_on_train_axis(view), view.finite_curve(TRAIN_LOSS)
-    if placed is None or tr is None:
+    if placed is None or tr is None or placed[1][0] >= tr.steps[-1]:
         return None
     before = tr.values[tr.steps <= placed[1][0]]
-    return float(np.median(before[-5:])) if len(before) >= 3 else None
+    at = float(np.median(before[-5:])) if len(before) >= 3 else None
+    return at if at is not None and at > 0 else None
 
 
-def learned_before_validated(view: RunView, share: float = 0.2) -> bool:
-    """The training loss had fallen `share` (`learning_rate_too_low`'s slow run's whole gain) of its start (`start_level`) or more by the first evaluation
-    (`train_level_when_first_validated`): the validation curve begins after most of the learning, so its own
-    small progress says nothing of a slow rate (a super-resolution CNN near its floor after one epoch)."""
-    at, start = train_level_when_first_validated(view), start_level(view)
-    return at is not None and start is not None and start > 0 and (start - at) / start >= share
+def learned_before_validated(view: RunView, share: float = 0.2, most: float = 0.8) -> bool:
+    """The training loss had fallen `share` of its start (`start_level`; `learning_rate_too_low`'s slow run's
+    whole gain) or more by the first evaluation (`train_level_when_first_validated`), and that was `most` of
+    its whole fall (to `RunView.levels`' end): the validation curve begins after nearly all the learning, so
+    its own small progress says nothing of a slow rate (a super-resolution CNN near its floor after one epoch;
+    not a slow rate whose first epoch fell 20% and whose loss still falls steadily after)."""
+    at, start, lv = train_level_when_first_validated(view), start_level(view), view.levels(TRAIN_LOSS)
+    if at is None or start is None or lv is None or start <= 0:
+        return False
+    return (start - at) / start >= share and start - at >= most * (start - lv.end)
 
 
 def val_fell_at_drop(view: RunView, x_gone: float, band: float) -> Evidence | None:
@@ -1837,7 +1844,7 @@ KEPT_PACE = 0.25
 
 
 def monotone_creep(
-    view: RunView, min_points: int, steady_share: float, no_learning: float, slow_max: float = 0.2
+    view: RunView, min_points: int, steady_share: float, no_learning: float, slow_max: float = 0.2, need_steady=False
 ) -> tuple[float, Evidence] | None:
     """A validation loss lower at every one of at least `min_points` evaluations (noise alone does
     that with probability 2^-(n-1)) that gained less than `no_learning` of its first value, or less
@@ -1845,7 +1852,9 @@ def monotone_creep(
     `steady_share` of the gain) or still falling through its last half at a rate that matters (at it,
     one more run as long gains NO_LEARNING of the first value: plateau's boundary of "not stuck",
     `val_falling_since`) on a run whose outcome shows harm (it ended little better than chance: not
-    near a floor it converged to). The gain and its evidence."""
+    near a floor it converged to). With `need_steady` (the training loss had done nearly all its falling by
+    the first evaluation), only a steady creep: one nearing a floor it reached early is a converged run. The
+    gain and its evidence."""
     c = view.finite_curve(VAL_LOSS, min_points=min_points)
     if c is None or len(c.values) < min_points or not c.values[0] > 0:
         return None
@@ -1856,6 +1865,8 @@ def monotone_creep(
     kept_pace = (v[h] - v[-1]) / (len(v) - 1 - h) >= KEPT_PACE * (v[0] - v[h]) / max(h, 1)
     steady = steady or (kept_pace and val_falling_since(view, 0.5, float(v[0]), 1, NO_LEARNING))
     slow_to_no_end = gain < slow_max and steady and view.outcome_harm() is not None
+    if need_steady and not steady:
+        return None
     if not bool((np.diff(v) < 0).all()) or not gain > 0 or not (gain < no_learning or slow_to_no_end):
         return None
     return gain, Evidence("monotone_creep", c.key, {"points": len(c.values), "gain": gain})

@@ -11,10 +11,10 @@ from mlflow_nnaudit.auditor.rules.helpers import BLOWUP_READS, CHECK_LABELS, NOT
 
 class LabelsUnrelated(Rule):
     """Five readings of a model that learns nothing from its labels that carries over, as with shuffled, noisy or
-    mispaired labels. (1) The training loss falls a long way (50% of its start or more; its start is where it
-    stood at the first evaluation when it was logged before that, `helpers.train_level_when_first_validated`:
-    a model evaluated after one epoch had already learned) while the validation loss, first evaluated above
-    where the training loss got by that fall, never gets meaningfully better than its start (best within 2% of its first value, and of ln C where
+    mispaired labels. (1) The training loss falls a long way (50% of its start or more; counted from where it
+    stood at the first evaluation when that evaluation is already 2% below its start: a model evaluated after
+    one epoch had learned, `helpers.train_level_when_first_validated`) while the validation loss, first
+    evaluated above where the training loss ended (110% of it), never gets meaningfully better than its start (best within 2% of its first value, and of ln C where
     known: a first evaluation already below chance learned something in the first epoch); both falls measured
     from before an early blow-up (`stats.detect_blowup`). (2) A short run memorises slowly: the training loss
     falls (a significant downward trend, autocorrelation-corrected Mann-Kendall) while the validation loss rises
@@ -80,14 +80,14 @@ class LabelsUnrelated(Rule):
         if tr is None or va is None or tr.start <= 0 or va.start <= 0:
             return None
         tr_start, va_start = start_level(view, TRAIN_LOSS) or tr.start, start_level(view, VAL_LOSS) or va.start
-        # the training loss's fall counts from the first evaluation on, as the validation loss's does
-        tr_start = min(tr_start, helpers.train_level_when_first_validated(view) or tr_start)
         if tr_start <= 0 or va_start <= 0:
             return None
-        train_gain, val_gain, fell_to = (tr_start - tr.end) / tr_start, (va_start - va.best) / va_start, tr_start / 2
-        # a first evaluation already where training got only after falling by half (MIN_TRAIN_GAIN) scored a model
-        # that had learned, or another predictor (a bicubic upscaling's MSE computed as a baseline before training)
-        if train_gain < self.MIN_TRAIN_GAIN or val_gain > self.MAX_VAL_GAIN or va_start < fell_to:
+        if va_start < (1 - self.MAX_VAL_GAIN) * tr_start:  # first evaluated after learning: count training's fall
+            tr_start = min(tr_start, helpers.train_level_when_first_validated(view) or tr_start)  # from there too
+        train_gain, val_gain = (tr_start - tr.end) / tr_start, (va_start - va.best) / va_start
+        # a first evaluation already at where training ended scored a model that had learned, or another
+        # predictor (a bicubic upscaling's MSE computed as a baseline before training)
+        if train_gain < self.MIN_TRAIN_GAIN or val_gain > self.MAX_VAL_GAIN or va_start <= 1.1 * tr.end:
             return None
         chance = view.chance_loss()
         if chance and (chance - va.best) / chance > self.MAX_VAL_GAIN:

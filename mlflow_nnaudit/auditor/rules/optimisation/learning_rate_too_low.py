@@ -23,8 +23,8 @@ class LearningRateTooLow(Rule):
     without having learned (the outcome's harm) with steps 10x under the usual (`small_steps`)
     is one too, whatever shape its noisy curves took. The curves are not read for it when a logged
     rate fell to a tenth of its peak before the last 30% of the run (their slowness is the schedule's,
-    `lr_decay_too_fast`), or when the training loss had fallen 20% of its start by the first evaluation
-    (`helpers.learned_before_validated`: the validation curve begins after most of the learning).
+    `lr_decay_too_fast`), or when the training loss had fallen 20% of its start, and 80% of its whole fall, by
+    the first evaluation (`helpers.learned_before_validated`; a creep after that must be a steady one).
 
     Never on a run whose loss blew up early (`stats.detect_blowup`): tiny updates after an
     explosion are dead units, not a small learning rate, and a finding of `learning_rate_too_high`
@@ -89,9 +89,10 @@ class LearningRateTooLow(Rule):
         curve_slow = False
         evidence: list[Evidence] = []
         improvement = None
-        decay = helpers.lr_decay(view)
-        # the curves show the set rate: not decayed to a tenth before the tail window, not begun after a 20% fall
-        set_rate_shown = (decay is None or decay.share > self.TAIL_START) and not helpers.learned_before_validated(view)
+        decay, harm = helpers.lr_decay(view), view.outcome_harm()
+        # the curves show the set rate: not decayed to a tenth before the tail, the validation not begun after the fall
+        set_rate_shown, before = decay is None or decay.share > self.TAIL_START, helpers.learned_before_validated(view)
+        creep_shown, set_rate_shown = set_rate_shown, set_rate_shown and not before  # a creep after it must be steady
         if set_rate_shown and lv is not None and whole is not None and tail is not None and lv.start > 0:
             improvement = (lv.start - lv.end) / abs(lv.start)
             share = helpers.tail_share(view, role)
@@ -109,14 +110,12 @@ class LearningRateTooLow(Rule):
         if recorded_low:
             evidence.append(Evidence("update_ratio", None, {"median": med, "first": early_med, "per_layer": ratios}))
         creep = False
-        if set_rate_shown and not curve_slow:  # a few evaluations are enough (`levels`, trends want more)
-            crept = helpers.monotone_creep(
-                view, self.CREEP_POINTS, self.TAIL_SHARE_STEADY, self.NO_LEARNING, self.SLOW_MAX_IMPROVEMENT
-            )
+        if creep_shown and not curve_slow:  # a few evaluations are enough (`levels`, trends want more)
+            shares = (self.TAIL_SHARE_STEADY, self.NO_LEARNING, self.SLOW_MAX_IMPROVEMENT)
+            crept = helpers.monotone_creep(view, self.CREEP_POINTS, *shares, need_steady=before)
             if crept is not None:
                 creep, improvement = True, crept[0]
                 evidence.append(crept[1])
-        harm = view.outcome_harm()
         small = helpers.small_steps(view) if harm is not None and not recorded_low else None
         if not (curve_slow or recorded_low or creep or small):
             return None
