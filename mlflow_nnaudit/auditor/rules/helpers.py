@@ -1844,7 +1844,12 @@ KEPT_PACE = 0.25
 
 
 def monotone_creep(
-    view: RunView, min_points: int, steady_share: float, no_learning: float, slow_max: float = 0.2, need_steady=False
+    view: RunView,
+    min_points: int,
+    steady_share: float,
+    no_learning: float,
+    slow_max: float = 0.2,
+    need_steady: bool = False,
 ) -> tuple[float, Evidence] | None:
     """A validation loss lower at every one of at least `min_points` evaluations (noise alone does
     that with probability 2^-(n-1)) that gained less than `no_learning` of its first value, or less

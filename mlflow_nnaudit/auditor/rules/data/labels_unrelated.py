@@ -14,7 +14,8 @@ class LabelsUnrelated(Rule):
     mispaired labels. (1) The training loss falls a long way (50% of its start or more; counted from where it
     stood at the first evaluation when that evaluation is already 2% below its start: a model evaluated after
     one epoch had learned, `helpers.train_level_when_first_validated`) while the validation loss, first
-    evaluated above where the training loss ended (110% of it), never gets meaningfully better than its start (best within 2% of its first value, and of ln C where
+    evaluated above where the training loss ended (110% of it), never gets meaningfully better than its start
+    (best within 2% of its first value, and of ln C where
     known: a first evaluation already below chance learned something in the first epoch); both falls measured
     from before an early blow-up (`stats.detect_blowup`). (2) A short run memorises slowly: the training loss
     falls (a significant downward trend, autocorrelation-corrected Mann-Kendall) while the validation loss rises

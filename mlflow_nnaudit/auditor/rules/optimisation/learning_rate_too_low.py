@@ -91,8 +91,8 @@ class LearningRateTooLow(Rule):
         improvement = None
         decay, harm = helpers.lr_decay(view), view.outcome_harm()
         # the curves show the set rate: not decayed to a tenth before the tail, the validation not begun after the fall
-        set_rate_shown, before = decay is None or decay.share > self.TAIL_START, helpers.learned_before_validated(view)
-        creep_shown, set_rate_shown = set_rate_shown, set_rate_shown and not before  # a creep after it must be steady
+        creep_shown, before = decay is None or decay.share > self.TAIL_START, helpers.learned_before_validated(view)
+        set_rate_shown = creep_shown and not before  # a creep after the fall is still read, if steady
         if set_rate_shown and lv is not None and whole is not None and tail is not None and lv.start > 0:
             improvement = (lv.start - lv.end) / abs(lv.start)
             share = helpers.tail_share(view, role)
