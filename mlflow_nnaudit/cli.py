@@ -162,7 +162,7 @@ _role_option = click.option(
     metavar="ROLE=KEY",
     callback=_roles_option,
     help="Say which metric plays a role, e.g. --role train_loss=my_loss (roles: train_loss, val_loss, "
-    "train_acc, val_acc, lr, grad_norm).",
+    "train_acc, val_acc, lr, grad_norm, val_r2).",
 )
 
 
